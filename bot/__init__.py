@@ -1,0 +1,1 @@
+"""kern-bot: the Slack side of kern's human-in-the-loop pauses."""

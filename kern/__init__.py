@@ -1,0 +1,24 @@
+"""kern: durable workflows and agents with human-in-the-loop pauses."""
+
+from kern.exceptions import (
+    KernError,
+    LostOwnershipError,
+    RequirementNotResolvedError,
+    RunAlreadyResumedError,
+    RunNotFoundError,
+    RunNotPausedError,
+)
+from kern.workflow.timeouts import expire_due
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "KernError",
+    "LostOwnershipError",
+    "RequirementNotResolvedError",
+    "RunAlreadyResumedError",
+    "RunNotFoundError",
+    "RunNotPausedError",
+    "__version__",
+    "expire_due",
+]

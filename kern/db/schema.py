@@ -1,0 +1,76 @@
+"""kern's tables. One row per run, one per pause, one per decision in the audit log."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "kern_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(256), nullable=False),
+)
+
+sessions = sa.Table(
+    "kern_sessions",
+    metadata,
+    sa.Column("session_id", sa.String(64), primary_key=True),
+    sa.Column("workflow_name", sa.String(256)),
+    sa.Column("user_id", sa.String(256)),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+runs = sa.Table(
+    "kern_runs",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("session_id", sa.String(64), nullable=False, index=True),
+    sa.Column("workflow_name", sa.String(256)),
+    sa.Column("kind", sa.String(16), nullable=False, server_default="workflow"),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("lease_until", sa.Float),
+    sa.Column("output", sa.JSON, nullable=False),
+    sa.Column("journal", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+requirements = sa.Table(
+    "kern_requirements",
+    metadata,
+    sa.Column("requirement_id", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False, index=True),
+    sa.Column("workflow_name", sa.String(256)),
+    sa.Column("step_name", sa.String(256)),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("deadline", sa.Float),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("resolved_at", sa.Float),
+    sa.Column("resolved_by", sa.String(256)),
+    sa.Column("decision", sa.JSON),
+    # The sweeper's query: pending rows whose deadline has passed.
+    sa.Index("ix_kern_requirements_due", "status", "deadline"),
+)
+
+audit = sa.Table(
+    "kern_audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), nullable=False, index=True),
+    sa.Column("requirement_id", sa.String(64)),
+    sa.Column("workflow_name", sa.String(256)),
+    sa.Column("step_name", sa.String(256)),
+    sa.Column("kind", sa.String(32)),
+    sa.Column("actor", sa.String(256), index=True),
+    sa.Column("decision", sa.String(32), nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Column("data", sa.JSON),
+    sa.Column("at", sa.Float, nullable=False),
+)

@@ -1,0 +1,43 @@
+"""Errors raised by kern's public API."""
+
+from __future__ import annotations
+
+
+class KernError(Exception):
+    """Base class of every error kern raises on purpose."""
+
+
+class RunNotFoundError(KernError, LookupError):
+    """No run with that id exists in the database."""
+
+
+class RunNotPausedError(KernError):
+    """The run is not waiting for a person, so it cannot be continued."""
+
+    def __init__(self, message: str, *, run_id: str | None = None, status: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.status = status
+
+
+class RunAlreadyResumedError(RunNotPausedError):
+    """Another caller resumed this pause first; nothing was changed by this call."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        run_id: str | None = None,
+        status: str | None = None,
+        resolved_by: str | None = None,
+    ) -> None:
+        super().__init__(message, run_id=run_id, status=status)
+        self.resolved_by = resolved_by
+
+
+class RequirementNotResolvedError(KernError, ValueError):
+    """`continue_run` was called while the active requirement is still unresolved."""
+
+
+class LostOwnershipError(KernError):
+    """Another process took the run over (its lease had expired); this process stops writing to it."""

@@ -1,0 +1,27 @@
+"""Run status shared by workflow and agent runs."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RunStatus(StrEnum):
+    """Where a run stands. `PAUSED` runs wait for a person; the last three are final."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+    ERROR = "ERROR"
+
+    # Accept lower-case spellings from callers and older rows.
+    @classmethod
+    def _missing_(cls, value: object) -> RunStatus | None:
+        if isinstance(value, str):
+            return cls.__members__.get(value.upper())
+        return None
+
+    @property
+    def is_final(self) -> bool:
+        return self in (RunStatus.COMPLETED, RunStatus.CANCELLED, RunStatus.ERROR)

@@ -1,0 +1,420 @@
+"""A step-level pause: what the person must decide, and what they decided."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from kern._json import to_jsonable
+from kern.workflow.types import FIELD_TYPES, OnReject, OnTimeout, UserInputField
+
+CONFIRMATION = "confirmation"
+USER_INPUT = "user_input"
+OUTPUT_REVIEW = "output_review"
+ITERATION_REVIEW = "iteration_review"
+ROUTE_SELECTION = "route_selection"
+ERROR = "error"
+EXECUTOR = "executor"
+KINDS = (CONFIRMATION, USER_INPUT, OUTPUT_REVIEW, ITERATION_REVIEW, ROUTE_SELECTION, ERROR, EXECUTOR)
+
+# Which resolution methods each kind of pause accepts.
+_METHODS = {
+    "confirm": (CONFIRMATION, OUTPUT_REVIEW, ITERATION_REVIEW),
+    "reject": (CONFIRMATION, OUTPUT_REVIEW, ITERATION_REVIEW, USER_INPUT),
+    "edit": (OUTPUT_REVIEW, ITERATION_REVIEW),
+    "set_user_input": (USER_INPUT,),
+    "select": (ROUTE_SELECTION,),
+    "retry": (ERROR,),
+    "skip": (ERROR,),
+}
+
+
+def _coerce(field_def: UserInputField, value: Any) -> Any:
+    """Coerce a form value (often a string) to the field's type, or raise ValueError naming the field."""
+    kind = field_def.field_type
+    if isinstance(value, str) and kind != "str":
+        text = value.strip()
+        try:
+            if kind == "int":
+                value = int(text)
+            elif kind == "float":
+                value = float(text)
+            elif kind == "bool":
+                lowered = text.lower()
+                if lowered not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+                    raise ValueError
+                value = lowered in ("true", "yes", "1", "on")
+            else:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"{field_def.name}: expected {kind}, got {value!r}") from None
+    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(value, bool) and kind in ("int", "float"):
+        raise ValueError(f"{field_def.name}: expected {kind}, got a bool")
+    if not isinstance(value, FIELD_TYPES[kind]):
+        raise ValueError(f"{field_def.name}: expected {kind}, got {type(value).__name__} {value!r}")
+    if field_def.allowed_values is not None and value not in field_def.allowed_values:
+        allowed = ", ".join(repr(v) for v in field_def.allowed_values)
+        raise ValueError(f"{field_def.name}: {value!r} is not allowed; choose one of {allowed}")
+    return value
+
+
+@dataclass
+class StepRequirement:
+    """One pause of a workflow run.
+
+    `kind` says what the person must do; the `requires_*` flags say the same for code written against
+    them. Resolve it with the method that fits the kind (a wrong one is a `ValueError`), then call
+    `workflow.continue_run(run_output)`.
+    """
+
+    step_name: str
+    kind: str
+    step_path: str = ""
+    step_type: str = "Step"
+    requirement_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    gate_key: str = ""
+    message: str | None = None
+    user_input_schema: list[UserInputField] | None = None
+    step_output: Any = None
+    iteration: int | None = None
+    available_choices: list[str] | None = None
+    allow_multiple_selections: bool = False
+    error: str | None = None
+    on_reject: OnReject = OnReject.skip
+    max_retries: int = 3
+    retry_count: int = 0
+    timeout: float | None = None
+    on_timeout: OnTimeout | None = None
+    deadline: float | None = None
+    created_at: float = field(default_factory=time.time)
+    executor_requirements: list[Any] | None = None
+    # Resolution
+    status: str = "pending"  # pending | resolved | timed_out
+    confirmed: bool | None = None
+    rejection_feedback: str | None = None
+    user_input: dict[str, Any] | None = None
+    edited_output: Any = None
+    selected_choices: list[str] | None = None
+    error_action: str | None = None  # retry | skip
+    resolved_by: str | None = None
+    resolved_at: float | None = None
+    timed_out: bool = False
+
+    # ----- what the pause asks for -------------------------------------------------------------
+    @property
+    def requires_confirmation(self) -> bool:
+        return self.kind == CONFIRMATION
+
+    @property
+    def requires_user_input(self) -> bool:
+        return self.kind == USER_INPUT
+
+    @property
+    def requires_output_review(self) -> bool:
+        return self.kind in (OUTPUT_REVIEW, ITERATION_REVIEW)
+
+    @property
+    def requires_iteration_review(self) -> bool:
+        return self.kind == ITERATION_REVIEW
+
+    @property
+    def requires_route_selection(self) -> bool:
+        return self.kind == ROUTE_SELECTION
+
+    @property
+    def requires_error_resolution(self) -> bool:
+        return self.kind == ERROR
+
+    @property
+    def requires_executor_input(self) -> bool:
+        return self.kind == EXECUTOR
+
+    @property
+    def confirmation_message(self) -> str | None:
+        return self.message if self.kind == CONFIRMATION else None
+
+    @property
+    def user_input_message(self) -> str | None:
+        return self.message if self.kind in (USER_INPUT, ROUTE_SELECTION) else None
+
+    @property
+    def output_review_message(self) -> str | None:
+        return self.message if self.kind in (OUTPUT_REVIEW, ITERATION_REVIEW) else None
+
+    @property
+    def is_resolved(self) -> bool:
+        """True once the person (or a timeout) has decided."""
+        if self.status != "pending":
+            return True
+        if self.kind == EXECUTOR:
+            reqs = self.executor_requirements or []
+            return bool(reqs) and all(getattr(r, "is_resolved", False) for r in reqs)
+        return (
+            self.confirmed is not None
+            or self.user_input is not None
+            or self.selected_choices is not None
+            or self.error_action is not None
+        )
+
+    @property
+    def needs(self) -> str:
+        """A short phrase saying what resolves this pause, for error messages and UIs."""
+        return {
+            CONFIRMATION: "confirm() or reject()",
+            USER_INPUT: "set_user_input(...)",
+            OUTPUT_REVIEW: "confirm(), edit(...) or reject(feedback=...)",
+            ITERATION_REVIEW: "confirm(), edit(...) or reject(feedback=...)",
+            ROUTE_SELECTION: "select(...)",
+            ERROR: "retry() or skip()",
+            EXECUTOR: "a decision on each of its executor_requirements",
+        }[self.kind]
+
+    # ----- resolution -----------------------------------------------------------------------------
+    def _check(self, method: str) -> None:
+        if self.kind not in _METHODS[method]:
+            raise ValueError(
+                f"{method}() does not apply to the {self.kind} pause of step '{self.step_name}'; it needs {self.needs}."
+            )
+        if self.status != "pending":
+            raise ValueError(
+                f"The {self.kind} pause of step '{self.step_name}' was already {self.status}"
+                + (f" by {self.resolved_by}" if self.resolved_by else "")
+                + "."
+            )
+
+    def _mark(self, by: str | None) -> None:
+        self.resolved_by = by
+        self.resolved_at = time.time()
+
+    def _clear(self) -> None:
+        self.confirmed = None
+        self.rejection_feedback = None
+        self.edited_output = None
+
+    def confirm(self, *, by: str | None = None) -> None:
+        """Approve: the gated primitive runs, or the reviewed output is kept."""
+        self._check("confirm")
+        self._clear()
+        self.confirmed = True
+        self._mark(by)
+
+    def reject(self, feedback: str | None = None, *, by: str | None = None) -> None:
+        """Reject; `on_reject` decides what follows. `feedback` reaches a retried step."""
+        self._check("reject")
+        self._clear()
+        self.confirmed = False
+        self.rejection_feedback = feedback
+        self._mark(by)
+
+    def edit(self, new_output: Any, *, by: str | None = None) -> None:
+        """Accept the reviewed output, replaced by `new_output`."""
+        self._check("edit")
+        self._clear()
+        self.confirmed = True
+        self.edited_output = new_output
+        self._mark(by)
+
+    def set_user_input(self, *, by: str | None = None, **values: Any) -> None:
+        """Provide the values of a user-input pause.
+
+        The whole input is validated against `user_input_schema` (missing required fields, wrong
+        types, values outside `allowed_values`); strings from forms are coerced (`"3"` -> 3 for int).
+        On error a `ValueError` names every bad field and nothing changes.
+        """
+        self._check("set_user_input")
+        schema = self.user_input_schema
+        if not schema:
+            self.user_input = dict(values)
+            self._mark(by)
+            return
+        known = {f.name: f for f in schema}
+        problems: list[str] = []
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            problems.append(f"unknown field(s) {', '.join(unknown)} (expected: {', '.join(known)})")
+        result: dict[str, Any] = {}
+        for name, field_def in known.items():
+            value = values.get(name, field_def.value)
+            if value is None or value == "":
+                if field_def.required:
+                    problems.append(f"{name}: required")
+                else:
+                    result[name] = None
+                continue
+            try:
+                result[name] = _coerce(field_def, value)
+            except ValueError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise ValueError(f"Invalid input for step '{self.step_name}': " + "; ".join(problems))
+        for field_def in schema:
+            field_def.value = result[field_def.name]
+        self.user_input = result
+        self._mark(by)
+
+    def select(self, *choices: str, by: str | None = None) -> None:
+        """Choose the route(s) a Router runs. Unknown names are a `ValueError` listing the choices."""
+        self._check("select")
+        names = [c for group in choices for c in ([group] if isinstance(group, str) else group)]
+        available = self.available_choices or []
+        if not names:
+            raise ValueError(f"select() needs at least one route. Choices: {', '.join(available)}")
+        unknown = [n for n in names if n not in available]
+        if unknown:
+            raise ValueError(
+                f"Unknown route(s) {', '.join(repr(n) for n in unknown)} for router '{self.step_name}'. "
+                f"Choices: {', '.join(available)}"
+            )
+        if len(names) > 1 and not self.allow_multiple_selections:
+            raise ValueError(
+                f"Router '{self.step_name}' takes one route (allow_multiple_selections is False); got {len(names)}."
+            )
+        self.selected_choices = list(dict.fromkeys(names))
+        self._mark(by)
+
+    def select_multiple(self, choices: list[str], *, by: str | None = None) -> None:
+        """Choose several routes at once (needs `allow_multiple_selections`)."""
+        self.select(*choices, by=by)
+
+    def retry(self, *, by: str | None = None) -> None:
+        """Run the failed step again."""
+        self._check("retry")
+        self.error_action = "retry"
+        self._mark(by)
+
+    def skip(self, *, by: str | None = None) -> None:
+        """Skip the failed step and go on."""
+        self._check("skip")
+        self.error_action = "skip"
+        self._mark(by)
+
+    # ----- persistence ----------------------------------------------------------------------------
+    def decision(self) -> dict[str, Any]:
+        """The resolution as journal data (what the engine applies on continue)."""
+        if self.kind == USER_INPUT and self.user_input is not None:
+            return {"action": "input", "user_input": self.user_input}
+        if self.kind == ROUTE_SELECTION:
+            return {"action": "select", "choices": self.selected_choices}
+        if self.kind == ERROR:
+            return {"action": self.error_action}
+        if self.confirmed:
+            if self.edited_output is not None:
+                return {"action": "edit", "output": to_jsonable(self.edited_output)}
+            return {"action": "confirm"}
+        return {"action": "reject", "feedback": self.rejection_feedback}
+
+    def expire(self, now: float) -> dict[str, Any]:
+        """Mark this pause timed out and return the decision its `on_timeout` makes.
+
+        No `on_timeout` means cancel. For user input, approve uses the fields' defaults, or rejects
+        when a required field has none. For route selection, approve runs the router's selector.
+        """
+        self.status = "timed_out"
+        self.timed_out = True
+        self.resolved_at = now
+        self.resolved_by = self.resolved_by or "timeout"
+        on_timeout = self.on_timeout or OnTimeout.cancel
+        if on_timeout is OnTimeout.cancel:
+            return {
+                "action": "cancel",
+                "timed_out": True,
+                "reason": f"Timed out after {self.timeout:g}s waiting for {self.kind.replace('_', ' ')} "
+                f"at step '{self.step_name}'",
+            }
+        approve = on_timeout is OnTimeout.approve
+        if self.kind == USER_INPUT and approve:
+            defaults = {f.name: f.value for f in self.user_input_schema or []}
+            if all(
+                v is not None
+                for f, v in zip(self.user_input_schema or [], defaults.values(), strict=True)
+                if f.required
+            ):
+                self.user_input = defaults
+                return {"action": "input", "user_input": to_jsonable(defaults), "timed_out": True}
+            approve = False
+        if self.kind == ROUTE_SELECTION:
+            return {"action": "auto" if approve else "reject", "timed_out": True}
+        if self.kind == ERROR:
+            return {"action": "retry" if approve else "skip", "timed_out": True}
+        return {"action": "confirm" if approve else "reject", "feedback": None, "timed_out": True}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requirement_id": self.requirement_id,
+            "step_name": self.step_name,
+            "kind": self.kind,
+            "step_path": self.step_path,
+            "step_type": self.step_type,
+            "gate_key": self.gate_key,
+            "message": self.message,
+            "user_input_schema": [f.to_dict() for f in self.user_input_schema]
+            if self.user_input_schema is not None
+            else None,
+            "step_output": to_jsonable(self.step_output),
+            "iteration": self.iteration,
+            "available_choices": self.available_choices,
+            "allow_multiple_selections": self.allow_multiple_selections,
+            "error": self.error,
+            "on_reject": self.on_reject.value,
+            "max_retries": self.max_retries,
+            "retry_count": self.retry_count,
+            "timeout": self.timeout,
+            "on_timeout": self.on_timeout.value if self.on_timeout else None,
+            "deadline": self.deadline,
+            "created_at": self.created_at,
+            "executor_requirements": [r.to_dict() for r in self.executor_requirements]
+            if self.executor_requirements is not None
+            else None,
+            "status": self.status,
+            "confirmed": self.confirmed,
+            "rejection_feedback": self.rejection_feedback,
+            "user_input": to_jsonable(self.user_input),
+            "edited_output": to_jsonable(self.edited_output),
+            "selected_choices": self.selected_choices,
+            "error_action": self.error_action,
+            "resolved_by": self.resolved_by,
+            "resolved_at": self.resolved_at,
+            "timed_out": self.timed_out,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StepRequirement:
+        schema = data.get("user_input_schema")
+        executor = data.get("executor_requirements")
+        return cls(
+            requirement_id=data["requirement_id"],
+            step_name=data["step_name"],
+            kind=data["kind"],
+            step_path=data.get("step_path", ""),
+            step_type=data.get("step_type", "Step"),
+            gate_key=data.get("gate_key", ""),
+            message=data.get("message"),
+            user_input_schema=[UserInputField.from_dict(f) for f in schema] if schema is not None else None,
+            step_output=data.get("step_output"),
+            iteration=data.get("iteration"),
+            available_choices=data.get("available_choices"),
+            allow_multiple_selections=data.get("allow_multiple_selections", False),
+            error=data.get("error"),
+            on_reject=OnReject(data.get("on_reject", "skip")),
+            max_retries=data.get("max_retries", 3),
+            retry_count=data.get("retry_count", 0),
+            timeout=data.get("timeout"),
+            on_timeout=OnTimeout(data["on_timeout"]) if data.get("on_timeout") else None,
+            deadline=data.get("deadline"),
+            created_at=data.get("created_at", 0.0),
+            executor_requirements=executor,
+            status=data.get("status", "pending"),
+            confirmed=data.get("confirmed"),
+            rejection_feedback=data.get("rejection_feedback"),
+            user_input=data.get("user_input"),
+            edited_output=data.get("edited_output"),
+            selected_choices=data.get("selected_choices"),
+            error_action=data.get("error_action"),
+            resolved_by=data.get("resolved_by"),
+            resolved_at=data.get("resolved_at"),
+            timed_out=data.get("timed_out", False),
+        )

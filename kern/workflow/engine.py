@@ -1,0 +1,335 @@
+"""The interpreter: one async walk of the step tree, with a journal.
+
+Every node has a stable path (`2`, `2/else/0`, `3/iter/4/1`). As nodes complete, their results (and
+every nondeterministic choice: a Condition's branch, a Router's routes, a Loop's end) go into the run's
+journal, which is written to the database before the next executor runs. Continuing a run walks the
+tree again from the root, takes journaled results instead of re-executing, applies the person's
+decision at the paused gate, and executes from there. Nesting, parallel branches, restarts and
+resumption on another process are all the same case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kern.db.base import BaseDb
+from kern.exceptions import LostOwnershipError
+from kern.run import requirement as kinds
+from kern.run.base import RunStatus
+from kern.run.requirement import StepRequirement
+from kern.run.workflow import (
+    RouterPausedEvent,
+    StepExecutorPausedEvent,
+    StepOutputReviewEvent,
+    StepPausedEvent,
+    WorkflowCancelledEvent,
+    WorkflowCompletedEvent,
+    WorkflowErrorEvent,
+    WorkflowEvent,
+    WorkflowPausedEvent,
+    WorkflowRunOutput,
+)
+from kern.workflow.types import HumanReview, OnReject, StepInput, StepOutput
+
+if TYPE_CHECKING:
+    from kern.workflow.node import Node
+
+
+class Pause(Exception):
+    """Control flow: a gate needs a person. Unwinds to the driver, which persists the pause."""
+
+    def __init__(self, requirement: StepRequirement) -> None:
+        super().__init__(requirement.step_name)
+        self.requirement = requirement
+
+
+class Cancel(Exception):
+    """Control flow: the run is cancelled (a rejection with on_reject=cancel, retries exhausted, ...)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class StepFailed(Exception):
+    """A step failed and its on_error says the run fails."""
+
+    def __init__(self, step_name: str, error: str) -> None:
+        super().__init__(f"Step '{step_name}' failed: {error}")
+        self.step_name = step_name
+        self.error = error
+
+
+async def call_user(fn: Callable[..., Any], *args: Any) -> Any:
+    """Call user code: coroutine functions are awaited, sync functions run in a worker thread."""
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__):
+        return await fn(*args)
+    result = await asyncio.to_thread(fn, *args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+@dataclass
+class Chain:
+    """What flows from step to step: the previous content, every output by name, scoped extras."""
+
+    input: Any
+    previous_content: Any = None
+    outputs: dict[str, StepOutput] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    stopped: bool = False
+
+    def advance(self, output: StepOutput) -> None:
+        if output.step_name:
+            self.outputs[output.step_name] = output
+        if not output.skipped:
+            self.previous_content = output.content
+        if output.stop:
+            self.stopped = True
+
+    def step_input(self, run: WorkflowRunOutput, extra: dict[str, Any] | None = None) -> StepInput:
+        """The StepInput an executor, evaluator or selector at this point of the run receives."""
+        return StepInput(
+            input=run.input,
+            previous_step_content=self.previous_content,
+            previous_step_outputs=dict(self.outputs),
+            additional_data={**run.additional_data, **self.extra, **(extra or {})},
+            session_state=run.session_state,
+            run_id=run.run_id,
+            session_id=run.session_id,
+            user_id=run.user_id,
+        )
+
+    def fork(self, extra: dict[str, Any] | None = None) -> Chain:
+        """A child chain (same outputs dict) for a branch or a retried iteration."""
+        return Chain(self.input, self.previous_content, self.outputs, {**self.extra, **(extra or {})})
+
+    def join(self, child: Chain) -> None:
+        self.previous_content = child.previous_content
+        self.stopped = self.stopped or child.stopped
+
+
+def skipped(name: str, step_type: str, error: str | None = None) -> StepOutput:
+    return StepOutput(step_name=name, step_type=step_type, skipped=True, error=error)
+
+
+class RunContext:
+    """One drive of one run: its journal, its persistence points, its event sink."""
+
+    def __init__(
+        self,
+        run: WorkflowRunOutput,
+        journal: dict[str, Any],
+        db: BaseDb,
+        version: int,
+        emit: Callable[[WorkflowEvent], Awaitable[None]] | None,
+        stream_events: bool,
+    ) -> None:
+        self.run = run
+        self.journal = journal
+        self.db = db
+        self.version = version
+        self._emit = emit
+        self.stream_events = stream_events
+        self._dirty = False
+        self._save_lock = asyncio.Lock()
+
+    # ----- events -----------------------------------------------------------------------------------
+    def _stamp(self, event: WorkflowEvent) -> WorkflowEvent:
+        event.run_id = self.run.run_id
+        event.session_id = self.run.session_id
+        event.workflow_name = self.run.workflow_name
+        return event
+
+    async def emit(self, event: WorkflowEvent) -> None:
+        """Always-sent events: workflow-level ones and pauses."""
+        if self._emit is not None:
+            await self._emit(self._stamp(event))
+
+    async def emit_detail(self, event: WorkflowEvent) -> None:
+        """Step-level events, sent only with stream_events=True."""
+        if self._emit is not None and self.stream_events:
+            await self._emit(self._stamp(event))
+
+    # ----- journal ----------------------------------------------------------------------------------
+    def done(self, key: str) -> StepOutput | None:
+        data = self.journal.get(key)
+        return StepOutput.from_dict(data) if data is not None else None
+
+    def record(self, key: str, value: Any) -> None:
+        self.journal[key] = value.to_dict() if isinstance(value, StepOutput) else value
+        self._dirty = True
+
+    def finish(self, path: str, output: StepOutput) -> StepOutput:
+        """Journal a node's final result."""
+        self.record(path, output)
+        return output
+
+    async def decide(self, key: str, compute: Callable[[], Awaitable[Any]]) -> Any:
+        """A nondeterministic choice (branch, routes, loop end), computed once and journaled."""
+        if key in self.journal:
+            return self.journal[key]
+        value = await compute()
+        self.record(key, value)
+        return value
+
+    async def checkpoint(self) -> None:
+        """Persist the journal before user code runs, so a crash loses no completed step."""
+        if self.version == 0 or self._dirty:
+            await self.save()
+
+    async def save(self, new_requirement: StepRequirement | None = None) -> None:
+        async with self._save_lock:
+            self.run.updated_at = time.time()
+            self._dirty = False
+            self.version = await self.db.save_run(
+                self.run.to_dict(),
+                self.journal,
+                version=self.version,
+                new_requirement=new_requirement.to_dict() if new_requirement else None,
+            )
+            self.run.version = self.version
+
+    async def heartbeat(self) -> None:
+        """Keep this process's lease on the run while it executes."""
+        interval = self.db.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            if self.version and not await self.db.renew_lease(self.run.run_id, self.version):
+                return
+
+    # ----- gates ------------------------------------------------------------------------------------
+    async def gate(
+        self,
+        node: Node,
+        path: str,
+        kind: str,
+        *,
+        key: str | None = None,
+        message: str | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """The person's decision at this gate, or a pause if there is none yet.
+
+        A journaled `cancel` decision (a timeout with on_timeout=cancel) cancels the run here.
+        """
+        key = key or f"{path}|{kind}"
+        decision = self.journal.get(key)
+        if decision is not None:
+            if decision.get("action") == "cancel":
+                raise Cancel(decision.get("reason") or f"Run cancelled at step '{node.name}'")
+            return decision
+        review: HumanReview = node.human_review
+        now = time.time()
+        requirement = StepRequirement(
+            step_name=node.name,
+            kind=kind,
+            step_path=path,
+            step_type=node.step_type,
+            gate_key=key,
+            message=message,
+            on_reject=review.on_reject,
+            max_retries=review.max_retries,
+            timeout=review.timeout,
+            on_timeout=review.on_timeout,
+            deadline=now + review.timeout if review.timeout else None,
+            created_at=now,
+            **fields,
+        )
+        raise Pause(requirement)
+
+    def rejected(self, node: Node, decision: dict[str, Any], *, retry_allowed: bool = True) -> str:
+        """What a rejection at `node` leads to: "skip", "retry", "else" (or it raises Cancel)."""
+        on_reject = node.human_review.on_reject
+        if on_reject is OnReject.cancel:
+            feedback = decision.get("feedback")
+            raise Cancel(f"{node.step_type} '{node.name}' was rejected" + (f": {feedback}" if feedback else ""))
+        if on_reject is OnReject.retry and retry_allowed:
+            return "retry"
+        if on_reject is OnReject.else_branch:
+            return "else"
+        return "skip"
+
+
+PAUSE_EVENTS: dict[str, type[StepPausedEvent] | type[StepExecutorPausedEvent]] = {
+    kinds.ROUTE_SELECTION: RouterPausedEvent,
+    kinds.OUTPUT_REVIEW: StepOutputReviewEvent,
+    kinds.ITERATION_REVIEW: StepOutputReviewEvent,
+    kinds.EXECUTOR: StepExecutorPausedEvent,
+}
+
+
+async def run_sequence(ctx: RunContext, nodes: list[Node], base: str, chain: Chain) -> list[StepOutput]:
+    """Run nodes one after another, each seeing the previous one's output."""
+    results: list[StepOutput] = []
+    for index, node in enumerate(nodes):
+        path = f"{base}/{index}" if base else str(index)
+        output = await node.execute(ctx, path, chain)
+        results.append(output)
+        chain.advance(output)
+        if chain.stopped:
+            break
+    return results
+
+
+async def drive(ctx: RunContext, steps: list[Node]) -> WorkflowRunOutput:
+    """Walk the workflow from the root to its end or its next pause, and persist the outcome."""
+    run = ctx.run
+    run.status = RunStatus.RUNNING
+    chain = Chain(run.input)
+    results: list[StepOutput] = []
+    heartbeat = asyncio.create_task(ctx.heartbeat())
+    new_requirement: StepRequirement | None = None
+    final_event: WorkflowEvent
+    try:
+        for index, node in enumerate(steps):
+            output = await node.execute(ctx, str(index), chain)
+            results.append(output)
+            chain.advance(output)
+            if chain.stopped:
+                break
+        run.status = RunStatus.COMPLETED
+        run.content = chain.previous_content
+        final_event = WorkflowCompletedEvent(content=run.content, step_results=results)
+    except Pause as pause:
+        new_requirement = pause.requirement
+        run.status = RunStatus.PAUSED
+        run.step_requirements.append(new_requirement)
+        event_type = PAUSE_EVENTS.get(new_requirement.kind, StepPausedEvent)
+        await ctx.emit(
+            event_type(
+                step_name=new_requirement.step_name,
+                step_path=new_requirement.step_path,
+                step_type=new_requirement.step_type,
+                requirement=new_requirement,
+            )
+        )
+        final_event = WorkflowPausedEvent(requirement=new_requirement, pause_kind=run.pause_kind)
+    except Cancel as cancel:
+        run.status = RunStatus.CANCELLED
+        run.content = cancel.reason
+        final_event = WorkflowCancelledEvent(reason=cancel.reason)
+    except StepFailed as failed:
+        run.status = RunStatus.ERROR
+        run.error = str(failed)
+        run.content = str(failed)
+        final_event = WorkflowErrorEvent(error=run.error)
+    except LostOwnershipError:
+        raise
+    except Exception as exc:  # a failing evaluator, selector or end condition
+        run.status = RunStatus.ERROR
+        run.error = f"{type(exc).__name__}: {exc}"
+        run.content = run.error
+        final_event = WorkflowErrorEvent(error=run.error)
+    finally:
+        heartbeat.cancel()
+    run.step_results = results
+    await ctx.save(new_requirement)
+    await ctx.emit(final_event)
+    return run

@@ -1,0 +1,68 @@
+"""The base of every workflow primitive."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from kern.workflow.hitl import build_human_review
+from kern.workflow.types import HumanReview, OnReject, StepOutput
+
+if TYPE_CHECKING:
+    from kern.workflow.engine import Chain, RunContext
+
+
+class Node(ABC):
+    """A primitive of the step tree. Subclasses set `step_type` and implement `execute`."""
+
+    step_type: str = "Step"
+    default_on_reject: OnReject = OnReject.skip
+
+    name: str
+    description: str | None
+    human_review: HumanReview
+
+    def _setup(self, name: str | None, description: str | None, human_review: Any, flat: dict[str, Any]) -> None:
+        if not name:
+            raise ValueError(f"{self.step_type} needs a name.")
+        self.name = name
+        self.description = description
+        self.human_review = build_human_review(
+            self.step_type, human_review, flat, default_on_reject=self.default_on_reject
+        )
+
+    @abstractmethod
+    async def execute(self, ctx: RunContext, path: str, chain: Chain) -> StepOutput:
+        """Run (or replay from the journal) this node at `path`."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A description of this node with its HITL settings under one `"human_review"` key."""
+        return {
+            "type": self.step_type,
+            "name": self.name,
+            "description": self.description,
+            "human_review": self.human_review.to_dict(),
+        }
+
+    def __repr__(self) -> str:
+        return f"{self.step_type}(name={self.name!r})"
+
+
+def as_node(item: Node | Callable[..., Any]) -> Node:
+    """A step-tree entry: a primitive as is, a bare function as a Step named after it."""
+    if isinstance(item, Node):
+        return item
+    if callable(item):
+        from kern.workflow.step import Step
+
+        return Step(name=getattr(item, "__name__", None) or repr(item), executor=item)
+    raise TypeError(f"Workflow steps must be primitives or functions, got {type(item).__name__}: {item!r}")
+
+
+def as_nodes(items: Any) -> list[Node]:
+    if items is None:
+        return []
+    if isinstance(items, (Node,)) or callable(items):
+        items = [items]
+    return [as_node(i) for i in items]

@@ -1,0 +1,72 @@
+"""Parallel: run branches concurrently; a paused branch pauses the run after the others finish."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from kern.run.workflow import ParallelCompletedEvent, ParallelStartedEvent
+from kern.workflow.container import Container
+from kern.workflow.engine import Pause
+from kern.workflow.node import as_node
+from kern.workflow.types import HumanReview, StepOutput
+
+if TYPE_CHECKING:
+    from kern.workflow.engine import Chain, RunContext
+
+
+class Parallel(Container):
+    """`Parallel(step_a, step_b, name="both")`: every branch gets the same input and runs concurrently.
+
+    Finished branches are journaled even when another one pauses, so they never run again. The
+    content is the branches' contents joined under `## <name>` headings. Supports
+    `requires_confirmation` only.
+    """
+
+    step_type = "Parallel"
+
+    def __init__(
+        self,
+        *steps: Any,
+        name: str | None = None,
+        description: str | None = None,
+        human_review: HumanReview | dict[str, Any] | None = None,
+        **hitl: Any,
+    ) -> None:
+        self.steps = [as_node(s) for s in steps]
+        if not self.steps:
+            raise ValueError(f"Parallel {name!r} needs at least one step.")
+        self._setup_container(name, description, human_review, hitl)
+
+    async def execute(self, ctx: RunContext, path: str, chain: Chain) -> StepOutput:
+        done = ctx.done(path)
+        if done is not None:
+            return done
+        await ctx.emit_detail(ParallelStartedEvent(step_name=self.name, step_path=path, step_type=self.step_type))
+        if await self.confirm_start(ctx, path) != "run":
+            return self.skip(ctx, path)
+        branches = [chain.fork() for _ in self.steps]
+        results = await asyncio.gather(
+            *(node.execute(ctx, f"{path}/{i}", branches[i]) for i, node in enumerate(self.steps)),
+            return_exceptions=True,
+        )
+        pauses = [r for r in results if isinstance(r, Pause)]
+        failures = [r for r in results if isinstance(r, BaseException) and not isinstance(r, Pause)]
+        if failures:
+            raise failures[0]
+        if pauses:
+            raise pauses[0]
+        outputs: list[StepOutput] = [r for r in results if isinstance(r, StepOutput)]
+        ran = [o for o in outputs if not o.skipped]
+        content = "\n\n".join(f"## {o.step_name}\n{o.content}" for o in ran) if ran else None
+        output = StepOutput(
+            step_name=self.name,
+            step_type=self.step_type,
+            content=content,
+            steps=outputs,
+            stop=any(o.stop for o in outputs),
+        )
+        await ctx.emit_detail(
+            ParallelCompletedEvent(step_name=self.name, step_path=path, step_type=self.step_type, content=content)
+        )
+        return ctx.finish(path, output)

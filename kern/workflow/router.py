@@ -1,0 +1,149 @@
+"""Router: run the route(s) a selector (or the person) picks from `choices`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from kern.run import requirement as kinds
+from kern.run.workflow import RouterCompletedEvent, RouterStartedEvent
+from kern.workflow.container import Container
+from kern.workflow.engine import Cancel, call_user
+from kern.workflow.node import Node, as_nodes
+from kern.workflow.types import HumanReview, StepOutput
+
+if TYPE_CHECKING:
+    from kern.workflow.engine import Chain, RunContext
+
+
+class Router(Container):
+    """Pick routes from `choices` and run them in order.
+
+    `selector(step_input)` (sync or async) returns a choice, a list of choices, or their names. With
+    `requires_user_input=True` the person selects instead (`req.select(name)`; several with
+    `allow_multiple_selections=True`); the selector, if any, is what an approving timeout picks.
+    Also supports `requires_confirmation` (before selection) and `requires_output_review`.
+    """
+
+    step_type = "Router"
+
+    def __init__(
+        self,
+        name: str | None = None,
+        selector: Callable[..., Any] | None = None,
+        choices: list[Any] | None = None,
+        description: str | None = None,
+        allow_multiple_selections: bool = False,
+        human_review: HumanReview | dict[str, Any] | None = None,
+        **hitl: Any,
+    ) -> None:
+        self.selector = selector
+        self.choices = as_nodes(choices)
+        if not self.choices:
+            raise ValueError(f"Router {name!r} needs at least one choice.")
+        names = [c.name for c in self.choices]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Router {name!r}: choice names must be unique, got {names}.")
+        self.allow_multiple_selections = allow_multiple_selections
+        self._setup_container(name, description, human_review, hitl)
+        if selector is None and not self.human_review.requires_user_input:
+            raise ValueError(
+                f"Router '{self.name}' needs a selector unless it has requires_user_input=True "
+                "(the person selects the route)."
+            )
+
+    @property
+    def choice_names(self) -> list[str]:
+        return [c.name for c in self.choices]
+
+    def _names(self, picked: Any) -> list[str]:
+        items = picked if isinstance(picked, (list, tuple)) else [picked]
+        names = [i.name if isinstance(i, Node) else str(i) for i in items if i is not None]
+        unknown = [n for n in names if n not in self.choice_names]
+        if unknown:
+            raise ValueError(
+                f"Router '{self.name}' selector returned unknown route(s) {unknown}. "
+                f"Choices: {', '.join(self.choice_names)}"
+            )
+        return names
+
+    async def _select(self, ctx: RunContext, chain: Chain) -> list[str]:
+        if self.selector is None:
+            return []
+        return self._names(await call_user(self.selector, chain.step_input(ctx.run)))
+
+    async def execute(self, ctx: RunContext, path: str, chain: Chain) -> StepOutput:
+        done = ctx.done(path)
+        if done is not None:
+            return done
+        review = self.human_review
+        await ctx.emit_detail(RouterStartedEvent(step_name=self.name, step_path=path, step_type=self.step_type))
+        if await self.confirm_start(ctx, path) != "run":
+            return self.skip(ctx, path)
+        if review.requires_user_input:
+            decision = await ctx.gate(
+                self,
+                path,
+                kinds.ROUTE_SELECTION,
+                message=review.user_input_message or f"Choose the route for '{self.name}'",
+                available_choices=self.choice_names,
+                allow_multiple_selections=self.allow_multiple_selections,
+            )
+            if decision["action"] == "reject":
+                return self.skip(ctx, path)
+            if decision["action"] == "auto":
+                names = await ctx.decide(f"{path}|route", lambda: self._select(ctx, chain))
+            else:
+                names = decision["choices"]
+        else:
+            names = await ctx.decide(f"{path}|route", lambda: self._select(ctx, chain))
+        if not names:
+            return self.skip(ctx, path)
+
+        attempt = 0
+        extra: dict[str, Any] = {}
+        start = chain.fork()
+        while True:
+            branch = start.fork(extra)
+            base = path if attempt == 0 else f"{path}~{attempt}"
+            outputs = []
+            for name in names:
+                index = self.choice_names.index(name)
+                out = await self.choices[index].execute(ctx, f"{base}/{index}", branch)
+                outputs.append(out)
+                branch.advance(out)
+                if branch.stopped:
+                    break
+            output = self.result(outputs)
+            if review.requires_output_review:
+                decision = await ctx.gate(
+                    self,
+                    path,
+                    kinds.OUTPUT_REVIEW,
+                    key=f"{path}|output_review|{attempt}",
+                    message=review.output_review_message or f"Review the output of router '{self.name}'",
+                    step_output=output.content,
+                    retry_count=attempt,
+                )
+                if decision["action"] == "edit":
+                    output.content = decision["output"]
+                    branch.previous_content = output.content
+                elif decision["action"] == "reject":
+                    if ctx.rejected(self, decision) != "retry":
+                        return self.skip(ctx, path)
+                    if attempt >= review.max_retries:
+                        raise Cancel(f"Max retries ({review.max_retries}) reached for router '{self.name}'")
+                    attempt += 1
+                    extra = {"rejection_feedback": decision.get("feedback"), "previous_output": output.content}
+                    continue
+            chain.join(branch)
+            await ctx.emit_detail(
+                RouterCompletedEvent(
+                    step_name=self.name,
+                    step_path=path,
+                    step_type=self.step_type,
+                    selected=list(names),
+                    content=output.content,
+                )
+            )
+            return ctx.finish(path, output)

@@ -1,0 +1,222 @@
+"""Step: one unit of work (a function, an agent or a team), with optional human gates around it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from kern.run import requirement as kinds
+from kern.run.workflow import StepCompletedEvent, StepErrorEvent, StepStartedEvent
+from kern.workflow.engine import Cancel, StepFailed, call_user, skipped
+from kern.workflow.node import Node
+from kern.workflow.types import HumanReview, OnError, StepInput, StepOutput, UserInputField
+
+if TYPE_CHECKING:
+    from kern.workflow.engine import Chain, RunContext
+
+PAUSE_ATTR = "_kern_pause"
+
+
+class Step(Node):
+    """One step. Give exactly one of `executor` (a sync or async function of `StepInput`), `agent`
+    or `team`. HITL: `human_review=HumanReview(...)` or the flat parameters (human_review wins).
+    """
+
+    step_type = "Step"
+
+    def __init__(
+        self,
+        name: str | None = None,
+        executor: Callable[..., Any] | None = None,
+        agent: Any = None,
+        team: Any = None,
+        description: str | None = None,
+        human_review: HumanReview | dict[str, Any] | None = None,
+        *,
+        requires_confirmation: bool | None = None,
+        confirmation_message: str | None = None,
+        requires_user_input: bool | None = None,
+        user_input_message: str | None = None,
+        user_input_schema: list[UserInputField] | None = None,
+        requires_output_review: bool | Callable[..., bool] | None = None,
+        output_review_message: str | None = None,
+        requires_iteration_review: bool | None = None,
+        iteration_review_message: str | None = None,
+        on_reject: Any = None,
+        on_error: Any = None,
+        hitl_max_retries: int | None = None,
+        hitl_timeout: float | None = None,
+        on_timeout: Any = None,
+    ) -> None:
+        given = [k for k, v in (("executor", executor), ("agent", agent), ("team", team)) if v is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"Step {name or ''!r} needs exactly one of executor=, agent= or team= "
+                f"(got {', '.join(given) or 'none'})."
+            )
+        self.executor = executor
+        self.agent = agent
+        self.team = team
+        flat = {k: v for k, v in locals().items() if k in _FLAT and v is not None}
+        if human_review is None and not flat and executor is not None:
+            human_review = getattr(executor, PAUSE_ATTR, None)
+        if name is None:
+            source = executor or agent or team
+            name = getattr(source, "name", None) or getattr(source, "__name__", None)
+        self._setup(name, description, human_review, flat)
+
+    # ----- execution ------------------------------------------------------------------------------
+    async def execute(self, ctx: RunContext, path: str, chain: Chain) -> StepOutput:
+        done = ctx.done(path)
+        if done is not None:
+            return done
+        review = self.human_review
+        await ctx.emit_detail(StepStartedEvent(step_name=self.name, step_path=path, step_type=self.step_type))
+        extra: dict[str, Any] = {}
+        if review.requires_confirmation:
+            decision = await ctx.gate(
+                self,
+                path,
+                kinds.CONFIRMATION,
+                message=review.confirmation_message or f"Run step '{self.name}'?",
+            )
+            if decision["action"] == "reject":
+                if ctx.rejected(self, decision) != "retry":
+                    return ctx.finish(path, skipped(self.name, self.step_type))
+                extra["rejection_feedback"] = decision.get("feedback")
+        if review.requires_user_input:
+            decision = await ctx.gate(
+                self,
+                path,
+                kinds.USER_INPUT,
+                message=review.user_input_message or f"Input needed for step '{self.name}'",
+                user_input_schema=[UserInputField.from_dict(f.to_dict()) for f in (review.user_input_schema or [])]
+                or None,
+            )
+            if decision["action"] == "reject":
+                ctx.rejected(self, decision, retry_allowed=False)
+                return ctx.finish(path, skipped(self.name, self.step_type))
+            extra["user_input"] = decision["user_input"]
+
+        attempt = 0
+        rejections = 0
+        while True:
+            output = ctx.done(f"{path}~{attempt}")
+            if output is None:
+                await ctx.checkpoint()
+                output = await self._run_once(ctx, chain, extra)
+                ctx.record(f"{path}~{attempt}", output)
+            if not output.success:
+                await ctx.emit_detail(
+                    StepErrorEvent(step_name=self.name, step_path=path, step_type=self.step_type, error=output.error)
+                )
+                on_error = review.on_error or OnError.fail
+                if on_error is OnError.fail:
+                    raise StepFailed(self.name, output.error or "unknown error")
+                if on_error is OnError.skip:
+                    return ctx.finish(path, skipped(self.name, self.step_type, output.error))
+                decision = await ctx.gate(
+                    self,
+                    path,
+                    kinds.ERROR,
+                    key=f"{path}|error|{attempt}",
+                    message=f"Step '{self.name}' failed: {output.error}",
+                    error=output.error,
+                    retry_count=attempt,
+                )
+                if decision["action"] == "retry":
+                    attempt += 1
+                    continue
+                return ctx.finish(path, skipped(self.name, self.step_type, output.error))
+            if await self._wants_review(ctx, path, attempt, output):
+                decision = await ctx.gate(
+                    self,
+                    path,
+                    kinds.OUTPUT_REVIEW,
+                    key=f"{path}|output_review|{attempt}",
+                    message=review.output_review_message or f"Review the output of step '{self.name}'",
+                    step_output=output.content,
+                    retry_count=rejections,
+                )
+                if decision["action"] == "edit":
+                    output.content = decision["output"]
+                elif decision["action"] == "reject":
+                    outcome = ctx.rejected(self, decision)
+                    if outcome != "retry":
+                        return ctx.finish(path, skipped(self.name, self.step_type))
+                    if rejections >= review.max_retries:
+                        raise Cancel(f"Max retries ({review.max_retries}) reached for step '{self.name}'")
+                    rejections += 1
+                    extra["rejection_feedback"] = decision.get("feedback")
+                    extra["previous_output"] = output.content
+                    attempt += 1
+                    continue
+            await ctx.emit_detail(
+                StepCompletedEvent(
+                    step_name=self.name,
+                    step_path=path,
+                    step_type=self.step_type,
+                    content=output.content,
+                    step_output=output,
+                )
+            )
+            return ctx.finish(path, output)
+
+    async def _wants_review(self, ctx: RunContext, path: str, attempt: int, output: StepOutput) -> bool:
+        wanted = self.human_review.requires_output_review
+        if not callable(wanted):
+            return bool(wanted)
+        return bool(await ctx.decide(f"{path}|review?|{attempt}", lambda: call_user(wanted, output)))
+
+    async def _run_once(self, ctx: RunContext, chain: Chain, extra: dict[str, Any]) -> StepOutput:
+        step_input = chain.step_input(ctx.run, extra)
+        try:
+            if self.executor is not None:
+                result = await call_user(self.executor, step_input)
+            else:
+                result = await self._run_agent(step_input)
+        except (Cancel, StepFailed):
+            raise
+        except Exception as exc:
+            return StepOutput(step_name=self.name, success=False, error=f"{type(exc).__name__}: {exc}")
+        if isinstance(result, StepOutput):
+            result.step_name = result.step_name or self.name
+            if result.error and result.success:
+                result.success = False
+            return result
+        return StepOutput(step_name=self.name, content=result)
+
+    async def _run_agent(self, step_input: StepInput) -> Any:
+        runner = self.agent if self.agent is not None else self.team
+        message = step_input.get_input_as_string()
+        if step_input.previous_step_content is not None:
+            message = f"{message}\n\nPrevious step output:\n{step_input.previous_step_content}"
+        if hasattr(runner, "arun"):
+            response = await runner.arun(message)
+        else:
+            response = await call_user(runner.run, message)
+        return getattr(response, "content", response)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        source = self.executor or self.agent or self.team
+        data["executor"] = getattr(source, "__name__", None) or getattr(source, "name", None)
+        return data
+
+
+_FLAT = {
+    "requires_confirmation",
+    "confirmation_message",
+    "requires_user_input",
+    "user_input_message",
+    "user_input_schema",
+    "requires_output_review",
+    "output_review_message",
+    "requires_iteration_review",
+    "iteration_review_message",
+    "on_reject",
+    "on_error",
+    "hitl_max_retries",
+    "hitl_timeout",
+    "on_timeout",
+}

@@ -1,0 +1,48 @@
+"""Deadlines: apply `on_timeout` to pauses nobody answered in time, from any host."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from kern.db.base import BaseDb
+from kern.exceptions import RunNotPausedError
+from kern.run.workflow import WorkflowRunOutput
+
+if TYPE_CHECKING:
+    from kern.workflow.workflow import Workflow
+
+log = logging.getLogger(__name__)
+
+
+async def expire_due(
+    db: BaseDb,
+    workflows: Iterable[Workflow] | Mapping[str, Workflow],
+    *,
+    now: float | None = None,
+    limit: int = 100,
+) -> list[WorkflowRunOutput]:
+    """Apply `on_timeout` to every pending pause of `workflows` whose deadline has passed.
+
+    Cheap when nothing is due (one indexed query), safe to call from several processes at once: each
+    expiry is a compare-and-set claim, so exactly one caller applies it and the rest skip. A decision
+    made before the deadline always wins, because resolving a pause moves the run past it. Returns the
+    runs this call moved on.
+    """
+    items = workflows.values() if isinstance(workflows, Mapping) else workflows
+    by_name = {w.name: w for w in items}
+    if not by_name:
+        return []
+    moved: list[WorkflowRunOutput] = []
+    for run_id, requirement_id in await db.due_requirements(list(by_name), now=now, limit=limit):
+        stored = await db.load_run(run_id)
+        workflow = by_name.get(stored.workflow_name or "")
+        if workflow is None or stored.status != "PAUSED":
+            continue
+        try:
+            result = await workflow.acontinue_run(run_id=run_id, only_requirement=requirement_id)
+        except RunNotPausedError:
+            continue  # another process (or a person) got there first
+        moved.append(result)  # type: ignore[arg-type]
+    return moved

@@ -1,0 +1,305 @@
+"""Values that flow through a workflow and the human-review configuration of its primitives."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from kern._json import to_jsonable
+
+
+class _StrEnum(StrEnum):
+    """A str enum whose unknown values fail with a message listing the valid ones."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> _StrEnum | None:
+        if isinstance(value, str):
+            for member in cls:
+                if value.lower() in (member.value, member.name):
+                    return member
+        return None
+
+    @classmethod
+    def parse(cls, value: Any, field_name: str) -> Any:
+        """Convert `value` (member or string) to a member; `None` stays `None`."""
+        if value is None or isinstance(value, cls):
+            return value
+        try:
+            return cls(value)
+        except ValueError:
+            valid = ", ".join(m.value for m in cls)
+            raise ValueError(f"Invalid {field_name} {value!r}. Valid values: {valid}.") from None
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class OnReject(_StrEnum):
+    """What a rejection does."""
+
+    skip = "skip"
+    cancel = "cancel"
+    retry = "retry"
+    else_branch = "else"
+
+
+class OnTimeout(_StrEnum):
+    """What happens when nobody answers a pause before its deadline (`skip` is an alias of `reject`)."""
+
+    approve = "approve"
+    reject = "reject"
+    cancel = "cancel"
+
+    @classmethod
+    def _missing_(cls, value: object) -> OnTimeout | None:
+        if isinstance(value, str) and value.lower() == "skip":
+            return cls.reject
+        return super()._missing_(value)  # type: ignore[return-value]
+
+
+class OnError(_StrEnum):
+    """What a failing step does: end the run (`fail`, the default), be skipped, or pause for a person."""
+
+    fail = "fail"
+    skip = "skip"
+    pause = "pause"
+
+
+FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "float": (float, int),
+    "bool": (bool,),
+    "list": (list,),
+    "dict": (dict,),
+}
+
+
+@dataclass
+class UserInputField:
+    """One value a person provides at a user-input pause."""
+
+    name: str
+    field_type: str = "str"
+    description: str | None = None
+    required: bool = True
+    allowed_values: list[Any] | None = None
+    value: Any = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.field_type, type):
+            self.field_type = self.field_type.__name__
+        if self.field_type not in FIELD_TYPES:
+            raise ValueError(
+                f"UserInputField {self.name!r}: field_type {self.field_type!r} is not supported. "
+                f"Use one of: {', '.join(FIELD_TYPES)}."
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "field_type": self.field_type,
+            "description": self.description,
+            "required": self.required,
+            "allowed_values": to_jsonable(self.allowed_values),
+            "value": to_jsonable(self.value),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UserInputField:
+        return cls(
+            name=data["name"],
+            field_type=data.get("field_type", "str"),
+            description=data.get("description"),
+            required=data.get("required", True),
+            allowed_values=data.get("allowed_values"),
+            value=data.get("value"),
+        )
+
+
+@dataclass
+class StepOutput:
+    """What a step produced. An executor may return one, or any plain value (it is wrapped)."""
+
+    content: Any = None
+    step_name: str | None = None
+    success: bool = True
+    error: str | None = None
+    stop: bool = False
+    skipped: bool = False
+    step_type: str = "Step"
+    steps: list[StepOutput] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "content": to_jsonable(self.content),
+            "step_name": self.step_name,
+            "success": self.success,
+            "error": self.error,
+            "stop": self.stop,
+            "skipped": self.skipped,
+            "step_type": self.step_type,
+        }
+        if self.steps is not None:
+            data["steps"] = [s.to_dict() for s in self.steps]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StepOutput:
+        steps = data.get("steps")
+        return cls(
+            content=data.get("content"),
+            step_name=data.get("step_name"),
+            success=data.get("success", True),
+            error=data.get("error"),
+            stop=data.get("stop", False),
+            skipped=data.get("skipped", False),
+            step_type=data.get("step_type", "Step"),
+            steps=[cls.from_dict(s) for s in steps] if steps is not None else None,
+        )
+
+
+@dataclass
+class StepInput:
+    """What an executor receives.
+
+    `additional_data` holds the run's `additional_data` plus, after a pause, `user_input`,
+    `rejection_feedback` and `previous_output` (the output a reviewer rejected).
+    """
+
+    input: Any = None
+    previous_step_content: Any = None
+    previous_step_outputs: dict[str, StepOutput] = field(default_factory=dict)
+    additional_data: dict[str, Any] = field(default_factory=dict)
+    session_state: dict[str, Any] | None = None
+    run_id: str | None = None
+    session_id: str | None = None
+    user_id: str | None = None
+
+    def get_step_output(self, step_name: str) -> StepOutput | None:
+        """The output of an earlier step of this run, by name."""
+        return self.previous_step_outputs.get(step_name)
+
+    def get_step_content(self, step_name: str) -> Any:
+        """The content of an earlier step of this run, by name (None if it did not run)."""
+        out = self.previous_step_outputs.get(step_name)
+        return out.content if out else None
+
+    def get_input_as_string(self) -> str:
+        """The run input as text, for handing to an agent."""
+        return self.input if isinstance(self.input, str) else str(to_jsonable(self.input))
+
+
+class HumanReview(BaseModel):
+    """Every human-in-the-loop setting of one primitive, in one object.
+
+    Each primitive checks at construction which of these it supports (see `seeds/003`).
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, validate_assignment=True, extra="forbid")
+
+    requires_confirmation: bool = False
+    confirmation_message: str | None = None
+    requires_user_input: bool = False
+    user_input_message: str | None = None
+    user_input_schema: list[UserInputField] | None = None
+    requires_output_review: bool | Callable[..., bool] = False
+    output_review_message: str | None = None
+    requires_iteration_review: bool = False
+    iteration_review_message: str | None = None
+    on_reject: OnReject = OnReject.skip
+    on_error: OnError | None = None
+    max_retries: int = 3
+    timeout: int | float | None = None
+    on_timeout: OnTimeout | None = None
+
+    @field_validator("on_reject", mode="before")
+    @classmethod
+    def _parse_on_reject(cls, v: Any) -> Any:
+        return OnReject.parse(v, "on_reject") if v is not None else OnReject.skip
+
+    @field_validator("on_error", mode="before")
+    @classmethod
+    def _parse_on_error(cls, v: Any) -> Any:
+        return OnError.parse(v, "on_error")
+
+    @field_validator("on_timeout", mode="before")
+    @classmethod
+    def _parse_on_timeout(cls, v: Any) -> Any:
+        return OnTimeout.parse(v, "on_timeout")
+
+    @field_validator("user_input_schema", mode="before")
+    @classmethod
+    def _parse_schema(cls, v: Any) -> Any:
+        if v is None:
+            return None
+        return [UserInputField.from_dict(f) if isinstance(f, dict) else f for f in v]
+
+    @field_validator("max_retries")
+    @classmethod
+    def _check_retries(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError("max_retries must be 0 or more")
+        return v
+
+    @field_validator("timeout")
+    @classmethod
+    def _check_timeout(cls, v: float | None) -> float | None:
+        if v is not None and v <= 0:
+            raise ValueError("timeout must be a positive number of seconds (or None for no deadline)")
+        return v
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.requires_output_review and self.requires_iteration_review:
+            raise ValueError(
+                "requires_output_review and requires_iteration_review cannot both be True in the same HumanReview."
+            )
+
+    @property
+    def enabled_modes(self) -> list[str]:
+        """The HITL modes switched on, in a fixed order."""
+        modes = ("requires_confirmation", "requires_user_input", "requires_output_review", "requires_iteration_review")
+        return [m for m in modes if getattr(self, m)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict. A callable `requires_output_review` cannot be written: ValueError."""
+        if callable(self.requires_output_review):
+            raise ValueError(
+                "HumanReview.requires_output_review is a callable and cannot be serialized; "
+                "use True/False in configurations that must be stored."
+            )
+        return {
+            "requires_confirmation": self.requires_confirmation,
+            "confirmation_message": self.confirmation_message,
+            "requires_user_input": self.requires_user_input,
+            "user_input_message": self.user_input_message,
+            "user_input_schema": [f.to_dict() for f in self.user_input_schema]
+            if self.user_input_schema is not None
+            else None,
+            "requires_output_review": self.requires_output_review,
+            "output_review_message": self.output_review_message,
+            "requires_iteration_review": self.requires_iteration_review,
+            "iteration_review_message": self.iteration_review_message,
+            "on_reject": self.on_reject.value,
+            "on_error": self.on_error.value if self.on_error else None,
+            "max_retries": self.max_retries,
+            "timeout": self.timeout,
+            "on_timeout": self.on_timeout.value if self.on_timeout else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HumanReview:
+        """Read a config: a `"human_review"` key first, else the flat keys of older stored data."""
+        if isinstance(data.get("human_review"), dict):
+            data = data["human_review"]
+        flat_aliases = {"hitl_max_retries": "max_retries", "hitl_timeout": "timeout"}
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            key = flat_aliases.get(key, key)
+            if key in cls.model_fields and value is not None:
+                values[key] = value
+        return cls(**values)

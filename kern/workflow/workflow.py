@@ -1,0 +1,288 @@
+"""Workflow: the public entry point for running, pausing and continuing a step tree."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from typing import Any
+
+from kern._sync import iterate_sync, run_sync
+from kern.db.base import BaseDb, Resolution, StoredRun
+from kern.exceptions import RequirementNotResolvedError, RunAlreadyResumedError
+from kern.run.base import RunStatus
+from kern.run.requirement import EXECUTOR, StepRequirement
+from kern.run.workflow import (
+    StepContinuedEvent,
+    StepExecutorContinuedEvent,
+    WorkflowEvent,
+    WorkflowRunOutput,
+    WorkflowSession,
+    WorkflowStartedEvent,
+)
+from kern.workflow.engine import RunContext, drive
+from kern.workflow.node import Node, as_nodes
+
+Emit = Callable[[WorkflowEvent], Awaitable[None]]
+_END = object()
+
+
+class Workflow:
+    """A named tree of steps whose runs can pause for people and resume from any process.
+
+    `db` keeps runs, pauses and the journal (`SqliteDb` or `PostgresDb`); without one, runs live in a
+    process-local in-memory database and pauses do not survive the process.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        db: BaseDb | None = None,
+        steps: Iterable[Any] | None = None,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        description: str | None = None,
+        *,
+        additional_data: dict[str, Any] | None = None,
+        session_state: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name or "workflow"
+        if db is None:
+            from kern.db.sqlite import SqliteDb
+
+            db = SqliteDb()
+        if not isinstance(db, BaseDb):
+            raise TypeError(f"Workflow {self.name!r}: db must be a SqliteDb or PostgresDb, got {type(db).__name__}")
+        self.db = db
+        self.steps: list[Node] = as_nodes(list(steps) if steps is not None else [])
+        self.session_id = session_id or uuid.uuid4().hex
+        self.user_id = user_id
+        self.description = description
+        self.additional_data = additional_data or {}
+        self.session_state = session_state
+
+    def __repr__(self) -> str:
+        return f"Workflow(name={self.name!r}, steps={[s.name for s in self.steps]})"
+
+    # ----- run ------------------------------------------------------------------------------------
+    def run(
+        self,
+        input: Any = None,
+        *,
+        additional_data: dict[str, Any] | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        session_state: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        stream: bool = False,
+        stream_events: bool = False,
+    ) -> WorkflowRunOutput | Iterator[WorkflowEvent]:
+        """Run the workflow to its end or its first pause. `stream=True` yields events instead."""
+        result = self.arun(
+            input,
+            additional_data=additional_data,
+            user_id=user_id,
+            session_id=session_id,
+            session_state=session_state,
+            run_id=run_id,
+            stream=stream,
+            stream_events=stream_events,
+        )
+        if stream:
+            return iterate_sync(result)  # type: ignore[arg-type]
+        return run_sync(result)  # type: ignore[arg-type]
+
+    def arun(
+        self,
+        input: Any = None,
+        *,
+        additional_data: dict[str, Any] | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        session_state: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        stream: bool = False,
+        stream_events: bool = False,
+    ) -> Awaitable[WorkflowRunOutput] | AsyncIterator[WorkflowEvent]:
+        """Async `run`: await it, or `async for` over it with `stream=True`."""
+        run = WorkflowRunOutput(
+            run_id=run_id or uuid.uuid4().hex,
+            session_id=session_id or self.session_id,
+            workflow_name=self.name,
+            input=input,
+            status=RunStatus.RUNNING,
+            additional_data={**self.additional_data, **(additional_data or {})},
+            session_state=session_state if session_state is not None else self.session_state,
+            user_id=user_id or self.user_id,
+        )
+
+        async def start(emit: Emit | None) -> WorkflowRunOutput:
+            ctx = RunContext(run, {}, self.db, 0, emit, stream_events)
+            await ctx.emit(WorkflowStartedEvent(input=input))
+            return await drive(ctx, self.steps)
+
+        return self._stream(start) if stream else start(None)
+
+    # ----- continue -------------------------------------------------------------------------------
+    def continue_run(
+        self,
+        run_output: WorkflowRunOutput | None = None,
+        *,
+        run_id: str | None = None,
+        session_id: str | None = None,
+        step_requirements: list[StepRequirement] | None = None,
+        stream: bool = False,
+        stream_events: bool = False,
+    ) -> WorkflowRunOutput | Iterator[WorkflowEvent]:
+        """Resume a paused run with the decision on its active (last) requirement.
+
+        Pass the paused `run_output` (resolved in place), or `run_id` (plus `step_requirements` you
+        resolved, or none to apply a passed deadline). Works from any process: everything is read from
+        the database. Raises `RequirementNotResolvedError` (a ValueError) if the active requirement is
+        unresolved and not past its deadline, `RunAlreadyResumedError` if another caller resumed it
+        first, `RunNotPausedError` if it is not paused, `RunNotFoundError` for an unknown id.
+        """
+        result = self.acontinue_run(
+            run_output,
+            run_id=run_id,
+            session_id=session_id,
+            step_requirements=step_requirements,
+            stream=stream,
+            stream_events=stream_events,
+        )
+        if stream:
+            return iterate_sync(result)  # type: ignore[arg-type]
+        return run_sync(result)  # type: ignore[arg-type]
+
+    def acontinue_run(
+        self,
+        run_output: WorkflowRunOutput | None = None,
+        *,
+        run_id: str | None = None,
+        session_id: str | None = None,
+        step_requirements: list[StepRequirement] | None = None,
+        stream: bool = False,
+        stream_events: bool = False,
+        only_requirement: str | None = None,
+    ) -> Awaitable[WorkflowRunOutput] | AsyncIterator[WorkflowEvent]:
+        """Async `continue_run`: await it, or `async for` over it with `stream=True`.
+
+        `only_requirement` (used by `expire_due`) resumes only if that requirement is still the active
+        one, so a sweeper never acts on a pause someone else already moved past.
+        """
+        if run_output is None and run_id is None:
+            raise ValueError("continue_run needs the paused run_output or run_id=...")
+        target = run_output.run_id if run_output is not None else run_id
+        assert target is not None
+        supplied = list(step_requirements or [])
+        if run_output is not None and run_output.step_requirements:
+            supplied.append(run_output.step_requirements[-1])
+        expected_version = run_output.version if run_output is not None and run_output.version else None
+
+        async def resume(emit: Emit | None) -> WorkflowRunOutput:
+            resolved: list[StepRequirement] = []
+
+            def prepare(stored: StoredRun) -> tuple[dict[str, Any], dict[str, Any], Resolution | None]:
+                output = WorkflowRunOutput.from_dict(stored.output, stored.version)
+                journal = dict(stored.journal)
+                if stored.status != "PAUSED":  # taking over a run whose process died
+                    return stored.output, journal, None
+                active = output.step_requirements[-1]
+                if only_requirement is not None and active.requirement_id != only_requirement:
+                    raise RunAlreadyResumedError(
+                        f"Run {stored.run_id} moved past requirement {only_requirement}.", run_id=stored.run_id
+                    )
+                for candidate in supplied:
+                    if candidate.requirement_id == active.requirement_id:
+                        active = StepRequirement.from_dict(candidate.to_dict())
+                        output.step_requirements[-1] = active
+                journal[active.gate_key] = _decide(stored.run_id, active)
+                resolved.append(active)
+                output.status = RunStatus.RUNNING
+                resolution = Resolution(
+                    requirement_id=active.requirement_id,
+                    status=active.status,
+                    resolved_by=active.resolved_by,
+                    resolved_at=active.resolved_at or time.time(),
+                    decision=journal[active.gate_key],
+                    step_name=active.step_name,
+                    kind=active.kind,
+                    note=active.rejection_feedback,
+                )
+                return output.to_dict(), journal, resolution
+
+            stored, version = await self.db.claim(target, expected_version=expected_version, prepare=prepare)
+            run = WorkflowRunOutput.from_dict(stored.output, version)
+            ctx = RunContext(run, stored.journal, self.db, version, emit, stream_events)
+            if resolved:
+                req = resolved[0]
+                event = StepExecutorContinuedEvent if req.kind == EXECUTOR else StepContinuedEvent
+                await ctx.emit(
+                    event(step_name=req.step_name, step_path=req.step_path, step_type=req.step_type, requirement=req)
+                )
+            return await drive(ctx, self.steps)
+
+        return self._stream(resume) if stream else resume(None)
+
+    # ----- sessions, runs, deadlines ------------------------------------------------------------------
+    async def aget_run(self, run_id: str) -> WorkflowRunOutput:
+        """The stored run (with its version, ready for `continue_run`)."""
+        stored = await self.db.load_run(run_id)
+        return WorkflowRunOutput.from_dict(stored.output, stored.version)
+
+    def get_run(self, run_id: str) -> WorkflowRunOutput:
+        return run_sync(self.aget_run(run_id))
+
+    async def aget_session(self, session_id: str | None = None) -> WorkflowSession:
+        """The session (default: this workflow's) with its runs, oldest first."""
+        sid = session_id or self.session_id
+        rows = await self.db.session_runs(sid)
+        runs = [WorkflowRunOutput.from_dict(output, version) for output, version in rows]
+        row = await self.db.get_session_row(sid)
+        return WorkflowSession(
+            session_id=sid,
+            workflow_name=(row or {}).get("workflow_name", self.name),
+            user_id=(row or {}).get("user_id"),
+            session_state=runs[-1].session_state if runs else None,
+            runs=runs,
+        )
+
+    def get_session(self, session_id: str | None = None) -> WorkflowSession:
+        return run_sync(self.aget_session(session_id))
+
+    async def aexpire_due(self, *, now: float | None = None, limit: int = 100) -> list[WorkflowRunOutput]:
+        """Apply `on_timeout` to this workflow's pauses whose deadline has passed (see `kern.expire_due`)."""
+        from kern.workflow.timeouts import expire_due
+
+        return await expire_due(self.db, [self], now=now, limit=limit)
+
+    def expire_due(self, *, now: float | None = None, limit: int = 100) -> list[WorkflowRunOutput]:
+        return run_sync(self.aexpire_due(now=now, limit=limit))
+
+    # ----- streaming ------------------------------------------------------------------------------
+    @staticmethod
+    async def _stream(body: Callable[[Emit], Awaitable[WorkflowRunOutput]]) -> AsyncIterator[WorkflowEvent]:
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        task = asyncio.ensure_future(body(queue.put))
+        task.add_done_callback(lambda _t: queue.put_nowait(_END))
+        while True:
+            item = await queue.get()
+            if item is _END:
+                break
+            yield item
+        await task  # re-raise what the run raised (a lost race, an unresolved requirement, ...)
+
+
+def _decide(run_id: str, active: StepRequirement) -> dict[str, Any]:
+    """The decision to journal for the active requirement: the person's, or its timeout's."""
+    now = time.time()
+    if active.is_resolved:
+        active.status = "resolved"
+        return active.decision()
+    if active.deadline is not None and now >= active.deadline:
+        return active.expire(now)
+    raise RequirementNotResolvedError(
+        f"Run {run_id} is paused at step '{active.step_name}' waiting for {active.kind.replace('_', ' ')}: "
+        f"call {active.needs} on run_output.step_requirements[-1] before continue_run."
+    )

@@ -1,0 +1,80 @@
+"""Shared fixtures: real SQLite files and the real PostgreSQL server on 127.0.0.1:5432."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kern.db.base import BaseDb
+from kern.db.postgres import PostgresDb
+from kern.db.sqlite import SqliteDb
+
+PG_URL = os.environ.get("KERN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _postgres_problem() -> str | None:
+    """None if PostgreSQL answers, else why not. Drops kern's tables once for a clean run."""
+    import asyncpg
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(PG_URL.replace("postgresql://", "postgres://"), timeout=5)
+        try:
+            await conn.execute(
+                "DROP TABLE IF EXISTS kern_meta, kern_sessions, kern_runs, kern_requirements, kern_audit CASCADE"
+            )
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:  # any failure to reach the server is a reason to skip (or fail in CI)
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+_pg_problem: str | None | bool = False
+
+
+def require_postgres() -> None:
+    """Fail under CI=true, skip visibly elsewhere, when PostgreSQL is unreachable."""
+    global _pg_problem
+    if _pg_problem is False:
+        _pg_problem = _postgres_problem()
+    if _pg_problem:
+        message = f"PostgreSQL at {PG_URL} is unreachable ({_pg_problem})"
+        if IN_CI:
+            pytest.fail(message + "; CI requires it.")
+        pytest.skip(message)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def make_db(kind: str, tmp_path: Path, **kwargs: object) -> BaseDb:
+    if kind == "sqlite":
+        return SqliteDb(db_file=tmp_path / "kern.db", **kwargs)  # type: ignore[arg-type]
+    require_postgres()
+    return PostgresDb(db_url=PG_URL, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def db(db_kind: str, tmp_path: Path) -> Iterator[BaseDb]:
+    """A real database: a SQLite file in tmp_path, or the PostgreSQL server."""
+    yield make_db(db_kind, tmp_path)
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> SqliteDb:
+    return SqliteDb(db_file=tmp_path / "kern.db")
