@@ -1,29 +1,30 @@
 """Sync wrappers over the async core.
 
-Every sync entry point (`Workflow.run`, `continue_run`, ...) submits its coroutine to one private event
-loop running in a daemon thread. Keeping a single long-lived loop means database engines and their
-connection pools survive between calls (asyncpg connections are bound to the loop that made them),
-and a sync call works even from code that already runs inside some other event loop.
+A sync call (`Workflow.run`, `continue_run`, ...) made from a thread with no running event loop runs
+its coroutine on that thread's own long-lived loop: no thread hop, and database pools survive between
+calls. A sync call made from inside a running loop (a notebook, an async app calling sync code)
+cannot block that loop's thread on itself, so it goes to one private loop in a daemon thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+_local = threading.local()
 _lock = threading.Lock()
-_loop: asyncio.AbstractEventLoop | None = None
-_thread: threading.Thread | None = None
+_bg_loop: asyncio.AbstractEventLoop | None = None
+_bg_thread: threading.Thread | None = None
 
 
-def _kern_loop() -> asyncio.AbstractEventLoop:
-    global _loop, _thread
+def _background_loop() -> asyncio.AbstractEventLoop:
+    global _bg_loop, _bg_thread
     with _lock:
-        if _loop is None or _thread is None or not _thread.is_alive():
+        if _bg_loop is None or _bg_thread is None or not _bg_thread.is_alive():
             loop = asyncio.new_event_loop()
             ready = threading.Event()
 
@@ -35,28 +36,45 @@ def _kern_loop() -> asyncio.AbstractEventLoop:
             thread = threading.Thread(target=serve, name="kern-loop", daemon=True)
             thread.start()
             ready.wait()
-            _loop, _thread = loop, thread
-        return _loop
+            _bg_loop, _bg_thread = loop, thread
+        return _bg_loop
+
+
+def _thread_loop() -> asyncio.AbstractEventLoop | None:
+    """This thread's own loop, or None if a loop is already running here."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        loop = getattr(_local, "loop", None)
+        if loop is None or loop.is_closed():
+            loop = _local.loop = asyncio.new_event_loop()
+        return loop
+    return None
+
+
+def _await(awaitable: Awaitable[T]) -> T:
+    loop = _thread_loop()
+    if loop is not None:
+        return loop.run_until_complete(awaitable)
+    if threading.current_thread() is _bg_thread:
+        raise RuntimeError("A sync kern API was called from kern's own event loop; use the async form there.")
+
+    async def wrap() -> T:
+        return await awaitable
+
+    return asyncio.run_coroutine_threadsafe(wrap(), _background_loop()).result()
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run `coro` on kern's loop and wait for its result from this (non-loop) thread."""
-    loop = _kern_loop()
-    if threading.current_thread() is _thread:
-        coro.close()
-        raise RuntimeError(
-            "A sync kern API was called from inside kern's own event loop; use the async form "
-            "(arun / acontinue_run) there."
-        )
-    return asyncio.run_coroutine_threadsafe(coro, loop).result()
+    """Run `coro` to completion from sync code."""
+    return _await(coro)
 
 
 def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
-    """Drive an async iterator on kern's loop, yielding its items to a sync caller."""
-    loop = _kern_loop()
+    """Drive an async iterator from sync code, yielding its items."""
     while True:
         try:
-            item = asyncio.run_coroutine_threadsafe(agen.__anext__(), loop).result()  # type: ignore[arg-type]
+            item = _await(agen.__anext__())
         except StopAsyncIteration:
             return
         yield item

@@ -33,8 +33,10 @@ def build(db: SqliteDb) -> Workflow:
             Step(name="draft", executor=draft, requires_output_review=True, on_reject=OnReject.retry),
             Router(
                 name="audience",
-                choices=[Step(name="internal", executor=lambda s: s.previous_step_content + " [internal]"),
-                         Step(name="public", executor=lambda s: s.previous_step_content + " [public]")],
+                choices=[
+                    Step(name="internal", executor=lambda s: s.previous_step_content + " [internal]"),
+                    Step(name="public", executor=lambda s: s.previous_step_content + " [public]"),
+                ],
                 requires_user_input=True,
                 user_input_message="Who should read it?",
             ),
@@ -70,11 +72,16 @@ def main(argv: list[str] | None = None) -> int:
         if req.requires_output_review:
             print(f"   output: {req.step_output}")
             answer = ask("   approve? [y/n]", "y", interactive)
-            req.confirm() if answer.lower().startswith("y") else req.reject(feedback=ask("   feedback:", "shorter", interactive))
+            req.confirm() if answer.lower().startswith("y") else req.reject(
+                feedback=ask("   feedback:", "shorter", interactive)
+            )
         elif req.requires_route_selection:
             req.select(ask(f"   route ({', '.join(req.available_choices or [])}):", "public", interactive))
         elif req.requires_user_input:
-            values = {f.name: ask(f"   {f.name} [{f.value}]:", str(f.value or ""), interactive) for f in req.user_input_schema or []}
+            values = {
+                f.name: ask(f"   {f.name} [{f.value}]:", str(f.value or ""), interactive)
+                for f in req.user_input_schema or []
+            }
             req.set_user_input(**values)
         run = workflow.continue_run(run)
     print(f"\n{run.status.value}: {run.content}")

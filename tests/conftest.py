@@ -19,17 +19,12 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def _postgres_problem() -> str | None:
-    """None if PostgreSQL answers, else why not. Drops kern's tables once for a clean run."""
+    """None if PostgreSQL answers, else why not. (Tests share its tables: every test uses unique names.)"""
     import asyncpg
 
     async def probe() -> None:
         conn = await asyncpg.connect(PG_URL.replace("postgresql://", "postgres://"), timeout=5)
-        try:
-            await conn.execute(
-                "DROP TABLE IF EXISTS kern_meta, kern_sessions, kern_runs, kern_requirements, kern_audit CASCADE"
-            )
-        finally:
-            await conn.close()
+        await conn.close()
 
     try:
         asyncio.run(probe())
@@ -38,7 +33,7 @@ def _postgres_problem() -> str | None:
     return None
 
 
-_pg_problem: str | None | bool = False
+_pg_problem: str | bool | None = False
 
 
 def require_postgres() -> None:

@@ -12,7 +12,9 @@ def shout(step_input: StepInput) -> str:
 
 
 def test_pause_then_continue(db: BaseDb) -> None:
-    workflow = Workflow(name=unique("smoke"), db=db, steps=[Step(name="shout", executor=shout, requires_confirmation=True)])
+    workflow = Workflow(
+        name=unique("smoke"), db=db, steps=[Step(name="shout", executor=shout, requires_confirmation=True)]
+    )
     paused = workflow.run("hello")
     assert paused.is_paused and paused.paused_step_name == "shout"
     paused.steps_requiring_confirmation[0].confirm()

@@ -1,4 +1,4 @@
-"""The store behind every kern run: one SQLAlchemy async-core implementation for all databases.
+"""The store behind every kern run: one SQLAlchemy-core implementation for all databases.
 
 `SqliteDb` and `PostgresDb` only configure it (URL, connection hooks, the insert dialect). Every state
 change of a run is a compare-and-set on its `version`, so concurrent callers, processes or replicas
@@ -7,21 +7,61 @@ never both resume one pause.
 
 from __future__ import annotations
 
-import asyncio
 import time
-import weakref
+from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.engine import Connection
 
 from kern.db import schema
 from kern.exceptions import LostOwnershipError, RunAlreadyResumedError, RunNotFoundError, RunNotPausedError
 
 PAUSED = "PAUSED"
 RUNNING = "RUNNING"
+T = TypeVar("T")
+
+# Hot-path statements, built once: constructing a statement per call costs more than running it.
+_runs = schema.runs.c
+_RECENT_RUNS = 1024
+_INSERT_RUN = schema.runs.insert()
+_INSERT_AUDIT = schema.audit.insert()
+_UPDATE_RUN = (
+    schema.runs.update()
+    .where(_runs.run_id == sa.bindparam("b_run_id"), _runs.version == sa.bindparam("b_version"))
+    .values(
+        status=sa.bindparam("b_status"),
+        version=sa.bindparam("b_new_version"),
+        lease_until=sa.bindparam("b_lease"),
+        requirement_id=sa.bindparam("b_requirement_id"),
+        deadline=sa.bindparam("b_deadline"),
+        output=sa.bindparam("b_output", type_=sa.JSON),
+        journal=sa.bindparam("b_journal", type_=sa.JSON),
+        updated_at=sa.bindparam("b_now"),
+    )
+)
+_RENEW_LEASE = (
+    schema.runs.update()
+    .where(
+        _runs.run_id == sa.bindparam("b_run_id"),
+        _runs.version == sa.bindparam("b_version"),
+        _runs.status == RUNNING,
+    )
+    .values(lease_until=sa.bindparam("b_lease"))
+)
+_SELECT_RUN = sa.select(
+    _runs.run_id,
+    _runs.session_id,
+    _runs.workflow_name,
+    _runs.status,
+    _runs.version,
+    _runs.lease_until,
+    _runs.output,
+    _runs.journal,
+).where(_runs.run_id == sa.bindparam("b_run_id"))
 
 
 @dataclass
@@ -52,61 +92,58 @@ class Resolution:
     note: str | None = None
 
 
-class BaseDb:
-    """Async store over SQLAlchemy core. Tables are created on first use.
+class BaseDb(ABC):
+    """The store. Tables are created on first use.
 
-    `lease_seconds` is how long a running run stays owned by its process without a heartbeat; a run
-    whose owner died (its lease expired) can be taken over by `continue_run` from another process.
+    Every operation is one transaction written once, as a plain function of a SQLAlchemy
+    `Connection`; a dialect only decides how to run it (`_run`): SQLite in one worker-thread hop,
+    PostgreSQL over asyncpg. `lease_seconds` is how long a running run stays owned by its process
+    without a heartbeat; a run whose owner died (its lease expired) can be taken over by
+    `continue_run` from another process.
     """
 
     dialect_insert: Callable[..., Any] = staticmethod(sa.insert)
 
-    def __init__(self, url: str, *, lease_seconds: float = 30.0, **engine_kwargs: Any) -> None:
+    def __init__(self, *, lease_seconds: float = 30.0) -> None:
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
-        self.url = url
         self.lease_seconds = lease_seconds
-        self._engine_kwargs = engine_kwargs
-        self._engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = weakref.WeakKeyDictionary()
         self._tables_ready = False
         self._known_sessions: set[str] = set()
+        # The last state this process wrote for recent runs: a claim at that exact version can skip its
+        # read (the compare-and-set on the version still catches anyone who moved the run since).
+        self._recent: OrderedDict[str, StoredRun] = OrderedDict()
 
-    # ----- engine and tables -----------------------------------------------------------------------
-    def _make_engine(self) -> AsyncEngine:
-        engine = create_async_engine(self.url, **self._engine_kwargs)
-        self._configure(engine)
-        return engine
+    def _remember(self, stored: StoredRun) -> None:
+        self._recent[stored.run_id] = stored
+        self._recent.move_to_end(stored.run_id)
+        if len(self._recent) > _RECENT_RUNS:
+            self._recent.popitem(last=False)
 
-    def _configure(self, engine: AsyncEngine) -> None:
-        """Dialect hook: connection pragmas, transaction mode."""
+    @abstractmethod
+    async def _run(self, body: Callable[[Connection], T], *, write: bool) -> T:
+        """Run `body` in one transaction (rolled back if it raises) and return its result."""
 
-    async def _before_create(self, conn: AsyncConnection) -> None:
+    async def _tx(self, body: Callable[[Connection], T], *, write: bool = True) -> T:
+        if not self._tables_ready:
+            await self._run(self._create_tables, write=True)
+            self._tables_ready = True
+        return await self._run(body, write=write)
+
+    def _create_tables(self, conn: Connection) -> None:
+        self._lock_for_create(conn)
+        schema.metadata.create_all(conn)
+        conn.execute(
+            self.dialect_insert(schema.meta)
+            .values(key="schema_version", value=str(schema.SCHEMA_VERSION))
+            .on_conflict_do_nothing()
+        )
+
+    def _lock_for_create(self, conn: Connection) -> None:
         """Dialect hook: serialize table creation across processes."""
 
-    async def engine(self) -> AsyncEngine:
-        """This event loop's engine (asyncpg connections cannot cross loops), tables ready."""
-        loop = asyncio.get_running_loop()
-        engine = self._engines.get(loop)
-        if engine is None:
-            engine = self._make_engine()
-            self._engines[loop] = engine
-        if not self._tables_ready:
-            async with engine.begin() as conn:
-                await self._before_create(conn)
-                await conn.run_sync(schema.metadata.create_all)
-                await conn.execute(
-                    self.dialect_insert(schema.meta)
-                    .values(key="schema_version", value=str(schema.SCHEMA_VERSION))
-                    .on_conflict_do_nothing()
-                )
-            self._tables_ready = True
-        return engine
-
     async def close(self) -> None:
-        """Dispose of this loop's engine."""
-        engine = self._engines.pop(asyncio.get_running_loop(), None)
-        if engine is not None:
-            await engine.dispose()
+        """Release connections."""
 
     # ----- writes ---------------------------------------------------------------------------------
     async def save_run(
@@ -123,15 +160,18 @@ class BaseDb:
         The write is a compare-and-set: if the row moved past `version` another process has taken
         the run over, and `LostOwnershipError` is raised with nothing written.
         """
-        now = time.time()
-        status = output["status"]
-        lease = now + self.lease_seconds if status == RUNNING else None
-        engine = await self.engine()
-        async with engine.begin() as conn:
+
+        def body(conn: Connection) -> int:
+            now = time.time()
+            status = output["status"]
+            lease = now + self.lease_seconds if status == RUNNING else None
+            run_id = output["run_id"]
+            pause_id = new_requirement["requirement_id"] if new_requirement else None
+            deadline = new_requirement.get("deadline") if new_requirement else None
             if version == 0:
                 session_id = output["session_id"]
                 if session_id not in self._known_sessions:
-                    await conn.execute(
+                    conn.execute(
                         self.dialect_insert(schema.sessions)
                         .values(
                             session_id=session_id,
@@ -141,69 +181,71 @@ class BaseDb:
                         )
                         .on_conflict_do_nothing()
                     )
-                await conn.execute(
-                    schema.runs.insert().values(
-                        run_id=output["run_id"],
-                        session_id=session_id,
-                        workflow_name=output.get("workflow_name"),
-                        kind=kind,
-                        status=status,
-                        version=1,
-                        lease_until=lease,
-                        output=output,
-                        journal=journal,
-                        created_at=output.get("created_at", now),
-                        updated_at=now,
-                    )
+                conn.execute(
+                    _INSERT_RUN,
+                    {
+                        "run_id": run_id,
+                        "session_id": session_id,
+                        "workflow_name": output.get("workflow_name"),
+                        "kind": kind,
+                        "status": status,
+                        "version": 1,
+                        "lease_until": lease,
+                        "requirement_id": pause_id,
+                        "deadline": deadline,
+                        "output": output,
+                        "journal": journal,
+                        "created_at": output.get("created_at", now),
+                        "updated_at": now,
+                    },
                 )
             else:
-                result = await conn.execute(
-                    schema.runs.update()
-                    .where(schema.runs.c.run_id == output["run_id"], schema.runs.c.version == version)
-                    .values(
-                        status=status,
-                        version=version + 1,
-                        lease_until=lease,
-                        output=output,
-                        journal=journal,
-                        updated_at=now,
-                    )
+                result = conn.execute(
+                    _UPDATE_RUN,
+                    {
+                        "b_run_id": run_id,
+                        "b_version": version,
+                        "b_status": status,
+                        "b_new_version": version + 1,
+                        "b_lease": lease,
+                        "b_requirement_id": pause_id,
+                        "b_deadline": deadline,
+                        "b_output": output,
+                        "b_journal": journal,
+                        "b_now": now,
+                    },
                 )
                 if result.rowcount != 1:
-                    raise LostOwnershipError(
-                        f"Run {output['run_id']} was taken over by another process; this one stops."
-                    )
-            if new_requirement is not None:
-                await conn.execute(
-                    schema.requirements.insert().values(
-                        requirement_id=new_requirement["requirement_id"],
-                        run_id=output["run_id"],
-                        workflow_name=output.get("workflow_name"),
-                        step_name=new_requirement["step_name"],
-                        kind=new_requirement["kind"],
-                        status="pending",
-                        deadline=new_requirement.get("deadline"),
-                        created_at=now,
-                    )
-                )
+                    raise LostOwnershipError(f"Run {run_id} was taken over by another process; this one stops.")
+            return version + 1
+
+        new_version = await self._tx(body)
         if version == 0:
             self._known_sessions.add(output["session_id"])
-        return version + 1
+        status = output["status"]
+        self._remember(
+            StoredRun(
+                run_id=output["run_id"],
+                session_id=output["session_id"],
+                workflow_name=output.get("workflow_name"),
+                status=status,
+                version=new_version,
+                lease_until=None,
+                output=output,
+                journal=dict(journal),
+            )
+        )
+        return new_version
 
     async def renew_lease(self, run_id: str, version: int) -> bool:
         """Extend a running run's lease; False if the run moved on (taken over or finished)."""
-        engine = await self.engine()
-        async with engine.begin() as conn:
-            result = await conn.execute(
-                schema.runs.update()
-                .where(
-                    schema.runs.c.run_id == run_id,
-                    schema.runs.c.version == version,
-                    schema.runs.c.status == RUNNING,
-                )
-                .values(lease_until=time.time() + self.lease_seconds)
-            )
+
+        def body(conn: Connection) -> bool:
+            params = {"b_run_id": run_id, "b_version": version, "b_lease": time.time() + self.lease_seconds}
+            result = conn.execute(_RENEW_LEASE, params)
             return result.rowcount == 1
+
+        return await self._tx(body)
 
     async def claim(
         self,
@@ -211,93 +253,98 @@ class BaseDb:
         *,
         expected_version: int | None,
         prepare: Callable[[StoredRun], tuple[dict[str, Any], dict[str, Any], Resolution | None]],
-        actor_label: str = "continue_run",
     ) -> tuple[StoredRun, int]:
         """Take a paused run (or a running one whose owner's lease expired) for resumption.
 
         `prepare(stored)` returns the new output and journal (with the decision applied) and the
-        resolution to record. The read, the compare-and-set and the resolution are one transaction;
-        exactly one of any number of concurrent claimers wins. Losers get `RunAlreadyResumedError`
-        (or `RunNotPausedError`) and change nothing. Returns the stored row and the new version.
+        resolution to record; it may raise to refuse, and then nothing changes. The read, the
+        compare-and-set and the resolution are one transaction: exactly one of any number of
+        concurrent claimers wins; the others get `RunAlreadyResumedError` (or `RunNotPausedError`).
+        Returns the stored row (with the new output and journal) and the new version.
         """
-        engine = await self.engine()
-        async with engine.begin() as conn:
-            stored = await self._read(conn, run_id)
+
+        def body(conn: Connection) -> tuple[StoredRun, int]:
+            cached = self._recent.get(run_id) if expected_version is not None else None
+            if cached is not None and cached.version == expected_version and cached.status == PAUSED:
+                stored: StoredRun | None = StoredRun(**vars(cached))
+            else:
+                stored = self._read(conn, run_id)
             if stored is None:
                 raise RunNotFoundError(f"No run with id {run_id!r} in this database.")
             now = time.time()
             orphaned = stored.status == RUNNING and (stored.lease_until or 0) < now
-            if stored.status != PAUSED and not orphaned:
-                await self._raise_not_claimable(conn, stored, expected_version)
-            if expected_version is not None and expected_version != stored.version:
-                await self._raise_not_claimable(conn, stored, expected_version)
+            if (stored.status != PAUSED and not orphaned) or (
+                expected_version is not None and expected_version != stored.version
+            ):
+                self._raise_not_claimable(stored, expected_version)
             output, journal, resolution = prepare(stored)
-            result = await conn.execute(
-                schema.runs.update()
-                .where(schema.runs.c.run_id == run_id, schema.runs.c.version == stored.version)
-                .values(
-                    status=RUNNING,
-                    version=stored.version + 1,
-                    lease_until=now + self.lease_seconds,
-                    output=output,
-                    journal=journal,
-                    updated_at=now,
-                )
+            result = conn.execute(
+                _UPDATE_RUN,
+                {
+                    "b_run_id": run_id,
+                    "b_version": stored.version,
+                    "b_status": RUNNING,
+                    "b_new_version": stored.version + 1,
+                    "b_lease": now + self.lease_seconds,
+                    "b_requirement_id": None,
+                    "b_deadline": None,
+                    "b_output": output,
+                    "b_journal": journal,
+                    "b_now": now,
+                },
             )
-            if result.rowcount != 1:
-                await self._raise_not_claimable(conn, stored, stored.version)
+            if result.rowcount != 1:  # another claimer committed between our read and our write
+                self._raise_not_claimable(self._read(conn, run_id) or stored, stored.version)
             if resolution is not None:
-                await conn.execute(
-                    schema.requirements.update()
-                    .where(schema.requirements.c.requirement_id == resolution.requirement_id)
-                    .values(
-                        status=resolution.status,
-                        resolved_at=resolution.resolved_at,
-                        resolved_by=resolution.resolved_by,
-                        decision=resolution.decision,
-                    )
-                )
-                await conn.execute(
-                    schema.audit.insert().values(
-                        run_id=run_id,
-                        requirement_id=resolution.requirement_id,
-                        workflow_name=stored.workflow_name,
-                        step_name=resolution.step_name,
-                        kind=resolution.kind,
-                        actor=resolution.resolved_by,
-                        decision=resolution.decision.get("action", "?"),
-                        note=resolution.note,
-                        data=resolution.decision,
-                        at=resolution.resolved_at,
-                    )
-                )
-        stored.output, stored.journal = output, journal
-        return stored, stored.version + 1
+                self._record_resolution(conn, stored, resolution)
+            stored.output, stored.journal = output, journal
+            return stored, stored.version + 1
 
-    async def _raise_not_claimable(
-        self, conn: AsyncConnection, stored: StoredRun, expected_version: int | None
-    ) -> None:
-        fresh = await self._read(conn, stored.run_id) or stored
+        return await self._tx(body)
+
+    @staticmethod
+    def _record_resolution(conn: Connection, stored: StoredRun, resolution: Resolution) -> None:
+        conn.execute(
+            _INSERT_AUDIT,
+            {
+                "run_id": stored.run_id,
+                "requirement_id": resolution.requirement_id,
+                "workflow_name": stored.workflow_name,
+                "step_name": resolution.step_name,
+                "kind": resolution.kind,
+                "actor": resolution.resolved_by,
+                "decision": resolution.decision.get("action", "?"),
+                "note": resolution.note,
+                "data": resolution.decision,
+                "at": resolution.resolved_at,
+            },
+        )
+
+    @staticmethod
+    def _raise_not_claimable(fresh: StoredRun, expected_version: int | None) -> None:
         reqs = fresh.output.get("step_requirements") or []
         last = reqs[-1] if reqs else {}
         by = last.get("resolved_by")
         if fresh.status == PAUSED:
             raise RunAlreadyResumedError(
-                f"Run {fresh.run_id} was resumed by another caller"
-                + (f" (resolved by {by})" if by else "")
-                + " and has paused again; reload it and resolve its new pause.",
+                f"Run {fresh.run_id} was resumed by another caller and has paused again at step "
+                f"'{last.get('step_name')}'; reload it and resolve its new pause.",
                 run_id=fresh.run_id,
                 status=fresh.status,
                 resolved_by=by,
             )
-        if expected_version is not None and expected_version < fresh.version and reqs:
-            what = last.get("status", "resolved")
+        if expected_version is not None and expected_version < fresh.version:
+            prior = reqs[-1] if fresh.status == RUNNING or not reqs else last
+            who = prior.get("resolved_by")
             raise RunAlreadyResumedError(
-                f"Run {fresh.run_id} was already resumed: its pause at step '{last.get('step_name')}' was "
-                f"{what}" + (f" by {by}" if by else "") + f"; the run is now {fresh.status}.",
+                f"Run {fresh.run_id} was already resumed"
+                + (f" (its pause at step '{prior.get('step_name')}' was {prior.get('status')}" if prior else "")
+                + (f" by {who}" if who else "")
+                + (")" if prior else "")
+                + f"; the run is now {fresh.status}.",
                 run_id=fresh.run_id,
                 status=fresh.status,
-                resolved_by=by,
+                resolved_by=who,
             )
         raise RunNotPausedError(
             f"Run {fresh.run_id} is {fresh.status}, not PAUSED; there is nothing to continue.",
@@ -306,29 +353,14 @@ class BaseDb:
         )
 
     # ----- reads ----------------------------------------------------------------------------------
-    async def _read(self, conn: AsyncConnection, run_id: str) -> StoredRun | None:
-        c = schema.runs.c
-        row = (
-            await conn.execute(
-                sa.select(
-                    c.run_id,
-                    c.session_id,
-                    c.workflow_name,
-                    c.status,
-                    c.version,
-                    c.lease_until,
-                    c.output,
-                    c.journal,
-                ).where(c.run_id == run_id)
-            )
-        ).first()
+    @staticmethod
+    def _read(conn: Connection, run_id: str) -> StoredRun | None:
+        row = conn.execute(_SELECT_RUN, {"b_run_id": run_id}).first()
         return StoredRun(*row) if row else None
 
     async def load_run(self, run_id: str) -> StoredRun:
         """The stored run, or `RunNotFoundError`."""
-        engine = await self.engine()
-        async with engine.connect() as conn:
-            stored = await self._read(conn, run_id)
+        stored = await self._tx(lambda conn: self._read(conn, run_id), write=False)
         if stored is None:
             raise RunNotFoundError(f"No run with id {run_id!r} in this database.")
         return stored
@@ -336,41 +368,33 @@ class BaseDb:
     async def session_runs(self, session_id: str, kind: str = "workflow") -> list[tuple[dict[str, Any], int]]:
         """(output, version) of every run of a session, oldest first."""
         c = schema.runs.c
-        engine = await self.engine()
-        async with engine.connect() as conn:
-            rows = await conn.execute(
-                sa.select(c.output, c.version).where(c.session_id == session_id, c.kind == kind).order_by(c.seq)
-            )
-            return [(r.output, r.version) for r in rows]
+        query = sa.select(c.output, c.version).where(c.session_id == session_id, c.kind == kind).order_by(c.seq)
+        return await self._tx(lambda conn: [(r.output, r.version) for r in conn.execute(query)], write=False)
 
     async def get_session_row(self, session_id: str) -> dict[str, Any] | None:
-        engine = await self.engine()
-        async with engine.connect() as conn:
-            row = (
-                (await conn.execute(sa.select(schema.sessions).where(schema.sessions.c.session_id == session_id)))
-                .mappings()
-                .first()
-            )
+        query = sa.select(schema.sessions).where(schema.sessions.c.session_id == session_id)
+
+        def body(conn: Connection) -> dict[str, Any] | None:
+            row = conn.execute(query).mappings().first()
             return dict(row) if row else None
+
+        return await self._tx(body, write=False)
 
     async def due_requirements(
         self, workflow_names: Sequence[str], *, now: float | None = None, limit: int = 100
     ) -> list[tuple[str, str]]:
-        """(run_id, requirement_id) of pending pauses past their deadline (an indexed query)."""
-        c = schema.requirements.c
-        engine = await self.engine()
-        async with engine.connect() as conn:
-            rows = await conn.execute(
-                sa.select(c.run_id, c.requirement_id)
-                .where(
-                    c.status == "pending",
-                    c.deadline <= (time.time() if now is None else now),
-                    c.workflow_name.in_(list(workflow_names)),
-                )
-                .order_by(c.deadline)
-                .limit(limit)
+        """(run_id, requirement_id) of paused runs whose deadline has passed (an indexed query)."""
+        query = (
+            sa.select(_runs.run_id, _runs.requirement_id)
+            .where(
+                _runs.status == PAUSED,
+                _runs.deadline <= (time.time() if now is None else now),
+                _runs.workflow_name.in_(list(workflow_names)),
             )
-            return [(r.run_id, r.requirement_id) for r in rows]
+            .order_by(_runs.deadline)
+            .limit(limit)
+        )
+        return await self._tx(lambda conn: [(r.run_id, r.requirement_id) for r in conn.execute(query)], write=False)
 
     async def audit_log(
         self, *, run_id: str | None = None, actor: str | None = None, limit: int = 1000
@@ -382,14 +406,4 @@ class BaseDb:
             query = query.where(c.run_id == run_id)
         if actor is not None:
             query = query.where(c.actor == actor)
-        engine = await self.engine()
-        async with engine.connect() as conn:
-            return [dict(r) for r in (await conn.execute(query)).mappings()]
-
-    async def requirement_rows(self, run_id: str) -> list[dict[str, Any]]:
-        """Every pause row of a run, oldest first."""
-        c = schema.requirements.c
-        engine = await self.engine()
-        async with engine.connect() as conn:
-            rows = await conn.execute(sa.select(schema.requirements).where(c.run_id == run_id).order_by(c.created_at))
-            return [dict(r) for r in rows.mappings()]
+        return await self._tx(lambda conn: [dict(r) for r in conn.execute(query).mappings()], write=False)

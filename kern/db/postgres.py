@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+from collections.abc import Callable
+from typing import TypeVar
+
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from kern.db.base import BaseDb
+
+T = TypeVar("T")
 
 # Any constant works; it only has to be the same in every process that creates kern's tables.
 _CREATE_LOCK_KEY = 0x6B65726E
@@ -21,25 +29,42 @@ def asyncpg_url(db_url: str) -> str:
 
 
 class PostgresDb(BaseDb):
-    """A PostgreSQL database; the same code as SQLite, configured for asyncpg."""
+    """A PostgreSQL database: the same transactions as SQLite, run over asyncpg.
+
+    asyncpg connections belong to the event loop that opened them, so each loop gets its own pool.
+    """
 
     dialect_insert = staticmethod(pg_insert)
 
     def __init__(
         self, db_url: str, *, pool_size: int = 10, max_overflow: int = 20, lease_seconds: float = 30.0
     ) -> None:
+        super().__init__(lease_seconds=lease_seconds)
         self.db_url = db_url
-        super().__init__(
-            asyncpg_url(db_url),
-            lease_seconds=lease_seconds,
-            pool_size=pool_size,
-            max_overflow=max_overflow,
-            pool_pre_ping=True,
-        )
+        self._url = asyncpg_url(db_url)
+        self._pool = {"pool_size": pool_size, "max_overflow": max_overflow}
+        self._engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = weakref.WeakKeyDictionary()
 
-    async def _before_create(self, conn: AsyncConnection) -> None:
+    def _engine(self) -> AsyncEngine:
+        loop = asyncio.get_running_loop()
+        engine = self._engines.get(loop)
+        if engine is None:
+            engine = create_async_engine(self._url, pool_pre_ping=True, **self._pool)
+            self._engines[loop] = engine
+        return engine
+
+    async def _run(self, body: Callable[[Connection], T], *, write: bool) -> T:
+        async with self._engine().begin() as conn:
+            return await conn.run_sync(body)
+
+    def _lock_for_create(self, conn: Connection) -> None:
         # CREATE TABLE IF NOT EXISTS still races in PostgreSQL; serialize creators.
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CREATE_LOCK_KEY})
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CREATE_LOCK_KEY})
+
+    async def close(self) -> None:
+        engine = self._engines.pop(asyncio.get_running_loop(), None)
+        if engine is not None:
+            await engine.dispose()
 
     def __repr__(self) -> str:
         return f"PostgresDb(db_url={self.db_url!r})"

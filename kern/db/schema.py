@@ -1,4 +1,4 @@
-"""kern's tables. One row per run, one per pause, one per decision in the audit log."""
+"""kern's tables: one row per session, one per run (its active pause included), one per decision."""
 
 from __future__ import annotations
 
@@ -35,28 +35,15 @@ runs = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("lease_until", sa.Float),
+    # The active pause of a PAUSED run, and its deadline (None: no deadline).
+    sa.Column("requirement_id", sa.String(64)),
+    sa.Column("deadline", sa.Float),
     sa.Column("output", sa.JSON, nullable=False),
     sa.Column("journal", sa.JSON, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
-)
-
-requirements = sa.Table(
-    "kern_requirements",
-    metadata,
-    sa.Column("requirement_id", sa.String(64), primary_key=True),
-    sa.Column("run_id", sa.String(64), nullable=False, index=True),
-    sa.Column("workflow_name", sa.String(256)),
-    sa.Column("step_name", sa.String(256)),
-    sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("deadline", sa.Float),
-    sa.Column("created_at", sa.Float, nullable=False),
-    sa.Column("resolved_at", sa.Float),
-    sa.Column("resolved_by", sa.String(256)),
-    sa.Column("decision", sa.JSON),
-    # The sweeper's query: pending rows whose deadline has passed.
-    sa.Index("ix_kern_requirements_due", "status", "deadline"),
+    # The deadline sweeper's query: paused runs whose deadline has passed.
+    sa.Index("ix_kern_runs_due", "status", "deadline"),
 )
 
 audit = sa.Table(

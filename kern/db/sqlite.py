@@ -1,23 +1,32 @@
-"""SQLite store (aiosqlite, WAL): the default everywhere."""
+"""SQLite store (WAL): the default everywhere."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
 
 from kern.db.base import BaseDb
+
+T = TypeVar("T")
 
 
 class SqliteDb(BaseDb):
     """A SQLite file (or, with no `db_file`, a process-local in-memory database).
 
-    Every write transaction starts with `BEGIN IMMEDIATE`, so concurrent writers from threads or
-    processes queue on SQLite's lock (up to `busy_timeout` seconds) instead of failing.
+    Each transaction runs whole in one worker thread, so the event loop never blocks and a
+    transaction costs one thread hop (an async driver costs several per statement). Write
+    transactions start with `BEGIN IMMEDIATE`, so concurrent writers from threads or processes queue
+    on SQLite's lock (up to `busy_timeout` seconds) instead of failing.
     """
 
     dialect_insert = staticmethod(sqlite_insert)
@@ -29,34 +38,59 @@ class SqliteDb(BaseDb):
         db_url: str | None = None,
         busy_timeout: float = 30.0,
         lease_seconds: float = 30.0,
+        max_threads: int = 4,
     ) -> None:
-        if db_url is None:
-            db_url = f"sqlite+aiosqlite:///{db_file}" if db_file else "sqlite+aiosqlite://"
-        elif db_url.startswith("sqlite://"):
-            db_url = "sqlite+aiosqlite://" + db_url.removeprefix("sqlite://")
-        self.db_file = str(db_file) if db_file else None
+        super().__init__(lease_seconds=lease_seconds)
+        if db_url is not None:
+            db_file = sa.make_url(db_url).database or None
+        self.db_file = str(db_file) if db_file and str(db_file) != ":memory:" else None
         self.busy_timeout = busy_timeout
-        kwargs: dict[str, Any] = {"connect_args": {"timeout": busy_timeout}}
-        if db_url in ("sqlite+aiosqlite://", "sqlite+aiosqlite:///:memory:"):
-            kwargs["poolclass"] = StaticPool
-        super().__init__(db_url, lease_seconds=lease_seconds, **kwargs)
+        in_memory = self.db_file is None
+        self._engine = sa.create_engine(
+            f"sqlite:///{self.db_file}" if self.db_file else "sqlite://",
+            connect_args={"timeout": busy_timeout, "check_same_thread": False},
+            poolclass=StaticPool if in_memory else None,
+        )
+        # One in-memory connection must never be used by two threads at once.
+        self._threads = ThreadPoolExecutor(1 if in_memory else max_threads, thread_name_prefix="kern-sqlite")
+        self._configure()
 
-    def _configure(self, engine: AsyncEngine) -> None:
+    def _configure(self) -> None:
         busy_ms = int(self.busy_timeout * 1000)
+        writing = threading.local()
+        self._writing = writing
 
-        @event.listens_for(engine.sync_engine, "connect")
+        @event.listens_for(self._engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-            # Take transaction control from the driver so we can BEGIN IMMEDIATE ourselves.
-            dbapi_conn.isolation_level = None
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
             cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            if self.db_file:
+                cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
             cursor.close()
 
-        @event.listens_for(engine.sync_engine, "begin")
+        @event.listens_for(self._engine, "begin")
         def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if getattr(writing, "on", True) else "BEGIN")
+
+    def _run_in_thread(self, body: Callable[[Connection], T], write: bool) -> T:
+        # Each worker thread keeps its own connection: no pool checkout and reset per transaction.
+        local = self._writing
+        conn = getattr(local, "conn", None)
+        if conn is None or conn.closed:
+            conn = local.conn = self._engine.connect()
+        local.on = write
+        with conn.begin():
+            return body(conn)
+
+    async def _run(self, body: Callable[[Connection], T], *, write: bool) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, self._run_in_thread, body, write)
+
+    async def close(self) -> None:
+        self._threads.shutdown(wait=True)
+        self._engine.dispose()
 
     def __repr__(self) -> str:
         return f"SqliteDb(db_file={self.db_file!r})"

@@ -343,7 +343,8 @@ class StepRequirement:
         return {"action": "confirm" if approve else "reject", "feedback": None, "timed_out": True}
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """A JSON-ready dict; unset (None) fields are left out to keep stored runs small."""
+        data = {
             "requirement_id": self.requirement_id,
             "step_name": self.step_name,
             "kind": self.kind,
@@ -380,6 +381,7 @@ class StepRequirement:
             "resolved_at": self.resolved_at,
             "timed_out": self.timed_out,
         }
+        return {k: v for k, v in data.items() if v is not None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StepRequirement:

@@ -286,6 +286,7 @@ async def drive(ctx: RunContext, steps: list[Node]) -> WorkflowRunOutput:
     results: list[StepOutput] = []
     heartbeat = asyncio.create_task(ctx.heartbeat())
     new_requirement: StepRequirement | None = None
+    pause_event: WorkflowEvent | None = None
     final_event: WorkflowEvent
     try:
         for index, node in enumerate(steps):
@@ -302,13 +303,11 @@ async def drive(ctx: RunContext, steps: list[Node]) -> WorkflowRunOutput:
         run.status = RunStatus.PAUSED
         run.step_requirements.append(new_requirement)
         event_type = PAUSE_EVENTS.get(new_requirement.kind, StepPausedEvent)
-        await ctx.emit(
-            event_type(
-                step_name=new_requirement.step_name,
-                step_path=new_requirement.step_path,
-                step_type=new_requirement.step_type,
-                requirement=new_requirement,
-            )
+        pause_event = event_type(
+            step_name=new_requirement.step_name,
+            step_path=new_requirement.step_path,
+            step_type=new_requirement.step_type,
+            requirement=new_requirement,
         )
         final_event = WorkflowPausedEvent(requirement=new_requirement, pause_kind=run.pause_kind)
     except Cancel as cancel:
@@ -330,6 +329,8 @@ async def drive(ctx: RunContext, steps: list[Node]) -> WorkflowRunOutput:
     finally:
         heartbeat.cancel()
     run.step_results = results
-    await ctx.save(new_requirement)
+    await ctx.save(new_requirement)  # persisted before any pause event: a consumer may stop reading there
+    if pause_event is not None:
+        await ctx.emit(pause_event)
     await ctx.emit(final_event)
     return run

@@ -184,11 +184,12 @@ class Workflow:
             resolved: list[StepRequirement] = []
 
             def prepare(stored: StoredRun) -> tuple[dict[str, Any], dict[str, Any], Resolution | None]:
-                output = WorkflowRunOutput.from_dict(stored.output, stored.version)
                 journal = dict(stored.journal)
                 if stored.status != "PAUSED":  # taking over a run whose process died
                     return stored.output, journal, None
-                active = output.step_requirements[-1]
+                output = dict(stored.output)
+                history = list(output["step_requirements"])
+                active = StepRequirement.from_dict(history[-1])
                 if only_requirement is not None and active.requirement_id != only_requirement:
                     raise RunAlreadyResumedError(
                         f"Run {stored.run_id} moved past requirement {only_requirement}.", run_id=stored.run_id
@@ -196,21 +197,22 @@ class Workflow:
                 for candidate in supplied:
                     if candidate.requirement_id == active.requirement_id:
                         active = StepRequirement.from_dict(candidate.to_dict())
-                        output.step_requirements[-1] = active
-                journal[active.gate_key] = _decide(stored.run_id, active)
+                decision = journal[active.gate_key] = _decide(stored.run_id, active)
                 resolved.append(active)
-                output.status = RunStatus.RUNNING
+                history[-1] = active.to_dict()
+                output["step_requirements"] = history
+                output["status"] = RunStatus.RUNNING.value
                 resolution = Resolution(
                     requirement_id=active.requirement_id,
                     status=active.status,
                     resolved_by=active.resolved_by,
                     resolved_at=active.resolved_at or time.time(),
-                    decision=journal[active.gate_key],
+                    decision=decision,
                     step_name=active.step_name,
                     kind=active.kind,
                     note=active.rejection_feedback,
                 )
-                return output.to_dict(), journal, resolution
+                return output, journal, resolution
 
             stored, version = await self.db.claim(target, expected_version=expected_version, prepare=prepare)
             run = WorkflowRunOutput.from_dict(stored.output, version)
