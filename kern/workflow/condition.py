@@ -39,6 +39,11 @@ class Condition(Container):
         self.steps = as_nodes(steps)
         self.else_steps = as_nodes(else_steps)
         self._setup_container(name, description, human_review, hitl)
+        if self.human_review.on_reject is OnReject.retry:
+            raise ValueError(
+                f"on_reject=retry is not supported on Condition '{self.name}'. "
+                "Supported: else (the default), skip, cancel."
+            )
         if evaluator is None and not self.human_review.requires_confirmation:
             raise ValueError(
                 f"Condition '{self.name}' needs an evaluator (a bool or a function of StepInput) "
