@@ -78,3 +78,23 @@ def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
         except StopAsyncIteration:
             return
         yield item
+
+
+_END = object()
+
+
+async def event_stream(body: Any) -> AsyncIterator[Any]:
+    """Run `body(emit)` as a task and yield what it emits; re-raise what it raised at the end.
+
+    The task is not tied to the consumer: if the consumer stops early, the run still finishes and
+    persists (its pauses are saved before their events are emitted).
+    """
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    task = asyncio.ensure_future(body(queue.put))
+    task.add_done_callback(lambda _t: queue.put_nowait(_END))
+    while True:
+        item = await queue.get()
+        if item is _END:
+            break
+        yield item
+    await task

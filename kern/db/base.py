@@ -29,6 +29,7 @@ _runs = schema.runs.c
 _RECENT_RUNS = 1024
 _INSERT_RUN = schema.runs.insert()
 _INSERT_AUDIT = schema.audit.insert()
+_INSERT_APPROVAL = schema.approvals.insert()
 _UPDATE_RUN = (
     schema.runs.update()
     .where(_runs.run_id == sa.bindparam("b_run_id"), _runs.version == sa.bindparam("b_version"))
@@ -90,6 +91,8 @@ class Resolution:
     step_name: str
     kind: str
     note: str | None = None
+    approval_type: str | None = None  # "audit": the decision is also recorded as a resolved approval
+    approval_id: str | None = None
 
 
 class BaseDb(ABC):
@@ -154,6 +157,7 @@ class BaseDb(ABC):
         version: int,
         new_requirement: dict[str, Any] | None = None,
         kind: str = "workflow",
+        approvals: list[dict[str, Any]] | None = None,
     ) -> int:
         """Write a run's state; `version` 0 inserts a new row. Returns the new version.
 
@@ -217,6 +221,17 @@ class BaseDb(ABC):
                 )
                 if result.rowcount != 1:
                     raise LostOwnershipError(f"Run {run_id} was taken over by another process; this one stops.")
+            for approval in approvals or []:
+                conn.execute(
+                    _INSERT_APPROVAL,
+                    {
+                        "run_id": run_id,
+                        "agent_name": output.get("workflow_name"),
+                        "status": "pending",
+                        "requested_at": now,
+                        **approval,
+                    },
+                )
             return version + 1
 
         new_version = await self._tx(body)
@@ -252,12 +267,12 @@ class BaseDb(ABC):
         run_id: str,
         *,
         expected_version: int | None,
-        prepare: Callable[[StoredRun], tuple[dict[str, Any], dict[str, Any], Resolution | None]],
+        prepare: Callable[[StoredRun], tuple[dict[str, Any], dict[str, Any], list[Resolution]]],
     ) -> tuple[StoredRun, int]:
         """Take a paused run (or a running one whose owner's lease expired) for resumption.
 
-        `prepare(stored)` returns the new output and journal (with the decision applied) and the
-        resolution to record; it may raise to refuse, and then nothing changes. The read, the
+        `prepare(stored)` returns the new output and journal (with the decisions applied) and the
+        resolutions to record in the audit log; it may raise to refuse, and then nothing changes. The read, the
         compare-and-set and the resolution are one transaction: exactly one of any number of
         concurrent claimers wins; the others get `RunAlreadyResumedError` (or `RunNotPausedError`).
         Returns the stored row (with the new output and journal) and the new version.
@@ -277,7 +292,7 @@ class BaseDb(ABC):
                 expected_version is not None and expected_version != stored.version
             ):
                 self._raise_not_claimable(stored, expected_version)
-            output, journal, resolution = prepare(stored)
+            output, journal, resolutions = prepare(stored)
             result = conn.execute(
                 _UPDATE_RUN,
                 {
@@ -295,7 +310,7 @@ class BaseDb(ABC):
             )
             if result.rowcount != 1:  # another claimer committed between our read and our write
                 self._raise_not_claimable(self._read(conn, run_id) or stored, stored.version)
-            if resolution is not None:
+            for resolution in resolutions:
                 self._record_resolution(conn, stored, resolution)
             stored.output, stored.journal = output, journal
             return stored, stored.version + 1
@@ -304,6 +319,24 @@ class BaseDb(ABC):
 
     @staticmethod
     def _record_resolution(conn: Connection, stored: StoredRun, resolution: Resolution) -> None:
+        if resolution.approval_type == "audit":
+            conn.execute(
+                _INSERT_APPROVAL,
+                {
+                    "id": resolution.approval_id or resolution.requirement_id,
+                    "run_id": stored.run_id,
+                    "requirement_id": resolution.requirement_id,
+                    "agent_name": stored.workflow_name,
+                    "tool_name": resolution.step_name,
+                    "tool_args": resolution.decision.get("args"),
+                    "approval_type": "audit",
+                    "status": "rejected" if resolution.decision.get("action") == "reject" else "approved",
+                    "requested_at": resolution.resolved_at,
+                    "resolved_at": resolution.resolved_at,
+                    "resolved_by": resolution.resolved_by,
+                    "resolution_data": {"note": resolution.note, **resolution.decision},
+                },
+            )
         conn.execute(
             _INSERT_AUDIT,
             {
@@ -322,29 +355,29 @@ class BaseDb(ABC):
 
     @staticmethod
     def _raise_not_claimable(fresh: StoredRun, expected_version: int | None) -> None:
-        reqs = fresh.output.get("step_requirements") or []
+        # The last pause of a workflow run, or the last tool call of an agent run.
+        reqs = fresh.output.get("step_requirements") or fresh.output.get("requirements") or []
         last = reqs[-1] if reqs else {}
+        where = last.get("step_name") or (last.get("tool_execution") or {}).get("tool_name")
         by = last.get("resolved_by")
         if fresh.status == PAUSED:
             raise RunAlreadyResumedError(
-                f"Run {fresh.run_id} was resumed by another caller and has paused again at step "
-                f"'{last.get('step_name')}'; reload it and resolve its new pause.",
+                f"Run {fresh.run_id} was resumed by another caller and has paused again"
+                + (f" at '{where}'" if where else "")
+                + "; reload it and resolve its new pause.",
                 run_id=fresh.run_id,
                 status=fresh.status,
                 resolved_by=by,
             )
         if expected_version is not None and expected_version < fresh.version:
-            prior = reqs[-1] if fresh.status == RUNNING or not reqs else last
-            who = prior.get("resolved_by")
             raise RunAlreadyResumedError(
                 f"Run {fresh.run_id} was already resumed"
-                + (f" (its pause at step '{prior.get('step_name')}' was {prior.get('status')}" if prior else "")
-                + (f" by {who}" if who else "")
-                + (")" if prior else "")
+                + (f": its pause at '{where}' was {last.get('status', 'resolved')}" if where else "")
+                + (f" by {by}" if by else "")
                 + f"; the run is now {fresh.status}.",
                 run_id=fresh.run_id,
                 status=fresh.status,
-                resolved_by=who,
+                resolved_by=by,
             )
         raise RunNotPausedError(
             f"Run {fresh.run_id} is {fresh.status}, not PAUSED; there is nothing to continue.",
@@ -407,3 +440,87 @@ class BaseDb(ABC):
         if actor is not None:
             query = query.where(c.actor == actor)
         return await self._tx(lambda conn: [dict(r) for r in conn.execute(query).mappings()], write=False)
+
+    # ----- approvals ------------------------------------------------------------------------------
+    async def list_approvals(
+        self,
+        *,
+        status: str | None = None,
+        run_id: str | None = None,
+        resolved_by: str | None = None,
+        approval_type: str | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """Approval records, oldest first: pending ones (`status="pending"`), by run, by approver."""
+        c = schema.approvals.c
+        query = sa.select(schema.approvals).order_by(c.requested_at).limit(limit)
+        for column, value in (
+            (c.status, status),
+            (c.run_id, run_id),
+            (c.resolved_by, resolved_by),
+            (c.approval_type, approval_type),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        return await self._tx(lambda conn: [dict(r) for r in conn.execute(query).mappings()], write=False)
+
+    async def approvals_for_run(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """The run's approval records by id."""
+        return {a["id"]: a for a in await self.list_approvals(run_id=run_id)}
+
+    async def resolve_approval(
+        self,
+        approval_id: str,
+        *,
+        approved: bool,
+        resolved_by: str | None = None,
+        note: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Approve or reject a pending approval (compare-and-set: only a pending one changes).
+
+        Raises `LookupError` for an unknown id and `ValueError` if it was already resolved (naming by
+        whom). Records the decision in the audit log. Returns the updated record.
+        """
+        c = schema.approvals.c
+
+        def body(conn: Connection) -> dict[str, Any]:
+            now = time.time()
+            status = "approved" if approved else "rejected"
+            result = conn.execute(
+                schema.approvals.update()
+                .where(c.id == approval_id, c.status == "pending")
+                .values(
+                    status=status,
+                    resolved_at=now,
+                    resolved_by=resolved_by,
+                    resolution_data={"note": note, **(data or {})},
+                )
+            )
+            row = conn.execute(sa.select(schema.approvals).where(c.id == approval_id)).mappings().first()
+            if row is None:
+                raise LookupError(f"No approval with id {approval_id!r}.")
+            if result.rowcount != 1:
+                raise ValueError(
+                    f"Approval {approval_id} was already {row['status']}"
+                    + (f" by {row['resolved_by']}" if row["resolved_by"] else "")
+                    + "."
+                )
+            conn.execute(
+                _INSERT_AUDIT,
+                {
+                    "run_id": row["run_id"],
+                    "requirement_id": row["requirement_id"],
+                    "workflow_name": row["agent_name"],
+                    "step_name": row["tool_name"],
+                    "kind": "approval",
+                    "actor": resolved_by,
+                    "decision": status,
+                    "note": note,
+                    "data": {"approval_id": approval_id, **(data or {})},
+                    "at": now,
+                },
+            )
+            return dict(row)
+
+        return await self._tx(body)

@@ -61,3 +61,21 @@ audit = sa.Table(
     sa.Column("data", sa.JSON),
     sa.Column("at", sa.Float, nullable=False),
 )
+
+approvals = sa.Table(
+    "kern_approvals",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False, index=True),
+    sa.Column("requirement_id", sa.String(64)),
+    sa.Column("agent_name", sa.String(256)),
+    sa.Column("tool_name", sa.String(256), nullable=False),
+    sa.Column("tool_args", sa.JSON),
+    sa.Column("approval_type", sa.String(16), nullable=False),  # required | audit
+    sa.Column("status", sa.String(16), nullable=False),  # pending | approved | rejected
+    sa.Column("requested_at", sa.Float, nullable=False),
+    sa.Column("resolved_at", sa.Float),
+    sa.Column("resolved_by", sa.String(256), index=True),
+    sa.Column("resolution_data", sa.JSON),
+    sa.Index("ix_kern_approvals_status", "status", "requested_at"),
+)

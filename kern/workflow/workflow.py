@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
-from kern._sync import iterate_sync, run_sync
+from kern._sync import event_stream, iterate_sync, run_sync
 from kern.db.base import BaseDb, Resolution, StoredRun
 from kern.exceptions import RequirementNotResolvedError, RunAlreadyResumedError
 from kern.run.base import RunStatus
@@ -25,7 +24,6 @@ from kern.workflow.engine import RunContext, drive
 from kern.workflow.node import Node, as_nodes
 
 Emit = Callable[[WorkflowEvent], Awaitable[None]]
-_END = object()
 
 
 class Workflow:
@@ -122,7 +120,7 @@ class Workflow:
             await ctx.emit(WorkflowStartedEvent(input=input))
             return await drive(ctx, self.steps)
 
-        return self._stream(start) if stream else start(None)
+        return event_stream(start) if stream else start(None)
 
     # ----- continue -------------------------------------------------------------------------------
     def continue_run(
@@ -183,10 +181,10 @@ class Workflow:
         async def resume(emit: Emit | None) -> WorkflowRunOutput:
             resolved: list[StepRequirement] = []
 
-            def prepare(stored: StoredRun) -> tuple[dict[str, Any], dict[str, Any], Resolution | None]:
+            def prepare(stored: StoredRun) -> tuple[dict[str, Any], dict[str, Any], list[Resolution]]:
                 journal = dict(stored.journal)
                 if stored.status != "PAUSED":  # taking over a run whose process died
-                    return stored.output, journal, None
+                    return stored.output, journal, []
                 output = dict(stored.output)
                 history = list(output["step_requirements"])
                 active = StepRequirement.from_dict(history[-1])
@@ -212,7 +210,7 @@ class Workflow:
                     kind=active.kind,
                     note=active.rejection_feedback,
                 )
-                return output, journal, resolution
+                return output, journal, [resolution]
 
             stored, version = await self.db.claim(target, expected_version=expected_version, prepare=prepare)
             run = WorkflowRunOutput.from_dict(stored.output, version)
@@ -225,7 +223,7 @@ class Workflow:
                 )
             return await drive(ctx, self.steps)
 
-        return self._stream(resume) if stream else resume(None)
+        return event_stream(resume) if stream else resume(None)
 
     # ----- sessions, runs, deadlines ------------------------------------------------------------------
     async def aget_run(self, run_id: str) -> WorkflowRunOutput:
@@ -261,19 +259,6 @@ class Workflow:
 
     def expire_due(self, *, now: float | None = None, limit: int = 100) -> list[WorkflowRunOutput]:
         return run_sync(self.aexpire_due(now=now, limit=limit))
-
-    # ----- streaming ------------------------------------------------------------------------------
-    @staticmethod
-    async def _stream(body: Callable[[Emit], Awaitable[WorkflowRunOutput]]) -> AsyncIterator[WorkflowEvent]:
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        task = asyncio.ensure_future(body(queue.put))
-        task.add_done_callback(lambda _t: queue.put_nowait(_END))
-        while True:
-            item = await queue.get()
-            if item is _END:
-                break
-            yield item
-        await task  # re-raise what the run raised (a lost race, an unresolved requirement, ...)
 
 
 def _decide(run_id: str, active: StepRequirement) -> dict[str, Any]:

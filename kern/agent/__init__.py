@@ -1,0 +1,6 @@
+"""Agents: a model with tools, whose tool calls can wait for a person."""
+
+from kern.agent.agent import Agent
+from kern.run.agent import RunOutput, RunRequirement, ToolExecution
+
+__all__ = ["Agent", "RunOutput", "RunRequirement", "ToolExecution"]

@@ -1,0 +1,452 @@
+"""Agent: a model, tools and instructions; runs that pause on tool calls and resume from any process."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from typing import Any
+
+from kern._sync import event_stream, iterate_sync, run_sync
+from kern.db.base import BaseDb, Resolution, StoredRun
+from kern.exceptions import RequirementNotResolvedError
+from kern.models.base import Model, ModelResponse, ToolCall
+from kern.run.agent import (
+    RunCompletedEvent,
+    RunContentEvent,
+    RunContinuedEvent,
+    RunErrorEvent,
+    RunEvent,
+    RunOutput,
+    RunPausedEvent,
+    RunRequirement,
+    RunStartedEvent,
+    ToolCallCompletedEvent,
+    ToolCallStartedEvent,
+    ToolExecution,
+)
+from kern.run.base import RunStatus
+from kern.tools.tool import Tool, tool_result_text
+
+Emit = Callable[[RunEvent], Awaitable[None]]
+AGENT_KIND = "agent"
+
+
+def as_tools(items: Iterable[Any] | None) -> list[Tool]:
+    """Tools from functions, `Tool`s and toolkits (objects with a `tools` list)."""
+    out: list[Tool] = []
+    for item in items or []:
+        if isinstance(item, Tool):
+            out.append(item)
+        elif hasattr(item, "tools") and not callable(item):
+            out.extend(as_tools(item.tools))
+        elif callable(item):
+            out.append(Tool(item))
+        else:
+            raise TypeError(f"Not a tool: {item!r} (give functions, @tool functions or toolkits)")
+    names = [t.name for t in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"Tool names must be unique; repeated: {', '.join(dupes)}")
+    return out
+
+
+class Agent:
+    """A model that answers with text or tool calls; HITL tools pause the run.
+
+    `run` / `arun` return a `RunOutput`; when `is_paused`, resolve `active_requirements` and call
+    `continue_run(run_response=...)` or `continue_run(run_id=..., requirements=...)`, from any process
+    sharing `db`. A rejected call is reported to the model with the note and the run goes on.
+    """
+
+    kind = AGENT_KIND
+
+    def __init__(
+        self,
+        name: str | None = None,
+        model: Model | None = None,
+        tools: Iterable[Any] | None = None,
+        instructions: str | list[str] | None = None,
+        db: BaseDb | None = None,
+        *,
+        description: str | None = None,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        max_tool_rounds: int = 20,
+    ) -> None:
+        self.name = name or "agent"
+        self.model = model
+        self.tools = as_tools(tools)
+        self.instructions = instructions
+        self.description = description
+        if db is None:
+            from kern.db.sqlite import SqliteDb
+
+            db = SqliteDb()
+        self.db = db
+        self.session_id = session_id or uuid.uuid4().hex
+        self.user_id = user_id
+        self.max_tool_rounds = max_tool_rounds
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+    # ----- public API -------------------------------------------------------------------------------
+    def run(self, input: Any = None, *, stream: bool = False, **kwargs: Any) -> RunOutput | Iterator[RunEvent]:
+        """Run to an answer or a pause; `stream=True` yields events (text pieces as RunContentEvent)."""
+        result = self.arun(input, stream=stream, **kwargs)
+        return iterate_sync(result) if stream else run_sync(result)  # type: ignore[arg-type]
+
+    def arun(
+        self,
+        input: Any = None,
+        *,
+        stream: bool = False,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        run_id: str | None = None,
+    ) -> Awaitable[RunOutput] | AsyncIterator[RunEvent]:
+        """Async `run`: await it, or `async for` over it with `stream=True`."""
+        run = RunOutput(
+            run_id=run_id or uuid.uuid4().hex,
+            session_id=session_id or self.session_id,
+            agent_name=self.name,
+            input=input,
+            status=RunStatus.RUNNING,
+            model=getattr(self.model, "id", None),
+            user_id=user_id or self.user_id,
+            messages=self._first_messages(input),
+        )
+
+        async def start(emit: Emit | None) -> RunOutput:
+            driver = _Driver(self, run, 0, emit, stream)
+            await driver.emit(RunStartedEvent())
+            return await driver.drive()
+
+        return event_stream(start) if stream else start(None)
+
+    def continue_run(
+        self,
+        run_response: RunOutput | None = None,
+        *,
+        run_id: str | None = None,
+        requirements: list[RunRequirement] | None = None,
+        stream: bool = False,
+        **kwargs: Any,
+    ) -> RunOutput | Iterator[RunEvent]:
+        """Resume a paused run once every active requirement is resolved."""
+        result = self.acontinue_run(run_response, run_id=run_id, requirements=requirements, stream=stream, **kwargs)
+        return iterate_sync(result) if stream else run_sync(result)  # type: ignore[arg-type]
+
+    def acontinue_run(
+        self,
+        run_response: RunOutput | None = None,
+        *,
+        run_id: str | None = None,
+        requirements: list[RunRequirement] | None = None,
+        stream: bool = False,
+        session_id: str | None = None,
+    ) -> Awaitable[RunOutput] | AsyncIterator[RunEvent]:
+        """Async `continue_run`."""
+        if run_response is None and run_id is None:
+            raise ValueError("continue_run needs run_response=... or run_id=...")
+        target = run_response.run_id if run_response is not None else run_id
+        assert target is not None
+        supplied = list(requirements or []) + (list(run_response.requirements) if run_response else [])
+        expected = run_response.version if run_response is not None and run_response.version else None
+
+        async def resume(emit: Emit | None) -> RunOutput:
+            approvals = await self.db.approvals_for_run(target)
+
+            def prepare(stored: StoredRun) -> tuple[dict[str, Any], dict[str, Any], list[Resolution]]:
+                if stored.status != "PAUSED":  # taking over a run whose process died
+                    return stored.output, stored.journal, []
+                output = RunOutput.from_dict(stored.output, stored.version)
+                resolutions = apply_resolutions(output, supplied, approvals)
+                output.status = RunStatus.RUNNING
+                return output.to_dict(), stored.journal, resolutions
+
+            stored, version = await self.db.claim(target, expected_version=expected, prepare=prepare)
+            run = RunOutput.from_dict(stored.output, version)
+            driver = _Driver(self, run, version, emit, stream)
+            await driver.emit(RunContinuedEvent())
+            return await driver.drive()
+
+        return event_stream(resume) if stream else resume(None)
+
+    async def aget_run(self, run_id: str) -> RunOutput:
+        stored = await self.db.load_run(run_id)
+        return RunOutput.from_dict(stored.output, stored.version)
+
+    def get_run(self, run_id: str) -> RunOutput:
+        return run_sync(self.aget_run(run_id))
+
+    # ----- internals --------------------------------------------------------------------------------
+    def system_prompt(self) -> str | None:
+        parts: list[str] = []
+        if self.description:
+            parts.append(self.description)
+        if isinstance(self.instructions, str):
+            parts.append(self.instructions)
+        elif self.instructions:
+            parts.extend(self.instructions)
+        parts.extend(t.instructions for t in self.tools if t.instructions)
+        return "\n\n".join(parts) or None
+
+    def _first_messages(self, input: Any) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        system = self.system_prompt()
+        if system:
+            messages.append({"role": "system", "content": system})
+        text = input if isinstance(input, str) else json.dumps(input, default=str)
+        messages.append({"role": "user", "content": text})
+        return messages
+
+    def tools_for_run(self, run: RunOutput) -> list[Tool]:
+        """The tools the model may call in this run (a Team adds its delegation tool)."""
+        return self.tools
+
+    async def on_pending(self, run: RunOutput, requirement: RunRequirement) -> None:
+        """Hook before a pending requirement is persisted (a Team routes member requirements here)."""
+
+    async def resolve_call(self, run: RunOutput, requirement: RunRequirement) -> str | None:
+        """Hook: the result of a resolved call this agent handles itself (None: default handling)."""
+        return None
+
+    async def run_tool(self, run: RunOutput, tool: Tool, execution: ToolExecution) -> str:
+        """Execute a tool call; an exception becomes an error message for the model."""
+        try:
+            return tool_result_text(await tool.execute(execution.tool_args))
+        except Exception as exc:
+            return f"Error running tool {tool.name}: {type(exc).__name__}: {exc}"
+
+
+def apply_resolutions(
+    output: RunOutput, supplied: list[RunRequirement], approvals: dict[str, dict[str, Any]]
+) -> list[Resolution]:
+    """Merge the caller's decisions into the stored pending requirements; refuse if any is missing.
+
+    Approval-gated calls take their decision from the approval record: pending refuses, approved
+    confirms, rejected rejects with the approver's note.
+    """
+    by_id = {r.id: r for r in supplied}
+    resolutions: list[Resolution] = []
+    unresolved: list[str] = []
+    for index, req in enumerate(output.requirements):
+        if req.status != "pending":
+            continue
+        given = by_id.get(req.id)
+        if given is not None and given is not req:
+            req = output.requirements[index] = RunRequirement.from_dict(given.to_dict())
+        record = approvals.get(req.approval_id or "")
+        if record is not None and req.tool_execution.approval_type == "required":
+            if record["status"] == "pending":
+                raise RequirementNotResolvedError(
+                    f"Approval {record['id']} for tool '{req.tool_execution.tool_name}' is still pending; "
+                    "resolve it (db.resolve_approval) before continuing."
+                )
+            req.tool_execution.confirmed = record["status"] == "approved"
+            req.tool_execution.confirmation_note = (record.get("resolution_data") or {}).get("note")
+            req.resolved_by = record.get("resolved_by")
+            req.resolved_at = record.get("resolved_at")
+        if not req.is_resolved:
+            unresolved.append(f"'{req.tool_execution.tool_name}' ({req.kind}: {req._needs})")
+            continue
+        req.status = "resolved"
+        te = req.tool_execution
+        action = (
+            "reject"
+            if te.confirmed is False
+            else {"user_input": "input", "external_execution": "result"}.get(req.kind, "confirm")
+        )
+        resolutions.append(
+            Resolution(
+                requirement_id=req.id,
+                status="resolved",
+                resolved_by=req.resolved_by,
+                resolved_at=req.resolved_at or time.time(),
+                decision={
+                    "action": action,
+                    "tool": te.tool_name,
+                    "args": te.tool_args,
+                    "member": req.member_agent_name,
+                },
+                step_name=te.tool_name,
+                kind=f"tool_{req.kind}",
+                note=te.confirmation_note,
+                approval_type=te.approval_type,
+                approval_id=req.approval_id,
+            )
+        )
+    if unresolved:
+        raise RequirementNotResolvedError(
+            f"Run {output.run_id} still waits on tool call(s) {', '.join(unresolved)}; resolve every entry of "
+            "active_requirements before continue_run."
+        )
+    return resolutions
+
+
+class _Driver:
+    """One drive of one agent run: model turns, tool calls, pauses, persistence, events."""
+
+    def __init__(self, agent: Agent, run: RunOutput, version: int, emit: Emit | None, stream: bool) -> None:
+        self.agent = agent
+        self.run = run
+        self.version = version
+        self._emit = emit
+        self.stream = stream
+
+    async def emit(self, event: RunEvent) -> None:
+        if self._emit is not None:
+            event.run_id, event.session_id, event.agent_name = self.run.run_id, self.run.session_id, self.agent.name
+            await self._emit(event)
+
+    async def save(self, approvals: list[dict[str, Any]] | None = None) -> None:
+        self.run.updated_at = time.time()
+        pause = None
+        if self.run.status == RunStatus.PAUSED:
+            pause = {"requirement_id": self.run.active_requirements[0].id if self.run.active_requirements else ""}
+        self.version = await self.agent.db.save_run(
+            self.run.to_dict(),
+            {},
+            version=self.version,
+            new_requirement=pause,
+            kind=self.agent.kind,
+            approvals=approvals,
+        )
+        self.run.version = self.version
+
+    async def drive(self) -> RunOutput:
+        run = self.run
+        run.status = RunStatus.RUNNING
+        final: RunEvent
+        approvals: list[dict[str, Any]] = []
+        try:
+            await self._apply_decisions()
+            for _ in range(self.agent.max_tool_rounds):
+                await self.save()  # journal: every tool result so far survives a crash
+                response = await self._model_turn()
+                run.messages.append(response.as_message())
+                if not response.tool_calls:
+                    run.content = response.content
+                    run.status = RunStatus.COMPLETED
+                    break
+                approvals = await self._handle_calls(response.tool_calls)
+                if run.active_requirements:
+                    run.status = RunStatus.PAUSED
+                    break
+            else:
+                raise RuntimeError(f"Agent '{self.agent.name}' made more than {self.agent.max_tool_rounds} tool rounds")
+        except Exception as exc:
+            if type(exc).__name__ == "LostOwnershipError":
+                raise
+            run.status = RunStatus.ERROR
+            run.error = f"{type(exc).__name__}: {exc}"
+            run.content = run.error
+        await self.save(approvals)
+        if run.status == RunStatus.PAUSED:
+            final = RunPausedEvent(requirements=list(run.requirements))
+        elif run.status == RunStatus.COMPLETED:
+            final = RunCompletedEvent(content=run.content)
+        else:
+            final = RunErrorEvent(error=run.error)
+        await self.emit(final)
+        return run
+
+    async def _model_turn(self) -> ModelResponse:
+        model = self.agent.model
+        if model is None:
+            raise ValueError(f"Agent '{self.agent.name}' has no model")
+        tools = self.agent.tools_for_run(self.run)
+        if not self.stream:
+            return await model.aresponse(self.run.messages, tools)
+        final: ModelResponse | None = None
+        async for piece in model.astream(self.run.messages, tools):
+            if isinstance(piece, ModelResponse):
+                final = piece
+            else:
+                await self.emit(RunContentEvent(content=piece))
+        assert final is not None
+        return final
+
+    async def _handle_calls(self, calls: list[ToolCall]) -> list[dict[str, Any]]:
+        """Run the calls that need nobody; turn the others into pending requirements."""
+        run = self.run
+        by_name = {t.name: t for t in self.agent.tools_for_run(run)}
+        approvals: list[dict[str, Any]] = []
+        for call in calls:
+            tool = by_name.get(call.name)
+            try:
+                args = json.loads(call.arguments or "{}")
+                if not isinstance(args, dict):
+                    raise ValueError("arguments must be a JSON object")
+            except ValueError as exc:
+                self._tool_message(call.id, call.name, f"Invalid arguments for {call.name}: {exc}")
+                continue
+            execution = ToolExecution(tool_call_id=call.id, tool_name=call.name, tool_args=args)
+            run.tools.append(execution)
+            if tool is None:
+                self._tool_message(call.id, call.name, f"Unknown tool {call.name!r}")
+                continue
+            if getattr(tool, "delegates", False) or not tool.requires_hitl:
+                await self.emit(ToolCallStartedEvent(tool=execution))
+                execution.result = await self.agent.run_tool(run, tool, execution)
+                if execution.result is None:  # a member paused: the team holds this call open
+                    continue
+                self._tool_message(call.id, call.name, execution.result)
+                await self.emit(ToolCallCompletedEvent(tool=execution))
+                continue
+            execution.requires_confirmation = tool.requires_confirmation
+            execution.requires_user_input = tool.requires_user_input
+            execution.external_execution_required = tool.external_execution
+            execution.approval_type = tool.approval_type
+            if tool.requires_user_input:
+                execution.user_input_schema = tool.user_input_schema(args)
+            requirement = RunRequirement(tool_execution=execution)
+            if tool.approval_type == "required":
+                requirement.approval_id = uuid.uuid4().hex
+                approvals.append(
+                    {
+                        "id": requirement.approval_id,
+                        "requirement_id": requirement.id,
+                        "tool_name": tool.name,
+                        "tool_args": args,
+                        "approval_type": "required",
+                    }
+                )
+            run.requirements.append(requirement)
+        return approvals
+
+    async def _apply_decisions(self) -> None:
+        """Give every resolved call its result (run, rejected or supplied), once."""
+        run = self.run
+        answered = {m.get("tool_call_id") for m in run.messages if m.get("role") == "tool"}
+        by_name = {t.name: t for t in self.agent.tools_for_run(run)}
+        for req in run.requirements:
+            te = req.tool_execution
+            if req.status != "resolved" or te.tool_call_id in answered:
+                continue
+            result = await self.agent.resolve_call(run, req)
+            if result is None:
+                if te.confirmed is False:
+                    result = f"The user rejected the call to {te.tool_name}." + (
+                        f" Note: {te.confirmation_note}" if te.confirmation_note else ""
+                    )
+                elif req.is_external_tool_execution:
+                    result = req.external_result or ""
+                else:
+                    tool = by_name.get(te.tool_name)
+                    if tool is None:
+                        result = f"Unknown tool {te.tool_name!r}"
+                    else:
+                        await self.emit(ToolCallStartedEvent(tool=te))
+                        result = await self.agent.run_tool(run, tool, te)
+            if result is None:
+                continue  # still waiting (a team member paused again)
+            te.result = result
+            self._tool_message(te.tool_call_id, te.tool_name, result)
+            await self.emit(ToolCallCompletedEvent(tool=te))
+
+    def _tool_message(self, call_id: str, name: str, content: str) -> None:
+        self.run.messages.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": content})

@@ -1,0 +1,384 @@
+"""What an agent (or team) run produces: its output, its tool-call pauses, its events."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from kern._json import to_jsonable
+from kern.run.base import RunStatus
+from kern.run.requirement import _coerce
+from kern.workflow.types import UserInputField
+
+
+@dataclass
+class ToolExecution:
+    """One tool call the model made, and what became of it."""
+
+    tool_call_id: str
+    tool_name: str
+    tool_args: dict[str, Any] = field(default_factory=dict)
+    result: str | None = None
+    requires_confirmation: bool = False
+    requires_user_input: bool = False
+    external_execution_required: bool = False
+    user_input_schema: list[UserInputField] | None = None
+    approval_type: str | None = None
+    confirmed: bool | None = None
+    confirmation_note: str | None = None
+    answered: bool = False
+    member_agent_name: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {
+            "tool_call_id": self.tool_call_id,
+            "tool_name": self.tool_name,
+            "tool_args": to_jsonable(self.tool_args),
+            "result": self.result,
+            "requires_confirmation": self.requires_confirmation,
+            "requires_user_input": self.requires_user_input,
+            "external_execution_required": self.external_execution_required,
+            "user_input_schema": [f.to_dict() for f in self.user_input_schema] if self.user_input_schema else None,
+            "approval_type": self.approval_type,
+            "confirmed": self.confirmed,
+            "confirmation_note": self.confirmation_note,
+            "answered": self.answered,
+            "member_agent_name": self.member_agent_name,
+        }
+        return {k: v for k, v in data.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ToolExecution:
+        schema = data.get("user_input_schema")
+        return cls(
+            tool_call_id=data["tool_call_id"],
+            tool_name=data["tool_name"],
+            tool_args=data.get("tool_args") or {},
+            result=data.get("result"),
+            requires_confirmation=data.get("requires_confirmation", False),
+            requires_user_input=data.get("requires_user_input", False),
+            external_execution_required=data.get("external_execution_required", False),
+            user_input_schema=[UserInputField.from_dict(f) for f in schema] if schema else None,
+            approval_type=data.get("approval_type"),
+            confirmed=data.get("confirmed"),
+            confirmation_note=data.get("confirmation_note"),
+            answered=data.get("answered", False),
+            member_agent_name=data.get("member_agent_name"),
+        )
+
+
+@dataclass
+class RunRequirement:
+    """A tool call waiting for a person: confirm or reject it, fill in its fields, or supply its result.
+
+    The method must fit the requirement (`needs_confirmation`, `needs_user_input`,
+    `is_external_tool_execution`); a wrong one is a `ValueError`.
+    """
+
+    tool_execution: ToolExecution
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    member_agent_name: str | None = None
+    member_run_id: str | None = None
+    approval_id: str | None = None
+    created_at: float = field(default_factory=time.time)
+    status: str = "pending"  # pending | resolved
+    external_result: str | None = None
+    resolved_by: str | None = None
+    resolved_at: float | None = None
+
+    @property
+    def tool(self) -> ToolExecution:
+        return self.tool_execution
+
+    @property
+    def requirement_id(self) -> str:
+        return self.id
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return self.tool_execution.requires_confirmation
+
+    @property
+    def needs_user_input(self) -> bool:
+        return self.tool_execution.requires_user_input
+
+    @property
+    def is_external_tool_execution(self) -> bool:
+        return self.tool_execution.external_execution_required
+
+    @property
+    def user_input_schema(self) -> list[UserInputField] | None:
+        return self.tool_execution.user_input_schema
+
+    @property
+    def is_resolved(self) -> bool:
+        te = self.tool_execution
+        if self.status != "pending":
+            return True
+        if self.needs_confirmation:
+            return te.confirmed is not None
+        if self.needs_user_input:
+            return te.answered or te.confirmed is False
+        if self.is_external_tool_execution:
+            return self.external_result is not None or te.confirmed is False
+        return False
+
+    @property
+    def kind(self) -> str:
+        if self.needs_user_input:
+            return "user_input"
+        if self.is_external_tool_execution:
+            return "external_execution"
+        return "confirmation"
+
+    def _check(self, method: str, ok: bool, needs: str) -> None:
+        if not ok:
+            raise ValueError(
+                f"{method}() does not apply to the call of tool '{self.tool_execution.tool_name}': it needs {needs}."
+            )
+        if self.status != "pending":
+            raise ValueError(
+                f"The call of tool '{self.tool_execution.tool_name}' was already resolved"
+                + (f" by {self.resolved_by}" if self.resolved_by else "")
+                + "."
+            )
+
+    @property
+    def _needs(self) -> str:
+        if self.needs_user_input:
+            return "provide_user_input(values)"
+        if self.is_external_tool_execution:
+            return "set_external_execution_result(result)"
+        return "confirm() or reject(note=...)"
+
+    def _mark(self, by: str | None) -> None:
+        self.resolved_by = by
+        self.resolved_at = time.time()
+
+    def confirm(self, *, by: str | None = None) -> None:
+        """Let the tool run."""
+        self._check("confirm", self.needs_confirmation, self._needs)
+        self.tool_execution.confirmed = True
+        self.tool_execution.confirmation_note = None
+        self._mark(by)
+
+    def reject(self, note: str | None = None, *, by: str | None = None) -> None:
+        """Refuse the call; the model is told it was rejected, with `note`, and the run goes on."""
+        self._check("reject", True, self._needs)
+        self.tool_execution.confirmed = False
+        self.tool_execution.confirmation_note = note
+        self._mark(by)
+
+    def provide_user_input(self, values: dict[str, Any], *, by: str | None = None) -> None:
+        """Fill in the tool's user-input fields. Validated and coerced; a ValueError names every bad field."""
+        self._check("provide_user_input", self.needs_user_input, self._needs)
+        schema = self.user_input_schema or []
+        known = {f.name: f for f in schema}
+        problems = [f"unknown field {k!r}" for k in values if k not in known]
+        result: dict[str, Any] = {}
+        for name, field_def in known.items():
+            value = values.get(name, field_def.value)
+            if value is None or value == "":
+                if field_def.required:
+                    problems.append(f"{name}: required")
+                continue
+            try:
+                result[name] = _coerce(field_def, value)
+            except ValueError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise ValueError(f"Invalid input for tool '{self.tool_execution.tool_name}': " + "; ".join(problems))
+        for field_def in schema:
+            field_def.value = result.get(field_def.name)
+        self.tool_execution.tool_args.update(result)
+        self.tool_execution.answered = True
+        self._mark(by)
+
+    def set_external_execution_result(self, result: Any, *, by: str | None = None) -> None:
+        """Give the result of a tool that runs outside the agent."""
+        self._check("set_external_execution_result", self.is_external_tool_execution, self._needs)
+        self.external_result = result if isinstance(result, str) else str(to_jsonable(result))
+        self.tool_execution.result = self.external_result
+        self._mark(by)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {
+            "id": self.id,
+            "tool_execution": self.tool_execution.to_dict(),
+            "member_agent_name": self.member_agent_name,
+            "member_run_id": self.member_run_id,
+            "approval_id": self.approval_id,
+            "created_at": self.created_at,
+            "status": self.status,
+            "external_result": self.external_result,
+            "resolved_by": self.resolved_by,
+            "resolved_at": self.resolved_at,
+        }
+        return {k: v for k, v in data.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunRequirement:
+        return cls(
+            tool_execution=ToolExecution.from_dict(data["tool_execution"]),
+            id=data["id"],
+            member_agent_name=data.get("member_agent_name"),
+            member_run_id=data.get("member_run_id"),
+            approval_id=data.get("approval_id"),
+            created_at=data.get("created_at", 0.0),
+            status=data.get("status", "pending"),
+            external_result=data.get("external_result"),
+            resolved_by=data.get("resolved_by"),
+            resolved_at=data.get("resolved_at"),
+        )
+
+
+@dataclass
+class RunOutput:
+    """The state of one agent or team run."""
+
+    run_id: str
+    session_id: str
+    agent_name: str | None = None
+    input: Any = None
+    content: Any = None
+    status: RunStatus = RunStatus.PENDING
+    error: str | None = None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    tools: list[ToolExecution] = field(default_factory=list)
+    requirements: list[RunRequirement] = field(default_factory=list)
+    model: str | None = None
+    user_id: str | None = None
+    team_state: dict[str, Any] | None = None
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+    version: int = 0
+
+    @property
+    def is_paused(self) -> bool:
+        return self.status == RunStatus.PAUSED
+
+    @property
+    def active_requirements(self) -> list[RunRequirement]:
+        """The requirements still waiting for a decision."""
+        return [r for r in self.requirements if not r.is_resolved]
+
+    @property
+    def team_name(self) -> str | None:
+        return self.agent_name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "session_id": self.session_id,
+            "agent_name": self.agent_name,
+            "input": to_jsonable(self.input),
+            "content": to_jsonable(self.content),
+            "status": self.status.value,
+            "error": self.error,
+            "messages": self.messages,
+            "tools": [t.to_dict() for t in self.tools],
+            "requirements": [r.to_dict() for r in self.requirements],
+            "model": self.model,
+            "user_id": self.user_id,
+            "team_state": self.team_state,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            # the workflow-shaped fields the store indexes on
+            "workflow_name": self.agent_name,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], version: int = 0) -> RunOutput:
+        return cls(
+            run_id=data["run_id"],
+            session_id=data["session_id"],
+            agent_name=data.get("agent_name"),
+            input=data.get("input"),
+            content=data.get("content"),
+            status=RunStatus(data.get("status", "PENDING")),
+            error=data.get("error"),
+            messages=data.get("messages") or [],
+            tools=[ToolExecution.from_dict(t) for t in data.get("tools") or []],
+            requirements=[RunRequirement.from_dict(r) for r in data.get("requirements") or []],
+            model=data.get("model"),
+            user_id=data.get("user_id"),
+            team_state=data.get("team_state"),
+            created_at=data.get("created_at", 0.0),
+            updated_at=data.get("updated_at", 0.0),
+            version=version,
+        )
+
+
+# ----- events ------------------------------------------------------------------------------------
+@dataclass
+class RunEvent:
+    """Base of every streamed agent/team event."""
+
+    run_id: str = ""
+    session_id: str = ""
+    agent_name: str | None = None
+    created_at: float = field(default_factory=time.time)
+    event: str = ""
+
+    def __post_init__(self) -> None:
+        self.event = type(self).__name__.removesuffix("Event")
+
+    @property
+    def is_paused(self) -> bool:
+        return False
+
+
+@dataclass
+class RunStartedEvent(RunEvent):
+    pass
+
+
+@dataclass
+class RunContinuedEvent(RunEvent):
+    pass
+
+
+@dataclass
+class RunContentEvent(RunEvent):
+    content: str = ""
+
+
+@dataclass
+class ToolCallStartedEvent(RunEvent):
+    tool: ToolExecution | None = None
+
+
+@dataclass
+class ToolCallCompletedEvent(RunEvent):
+    tool: ToolExecution | None = None
+
+
+@dataclass
+class RunPausedEvent(RunEvent):
+    """The run waits for people; resolve `active_requirements`, then continue with `requirements`."""
+
+    requirements: list[RunRequirement] = field(default_factory=list)
+
+    @property
+    def is_paused(self) -> bool:
+        return True
+
+    @property
+    def active_requirements(self) -> list[RunRequirement]:
+        return [r for r in self.requirements if not r.is_resolved]
+
+    @property
+    def tools(self) -> list[ToolExecution]:
+        return [r.tool_execution for r in self.requirements]
+
+
+@dataclass
+class RunCompletedEvent(RunEvent):
+    content: Any = None
+
+
+@dataclass
+class RunErrorEvent(RunEvent):
+    error: str | None = None
