@@ -210,9 +210,12 @@ class Agent:
     async def on_pending(self, run: RunOutput, requirement: RunRequirement) -> None:
         """Hook before a pending requirement is persisted (a Team routes member requirements here)."""
 
-    async def resolve_call(self, run: RunOutput, requirement: RunRequirement) -> str | None:
-        """Hook: the result of a resolved call this agent handles itself (None: default handling)."""
-        return None
+    async def settle_delegations(self, run: RunOutput) -> list[tuple[str, str, str]]:
+        """Hook for teams: forward resolved member requirements to their member runs.
+
+        Returns (tool_call_id, tool_name, result) for every delegation that finished.
+        """
+        return []
 
     async def run_tool(self, run: RunOutput, tool: Tool, execution: ToolExecution) -> str:
         """Execute a tool call; an exception becomes an error message for the model."""
@@ -220,6 +223,21 @@ class Agent:
             return tool_result_text(await tool.execute(execution.tool_args))
         except Exception as exc:
             return f"Error running tool {tool.name}: {type(exc).__name__}: {exc}"
+
+
+def take_decision(stored: RunRequirement, given: RunRequirement) -> RunRequirement:
+    """The stored requirement with the caller's decision on it (only decision fields are taken)."""
+    merged = RunRequirement.from_dict(stored.to_dict())
+    te, src = merged.tool_execution, given.tool_execution
+    te.confirmed, te.confirmation_note, te.answered = src.confirmed, src.confirmation_note, src.answered
+    if src.answered:
+        te.tool_args = dict(src.tool_args)
+        te.user_input_schema = src.user_input_schema
+    merged.external_result = given.external_result
+    if given.external_result is not None:
+        te.result = given.external_result
+    merged.resolved_by, merged.resolved_at = given.resolved_by, given.resolved_at
+    return merged
 
 
 def apply_resolutions(
@@ -238,7 +256,7 @@ def apply_resolutions(
             continue
         given = by_id.get(req.id)
         if given is not None and given is not req:
-            req = output.requirements[index] = RunRequirement.from_dict(given.to_dict())
+            req = output.requirements[index] = take_decision(req, given)
         record = approvals.get(req.approval_id or "")
         if record is not None and req.tool_execution.approval_type == "required":
             if record["status"] == "pending":
@@ -324,7 +342,10 @@ class _Driver:
         approvals: list[dict[str, Any]] = []
         try:
             await self._apply_decisions()
-            for _ in range(self.agent.max_tool_rounds):
+            rounds = 0 if run.active_requirements else self.agent.max_tool_rounds  # a member paused again
+            if rounds == 0:
+                run.status = RunStatus.PAUSED
+            for _ in range(rounds):
                 await self.save()  # journal: every tool result so far survives a crash
                 response = await self._model_turn()
                 run.messages.append(response.as_message())
@@ -337,7 +358,8 @@ class _Driver:
                     run.status = RunStatus.PAUSED
                     break
             else:
-                raise RuntimeError(f"Agent '{self.agent.name}' made more than {self.agent.max_tool_rounds} tool rounds")
+                if rounds:
+                    raise RuntimeError(f"'{self.agent.name}' made more than {rounds} tool rounds without answering")
         except Exception as exc:
             if type(exc).__name__ == "LostOwnershipError":
                 raise
@@ -421,29 +443,27 @@ class _Driver:
     async def _apply_decisions(self) -> None:
         """Give every resolved call its result (run, rejected or supplied), once."""
         run = self.run
+        for call_id, name, result in await self.agent.settle_delegations(run):
+            self._tool_message(call_id, name, result)
         answered = {m.get("tool_call_id") for m in run.messages if m.get("role") == "tool"}
         by_name = {t.name: t for t in self.agent.tools_for_run(run)}
         for req in run.requirements:
             te = req.tool_execution
-            if req.status != "resolved" or te.tool_call_id in answered:
+            if req.status != "resolved" or req.member_run_id or te.tool_call_id in answered:
                 continue
-            result = await self.agent.resolve_call(run, req)
-            if result is None:
-                if te.confirmed is False:
-                    result = f"The user rejected the call to {te.tool_name}." + (
-                        f" Note: {te.confirmation_note}" if te.confirmation_note else ""
-                    )
-                elif req.is_external_tool_execution:
-                    result = req.external_result or ""
+            if te.confirmed is False:
+                result = f"The user rejected the call to {te.tool_name}." + (
+                    f" Note: {te.confirmation_note}" if te.confirmation_note else ""
+                )
+            elif req.is_external_tool_execution:
+                result = req.external_result or ""
+            else:
+                tool = by_name.get(te.tool_name)
+                if tool is None:
+                    result = f"Unknown tool {te.tool_name!r}"
                 else:
-                    tool = by_name.get(te.tool_name)
-                    if tool is None:
-                        result = f"Unknown tool {te.tool_name!r}"
-                    else:
-                        await self.emit(ToolCallStartedEvent(tool=te))
-                        result = await self.agent.run_tool(run, tool, te)
-            if result is None:
-                continue  # still waiting (a team member paused again)
+                    await self.emit(ToolCallStartedEvent(tool=te))
+                    result = await self.agent.run_tool(run, tool, te)
             te.result = result
             self._tool_message(te.tool_call_id, te.tool_name, result)
             await self.emit(ToolCallCompletedEvent(tool=te))

@@ -295,6 +295,8 @@ class StepRequirement:
     # ----- persistence ----------------------------------------------------------------------------
     def decision(self) -> dict[str, Any]:
         """The resolution as journal data (what the engine applies on continue)."""
+        if self.kind == EXECUTOR:
+            return {"action": "executor", "requirements": [r.to_dict() for r in self.executor_requirements or []]}
         if self.kind == USER_INPUT and self.user_input is not None:
             return {"action": "input", "user_input": self.user_input}
         if self.kind == ROUTE_SELECTION:
@@ -326,6 +328,15 @@ class StepRequirement:
                 f"at step '{self.step_name}'",
             }
         approve = on_timeout is OnTimeout.approve
+        if self.kind == EXECUTOR:
+            for req in self.executor_requirements or []:
+                if req.is_resolved:
+                    continue
+                if approve and req.needs_confirmation:
+                    req.confirm(by="timeout")
+                else:
+                    req.reject(note="No answer before the deadline", by="timeout")
+            return {**self.decision(), "timed_out": True}
         if self.kind == USER_INPUT and approve:
             defaults = {f.name: f.value for f in self.user_input_schema or []}
             if all(
@@ -387,6 +398,10 @@ class StepRequirement:
     def from_dict(cls, data: dict[str, Any]) -> StepRequirement:
         schema = data.get("user_input_schema")
         executor = data.get("executor_requirements")
+        if executor is not None:
+            from kern.run.agent import RunRequirement  # run.agent imports this module
+
+            executor = [RunRequirement.from_dict(r) for r in executor]
         return cls(
             requirement_id=data["requirement_id"],
             step_name=data["step_name"],
