@@ -28,6 +28,7 @@ from kern.run.agent import (
 )
 from kern.run.base import RunStatus
 from kern.tools.tool import Tool, tool_result_text
+from kern.workflow.executor_scope import STEP_SCOPE
 
 Emit = Callable[[RunEvent], Awaitable[None]]
 AGENT_KIND = "agent"
@@ -124,7 +125,12 @@ class Agent:
             await driver.emit(RunStartedEvent())
             return await driver.drive()
 
-        return event_stream(start) if stream else start(None)
+        if stream:
+            return event_stream(start)
+        scope = STEP_SCOPE.get()
+        if scope is not None:  # inside a workflow step: journaled, and a pause pauses the workflow
+            return scope.run_agent(self, lambda: start(None))
+        return start(None)
 
     def continue_run(
         self,

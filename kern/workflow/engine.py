@@ -34,6 +34,7 @@ from kern.run.workflow import (
     WorkflowPausedEvent,
     WorkflowRunOutput,
 )
+from kern.workflow.executor_scope import STEP_SCOPE
 from kern.workflow.types import HumanReview, OnReject, StepInput, StepOutput
 
 if TYPE_CHECKING:
@@ -283,6 +284,7 @@ async def drive(ctx: RunContext, steps: list[Node]) -> WorkflowRunOutput:
     run = ctx.run
     run.status = RunStatus.RUNNING
     chain = Chain(run.input)
+    scope_token = STEP_SCOPE.set(None)  # a workflow run inside a step is not that step's agent
     results: list[StepOutput] = []
     heartbeat = asyncio.create_task(ctx.heartbeat())
     new_requirement: StepRequirement | None = None
@@ -328,6 +330,7 @@ async def drive(ctx: RunContext, steps: list[Node]) -> WorkflowRunOutput:
         final_event = WorkflowErrorEvent(error=run.error)
     finally:
         heartbeat.cancel()
+        STEP_SCOPE.reset(scope_token)
     run.step_results = results
     await ctx.save(new_requirement)  # persisted before any pause event: a consumer may stop reading there
     if pause_event is not None:

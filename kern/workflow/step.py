@@ -9,6 +9,7 @@ from kern.run import requirement as kinds
 from kern.run.base import RunStatus
 from kern.run.workflow import StepCompletedEvent, StepErrorEvent, StepStartedEvent
 from kern.workflow.engine import Cancel, Pause, StepFailed, call_user, skipped
+from kern.workflow.executor_scope import STEP_SCOPE, ExecutorPaused, StepScope
 from kern.workflow.node import Node
 from kern.workflow.types import HumanReview, OnError, StepInput, StepOutput, UserInputField
 
@@ -173,15 +174,30 @@ class Step(Node):
         self, ctx: RunContext, path: str, attempt: int, chain: Chain, extra: dict[str, Any]
     ) -> StepOutput:
         step_input = chain.step_input(ctx.run, extra)
+        token = STEP_SCOPE.set(StepScope(ctx, f"{path}~{attempt}"))
         try:
             if self.executor is not None:
                 result = await call_user(self.executor, step_input)
             else:
-                result = await self._run_agent(ctx, path, attempt, step_input)
+                result = await self._run_agent(step_input)
+        except ExecutorPaused as paused:
+            who = getattr(paused.runner, "name", None) or "agent"
+            requirements = list(paused.result.active_requirements)
+            await ctx.gate(
+                self,
+                path,
+                kinds.EXECUTOR,
+                key=paused.gate_key,
+                message=f"{who} wants to run: " + ", ".join(r.tool_execution.tool_name for r in requirements),
+                executor_requirements=requirements,
+            )
+            raise AssertionError("unreachable: the gate pauses") from paused  # pragma: no cover
         except (Cancel, StepFailed, Pause):
             raise
         except Exception as exc:
             return StepOutput(step_name=self.name, success=False, error=f"{type(exc).__name__}: {exc}")
+        finally:
+            STEP_SCOPE.reset(token)
         if isinstance(result, StepOutput):
             result.step_name = result.step_name or self.name
             if result.error and result.success:
@@ -189,42 +205,18 @@ class Step(Node):
             return result
         return StepOutput(step_name=self.name, content=result)
 
-    async def _run_agent(self, ctx: RunContext, path: str, attempt: int, step_input: StepInput) -> Any:
-        """Run (or continue) the step's agent or team; its tool-call pauses pause the workflow.
-
-        The agent's run id and how many times it paused are journaled, so a continue resumes that same
-        agent run with the person's decisions, and a chained pause (the agent pauses again) becomes the
-        next executor pause of this step.
-        """
+    async def _run_agent(self, step_input: StepInput) -> Any:
+        """Run the step's agent or team on the input (and the previous step's output)."""
         runner = self.agent if self.agent is not None else self.team
-        key = f"{path}~{attempt}|agent"
-        state = ctx.journal.get(key)
-        if state is None:
-            message = step_input.get_input_as_string()
-            if step_input.previous_step_content is not None:
-                message = f"{message}\n\nPrevious step output:\n{step_input.previous_step_content}"
-            if not hasattr(runner, "arun"):
-                return getattr(await call_user(runner.run, message), "content", None)
-            result = await runner.arun(message, session_id=ctx.run.session_id, user_id=ctx.run.user_id)
-        else:
-            decision = await ctx.gate(self, path, kinds.EXECUTOR, key=f"{key}|{state['pauses']}")
-            result = await _continue_agent(runner, state["run_id"], decision)
-        if not getattr(result, "is_paused", False):
-            if getattr(result, "status", None) == RunStatus.ERROR:
-                raise RuntimeError(result.error or "agent run failed")
-            return getattr(result, "content", result)
-        pauses = 0 if state is None else state["pauses"] + 1
-        ctx.record(key, {"run_id": result.run_id, "pauses": pauses})
-        who = getattr(runner, "name", "agent")
-        await ctx.gate(
-            self,
-            path,
-            kinds.EXECUTOR,
-            key=f"{key}|{pauses}",
-            message=f"{who} wants to run: " + ", ".join(r.tool_execution.tool_name for r in result.active_requirements),
-            executor_requirements=list(result.active_requirements),
-        )
-        raise AssertionError("unreachable: the gate above pauses")  # pragma: no cover
+        message = step_input.get_input_as_string()
+        if step_input.previous_step_content is not None:
+            message = f"{message}\n\nPrevious step output:\n{step_input.previous_step_content}"
+        if not hasattr(runner, "arun"):
+            return getattr(await call_user(runner.run, message), "content", None)
+        result = await runner.arun(message, session_id=step_input.session_id, user_id=step_input.user_id)
+        if getattr(result, "status", None) == RunStatus.ERROR:
+            raise RuntimeError(result.error or "agent run failed")
+        return getattr(result, "content", result)
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
@@ -249,22 +241,3 @@ _FLAT = {
     "hitl_timeout",
     "on_timeout",
 }
-
-
-async def _continue_agent(runner: Any, run_id: str, decision: dict[str, Any]) -> Any:
-    """Continue the step's paused agent run with the decisions journaled for it.
-
-    After a crash the agent run may already have been continued: then its stored state is used (a
-    run left RUNNING by a dead process is taken over).
-    """
-    from kern.exceptions import RunNotPausedError
-    from kern.run.agent import RunRequirement
-
-    requirements = [RunRequirement.from_dict(r) for r in decision.get("requirements", [])]
-    try:
-        return await runner.acontinue_run(run_id=run_id, requirements=requirements)
-    except RunNotPausedError:
-        stored = await runner.aget_run(run_id)
-        if stored.status == RunStatus.RUNNING:
-            return await runner.acontinue_run(run_id=run_id)
-        return stored
