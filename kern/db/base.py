@@ -113,6 +113,7 @@ class BaseDb(ABC):
         self.lease_seconds = lease_seconds
         self._tables_ready = False
         self._known_sessions: set[str] = set()
+        self._extra_tables: set[int] = set()
         # The last state this process wrote for recent runs: a claim at that exact version can skip its
         # read (the compare-and-set on the version still catches anyone who moved the run since).
         self._recent: OrderedDict[str, StoredRun] = OrderedDict()
@@ -141,6 +142,16 @@ class BaseDb(ABC):
             .values(key="schema_version", value=str(schema.SCHEMA_VERSION))
             .on_conflict_do_nothing()
         )
+
+    async def run_transaction(
+        self, body: Callable[[Connection], T], *, write: bool = True, tables: sa.MetaData | None = None
+    ) -> T:
+        """Run `body(connection)` in one transaction of this store: the extension point for code that
+        keeps its own tables next to kern's (kern-bot does). `tables` are created on first use."""
+        if tables is not None and id(tables) not in self._extra_tables:
+            await self._tx(lambda conn: (self._lock_for_create(conn), tables.create_all(conn)))
+            self._extra_tables.add(id(tables))
+        return await self._tx(body, write=write)
 
     def _lock_for_create(self, conn: Connection) -> None:
         """Dialect hook: serialize table creation across processes."""

@@ -1,0 +1,268 @@
+"""The workflows kern-bot offers when KERN_WORKFLOWS is not set: one per kind of pause, no model needed.
+
+With OPENAI_BASE_URL set, an agent example whose tool call waits for approval is added too.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+from bot.registry import BotWorkflow
+from kern.workflow import (
+    Condition,
+    Loop,
+    OnError,
+    OnReject,
+    OnTimeout,
+    Parallel,
+    Router,
+    Step,
+    StepInput,
+    StepOutput,
+    Steps,
+    UserInputField,
+    Workflow,
+)
+
+
+def _plan(step_input: StepInput) -> str:
+    return f"Plan for {step_input.input or 'the default service'}: build, migrate, switch traffic."
+
+
+def _deploy(step_input: StepInput) -> str:
+    return f"Deployed {step_input.input or 'the default service'} ({step_input.previous_step_content})"
+
+
+def _report(step_input: StepInput) -> str:
+    values = step_input.additional_data["user_input"]
+    charts = "with charts" if values.get("include_charts") else "without charts"
+    return f"Report '{values['title']}' as {values['format']}, {values.get('pages') or 1} page(s), {charts}."
+
+
+def _draft(step_input: StepInput) -> StepOutput:
+    feedback = step_input.additional_data.get("rejection_feedback")
+    text = f"Dear team,\n\nThis week we shipped {step_input.input or 'several fixes'}."
+    if feedback:
+        text += f"\n\n(Revised after feedback: {feedback})"
+    return StepOutput(content=text)
+
+
+def _route(name: str) -> Callable[[StepInput], str]:
+    def run(step_input: StepInput) -> str:
+        return f"Handled '{step_input.input}' as {name}"
+
+    run.__name__ = name
+    return run
+
+
+def _refine(step_input: StepInput) -> str:
+    previous = step_input.previous_step_content or str(step_input.input or "idea")
+    return previous + " +refined"
+
+
+_flaky_calls: dict[str, int] = {}
+
+
+def _flaky(step_input: StepInput) -> str:
+    count = _flaky_calls[step_input.run_id or ""] = _flaky_calls.get(step_input.run_id or "", 0) + 1
+    if count == 1:
+        raise ConnectionError("upstream timed out (this example fails on its first try)")
+    return "Fetched after a retry"
+
+
+def _shard(n: int) -> Callable[[StepInput], str]:
+    def run(step_input: StepInput) -> str:
+        time.sleep(0.05)
+        return f"shard {n} done"
+
+    run.__name__ = f"shard_{n}"
+    return run
+
+
+def example_workflows() -> list[BotWorkflow]:
+    workflows = [
+        BotWorkflow(
+            Workflow(
+                name="deploy",
+                description="Plan, then deploy after an approval (reject cancels)",
+                steps=[
+                    Step(name="plan", executor=_plan),
+                    Step(
+                        name="deploy",
+                        executor=_deploy,
+                        requires_confirmation=True,
+                        confirmation_message="Deploy to production?",
+                        on_reject=OnReject.cancel,
+                    ),
+                ],
+            )
+        ),
+        BotWorkflow(
+            Workflow(
+                name="report",
+                description="Asks for report settings in a form",
+                steps=[
+                    Step(
+                        name="report",
+                        executor=_report,
+                        requires_user_input=True,
+                        user_input_message="Configure the report",
+                        user_input_schema=[
+                            UserInputField(name="title", description="Shown on the first page"),
+                            UserInputField(name="format", allowed_values=["pdf", "csv", "html"], value="pdf"),
+                            UserInputField(name="pages", field_type="int", required=False, description="1-50"),
+                            UserInputField(name="include_charts", field_type="bool", required=False),
+                        ],
+                    ),
+                ],
+            )
+        ),
+        BotWorkflow(
+            Workflow(
+                name="newsletter",
+                description="Drafts text for review: approve, edit or send back",
+                steps=[
+                    Step(
+                        name="draft",
+                        executor=_draft,
+                        requires_output_review=True,
+                        output_review_message="Review the newsletter draft",
+                        on_reject=OnReject.retry,
+                        hitl_max_retries=3,
+                    ),
+                ],
+            )
+        ),
+        BotWorkflow(
+            Workflow(
+                name="triage",
+                description="You pick the route",
+                steps=[
+                    Router(
+                        name="triage",
+                        choices=[Step(name=n, executor=_route(n)) for n in ("bug", "feature", "question")],
+                        requires_user_input=True,
+                        user_input_message="How should this be handled?",
+                    ),
+                ],
+            )
+        ),
+        BotWorkflow(
+            Workflow(
+                name="refine",
+                description="Reviews each loop iteration",
+                steps=[
+                    Loop(
+                        name="refine",
+                        steps=[Step(name="refine_once", executor=_refine)],
+                        max_iterations=3,
+                        requires_iteration_review=True,
+                        on_reject=OnReject.retry,
+                    ),
+                ],
+            )
+        ),
+        BotWorkflow(
+            Workflow(
+                name="analysis",
+                description="You choose the branch of a Condition",
+                steps=[
+                    Condition(
+                        name="depth",
+                        steps=[Step(name="detailed", executor=lambda s: "Detailed analysis done")],
+                        else_steps=[Step(name="quick", executor=lambda s: "Quick summary done")],
+                        requires_confirmation=True,
+                        confirmation_message="Run the detailed analysis?",
+                    ),
+                ],
+            )
+        ),
+        BotWorkflow(
+            Workflow(
+                name="flaky",
+                description="A step fails; you retry or skip it",
+                steps=[
+                    Step(name="fetch", executor=_flaky, on_error=OnError.pause),
+                    Step(name="use", executor=lambda s: f"Used: {s.previous_step_content}"),
+                ],
+            )
+        ),
+        BotWorkflow(
+            Workflow(
+                name="batch",
+                description="Confirms a group of parallel steps",
+                steps=[
+                    Steps(
+                        name="prepare",
+                        steps=[Step(name="collect", executor=lambda s: "collected")],
+                        requires_confirmation=True,
+                        confirmation_message="Run the preparation steps?",
+                    ),
+                    Parallel(
+                        *[Step(name=f"shard_{i}", executor=_shard(i)) for i in range(3)],
+                        name="shards",
+                        requires_confirmation=True,
+                        confirmation_message="Process all shards in parallel?",
+                    ),
+                ],
+            )
+        ),
+        BotWorkflow(
+            Workflow(
+                name="timed",
+                description="Approves itself after 60 s if nobody answers",
+                steps=[
+                    Step(
+                        name="rollout",
+                        executor=lambda s: "Rolled out",
+                        requires_confirmation=True,
+                        confirmation_message="Roll out the canary?",
+                        hitl_timeout=60,
+                        on_timeout=OnTimeout.approve,
+                    ),
+                ],
+            )
+        ),
+    ]
+    if os.environ.get("OPENAI_BASE_URL"):
+        workflows.append(_agent_example())
+    return workflows
+
+
+def _agent_example() -> BotWorkflow:
+    from kern.agent import Agent
+    from kern.models.openai import OpenAIChat
+    from kern.tools import tool
+
+    @tool(requires_confirmation=True)
+    def send_alert(city: str, message: str) -> str:
+        """Send a weather alert to a city.
+
+        Args:
+            city: The city to alert.
+            message: The alert text.
+        """
+        return f"Alert sent for {city}: {message}"
+
+    agent = Agent(
+        name="AlertAgent",
+        model=OpenAIChat(id=os.environ.get("KERN_MODEL", "gpt-4o-mini")),
+        tools=[send_alert],
+        instructions="Send alerts with send_alert when asked.",
+    )
+    return BotWorkflow(
+        Workflow(
+            name="alert",
+            description="An agent whose tool call waits for approval",
+            steps=[
+                Step(
+                    name="send_alert",
+                    agent=agent,
+                    requires_confirmation=True,
+                    confirmation_message="Let the agent send an alert?",
+                ),
+            ],
+        )
+    )

@@ -1,0 +1,116 @@
+"""Which workflows `/kern run` may start, and the rules for answering them."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.config import SettingsError
+from bot.policy import Approvers
+from kern.db.base import BaseDb
+from kern.workflow import Workflow
+
+
+@dataclass
+class BotWorkflow:
+    """A workflow as the bot offers it: its command name, a description and who may answer it."""
+
+    workflow: Workflow
+    name: str = ""
+    description: str = ""
+    approvers: Approvers = field(default_factory=Approvers)
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.workflow.name
+        self.description = self.description or (self.workflow.description or "")
+
+
+def _agents_in(nodes: Iterable[Any]) -> Iterable[Any]:
+    for node in nodes:
+        for attr in ("agent", "team"):
+            runner = getattr(node, attr, None)
+            if runner is not None:
+                yield runner
+                yield from getattr(runner, "members", [])
+        for attr in ("steps", "else_steps", "choices"):
+            yield from _agents_in(getattr(node, attr, None) or [])
+
+
+def bind(entry: BotWorkflow, db: BaseDb) -> BotWorkflow:
+    """Keep every run (workflow, agents, team members) in the bot's database."""
+    entry.workflow.db = db
+    for runner in _agents_in(entry.workflow.steps):
+        runner.db = db
+    return entry
+
+
+class Registry:
+    """Workflows by command name."""
+
+    def __init__(self, entries: Iterable[BotWorkflow], db: BaseDb) -> None:
+        self.db = db
+        self.entries: dict[str, BotWorkflow] = {}
+        for entry in entries:
+            if entry.name in self.entries:
+                raise SettingsError(f"Two workflows are named {entry.name!r}; names must be unique.")
+            self.entries[entry.name] = bind(entry, db)
+
+    def get(self, name: str) -> BotWorkflow | None:
+        return self.entries.get(name)
+
+    def by_workflow_name(self, workflow_name: str | None) -> BotWorkflow | None:
+        for entry in self.entries.values():
+            if entry.workflow.name == workflow_name:
+                return entry
+        return None
+
+    @property
+    def workflows(self) -> list[Workflow]:
+        return [e.workflow for e in self.entries.values()]
+
+
+def coerce_entries(value: Any, source: str) -> list[BotWorkflow]:
+    """A list or dict of Workflow / BotWorkflow as registry entries."""
+    items: Iterable[tuple[str | None, Any]]
+    if isinstance(value, Mapping):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = ((None, v) for v in value)
+    else:
+        raise SettingsError(
+            f"KERN_WORKFLOWS={source} must name a list or dict of Workflow objects, got {type(value).__name__}."
+        )
+    entries = []
+    for key, item in items:
+        if isinstance(item, Workflow):
+            item = BotWorkflow(item)
+        if not isinstance(item, BotWorkflow):
+            raise SettingsError(f"KERN_WORKFLOWS={source}: {item!r} is not a Workflow or BotWorkflow.")
+        if key:
+            item.name = str(key)
+        entries.append(item)
+    if not entries:
+        raise SettingsError(f"KERN_WORKFLOWS={source} names no workflows.")
+    return entries
+
+
+def load_registry(spec: str | None, db: BaseDb) -> Registry:
+    """The workflows `spec` ("package.module:attribute") names, or the bundled examples."""
+    if not spec:
+        from bot.examples import example_workflows
+
+        return Registry(example_workflows(), db)
+    module_name, _, attribute = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SettingsError(f"KERN_WORKFLOWS={spec}: cannot import {module_name!r} ({exc}).") from exc
+    try:
+        value = getattr(module, attribute)
+    except AttributeError:
+        raise SettingsError(f"KERN_WORKFLOWS={spec}: module {module_name!r} has no attribute {attribute!r}.") from None
+    if callable(value) and not isinstance(value, Workflow):
+        value = value()
+    return Registry(coerce_entries(value, spec), db)
