@@ -218,6 +218,35 @@ class StepRequirement:
         self.edited_output = new_output
         self._mark(by)
 
+    def check_user_input(self, **values: Any) -> tuple[dict[str, Any], dict[str, str]]:
+        """Validate values for this user-input pause without changing anything.
+
+        Returns the coerced input and the problems by field name (empty when valid); unknown fields
+        are reported under their own names.
+        """
+        schema = self.user_input_schema
+        if not schema:
+            return dict(values), {}
+        known = {f.name: f for f in schema}
+        problems: dict[str, str] = {}
+        for name in values:
+            if name not in known:
+                problems[name] = f"unknown field (expected: {', '.join(known)})"
+        result: dict[str, Any] = {}
+        for name, field_def in known.items():
+            value = values.get(name, field_def.value)
+            if value is None or value == "":
+                if field_def.required:
+                    problems[name] = "required"
+                else:
+                    result[name] = None
+                continue
+            try:
+                result[name] = _coerce(field_def, value)
+            except ValueError as exc:
+                problems[name] = str(exc).removeprefix(f"{name}: ")
+        return result, problems
+
     def set_user_input(self, *, by: str | None = None, **values: Any) -> None:
         """Provide the values of a user-input pause.
 
@@ -226,32 +255,11 @@ class StepRequirement:
         On error a `ValueError` names every bad field and nothing changes.
         """
         self._check("set_user_input")
-        schema = self.user_input_schema
-        if not schema:
-            self.user_input = dict(values)
-            self._mark(by)
-            return
-        known = {f.name: f for f in schema}
-        problems: list[str] = []
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            problems.append(f"unknown field(s) {', '.join(unknown)} (expected: {', '.join(known)})")
-        result: dict[str, Any] = {}
-        for name, field_def in known.items():
-            value = values.get(name, field_def.value)
-            if value is None or value == "":
-                if field_def.required:
-                    problems.append(f"{name}: required")
-                else:
-                    result[name] = None
-                continue
-            try:
-                result[name] = _coerce(field_def, value)
-            except ValueError as exc:
-                problems.append(str(exc))
+        result, problems = self.check_user_input(**values)
         if problems:
-            raise ValueError(f"Invalid input for step '{self.step_name}': " + "; ".join(problems))
-        for field_def in schema:
+            detail = "; ".join(f"{name}: {problem}" for name, problem in problems.items())
+            raise ValueError(f"Invalid input for step '{self.step_name}': {detail}")
+        for field_def in self.user_input_schema or []:
             field_def.value = result[field_def.name]
         self.user_input = result
         self._mark(by)

@@ -1,0 +1,523 @@
+"""Pauses, runs and decisions as Block Kit: pure functions, no I/O.
+
+Every interactive element carries an opaque id only (a requirement id, or `<id>:<n>` for the n-th
+tool call of an executor pause); everything else is read from the database when a person acts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.text import (
+    BUTTON_TEXT,
+    FIELD_TEXT,
+    HEADER_TEXT,
+    INPUT_HINT,
+    INPUT_LABEL,
+    MODAL_TITLE,
+    OPTION_TEXT,
+    OUTPUT_PREVIEW,
+    SECTION_TEXT,
+    TEXT_INPUT_MAX,
+    as_text,
+    code_block,
+    escape,
+    quote,
+    truncate,
+)
+from kern.run import requirement as kinds
+from kern.run.requirement import StepRequirement
+from kern.workflow.types import OnReject, OnTimeout, UserInputField
+
+Blocks = list[dict[str, Any]]
+
+# action_id values (one listener each)
+CONFIRM, REJECT = "kern:confirm", "kern:reject"
+OPEN_INPUT, VIEW_FULL, OPEN_EDIT, OPEN_FEEDBACK = "kern:input", "kern:full", "kern:edit", "kern:feedback"
+ROUTE_PICK, ROUTE_GO = "kern:route", "kern:route_go"
+RETRY, SKIP = "kern:retry", "kern:skip"
+TOOL_OK, TOOL_NO, TOOL_INPUT, TOOL_RESULT = "kern:tool_ok", "kern:tool_no", "kern:tool_input", "kern:tool_result"
+# view callback_id values
+V_INPUT, V_EDIT, V_FEEDBACK = "kern:v_input", "kern:v_edit", "kern:v_feedback"
+V_TOOL_NOTE, V_TOOL_INPUT, V_TOOL_RESULT, V_INFO = (
+    "kern:v_tool_note",
+    "kern:v_tool_input",
+    "kern:v_tool_result",
+    "kern:v_info",
+)
+ROUTE_BLOCK = "kern_route"
+MAX_SHOWN_CALLS = 12
+
+
+def plain(text: str, limit: int = SECTION_TEXT) -> dict[str, Any]:
+    return {"type": "plain_text", "text": truncate(text or " ", limit), "emoji": True}
+
+
+def md(text: str, limit: int = SECTION_TEXT) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": truncate(text or " ", limit)}
+
+
+def section(text: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "section", "text": md(text), **extra}
+
+
+def context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [md(text, 2000)]}
+
+
+def button(
+    text: str, action_id: str, value: str, style: str | None = None, confirm: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    element: dict[str, Any] = {
+        "type": "button",
+        "text": plain(text, BUTTON_TEXT),
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        element["style"] = style
+    if confirm:
+        element["confirm"] = confirm
+    return element
+
+
+def slack_time(at: float, fallback: str = "") -> str:
+    """A timestamp Slack shows in each reader's own time zone."""
+    return f"<!date^{int(at)}^{{date_short_pretty}} at {{time}}|{fallback or int(at)}>"
+
+
+def deadline_line(req: StepRequirement) -> str | None:
+    if req.deadline is None:
+        return None
+    action = {OnTimeout.approve: "it is approved automatically", OnTimeout.reject: "it is rejected automatically"}.get(
+        req.on_timeout, "the run is cancelled"
+    )  # type: ignore[arg-type]
+    return f":alarm_clock: If nobody answers by {slack_time(req.deadline)}, {action}."
+
+
+# ----- the run card ----------------------------------------------------------------------------------
+@dataclass
+class Card:
+    """What the run card shows."""
+
+    run_id: str
+    workflow: str
+    input: Any
+    started_by: str
+    status: str = "Starting…"
+    output: Any = None
+    error: str | None = None
+    finished: bool = False
+    steps: list[str] = field(default_factory=list)
+
+
+def card_blocks(card: Card) -> tuple[str, Blocks]:
+    """The run card: workflow, input, who started it, a status line, then the output or the error."""
+    blocks: Blocks = [
+        {"type": "header", "text": plain(f"Workflow: {card.workflow}", HEADER_TEXT)},
+        {
+            "type": "section",
+            "fields": [
+                md(f"*Input*\n{quote(card.input, FIELD_TEXT - 20) or '_none_'}", FIELD_TEXT),
+                md(f"*Started by*\n<@{card.started_by}>", FIELD_TEXT),
+            ],
+        },
+        context(f"{escape(card.status)}  ·  run `{card.run_id[:12]}`"),
+    ]
+    if card.error:
+        blocks.append(section(":x: *Error*\n" + code_block(card.error, SECTION_TEXT - 20)))
+    elif card.finished and card.output is not None:
+        text = as_text(card.output)
+        blocks.append(section("*Output*\n" + code_block(text, OUTPUT_PREVIEW)))
+        if len(escape(text)) > OUTPUT_PREVIEW - 6:
+            blocks.append(
+                {"type": "actions", "elements": [button("View full output", VIEW_FULL, f"run:{card.run_id}")]}
+            )
+    fallback = f"{card.workflow}: {card.status}"
+    return truncate(fallback, 3000), blocks
+
+
+# ----- pause messages ----------------------------------------------------------------------------------
+def _title(req: StepRequirement) -> str:
+    return {
+        kinds.CONFIRMATION: ":raised_hand: Approval needed",
+        kinds.USER_INPUT: ":memo: Input needed",
+        kinds.OUTPUT_REVIEW: ":mag: Review needed",
+        kinds.ITERATION_REVIEW: f":repeat: Review iteration {req.iteration or ''}".rstrip(),
+        kinds.ROUTE_SELECTION: ":twisted_rightwards_arrows: Choose a route",
+        kinds.ERROR: ":warning: A step failed",
+        kinds.EXECUTOR: ":hammer_and_wrench: Tool call needs approval",
+    }[req.kind]
+
+
+def pause_blocks(
+    req: StepRequirement,
+    *,
+    workflow: str,
+    approvers: str = "anyone",
+    branches: tuple[str, str] | None = None,
+    tool_decisions: dict[int, str] | None = None,
+) -> tuple[str, Blocks]:
+    """The message a pause posts in the run's thread, with the controls that resolve it.
+
+    `branches` names what a Condition's buttons run (if, else); `tool_decisions` marks executor tool
+    calls already decided (by index) while others still wait.
+    """
+    rid = req.requirement_id
+    head = f"*{_title(req)}* · `{escape(workflow)}` / *{escape(req.step_name)}*"
+    blocks: Blocks = [section(head)]
+    if req.message and req.kind != kinds.EXECUTOR:
+        blocks.append(section(quote(req.message, SECTION_TEXT)))
+    if req.kind == kinds.CONFIRMATION:
+        blocks.append(_confirm_actions(req, branches))
+    elif req.kind == kinds.USER_INPUT:
+        names = ", ".join(f.name for f in req.user_input_schema or []) or "free-form values"
+        blocks.append(context(f"Fields: {escape(truncate(names, 1500))}"))
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"a:{rid}",
+                "elements": [button("Provide input", OPEN_INPUT, rid, "primary")],
+            }
+        )
+    elif req.kind in (kinds.OUTPUT_REVIEW, kinds.ITERATION_REVIEW):
+        text = as_text(req.step_output)
+        blocks.append(section(code_block(text, OUTPUT_PREVIEW)))
+        elements = [
+            button("Approve", CONFIRM, rid, "primary"),
+            button("Edit", OPEN_EDIT, rid),
+            button("Reject with feedback", OPEN_FEEDBACK, rid, "danger"),
+        ]
+        if len(escape(text)) > OUTPUT_PREVIEW - 6:
+            elements.insert(0, button("View full", VIEW_FULL, rid))
+        blocks.append({"type": "actions", "block_id": f"a:{rid}", "elements": elements})
+        if req.on_reject is OnReject.retry:
+            blocks.append(
+                context(
+                    f"Rejecting sends it back with your feedback (retry {req.retry_count + 1} of {req.max_retries})."
+                )
+            )
+    elif req.kind == kinds.ROUTE_SELECTION:
+        blocks.extend(_route_blocks(req))
+    elif req.kind == kinds.ERROR:
+        blocks.append(section(code_block(req.error or "unknown error", SECTION_TEXT - 20)))
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"a:{rid}",
+                "elements": [button("Retry", RETRY, rid, "primary"), button("Skip step", SKIP, rid)],
+            }
+        )
+    elif req.kind == kinds.EXECUTOR:
+        blocks.extend(_tool_blocks(req, tool_decisions or {}))
+    line = deadline_line(req)
+    if line:
+        blocks.append(context(line))
+    blocks.append(context(f"Who may answer: {approvers}"))
+    fallback = f"{_title(req).split(' ', 1)[1]}: {workflow} / {req.step_name}"
+    if req.message:
+        fallback += f" — {req.message}"
+    return truncate(fallback, 3000), blocks
+
+
+def _confirm_actions(req: StepRequirement, branches: tuple[str, str] | None) -> dict[str, Any]:
+    rid = req.requirement_id
+    approve_text, reject_text = "Approve", "Reject"
+    if branches:
+        approve_text = f"Yes: run {branches[0]}"
+        reject_text = f"No: run {branches[1]}" if branches[1] else "No: skip it"
+    confirm = None
+    if req.on_reject is OnReject.cancel:
+        confirm = {
+            "title": plain("Reject and cancel?", 100),
+            "text": plain("Rejecting cancels the whole run. This cannot be undone.", 300),
+            "confirm": plain("Reject", 30),
+            "deny": plain("Keep waiting", 30),
+            "style": "danger",
+        }
+    return {
+        "type": "actions",
+        "block_id": f"a:{rid}",
+        "elements": [
+            button(approve_text, CONFIRM, rid, "primary"),
+            button(reject_text, REJECT, rid, "danger", confirm),
+        ],
+    }
+
+
+def _route_blocks(req: StepRequirement) -> Blocks:
+    rid = req.requirement_id
+    choices = req.available_choices or []
+    options = [{"text": plain(name, OPTION_TEXT), "value": str(i)} for i, name in enumerate(choices)]
+    select: dict[str, Any] = {
+        "type": "multi_static_select" if req.allow_multiple_selections else "static_select",
+        "action_id": ROUTE_PICK,
+        "placeholder": plain("Choose routes" if req.allow_multiple_selections else "Choose a route", 150),
+    }
+    if len(options) <= 100:
+        select["options"] = options
+    else:
+        select["option_groups"] = [
+            {"label": plain(f"Routes {i + 1}-{min(i + 100, len(options))}", 75), "options": options[i : i + 100]}
+            for i in range(0, min(len(options), 10000), 100)
+        ]
+    return [
+        {"type": "actions", "block_id": ROUTE_BLOCK, "elements": [select]},
+        {"type": "actions", "block_id": f"a:{rid}", "elements": [button("Continue", ROUTE_GO, rid, "primary")]},
+    ]
+
+
+def _tool_blocks(req: StepRequirement, decided: dict[int, str]) -> Blocks:
+    rid = req.requirement_id
+    blocks: Blocks = []
+    calls = req.executor_requirements or []
+    for index, call in enumerate(calls[:MAX_SHOWN_CALLS]):
+        te = call.tool_execution
+        who = f"*{escape(call.member_agent_name)}*" if call.member_agent_name else "The agent"
+        blocks.append(section(f"{who} wants to call `{escape(truncate(te.tool_name, 200))}`"))
+        blocks.append(_args_block(te.tool_args))
+        value = f"{rid}:{index}"
+        if index in decided:
+            blocks.append(context(decided[index]))
+        elif call.needs_user_input:
+            blocks.append(
+                {
+                    "type": "actions",
+                    "block_id": f"a:{rid}:{index}",
+                    "elements": [
+                        button("Fill in", TOOL_INPUT, value, "primary"),
+                        button("Reject", TOOL_NO, value, "danger"),
+                    ],
+                }
+            )
+        elif call.is_external_tool_execution:
+            blocks.append(
+                {
+                    "type": "actions",
+                    "block_id": f"a:{rid}:{index}",
+                    "elements": [
+                        button("Paste result", TOOL_RESULT, value, "primary"),
+                        button("Reject", TOOL_NO, value, "danger"),
+                    ],
+                }
+            )
+        else:
+            blocks.append(
+                {
+                    "type": "actions",
+                    "block_id": f"a:{rid}:{index}",
+                    "elements": [
+                        button("Approve", TOOL_OK, value, "primary"),
+                        button("Reject with note", TOOL_NO, value, "danger"),
+                    ],
+                }
+            )
+    if len(calls) > MAX_SHOWN_CALLS:
+        blocks.append(context(f"{len(calls) - MAX_SHOWN_CALLS} more tool calls are waiting; answer these first."))
+    return blocks
+
+
+def _args_block(args: dict[str, Any]) -> dict[str, Any]:
+    short = all(len(as_text(v)) <= 200 for v in args.values())
+    if args and len(args) <= 10 and short:
+        return {
+            "type": "section",
+            "fields": [
+                md(f"*{escape(truncate(k, 100))}*\n{quote(v, FIELD_TEXT - 120) or '_empty_'}", FIELD_TEXT)
+                for k, v in args.items()
+            ],
+        }
+    return section(code_block(args, 2000) if args else "_no arguments_")
+
+
+def decided_blocks(req: StepRequirement, *, workflow: str, outcome: str) -> tuple[str, Blocks]:
+    """The pause message after its decision: no controls, the outcome (who, when) in their place."""
+    head = f"*{_title(req)}* · `{escape(workflow)}` / *{escape(req.step_name)}*"
+    blocks: Blocks = [section(head)]
+    if req.kind in (kinds.OUTPUT_REVIEW, kinds.ITERATION_REVIEW):
+        blocks.append(section(code_block(req.step_output, 1200)))
+    blocks.append(section(outcome))
+    return truncate(f"{workflow} / {req.step_name}: {outcome}", 3000), blocks
+
+
+# ----- modals --------------------------------------------------------------------------------------
+def modal(
+    callback_id: str, title: str, blocks: Blocks, *, metadata: str = "", submit: str | None = "Submit"
+) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "type": "modal",
+        "callback_id": callback_id,
+        "title": plain(title, MODAL_TITLE),
+        "close": plain("Cancel", 24),
+        "blocks": blocks[:100],
+        "private_metadata": metadata,
+    }
+    if submit:
+        view["submit"] = plain(submit, 24)
+    return view
+
+
+def loading_modal() -> dict[str, Any]:
+    return modal(V_INFO, "Loading…", [section("Loading…")], submit=None)
+
+
+def info_modal(title: str, text: str) -> dict[str, Any]:
+    return modal(V_INFO, title, [section(escape(text))], submit=None)
+
+
+def field_block_id(index: int) -> str:
+    return f"f{index}"
+
+
+def _field_input(index: int, f: UserInputField) -> dict[str, Any]:
+    action = "v"
+    element: dict[str, Any]
+    if f.field_type == "bool":
+        element = {
+            "type": "checkboxes",
+            "action_id": action,
+            "options": [{"text": plain("Yes", OPTION_TEXT), "value": "true"}],
+        }
+        if f.value is True:
+            element["initial_options"] = element["options"]
+    elif f.allowed_values and len(f.allowed_values) <= 100:
+        options = [
+            {"text": plain(as_text(v) or " ", OPTION_TEXT), "value": str(i)} for i, v in enumerate(f.allowed_values)
+        ]
+        element = {
+            "type": "static_select",
+            "action_id": action,
+            "options": options,
+            "placeholder": plain(f"Choose {f.name}", 150),
+        }
+        if f.value in f.allowed_values:
+            element["initial_option"] = options[f.allowed_values.index(f.value)]
+    elif f.field_type in ("int", "float"):
+        element = {"type": "number_input", "action_id": action, "is_decimal_allowed": f.field_type == "float"}
+        if f.value is not None:
+            element["initial_value"] = str(f.value)
+    else:
+        element = {
+            "type": "plain_text_input",
+            "action_id": action,
+            "max_length": TEXT_INPUT_MAX,
+            "multiline": f.field_type in ("list", "dict"),
+        }
+        if f.value is not None:
+            element["initial_value"] = truncate(as_text(f.value), TEXT_INPUT_MAX)
+    hint = f.description or ""
+    if f.field_type in ("list", "dict"):
+        hint = (hint + " " if hint else "") + f"(JSON {f.field_type})"
+    if f.allowed_values and len(f.allowed_values) > 100:
+        hint = (hint + " " if hint else "") + "One of: " + ", ".join(as_text(v) for v in f.allowed_values)
+    block: dict[str, Any] = {
+        "type": "input",
+        "block_id": field_block_id(index),
+        "label": plain(f.name, INPUT_LABEL),
+        "element": element,
+        "optional": (not f.required) or f.field_type == "bool",
+    }
+    if hint:
+        block["hint"] = plain(hint, INPUT_HINT)
+    return block
+
+
+def input_modal(
+    schema: list[UserInputField], *, callback_id: str, metadata: str, message: str | None, title: str = "Provide input"
+) -> dict[str, Any]:
+    """A form generated from a user-input schema (str: text; int/float: number; bool: checkbox;
+    allowed values: select; description: hint)."""
+    blocks: Blocks = []
+    if message:
+        blocks.append(section(quote(message, SECTION_TEXT)))
+    if not schema:
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": "free",
+                "label": plain("Values (JSON object)"),
+                "element": {"type": "plain_text_input", "action_id": "v", "multiline": True},
+            }
+        )
+    blocks.extend(_field_input(i, f) for i, f in enumerate(schema[:98]))
+    return modal(callback_id, title, blocks, metadata=metadata)
+
+
+def read_inputs(schema: list[UserInputField], values: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Form state (`view.state.values`) back into raw field values (strings stay strings; kern coerces)."""
+    out: dict[str, Any] = {}
+    for index, f in enumerate(schema):
+        state = values.get(field_block_id(index), {}).get("v", {})
+        kind = state.get("type")
+        if kind == "checkboxes":
+            out[f.name] = bool(state.get("selected_options"))
+        elif kind == "static_select":
+            option = state.get("selected_option")
+            out[f.name] = f.allowed_values[int(option["value"])] if option and f.allowed_values else None
+        elif kind in ("number_input", "plain_text_input"):
+            raw = state.get("value")
+            if raw is not None and f.field_type in ("list", "dict"):
+                import json
+
+                try:
+                    raw = json.loads(raw)
+                except ValueError:
+                    pass  # kern reports the wrong type by field name
+            out[f.name] = raw
+    return out
+
+
+def text_modal(
+    callback_id: str,
+    title: str,
+    *,
+    metadata: str,
+    label: str,
+    initial: str | None = None,
+    intro: str | None = None,
+    submit: str = "Submit",
+    optional: bool = False,
+) -> dict[str, Any]:
+    """A modal with one multi-line text input (edit, feedback, note, external result)."""
+    element: dict[str, Any] = {
+        "type": "plain_text_input",
+        "action_id": "v",
+        "multiline": True,
+        "max_length": TEXT_INPUT_MAX,
+    }
+    blocks: Blocks = []
+    if intro:
+        blocks.append(section(intro))
+    if initial:
+        element["initial_value"] = truncate(initial, TEXT_INPUT_MAX)
+        if len(initial) > TEXT_INPUT_MAX:
+            blocks.append(
+                context(
+                    f"The output has {len(initial)} characters; only the first {TEXT_INPUT_MAX} fit "
+                    "here, and what you submit replaces all of it."
+                )
+            )
+    blocks.append(
+        {
+            "type": "input",
+            "block_id": "text",
+            "label": plain(label, INPUT_LABEL),
+            "element": element,
+            "optional": optional,
+        }
+    )
+    return modal(callback_id, title, blocks, metadata=metadata, submit=submit)
+
+
+def full_text_modal(title: str, text: str) -> dict[str, Any]:
+    """Long text split over sections, within the modal's block and size limits."""
+    chunk = 2900
+    body = escape(text)
+    parts = [body[i : i + chunk] for i in range(0, len(body), chunk)] or [" "]
+    blocks: Blocks = [
+        {"type": "section", "text": md("```" + p.replace("```", "`\u200b``") + "```")} for p in parts[:60]
+    ]
+    if len(parts) > 60:
+        blocks.append(context(f"{len(body) - 60 * chunk} more characters are not shown."))
+    return modal(V_INFO, title, blocks, submit=None)

@@ -1,0 +1,62 @@
+"""Making arbitrary text safe for Slack: escaping and truncation within Block Kit's limits."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+# Block Kit limits the renderer stays within (SLACK.md, section 2).
+SECTION_TEXT = 3000
+FIELD_TEXT = 2000
+HEADER_TEXT = 150
+BUTTON_TEXT = 75
+OPTION_TEXT = 75
+OPTION_VALUE = 75
+MODAL_TITLE = 24
+CONTEXT_TEXT = 2000
+INPUT_LABEL = 2000
+INPUT_HINT = 2000
+PLACEHOLDER = 150
+PRIVATE_METADATA = 3000
+TEXT_INPUT_MAX = 3000
+MESSAGE_TEXT = 3000  # the notification fallback; Slack truncates at 40k, we keep it short
+MESSAGE_BLOCK_TEXT_BUDGET = 10000  # the undocumented ~12k cumulative limit, with room to spare
+OUTPUT_PREVIEW = 2500
+
+
+def escape(text: str) -> str:
+    """Escape the three characters Slack's mrkdwn requires escaped (`&`, `<`, `>`)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def truncate(text: str, limit: int, marker: str = "…") -> str:
+    """`text` cut to at most `limit` characters, ending with `marker` when cut."""
+    if len(text) <= limit:
+        return text
+    return text[: max(0, limit - len(marker))] + marker
+
+
+def as_text(value: Any) -> str:
+    """Any output or argument as readable text (JSON for structures)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def code_block(value: Any, limit: int) -> str:
+    """`value` in a mrkdwn code block (no formatting inside), escaped and cut to fit `limit`."""
+    body = escape(as_text(value)).replace("```", "`\u200b``")
+    return "```" + truncate(body, limit - 6) + "```"
+
+
+def quote(value: Any, limit: int) -> str:
+    """User text shown verbatim-ish: escaped, with mrkdwn markers neutralised by a zero-width space."""
+    text = escape(as_text(value))
+    for marker in ("*", "_", "~", "`"):
+        text = text.replace(marker, marker + "\u200b")
+    return truncate(text, limit)
