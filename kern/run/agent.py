@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -199,7 +200,7 @@ class RunRequirement:
     def set_external_execution_result(self, result: Any, *, by: str | None = None) -> None:
         """Give the result of a tool that runs outside the agent."""
         self._check("set_external_execution_result", self.is_external_tool_execution, self._needs)
-        self.external_result = result if isinstance(result, str) else str(to_jsonable(result))
+        self.external_result = result if isinstance(result, str) else json.dumps(to_jsonable(result))
         self.tool_execution.result = self.external_result
         self._mark(by)
 
