@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from kern.db.base import BaseDb
-from kern.exceptions import RunNotPausedError
+from kern.exceptions import RequirementNotResolvedError, RunNotPausedError
 from kern.run.workflow import WorkflowRunOutput
 
 if TYPE_CHECKING:
@@ -41,8 +41,10 @@ async def expire_due(
         if workflow is None or stored.status != "PAUSED":
             continue
         try:
-            result = await workflow.acontinue_run(run_id=run_id, only_requirement=requirement_id)
+            result = await workflow.acontinue_run(run_id=run_id, only_requirement=requirement_id, now=now)
         except RunNotPausedError:
             continue  # another process (or a person) got there first
+        except RequirementNotResolvedError:
+            continue  # not due by this host's clock after all; a later sweep takes it
         moved.append(result)  # type: ignore[arg-type]
     return moved

@@ -163,11 +163,13 @@ class Workflow:
         stream: bool = False,
         stream_events: bool = False,
         only_requirement: str | None = None,
+        now: float | None = None,
     ) -> Awaitable[WorkflowRunOutput] | AsyncIterator[WorkflowEvent]:
         """Async `continue_run`: await it, or `async for` over it with `stream=True`.
 
         `only_requirement` (used by `expire_due`) resumes only if that requirement is still the active
-        one, so a sweeper never acts on a pause someone else already moved past.
+        one, so a sweeper never acts on a pause someone else already moved past. `now` is the time
+        deadlines are judged against (default: the clock).
         """
         if run_output is None and run_id is None:
             raise ValueError("continue_run needs the paused run_output or run_id=...")
@@ -195,7 +197,7 @@ class Workflow:
                 for candidate in supplied:
                     if candidate.requirement_id == active.requirement_id:
                         active = StepRequirement.from_dict(candidate.to_dict())
-                decision = journal[active.gate_key] = _decide(stored.run_id, active)
+                decision = journal[active.gate_key] = _decide(stored.run_id, active, now)
                 resolved.append(active)
                 history[-1] = active.to_dict()
                 output["step_requirements"] = history
@@ -261,9 +263,9 @@ class Workflow:
         return run_sync(self.aexpire_due(now=now, limit=limit))
 
 
-def _decide(run_id: str, active: StepRequirement) -> dict[str, Any]:
+def _decide(run_id: str, active: StepRequirement, now: float | None = None) -> dict[str, Any]:
     """The decision to journal for the active requirement: the person's, or its timeout's."""
-    now = time.time()
+    now = time.time() if now is None else now
     if active.is_resolved:
         active.status = "resolved"
         return active.decision()
