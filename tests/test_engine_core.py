@@ -214,3 +214,20 @@ def test_continue_from_a_new_workflow_object(db: BaseDb) -> None:
     assert done.status == RunStatus.COMPLETED
     assert done.additional_data == {"k": "v"} and done.user_id == "u1"
     assert done.step_requirements[-1].resolved_by == "alice"
+
+
+def test_cancel_a_paused_run(db: BaseDb) -> None:
+    calls = Calls()
+    wf = Workflow(name=unique("core"), db=db, steps=[calls.step("gate", requires_confirmation=True)])
+    out = wf.run("x")
+    cancelled = wf.cancel_run(out.run_id, by="U1")
+    assert cancelled.status == RunStatus.CANCELLED and cancelled.content == "Cancelled by U1"
+    with pytest.raises(RunNotPausedError):
+        wf.cancel_run(out.run_id)
+    out.step_requirements[-1].confirm()
+    with pytest.raises(RunNotPausedError):
+        wf.continue_run(out)
+    assert calls.log == []
+    import asyncio
+
+    assert [a["decision"] for a in asyncio.run(db.audit_log(run_id=out.run_id))] == ["cancel"]

@@ -282,6 +282,7 @@ class BaseDb(ABC):
     ) -> tuple[StoredRun, int]:
         """Take a paused run (or a running one whose owner's lease expired) for resumption.
 
+        The row gets the status of the prepared output (RUNNING to resume; CANCELLED to cancel).
         `prepare(stored)` returns the new output and journal (with the decisions applied) and the
         resolutions to record in the audit log; it may raise to refuse, and then nothing changes. The read, the
         compare-and-set and the resolution are one transaction: exactly one of any number of
@@ -304,14 +305,15 @@ class BaseDb(ABC):
             ):
                 self._raise_not_claimable(stored, expected_version)
             output, journal, resolutions = prepare(stored)
+            status = output.get("status", RUNNING)
             result = conn.execute(
                 _UPDATE_RUN,
                 {
                     "b_run_id": run_id,
                     "b_version": stored.version,
-                    "b_status": RUNNING,
+                    "b_status": status,
                     "b_new_version": stored.version + 1,
-                    "b_lease": now + self.lease_seconds,
+                    "b_lease": now + self.lease_seconds if status == RUNNING else None,
                     "b_requirement_id": None,
                     "b_deadline": None,
                     "b_output": output,

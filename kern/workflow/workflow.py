@@ -9,7 +9,7 @@ from typing import Any
 
 from kern._sync import event_stream, iterate_sync, run_sync
 from kern.db.base import BaseDb, Resolution, StoredRun
-from kern.exceptions import RequirementNotResolvedError, RunAlreadyResumedError
+from kern.exceptions import RequirementNotResolvedError, RunAlreadyResumedError, RunNotPausedError
 from kern.run.base import RunStatus
 from kern.run.requirement import EXECUTOR, StepRequirement
 from kern.run.workflow import (
@@ -226,6 +226,42 @@ class Workflow:
             return await drive(ctx, self.steps)
 
         return event_stream(resume) if stream else resume(None)
+
+    async def acancel_run(self, run_id: str, *, by: str | None = None, reason: str | None = None) -> WorkflowRunOutput:
+        """Cancel a paused run (compare-and-set: a run someone resumed first is not touched).
+
+        Raises `RunNotPausedError` if the run is not paused (a running run cannot be interrupted).
+        """
+        reason = reason or "Cancelled" + (f" by {by}" if by else "")
+
+        def prepare(stored: StoredRun) -> tuple[dict[str, Any], dict[str, Any], list[Resolution]]:
+            if stored.status != "PAUSED":
+                raise RunNotPausedError(
+                    f"Run {run_id} is {stored.status}; only a paused run can be cancelled.",
+                    run_id=run_id,
+                    status=stored.status,
+                )
+            output = dict(stored.output)
+            output["status"], output["content"] = RunStatus.CANCELLED.value, reason
+            history = output.get("step_requirements") or [{}]
+            active = history[-1]
+            resolution = Resolution(
+                requirement_id=active.get("requirement_id", ""),
+                status="cancelled",
+                resolved_by=by,
+                resolved_at=time.time(),
+                decision={"action": "cancel"},
+                step_name=active.get("step_name", ""),
+                kind=active.get("kind", ""),
+                note=reason,
+            )
+            return output, stored.journal, [resolution]
+
+        stored, version = await self.db.claim(run_id, expected_version=None, prepare=prepare)
+        return WorkflowRunOutput.from_dict(stored.output, version)
+
+    def cancel_run(self, run_id: str, *, by: str | None = None, reason: str | None = None) -> WorkflowRunOutput:
+        return run_sync(self.acancel_run(run_id, by=by, reason=reason))
 
     # ----- sessions, runs, deadlines ------------------------------------------------------------------
     async def aget_run(self, run_id: str) -> WorkflowRunOutput:
