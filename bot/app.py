@@ -1,0 +1,76 @@
+"""Builds the Bolt AsyncApp and wires the listeners; nothing else."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler, async_default_handlers
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import blocks as ui
+from bot.commands import Commands
+from bot.interactions import Interactions
+from bot.registry import Registry
+from bot.runner import Runner
+from bot.store import BotStore
+
+
+@dataclass
+class KernBot:
+    app: AsyncApp
+    runner: Runner
+    interactions: Interactions
+    commands: Commands
+
+
+def make_client(token: str, api_url: str | None = None) -> AsyncWebClient:
+    """A Web API client that retries rate limits (429) and connection errors."""
+    handlers = [*async_default_handlers(), AsyncRateLimitErrorRetryHandler(max_retry_count=3)]
+    kwargs = {"base_url": api_url} if api_url else {}
+    return AsyncWebClient(token=token, retry_handlers=handlers, **kwargs)
+
+
+def build_bot(
+    registry: Registry, client: AsyncWebClient, signing_secret: str | None, *, command: str = "/kern"
+) -> KernBot:
+    app = AsyncApp(
+        client=client,
+        signing_secret=signing_secret or "socket-mode",
+        process_before_response=False,
+        request_verification_enabled=bool(signing_secret),
+    )
+    runner = Runner(client, registry, BotStore(registry.db))
+    interactions = Interactions(runner)
+    commands = Commands(runner)
+    app.command(command)(commands.on_command)
+    actions = {
+        ui.CONFIRM: interactions.on_confirm,
+        ui.REJECT: interactions.on_reject,
+        ui.RETRY: interactions.on_retry,
+        ui.SKIP: interactions.on_skip,
+        ui.ROUTE_PICK: interactions.on_route_pick,
+        ui.ROUTE_GO: interactions.on_route_go,
+        ui.OPEN_INPUT: interactions.on_open_input,
+        ui.OPEN_EDIT: interactions.on_open_edit,
+        ui.OPEN_FEEDBACK: interactions.on_open_feedback,
+        ui.VIEW_FULL: interactions.on_view_full,
+        ui.TOOL_OK: interactions.on_tool_ok,
+        ui.TOOL_NO: interactions.on_tool_no,
+        ui.TOOL_INPUT: interactions.on_tool_input,
+        ui.TOOL_RESULT: interactions.on_tool_result,
+    }
+    for action_id, handler in actions.items():
+        app.action(re.compile(f"^{re.escape(action_id)}$"))(handler)
+    views = {
+        ui.V_INPUT: interactions.on_submit_input,
+        ui.V_EDIT: interactions.on_submit_edit,
+        ui.V_FEEDBACK: interactions.on_submit_feedback,
+        ui.V_TOOL_NOTE: interactions.on_submit_tool_note,
+        ui.V_TOOL_INPUT: interactions.on_submit_tool_input,
+        ui.V_TOOL_RESULT: interactions.on_submit_tool_result,
+    }
+    for callback_id, handler in views.items():
+        app.view_submission(callback_id)(handler)
+    return KernBot(app, runner, interactions, commands)

@@ -1,0 +1,475 @@
+"""Button clicks and form submissions: check who may answer, resolve the pause, continue the run.
+
+Every handler acks first. Resolution is compare-and-set in kern: of two people clicking at once, one
+resumes the run and the other is told, privately, who got there first.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot import blocks as ui
+from bot.registry import BotWorkflow
+from bot.runner import Runner
+from bot.store import Card, PauseMessage
+from kern.exceptions import RunNotPausedError
+from kern.run.agent import RunRequirement
+from kern.run.requirement import StepRequirement
+from kern.run.workflow import WorkflowRunOutput
+
+Ack = Callable[..., Awaitable[Any]]
+
+
+@dataclass
+class Loaded:
+    entry: BotWorkflow
+    card: Card
+    pause: PauseMessage
+    run: WorkflowRunOutput
+    req: StepRequirement
+
+
+def now_text(user: str | None, verb: str) -> str:
+    who = f"<@{user}>" if user else "kern"
+    return f"{verb} by {who} at {ui.slack_time(time.time())}"
+
+
+class Interactions:
+    """The handlers behind every interactive element the bot posts."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+        self.store = runner.store
+        self.registry = runner.registry
+
+    # ----- loading and permission ---------------------------------------------------------------
+    async def load(self, requirement_id: str) -> Loaded | str:
+        """Everything about a pause, read from the db; or why it cannot be answered."""
+        pause = await self.store.pause(requirement_id)
+        if pause is None:
+            return "This card does not belong to a run I know."
+        card = await self.store.card(pause.run_id)
+        entry = self.registry.get(card.workflow) if card else None
+        if card is None or entry is None:
+            return "The workflow of this run is no longer offered by this bot."
+        run = await entry.workflow.aget_run(pause.run_id)
+        req = run.step_requirements[-1] if run.is_paused and run.step_requirements else None
+        if req is None or req.requirement_id != requirement_id:
+            if pause.status == "decided" and pause.outcome:
+                return f"Already answered: {pause.outcome}"
+            return f"This pause is over; the run is {run.status.value.lower()}."
+        return Loaded(entry, card, pause, run, req)
+
+    async def refusal(self, loaded: Loaded, user: str) -> str | None:
+        """Why `user` may not answer this run's pauses, or None if they may."""
+        rules = loaded.entry.approvers
+        if rules.forbid_self_approval and user == loaded.card.started_by:
+            return "You started this run, so someone else has to answer it."
+        if rules.anyone or user in rules.users:
+            return None
+        for group in rules.groups:
+            members = await self.runner.slack("usergroups_users_list", usergroup=group)
+            if members and user in members.get("users", []):
+                return None
+        if rules.channel_members:
+            members = await self.runner.slack("conversations_members", channel=loaded.card.channel)
+            if members and user in members.get("members", []):
+                return None
+        return f"Only {rules.describe()} may answer this."
+
+    async def _ready(self, body: dict[str, Any], requirement_id: str) -> Loaded | None:
+        user, channel, thread = _who_where(body)
+        loaded = await self.load(requirement_id)
+        if isinstance(loaded, str):
+            await self.runner.tell(channel, user, loaded, thread)
+            return None
+        refusal = await self.refusal(loaded, user)
+        if refusal:
+            await self.runner.tell(channel or loaded.card.channel, user, refusal, thread or loaded.card.ts)
+            return None
+        return loaded
+
+    # ----- resolving --------------------------------------------------------------------------------
+    async def decide(
+        self, body: dict[str, Any], requirement_id: str, apply: Callable[[StepRequirement, str], str]
+    ) -> None:
+        """Apply a decision (`apply(req, user)` resolves it and returns the outcome text) and continue."""
+        loaded = await self._ready(body, requirement_id)
+        if loaded is None:
+            return
+        user = body["user"]["id"]
+        try:
+            outcome = apply(loaded.req, user)
+        except ValueError as exc:
+            await self.runner.tell(loaded.card.channel, user, str(exc), loaded.card.ts)
+            return
+        await self.resume(loaded, user, outcome)
+
+    async def resume(self, loaded: Loaded, user: str, outcome: str) -> None:
+        async def on_continued() -> None:
+            await self.runner.close_pause(loaded.entry, loaded.req, user, outcome)
+
+        events = loaded.entry.workflow.acontinue_run(loaded.run, stream=True, stream_events=True)
+        try:
+            await self.runner.follow(loaded.entry, loaded.card, events, on_continued)  # type: ignore[arg-type]
+        except RunNotPausedError as exc:
+            pause = await self.store.pause(loaded.req.requirement_id)
+            text = f"Already answered: {pause.outcome}" if pause and pause.outcome else str(exc)
+            await self.runner.tell(loaded.card.channel, user, text, loaded.card.ts)
+
+    # ----- buttons ----------------------------------------------------------------------------------
+    async def on_confirm(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+
+        def apply(req: StepRequirement, user: str) -> str:
+            req.confirm(by=user)
+            return ":white_check_mark: " + now_text(user, "Approved")
+
+        self.runner.spawn(self.decide(body, action["value"], apply))
+
+    async def on_reject(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+
+        def apply(req: StepRequirement, user: str) -> str:
+            req.reject(by=user)
+            return ":no_entry_sign: " + now_text(user, "Rejected")
+
+        self.runner.spawn(self.decide(body, action["value"], apply))
+
+    async def on_retry(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+
+        def apply(req: StepRequirement, user: str) -> str:
+            req.retry(by=user)
+            return ":repeat: " + now_text(user, "Retry requested")
+
+        self.runner.spawn(self.decide(body, action["value"], apply))
+
+    async def on_skip(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+
+        def apply(req: StepRequirement, user: str) -> str:
+            req.skip(by=user)
+            return ":fast_forward: " + now_text(user, "Skipped")
+
+        self.runner.spawn(self.decide(body, action["value"], apply))
+
+    async def on_route_pick(self, ack: Ack) -> None:
+        await ack()  # the choice is read from the message state when Continue is clicked
+
+    async def on_route_go(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        state = (body.get("state") or {}).get("values", {}).get(ui.ROUTE_BLOCK, {}).get(ui.ROUTE_PICK, {})
+        picked = state.get("selected_options") or ([state["selected_option"]] if state.get("selected_option") else [])
+
+        def apply(req: StepRequirement, user: str) -> str:
+            choices = req.available_choices or []
+            names = [
+                choices[int(o["value"])] for o in picked if o["value"].isdigit() and int(o["value"]) < len(choices)
+            ]
+            if not names:
+                raise ValueError("Choose a route first, then click Continue.")
+            req.select(*names, by=user)
+            return ":twisted_rightwards_arrows: " + now_text(user, f"Chose {', '.join(names)}")
+
+        self.runner.spawn(self.decide(body, action["value"], apply))
+
+    # ----- modals: open fast, fill in after --------------------------------------------------------
+    async def _open(self, body: dict[str, Any], requirement_id: str, build: Callable[[Loaded], dict[str, Any]]) -> None:
+        opened = await self.runner.slack("views_open", trigger_id=body["trigger_id"], view=ui.loading_modal())
+        loaded = await self.load(requirement_id)
+        if opened is None:
+            user, channel, thread = _who_where(body)
+            await self.runner.tell(
+                channel, user, "Slack would not open the form (it took too long); click again.", thread
+            )
+            return
+        view = opened["view"]
+        if isinstance(loaded, str):
+            new = ui.info_modal("Not available", loaded)
+        else:
+            refusal = await self.refusal(loaded, body["user"]["id"])
+            new = ui.info_modal("Not allowed", refusal) if refusal else build(loaded)
+        await self.runner.slack("views_update", view_id=view["id"], hash=view.get("hash"), view=new)
+
+    async def on_open_input(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        await self._open(
+            body,
+            action["value"],
+            lambda ld: ui.input_modal(
+                ld.req.user_input_schema or [],
+                callback_id=ui.V_INPUT,
+                metadata=ld.req.requirement_id,
+                message=ld.req.message,
+            ),
+        )
+
+    async def on_open_edit(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        await self._open(
+            body,
+            action["value"],
+            lambda ld: ui.text_modal(
+                ui.V_EDIT,
+                "Edit output",
+                metadata=ld.req.requirement_id,
+                label="Output",
+                initial=ui.as_text(ld.req.step_output),
+                submit="Save",
+            ),
+        )
+
+    async def on_open_feedback(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        await self._open(
+            body,
+            action["value"],
+            lambda ld: ui.text_modal(
+                ui.V_FEEDBACK, "Send back", metadata=ld.req.requirement_id, label="What should change?", submit="Reject"
+            ),
+        )
+
+    async def on_view_full(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        value = action["value"]
+        if value.startswith("run:"):
+            opened = await self.runner.slack("views_open", trigger_id=body["trigger_id"], view=ui.loading_modal())
+            card = await self.store.card(value[4:])
+            entry = self.registry.get(card.workflow) if card else None
+            if opened and entry:
+                run = await entry.workflow.aget_run(value[4:])
+                await self.runner.slack(
+                    "views_update",
+                    view_id=opened["view"]["id"],
+                    view=ui.full_text_modal("Output", ui.as_text(run.content)),
+                )
+            return
+        await self._open(body, value, lambda ld: ui.full_text_modal("Output", ui.as_text(ld.req.step_output)))
+
+    # ----- modal submissions --------------------------------------------------------------------------
+    async def on_submit_input(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        loaded = await self.load(view["private_metadata"])
+        if isinstance(loaded, str):
+            await ack(response_action="update", view=ui.info_modal("Not available", loaded))
+            return
+        schema = loaded.req.user_input_schema or []
+        values = ui.read_inputs(schema, view["state"]["values"])
+        if not schema:
+            raw = view["state"]["values"].get("free", {}).get("v", {}).get("value") or "{}"
+            try:
+                values = json.loads(raw)
+            except ValueError:
+                await ack(response_action="errors", errors={"free": "Enter a JSON object"})
+                return
+        _, problems = loaded.req.check_user_input(**values)
+        if problems:
+            index = {f.name: i for i, f in enumerate(schema)}
+            errors = {ui.field_block_id(index[name]): problem for name, problem in problems.items() if name in index}
+            await ack(response_action="errors", errors=errors or {"free": "; ".join(problems.values())})
+            return
+        await ack()
+
+        def apply(req: StepRequirement, user: str) -> str:
+            req.set_user_input(by=user, **values)
+            shown = ", ".join(f"{k}={ui.as_text(v)}" for k, v in (req.user_input or {}).items())
+            return ":memo: " + now_text(user, "Submitted") + f"\n{ui.quote(shown, 1500)}"
+
+        self.runner.spawn(self.decide(_as_action_body(body), loaded.req.requirement_id, apply))
+
+    async def on_submit_edit(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        await ack()
+        text = view["state"]["values"]["text"]["v"].get("value") or ""
+
+        def apply(req: StepRequirement, user: str) -> str:
+            req.edit(text, by=user)
+            return ":pencil2: " + now_text(user, "Edited and approved")
+
+        self.runner.spawn(self.decide(_as_action_body(body), view["private_metadata"], apply))
+
+    async def on_submit_feedback(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        await ack()
+        feedback = view["state"]["values"]["text"]["v"].get("value") or ""
+
+        def apply(req: StepRequirement, user: str) -> str:
+            req.reject(feedback=feedback, by=user)
+            return ":leftwards_arrow_with_hook: " + now_text(user, "Sent back") + f": {ui.quote(feedback, 1500)}"
+
+        self.runner.spawn(self.decide(_as_action_body(body), view["private_metadata"], apply))
+
+    # ----- tool calls (executor pauses) -----------------------------------------------------------------
+    async def on_tool_ok(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        self.runner.spawn(
+            self.tool_decision(
+                body,
+                action["value"],
+                lambda call, user: (call.confirm(by=user), ":white_check_mark: " + now_text(user, "Approved"))[1],
+            )
+        )
+
+    async def on_tool_no(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        rid, _index = _split(action["value"])
+        await self._open(
+            body,
+            rid,
+            lambda ld: ui.text_modal(
+                ui.V_TOOL_NOTE,
+                "Reject tool call",
+                metadata=action["value"],
+                label="Note for the agent (optional)",
+                submit="Reject",
+                optional=True,
+            ),
+        )
+
+    async def on_tool_input(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        rid, index = _split(action["value"])
+        await self._open(
+            body,
+            rid,
+            lambda ld: ui.input_modal(
+                _call(ld, index).user_input_schema or [],
+                callback_id=ui.V_TOOL_INPUT,
+                metadata=action["value"],
+                message=f"Values for {_call(ld, index).tool_execution.tool_name}",
+                title="Tool input",
+            ),
+        )
+
+    async def on_tool_result(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        rid, index = _split(action["value"])
+        await self._open(
+            body,
+            rid,
+            lambda ld: ui.text_modal(
+                ui.V_TOOL_RESULT,
+                "Tool result",
+                metadata=action["value"],
+                label="Result",
+                intro=f"Run `{ui.escape(_call(ld, index).tool_execution.tool_name)}` yourself and paste its result.",
+                submit="Submit",
+            ),
+        )
+
+    async def on_submit_tool_note(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        await ack()
+        note = view["state"]["values"]["text"]["v"].get("value") or None
+        self.runner.spawn(
+            self.tool_decision(
+                _as_action_body(body),
+                view["private_metadata"],
+                lambda call, user: (
+                    call.reject(note=note, by=user),
+                    ":no_entry_sign: " + now_text(user, "Rejected") + (f": {ui.quote(note, 500)}" if note else ""),
+                )[1],
+            )
+        )
+
+    async def on_submit_tool_input(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        rid, index = _split(view["private_metadata"])
+        loaded = await self.load(rid)
+        if isinstance(loaded, str):
+            await ack(response_action="update", view=ui.info_modal("Not available", loaded))
+            return
+        call = _call(loaded, index)
+        schema = call.user_input_schema or []
+        values = ui.read_inputs(schema, view["state"]["values"])
+        probe = RunRequirement.from_dict(call.to_dict())
+        try:
+            probe.provide_user_input(values)
+        except ValueError as exc:
+            await ack(
+                response_action="errors",
+                errors={ui.field_block_id(i): str(exc) for i in range(len(schema)) if schema[i].name in str(exc)}
+                or {"f0": str(exc)},
+            )
+            return
+        await ack()
+        self.runner.spawn(
+            self.tool_decision(
+                _as_action_body(body),
+                view["private_metadata"],
+                lambda c, user: (c.provide_user_input(values, by=user), ":memo: " + now_text(user, "Filled in"))[1],
+            )
+        )
+
+    async def on_submit_tool_result(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        await ack()
+        result = view["state"]["values"]["text"]["v"].get("value") or ""
+        self.runner.spawn(
+            self.tool_decision(
+                _as_action_body(body),
+                view["private_metadata"],
+                lambda call, user: (
+                    call.set_external_execution_result(result, by=user),
+                    ":inbox_tray: " + now_text(user, "Result given"),
+                )[1],
+            )
+        )
+
+    async def tool_decision(
+        self, body: dict[str, Any], value: str, apply: Callable[[RunRequirement, str], str]
+    ) -> None:
+        """Record one tool call's decision; when every call of the pause is decided, continue the run."""
+        rid, index = _split(value)
+        loaded = await self._ready(body, rid)
+        if loaded is None:
+            return
+        user = body["user"]["id"]
+        calls = loaded.req.executor_requirements or []
+        if index >= len(calls):
+            return
+        try:
+            summary = apply(calls[index], user)
+        except ValueError as exc:
+            await self.runner.tell(loaded.card.channel, user, str(exc), loaded.card.ts)
+            return
+        if not await self.store.record_tool_decision(rid, index, calls[index].to_dict(), user, summary):
+            decided = (await self.store.tool_decisions(rid)).get(index, {})
+            await self.runner.tell(
+                loaded.card.channel, user, f"Already answered: {decided.get('summary', '')}", loaded.card.ts
+            )
+            return
+        decisions = await self.store.tool_decisions(rid)
+        if len(decisions) < len(calls):  # others still wait: show this one as decided
+            fallback, blocks = self.runner.pause_view(
+                loaded.entry, loaded.req, {i: d["summary"] for i, d in decisions.items()}
+            )
+            await self.runner.slack(
+                "chat_update", channel=loaded.pause.channel, ts=loaded.pause.ts, text=fallback, blocks=blocks
+            )
+            return
+        loaded.req.executor_requirements = [
+            RunRequirement.from_dict(decisions[i]["decision"]) for i in range(len(calls))
+        ]
+        outcome = "\n".join(f"`{c.tool_execution.tool_name}`: {decisions[i]['summary']}" for i, c in enumerate(calls))
+        await self.resume(loaded, user, outcome)
+
+
+def _split(value: str) -> tuple[str, int]:
+    rid, _, index = value.partition(":")
+    return rid, int(index or 0)
+
+
+def _call(loaded: Loaded, index: int) -> RunRequirement:
+    return (loaded.req.executor_requirements or [])[index]
+
+
+def _who_where(body: dict[str, Any]) -> tuple[str, str, str | None]:
+    user = body["user"]["id"]
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
+    message = body.get("message") or {}
+    return user, channel, message.get("thread_ts") or message.get("ts")
+
+
+def _as_action_body(body: dict[str, Any]) -> dict[str, Any]:
+    """A view submission has no channel; the handlers look the card up instead."""
+    return {"user": body["user"], "channel": {}, "message": {}}

@@ -1,0 +1,50 @@
+"""The HTTP server of `kern-bot serve`: Bolt on aiohttp at POST /slack/events, plus the deadline sweeper."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+
+from bot.app import KernBot, build_bot, make_client
+from bot.config import Settings
+from bot.registry import load_registry
+from bot.sweeper import sweep_forever
+
+BOT_KEY = web.AppKey("kern_bot", KernBot)
+
+
+def create_bot(settings: Settings) -> KernBot:
+    """The bot for these settings (raises SettingsError for a bad KERN_DB or KERN_WORKFLOWS)."""
+    registry = load_registry(settings.workflows, settings.open_db())
+    client = make_client(settings.bot_token or "", settings.api_url)
+    return build_bot(registry, client, settings.signing_secret)
+
+
+def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0) -> web.Application:
+    """An aiohttp application serving Slack's requests; the sweeper runs while it is up."""
+
+    async def slack_events(request: web.Request) -> web.Response:
+        return await to_aiohttp_response(await bot.app.async_dispatch(await to_bolt_request(request)))
+
+    async def health(_request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "workflows": sorted(bot.runner.registry.entries)})
+
+    async def sweeper(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(sweep_forever(bot.runner, sweep_interval))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await bot.runner.idle(10)
+
+    app = web.Application()
+    app[BOT_KEY] = bot
+    app.router.add_post("/slack/events", slack_events)
+    app.router.add_get("/health", health)
+    if sweep_interval > 0:
+        app.cleanup_ctx.append(sweeper)
+    return app
