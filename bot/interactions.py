@@ -59,9 +59,9 @@ class Interactions:
         run = await entry.workflow.aget_run(pause.run_id)
         req = run.step_requirements[-1] if run.is_paused and run.step_requirements else None
         if req is None or req.requirement_id != requirement_id:
-            if pause.status == "decided" and pause.outcome:
-                return f"Already answered: {pause.outcome}"
-            return f"This pause is over; the run is {run.status.value.lower()}."
+            return (
+                already_answered(run, requirement_id) or f"This pause is over; the run is {run.status.value.lower()}."
+            )
         return Loaded(entry, card, pause, run, req)
 
     async def refusal(self, loaded: Loaded, user: str) -> str | None:
@@ -117,8 +117,8 @@ class Interactions:
         try:
             await self.runner.follow(loaded.entry, loaded.card, events, on_continued)  # type: ignore[arg-type]
         except RunNotPausedError as exc:
-            pause = await self.store.pause(loaded.req.requirement_id)
-            text = f"Already answered: {pause.outcome}" if pause and pause.outcome else str(exc)
+            run = await loaded.entry.workflow.aget_run(loaded.run.run_id)
+            text = already_answered(run, loaded.req.requirement_id) or str(exc)
             await self.runner.tell(loaded.card.channel, user, text, loaded.card.ts)
 
     # ----- buttons ----------------------------------------------------------------------------------
@@ -452,6 +452,31 @@ class Interactions:
         ]
         outcome = "\n".join(f"`{c.tool_execution.tool_name}`: {decisions[i]['summary']}" for i, c in enumerate(calls))
         await self.resume(loaded, user, outcome)
+
+
+def already_answered(run: WorkflowRunOutput, requirement_id: str) -> str | None:
+    """'Already approved by @x' for a pause someone else resolved (read from kern, not from Slack)."""
+    req = next((r for r in run.step_requirements if r.requirement_id == requirement_id), None)
+    if req is None or req.status == "pending":
+        return None
+    if req.timed_out:
+        return "Already answered: nobody answered in time, so its deadline decided."
+    if req.error_action:
+        verb = "retried" if req.error_action == "retry" else "skipped"
+    elif req.selected_choices:
+        verb = f"routed to {', '.join(req.selected_choices)}"
+    elif req.user_input is not None:
+        verb = "answered"
+    elif req.kind == "executor":
+        verb = "decided"
+    elif req.edited_output is not None:
+        verb = "edited"
+    else:
+        verb = "approved" if req.confirmed else "rejected"
+    who = req.resolved_by
+    if who and who.startswith("U"):
+        who = f"<@{who}>"
+    return f"Already {verb}" + (f" by {who}" if who else "") + "."
 
 
 def _split(value: str) -> tuple[str, int]:

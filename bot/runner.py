@@ -82,7 +82,8 @@ class Runner:
             response = await getattr(self.client, method)(**kwargs)
             return response.data if isinstance(response.data, dict) else {}
         except SlackApiError as exc:
-            log.warning("Slack %s failed: %s", method, exc.response.get("error") if exc.response else exc)
+            data = exc.response.data if exc.response is not None else None
+            log.warning("Slack %s failed: %s", method, data.get("error") if isinstance(data, dict) else exc)
         except Exception:  # a network error must not lose the run
             log.exception("Slack %s failed", method)
         return None
@@ -109,7 +110,7 @@ class Runner:
                 "Invite me to the channel and try again.",
             )
             return None
-        card = Card(run_id=run_id, workflow=entry.name, channel=channel, ts=posted["ts"], started_by=user)
+        card = Card(run_id=run_id, workflow=entry.name, channel=channel, ts=posted["ts"], started_by=user, input=text)
         await self.store.save_card(card)
         events = entry.workflow.arun(
             text or None,
@@ -194,11 +195,10 @@ class Runner:
         error: str | None = None,
         finished: bool = False,
     ) -> None:
-        run = await entry.workflow.aget_run(card.run_id)
         view = ui.Card(
             run_id=card.run_id,
             workflow=entry.name,
-            input=run.input,
+            input=card.input,
             started_by=card.started_by,
             status=status,
             output=output,

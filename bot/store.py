@@ -26,6 +26,7 @@ cards = sa.Table(
     sa.Column("channel", sa.String(64), nullable=False),
     sa.Column("ts", sa.String(32), nullable=False),
     sa.Column("started_by", sa.String(64), nullable=False),
+    sa.Column("input", sa.Text),
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
@@ -61,6 +62,7 @@ class Card:
     channel: str
     ts: str
     started_by: str
+    input: str | None = None
 
 
 @dataclass
@@ -89,9 +91,9 @@ class BotStore:
     async def card(self, run_id: str) -> Card | None:
         row = await self._tx(
             lambda c: c.execute(
-                sa.select(cards.c.run_id, cards.c.workflow, cards.c.channel, cards.c.ts, cards.c.started_by).where(
-                    cards.c.run_id == run_id
-                )
+                sa.select(
+                    cards.c.run_id, cards.c.workflow, cards.c.channel, cards.c.ts, cards.c.started_by, cards.c.input
+                ).where(cards.c.run_id == run_id)
             ).first(),
             write=False,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,11 +27,18 @@ def _postgres_problem() -> str | None:
         conn = await asyncpg.connect(PG_URL.replace("postgresql://", "postgres://"), timeout=5)
         await conn.close()
 
-    try:
-        asyncio.run(probe())
-    except Exception as exc:  # any failure to reach the server is a reason to skip (or fail in CI)
-        return f"{type(exc).__name__}: {exc}"
-    return None
+    problem: list[str] = []
+
+    def run_probe() -> None:  # its own thread: callers may be inside a running event loop
+        try:
+            asyncio.run(probe())
+        except Exception as exc:  # any failure to reach the server is a reason to skip (or fail in CI)
+            problem.append(f"{type(exc).__name__}: {exc}")
+
+    thread = threading.Thread(target=run_probe)
+    thread.start()
+    thread.join(30)
+    return problem[0] if problem else None
 
 
 _pg_problem: str | bool | None = False

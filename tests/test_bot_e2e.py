@@ -1,0 +1,359 @@
+"""kern-bot end to end: signed HTTP requests to the real endpoint, a local Slack stand-in that validates
+Block Kit, every pause kind from slash command to final message, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from bot import blocks as ui
+from bot.app import KernBot, build_bot, make_client
+from bot.examples import example_workflows
+from bot.policy import Approvers
+from bot.registry import BotWorkflow, Registry
+from bot.server import create_web_app
+from bot.sweeper import sweep_once
+from kern.db.base import BaseDb
+from kern.workflow import Router, Step, UserInputField, Workflow
+from tests.conftest import make_db, unique
+from tests.slack_standin import SlackStandIn
+
+SECRET = "test-signing-secret"
+
+
+@dataclass
+class Env:
+    slack: SlackStandIn
+    bot: KernBot
+    db: BaseDb
+
+    def card(self) -> Any:
+        cards = [m for m in self.slack.messages.values() if m.thread_ts is None]
+        return cards[-1]
+
+    def card_text(self) -> str:
+        return json.dumps(self.card().blocks)
+
+    def errors(self) -> list[Any]:
+        return [(m, b) for m, _a, b in self.slack.calls if not b.get("ok")]
+
+
+def registry_for(db: BaseDb, extra: list[BotWorkflow] | None = None) -> Registry:
+    entries = example_workflows() + (extra or [])
+    for entry in entries:  # unique workflow names keep test runs apart in the shared PostgreSQL tables
+        entry.workflow.name = unique(entry.name)
+    return Registry(entries, db)
+
+
+async def start_bot(slack: SlackStandIn, registry: Registry) -> tuple[KernBot, web.AppRunner, str]:
+    bot = build_bot(registry, make_client(slack.token, slack.api_url), SECRET)
+    runner = web.AppRunner(create_web_app(bot, sweep_interval=0))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return bot, runner, f"http://127.0.0.1:{port}/slack/events"
+
+
+@pytest.fixture
+async def env(db_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Env]:
+    db = make_db(db_kind, tmp_path)
+    extra = getattr(request, "param", None)
+    async with SlackStandIn(SECRET) as slack:
+        bot, runner, endpoint = await start_bot(slack, registry_for(db, extra))
+        slack.bot_endpoint = endpoint
+        try:
+            yield Env(slack, bot, db)
+        finally:
+            await bot.runner.idle(10)
+            await runner.cleanup()
+
+
+async def settle(env: Env) -> None:
+    await asyncio.sleep(0.05)
+    await env.bot.runner.idle(15)
+
+
+async def run(env: Env, text: str, user: str = "U1") -> Any:
+    status, body, took = await env.slack.command(f"run {text}", user=user)
+    assert status == 200 and took < 1.0, (status, body)
+    await settle(env)
+    return env.card()
+
+
+# ----- requests and commands ------------------------------------------------------------------------
+async def test_signatures_are_checked(env: Env) -> None:
+    status, _, _ = await env.slack.send(
+        b"command=/kern&text=help", "application/x-www-form-urlencoded", signature="v0=forged"
+    )
+    assert status == 401
+    status, _, _ = await env.slack.send(
+        b"command=/kern&text=help", "application/x-www-form-urlencoded", timestamp=int(time.time()) - 400
+    )
+    assert status == 401
+
+
+async def test_help_list_and_unknown(env: Env) -> None:
+    status, body, _ = await env.slack.command("list")
+    assert status == 200 and "`deploy`" in body and "`triage`" in body
+    _, body, _ = await env.slack.command("frobnicate")
+    assert "I don't know `frobnicate`" in body and "Usage" in body
+    _, body, _ = await env.slack.command("run nope")
+    assert "Unknown workflow `nope`" in body
+    _, body, _ = await env.slack.command("status 123")
+    assert "No run `123`" in body
+
+
+# ----- every pause kind ----------------------------------------------------------------------------
+async def test_confirmation_approve(env: Env) -> None:
+    card = await run(env, "deploy api")
+    pause = env.slack.thread(card.ts)[-1]
+    assert "Deploy to production?" in json.dumps(pause.blocks)
+    reject = env.slack.find(ui.REJECT)[1]
+    assert reject["confirm"]["title"]["text"] == "Reject and cancel?"  # on_reject=cancel asks first
+    status, _, took = await env.slack.click(ui.CONFIRM, user="U2")
+    assert status == 200 and took < 1.0
+    await settle(env)
+    decided = env.slack.messages[pause.ts]
+    assert "Approved by <@U2>" in json.dumps(decided.blocks)
+    assert not any(b["type"] == "actions" for b in decided.blocks)  # controls gone
+    assert "Completed" in env.card_text() and "Deployed api" in env.card_text()
+    assert env.errors() == []
+
+
+async def test_reject_cancels_and_double_click_loses(env: Env) -> None:
+    await run(env, "deploy web")
+    old_card = env.slack.find(ui.CONFIRM)
+    clicks = await asyncio.gather(env.slack.click(ui.REJECT, user="U2"), env.slack.click(ui.CONFIRM, user="U3"))
+    assert all(c[0] == 200 for c in clicks)
+    await settle(env)
+    text = env.card_text()
+    winner_rejected = "Cancelled" in text
+    assert winner_rejected or "Completed" in text
+    told = [e for e in env.slack.ephemeral if e["text"].startswith("Already")]
+    assert len(told) == 1 and told[0]["user"] == ("U3" if winner_rejected else "U2")
+    assert told[0]["text"] == ("Already rejected by <@U2>." if winner_rejected else "Already approved by <@U3>.")
+    # a click on the finished card changes nothing and says so
+    await env.slack.click(ui.CONFIRM, user="U4", stale=old_card)
+    await settle(env)
+    assert env.slack.ephemeral[-1]["user"] == "U4" and env.slack.ephemeral[-1]["text"].startswith("Already")
+
+
+async def test_user_input_modal_with_inline_errors(env: Env) -> None:
+    await run(env, "report")
+    status, _, _ = await env.slack.click(ui.OPEN_INPUT)
+    assert status == 200
+    await settle(env)
+    view = env.slack.last_view()
+    labels = [b["label"]["text"] for b in view["blocks"] if b["type"] == "input"]
+    assert labels == ["title", "format", "pages", "include_charts"]
+    kinds = [b["element"]["type"] for b in view["blocks"] if b["type"] == "input"]
+    assert kinds == ["plain_text_input", "static_select", "number_input", "checkboxes"]
+    values = {
+        "f0": {"v": {"type": "plain_text_input", "value": None}},
+        "f1": {"v": {"type": "static_select", "selected_option": {"value": "1"}}},
+        "f2": {"v": {"type": "number_input", "value": "2.5"}},
+        "f3": {"v": {"type": "checkboxes", "selected_options": [{"value": "true"}]}},
+    }
+    status, body, _ = await env.slack.submit(view["id"], values)
+    errors = json.loads(body)
+    assert errors["response_action"] == "errors"
+    assert errors["errors"] == {"f0": "required", "f2": "expected int, got '2.5'"}
+    values["f0"]["v"]["value"] = "Q4 <numbers> & *stars*"
+    values["f2"]["v"]["value"] = "3"
+    status, body, _ = await env.slack.submit(view["id"], values)
+    assert status == 200 and body == ""
+    await settle(env)
+    assert "```Report 'Q4 &lt;numbers&gt; &amp; *stars*' as csv, 3 page(s), with charts.```" in env.card_text()
+    assert env.errors() == []
+
+
+async def test_output_review_feedback_edit(env: Env) -> None:
+    await run(env, "newsletter the new engine")
+    await env.slack.click(ui.OPEN_FEEDBACK)
+    await settle(env)
+    await env.slack.submit(
+        env.slack.last_view()["id"], {"text": {"v": {"type": "plain_text_input", "value": "mention the bot"}}}
+    )
+    await settle(env)
+    revised = json.dumps(list(env.slack.messages.values())[-1].blocks)
+    assert "Revised after feedback: mention the bot" in revised
+    await env.slack.click(ui.OPEN_EDIT)
+    await settle(env)
+    edit_view = env.slack.last_view()
+    assert "mention the bot" in edit_view["blocks"][-1]["element"]["initial_value"]
+    await env.slack.submit(edit_view["id"], {"text": {"v": {"type": "plain_text_input", "value": "Final text"}}})
+    await settle(env)
+    assert "Completed" in env.card_text() and "Final text" in env.card_text()
+
+
+async def test_route_selection(env: Env) -> None:
+    card = await run(env, "triage login broken")
+    await env.slack.click(ui.ROUTE_GO)  # nothing chosen yet
+    await settle(env)
+    assert "Choose a route first" in env.slack.ephemeral[-1]["text"]
+    state = {ui.ROUTE_BLOCK: {ui.ROUTE_PICK: {"type": "static_select", "selected_option": {"value": "0"}}}}
+    await env.slack.click(ui.ROUTE_GO, state=state, thread_ts=card.ts)
+    await settle(env)
+    assert "Handled 'login broken' as bug" in env.card_text()
+
+
+async def test_iteration_review_condition_error_and_groups(env: Env) -> None:
+    await run(env, "refine idea")
+    for _ in range(3):
+        await env.slack.click(ui.CONFIRM)
+        await settle(env)
+    assert "idea +refined +refined +refined" in env.card_text()
+
+    await run(env, "analysis")
+    message, _, block_id = env.slack.find(ui.CONFIRM)
+    actions = next(b for b in message.blocks if b.get("block_id") == block_id)
+    buttons = [e["text"]["text"] for e in actions["elements"]]
+    assert buttons == ["Yes: run detailed", "No: run quick"]
+    await env.slack.click(ui.REJECT)
+    await settle(env)
+    assert "Quick summary done" in env.card_text()
+
+    await run(env, "flaky")
+    assert "upstream timed out" in json.dumps(env.slack.find(ui.RETRY)[0].blocks)
+    await env.slack.click(ui.RETRY)
+    await settle(env)
+    assert "Used: Fetched after a retry" in env.card_text()
+
+    await run(env, "batch")
+    await env.slack.click(ui.CONFIRM)
+    await settle(env)
+    await env.slack.click(ui.CONFIRM)
+    await settle(env)
+    assert "shard 2 done" in env.card_text()
+    assert env.errors() == []
+
+
+async def test_deadline_fires_without_a_click(env: Env) -> None:
+    card = await run(env, "timed")
+    pause = env.slack.thread(card.ts)[-1]
+    assert "it is approved automatically" in json.dumps(pause.blocks)
+    assert await sweep_once(env.bot.runner) == 0  # not due yet
+    assert await sweep_once(env.bot.runner, now=time.time() + 120) == 1
+    await settle(env)
+    assert "Nobody answered in time: approved automatically" in json.dumps(env.slack.messages[pause.ts].blocks)
+    assert "Rolled out" in env.card_text()
+    assert await sweep_once(env.bot.runner, now=time.time() + 120) == 0  # exactly once
+
+
+async def test_status_and_cancel(env: Env) -> None:
+    await run(env, "deploy db")
+    # the full id is on the pause message button; find it through the bot's store
+    pause_value = env.slack.find(ui.CONFIRM)[1]["value"]
+    pause = await env.bot.runner.store.pause(pause_value)
+    assert pause is not None
+    _, body, _ = await env.slack.command(f"status {pause.run_id}")
+    assert "waiting at deploy (confirmation)" in body
+    old_card = env.slack.find(ui.CONFIRM)
+    await env.slack.command(f"cancel {pause.run_id}", user="U9")
+    await settle(env)
+    assert "Cancelled by &lt;@U9&gt;" in env.card_text() or "Cancelled by <@U9>" in env.card_text()
+    await env.slack.click(ui.CONFIRM, stale=old_card)
+    await settle(env)
+    assert env.slack.ephemeral[-1]["text"] == "This pause is over; the run is cancelled."
+
+
+ROUTES = [Step(name=f"route_{i:03d}_" + "x" * 80, executor=lambda s: "ok") for i in range(150)]
+BIG = [
+    BotWorkflow(
+        Workflow(
+            name="big",
+            steps=[
+                Step(name="huge", executor=lambda s: "é<&>*_ " * 5000, requires_output_review=True),
+                Router(name="many", choices=ROUTES, requires_user_input=True, allow_multiple_selections=True),
+                Step(
+                    name="form",
+                    executor=lambda s: "done",
+                    requires_user_input=True,
+                    user_input_schema=[
+                        UserInputField(
+                            name=f"field_{i}_" + "ü" * 30,
+                            description="d" * 3000,
+                            allowed_values=list(range(120)) if i == 0 else None,
+                        )
+                        for i in range(30)
+                    ],
+                ),
+            ],
+        ),
+        name="big",
+    ),
+    BotWorkflow(
+        Workflow(name="guarded", steps=[Step(name="g", executor=lambda s: "ok", requires_confirmation=True)]),
+        name="guarded",
+        approvers=Approvers(users=("UBOSS",), groups=("SADMINS",), forbid_self_approval=True),
+    ),
+]
+
+
+@pytest.mark.parametrize("env", [BIG], indirect=True)
+async def test_slack_limits_hold_and_approvers(env: Env) -> None:
+    await run(env, "big")
+    await env.slack.click(ui.VIEW_FULL)
+    await settle(env)
+    assert len(env.slack.last_view()["blocks"]) > 10  # the whole output, in pages
+    await env.slack.click(ui.CONFIRM)
+    await settle(env)
+    select = env.slack.find(ui.ROUTE_GO)[0].blocks
+    groups = next(b for b in select if b.get("block_id") == ui.ROUTE_BLOCK)["elements"][0]["option_groups"]
+    assert [len(g["options"]) for g in groups] == [100, 50]
+    state = {
+        ui.ROUTE_BLOCK: {
+            ui.ROUTE_PICK: {"type": "multi_static_select", "selected_options": [{"value": "149"}, {"value": "3"}]}
+        }
+    }
+    await env.slack.click(ui.ROUTE_GO, state=state)
+    await settle(env)
+    await env.slack.click(ui.OPEN_INPUT)
+    await settle(env)
+    assert len([b for b in env.slack.last_view()["blocks"] if b["type"] == "input"]) == 30
+    assert env.errors() == [], env.errors()[:3]
+
+    await run(env, "guarded", user="UBOSS")
+    await env.slack.click(ui.CONFIRM, user="UBOSS")
+    await settle(env)
+    assert "You started this run" in env.slack.ephemeral[-1]["text"]
+    await env.slack.click(ui.CONFIRM, user="URANDOM")
+    await settle(env)
+    assert "Only <@UBOSS>, <!subteam^SADMINS>" in env.slack.ephemeral[-1]["text"]
+    env.slack.groups["SADMINS"] = ["UADMIN"]
+    await env.slack.click(ui.CONFIRM, user="UADMIN")
+    await settle(env)
+    assert "Completed" in env.card_text()
+    audit = [a for a in await env.db.audit_log(actor="UADMIN")]
+    assert audit and audit[-1]["decision"] == "confirm"
+
+
+async def test_expired_trigger_and_failed_calls_lose_nothing(env: Env) -> None:
+    await run(env, "report")
+    env.slack.trigger_ttl = 0.0  # every trigger has already expired
+    await env.slack.click(ui.OPEN_INPUT)
+    await settle(env)
+    assert "would not open the form" in env.slack.ephemeral[-1]["text"]
+    env.slack.trigger_ttl = 3.0
+    env.slack.fail_next["chat.update"] = "ratelimited"
+    await env.slack.click(ui.OPEN_INPUT)
+    await settle(env)
+    view = env.slack.last_view()
+    values = {
+        "f0": {"v": {"type": "plain_text_input", "value": "T"}},
+        "f1": {"v": {"type": "static_select", "selected_option": {"value": "0"}}},
+        "f2": {"v": {"type": "number_input", "value": None}},
+        "f3": {"v": {"type": "checkboxes", "selected_options": []}},
+    }
+    await env.slack.submit(view["id"], values)
+    await settle(env)
+    assert "Report 'T' as pdf" in env.card_text()
