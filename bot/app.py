@@ -61,8 +61,8 @@ def build_bot(
         ui.TOOL_INPUT: interactions.on_tool_input,
         ui.TOOL_RESULT: interactions.on_tool_result,
     }
-    for action_id, handler in actions.items():
-        app.action(re.compile(f"^{re.escape(action_id)}$"))(handler)
+    for action_id, handler in actions.items():  # tool-call buttons carry their call index: kern:tool_ok:2
+        app.action(re.compile(f"^{re.escape(action_id)}(:\\d+)?$"))(handler)
     views = {
         ui.V_INPUT: interactions.on_submit_input,
         ui.V_EDIT: interactions.on_submit_edit,

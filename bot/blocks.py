@@ -278,41 +278,28 @@ def _tool_blocks(req: StepRequirement, decided: dict[int, str]) -> Blocks:
         blocks.append(section(f"{who} wants to call `{escape(truncate(te.tool_name, 200))}`"))
         blocks.append(_args_block(te.tool_args))
         value = f"{rid}:{index}"
+
+        def tool_button(text: str, action: str, style: str) -> dict[str, Any]:
+            # action_ids must be unique within a message: one set of buttons per call
+            return button(text, f"{action}:{index}", value, style)  # noqa: B023 - used at once
+
         if index in decided:
             blocks.append(context(decided[index]))
-        elif call.needs_user_input:
-            blocks.append(
-                {
-                    "type": "actions",
-                    "block_id": f"a:{rid}:{index}",
-                    "elements": [
-                        button("Fill in", TOOL_INPUT, value, "primary"),
-                        button("Reject", TOOL_NO, value, "danger"),
-                    ],
-                }
-            )
+            continue
+        if call.needs_user_input:
+            first = tool_button("Fill in", TOOL_INPUT, "primary")
         elif call.is_external_tool_execution:
-            blocks.append(
-                {
-                    "type": "actions",
-                    "block_id": f"a:{rid}:{index}",
-                    "elements": [
-                        button("Paste result", TOOL_RESULT, value, "primary"),
-                        button("Reject", TOOL_NO, value, "danger"),
-                    ],
-                }
-            )
+            first = tool_button("Paste result", TOOL_RESULT, "primary")
         else:
-            blocks.append(
-                {
-                    "type": "actions",
-                    "block_id": f"a:{rid}:{index}",
-                    "elements": [
-                        button("Approve", TOOL_OK, value, "primary"),
-                        button("Reject with note", TOOL_NO, value, "danger"),
-                    ],
-                }
-            )
+            first = tool_button("Approve", TOOL_OK, "primary")
+        reject_text = "Reject with note" if not (call.needs_user_input or call.is_external_tool_execution) else "Reject"
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"a:{rid}:{index}",
+                "elements": [first, tool_button(reject_text, TOOL_NO, "danger")],
+            }
+        )
     if len(calls) > MAX_SHOWN_CALLS:
         blocks.append(context(f"{len(calls) - MAX_SHOWN_CALLS} more tool calls are waiting; answer these first."))
     return blocks

@@ -198,40 +198,50 @@ class Interactions:
 
     async def on_open_input(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
-        await self._open(
-            body,
-            action["value"],
-            lambda ld: ui.input_modal(
-                ld.req.user_input_schema or [],
-                callback_id=ui.V_INPUT,
-                metadata=ld.req.requirement_id,
-                message=ld.req.message,
-            ),
+        self.runner.spawn(
+            self._open(
+                body,
+                action["value"],
+                lambda ld: ui.input_modal(
+                    ld.req.user_input_schema or [],
+                    callback_id=ui.V_INPUT,
+                    metadata=ld.req.requirement_id,
+                    message=ld.req.message,
+                ),
+            )
         )
 
     async def on_open_edit(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
-        await self._open(
-            body,
-            action["value"],
-            lambda ld: ui.text_modal(
-                ui.V_EDIT,
-                "Edit output",
-                metadata=ld.req.requirement_id,
-                label="Output",
-                initial=ui.as_text(ld.req.step_output),
-                submit="Save",
-            ),
+        self.runner.spawn(
+            self._open(
+                body,
+                action["value"],
+                lambda ld: ui.text_modal(
+                    ui.V_EDIT,
+                    "Edit output",
+                    metadata=ld.req.requirement_id,
+                    label="Output",
+                    initial=ui.as_text(ld.req.step_output),
+                    submit="Save",
+                ),
+            )
         )
 
     async def on_open_feedback(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
-        await self._open(
-            body,
-            action["value"],
-            lambda ld: ui.text_modal(
-                ui.V_FEEDBACK, "Send back", metadata=ld.req.requirement_id, label="What should change?", submit="Reject"
-            ),
+        self.runner.spawn(
+            self._open(
+                body,
+                action["value"],
+                lambda ld: ui.text_modal(
+                    ui.V_FEEDBACK,
+                    "Send back",
+                    metadata=ld.req.requirement_id,
+                    label="What should change?",
+                    submit="Reject",
+                ),
+            )
         )
 
     async def on_view_full(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
@@ -249,7 +259,9 @@ class Interactions:
                     view=ui.full_text_modal("Output", ui.as_text(run.content)),
                 )
             return
-        await self._open(body, value, lambda ld: ui.full_text_modal("Output", ui.as_text(ld.req.step_output)))
+        self.runner.spawn(
+            self._open(body, value, lambda ld: ui.full_text_modal("Output", ui.as_text(ld.req.step_output)))
+        )
 
     # ----- modal submissions --------------------------------------------------------------------------
     async def on_submit_input(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
@@ -315,48 +327,54 @@ class Interactions:
     async def on_tool_no(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         rid, _index = _split(action["value"])
-        await self._open(
-            body,
-            rid,
-            lambda ld: ui.text_modal(
-                ui.V_TOOL_NOTE,
-                "Reject tool call",
-                metadata=action["value"],
-                label="Note for the agent (optional)",
-                submit="Reject",
-                optional=True,
-            ),
+        self.runner.spawn(
+            self._open(
+                body,
+                rid,
+                lambda ld: ui.text_modal(
+                    ui.V_TOOL_NOTE,
+                    "Reject tool call",
+                    metadata=action["value"],
+                    label="Note for the agent (optional)",
+                    submit="Reject",
+                    optional=True,
+                ),
+            )
         )
 
     async def on_tool_input(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         rid, index = _split(action["value"])
-        await self._open(
-            body,
-            rid,
-            lambda ld: ui.input_modal(
-                _call(ld, index).user_input_schema or [],
-                callback_id=ui.V_TOOL_INPUT,
-                metadata=action["value"],
-                message=f"Values for {_call(ld, index).tool_execution.tool_name}",
-                title="Tool input",
-            ),
+        self.runner.spawn(
+            self._open(
+                body,
+                rid,
+                lambda ld: ui.input_modal(
+                    _call(ld, index).user_input_schema or [],
+                    callback_id=ui.V_TOOL_INPUT,
+                    metadata=action["value"],
+                    message=f"Values for {_call(ld, index).tool_execution.tool_name}",
+                    title="Tool input",
+                ),
+            )
         )
 
     async def on_tool_result(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         rid, index = _split(action["value"])
-        await self._open(
-            body,
-            rid,
-            lambda ld: ui.text_modal(
-                ui.V_TOOL_RESULT,
-                "Tool result",
-                metadata=action["value"],
-                label="Result",
-                intro=f"Run `{ui.escape(_call(ld, index).tool_execution.tool_name)}` yourself and paste its result.",
-                submit="Submit",
-            ),
+        self.runner.spawn(
+            self._open(
+                body,
+                rid,
+                lambda ld: ui.text_modal(
+                    ui.V_TOOL_RESULT,
+                    "Tool result",
+                    metadata=action["value"],
+                    label="Result",
+                    intro=f"Run `{ui.escape(_call(ld, index).tool_execution.tool_name)}` yourself; paste its result.",
+                    submit="Submit",
+                ),
+            )
         )
 
     async def on_submit_tool_note(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:

@@ -337,7 +337,7 @@ class SlackStandIn:
                 continue
             for block in message.blocks:
                 for el in block.get("elements", []) if block.get("type") == "actions" else []:
-                    if el.get("action_id") == action_id:
+                    if el.get("action_id") == action_id or el.get("action_id", "").startswith(action_id + ":"):
                         return message, el, block.get("block_id", "")
         raise LookupError(f"no message has {action_id}")
 

@@ -1,0 +1,180 @@
+"""Two bot servers on one database, a restart with a pending deadline, and tool-call approval cards."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot import blocks as ui
+from bot.registry import BotWorkflow, Registry
+from bot.sweeper import sweep_once
+from kern.agent import Agent
+from kern.models.openai import OpenAIChat
+from kern.tools import tool
+from kern.workflow import OnTimeout, Step, Workflow
+from tests.conftest import make_db, require_postgres, unique
+from tests.openai_stub import FakeOpenAI, Reply, calls, text
+from tests.slack_standin import SlackStandIn
+from tests.test_bot_e2e import SECRET, start_bot
+
+
+def timed_registry(db, name: str) -> Registry:
+    wf = Workflow(
+        name=name,
+        steps=[
+            Step(name="one", executor=lambda s: "one done", requires_confirmation=True),
+            Step(
+                name="two",
+                executor=lambda s: "two done",
+                requires_confirmation=True,
+                hitl_timeout=30,
+                on_timeout=OnTimeout.approve,
+            ),
+        ],
+    )
+    return Registry([BotWorkflow(wf, name="timed2")], db)
+
+
+async def test_two_bot_processes_on_one_postgres(tmp_path: Path) -> None:
+    require_postgres()
+    name = unique("cluster")
+    async with SlackStandIn(SECRET) as slack:
+        bot_a, server_a, url_a = await start_bot(slack, timed_registry(make_db("postgres", tmp_path), name))
+        bot_b, server_b, url_b = await start_bot(slack, timed_registry(make_db("postgres", tmp_path), name))
+        try:
+            slack.bot_endpoint = url_a
+            await slack.command("run timed2")
+            await slack.until(lambda: any("Approval needed" in json.dumps(m.blocks) for m in slack.messages.values()))
+            slack.bot_endpoint = url_b  # the click lands on the other replica
+            await slack.click(ui.CONFIRM, user="U2")
+            await slack.until(
+                lambda: "it is approved automatically" in json.dumps(list(slack.messages.values())[-1].blocks)
+            )
+            later = time.time() + 60
+            moved = await asyncio.gather(sweep_once(bot_a.runner, now=later), sweep_once(bot_b.runner, now=later))
+            assert sorted(moved) == [0, 1]  # exactly one replica applied the deadline
+            await bot_a.runner.idle()
+            await bot_b.runner.idle()
+            card = next(m for m in slack.messages.values() if m.thread_ts is None)
+            assert "two done" in json.dumps(card.blocks)
+            decided = [m for m in slack.messages.values() if "Nobody answered in time" in json.dumps(m.blocks)]
+            assert len(decided) == 1
+        finally:
+            await server_a.cleanup()
+            await server_b.cleanup()
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite", "postgres"])
+async def test_restart_with_a_pending_deadline(db_kind: str, tmp_path: Path) -> None:
+    name = unique("restart")
+    async with SlackStandIn(SECRET) as slack:
+        bot, server, url = await start_bot(slack, timed_registry(make_db(db_kind, tmp_path), name))
+        slack.bot_endpoint = url
+        await slack.command("run timed2")
+        await slack.until(
+            lambda: slack.messages and "Approval needed" in json.dumps(list(slack.messages.values())[-1].blocks)
+        )
+        await slack.click(ui.CONFIRM)
+        await slack.until(lambda: "approved automatically" in json.dumps(list(slack.messages.values())[-1].blocks))
+        await bot.runner.idle()
+        await server.cleanup()  # the bot process goes away with a deadline pending
+        fresh, server2, _url2 = await start_bot(slack, timed_registry(make_db(db_kind, tmp_path), name))
+        try:
+            assert await sweep_once(fresh.runner, now=time.time() + 60) == 1
+            await fresh.runner.idle()
+            card = next(m for m in slack.messages.values() if m.thread_ts is None)
+            assert "two done" in json.dumps(card.blocks) and "Completed" in json.dumps(card.blocks)
+        finally:
+            await server2.cleanup()
+
+
+sent: list[str] = []
+
+
+@tool(requires_confirmation=True)
+def deploy(service: str, env: str) -> str:
+    """Deploy a service."""
+    sent.append(service)
+    return f"deployed {service} to {env}"
+
+
+@tool(requires_user_input=True, user_input_fields=["ticket"])
+def open_change(summary: str, ticket: str) -> str:
+    """Open a change request."""
+    return f"change {ticket}: {summary}"
+
+
+@tool(external_execution=True)
+def run_migration(version: str) -> str:
+    """Run a database migration (done by a person)."""
+    raise AssertionError("external")
+
+
+@pytest.fixture(scope="module")
+def model_server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+async def test_tool_call_cards(db_kind: str, tmp_path: Path, model_server: FakeOpenAI) -> None:
+    sent.clear()
+    def final(body: dict) -> Reply:
+        results = [m["content"] for m in body["messages"] if m["role"] == "tool"]
+        return text(" | ".join(results))
+
+    model_server.script(
+        calls(
+            ("deploy", {"service": "api <v2>", "env": "prod & eu"}),
+            ("open_change", {"summary": "ship *it*"}),
+            ("run_migration", {"version": "42"}),
+        ),
+        final,
+    )
+    db = make_db(db_kind, tmp_path)
+    agent = Agent(
+        name="Deployer",
+        model=OpenAIChat(id="m", base_url=model_server.base_url, api_key="t"),
+        tools=[deploy, open_change, run_migration],
+        db=db,
+    )
+    wf = Workflow(name=unique("agentic"), steps=[Step(name="ship", agent=agent)])
+    async with SlackStandIn(SECRET) as slack:
+        bot, server, url = await start_bot(slack, Registry([BotWorkflow(wf, name="ship")], db))
+        slack.bot_endpoint = url
+        try:
+            await slack.command("run ship api")
+            await slack.until(
+                lambda: any("Tool call needs approval" in json.dumps(m.blocks) for m in slack.messages.values())
+            )
+            card_json = json.dumps(list(slack.messages.values())[-1].blocks)
+            assert "wants to call `deploy`" in card_json and "api &lt;v2&gt;" in card_json
+            await slack.click(ui.TOOL_OK, user="U2")
+            await bot.runner.idle()
+            assert "Approved by <@U2>" in json.dumps(list(slack.messages.values())[-1].blocks)
+            await slack.click(ui.TOOL_INPUT, user="U2")
+            await bot.runner.idle()
+            view = slack.last_view()
+            assert [b["label"]["text"] for b in view["blocks"] if b["type"] == "input"] == ["ticket"]
+            await slack.submit(view["id"], {"f0": {"v": {"type": "plain_text_input", "value": "CHG-7"}}}, user="U2")
+            await bot.runner.idle()
+            await slack.click(ui.TOOL_RESULT, user="U3")
+            await bot.runner.idle()
+            result_view = slack.last_view()
+            await slack.submit(
+                result_view["id"], {"text": {"v": {"type": "plain_text_input", "value": "migrated"}}}, user="U3"
+            )
+            await bot.runner.idle()
+            card = next(m for m in slack.messages.values() if m.thread_ts is None)
+            assert "deployed api &lt;v2&gt; to prod &amp; eu | change CHG-7: ship *it* | migrated" in json.dumps(
+                card.blocks
+            )
+            assert sent == ["api <v2>"]
+            assert [c for c in slack.calls if not c[2].get("ok")] == []
+        finally:
+            await bot.runner.idle()
+            await server.cleanup()
