@@ -23,6 +23,7 @@ class KernBot:
     runner: Runner
     interactions: Interactions
     commands: Commands
+    signing_secret: str | None = None
 
 
 def make_client(token: str, api_url: str | None = None) -> AsyncWebClient:
@@ -73,4 +74,4 @@ def build_bot(
     }
     for callback_id, handler in views.items():
         app.view_submission(callback_id)(handler)
-    return KernBot(app, runner, interactions, commands)
+    return KernBot(app, runner, interactions, commands, signing_secret)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import urllib.parse
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_sdk.signature import SignatureVerifier
 
 from bot.app import KernBot, build_bot, make_client
 from bot.config import Settings
@@ -15,6 +17,12 @@ from bot.registry import load_registry
 from bot.sweeper import sweep_forever
 
 BOT_KEY = web.AppKey("kern_bot", KernBot)
+
+
+def _is_click(body: bytes) -> bool:
+    """A block_actions payload (judged from its first bytes, without parsing the whole payload)."""
+    head = urllib.parse.unquote_plus(body[:120].decode("utf-8", "ignore")).replace(" ", "")
+    return head.startswith('payload={"type":"block_actions"')
 
 
 def create_bot(settings: Settings) -> KernBot:
@@ -27,7 +35,21 @@ def create_bot(settings: Settings) -> KernBot:
 def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0) -> web.Application:
     """An aiohttp application serving Slack's requests; the sweeper runs while it is up."""
 
+    verifier = SignatureVerifier(bot.signing_secret) if bot.signing_secret else None
+
     async def slack_events(request: web.Request) -> web.Response:
+        body = await request.read()
+        if verifier is not None and _is_click(body):
+            # A click's ack is always an empty 200: answer it here, after checking the signature, and let
+            # Bolt route it in the background. Under load the ack no longer waits behind other requests'
+            # middleware (commands and form submissions, whose ack carries content, go through Bolt).
+            if not verifier.is_valid(
+                body, request.headers.get("X-Slack-Request-Timestamp", ""), request.headers.get("X-Slack-Signature", "")
+            ):
+                return web.json_response({"error": "invalid request"}, status=401)
+            bolt_request = await to_bolt_request(request)
+            bot.runner.spawn(bot.app.async_dispatch(bolt_request))
+            return web.Response(status=200)
         return await to_aiohttp_response(await bot.app.async_dispatch(await to_bolt_request(request)))
 
     async def health(_request: web.Request) -> web.Response:

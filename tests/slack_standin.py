@@ -168,6 +168,7 @@ class Message:
     blocks: list[dict[str, Any]]
     thread_ts: str | None = None
     edits: int = 0
+    posted_at: float = field(default_factory=time.perf_counter)
 
 
 @dataclass
