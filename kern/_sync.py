@@ -52,6 +52,11 @@ def _thread_loop() -> asyncio.AbstractEventLoop | None:
     return None
 
 
+def is_private_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    """True for the loop a sync call runs on in its own thread: it serves that one call and nothing else."""
+    return getattr(_local, "loop", None) is loop
+
+
 def _await(awaitable: Awaitable[T]) -> T:
     loop = _thread_loop()
     if loop is not None:

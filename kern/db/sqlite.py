@@ -15,6 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
 
+from kern._sync import is_private_loop
 from kern.db.base import BaseDb
 
 T = TypeVar("T")
@@ -50,6 +51,9 @@ class SqliteDb(BaseDb):
             f"sqlite:///{self.db_file}" if self.db_file else "sqlite://",
             connect_args={"timeout": busy_timeout, "check_same_thread": False},
             poolclass=StaticPool if in_memory else None,
+            # Every transaction ends in commit or rollback (a `begin()` block): no reset rollback needed.
+            pool_reset_on_return=None,
+            **({} if in_memory else {"pool_size": max_threads + 4, "max_overflow": 32}),
         )
         # One in-memory connection must never be used by two threads at once.
         self._threads = ThreadPoolExecutor(1 if in_memory else max_threads, thread_name_prefix="kern-sqlite")
@@ -75,18 +79,25 @@ class SqliteDb(BaseDb):
             # Straight to the driver: a full SQLAlchemy execution costs more than the BEGIN itself.
             conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if getattr(writing, "on", True) else "BEGIN")
 
-    def _run_in_thread(self, body: Callable[[Connection], T], write: bool) -> T:
-        # Each worker thread keeps its own connection: no pool checkout and reset per transaction.
+    def _run_in_thread(self, body: Callable[[Connection], T], write: bool, keep: bool = True) -> T:
+        """One transaction. Worker threads (`keep`) hold a connection of their own: no pool checkout per
+        transaction; any other thread checks one out and returns it, so callers never exhaust the pool."""
         local = self._writing
+        local.on = write
+        if not keep:
+            with self._engine.begin() as conn:
+                return body(conn)
         conn = getattr(local, "conn", None)
         if conn is None or conn.closed:
             conn = local.conn = self._engine.connect()
-        local.on = write
         with conn.begin():
             return body(conn)
 
     async def _run(self, body: Callable[[Connection], T], *, write: bool) -> T:
         loop = asyncio.get_running_loop()
+        if is_private_loop(loop) and self.db_file:
+            # A sync API call's own loop serves that call alone: a short transaction inline blocks no one.
+            return self._run_in_thread(body, write, keep=False)
         return await loop.run_in_executor(self._threads, self._run_in_thread, body, write)
 
     async def close(self) -> None:

@@ -197,13 +197,25 @@ class RunContext:
             )
             self.run.version = self.version
 
-    async def heartbeat(self) -> None:
-        """Keep this process's lease on the run while it executes."""
+    def start_heartbeat(self) -> asyncio.TimerHandle:
+        """Keep this process's lease on the run while it executes: a timer, and a renewal task only when
+        one is due (most drives end long before)."""
+        loop = asyncio.get_running_loop()
         interval = self.db.lease_seconds / 3
-        while True:
-            await asyncio.sleep(interval)
-            if self.version and not await self.db.renew_lease(self.run.run_id, self.version):
-                return
+
+        def beat() -> None:
+            self._renewal = loop.create_task(self._renew())
+            self._heartbeat = loop.call_later(interval, beat)
+
+        self._heartbeat = loop.call_later(interval, beat)
+        return self._heartbeat
+
+    def stop_heartbeat(self) -> None:
+        self._heartbeat.cancel()
+
+    async def _renew(self) -> None:
+        if self.version:
+            await self.db.renew_lease(self.run.run_id, self.version)
 
     # ----- gates ------------------------------------------------------------------------------------
     async def gate(
@@ -286,7 +298,7 @@ async def drive(ctx: RunContext, steps: list[Node]) -> WorkflowRunOutput:
     chain = Chain(run.input)
     scope_token = STEP_SCOPE.set(None)  # a workflow run inside a step is not that step's agent
     results: list[StepOutput] = []
-    heartbeat = asyncio.create_task(ctx.heartbeat())
+    ctx.start_heartbeat()
     new_requirement: StepRequirement | None = None
     pause_event: WorkflowEvent | None = None
     final_event: WorkflowEvent
@@ -329,7 +341,7 @@ async def drive(ctx: RunContext, steps: list[Node]) -> WorkflowRunOutput:
         run.content = run.error
         final_event = WorkflowErrorEvent(error=run.error)
     finally:
-        heartbeat.cancel()
+        ctx.stop_heartbeat()
         STEP_SCOPE.reset(scope_token)
     run.step_results = results
     await ctx.save(new_requirement)  # persisted before any pause event: a consumer may stop reading there

@@ -196,7 +196,7 @@ class Workflow:
                     )
                 for candidate in supplied:
                     if candidate.requirement_id == active.requirement_id:
-                        active = StepRequirement.from_dict(candidate.to_dict())
+                        active = StepRequirement.from_dict(candidate.to_dict())  # the caller's object stays as is
                 decision = journal[active.gate_key] = _decide(stored.run_id, active, now)
                 resolved.append(active)
                 history[-1] = active.to_dict()
