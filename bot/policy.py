@@ -25,6 +25,6 @@ class Approvers:
     def describe(self) -> str:
         parts = [f"<@{u}>" for u in self.users] + [f"<!subteam^{g}>" for g in self.groups]
         if self.channel_members:
-            parts.append("anyone in this channel")
+            parts.append("members of this channel")
         who = ", ".join(parts) if parts else "anyone"
         return who + (" (not the person who started the run)" if self.forbid_self_approval else "")

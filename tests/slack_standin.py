@@ -186,6 +186,7 @@ class SlackStandIn:
     members: dict[str, list[str]] = field(default_factory=dict)
     groups: dict[str, list[str]] = field(default_factory=dict)
     fail_next: dict[str, str] = field(default_factory=dict)
+    rate_limit_next: dict[str, int] = field(default_factory=dict)  # method -> how many 429s to answer first
 
     def __post_init__(self) -> None:
         self._ts = itertools.count(1)
@@ -208,6 +209,10 @@ class SlackStandIn:
         for key in ("blocks", "view"):
             if isinstance(args.get(key), str):
                 args[key] = json.loads(args[key])
+        if self.rate_limit_next.get(method, 0) > 0:
+            self.rate_limit_next[method] -= 1
+            self.calls.append((method, args, {"ok": False, "error": "ratelimited"}))
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "0"})
         if method in self.fail_next:
             return self._answer(method, args, {"ok": False, "error": self.fail_next.pop(method)})
         handler = getattr(self, "_" + method.replace(".", "_"), None)

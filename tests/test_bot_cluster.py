@@ -123,6 +123,7 @@ def model_server() -> Iterator[FakeOpenAI]:
 
 async def test_tool_call_cards(db_kind: str, tmp_path: Path, model_server: FakeOpenAI) -> None:
     sent.clear()
+
     def final(body: dict) -> Reply:
         results = [m["content"] for m in body["messages"] if m["role"] == "tool"]
         return text(" | ".join(results))

@@ -1,0 +1,146 @@
+"""kern-bot settings, registry, rate limits and approver rules."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot import blocks as ui
+from bot.app import make_client
+from bot.config import Settings, SettingsError, read_dotenv
+from bot.examples import example_workflows
+from bot.policy import Approvers
+from bot.registry import BotWorkflow, Registry, load_registry
+from kern.db.sqlite import SqliteDb
+from kern.workflow import Step, Workflow
+from tests.conftest import unique
+from tests.slack_standin import SlackStandIn
+from tests.test_bot_e2e import SECRET, start_bot
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_LIST = [Workflow(name="one", steps=[Step(name="s", executor=lambda s: 1)])]
+
+
+def test_settings_from_env_and_dotenv(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("# comment\nexport SLACK_BOT_TOKEN='xoxb-from-file'\nSLACK_SIGNING_SECRET=\"s3\"\nKERN_DB=x.db\n")
+    settings = Settings.load(env={"KERN_DB": "postgresql://u@h/db"}, dotenv=dotenv)
+    assert settings.bot_token == "xoxb-from-file" and settings.signing_secret == "s3"
+    assert settings.db == "postgresql://u@h/db"  # the environment wins
+    assert settings.check("serve") is settings
+    dotenv.write_text("not a pair\n")
+    with pytest.raises(SettingsError, match=r"\.env:1: expected KEY=VALUE"):
+        read_dotenv(dotenv)
+
+
+@pytest.mark.parametrize(
+    ("env", "mode", "message"),
+    [
+        ({}, "serve", "SLACK_BOT_TOKEN is missing"),
+        ({"SLACK_BOT_TOKEN": "xoxp-user"}, "serve", "SLACK_BOT_TOKEN must be a bot token starting with xoxb-"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1"}, "serve", "SLACK_SIGNING_SECRET is missing"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1"}, "socket", "SLACK_APP_TOKEN is missing"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xoxb-2"}, "socket", "SLACK_APP_TOKEN must be an app-level"),
+        (
+            {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "KERN_DB": "mysql://x"},
+            "serve",
+            "KERN_DB must be a SQLite file path or a postgresql:// URL",
+        ),
+        (
+            {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "KERN_WORKFLOWS": "nocolon"},
+            "serve",
+            "KERN_WORKFLOWS must look like package.module:attribute",
+        ),
+        (
+            {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "SLACK_API_URL": "ftp://x"},
+            "serve",
+            "SLACK_API_URL must be an http",
+        ),
+    ],
+)
+def test_bad_settings_name_the_setting(env: dict[str, str], mode: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.load(env=env, dotenv=None).check(mode)
+
+
+def test_cli_stops_with_one_line(tmp_path: Path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_SIGNING_SECRET": "s",
+        "KERN_WORKFLOWS": "no_such_module:flows",
+        "KERN_DB": str(tmp_path / "k.db"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "serve"],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "kern-bot: KERN_WORKFLOWS=no_such_module:flows: cannot import 'no_such_module' "
+        "(No module named 'no_such_module')."
+    ]
+
+
+def test_registry_loading(tmp_path: Path) -> None:
+    db = SqliteDb(db_file=tmp_path / "k.db")
+    assert sorted(load_registry(None, db).entries) == sorted(e.name for e in example_workflows())
+    assert list(load_registry("tests.test_bot_units:EXAMPLE_LIST", db).entries) == ["one"]
+    with pytest.raises(SettingsError, match="has no attribute 'missing'"):
+        load_registry("tests.test_bot_units:missing", db)
+    with pytest.raises(SettingsError, match="must name a list or dict of Workflow objects"):
+        load_registry("tests.test_bot_units:ROOT", db)
+    twice = [BotWorkflow(Workflow(name="a", steps=[])), BotWorkflow(Workflow(name="a", steps=[]))]
+    with pytest.raises(SettingsError, match="Two workflows are named 'a'"):
+        Registry(twice, db)
+    # every run of a registered workflow lands in the bot's database, agents' included
+    entry = load_registry("tests.test_bot_units:EXAMPLE_LIST", db).get("one")
+    assert entry is not None and entry.workflow.db is db
+
+
+async def test_rate_limited_calls_are_retried(tmp_path: Path) -> None:
+    async with SlackStandIn(SECRET) as slack:
+        slack.rate_limit_next["chat.postMessage"] = 2
+        client = make_client(slack.token, slack.api_url)
+        response = await client.chat_postMessage(channel="C1", text="hi", blocks=[ui.section("hi")])
+        assert response["ok"]
+        assert [c[2].get("error") for c in slack.calls if c[0] == "chat.postMessage"] == [
+            "ratelimited",
+            "ratelimited",
+            None,
+        ]
+
+
+async def test_channel_members_rule(tmp_path: Path) -> None:
+    db = SqliteDb(db_file=tmp_path / "k.db")
+    wf = Workflow(name=unique("members"), steps=[Step(name="g", executor=lambda s: "ok", requires_confirmation=True)])
+    registry = Registry([BotWorkflow(wf, name="members", approvers=Approvers(channel_members=True))], db)
+    async with SlackStandIn(SECRET) as slack:
+        bot, server, url = await start_bot(slack, registry)
+        slack.bot_endpoint = url
+        slack.members["C1"] = ["UIN"]
+        try:
+            await slack.command("run members")
+            await slack.until(lambda: any("Approval needed" in json.dumps(m.blocks) for m in slack.messages.values()))
+            await slack.click(ui.CONFIRM, user="UOUT")
+            await bot.runner.idle()
+            assert slack.ephemeral[-1] == {
+                "channel": "C1",
+                "user": "UOUT",
+                "text": "Only members of this channel may answer this.",
+                "thread_ts": slack.ephemeral[-1]["thread_ts"],
+            }
+            await slack.click(ui.CONFIRM, user="UIN")
+            await bot.runner.idle()
+            card = next(m for m in slack.messages.values() if m.thread_ts is None)
+            assert "Completed" in json.dumps(card.blocks)
+        finally:
+            await server.cleanup()
