@@ -47,10 +47,7 @@ def build_bot(
     commands = Commands(runner)
     app.command(command)(commands.on_command)
     actions = {
-        ui.CONFIRM: interactions.on_confirm,
-        ui.REJECT: interactions.on_reject,
-        ui.RETRY: interactions.on_retry,
-        ui.SKIP: interactions.on_skip,
+        **{action_id: interactions.button(action_id) for action_id in (ui.CONFIRM, ui.REJECT, ui.RETRY, ui.SKIP)},
         ui.ROUTE_PICK: interactions.on_route_pick,
         ui.ROUTE_GO: interactions.on_route_go,
         ui.OPEN_INPUT: interactions.on_open_input,

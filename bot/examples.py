@@ -233,18 +233,8 @@ def example_workflows() -> list[BotWorkflow]:
 
 def _agent_example() -> BotWorkflow:
     from kern.agent import Agent
+    from kern.examples.dual_confirmation import send_alert
     from kern.models.openai import OpenAIChat
-    from kern.tools import tool
-
-    @tool(requires_confirmation=True)
-    def send_alert(city: str, message: str) -> str:
-        """Send a weather alert to a city.
-
-        Args:
-            city: The city to alert.
-            message: The alert text.
-        """
-        return f"Alert sent for {city}: {message}"
 
     agent = Agent(
         name="AlertAgent",

@@ -122,41 +122,20 @@ class Interactions:
             await self.runner.tell(loaded.card.channel, user, text, loaded.card.ts)
 
     # ----- buttons ----------------------------------------------------------------------------------
-    async def on_confirm(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
-        await ack()
+    def button(self, action_id: str) -> Callable[..., Awaitable[None]]:
+        """The listener of a button that decides a pause outright (approve, reject, retry, skip)."""
+        resolve, emoji, verb = SIMPLE_DECISIONS[action_id]
 
-        def apply(req: StepRequirement, user: str) -> str:
-            req.confirm(by=user)
-            return ":white_check_mark: " + now_text(user, "Approved")
+        async def on_click(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+            await ack()
 
-        self.runner.spawn(self.decide(body, action["value"], apply))
+            def apply(req: StepRequirement, user: str) -> str:
+                resolve(req, user)
+                return f"{emoji} " + now_text(user, verb)
 
-    async def on_reject(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
-        await ack()
+            self.runner.spawn(self.decide(body, action["value"], apply))
 
-        def apply(req: StepRequirement, user: str) -> str:
-            req.reject(by=user)
-            return ":no_entry_sign: " + now_text(user, "Rejected")
-
-        self.runner.spawn(self.decide(body, action["value"], apply))
-
-    async def on_retry(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
-        await ack()
-
-        def apply(req: StepRequirement, user: str) -> str:
-            req.retry(by=user)
-            return ":repeat: " + now_text(user, "Retry requested")
-
-        self.runner.spawn(self.decide(body, action["value"], apply))
-
-    async def on_skip(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
-        await ack()
-
-        def apply(req: StepRequirement, user: str) -> str:
-            req.skip(by=user)
-            return ":fast_forward: " + now_text(user, "Skipped")
-
-        self.runner.spawn(self.decide(body, action["value"], apply))
+        return on_click
 
     async def on_route_pick(self, ack: Ack) -> None:
         await ack()  # the choice is read from the message state when Continue is clicked
@@ -470,6 +449,14 @@ class Interactions:
         ]
         outcome = "\n".join(f"`{c.tool_execution.tool_name}`: {decisions[i]['summary']}" for i, c in enumerate(calls))
         await self.resume(loaded, user, outcome)
+
+
+SIMPLE_DECISIONS: dict[str, tuple[Callable[[StepRequirement, str], None], str, str]] = {
+    ui.CONFIRM: (lambda req, user: req.confirm(by=user), ":white_check_mark:", "Approved"),
+    ui.REJECT: (lambda req, user: req.reject(by=user), ":no_entry_sign:", "Rejected"),
+    ui.RETRY: (lambda req, user: req.retry(by=user), ":repeat:", "Retry requested"),
+    ui.SKIP: (lambda req, user: req.skip(by=user), ":fast_forward:", "Skipped"),
+}
 
 
 def already_answered(run: WorkflowRunOutput, requirement_id: str) -> str | None:
