@@ -54,6 +54,7 @@ async def _socket_mode(bot: object, settings: Settings, sweep_interval: float) -
         await handler.start_async()
     finally:
         sweeper.cancel()
+        await handler.close_async()
     return 0
 
 

@@ -192,12 +192,17 @@ class SlackStandIn:
         self._ts = itertools.count(1)
         self._triggers: dict[str, tuple[float, bool]] = {}
         self._runner: web.AppRunner | None = None
+        self._socket_acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.api_url = ""
         self.session: aiohttp.ClientSession | None = None
 
     # ----- Web API ---------------------------------------------------------------------------------
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        if method == "apps.connections.open":  # Socket Mode: called with the app-level token
+            if not request.headers.get("Authorization", "").startswith("Bearer xapp-"):
+                return self._answer(method, {}, {"ok": False, "error": "invalid_auth"})
+            return self._answer(method, {}, {"ok": True, "url": self.api_url.replace("http", "ws") + "socket"})
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return self._answer(method, {}, {"ok": False, "error": "invalid_auth"})
         if request.method == "GET":
@@ -294,6 +299,45 @@ class SlackStandIn:
 
     def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "users": self.groups.get(args.get("usergroup", ""), [])}
+
+    # ----- Socket Mode -----------------------------------------------------------------------------
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._socket_ws = ws
+        await ws.send_json({"type": "hello", "num_connections": 1})
+        async for message in ws:
+            data = json.loads(message.data)
+            waiter = self._socket_acks.pop(data.get("envelope_id", ""), None)
+            if waiter is not None:
+                waiter.set_result(data)
+        return ws
+
+    async def socket_command(self, text: str, *, user: str = "U1", channel: str = "C1") -> dict[str, Any]:
+        """Send a slash command over Socket Mode; returns the bot's ack envelope."""
+        await self.until(lambda: getattr(self, "_socket_ws", None) is not None)
+        envelope_id = f"env-{next(self._ts)}"
+        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._socket_acks[envelope_id] = waiter
+        await self._socket_ws.send_json(
+            {
+                "envelope_id": envelope_id,
+                "type": "slash_commands",
+                "accepts_response_payload": True,
+                "payload": {
+                    "token": "t",
+                    "team_id": "T1",
+                    "channel_id": channel,
+                    "user_id": user,
+                    "user_name": user,
+                    "command": "/kern",
+                    "text": text,
+                    "response_url": "http://127.0.0.1:1/unused",
+                    "trigger_id": self._trigger(),
+                },
+            }
+        )
+        return await asyncio.wait_for(waiter, 10)
 
     # ----- driving the bot ---------------------------------------------------------------------------
     def _trigger(self) -> str:
@@ -421,6 +465,7 @@ class SlackStandIn:
     async def __aenter__(self) -> SlackStandIn:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/socket", self._socket)
         app.router.add_get("/api/{method}", self._api)
         self._runner = web.AppRunner(app)
         await self._runner.setup()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -144,3 +146,28 @@ async def test_channel_members_rule(tmp_path: Path) -> None:
             assert "Completed" in json.dumps(card.blocks)
         finally:
             await server.cleanup()
+
+
+async def test_socket_mode(tmp_path: Path) -> None:
+    from bot.app import build_bot
+    from bot.cli import _socket_mode
+
+    db = SqliteDb(db_file=tmp_path / "k.db")
+    async with SlackStandIn(SECRET) as slack:
+        bot = build_bot(load_registry(None, db), make_client(slack.token, slack.api_url), None)
+        settings = Settings(bot_token=slack.token, app_token="xapp-test", db=str(tmp_path / "k.db"))
+        task = asyncio.create_task(_socket_mode(bot, settings, 0.2))
+        try:
+            ack = await slack.socket_command("run deploy web")
+            assert ack["payload"]["text"] == "Starting `deploy`…"
+            await slack.until(lambda: any("Approval needed" in json.dumps(m.blocks) for m in slack.messages.values()))
+            assert (
+                "apps.connections.open",
+                {},
+                {"ok": True, "url": slack.api_url.replace("http", "ws") + "socket"},
+            ) in slack.calls
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await bot.runner.idle()
