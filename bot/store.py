@@ -99,27 +99,32 @@ class BotStore:
         )
         return Card(*row) if row else None
 
-    async def save_pause(self, requirement_id: str, run_id: str, channel: str, ts: str) -> bool:
-        """Remember a posted pause message; False if this pause was already posted (by any process)."""
+    async def _insert_once(self, table: sa.Table, values: dict[str, Any]) -> bool:
+        """Insert a row; False (and nothing changed) if its key exists already, whoever wrote it."""
 
         def body(c: Connection) -> bool:
             try:
                 with c.begin_nested():
-                    c.execute(
-                        pauses.insert().values(
-                            requirement_id=requirement_id,
-                            run_id=run_id,
-                            channel=channel,
-                            ts=ts,
-                            status="open",
-                            posted_at=time.time(),
-                        )
-                    )
+                    c.execute(table.insert().values(**values))
             except IntegrityError:
                 return False
             return True
 
         return await self._tx(body)
+
+    async def save_pause(self, requirement_id: str, run_id: str, channel: str, ts: str) -> bool:
+        """Remember a posted pause message; False if this pause was already posted (by any process)."""
+        return await self._insert_once(
+            pauses,
+            {
+                "requirement_id": requirement_id,
+                "run_id": run_id,
+                "channel": channel,
+                "ts": ts,
+                "status": "open",
+                "posted_at": time.time(),
+            },
+        )
 
     async def claim_pause_post(self, requirement_id: str, run_id: str, channel: str) -> bool:
         """Reserve the right to post a pause message (one process, once): a row with no ts yet."""
@@ -162,25 +167,17 @@ class BotStore:
         self, requirement_id: str, index: int, decision: dict[str, Any], by: str, summary: str
     ) -> bool:
         """Record one tool call's decision; False if that call was already decided."""
-
-        def body(c: Connection) -> bool:
-            try:
-                with c.begin_nested():
-                    c.execute(
-                        tool_decisions.insert().values(
-                            requirement_id=requirement_id,
-                            call_index=index,
-                            decision=decision,
-                            decided_by=by,
-                            summary=summary,
-                            at=time.time(),
-                        )
-                    )
-            except IntegrityError:
-                return False
-            return True
-
-        return await self._tx(body)
+        return await self._insert_once(
+            tool_decisions,
+            {
+                "requirement_id": requirement_id,
+                "call_index": index,
+                "decision": decision,
+                "decided_by": by,
+                "summary": summary,
+                "at": time.time(),
+            },
+        )
 
     async def tool_decisions(self, requirement_id: str) -> dict[int, dict[str, Any]]:
         rows = await self._tx(

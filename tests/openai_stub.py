@@ -258,6 +258,16 @@ class FakeOpenAI:
         self.stop()
 
 
+def tool_results(body: dict[str, Any]) -> list[str]:
+    """The tool results a request carried, in order (Chat `tool` messages or Responses outputs)."""
+    items = body.get("messages") or body.get("input") or []
+    return [
+        str(m.get("content") or m.get("output"))
+        for m in items
+        if m.get("role") == "tool" or m.get("type") == "function_call_output"
+    ]
+
+
 def _pieces(value: str) -> list[str]:
     return [value[i : i + 4] for i in range(0, len(value), 4)]
 

@@ -23,7 +23,7 @@ from kern.run.base import RunStatus
 from kern.team import Team
 from kern.tools import UserInputTools, tool
 from tests.conftest import unique
-from tests.openai_stub import FakeOpenAI, Reply, call, calls, text
+from tests.openai_stub import FakeOpenAI, Reply, call, calls, text, tool_results
 
 ROOT = Path(__file__).resolve().parent.parent
 sent: list[str] = []
@@ -84,14 +84,8 @@ def model_factory(request: pytest.FixtureRequest, server: FakeOpenAI):
 
 
 def echo_last_tool(body: dict) -> Reply:
-    """Answer with the last tool result the model was sent (chat or responses shape)."""
-    items = body.get("messages") or body.get("input") or []
-    results = [
-        m.get("content") or m.get("output")
-        for m in items
-        if m.get("role") == "tool" or m.get("type") == "function_call_output"
-    ]
-    return text("Final: " + " | ".join(str(r) for r in results))
+    """Answer with every tool result the model was sent."""
+    return text("Final: " + " | ".join(tool_results(body)))
 
 
 def test_confirmation_from_a_new_agent_object(db: BaseDb, server: FakeOpenAI, model_factory) -> None:

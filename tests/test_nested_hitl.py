@@ -18,7 +18,7 @@ from kern.tools import tool
 from kern.workflow import Condition, Loop, OnReject, Router, RunStatus, Step, StepInput, StepOutput, Workflow
 from kern.workflow.types import UserInputField
 from tests.conftest import unique
-from tests.openai_stub import FakeOpenAI, Reply, call, text
+from tests.openai_stub import FakeOpenAI, Reply, call, text, tool_results
 
 ROOT = Path(__file__).resolve().parent.parent
 alerts: list[str] = []
@@ -31,13 +31,7 @@ def send_alert(city: str, message: str) -> str:
 
 
 def last_tool_result(body: dict) -> Reply:
-    items = body.get("input") or body.get("messages") or []
-    results = [
-        m.get("output") or m.get("content")
-        for m in items
-        if m.get("type") == "function_call_output" or m.get("role") == "tool"
-    ]
-    return text(f"Done: {results[-1]}")
+    return text(f"Done: {tool_results(body)[-1]}")
 
 
 @pytest.fixture(scope="module")
