@@ -1,4 +1,4 @@
-"""kern-bot under load: concurrent clicks through the real HTTP endpoint against the Slack stand-in.
+"""kern-bot under load: concurrent clicks through the real HTTP endpoint against the local Slack (bot.devslack).
 
     python bench/bot_load.py [--runs 200] [--db sqlite|postgres]
 
@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot import blocks as ui  # noqa: E402
+from bot.devslack import DevSlack  # noqa: E402
 from bot.registry import BotWorkflow  # noqa: E402
 from kern.workflow import Step, Workflow  # noqa: E402
-from tests.slack_standin import SlackStandIn  # noqa: E402
 
 SECRET = "bench-secret"
 
@@ -62,7 +62,7 @@ async def main(runs: int, db_kind: str) -> None:
         else os.environ.get("KERN_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
     )
     port = 3400 + os.getpid() % 500
-    async with SlackStandIn(SECRET) as slack:
+    async with DevSlack(SECRET) as slack:
         env = {
             **os.environ,
             "SLACK_BOT_TOKEN": slack.token,
@@ -106,7 +106,7 @@ async def wait_healthy(url: str, bot: subprocess.Popen[bytes]) -> None:
     raise SystemExit("kern-bot did not come up")
 
 
-async def until_quiet(slack: SlackStandIn, count: Callable[[], int], expected: int, within: float = 120) -> None:
+async def until_quiet(slack: DevSlack, count: Callable[[], int], expected: int, within: float = 120) -> None:
     deadline = time.monotonic() + within
     while count() < expected:
         if time.monotonic() > deadline:
@@ -114,7 +114,7 @@ async def until_quiet(slack: SlackStandIn, count: Callable[[], int], expected: i
         await asyncio.sleep(0.01)
 
 
-async def measure(slack: SlackStandIn, runs: int, db_kind: str) -> None:
+async def measure(slack: DevSlack, runs: int, db_kind: str) -> None:
     started = time.perf_counter()
     command_acks = [r[2] for r in await asyncio.gather(*(slack.command("run load") for _ in range(runs)))]
     await until_quiet(slack, lambda: sum(1 for m in slack.messages.values() if m.thread_ts and "first" in m.text), runs)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot import blocks as ui
+from bot.devslack import DevSlack
 from bot.registry import BotWorkflow, Registry
 from bot.sweeper import sweep_once
 from kern.agent import Agent
@@ -19,7 +20,6 @@ from kern.tools import tool
 from kern.workflow import OnTimeout, Step, Workflow
 from tests.conftest import make_db, require_postgres, unique
 from tests.openai_stub import FakeOpenAI, Reply, calls, text
-from tests.slack_standin import SlackStandIn
 from tests.test_bot_e2e import SECRET, start_bot
 
 
@@ -43,7 +43,7 @@ def timed_registry(db, name: str) -> Registry:
 async def test_two_bot_processes_on_one_postgres(tmp_path: Path) -> None:
     require_postgres()
     name = unique("cluster")
-    async with SlackStandIn(SECRET) as slack:
+    async with DevSlack(SECRET) as slack:
         bot_a, server_a, url_a = await start_bot(slack, timed_registry(make_db("postgres", tmp_path), name))
         bot_b, server_b, url_b = await start_bot(slack, timed_registry(make_db("postgres", tmp_path), name))
         try:
@@ -72,7 +72,7 @@ async def test_two_bot_processes_on_one_postgres(tmp_path: Path) -> None:
 @pytest.mark.parametrize("db_kind", ["sqlite", "postgres"])
 async def test_restart_with_a_pending_deadline(db_kind: str, tmp_path: Path) -> None:
     name = unique("restart")
-    async with SlackStandIn(SECRET) as slack:
+    async with DevSlack(SECRET) as slack:
         bot, server, url = await start_bot(slack, timed_registry(make_db(db_kind, tmp_path), name))
         slack.bot_endpoint = url
         await slack.command("run timed2")
@@ -144,7 +144,7 @@ async def test_tool_call_cards(db_kind: str, tmp_path: Path, model_server: FakeO
         db=db,
     )
     wf = Workflow(name=unique("agentic"), steps=[Step(name="ship", agent=agent)])
-    async with SlackStandIn(SECRET) as slack:
+    async with DevSlack(SECRET) as slack:
         bot, server, url = await start_bot(slack, Registry([BotWorkflow(wf, name="ship")], db))
         slack.bot_endpoint = url
         try:

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from bot import blocks as ui
 from bot.app import KernBot, build_bot, make_client
+from bot.devslack import DevSlack
 from bot.examples import example_workflows
 from bot.policy import Approvers
 from bot.registry import BotWorkflow, Registry
@@ -24,14 +25,13 @@ from bot.sweeper import sweep_once
 from kern.db.base import BaseDb
 from kern.workflow import Router, Step, UserInputField, Workflow
 from tests.conftest import make_db, unique
-from tests.slack_standin import SlackStandIn
 
 SECRET = "test-signing-secret"
 
 
 @dataclass
 class Env:
-    slack: SlackStandIn
+    slack: DevSlack
     bot: KernBot
     db: BaseDb
 
@@ -53,7 +53,7 @@ def registry_for(db: BaseDb, extra: list[BotWorkflow] | None = None) -> Registry
     return Registry(entries, db)
 
 
-async def start_bot(slack: SlackStandIn, registry: Registry) -> tuple[KernBot, web.AppRunner, str]:
+async def start_bot(slack: DevSlack, registry: Registry) -> tuple[KernBot, web.AppRunner, str]:
     bot = build_bot(registry, make_client(slack.token, slack.api_url), SECRET)
     runner = web.AppRunner(create_web_app(bot, sweep_interval=0))
     await runner.setup()
@@ -67,7 +67,7 @@ async def start_bot(slack: SlackStandIn, registry: Registry) -> tuple[KernBot, w
 async def env(db_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Env]:
     db = make_db(db_kind, tmp_path)
     extra = getattr(request, "param", None)
-    async with SlackStandIn(SECRET) as slack:
+    async with DevSlack(SECRET) as slack:
         bot, runner, endpoint = await start_bot(slack, registry_for(db, extra))
         slack.bot_endpoint = endpoint
         try:

@@ -14,13 +14,13 @@ import pytest
 from bot import blocks as ui
 from bot.app import make_client
 from bot.config import Settings, SettingsError, read_dotenv
+from bot.devslack import DevSlack
 from bot.examples import example_workflows
 from bot.policy import Approvers
 from bot.registry import BotWorkflow, Registry, load_registry
 from kern.db.sqlite import SqliteDb
 from kern.workflow import Step, Workflow
 from tests.conftest import unique
-from tests.slack_standin import SlackStandIn
 from tests.test_bot_e2e import SECRET, start_bot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,7 +109,7 @@ def test_registry_loading(tmp_path: Path) -> None:
 
 
 async def test_rate_limited_calls_are_retried(tmp_path: Path) -> None:
-    async with SlackStandIn(SECRET) as slack:
+    async with DevSlack(SECRET) as slack:
         slack.rate_limit_next["chat.postMessage"] = 2
         client = make_client(slack.token, slack.api_url)
         response = await client.chat_postMessage(channel="C1", text="hi", blocks=[ui.section("hi")])
@@ -125,7 +125,7 @@ async def test_channel_members_rule(tmp_path: Path) -> None:
     db = SqliteDb(db_file=tmp_path / "k.db")
     wf = Workflow(name=unique("members"), steps=[Step(name="g", executor=lambda s: "ok", requires_confirmation=True)])
     registry = Registry([BotWorkflow(wf, name="members", approvers=Approvers(channel_members=True))], db)
-    async with SlackStandIn(SECRET) as slack:
+    async with DevSlack(SECRET) as slack:
         bot, server, url = await start_bot(slack, registry)
         slack.bot_endpoint = url
         slack.members["C1"] = ["UIN"]
@@ -153,7 +153,7 @@ async def test_socket_mode(tmp_path: Path) -> None:
     from bot.cli import _socket_mode
 
     db = SqliteDb(db_file=tmp_path / "k.db")
-    async with SlackStandIn(SECRET) as slack:
+    async with DevSlack(SECRET) as slack:
         bot = build_bot(load_registry(None, db), make_client(slack.token, slack.api_url), None)
         settings = Settings(bot_token=slack.token, app_token="xapp-test", db=str(tmp_path / "k.db"))
         task = asyncio.create_task(_socket_mode(bot, settings, 0.2))

@@ -1,5 +1,8 @@
-"""A local Slack for tests: the Web API methods kern-bot uses, Block Kit validated like Slack does, and
-signed slash commands, clicks and form submissions sent to the bot's real HTTP endpoint."""
+"""A local Slack: the Web API methods kern-bot uses (Block Kit validated like Slack does), Socket Mode,
+and signed slash commands, clicks and form submissions sent to the bot's real HTTP endpoint.
+
+Tests and benchmarks drive it from Python; `kern-bot dev` (to come) serves it with a web page.
+"""
 
 from __future__ import annotations
 
@@ -16,148 +19,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-# (where, limit) checks in the spirit of SLACK.md section 2; violations answer invalid_blocks.
-TEXT_LIMITS = {"section": 3000, "header": 150}
-
-
-def validate_blocks(blocks: list[dict[str, Any]], *, modal: bool = False) -> list[str]:
-    """Slack-style errors for a message's (or modal's) blocks; empty when Slack would accept them."""
-    errors: list[str] = []
-    limit = 100 if modal else 50
-    if len(blocks) > limit:
-        errors.append(f"no more than {limit} items allowed [json-pointer:/blocks]")
-    action_ids: set[str] = set()
-    block_ids: set[str] = set()
-    total_text = 0
-
-    def text_obj(obj: Any, where: str, max_len: int, plain_only: bool = False) -> None:
-        nonlocal total_text
-        if not isinstance(obj, dict) or obj.get("type") not in ("plain_text", "mrkdwn") or "text" not in obj:
-            errors.append(f"must provide a text object [json-pointer:{where}]")
-            return
-        if plain_only and obj["type"] != "plain_text":
-            errors.append(f"must be plain_text [json-pointer:{where}]")
-        if not obj["text"]:
-            errors.append(f"must be more than 0 characters [json-pointer:{where}/text]")
-        if len(obj["text"]) > max_len:
-            errors.append(f"must be less than {max_len + 1} characters [json-pointer:{where}/text]")
-        total_text += len(obj["text"])
-
-    def element(el: dict[str, Any], where: str) -> None:
-        kind = el.get("type")
-        if "action_id" in el:
-            if len(el["action_id"]) > 255:
-                errors.append(f"action_id too long [json-pointer:{where}/action_id]")
-        if kind == "button":
-            text_obj(el.get("text"), f"{where}/text", 75, plain_only=True)
-            if len(el.get("value", "")) > 2000:
-                errors.append(f"must be less than 2001 characters [json-pointer:{where}/value]")
-            if el.get("style") not in (None, "primary", "danger"):
-                errors.append(f"invalid style [json-pointer:{where}/style]")
-            if "confirm" in el:
-                c = el["confirm"]
-                for key, max_len in (("title", 100), ("text", 300), ("confirm", 30), ("deny", 30)):
-                    text_obj(c.get(key), f"{where}/confirm/{key}", max_len)
-        elif kind in ("static_select", "multi_static_select"):
-            options = el.get("options")
-            groups = el.get("option_groups")
-            if (options is None) == (groups is None):
-                errors.append(f"must provide exactly one of options or option_groups [json-pointer:{where}]")
-            for gi, group in enumerate(groups or []):
-                if len(group.get("options", [])) > 100:
-                    errors.append(f"no more than 100 items allowed [json-pointer:{where}/option_groups/{gi}]")
-            all_options = options or [o for g in groups or [] for o in g.get("options", [])]
-            if options is not None and not 1 <= len(options) <= 100:
-                errors.append(f"must have 1-100 options [json-pointer:{where}/options]")
-            for oi, option in enumerate(all_options):
-                text_obj(option.get("text"), f"{where}/options/{oi}/text", 75)
-                if len(option.get("value", "")) > 150:
-                    errors.append(f"must be less than 151 characters [json-pointer:{where}/options/{oi}/value]")
-            if "placeholder" in el:
-                text_obj(el["placeholder"], f"{where}/placeholder", 150, plain_only=True)
-        elif kind == "plain_text_input":
-            if not 1 <= el.get("max_length", 3000) <= 3000:
-                errors.append(f"max_length must be 1-3000 [json-pointer:{where}/max_length]")
-            if len(el.get("initial_value", "")) > el.get("max_length", 3000):
-                errors.append(f"initial_value longer than max_length [json-pointer:{where}/initial_value]")
-        elif kind == "number_input":
-            if not isinstance(el.get("is_decimal_allowed"), bool):
-                errors.append(f"is_decimal_allowed is required [json-pointer:{where}]")
-        elif kind == "checkboxes":
-            if not 1 <= len(el.get("options", [])) <= 10:
-                errors.append(f"must have 1-10 options [json-pointer:{where}/options]")
-        else:
-            errors.append(f"unknown element type {kind!r} [json-pointer:{where}]")
-
-    for i, block in enumerate(blocks):
-        where = f"/blocks/{i}"
-        kind = block.get("type")
-        bid = block.get("block_id")
-        if bid is not None:
-            if len(bid) > 255 or bid in block_ids:
-                errors.append(f"block_id too long or duplicated [json-pointer:{where}/block_id]")
-            block_ids.add(bid)
-        if kind == "section":
-            if "text" not in block and "fields" not in block:
-                errors.append(f"section needs text or fields [json-pointer:{where}]")
-            if "text" in block:
-                text_obj(block["text"], f"{where}/text", 3000)
-            fields = block.get("fields", [])
-            if len(fields) > 10:
-                errors.append(f"no more than 10 items allowed [json-pointer:{where}/fields]")
-            for fi, f in enumerate(fields):
-                text_obj(f, f"{where}/fields/{fi}", 2000)
-        elif kind == "header":
-            text_obj(block.get("text"), f"{where}/text", 150, plain_only=True)
-        elif kind == "context":
-            elements = block.get("elements", [])
-            if not 1 <= len(elements) <= 10:
-                errors.append(f"must have 1-10 elements [json-pointer:{where}/elements]")
-            for ei, e in enumerate(elements):
-                text_obj(e, f"{where}/elements/{ei}", 3000)
-        elif kind == "actions":
-            elements = block.get("elements", [])
-            if not 1 <= len(elements) <= 25:
-                errors.append(f"must have 1-25 elements [json-pointer:{where}/elements]")
-            for ei, e in enumerate(elements):
-                element(e, f"{where}/elements/{ei}")
-                aid = e.get("action_id")
-                if aid in action_ids:
-                    errors.append(f"duplicate action_id {aid} [json-pointer:{where}/elements/{ei}]")
-                action_ids.add(aid)
-        elif kind == "input":
-            if not modal:
-                errors.append(f"input blocks are for modals [json-pointer:{where}]")
-            text_obj(block.get("label"), f"{where}/label", 2000, plain_only=True)
-            if "hint" in block:
-                text_obj(block["hint"], f"{where}/hint", 2000, plain_only=True)
-            element(block.get("element") or {}, f"{where}/element")
-        elif kind == "divider":
-            pass
-        else:
-            errors.append(f"unknown block type {kind!r} [json-pointer:{where}]")
-    if not modal and total_text > 12000:
-        errors.append("msg_blocks_too_long")
-    return errors
-
-
-def validate_view(view: dict[str, Any]) -> list[str]:
-    errors = []
-    title = (view.get("title") or {}).get("text", "")
-    if not 1 <= len(title) <= 24:
-        errors.append("title must be 1-24 characters [json-pointer:/view/title]")
-    for key in ("submit", "close"):
-        if key in view and len(view[key].get("text", "")) > 24:
-            errors.append(f"{key} must be at most 24 characters [json-pointer:/view/{key}]")
-    if any(b.get("type") == "input" for b in view.get("blocks", [])) and "submit" not in view:
-        errors.append("a view with input blocks needs submit [json-pointer:/view/submit]")
-    if len(view.get("private_metadata", "")) > 3000:
-        errors.append("private_metadata must be at most 3000 characters")
-    if not view.get("blocks"):
-        errors.append("a modal needs at least one block")
-    if len(json.dumps(view)) > 250_000:
-        return ["view_too_large"]
-    return errors + validate_blocks(view.get("blocks", []), modal=True)
+from bot.devslack.validate import validate_blocks, validate_view
 
 
 @dataclass
@@ -172,8 +34,8 @@ class Message:
 
 
 @dataclass
-class SlackStandIn:
-    """Run with `async with SlackStandIn(secret) as slack`; point the bot's client at `slack.api_url`."""
+class DevSlack:
+    """Run with `async with DevSlack(secret) as slack`; point the bot's client at `slack.api_url`."""
 
     signing_secret: str
     token: str = "xoxb-test"
@@ -462,7 +324,7 @@ class SlackStandIn:
             await asyncio.sleep(0.02)
 
     # ----- lifecycle ---------------------------------------------------------------------------------
-    async def __aenter__(self) -> SlackStandIn:
+    async def __aenter__(self) -> DevSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/socket", self._socket)
