@@ -238,8 +238,21 @@ class DevSlack:
         return await self.send(urllib.parse.urlencode(form).encode(), "application/x-www-form-urlencoded")
 
     async def _interaction(self, payload: dict[str, Any]) -> tuple[int, str, float]:
-        body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
-        return await self.send(body, "application/x-www-form-urlencoded")
+        return await self.send(self.interaction_body(payload), "application/x-www-form-urlencoded")
+
+    @staticmethod
+    def interaction_body(payload: dict[str, Any]) -> bytes:
+        return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+
+    def signed(self, body: bytes) -> dict[str, str]:
+        """The headers Slack sends with `body` now (content type, timestamp, signature)."""
+        ts = str(int(time.time()))
+        base = f"v0:{ts}:{body.decode()}".encode()
+        return {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": "v0=" + hmac.new(self.signing_secret.encode(), base, hashlib.sha256).hexdigest(),
+        }
 
     def find(self, action_id: str, *, thread_ts: str | None = None) -> tuple[Message, dict[str, Any], str]:
         """The newest message with an element `action_id` (optionally in one thread): (message, element,
@@ -264,8 +277,22 @@ class DevSlack:
     ) -> tuple[int, str, float]:
         """Click the newest element `action_id`, or `stale` (a `find()` result kept from before an update,
         as a client still showing an old copy of the message would send it)."""
+        return await self._interaction(
+            self.click_payload(action_id, user=user, thread_ts=thread_ts, state=state, stale=stale)
+        )
+
+    def click_payload(
+        self,
+        action_id: str,
+        *,
+        user: str = "U1",
+        thread_ts: str | None = None,
+        state: dict[str, Any] | None = None,
+        stale: tuple[Message, dict[str, Any], str] | None = None,
+    ) -> dict[str, Any]:
+        """The block_actions payload Slack sends for a click (see `click`)."""
         message, el, block_id = stale or self.find(action_id, thread_ts=thread_ts)
-        payload = {
+        return {
             "type": "block_actions",
             "user": {"id": user, "username": user},
             "team": {"id": "T1"},
@@ -285,14 +312,13 @@ class DevSlack:
             "actions": [
                 {
                     "type": el["type"],
-                    "action_id": action_id,
+                    "action_id": el["action_id"],
                     "block_id": block_id,
                     "value": el.get("value", ""),
                     "action_ts": str(time.time()),
                 }
             ],
         }
-        return await self._interaction(payload)
 
     async def submit(
         self, view_id: str, values: dict[str, dict[str, Any]], *, user: str = "U1"
