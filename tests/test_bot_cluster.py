@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from bot import blocks as ui
@@ -18,9 +22,11 @@ from kern.agent import Agent
 from kern.models.openai import OpenAIChat
 from kern.tools import tool
 from kern.workflow import OnTimeout, Step, Workflow
-from tests.conftest import make_db, require_postgres, unique
+from tests.conftest import PG_URL, make_db, require_postgres, unique
 from tests.openai_stub import FakeOpenAI, Reply, calls, text
 from tests.test_bot_e2e import SECRET, start_bot
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def timed_registry(db, name: str) -> Registry:
@@ -179,3 +185,87 @@ async def test_tool_call_cards(db_kind: str, tmp_path: Path, model_server: FakeO
         finally:
             await bot.runner.idle()
             await server.cleanup()
+
+
+TWO_PROCESS_FLOWS = [
+    BotWorkflow(
+        Workflow(
+            name="two-process-flow",
+            steps=[
+                Step(name="first", executor=lambda s: "first done", requires_confirmation=True),
+                Step(
+                    name="second",
+                    executor=lambda s: f"second after {s.previous_step_content}",
+                    requires_confirmation=True,
+                ),
+            ],
+        ),
+        name="flow",
+    )
+]
+
+
+def _start_bot_processes(slack: DevSlack, db_url: str, ports: list[int]) -> list[subprocess.Popen[bytes]]:
+    """`kern-bot serve` processes on `ports`, all on one database and one (local) Slack."""
+    env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": slack.token,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "KERN_DB": db_url,
+        "PYTHONPATH": str(ROOT),
+        "KERN_WORKFLOWS": "tests.test_bot_cluster:TWO_PROCESS_FLOWS",
+    }
+    command = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--sweep-interval", "0", "--port"]
+    return [
+        subprocess.Popen([*command, str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for port in ports
+    ]
+
+
+async def test_two_real_bot_processes_share_one_postgres(tmp_path: Path) -> None:
+    require_postgres()
+    async with DevSlack(SECRET) as slack:
+        ports = [3900 + (os.getpid() + i) % 90 for i in (0, 1)]
+        procs = _start_bot_processes(slack, PG_URL, ports)
+        try:
+            async with aiohttp.ClientSession() as session:
+                for port in ports:
+                    for _ in range(200):
+                        try:
+                            async with session.get(f"http://127.0.0.1:{port}/health") as resp:
+                                if resp.status == 200:
+                                    break
+                        except aiohttp.ClientError:
+                            await asyncio.sleep(0.05)
+            urls = [f"http://127.0.0.1:{p}/slack/events" for p in ports]
+            slack.bot_endpoint = urls[0]
+            await slack.command("run flow")
+            await slack.until(lambda: any(m.thread_ts and "first" in m.text for m in slack.messages.values()))
+            first = slack.find(ui.CONFIRM)
+            # both replicas receive a click on the same pause at once: one run resumes, once
+            slack.bot_endpoint = urls[1]
+            other = asyncio.ensure_future(slack.click(ui.CONFIRM, user="U2", stale=first))
+            slack.bot_endpoint = urls[0]
+            mine = asyncio.ensure_future(slack.click(ui.CONFIRM, user="U3", stale=first))
+            await asyncio.gather(other, mine)
+            await slack.until(lambda: any(m.thread_ts and "second" in m.text for m in slack.messages.values()))
+            await slack.until(lambda: any(e["text"].startswith("Already approved by") for e in slack.ephemeral))
+            slack.bot_endpoint = urls[1]  # the next pause is answered through the other process
+            await slack.click(ui.CONFIRM, user="U4")
+            await slack.until(
+                lambda: (
+                    "Completed" in json.dumps(next(m for m in slack.messages.values() if m.thread_ts is None).blocks)
+                )
+            )
+            card = next(m for m in slack.messages.values() if m.thread_ts is None)
+            assert "second after first done" in json.dumps(card.blocks)
+            assert sum(1 for m in slack.messages.values() if m.thread_ts and "second" in m.text) == 1
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
