@@ -49,13 +49,20 @@ class DevSlack:
     groups: dict[str, list[str]] = field(default_factory=dict)
     fail_next: dict[str, str] = field(default_factory=dict)
     rate_limit_next: dict[str, int] = field(default_factory=dict)  # method -> how many 429s to answer first
+    host: str = "127.0.0.1"
+    port: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)  # calls Slack would have refused, newest last
 
     def __post_init__(self) -> None:
         self._ts = itertools.count(1)
         self._triggers: dict[str, tuple[float, bool]] = {}
         self._runner: web.AppRunner | None = None
         self._socket_acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._trigger_users: dict[str, str] = {}
+        self._watchers: set[asyncio.Queue[int]] = set()
+        self.version = 0
         self.api_url = ""
+        self.base_url = ""
         self.session: aiohttp.ClientSession | None = None
 
     # ----- Web API ---------------------------------------------------------------------------------
@@ -89,7 +96,24 @@ class DevSlack:
 
     def _answer(self, method: str, args: dict[str, Any], body: dict[str, Any]) -> web.Response:
         self.calls.append((method, args, body))
+        if not body.get("ok"):
+            self.rejected.append({"method": method, "error": body.get("error"), "errors": body.get("errors", [])})
+        self.changed()
         return web.json_response(body)
+
+    def changed(self) -> None:
+        """Tell watchers (the web page) that something may look different now."""
+        self.version += 1
+        for queue in self._watchers:
+            queue.put_nowait(self.version)
+
+    def watch(self) -> asyncio.Queue[int]:
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        self._watchers.add(queue)
+        return queue
+
+    def unwatch(self, queue: asyncio.Queue[int]) -> None:
+        self._watchers.discard(queue)
 
     def _invalid(self, errors: list[str]) -> dict[str, Any] | None:
         if not errors:
@@ -141,7 +165,8 @@ class DevSlack:
         if bad:
             return bad
         view_id = f"V{next(self._ts)}"
-        self.views[view_id] = {**args["view"], "id": view_id, "hash": f"h{next(self._ts)}"}
+        user = self._trigger_users.get(args["trigger_id"], "")
+        self.views[view_id] = {**args["view"], "id": view_id, "hash": f"h{next(self._ts)}", "user": user}
         return {"ok": True, "view": self.views[view_id]}
 
     def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -153,7 +178,13 @@ class DevSlack:
         bad = self._invalid(validate_view(args["view"]))
         if bad:
             return bad
-        self.views[current["id"]] = {**args["view"], "id": current["id"], "hash": f"h{next(self._ts)}"}
+        self.views[current["id"]] = {
+            **args["view"],
+            "id": current["id"],
+            "hash": f"h{next(self._ts)}",
+            "user": current.get("user", ""),
+            "closed": current.get("closed", False),
+        }
         return {"ok": True, "view": self.views[current["id"]]}
 
     def _conversations_members(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -202,9 +233,10 @@ class DevSlack:
         return await asyncio.wait_for(waiter, 10)
 
     # ----- driving the bot ---------------------------------------------------------------------------
-    def _trigger(self) -> str:
+    def _trigger(self, user: str = "") -> str:
         trigger = f"trig-{next(self._ts)}"
         self._triggers[trigger] = (time.monotonic(), False)
+        self._trigger_users[trigger] = user
         return trigger
 
     async def send(
@@ -233,9 +265,17 @@ class DevSlack:
             "command": "/kern",
             "text": text,
             "response_url": "http://127.0.0.1:1/unused",
-            "trigger_id": self._trigger(),
+            "trigger_id": self._trigger(user),
         }
-        return await self.send(urllib.parse.urlencode(form).encode(), "application/x-www-form-urlencoded")
+        status, body, took = await self.send(urllib.parse.urlencode(form).encode(), "application/x-www-form-urlencoded")
+        if status == 200 and body:  # Slack shows a command's ack to its sender only
+            try:
+                text = json.loads(body).get("text", "")
+            except ValueError:
+                text = body
+            self.ephemeral.append({"channel": channel, "user": user, "text": text})
+            self.changed()
+        return status, body, took
 
     async def _interaction(self, payload: dict[str, Any]) -> tuple[int, str, float]:
         return await self.send(self.interaction_body(payload), "application/x-www-form-urlencoded")
@@ -298,7 +338,7 @@ class DevSlack:
             "team": {"id": "T1"},
             "api_app_id": "A1",
             "token": "t",
-            "trigger_id": self._trigger(),
+            "trigger_id": self._trigger(user),
             "container": {"type": "message", "message_ts": message.ts, "channel_id": message.channel},
             "channel": {"id": message.channel},
             "message": {
@@ -331,10 +371,23 @@ class DevSlack:
             "team": {"id": "T1"},
             "api_app_id": "A1",
             "token": "t",
-            "trigger_id": self._trigger(),
+            "trigger_id": self._trigger(user),
             "view": {**view, "state": {"values": values}},
         }
-        return await self._interaction(payload)
+        status, body, took = await self._interaction(payload)
+        if status == 200:
+            answer = json.loads(body) if body else {}
+            if answer.get("response_action") == "update":
+                self.views[view_id] = {**answer["view"], "id": view_id, "hash": f"h{next(self._ts)}", "user": user}
+            elif answer.get("response_action") != "errors":
+                view["closed"] = True  # an empty ack closes the modal
+            self.changed()
+        return status, body, took
+
+    def close_view(self, view_id: str) -> None:
+        if view_id in self.views:
+            self.views[view_id]["closed"] = True
+            self.changed()
 
     def last_view(self) -> dict[str, Any]:
         return list(self.views.values())[-1]
@@ -350,17 +403,22 @@ class DevSlack:
             await asyncio.sleep(0.02)
 
     # ----- lifecycle ---------------------------------------------------------------------------------
+    def add_routes(self, app: web.Application) -> None:
+        """Hook for more routes on the same server (the web page of `bot.devslack.web`)."""
+
     async def __aenter__(self) -> DevSlack:
         app = web.Application()
+        self.add_routes(app)
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/socket", self._socket)
         app.router.add_get("/api/{method}", self._api)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.api_url = f"http://127.0.0.1:{port}/api/"
+        self.base_url = f"http://{self.host}:{port}/"
+        self.api_url = f"{self.base_url}api/"
         self.session = aiohttp.ClientSession()
         return self
 

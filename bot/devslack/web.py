@@ -1,0 +1,112 @@
+"""The web page of `kern-bot dev`: a Slack channel in the browser, driven through DevSlack.
+
+Routes (on DevSlack's own server): `/` the page, `/ui/state` what a user sees, `/ui/events` server-sent
+events when anything changes, and `/ui/command`, `/ui/click`, `/ui/submit`, `/ui/close` for the person.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bot.devslack.slack import DevSlack
+
+PAGE = Path(__file__).with_name("page.html")
+USERS = ["U1", "U2", "UBOSS"]
+
+
+class DevSlackWeb(DevSlack):
+    """DevSlack with the browser page."""
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/", self._page)
+        app.router.add_get("/ui/state", self._state)
+        app.router.add_get("/ui/events", self._events)
+        app.router.add_post("/ui/command", self._command)
+        app.router.add_post("/ui/click", self._click)
+        app.router.add_post("/ui/submit", self._submit)
+        app.router.add_post("/ui/close", self._close)
+
+    async def _page(self, _request: web.Request) -> web.Response:
+        return web.Response(text=PAGE.read_text(), content_type="text/html")
+
+    def state_for(self, user: str) -> dict[str, Any]:
+        """Everything `user` sees: the channel with its threads, their ephemeral messages, their modal."""
+        tops = [m for m in self.messages.values() if m.thread_ts is None]
+        views = [v for v in self.views.values() if v.get("user") == user and not v.get("closed")]
+        return {
+            "users": USERS,
+            "messages": [
+                {
+                    "ts": m.ts,
+                    "text": m.text,
+                    "blocks": m.blocks,
+                    "edited": m.edits > 0,
+                    "replies": [
+                        {"ts": r.ts, "text": r.text, "blocks": r.blocks, "edited": r.edits > 0}
+                        for r in self.thread(m.ts)
+                    ],
+                }
+                for m in tops
+            ],
+            "ephemeral": [e for e in self.ephemeral if e.get("user") == user][-5:],
+            "view": views[-1] if views else None,
+            "rejected": self.rejected[-5:],
+            "version": self.version,
+        }
+
+    async def _state(self, request: web.Request) -> web.Response:
+        return web.json_response(self.state_for(request.query.get("user", "U1")))
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        queue = self.watch()
+        try:
+            await response.write(f"data: {self.version}\n\n".encode())
+            while True:
+                version = await queue.get()
+                await response.write(f"data: {version}\n\n".encode())
+        except (ConnectionResetError, RuntimeError):
+            pass
+        finally:
+            self.unwatch(queue)
+        return response
+
+    async def _command(self, request: web.Request) -> web.Response:
+        data = await request.json()
+        text = str(data.get("text", "")).strip()
+        if not text.startswith("/kern"):
+            return web.json_response({"error": "Only the /kern command is installed here."}, status=400)
+        status, _body, _took = await self.command(text.removeprefix("/kern").strip(), user=data.get("user", "U1"))
+        return web.json_response({"status": status})
+
+    async def _click(self, request: web.Request) -> web.Response:
+        data = await request.json()
+        message = self.messages.get(data["ts"])
+        if message is None:
+            return web.json_response({"error": "message_not_found"}, status=404)
+        for block in message.blocks:
+            for element in block.get("elements", []) if block.get("type") == "actions" else []:
+                if element.get("action_id") == data["action_id"]:
+                    status, body, _ = await self.click(
+                        data["action_id"],
+                        user=data.get("user", "U1"),
+                        state=data.get("state"),
+                        stale=(message, element, block.get("block_id", "")),
+                    )
+                    return web.json_response({"status": status, "body": body})
+        return web.json_response({"error": "action_not_found"}, status=404)
+
+    async def _submit(self, request: web.Request) -> web.Response:
+        data = await request.json()
+        status, body, _ = await self.submit(data["view_id"], data.get("values", {}), user=data.get("user", "U1"))
+        answer = json.loads(body) if status == 200 and body else {}
+        return web.json_response({"status": status, "errors": answer.get("errors", {})})
+
+    async def _close(self, request: web.Request) -> web.Response:
+        self.close_view((await request.json())["view_id"])
+        return web.json_response({"ok": True})

@@ -1,0 +1,86 @@
+"""kern-bot dev's page API: what the browser calls, end to end against the real bot."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks as ui
+from bot.app import make_client
+from bot.devslack.web import DevSlackWeb
+from kern.db.sqlite import SqliteDb
+from tests.test_bot_e2e import SECRET, registry_for, start_bot
+
+
+@pytest.fixture
+async def page(tmp_path: Path) -> AsyncIterator[tuple[DevSlackWeb, aiohttp.ClientSession]]:
+    async with DevSlackWeb(SECRET) as slack:
+        bot, server, url = await start_bot(slack, registry_for(SqliteDb(db_file=tmp_path / "k.db")))
+        slack.bot_endpoint = url
+        async with aiohttp.ClientSession(base_url=slack.base_url) as http:
+            yield slack, http
+        await bot.runner.idle()
+        await server.cleanup()
+
+
+async def settle(slack: DevSlackWeb, http: aiohttp.ClientSession, user: str, predicate) -> dict:
+    state: dict = {}
+
+    def check() -> bool:
+        nonlocal state
+        state = slack.state_for(user)
+        return predicate(state)
+
+    await slack.until(check)
+    return state
+
+
+async def test_page_drives_a_run_with_a_form(page: tuple[DevSlackWeb, aiohttp.ClientSession]) -> None:
+    slack, http = page
+    async with http.get("/") as resp:
+        assert resp.status == 200 and "kern-bot dev" in await resp.text()
+    async with http.post("/ui/command", json={"text": "/kern list", "user": "U2"}) as resp:
+        assert (await resp.json())["status"] == 200
+    state = await settle(slack, http, "U2", lambda s: s["ephemeral"])
+    assert "`deploy`" in state["ephemeral"][-1]["text"]
+    assert slack.state_for("U1")["ephemeral"] == []  # ephemeral messages are per user
+
+    await http.post("/ui/command", json={"text": "/kern run report", "user": "U1"})
+    state = await settle(slack, http, "U1", lambda s: s["messages"] and s["messages"][-1]["replies"])
+    pause = state["messages"][-1]["replies"][-1]
+    async with http.post("/ui/click", json={"ts": pause["ts"], "action_id": ui.OPEN_INPUT, "user": "U1"}) as resp:
+        assert (await resp.json())["status"] == 200
+    state = await settle(slack, http, "U1", lambda s: s["view"] and s["view"]["title"]["text"] == "Provide input")
+    assert slack.state_for("U2")["view"] is None  # the modal is U1's
+    view = state["view"]
+    values = {
+        "f0": {"v": {"type": "plain_text_input", "value": None}},
+        "f1": {"v": {"type": "static_select", "selected_option": {"value": "2"}}},
+        "f2": {"v": {"type": "number_input", "value": "two"}},
+        "f3": {"v": {"type": "checkboxes", "selected_options": []}},
+    }
+    async with http.post("/ui/submit", json={"view_id": view["id"], "values": values, "user": "U1"}) as resp:
+        answer = await resp.json()
+    assert answer["errors"] == {"f0": "required", "f2": "expected int, got 'two'"}
+    assert slack.state_for("U1")["view"] is not None  # stays open to be corrected
+    values["f0"]["v"]["value"], values["f2"]["v"]["value"] = "Weekly", "4"
+    async with http.post("/ui/submit", json={"view_id": view["id"], "values": values, "user": "U1"}) as resp:
+        assert (await resp.json())["errors"] == {}
+    state = await settle(slack, http, "U1", lambda s: "Completed" in str(s["messages"][-1]["blocks"]))
+    assert state["view"] is None  # closed by the empty ack
+    assert "Report 'Weekly' as html, 4 page(s), without charts." in str(state["messages"][-1]["blocks"])
+
+
+async def test_slack_rejections_are_shown(page: tuple[DevSlackWeb, aiohttp.ClientSession]) -> None:
+    slack, _http = page
+    client = make_client(slack.token, slack.api_url)
+    too_long = [{"type": "header", "text": {"type": "plain_text", "text": "h" * 200}}]
+    with pytest.raises(SlackApiError):
+        await client.chat_postMessage(channel="C1", text="x", blocks=too_long)
+    rejected = slack.state_for("U1")["rejected"]
+    assert rejected[-1]["method"] == "chat.postMessage" and rejected[-1]["error"] == "invalid_blocks"
+    assert "must be less than 151 characters" in rejected[-1]["errors"][0]
