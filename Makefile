@@ -1,10 +1,10 @@
-# Two commands for a newcomer: `make run` (the product, locally) and `make test` (the suite).
+# Two commands for a newcomer: `make run` (the product, locally, in a browser) and `make test` (the suite).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint setup clean
+.PHONY: run demo test lint setup clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
+	$(BIN)/kern-bot dev
+
+demo: $(STAMP)
 	$(BIN)/python -m kern.demo
 
 test: $(STAMP)
