@@ -17,7 +17,7 @@ from tests.test_bot_e2e import SECRET, registry_for, start_bot
 
 
 @pytest.fixture
-async def page(tmp_path: Path) -> AsyncIterator[tuple[DevSlackWeb, aiohttp.ClientSession]]:
+async def dev_page(tmp_path: Path) -> AsyncIterator[tuple[DevSlackWeb, aiohttp.ClientSession]]:
     async with DevSlackWeb(SECRET) as slack:
         bot, server, url = await start_bot(slack, registry_for(SqliteDb(db_file=tmp_path / "k.db")))
         slack.bot_endpoint = url
@@ -39,8 +39,8 @@ async def settle(slack: DevSlackWeb, http: aiohttp.ClientSession, user: str, pre
     return state
 
 
-async def test_page_drives_a_run_with_a_form(page: tuple[DevSlackWeb, aiohttp.ClientSession]) -> None:
-    slack, http = page
+async def test_page_drives_a_run_with_a_form(dev_page: tuple[DevSlackWeb, aiohttp.ClientSession]) -> None:
+    slack, http = dev_page
     async with http.get("/") as resp:
         assert resp.status == 200 and "kern-bot dev" in await resp.text()
     async with http.post("/ui/command", json={"text": "/kern list", "user": "U2"}) as resp:
@@ -75,8 +75,8 @@ async def test_page_drives_a_run_with_a_form(page: tuple[DevSlackWeb, aiohttp.Cl
     assert "Report 'Weekly' as html, 4 page(s), without charts." in str(state["messages"][-1]["blocks"])
 
 
-async def test_slack_rejections_are_shown(page: tuple[DevSlackWeb, aiohttp.ClientSession]) -> None:
-    slack, _http = page
+async def test_slack_rejections_are_shown(dev_page: tuple[DevSlackWeb, aiohttp.ClientSession]) -> None:
+    slack, _http = dev_page
     client = make_client(slack.token, slack.api_url)
     too_long = [{"type": "header", "text": {"type": "plain_text", "text": "h" * 200}}]
     with pytest.raises(SlackApiError):

@@ -423,6 +423,9 @@ class DevSlack:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        for queue in self._watchers:  # end open event streams, or shutdown would wait for them
+            queue.put_nowait(-1)
+        await asyncio.sleep(0)
         if self.session is not None:
             await self.session.close()
         if self._runner is not None:

@@ -67,8 +67,7 @@ class DevSlackWeb(DevSlack):
         queue = self.watch()
         try:
             await response.write(f"data: {self.version}\n\n".encode())
-            while True:
-                version = await queue.get()
+            while (version := await queue.get()) >= 0:  # DevSlack sends -1 when it stops
                 await response.write(f"data: {version}\n\n".encode())
         except (ConnectionResetError, RuntimeError):
             pass

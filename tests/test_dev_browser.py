@@ -1,0 +1,130 @@
+"""kern-bot dev in headless Chromium (Debian's, driven by Playwright; no browser download): a person types
+/kern commands, clicks Approve, fills a form with an invalid then a valid value, picks a route, and sees
+each run complete. With KERN_UPDATE_SCREENSHOTS=1 it refreshes the screenshots under docs/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import IN_CI
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+try:
+    from playwright.async_api import Page, async_playwright, expect
+except ImportError:  # pragma: no cover - the dev extra installs it
+    async_playwright = None  # type: ignore[assignment]
+
+
+def require_browser() -> None:
+    problem = None
+    if async_playwright is None:
+        problem = "the playwright package is not installed"
+    elif not os.path.exists(CHROMIUM):
+        problem = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    if problem:
+        if IN_CI:
+            pytest.fail(problem + "; CI requires it.")
+        pytest.skip(problem)
+
+
+@pytest.fixture
+async def browser_page(dev_page) -> AsyncIterator[tuple[Page, Path]]:  # noqa: F811 - imported below
+    require_browser()
+    slack, _http = dev_page
+    shots = DOCS if os.environ.get("KERN_UPDATE_SCREENSHOTS") == "1" else Path(os.environ.get("TMPDIR", "/tmp"))
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        tab = await browser.new_page(viewport={"width": 1000, "height": 900})
+        await tab.goto(slack.base_url)
+        yield tab, shots
+        await browser.close()
+
+
+async def command(tab: Page, text: str) -> None:
+    await tab.fill("#composer", text)
+    await tab.press("#composer", "Enter")
+
+
+async def test_a_person_answers_every_kind_of_pause(browser_page: tuple[Page, Path]) -> None:
+    tab, shots = browser_page
+    channel = tab.locator("#channel")
+
+    await command(tab, "/kern run deploy api")
+    approve = tab.get_by_role("button", name="Approve")
+    await expect(approve).to_be_visible()
+    await tab.screenshot(path=str(shots / "pause-confirmation.png"))
+    await approve.click()
+    await expect(channel).to_contain_text("Approved by @U1")
+    await expect(channel).to_contain_text("Completed")
+
+    await command(tab, "/kern run report")
+    await tab.get_by_role("button", name="Provide input").click()
+    modal = tab.locator("#modal")
+    await expect(modal).to_contain_text("Provide input")
+    await tab.locator('[data-block="f2"] input').fill("1.5")
+    await tab.get_by_role("button", name="Submit").click()
+    await expect(modal).to_contain_text("required")
+    await expect(modal).to_contain_text("expected int, got '1.5'")
+    await tab.screenshot(path=str(shots / "pause-user-input.png"))
+    await tab.locator('[data-block="f0"] input').fill("Weekly")
+    await tab.locator('[data-block="f2"] input').fill("3")
+    await tab.get_by_role("button", name="Submit").click()
+    await expect(modal).to_be_empty()
+    await expect(channel).to_contain_text("Report 'Weekly' as pdf, 3 page(s), without charts.")
+
+    await command(tab, "/kern run triage printer on fire")
+    continue_button = tab.get_by_role("button", name="Continue")
+    await expect(continue_button).to_be_visible()
+    await tab.locator("#channel select").last.select_option(label="question")
+    await tab.screenshot(path=str(shots / "pause-route.png"))
+    await continue_button.click()
+    await expect(channel).to_contain_text("Handled 'printer on fire' as question")
+
+    await command(tab, "/kern run newsletter the browser test")
+    await expect(tab.get_by_role("button", name="Reject with feedback")).to_be_visible()
+    await tab.screenshot(path=str(shots / "pause-output-review.png"))
+    await tab.get_by_role("button", name="Approve").click()
+    await expect(channel).to_contain_text("This week we shipped the browser test")
+    await expect(channel.get_by_text("Completed")).to_have_count(4)
+
+    await command(tab, "/kern run analysis")
+    await expect(tab.get_by_role("button", name="No: run quick")).to_be_visible()
+    await tab.screenshot(path=str(shots / "pause-condition.png"))
+    await tab.get_by_role("button", name="No: run quick").click()
+    await expect(channel).to_contain_text("Quick summary done")
+
+    await command(tab, "/kern run flaky")
+    await expect(tab.get_by_role("button", name="Retry")).to_be_visible()
+    await tab.screenshot(path=str(shots / "pause-error.png"))
+    await tab.get_by_role("button", name="Retry").click()
+    await expect(channel).to_contain_text("Used: Fetched after a retry")
+
+    await command(tab, "/kern run refine idea")
+    for iteration in (1, 2, 3):
+        await expect(channel).to_contain_text(f"Review iteration {iteration}")
+        if iteration == 1:
+            await tab.screenshot(path=str(shots / "pause-iteration-review.png"))
+        await tab.locator("#channel button", has_text="Approve").last.click()
+    await expect(channel).to_contain_text("idea +refined +refined +refined")
+    await expect(channel.get_by_text("Completed")).to_have_count(7)
+
+
+from tests.test_devslack_web import dev_page  # noqa: E402, F401 - kern-bot dev's page, bot and local Slack
