@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from bot.registry import BotWorkflow
+from kern.agent import Agent
+from kern.examples.dual_confirmation import send_alert
+from kern.models.openai import OpenAIChat
+from kern.workflow import Step, Workflow
 from tests.conftest import IN_CI
+from tests.openai_stub import FakeOpenAI, call, text, tool_results
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -56,6 +62,36 @@ async def browser_page(dev_page) -> AsyncIterator[tuple[Page, Path]]:  # noqa: F
         await tab.goto(slack.base_url)
         yield tab, shots
         await browser.close()
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as server:
+        yield server
+
+
+_model: list[FakeOpenAI] = []
+
+
+def extra_workflows(db: object) -> list[BotWorkflow]:
+    """An agent whose tool call waits for approval, its model scripted (read by the dev_page fixture)."""
+    if not _model:
+        return []
+    agent = Agent(
+        name="AlertAgent", model=OpenAIChat(id="m", base_url=_model[0].base_url, api_key="t"), tools=[send_alert]
+    )
+    return [BotWorkflow(Workflow(name="alert", steps=[Step(name="send_alert", agent=agent)]), name="alert")]
+
+
+@pytest.fixture(autouse=True)
+def _scripted_model(model: FakeOpenAI) -> Iterator[None]:
+    model.script(
+        call("send_alert", city="Tokyo", message="Heavy rain <tonight> & *wind*"),
+        lambda body: text("Done: " + tool_results(body)[-1]),
+    )
+    _model[:] = [model]
+    yield
+    _model.clear()
 
 
 async def command(tab: Page, text: str) -> None:
@@ -125,6 +161,13 @@ async def test_a_person_answers_every_kind_of_pause(browser_page: tuple[Page, Pa
         await tab.locator("#channel button", has_text="Approve").last.click()
     await expect(channel).to_contain_text("idea +refined +refined +refined")
     await expect(channel.get_by_text("Completed")).to_have_count(7)
+
+    await command(tab, "/kern run alert Tokyo")
+    await expect(channel).to_contain_text("wants to call send_alert")
+    await tab.screenshot(path=str(shots / "pause-tool-call.png"))
+    await tab.locator("#channel button", has_text="Approve").last.click()
+    await expect(channel).to_contain_text("Done: Alert sent for Tokyo: Heavy rain")
+    await expect(channel.get_by_text("Completed")).to_have_count(8)
 
 
 from tests.test_devslack_web import dev_page  # noqa: E402, F401 - kern-bot dev's page, bot and local Slack

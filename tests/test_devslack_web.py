@@ -17,9 +17,14 @@ from tests.test_bot_e2e import SECRET, registry_for, start_bot
 
 
 @pytest.fixture
-async def dev_page(tmp_path: Path) -> AsyncIterator[tuple[DevSlackWeb, aiohttp.ClientSession]]:
+async def dev_page(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[DevSlackWeb, aiohttp.ClientSession]]:
+    """kern-bot dev's pieces: the bundled examples (plus `extra_workflows` from the test module, if any)."""
+    db = SqliteDb(db_file=tmp_path / "k.db")
+    extra = getattr(request.module, "extra_workflows", lambda db: [])(db)
     async with DevSlackWeb(SECRET) as slack:
-        bot, server, url = await start_bot(slack, registry_for(SqliteDb(db_file=tmp_path / "k.db")))
+        bot, server, url = await start_bot(slack, registry_for(db, extra))
         slack.bot_endpoint = url
         async with aiohttp.ClientSession(base_url=slack.base_url) as http:
             yield slack, http
