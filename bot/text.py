@@ -55,8 +55,15 @@ def code_block(value: Any, limit: int) -> str:
 
 
 def quote(value: Any, limit: int) -> str:
-    """User text shown verbatim-ish: escaped, with mrkdwn markers neutralised by a zero-width space."""
-    text = escape(as_text(value))
-    for marker in ("*", "_", "~", "`"):
-        text = text.replace(marker, marker + "\u200b")
-    return truncate(text, limit)
+    """User text shown as written inside mrkdwn.
+
+    mrkdwn has no escape for `*`, `_`, `~` or backticks, so text that contains them goes into a code
+    span (a code block if it spans lines), where Slack applies no formatting; other text stays plain.
+    """
+    text = as_text(value)
+    if not any(marker in text for marker in "*_~`"):
+        return truncate(escape(text), limit)
+    if "\n" in text:
+        return code_block(text, limit)
+    body = escape(text).replace("`", "\u02cb")  # a code span cannot contain a backtick
+    return "`" + truncate(body, limit - 2) + "`"

@@ -171,3 +171,13 @@ async def test_socket_mode(tmp_path: Path) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await bot.runner.idle()
+
+
+def test_user_text_is_shown_as_written() -> None:
+    from bot.text import quote
+
+    assert quote("plain <b> & text", 100) == "plain &lt;b&gt; &amp; text"  # nothing to neutralize: stays plain
+    assert quote("ship *it* _now_", 100) == "`ship *it* _now_`"  # a code span: Slack formats nothing inside
+    assert quote("a `tick`", 100) == "`a \u02cbtick\u02cb`"
+    assert quote("line 1\n*line 2*", 100) == "```line 1\n*line 2*```"
+    assert len(quote("*" * 5000, 300)) <= 300
