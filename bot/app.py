@@ -39,7 +39,7 @@ def build_bot(
     app = AsyncApp(
         client=client,
         signing_secret=signing_secret or "socket-mode",
-        process_before_response=False,
+        process_before_response=True,  # listeners ack first and spawn their work; no 10 ms ack polling
         request_verification_enabled=bool(signing_secret),
     )
     runner = Runner(client, registry, BotStore(registry.db))

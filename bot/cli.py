@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=3000)
     serve.add_argument("--sweep-interval", type=float, default=1.0, help="seconds between deadline sweeps")
+    serve.add_argument("--access-log", action="store_true", help="log every HTTP request (costs ack latency)")
     socket = sub.add_parser("socket", help="Socket Mode: no public URL needed (needs SLACK_APP_TOKEN)")
     socket.add_argument("--sweep-interval", type=float, default=1.0)
     dev = sub.add_parser("dev", help="no Slack needed: the bot, a local Slack and its web page on 127.0.0.1")
@@ -51,7 +52,13 @@ def main(argv: list[str] | None = None) -> int:
             f"kern-bot: serving /slack/events on http://{args.host}:{args.port} "
             f"({len(bot.runner.registry.entries)} workflows, db {settings.db})"
         )
-        web.run_app(create_web_app(bot, sweep_interval=args.sweep_interval), host=args.host, port=args.port, print=None)
+        web.run_app(
+            create_web_app(bot, sweep_interval=args.sweep_interval),
+            host=args.host,
+            port=args.port,
+            print=None,
+            access_log=web.access_logger if args.access_log else None,
+        )
         return 0
     return asyncio.run(_socket_mode(bot, settings, args.sweep_interval))
 
@@ -94,7 +101,8 @@ async def _socket_mode(bot: object, settings: Settings, sweep_interval: float) -
     handler = AsyncSocketModeHandler(bot.app, settings.app_token)  # type: ignore[attr-defined]
     sweeper = asyncio.create_task(sweep_forever(bot.runner, sweep_interval))  # type: ignore[attr-defined]
     try:
-        await handler.start_async()
+        async with bot.runner.pooled():  # type: ignore[attr-defined]
+            await handler.start_async()
     finally:
         sweeper.cancel()
         await handler.close_async()

@@ -35,7 +35,7 @@ class Commands:
                 )
                 return
             await ack(response_type="ephemeral", text=f"Starting `{entry.name}`…")
-            self.runner.spawn(self.runner.start(entry, given.strip(), user, channel))
+            self.runner.spawn(self.runner.start(entry, given.strip(), user, channel, command.get("response_url")))
         elif verb == "list":
             lines = [
                 f"• `{e.name}`: {ui.escape(e.description or 'no description')}" for e in self.registry.entries.values()
@@ -45,7 +45,7 @@ class Commands:
             await ack(response_type="ephemeral", text=await self.status(rest))
         elif verb == "cancel" and rest:
             await ack(response_type="ephemeral", text=f"Cancelling `{ui.escape(rest)}`…")
-            self.runner.spawn(self.cancel(rest, user, channel))
+            self.runner.spawn(self.cancel(rest, user, channel, command.get("response_url")))
         elif verb in ("", "help"):
             await ack(response_type="ephemeral", text=USAGE)
         else:
@@ -75,16 +75,18 @@ class Commands:
             line += f": {ui.quote(run.content, 1500)}"
         return line
 
-    async def cancel(self, run_id: str, user: str, channel: str) -> None:
+    async def cancel(self, run_id: str, user: str, channel: str, response_url: str | None = None) -> None:
         found = await self._find(run_id)
         if found is None:
-            await self.runner.tell(channel, user, f"No run `{ui.escape(run_id)}` started from Slack.")
+            await self.runner.tell(
+                channel, user, f"No run `{ui.escape(run_id)}` started from Slack.", response_url=response_url
+            )
             return
         entry, card, run = found
         try:
             cancelled = await entry.workflow.acancel_run(run_id, by=user, reason=f"Cancelled by <@{user}>")
         except RunNotPausedError as exc:
-            await self.runner.tell(channel, user, f"Cannot cancel: {exc}")
+            await self.runner.tell(channel, user, f"Cannot cancel: {exc}", response_url=response_url)
             return
         if run.step_requirements:
             await self.runner.close_pause(

@@ -85,11 +85,13 @@ class Interactions:
         user, channel, thread = _who_where(body)
         loaded = await self.load(requirement_id)
         if isinstance(loaded, str):
-            await self.runner.tell(channel, user, loaded, thread)
+            await self.runner.tell(channel, user, loaded, thread, body.get("response_url"))
             return None
         refusal = await self.refusal(loaded, user)
         if refusal:
-            await self.runner.tell(channel or loaded.card.channel, user, refusal, thread or loaded.card.ts)
+            await self.runner.tell(
+                channel or loaded.card.channel, user, refusal, thread or loaded.card.ts, body.get("response_url")
+            )
             return None
         return loaded
 
@@ -105,11 +107,11 @@ class Interactions:
         try:
             outcome = apply(loaded.req, user)
         except ValueError as exc:
-            await self.runner.tell(loaded.card.channel, user, str(exc), loaded.card.ts)
+            await self.runner.tell(loaded.card.channel, user, str(exc), loaded.card.ts, body.get("response_url"))
             return
-        await self.resume(loaded, user, outcome)
+        await self.resume(loaded, user, outcome, body.get("response_url"))
 
-    async def resume(self, loaded: Loaded, user: str, outcome: str) -> None:
+    async def resume(self, loaded: Loaded, user: str, outcome: str, response_url: str | None = None) -> None:
         async def on_continued() -> None:
             await self.runner.close_pause(loaded.entry, loaded.req, user, outcome)
 
@@ -119,7 +121,7 @@ class Interactions:
         except RunNotPausedError as exc:
             run = await loaded.entry.workflow.aget_run(loaded.run.run_id)
             text = already_answered(run, loaded.req.requirement_id) or str(exc)
-            await self.runner.tell(loaded.card.channel, user, text, loaded.card.ts)
+            await self.runner.tell(loaded.card.channel, user, text, loaded.card.ts, response_url)
 
     # ----- buttons ----------------------------------------------------------------------------------
     def button(self, action_id: str) -> Callable[..., Awaitable[None]]:
@@ -164,7 +166,11 @@ class Interactions:
         if opened is None:
             user, channel, thread = _who_where(body)
             await self.runner.tell(
-                channel, user, "Slack would not open the form (it took too long); click again.", thread
+                channel,
+                user,
+                "Slack would not open the form (it took too long); click again.",
+                thread,
+                body.get("response_url"),
             )
             return
         view = opened["view"]
@@ -427,12 +433,16 @@ class Interactions:
         try:
             summary = apply(calls[index], user)
         except ValueError as exc:
-            await self.runner.tell(loaded.card.channel, user, str(exc), loaded.card.ts)
+            await self.runner.tell(loaded.card.channel, user, str(exc), loaded.card.ts, body.get("response_url"))
             return
         if not await self.store.record_tool_decision(rid, index, calls[index].to_dict(), user, summary):
             decided = (await self.store.tool_decisions(rid)).get(index, {})
             await self.runner.tell(
-                loaded.card.channel, user, f"Already answered: {decided.get('summary', '')}", loaded.card.ts
+                loaded.card.channel,
+                user,
+                f"Already answered: {decided.get('summary', '')}",
+                loaded.card.ts,
+                body.get("response_url"),
             )
             return
         decisions = await self.store.tool_decisions(rid)
@@ -448,7 +458,7 @@ class Interactions:
             RunRequirement.from_dict(decisions[i]["decision"]) for i in range(len(calls))
         ]
         outcome = "\n".join(f"`{c.tool_execution.tool_name}`: {decisions[i]['summary']}" for i, c in enumerate(calls))
-        await self.resume(loaded, user, outcome)
+        await self.resume(loaded, user, outcome, body.get("response_url"))
 
 
 SIMPLE_DECISIONS: dict[str, tuple[Callable[[StepRequirement, str], None], str, str]] = {

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot import blocks as ui
 from bot.registry import BotWorkflow, Registry
@@ -22,6 +26,8 @@ from kern.workflow.node import Node
 
 log = logging.getLogger("kern_bot")
 STATUS_EVERY = 0.5  # seconds between run-card status updates while steps run
+QUIET = 0.002  # seconds without a new click before deferred click work starts
+MAX_DEFER = 0.25  # deferred click work starts after this long however busy the endpoint is
 
 
 def node_at(steps: list[Node], path: str) -> Node | None:
@@ -56,6 +62,9 @@ class Runner:
         self.registry = registry
         self.store = store
         self.tasks: set[asyncio.Task[Any]] = set()
+        self._deferred: deque[tuple[float, Callable[[], Awaitable[Any]]]] = deque()
+        self._quiet_at = 0.0
+        self._drainer: asyncio.Task[Any] | None = None
 
     def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         """Run `coro` in the background, keeping a reference and logging its failure."""
@@ -70,10 +79,50 @@ class Runner:
         task.add_done_callback(done)
         return task
 
+    def defer(self, work: Callable[[], Awaitable[Any]]) -> None:
+        """Start `work()` in the background once clicks stop arriving (or after MAX_DEFER).
+
+        Slack waits for a click's ack, not for its effect: while a burst of clicks is coming in, their
+        acks go first and the resolutions they trigger start in a pause between requests. Without this,
+        every ack in a burst of 200 waits behind the work of the clicks before it.
+        """
+        now = asyncio.get_running_loop().time()
+        self._deferred.append((now, work))
+        self._quiet_at = now + QUIET
+        if self._drainer is None or self._drainer.done():
+            self._drainer = self.spawn(self._drain())
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._deferred:
+            queued_at, work = self._deferred[0]
+            now = loop.time()
+            if now < self._quiet_at and now - queued_at < MAX_DEFER:
+                await asyncio.sleep(min(self._quiet_at, queued_at + MAX_DEFER) - now)
+                continue
+            self._deferred.popleft()
+            self.spawn(work())
+            await asyncio.sleep(0)  # one start per loop pass, so requests arriving meanwhile are read first
+
+    @contextlib.asynccontextmanager
+    async def pooled(self) -> AsyncIterator[None]:
+        """One connection pool for every Slack call made inside (slack_sdk opens a connection per call
+        otherwise); on the way out, waits for background work before closing it."""
+        if self.client.session is not None:  # the caller brought its own session
+            yield
+            return
+        self.client.session = aiohttp.ClientSession()
+        try:
+            yield
+        finally:
+            await self.idle(10)
+            await self.client.session.close()
+            self.client.session = None
+
     async def idle(self, within: float = 30.0) -> None:
         """Wait until no background work is left (tests and shutdown)."""
         deadline = time.monotonic() + within
-        while self.tasks and time.monotonic() < deadline:
+        while self.tasks and time.monotonic() < deadline:  # the drainer is a task while work is deferred
             await asyncio.wait(list(self.tasks), timeout=max(0.0, deadline - time.monotonic()))
 
     async def slack(self, method: str, **kwargs: Any) -> dict[str, Any] | None:
@@ -88,27 +137,47 @@ class Runner:
             log.exception("Slack %s failed", method)
         return None
 
-    async def tell(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None:
-        """An ephemeral message only `user` sees."""
+    async def respond(self, response_url: str, text: str, *, replace_original: bool = False) -> bool:
+        """Answer through an interaction's `response_url` (ephemeral); False if Slack refused it (it works
+        5 times within 30 minutes) or could not be reached."""
+        try:
+            webhook = AsyncWebhookClient(response_url, session=self.client.session, timeout=10)
+            sent = await webhook.send(text=text, response_type="ephemeral", replace_original=replace_original)
+        except Exception:  # a network error
+            log.exception("response_url failed")
+            return False
+        if sent.status_code != 200:
+            log.warning("response_url refused: %s %s", sent.status_code, sent.body)
+        return sent.status_code == 200
+
+    async def tell(
+        self, channel: str, user: str, text: str, thread_ts: str | None = None, response_url: str | None = None
+    ) -> None:
+        """An ephemeral message only `user` sees: chat.postEphemeral, or else the interaction's
+        `response_url` (which works where the bot is not in the channel)."""
         kwargs: dict[str, Any] = {"channel": channel, "user": user, "text": text}
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
-        await self.slack("chat_postEphemeral", **kwargs)
+        if await self.slack("chat_postEphemeral", **kwargs) is None and response_url:
+            await self.respond(response_url, text)
 
     # ----- runs ----------------------------------------------------------------------------------
-    async def start(self, entry: BotWorkflow, text: str, user: str, channel: str) -> str | None:
-        """Post the run card, then run the workflow in the background. Returns the run id."""
+    async def start(
+        self, entry: BotWorkflow, text: str, user: str, channel: str, response_url: str | None = None
+    ) -> str | None:
+        """Post the run card, then run the workflow in the background. Returns the run id (None if the
+        card could not be posted: the command's reply says why, through `response_url` if given)."""
         run_id = uuid.uuid4().hex
         card_view = ui.Card(run_id=run_id, workflow=entry.name, input=text, started_by=user)
         fallback, blocks = ui.card_blocks(card_view)
         posted = await self.slack("chat_postMessage", channel=channel, text=fallback, blocks=blocks)
         if posted is None:
-            await self.tell(
-                channel,
-                user,
+            why = (
                 f"I could not post in this channel, so `{entry.name}` did not start. "
-                "Invite me to the channel and try again.",
+                "Invite me to the channel (`/invite @kern`) and try again."
             )
+            if not (response_url and await self.respond(response_url, why, replace_original=True)):
+                await self.tell(channel, user, why)
             return None
         card = Card(run_id=run_id, workflow=entry.name, channel=channel, ts=posted["ts"], started_by=user, input=text)
         await self.store.save_card(card)

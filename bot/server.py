@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
 from bot.app import KernBot, build_bot, make_client
@@ -41,19 +42,26 @@ def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0) -> web.Applicat
         body = await request.read()
         if verifier is not None and _is_click(body):
             # A click's ack is always an empty 200: answer it here, after checking the signature, and let
-            # Bolt route it in the background. Under load the ack no longer waits behind other requests'
-            # middleware (commands and form submissions, whose ack carries content, go through Bolt).
+            # Bolt parse and route it later (Runner.defer). Under load the ack no longer waits behind other
+            # requests' work (commands and form submissions, whose ack carries content, go through Bolt).
+            headers = request.headers
             if not verifier.is_valid(
-                body, request.headers.get("X-Slack-Request-Timestamp", ""), request.headers.get("X-Slack-Signature", "")
+                body, headers.get("X-Slack-Request-Timestamp", ""), headers.get("X-Slack-Signature", "")
             ):
                 return web.json_response({"error": "invalid request"}, status=401)
-            bolt_request = await to_bolt_request(request)
-            bot.runner.spawn(bot.app.async_dispatch(bolt_request))
+            query = request.query_string
+            bot.runner.defer(
+                lambda: bot.app.async_dispatch(AsyncBoltRequest(body=body.decode(), query=query, headers=headers))
+            )
             return web.Response(status=200)
         return await to_aiohttp_response(await bot.app.async_dispatch(await to_bolt_request(request)))
 
     async def health(_request: web.Request) -> web.Response:
         return web.json_response({"ok": True, "workflows": sorted(bot.runner.registry.entries)})
+
+    async def slack_session(app: web.Application) -> AsyncIterator[None]:
+        async with bot.runner.pooled():
+            yield
 
     async def sweeper(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(sweep_forever(bot.runner, sweep_interval))
@@ -67,6 +75,7 @@ def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0) -> web.Applicat
     app[BOT_KEY] = bot
     app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/health", health)
+    app.cleanup_ctx.append(slack_session)  # set up first, so it closes after the sweeper stops
     if sweep_interval > 0:
         app.cleanup_ctx.append(sweeper)
     return app

@@ -357,3 +357,73 @@ async def test_expired_trigger_and_failed_calls_lose_nothing(env: Env) -> None:
     await env.slack.submit(view["id"], values)
     await settle(env)
     assert "Report 'T' as pdf" in env.card_text()
+
+
+# ----- load and reach -----------------------------------------------------------------------------------
+async def test_a_burst_of_clicks_with_double_clicks(env: Env) -> None:
+    """Forty clicks at once, two on each of twenty cards: every ack is 200, every run resumes exactly once,
+    and each loser is told who won."""
+    for _ in range(20):
+        await env.slack.command("run deploy web")
+    await settle(env)
+    cards = [m for m in env.slack.messages.values() if m.thread_ts is None]
+    assert len(cards) == 20
+    buttons = [env.slack.find(ui.CONFIRM, thread_ts=card.ts) for card in cards]
+    clicks = await asyncio.gather(
+        *(env.slack.click(ui.CONFIRM, user=user, stale=button) for button in buttons for user in ("U2", "U3"))
+    )
+    assert [status for status, _body, _took in clicks] == [200] * 40
+    await settle(env)
+    assert all("Completed" in json.dumps(env.slack.messages[card.ts].blocks) for card in cards)
+    told = [e for e in env.slack.ephemeral if e["text"].startswith("Already approved by")]
+    assert len(told) == 20
+    decided = [m for m in env.slack.messages.values() if m.thread_ts and "Approved by" in json.dumps(m.blocks)]
+    assert len(decided) == 20  # each pause message closed once, by its one winner
+
+
+async def test_replies_reach_a_channel_the_bot_is_not_in(env: Env) -> None:
+    """Where the bot may not post, the command's reply is replaced through its response_url; where
+    chat.postEphemeral fails, a click is answered through the click's response_url."""
+    env.slack.not_joined.add("C9")
+    status, body, _took = await env.slack.command("run deploy web", channel="C9")
+    assert status == 200 and "Starting" in body
+    await settle(env)
+    assert not [m for m in env.slack.messages.values() if m.channel == "C9"]  # no card, no run
+    replies = [e for e in env.slack.ephemeral if e["channel"] == "C9"]
+    assert len(replies) == 1 and "did not start" in replies[0]["text"] and "/invite" in replies[0]["text"]
+    assert [a.get("replace_original") for m, a, b in env.slack.calls if m == "response_url"] == [True]
+
+    await run(env, "deploy web")
+    stale = env.slack.find(ui.CONFIRM)
+    await env.slack.click(ui.CONFIRM, user="U2")
+    await settle(env)
+    env.slack.fail_next["chat.postEphemeral"] = "internal_error"
+    await env.slack.click(ui.CONFIRM, user="U3", stale=stale)
+    await settle(env)
+    assert env.slack.ephemeral[-1]["user"] == "U3"
+    assert env.slack.ephemeral[-1]["text"] == "Already approved by <@U2>."
+    assert env.slack.ephemeral[-1]["thread_ts"] == env.card().ts  # shown in the card's thread
+    assert env.slack.calls[-1][0] == "response_url" and env.slack.calls[-1][2] == {"ok": True}
+
+
+async def test_deferred_click_work_starts_under_constant_load(env: Env) -> None:
+    """Click work waits for a pause between clicks, but never longer than MAX_DEFER."""
+    from bot.runner import MAX_DEFER, QUIET
+
+    runner = env.bot.runner
+    loop = asyncio.get_running_loop()
+    started: list[float] = []
+
+    async def work() -> None:
+        started.append(loop.time())
+
+    first_at, deferred = loop.time(), 0
+    while loop.time() - first_at < 4 * MAX_DEFER:  # a click every QUIET / 2: never a quiet moment
+        runner.defer(work)
+        deferred += 1
+        await asyncio.sleep(QUIET / 2)
+    stream_ended = loop.time()
+    await runner.idle(5)
+    assert started and started[0] < stream_ended  # did not wait for the stream to end
+    assert started[0] - first_at >= QUIET  # but did let the clicks right behind it be acked first
+    assert len(started) == deferred  # and every piece of deferred work ran

@@ -89,3 +89,38 @@ async def test_slack_rejections_are_shown(dev_page: tuple[DevSlackWeb, aiohttp.C
     rejected = slack.state_for("U1")["rejected"]
     assert rejected[-1]["method"] == "chat.postMessage" and rejected[-1]["error"] == "invalid_blocks"
     assert "must be less than 151 characters" in rejected[-1]["errors"][0]
+
+
+async def test_response_url_rules(dev_page: tuple[DevSlackWeb, aiohttp.ClientSession]) -> None:
+    """A response_url works five times within 30 minutes, needs text, and is validated like a message."""
+    slack, http = dev_page
+    await http.post("/ui/command", json={"text": "/kern run deploy web", "user": "U1"})
+    await settle(slack, http, "U1", lambda s: s["messages"] and s["messages"][-1]["replies"])
+    url = slack.click_payload(ui.CONFIRM)["response_url"]
+    async with aiohttp.ClientSession() as client:
+        for i in range(5):
+            async with client.post(url, json={"text": f"note {i}"}) as resp:
+                assert resp.status == 200 and (await resp.json())["ok"]
+        async with client.post(url, json={"text": "one too many"}) as resp:
+            assert resp.status == 404 and (await resp.json())["error"] == "used_url"
+        fresh = slack.click_payload(ui.CONFIRM)["response_url"]
+        async with client.post(fresh, json={}) as resp:
+            assert resp.status == 400 and (await resp.json())["error"] == "no_text"
+        async with client.post(fresh, json={"text": "x", "blocks": [{"type": "section"}]}) as resp:
+            assert resp.status == 400 and (await resp.json())["error"] == "invalid_blocks"
+        async with client.post(url.rsplit("/", 1)[0] + "/Rnope", json={"text": "x"}) as resp:
+            assert resp.status == 404
+        slack.response_url_ttl = 0.0
+        expired = slack.click_payload(ui.CONFIRM)["response_url"]
+        async with client.post(expired, json={"text": "late"}) as resp:
+            assert resp.status == 404 and (await resp.json())["error"] == "expired_url"
+    mine = [e["text"] for e in slack.state_for("U1")["ephemeral"]]
+    assert mine[-5:] == [f"note {i}" for i in range(5)] and "one too many" not in mine
+    assert slack.state_for("U2")["ephemeral"] == []  # a response_url answers only the person who clicked
+    assert [r["error"] for r in slack.rejected[-5:]] == [
+        "used_url",
+        "no_text",
+        "invalid_blocks",
+        "no_service",
+        "expired_url",
+    ]

@@ -52,6 +52,9 @@ class DevSlack:
     host: str = "127.0.0.1"
     port: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)  # calls Slack would have refused, newest last
+    not_joined: set[str] = field(default_factory=set)  # channels the bot is not in: posting there fails
+    response_url_ttl: float = 1800.0  # a response_url works for 30 minutes...
+    response_url_uses: int = 5  # ...and up to 5 times
 
     def __post_init__(self) -> None:
         self._ts = itertools.count(1)
@@ -59,6 +62,7 @@ class DevSlack:
         self._runner: web.AppRunner | None = None
         self._socket_acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._trigger_users: dict[str, str] = {}
+        self._response_urls: dict[str, dict[str, Any]] = {}
         self._watchers: set[asyncio.Queue[int]] = set()
         self.version = 0
         self.api_url = ""
@@ -125,6 +129,8 @@ class DevSlack:
         return {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1", "user": "kern", "team": "Test"}
 
     def _chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
+        if args.get("channel") in self.not_joined:
+            return {"ok": False, "error": "not_in_channel"}
         bad = self._invalid(validate_blocks(args.get("blocks") or []))
         if bad:
             return bad
@@ -151,6 +157,8 @@ class DevSlack:
     def _chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         if not args.get("channel"):
             return {"ok": False, "error": "channel_not_found"}
+        if args["channel"] in self.not_joined:
+            return {"ok": False, "error": "not_in_channel"}
         self.ephemeral.append(args)
         return {"ok": True, "message_ts": f"{time.time():.6f}"}
 
@@ -193,6 +201,72 @@ class DevSlack:
     def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "users": self.groups.get(args.get("usergroup", ""), [])}
 
+    # ----- response_url ----------------------------------------------------------------------------
+    def _response_url(self, user: str, channel: str, message: Message | None = None) -> str:
+        """A fresh response_url for one command or click (`message`: the message clicked)."""
+        token = f"R{next(self._ts)}"
+        self._response_urls[token] = {
+            "created": time.monotonic(),
+            "uses": 0,
+            "user": user,
+            "channel": channel,
+            "message": message,
+            "reply": None,  # a command's ephemeral ack, which replace_original replaces
+        }
+        return f"{self.base_url}response/{token}"
+
+    async def _respond(self, request: web.Request) -> web.Response:
+        """POST to a response_url, with Slack's rules: 5 uses within 30 minutes, then refused. The error
+        words are this stand-in's (Slack answers a refused response_url with an HTTP error status)."""
+        record = self._response_urls.get(request.match_info["token"])
+        try:
+            args = await request.json()
+        except ValueError:
+            args = {}
+        if record is None:
+            answer, status = {"ok": False, "error": "no_service"}, 404
+        elif time.monotonic() - record["created"] > self.response_url_ttl:
+            answer, status = {"ok": False, "error": "expired_url"}, 404
+        elif record["uses"] >= self.response_url_uses:
+            answer, status = {"ok": False, "error": "used_url"}, 404
+        else:
+            record["uses"] += 1
+            answer = self._apply_response(record, args)
+            status = 200 if answer.get("ok") else 400
+        self.calls.append(("response_url", args, answer))
+        if not answer.get("ok"):
+            self.rejected.append({"method": "response_url", "error": answer.get("error"), "errors": []})
+        self.changed()
+        return web.json_response(answer, status=status)
+
+    def _apply_response(self, record: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+        message: Message | None = record["message"]
+        if args.get("delete_original"):
+            if message is not None:
+                self.messages.pop(message.ts, None)
+            elif record["reply"] in self.ephemeral:
+                self.ephemeral.remove(record["reply"])
+            return {"ok": True}
+        if not args.get("text") and not args.get("blocks"):
+            return {"ok": False, "error": "no_text"}
+        bad = self._invalid(validate_blocks(args.get("blocks") or []))
+        if bad:
+            return bad
+        if args.get("replace_original"):
+            if message is not None:
+                message.text, message.edits = args.get("text", message.text), message.edits + 1
+                message.blocks = args.get("blocks") or []
+                return {"ok": True}
+            if record["reply"] in self.ephemeral:
+                record["reply"].update(text=args.get("text", ""), blocks=args.get("blocks") or [])
+                return {"ok": True}
+        if args.get("response_type") == "in_channel":
+            return self._chat_postMessage({**args, "channel": record["channel"]})
+        thread_ts = (message.thread_ts or message.ts) if message is not None else None
+        entry = {"channel": record["channel"], "user": record["user"], "text": args.get("text", "")}
+        self.ephemeral.append({**entry, "blocks": args.get("blocks") or [], "thread_ts": thread_ts})
+        return {"ok": True}
+
     # ----- Socket Mode -----------------------------------------------------------------------------
     async def _socket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
@@ -225,7 +299,7 @@ class DevSlack:
                     "user_name": user,
                     "command": "/kern",
                     "text": text,
-                    "response_url": "http://127.0.0.1:1/unused",
+                    "response_url": self._response_url(user, channel),
                     "trigger_id": self._trigger(),
                 },
             }
@@ -256,6 +330,7 @@ class DevSlack:
             return resp.status, await resp.text(), time.perf_counter() - start
 
     async def command(self, text: str, *, user: str = "U1", channel: str = "C1") -> tuple[int, str, float]:
+        response_url = self._response_url(user, channel)
         form = {
             "token": "t",
             "team_id": "T1",
@@ -264,7 +339,7 @@ class DevSlack:
             "user_name": user,
             "command": "/kern",
             "text": text,
-            "response_url": "http://127.0.0.1:1/unused",
+            "response_url": response_url,
             "trigger_id": self._trigger(user),
         }
         status, body, took = await self.send(urllib.parse.urlencode(form).encode(), "application/x-www-form-urlencoded")
@@ -273,7 +348,9 @@ class DevSlack:
                 text = json.loads(body).get("text", "")
             except ValueError:
                 text = body
-            self.ephemeral.append({"channel": channel, "user": user, "text": text})
+            reply = {"channel": channel, "user": user, "text": text}
+            self.ephemeral.append(reply)
+            self._response_urls[response_url.rsplit("/", 1)[1]]["reply"] = reply
             self.changed()
         return status, body, took
 
@@ -347,7 +424,7 @@ class DevSlack:
                 "text": message.text,
                 "blocks": message.blocks,
             },
-            "response_url": "http://127.0.0.1:1/unused",
+            "response_url": self._response_url(user, message.channel, message),
             "state": {"values": state or {}},
             "actions": [
                 {
@@ -412,6 +489,7 @@ class DevSlack:
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/socket", self._socket)
         app.router.add_get("/api/{method}", self._api)
+        app.router.add_post("/response/{token}", self._respond)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
