@@ -1,6 +1,6 @@
 """kern-bot under load: concurrent clicks through the real HTTP endpoint against the local Slack (bot.devslack).
 
-    python bench/bot_load.py [--runs 200] [--db sqlite|postgres] [--workers 1]
+    python bench/bot_load.py [--runs 200] [--db sqlite|postgres]
 
 Three processes, as in production: the bot (`kern-bot serve`), Slack's Web API (the stand-in, in this
 process) and Slack's click sender (a child process with raw keep-alive sockets, so that neither the
@@ -118,7 +118,7 @@ async def send_clicks(endpoint: str, burst: list[bytes], probes: list[bytes], sl
 
 
 # ----- the bench ----------------------------------------------------------------------------------------
-async def main(runs: int, db_kind: str, workers: int) -> None:
+async def main(runs: int, db_kind: str) -> None:
     db = (
         str(Path(tempfile.mkdtemp()) / "bench.db")
         if db_kind == "sqlite"
@@ -136,8 +136,6 @@ async def main(runs: int, db_kind: str, workers: int) -> None:
             "PYTHONPATH": str(ROOT),
         }
         command = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-        if workers > 1:
-            command += ["--workers", str(workers)]
         bot = subprocess.Popen(  # noqa: ASYNC220 - started once, before any measurement
             command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -260,6 +258,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--workers", type=int, default=1, help="kern-bot serve --workers")
     args = parser.parse_args()
-    asyncio.run(main(args.runs, args.db, args.workers))
+    asyncio.run(main(args.runs, args.db))
