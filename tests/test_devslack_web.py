@@ -92,7 +92,8 @@ async def test_slack_rejections_are_shown(dev_page: tuple[DevSlackWeb, aiohttp.C
 
 
 async def test_response_url_rules(dev_page: tuple[DevSlackWeb, aiohttp.ClientSession]) -> None:
-    """A response_url works five times within 30 minutes, needs text, and is validated like a message."""
+    """A response_url works five times within 30 minutes, needs text, is validated like a message, and can
+    replace or delete the message clicked."""
     slack, http = dev_page
     await http.post("/ui/command", json={"text": "/kern run deploy web", "user": "U1"})
     await settle(slack, http, "U1", lambda s: s["messages"] and s["messages"][-1]["replies"])
@@ -110,9 +111,16 @@ async def test_response_url_rules(dev_page: tuple[DevSlackWeb, aiohttp.ClientSes
             assert resp.status == 400 and (await resp.json())["error"] == "invalid_blocks"
         async with client.post(url.rsplit("/", 1)[0] + "/Rnope", json={"text": "x"}) as resp:
             assert resp.status == 404
+        late = slack.click_payload(ui.CONFIRM)["response_url"]  # used after its 30 minutes (below)
+        clicked = slack.find(ui.CONFIRM)[0]
+        async with client.post(
+            slack.click_payload(ui.CONFIRM)["response_url"], json={"replace_original": True, "text": "Done"}
+        ) as resp:
+            assert resp.status == 200 and clicked.text == "Done" and clicked.blocks == []
+        async with client.post(fresh, json={"delete_original": True}) as resp:
+            assert resp.status == 200 and clicked.ts not in slack.messages
         slack.response_url_ttl = 0.0
-        expired = slack.click_payload(ui.CONFIRM)["response_url"]
-        async with client.post(expired, json={"text": "late"}) as resp:
+        async with client.post(late, json={"text": "late"}) as resp:
             assert resp.status == 404 and (await resp.json())["error"] == "expired_url"
     mine = [e["text"] for e in slack.state_for("U1")["ephemeral"]]
     assert mine[-5:] == [f"note {i}" for i in range(5)] and "one too many" not in mine

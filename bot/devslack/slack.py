@@ -244,8 +244,8 @@ class DevSlack:
         if args.get("delete_original"):
             if message is not None:
                 self.messages.pop(message.ts, None)
-            elif record["reply"] in self.ephemeral:
-                self.ephemeral.remove(record["reply"])
+            else:
+                self.ephemeral[:] = [e for e in self.ephemeral if e is not record["reply"]]
             return {"ok": True}
         if not args.get("text") and not args.get("blocks"):
             return {"ok": False, "error": "no_text"}
@@ -257,7 +257,7 @@ class DevSlack:
                 message.text, message.edits = args.get("text", message.text), message.edits + 1
                 message.blocks = args.get("blocks") or []
                 return {"ok": True}
-            if record["reply"] in self.ephemeral:
+            if record["reply"] is not None:
                 record["reply"].update(text=args.get("text", ""), blocks=args.get("blocks") or [])
                 return {"ok": True}
         if args.get("response_type") == "in_channel":
