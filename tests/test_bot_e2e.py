@@ -20,6 +20,7 @@ from bot.devslack import DevSlack
 from bot.examples import example_workflows
 from bot.policy import Approvers
 from bot.registry import BotWorkflow, Registry
+from bot.runner import MAX_DEFER, QUIET
 from bot.server import create_web_app
 from bot.sweeper import sweep_once
 from kern.db.base import BaseDb
@@ -408,8 +409,6 @@ async def test_replies_reach_a_channel_the_bot_is_not_in(env: Env) -> None:
 
 async def test_deferred_click_work_starts_under_constant_load(env: Env) -> None:
     """Click work waits for a pause between clicks, but never longer than MAX_DEFER."""
-    from bot.runner import MAX_DEFER, QUIET
-
     runner = env.bot.runner
     loop = asyncio.get_running_loop()
     started: list[float] = []
