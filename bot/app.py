@@ -1,4 +1,4 @@
-"""Builds the Bolt AsyncApp and wires the listeners; nothing else."""
+"""Builds the Bolt AsyncApp and wires the bot's parts and listeners; nothing else."""
 
 from __future__ import annotations
 
@@ -10,8 +10,13 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks as ui
+from bot.access import Access
+from bot.background import Background
 from bot.commands import Commands
+from bot.gateway import SlackGateway
 from bot.interactions import Interactions
+from bot.outbox import Outbox
+from bot.presenter import Presenter
 from bot.registry import Registry
 from bot.runner import Runner
 from bot.store import BotStore
@@ -21,6 +26,11 @@ from bot.store import BotStore
 class KernBot:
     app: AsyncApp
     runner: Runner
+    registry: Registry
+    store: BotStore
+    gateway: SlackGateway
+    background: Background
+    outbox: Outbox
     interactions: Interactions
     commands: Commands
     signing_secret: str | None = None
@@ -42,9 +52,15 @@ def build_bot(
         process_before_response=True,  # listeners ack first and spawn their work; no 10 ms ack polling
         request_verification_enabled=bool(signing_secret),
     )
-    runner = Runner(client, registry, BotStore(registry.db))
-    interactions = Interactions(runner)
-    commands = Commands(runner)
+    background = Background()
+    gateway = SlackGateway(client)
+    store = BotStore(registry.db)
+    presenter = Presenter(gateway, registry, store)
+    outbox = Outbox(store, presenter, registry)
+    runner = Runner(background, gateway, store, presenter, outbox)
+    access = Access(gateway)
+    interactions = Interactions(runner, registry, store, gateway, background, access, presenter)
+    commands = Commands(runner, registry, store, gateway, background, access)
     app.command(command)(commands.on_command)
     actions = {
         **{action_id: interactions.button(action_id) for action_id in (ui.CONFIRM, ui.REJECT, ui.RETRY, ui.SKIP)},
@@ -71,4 +87,4 @@ def build_bot(
     }
     for callback_id, handler in views.items():
         app.view_submission(callback_id)(handler)
-    return KernBot(app, runner, interactions, commands, signing_secret)
+    return KernBot(app, runner, registry, store, gateway, background, outbox, interactions, commands, signing_secret)

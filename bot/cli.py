@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(
             f"kern-bot: serving /slack/events on http://{args.host}:{args.port} "
-            f"({len(bot.runner.registry.entries)} workflows, db {settings.db})"
+            f"({len(bot.registry.entries)} workflows, db {settings.db})"
         )
         web.run_app(
             create_web_app(bot, sweep_interval=args.sweep_interval),
@@ -96,12 +96,13 @@ async def _dev(settings: Settings, port: int, bot_port: int) -> int:
 async def _socket_mode(bot: object, settings: Settings, sweep_interval: float) -> int:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
+    from bot.server import serving
     from bot.sweeper import sweep_forever
 
     handler = AsyncSocketModeHandler(bot.app, settings.app_token)  # type: ignore[attr-defined]
-    sweeper = asyncio.create_task(sweep_forever(bot.runner, sweep_interval))  # type: ignore[attr-defined]
+    sweeper = asyncio.create_task(sweep_forever(bot.runner, bot.registry, sweep_interval))  # type: ignore[attr-defined]
     try:
-        async with bot.runner.pooled():  # type: ignore[attr-defined]
+        async with serving(bot):  # type: ignore[arg-type]
             await handler.start_async()
     finally:
         sweeper.cancel()

@@ -6,8 +6,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot import blocks as ui
+from bot.access import Access
+from bot.background import Background
+from bot.gateway import SlackGateway
+from bot.registry import BotWorkflow, Registry
 from bot.runner import Runner
+from bot.store import BotStore, Card
 from kern.exceptions import RunNotFoundError, RunNotPausedError
+from kern.run.workflow import WorkflowRunOutput
 
 USAGE = (
     "Usage: `/kern run <workflow> [input]` · `/kern list` · `/kern status <run>` · `/kern cancel <run>` · `/kern help`"
@@ -15,9 +21,21 @@ USAGE = (
 
 
 class Commands:
-    def __init__(self, runner: Runner) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        registry: Registry,
+        store: BotStore,
+        gateway: SlackGateway,
+        background: Background,
+        access: Access,
+    ) -> None:
         self.runner = runner
-        self.registry = runner.registry
+        self.registry = registry
+        self.store = store
+        self.gateway = gateway
+        self.background = background
+        self.access = access
 
     async def on_command(self, ack: Callable[..., Awaitable[Any]], command: dict[str, Any]) -> None:
         text = (command.get("text") or "").strip()
@@ -34,25 +52,29 @@ class Commands:
                     text=f"Unknown workflow `{ui.escape(name or '?')}`. Workflows: {known}. {USAGE}",
                 )
                 return
+            refusal = await self.access.may_start(entry, user, channel)
+            if refusal:
+                await ack(response_type="ephemeral", text=refusal)
+                return
             await ack(response_type="ephemeral", text=f"Starting `{entry.name}`…")
-            self.runner.spawn(self.runner.start(entry, given.strip(), user, channel, command.get("response_url")))
+            self.background.spawn(self.runner.start(entry, given.strip(), user, channel, command.get("response_url")))
         elif verb == "list":
             lines = [
                 f"• `{e.name}`: {ui.escape(e.description or 'no description')}" for e in self.registry.entries.values()
             ]
             await ack(response_type="ephemeral", text="Workflows you can run:\n" + "\n".join(lines))
         elif verb == "status" and rest:
-            await ack(response_type="ephemeral", text=await self.status(rest))
+            await ack(response_type="ephemeral", text=await self.status(rest, user))
         elif verb == "cancel" and rest:
             await ack(response_type="ephemeral", text=f"Cancelling `{ui.escape(rest)}`…")
-            self.runner.spawn(self.cancel(rest, user, channel, command.get("response_url")))
+            self.background.spawn(self.cancel(rest, user, channel, command.get("response_url")))
         elif verb in ("", "help"):
             await ack(response_type="ephemeral", text=USAGE)
         else:
             await ack(response_type="ephemeral", text=f"I don't know `{ui.escape(text[:100])}`. {USAGE}")
 
-    async def _find(self, run_id: str) -> tuple[Any, Any, Any] | None:
-        card = await self.runner.store.card(run_id)
+    async def _find(self, run_id: str) -> tuple[BotWorkflow, Card, WorkflowRunOutput] | None:
+        card = await self.store.card(run_id)
         entry = self.registry.get(card.workflow) if card else None
         if card is None or entry is None:
             return None
@@ -62,11 +84,14 @@ class Commands:
             return None
         return entry, card, run
 
-    async def status(self, run_id: str) -> str:
+    async def status(self, run_id: str, user: str) -> str:
         found = await self._find(run_id)
         if found is None:
             return f"No run `{ui.escape(run_id)}` started from Slack."
-        entry, _card, run = found
+        entry, card, run = found
+        refusal = await self.access.may_read(entry, card, user)
+        if refusal:
+            return refusal
         line = f"`{entry.name}` run `{run_id}`: {run.status.value.lower()}"
         if run.is_paused:
             req = run.step_requirements[-1]
@@ -76,20 +101,21 @@ class Commands:
         return line
 
     async def cancel(self, run_id: str, user: str, channel: str, response_url: str | None = None) -> None:
+        """Cancel a paused or running run (a running one stops at its next step boundary)."""
         found = await self._find(run_id)
         if found is None:
-            await self.runner.tell(
+            await self.gateway.tell(
                 channel, user, f"No run `{ui.escape(run_id)}` started from Slack.", response_url=response_url
             )
             return
-        entry, card, run = found
-        try:
-            cancelled = await entry.workflow.acancel_run(run_id, by=user, reason=f"Cancelled by <@{user}>")
-        except RunNotPausedError as exc:
-            await self.runner.tell(channel, user, f"Cannot cancel: {exc}", response_url=response_url)
+        entry, card, _run = found
+        refusal = await self.access.may_cancel(entry, card, user)
+        if refusal:
+            await self.gateway.tell(channel, user, refusal, response_url=response_url)
             return
-        if run.step_requirements:
-            await self.runner.close_pause(
-                entry, run.step_requirements[-1], user, f":no_entry: Run cancelled by <@{user}>"
-            )
-        await self.runner.present(entry, card, cancelled)
+        try:
+            await entry.workflow.acancel_run(run_id, by=user, reason=f"Cancelled by <@{user}>")
+        except RunNotPausedError as exc:
+            await self.gateway.tell(channel, user, f"Cannot cancel: {exc}", response_url=response_url)
+            return
+        await self.runner.outbox.deliver(run_id)

@@ -13,9 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import blocks as ui
-from bot.registry import BotWorkflow
+from bot.access import Access
+from bot.background import Background
+from bot.gateway import SlackGateway
+from bot.presenter import Presenter
+from bot.registry import BotWorkflow, Registry
 from bot.runner import Runner
-from bot.store import Card, PauseMessage
+from bot.store import BotStore, Card, PauseMessage
 from kern.exceptions import RunNotPausedError
 from kern.run.agent import RunRequirement
 from kern.run.requirement import StepRequirement
@@ -41,10 +45,23 @@ def now_text(user: str | None, verb: str) -> str:
 class Interactions:
     """The handlers behind every interactive element the bot posts."""
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        registry: Registry,
+        store: BotStore,
+        gateway: SlackGateway,
+        background: Background,
+        access: Access,
+        presenter: Presenter,
+    ) -> None:
         self.runner = runner
-        self.store = runner.store
-        self.registry = runner.registry
+        self.registry = registry
+        self.store = store
+        self.gateway = gateway
+        self.background = background
+        self.access = access
+        self.presenter = presenter
 
     # ----- loading and permission ---------------------------------------------------------------
     async def load(self, requirement_id: str) -> Loaded | str:
@@ -64,32 +81,15 @@ class Interactions:
             )
         return Loaded(entry, card, pause, run, req)
 
-    async def refusal(self, loaded: Loaded, user: str) -> str | None:
-        """Why `user` may not answer this run's pauses, or None if they may."""
-        rules = loaded.entry.approvers
-        if rules.forbid_self_approval and user == loaded.card.started_by:
-            return "You started this run, so someone else has to answer it."
-        if rules.anyone or user in rules.users:
-            return None
-        for group in rules.groups:
-            members = await self.runner.slack("usergroups_users_list", usergroup=group)
-            if members and user in members.get("users", []):
-                return None
-        if rules.channel_members:
-            members = await self.runner.slack("conversations_members", channel=loaded.card.channel)
-            if members and user in members.get("members", []):
-                return None
-        return f"Only {rules.describe()} may answer this."
-
     async def _ready(self, body: dict[str, Any], requirement_id: str) -> Loaded | None:
         user, channel, thread = _who_where(body)
         loaded = await self.load(requirement_id)
         if isinstance(loaded, str):
-            await self.runner.tell(channel, user, loaded, thread, body.get("response_url"))
+            await self.gateway.tell(channel, user, loaded, thread, body.get("response_url"))
             return None
-        refusal = await self.refusal(loaded, user)
+        refusal = await self.access.may_answer(loaded.entry, loaded.card, user)
         if refusal:
-            await self.runner.tell(
+            await self.gateway.tell(
                 channel or loaded.card.channel, user, refusal, thread or loaded.card.ts, body.get("response_url")
             )
             return None
@@ -97,45 +97,38 @@ class Interactions:
 
     # ----- resolving --------------------------------------------------------------------------------
     async def decide(
-        self, body: dict[str, Any], requirement_id: str, apply: Callable[[StepRequirement, str], str]
+        self, body: dict[str, Any], requirement_id: str, apply: Callable[[StepRequirement, str], None]
     ) -> None:
-        """Apply a decision (`apply(req, user)` resolves it and returns the outcome text) and continue."""
+        """Apply a decision (`apply(req, user)` resolves the pause or raises ValueError) and continue the
+        run. The decided message is owed by the same transaction that records the decision."""
         loaded = await self._ready(body, requirement_id)
         if loaded is None:
             return
         user = body["user"]["id"]
         try:
-            outcome = apply(loaded.req, user)
+            apply(loaded.req, user)
         except ValueError as exc:
-            await self.runner.tell(loaded.card.channel, user, str(exc), loaded.card.ts, body.get("response_url"))
+            await self.gateway.tell(loaded.card.channel, user, str(exc), loaded.card.ts, body.get("response_url"))
             return
-        await self.resume(loaded, user, outcome, body.get("response_url"))
+        await self.resume(loaded, user, body.get("response_url"))
 
-    async def resume(self, loaded: Loaded, user: str, outcome: str, response_url: str | None = None) -> None:
-        async def on_continued() -> None:
-            await self.runner.close_pause(loaded.entry, loaded.req, user, outcome)
-
+    async def resume(self, loaded: Loaded, user: str, response_url: str | None = None) -> None:
         events = loaded.entry.workflow.acontinue_run(loaded.run, stream=True, stream_events=True)
         try:
-            await self.runner.follow(loaded.entry, loaded.card, events, on_continued)  # type: ignore[arg-type]
+            await self.runner.follow(loaded.entry, loaded.card, events)  # type: ignore[arg-type]
         except RunNotPausedError as exc:
             run = await loaded.entry.workflow.aget_run(loaded.run.run_id)
             text = already_answered(run, loaded.req.requirement_id) or str(exc)
-            await self.runner.tell(loaded.card.channel, user, text, loaded.card.ts, response_url)
+            await self.gateway.tell(loaded.card.channel, user, text, loaded.card.ts, response_url)
 
     # ----- buttons ----------------------------------------------------------------------------------
     def button(self, action_id: str) -> Callable[..., Awaitable[None]]:
         """The listener of a button that decides a pause outright (approve, reject, retry, skip)."""
-        resolve, emoji, verb = SIMPLE_DECISIONS[action_id]
+        resolve = SIMPLE_DECISIONS[action_id]
 
         async def on_click(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
             await ack()
-
-            def apply(req: StepRequirement, user: str) -> str:
-                resolve(req, user)
-                return f"{emoji} " + now_text(user, verb)
-
-            self.runner.spawn(self.decide(body, action["value"], apply))
+            self.background.spawn(self.decide(body, action["value"], resolve))
 
         return on_click
 
@@ -147,7 +140,7 @@ class Interactions:
         state = (body.get("state") or {}).get("values", {}).get(ui.ROUTE_BLOCK, {}).get(ui.ROUTE_PICK, {})
         picked = state.get("selected_options") or ([state["selected_option"]] if state.get("selected_option") else [])
 
-        def apply(req: StepRequirement, user: str) -> str:
+        def apply(req: StepRequirement, user: str) -> None:
             choices = req.available_choices or []
             names = [
                 choices[int(o["value"])] for o in picked if o["value"].isdigit() and int(o["value"]) < len(choices)
@@ -155,17 +148,25 @@ class Interactions:
             if not names:
                 raise ValueError("Choose a route first, then click Continue.")
             req.select(*names, by=user)
-            return ":twisted_rightwards_arrows: " + now_text(user, f"Chose {', '.join(names)}")
 
-        self.runner.spawn(self.decide(body, action["value"], apply))
+        self.background.spawn(self.decide(body, action["value"], apply))
 
     # ----- modals: open fast, fill in after --------------------------------------------------------
-    async def _open(self, body: dict[str, Any], requirement_id: str, build: Callable[[Loaded], dict[str, Any]]) -> None:
-        opened = await self.runner.slack("views_open", trigger_id=body["trigger_id"], view=ui.loading_modal())
+    async def _open(
+        self,
+        body: dict[str, Any],
+        requirement_id: str,
+        build: Callable[[Loaded], dict[str, Any]],
+        *,
+        reading: bool = False,
+    ) -> None:
+        """Open a modal at once (a loading view: the trigger expires in 3 s), then fill it in once the pause
+        is loaded and the user's right to answer it (or, `reading`, to read the run) is checked."""
+        opened = await self.gateway.call("views_open", trigger_id=body["trigger_id"], view=ui.loading_modal())
         loaded = await self.load(requirement_id)
         if opened is None:
             user, channel, thread = _who_where(body)
-            await self.runner.tell(
+            await self.gateway.tell(
                 channel,
                 user,
                 "Slack would not open the form (it took too long); click again.",
@@ -177,13 +178,14 @@ class Interactions:
         if isinstance(loaded, str):
             new = ui.info_modal("Not available", loaded)
         else:
-            refusal = await self.refusal(loaded, body["user"]["id"])
+            check = self.access.may_read if reading else self.access.may_answer
+            refusal = await check(loaded.entry, loaded.card, body["user"]["id"])
             new = ui.info_modal("Not allowed", refusal) if refusal else build(loaded)
-        await self.runner.slack("views_update", view_id=view["id"], hash=view.get("hash"), view=new)
+        await self.gateway.call("views_update", view_id=view["id"], hash=view.get("hash"), view=new)
 
     async def on_open_input(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
-        self.runner.spawn(
+        self.background.spawn(
             self._open(
                 body,
                 action["value"],
@@ -198,7 +200,7 @@ class Interactions:
 
     async def on_open_edit(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
-        self.runner.spawn(
+        self.background.spawn(
             self._open(
                 body,
                 action["value"],
@@ -215,7 +217,7 @@ class Interactions:
 
     async def on_open_feedback(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
-        self.runner.spawn(
+        self.background.spawn(
             self._open(
                 body,
                 action["value"],
@@ -233,19 +235,22 @@ class Interactions:
         await ack()
         value = action["value"]
         if value.startswith("run:"):
-            opened = await self.runner.slack("views_open", trigger_id=body["trigger_id"], view=ui.loading_modal())
+            opened = await self.gateway.call("views_open", trigger_id=body["trigger_id"], view=ui.loading_modal())
             card = await self.store.card(value[4:])
             entry = self.registry.get(card.workflow) if card else None
-            if opened and entry:
-                run = await entry.workflow.aget_run(value[4:])
-                await self.runner.slack(
-                    "views_update",
-                    view_id=opened["view"]["id"],
-                    view=ui.full_text_modal("Output", ui.as_text(run.content)),
-                )
+            if opened and card and entry:
+                refusal = await self.access.may_read(entry, card, body["user"]["id"])
+                if refusal:
+                    new = ui.info_modal("Not allowed", refusal)
+                else:
+                    run = await entry.workflow.aget_run(value[4:])
+                    new = ui.full_text_modal("Output", ui.as_text(run.content))
+                await self.gateway.call("views_update", view_id=opened["view"]["id"], view=new)
             return
-        self.runner.spawn(
-            self._open(body, value, lambda ld: ui.full_text_modal("Output", ui.as_text(ld.req.step_output)))
+        self.background.spawn(
+            self._open(
+                body, value, lambda ld: ui.full_text_modal("Output", ui.as_text(ld.req.step_output)), reading=True
+            )
         )
 
     # ----- modal submissions --------------------------------------------------------------------------
@@ -271,37 +276,33 @@ class Interactions:
             return
         await ack()
 
-        def apply(req: StepRequirement, user: str) -> str:
+        def apply(req: StepRequirement, user: str) -> None:
             req.set_user_input(by=user, **values)
-            shown = ", ".join(f"{k}={ui.as_text(v)}" for k, v in (req.user_input or {}).items())
-            return ":memo: " + now_text(user, "Submitted") + f"\n{ui.quote(shown, 1500)}"
 
-        self.runner.spawn(self.decide(_as_action_body(body), loaded.req.requirement_id, apply))
+        self.background.spawn(self.decide(_as_action_body(body), loaded.req.requirement_id, apply))
 
     async def on_submit_edit(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         await ack()
         text = view["state"]["values"]["text"]["v"].get("value") or ""
 
-        def apply(req: StepRequirement, user: str) -> str:
+        def apply(req: StepRequirement, user: str) -> None:
             req.edit(text, by=user)
-            return ":pencil2: " + now_text(user, "Edited and approved")
 
-        self.runner.spawn(self.decide(_as_action_body(body), view["private_metadata"], apply))
+        self.background.spawn(self.decide(_as_action_body(body), view["private_metadata"], apply))
 
     async def on_submit_feedback(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         await ack()
         feedback = view["state"]["values"]["text"]["v"].get("value") or ""
 
-        def apply(req: StepRequirement, user: str) -> str:
+        def apply(req: StepRequirement, user: str) -> None:
             req.reject(feedback=feedback, by=user)
-            return ":leftwards_arrow_with_hook: " + now_text(user, "Sent back") + f": {ui.quote(feedback, 1500)}"
 
-        self.runner.spawn(self.decide(_as_action_body(body), view["private_metadata"], apply))
+        self.background.spawn(self.decide(_as_action_body(body), view["private_metadata"], apply))
 
     # ----- tool calls (executor pauses) -----------------------------------------------------------------
     async def on_tool_ok(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
-        self.runner.spawn(
+        self.background.spawn(
             self.tool_decision(
                 body,
                 action["value"],
@@ -312,7 +313,7 @@ class Interactions:
     async def on_tool_no(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         rid, _index = _split(action["value"])
-        self.runner.spawn(
+        self.background.spawn(
             self._open(
                 body,
                 rid,
@@ -330,7 +331,7 @@ class Interactions:
     async def on_tool_input(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         rid, index = _split(action["value"])
-        self.runner.spawn(
+        self.background.spawn(
             self._open(
                 body,
                 rid,
@@ -347,7 +348,7 @@ class Interactions:
     async def on_tool_result(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         rid, index = _split(action["value"])
-        self.runner.spawn(
+        self.background.spawn(
             self._open(
                 body,
                 rid,
@@ -365,7 +366,7 @@ class Interactions:
     async def on_submit_tool_note(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         await ack()
         note = view["state"]["values"]["text"]["v"].get("value") or None
-        self.runner.spawn(
+        self.background.spawn(
             self.tool_decision(
                 _as_action_body(body),
                 view["private_metadata"],
@@ -396,7 +397,7 @@ class Interactions:
             )
             return
         await ack()
-        self.runner.spawn(
+        self.background.spawn(
             self.tool_decision(
                 _as_action_body(body),
                 view["private_metadata"],
@@ -407,7 +408,7 @@ class Interactions:
     async def on_submit_tool_result(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         await ack()
         result = view["state"]["values"]["text"]["v"].get("value") or ""
-        self.runner.spawn(
+        self.background.spawn(
             self.tool_decision(
                 _as_action_body(body),
                 view["private_metadata"],
@@ -433,11 +434,11 @@ class Interactions:
         try:
             summary = apply(calls[index], user)
         except ValueError as exc:
-            await self.runner.tell(loaded.card.channel, user, str(exc), loaded.card.ts, body.get("response_url"))
+            await self.gateway.tell(loaded.card.channel, user, str(exc), loaded.card.ts, body.get("response_url"))
             return
         if not await self.store.record_tool_decision(rid, index, calls[index].to_dict(), user, summary):
             decided = (await self.store.tool_decisions(rid)).get(index, {})
-            await self.runner.tell(
+            await self.gateway.tell(
                 loaded.card.channel,
                 user,
                 f"Already answered: {decided.get('summary', '')}",
@@ -447,25 +448,21 @@ class Interactions:
             return
         decisions = await self.store.tool_decisions(rid)
         if len(decisions) < len(calls):  # others still wait: show this one as decided
-            fallback, blocks = self.runner.pause_view(
+            await self.presenter.show_tool_decisions(
                 loaded.entry, loaded.req, {i: d["summary"] for i, d in decisions.items()}
-            )
-            await self.runner.slack(
-                "chat_update", channel=loaded.pause.channel, ts=loaded.pause.ts, text=fallback, blocks=blocks
             )
             return
         loaded.req.executor_requirements = [
             RunRequirement.from_dict(decisions[i]["decision"]) for i in range(len(calls))
         ]
-        outcome = "\n".join(f"`{c.tool_execution.tool_name}`: {decisions[i]['summary']}" for i, c in enumerate(calls))
-        await self.resume(loaded, user, outcome, body.get("response_url"))
+        await self.resume(loaded, user, body.get("response_url"))
 
 
-SIMPLE_DECISIONS: dict[str, tuple[Callable[[StepRequirement, str], None], str, str]] = {
-    ui.CONFIRM: (lambda req, user: req.confirm(by=user), ":white_check_mark:", "Approved"),
-    ui.REJECT: (lambda req, user: req.reject(by=user), ":no_entry_sign:", "Rejected"),
-    ui.RETRY: (lambda req, user: req.retry(by=user), ":repeat:", "Retry requested"),
-    ui.SKIP: (lambda req, user: req.skip(by=user), ":fast_forward:", "Skipped"),
+SIMPLE_DECISIONS: dict[str, Callable[[StepRequirement, str], None]] = {
+    ui.CONFIRM: lambda req, user: req.confirm(by=user),
+    ui.REJECT: lambda req, user: req.reject(by=user),
+    ui.RETRY: lambda req, user: req.retry(by=user),
+    ui.SKIP: lambda req, user: req.skip(by=user),
 }
 
 

@@ -28,3 +28,38 @@ class Approvers:
             parts.append("members of this channel")
         who = ", ".join(parts) if parts else "anyone"
         return who + (" (not the person who started the run)" if self.forbid_self_approval else "")
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who may do one thing with a workflow's runs (start, cancel or read them).
+
+    Anyone listed qualifies: `users`, members of `groups`, members of the run's channel
+    (`channel_members`; for starting, the channel the command is typed in), the person who started the
+    run (`starter`), and those who may answer its pauses (`approvers`, per the workflow's `Approvers`).
+    `anyone=True` lets everybody.
+    """
+
+    anyone: bool = False
+    users: tuple[str, ...] = field(default_factory=tuple)
+    groups: tuple[str, ...] = field(default_factory=tuple)
+    channel_members: bool = False
+    starter: bool = False
+    approvers: bool = False
+
+    def describe(self, approvers: Approvers) -> str:
+        if self.anyone or (self.approvers and approvers.anyone):
+            return "anyone"
+        parts = [f"<@{u}>" for u in self.users] + [f"<!subteam^{g}>" for g in self.groups]
+        if self.starter:
+            parts.append("the person who started the run")
+        if self.approvers:
+            parts.append(f"those who may answer it ({approvers.describe()})")
+        if self.channel_members:
+            parts.append("members of the run's channel")
+        return ", ".join(parts) or "nobody"
+
+
+ANYONE = Audience(anyone=True)
+STARTER_AND_APPROVERS = Audience(starter=True, approvers=True)
+CHANNEL_STARTER_AND_APPROVERS = Audience(channel_members=True, starter=True, approvers=True)

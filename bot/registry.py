@@ -8,19 +8,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.config import SettingsError
-from bot.policy import Approvers
+from bot.policy import ANYONE, CHANNEL_STARTER_AND_APPROVERS, STARTER_AND_APPROVERS, Approvers, Audience
 from kern.db.base import BaseDb
 from kern.workflow import Workflow
 
 
 @dataclass
 class BotWorkflow:
-    """A workflow as the bot offers it: its command name, a description and who may answer it."""
+    """A workflow as the bot offers it: its command name, a description, and who may do what.
+
+    `approvers` may answer its pauses. By default anyone may start it (`starters`); the person who
+    started a run and its approvers may cancel it (`cancellers`); members of the run's channel, the
+    starter and the approvers may read its output (`readers`).
+    """
 
     workflow: Workflow
     name: str = ""
     description: str = ""
     approvers: Approvers = field(default_factory=Approvers)
+    starters: Audience = ANYONE
+    cancellers: Audience = STARTER_AND_APPROVERS
+    readers: Audience = CHANNEL_STARTER_AND_APPROVERS
 
     def __post_init__(self) -> None:
         self.name = self.name or self.workflow.name

@@ -33,6 +33,20 @@ def create_bot(settings: Settings) -> KernBot:
     return build_bot(registry, client, settings.signing_secret)
 
 
+@contextlib.asynccontextmanager
+async def serving(bot: KernBot) -> AsyncIterator[None]:
+    """While a bot process serves: its tables exist, one Slack connection pool is open; on the way out,
+    background work gets 10 s to finish and is then cancelled (runs are durable: another process takes
+    over a run left RUNNING once its lease expires)."""
+    await bot.store.ready()
+    async with bot.gateway.pooled():
+        try:
+            yield
+        finally:
+            await bot.background.idle(10)
+            await bot.background.cancel_all()
+
+
 def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0) -> web.Application:
     """An aiohttp application serving Slack's requests; the sweeper runs while it is up."""
 
@@ -50,26 +64,26 @@ def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0) -> web.Applicat
             ):
                 return web.json_response({"error": "invalid request"}, status=401)
             query = request.query_string
-            bot.runner.defer(
+            bot.background.defer(
                 lambda: bot.app.async_dispatch(AsyncBoltRequest(body=body.decode(), query=query, headers=headers))
             )
             return web.Response(status=200)
         return await to_aiohttp_response(await bot.app.async_dispatch(await to_bolt_request(request)))
 
     async def health(_request: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "workflows": sorted(bot.runner.registry.entries)})
+        return web.json_response({"ok": True, "workflows": sorted(bot.registry.entries)})
 
     async def slack_session(app: web.Application) -> AsyncIterator[None]:
-        async with bot.runner.pooled():
+        async with serving(bot):
             yield
 
     async def sweeper(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(sweep_forever(bot.runner, sweep_interval))
+        task = asyncio.create_task(sweep_forever(bot.runner, bot.registry, sweep_interval))
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await bot.runner.idle(10)
+        await bot.background.idle(10)
 
     app = web.Application()
     app[BOT_KEY] = bot

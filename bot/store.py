@@ -55,6 +55,27 @@ tool_decisions = sa.Table(
 )
 
 
+# What the bot owes Slack: a row per message to post or update, written in the transaction that makes it
+# owed (see bot/outbox.py), delivered until Slack accepts it.
+outbox = sa.Table(
+    "kern_bot_outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # pause | card | close
+    sa.Column("requirement_id", sa.String(64)),
+    sa.Column("detail", sa.JSON),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | done
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_at", sa.Float, nullable=False),
+    sa.Column("claimed_until", sa.Float),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    # The deliverer's query: pending messages that are due.
+    sa.Index("ix_kern_bot_outbox_due", "status", "next_at"),
+)
+
+
 @dataclass
 class Card:
     run_id: str
@@ -63,6 +84,18 @@ class Card:
     ts: str
     started_by: str
     input: str | None = None
+
+
+@dataclass
+class OwedMessage:
+    """One outbox row: what to show (`kind`) about which run and pause."""
+
+    id: int
+    run_id: str
+    kind: str
+    requirement_id: str | None
+    detail: dict[str, Any] | None
+    attempts: int
 
 
 @dataclass
@@ -84,6 +117,10 @@ class BotStore:
 
     async def _tx(self, body: Any, write: bool = True) -> Any:
         return await self.db.run_transaction(body, write=write, tables=metadata)
+
+    async def ready(self) -> None:
+        """Make sure the bot's tables exist (kern's transactions write the outbox from then on)."""
+        await self._tx(lambda c: None)
 
     async def save_card(self, card: Card) -> None:
         await self._tx(lambda c: c.execute(cards.insert().values(**vars(card), created_at=time.time())))
@@ -192,3 +229,102 @@ class BotStore:
             write=False,
         )
         return {r[0]: {"decision": r[1], "by": r[2], "summary": r[3]} for r in rows}
+
+    # ----- the outbox -------------------------------------------------------------------------------
+    @staticmethod
+    def owe(conn: Connection, run_id: str, kind: str, requirement_id: str | None = None, detail: Any = None) -> None:
+        """Record a message owed to Slack, inside the caller's transaction."""
+        now = time.time()
+        conn.execute(
+            outbox.insert().values(
+                run_id=run_id,
+                kind=kind,
+                requirement_id=requirement_id,
+                detail=detail,
+                status="pending",
+                attempts=0,
+                next_at=now,
+                created_at=now,
+            )
+        )
+
+    async def claim_owed(self, run_id: str | None, *, hold: float, limit: int = 100) -> list[OwedMessage]:
+        """Take due messages for delivery (of one run, or of any), oldest first, for `hold` seconds: another
+        process skips them meanwhile, and takes them once the hold expires (this one died)."""
+        c = outbox.c
+
+        def body(conn: Connection) -> list[OwedMessage]:
+            now = time.time()
+            query = (
+                sa.select(c.id, c.run_id, c.kind, c.requirement_id, c.detail, c.attempts)
+                .where(c.status == "pending", c.next_at <= now)
+                .where(sa.or_(c.claimed_until.is_(None), c.claimed_until < now))
+                .order_by(c.id)
+                .limit(limit)
+            )
+            if run_id is not None:
+                query = query.where(c.run_id == run_id)
+            taken = []
+            for row in conn.execute(query).all():
+                claimed = conn.execute(
+                    outbox.update()
+                    .where(c.id == row.id, sa.or_(c.claimed_until.is_(None), c.claimed_until < now))
+                    .values(claimed_until=now + hold)
+                )
+                if claimed.rowcount == 1:
+                    taken.append(OwedMessage(*row))
+            return taken
+
+        return await self._tx(body)
+
+    async def delivered(self, message: OwedMessage, pause_ts: str | None = None, channel: str | None = None) -> None:
+        """Mark a message delivered; for a posted pause, remember where its message is (once)."""
+
+        def body(conn: Connection) -> None:
+            conn.execute(outbox.update().where(outbox.c.id == message.id).values(status="done", claimed_until=None))
+            if pause_ts is not None and message.requirement_id is not None:
+                updated = conn.execute(
+                    pauses.update().where(pauses.c.requirement_id == message.requirement_id).values(ts=pause_ts)
+                )
+                if updated.rowcount == 0:
+                    conn.execute(
+                        pauses.insert().values(
+                            requirement_id=message.requirement_id,
+                            run_id=message.run_id,
+                            channel=channel or "",
+                            ts=pause_ts,
+                            status="open",
+                            posted_at=time.time(),
+                        )
+                    )
+
+        await self._tx(body)
+
+    async def retry_owed(self, message: OwedMessage, *, at: float, error: str, count: bool = True) -> None:
+        """Leave a message pending, to be tried again at `at` (`count`: this was a failed attempt)."""
+        attempts = outbox.c.attempts + (1 if count else 0)
+        await self._tx(
+            lambda conn: conn.execute(
+                outbox.update()
+                .where(outbox.c.id == message.id)
+                .values(attempts=attempts, next_at=at, claimed_until=None, error=error[:500])
+            )
+        )
+
+    async def pause_still_owed(self, requirement_id: str) -> bool:
+        """True while the message of this pause is still waiting to be posted."""
+        c = outbox.c
+        query = sa.select(c.id).where(c.requirement_id == requirement_id, c.kind == "pause", c.status == "pending")
+        return await self._tx(lambda conn: conn.execute(query).first() is not None, write=False)
+
+    async def owed(self, run_id: str) -> list[dict[str, Any]]:
+        """Every outbox row of a run, oldest first (for tests and operators)."""
+        return await self._tx(
+            lambda conn: [
+                dict(r)
+                for r in conn.execute(
+                    sa.select(outbox).where(outbox.c.run_id == run_id).order_by(outbox.c.id)
+                ).mappings()
+            ],
+            write=False,
+        )

@@ -1,51 +1,65 @@
-"""Deadlines fire without any click: apply `on_timeout` to pauses past their deadline, then show it.
+"""What a bot process does every sweep, whatever else it is doing: nothing is left waiting on a process
+that died or on a Slack call that failed.
 
-Safe with several bot processes on one database: kern's expiry is a compare-and-set, so exactly one
-process moves each run on, and only that process updates Slack for it.
+- Deadlines: pauses past their deadline get their `on_timeout` applied, with nobody clicking.
+- Recovery: runs whose process died (their lease expired) are taken over and followed here.
+- The outbox: messages still owed to Slack (a failed call, a crash before sending) are delivered.
+
+Each part is one indexed query when there is nothing to do, and safe with several bot processes on one
+database: expiry and takeover are kern's compare-and-set claims, outbox rows are claimed before sending.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 import kern
-from bot import blocks as ui
+from bot.registry import Registry
 from bot.runner import Runner
-from kern.workflow.types import OnTimeout
+from kern.exceptions import RunNotPausedError
 
 log = logging.getLogger("kern_bot")
 
 
-async def sweep_once(runner: Runner, now: float | None = None) -> int:
-    """Expire what is due; returns how many runs moved on."""
-    moved = await kern.expire_due(runner.registry.db, runner.registry.workflows, now=now)
-    for run in moved:
-        card = await runner.store.card(run.run_id)
-        entry = runner.registry.by_workflow_name(run.workflow_name)
-        if card is None or entry is None:
-            continue
-        for req in run.step_requirements:
-            if req.timed_out:
-                what = {OnTimeout.approve: "approved", OnTimeout.reject: "rejected"}.get(req.on_timeout, "cancelled")  # type: ignore[arg-type]
-                await runner.close_pause(
-                    entry,
-                    req,
-                    None,
-                    f":alarm_clock: Nobody answered in time: {what} automatically at {ui.slack_time(time.time())}",
-                )
-        await runner.present(entry, card, run)
-    return len(moved)
+async def take_over(runner: Runner, registry: Registry, run_id: str) -> bool:
+    """Continue a run whose process died, following it here; False if another process got it first."""
+    stored = await registry.db.load_run(run_id)
+    entry = registry.by_workflow_name(stored.workflow_name)
+    if entry is None:
+        return False
+    card = await runner.store.card(run_id)
+    try:
+        if card is None:  # started outside the bot: finish it, nothing to show
+            await entry.workflow.acontinue_run(run_id=run_id)
+        else:
+            events = entry.workflow.acontinue_run(run_id=run_id, stream=True, stream_events=True)
+            await runner.follow(entry, card, events)  # type: ignore[arg-type]
+    except RunNotPausedError:
+        return False
+    log.info("took over run %s (its process had stopped)", run_id)
+    return True
 
 
-async def sweep_forever(runner: Runner, interval: float = 1.0) -> None:
+async def sweep_once(runner: Runner, registry: Registry, now: float | None = None) -> int:
+    """One sweep; returns how many runs moved on by deadline plus how many orphans it began to take over
+    (each takeover goes on in the background)."""
+    moved = len(await kern.expire_due(registry.db, registry.workflows, now=now))
+    names = [w.name for w in registry.workflows]
+    for run_id in await registry.db.orphaned_runs(names):  # leases expire by the real clock, as claims judge them
+        runner.background.spawn(take_over(runner, registry, run_id))
+        moved += 1
+    await runner.outbox.deliver()
+    return moved
+
+
+async def sweep_forever(runner: Runner, registry: Registry, interval: float = 1.0) -> None:
     """The background task: sweep every `interval` seconds until cancelled."""
     while True:
         try:
-            await sweep_once(runner)
+            await sweep_once(runner, registry)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("deadline sweep failed")
+            log.exception("sweep failed")
         await asyncio.sleep(interval)

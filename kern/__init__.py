@@ -8,7 +8,7 @@ from kern.exceptions import (
     RunNotFoundError,
     RunNotPausedError,
 )
-from kern.workflow.timeouts import expire_due
+from kern.workflow.timeouts import expire_due, recover_orphans
 
 __version__ = "0.1.0"
 
@@ -21,4 +21,5 @@ __all__ = [
     "RunNotPausedError",
     "__version__",
     "expire_due",
+    "recover_orphans",
 ]

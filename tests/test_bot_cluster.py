@@ -62,10 +62,12 @@ async def test_two_bot_processes_on_one_postgres(tmp_path: Path) -> None:
                 lambda: "it is approved automatically" in json.dumps(list(slack.messages.values())[-1].blocks)
             )
             later = time.time() + 60
-            moved = await asyncio.gather(sweep_once(bot_a.runner, now=later), sweep_once(bot_b.runner, now=later))
+            moved = await asyncio.gather(
+                sweep_once(bot_a.runner, bot_a.registry, now=later), sweep_once(bot_b.runner, bot_b.registry, now=later)
+            )
             assert sorted(moved) == [0, 1]  # exactly one replica applied the deadline
-            await bot_a.runner.idle()
-            await bot_b.runner.idle()
+            await bot_a.background.idle()
+            await bot_b.background.idle()
             card = next(m for m in slack.messages.values() if m.thread_ts is None)
             assert "two done" in json.dumps(card.blocks)
             decided = [m for m in slack.messages.values() if "Nobody answered in time" in json.dumps(m.blocks)]
@@ -87,12 +89,12 @@ async def test_restart_with_a_pending_deadline(db_kind: str, tmp_path: Path) -> 
         )
         await slack.click(ui.CONFIRM)
         await slack.until(lambda: "approved automatically" in json.dumps(list(slack.messages.values())[-1].blocks))
-        await bot.runner.idle()
+        await bot.background.idle()
         await server.cleanup()  # the bot process goes away with a deadline pending
         fresh, server2, _url2 = await start_bot(slack, timed_registry(make_db(db_kind, tmp_path), name))
         try:
-            assert await sweep_once(fresh.runner, now=time.time() + 60) == 1
-            await fresh.runner.idle()
+            assert await sweep_once(fresh.runner, fresh.registry, now=time.time() + 60) == 1
+            await fresh.background.idle()
             card = next(m for m in slack.messages.values() if m.thread_ts is None)
             assert "two done" in json.dumps(card.blocks) and "Completed" in json.dumps(card.blocks)
         finally:
@@ -161,21 +163,21 @@ async def test_tool_call_cards(db_kind: str, tmp_path: Path, model_server: FakeO
             card_json = json.dumps(list(slack.messages.values())[-1].blocks)
             assert "wants to call `deploy`" in card_json and "api &lt;v2&gt;" in card_json
             await slack.click(ui.TOOL_OK, user="U2")
-            await bot.runner.idle()
+            await bot.background.idle()
             assert "Approved by <@U2>" in json.dumps(list(slack.messages.values())[-1].blocks)
             await slack.click(ui.TOOL_INPUT, user="U2")
-            await bot.runner.idle()
+            await bot.background.idle()
             view = slack.last_view()
             assert [b["label"]["text"] for b in view["blocks"] if b["type"] == "input"] == ["ticket"]
             await slack.submit(view["id"], {"f0": {"v": {"type": "plain_text_input", "value": "CHG-7"}}}, user="U2")
-            await bot.runner.idle()
+            await bot.background.idle()
             await slack.click(ui.TOOL_RESULT, user="U3")
-            await bot.runner.idle()
+            await bot.background.idle()
             result_view = slack.last_view()
             await slack.submit(
                 result_view["id"], {"text": {"v": {"type": "plain_text_input", "value": "migrated"}}}, user="U3"
             )
-            await bot.runner.idle()
+            await bot.background.idle()
             card = next(m for m in slack.messages.values() if m.thread_ts is None)
             assert "deployed api &lt;v2&gt; to prod &amp; eu | change CHG-7: ship *it* | migrated" in json.dumps(
                 card.blocks
@@ -183,7 +185,7 @@ async def test_tool_call_cards(db_kind: str, tmp_path: Path, model_server: FakeO
             assert sent == ["api <v2>"]
             assert [c for c in slack.calls if not c[2].get("ok")] == []
         finally:
-            await bot.runner.idle()
+            await bot.background.idle()
             await server.cleanup()
 
 

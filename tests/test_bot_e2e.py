@@ -16,11 +16,11 @@ from aiohttp import web
 
 from bot import blocks as ui
 from bot.app import KernBot, build_bot, make_client
+from bot.background import MAX_DEFER, QUIET
 from bot.devslack import DevSlack
 from bot.examples import example_workflows
 from bot.policy import Approvers
 from bot.registry import BotWorkflow, Registry
-from bot.runner import MAX_DEFER, QUIET
 from bot.server import create_web_app
 from bot.sweeper import sweep_once
 from kern.db.base import BaseDb
@@ -74,13 +74,13 @@ async def env(db_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> A
         try:
             yield Env(slack, bot, db)
         finally:
-            await bot.runner.idle(10)
+            await bot.background.idle(10)
             await runner.cleanup()
 
 
 async def settle(env: Env) -> None:
     await asyncio.sleep(0.05)
-    await env.bot.runner.idle(15)
+    await env.bot.background.idle(15)
 
 
 async def run(env: Env, text: str, user: str = "U1") -> Any:
@@ -242,19 +242,19 @@ async def test_deadline_fires_without_a_click(env: Env) -> None:
     card = await run(env, "timed")
     pause = env.slack.thread(card.ts)[-1]
     assert "it is approved automatically" in json.dumps(pause.blocks)
-    assert await sweep_once(env.bot.runner) == 0  # not due yet
-    assert await sweep_once(env.bot.runner, now=time.time() + 120) == 1
+    assert await sweep_once(env.bot.runner, env.bot.registry) == 0  # not due yet
+    assert await sweep_once(env.bot.runner, env.bot.registry, now=time.time() + 120) == 1
     await settle(env)
     assert "Nobody answered in time: approved automatically" in json.dumps(env.slack.messages[pause.ts].blocks)
     assert "Rolled out" in env.card_text()
-    assert await sweep_once(env.bot.runner, now=time.time() + 120) == 0  # exactly once
+    assert await sweep_once(env.bot.runner, env.bot.registry, now=time.time() + 120) == 0  # exactly once
 
 
 async def test_status_and_cancel(env: Env) -> None:
     await run(env, "deploy db")
     # the full id is on the pause message button; find it through the bot's store
     pause_value = env.slack.find(ui.CONFIRM)[1]["value"]
-    pause = await env.bot.runner.store.pause(pause_value)
+    pause = await env.bot.store.pause(pause_value)
     assert pause is not None
     _, body, _ = await env.slack.command(f"status {pause.run_id}")
     assert "waiting at deploy (confirmation)" in body
@@ -409,7 +409,7 @@ async def test_replies_reach_a_channel_the_bot_is_not_in(env: Env) -> None:
 
 async def test_deferred_click_work_starts_under_constant_load(env: Env) -> None:
     """Click work waits for a pause between clicks, but never longer than MAX_DEFER."""
-    runner = env.bot.runner
+    runner = env.bot.background
     loop = asyncio.get_running_loop()
     started: list[float] = []
 

@@ -133,7 +133,7 @@ async def test_channel_members_rule(tmp_path: Path) -> None:
             await slack.command("run members")
             await slack.until(lambda: any("Approval needed" in json.dumps(m.blocks) for m in slack.messages.values()))
             await slack.click(ui.CONFIRM, user="UOUT")
-            await bot.runner.idle()
+            await bot.background.idle()
             assert slack.ephemeral[-1] == {
                 "channel": "C1",
                 "user": "UOUT",
@@ -141,7 +141,7 @@ async def test_channel_members_rule(tmp_path: Path) -> None:
                 "thread_ts": slack.ephemeral[-1]["thread_ts"],
             }
             await slack.click(ui.CONFIRM, user="UIN")
-            await bot.runner.idle()
+            await bot.background.idle()
             card = next(m for m in slack.messages.values() if m.thread_ts is None)
             assert "Completed" in json.dumps(card.blocks)
         finally:
@@ -170,7 +170,7 @@ async def test_socket_mode(tmp_path: Path) -> None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            await bot.runner.idle()
+            await bot.background.idle()
 
 
 def test_user_text_is_shown_as_written() -> None:

@@ -28,7 +28,7 @@ async def dev_page(
         slack.bot_endpoint = url
         async with aiohttp.ClientSession(base_url=slack.base_url) as http:
             yield slack, http
-        await bot.runner.idle()
+        await bot.background.idle()
         await server.cleanup()
 
 

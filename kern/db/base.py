@@ -11,7 +11,7 @@ import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -80,6 +80,21 @@ class StoredRun:
 
 
 @dataclass
+class RunChange:
+    """What one transaction did to a run, for watchers that keep their own records in step with it
+    (kern-bot's outbox): the run's new status, the pause it now waits at, the decisions it recorded."""
+
+    run_id: str
+    workflow_name: str | None
+    status: str
+    requirement_id: str | None = None
+    resolutions: list[Resolution] = field(default_factory=list)
+
+
+RunWatcher = Callable[[Connection, RunChange], None]
+
+
+@dataclass
 class Resolution:
     """A decision to record atomically with the claim of a paused run."""
 
@@ -117,6 +132,17 @@ class BaseDb(ABC):
         # The last state this process wrote for recent runs: a claim at that exact version can skip its
         # read (the compare-and-set on the version still catches anyone who moved the run since).
         self._recent: OrderedDict[str, StoredRun] = OrderedDict()
+        self._watchers: list[RunWatcher] = []
+
+    def watch(self, watcher: RunWatcher) -> None:
+        """Call `watcher(connection, change)` inside every transaction that changes a run's status (a
+        start, a pause, an end, a resume, a cancel, a takeover), so that what the watcher writes commits
+        or rolls back with the change itself. Checkpoints that keep a run RUNNING are not reported."""
+        self._watchers.append(watcher)
+
+    def _notify(self, conn: Connection, change: RunChange) -> None:
+        for watcher in self._watchers:
+            watcher(conn, change)
 
     def _remember(self, stored: StoredRun) -> None:
         self._recent[stored.run_id] = stored
@@ -232,6 +258,8 @@ class BaseDb(ABC):
                 )
                 if result.rowcount != 1:
                     raise LostOwnershipError(f"Run {run_id} was taken over by another process; this one stops.")
+            if self._watchers and (status != RUNNING or version == 0):
+                self._notify(conn, RunChange(run_id, output.get("workflow_name"), status, pause_id))
             for approval in approvals or []:
                 conn.execute(
                     _INSERT_APPROVAL,
@@ -279,8 +307,12 @@ class BaseDb(ABC):
         *,
         expected_version: int | None,
         prepare: Callable[[StoredRun], tuple[dict[str, Any], dict[str, Any], list[Resolution]]],
+        running_ok: bool = False,
     ) -> tuple[StoredRun, int]:
         """Take a paused run (or a running one whose owner's lease expired) for resumption.
+
+        `running_ok` also takes a run that is running with a live lease (a cancel): its owner's next
+        write then fails its compare-and-set (`LostOwnershipError`), so it stops at the next node.
 
         The row gets the status of the prepared output (RUNNING to resume; CANCELLED to cancel).
         `prepare(stored)` returns the new output and journal (with the decisions applied) and the
@@ -299,7 +331,7 @@ class BaseDb(ABC):
             if stored is None:
                 raise RunNotFoundError(f"No run with id {run_id!r} in this database.")
             now = time.time()
-            orphaned = stored.status == RUNNING and (stored.lease_until or 0) < now
+            orphaned = stored.status == RUNNING and (running_ok or (stored.lease_until or 0) < now)
             if (stored.status != PAUSED and not orphaned) or (
                 expected_version is not None and expected_version != stored.version
             ):
@@ -325,6 +357,8 @@ class BaseDb(ABC):
                 self._raise_not_claimable(self._read(conn, run_id) or stored, stored.version)
             for resolution in resolutions:
                 self._record_resolution(conn, stored, resolution)
+            if self._watchers:
+                self._notify(conn, RunChange(run_id, stored.workflow_name, status, None, resolutions))
             stored.output, stored.journal = output, journal
             return stored, stored.version + 1
 
@@ -441,6 +475,22 @@ class BaseDb(ABC):
             .limit(limit)
         )
         return await self._tx(lambda conn: [(r.run_id, r.requirement_id) for r in conn.execute(query)], write=False)
+
+    async def orphaned_runs(
+        self, workflow_names: Sequence[str], *, now: float | None = None, limit: int = 100
+    ) -> list[str]:
+        """Ids of running runs whose lease expired (their process died): an indexed query."""
+        query = (
+            sa.select(_runs.run_id)
+            .where(
+                _runs.status == RUNNING,
+                _runs.lease_until < (time.time() if now is None else now),
+                _runs.workflow_name.in_(list(workflow_names)),
+            )
+            .order_by(_runs.lease_until)
+            .limit(limit)
+        )
+        return await self._tx(lambda conn: [r.run_id for r in conn.execute(query)], write=False)
 
     async def audit_log(
         self, *, run_id: str | None = None, actor: str | None = None, limit: int = 1000

@@ -44,6 +44,8 @@ runs = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     # The deadline sweeper's query: paused runs whose deadline has passed.
     sa.Index("ix_kern_runs_due", "status", "deadline"),
+    # The recovery sweeper's query: running runs whose lease expired (their process died).
+    sa.Index("ix_kern_runs_lease", "status", "lease_until"),
 )
 
 audit = sa.Table(

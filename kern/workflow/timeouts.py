@@ -48,3 +48,33 @@ async def expire_due(
             continue  # not due by this host's clock after all; a later sweep takes it
         moved.append(result)  # type: ignore[arg-type]
     return moved
+
+
+async def recover_orphans(
+    db: BaseDb,
+    workflows: Iterable[Workflow] | Mapping[str, Workflow],
+    *,
+    now: float | None = None,
+    limit: int = 100,
+) -> list[WorkflowRunOutput]:
+    """Take over and finish (to their end or next pause) runs whose process died mid-step.
+
+    A running run holds a lease its process renews; once it has expired, this continues the run from its
+    journal (the step that was in flight runs again; completed steps do not). Cheap when there are none
+    (one indexed query), and safe from several processes: the takeover is a compare-and-set claim.
+    """
+    items = workflows.values() if isinstance(workflows, Mapping) else workflows
+    by_name = {w.name: w for w in items}
+    if not by_name:
+        return []
+    recovered: list[WorkflowRunOutput] = []
+    for run_id in await db.orphaned_runs(list(by_name), now=now, limit=limit):
+        stored = await db.load_run(run_id)
+        workflow = by_name.get(stored.workflow_name or "")
+        if workflow is None:
+            continue
+        try:
+            recovered.append(await workflow.acontinue_run(run_id=run_id))  # type: ignore[arg-type]
+        except RunNotPausedError:
+            continue  # another process took it over first
+    return recovered

@@ -21,7 +21,7 @@ from kern.run.workflow import (
     WorkflowStartedEvent,
 )
 from kern.workflow.engine import RunContext, drive
-from kern.workflow.node import Node, as_nodes
+from kern.workflow.node import Node, as_nodes, node_at
 
 Emit = Callable[[WorkflowEvent], Awaitable[None]]
 
@@ -228,23 +228,26 @@ class Workflow:
         return event_stream(resume) if stream else resume(None)
 
     async def acancel_run(self, run_id: str, *, by: str | None = None, reason: str | None = None) -> WorkflowRunOutput:
-        """Cancel a paused run (compare-and-set: a run someone resumed first is not touched).
+        """Cancel a paused or running run (compare-and-set: exactly one of concurrent callers wins).
 
-        Raises `RunNotPausedError` if the run is not paused (a running run cannot be interrupted).
+        A paused run is cancelled at its pause. A running run is cancelled at once in the database; the
+        process running it stops at its next node boundary (its next write fails its compare-and-set),
+        so nothing after the step in flight runs. A run whose process died is cancelled the same way.
+        Raises `RunNotPausedError` if the run already ended, `RunNotFoundError` for an unknown id.
         """
         reason = reason or "Cancelled" + (f" by {by}" if by else "")
 
         def prepare(stored: StoredRun) -> tuple[dict[str, Any], dict[str, Any], list[Resolution]]:
-            if stored.status != "PAUSED":
+            if stored.status not in ("PAUSED", "RUNNING"):
                 raise RunNotPausedError(
-                    f"Run {run_id} is {stored.status}; only a paused run can be cancelled.",
+                    f"Run {run_id} is {stored.status}; only a paused or running run can be cancelled.",
                     run_id=run_id,
                     status=stored.status,
                 )
             output = dict(stored.output)
             output["status"], output["content"] = RunStatus.CANCELLED.value, reason
             history = output.get("step_requirements") or [{}]
-            active = history[-1]
+            active = history[-1] if stored.status == "PAUSED" else {}
             resolution = Resolution(
                 requirement_id=active.get("requirement_id", ""),
                 status="cancelled",
@@ -257,11 +260,15 @@ class Workflow:
             )
             return output, stored.journal, [resolution]
 
-        stored, version = await self.db.claim(run_id, expected_version=None, prepare=prepare)
+        stored, version = await self.db.claim(run_id, expected_version=None, prepare=prepare, running_ok=True)
         return WorkflowRunOutput.from_dict(stored.output, version)
 
     def cancel_run(self, run_id: str, *, by: str | None = None, reason: str | None = None) -> WorkflowRunOutput:
         return run_sync(self.acancel_run(run_id, by=by, reason=reason))
+
+    def node_at(self, path: str) -> Node | None:
+        """The primitive at a step path (a requirement's `step_path`), or None if the tree has none there."""
+        return node_at(self.steps, path)
 
     # ----- sessions, runs, deadlines ------------------------------------------------------------------
     async def aget_run(self, run_id: str) -> WorkflowRunOutput:

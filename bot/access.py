@@ -1,0 +1,69 @@
+"""Who may do what, checked on every request from the database (the run's card: its channel and who
+started it) and Slack (group and channel membership), never from the request's payload."""
+
+from __future__ import annotations
+
+from bot.gateway import SlackGateway
+from bot.policy import Approvers, Audience
+from bot.registry import BotWorkflow
+from bot.store import Card
+
+
+class Access:
+    """Answers "may this user start / answer / cancel / read this run?" with None (yes) or the reason."""
+
+    def __init__(self, gateway: SlackGateway) -> None:
+        self.gateway = gateway
+
+    async def _listed(self, user: str, users: tuple[str, ...], groups: tuple[str, ...], channel: str | None) -> bool:
+        """`user` is in `users`, in one of `groups`, or (with `channel`) a member of that channel."""
+        if user in users:
+            return True
+        for group in groups:
+            members = await self.gateway.call("usergroups_users_list", usergroup=group)
+            if members and user in members.get("users", []):
+                return True
+        if channel:
+            members = await self.gateway.call("conversations_members", channel=channel)
+            if members and user in members.get("members", []):
+                return True
+        return False
+
+    async def _approver(self, rules: Approvers, user: str, card: Card) -> bool:
+        if rules.anyone:
+            return True
+        return await self._listed(user, rules.users, rules.groups, card.channel if rules.channel_members else None)
+
+    async def may_answer(self, entry: BotWorkflow, card: Card, user: str) -> str | None:
+        """Why `user` may not answer this run's pauses, or None if they may."""
+        rules = entry.approvers
+        if rules.forbid_self_approval and user == card.started_by:
+            return "You started this run, so someone else has to answer it."
+        if await self._approver(rules, user, card):
+            return None
+        return f"Only {rules.describe()} may answer this."
+
+    async def _in(self, audience: Audience, entry: BotWorkflow, user: str, card: Card | None, channel: str) -> bool:
+        if audience.anyone:
+            return True
+        if audience.starter and card is not None and user == card.started_by:
+            return True
+        if audience.approvers and card is not None and await self._approver(entry.approvers, user, card):
+            return True
+        where = (card.channel if card is not None else channel) if audience.channel_members else None
+        return await self._listed(user, audience.users, audience.groups, where)
+
+    async def may_start(self, entry: BotWorkflow, user: str, channel: str) -> str | None:
+        if await self._in(entry.starters, entry, user, None, channel):
+            return None
+        return f"Only {entry.starters.describe(entry.approvers)} may start `{entry.name}`."
+
+    async def may_cancel(self, entry: BotWorkflow, card: Card, user: str) -> str | None:
+        if await self._in(entry.cancellers, entry, user, card, card.channel):
+            return None
+        return f"Only {entry.cancellers.describe(entry.approvers)} may cancel this run."
+
+    async def may_read(self, entry: BotWorkflow, card: Card, user: str) -> str | None:
+        if await self._in(entry.readers, entry, user, card, card.channel):
+            return None
+        return f"Only {entry.readers.describe(entry.approvers)} may see this run."

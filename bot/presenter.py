@@ -1,0 +1,171 @@
+"""What the bot shows about a run: the run card, pause messages, and the decided form of a pause.
+
+Everything is rendered from the run as stored, at the moment it is sent, so a message delivered late
+(after a Slack error or a crash) shows the run as it is then, and sending it twice shows the same thing.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bot import blocks as ui
+from bot.gateway import SlackGateway
+from bot.registry import BotWorkflow, Registry
+from bot.store import BotStore, Card, OwedMessage
+from kern.exceptions import RunNotFoundError
+from kern.run import requirement as kinds
+from kern.run.base import RunStatus
+from kern.run.requirement import StepRequirement
+from kern.run.workflow import WorkflowRunOutput
+from kern.workflow.types import OnTimeout
+
+RETRY_SOON = 1.0  # seconds: a decided message waits this long for its pause message to be posted first
+
+
+class NotYet(Exception):
+    """The message cannot be delivered before another one (its pause message is still owed)."""
+
+
+def who(user: str | None) -> str:
+    """A Slack mention for a user id, or kern itself (timeouts, sweeps)."""
+    return f"<@{user}>" if user and user.startswith(("U", "W")) else "kern"
+
+
+def stamp(verb: str, by: str | None, at: float | None) -> str:
+    return f"{verb} by {who(by)} at {ui.slack_time(at or time.time())}"
+
+
+def outcome(req: StepRequirement, detail: dict[str, Any], tool_summaries: dict[int, str] | None = None) -> str:
+    """The line a decided pause message shows in place of its controls: what was decided, by whom, when."""
+    decision = detail.get("decision") or {}
+    action, by, at = decision.get("action"), detail.get("by"), detail.get("at")
+    if detail.get("status") == "cancelled":
+        return ":no_entry: " + stamp("Run cancelled", by, at)
+    if decision.get("timed_out"):
+        what = {OnTimeout.approve: "approved", OnTimeout.reject: "rejected"}.get(req.on_timeout, "cancelled")  # type: ignore[arg-type]
+        return f":alarm_clock: Nobody answered in time: {what} automatically at {ui.slack_time(at or time.time())}"
+    if action == "executor":
+        calls = req.executor_requirements or []
+        lines = []
+        for index, call in enumerate(calls):
+            summary = (tool_summaries or {}).get(index) or ("approved" if call.confirmed else "decided")
+            lines.append(f"`{call.tool_execution.tool_name}`: {summary}")
+        return "\n".join(lines) or ":white_check_mark: " + stamp("Decided", by, at)
+    if action == "input":
+        shown = ", ".join(f"{k}={ui.as_text(v)}" for k, v in (decision.get("user_input") or {}).items())
+        return ":memo: " + stamp("Submitted", by, at) + (f"\n{ui.quote(shown, 1500)}" if shown else "")
+    if action == "select":
+        return ":twisted_rightwards_arrows: " + stamp(f"Chose {', '.join(decision.get('choices') or [])}", by, at)
+    if action == "edit":
+        return ":pencil2: " + stamp("Edited and approved", by, at)
+    if action == "retry":
+        return ":repeat: " + stamp("Retry requested", by, at)
+    if action == "skip":
+        return ":fast_forward: " + stamp("Skipped", by, at)
+    if action == "reject":
+        feedback = decision.get("feedback")
+        if feedback:
+            return ":leftwards_arrow_with_hook: " + stamp("Sent back", by, at) + f": {ui.quote(feedback, 1500)}"
+        return ":no_entry_sign: " + stamp("Rejected", by, at)
+    return ":white_check_mark: " + stamp("Approved", by, at)
+
+
+def card_view(entry: BotWorkflow, card: Card, run: WorkflowRunOutput | None, status: str | None = None) -> ui.Card:
+    """The run card for the run's current state (or a given status line while it runs)."""
+    view = ui.Card(run_id=card.run_id, workflow=entry.name, input=card.input, started_by=card.started_by)
+    if status is not None or run is None:
+        view.status = status or view.status
+    elif run.is_paused and run.step_requirements:
+        req = run.step_requirements[-1]
+        view.status = f":double_vertical_bar: Waiting: {req.step_name} ({req.kind.replace('_', ' ')})"
+    elif run.status == RunStatus.COMPLETED:
+        view.status, view.output, view.finished = ":white_check_mark: Completed", run.content, True
+    elif run.status == RunStatus.CANCELLED:
+        view.status, view.finished = f":no_entry: Cancelled: {run.content}", True
+    elif run.status == RunStatus.ERROR:
+        view.status, view.error, view.finished = ":x: Failed", run.error or str(run.content), True
+    else:
+        view.status = ":gear: Running…"
+    return view
+
+
+class Presenter:
+    """Renders and sends the run card and pause messages."""
+
+    def __init__(self, gateway: SlackGateway, registry: Registry, store: BotStore) -> None:
+        self.gateway = gateway
+        self.registry = registry
+        self.store = store
+
+    def pause_view(
+        self, entry: BotWorkflow, req: StepRequirement, decided: dict[int, str] | None = None
+    ) -> tuple[str, ui.Blocks]:
+        branches = None
+        if req.step_type == "Condition":
+            node = entry.workflow.node_at(req.step_path)
+            if node is not None:
+                branches = (
+                    ", ".join(s.name for s in node.steps) or "it",  # type: ignore[attr-defined]
+                    ", ".join(s.name for s in node.else_steps),  # type: ignore[attr-defined]
+                )
+        return ui.pause_blocks(
+            req, workflow=entry.name, approvers=entry.approvers.describe(), branches=branches, tool_decisions=decided
+        )
+
+    async def status_line(self, entry: BotWorkflow, card: Card, status: str) -> None:
+        """Best effort: a progress line on the card while steps run (not owed: the next state replaces it)."""
+        fallback, blocks = ui.card_blocks(card_view(entry, card, None, status))
+        await self.gateway.call("chat_update", channel=card.channel, ts=card.ts, text=fallback, blocks=blocks)
+
+    async def show_tool_decisions(self, entry: BotWorkflow, req: StepRequirement, decided: dict[int, str]) -> None:
+        """Best effort: mark tool calls decided on a pause message while others still wait."""
+        pause = await self.store.pause(req.requirement_id)
+        if pause is not None and pause.ts:
+            fallback, blocks = self.pause_view(entry, req, decided)
+            await self.gateway.call("chat_update", channel=pause.channel, ts=pause.ts, text=fallback, blocks=blocks)
+
+    async def deliver(self, message: OwedMessage) -> tuple[str | None, str | None]:
+        """Send one owed message. Returns (channel, ts) of a posted pause message, else (None, None).
+
+        Raises `SlackCallFailed` (retry later) or `NotYet`. A message about a run this bot cannot show
+        (no card, workflow no longer offered) is dropped: there is nowhere to show it.
+        """
+        card = await self.store.card(message.run_id)
+        entry = self.registry.get(card.workflow) if card else None
+        if card is None or entry is None:
+            return None, None
+        try:
+            run = await entry.workflow.aget_run(message.run_id)
+        except RunNotFoundError:
+            return None, None
+        req = next((r for r in run.step_requirements if r.requirement_id == message.requirement_id), None)
+        if message.kind == "card":
+            fallback, blocks = ui.card_blocks(card_view(entry, card, run))
+            await self.gateway.send("chat_update", channel=card.channel, ts=card.ts, text=fallback, blocks=blocks)
+        elif message.kind == "pause" and req is not None:
+            posted = await self.store.pause(req.requirement_id)
+            if posted is not None and posted.ts:
+                return None, None  # posted already (by an earlier attempt that recorded it)
+            fallback, blocks = self.pause_view(entry, req)
+            sent = await self.gateway.send(
+                "chat_postMessage", channel=card.channel, thread_ts=card.ts, text=fallback, blocks=blocks
+            )
+            return card.channel, sent["ts"]
+        elif message.kind == "close" and req is not None:
+            await self._close(entry, req, message)
+        return None, None
+
+    async def _close(self, entry: BotWorkflow, req: StepRequirement, message: OwedMessage) -> None:
+        pause = await self.store.pause(req.requirement_id)
+        if pause is None or not pause.ts:
+            if await self.store.pause_still_owed(req.requirement_id):
+                raise NotYet(f"pause {req.requirement_id} is not posted yet")
+            return
+        summaries = None
+        if req.kind == kinds.EXECUTOR:
+            summaries = {i: d["summary"] for i, d in (await self.store.tool_decisions(req.requirement_id)).items()}
+        text = outcome(req, message.detail or {}, summaries)
+        fallback, blocks = ui.decided_blocks(req, workflow=entry.name, outcome=text)
+        await self.gateway.send("chat_update", channel=pause.channel, ts=pause.ts, text=fallback, blocks=blocks)
+        await self.store.mark_decided(req.requirement_id, (message.detail or {}).get("by"), text)
