@@ -35,6 +35,18 @@ def read_dotenv(path: str | Path = ".env") -> dict[str, str]:
     return values
 
 
+def _seconds(name: str, value: str | None, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise SettingsError(f"{name} must be a positive number of seconds, got {value!r}.")
+    return seconds
+
+
 @dataclass(frozen=True)
 class Settings:
     """What kern-bot needs to run. `mode` is "serve" (HTTP), "socket" (Socket Mode) or "dev"."""
@@ -45,6 +57,7 @@ class Settings:
     db: str = "kern.db"
     workflows: str | None = None
     api_url: str | None = None
+    lease_seconds: float = 30.0
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, dotenv: str | Path | None = ".env") -> Settings:
@@ -62,6 +75,7 @@ class Settings:
             db=get("KERN_DB") or "kern.db",
             workflows=get("KERN_WORKFLOWS"),
             api_url=get("SLACK_API_URL"),
+            lease_seconds=_seconds("KERN_LEASE_SECONDS", get("KERN_LEASE_SECONDS"), 30.0),
         )
 
     def check(self, mode: str) -> Settings:
@@ -96,7 +110,7 @@ class Settings:
         if self.db.startswith(("postgres://", "postgresql://", "postgresql+")):
             from kern.db.postgres import PostgresDb
 
-            return PostgresDb(db_url=self.db)
+            return PostgresDb(db_url=self.db, lease_seconds=self.lease_seconds)
         from kern.db.sqlite import SqliteDb
 
-        return SqliteDb(db_file=self.db)
+        return SqliteDb(db_file=self.db, lease_seconds=self.lease_seconds)

@@ -28,22 +28,27 @@ from bot.store import BotStore
 from kern.db.base import RunChange
 
 log = logging.getLogger("kern_bot")
-HOLD = 30.0  # seconds a process keeps a claimed message before another may take it
 MAX_BACKOFF = 300.0
 ENDED = frozenset({"COMPLETED", "CANCELLED", "ERROR"})
 
 
-def backoff(attempts: int, retry_after: float | None = None) -> float:
-    """Seconds to wait before the next attempt: doubling from 1 s with jitter, capped at 5 minutes,
+def backoff(attempts: int, retry_after: float | None = None, first: float = 1.0) -> float:
+    """Seconds to wait before the next attempt: doubling from `first` with jitter, capped at 5 minutes,
     never sooner than Slack's Retry-After."""
-    delay = min(MAX_BACKOFF, 2.0**attempts) * (0.5 + random.random() / 2)
+    delay = min(MAX_BACKOFF, first * 2.0**attempts) * (0.5 + random.random() / 2)
     return max(delay, retry_after or 0.0)
 
 
 class Outbox:
-    """Records what is owed (inside kern's transactions) and delivers it."""
+    """Records what is owed (inside kern's transactions) and delivers it.
 
-    def __init__(self, store: BotStore, presenter: Presenter, registry: Registry) -> None:
+    A message being sent is held by its process for the store's `lease_seconds` (as a running run is):
+    if the process dies meanwhile, another one sends it after that. `first_retry` is the first backoff.
+    """
+
+    def __init__(self, store: BotStore, presenter: Presenter, registry: Registry, first_retry: float = 1.0) -> None:
+        self.first_retry = first_retry
+        self.hold = registry.db.lease_seconds
         self.store = store
         self.presenter = presenter
         self.registry = registry
@@ -76,7 +81,7 @@ class Outbox:
         Messages of one run go in the order they were owed; a failure leaves that one and the run's later
         ones for a later attempt (with backoff, honouring Retry-After).
         """
-        messages = await self.store.claim_owed(run_id, hold=HOLD)
+        messages = await self.store.claim_owed(run_id, hold=self.hold)
         delivered = 0
         blocked: set[str] = set()
         for message in messages:
@@ -92,7 +97,7 @@ class Outbox:
                     continue
                 except SlackCallFailed as exc:
                     blocked.add(message.run_id)
-                    delay = backoff(message.attempts, exc.retry_after)
+                    delay = backoff(message.attempts, exc.retry_after, self.first_retry)
                     log.warning(
                         "outbox: %s (message %s, attempt %d; retry in %.1fs)",
                         exc,

@@ -317,6 +317,15 @@ class BotStore:
         query = sa.select(c.id).where(c.requirement_id == requirement_id, c.kind == "pause", c.status == "pending")
         return await self._tx(lambda conn: conn.execute(query).first() is not None, write=False)
 
+    async def card_at(self, channel: str, ts: str) -> Card | None:
+        """The run card posted as message `ts` in `channel` (for actions on a message)."""
+        c = cards.c
+        query = sa.select(c.run_id, c.workflow, c.channel, c.ts, c.started_by, c.input).where(
+            c.channel == channel, c.ts == ts
+        )
+        row = await self._tx(lambda conn: conn.execute(query).first(), write=False)
+        return Card(*row) if row else None
+
     async def owed(self, run_id: str) -> list[dict[str, Any]]:
         """Every outbox row of a run, oldest first (for tests and operators)."""
         return await self._tx(

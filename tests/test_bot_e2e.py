@@ -78,6 +78,14 @@ async def env(db_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> A
             await runner.cleanup()
 
 
+async def run_id_of_card(env: Env) -> str:
+    """The run id behind the newest run card (the card shows only its first 12 characters)."""
+    message = env.card()
+    card = await env.bot.store.card_at(message.channel, message.ts)
+    assert card is not None
+    return card.run_id
+
+
 async def settle(env: Env) -> None:
     await asyncio.sleep(0.05)
     await env.bot.background.idle(15)

@@ -7,6 +7,7 @@ Tests and benchmarks drive it from Python; `kern-bot dev` (to come) serves it wi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import itertools
@@ -47,7 +48,8 @@ class DevSlack:
     views: dict[str, dict[str, Any]] = field(default_factory=dict)
     members: dict[str, list[str]] = field(default_factory=dict)
     groups: dict[str, list[str]] = field(default_factory=dict)
-    fail_next: dict[str, str] = field(default_factory=dict)
+    fail_next: dict[str, str | list[str]] = field(default_factory=dict)  # method -> error (or errors, in turn)
+    swallow_next: dict[str, int] = field(default_factory=dict)  # method -> how many calls to hang on, undone
     rate_limit_next: dict[str, int] = field(default_factory=dict)  # method -> how many 429s to answer first
     host: str = "127.0.0.1"
     port: int = 0
@@ -57,7 +59,10 @@ class DevSlack:
     response_url_uses: int = 5  # ...and up to 5 times
 
     def __post_init__(self) -> None:
+        self.swallowed: list[tuple[str, dict[str, Any]]] = []
+        self._released = asyncio.Event()
         self._ts = itertools.count(1)
+        self._epoch = time.time_ns() // 1000 - 1_700_000_000_000_000  # microseconds: no two stand-ins collide
         self._triggers: dict[str, tuple[float, bool]] = {}
         self._runner: web.AppRunner | None = None
         self._socket_acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -92,7 +97,18 @@ class DevSlack:
             self.calls.append((method, args, {"ok": False, "error": "ratelimited"}))
             return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "0"})
         if method in self.fail_next:
-            return self._answer(method, args, {"ok": False, "error": self.fail_next.pop(method)})
+            errors = self.fail_next[method]
+            if isinstance(errors, str) or len(errors) <= 1:
+                self.fail_next.pop(method)
+            error = errors if isinstance(errors, str) else errors.pop(0)
+            return self._answer(method, args, {"ok": False, "error": error})
+        if self.swallow_next.get(method, 0) > 0:
+            # The request never reaches "Slack": the caller waits (and is killed, in tests) with nothing done.
+            self.swallow_next[method] -= 1
+            self.swallowed.append((method, args))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._released.wait(), 60)
+            return web.json_response({"ok": False, "error": "request_timeout"}, status=504)
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         if handler is None:
             return self._answer(method, args, {"ok": False, "error": "unknown_method"})
@@ -136,7 +152,7 @@ class DevSlack:
             return bad
         if len(args.get("text") or "") > 40000:
             return {"ok": False, "error": "msg_too_long"}
-        ts = f"{1700000000 + next(self._ts)}.000100"
+        ts = f"{self._epoch + next(self._ts)}.000100"  # unique across stand-ins, as Slack's are in a channel
         self.messages[ts] = Message(
             args["channel"], ts, args.get("text", ""), args.get("blocks") or [], args.get("thread_ts")
         )
@@ -503,6 +519,7 @@ class DevSlack:
     async def __aexit__(self, *exc: object) -> None:
         for queue in self._watchers:  # end open event streams, or shutdown would wait for them
             queue.put_nowait(-1)
+        self._released.set()  # and swallowed calls
         await asyncio.sleep(0)
         if self.session is not None:
             await self.session.close()

@@ -1,0 +1,195 @@
+"""kern-bot keeps what it owes Slack: pause messages, card updates and decided messages survive Slack
+errors, and a running run can be cancelled (it stops at its next node). In-process bots on real
+databases and the local Slack stand-in; the crash cases with real processes are in test_bot_recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot import blocks as ui
+from bot.devslack import DevSlack
+from bot.outbox import backoff
+from bot.registry import BotWorkflow, Registry
+from bot.store import Card
+from bot.sweeper import sweep_once
+from kern.run.base import RunStatus
+from kern.run.workflow import WorkflowRunOutput
+from kern.workflow import Step, Workflow
+from tests.conftest import make_db, unique
+from tests.test_bot_e2e import SECRET, Env, run_id_of_card, start_bot
+
+GATE: dict[str, asyncio.Event] = {}
+RAN: list[str] = []
+
+
+async def gated(step_input: Any) -> str:
+    """Waits until the test opens this run's gate (keyed by workflow name in additional_data)."""
+    RAN.append("gated")
+    await GATE[step_input.additional_data["gate"]].wait()
+    return "gated done"
+
+
+def after(step_input: Any) -> str:
+    RAN.append("after")
+    return f"after {step_input.previous_step_content}"
+
+
+def flows(gate: str) -> list[BotWorkflow]:
+    return [
+        BotWorkflow(
+            Workflow(
+                name=unique("gated"),
+                additional_data={"gate": gate},
+                steps=[
+                    Step(name="wait", executor=gated),
+                    Step(name="check", executor=after, requires_confirmation=True),
+                    Step(name="last", executor=after),
+                ],
+            ),
+            name="gated",
+        )
+    ]
+
+
+@pytest.fixture
+async def gated_env(db_kind: str, tmp_path: Path) -> AsyncIterator[tuple[Env, asyncio.Event]]:
+    db = make_db(db_kind, tmp_path, lease_seconds=0.6)
+    gate = unique("gate")
+    GATE[gate] = asyncio.Event()
+    RAN.clear()
+    async with DevSlack(SECRET) as slack:
+        bot, server, endpoint = await start_bot(slack, Registry(flows(gate), db))
+        bot.outbox.first_retry = 0.01
+        slack.bot_endpoint = endpoint
+        try:
+            yield Env(slack, bot, db), GATE[gate]
+        finally:
+            GATE[gate].set()
+            await bot.background.idle(10)
+            await server.cleanup()
+
+
+async def started(env: Env) -> str:
+    """Start the gated workflow; returns its run id once the card is up."""
+    status, _, _ = await env.slack.command("run gated")
+    assert status == 200
+    await env.slack.until(lambda: any(m.thread_ts is None for m in env.slack.messages.values()))
+    await env.slack.until(lambda: RAN == ["gated"])
+    return await run_id_of_card(env)
+
+
+def thread_pauses(env: Env) -> list[Any]:
+    return [m for m in env.slack.messages.values() if m.thread_ts and "Approval needed" in json.dumps(m.blocks)]
+
+
+async def sweep_until(env: Env, done: Any, within: float = 10.0) -> None:
+    """Sweep (as every bot process does each second) until `done()`."""
+    deadline = time.monotonic() + within
+    while not done():
+        assert time.monotonic() < deadline, "not delivered in time"
+        await sweep_once(env.bot.runner, env.bot.registry)
+        await asyncio.sleep(0.02)
+
+
+async def test_pause_message_survives_slack_errors(gated_env: tuple[Env, asyncio.Event]) -> None:
+    env, gate = gated_env
+    run_id = await started(env)
+    env.slack.fail_next["chat.postMessage"] = ["internal_error", "fatal_error", "service_unavailable"]
+    gate.set()
+    await env.bot.background.idle(10)
+    run = await env.bot.registry.get("gated").workflow.aget_run(run_id)  # type: ignore[union-attr]
+    assert run.status == RunStatus.PAUSED and thread_pauses(env) == []  # paused, but Slack refused the post
+    owed = await env.bot.store.owed(run_id)
+    pause_row = next(r for r in owed if r["kind"] == "pause")
+    assert pause_row["status"] == "pending" and pause_row["attempts"] == 1 and "internal_error" in pause_row["error"]
+    await sweep_until(env, lambda: len(thread_pauses(env)) == 1)
+    owed = await env.bot.store.owed(run_id)
+    assert [r["status"] for r in owed] == ["done"] * len(owed)
+    assert next(r for r in owed if r["kind"] == "pause")["attempts"] == 3
+    assert "Waiting: check" in json.dumps(env.card().blocks)  # the card caught up too
+    # the decided message and the final card survive chat.update errors the same way
+    env.slack.fail_next["chat.update"] = ["internal_error", "internal_error"]
+    await env.slack.click(ui.CONFIRM)
+    await env.bot.background.idle(10)
+    await sweep_until(env, lambda: "Completed" in json.dumps(env.card().blocks))
+    await sweep_until(env, lambda: "Approved by" in json.dumps(thread_pauses(env)[0].blocks))
+    assert len(thread_pauses(env)) == 1 and RAN == ["gated", "after", "after"]
+
+
+async def test_cancel_a_running_run_stops_it_at_the_next_node(gated_env: tuple[Env, asyncio.Event]) -> None:
+    env, gate = gated_env
+    run_id = await started(env)
+    await env.slack.command(f"cancel {run_id}", user="U1")
+    await env.slack.until(lambda: "Cancelled by" in json.dumps(env.card().blocks))
+    gate.set()  # the step in flight finishes; nothing after it runs
+    await env.bot.background.idle(10)
+    run = await env.bot.registry.get("gated").workflow.aget_run(run_id)  # type: ignore[union-attr]
+    assert run.status == RunStatus.CANCELLED and run.content == "Cancelled by <@U1>"
+    assert RAN == ["gated"] and thread_pauses(env) == []
+    await env.slack.command(f"cancel {run_id}", user="U1")
+    await env.slack.until(lambda: "Cannot cancel" in env.slack.ephemeral[-1]["text"])
+
+
+async def orphan(env: Env) -> str:
+    """A run as a process leaves it when it dies in its first step: its card is up, its row RUNNING with a
+    lease nobody renews (written through the store, as the engine's first checkpoint writes it)."""
+    entry = env.bot.registry.get("gated")
+    assert entry is not None
+    run = WorkflowRunOutput(
+        run_id=uuid.uuid4().hex,
+        session_id=uuid.uuid4().hex,
+        workflow_name=entry.workflow.name,
+        status=RunStatus.RUNNING,
+        additional_data=dict(entry.workflow.additional_data),
+    )
+    card = Card(run_id=run.run_id, workflow="gated", channel="C1", ts="", started_by="U1", input="")
+    card.ts = (await env.bot.gateway.send("chat_postMessage", channel="C1", text="Starting…"))["ts"]
+    await env.bot.store.save_card(card)
+    await env.db.save_run(run.to_dict(), {}, version=0)
+    return run.run_id
+
+
+async def test_cancel_an_orphaned_run(gated_env: tuple[Env, asyncio.Event]) -> None:
+    env, _gate = gated_env
+    run_id = await orphan(env)
+    entry = env.bot.registry.get("gated")
+    assert entry is not None
+    assert await env.db.orphaned_runs([entry.workflow.name]) == []  # its lease still runs
+    await asyncio.sleep(0.8)
+    assert await env.db.orphaned_runs([entry.workflow.name]) == [run_id]
+    await env.slack.command(f"cancel {run_id}", user="U1")
+    await env.slack.until(lambda: "Cancelled by" in json.dumps(env.card().blocks))
+    assert await env.db.orphaned_runs([entry.workflow.name]) == []
+    assert (await entry.workflow.aget_run(run_id)).status == RunStatus.CANCELLED
+
+
+async def test_orphaned_run_is_taken_over_by_a_sweep(gated_env: tuple[Env, asyncio.Event]) -> None:
+    env, gate = gated_env
+    run_id = await orphan(env)
+    gate.set()
+    assert await sweep_once(env.bot.runner, env.bot.registry) == 0  # its lease has not expired yet
+    await asyncio.sleep(0.8)
+    assert await sweep_once(env.bot.runner, env.bot.registry) == 1
+    await env.bot.background.idle(10)
+    await env.slack.until(lambda: len(thread_pauses(env)) == 1)
+    assert "Waiting: check" in json.dumps(env.card().blocks)
+    assert RAN == ["gated"]  # the step in flight ran again (here: for the first time); nothing else did
+    assert await sweep_once(env.bot.runner, env.bot.registry) == 0
+    await env.slack.click(ui.CONFIRM)
+    await env.slack.until(lambda: "Completed" in json.dumps(env.card().blocks))
+    assert (await env.bot.registry.get("gated").workflow.aget_run(run_id)).status == RunStatus.COMPLETED  # type: ignore[union-attr]
+
+
+def test_backoff_doubles_and_honours_retry_after() -> None:
+    assert 0.5 <= backoff(0) <= 1.0
+    assert 4.0 <= backoff(3) <= 8.0
+    assert backoff(30) <= 300.0
+    assert backoff(0, retry_after=20) >= 20
