@@ -16,7 +16,12 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="HTTP mode: Slack sends requests to POST /slack/events")
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=3000)
-    serve.add_argument("--sweep-interval", type=float, default=1.0, help="seconds between sweeps (deadlines, takeovers of runs whose process died, owed Slack messages)")
+    serve.add_argument(
+        "--sweep-interval",
+        type=float,
+        default=1.0,
+        help="seconds between sweeps (deadlines, takeovers of runs whose process died, messages owed to Slack)",
+    )
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request (costs ack latency)")
     socket = sub.add_parser("socket", help="Socket Mode: no public URL needed (needs SLACK_APP_TOKEN)")
     socket.add_argument("--sweep-interval", type=float, default=1.0)

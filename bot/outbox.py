@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from bot.gateway import SlackCallFailed
 from bot.presenter import RETRY_SOON, NotYet, Presenter
 from bot.registry import Registry
-from bot.store import BotStore
+from bot.store import BotStore, Delivery, OwedMessage, PauseMessage
 from kern.db.base import RunChange
 
 log = logging.getLogger("kern_bot")
@@ -79,38 +79,50 @@ class Outbox:
         """Send what is due (for one run, or for every run); returns how many were delivered.
 
         Messages of one run go in the order they were owed; a failure leaves that one and the run's later
-        ones for a later attempt (with backoff, honouring Retry-After).
+        ones for a later attempt (with backoff, honouring Retry-After). What was sent is recorded in one
+        transaction at the end.
         """
         messages = await self.store.claim_owed(run_id, hold=self.hold)
-        delivered = 0
-        blocked: set[str] = set()
+        by_run: dict[str, list[OwedMessage]] = {}
         for message in messages:
-            if message.run_id in blocked:
-                await self.store.retry_owed(message, at=time.time(), error="after an earlier message", count=False)
-                continue
-            async with self._locks[message.run_id]:
-                try:
-                    channel, ts = await self.presenter.deliver(message)
-                except NotYet as exc:
-                    blocked.add(message.run_id)
-                    await self.store.retry_owed(message, at=time.time() + RETRY_SOON, error=str(exc), count=False)
-                    continue
-                except SlackCallFailed as exc:
-                    blocked.add(message.run_id)
-                    delay = backoff(message.attempts, exc.retry_after, self.first_retry)
-                    log.warning(
-                        "outbox: %s (message %s, attempt %d; retry in %.1fs)",
-                        exc,
-                        message.id,
-                        message.attempts + 1,
-                        delay,
-                    )
-                    await self.store.retry_owed(message, at=time.time() + delay, error=str(exc))
-                    continue
-                await self.store.delivered(message, ts, channel)
-                delivered += 1
-        for run in {m.run_id for m in messages}:
-            lock = self._locks.get(run)
-            if lock is not None and not lock.locked():
+            by_run.setdefault(message.run_id, []).append(message)
+        done: list[Delivery] = []
+        for run, owed in by_run.items():
+            async with self._locks[run]:
+                done.extend(await self._deliver_run(run, owed))
+            if not self._locks[run].locked():
                 del self._locks[run]
-        return delivered
+        if done:
+            await self.store.delivered(done)
+        return sum(1 for d in done if not d.dropped)
+
+    async def _deliver_run(self, run_id: str, owed: list[OwedMessage]) -> list[Delivery]:
+        view = await self.presenter.load(run_id)
+        if view is None:
+            return [Delivery(m, dropped=True) for m in owed]
+        done: list[Delivery] = []
+        posted: dict[str, PauseMessage] = {}
+        last_card = max((i for i, m in enumerate(owed) if m.kind == "card"), default=-1)
+        for index, message in enumerate(owed):
+            if message.kind == "card" and index != last_card:
+                done.append(Delivery(message))  # a later card update of this batch shows the same state
+                continue
+            try:
+                done.append(await self.presenter.deliver(message, view, posted))
+            except NotYet as exc:
+                await self._later(owed[index:], time.time() + RETRY_SOON, str(exc), counted=False)
+                break
+            except SlackCallFailed as exc:
+                delay = backoff(message.attempts, exc.retry_after, self.first_retry)
+                log.warning(
+                    "outbox: %s (message %s, attempt %d; retry in %.1fs)", exc, message.id, message.attempts + 1, delay
+                )
+                await self._later(owed[index:], time.time() + delay, str(exc), counted=True)
+                break
+        return done
+
+    async def _later(self, owed: list[OwedMessage], at: float, error: str, *, counted: bool) -> None:
+        """Leave the first message (and the run's later ones, behind it) pending until `at`."""
+        await self.store.retry_owed(owed[0], at=at, error=error, count=counted)
+        for message in owed[1:]:
+            await self.store.retry_owed(message, at=at, error="waits for an earlier message", count=False)

@@ -7,12 +7,13 @@ Everything is rendered from the run as stored, at the moment it is sent, so a me
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from bot import blocks as ui
 from bot.gateway import SlackGateway
 from bot.registry import BotWorkflow, Registry
-from bot.store import BotStore, Card, OwedMessage
+from bot.store import BotStore, Card, Delivery, OwedMessage, PauseMessage
 from kern.exceptions import RunNotFoundError
 from kern.run import requirement as kinds
 from kern.run.base import RunStatus
@@ -21,6 +22,15 @@ from kern.run.workflow import WorkflowRunOutput
 from kern.workflow.types import OnTimeout
 
 RETRY_SOON = 1.0  # seconds: a decided message waits this long for its pause message to be posted first
+
+
+@dataclass
+class RunView:
+    """A run as the presenter shows it: the bot's entry for its workflow, its card, its stored state."""
+
+    entry: BotWorkflow
+    card: Card
+    run: WorkflowRunOutput
 
 
 class NotYet(Exception):
@@ -125,47 +135,49 @@ class Presenter:
             fallback, blocks = self.pause_view(entry, req, decided)
             await self.gateway.call("chat_update", channel=pause.channel, ts=pause.ts, text=fallback, blocks=blocks)
 
-    async def deliver(self, message: OwedMessage) -> tuple[str | None, str | None]:
-        """Send one owed message. Returns (channel, ts) of a posted pause message, else (None, None).
-
-        Raises `SlackCallFailed` (retry later) or `NotYet`. A message about a run this bot cannot show
-        (no card, workflow no longer offered) is dropped: there is nowhere to show it.
-        """
-        card = await self.store.card(message.run_id)
+    async def load(self, run_id: str) -> RunView | None:
+        """The run with its card and workflow, or None if this bot cannot show it (no card, a workflow it no
+        longer offers): messages about it are dropped, there is nowhere to show them."""
+        card = await self.store.card(run_id)
         entry = self.registry.get(card.workflow) if card else None
         if card is None or entry is None:
-            return None, None
+            return None
         try:
-            run = await entry.workflow.aget_run(message.run_id)
+            run = await entry.workflow.aget_run(run_id)
         except RunNotFoundError:
-            return None, None
+            return None
+        return RunView(entry, card, run)
+
+    async def deliver(self, message: OwedMessage, view: RunView, posted: dict[str, PauseMessage]) -> Delivery:
+        """Send one owed message about `view`'s run. `posted` holds pause messages posted earlier in the same
+        batch (not yet recorded). Raises `SlackCallFailed` (retry later) or `NotYet`."""
+        done = Delivery(message)
+        entry, card, run = view.entry, view.card, view.run
         req = next((r for r in run.step_requirements if r.requirement_id == message.requirement_id), None)
         if message.kind == "card":
             fallback, blocks = ui.card_blocks(card_view(entry, card, run))
             await self.gateway.send("chat_update", channel=card.channel, ts=card.ts, text=fallback, blocks=blocks)
         elif message.kind == "pause" and req is not None:
-            posted = await self.store.pause(req.requirement_id)
-            if posted is not None and posted.ts:
-                return None, None  # posted already (by an earlier attempt that recorded it)
+            already = await self.store.pause(req.requirement_id)
+            if already is not None and already.ts:
+                return done  # posted by an earlier attempt that recorded it
             fallback, blocks = self.pause_view(entry, req)
             sent = await self.gateway.send(
                 "chat_postMessage", channel=card.channel, thread_ts=card.ts, text=fallback, blocks=blocks
             )
-            return card.channel, sent["ts"]
+            done.pause = PauseMessage(req.requirement_id, run.run_id, card.channel, sent["ts"], "open", None, None)
+            posted[req.requirement_id] = done.pause
         elif message.kind == "close" and req is not None:
-            await self._close(entry, req, message)
-        return None, None
-
-    async def _close(self, entry: BotWorkflow, req: StepRequirement, message: OwedMessage) -> None:
-        pause = await self.store.pause(req.requirement_id)
-        if pause is None or not pause.ts:
-            if await self.store.pause_still_owed(req.requirement_id):
-                raise NotYet(f"pause {req.requirement_id} is not posted yet")
-            return
-        summaries = None
-        if req.kind == kinds.EXECUTOR:
-            summaries = {i: d["summary"] for i, d in (await self.store.tool_decisions(req.requirement_id)).items()}
-        text = outcome(req, message.detail or {}, summaries)
-        fallback, blocks = ui.decided_blocks(req, workflow=entry.name, outcome=text)
-        await self.gateway.send("chat_update", channel=pause.channel, ts=pause.ts, text=fallback, blocks=blocks)
-        await self.store.mark_decided(req.requirement_id, (message.detail or {}).get("by"), text)
+            pause = posted.get(req.requirement_id) or await self.store.pause(req.requirement_id)
+            if pause is None or not pause.ts:
+                if await self.store.pause_still_owed(req.requirement_id):
+                    raise NotYet(f"pause {req.requirement_id} is not posted yet")
+                return done
+            summaries = None
+            if req.kind == kinds.EXECUTOR:
+                decisions = await self.store.tool_decisions(req.requirement_id)
+                summaries = {i: d["summary"] for i, d in decisions.items()}
+            done.outcome = outcome(req, message.detail or {}, summaries)
+            fallback, blocks = ui.decided_blocks(req, workflow=entry.name, outcome=done.outcome)
+            await self.gateway.send("chat_update", channel=pause.channel, ts=pause.ts, text=fallback, blocks=blocks)
+        return done

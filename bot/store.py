@@ -109,6 +109,17 @@ class PauseMessage:
     outcome: str | None
 
 
+@dataclass
+class Delivery:
+    """What sending an owed message did: a pause message posted, or a pause decided (with its outcome);
+    `dropped`: nothing could be shown (the run has no card here)."""
+
+    message: OwedMessage
+    pause: PauseMessage | None = None
+    outcome: str | None = None
+    dropped: bool = False
+
+
 class BotStore:
     """The bot's bookkeeping tables, next to kern's."""
 
@@ -277,25 +288,31 @@ class BotStore:
 
         return await self._tx(body)
 
-    async def delivered(self, message: OwedMessage, pause_ts: str | None = None, channel: str | None = None) -> None:
-        """Mark a message delivered; for a posted pause, remember where its message is (once)."""
+    async def delivered(self, done: list[Delivery]) -> None:
+        """Record sent messages in one transaction: rows done, posted pause messages remembered (where
+        they live, so they are never posted again), decided ones marked with their outcome."""
+        c = outbox.c
 
         def body(conn: Connection) -> None:
-            conn.execute(outbox.update().where(outbox.c.id == message.id).values(status="done", claimed_until=None))
-            if pause_ts is not None and message.requirement_id is not None:
-                updated = conn.execute(
-                    pauses.update().where(pauses.c.requirement_id == message.requirement_id).values(ts=pause_ts)
-                )
-                if updated.rowcount == 0:
-                    conn.execute(
-                        pauses.insert().values(
-                            requirement_id=message.requirement_id,
-                            run_id=message.run_id,
-                            channel=channel or "",
-                            ts=pause_ts,
-                            status="open",
-                            posted_at=time.time(),
+            ids = [d.message.id for d in done]
+            conn.execute(outbox.update().where(c.id.in_(ids)).values(status="done", claimed_until=None))
+            for d in done:
+                if d.pause is not None:
+                    values = {"run_id": d.pause.run_id, "channel": d.pause.channel, "ts": d.pause.ts}
+                    updated = conn.execute(
+                        pauses.update().where(pauses.c.requirement_id == d.pause.requirement_id).values(**values)
+                    )
+                    if updated.rowcount == 0:
+                        conn.execute(
+                            pauses.insert().values(
+                                requirement_id=d.pause.requirement_id, status="open", posted_at=time.time(), **values
+                            )
                         )
+                if d.outcome is not None and d.message.requirement_id is not None:
+                    conn.execute(
+                        pauses.update()
+                        .where(pauses.c.requirement_id == d.message.requirement_id)
+                        .values(status="decided", decided_by=(d.message.detail or {}).get("by"), outcome=d.outcome)
                     )
 
         await self._tx(body)

@@ -25,7 +25,9 @@ LONG = "result line\n" * 400  # long enough for the card's "View full output" bu
 def guarded() -> list[BotWorkflow]:
     steps = [Step(name="deploy", executor=lambda s: LONG, requires_confirmation=True)]
     return [
-        BotWorkflow(Workflow(name=unique("guarded"), steps=steps), name="guarded", approvers=Approvers(users=("UAPP",))),
+        BotWorkflow(
+            Workflow(name=unique("guarded"), steps=steps), name="guarded", approvers=Approvers(users=("UAPP",))
+        ),
         BotWorkflow(
             Workflow(name=unique("restricted"), steps=[Step(name="s", executor=lambda s: "ok")]),
             name="restricted",
@@ -81,8 +83,10 @@ async def test_outsiders_cannot_cancel_or_read(env: Env) -> None:
     await env.slack.click(ui.VIEW_FULL, user="UOUT")
     await settle(env)
     refused = env.slack.last_view()
-    assert refused["user"] == "UOUT" and "may see this run" in json.dumps(refused) and "result line" not in json.dumps(
-        refused
+    assert (
+        refused["user"] == "UOUT"
+        and "may see this run" in json.dumps(refused)
+        and "result line" not in json.dumps(refused)
     )
     await env.slack.click(ui.VIEW_FULL, user="UREADER")
     await settle(env)

@@ -92,16 +92,21 @@ class Bots:
         }
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    async def start(self, port: int) -> str:
+    def spawn(self, port: int) -> None:
         command = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-        proc = subprocess.Popen(
-            [*command, "--sweep-interval", "0.2"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        self.procs.append(
+            subprocess.Popen(
+                [*command, "--sweep-interval", "0.2"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         )
-        self.procs.append(proc)
+
+    async def start(self, port: int) -> str:
+        """A new `kern-bot serve` on `port`, once it answers; Slack now calls it."""
+        self.spawn(port)
         async with aiohttp.ClientSession() as session:
             for _ in range(400):
                 try:
