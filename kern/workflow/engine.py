@@ -35,13 +35,14 @@ from kern.run.workflow import (
     WorkflowRunOutput,
 )
 from kern.workflow.executor_scope import STEP_SCOPE
+from kern.workflow.signals import _ControlFlow
 from kern.workflow.types import HumanReview, OnReject, StepInput, StepOutput
 
 if TYPE_CHECKING:
     from kern.workflow.node import Node
 
 
-class Pause(Exception):
+class Pause(_ControlFlow):
     """Control flow: a gate needs a person. Unwinds to the driver, which persists the pause."""
 
     def __init__(self, requirement: StepRequirement) -> None:
@@ -49,7 +50,7 @@ class Pause(Exception):
         self.requirement = requirement
 
 
-class Cancel(Exception):
+class Cancel(_ControlFlow):
     """Control flow: the run is cancelled (a rejection with on_reject=cancel, retries exhausted, ...)."""
 
     def __init__(self, reason: str) -> None:
@@ -57,8 +58,8 @@ class Cancel(Exception):
         self.reason = reason
 
 
-class StepFailed(Exception):
-    """A step failed and its on_error says the run fails."""
+class StepFailed(_ControlFlow):
+    """Control flow: a step failed and its on_error says the run fails."""
 
     def __init__(self, step_name: str, error: str) -> None:
         super().__init__(f"Step '{step_name}' failed: {error}")
@@ -335,7 +336,7 @@ async def drive(ctx: RunContext, steps: list[Node]) -> WorkflowRunOutput:
         final_event = WorkflowErrorEvent(error=run.error)
     except LostOwnershipError:
         raise
-    except Exception as exc:  # a failing evaluator, selector or end condition
+    except (Exception, _ControlFlow) as exc:  # a failing evaluator, selector or end condition
         run.status = RunStatus.ERROR
         run.error = f"{type(exc).__name__}: {exc}"
         run.content = run.error
