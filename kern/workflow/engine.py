@@ -34,6 +34,7 @@ from kern.run.workflow import (
     WorkflowPausedEvent,
     WorkflowRunOutput,
 )
+from kern.workflow import journal as journal_nodes
 from kern.workflow.executor_scope import STEP_SCOPE
 from kern.workflow.signals import _ControlFlow
 from kern.workflow.types import HumanReview, OnReject, StepInput, StepOutput
@@ -141,6 +142,9 @@ class RunContext:
         self.stream_events = stream_events
         self._dirty = False
         self._save_lock = asyncio.Lock()
+        # which node produced the entries at each path (a copy: the stored journal may be shared with a cache)
+        self.nodes: dict[str, str] = dict(journal.get(journal_nodes.NODES) or {})
+        journal[journal_nodes.NODES] = self.nodes
 
     # ----- events -----------------------------------------------------------------------------------
     def _stamp(self, event: WorkflowEvent) -> WorkflowEvent:
@@ -160,6 +164,16 @@ class RunContext:
             await self._emit(self._stamp(event))
 
     # ----- journal ----------------------------------------------------------------------------------
+    def enter(self, node: Node, path: str) -> StepOutput | None:
+        """A node starts (or replays) at `path`: check it is the one the journal recorded there (or record
+        it), then return its journaled result, if it finished. The record is written with the node's first
+        entry, so it costs no extra save."""
+        name = f"{node.step_type}:{node.name}"
+        recorded = self.nodes.setdefault(path, name)
+        if recorded != name:
+            raise journal_nodes.mismatch(self.run.run_id, path, recorded, name)
+        return self.done(path)
+
     def done(self, key: str) -> StepOutput | None:
         data = self.journal.get(key)
         return StepOutput.from_dict(data) if data is not None else None

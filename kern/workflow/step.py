@@ -69,7 +69,7 @@ class Step(Node):
 
     # ----- execution ------------------------------------------------------------------------------
     async def execute(self, ctx: RunContext, path: str, chain: Chain) -> StepOutput:
-        done = ctx.done(path)
+        done = ctx.enter(self, path)
         if done is not None:
             return done
         review = self.human_review

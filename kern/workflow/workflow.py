@@ -21,6 +21,7 @@ from kern.run.workflow import (
     WorkflowStartedEvent,
 )
 from kern.workflow.engine import RunContext, drive
+from kern.workflow.journal import check_journal
 from kern.workflow.node import Node, as_nodes
 
 Emit = Callable[[WorkflowEvent], Awaitable[None]]
@@ -185,6 +186,7 @@ class Workflow:
 
             def prepare(stored: StoredRun) -> tuple[dict[str, Any], dict[str, Any], list[Resolution]]:
                 journal = dict(stored.journal)
+                check_journal(self.steps, stored.run_id, journal, stored.output.get("step_requirements") or [])
                 if stored.status != "PAUSED":  # taking over a run whose process died
                     return stored.output, journal, []
                 output = dict(stored.output)
