@@ -289,3 +289,27 @@ def test_legacy_journal_with_a_changed_definition_is_refused(db: BaseDb) -> None
     wf = Workflow(name=name, db=db, steps=legacy.linear(calls))
     done = wf.continue_run(out)
     assert done.content == "publish<review<fetch<None>>>" and calls.log == ["review", "publish"]
+
+
+def test_a_step_named_after_a_repr_continues_in_another_process(db: BaseDb) -> None:
+    """A callable object without __name__ becomes a step named after its repr, address included; another
+    process (another instance) has another address, and that is no change of the workflow."""
+
+    class Fetcher:
+        def __init__(self, log: list[str]) -> None:
+            self.log = log
+
+        def __call__(self, step_input: Any) -> str:
+            self.log.append("fetch")
+            return "fetched"
+
+    name = unique("repr")
+    log: list[str] = []
+    calls = legacy.Calls()
+    out = Workflow(name=name, db=db, steps=[Fetcher(log), calls.step("ask", requires_confirmation=True)]).run("in")
+    assert out.is_paused
+    again = Workflow(name=name, db=db, steps=[Fetcher(log), calls.step("ask", requires_confirmation=True)])
+    assert again.steps[0].name != Workflow(name=name, db=db, steps=[Fetcher(log)]).steps[0].name
+    out.step_requirements[-1].confirm()
+    done = again.continue_run(out)
+    assert done.status == RunStatus.COMPLETED and done.content == "ask<fetched>" and log == ["fetch"]

@@ -168,7 +168,7 @@ class RunContext:
         """A node starts (or replays) at `path`: check it is the one the journal recorded there (or record
         it), then return its journaled result, if it finished. The record is written with the node's first
         entry, so it costs no extra save."""
-        name = f"{node.step_type}:{node.name}"
+        name = journal_nodes.tag(node)
         recorded = self.nodes.setdefault(path, name)
         if recorded != name:
             raise journal_nodes.mismatch(self.run.run_id, path, recorded, name)

@@ -14,6 +14,7 @@ its step's path, type and name.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,16 @@ _UNKNOWN = object()  # a path under a node kind this module cannot look into
 
 def tag(node: Node) -> str:
     """How the journal names a node."""
-    return f"{node.step_type}:{node.name}"
+    return f"{node.step_type}:{_stable(node.name)}"
+
+
+def _stable(name: str) -> str:
+    """A step named after the repr of a callable (`<Fetcher object at 0x7f..>`, a functools.partial) has
+    another name in every process: the address is not part of what the journal compares."""
+    return _ADDRESS.sub("", name) if " at 0x" in name else name
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 def _index(children: list[Node], segment: str) -> Node | None:
@@ -84,7 +94,7 @@ def check_journal(
     for req in requirements:
         path = req.get("step_path")
         if path and path not in recorded:
-            recorded[path] = f"{req.get('step_type', 'Step')}:{req.get('step_name')}"
+            recorded[path] = f"{req.get('step_type', 'Step')}:{_stable(str(req.get('step_name')))}"
     for path, expected in recorded.items():
         node = node_at(steps, path)
         if node is _UNKNOWN:
