@@ -41,3 +41,18 @@ class RequirementNotResolvedError(KernError, ValueError):
 
 class LostOwnershipError(KernError):
     """Another process took the run over (its lease had expired); this process stops writing to it."""
+
+
+class JournalMismatchError(KernError):
+    """The workflow changed since this run was journaled: the step at `path` is not the one that produced
+    the journal's entries there. Nothing was changed; the run can be continued with the definition it
+    was started under (or cancelled)."""
+
+    def __init__(
+        self, message: str, *, run_id: str | None = None, path: str = "", recorded: str = "", found: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.path = path
+        self.recorded = recorded
+        self.found = found

@@ -265,13 +265,22 @@ class StepRequirement:
         self._mark(by)
 
     def select(self, *choices: str, by: str | None = None) -> None:
-        """Choose the route(s) a Router runs. Unknown names are a `ValueError` listing the choices."""
+        """Choose the route(s) a Router runs. Anything but known route names (an unknown name, None, a
+        number) is a `ValueError` listing the choices, and nothing changes."""
         self._check("select")
-        names = [c for group in choices for c in ([group] if isinstance(group, str) else group)]
+        names: list[Any] = []
+        for group in choices:
+            names.extend([group] if isinstance(group, str) or not isinstance(group, (list, tuple)) else group)
+        self._check_routes(names)
+        self.selected_choices = list(dict.fromkeys(names))
+        self._mark(by)
+
+    def _check_routes(self, names: list[Any]) -> None:
+        """Raise a `ValueError` listing the choices unless `names` is a valid selection for this router."""
         available = self.available_choices or []
         if not names:
             raise ValueError(f"select() needs at least one route. Choices: {', '.join(available)}")
-        unknown = [n for n in names if n not in available]
+        unknown = [n for n in names if not isinstance(n, str) or n not in available]
         if unknown:
             raise ValueError(
                 f"Unknown route(s) {', '.join(repr(n) for n in unknown)} for router '{self.step_name}'. "
@@ -281,8 +290,6 @@ class StepRequirement:
             raise ValueError(
                 f"Router '{self.step_name}' takes one route (allow_multiple_selections is False); got {len(names)}."
             )
-        self.selected_choices = list(dict.fromkeys(names))
-        self._mark(by)
 
     def select_multiple(self, choices: list[str], *, by: str | None = None) -> None:
         """Choose several routes at once (needs `allow_multiple_selections`)."""
@@ -308,7 +315,9 @@ class StepRequirement:
         if self.kind == USER_INPUT and self.user_input is not None:
             return {"action": "input", "user_input": self.user_input}
         if self.kind == ROUTE_SELECTION:
-            return {"action": "select", "choices": self.selected_choices}
+            # selected_choices may have been set directly: the same check as select(), before anything is journaled
+            self._check_routes(list(self.selected_choices or []))
+            return {"action": "select", "choices": list(dict.fromkeys(self.selected_choices or []))}
         if self.kind == ERROR:
             return {"action": self.error_action}
         if self.confirmed:

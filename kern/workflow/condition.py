@@ -56,7 +56,7 @@ class Condition(Container):
         return "if" if await call_user(self.evaluator, chain.step_input(ctx.run)) else "else"
 
     async def execute(self, ctx: RunContext, path: str, chain: Chain) -> StepOutput:
-        done = ctx.done(path)
+        done = ctx.enter(self, path)
         if done is not None:
             return done
         await ctx.emit_detail(ConditionStartedEvent(step_name=self.name, step_path=path, step_type=self.step_type))

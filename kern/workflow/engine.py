@@ -34,14 +34,16 @@ from kern.run.workflow import (
     WorkflowPausedEvent,
     WorkflowRunOutput,
 )
+from kern.workflow import journal as journal_nodes
 from kern.workflow.executor_scope import STEP_SCOPE
+from kern.workflow.signals import _ControlFlow
 from kern.workflow.types import HumanReview, OnReject, StepInput, StepOutput
 
 if TYPE_CHECKING:
     from kern.workflow.node import Node
 
 
-class Pause(Exception):
+class Pause(_ControlFlow):
     """Control flow: a gate needs a person. Unwinds to the driver, which persists the pause."""
 
     def __init__(self, requirement: StepRequirement) -> None:
@@ -49,7 +51,7 @@ class Pause(Exception):
         self.requirement = requirement
 
 
-class Cancel(Exception):
+class Cancel(_ControlFlow):
     """Control flow: the run is cancelled (a rejection with on_reject=cancel, retries exhausted, ...)."""
 
     def __init__(self, reason: str) -> None:
@@ -57,8 +59,8 @@ class Cancel(Exception):
         self.reason = reason
 
 
-class StepFailed(Exception):
-    """A step failed and its on_error says the run fails."""
+class StepFailed(_ControlFlow):
+    """Control flow: a step failed and its on_error says the run fails."""
 
     def __init__(self, step_name: str, error: str) -> None:
         super().__init__(f"Step '{step_name}' failed: {error}")
@@ -140,6 +142,9 @@ class RunContext:
         self.stream_events = stream_events
         self._dirty = False
         self._save_lock = asyncio.Lock()
+        # which node produced the entries at each path (a copy: the stored journal may be shared with a cache)
+        self.nodes: dict[str, str] = dict(journal.get(journal_nodes.NODES) or {})
+        journal[journal_nodes.NODES] = self.nodes
 
     # ----- events -----------------------------------------------------------------------------------
     def _stamp(self, event: WorkflowEvent) -> WorkflowEvent:
@@ -159,6 +164,16 @@ class RunContext:
             await self._emit(self._stamp(event))
 
     # ----- journal ----------------------------------------------------------------------------------
+    def enter(self, node: Node, path: str) -> StepOutput | None:
+        """A node starts (or replays) at `path`: check it is the one the journal recorded there (or record
+        it), then return its journaled result, if it finished. The record is written with the node's first
+        entry, so it costs no extra save."""
+        name = journal_nodes.tag(node)
+        recorded = self.nodes.setdefault(path, name)
+        if recorded != name:
+            raise journal_nodes.mismatch(self.run.run_id, path, recorded, name)
+        return self.done(path)
+
     def done(self, key: str) -> StepOutput | None:
         data = self.journal.get(key)
         return StepOutput.from_dict(data) if data is not None else None
@@ -335,7 +350,7 @@ async def drive(ctx: RunContext, steps: list[Node]) -> WorkflowRunOutput:
         final_event = WorkflowErrorEvent(error=run.error)
     except LostOwnershipError:
         raise
-    except Exception as exc:  # a failing evaluator, selector or end condition
+    except (Exception, _ControlFlow) as exc:  # a failing evaluator, selector or end condition
         run.status = RunStatus.ERROR
         run.error = f"{type(exc).__name__}: {exc}"
         run.content = run.error

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from kern.exceptions import RunNotPausedError
 from kern.run.base import RunStatus
+from kern.workflow.signals import _ControlFlow
 
 if TYPE_CHECKING:
     from kern.workflow.engine import RunContext
@@ -23,8 +24,8 @@ if TYPE_CHECKING:
 STEP_SCOPE: ContextVar[StepScope | None] = ContextVar("kern_step_scope", default=None)
 
 
-class ExecutorPaused(Exception):
-    """An agent run inside a step paused; the step turns this into an executor pause."""
+class ExecutorPaused(_ControlFlow):
+    """Control flow: an agent run inside a step paused; the step turns this into an executor pause."""
 
     def __init__(self, runner: Any, result: Any, gate_key: str) -> None:
         super().__init__(f"{getattr(runner, 'name', 'agent')} paused")

@@ -45,7 +45,7 @@ class Loop(Container):
         self._setup_container(name, description, human_review, hitl)
 
     async def execute(self, ctx: RunContext, path: str, chain: Chain) -> StepOutput:
-        done = ctx.done(path)
+        done = ctx.enter(self, path)
         if done is not None:
             return done
         await ctx.emit_detail(LoopStartedEvent(step_name=self.name, step_path=path, step_type=self.step_type))

@@ -67,25 +67,3 @@ def as_nodes(items: Any) -> list[Node]:
         items = [items]
     return [as_node(i) for i in items]
 
-
-def node_at(steps: list[Node], path: str) -> Node | None:
-    """The primitive at a step path such as `2`, `2/else/0` or `3/iter/4/1` (None if there is none)."""
-    children: list[Any] = steps
-    node: Any = None
-    skip = False
-    for token in path.split("/"):
-        if skip:
-            skip = False
-            continue
-        if token == "iter":  # the iteration number follows
-            children, skip = getattr(node, "steps", []), True
-            continue
-        if token in ("if", "else"):
-            children = getattr(node, "steps" if token == "if" else "else_steps", [])
-            continue
-        try:
-            node = children[int(token.split("~")[0].split(".")[0])]
-        except (ValueError, IndexError):
-            return None
-        children = getattr(node, "choices", None) or getattr(node, "steps", None) or []
-    return node

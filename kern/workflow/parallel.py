@@ -39,7 +39,7 @@ class Parallel(Container):
         self._setup_container(name, description, human_review, hitl)
 
     async def execute(self, ctx: RunContext, path: str, chain: Chain) -> StepOutput:
-        done = ctx.done(path)
+        done = ctx.enter(self, path)
         if done is not None:
             return done
         await ctx.emit_detail(ParallelStartedEvent(step_name=self.name, step_path=path, step_type=self.step_type))

@@ -73,7 +73,7 @@ class Router(Container):
         return self._names(await call_user(self.selector, chain.step_input(ctx.run)))
 
     async def execute(self, ctx: RunContext, path: str, chain: Chain) -> StepOutput:
-        done = ctx.done(path)
+        done = ctx.enter(self, path)
         if done is not None:
             return done
         review = self.human_review

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from kern.run import requirement as kinds
 from kern.run.base import RunStatus
 from kern.run.workflow import StepCompletedEvent, StepErrorEvent, StepStartedEvent
-from kern.workflow.engine import Cancel, Pause, StepFailed, call_user, skipped
+from kern.workflow.engine import Cancel, StepFailed, call_user, skipped
 from kern.workflow.executor_scope import STEP_SCOPE, ExecutorPaused, StepScope
 from kern.workflow.node import Node
 from kern.workflow.types import HumanReview, OnError, StepInput, StepOutput, UserInputField
@@ -69,7 +69,7 @@ class Step(Node):
 
     # ----- execution ------------------------------------------------------------------------------
     async def execute(self, ctx: RunContext, path: str, chain: Chain) -> StepOutput:
-        done = ctx.done(path)
+        done = ctx.enter(self, path)
         if done is not None:
             return done
         review = self.human_review
@@ -192,9 +192,7 @@ class Step(Node):
                 executor_requirements=requirements,
             )
             raise AssertionError("unreachable: the gate pauses") from paused  # pragma: no cover
-        except (Cancel, StepFailed, Pause):
-            raise
-        except Exception as exc:
+        except Exception as exc:  # user errors; the engine's signals are BaseExceptions and pass through
             return StepOutput(step_name=self.name, success=False, error=f"{type(exc).__name__}: {exc}")
         finally:
             STEP_SCOPE.reset(token)

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from kern.db.base import BaseDb
-from kern.exceptions import RequirementNotResolvedError, RunNotPausedError
+from kern.exceptions import JournalMismatchError, RequirementNotResolvedError, RunNotPausedError
 from kern.run.workflow import WorkflowRunOutput
 
 if TYPE_CHECKING:
@@ -46,6 +46,9 @@ async def expire_due(
             continue  # another process (or a person) got there first
         except RequirementNotResolvedError:
             continue  # not due by this host's clock after all; a later sweep takes it
+        except JournalMismatchError as exc:
+            log.warning("Not expiring run %s: %s", run_id, exc)  # left paused for a host with its definition
+            continue
         moved.append(result)  # type: ignore[arg-type]
     return moved
 

@@ -20,8 +20,10 @@ from kern.run.workflow import (
     WorkflowSession,
     WorkflowStartedEvent,
 )
+from kern.workflow import journal
 from kern.workflow.engine import RunContext, drive
-from kern.workflow.node import Node, as_nodes, node_at
+from kern.workflow.journal import check_journal
+from kern.workflow.node import Node, as_nodes
 
 Emit = Callable[[WorkflowEvent], Awaitable[None]]
 
@@ -185,6 +187,7 @@ class Workflow:
 
             def prepare(stored: StoredRun) -> tuple[dict[str, Any], dict[str, Any], list[Resolution]]:
                 journal = dict(stored.journal)
+                check_journal(self.steps, stored.run_id, journal, stored.output.get("step_requirements") or [])
                 if stored.status != "PAUSED":  # taking over a run whose process died
                     return stored.output, journal, []
                 output = dict(stored.output)
@@ -268,7 +271,8 @@ class Workflow:
 
     def node_at(self, path: str) -> Node | None:
         """The primitive at a step path (a requirement's `step_path`), or None if the tree has none there."""
-        return node_at(self.steps, path)
+        node = journal.node_at(self.steps, path)
+        return node if isinstance(node, Node) else None
 
     # ----- sessions, runs, deadlines ------------------------------------------------------------------
     async def aget_run(self, run_id: str) -> WorkflowRunOutput:

@@ -1,0 +1,104 @@
+"""Which node produced the journal's entries, and whether the workflow still has it there.
+
+Journal entries are keyed by node path (`2`, `2/else/0`, `3/iter/4/1`, `2~1/0` for a router's retry).
+When a node is first entered, the run's journal records it under `journal["__nodes__"][path]` as
+`"<step_type>:<name>"`. A run paused under one definition may be continued after a deploy changed the
+workflow; before anything is claimed, `check_journal` resolves every recorded path in the current
+definition and refuses (`JournalMismatchError`, nothing changed) when the node there is another one or is
+gone, so a journaled result or decision is never applied to a different step. The engine compares again
+as it enters each node, like durable-execution engines check recorded step names on replay.
+
+Journals written before node records existed are checked through their pauses: every requirement names
+its step's path, type and name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from kern.exceptions import JournalMismatchError
+
+if TYPE_CHECKING:
+    from kern.workflow.node import Node
+
+NODES = "__nodes__"
+_UNKNOWN = object()  # a path under a node kind this module cannot look into
+
+
+def tag(node: Node) -> str:
+    """How the journal names a node."""
+    return f"{node.step_type}:{_stable(node.name)}"
+
+
+def _stable(name: str) -> str:
+    """A step named after the repr of a callable (`<Fetcher object at 0x7f..>`, a functools.partial) has
+    another name in every process: the address is not part of what the journal compares."""
+    return _ADDRESS.sub("", name) if " at 0x" in name else name
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _index(children: list[Node], segment: str) -> Node | None:
+    segment = segment.split("~", 1)[0]  # a router's retry runs its routes under `<path>~<attempt>`
+    if not segment.isdigit() or int(segment) >= len(children):
+        return None
+    return children[int(segment)]
+
+
+def node_at(steps: list[Node], path: str) -> Any:
+    """The node now at `path` in this definition: a Node, None if there is none, or _UNKNOWN."""
+    parts = path.split("/")
+    node: Any = _index(steps, parts[0])
+    i = 1
+    while node is not None and i < len(parts):
+        kind = node.step_type
+        if kind in ("Steps", "Parallel"):
+            node, i = _index(node.steps, parts[i]), i + 1
+        elif kind == "Router":
+            node, i = _index(node.choices, parts[i]), i + 1
+        elif kind == "Condition":
+            branch = {"if": node.steps, "else": node.else_steps}.get(parts[i])
+            node = _index(branch, parts[i + 1]) if branch is not None and i + 1 < len(parts) else None
+            i += 2
+        elif kind == "Loop":
+            inside = parts[i] == "iter" and i + 2 < len(parts)
+            node = _index(node.steps, parts[i + 2]) if inside else None
+            i += 3
+        elif kind == "Step":
+            return None
+        else:
+            return _UNKNOWN
+    return node
+
+
+def mismatch(run_id: str | None, path: str, recorded: str, found: str | None) -> JournalMismatchError:
+    now = f"now has {found}" if found else "now has no step there"
+    return JournalMismatchError(
+        f"Run {run_id} cannot continue with this definition of the workflow: at path {path!r} its journal "
+        f"recorded {recorded}, but the workflow {now}. Continue it with the definition it ran under, or cancel it.",
+        run_id=run_id,
+        path=path,
+        recorded=recorded,
+        found=found,
+    )
+
+
+def check_journal(
+    steps: list[Node], run_id: str | None, journal: Mapping[str, Any], requirements: Iterable[Mapping[str, Any]]
+) -> None:
+    """Raise `JournalMismatchError` unless every node the run journaled is still at its path."""
+    recorded = dict(journal.get(NODES) or {})
+    for req in requirements:
+        path = req.get("step_path")
+        if path and path not in recorded:
+            recorded[path] = f"{req.get('step_type', 'Step')}:{_stable(str(req.get('step_name')))}"
+    for path, expected in recorded.items():
+        node = node_at(steps, path)
+        if node is _UNKNOWN:
+            continue  # a custom primitive: the engine still compares as it enters each node
+        found = tag(node) if node is not None else None
+        if found != expected:
+            raise mismatch(run_id, path, expected, found)
