@@ -108,7 +108,10 @@ class Outbox:
                 done.append(Delivery(message))  # a later card update of this batch shows the same state
                 continue
             try:
-                done.append(await self.presenter.deliver(message, view, posted))
+                delivery = await self.presenter.deliver(message, view, posted)
+                if delivery.pause is not None:  # recorded at once: a click on it may come in right away
+                    await self.store.delivered([delivery])
+                done.append(delivery)
             except NotYet as exc:
                 await self._later(owed[index:], time.time() + RETRY_SOON, str(exc), counted=False)
                 break
