@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kern.db.base import BaseDb
+from kern.db.migrations import auto_upgrade_from_env
 
 
 class SettingsError(ValueError):
@@ -45,6 +46,7 @@ class Settings:
     db: str = "kern.db"
     workflows: str | None = None
     api_url: str | None = None
+    auto_upgrade: bool = False  # KERN_DB_AUTO_UPGRADE=1: upgrade the database's tables at start-up
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, dotenv: str | Path | None = ".env") -> Settings:
@@ -62,6 +64,7 @@ class Settings:
             db=get("KERN_DB") or "kern.db",
             workflows=get("KERN_WORKFLOWS"),
             api_url=get("SLACK_API_URL"),
+            auto_upgrade=auto_upgrade_from_env(values),
         )
 
     def check(self, mode: str) -> Settings:
