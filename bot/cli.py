@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     revision.add_argument("-m", "--message", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # kern says what each upgrade did, in one line
     if args.mode == "db":
         return _db_command(args)
     if args.mode == "dev":
@@ -47,10 +48,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     try:
         settings = Settings.load().check(args.mode)
-        asyncio.run(_prepare_db(settings))
         from bot.server import create_bot
 
         bot = create_bot(settings)
+        asyncio.run(_prepare_db(settings))
     except (SettingsError, SchemaVersionError) as exc:
         print(f"kern-bot: {exc}", file=sys.stderr)
         return 2

@@ -7,7 +7,6 @@ never both resume one pause.
 
 from __future__ import annotations
 
-import logging
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
@@ -24,7 +23,6 @@ from kern.exceptions import LostOwnershipError, RunAlreadyResumedError, RunNotFo
 PAUSED = "PAUSED"
 RUNNING = "RUNNING"
 T = TypeVar("T")
-log = logging.getLogger("kern.db")
 
 # Hot-path statements, built once: constructing a statement per call costs more than running it.
 _runs = schema.runs.c
@@ -149,8 +147,7 @@ class BaseDb(ABC):
             tables.create_all(conn)
             return
         auto = migrations.auto_upgrade_from_env() if self.auto_upgrade is None else self.auto_upgrade
-        for line in tables.ensure(conn, auto_upgrade=auto):
-            log.info("%s (%r)", line, self)
+        tables.ensure(conn, auto_upgrade=auto)
 
     async def upgrade(self, *extra: migrations.MigrationSet) -> list[str]:
         """Bring kern's tables, and each of `extra` (kern-bot passes its own), to the newest revision

@@ -128,7 +128,9 @@ class MigrationSet:
                 if self.after_create is not None:
                     self.after_create(conn)
                 self._stamp(conn, self.head)
-                return [f"{self.component}: created the tables at revision {self.head} (empty database)"]
+                done.append(f"{self.component}: created the tables at revision {self.head} (empty database)")
+                log.debug("%s in %s", done[-1], self._where(conn))
+                return done
             if not self.legacy(conn, tables):
                 raise SchemaVersionError(
                     f"{self.component}'s tables in {self._where(conn)} have no schema version this code "
@@ -140,6 +142,7 @@ class MigrationSet:
             self._stamp(conn, BASELINE)
             current = BASELINE
             done.append(f"{self.component}: tables made before migrations recognised as revision {BASELINE}")
+            log.info("%s in %s", done[-1], self._where(conn))
             if current == self.head:
                 done.append(f"{self.component}: at revision {self.head}, the newest")
         if current == self.head:
@@ -161,9 +164,9 @@ class MigrationSet:
                 found=current,
                 expected=self.head,
             )
-        self.alembic_upgrade(conn)
-        done.append(f"{self.component}: upgraded from revision {current} to {self.head}")
-        log.info(done[-1])
+        steps = self.alembic_upgrade(conn)
+        done.append(f"{self.component}: upgraded from revision {current} to {self.head}: ran {', '.join(steps)}")
+        log.info("%s in %s", done[-1], self._where(conn))
         return done
 
     def upgrade(self, conn: Connection) -> list[str]:
@@ -185,11 +188,18 @@ class MigrationSet:
         config.attributes["migration_set"] = self
         return config
 
-    def alembic_upgrade(self, conn: Connection, revision: str = "head") -> None:
-        """Run the revision scripts up to `revision` on `conn`, in its transaction."""
+    def alembic_upgrade(self, conn: Connection, revision: str = "head") -> list[str]:
+        """Run the revision scripts up to `revision` on `conn`, in its transaction; returns the ones run
+        ("0002 (add runs.owner)"), oldest first."""
         from alembic import command
+        from alembic.script import ScriptDirectory
 
-        command.upgrade(self.alembic_config(conn), revision)
+        config = self.alembic_config(conn)
+        start = self.current(conn)
+        command.upgrade(config, revision)
+        script = ScriptDirectory.from_config(config)
+        steps = script.iterate_revisions(self.current(conn) or "base", start or "base")
+        return [f"{step.revision} ({step.doc})" for step in reversed(list(steps))]
 
     def new_revision(self, message: str, *, autogenerate: bool = True) -> Path:
         """Write the next revision file (numbered after the newest), with the operations Alembic finds
