@@ -396,3 +396,19 @@ async def test_revisions_from_nothing_give_exactly_the_tables_in_code(target: st
         return migration_set.current(conn), compare_metadata(context, migration_set.metadata)
 
     assert await in_db(target, migrate_and_compare) == (migration_set.head, [])
+
+
+def test_kern_alone_upgrades_its_own_tables_and_never_imports_the_bot(v1_db: Path) -> None:
+    """`python -m kern.db upgrade` touches kern's tables only; kern's migration code imports nothing of bot."""
+    probe = (
+        "import sys, kern.db.__main__, kern.db.migrations, kern.db.sqlite, kern.db.postgres; "
+        "print(sorted(m for m in sys.modules if m == 'bot' or m.startswith('bot.')))"
+    )
+    imported = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert imported.stdout.strip() == "[]", imported.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "kern.db", "upgrade", str(v1_db)], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == f"kern: tables made before migrations recognised as revision {BASELINE}"
+    assert asyncio.run(versions(str(v1_db))) == {"kern": KERN.head, "kern-bot": None}
