@@ -1,4 +1,5 @@
-"""`kern-bot`: serve (HTTP), socket (Socket Mode), dev (everything on this machine, in a browser)."""
+"""`kern-bot`: serve (HTTP), socket (Socket Mode), dev (everything on this machine, in a browser), and
+db (upgrade the database's tables: `kern-bot db upgrade`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 import sys
 
 from bot.config import Settings, SettingsError
+from kern.exceptions import SchemaVersionError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,14 +30,23 @@ def main(argv: list[str] | None = None) -> int:
     dev = sub.add_parser("dev", help="no Slack needed: the bot, a local Slack and its web page on 127.0.0.1")
     dev.add_argument("--port", type=int, default=3000, help="the web page and the local Slack")
     dev.add_argument("--bot-port", type=int, default=3001, help="the bot's /slack/events")
+    db = sub.add_parser("db", help="the database's tables (KERN_DB): upgrade them to this version's schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="upgrade kern's and the bot's tables to the newest revision (safe to repeat)")
+    revision = db_sub.add_parser("revision", help="for developers: write the next revision of the bot's tables")
+    revision.add_argument("-m", "--message", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # kern says what each upgrade did, in one line
+    if args.mode == "db":
+        return _db_command(args)
     if args.mode == "dev":
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
         try:
             settings = Settings.load().check("dev")
+            asyncio.run(_prepare_db(settings))
             return asyncio.run(_dev(settings, args.port, args.bot_port))
-        except SettingsError as exc:
+        except (SettingsError, SchemaVersionError) as exc:
             print(f"kern-bot: {exc}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
@@ -45,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         from bot.server import create_bot
 
         bot = create_bot(settings)
-    except SettingsError as exc:
+        asyncio.run(_prepare_db(settings))
+    except (SettingsError, SchemaVersionError) as exc:
         print(f"kern-bot: {exc}", file=sys.stderr)
         return 2
     if args.mode == "serve":
@@ -66,6 +78,40 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     return asyncio.run(_socket_mode(bot, settings, args.sweep_interval))
+
+
+def _db_command(args: argparse.Namespace) -> int:
+    if args.db_command == "revision":
+        from bot.migrations import BOT
+
+        print(f"kern-bot: wrote {BOT.new_revision(args.message)}; read it before committing it")
+        return 0
+    try:
+        settings = Settings.load().check("db")
+        for line in asyncio.run(_prepare_db(settings, upgrade=True)):
+            print(line)
+    except (SettingsError, SchemaVersionError) as exc:
+        print(f"kern-bot: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+async def _prepare_db(settings: Settings, *, upgrade: bool = False) -> list[str]:
+    """Before serving: check that kern's and the bot's tables are at the revision this code needs (one
+    line and exit if not), upgrading them with `upgrade` or KERN_DB_AUTO_UPGRADE=1. Returns what was done."""
+    from bot.migrations import BOT
+
+    db = settings.open_db()
+    try:
+        if upgrade or settings.auto_upgrade:
+            done = await db.upgrade(BOT)
+            if not upgrade:
+                print("\n".join(f"kern-bot: {line}" for line in done), flush=True)
+            return done
+        await db.run_transaction(lambda _conn: None, write=False, tables=BOT)
+        return []
+    finally:
+        await db.close()
 
 
 async def _dev(settings: Settings, port: int, bot_port: int) -> int:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kern.db.base import BaseDb
+from kern.db.migrations import auto_upgrade_from_env
 
 
 class SettingsError(ValueError):
@@ -58,6 +59,7 @@ class Settings:
     workflows: str | None = None
     api_url: str | None = None
     lease_seconds: float = 30.0
+    auto_upgrade: bool = False  # KERN_DB_AUTO_UPGRADE=1: upgrade the database's tables at start-up
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, dotenv: str | Path | None = ".env") -> Settings:
@@ -76,6 +78,7 @@ class Settings:
             workflows=get("KERN_WORKFLOWS"),
             api_url=get("SLACK_API_URL"),
             lease_seconds=_seconds("KERN_LEASE_SECONDS", get("KERN_LEASE_SECONDS"), 30.0),
+            auto_upgrade=auto_upgrade_from_env(values),
         )
 
     def check(self, mode: str) -> Settings:

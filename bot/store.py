@@ -124,10 +124,13 @@ class BotStore:
     """The bot's bookkeeping tables, next to kern's."""
 
     def __init__(self, db: BaseDb) -> None:
+        from bot.migrations import BOT  # versions these tables; it imports them from here
+
         self.db = db
+        self._tables = BOT
 
     async def _tx(self, body: Any, write: bool = True) -> Any:
-        return await self.db.run_transaction(body, write=write, tables=metadata)
+        return await self.db.run_transaction(body, write=write, tables=self._tables)
 
     async def ready(self) -> None:
         """Make sure the bot's tables exist (kern's transactions write the outbox from then on)."""

@@ -56,3 +56,18 @@ class JournalMismatchError(KernError):
         self.path = path
         self.recorded = recorded
         self.found = found
+
+
+class SchemaVersionError(KernError):
+    """The database's tables are at a schema revision this code will not use as is.
+
+    `found` is the revision in the database (None: tables not made by kern), `expected` the newest one
+    this code knows. The message is one line saying what to do: upgrade the database (it is older) or
+    upgrade kern (a newer kern wrote it).
+    """
+
+    def __init__(self, message: str, *, component: str, found: str | None, expected: str) -> None:
+        super().__init__(message)
+        self.component = component
+        self.found = found
+        self.expected = expected

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from kern.db import schema
+from kern.db import migrations, schema
 from kern.exceptions import LostOwnershipError, RunAlreadyResumedError, RunNotFoundError, RunNotPausedError
 
 PAUSED = "PAUSED"
@@ -121,6 +121,8 @@ class BaseDb(ABC):
     """
 
     dialect_insert: Callable[..., Any] = staticmethod(sa.insert)
+    # Upgrade an older schema at first use instead of refusing it; None: KERN_DB_AUTO_UPGRADE=1 says so.
+    auto_upgrade: bool | None = None
 
     def __init__(self, *, lease_seconds: float = 30.0) -> None:
         if lease_seconds <= 0:
@@ -162,20 +164,46 @@ class BaseDb(ABC):
 
     def _create_tables(self, conn: Connection) -> None:
         self._lock_for_create(conn)
-        schema.metadata.create_all(conn)
-        conn.execute(
-            self.dialect_insert(schema.meta)
-            .values(key="schema_version", value=str(schema.SCHEMA_VERSION))
-            .on_conflict_do_nothing()
-        )
+        self._ensure_schema(conn, migrations.KERN)
+
+    def _ensure_schema(self, conn: Connection, tables: sa.MetaData | migrations.MigrationSet) -> None:
+        """First use of a set of tables: create them, or check (and with auto-upgrade, bring) them to
+        the revision this code needs; `SchemaVersionError` if they are older or newer than that."""
+        if isinstance(tables, sa.MetaData):
+            tables.create_all(conn)
+            return
+        auto = migrations.auto_upgrade_from_env() if self.auto_upgrade is None else self.auto_upgrade
+        tables.ensure(conn, auto_upgrade=auto)
+
+    async def upgrade(self, *extra: migrations.MigrationSet) -> list[str]:
+        """Bring kern's tables, and each of `extra` (kern-bot passes its own), to the newest revision
+        this code knows, creating them if the database is empty. Returns what was done, one line each.
+
+        Refuses (`SchemaVersionError`) a database a newer kern wrote. Safe to run concurrently and again.
+        """
+
+        def body(conn: Connection) -> list[str]:
+            self._lock_for_create(conn)
+            return [line for tables in (migrations.KERN, *extra) for line in tables.upgrade(conn)]
+
+        done = await self._run(body, write=True)
+        self._tables_ready = True
+        self._extra_tables.update(id(tables) for tables in extra)
+        return done
 
     async def run_transaction(
-        self, body: Callable[[Connection], T], *, write: bool = True, tables: sa.MetaData | None = None
+        self,
+        body: Callable[[Connection], T],
+        *,
+        write: bool = True,
+        tables: sa.MetaData | migrations.MigrationSet | None = None,
     ) -> T:
         """Run `body(connection)` in one transaction of this store: the extension point for code that
-        keeps its own tables next to kern's (kern-bot does). `tables` are created on first use."""
+        keeps its own tables next to kern's (kern-bot does). `tables` are made ready on first use:
+        a `MigrationSet` is versioned like kern's own tables (see kern.db.migrations); plain
+        `MetaData` is only created if missing."""
         if tables is not None and id(tables) not in self._extra_tables:
-            await self._tx(lambda conn: (self._lock_for_create(conn), tables.create_all(conn)))
+            await self._tx(lambda conn: (self._lock_for_create(conn), self._ensure_schema(conn, tables)))
             self._extra_tables.add(id(tables))
         return await self._tx(body, write=write)
 
