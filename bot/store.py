@@ -192,3 +192,12 @@ class BotStore:
             write=False,
         )
         return {r[0]: {"decision": r[1], "by": r[2], "summary": r[3]} for r in rows}
+
+
+# Requests already acted on (bot/dedupe.py): the hash of a signed body, kept for Slack's replay window.
+seen_requests = sa.Table(
+    "kern_bot_seen_requests",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("seen_at", sa.Float, nullable=False, index=True),
+)
