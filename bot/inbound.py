@@ -42,10 +42,8 @@ MAX_DEPTH = 48  # nesting of a JSON payload; Slack's deepest (rich text in a cli
 TIMESTAMP = "X-Slack-Request-Timestamp"
 SIGNATURE = "X-Slack-Signature"
 
-_ID = r"[A-Za-z0-9_-]{1,128}"  # run and requirement ids (uuid hex) as the bot writes them into its views
-_BUTTON_VALUE = re.compile(rf"(run:)?{_ID}(:\d{{1,6}})?")
-_METADATA = re.compile(_ID)
-_TOOL_METADATA = re.compile(rf"{_ID}(:\d{{1,6}})?")
+_TOOL_ID = re.compile(r"[^:]+(:\d{1,6})?")  # `requirement_id:call_index`, as interactions._split reads it
+_TOOL_ACTIONS = (ui.TOOL_OK, ui.TOOL_NO, ui.TOOL_INPUT, ui.TOOL_RESULT)
 _TOOL_VIEWS = {ui.V_TOOL_NOTE, ui.V_TOOL_INPUT, ui.V_TOOL_RESULT}
 _TEXT_VIEWS = {ui.V_EDIT, ui.V_FEEDBACK, ui.V_TOOL_NOTE, ui.V_TOOL_RESULT}  # read values["text"]["v"]
 _FORM_VIEWS = {ui.V_INPUT, ui.V_TOOL_INPUT}  # read_inputs: a static_select's option value is an index
@@ -186,7 +184,9 @@ def _check_click(body: dict[str, Any]) -> None:
         _optional(action, "value", str)
         _check_element(action)
         if action["action_id"].startswith("kern:") and action.get("type") == "button":
-            _need(_BUTTON_VALUE.fullmatch(action.get("value") or "") is not None, "a kern button without its value")
+            _need(_text(action.get("value")), "a kern button without its value")
+            if action["action_id"].startswith(_TOOL_ACTIONS):
+                _need(_TOOL_ID.fullmatch(action["value"]) is not None, "a tool button with a malformed value")
 
 
 def _check_submission(body: dict[str, Any]) -> None:
@@ -199,9 +199,7 @@ def _check_submission(body: dict[str, Any]) -> None:
     _check_state(view["state"])
     callback, metadata, values = view["callback_id"], view["private_metadata"], view["state"]["values"]
     if callback in _TOOL_VIEWS:
-        _need(_TOOL_METADATA.fullmatch(metadata) is not None, "malformed private_metadata")
-    elif callback.startswith("kern:"):
-        _need(_METADATA.fullmatch(metadata) is not None, "malformed private_metadata")
+        _need(_TOOL_ID.fullmatch(metadata) is not None, "malformed private_metadata")
     if callback in _TEXT_VIEWS:
         _need(isinstance(values.get("text"), dict) and isinstance(values["text"].get("v"), dict), "form without text")
     if callback in _FORM_VIEWS:
