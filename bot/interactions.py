@@ -265,7 +265,9 @@ class Interactions:
             raw = view["state"]["values"].get("free", {}).get("v", {}).get("value") or "{}"
             try:
                 values = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
+                values = None
+            if not isinstance(values, dict):  # null, a list, a number or a string is no set of fields
                 await ack(response_action="errors", errors={"free": "Enter a JSON object"})
                 return
         _, problems = loaded.req.check_user_input(**values)

@@ -4,26 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import urllib.parse
-from collections.abc import AsyncIterator
+import logging
+import uuid
+from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
-from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_sdk.signature import SignatureVerifier
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 
 from bot.app import KernBot, build_bot, make_client
 from bot.config import Settings
+from bot.dedupe import SeenRequests
+from bot.inbound import RequestRejected, decode, guard_listeners, looks_like_click, parse, request_key, verify_signature
 from bot.registry import load_registry
 from bot.sweeper import sweep_forever
 
 BOT_KEY = web.AppKey("kern_bot", KernBot)
-
-
-def _is_click(body: bytes) -> bool:
-    """A block_actions payload (judged from its first bytes, without parsing the whole payload)."""
-    head = urllib.parse.unquote_plus(body[:120].decode("utf-8", "ignore")).replace(" ", "")
-    return head.startswith('payload={"type":"block_actions"')
+log = logging.getLogger("kern_bot")
 
 
 def create_bot(settings: Settings) -> KernBot:
@@ -48,27 +44,64 @@ async def serving(bot: KernBot) -> AsyncIterator[None]:
 
 
 def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0) -> web.Application:
-    """An aiohttp application serving Slack's requests; the sweeper runs while it is up."""
+    """An aiohttp application serving Slack's requests; the sweeper runs while it is up.
 
-    verifier = SignatureVerifier(bot.signing_secret) if bot.signing_secret else None
+    Every request is checked (`bot.inbound`: signature, then body, then fields) and deduplicated
+    (`bot.dedupe`) before Bolt dispatches it; a malformed one is answered 400 or 401 and changes nothing.
+    """
+    secret = bot.signing_secret
+    seen = SeenRequests(bot.store.db)
+    guard_listeners(bot.app)
 
-    async def slack_events(request: web.Request) -> web.Response:
-        body = await request.read()
-        if verifier is not None and _is_click(body):
-            # A click's ack is always an empty 200: answer it here, after checking the signature, and let
-            # Bolt parse and route it later (Runner.defer). Under load the ack no longer waits behind other
-            # requests' work (commands and form submissions, whose ack carries content, go through Bolt).
-            headers = request.headers
-            if not verifier.is_valid(
-                body, headers.get("X-Slack-Request-Timestamp", ""), headers.get("X-Slack-Signature", "")
-            ):
-                return web.json_response({"error": "invalid request"}, status=401)
-            query = request.query_string
-            bot.background.defer(
-                lambda: bot.app.async_dispatch(AsyncBoltRequest(body=body.decode(), query=query, headers=headers))
-            )
+    async def slack_events(request: web.Request) -> web.StreamResponse:
+        try:
+            return await answer(request)
+        except web.HTTPException:  # aiohttp's own answers, e.g. 413 for a body over client_max_size
+            raise
+        except Exception:  # a fault of the bot or its database, not of the request: logged, findable
+            ref = uuid.uuid4().hex[:12]
+            log.exception("request failed (ref %s)", ref)
+            return web.json_response({"error": "internal error", "ref": ref}, status=500)
+
+    async def answer(request: web.Request) -> web.Response:
+        raw = await request.read()
+        headers, query = request.headers, request.query_string
+        try:
+            if secret:
+                verify_signature(secret, raw, headers)
+            text = decode(raw)
+            if secret and looks_like_click(text):
+                # A click's ack is always an empty 200: answer it here, once the signature is checked, and
+                # parse, deduplicate and route it later (Runner.defer). Under load the ack no longer waits
+                # behind other requests' work (commands and form submissions, whose ack carries content,
+                # are parsed and checked before their answer).
+                bot.background.defer(lambda: dispatch_click(text, query, headers, request_key(raw)))
+                return web.Response(status=200)
+            bolt_request = parse(text, query, headers)
+        except RequestRejected as exc:
+            return web.json_response({"error": exc.reason}, status=exc.status)
+        if not await seen.first(request_key(raw)):
+            log.info("duplicate request ignored (retry %s)", headers.get("X-Slack-Retry-Num", "none"))
             return web.Response(status=200)
-        return await to_aiohttp_response(await bot.app.async_dispatch(await to_bolt_request(request)))
+        return await to_aiohttp_response(await bot.app.async_dispatch(bolt_request))
+
+    async def dispatch_click(text: str, query: str, headers: Mapping[str, str], key: str) -> None:
+        """A click's work, after its ack: checked and deduplicated here rather than before the ack.
+
+        Still safe: Slack gets the same empty 200 for every delivery of a click, whatever it holds, so
+        answering before the check changes no answer; and nothing of a click happens before this point,
+        so a malformed or repeated one is dropped before it can act. Doing it in the ack path would put
+        a payload parse and a database write in front of every ack of a burst.
+        """
+        try:
+            bolt_request = parse(text, query, headers)
+        except RequestRejected as exc:
+            log.warning("click dropped: %s", exc.reason)
+            return
+        if not await seen.first(key):
+            log.info("duplicate click ignored")
+            return
+        await bot.app.async_dispatch(bolt_request)
 
     async def health(_request: web.Request) -> web.Response:
         return web.json_response({"ok": True, "workflows": sorted(bot.registry.entries)})

@@ -76,6 +76,15 @@ outbox = sa.Table(
 )
 
 
+# Requests already acted on (bot/dedupe.py): the hash of a signed body, kept for Slack's replay window.
+seen_requests = sa.Table(
+    "kern_bot_seen_requests",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("seen_at", sa.Float, nullable=False, index=True),
+)
+
+
 @dataclass
 class Card:
     run_id: str

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import secrets
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ class DevSlack:
         self._released = asyncio.Event()
         self._ts = itertools.count(1)
         self._epoch = time.time_ns() // 1000 - 1_700_000_000_000_000  # microseconds: no two stand-ins collide
+        self._instance = secrets.token_hex(4)
         self._triggers: dict[str, tuple[float, bool]] = {}
         self._runner: web.AppRunner | None = None
         self._socket_acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -324,7 +326,7 @@ class DevSlack:
 
     # ----- driving the bot ---------------------------------------------------------------------------
     def _trigger(self, user: str = "") -> str:
-        trigger = f"trig-{next(self._ts)}"
+        trigger = f"trig-{next(self._ts)}-{self._instance}"  # unique across stand-ins, as Slack's are
         self._triggers[trigger] = (time.monotonic(), False)
         self._trigger_users[trigger] = user
         return trigger
@@ -333,16 +335,12 @@ class DevSlack:
         self, body: bytes, content_type: str, *, timestamp: int | None = None, signature: str | None = None
     ) -> tuple[int, str, float]:
         """POST to the bot, signed with the signing secret; returns (status, body, seconds to answer)."""
-        ts = str(int(time.time()) if timestamp is None else timestamp)
-        base = f"v0:{ts}:{body.decode()}".encode()
-        sig = signature or "v0=" + hmac.new(self.signing_secret.encode(), base, hashlib.sha256).hexdigest()
+        headers = {**self.signed(body, timestamp), "Content-Type": content_type}
+        if signature is not None:
+            headers["X-Slack-Signature"] = signature
         assert self.session is not None
         start = time.perf_counter()
-        async with self.session.post(
-            self.bot_endpoint,
-            data=body,
-            headers={"Content-Type": content_type, "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sig},
-        ) as resp:
+        async with self.session.post(self.bot_endpoint, data=body, headers=headers) as resp:
             return resp.status, await resp.text(), time.perf_counter() - start
 
     async def command(self, text: str, *, user: str = "U1", channel: str = "C1") -> tuple[int, str, float]:
@@ -377,10 +375,11 @@ class DevSlack:
     def interaction_body(payload: dict[str, Any]) -> bytes:
         return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
 
-    def signed(self, body: bytes) -> dict[str, str]:
-        """The headers Slack sends with `body` now (content type, timestamp, signature)."""
-        ts = str(int(time.time()))
-        base = f"v0:{ts}:{body.decode()}".encode()
+    def signed(self, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+        """The headers Slack sends with `body` (content type, timestamp, signature), signed now or at
+        `timestamp`. Signed as Slack signs: over the raw bytes, whatever they hold."""
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        base = b"v0:" + ts.encode() + b":" + body
         return {
             "Content-Type": "application/x-www-form-urlencoded",
             "X-Slack-Request-Timestamp": ts,

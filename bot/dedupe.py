@@ -1,0 +1,57 @@
+"""Each request Slack delivers is acted on once, by one process, however often it arrives.
+
+A signed request can arrive twice: replayed within its 300 s signature window by anyone who captured it,
+or retried by Slack (with `X-Slack-Retry-Num`) when an answer was slow. Replicas share nothing but the
+database, so what was seen is recorded there, in the bot's own table, with an insert that only one
+delivery can win. The loser is answered 200 with nothing done (so Slack does not retry it again).
+"""
+
+from __future__ import annotations
+
+import time
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from bot.inbound import WINDOW
+from bot.store import metadata, seen_requests
+from kern.db.base import BaseDb
+
+KEEP = 2 * WINDOW  # a signed request is valid up to WINDOW either side of its timestamp; keep it that long
+PRUNE_EVERY = 60.0  # seconds between deletes of expired rows, per process
+
+_INSERT = seen_requests.insert()
+_PRUNE = seen_requests.delete().where(seen_requests.c.seen_at < sa.bindparam("b_before"))
+
+
+class SeenRequests:
+    """The requests this bot (any replica of it on the same database) has already taken."""
+
+    def __init__(self, db: BaseDb) -> None:
+        self.db = db
+        self._pruned_at = 0.0
+
+    async def first(self, key: str) -> bool:
+        """Record `key` (see `bot.inbound.request_key`); True for its first delivery, False for a repeat.
+
+        Expired rows are deleted in the same transaction now and then (at most every PRUNE_EVERY
+        seconds per process): one indexed range delete, never a scan per request.
+        """
+        now = time.time()
+        prune = now - self._pruned_at > PRUNE_EVERY
+        if prune:
+            self._pruned_at = now
+
+        def body(conn: Connection) -> bool:
+            try:
+                with conn.begin_nested():
+                    conn.execute(_INSERT, {"key": key, "seen_at": now})
+                first = True
+            except IntegrityError:
+                first = False
+            if prune:
+                conn.execute(_PRUNE, {"b_before": now - KEEP})
+            return first
+
+        return await self.db.run_transaction(body, tables=metadata)
