@@ -19,6 +19,7 @@ PG_URL = os.environ.get("KERN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:543
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+
 def _postgres_problem() -> str | None:
     """None if PostgreSQL answers, else why not. (Tests share its tables: every test uses unique names.)"""
     import asyncpg
@@ -54,6 +55,27 @@ def require_postgres() -> None:
         if IN_CI:
             pytest.fail(message + "; CI requires it.")
         pytest.skip(message)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_postgres_at_this_revision() -> None:
+    """The PostgreSQL database is shared and outlives a test run (tests keep apart by unique names): bring
+    its tables to this code's schema revision once, before any test (or process a test starts) uses it."""
+    if _postgres_problem() is not None:
+        return  # the PostgreSQL tests fail (CI) or skip on their own
+
+    async def upgrade() -> None:
+        from bot.migrations import BOT
+
+        db = PostgresDb(db_url=PG_URL)
+        try:
+            await db.upgrade(BOT)
+        finally:
+            await db.close()
+
+    thread = threading.Thread(target=lambda: asyncio.run(upgrade()))
+    thread.start()
+    thread.join(120)
 
 
 def unique(prefix: str) -> str:
