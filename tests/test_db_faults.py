@@ -343,3 +343,23 @@ async def test_sqlite_locked_longer_than_retry_for_leaves_run_running(tmp_path: 
     ((run_id, _),) = {key for key in counts if key[1] == "a"}
     assert (await db.load_run(run_id)).status == "RUNNING"
     await db.close()
+
+
+async def test_postgres_stale_pooled_connections_are_replaced() -> None:
+    """Pooled connections are not pinged before use: the server dropping them while idle (a restart, a
+    failover, an idle timeout) costs a retry on a fresh connection, never an error."""
+    require_postgres()
+    app = unique("kern-stale")
+    db = PostgresDb(PG_URL, application_name=app, pool_size=3, retry_for=5)
+    await asyncio.gather(*(db.audit_log(run_id="none") for _ in range(3)))  # the pool now holds idle connections
+    killer = await asyncpg.connect(PG_URL.replace("postgresql://", "postgres://"))
+    try:
+        rows = await killer.fetch(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", app
+        )
+    finally:
+        await killer.close()
+    assert sum(1 for r in rows if r[0]) >= 1
+    for _ in range(4):
+        assert await db.audit_log(run_id="none") == []
+    await db.close()

@@ -43,8 +43,9 @@ class PostgresDb(BaseDb):
 
     asyncpg connections belong to the event loop that opened them, so each loop gets its own pool.
     A connection that fails is invalidated (closed, never returned to the pool) and the store retries
-    on a fresh one (see `BaseDb._tx`). `application_name` names this store's connections on the server
-    (`pg_stat_activity`).
+    on a fresh one (see `BaseDb._tx`); that also covers a pooled connection the server dropped while it
+    sat idle, so connections are not pinged before use. `application_name` names this store's
+    connections on the server (`pg_stat_activity`).
     """
 
     dialect_insert = staticmethod(pg_insert)
@@ -72,7 +73,7 @@ class PostgresDb(BaseDb):
         loop = asyncio.get_running_loop()
         engine = self._engines.get(loop)
         if engine is None:
-            engine = create_async_engine(self._url, pool_pre_ping=True, **self._pool)
+            engine = create_async_engine(self._url, **self._pool)
             self._engines[loop] = engine
         return engine
 
