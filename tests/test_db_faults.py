@@ -23,7 +23,7 @@ import pytest
 
 from kern.db.postgres import PostgresDb
 from kern.db.sqlite import SqliteDb
-from kern.exceptions import StoreUnavailableError
+from kern.exceptions import StoreError, StoreUnavailableError
 from kern.workflow import RunStatus, Step, StepInput, Workflow
 from tests.conftest import PG_URL, require_postgres, unique
 
@@ -263,6 +263,23 @@ async def test_postgres_unreachable_raises_short_store_unavailable(caplog: pytes
     assert len(message) < 120 and not re.search(r"select|insert|update|kern_|\[parameters", message, re.I)
     logged = [r for r in caplog.records if r.name == "kern.db" and error_id in r.getMessage()]
     assert logged and logged[0].exc_info is not None
+
+
+async def test_database_error_shows_no_sql(caplog: pytest.LogCaptureFixture) -> None:
+    """A database error that is not transient (here a workflow name too long for its column) reaches
+    people as a short StoreError with an id; the SQL and its parameters are only in the log."""
+    require_postgres()
+    db = PostgresDb(PG_URL)
+    workflow = Workflow(name="w" * 300, db=db, steps=[counting_step("a", Counter())])
+    with caplog.at_level(logging.ERROR, logger="kern.db"), pytest.raises(StoreError) as raised:
+        await workflow.arun("secret input")
+    message = str(raised.value)
+    assert not isinstance(raised.value, StoreUnavailableError)
+    assert raised.value.error_id in message and len(message) < 80
+    assert not re.search(r"insert|kern_runs|secret|www", message, re.I)
+    logged = [r for r in caplog.records if raised.value.error_id in r.getMessage()]
+    assert logged and "INSERT INTO kern_" in str(logged[0].exc_info[1])  # type: ignore[index]
+    await db.close()
 
 
 async def test_postgres_outage_mid_run_leaves_it_running_for_takeover(proxy: PgProxy) -> None:

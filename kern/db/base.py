@@ -220,9 +220,11 @@ class BaseDb(ABC):
                 await self._ensure_tables()
             return await self._run(body, write=write)
         except Exception as exc:
-            if not self._transient(exc):
+            if self._transient(exc):
+                return await self._retry(exc, body, write, attempt)
+            if self._is_db_error(exc):
                 raise self._store_error(exc) from exc
-            return await self._retry(exc, body, write, attempt)
+            raise
 
     async def _ensure_tables(self) -> None:
         await self._run(self._create_tables, write=True)
@@ -249,10 +251,12 @@ class BaseDb(ABC):
                     await self._ensure_tables()
                 result = await self._run(body, write=write)
             except Exception as exc:
-                if not self._transient(exc):
+                if self._transient(exc):
+                    failure = exc
+                    continue
+                if self._is_db_error(exc):
                     raise self._store_error(exc) from exc
-                failure = exc
-                continue
+                raise
             log.info("Database operation succeeded on attempt %d", attempt.number)
             return result
         error_id = secrets.token_hex(4)
@@ -264,15 +268,17 @@ class BaseDb(ABC):
             exc_info=failure,
         )
         raise StoreUnavailableError(
-            f"The database is unavailable (error {error_id}); nothing was changed, try again later.",
+            f"The database is unavailable (error {error_id}); try again later.",
             error_id=error_id,
         ) from failure
 
-    def _store_error(self, exc: Exception) -> Exception:
-        """A database error as a `StoreError` people may see (no SQL), logged with its id; other errors
-        (the body's own, such as `LostOwnershipError`) as they are."""
-        if not isinstance(exc, (sa.exc.DBAPIError, *self.driver_errors)):
-            return exc
+    def _is_db_error(self, exc: Exception) -> bool:
+        """An error of the database (its text may hold SQL and parameters), not one the body raised."""
+        return isinstance(exc, (sa.exc.DBAPIError, *self.driver_errors))
+
+    @staticmethod
+    def _store_error(exc: Exception) -> StoreError:
+        """A database error as a `StoreError` people may see (no SQL), logged with its id."""
         error_id = secrets.token_hex(4)
         log.error("Database error [error %s]", error_id, exc_info=exc)
         return StoreError(f"The database failed (error {error_id}).", error_id=error_id)
