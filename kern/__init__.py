@@ -7,6 +7,8 @@ from kern.exceptions import (
     RunAlreadyResumedError,
     RunNotFoundError,
     RunNotPausedError,
+    StoreError,
+    StoreUnavailableError,
 )
 from kern.workflow.timeouts import expire_due, recover_orphans
 
@@ -19,6 +21,8 @@ __all__ = [
     "RunAlreadyResumedError",
     "RunNotFoundError",
     "RunNotPausedError",
+    "StoreError",
+    "StoreUnavailableError",
     "__version__",
     "expire_due",
     "recover_orphans",

@@ -71,3 +71,20 @@ class SchemaVersionError(KernError):
         self.component = component
         self.found = found
         self.expected = expected
+
+
+class StoreError(KernError):
+    """The database failed an operation. The message is short and safe to show to people (never SQL
+    or parameters); `error_id` finds the full exception in the `kern.db` log."""
+
+    def __init__(self, message: str, *, error_id: str) -> None:
+        super().__init__(message)
+        self.error_id = error_id
+
+
+class StoreUnavailableError(StoreError):
+    """The database stayed unreachable (or locked) for the store's whole `retry_for`; nothing was lost.
+
+    A run that meets it is left as it was last stored (RUNNING with its lease, or PAUSED), never ERROR:
+    this process, or another one after the lease expires, continues it when the database is back.
+    """

@@ -10,7 +10,7 @@ from typing import Any
 
 from kern._sync import event_stream, iterate_sync, run_sync
 from kern.db.base import BaseDb, Resolution, StoredRun
-from kern.exceptions import RequirementNotResolvedError
+from kern.exceptions import RequirementNotResolvedError, StoreError
 from kern.models.base import Model, ModelResponse, ToolCall
 from kern.run.agent import (
     RunCompletedEvent,
@@ -367,8 +367,8 @@ class _Driver:
                 if rounds:
                     raise RuntimeError(f"'{self.agent.name}' made more than {rounds} tool rounds without answering")
         except Exception as exc:
-            if type(exc).__name__ == "LostOwnershipError":
-                raise
+            if type(exc).__name__ == "LostOwnershipError" or isinstance(exc, StoreError):
+                raise  # not the run's failure: it stays as last stored, never ERROR for a db blip
             run.status = RunStatus.ERROR
             run.error = f"{type(exc).__name__}: {exc}"
             run.content = run.error

@@ -3,10 +3,18 @@
 `SqliteDb` and `PostgresDb` only configure it (URL, connection hooks, the insert dialect). Every state
 change of a run is a compare-and-set on its `version`, so concurrent callers, processes or replicas
 never both resume one pause.
+
+Database faults (a dropped connection, a failover, SQLite busy) are retried inside the store: see
+`BaseDb._tx` for how, and for why retrying is safe for the writes that are not idempotent.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import random
+import secrets
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
@@ -18,11 +26,24 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from kern.db import migrations, schema
-from kern.exceptions import LostOwnershipError, RunAlreadyResumedError, RunNotFoundError, RunNotPausedError
+from kern.exceptions import (
+    LostOwnershipError,
+    RunAlreadyResumedError,
+    RunNotFoundError,
+    RunNotPausedError,
+    StoreError,
+    StoreUnavailableError,
+)
 
 PAUSED = "PAUSED"
 RUNNING = "RUNNING"
 T = TypeVar("T")
+log = logging.getLogger("kern.db")
+
+# Backoff between attempts of one operation: the first retry is immediate (a dropped connection was
+# replaced by a fresh one), then 20 ms doubling up to 1 s, each wait with jitter (50-100 %).
+_FIRST_DELAY = 0.02
+_MAX_DELAY = 1.0
 
 # Hot-path statements, built once: constructing a statement per call costs more than running it.
 _runs = schema.runs.c
@@ -53,6 +74,10 @@ _RENEW_LEASE = (
     )
     .values(lease_until=sa.bindparam("b_lease"))
 )
+# What a retry after an unknown commit reads to recognise its own write (see `BaseDb._tx`).
+_SELECT_WRITTEN = sa.select(_runs.version, _runs.updated_at, _runs.output, _runs.journal).where(
+    _runs.run_id == sa.bindparam("b_run_id")
+)
 _SELECT_RUN = sa.select(
     _runs.run_id,
     _runs.session_id,
@@ -63,6 +88,36 @@ _SELECT_RUN = sa.select(
     _runs.output,
     _runs.journal,
 ).where(_runs.run_id == sa.bindparam("b_run_id"))
+
+
+class CommitUnknownError(Exception):
+    """Raised by a dialect's `_run` when the connection failed while COMMIT was in flight: the
+    transaction may or may not have committed. Internal; the retry handles it."""
+
+
+class Attempt:
+    """What a transaction body may ask about the attempt it runs in (see `BaseDb.run_transaction`).
+
+    `commit_unknown` turns True (and stays True) once an earlier attempt of the same operation failed
+    while its COMMIT was in flight: that attempt's writes may be in the database, and a body that is
+    not idempotent must recognise them instead of writing again.
+    """
+
+    __slots__ = ("commit_unknown", "number")
+
+    def __init__(self) -> None:
+        self.number = 1
+        self.commit_unknown = False
+
+
+def _brief(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:200] if lines else ''}"
+
+
+def _as_stored(value: Any) -> Any:
+    """`value` as it reads back from a JSON column."""
+    return json.loads(json.dumps(value))
 
 
 @dataclass
@@ -118,16 +173,24 @@ class BaseDb(ABC):
     PostgreSQL over asyncpg. `lease_seconds` is how long a running run stays owned by its process
     without a heartbeat; a run whose owner died (its lease expired) can be taken over by
     `continue_run` from another process.
+
+    `retry_for` is how long (seconds) one operation keeps retrying while the database is unreachable
+    or locked before it raises `StoreUnavailableError` (see `_tx`).
     """
 
     dialect_insert: Callable[..., Any] = staticmethod(sa.insert)
     # Upgrade an older schema at first use instead of refusing it; None: KERN_DB_AUTO_UPGRADE=1 says so.
     auto_upgrade: bool | None = None
+    # Errors of the database driver (their text may hold SQL and parameters): shown as `StoreError`.
+    driver_errors: tuple[type[BaseException], ...] = ()
 
-    def __init__(self, *, lease_seconds: float = 30.0) -> None:
+    def __init__(self, *, lease_seconds: float = 30.0, retry_for: float = 30.0) -> None:
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
+        if retry_for < 0:
+            raise ValueError("retry_for must not be negative")
         self.lease_seconds = lease_seconds
+        self.retry_for = retry_for
         self._tables_ready = False
         self._known_sessions: set[str] = set()
         self._extra_tables: set[int] = set()
@@ -156,11 +219,119 @@ class BaseDb(ABC):
     async def _run(self, body: Callable[[Connection], T], *, write: bool) -> T:
         """Run `body` in one transaction (rolled back if it raises) and return its result."""
 
-    async def _tx(self, body: Callable[[Connection], T], *, write: bool = True) -> T:
-        if not self._tables_ready:
-            await self._run(self._create_tables, write=True)
-            self._tables_ready = True
-        return await self._run(body, write=write)
+    async def _tx(self, body: Callable[[Connection], T], *, write: bool = True, attempt: Attempt | None = None) -> T:
+        """Run `body` in one transaction, retrying it while the database fails transiently.
+
+        Transient failures (`_transient`: a dropped or refused connection, a failover, SQLite busy or
+        locked) are retried with backoff for up to `retry_for` seconds, then `StoreUnavailableError` is
+        raised. The dialect's `_run` has already discarded a broken connection, so a retry runs on a
+        fresh one. Every other database error becomes a `StoreError`. Both carry a short message and an
+        id; the full exception (with its SQL) is only in the `kern.db` log.
+
+        Why retrying is safe:
+        - A failure before COMMIT rolled the transaction back: running the body again is the same as
+          running it once. The compare-and-set writes read and compare again, so a retry that finds the
+          row moved by someone else fails exactly like a first attempt would.
+        - A failure while COMMIT was in flight (`CommitUnknownError`) leaves the outcome unknown: a blind
+          retry of a compare-and-set would miss its own committed write (and wrongly report a lost
+          race), an insert would hit its own row. Every non-idempotent write here therefore fixes a
+          write token for the whole operation (the `updated_at` / `resolved_at` it writes, a float of
+          `time.time()` at the start of the operation) and, when `attempt.commit_unknown`, first reads
+          the row: the next version carrying its own token (and, for runs, its own output and journal)
+          means the earlier attempt committed, and the operation returns what that attempt returned
+          without writing again. Its other rows (audit, approvals) were in that same transaction.
+        - Reads and `renew_lease` are idempotent.
+        The hot path is one try/except: nothing is spent until something fails.
+        """
+        try:
+            if not self._tables_ready:
+                await self._ensure_tables()
+            return await self._run(body, write=write)
+        except Exception as exc:
+            if self._transient(exc):
+                return await self._retry(exc, body, write, attempt)
+            if self._is_db_error(exc):
+                raise self._store_error(exc) from exc
+            raise
+
+    async def _ensure_tables(self) -> None:
+        await self._run(self._create_tables, write=True)
+        self._tables_ready = True
+
+    async def _retry(
+        self, failure: Exception, body: Callable[[Connection], T], write: bool, attempt: Attempt | None
+    ) -> T:
+        started = time.monotonic()
+        deadline = started + self.retry_for
+        attempt = attempt or Attempt()
+        delay = 0.0
+        log.warning("Database operation failed (%s); retrying for up to %.0f s", _brief(failure), self.retry_for)
+        while True:
+            attempt.commit_unknown = attempt.commit_unknown or isinstance(failure, CommitUnknownError)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            await asyncio.sleep(min(delay * random.uniform(0.5, 1.0), remaining))  # the last attempt at the deadline
+            delay = min(max(delay * 2, _FIRST_DELAY), _MAX_DELAY)
+            attempt.number += 1
+            try:
+                if not self._tables_ready:
+                    await self._ensure_tables()
+                result = await self._run(body, write=write)
+            except Exception as exc:
+                if self._transient(exc):
+                    failure = exc
+                    continue
+                if self._is_db_error(exc):
+                    raise self._store_error(exc) from exc
+                raise
+            log.info("Database operation succeeded on attempt %d", attempt.number)
+            return result
+        error_id = secrets.token_hex(4)
+        log.error(
+            "Database unavailable for %.1f s (%d attempts); giving up [error %s]",
+            time.monotonic() - started,
+            attempt.number,
+            error_id,
+            exc_info=failure,
+        )
+        raise StoreUnavailableError(
+            f"The database is unavailable (error {error_id}); try again later.",
+            error_id=error_id,
+        ) from failure
+
+    def _is_db_error(self, exc: Exception) -> bool:
+        """An error of the database (its text may hold SQL and parameters), not one the body raised."""
+        return isinstance(exc, (sa.exc.DBAPIError, *self.driver_errors))
+
+    @staticmethod
+    def _store_error(exc: Exception) -> StoreError:
+        """A database error as a `StoreError` people may see (no SQL), logged with its id."""
+        error_id = secrets.token_hex(4)
+        log.error("Database error [error %s]", error_id, exc_info=exc)
+        return StoreError(f"The database failed (error {error_id}).", error_id=error_id)
+
+    def _transient(self, exc: BaseException) -> bool:
+        """Whether `exc` (or an error it wraps) is one that a later attempt may not meet."""
+        seen: set[int] = set()
+        todo: list[BaseException | None] = [exc]
+        while todo:
+            err = todo.pop()
+            if err is None or id(err) in seen:
+                continue
+            seen.add(id(err))
+            if isinstance(err, CommitUnknownError) or self._transient_error(err):
+                return True
+            if isinstance(err, sa.exc.DBAPIError):
+                if err.connection_invalidated:
+                    return True
+                todo.append(err.orig)
+            todo += [err.__cause__, err.__context__]
+        return False
+
+    def _transient_error(self, err: BaseException) -> bool:
+        """Dialect hook: whether this one error (not what it wraps) is transient."""
+        return False
 
     def _create_tables(self, conn: Connection) -> None:
         self._lock_for_create(conn)
@@ -197,15 +368,22 @@ class BaseDb(ABC):
         *,
         write: bool = True,
         tables: sa.MetaData | migrations.MigrationSet | None = None,
+        attempt: Attempt | None = None,
     ) -> T:
         """Run `body(connection)` in one transaction of this store: the extension point for code that
         keeps its own tables next to kern's (kern-bot does). `tables` are made ready on first use:
         a `MigrationSet` is versioned like kern's own tables (see kern.db.migrations); plain
-        `MetaData` is only created if missing."""
+        `MetaData` is only created if missing.
+
+        Like every operation of the store, `body` is retried while the database fails transiently (see
+        `_tx`), so it must be safe to run again after a rollback. If it is not idempotent, pass an
+        `Attempt` that `body` closes over: when `attempt.commit_unknown`, an earlier attempt may have
+        committed, and `body` must recognise its own write (say by a token it wrote) before writing.
+        """
         if tables is not None and id(tables) not in self._extra_tables:
             await self._tx(lambda conn: (self._lock_for_create(conn), self._ensure_schema(conn, tables)))
             self._extra_tables.add(id(tables))
-        return await self._tx(body, write=write)
+        return await self._tx(body, write=write, attempt=attempt)
 
     def _lock_for_create(self, conn: Connection) -> None:
         """Dialect hook: serialize table creation across processes."""
@@ -227,16 +405,20 @@ class BaseDb(ABC):
         """Write a run's state; `version` 0 inserts a new row. Returns the new version.
 
         The write is a compare-and-set: if the row moved past `version` another process has taken
-        the run over, and `LostOwnershipError` is raised with nothing written.
+        the run over, and `LostOwnershipError` is raised with nothing written. Retried after an unknown
+        commit, it recognises its own write by `now` (its `updated_at`), output and journal (see `_tx`).
         """
+        attempt = Attempt()
+        now = time.time()  # also this write's token
 
         def body(conn: Connection) -> int:
-            now = time.time()
             status = output["status"]
-            lease = now + self.lease_seconds if status == RUNNING else None
+            lease = time.time() + self.lease_seconds if status == RUNNING else None
             run_id = output["run_id"]
             pause_id = new_requirement["requirement_id"] if new_requirement else None
             deadline = new_requirement.get("deadline") if new_requirement else None
+            if attempt.commit_unknown and self._wrote(conn, run_id, version + 1, now, output, journal):
+                return version + 1
             if version == 0:
                 session_id = output["session_id"]
                 if session_id not in self._known_sessions:
@@ -301,7 +483,7 @@ class BaseDb(ABC):
                 )
             return version + 1
 
-        new_version = await self._tx(body)
+        new_version = await self._tx(body, attempt=attempt)
         if version == 0:
             self._known_sessions.add(output["session_id"])
         status = output["status"]
@@ -318,6 +500,21 @@ class BaseDb(ABC):
             )
         )
         return new_version
+
+    @staticmethod
+    def _wrote(
+        conn: Connection, run_id: str, new_version: int, token: float, output: dict[str, Any], journal: dict[str, Any]
+    ) -> bool:
+        """Whether the run's row is this operation's own committed write: the version it wrote, its
+        token as `updated_at`, and its output and journal."""
+        row = conn.execute(_SELECT_WRITTEN, {"b_run_id": run_id}).first()
+        return (
+            row is not None
+            and row.version == new_version
+            and row.updated_at == token
+            and row.output == _as_stored(output)
+            and row.journal == _as_stored(journal)
+        )
 
     async def renew_lease(self, run_id: str, version: int) -> bool:
         """Extend a running run's lease; False if the run moved on (taken over or finished)."""
@@ -348,9 +545,22 @@ class BaseDb(ABC):
         compare-and-set and the resolution are one transaction: exactly one of any number of
         concurrent claimers wins; the others get `RunAlreadyResumedError` (or `RunNotPausedError`).
         Returns the stored row (with the new output and journal) and the new version.
+
+        Retried after an unknown commit, it recognises its own claim by its token (`now`, written as
+        `updated_at`) and returns what that attempt prepared; `prepare` runs once per stored version.
         """
+        attempt = Attempt()
+        now = time.time()  # this claim's token
+        prepared: dict[int, tuple[StoredRun, dict[str, Any], dict[str, Any], list[Resolution]]] = {}
 
         def body(conn: Connection) -> tuple[StoredRun, int]:
+            if attempt.commit_unknown:
+                row = conn.execute(_SELECT_WRITTEN, {"b_run_id": run_id}).first()
+                mine = prepared.get(row.version - 1) if row is not None and row.updated_at == now else None
+                if mine is not None and row.output == _as_stored(mine[1]) and row.journal == _as_stored(mine[2]):
+                    claimed = StoredRun(**vars(mine[0]))
+                    claimed.output, claimed.journal = mine[1], mine[2]
+                    return claimed, claimed.version + 1
             cached = self._recent.get(run_id) if expected_version is not None else None
             if cached is not None and cached.version == expected_version and cached.status == PAUSED:
                 stored: StoredRun | None = StoredRun(**vars(cached))
@@ -358,13 +568,15 @@ class BaseDb(ABC):
                 stored = self._read(conn, run_id)
             if stored is None:
                 raise RunNotFoundError(f"No run with id {run_id!r} in this database.")
-            now = time.time()
-            orphaned = stored.status == RUNNING and (running_ok or (stored.lease_until or 0) < now)
+            current = time.time()
+            orphaned = stored.status == RUNNING and (running_ok or (stored.lease_until or 0) < current)
             if (stored.status != PAUSED and not orphaned) or (
                 expected_version is not None and expected_version != stored.version
             ):
                 self._raise_not_claimable(stored, expected_version)
-            output, journal, resolutions = prepare(stored)
+            if stored.version not in prepared:
+                prepared[stored.version] = (StoredRun(**vars(stored)), *prepare(stored))
+            _, output, journal, resolutions = prepared[stored.version]
             status = output.get("status", RUNNING)
             result = conn.execute(
                 _UPDATE_RUN,
@@ -373,7 +585,7 @@ class BaseDb(ABC):
                     "b_version": stored.version,
                     "b_status": status,
                     "b_new_version": stored.version + 1,
-                    "b_lease": now + self.lease_seconds if status == RUNNING else None,
+                    "b_lease": current + self.lease_seconds if status == RUNNING else None,
                     "b_requirement_id": None,
                     "b_deadline": None,
                     "b_output": output,
@@ -390,7 +602,7 @@ class BaseDb(ABC):
             stored.output, stored.journal = output, journal
             return stored, stored.version + 1
 
-        return await self._tx(body)
+        return await self._tx(body, attempt=attempt)
 
     @staticmethod
     def _record_resolution(conn: Connection, stored: StoredRun, resolution: Resolution) -> None:
@@ -571,12 +783,14 @@ class BaseDb(ABC):
         """Approve or reject a pending approval (compare-and-set: only a pending one changes).
 
         Raises `LookupError` for an unknown id and `ValueError` if it was already resolved (naming by
-        whom). Records the decision in the audit log. Returns the updated record.
+        whom). Records the decision in the audit log. Returns the updated record. Retried after an
+        unknown commit, it recognises its own decision by its token (`now`, written as `resolved_at`).
         """
         c = schema.approvals.c
+        attempt = Attempt()
+        now = time.time()  # this decision's token
 
         def body(conn: Connection) -> dict[str, Any]:
-            now = time.time()
             status = "approved" if approved else "rejected"
             result = conn.execute(
                 schema.approvals.update()
@@ -591,6 +805,9 @@ class BaseDb(ABC):
             row = conn.execute(sa.select(schema.approvals).where(c.id == approval_id)).mappings().first()
             if row is None:
                 raise LookupError(f"No approval with id {approval_id!r}.")
+            if result.rowcount != 1 and attempt.commit_unknown and row["resolved_at"] == now:
+                if row["status"] == status and row["resolved_by"] == resolved_by:
+                    return dict(row)  # our own decision, committed by the attempt that lost its connection
             if result.rowcount != 1:
                 raise ValueError(
                     f"Approval {approval_id} was already {row['status']}"
@@ -614,4 +831,4 @@ class BaseDb(ABC):
             )
             return dict(row)
 
-        return await self._tx(body)
+        return await self._tx(body, attempt=attempt)

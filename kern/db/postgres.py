@@ -5,19 +5,29 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from kern.db.base import BaseDb
+from kern.db.base import BaseDb, CommitUnknownError
 
 T = TypeVar("T")
 
 # Any constant works; it only has to be the same in every process that creates kern's tables.
 _CREATE_LOCK_KEY = 0x6B65726E
+
+# SQLSTATEs after which the same transaction, run again, may succeed: the connection is gone (class 08),
+# the server is shutting down, starting or full, or the transaction lost a serialization race or a
+# deadlock (it was rolled back).
+_TRANSIENT_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300", "40001", "40P01"})
+# asyncpg's client-side errors about a connection that broke under it ("cannot perform operation: another
+# operation is in progress", "cannot switch to state 15; another operation (2) is in progress", ...).
+_CLIENT_ERRORS = ("InterfaceError", "InternalClientError")
+_BROKEN_CONNECTION_TEXT = ("another operation", "connection is closed", "connection was closed")
 
 
 def asyncpg_url(db_url: str) -> str:
@@ -32,30 +42,83 @@ class PostgresDb(BaseDb):
     """A PostgreSQL database: the same transactions as SQLite, run over asyncpg.
 
     asyncpg connections belong to the event loop that opened them, so each loop gets its own pool.
+    A connection that fails is invalidated (closed, never returned to the pool) and the store retries
+    on a fresh one (see `BaseDb._tx`); that also covers a pooled connection the server dropped while it
+    sat idle, so connections are not pinged before use. `application_name` names this store's
+    connections on the server (`pg_stat_activity`).
     """
 
     dialect_insert = staticmethod(pg_insert)
+    driver_errors = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
     def __init__(
-        self, db_url: str, *, pool_size: int = 10, max_overflow: int = 20, lease_seconds: float = 30.0
+        self,
+        db_url: str,
+        *,
+        pool_size: int = 10,
+        max_overflow: int = 20,
+        lease_seconds: float = 30.0,
+        retry_for: float = 30.0,
+        application_name: str | None = None,
     ) -> None:
-        super().__init__(lease_seconds=lease_seconds)
+        super().__init__(lease_seconds=lease_seconds, retry_for=retry_for)
         self.db_url = db_url
         self._url = asyncpg_url(db_url)
-        self._pool = {"pool_size": pool_size, "max_overflow": max_overflow}
+        self._pool: dict[str, Any] = {"pool_size": pool_size, "max_overflow": max_overflow}
+        if application_name is not None:
+            self._pool["connect_args"] = {"server_settings": {"application_name": application_name}}
         self._engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = weakref.WeakKeyDictionary()
 
     def _engine(self) -> AsyncEngine:
         loop = asyncio.get_running_loop()
         engine = self._engines.get(loop)
         if engine is None:
-            engine = create_async_engine(self._url, pool_pre_ping=True, **self._pool)
+            engine = create_async_engine(self._url, **self._pool)
             self._engines[loop] = engine
         return engine
 
     async def _run(self, body: Callable[[Connection], T], *, write: bool) -> T:
-        async with self._engine().begin() as conn:
-            return await conn.run_sync(body)
+        async with self._engine().connect() as conn:
+            try:
+                await conn.begin()
+                result = await conn.run_sync(body)
+            except BaseException as exc:  # cancellation too: a connection stopped mid-statement is not reusable
+                await self._discard(conn, exc)
+                raise
+            try:
+                await conn.commit()
+            except BaseException as exc:
+                await self._discard(conn, exc)
+                if isinstance(exc, Exception) and self._transient(exc):
+                    # COMMIT was sent (or about to be) when the connection broke: it may have committed.
+                    raise CommitUnknownError("the connection failed during COMMIT") from exc
+                raise
+            return result
+
+    async def _discard(self, conn: AsyncConnection, exc: BaseException) -> None:
+        """End a failed transaction: roll it back, or invalidate the connection if it is broken (or the
+        rollback fails), so the pool opens a fresh one instead of handing this one out again."""
+        if isinstance(exc, Exception) and not self._transient(exc):
+            try:
+                await conn.rollback()
+                return
+            except Exception:  # the rollback failing means the connection is broken after all
+                pass
+        try:
+            await conn.invalidate()
+        except Exception:  # already gone
+            pass
+
+    def _transient_error(self, err: BaseException) -> bool:
+        if isinstance(err, (OSError, asyncio.TimeoutError)):  # refused, reset, unreachable, timed out
+            return True
+        state = getattr(err, "sqlstate", None)
+        if isinstance(state, str) and (state.startswith("08") or state in _TRANSIENT_SQLSTATES):
+            return True
+        if type(err).__name__ in _CLIENT_ERRORS:  # asyncpg's own, or SQLAlchemy's adapted copy
+            message = str(err)
+            return any(part in message for part in _BROKEN_CONNECTION_TEXT)
+        return False
 
     def _lock_for_create(self, conn: Connection) -> None:
         # CREATE TABLE IF NOT EXISTS still races in PostgreSQL; serialize creators.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,10 +28,12 @@ class SqliteDb(BaseDb):
     Each transaction runs whole in one worker thread, so the event loop never blocks and a
     transaction costs one thread hop (an async driver costs several per statement). Write
     transactions start with `BEGIN IMMEDIATE`, so concurrent writers from threads or processes queue
-    on SQLite's lock (up to `busy_timeout` seconds) instead of failing.
+    on SQLite's lock (up to `busy_timeout` seconds) instead of failing; a lock held longer than that
+    ("database is locked") is retried by the store for up to `retry_for` seconds more.
     """
 
     dialect_insert = staticmethod(sqlite_insert)
+    driver_errors = (sqlite3.Error,)
 
     def __init__(
         self,
@@ -39,9 +42,10 @@ class SqliteDb(BaseDb):
         db_url: str | None = None,
         busy_timeout: float = 30.0,
         lease_seconds: float = 30.0,
+        retry_for: float = 30.0,
         max_threads: int = 4,
     ) -> None:
-        super().__init__(lease_seconds=lease_seconds)
+        super().__init__(lease_seconds=lease_seconds, retry_for=retry_for)
         if db_url is not None:
             db_file = sa.make_url(db_url).database or None
         self.db_file = str(db_file) if db_file and str(db_file) != ":memory:" else None
@@ -99,6 +103,15 @@ class SqliteDb(BaseDb):
             # A sync API call's own loop serves that call alone: a short transaction inline blocks no one.
             return self._run_in_thread(body, write, keep=False)
         return await loop.run_in_executor(self._threads, self._run_in_thread, body, write)
+
+    def _transient_error(self, err: BaseException) -> bool:
+        # SQLITE_BUSY ("database is locked") and SQLITE_LOCKED ("database table is locked"): another
+        # connection holds the lock. Nothing was written; the transaction was rolled back or never began.
+        # (A failed COMMIT in SQLite leaves nothing committed, so no outcome here is ever unknown.)
+        if isinstance(err, sqlite3.OperationalError):
+            text = str(err).lower()
+            return "locked" in text or "busy" in text
+        return False
 
     async def close(self) -> None:
         self._threads.shutdown(wait=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kern.db.base import BaseDb
-from kern.exceptions import LostOwnershipError
+from kern.exceptions import LostOwnershipError, StoreError
 from kern.run import requirement as kinds
 from kern.run.base import RunStatus
 from kern.run.requirement import StepRequirement
@@ -219,7 +219,9 @@ class RunContext:
         interval = self.db.lease_seconds / 3
 
         def beat() -> None:
-            self._renewal = loop.create_task(self._renew())
+            renewal = getattr(self, "_renewal", None)
+            if renewal is None or renewal.done():  # one at a time: a renewal still retrying is not doubled
+                self._renewal = loop.create_task(self._renew())
             self._heartbeat = loop.call_later(interval, beat)
 
         self._heartbeat = loop.call_later(interval, beat)
@@ -227,10 +229,16 @@ class RunContext:
 
     def stop_heartbeat(self) -> None:
         self._heartbeat.cancel()
+        renewal = getattr(self, "_renewal", None)
+        if renewal is not None:  # a renewal still retrying must not extend a lease this drive gave up
+            renewal.cancel()
 
     async def _renew(self) -> None:
         if self.version:
-            await self.db.renew_lease(self.run.run_id, self.version)
+            try:
+                await self.db.renew_lease(self.run.run_id, self.version)
+            except StoreError:  # logged by the store; the drive's next write meets the same failure
+                pass
 
     # ----- gates ------------------------------------------------------------------------------------
     async def gate(
@@ -348,7 +356,9 @@ async def drive(ctx: RunContext, steps: list[Node]) -> WorkflowRunOutput:
         run.error = str(failed)
         run.content = str(failed)
         final_event = WorkflowErrorEvent(error=run.error)
-    except LostOwnershipError:
+    except (LostOwnershipError, StoreError):
+        # Not the run's failure: the run stays as last stored (RUNNING with its lease), to be continued
+        # by this process or taken over by another once the lease expires. Never ERROR for a db blip.
         raise
     except (Exception, _ControlFlow) as exc:  # a failing evaluator, selector or end condition
         run.status = RunStatus.ERROR
