@@ -11,17 +11,14 @@ from __future__ import annotations
 import time
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from bot.inbound import WINDOW
-from bot.store import metadata, seen_requests
+from bot.store import insert_once, seen_requests
 from kern.db.base import BaseDb
 
 KEEP = 2 * WINDOW  # a signed request is valid up to WINDOW either side of its timestamp; keep it that long
 PRUNE_EVERY = 60.0  # seconds between deletes of expired rows, per process
 
-_INSERT = seen_requests.insert()
 _PRUNE = seen_requests.delete().where(seen_requests.c.seen_at < sa.bindparam("b_before"))
 
 
@@ -43,15 +40,6 @@ class SeenRequests:
         if prune:
             self._pruned_at = now
 
-        def body(conn: Connection) -> bool:
-            try:
-                with conn.begin_nested():
-                    conn.execute(_INSERT, {"key": key, "seen_at": now})
-                first = True
-            except IntegrityError:
-                first = False
-            if prune:
-                conn.execute(_PRUNE, {"b_before": now - KEEP})
-            return first
-
-        return await self.db.run_transaction(body, tables=metadata)
+        values = {"key": key, "seen_at": now}
+        also = (lambda conn: conn.execute(_PRUNE, {"b_before": now - KEEP})) if prune else None
+        return await insert_once(self.db, seen_requests, values, also=also)

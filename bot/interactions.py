@@ -20,7 +20,7 @@ from bot.presenter import Presenter
 from bot.registry import BotWorkflow, Registry
 from bot.runner import Runner
 from bot.store import BotStore, Card, PauseMessage
-from kern.exceptions import RunNotPausedError
+from kern.exceptions import JournalMismatchError, RunNotPausedError, StoreError
 from kern.run.agent import RunRequirement
 from kern.run.requirement import StepRequirement
 from kern.run.workflow import WorkflowRunOutput
@@ -119,6 +119,9 @@ class Interactions:
         except RunNotPausedError as exc:
             run = await loaded.entry.workflow.aget_run(loaded.run.run_id)
             text = already_answered(run, loaded.req.requirement_id) or str(exc)
+            await self.gateway.tell(loaded.card.channel, user, text, loaded.card.ts, response_url)
+        except (JournalMismatchError, StoreError) as exc:  # nothing changed: the pause still waits
+            text = f"I could not continue this run, and nothing changed: {exc}"
             await self.gateway.tell(loaded.card.channel, user, text, loaded.card.ts, response_url)
 
     # ----- buttons ----------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ class Outbox:
         self.registry = registry
         self._names = {entry.workflow.name for entry in registry.entries.values()}
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._insert = registry.db.dialect_insert
         registry.db.watch(self.record)
 
     def record(self, conn: Connection, change: RunChange) -> None:
@@ -70,6 +71,8 @@ class Outbox:
                 }
                 self.store.owe(conn, change.run_id, "close", resolution.requirement_id, detail)
         if change.status == "PAUSED" and change.requirement_id:
+            # Known from now on, so a click on its message is understood even before its ts is recorded.
+            self.store.expect_pause(conn, self._insert, change.run_id, change.requirement_id)
             self.store.owe(conn, change.run_id, "pause", change.requirement_id)
             self.store.owe(conn, change.run_id, "card")
         elif change.status in ENDED:

@@ -15,7 +15,7 @@ from bot.outbox import Outbox
 from bot.presenter import Presenter, card_view
 from bot.registry import BotWorkflow
 from bot.store import BotStore, Card
-from kern.exceptions import KernError, RunNotPausedError
+from kern.exceptions import LostOwnershipError, StoreError
 from kern.run.workflow import StepContinuedEvent, StepExecutorContinuedEvent, StepStartedEvent
 
 log = logging.getLogger("kern_bot")
@@ -68,20 +68,27 @@ class Runner:
         """Consume a run's events (a status line as steps start, the decided message as soon as the run
         continues), then deliver what the run owes Slack where it stopped.
 
-        If this process loses the run (cancelled meanwhile, or taken over) or the database stays
-        unreachable, the run itself is safe in the database: what it owes is delivered anyway, and a run
-        left RUNNING is taken over by a sweep once its lease expires.
+        If this process loses the run (cancelled meanwhile, or taken over), what it owes is delivered
+        anyway. If the database stays unreachable mid-run, the card says so (with the error's id, never
+        SQL) and the run, left RUNNING, is taken over by a sweep once its lease expires. Errors before
+        the run moved (a resume refused: `RunNotPausedError`, `JournalMismatchError`, `StoreError`) are
+        the caller's to report.
         """
-        last = 0.0
+        last, seen = 0.0, False
         try:
             async for event in events:
+                seen = True
                 if isinstance(event, (StepContinuedEvent, StepExecutorContinuedEvent)):
                     self.background.spawn(self.outbox.deliver(card.run_id))
                 elif isinstance(event, StepStartedEvent) and time.monotonic() - last > STATUS_EVERY:
                     last = time.monotonic()
                     await self.presenter.status_line(entry, card, f":gear: Running {event.step_name}…")
-        except RunNotPausedError:
-            raise  # someone else resumed it first: the caller tells the person who clicked
-        except KernError as exc:
-            log.warning("run %s stopped here: %s", card.run_id, exc)
+        except LostOwnershipError as exc:  # cancelled meanwhile, or taken over: the new owner shows it
+            log.info("run %s left this process: %s", card.run_id, exc)
+        except StoreError as exc:  # the database stayed down: the message has an id, never SQL
+            if not seen:
+                raise  # nothing happened yet (a resume was refused): the caller tells the person
+            log.warning("run %s stopped by a database failure: %s", card.run_id, exc)
+            await self.presenter.status_line(entry, card, f":warning: {exc} A sweep picks the run up again.")
+            return
         await self.outbox.deliver(card.run_id)

@@ -7,6 +7,7 @@ Kept in the same database as the runs, through `BaseDb.run_transaction`.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from kern.db.base import BaseDb
+from kern.db.base import Attempt, BaseDb
 
 metadata = sa.MetaData()
 
@@ -129,6 +130,39 @@ class Delivery:
     dropped: bool = False
 
 
+def insert_once(
+    db: BaseDb, table: sa.Table, values: dict[str, Any], *, also: Callable[[Connection], Any] | None = None
+) -> Awaitable[bool]:
+    """Insert a row in the bot's tables; False (nothing changed) if its key exists already, whoever wrote it.
+    `also(connection)` runs in the same transaction.
+
+    Safe under the store's retries: if an earlier attempt's COMMIT was cut off (it may have committed),
+    a row with this key and exactly these values is recognised as this call's own (the values carry a
+    float timestamp taken once per call), so a retried first insert is not mistaken for a repeat.
+    """
+    from bot.migrations import BOT  # versions these tables; it imports them from here
+
+    attempt = Attempt()
+    key = list(table.primary_key.columns)
+
+    def body(conn: Connection) -> bool:
+        try:
+            with conn.begin_nested():
+                conn.execute(table.insert().values(**values))
+            first = True
+        except IntegrityError:
+            first = False
+            if attempt.commit_unknown:
+                query = sa.select(table).where(*(column == values[column.name] for column in key))
+                row = conn.execute(query).mappings().first()
+                first = row is not None and all(row[name] == value for name, value in values.items())
+        if also is not None:
+            also(conn)
+        return first
+
+    return db.run_transaction(body, tables=BOT, attempt=attempt)
+
+
 class BotStore:
     """The bot's bookkeeping tables, next to kern's."""
 
@@ -159,42 +193,6 @@ class BotStore:
         )
         return Card(*row) if row else None
 
-    async def _insert_once(self, table: sa.Table, values: dict[str, Any]) -> bool:
-        """Insert a row; False (and nothing changed) if its key exists already, whoever wrote it."""
-
-        def body(c: Connection) -> bool:
-            try:
-                with c.begin_nested():
-                    c.execute(table.insert().values(**values))
-            except IntegrityError:
-                return False
-            return True
-
-        return await self._tx(body)
-
-    async def save_pause(self, requirement_id: str, run_id: str, channel: str, ts: str) -> bool:
-        """Remember a posted pause message; False if this pause was already posted (by any process)."""
-        return await self._insert_once(
-            pauses,
-            {
-                "requirement_id": requirement_id,
-                "run_id": run_id,
-                "channel": channel,
-                "ts": ts,
-                "status": "open",
-                "posted_at": time.time(),
-            },
-        )
-
-    async def claim_pause_post(self, requirement_id: str, run_id: str, channel: str) -> bool:
-        """Reserve the right to post a pause message (one process, once): a row with no ts yet."""
-        return await self.save_pause(requirement_id, run_id, channel, "")
-
-    async def set_pause_ts(self, requirement_id: str, ts: str) -> None:
-        await self._tx(
-            lambda c: c.execute(pauses.update().where(pauses.c.requirement_id == requirement_id).values(ts=ts))
-        )
-
     async def pause(self, requirement_id: str) -> PauseMessage | None:
         row = await self._tx(
             lambda c: c.execute(
@@ -212,22 +210,12 @@ class BotStore:
         )
         return PauseMessage(*row) if row else None
 
-    async def mark_decided(self, requirement_id: str, by: str | None, outcome: str) -> bool:
-        """open -> decided, once; False if someone else marked it first."""
-        result = await self._tx(
-            lambda c: c.execute(
-                pauses.update()
-                .where(pauses.c.requirement_id == requirement_id, pauses.c.status == "open")
-                .values(status="decided", decided_by=by, outcome=outcome)
-            )
-        )
-        return result.rowcount == 1
-
     async def record_tool_decision(
         self, requirement_id: str, index: int, decision: dict[str, Any], by: str, summary: str
     ) -> bool:
         """Record one tool call's decision; False if that call was already decided."""
-        return await self._insert_once(
+        return await insert_once(
+            self.db,
             tool_decisions,
             {
                 "requirement_id": requirement_id,
@@ -271,17 +259,31 @@ class BotStore:
             )
         )
 
+    @staticmethod
+    def expect_pause(conn: Connection, insert: Any, run_id: str, requirement_id: str) -> None:
+        """Record a pause whose message is owed (no channel or ts yet), inside the caller's transaction.
+        `insert` is the dialect's insert (for its ON CONFLICT DO NOTHING)."""
+        row = {"requirement_id": requirement_id, "run_id": run_id, "channel": "", "ts": ""}
+        conn.execute(insert(pauses).values(**row, status="open", posted_at=time.time()).on_conflict_do_nothing())
+
     async def claim_owed(self, run_id: str | None, *, hold: float, limit: int = 100) -> list[OwedMessage]:
         """Take due messages for delivery (of one run, or of any), oldest first, for `hold` seconds: another
-        process skips them meanwhile, and takes them once the hold expires (this one died)."""
+        process skips them meanwhile, and takes them once the hold expires (this one died).
+
+        The hold's end is this call's token: if a retry follows a cut-off COMMIT, rows already held with
+        it are this call's own and are taken again rather than left waiting for the hold to expire."""
         c = outbox.c
+        attempt = Attempt()
+        until = time.time() + hold
 
         def body(conn: Connection) -> list[OwedMessage]:
             now = time.time()
+            free = sa.or_(c.claimed_until.is_(None), c.claimed_until < now)
+            if attempt.commit_unknown:
+                free = sa.or_(free, c.claimed_until == until)
             query = (
                 sa.select(c.id, c.run_id, c.kind, c.requirement_id, c.detail, c.attempts)
-                .where(c.status == "pending", c.next_at <= now)
-                .where(sa.or_(c.claimed_until.is_(None), c.claimed_until < now))
+                .where(c.status == "pending", c.next_at <= now, free)
                 .order_by(c.id)
                 .limit(limit)
             )
@@ -289,16 +291,12 @@ class BotStore:
                 query = query.where(c.run_id == run_id)
             taken = []
             for row in conn.execute(query).all():
-                claimed = conn.execute(
-                    outbox.update()
-                    .where(c.id == row.id, sa.or_(c.claimed_until.is_(None), c.claimed_until < now))
-                    .values(claimed_until=now + hold)
-                )
+                claimed = conn.execute(outbox.update().where(c.id == row.id, free).values(claimed_until=until))
                 if claimed.rowcount == 1:
                     taken.append(OwedMessage(*row))
             return taken
 
-        return await self._tx(body)
+        return await self.db.run_transaction(body, tables=self._tables, attempt=attempt)
 
     async def delivered(self, done: list[Delivery]) -> None:
         """Record sent messages in one transaction: rows done, posted pause messages remembered (where

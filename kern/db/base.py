@@ -265,7 +265,7 @@ class BaseDb(ABC):
         deadline = started + self.retry_for
         attempt = attempt or Attempt()
         delay = 0.0
-        log.warning("Database operation failed (%s); retrying for up to %.0f s", _brief(failure), self.retry_for)
+        log.warning("Database operation failed (%s); retrying for up to %g s", _brief(failure), self.retry_for)
         while True:
             attempt.commit_unknown = attempt.commit_unknown or isinstance(failure, CommitUnknownError)
             remaining = deadline - time.monotonic()
