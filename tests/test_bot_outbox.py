@@ -193,3 +193,39 @@ def test_backoff_doubles_and_honours_retry_after() -> None:
     assert 4.0 <= backoff(3) <= 8.0
     assert backoff(30) <= 300.0
     assert backoff(0, retry_after=20) >= 20
+
+
+async def test_two_processes_sweep_one_orphan_it_is_taken_over_once(db_kind: str, tmp_path: Path) -> None:
+    """Two bot processes (separate stores on one database) sweep at the same moment: one takes the run over,
+    its step runs once more (the one in flight), and one pause message is posted."""
+    gate = unique("gate")
+    GATE[gate] = asyncio.Event()
+    GATE[gate].set()
+    RAN.clear()
+    entries = flows(gate)
+    twin = BotWorkflow(
+        Workflow(name=entries[0].workflow.name, steps=entries[0].workflow.steps, additional_data={"gate": gate}),
+        name="gated",
+    )
+    db_a, db_b = make_db(db_kind, tmp_path, lease_seconds=0.5), make_db(db_kind, tmp_path, lease_seconds=0.5)
+    async with DevSlack(SECRET) as slack:
+        bot_a, server_a, url_a = await start_bot(slack, Registry(entries, db_a))
+        bot_b, server_b, _url_b = await start_bot(slack, Registry([twin], db_b))
+        slack.bot_endpoint = url_a
+        try:
+            env = Env(slack, bot_a, db_a)
+            run_id = await orphan(env)
+            await asyncio.sleep(0.7)
+            moved = await asyncio.gather(
+                sweep_once(bot_a.runner, bot_a.registry), sweep_once(bot_b.runner, bot_b.registry)
+            )
+            assert sum(moved) >= 1
+            await asyncio.gather(bot_a.background.idle(10), bot_b.background.idle(10))
+            await slack.until(lambda: len(thread_pauses(env)) == 1)
+            await asyncio.sleep(0.2)
+            assert RAN == ["gated"] and len(thread_pauses(env)) == 1  # taken over once
+            assert (await entries[0].workflow.aget_run(run_id)).status == RunStatus.PAUSED
+        finally:
+            await asyncio.gather(bot_a.background.idle(10), bot_b.background.idle(10))
+            await server_a.cleanup()
+            await server_b.cleanup()
