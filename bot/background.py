@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 log = logging.getLogger("kern_bot")
 QUIET = 0.002  # seconds without a new click before deferred click work starts
 MAX_DEFER = 0.25  # deferred click work starts after this long however busy the endpoint is
+
+# Set while a Slack request is handled (bot/server.py): work spawned for it runs only if the gate says this
+# request was not acted on before (`bot.dedupe`). Acks never wait for it; only the work does.
+REQUEST_GATE: contextvars.ContextVar[Callable[[], Awaitable[bool]] | None] = contextvars.ContextVar(
+    "kern_bot_request_gate", default=None
+)
 
 
 class Background:
@@ -23,9 +30,11 @@ class Background:
         self._quiet_at = 0.0
         self._drainer: asyncio.Task[Any] | None = None
 
-    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
-        """Run `coro` in the background, keeping a reference and logging its failure."""
-        task = asyncio.ensure_future(coro)
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run `coro` in the background, keeping a reference and logging its failure. Spawned while a
+        request is handled, it runs only if that request is acted on for the first time (REQUEST_GATE)."""
+        gate = REQUEST_GATE.get()
+        task = asyncio.ensure_future(coro if gate is None else _gated(gate, coro))
         self.tasks.add(task)
         task.add_done_callback(self._done)
         return task
@@ -46,7 +55,10 @@ class Background:
         self._deferred.append((now, work))
         self._quiet_at = now + QUIET
         if self._drainer is None or self._drainer.done():
-            self._drainer = self.spawn(self._drain())
+            # A context of its own: the drainer must not carry the gate of the request that started it.
+            self._drainer = asyncio.get_running_loop().create_task(self._drain(), context=contextvars.Context())
+            self.tasks.add(self._drainer)
+            self._drainer.add_done_callback(self._done)
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
@@ -73,3 +85,10 @@ class Background:
             task.cancel()
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=5)
+
+
+async def _gated(gate: Callable[[], Awaitable[bool]], coro: Coroutine[Any, Any, Any]) -> Any:
+    if await gate():
+        return await coro
+    coro.close()  # a repeat of a request already acted on: nothing of it runs
+    return None

@@ -3,12 +3,16 @@
 A signed request can arrive twice: replayed within its 300 s signature window by anyone who captured it,
 or retried by Slack (with `X-Slack-Retry-Num`) when an answer was slow. Replicas share nothing but the
 database, so what was seen is recorded there, in the bot's own table, with an insert that only one
-delivery can win. The loser is answered 200 with nothing done (so Slack does not retry it again).
+delivery can win. The check is made by the work a request starts, never by its ack: a repeat is acked as
+the first delivery was (so Slack does not retry it again), and nothing it would start runs.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
 
@@ -16,6 +20,7 @@ from bot.inbound import WINDOW
 from bot.store import insert_once, seen_requests
 from kern.db.base import BaseDb
 
+log = logging.getLogger("kern_bot")
 KEEP = 2 * WINDOW  # a signed request is valid up to WINDOW either side of its timestamp; keep it that long
 PRUNE_EVERY = 60.0  # seconds between deletes of expired rows, per process
 
@@ -43,3 +48,19 @@ class SeenRequests:
         values = {"key": key, "seen_at": now}
         also = (lambda conn: conn.execute(_PRUNE, {"b_before": now - KEEP})) if prune else None
         return await insert_once(self.db, seen_requests, values, also=also)
+
+    def gate(self, key: str) -> Callable[[], Awaitable[bool]]:
+        """For one request: an async check, made once however often it is asked, that the request is
+        acted on for the first time (see `bot.background.REQUEST_GATE`)."""
+        task: asyncio.Future[bool] | None = None
+
+        async def first_time() -> bool:
+            nonlocal task
+            if task is None:
+                task = asyncio.ensure_future(self.first(key))
+            first = await asyncio.shield(task)
+            if not first:
+                log.info("repeated request ignored: nothing of it runs again")
+            return first
+
+        return first_time

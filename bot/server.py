@@ -12,6 +12,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 
 from bot.app import KernBot, build_bot, make_client
+from bot.background import REQUEST_GATE
 from bot.config import Settings
 from bot.dedupe import SeenRequests
 from bot.inbound import RequestRejected, decode, guard_listeners, looks_like_click, parse, request_key, verify_signature
@@ -46,8 +47,10 @@ async def serving(bot: KernBot) -> AsyncIterator[None]:
 def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0) -> web.Application:
     """An aiohttp application serving Slack's requests; the sweeper runs while it is up.
 
-    Every request is checked (`bot.inbound`: signature, then body, then fields) and deduplicated
-    (`bot.dedupe`) before Bolt dispatches it; a malformed one is answered 400 or 401 and changes nothing.
+    Every request is checked (`bot.inbound`: signature, then body, then fields) before Bolt dispatches
+    it; a malformed one is answered 400 or 401 and changes nothing. A repeated one (a replay, a retry) is
+    answered like the first, and the work it would start does not run (`bot.dedupe`, checked by that work,
+    so acks never wait for the database).
     """
     secret = bot.signing_secret
     seen = SeenRequests(bot.store.db)
@@ -80,27 +83,26 @@ def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0) -> web.Applicat
             bolt_request = parse(text, query, headers)
         except RequestRejected as exc:
             return web.json_response({"error": exc.reason}, status=exc.status)
-        if not await seen.first(request_key(raw)):
-            log.info("duplicate request ignored (retry %s)", headers.get("X-Slack-Retry-Num", "none"))
-            return web.Response(status=200)
-        return await to_aiohttp_response(await bot.app.async_dispatch(bolt_request))
+        gate = REQUEST_GATE.set(seen.gate(request_key(raw)))
+        try:
+            return await to_aiohttp_response(await bot.app.async_dispatch(bolt_request))
+        finally:
+            REQUEST_GATE.reset(gate)
 
     async def dispatch_click(text: str, query: str, headers: Mapping[str, str], key: str) -> None:
-        """A click's work, after its ack: checked and deduplicated here rather than before the ack.
+        """A click's work, after its ack: checked here rather than before the ack.
 
         Still safe: Slack gets the same empty 200 for every delivery of a click, whatever it holds, so
         answering before the check changes no answer; and nothing of a click happens before this point,
-        so a malformed or repeated one is dropped before it can act. Doing it in the ack path would put
-        a payload parse and a database write in front of every ack of a burst.
+        so a malformed one is dropped before it can act (a repeated one, by the gate, as for every
+        request). Doing it in the ack path would put a payload parse in front of every ack of a burst.
         """
         try:
             bolt_request = parse(text, query, headers)
         except RequestRejected as exc:
             log.warning("click dropped: %s", exc.reason)
             return
-        if not await seen.first(key):
-            log.info("duplicate click ignored")
-            return
+        REQUEST_GATE.set(seen.gate(key))  # this task's own context: the click's work runs in it
         await bot.app.async_dispatch(bolt_request)
 
     async def health(_request: web.Request) -> web.Response:

@@ -227,8 +227,8 @@ async def test_same_signed_command_twice_starts_one_run(env: Env) -> None:
     first = await post(env.slack, body, headers)
     again = await post(env.slack, body, headers)
     assert first[0] == 200 and "Starting" in first[1]
-    assert again == (200, "")
-    await settle(env)
+    assert again == first  # acked like the first delivery (the ack never waits for the database)...
+    await settle(env)  # ...but what it would start does not run
     assert len(cards(env.slack)) == 1
     assert await run_rows(env.db, env.bot.registry.get("deploy").workflow.name) == 1  # type: ignore[union-attr]
 
@@ -238,7 +238,8 @@ async def test_a_retry_does_nothing_a_second_time(env: Env) -> None:
     assert (await post(env.slack, body, env.slack.signed(body)))[0] == 200
     # Slack signs a retry anew (a later timestamp), with the same body and X-Slack-Retry-Num
     retry = {**env.slack.signed(body, int(time.time()) + 1), "X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "x"}
-    assert await post(env.slack, body, retry) == (200, "")
+    status, _ = await post(env.slack, body, retry)
+    assert status == 200
     await settle(env)
     assert len(cards(env.slack)) == 1
     assert await run_rows(env.db, env.bot.registry.get("deploy").workflow.name) == 1  # type: ignore[union-attr]
@@ -281,7 +282,6 @@ async def test_replay_across_two_bots_sharing_a_database(db_kind: str, tmp_path:
                 post(slack, body, headers, endpoint_one), post(slack, body, headers, endpoint_two)
             )
             assert sorted(status for status, _ in answers) == [200, 200]
-            assert sorted(bool(text) for _, text in answers) == [False, True], answers  # one started, one ignored
             await asyncio.sleep(0.05)
             await bot_one.background.idle(15)
             await bot_two.background.idle(15)
