@@ -13,6 +13,7 @@ from bot import blocks as ui
 from bot.access import Access
 from bot.background import Background
 from bot.commands import Commands
+from bot.dedupe import SeenRequests, gate_requests
 from bot.gateway import SlackGateway
 from bot.interactions import Interactions
 from bot.outbox import Outbox
@@ -61,6 +62,7 @@ def build_bot(
     access = Access(gateway)
     interactions = Interactions(runner, registry, store, gateway, background, access, presenter)
     commands = Commands(runner, registry, store, gateway, background, access)
+    gate_requests(app, SeenRequests(registry.db))  # first, so every listener's work is gated
     app.command(command)(commands.on_command)
     actions = {
         **{action_id: interactions.button(action_id) for action_id in (ui.CONFIRM, ui.REJECT, ui.RETRY, ui.SKIP)},

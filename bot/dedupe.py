@@ -10,13 +10,18 @@ the first delivery was (so Slack does not retry it again), and nothing it would 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import sqlalchemy as sa
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 
-from bot.inbound import WINDOW
+from bot.background import REQUEST_GATE
+from bot.inbound import WINDOW, request_key
 from bot.store import insert_once, seen_requests
 from kern.db.base import BaseDb
 
@@ -64,3 +69,15 @@ class SeenRequests:
             return first
 
         return first_time
+
+
+def gate_requests(app: AsyncApp, seen: SeenRequests) -> None:
+    """Give every request Bolt dispatches (HTTP, deferred clicks, Socket Mode envelopes) its gate, before
+    any listener runs: the work its listeners spawn runs only for its first delivery."""
+
+    async def gate(req: AsyncBoltRequest, next: Callable[[], Awaitable[Any]]) -> Any:
+        raw = req.raw_body.encode() if req.raw_body else json.dumps(req.body, sort_keys=True).encode()
+        REQUEST_GATE.set(seen.gate(request_key(raw)))
+        return await next()
+
+    app.use(gate)

@@ -12,10 +12,8 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 
 from bot.app import KernBot, build_bot, make_client
-from bot.background import REQUEST_GATE
 from bot.config import Settings
-from bot.dedupe import SeenRequests
-from bot.inbound import RequestRejected, decode, guard_listeners, looks_like_click, parse, request_key, verify_signature
+from bot.inbound import RequestRejected, decode, guard_listeners, looks_like_click, parse, verify_signature
 from bot.registry import load_registry
 from bot.sweeper import sweep_forever
 
@@ -53,7 +51,6 @@ def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0) -> web.Applicat
     so acks never wait for the database).
     """
     secret = bot.signing_secret
-    seen = SeenRequests(bot.store.db)
     guard_listeners(bot.app)
 
     async def slack_events(request: web.Request) -> web.StreamResponse:
@@ -78,18 +75,14 @@ def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0) -> web.Applicat
                 # parse, deduplicate and route it later (Runner.defer). Under load the ack no longer waits
                 # behind other requests' work (commands and form submissions, whose ack carries content,
                 # are parsed and checked before their answer).
-                bot.background.defer(lambda: dispatch_click(text, query, headers, request_key(raw)))
+                bot.background.defer(lambda: dispatch_click(text, query, headers))
                 return web.Response(status=200)
             bolt_request = parse(text, query, headers)
         except RequestRejected as exc:
             return web.json_response({"error": exc.reason}, status=exc.status)
-        gate = REQUEST_GATE.set(seen.gate(request_key(raw)))
-        try:
-            return await to_aiohttp_response(await bot.app.async_dispatch(bolt_request))
-        finally:
-            REQUEST_GATE.reset(gate)
+        return await to_aiohttp_response(await bot.app.async_dispatch(bolt_request))
 
-    async def dispatch_click(text: str, query: str, headers: Mapping[str, str], key: str) -> None:
+    async def dispatch_click(text: str, query: str, headers: Mapping[str, str]) -> None:
         """A click's work, after its ack: checked here rather than before the ack.
 
         Still safe: Slack gets the same empty 200 for every delivery of a click, whatever it holds, so
@@ -102,7 +95,6 @@ def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0) -> web.Applicat
         except RequestRejected as exc:
             log.warning("click dropped: %s", exc.reason)
             return
-        REQUEST_GATE.set(seen.gate(key))  # this task's own context: the click's work runs in it
         await bot.app.async_dispatch(bolt_request)
 
     async def health(_request: web.Request) -> web.Response:

@@ -161,6 +161,12 @@ async def test_socket_mode(tmp_path: Path) -> None:
             ack = await slack.socket_command("run deploy web")
             assert ack["payload"]["text"] == "Starting `deploy`…"
             await slack.until(lambda: any("Approval needed" in json.dumps(m.blocks) for m in slack.messages.values()))
+            # Slack redelivers an envelope it thinks was not acked: acked again, nothing starts again
+            again = await slack.socket_send({**slack.socket_sent[-1], "retry_attempt": 1, "retry_reason": "timeout"})
+            assert again["payload"]["text"] == "Starting `deploy`…"
+            await asyncio.sleep(0.3)
+            await bot.background.idle()
+            assert sum(1 for m in slack.messages.values() if m.thread_ts is None) == 1
             assert (
                 "apps.connections.open",
                 {},

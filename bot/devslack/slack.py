@@ -60,6 +60,7 @@ class DevSlack:
     response_url_uses: int = 5  # ...and up to 5 times
 
     def __post_init__(self) -> None:
+        self.socket_sent: list[dict[str, Any]] = []
         self.swallowed: list[tuple[str, dict[str, Any]]] = []
         self._released = asyncio.Event()
         self._ts = itertools.count(1)
@@ -300,28 +301,32 @@ class DevSlack:
 
     async def socket_command(self, text: str, *, user: str = "U1", channel: str = "C1") -> dict[str, Any]:
         """Send a slash command over Socket Mode; returns the bot's ack envelope."""
+        envelope = {
+            "envelope_id": f"env-{next(self._ts)}",
+            "type": "slash_commands",
+            "accepts_response_payload": True,
+            "payload": {
+                "token": "t",
+                "team_id": "T1",
+                "channel_id": channel,
+                "user_id": user,
+                "user_name": user,
+                "command": "/kern",
+                "text": text,
+                "response_url": self._response_url(user, channel),
+                "trigger_id": self._trigger(),
+            },
+        }
+        self.socket_sent.append(envelope)
+        return await self.socket_send(envelope)
+
+    async def socket_send(self, envelope: dict[str, Any]) -> dict[str, Any]:
+        """Send an envelope (again: Slack redelivers one it got no ack for, with `retry_attempt`); returns
+        the bot's ack envelope."""
         await self.until(lambda: getattr(self, "_socket_ws", None) is not None)
-        envelope_id = f"env-{next(self._ts)}"
         waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._socket_acks[envelope_id] = waiter
-        await self._socket_ws.send_json(
-            {
-                "envelope_id": envelope_id,
-                "type": "slash_commands",
-                "accepts_response_payload": True,
-                "payload": {
-                    "token": "t",
-                    "team_id": "T1",
-                    "channel_id": channel,
-                    "user_id": user,
-                    "user_name": user,
-                    "command": "/kern",
-                    "text": text,
-                    "response_url": self._response_url(user, channel),
-                    "trigger_id": self._trigger(),
-                },
-            }
-        )
+        self._socket_acks[envelope["envelope_id"]] = waiter
+        await self._socket_ws.send_json(envelope)
         return await asyncio.wait_for(waiter, 10)
 
     # ----- driving the bot ---------------------------------------------------------------------------
