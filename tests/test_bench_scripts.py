@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import PG_URL, require_postgres
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_script(*args: str) -> str:
-    done = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
+def run_script(*args: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env={**os.environ, "KERN_BENCH_PG_URL": PG_URL, **(env or {})},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
@@ -19,6 +30,53 @@ def run_script(*args: str) -> str:
 def test_pause_cycle_prints_its_summary() -> None:
     out = run_script("bench/pause_cycle.py", "--db", "sqlite", "--runs", "5", "--warmup", "1")
     assert re.search(r"^pause_cycle sqlite: median_ms=[\d.]+ ", out.splitlines()[-1])
+
+
+def test_pause_cycle_floor_and_paused_runs() -> None:
+    out = run_script(
+        "bench/pause_cycle.py", "--db", "sqlite", "--runs", "3", "--warmup", "1", "--floor", "--paused", "500",
+        "--samples", "20",
+    )  # fmt: skip
+    lines = out.splitlines()
+    assert any(line.startswith("floor (sqlite3 WAL+NORMAL") and "x the floor" in line for line in lines), out
+    assert any(line.startswith("500 paused runs") for line in lines), out
+    assert re.match(
+        r"pause_cycle sqlite: median_ms=[\d.]+ first20_ms=[\d.]+ last20_ms=[\d.]+ floor_ms=[\d.]+ "
+        r"paused_median_ms=[\d.]+ paused_p99_ms=[\d.]+$",
+        lines[-1],
+    ), lines[-1]
+
+
+def test_pause_cycle_paused_runs_on_postgres() -> None:
+    require_postgres()
+    out = run_script("bench/pause_cycle.py", "--db", "postgres", "--runs", "2", "--warmup", "1", "--paused", "50",
+                     "--samples", "10", "--floor")  # fmt: skip
+    assert re.match(r"pause_cycle postgres: .* floor_ms=[\d.]+ paused_median_ms=[\d.]+ ", out.splitlines()[-1])
+
+
+def test_peers_runs_kern_alone() -> None:
+    require_postgres()
+    out = run_script("bench/peers.py", "--runs", "3", "--warmup", "1", "--only", "kern")
+    lines = out.splitlines()
+    for db in ("sqlite", "postgres"):
+        assert any(re.match(rf"{db} +kern +12 ", line) for line in lines), out
+        assert any(line.startswith(f"{db}: kern / floor = ") for line in lines), out
+    assert re.match(r"peers sqlite: kern_ms=[\d.]+ floor_ms=[\d.]+ floor_implicit_ms=[\d.]+$", lines[-2]), out
+    assert re.match(r"peers postgres: kern_ms=[\d.]+ floor_ms=[\d.]+ ", lines[-1]), out
+
+
+def test_peers_says_which_peers_it_skipped(tmp_path: Path) -> None:
+    """CI has no peers installed: peers.py must skip them and say so (made to happen here by shadowing them
+    with packages whose import fails)."""
+    for name in ("langgraph", "agno"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(f"raise ImportError('not installed', name='{name}')\n")
+    out = run_script(
+        "bench/peers.py", "--runs", "2", "--warmup", "1", "--db", "sqlite", env={"PYTHONPATH": str(tmp_path)}
+    )
+    assert "skipped langgraph (sqlite): not installed (langgraph)" in out, out
+    assert "skipped agno (sqlite): not installed (agno)" in out, out
+    assert re.match(r"peers sqlite: kern_ms=[\d.]+ floor_ms=", out.splitlines()[-1]), out
 
 
 def test_bot_load_prints_its_table() -> None:
