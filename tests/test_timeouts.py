@@ -92,7 +92,7 @@ def test_continue_run_applies_a_passed_deadline(db: BaseDb) -> None:
                 name="gate",
                 executor=lambda s: ran.append("x") or "ran",
                 requires_confirmation=True,
-                hitl_timeout=0.2,
+                hitl_timeout=1.0,  # long enough that a loaded machine does not reach it before the first call
                 on_timeout=OnTimeout.approve,
             )
         ],
@@ -100,7 +100,7 @@ def test_continue_run_applies_a_passed_deadline(db: BaseDb) -> None:
     paused = wf.run("x")
     with pytest.raises(kern.RequirementNotResolvedError):
         wf.continue_run(paused)  # not due yet, not resolved
-    time.sleep(0.3)
+    time.sleep(1.1)
     assert wf.continue_run(run_id=paused.run_id).content == "ran"
     assert wf.get_run(paused.run_id).step_requirements[-1].timed_out
 
