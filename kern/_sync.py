@@ -88,12 +88,39 @@ def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
 _END = object()
 
 
-async def event_stream(body: Any) -> AsyncIterator[Any]:
-    """Run `body(emit)` as a task and yield what it emits; re-raise what it raised at the end.
+class EventStream:
+    """An async iterator of events that may also be awaited first (awaiting gives the stream itself), so
+    both `async for e in wf.acontinue_run(..., stream=True)` and `async for e in await ...` work."""
+
+    def __init__(self, agen: AsyncIterator[Any]) -> None:
+        self._agen = agen
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    def __anext__(self) -> Awaitable[Any]:
+        return self._agen.__anext__()
+
+    def __await__(self) -> Any:
+        async def itself() -> EventStream:
+            return self
+
+        return itself().__await__()
+
+    async def aclose(self) -> None:
+        await self._agen.aclose()  # type: ignore[attr-defined]
+
+
+def event_stream(body: Any) -> EventStream:
+    """Run `body(emit)` as a task and iterate what it emits; re-raise what it raised at the end.
 
     The task is not tied to the consumer: if the consumer stops early, the run still finishes and
     persists (its pauses are saved before their events are emitted).
     """
+    return EventStream(_event_stream(body))
+
+
+async def _event_stream(body: Any) -> AsyncIterator[Any]:
     queue: asyncio.Queue[Any] = asyncio.Queue()
     task = asyncio.ensure_future(body(queue.put))
     task.add_done_callback(lambda _t: queue.put_nowait(_END))

@@ -75,8 +75,12 @@ class Agent:
         session_id: str | None = None,
         user_id: str | None = None,
         max_tool_rounds: int = 20,
+        id: str | None = None,
     ) -> None:
         self.name = name or "agent"
+        # Stable across processes (derived from the name unless given), so a run's events and stored
+        # output name the same agent whichever process continues it.
+        self.id = id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"kern:{self.kind}:{self.name}"))
         self.model = model
         self.tools = as_tools(tools)
         self.instructions = instructions
@@ -113,6 +117,8 @@ class Agent:
             run_id=run_id or uuid.uuid4().hex,
             session_id=session_id or self.session_id,
             agent_name=self.name,
+            agent_id=self.id if self.kind == AGENT_KIND else None,
+            team_id=None if self.kind == AGENT_KIND else self.id,
             input=input,
             status=RunStatus.RUNNING,
             model=getattr(self.model, "id", None),
@@ -239,9 +245,13 @@ def take_decision(stored: RunRequirement, given: RunRequirement) -> RunRequireme
     if src.answered:
         te.tool_args = dict(src.tool_args)
         te.user_input_schema = src.user_input_schema
+        if te.requires_user_feedback:
+            te.user_feedback_schema, te.result = src.user_feedback_schema, src.result
     merged.external_result = given.external_result
-    if given.external_result is not None:
-        te.result = given.external_result
+    if given.external_result is None and te.external_execution_required and src.result is not None:
+        merged.external_result = tool_result_text(src.result)  # `tool.result = ...` set directly
+    if merged.external_result is not None:
+        te.result = merged.external_result
     merged.resolved_by, merged.resolved_at = given.resolved_by, given.resolved_at
     return merged
 
@@ -274,6 +284,8 @@ def apply_resolutions(
             req.tool_execution.confirmation_note = (record.get("resolution_data") or {}).get("note")
             req.resolved_by = record.get("resolved_by")
             req.resolved_at = record.get("resolved_at")
+        if req.needs_external_execution and req.external_result is None and req.tool_execution.result is not None:
+            req.external_result = tool_result_text(req.tool_execution.result)
         if not req.is_resolved:
             unresolved.append(f"'{req.tool_execution.tool_name}' ({req.kind}: {req._needs})")
             continue
@@ -282,7 +294,9 @@ def apply_resolutions(
         action = (
             "reject"
             if te.confirmed is False
-            else {"user_input": "input", "external_execution": "result"}.get(req.kind, "confirm")
+            else {"user_input": "input", "external_execution": "result", "user_feedback": "feedback"}.get(
+                req.kind, "confirm"
+            )
         )
         resolutions.append(
             Resolution(
@@ -324,6 +338,10 @@ class _Driver:
     async def emit(self, event: RunEvent) -> None:
         if self._emit is not None:
             event.run_id, event.session_id, event.agent_name = self.run.run_id, self.run.session_id, self.agent.name
+            if self.agent.kind == AGENT_KIND:
+                event.agent_id = self.agent.id
+            else:
+                event.team_id, event.team_name = self.agent.id, self.agent.name
             await self._emit(event)
 
     async def save(self, approvals: list[dict[str, Any]] | None = None) -> None:
@@ -429,8 +447,16 @@ class _Driver:
             execution.requires_user_input = tool.requires_user_input
             execution.external_execution_required = tool.external_execution
             execution.approval_type = tool.approval_type
-            if tool.requires_user_input:
-                execution.user_input_schema = tool.user_input_schema(args)
+            execution.requires_user_feedback = tool.requires_user_feedback
+            try:
+                if tool.requires_user_input:
+                    execution.user_input_schema = tool.user_input_schema(args)
+                if tool.requires_user_feedback:
+                    execution.user_feedback_schema = tool.user_feedback_schema(args)
+            except ValueError as exc:  # the model's arguments do not fit: tell it, do not pause
+                run.tools.remove(execution)
+                self._tool_message(call.id, call.name, f"Invalid arguments for {call.name}: {exc}")
+                continue
             requirement = RunRequirement(tool_execution=execution)
             if tool.approval_type == "required":
                 requirement.approval_id = uuid.uuid4().hex
@@ -463,6 +489,8 @@ class _Driver:
                 )
             elif req.is_external_tool_execution:
                 result = req.external_result or ""
+            elif req.needs_user_feedback:
+                result = te.result or "{}"
             else:
                 tool = by_name.get(te.tool_name)
                 if tool is None:

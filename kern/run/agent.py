@@ -6,12 +6,23 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kern._json import to_jsonable
 from kern.run.base import RunStatus
 from kern.run.requirement import _coerce
 from kern.workflow.types import UserInputField
+
+if TYPE_CHECKING:
+    from kern.tools.user_feedback import AskUserQuestion
+
+
+def _questions(data: list[dict[str, Any]] | None) -> list[AskUserQuestion] | None:
+    if not data:
+        return None
+    from kern.tools.user_feedback import AskUserQuestion  # the tools package imports the engine, which imports us
+
+    return [AskUserQuestion.model_validate(q) for q in data]
 
 
 @dataclass
@@ -31,6 +42,8 @@ class ToolExecution:
     confirmation_note: str | None = None
     answered: bool = False
     member_agent_name: str | None = None
+    requires_user_feedback: bool = False
+    user_feedback_schema: list[AskUserQuestion] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -47,6 +60,10 @@ class ToolExecution:
             "confirmation_note": self.confirmation_note,
             "answered": self.answered,
             "member_agent_name": self.member_agent_name,
+            "requires_user_feedback": self.requires_user_feedback or None,
+            "user_feedback_schema": [q.model_dump() for q in self.user_feedback_schema]
+            if self.user_feedback_schema
+            else None,
         }
         return {k: v for k, v in data.items() if v is not None}
 
@@ -67,15 +84,18 @@ class ToolExecution:
             confirmation_note=data.get("confirmation_note"),
             answered=data.get("answered", False),
             member_agent_name=data.get("member_agent_name"),
+            requires_user_feedback=data.get("requires_user_feedback", False),
+            user_feedback_schema=_questions(data.get("user_feedback_schema")),
         )
 
 
 @dataclass
 class RunRequirement:
-    """A tool call waiting for a person: confirm or reject it, fill in its fields, or supply its result.
+    """A tool call waiting for a person: confirm or reject it, fill in its fields, answer its questions,
+    or supply its result.
 
-    The method must fit the requirement (`needs_confirmation`, `needs_user_input`,
-    `is_external_tool_execution`); a wrong one is a `ValueError`.
+    The method must fit the requirement (`needs_confirmation`, `needs_user_input`, `needs_user_feedback`,
+    `needs_external_execution`); a wrong one is a `ValueError`.
     """
 
     tool_execution: ToolExecution
@@ -110,6 +130,20 @@ class RunRequirement:
         return self.tool_execution.external_execution_required
 
     @property
+    def needs_external_execution(self) -> bool:
+        """The call runs outside the agent: give its result with `set_external_execution_result`."""
+        return self.tool_execution.external_execution_required
+
+    @property
+    def needs_user_feedback(self) -> bool:
+        """The agent asks structured questions (`user_feedback_schema`): answer with `provide_user_feedback`."""
+        return self.tool_execution.requires_user_feedback
+
+    @property
+    def user_feedback_schema(self) -> list[AskUserQuestion] | None:
+        return self.tool_execution.user_feedback_schema
+
+    @property
     def user_input_schema(self) -> list[UserInputField] | None:
         return self.tool_execution.user_input_schema
 
@@ -120,14 +154,18 @@ class RunRequirement:
             return True
         if self.needs_confirmation:
             return te.confirmed is not None
+        if self.needs_user_feedback:
+            return te.answered or te.confirmed is False
         if self.needs_user_input:
             return te.answered or te.confirmed is False
         if self.is_external_tool_execution:
-            return self.external_result is not None or te.confirmed is False
+            return self.external_result is not None or te.result is not None or te.confirmed is False
         return False
 
     @property
     def kind(self) -> str:
+        if self.needs_user_feedback:
+            return "user_feedback"
         if self.needs_user_input:
             return "user_input"
         if self.is_external_tool_execution:
@@ -148,6 +186,8 @@ class RunRequirement:
 
     @property
     def _needs(self) -> str:
+        if self.needs_user_feedback:
+            return "provide_user_feedback(selections)"
         if self.needs_user_input:
             return "provide_user_input(values)"
         if self.is_external_tool_execution:
@@ -194,6 +234,35 @@ class RunRequirement:
         for field_def in schema:
             field_def.value = result.get(field_def.name)
         self.tool_execution.tool_args.update(result)
+        self.tool_execution.answered = True
+        self._mark(by)
+
+    def provide_user_feedback(self, selections: dict[str, Any], *, by: str | None = None) -> None:
+        """Answer the agent's questions: `{question text: [chosen option labels]}` (a single label may be
+        given as a string). Every question needs an answer, single-select questions exactly one, and
+        labels must be among the options; a ValueError names every problem and nothing changes."""
+        self._check("provide_user_feedback", self.needs_user_feedback, self._needs)
+        questions = self.user_feedback_schema or []
+        known = {q.question: q for q in questions}
+        problems = [f"unknown question {k!r}" for k in selections if k not in known]
+        answers: dict[str, list[str]] = {}
+        for text, question in known.items():
+            chosen = selections.get(text)
+            labels = [chosen] if isinstance(chosen, str) else list(chosen or [])
+            options = [o.label for o in question.options]
+            if not labels:
+                problems.append(f"{text!r}: no option chosen")
+            elif len(labels) > 1 and not question.multi_select:
+                problems.append(f"{text!r}: choose one option (multi_select is False), got {len(labels)}")
+            bad = [label for label in labels if label not in options]
+            if bad:
+                problems.append(f"{text!r}: {', '.join(map(repr, bad))} not among the options {options}")
+            answers[text] = list(dict.fromkeys(labels))
+        if problems:
+            raise ValueError(f"Invalid feedback for tool '{self.tool_execution.tool_name}': " + "; ".join(problems))
+        for question in questions:
+            question.selected_options = answers[question.question]
+        self.tool_execution.result = json.dumps(answers)
         self.tool_execution.answered = True
         self._mark(by)
 
@@ -246,6 +315,8 @@ class RunOutput:
     content: Any = None
     status: RunStatus = RunStatus.PENDING
     error: str | None = None
+    agent_id: str | None = None
+    team_id: str | None = None
     messages: list[dict[str, Any]] = field(default_factory=list)
     tools: list[ToolExecution] = field(default_factory=list)
     requirements: list[RunRequirement] = field(default_factory=list)
@@ -269,11 +340,35 @@ class RunOutput:
     def team_name(self) -> str | None:
         return self.agent_name
 
+    def _waiting(self, flag: str) -> list[ToolExecution]:
+        return [r.tool_execution for r in self.active_requirements if getattr(r, flag)]
+
+    @property
+    def tools_requiring_confirmation(self) -> list[ToolExecution]:
+        """The calls of the active requirements that wait for confirm / reject."""
+        return self._waiting("needs_confirmation")
+
+    @property
+    def tools_requiring_user_input(self) -> list[ToolExecution]:
+        return self._waiting("needs_user_input")
+
+    @property
+    def tools_requiring_user_feedback(self) -> list[ToolExecution]:
+        return self._waiting("needs_user_feedback")
+
+    @property
+    def tools_awaiting_external_execution(self) -> list[ToolExecution]:
+        """The calls that run outside the agent and still lack a result: set `tool.result` (or use
+        `requirement.set_external_execution_result`) on each, then continue."""
+        return self._waiting("needs_external_execution")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
             "session_id": self.session_id,
             "agent_name": self.agent_name,
+            "agent_id": self.agent_id,
+            "team_id": self.team_id,
             "input": to_jsonable(self.input),
             "content": to_jsonable(self.content),
             "status": self.status.value,
@@ -296,6 +391,8 @@ class RunOutput:
             run_id=data["run_id"],
             session_id=data["session_id"],
             agent_name=data.get("agent_name"),
+            agent_id=data.get("agent_id"),
+            team_id=data.get("team_id"),
             input=data.get("input"),
             content=data.get("content"),
             status=RunStatus(data.get("status", "PENDING")),
@@ -315,13 +412,18 @@ class RunOutput:
 # ----- events ------------------------------------------------------------------------------------
 @dataclass
 class RunEvent:
-    """Base of every streamed agent/team event."""
+    """Base of every streamed agent/team event. An agent's run stamps `agent_id` / `agent_name`, a team's
+    `team_id` / `team_name` (and `agent_name`, kern's older name for the same)."""
 
     run_id: str = ""
     session_id: str = ""
     agent_name: str | None = None
     created_at: float = field(default_factory=time.time)
     event: str = ""
+    agent_id: str | None = None
+    team_id: str | None = None
+    team_name: str | None = None
+    content: Any = None
 
     def __post_init__(self) -> None:
         self.event = type(self).__name__.removesuffix("Event")
@@ -374,6 +476,25 @@ class RunPausedEvent(RunEvent):
     def tools(self) -> list[ToolExecution]:
         return [r.tool_execution for r in self.requirements]
 
+    def _waiting(self, flag: str) -> list[ToolExecution]:
+        return [r.tool_execution for r in self.active_requirements if getattr(r, flag)]
+
+    @property
+    def tools_requiring_confirmation(self) -> list[ToolExecution]:
+        return self._waiting("needs_confirmation")
+
+    @property
+    def tools_requiring_user_input(self) -> list[ToolExecution]:
+        return self._waiting("needs_user_input")
+
+    @property
+    def tools_requiring_user_feedback(self) -> list[ToolExecution]:
+        return self._waiting("needs_user_feedback")
+
+    @property
+    def tools_awaiting_external_execution(self) -> list[ToolExecution]:
+        return self._waiting("needs_external_execution")
+
 
 @dataclass
 class RunCompletedEvent(RunEvent):
@@ -383,3 +504,8 @@ class RunCompletedEvent(RunEvent):
 @dataclass
 class RunErrorEvent(RunEvent):
     error: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.content is None:
+            self.content = self.error

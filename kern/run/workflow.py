@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from typing import Any, ClassVar
 
 from kern._json import to_jsonable
 from kern.run.base import RunStatus
@@ -21,13 +24,26 @@ from kern.run.requirement import (
 from kern.workflow.types import StepOutput
 
 __all__ = [
+    "WORKFLOW_RUN_EVENT_TYPE_REGISTRY",
+    "BaseWorkflowRunOutputEvent",
     "ConditionCompletedEvent",
+    "ConditionExecutionCompletedEvent",
+    "ConditionExecutionStartedEvent",
     "ConditionStartedEvent",
+    "CustomEvent",
     "LoopCompletedEvent",
+    "LoopExecutionCompletedEvent",
+    "LoopExecutionStartedEvent",
+    "LoopIterationCompletedEvent",
+    "LoopIterationStartedEvent",
     "LoopStartedEvent",
     "ParallelCompletedEvent",
+    "ParallelExecutionCompletedEvent",
+    "ParallelExecutionStartedEvent",
     "ParallelStartedEvent",
     "RouterCompletedEvent",
+    "RouterExecutionCompletedEvent",
+    "RouterExecutionStartedEvent",
     "RouterPausedEvent",
     "RouterStartedEvent",
     "RunStatus",
@@ -36,20 +52,28 @@ __all__ = [
     "StepErrorEvent",
     "StepExecutorContinuedEvent",
     "StepExecutorPausedEvent",
+    "StepOutputEvent",
     "StepOutputReviewEvent",
     "StepPausedEvent",
     "StepRequirement",
     "StepStartedEvent",
     "StepsCompletedEvent",
+    "StepsExecutionCompletedEvent",
+    "StepsExecutionStartedEvent",
     "StepsStartedEvent",
+    "WorkflowAgentCompletedEvent",
+    "WorkflowAgentStartedEvent",
     "WorkflowCancelledEvent",
     "WorkflowCompletedEvent",
     "WorkflowErrorEvent",
     "WorkflowEvent",
     "WorkflowPausedEvent",
+    "WorkflowRunEvent",
     "WorkflowRunOutput",
+    "WorkflowRunOutputEvent",
     "WorkflowSession",
     "WorkflowStartedEvent",
+    "workflow_run_output_event_from_dict",
 ]
 
 
@@ -188,18 +212,139 @@ class WorkflowSession:
 
 
 # ----- events ------------------------------------------------------------------------------------
+class WorkflowRunEvent(StrEnum):
+    """The `event` value of every workflow event, as the reference API names them.
+
+    Compare with `event.event == WorkflowRunEvent.step_started.value` (or the member itself: it is a str).
+    """
+
+    workflow_started = "WorkflowStarted"
+    workflow_completed = "WorkflowCompleted"
+    workflow_cancelled = "WorkflowCancelled"
+    workflow_error = "WorkflowError"
+    workflow_paused = "WorkflowPaused"
+    workflow_agent_started = "WorkflowAgentStarted"
+    workflow_agent_completed = "WorkflowAgentCompleted"
+    step_started = "StepStarted"
+    step_completed = "StepCompleted"
+    step_error = "StepError"
+    step_paused = "StepPaused"
+    step_continued = "StepContinued"
+    step_executor_paused = "StepExecutorPaused"
+    step_executor_continued = "StepExecutorContinued"
+    step_output_review = "StepOutputReview"
+    step_output = "StepOutput"
+    router_paused = "RouterPaused"
+    condition_execution_started = "ConditionExecutionStarted"
+    condition_execution_completed = "ConditionExecutionCompleted"
+    parallel_execution_started = "ParallelExecutionStarted"
+    parallel_execution_completed = "ParallelExecutionCompleted"
+    loop_execution_started = "LoopExecutionStarted"
+    loop_iteration_started = "LoopIterationStarted"
+    loop_iteration_completed = "LoopIterationCompleted"
+    loop_execution_completed = "LoopExecutionCompleted"
+    router_execution_started = "RouterExecutionStarted"
+    router_execution_completed = "RouterExecutionCompleted"
+    steps_execution_started = "StepsExecutionStarted"
+    steps_execution_completed = "StepsExecutionCompleted"
+    custom_event = "CustomEvent"
+
+
+def _step_index(path: str | None) -> int | tuple[int, ...] | None:
+    """A step path (`2`, `2/else/0`) as the reference API's step index: an int at the top, a tuple below."""
+    if not path:
+        return None
+    numbers = tuple(int(part) for part in path.split("/") if part.isdigit())
+    if not numbers:
+        return None
+    return numbers[0] if len(numbers) == 1 else numbers
+
+
+def _dump(value: Any) -> Any:
+    if isinstance(value, (StepRequirement, StepOutput)) or hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, (list, tuple)):
+        return [_dump(v) for v in value]
+    return to_jsonable(value)
+
+
+def _load_requirement(value: Any) -> Any:
+    return StepRequirement.from_dict(value) if isinstance(value, dict) else value
+
+
+def _load_executor_requirement(value: Any) -> Any:
+    if isinstance(value, dict) and "tool_execution" in value and "id" in value:
+        from kern.run.agent import RunRequirement  # run.agent imports this package's requirement module
+
+        return RunRequirement.from_dict(value)
+    return value
+
+
+def _load_output(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_load_output(v) for v in value]
+    return StepOutput.from_dict(value) if isinstance(value, dict) else value
+
+
+# How `from_dict` turns the JSON of a field back into objects (fields not listed stay as JSON).
+_LOADERS: dict[str, Callable[[Any], Any]] = {
+    "requirement": _load_requirement,
+    "step_requirements": lambda v: [_load_requirement(r) for r in v] if isinstance(v, list) else v,
+    "executor_requirements": lambda v: [_load_executor_requirement(r) for r in v] if isinstance(v, list) else v,
+    "step_output": _load_output,
+    "step_results": _load_output,
+    "all_results": _load_output,
+    "iteration_results": _load_output,
+}
+
+
 @dataclass
 class WorkflowEvent:
-    """Base of every streamed workflow event."""
+    """Base of every streamed workflow event (the reference API's `BaseWorkflowRunOutputEvent`).
+
+    `to_dict()` / `to_json()` give JSON-ready data and `WorkflowEvent.from_dict(data)` (or
+    `workflow_run_output_event_from_dict`) gives the event back, as its own class: events can cross a
+    process or a queue and still be matched with `isinstance`.
+    """
+
+    event_type: ClassVar[WorkflowRunEvent | None] = None
 
     run_id: str = ""
     session_id: str = ""
     workflow_name: str | None = None
     created_at: float = field(default_factory=time.time)
     event: str = ""
+    workflow_id: str | None = None
+    step_id: str | None = None
+    parent_step_id: str | None = None
+    nested_depth: int = 0
 
     def __post_init__(self) -> None:
-        self.event = type(self).__name__.removesuffix("Event")
+        if self.event_type is not None:
+            self.event = self.event_type.value
+        elif not self.event:
+            self.event = type(self).__name__.removesuffix("Event")
+
+    # ----- (de)serialization ----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The event as JSON-ready data; unset (None) fields are left out."""
+        data = {f.name: _dump(getattr(self, f.name)) for f in fields(self)}
+        return {k: v for k, v in data.items() if v is not None}
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorkflowEvent:
+        """Rebuild an event from `to_dict()` data. Called on the base class, the class is chosen by
+        `data["event"]` through `WORKFLOW_RUN_EVENT_TYPE_REGISTRY`; unknown keys are ignored."""
+        target: type[WorkflowEvent] = cls
+        if cls is WorkflowEvent or cls.event_type is None:
+            name = data.get("event")
+            target = WORKFLOW_RUN_EVENT_TYPE_REGISTRY.get(str(name), cls) if name else cls
+        known = {f.name for f in fields(target) if f.init}
+        values = {k: _LOADERS[k](v) if k in _LOADERS else v for k, v in data.items() if k in known}
+        return target(**values)
 
 
 @dataclass
@@ -207,136 +352,467 @@ class _StepEvent(WorkflowEvent):
     step_name: str | None = None
     step_path: str | None = None
     step_type: str | None = None
+    step_index: int | tuple[int, ...] | list[int] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.step_index, list):  # JSON has no tuples
+            self.step_index = tuple(self.step_index)
+        if self.step_index is None:
+            self.step_index = _step_index(self.step_path)
+        if self.step_id is None:
+            self.step_id = self.step_path  # a step's path is its stable id within the workflow
 
 
 @dataclass
 class WorkflowStartedEvent(WorkflowEvent):
+    event_type = WorkflowRunEvent.workflow_started
+
     input: Any = None
     continued: bool = False
 
 
 @dataclass
 class WorkflowCompletedEvent(WorkflowEvent):
+    event_type = WorkflowRunEvent.workflow_completed
+
     content: Any = None
+    content_type: str = "str"
     step_results: list[StepOutput] = field(default_factory=list)
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass
 class WorkflowPausedEvent(WorkflowEvent):
+    """The run waits for a person. Carries the paused run's state (its `step_requirements`, the last one
+    active, and its `step_results`), so a client can resolve and continue from this event alone."""
+
+    event_type = WorkflowRunEvent.workflow_paused
+
     requirement: StepRequirement | None = None
     pause_kind: str | None = None
+    status: str | None = None
+    paused_step_index: int | None = None
+    paused_step_name: str | None = None
+    step_requirements: list[StepRequirement] | None = None
+    step_results: list[StepOutput] | None = None
+    step_executor_runs: list[Any] | None = None
+    content: Any = None
+    metadata: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        req = self.requirement
+        if req is None and self.step_requirements:
+            req = self.requirement = self.step_requirements[-1]
+        if req is None:
+            return
+        if self.status is None:
+            self.status = RunStatus.PAUSED.value
+        if self.paused_step_name is None:
+            self.paused_step_name = req.step_name
+        if self.paused_step_index is None:
+            index = _step_index(req.step_path.split("/")[0] if req.step_path else None)
+            self.paused_step_index = index if isinstance(index, int) else None
+        if self.pause_kind is None:
+            self.pause_kind = "executor" if req.kind == EXECUTOR else "step"
+        if self.step_requirements is None:
+            self.step_requirements = [req]
+
+    @property
+    def is_paused(self) -> bool:
+        return True
+
+    def fill_from(self, run: WorkflowRunOutput) -> None:
+        """Take the paused run's full requirement history and results (kern calls this before yielding)."""
+        self.step_requirements = list(run.step_requirements)
+        self.step_results = list(run.step_results)
+        if run.step_requirements:
+            self.requirement = run.step_requirements[-1]
+        self.content = self.content if self.content is not None else run.content
 
 
 @dataclass
 class WorkflowCancelledEvent(WorkflowEvent):
+    event_type = WorkflowRunEvent.workflow_cancelled
+
     reason: str | None = None
+    content: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.content is None:
+            self.content = self.reason
+
+    @property
+    def is_cancelled(self) -> bool:
+        return True
 
 
 @dataclass
 class WorkflowErrorEvent(WorkflowEvent):
+    event_type = WorkflowRunEvent.workflow_error
+
     error: str | None = None
+    error_type: str | None = None
+    error_id: str | None = None
+    additional_data: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.error_type is None and self.error and ":" in self.error:
+            head = self.error.split(":", 1)[0]
+            if head.isidentifier():  # "ZeroDivisionError: division by zero"
+                self.error_type = head
+
+
+@dataclass
+class WorkflowAgentStartedEvent(WorkflowEvent):
+    """Defined for the reference API's event set; kern has no workflow agent and never emits it."""
+
+    event_type = WorkflowRunEvent.workflow_agent_started
+
+
+@dataclass
+class WorkflowAgentCompletedEvent(WorkflowEvent):
+    """Defined for the reference API's event set; kern has no workflow agent and never emits it."""
+
+    event_type = WorkflowRunEvent.workflow_agent_completed
+
+    content: Any = None
 
 
 @dataclass
 class StepStartedEvent(_StepEvent):
-    pass
+    event_type = WorkflowRunEvent.step_started
 
 
 @dataclass
 class StepCompletedEvent(_StepEvent):
+    event_type = WorkflowRunEvent.step_completed
+
     content: Any = None
     step_output: StepOutput | None = None
+    content_type: str = "str"
+
+    @property
+    def step_response(self) -> StepOutput | None:
+        """The step's full result (the reference API's name for `step_output`)."""
+        return self.step_output
 
 
 @dataclass
 class StepErrorEvent(_StepEvent):
+    event_type = WorkflowRunEvent.step_error
+
     error: str | None = None
 
 
 @dataclass
-class StepPausedEvent(_StepEvent):
-    """A step-level pause (confirmation, user input, error) was reached."""
+class StepOutputEvent(_StepEvent):
+    """A step's output as an event (defined for the reference API's event set)."""
+
+    event_type = WorkflowRunEvent.step_output
+
+    step_output: StepOutput | None = None
+
+    @property
+    def content(self) -> Any:
+        return self.step_output.content if self.step_output else None
+
+    @property
+    def success(self) -> bool:
+        return bool(self.step_output and self.step_output.success)
+
+    @property
+    def error(self) -> str | None:
+        return self.step_output.error if self.step_output else None
+
+    @property
+    def stop(self) -> bool:
+        return bool(self.step_output and self.step_output.stop)
+
+
+@dataclass
+class _PauseEvent(_StepEvent):
+    """A pause event: the pause is `requirement` (a StepRequirement); its flat fields are copied onto the
+    event as the reference API has them (`requires_confirmation`, `user_input_schema`, ...)."""
 
     requirement: StepRequirement | None = None
+
+    def _from_requirement(self, names: tuple[str, ...]) -> None:
+        req = self.requirement
+        if req is None:
+            return
+        for name in names:
+            if getattr(self, name) in (None, False, []):
+                value = getattr(req, name, None)
+                if name == "user_input_schema" and value is not None:
+                    value = [f.to_dict() if hasattr(f, "to_dict") else f for f in value]
+                if value is not None:
+                    setattr(self, name, value)
+        if self.step_name is None:
+            self.step_name = req.step_name
+        if self.step_path is None and req.step_path:
+            self.step_path = req.step_path
+            self.step_index = _step_index(req.step_path) if self.step_index is None else self.step_index
+            self.step_id = self.step_id or req.step_path
+        if self.step_type is None:
+            self.step_type = req.step_type
+
+
+_STEP_PAUSE_FIELDS = (
+    "requires_confirmation",
+    "confirmation_message",
+    "requires_user_input",
+    "user_input_message",
+    "user_input_schema",
+)
+
+
+@dataclass
+class StepPausedEvent(_PauseEvent):
+    """A step-level pause (confirmation, user input, error) was reached."""
+
+    event_type = WorkflowRunEvent.step_paused
+
+    requires_confirmation: bool = False
+    confirmation_message: str | None = None
+    requires_user_input: bool = False
+    user_input_message: str | None = None
+    user_input_schema: list[dict[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._from_requirement(_STEP_PAUSE_FIELDS)
 
 
 @dataclass
 class RouterPausedEvent(StepPausedEvent):
     """A Router waits for the person to choose its route(s)."""
 
+    event_type = WorkflowRunEvent.router_paused
+
+    available_choices: list[str] = field(default_factory=list)
+    allow_multiple_selections: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._from_requirement(("available_choices", "allow_multiple_selections"))
+
 
 @dataclass
 class StepOutputReviewEvent(StepPausedEvent):
     """A step's (or loop iteration's) output waits for review."""
 
+    event_type = WorkflowRunEvent.step_output_review
+
+    requires_output_review: bool = True
+    output_review_message: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._from_requirement(("output_review_message",))
+
+
+_EXECUTOR_FIELDS = ("executor_id", "executor_name", "executor_run_id", "executor_type")
+
 
 @dataclass
-class StepExecutorPausedEvent(_StepEvent):
-    """The agent or team running a step paused on a tool call."""
+class StepExecutorPausedEvent(_PauseEvent):
+    """The agent or team running a step paused on a tool call; `executor_requirements` are its calls."""
 
-    requirement: StepRequirement | None = None
+    event_type = WorkflowRunEvent.step_executor_paused
+
+    executor_id: str | None = None
+    executor_name: str | None = None
+    executor_run_id: str | None = None
+    executor_type: str | None = None
+    executor_requirements: list[Any] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._from_requirement((*_EXECUTOR_FIELDS, "executor_requirements"))
 
 
 @dataclass
-class StepContinuedEvent(_StepEvent):
+class StepContinuedEvent(_PauseEvent):
     """A continued run applied the decision on a step-level pause."""
 
-    requirement: StepRequirement | None = None
+    event_type = WorkflowRunEvent.step_continued
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._from_requirement(())
 
 
 @dataclass
-class StepExecutorContinuedEvent(_StepEvent):
-    requirement: StepRequirement | None = None
+class StepExecutorContinuedEvent(_PauseEvent):
+    """A continued run gave the paused agent or team its decisions."""
+
+    event_type = WorkflowRunEvent.step_executor_continued
+
+    executor_id: str | None = None
+    executor_name: str | None = None
+    executor_run_id: str | None = None
+    executor_type: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._from_requirement(_EXECUTOR_FIELDS)
 
 
 @dataclass
 class StepsStartedEvent(_StepEvent):
-    pass
+    event_type = WorkflowRunEvent.steps_execution_started
+
+    steps_count: int | None = None
 
 
 @dataclass
 class StepsCompletedEvent(_StepEvent):
+    event_type = WorkflowRunEvent.steps_execution_completed
+
     content: Any = None
+    steps_count: int | None = None
+    executed_steps: int | None = None
+    step_results: list[StepOutput] = field(default_factory=list)
 
 
 @dataclass
 class ConditionStartedEvent(_StepEvent):
-    pass
+    event_type = WorkflowRunEvent.condition_execution_started
+
+    condition_result: bool | None = None
 
 
 @dataclass
 class ConditionCompletedEvent(_StepEvent):
+    event_type = WorkflowRunEvent.condition_execution_completed
+
     branch: str | None = None
     content: Any = None
+    condition_result: bool | None = None
+    executed_steps: int | None = None
+    step_results: list[StepOutput] = field(default_factory=list)
 
 
 @dataclass
 class LoopStartedEvent(_StepEvent):
-    pass
+    event_type = WorkflowRunEvent.loop_execution_started
+
+    max_iterations: int | None = None
+
+
+@dataclass
+class LoopIterationStartedEvent(_StepEvent):
+    """Defined for the reference API's event set; kern's loops report per-iteration pauses instead."""
+
+    event_type = WorkflowRunEvent.loop_iteration_started
+
+    iteration: int = 0
+    max_iterations: int | None = None
+
+
+@dataclass
+class LoopIterationCompletedEvent(_StepEvent):
+    """Defined for the reference API's event set; kern's loops report per-iteration pauses instead."""
+
+    event_type = WorkflowRunEvent.loop_iteration_completed
+
+    iteration: int = 0
+    max_iterations: int | None = None
+    iteration_results: list[StepOutput] = field(default_factory=list)
+    should_continue: bool = True
 
 
 @dataclass
 class LoopCompletedEvent(_StepEvent):
+    event_type = WorkflowRunEvent.loop_execution_completed
+
     iterations: int = 0
     content: Any = None
+    max_iterations: int | None = None
+    all_results: list[Any] = field(default_factory=list)
+
+    @property
+    def total_iterations(self) -> int:
+        return self.iterations
 
 
 @dataclass
 class RouterStartedEvent(_StepEvent):
-    pass
+    event_type = WorkflowRunEvent.router_execution_started
+
+    selected_steps: list[str] = field(default_factory=list)
 
 
 @dataclass
 class RouterCompletedEvent(_StepEvent):
+    event_type = WorkflowRunEvent.router_execution_completed
+
     selected: list[str] = field(default_factory=list)
     content: Any = None
+    executed_steps: int | None = None
+    step_results: list[StepOutput] = field(default_factory=list)
+
+    @property
+    def selected_steps(self) -> list[str]:
+        return self.selected
 
 
 @dataclass
 class ParallelStartedEvent(_StepEvent):
-    pass
+    event_type = WorkflowRunEvent.parallel_execution_started
+
+    parallel_step_count: int | None = None
 
 
 @dataclass
 class ParallelCompletedEvent(_StepEvent):
+    event_type = WorkflowRunEvent.parallel_execution_completed
+
     content: Any = None
+    parallel_step_count: int | None = None
+    step_results: list[StepOutput] = field(default_factory=list)
+
+
+@dataclass
+class CustomEvent(WorkflowEvent):
+    """Base for your own events (subclass it); `event` is "CustomEvent"."""
+
+    event_type = WorkflowRunEvent.custom_event
+
+
+# The reference API's names for the container events (same classes).
+ConditionExecutionStartedEvent = ConditionStartedEvent
+ConditionExecutionCompletedEvent = ConditionCompletedEvent
+LoopExecutionStartedEvent = LoopStartedEvent
+LoopExecutionCompletedEvent = LoopCompletedEvent
+RouterExecutionStartedEvent = RouterStartedEvent
+RouterExecutionCompletedEvent = RouterCompletedEvent
+ParallelExecutionStartedEvent = ParallelStartedEvent
+ParallelExecutionCompletedEvent = ParallelCompletedEvent
+StepsExecutionStartedEvent = StepsStartedEvent
+StepsExecutionCompletedEvent = StepsCompletedEvent
+BaseWorkflowRunOutputEvent = WorkflowEvent
+
+# event value -> event class, for `from_dict`: every WorkflowRunEvent member has exactly one class.
+WORKFLOW_RUN_EVENT_TYPE_REGISTRY: dict[str, type[WorkflowEvent]] = {}
+for _cls in list(globals().values()):
+    if isinstance(_cls, type) and issubclass(_cls, WorkflowEvent) and _cls.event_type is not None:
+        WORKFLOW_RUN_EVENT_TYPE_REGISTRY[_cls.event_type.value] = _cls
+del _cls
+
+WorkflowRunOutputEvent = WorkflowEvent
+
+
+def workflow_run_output_event_from_dict(data: dict[str, Any]) -> WorkflowEvent:
+    """The event `data` (from `event.to_dict()`) describes, as its own class.
+
+    Raises `ValueError` for an `event` value no workflow event has.
+    """
+    name = data.get("event")
+    if name not in WORKFLOW_RUN_EVENT_TYPE_REGISTRY:
+        raise ValueError(f"Unknown workflow event {name!r}; known: {', '.join(WORKFLOW_RUN_EVENT_TYPE_REGISTRY)}")
+    return WORKFLOW_RUN_EVENT_TYPE_REGISTRY[name].from_dict(data)

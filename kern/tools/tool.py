@@ -106,6 +106,7 @@ class Tool:
         self.requires_user_input = requires_user_input
         self.external_execution = external_execution
         self.approval_type: str | None = None  # "required" | "audit", set by @approval
+        self.requires_user_feedback = False  # set by UserFeedbackTools' ask_user
         signature = inspect.signature(entrypoint)
         hints = get_type_hints(entrypoint)
         fields: dict[str, Any] = {}
@@ -146,7 +147,8 @@ class Tool:
 
     @property
     def requires_hitl(self) -> bool:
-        return self.requires_confirmation or self.requires_user_input or self.external_execution
+        flags = (self.requires_confirmation, self.requires_user_input, self.external_execution)
+        return any(flags) or self.requires_user_feedback
 
     def user_input_schema(self, provided_args: dict[str, Any]) -> list[UserInputField]:
         """The fields a person fills in for this call (prefilled with what the model already gave)."""

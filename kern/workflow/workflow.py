@@ -9,13 +9,15 @@ from typing import Any
 
 from kern._sync import event_stream, iterate_sync, run_sync
 from kern.db.base import BaseDb, Resolution, StoredRun
-from kern.exceptions import RequirementNotResolvedError, RunAlreadyResumedError, RunNotPausedError
+from kern.exceptions import RequirementNotResolvedError, RunAlreadyResumedError, RunNotFoundError, RunNotPausedError
 from kern.run.base import RunStatus
 from kern.run.requirement import EXECUTOR, StepRequirement
 from kern.run.workflow import (
     StepContinuedEvent,
     StepExecutorContinuedEvent,
+    StepExecutorPausedEvent,
     WorkflowEvent,
+    WorkflowPausedEvent,
     WorkflowRunOutput,
     WorkflowSession,
     WorkflowStartedEvent,
@@ -118,7 +120,7 @@ class Workflow:
         )
 
         async def start(emit: Emit | None) -> WorkflowRunOutput:
-            ctx = RunContext(run, {}, self.db, 0, emit, stream_events)
+            ctx = RunContext(run, {}, self.db, 0, self._sink(emit, lambda: ctx), stream_events)
             await ctx.emit(WorkflowStartedEvent(input=input))
             return await drive(ctx, self.steps)
 
@@ -219,7 +221,7 @@ class Workflow:
 
             stored, version = await self.db.claim(target, expected_version=expected_version, prepare=prepare)
             run = WorkflowRunOutput.from_dict(stored.output, version)
-            ctx = RunContext(run, stored.journal, self.db, version, emit, stream_events)
+            ctx = RunContext(run, stored.journal, self.db, version, self._sink(emit, lambda: ctx), stream_events)
             if resolved:
                 req = resolved[0]
                 event = StepExecutorContinuedEvent if req.kind == EXECUTOR else StepContinuedEvent
@@ -274,6 +276,38 @@ class Workflow:
         node = journal.node_at(self.steps, path)
         return node if isinstance(node, Node) else None
 
+    # ----- events -----------------------------------------------------------------------------------
+    def _sink(self, emit: Emit | None, context: Callable[[], RunContext]) -> Emit | None:
+        """Wrap a stream's sink: pause events get what only the workflow knows (the paused run's full
+        requirement history and results, the executor's name, type and run id, the workflow id)."""
+        if emit is None:
+            return None
+
+        async def sink(event: WorkflowEvent) -> None:
+            if event.workflow_id is None:
+                event.workflow_id = getattr(self, "id", None)
+            if isinstance(event, (StepExecutorPausedEvent, StepExecutorContinuedEvent)):
+                self._executor_details(event, context())
+            elif isinstance(event, WorkflowPausedEvent):
+                event.fill_from(context().run)
+            await emit(event)
+
+        return sink
+
+    def _executor_details(self, event: StepExecutorPausedEvent | StepExecutorContinuedEvent, ctx: RunContext) -> None:
+        node = self.node_at(event.step_path) if event.step_path else None
+        agent, team = getattr(node, "agent", None), getattr(node, "team", None)
+        runner = agent if agent is not None else team
+        if runner is not None and event.executor_name is None:
+            event.executor_name = getattr(runner, "name", None)
+            event.executor_id = getattr(runner, "id", None)
+            event.executor_type = "agent" if agent is not None else "team"
+        req = event.requirement
+        if event.executor_run_id is None and req is not None and req.gate_key:
+            state = ctx.journal.get(req.gate_key.rsplit("|", 1)[0])  # the agent call's journal entry
+            if isinstance(state, dict):
+                event.executor_run_id = state.get("run_id")
+
     # ----- sessions, runs, deadlines ------------------------------------------------------------------
     async def aget_run(self, run_id: str) -> WorkflowRunOutput:
         """The stored run (with its version, ready for `continue_run`)."""
@@ -282,6 +316,27 @@ class Workflow:
 
     def get_run(self, run_id: str) -> WorkflowRunOutput:
         return run_sync(self.aget_run(run_id))
+
+    async def aget_run_output(self, run_id: str, session_id: str | None = None) -> WorkflowRunOutput | None:
+        """The stored run, or None if there is none with that id (in that session, when given)."""
+        try:
+            run = await self.aget_run(run_id)
+        except RunNotFoundError:
+            return None
+        if session_id is not None and run.session_id != session_id:
+            return None
+        return run
+
+    def get_run_output(self, run_id: str, session_id: str | None = None) -> WorkflowRunOutput | None:
+        return run_sync(self.aget_run_output(run_id, session_id=session_id))
+
+    async def aget_last_run_output(self, session_id: str | None = None) -> WorkflowRunOutput | None:
+        """The newest run of the session (default: this workflow's), or None if it has none."""
+        runs = (await self.aget_session(session_id)).runs
+        return runs[-1] if runs else None
+
+    def get_last_run_output(self, session_id: str | None = None) -> WorkflowRunOutput | None:
+        return run_sync(self.aget_last_run_output(session_id))
 
     async def aget_session(self, session_id: str | None = None) -> WorkflowSession:
         """The session (default: this workflow's) with its runs, oldest first."""
