@@ -111,6 +111,7 @@ def test_tools_awaiting_external_execution_on_output_and_paused_event(
     while run_response.is_paused and len(run_response.tools_awaiting_external_execution) > 0:
         for t in run_response.tools_awaiting_external_execution:
             t.result = f"files for {t.tool_args['command']}: a.txt"
+        assert run_response.tools_awaiting_external_execution == []  # a result resolves it
         for t in run_response.tools_requiring_confirmation:
             t.confirmed = True
         run_response = agent.continue_run(run_response=run_response)
@@ -312,9 +313,10 @@ def test_pause_events_carry_the_documented_flat_fields(db: BaseDb) -> None:
         False,
     )
 
-    run_output = workflow.get_last_run_output()
-    run_output.steps_requiring_route[0].select("slow")
-    seen = list(workflow.continue_run(run_output, stream=True))
+    # The paused event alone is enough to continue: its requirements are the run's.
+    paused = seen[-1]
+    paused.step_requirements[-1].select("slow")
+    seen = list(workflow.continue_run(run_id=paused.run_id, step_requirements=paused.step_requirements, stream=True))
     pause = seen[-2]
     assert isinstance(pause, StepOutputReviewEvent) and pause.event == "StepOutputReview"
     assert (pause.requires_output_review, pause.output_review_message, pause.step_index) == (True, "Ok?", 3)
@@ -422,3 +424,31 @@ def test_event_enum_registry_and_round_trip(db: BaseDb) -> None:
     assert again.requirement.requirement_id == router.requirement.requirement_id
     with pytest.raises(ValueError, match="Unknown workflow event"):
         workflow_run_output_event_from_dict({"event": "NoSuchEvent"})
+
+
+def test_team_external_execution_stream_as_documented(db: BaseDb, server: FakeOpenAI) -> None:
+    model = OpenAIChat(id="m", base_url=server.base_url, api_key="t")
+    server.script(
+        call("delegate_task_to_member", member_name="Ops Agent", task="list files"),
+        call("execute_shell_command", command="ls"),
+        echo,  # the member
+        echo,  # the leader
+    )
+    ops_agent = Agent(name="Ops Agent", model=model, tools=[execute_shell_command], db=db)
+    team = Team(name=unique("SRE Team"), members=[ops_agent], model=model, db=db)
+    response = None
+    for run_event in team.run("List the files in the current directory", stream=True):
+        if isinstance(run_event, RunPausedEvent):
+            assert run_event.team_id == team.id
+            assert [t.tool_name for t in run_event.tools_awaiting_external_execution] == ["execute_shell_command"]
+            for req in run_event.active_requirements:
+                if req.needs_external_execution:
+                    req.set_external_execution_result("a.txt")
+            response = team.continue_run(
+                run_id=run_event.run_id,
+                session_id=run_event.session_id,
+                requirements=run_event.requirements,
+                stream=True,
+            )
+    events = list(response)
+    assert events[-1].content == "Final: Final: a.txt" and {e.team_id for e in events} == {team.id}
