@@ -70,7 +70,7 @@ def test_output_review_step_output_is_a_step_output(db: BaseDb) -> None:
         for req in run_output.steps_requiring_output_review:
             assert isinstance(req.step_output, StepOutput)
             assert req.is_post_execution and req.step_type == "Step" and req.step_output.step_name == "draft_email"
-            assert req.output_review_message == "Review the email draft"
+            assert req.output_review_message == "Review the email draft" and req.needs_output_review
             seen.append((req.retry_count, req.step_output.content))
             if req.retry_count == 0:
                 req.reject(feedback="Mention the agenda")
@@ -422,6 +422,39 @@ def test_error_skip_and_a_returned_error_keeps_its_text(db: BaseDb) -> None:
     assert out.content == "after first ok"  # from the last successful step
 
 
+def test_error_pause_async_streaming(db: BaseDb) -> None:
+    """The streaming pattern of the error-handling page, async: StepErrorEvent, then the paused run from
+    the session, `error_message`, retry, continue streaming."""
+    tries: list[int] = []
+
+    async def flaky(step_input: StepInput) -> StepOutput:
+        tries.append(1)
+        if len(tries) == 1:
+            raise TimeoutError("upstream timed out")
+        return StepOutput(content="fetched")
+
+    workflow = Workflow(name=unique("async_err"), db=db, steps=[Step(name="fetch", executor=flaky, on_error="pause")])
+
+    async def main() -> tuple[list[str], Any]:
+        failed: list[str] = []
+        async for event in workflow.arun("input", stream=True, stream_events=True):
+            if isinstance(event, StepErrorEvent):
+                failed.append(f"{event.step_name}: {event.error}")
+        run_output = (await workflow.aget_session()).runs[-1]
+        while run_output.is_paused:
+            for req in run_output.steps_with_errors:
+                assert req.error_message == "upstream timed out" and req.error_type == "TimeoutError"
+                req.retry()
+            async for _event in workflow.acontinue_run(run_output, stream=True, stream_events=True):
+                pass
+            run_output = (await workflow.aget_session()).runs[-1]
+        return failed, run_output
+
+    failed, run_output = asyncio.run(main())
+    assert failed == ["fetch: TimeoutError: upstream timed out"]
+    assert run_output.content == "fetched" and len(run_output.error_requirements) == 1
+
+
 @pytest.mark.parametrize("on_error", ["fail", OnError.fail, None])
 def test_on_error_fail_fails_the_workflow_immediately(db: BaseDb, on_error: Any) -> None:
     ran: list[str] = []
@@ -579,3 +612,61 @@ def test_pause_anatomy_executor_fields(db: BaseDb, server: FakeOpenAI) -> None:
     assert response.content == "Done: deleted u1 | 1 row | sent 5.0 to ana"
     stored = workflow.get_run(response.run_id).step_requirements
     assert {r.executor_name for r in stored} == {"OpsAgent"} and all(r.executor_type == "agent" for r in stored)
+
+
+def test_router_run_paused_by_the_older_retry_rule_keeps_its_routes(db: BaseDb) -> None:
+    """Before re-routing, a rejected router review with on_reject=retry re-ran the same routes under
+    `<path>~1` and paused at the review of that attempt. Such a stored run continues as it was decided:
+    its second attempt is reviewed and kept, and no route selection is asked for."""
+    import uuid
+
+    from kern._sync import run_sync
+    from kern.workflow.journal import NODES
+
+    calls: list[str] = []
+
+    def route(name: str) -> Step:
+        return Step(name=name, executor=lambda si: calls.append(name) or f"{name.upper()}{len(calls)}")
+
+    def build() -> list[Any]:
+        return [
+            Router(
+                name="r",
+                selector=lambda si: "a",
+                choices=[route("a"), route("b")],
+                requires_output_review=True,
+                on_reject=OnReject.retry,
+            ),
+            Step(name="after", executor=lambda si: f"after {si.previous_step_content}"),
+        ]
+
+    name = unique("legacy-router")
+    out = Workflow(name=name, db=db, steps=build()).run("x")
+    stored = run_sync(db.load_run(out.run_id))
+    journal, output = dict(stored.journal), dict(stored.output)
+    first = dict(output["step_requirements"][-1], status="resolved", confirmed=False)
+    first["step_output"] = first["step_output"]["content"]  # stored as bare content back then
+    journal["0|output_review|0"] = {"action": "reject", "feedback": None}
+    second_try = StepOutput(content="A-again", step_name="a").to_dict()
+    journal["0~1/0"] = journal["0~1/0~0"] = second_try
+    journal[NODES] = {**journal[NODES], "0~1/0": "Step:a"}
+    second = {
+        **first,
+        "requirement_id": uuid.uuid4().hex,
+        "gate_key": "0|output_review|1",
+        "retry_count": 1,
+        "step_output": "A-again",
+        "status": "pending",
+    }
+    second.pop("confirmed")
+    output.update(run_id=uuid.uuid4().hex, step_requirements=[first, second])
+    run_sync(db.save_run(output, journal, version=0, new_requirement=second))
+
+    wf = Workflow(name=name, db=db, steps=build())
+    old = wf.get_run(output["run_id"])
+    assert old.steps_requiring_output_review[0].step_output.content == "A-again"
+    old.steps_requiring_output_review[0].confirm()
+    done = wf.continue_run(old)
+    assert done.status == RunStatus.COMPLETED and done.content == "after A-again"
+    assert calls == ["a"]  # the first attempt, when the run started; nothing ran again
+    assert [r.kind for r in done.step_requirements] == ["output_review", "output_review"]
