@@ -283,7 +283,8 @@ def test_pause_events_carry_the_documented_flat_fields(db: BaseDb) -> None:
     pause, paused = seen[-2], seen[-1]
     assert isinstance(pause, StepPausedEvent) and pause.event == WorkflowRunEvent.step_paused.value
     assert (pause.requires_confirmation, pause.confirmation_message, pause.requires_user_input) == (True, "Go?", False)
-    assert (pause.step_name, pause.step_index, pause.step_id) == ("gate", 0, "0")
+    assert (pause.step_name, pause.step_index, pause.step_id) == ("gate", 0, pause.requirement.step_id)
+    assert pause.step_id is not None
     assert isinstance(paused, WorkflowPausedEvent) and paused.event == "WorkflowPaused"
     assert (paused.status, paused.paused_step_name, paused.paused_step_index, paused.pause_kind) == (
         "PAUSED",
@@ -419,6 +420,8 @@ def test_event_enum_registry_and_round_trip(db: BaseDb) -> None:
         assert type(again) is type(event) and again.to_dict() == event.to_dict()
         assert type(WorkflowEvent.from_dict(data)) is type(event)
     router = next(e for e in events if isinstance(e, RouterPausedEvent))
+    started = next(e for e in events if e.event == "RouterExecutionStarted")
+    assert started.step_id == router.step_id == router.requirement.step_id  # one id per step, across events
     again = workflow_run_output_event_from_dict(json.loads(router.to_json()))
     assert again.requirement.available_choices == ["x", "y"] and again.available_choices == ["x", "y"]
     assert again.requirement.requirement_id == router.requirement.requirement_id

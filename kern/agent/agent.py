@@ -248,8 +248,8 @@ def take_decision(stored: RunRequirement, given: RunRequirement) -> RunRequireme
         if te.requires_user_feedback:
             te.user_feedback_schema, te.result = src.user_feedback_schema, src.result
     merged.external_result = given.external_result
-    if given.external_result is None and te.external_execution_required and src.result is not None:
-        merged.external_result = tool_result_text(src.result)  # `tool.result = ...` set directly
+    if merged.external_result is None and te.external_execution_required and src.result is not None:
+        merged.external_result = tool_result_text(src.result)  # the result was set on tool_execution directly
     if merged.external_result is not None:
         te.result = merged.external_result
     merged.resolved_by, merged.resolved_at = given.resolved_by, given.resolved_at
@@ -488,7 +488,7 @@ class _Driver:
                     f" Note: {te.confirmation_note}" if te.confirmation_note else ""
                 )
             elif req.is_external_tool_execution:
-                result = req.external_result or ""
+                result = req.external_result or te.result or ""
             elif req.needs_user_feedback:
                 result = te.result or "{}"
             else:

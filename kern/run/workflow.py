@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
@@ -16,6 +17,7 @@ from kern.run.requirement import (
     ERROR,
     EXECUTOR,
     ITERATION_REVIEW,
+    KINDS,
     OUTPUT_REVIEW,
     ROUTE_SELECTION,
     USER_INPUT,
@@ -127,6 +129,27 @@ class WorkflowRunOutput:
     def paused_step_name(self) -> str | None:
         active = self.active_requirement
         return active.step_name if active else None
+
+    @property
+    def paused_step_index(self) -> int | None:
+        """Index of the top-level step the run is paused in (`active_requirement.step_path` is exact)."""
+        active = self.active_requirement
+        return active.step_index if active else None
+
+    @property
+    def active_step_requirements(self) -> list[StepRequirement]:
+        """Every requirement still waiting for a decision (of any kind)."""
+        return self._open(*KINDS)
+
+    @property
+    def error_requirements(self) -> list[StepRequirement]:
+        """Every error pause of this run (`on_error="pause"`), resolved ones included, oldest first."""
+        return [r for r in self.step_requirements if r.kind == ERROR]
+
+    @property
+    def active_error_requirements(self) -> list[StepRequirement]:
+        """Error pauses still waiting for retry() or skip() (the same list as `steps_with_errors`)."""
+        return self._open(ERROR)
 
     def _open(self, *kinds: str) -> list[StepRequirement]:
         return [r for r in self.step_requirements if r.kind in kinds and r.status == "pending" and not r.is_resolved]
@@ -260,6 +283,14 @@ def _step_index(path: str | None) -> int | tuple[int, ...] | None:
     return numbers[0] if len(numbers) == 1 else numbers
 
 
+def _step_id(path: str | None, name: str | None) -> str | None:
+    """A step's id: derived from its position and name (as `StepRequirement.step_id` is), so it is the same in
+    every process and every run, and a pause event's `step_id` equals its requirement's."""
+    if not path:
+        return None
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"kern-step:{path}:{name}"))
+
+
 def _dump(value: Any) -> Any:
     if isinstance(value, (StepRequirement, StepOutput)) or hasattr(value, "to_dict"):
         return value.to_dict()
@@ -361,7 +392,7 @@ class _StepEvent(WorkflowEvent):
         if self.step_index is None:
             self.step_index = _step_index(self.step_path)
         if self.step_id is None:
-            self.step_id = self.step_path  # a step's path is its stable id within the workflow
+            self.step_id = _step_id(self.step_path, self.step_name)
 
 
 @dataclass
@@ -556,7 +587,7 @@ class _PauseEvent(_StepEvent):
         if self.step_path is None and req.step_path:
             self.step_path = req.step_path
             self.step_index = _step_index(req.step_path) if self.step_index is None else self.step_index
-            self.step_id = self.step_id or req.step_path
+        self.step_id = getattr(req, "step_id", None) or self.step_id or _step_id(self.step_path, self.step_name)
         if self.step_type is None:
             self.step_type = req.step_type
 

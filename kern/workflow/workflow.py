@@ -15,7 +15,6 @@ from kern.run.requirement import EXECUTOR, StepRequirement
 from kern.run.workflow import (
     StepContinuedEvent,
     StepExecutorContinuedEvent,
-    StepExecutorPausedEvent,
     WorkflowEvent,
     WorkflowPausedEvent,
     WorkflowRunOutput,
@@ -278,35 +277,19 @@ class Workflow:
 
     # ----- events -----------------------------------------------------------------------------------
     def _sink(self, emit: Emit | None, context: Callable[[], RunContext]) -> Emit | None:
-        """Wrap a stream's sink: pause events get what only the workflow knows (the paused run's full
-        requirement history and results, the executor's name, type and run id, the workflow id)."""
+        """Wrap a stream's sink: the paused event gets the paused run's full requirement history and
+        results (so a client can continue from it alone), and events get the workflow's id."""
         if emit is None:
             return None
 
         async def sink(event: WorkflowEvent) -> None:
             if event.workflow_id is None:
                 event.workflow_id = getattr(self, "id", None)
-            if isinstance(event, (StepExecutorPausedEvent, StepExecutorContinuedEvent)):
-                self._executor_details(event, context())
-            elif isinstance(event, WorkflowPausedEvent):
+            if isinstance(event, WorkflowPausedEvent):
                 event.fill_from(context().run)
             await emit(event)
 
         return sink
-
-    def _executor_details(self, event: StepExecutorPausedEvent | StepExecutorContinuedEvent, ctx: RunContext) -> None:
-        node = self.node_at(event.step_path) if event.step_path else None
-        agent, team = getattr(node, "agent", None), getattr(node, "team", None)
-        runner = agent if agent is not None else team
-        if runner is not None and event.executor_name is None:
-            event.executor_name = getattr(runner, "name", None)
-            event.executor_id = getattr(runner, "id", None)
-            event.executor_type = "agent" if agent is not None else "team"
-        req = event.requirement
-        if event.executor_run_id is None and req is not None and req.gate_key:
-            state = ctx.journal.get(req.gate_key.rsplit("|", 1)[0])  # the agent call's journal entry
-            if isinstance(state, dict):
-                event.executor_run_id = state.get("run_id")
 
     # ----- sessions, runs, deadlines ------------------------------------------------------------------
     async def aget_run(self, run_id: str) -> WorkflowRunOutput:
