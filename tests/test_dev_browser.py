@@ -155,8 +155,9 @@ async def test_a_person_answers_every_kind_of_pause(browser_page: tuple[Page, Pa
 
     await command(tab, "/kern run refine idea")
     await expect(channel).to_contain_text("Review iteration 1")
+    await expect(channel).to_contain_text("Approving ends the loop with this output")
     await tab.screenshot(path=str(shots / "pause-iteration-review.png"))
-    await tab.locator("#channel button", has_text="Approve").last.click()  # approving ends the loop here
+    await tab.locator("#channel button", has_text="Approve").last.click()  # the loop ends with iteration 1
     await expect(channel.get_by_text("Completed")).to_have_count(7)
     await expect(channel).not_to_contain_text("Review iteration 2")
 
