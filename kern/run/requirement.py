@@ -104,6 +104,15 @@ class StepRequirement:
     resolved_at: float | None = None
     timed_out: bool = False
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # `req.on_reject = "cancel"` (a plain string, as documented) is coerced like the constructor's;
+        # an unknown value is a ValueError here rather than a surprise at continue time.
+        if name == "on_reject":
+            value = OnReject.parse(value, "on_reject") if value is not None else OnReject.skip
+        elif name == "on_timeout":
+            value = OnTimeout.parse(value, "on_timeout")
+        super().__setattr__(name, value)
+
     # ----- what the pause asks for -------------------------------------------------------------
     @property
     def requires_confirmation(self) -> bool:
@@ -324,7 +333,9 @@ class StepRequirement:
             if self.edited_output is not None:
                 return {"action": "edit", "output": to_jsonable(self.edited_output)}
             return {"action": "confirm"}
-        return {"action": "reject", "feedback": self.rejection_feedback}
+        # The requirement's on_reject (set at the pause from the primitive, and changeable before
+        # resolving: `req.on_reject = "cancel"`) decides what this rejection does.
+        return {"action": "reject", "feedback": self.rejection_feedback, "on_reject": self.on_reject.value}
 
     def expire(self, now: float) -> dict[str, Any]:
         """Mark this pause timed out and return the decision its `on_timeout` makes.
@@ -413,6 +424,10 @@ class StepRequirement:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StepRequirement:
+        if cls is StepRequirement and data.get("kind") == ERROR and "step_id" in data:
+            from kern.run.error_requirement import ErrorRequirement  # it subclasses this one
+
+            return ErrorRequirement.from_dict(data)  # written by an ErrorRequirement: read back as one
         schema = data.get("user_input_schema")
         executor = data.get("executor_requirements")
         if executor is not None:
@@ -452,3 +467,13 @@ class StepRequirement:
             resolved_at=data.get("resolved_at"),
             timed_out=data.get("timed_out", False),
         )
+
+
+def __getattr__(name: str) -> Any:
+    # `from kern.run.requirement import RunRequirement`, the documented path. The tool-call requirement
+    # lives with the agent run output (`kern.run.agent`), which imports this module: resolved lazily.
+    if name == "RunRequirement":
+        from kern.run.agent import RunRequirement
+
+        return RunRequirement
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
