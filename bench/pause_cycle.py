@@ -1,6 +1,6 @@
 """Pause-cycle benchmark: how long one `run` or `continue_run` call takes when every step pauses.
 
-    python bench/pause_cycle.py --db sqlite|postgres --runs 200 [--api sync|async] [--floor] [--paused N]
+    python bench/pause_cycle.py --db sqlite|async-sqlite|postgres --runs 200 [--api sync|async] [--floor] [--paused N]
 
 A workflow of 3 function steps, each with requires_confirmation=True; all runs in ONE session (one
 Workflow object); each run pauses 3 times and is continued. A cycle is one run or continue_run call.
@@ -16,6 +16,9 @@ median and their ratio.
 copies of its rows with new ids, so it takes seconds), and time loading, confirming and continuing a
 random one through the public API (`get_run`, `req.confirm()`, `continue_run`): median and p99 over
 --samples distinct runs (target on SQLite: at most 2 ms median, 5 ms p99 with N=100000).
+
+--db async-sqlite: the same SQLite file through `AsyncSqliteDb` (aiosqlite on the async-engine path that
+PostgresDb uses) instead of `SqliteDb` (one worker-thread hop per transaction); floor and --paused as sqlite.
 
 PostgreSQL runs in a fresh database on the server (KERN_BENCH_PG_URL, default the local `test` server),
 dropped at the end. The last line is machine-readable:
@@ -41,7 +44,7 @@ from benchlib import PG_SERVER_URL, PostgresFloor, SqliteFloor, Stats, fresh_pg_
 from kern._sync import run_sync
 from kern.db.base import BaseDb
 from kern.db.postgres import PostgresDb
-from kern.db.sqlite import SqliteDb
+from kern.db.sqlite import AsyncSqliteDb, SqliteDb
 from kern.workflow import Step, StepInput, Workflow
 
 
@@ -55,6 +58,8 @@ def step(name: str) -> Step:
 def open_db(kind: str, tmp: Path, pg_url: str) -> BaseDb:
     if kind == "sqlite":
         return SqliteDb(db_file=tmp / "bench.db")
+    if kind == "async-sqlite":
+        return AsyncSqliteDb(db_file=tmp / "bench.db")
     return PostgresDb(db_url=pg_url, application_name="kern-bench")
 
 
@@ -212,7 +217,7 @@ def measure_paused(workflow: Workflow, kind: str, where: str, count: int, sample
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--db", choices=["sqlite", "async-sqlite", "postgres"], default="sqlite")
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--api", choices=["sync", "async"], default="sync")
     parser.add_argument("--warmup", type=int, default=5, help="runs before measuring (tables, caches)")
@@ -222,6 +227,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.paused and args.paused < 2:
         parser.error("--paused needs at least 2 runs")
+    dialect = "postgres" if args.db == "postgres" else "sqlite"  # of the floor and the --paused bulk copy
 
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kern-pause-cycle-")))
@@ -233,7 +239,7 @@ def main() -> None:
         floor: SqliteFloor | PostgresFloor | None = None
         floor_ms: list[float] = []
         if args.floor:
-            floor = SqliteFloor(tmp / "floor.db") if args.db == "sqlite" else PostgresFloor(pg_url)
+            floor = SqliteFloor(tmp / "floor.db") if dialect == "sqlite" else PostgresFloor(pg_url)
             stack.callback(floor.close)
             floor.cycles(4 * args.warmup)
 
@@ -252,7 +258,7 @@ def main() -> None:
             floor_ms = floor.cycles(len(cycles))
         paused = (
             measure_paused(
-                workflow, args.db, str(tmp / "bench.db") if args.db == "sqlite" else pg_url, args.paused, args.samples
+                workflow, dialect, str(tmp / "bench.db") if dialect == "sqlite" else pg_url, args.paused, args.samples
             )
             if args.paused
             else None
@@ -261,9 +267,9 @@ def main() -> None:
             run_sync(db.close())
         s = summarize(cycles)
 
-    print(f"{'db':<10}{'api':<7}{'cycles':>7}{'median':>9}{'p90':>9}{'p99':>9}{'first20':>9}{'last20':>9}{'ratio':>7}")
+    print(f"{'db':<13}{'api':<7}{'cycles':>7}{'median':>9}{'p90':>9}{'p99':>9}{'first20':>9}{'last20':>9}{'ratio':>7}")
     print(
-        f"{args.db:<10}{args.api:<7}{s.cycles:>7}{s.median:>9.3f}{s.p90:>9.3f}"
+        f"{args.db:<13}{args.api:<7}{s.cycles:>7}{s.median:>9.3f}{s.p90:>9.3f}"
         f"{s.p99:>9.3f}{s.first20:>9.3f}{s.last20:>9.3f}{s.drift:>7.2f}"
     )
     print("(milliseconds per cycle; a cycle is one run or continue_run call; ratio = last20/first20, target <= 1.3)")
@@ -271,7 +277,7 @@ def main() -> None:
     if floor is not None:
         f, single = summarize(floor_ms), summarize(floor.single_ms)
         how = "interleaved" if args.api == "sync" else "after kern"
-        driver = "sqlite3 WAL+NORMAL" if args.db == "sqlite" else "asyncpg"
+        driver = "sqlite3 WAL+NORMAL" if dialect == "sqlite" else "asyncpg"
         print(
             f"floor ({driver}, INSERT + compare-and-set UPDATE in two BEGIN/COMMIT transactions, {how}): "
             f"median {f.median:.3f} ms p90 {f.p90:.3f} p99 {f.p99:.3f}; kern {s.median:.3f} ms = "

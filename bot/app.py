@@ -76,6 +76,8 @@ def build_bot(
         ui.TOOL_NO: interactions.on_tool_no,
         ui.TOOL_INPUT: interactions.on_tool_input,
         ui.TOOL_RESULT: interactions.on_tool_result,
+        ui.RUN_STATUS: commands.on_run_status,
+        ui.RUN_CANCEL: commands.on_run_cancel,
     }
     for action_id, handler in actions.items():  # tool-call buttons carry their call index: kern:tool_ok:2
         app.action(re.compile(f"^{re.escape(action_id)}(:\\d+)?$"))(handler)

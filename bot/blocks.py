@@ -37,6 +37,7 @@ CONFIRM, REJECT = "kern:confirm", "kern:reject"
 OPEN_INPUT, VIEW_FULL, OPEN_EDIT, OPEN_FEEDBACK = "kern:input", "kern:full", "kern:edit", "kern:feedback"
 ROUTE_PICK, ROUTE_GO = "kern:route", "kern:route_go"
 RETRY, SKIP = "kern:retry", "kern:skip"
+RUN_STATUS, RUN_CANCEL = "kern:run_status", "kern:run_cancel"
 TOOL_OK, TOOL_NO, TOOL_INPUT, TOOL_RESULT = "kern:tool_ok", "kern:tool_no", "kern:tool_input", "kern:tool_result"
 # view callback_id values
 V_INPUT, V_EDIT, V_FEEDBACK = "kern:v_input", "kern:v_edit", "kern:v_feedback"
@@ -134,6 +135,23 @@ def card_blocks(card: Card) -> tuple[str, Blocks]:
             blocks.append(
                 {"type": "actions", "elements": [button("View full output", VIEW_FULL, f"run:{card.run_id}")]}
             )
+    if not card.finished:
+        confirm = {
+            "title": plain("Cancel this run?", 100),
+            "text": plain(f"{card.workflow}: nothing after the step now running will run.", 300),
+            "confirm": plain("Cancel run", 30),
+            "deny": plain("Keep it", 30),
+            "style": "danger",
+        }
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    button("Status", RUN_STATUS, card.run_id),
+                    button("Cancel run", RUN_CANCEL, card.run_id, "danger", confirm),
+                ],
+            }
+        )
     fallback = f"{card.workflow}: {card.status}"
     return truncate(fallback, 3000), blocks
 

@@ -9,11 +9,10 @@ from bot import blocks as ui
 from bot.access import Access
 from bot.background import Background
 from bot.gateway import SlackGateway
-from bot.registry import BotWorkflow, Registry
+from bot.registry import Registry
 from bot.runner import Runner
-from bot.store import BotStore, Card
-from kern.exceptions import RunNotFoundError, RunNotPausedError
-from kern.run.workflow import WorkflowRunOutput
+from bot.store import BotStore
+from kern.exceptions import RunNotPausedError
 
 USAGE = (
     "Usage: `/kern run <workflow> [input]` · `/kern list` · `/kern status <run>` · `/kern cancel <run>` · `/kern help`"
@@ -73,26 +72,32 @@ class Commands:
         else:
             await ack(response_type="ephemeral", text=f"I don't know `{ui.escape(text[:100])}`. {USAGE}")
 
-    async def _find(self, run_id: str) -> tuple[BotWorkflow, Card, WorkflowRunOutput] | None:
-        card = await self.store.card(run_id)
-        entry = self.registry.get(card.workflow) if card else None
-        if card is None or entry is None:
-            return None
-        try:
-            run = await entry.workflow.aget_run(run_id)
-        except RunNotFoundError:
-            return None
-        return entry, card, run
+    # ----- the run card's buttons (same rules as the commands) ---------------------------------------
+    async def on_run_status(
+        self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], action: dict[str, Any]
+    ) -> None:
+        await ack()
+        user, channel = body["user"]["id"], (body.get("channel") or {}).get("id", "")
+        self.background.spawn(
+            self.gateway.tell(channel, user, await self.status(action["value"], user), None, body.get("response_url"))
+        )
+
+    async def on_run_cancel(
+        self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], action: dict[str, Any]
+    ) -> None:
+        await ack()
+        user, channel = body["user"]["id"], (body.get("channel") or {}).get("id", "")
+        self.background.spawn(self.cancel(action["value"], user, channel, body.get("response_url")))
 
     async def status(self, run_id: str, user: str) -> str:
-        found = await self._find(run_id)
-        if found is None:
-            return f"No run `{ui.escape(run_id)}` started from Slack."
-        entry, card, run = found
+        found = await self.runner.presenter.find(run_id)
+        if isinstance(found, str):
+            return found
+        entry, card, run = found.entry, found.card, found.run
         refusal = await self.access.may_read(entry, card, user)
         if refusal:
             return refusal
-        line = f"`{entry.name}` run `{run_id}`: {run.status.value.lower()}"
+        line = f"`{entry.name}` run `{run.run_id}`: {run.status.value.lower()}"
         if run.is_paused:
             req = run.step_requirements[-1]
             line += f", waiting at {req.step_name} ({req.kind.replace('_', ' ')})"
@@ -102,13 +107,11 @@ class Commands:
 
     async def cancel(self, run_id: str, user: str, channel: str, response_url: str | None = None) -> None:
         """Cancel a paused or running run (a running one stops at its next step boundary)."""
-        found = await self._find(run_id)
-        if found is None:
-            await self.gateway.tell(
-                channel, user, f"No run `{ui.escape(run_id)}` started from Slack.", response_url=response_url
-            )
+        found = await self.runner.presenter.find(run_id)
+        if isinstance(found, str):
+            await self.gateway.tell(channel, user, found, response_url=response_url)
             return
-        entry, card, _run = found
+        entry, card, run_id = found.entry, found.card, found.run.run_id
         refusal = await self.access.may_cancel(entry, card, user)
         if refusal:
             await self.gateway.tell(channel, user, refusal, response_url=response_url)

@@ -7,7 +7,6 @@ resumes the run and the other is told, privately, who got there first.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +15,7 @@ from bot import blocks as ui
 from bot.access import Access
 from bot.background import Background
 from bot.gateway import SlackGateway
-from bot.presenter import Presenter
+from bot.presenter import Presenter, stamp
 from bot.registry import BotWorkflow, Registry
 from bot.runner import Runner
 from bot.store import BotStore, Card, PauseMessage
@@ -35,11 +34,6 @@ class Loaded:
     pause: PauseMessage
     run: WorkflowRunOutput
     req: StepRequirement
-
-
-def now_text(user: str | None, verb: str) -> str:
-    who = f"<@{user}>" if user else "kern"
-    return f"{verb} by {who} at {ui.slack_time(time.time())}"
 
 
 class Interactions:
@@ -309,7 +303,7 @@ class Interactions:
             self.tool_decision(
                 body,
                 action["value"],
-                lambda call, user: (call.confirm(by=user), ":white_check_mark: " + now_text(user, "Approved"))[1],
+                lambda call, user: (call.confirm(by=user), ":white_check_mark: " + stamp("Approved", user, None))[1],
             )
         )
 
@@ -375,7 +369,7 @@ class Interactions:
                 view["private_metadata"],
                 lambda call, user: (
                     call.reject(note=note, by=user),
-                    ":no_entry_sign: " + now_text(user, "Rejected") + (f": {ui.quote(note, 500)}" if note else ""),
+                    ":no_entry_sign: " + stamp("Rejected", user, None) + (f": {ui.quote(note, 500)}" if note else ""),
                 )[1],
             )
         )
@@ -404,7 +398,7 @@ class Interactions:
             self.tool_decision(
                 _as_action_body(body),
                 view["private_metadata"],
-                lambda c, user: (c.provide_user_input(values, by=user), ":memo: " + now_text(user, "Filled in"))[1],
+                lambda c, user: (c.provide_user_input(values, by=user), ":memo: " + stamp("Filled in", user, None))[1],
             )
         )
 
@@ -417,7 +411,7 @@ class Interactions:
                 view["private_metadata"],
                 lambda call, user: (
                     call.set_external_execution_result(result, by=user),
-                    ":inbox_tray: " + now_text(user, "Result given"),
+                    ":inbox_tray: " + stamp("Result given", user, None),
                 )[1],
             )
         )

@@ -21,6 +21,7 @@ from kern.run.requirement import StepRequirement
 from kern.run.workflow import WorkflowRunOutput
 from kern.workflow.types import OnTimeout
 
+MIN_PREFIX = 6  # characters of a run id that a command accepts
 RETRY_SOON = 1.0  # seconds: a decided message waits this long for its pause message to be posted first
 
 
@@ -134,6 +135,20 @@ class Presenter:
         if pause is not None and pause.ts:
             fallback, blocks = self.pause_view(entry, req, decided)
             await self.gateway.call("chat_update", channel=pause.channel, ts=pause.ts, text=fallback, blocks=blocks)
+
+    async def find(self, given: str) -> RunView | str:
+        """The run a person means by `given` (its id, or a unique prefix of at least MIN_PREFIX characters,
+        as on the card), or what to tell them."""
+        given = given.strip().strip("`")
+        if len(given) < MIN_PREFIX:
+            return f"Give at least {MIN_PREFIX} characters of the run id (the card shows 12)."
+        matches = await self.store.cards_by_prefix(given)
+        exact = next((c for c in matches if c.run_id == given), None)
+        if exact is None and len(matches) > 1:
+            listed = ", ".join(f"`{c.run_id[:12]}` ({ui.escape(c.workflow)})" for c in matches[:5])
+            return f"`{ui.escape(given)}` matches several runs: {listed}. Give more of the id."
+        found = await self.load((exact or matches[0]).run_id) if matches else None
+        return found or f"No run `{ui.escape(given)}` started from Slack."
 
     async def load(self, run_id: str) -> RunView | None:
         """The run with its card and workflow, or None if this bot cannot show it (no card, a workflow it no

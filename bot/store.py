@@ -344,6 +344,17 @@ class BotStore:
         query = sa.select(c.id).where(c.requirement_id == requirement_id, c.kind == "pause", c.status == "pending")
         return await self._tx(lambda conn: conn.execute(query).first() is not None, write=False)
 
+    async def cards_by_prefix(self, prefix: str, limit: int = 6) -> list[Card]:
+        """Cards whose run id starts with `prefix` (an index range, not a scan), at most `limit`."""
+        c = cards.c
+        query = (
+            sa.select(c.run_id, c.workflow, c.channel, c.ts, c.started_by, c.input)
+            .where(c.run_id >= prefix, c.run_id < prefix + "\x7f")  # run ids are ASCII
+            .order_by(c.run_id)
+            .limit(limit)
+        )
+        return await self._tx(lambda conn: [Card(*r) for r in conn.execute(query)], write=False)
+
     async def card_at(self, channel: str, ts: str) -> Card | None:
         """The run card posted as message `ts` in `channel` (for actions on a message)."""
         c = cards.c

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from bot import blocks as ui
 from bot.devslack import DevSlack
 from bot.policy import Approvers, Audience
 from bot.registry import BotWorkflow, Registry
+from bot.store import Card
 from kern.run.base import RunStatus
 from kern.workflow import Step, Workflow
 from tests.conftest import make_db, unique
@@ -114,3 +116,42 @@ async def test_who_may_start(env: Env) -> None:
         assert "Starting" in body
     await settle(env)
     await env.slack.until(lambda: len([m for m in env.slack.messages.values() if m.thread_ts is None]) == 2)
+
+
+async def test_the_short_id_on_the_card_and_its_buttons(env: Env) -> None:
+    run_id = await paused_run(env)
+    short = run_id[:12]
+    assert f"run `{short}`" in json.dumps(env.card().blocks)  # what people see is what they can type
+    _, body, _ = await env.slack.command(f"status {short}", user="U1")
+    assert f"run `{run_id}`: paused, waiting at deploy" in body
+    _, body, _ = await env.slack.command(f"status {run_id[:5]}", user="U1")
+    assert "at least 6 characters" in body
+    # the card's Status button answers privately, by the same rules as /kern status
+    await env.slack.click(ui.RUN_STATUS, user="UOUT")
+    await settle(env)
+    assert env.slack.ephemeral[-1]["user"] == "UOUT" and "may see this run" in env.slack.ephemeral[-1]["text"]
+    await env.slack.click(ui.RUN_STATUS, user="UREADER")
+    await settle(env)
+    assert "waiting at deploy" in env.slack.ephemeral[-1]["text"]
+    # ...and its Cancel button, by the rules of /kern cancel
+    await env.slack.click(ui.RUN_CANCEL, user="UREADER")
+    await settle(env)
+    assert "may cancel this run" in env.slack.ephemeral[-1]["text"]
+    entry = env.bot.registry.get("guarded")
+    assert entry is not None and (await entry.workflow.aget_run(run_id)).status == RunStatus.PAUSED
+    await env.slack.click(ui.RUN_CANCEL, user="U1")
+    await env.slack.until(lambda: "Cancelled by" in json.dumps(env.card().blocks))
+    assert ui.RUN_CANCEL not in json.dumps(env.card().blocks)  # a finished card has no run buttons
+
+
+async def test_a_prefix_shared_by_several_runs_lists_them(env: Env) -> None:
+    stem = uuid.uuid4().hex[:10]
+    for tail in ("aa", "bb"):  # two cards whose ids share their first 10 characters
+        await env.bot.store.save_card(
+            Card(run_id=stem + tail + "0" * 20, workflow="guarded", channel="C1", ts=tail, started_by="U1")
+        )
+    _, body, _ = await env.slack.command(f"status {stem}", user="U1")
+    assert "matches several runs" in body and f"`{stem}aa`" in body and f"`{stem}bb`" in body
+    _, body, _ = await env.slack.command(f"cancel {stem[:8]}", user="U1")
+    await settle(env)
+    assert "matches several runs" in env.slack.ephemeral[-1]["text"]

@@ -118,7 +118,9 @@ async def test_help_list_and_unknown(env: Env) -> None:
     _, body, _ = await env.slack.command("run nope")
     assert "Unknown workflow `nope`" in body
     _, body, _ = await env.slack.command("status 123")
-    assert "No run `123`" in body
+    assert "at least 6 characters" in body
+    _, body, _ = await env.slack.command("status 1234567")
+    assert "No run `1234567`" in body
 
 
 # ----- every pause kind ----------------------------------------------------------------------------

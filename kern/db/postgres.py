@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import weakref
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from kern.db.base import BaseDb, CommitUnknownError
-
-T = TypeVar("T")
+from kern.db.async_engine import AsyncEngineDb
 
 # Any constant works; it only has to be the same in every process that creates kern's tables.
 _CREATE_LOCK_KEY = 0x6B65726E
@@ -38,14 +34,12 @@ def asyncpg_url(db_url: str) -> str:
     return f"postgresql+asyncpg://{rest}"
 
 
-class PostgresDb(BaseDb):
+class PostgresDb(AsyncEngineDb):
     """A PostgreSQL database: the same transactions as SQLite, run over asyncpg.
 
-    asyncpg connections belong to the event loop that opened them, so each loop gets its own pool.
-    A connection that fails is invalidated (closed, never returned to the pool) and the store retries
-    on a fresh one (see `BaseDb._tx`); that also covers a pooled connection the server dropped while it
-    sat idle, so connections are not pinged before use. `application_name` names this store's
-    connections on the server (`pg_stat_activity`).
+    asyncpg connections belong to the event loop that opened them, so each loop gets its own pool (see
+    `AsyncEngineDb`, which also says how a failed connection is replaced). `application_name` names this
+    store's connections on the server (`pg_stat_activity`).
     """
 
     dialect_insert = staticmethod(pg_insert)
@@ -67,47 +61,9 @@ class PostgresDb(BaseDb):
         self._pool: dict[str, Any] = {"pool_size": pool_size, "max_overflow": max_overflow}
         if application_name is not None:
             self._pool["connect_args"] = {"server_settings": {"application_name": application_name}}
-        self._engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = weakref.WeakKeyDictionary()
 
-    def _engine(self) -> AsyncEngine:
-        loop = asyncio.get_running_loop()
-        engine = self._engines.get(loop)
-        if engine is None:
-            engine = create_async_engine(self._url, **self._pool)
-            self._engines[loop] = engine
-        return engine
-
-    async def _run(self, body: Callable[[Connection], T], *, write: bool) -> T:
-        async with self._engine().connect() as conn:
-            try:
-                await conn.begin()
-                result = await conn.run_sync(body)
-            except BaseException as exc:  # cancellation too: a connection stopped mid-statement is not reusable
-                await self._discard(conn, exc)
-                raise
-            try:
-                await conn.commit()
-            except BaseException as exc:
-                await self._discard(conn, exc)
-                if isinstance(exc, Exception) and self._transient(exc):
-                    # COMMIT was sent (or about to be) when the connection broke: it may have committed.
-                    raise CommitUnknownError("the connection failed during COMMIT") from exc
-                raise
-            return result
-
-    async def _discard(self, conn: AsyncConnection, exc: BaseException) -> None:
-        """End a failed transaction: roll it back, or invalidate the connection if it is broken (or the
-        rollback fails), so the pool opens a fresh one instead of handing this one out again."""
-        if isinstance(exc, Exception) and not self._transient(exc):
-            try:
-                await conn.rollback()
-                return
-            except Exception:  # the rollback failing means the connection is broken after all
-                pass
-        try:
-            await conn.invalidate()
-        except Exception:  # already gone
-            pass
+    def _create_engine(self) -> AsyncEngine:
+        return create_async_engine(self._url, **self._pool)
 
     def _transient_error(self, err: BaseException) -> bool:
         if isinstance(err, (OSError, asyncio.TimeoutError)):  # refused, reset, unreachable, timed out
@@ -124,10 +80,14 @@ class PostgresDb(BaseDb):
         # CREATE TABLE IF NOT EXISTS still races in PostgreSQL; serialize creators.
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CREATE_LOCK_KEY})
 
-    async def close(self) -> None:
-        engine = self._engines.pop(asyncio.get_running_loop(), None)
-        if engine is not None:
-            await engine.dispose()
-
     def __repr__(self) -> str:
         return f"PostgresDb(db_url={self.db_url!r})"
+
+
+def __getattr__(name: str) -> Any:
+    # `from kern.db.postgres import AsyncPostgresDb`, the documented path; it lives in its own module.
+    if name == "AsyncPostgresDb":
+        from kern.db.async_postgres import AsyncPostgresDb
+
+        return AsyncPostgresDb
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,6 +22,14 @@ from kern.db.base import BaseDb
 T = TypeVar("T")
 
 
+def prepare_db_file(db_file: str | Path | None) -> str | None:
+    """The database file as a path string (None: in memory), its folder created if missing."""
+    if not db_file or str(db_file) == ":memory:":
+        return None
+    Path(db_file).parent.mkdir(parents=True, exist_ok=True)
+    return str(db_file)
+
+
 class SqliteDb(BaseDb):
     """A SQLite file (or, with no `db_file`, a process-local in-memory database).
 
@@ -48,7 +56,7 @@ class SqliteDb(BaseDb):
         super().__init__(lease_seconds=lease_seconds, retry_for=retry_for)
         if db_url is not None:
             db_file = sa.make_url(db_url).database or None
-        self.db_file = str(db_file) if db_file and str(db_file) != ":memory:" else None
+        self.db_file = prepare_db_file(db_file)
         self.busy_timeout = busy_timeout
         in_memory = self.db_file is None
         self._engine = sa.create_engine(
@@ -119,3 +127,12 @@ class SqliteDb(BaseDb):
 
     def __repr__(self) -> str:
         return f"SqliteDb(db_file={self.db_file!r})"
+
+
+def __getattr__(name: str) -> Any:
+    # `from kern.db.sqlite import AsyncSqliteDb`, the documented path; it lives in its own module.
+    if name == "AsyncSqliteDb":
+        from kern.db.async_sqlite import AsyncSqliteDb
+
+        return AsyncSqliteDb
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,6 +15,15 @@ class RunStatus(StrEnum):
     CANCELLED = "CANCELLED"
     ERROR = "ERROR"
 
+    # The documented lower-case names: aliases of the members above (same values), so
+    # `RunStatus.completed is RunStatus.COMPLETED` and iteration still lists each status once.
+    pending = "PENDING"
+    running = "RUNNING"
+    paused = "PAUSED"
+    completed = "COMPLETED"
+    cancelled = "CANCELLED"
+    error = "ERROR"
+
     # Accept lower-case spellings from callers and older rows.
     @classmethod
     def _missing_(cls, value: object) -> RunStatus | None:

@@ -137,7 +137,21 @@ class StepRequirement:
         ):
             self.step_output = StepOutput(content=self.step_output, step_name=self.step_name, step_type=self.step_type)
         if self.step_id is None:
-            self.step_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"kern-step:{self.step_path}:{self.step_name}"))
+            self.step_id = self._derived_step_id()
+
+    def _derived_step_id(self) -> str:
+        """The id of a step that has none of its own: the same for the same position and name, in every
+        process (so it is not stored)."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"kern-step:{self.step_path}:{self.step_name}"))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # `req.on_reject = "cancel"` (a plain string, as documented) is coerced like the constructor's;
+        # an unknown value is a ValueError here rather than a surprise at continue time.
+        if name == "on_reject":
+            value = OnReject.parse(value, "on_reject") if value is not None else OnReject.skip
+        elif name == "on_timeout":
+            value = OnTimeout.parse(value, "on_timeout")
+        super().__setattr__(name, value)
 
     # ----- what the pause asks for -------------------------------------------------------------
     @property
@@ -188,13 +202,25 @@ class StepRequirement:
     @property
     def step_index(self) -> int | None:
         """Index of the top-level step this pause is in (`step_path` gives the full position)."""
+        if self.__dict__.get("_step_index") is not None:
+            return self.__dict__["_step_index"]
         found = re.match(r"\d+", self.step_path)
         return int(found.group()) if found else None
+
+    @step_index.setter
+    def step_index(self, value: int | None) -> None:
+        self.__dict__["_step_index"] = value
 
     @property
     def error_type(self) -> str | None:
         """The exception class name of an error pause, when the step failed by raising."""
+        if self.__dict__.get("_error_type") is not None:
+            return self.__dict__["_error_type"]
         return _split_error(self.error)[0]
+
+    @error_type.setter
+    def error_type(self, value: str | None) -> None:
+        self.__dict__["_error_type"] = value
 
     @property
     def error_message(self) -> str | None:
@@ -413,7 +439,9 @@ class StepRequirement:
             if self.edited_output is not None:
                 return {"action": "edit", "output": to_jsonable(self.edited_output)}
             return {"action": "confirm"}
-        return {"action": "reject", "feedback": self.rejection_feedback}
+        # The requirement's on_reject (set at the pause from the primitive, and changeable before
+        # resolving: `req.on_reject = "cancel"`) decides what this rejection does.
+        return {"action": "reject", "feedback": self.rejection_feedback, "on_reject": self.on_reject.value}
 
     def expire(self, now: float) -> dict[str, Any]:
         """Mark this pause timed out and return the decision its `on_timeout` makes.
@@ -497,7 +525,7 @@ class StepRequirement:
             "resolved_by": self.resolved_by,
             "resolved_at": self.resolved_at,
             "timed_out": self.timed_out,
-            "step_id": self.step_id,
+            "step_id": self.step_id if self.step_id != self._derived_step_id() else None,
             "executor_id": self.executor_id,
             "executor_name": self.executor_name,
             "executor_type": self.executor_type,
@@ -507,6 +535,10 @@ class StepRequirement:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StepRequirement:
+        if cls is StepRequirement and data.get("kind") == ERROR and "step_id" in data:
+            from kern.run.error_requirement import ErrorRequirement  # it subclasses this one
+
+            return ErrorRequirement.from_dict(data)  # written by an ErrorRequirement: read back as one
         schema = data.get("user_input_schema")
         executor = data.get("executor_requirements")
         if executor is not None:
@@ -559,6 +591,16 @@ _STEP_OUTPUT_KEYS = frozenset(("content", "step_name", "success", "error", "stop
 def _stored_step_output(value: Any) -> Any:
     """A stored `step_output`: a StepOutput dict, or (runs stored before it was a StepOutput) the bare
     content, which `__post_init__` wraps."""
-    if isinstance(value, dict) and _STEP_OUTPUT_KEYS <= value.keys() and value.keys() <= _STEP_OUTPUT_KEYS | {"steps"}:
+    if isinstance(value, dict) and _STEP_OUTPUT_KEYS <= value.keys():
         return StepOutput.from_dict(value)
     return value
+
+
+def __getattr__(name: str) -> Any:
+    # `from kern.run.requirement import RunRequirement`, the documented path. The tool-call requirement
+    # lives with the agent run output (`kern.run.agent`), which imports this module: resolved lazily.
+    if name == "RunRequirement":
+        from kern.run.agent import RunRequirement
+
+        return RunRequirement
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

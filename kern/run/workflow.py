@@ -83,8 +83,8 @@ __all__ = [
 class WorkflowRunOutput:
     """The state of one workflow run: its result when finished, its pauses while paused."""
 
-    run_id: str
-    session_id: str
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    session_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     workflow_name: str | None = None
     input: Any = None
     content: Any = None
@@ -99,6 +99,11 @@ class WorkflowRunOutput:
     updated_at: float = field(default_factory=time.time)
     # Compare-and-set version of the stored row this copy was read at (managed by kern).
     version: int = 0
+
+    def __post_init__(self) -> None:
+        # The public constructor takes a status as its value or name ("COMPLETED", "completed").
+        if not isinstance(self.status, RunStatus):
+            self.status = RunStatus(self.status)
 
     # ----- pause state ---------------------------------------------------------------------------
     @property
@@ -205,8 +210,8 @@ class WorkflowRunOutput:
     @classmethod
     def from_dict(cls, data: dict[str, Any], version: int = 0) -> WorkflowRunOutput:
         return cls(
-            run_id=data["run_id"],
-            session_id=data["session_id"],
+            run_id=data.get("run_id") or uuid.uuid4().hex,
+            session_id=data.get("session_id") or uuid.uuid4().hex,
             workflow_name=data.get("workflow_name"),
             input=data.get("input"),
             content=data.get("content"),

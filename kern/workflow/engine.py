@@ -282,7 +282,7 @@ class RunContext:
 
     def rejected(self, node: Node, decision: dict[str, Any], *, retry_allowed: bool = True) -> str:
         """What a rejection at `node` leads to: "skip", "retry", "else" (or it raises Cancel)."""
-        on_reject = node.human_review.on_reject
+        on_reject = OnReject.parse(decision.get("on_reject"), "on_reject") or node.human_review.on_reject
         if on_reject is OnReject.cancel:
             feedback = decision.get("feedback")
             raise Cancel(f"{node.step_type} '{node.name}' was rejected" + (f": {feedback}" if feedback else ""))

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kern.workflow.hitl import build_human_review
+from kern.workflow.hitl import FLAT_PARAMS, build_human_review
 from kern.workflow.types import HumanReview, OnReject, StepOutput
 
 if TYPE_CHECKING:
@@ -48,6 +48,31 @@ class Node(ABC):
     def __repr__(self) -> str:
         return f"{self.step_type}(name={self.name!r})"
 
+    def _set_review(self, field: str, value: Any) -> None:
+        """Change one HITL setting after construction: validated as at construction, never half-applied."""
+        values = {name: getattr(self.human_review, name) for name in HumanReview.model_fields}
+        values[field] = value
+        self.human_review = build_human_review(self.step_type, HumanReview(**values), {})
+
+
+def _flat_setting(flat_name: str, field: str) -> property:
+    """`node.<flat_name>`: the primitive's HITL setting, read from (and written through) `human_review`.
+
+    The configuration is the primitive's alone: runs read it and never write it.
+    """
+
+    def get(self: Node) -> Any:
+        return getattr(self.human_review, field)
+
+    def set_(self: Node, value: Any) -> None:
+        self._set_review(field, value)
+
+    return property(get, set_, doc=f"The `{field}` of this primitive's `human_review`.")
+
+
+for _flat_name, _field in FLAT_PARAMS.items():
+    setattr(Node, _flat_name, _flat_setting(_flat_name, _field))
+
 
 def as_node(item: Node | Callable[..., Any]) -> Node:
     """A step-tree entry: a primitive as is, a bare function as a Step named after it."""
@@ -66,4 +91,3 @@ def as_nodes(items: Any) -> list[Node]:
     if isinstance(items, (Node,)) or callable(items):
         items = [items]
     return [as_node(i) for i in items]
-

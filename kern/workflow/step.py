@@ -49,6 +49,7 @@ class Step(Node):
         hitl_max_retries: int | None = None,
         hitl_timeout: float | None = None,
         on_timeout: Any = None,
+        max_retries: int = 0,
     ) -> None:
         given = [k for k, v in (("executor", executor), ("agent", agent), ("team", team)) if v is not None]
         if len(given) != 1:
@@ -56,9 +57,13 @@ class Step(Node):
                 f"Step {name or ''!r} needs exactly one of executor=, agent= or team= "
                 f"(got {', '.join(given) or 'none'})."
             )
+        if max_retries < 0:
+            raise ValueError(f"Step {name or ''!r}: max_retries must be 0 or more, got {max_retries}.")
         self.executor = executor
         self.agent = agent
         self.team = team
+        # Extra attempts when the executor fails, before on_error applies (0: kern's default, see README).
+        self.max_retries = max_retries
         flat = {k: v for k, v in locals().items() if k in _FLAT and v is not None}
         if human_review is None and not flat and executor is not None:
             human_review = getattr(executor, PAUSE_ATTR, None)
@@ -102,6 +107,7 @@ class Step(Node):
 
         attempt = 0
         rejections = 0
+        failures = 0
         while True:
             output = ctx.done(f"{path}~{attempt}")
             if output is None:
@@ -112,6 +118,10 @@ class Step(Node):
                 await ctx.emit_detail(
                     StepErrorEvent(step_name=self.name, step_path=path, step_type=self.step_type, error=output.error)
                 )
+                if failures < self.max_retries:  # each attempt is journaled, so a replay counts the same
+                    failures += 1
+                    attempt += 1
+                    continue
                 on_error = review.on_error or OnError.fail
                 if on_error is OnError.fail:
                     raise StepFailed(self.name, output.error or "unknown error")
@@ -128,6 +138,7 @@ class Step(Node):
                 )
                 if decision["action"] == "retry":
                     attempt += 1
+                    failures = 0  # a person's retry runs the step as configured, max_retries included
                     continue
                 return ctx.finish(path, skipped(self.name, self.step_type, output.error))
             if await self._wants_review(ctx, path, attempt, output):

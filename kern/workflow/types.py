@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -69,6 +71,19 @@ class OnError(_StrEnum):
     pause = "pause"
 
 
+class StepType(_StrEnum):
+    """The kind of primitive a step, requirement or output belongs to (`step_type` values)."""
+
+    FUNCTION = "Function"
+    STEP = "Step"
+    STEPS = "Steps"
+    LOOP = "Loop"
+    PARALLEL = "Parallel"
+    CONDITION = "Condition"
+    ROUTER = "Router"
+    WORKFLOW = "Workflow"
+
+
 FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,),
     "int": (int,),
@@ -77,6 +92,39 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "list": (list,),
     "dict": (dict,),
 }
+
+
+# Other spellings of the six field types: JSON-schema names, and common long names.
+_FIELD_TYPE_ALIASES = {
+    "string": "str",
+    "text": "str",
+    "integer": "int",
+    "number": "float",
+    "boolean": "bool",
+    "array": "list",
+    "object": "dict",
+}
+
+
+def field_type_name(field_type: Any) -> Any:
+    """A field type as one of `FIELD_TYPES`' names: a name ("int"), a JSON-schema name ("integer"), a
+    Python type (`int`) or a typing form (`list[str]`, `List[str]`, `Optional[int]`). Anything else is
+    returned as given, for the caller to reject."""
+    if isinstance(field_type, str):
+        lowered = field_type.strip().lower()
+        return _FIELD_TYPE_ALIASES.get(lowered, lowered)
+    origin = typing.get_origin(field_type)
+    if origin in (typing.Union, types.UnionType):  # Optional[int] / int | None: the non-None member
+        members = [a for a in typing.get_args(field_type) if a is not type(None)]
+        return field_type_name(members[0]) if len(members) == 1 else field_type
+    if origin is not None:  # list[str], Dict[str, int], ...
+        field_type = origin
+    if isinstance(field_type, type):
+        for name, accepted in FIELD_TYPES.items():
+            if field_type is accepted[0]:
+                return name
+        return field_type.__name__
+    return field_type
 
 
 @dataclass
@@ -91,8 +139,7 @@ class UserInputField:
     value: Any = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.field_type, type):
-            self.field_type = self.field_type.__name__
+        self.field_type = field_type_name(self.field_type)
         if self.field_type not in FIELD_TYPES:
             raise ValueError(
                 f"UserInputField {self.name!r}: field_type {self.field_type!r} is not supported. "
@@ -133,6 +180,16 @@ class StepOutput:
     skipped: bool = False
     step_type: str = "Step"
     steps: list[StepOutput] | None = None
+    # Documented fields kern does not fill itself; kept (and stored) when an executor sets them.
+    step_id: str | None = None
+    executor_type: str | None = None  # "agent", "team" or "function"
+    executor_name: str | None = None
+    step_run_id: str | None = None
+    images: list[Any] | None = None
+    videos: list[Any] | None = None
+    audio: list[Any] | None = None
+    files: list[Any] | None = None
+    metrics: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -146,6 +203,10 @@ class StepOutput:
         }
         if self.steps is not None:
             data["steps"] = [s.to_dict() for s in self.steps]
+        for name in _STEP_OUTPUT_OPTIONAL:  # only when set: stored runs stay small
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = to_jsonable(value)
         return data
 
     @classmethod
@@ -160,7 +221,21 @@ class StepOutput:
             skipped=data.get("skipped", False),
             step_type=data.get("step_type", "Step"),
             steps=[cls.from_dict(s) for s in steps] if steps is not None else None,
+            **{name: data.get(name) for name in _STEP_OUTPUT_OPTIONAL},
         )
+
+
+_STEP_OUTPUT_OPTIONAL = (
+    "step_id",
+    "executor_type",
+    "executor_name",
+    "step_run_id",
+    "images",
+    "videos",
+    "audio",
+    "files",
+    "metrics",
+)
 
 
 @dataclass
@@ -303,3 +378,17 @@ class HumanReview(BaseModel):
             if key in cls.model_fields and value is not None:
                 values[key] = value
         return cls(**values)
+
+
+def __getattr__(name: str) -> Any:
+    # The documented import paths `from kern.workflow.types import StepRequirement, ErrorRequirement`.
+    # Both live in `kern.run`, which imports this module: resolved lazily.
+    if name == "StepRequirement":
+        from kern.run.requirement import StepRequirement
+
+        return StepRequirement
+    if name == "ErrorRequirement":
+        from kern.run.error_requirement import ErrorRequirement
+
+        return ErrorRequirement
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

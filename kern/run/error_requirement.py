@@ -1,0 +1,109 @@
+"""`ErrorRequirement`: the pause of a step that failed with `on_error="pause"`.
+
+In kern an error pause is a `StepRequirement` of kind `error` (the run output lists it in
+`steps_with_errors`, resolved with `retry()` or `skip()`). `ErrorRequirement` is that same record with the
+documented constructor, `ErrorRequirement(step_id, step_name=None, step_index=None, error_message="",
+error_type=None, retry_count=0, decision=None, step_input=None)`, and its `to_dict` / `from_dict`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kern.run.requirement import ERROR, StepRequirement
+
+_DECISIONS = ("retry", "skip")
+
+
+class ErrorRequirement(StepRequirement):
+    """A failed step waiting for a person to choose `retry()` or `skip()`; `decision` says which."""
+
+    def __init__(
+        self,
+        step_id: str,
+        step_name: str | None = None,
+        step_index: int | None = None,
+        error_message: str = "",
+        error_type: str | None = None,
+        retry_count: int = 0,
+        decision: str | None = None,
+        step_input: Any = None,
+        **fields: Any,
+    ) -> None:
+        if decision is not None and decision not in _DECISIONS:
+            raise ValueError(f"ErrorRequirement decision must be one of {', '.join(_DECISIONS)}; got {decision!r}")
+        fields.setdefault("step_path", fields.pop("step_path", step_id))
+        super().__init__(
+            step_name=step_name or step_id,
+            kind=ERROR,
+            error=error_message,
+            retry_count=retry_count,
+            error_action=decision,
+            **fields,
+        )
+        self.step_id = step_id
+        self.step_index = step_index
+        self.error_type = error_type
+        self.step_input = step_input
+
+    @property
+    def error_message(self) -> str:
+        """The failed step's exception text."""
+        return self.error or ""
+
+    @property
+    def decision(self) -> str | None:
+        """`"retry"`, `"skip"`, or None while undecided."""
+        return self.error_action
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data.update(
+            step_id=self.step_id,
+            step_index=self.step_index,
+            error_message=self.error_message,
+            error_type=self.error_type,
+            decision=self.decision,
+            step_input=self.step_input,
+        )
+        return {k: v for k, v in data.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ErrorRequirement:
+        common = {k: v for k, v in data.items() if k != "step_id"}  # (with step_id it would dispatch back here)
+        base = StepRequirement.from_dict({"kind": ERROR, "requirement_id": "", "step_name": "", **common})
+        fields = {
+            name: getattr(base, name)
+            for name in (
+                "requirement_id",
+                "step_path",
+                "step_type",
+                "gate_key",
+                "on_reject",
+                "max_retries",
+                "timeout",
+                "on_timeout",
+                "deadline",
+                "created_at",
+                "status",
+                "resolved_by",
+                "resolved_at",
+                "timed_out",
+            )
+        }
+        if not data.get("requirement_id"):
+            fields.pop("requirement_id")
+        return cls(
+            step_id=data.get("step_id") or data.get("step_path") or data.get("step_name") or "",
+            step_name=data.get("step_name"),
+            step_index=data.get("step_index"),
+            error_message=data.get("error_message", data.get("error")) or "",
+            error_type=data.get("error_type"),
+            retry_count=data.get("retry_count", 0),
+            decision=data.get("decision", data.get("error_action")),
+            step_input=data.get("step_input"),
+            **fields,
+        )
+
+
+__all__ = ["ErrorRequirement"]
