@@ -15,6 +15,7 @@ or one with a shorter lease), so a drive that ends before its first renewal cost
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import threading
 import time
@@ -22,6 +23,7 @@ from collections.abc import Awaitable, Callable
 
 from kern._sync import run_sync
 
+log = logging.getLogger("kern.workflow")
 # How often a renewal in flight checks whether its drive has ended (and then stops retrying).
 _POLL = 0.05
 
@@ -88,8 +90,8 @@ class LeaseKeeper:
                 await asyncio.wait({task}, timeout=_POLL)
                 if not lease.live:  # the drive ended: a renewal still retrying must not extend its lease
                     task.cancel()
-            if not task.cancelled():
-                task.exception()  # retrieved, not raised: the drive's own next write meets the same failure
+            if not task.cancelled() and task.exception() is not None:  # a store failure is already logged
+                log.error("Lease renewal failed", exc_info=task.exception())
 
         await asyncio.gather(*(renew(lease) for lease in leases))
 
