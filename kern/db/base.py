@@ -125,7 +125,8 @@ class Sql:
         self.text = compiled.string
         self.names = tuple(compiled.positiontup or ())
         # Values the statement carries itself (`status == RUNNING`), by parameter name.
-        self.fixed = {key: bind.value for key, bind in compiled.binds.items() if not bind.required}
+        binds = compiled.binds
+        self.fixed = {name: binds[name].value for name in self.names if not binds[name].required}
 
     def args(self, params: dict[str, Any]) -> tuple[Any, ...]:
         if self.fixed:
