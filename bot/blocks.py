@@ -200,7 +200,7 @@ def pause_blocks(
             }
         )
     elif req.kind in (kinds.OUTPUT_REVIEW, kinds.ITERATION_REVIEW):
-        text = as_text(req.step_output)
+        text = review_text(req)
         blocks.append(section(code_block(text, OUTPUT_PREVIEW)))
         elements = [
             button("Approve", CONFIRM, rid, "primary"),
@@ -210,7 +210,10 @@ def pause_blocks(
         if len(escape(text)) > OUTPUT_PREVIEW - 6:
             elements.insert(0, button("View full", VIEW_FULL, rid))
         blocks.append({"type": "actions", "block_id": f"a:{rid}", "elements": elements})
-        if req.on_reject is OnReject.retry:
+        if req.kind == kinds.ITERATION_REVIEW:
+            then = "cancels the run" if req.on_reject is OnReject.cancel else "runs another iteration"
+            blocks.append(context(f"Approving ends the loop with this output; rejecting {then}."))
+        elif req.on_reject is OnReject.retry:
             blocks.append(
                 context(
                     f"Rejecting sends it back with your feedback (retry {req.retry_count + 1} of {req.max_retries})."
@@ -336,12 +339,17 @@ def _args_block(args: dict[str, Any]) -> dict[str, Any]:
     return section(code_block(args, 2000) if args else "_no arguments_")
 
 
+def review_text(req: StepRequirement) -> str:
+    """The output under review (`req.step_output` is a StepOutput) as text."""
+    return as_text(req.step_output.content if req.step_output is not None else None)
+
+
 def decided_blocks(req: StepRequirement, *, workflow: str, outcome: str) -> tuple[str, Blocks]:
     """The pause message after its decision: no controls, the outcome (who, when) in their place."""
     head = f"*{_title(req)}* · `{escape(workflow)}` / *{escape(req.step_name)}*"
     blocks: Blocks = [section(head)]
     if req.kind in (kinds.OUTPUT_REVIEW, kinds.ITERATION_REVIEW):
-        blocks.append(section(code_block(req.step_output, 1200)))
+        blocks.append(section(code_block(review_text(req), 1200)))
     blocks.append(section(outcome))
     return truncate(f"{workflow} / {req.step_name}: {outcome}", 3000), blocks
 

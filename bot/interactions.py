@@ -206,7 +206,7 @@ class Interactions:
                     "Edit output",
                     metadata=ld.req.requirement_id,
                     label="Output",
-                    initial=ui.as_text(ld.req.step_output),
+                    initial=ui.review_text(ld.req),
                     submit="Save",
                 ),
             )
@@ -245,9 +245,7 @@ class Interactions:
                 await self.gateway.call("views_update", view_id=opened["view"]["id"], view=new)
             return
         self.background.spawn(
-            self._open(
-                body, value, lambda ld: ui.full_text_modal("Output", ui.as_text(ld.req.step_output)), reading=True
-            )
+            self._open(body, value, lambda ld: ui.full_text_modal("Output", ui.review_text(ld.req)), reading=True)
         )
 
     # ----- modal submissions --------------------------------------------------------------------------

@@ -219,10 +219,14 @@ async def test_route_selection(env: Env) -> None:
 
 async def test_iteration_review_condition_error_and_groups(env: Env) -> None:
     await run(env, "refine idea")
-    for _ in range(3):
-        await env.slack.click(ui.CONFIRM)
-        await settle(env)
-    assert "idea +refined +refined +refined" in env.card_text()
+    assert "Approving ends the loop" in json.dumps(env.slack.find(ui.CONFIRM)[0].blocks)
+    await env.slack.click(ui.OPEN_FEEDBACK)  # a rejected iteration: another one runs
+    await settle(env)
+    await env.slack.submit(env.slack.last_view()["id"], {"text": {"v": {"type": "plain_text_input", "value": "more"}}})
+    await settle(env)
+    await env.slack.click(ui.CONFIRM)  # an approved iteration ends the loop with its output
+    await settle(env)
+    assert "idea +refined +refined" in env.card_text() and "+refined +refined +refined" not in env.card_text()
 
     await run(env, "analysis")
     message, _, block_id = env.slack.find(ui.CONFIRM)

@@ -102,10 +102,10 @@ def test_user_input_output_review_retry_and_max_retries(db: BaseDb) -> None:
     assert not req.is_resolved
     req.set_user_input(n="3")
     out = wf.continue_run(out)
-    assert out.steps_requiring_output_review[0].step_output == "draft<ask<None>[ui={'n': 3}]>"
+    assert out.steps_requiring_output_review[0].step_output.content == "draft<ask<None>[ui={'n': 3}]>"
     out.step_requirements[-1].reject(feedback="shorter")
     out = wf.continue_run(out)
-    assert "[fb=shorter]" in out.step_requirements[-1].step_output
+    assert "[fb=shorter]" in out.step_requirements[-1].step_output.content
     out.step_requirements[-1].reject(feedback="again")
     out = wf.continue_run(out)
     assert out.status == RunStatus.CANCELLED
@@ -126,7 +126,7 @@ def test_edit_is_not_reapplied(db: BaseDb) -> None:
     out = wf.run("x")
     out.step_requirements[-1].edit("EDITED")
     out = wf.continue_run(out)
-    assert out.step_requirements[-1].step_output == "two<EDITED>"
+    assert out.step_requirements[-1].step_output.content == "two<EDITED>"
     out.step_requirements[-1].confirm()
     out = wf.continue_run(out)
     assert out.content == "two<EDITED>"

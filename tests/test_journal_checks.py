@@ -168,15 +168,19 @@ def test_every_recorded_path_resolves_to_its_node(db: BaseDb) -> None:
     """The check before a claim finds, in an unchanged definition, exactly the node the engine entered."""
     wf = Workflow(name=unique("paths"), db=db, steps=every_primitive(legacy.Calls()))
     out = wf.run("in")
-    decisions = iter(["reject", "confirm", "confirm", "reject", "confirm"])
+    decisions = iter(["reject", "reject", "select", "confirm"])  # loop, router review, re-route, review
     while out.is_paused:
         req = out.step_requirements[-1]
-        req.reject(feedback="again") if next(decisions) == "reject" else req.confirm()
+        decision = next(decisions)
+        if decision == "select":
+            req.select("r2")
+        else:
+            req.reject(feedback="again") if decision == "reject" else req.confirm()
         check_journal(wf.steps, out.run_id, run_sync(db.load_run(out.run_id)).journal, [])
         out = wf.continue_run(out)
     assert out.status == RunStatus.COMPLETED
     recorded = run_sync(db.load_run(out.run_id)).journal[NODES]
-    for path in ("0/1/0", "1/else/0", "2/iter/0.1/0", "2/iter/1/0", "3~1/1", "3~1/1/0"):
+    for path in ("0/1/0", "1/else/0", "2/iter/0/0", "2/iter/1/0", "3~1/1", "3~1/1/0"):
         assert path in recorded, (path, sorted(recorded))
     for path, name in recorded.items():
         node = node_at(wf.steps, path)
@@ -256,7 +260,9 @@ def choose(req: Any) -> None:
     ("kind", "remaining"),
     [
         ("linear", ["review", "publish"]),
-        ("nested", ["draft", "finish"]),  # iteration 3 of the loop, then the tail
+        # paused at iteration 2's review, iteration 1 approved under the old rule (approve = go on): that
+        # decision keeps its meaning, the approval given now ends the loop (approve = stop here)
+        ("nested", ["finish"]),
         ("routed", ["y", "end"]),
     ],
 )
@@ -268,7 +274,12 @@ def test_legacy_journals_continue(db: BaseDb, kind: str, remaining: list[str]) -
     assert done.status == RunStatus.COMPLETED and calls.log == remaining
     # the same decisions on a fresh run of today's engine give the same result
     fresh_wf = Workflow(name=unique("fresh"), db=db, steps=legacy.FLOWS[kind](legacy.Calls()))
-    fresh = finish(fresh_wf, fresh_wf.run("in"), choose)
+    decisions = iter(["reject"] if kind == "nested" else [])  # today's rule: going on is a rejection
+
+    def fresh_choose(req: Any) -> None:
+        req.reject() if next(decisions, None) else choose(req)
+
+    fresh = finish(fresh_wf, fresh_wf.run("in"), fresh_choose)
     assert done.content == fresh.content and done.content is not None
     assert run_sync(db.load_run(run_id)).journal[NODES]  # recorded from now on
 

@@ -82,7 +82,7 @@ async def test_async_stream_review_error_cancel(db: BaseDb) -> None:
         ],
     )
     events = [e async for e in wf.arun("x", stream=True)]
-    assert isinstance(events[-2], StepOutputReviewEvent) and events[-2].requirement.step_output == "D"
+    assert isinstance(events[-2], StepOutputReviewEvent) and events[-2].requirement.step_output.content == "D"
     run = (await wf.aget_session()).runs[-1]
     run.step_requirements[-1].reject(feedback="no")
     events = [e async for e in wf.acontinue_run(run, stream=True)]

@@ -240,8 +240,10 @@ def take_decision(stored: RunRequirement, given: RunRequirement) -> RunRequireme
         te.tool_args = dict(src.tool_args)
         te.user_input_schema = src.user_input_schema
     merged.external_result = given.external_result
-    if given.external_result is not None:
-        te.result = given.external_result
+    if merged.external_result is None and given.is_external_tool_execution and src.result is not None:
+        merged.external_result = src.result  # the result was set on tool_execution directly
+    if merged.external_result is not None:
+        te.result = merged.external_result
     merged.resolved_by, merged.resolved_at = given.resolved_by, given.resolved_at
     return merged
 
@@ -462,7 +464,7 @@ class _Driver:
                     f" Note: {te.confirmation_note}" if te.confirmation_note else ""
                 )
             elif req.is_external_tool_execution:
-                result = req.external_result or ""
+                result = req.external_result or te.result or ""
             else:
                 tool = by_name.get(te.tool_name)
                 if tool is None:

@@ -70,6 +70,30 @@ class ToolExecution:
         )
 
 
+class ResolvedFlag:
+    """A bool that can also be called: `req.is_resolved` and `req.is_resolved()` both work."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: bool) -> None:
+        self._value = bool(value)
+
+    def __bool__(self) -> bool:
+        return self._value
+
+    def __call__(self) -> bool:
+        return self._value
+
+    def __eq__(self, other: object) -> bool:
+        return self._value == (bool(other) if isinstance(other, ResolvedFlag) else other)
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return repr(self._value)
+
+
 @dataclass
 class RunRequirement:
     """A tool call waiting for a person: confirm or reject it, fill in its fields, or supply its result.
@@ -114,17 +138,25 @@ class RunRequirement:
         return self.tool_execution.user_input_schema
 
     @property
-    def is_resolved(self) -> bool:
+    def needs_external_execution(self) -> bool:
+        return self.is_external_tool_execution
+
+    @property
+    def is_resolved(self) -> ResolvedFlag:
+        """Whether a decision is there. Reads as a bool (`if req.is_resolved:`) and can be called
+        (`req.is_resolved()`), as the reference documentation writes it."""
         te = self.tool_execution
         if self.status != "pending":
-            return True
+            return ResolvedFlag(True)
         if self.needs_confirmation:
-            return te.confirmed is not None
+            return ResolvedFlag(te.confirmed is not None)
         if self.needs_user_input:
-            return te.answered or te.confirmed is False
+            return ResolvedFlag(te.answered or te.confirmed is False)
         if self.is_external_tool_execution:
-            return self.external_result is not None or te.confirmed is False
-        return False
+            # `tool_execution.result` may be set directly instead of set_external_execution_result()
+            given = self.external_result is not None or te.result is not None
+            return ResolvedFlag(given or te.confirmed is False)
+        return ResolvedFlag(False)
 
     @property
     def kind(self) -> str:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import builtins
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from kern._json import to_jsonable
-from kern.workflow.types import FIELD_TYPES, OnReject, OnTimeout, UserInputField
+from kern.workflow.types import FIELD_TYPES, OnReject, OnTimeout, StepOutput, UserInputField
 
 CONFIRMATION = "confirmation"
 USER_INPUT = "user_input"
@@ -29,6 +32,25 @@ _METHODS = {
     "retry": (ERROR,),
     "skip": (ERROR,),
 }
+
+
+_ERROR_PREFIX = re.compile(r"([A-Za-z_][\w.]*): (.*)", re.DOTALL)
+
+
+def _split_error(error: str | None) -> tuple[str | None, str | None]:
+    """Split a step error ("ValueError: bad input", as kern records a raised exception) into the class
+    name and the message. Text that does not start with an exception class name is all message."""
+    if error is None:
+        return None, None
+    found = _ERROR_PREFIX.fullmatch(error)
+    if found:
+        name = found.group(1)
+        short = name.rsplit(".", 1)[-1]
+        builtin = getattr(builtins, short, None)
+        is_exception = isinstance(builtin, type) and issubclass(builtin, BaseException)
+        if is_exception or short.endswith(("Error", "Exception")):
+            return short, found.group(2)
+    return None, error
 
 
 def _coerce(field_def: UserInputField, value: Any) -> Any:
@@ -79,7 +101,7 @@ class StepRequirement:
     gate_key: str = ""
     message: str | None = None
     user_input_schema: list[UserInputField] | None = None
-    step_output: Any = None
+    step_output: StepOutput | None = None  # a plain value is wrapped in a StepOutput
     iteration: int | None = None
     available_choices: list[str] | None = None
     allow_multiple_selections: bool = False
@@ -92,6 +114,11 @@ class StepRequirement:
     deadline: float | None = None
     created_at: float = field(default_factory=time.time)
     executor_requirements: list[Any] | None = None
+    step_id: str | None = None  # derived from the step's path and name when not given
+    executor_id: str | None = None
+    executor_name: str | None = None
+    executor_type: str | None = None  # "agent" | "team"
+    executor_run_id: str | None = None
     # Resolution
     status: str = "pending"  # pending | resolved | timed_out
     confirmed: bool | None = None
@@ -103,6 +130,19 @@ class StepRequirement:
     resolved_by: str | None = None
     resolved_at: float | None = None
     timed_out: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.step_output, StepOutput) and (
+            self.step_output is not None or self.kind in (OUTPUT_REVIEW, ITERATION_REVIEW)
+        ):
+            self.step_output = StepOutput(content=self.step_output, step_name=self.step_name, step_type=self.step_type)
+        if self.step_id is None:
+            self.step_id = self._derived_step_id()
+
+    def _derived_step_id(self) -> str:
+        """The id of a step that has none of its own: the same for the same position and name, in every
+        process (so it is not stored)."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"kern-step:{self.step_path}:{self.step_name}"))
 
     def __setattr__(self, name: str, value: Any) -> None:
         # `req.on_reject = "cancel"` (a plain string, as documented) is coerced like the constructor's;
@@ -153,6 +193,72 @@ class StepRequirement:
     @property
     def output_review_message(self) -> str | None:
         return self.message if self.kind in (OUTPUT_REVIEW, ITERATION_REVIEW) else None
+
+    @property
+    def is_post_execution(self) -> bool:
+        """True for pauses after the primitive ran (output and iteration reviews): `step_output` is set."""
+        return self.kind in (OUTPUT_REVIEW, ITERATION_REVIEW)
+
+    @property
+    def step_index(self) -> int | None:
+        """Index of the top-level step this pause is in (`step_path` gives the full position)."""
+        if self.__dict__.get("_step_index") is not None:
+            return self.__dict__["_step_index"]
+        found = re.match(r"\d+", self.step_path)
+        return int(found.group()) if found else None
+
+    @step_index.setter
+    def step_index(self, value: int | None) -> None:
+        self.__dict__["_step_index"] = value
+
+    @property
+    def error_type(self) -> str | None:
+        """The exception class name of an error pause, when the step failed by raising."""
+        if self.__dict__.get("_error_type") is not None:
+            return self.__dict__["_error_type"]
+        return _split_error(self.error)[0]
+
+    @error_type.setter
+    def error_type(self, value: str | None) -> None:
+        self.__dict__["_error_type"] = value
+
+    @property
+    def error_message(self) -> str | None:
+        """The exception message of an error pause (without the class name; see `error_type`)."""
+        return _split_error(self.error)[1]
+
+    @property
+    def timeout_at(self) -> datetime | None:
+        """The deadline as an aware UTC datetime, for countdowns (`deadline` is the same as a timestamp)."""
+        return datetime.fromtimestamp(self.deadline, tz=UTC) if self.deadline is not None else None
+
+    @property
+    def is_timed_out(self) -> bool:
+        return self.timed_out
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return self.requires_confirmation and not self.is_resolved
+
+    @property
+    def needs_user_input(self) -> bool:
+        return self.requires_user_input and not self.is_resolved
+
+    @property
+    def needs_output_review(self) -> bool:
+        return self.requires_output_review and not self.is_resolved
+
+    @property
+    def needs_route_selection(self) -> bool:
+        return self.requires_route_selection and not self.is_resolved
+
+    @property
+    def needs_executor_resolution(self) -> bool:
+        return self.requires_executor_input and not self.is_resolved
+
+    @property
+    def needs_error_resolution(self) -> bool:
+        return self.requires_error_resolution and not self.is_resolved
 
     @property
     def is_resolved(self) -> bool:
@@ -394,7 +500,7 @@ class StepRequirement:
             "user_input_schema": [f.to_dict() for f in self.user_input_schema]
             if self.user_input_schema is not None
             else None,
-            "step_output": to_jsonable(self.step_output),
+            "step_output": self.step_output.to_dict() if self.step_output is not None else None,
             "iteration": self.iteration,
             "available_choices": self.available_choices,
             "allow_multiple_selections": self.allow_multiple_selections,
@@ -419,6 +525,11 @@ class StepRequirement:
             "resolved_by": self.resolved_by,
             "resolved_at": self.resolved_at,
             "timed_out": self.timed_out,
+            "step_id": self.step_id if self.step_id != self._derived_step_id() else None,
+            "executor_id": self.executor_id,
+            "executor_name": self.executor_name,
+            "executor_type": self.executor_type,
+            "executor_run_id": self.executor_run_id,
         }
         return {k: v for k, v in data.items() if v is not None}
 
@@ -443,7 +554,7 @@ class StepRequirement:
             gate_key=data.get("gate_key", ""),
             message=data.get("message"),
             user_input_schema=[UserInputField.from_dict(f) for f in schema] if schema is not None else None,
-            step_output=data.get("step_output"),
+            step_output=_stored_step_output(data.get("step_output")),
             iteration=data.get("iteration"),
             available_choices=data.get("available_choices"),
             allow_multiple_selections=data.get("allow_multiple_selections", False),
@@ -466,7 +577,23 @@ class StepRequirement:
             resolved_by=data.get("resolved_by"),
             resolved_at=data.get("resolved_at"),
             timed_out=data.get("timed_out", False),
+            step_id=data.get("step_id"),
+            executor_id=data.get("executor_id"),
+            executor_name=data.get("executor_name"),
+            executor_type=data.get("executor_type"),
+            executor_run_id=data.get("executor_run_id"),
         )
+
+
+_STEP_OUTPUT_KEYS = frozenset(("content", "step_name", "success", "error", "stop", "skipped", "step_type"))
+
+
+def _stored_step_output(value: Any) -> Any:
+    """A stored `step_output`: a StepOutput dict, or (runs stored before it was a StepOutput) the bare
+    content, which `__post_init__` wraps."""
+    if isinstance(value, dict) and _STEP_OUTPUT_KEYS <= value.keys():
+        return StepOutput.from_dict(value)
+    return value
 
 
 def __getattr__(name: str) -> Any:

@@ -14,6 +14,7 @@ from kern.run.requirement import (
     ERROR,
     EXECUTOR,
     ITERATION_REVIEW,
+    KINDS,
     OUTPUT_REVIEW,
     ROUTE_SELECTION,
     USER_INPUT,
@@ -109,6 +110,27 @@ class WorkflowRunOutput:
     def paused_step_name(self) -> str | None:
         active = self.active_requirement
         return active.step_name if active else None
+
+    @property
+    def paused_step_index(self) -> int | None:
+        """Index of the top-level step the run is paused in (`active_requirement.step_path` is exact)."""
+        active = self.active_requirement
+        return active.step_index if active else None
+
+    @property
+    def active_step_requirements(self) -> list[StepRequirement]:
+        """Every requirement still waiting for a decision (of any kind)."""
+        return self._open(*KINDS)
+
+    @property
+    def error_requirements(self) -> list[StepRequirement]:
+        """Every error pause of this run (`on_error="pause"`), resolved ones included, oldest first."""
+        return [r for r in self.step_requirements if r.kind == ERROR]
+
+    @property
+    def active_error_requirements(self) -> list[StepRequirement]:
+        """Error pauses still waiting for retry() or skip() (the same list as `steps_with_errors`)."""
+        return self._open(ERROR)
 
     def _open(self, *kinds: str) -> list[StepRequirement]:
         return [r for r in self.step_requirements if r.kind in kinds and r.status == "pending" and not r.is_resolved]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from kern.run import requirement as kinds
 from kern.run.workflow import LoopCompletedEvent, LoopStartedEvent
 from kern.workflow.container import Container
-from kern.workflow.engine import Cancel, call_user, run_sequence
+from kern.workflow.engine import call_user, run_sequence
 from kern.workflow.node import as_nodes
 from kern.workflow.types import HumanReview, StepOutput
 
@@ -20,9 +20,11 @@ class Loop(Container):
     """Repeat `steps`. `end_condition(outputs: list[StepOutput]) -> bool` (sync or async) is asked after
     each iteration with that iteration's outputs; True ends the loop.
 
-    HITL: `requires_confirmation` (before the loop) and `requires_iteration_review` (after each
-    iteration: confirm accepts it; reject follows `on_reject`: skip drops the iteration and stops the
-    loop, retry re-runs the same iteration with `rejection_feedback`, cancel cancels the run).
+    HITL: `requires_confirmation` (before the loop) and `requires_iteration_review`: after each iteration
+    that would be followed by another, the run pauses. `confirm()` (or `edit(...)`) ends the loop with
+    that iteration's output; `reject(feedback=...)` runs another iteration, which gets `rejection_feedback`
+    and the rejected `previous_output` in `additional_data` (with on_reject=cancel it cancels the run).
+    The last iteration allowed, or one after which `end_condition` stops the loop, is not reviewed.
     """
 
     step_type = "Loop"
@@ -54,51 +56,81 @@ class Loop(Container):
         review = self.human_review
         accepted: list[StepOutput] = []
         iterations = 0
+        carry: dict[str, Any] = {}  # what a rejected iteration hands to the next one
         for index in range(self.max_iterations):
             iter_key = f"{path}/iter/{index}"
             attempt = 0
-            extra: dict[str, Any] = {}
+            decision: dict[str, Any] | None = None
             while True:
-                branch = chain.fork(extra)
+                branch = chain.fork(carry)
+                # attempts > 0 (the same iteration run again) exist only in runs paused by kern before
+                # iteration reviews followed the documented rule; such runs replay as they were decided
                 iter_path = iter_key if attempt == 0 else f"{iter_key}.{attempt}"
                 outputs = await run_sequence(ctx, self.steps, iter_path, branch)
-                if not review.requires_iteration_review:
+                ended = await self._ends(ctx, path, index, branch, outputs)
+                if not review.requires_iteration_review or ended:
+                    decision = None
                     break
-                ran = [o for o in outputs if not o.skipped]
-                decision = await ctx.gate(
-                    self,
-                    path,
-                    kinds.ITERATION_REVIEW,
-                    key=f"{iter_key}|iteration_review|{attempt}",
-                    message=review.iteration_review_message or f"Review iteration {index + 1} of loop '{self.name}'",
-                    step_output=ran[-1].content if ran else None,
-                    iteration=index + 1,
-                    retry_count=attempt,
-                )
-                if decision["action"] == "edit" and ran:
-                    ran[-1].content = decision["output"]
-                    branch.previous_content = decision["output"]
-                if decision["action"] != "reject":
-                    break
-                if ctx.rejected(self, decision) != "retry":
-                    output = self.result(accepted)
-                    return ctx.finish(path, output)
-                if attempt >= review.max_retries:
-                    raise Cancel(f"Max retries ({review.max_retries}) reached for loop '{self.name}'")
-                attempt += 1
-                extra = {
-                    "rejection_feedback": decision.get("feedback"),
-                    "previous_output": ran[-1].content if ran else None,
-                }
-            chain.join(branch)
-            accepted.extend(outputs)
-            iterations += 1
-            if chain.stopped:
+                decision = await self._review(ctx, path, index, attempt, outputs)
+                if decision["action"] == "reject" and _ran(ctx.journal, f"{iter_key}.{attempt + 1}"):
+                    ctx.rejected(self, decision)
+                    attempt, carry = attempt + 1, _carry(decision, outputs)
+                    continue
                 break
-            if self.end_condition is not None:
-                end = await ctx.decide(f"{iter_key}|end", lambda o=outputs: self._ended(o))
-                if end:
+            chain.join(branch)
+            iterations += 1
+            if decision is None:  # not reviewed: the loop went on or ends here
+                accepted.extend(outputs)
+                if ended:
                     break
+                continue
+            if decision["action"] == "reject":
+                ctx.rejected(self, decision)  # on_reject=cancel cancels; otherwise another iteration runs
+                carry = _carry(decision, outputs)
+                continue
+            ran = [o for o in outputs if not o.skipped]
+            if decision["action"] == "edit" and ran:
+                ran[-1].content = decision["output"]
+                chain.previous_content = decision["output"]
+            accepted.extend(outputs)
+            carry = {}
+            if not _ran(ctx.journal, f"{path}/iter/{index + 1}"):  # (an older run's approval went on)
+                break  # approved: the loop ends with this iteration's output
+        return await self._complete(ctx, path, accepted, iterations)
+
+    async def _ends(self, ctx: RunContext, path: str, index: int, branch: Chain, outputs: list[StepOutput]) -> bool:
+        """True if the loop stops after this iteration: a step stopped it, it was the last one allowed,
+        or `end_condition` says so (asked once, journaled)."""
+        if branch.stopped or index + 1 >= self.max_iterations:
+            return True
+        if self.end_condition is None:
+            return False
+        return bool(await ctx.decide(f"{path}/iter/{index}|end", lambda: self._ended(outputs)))
+
+    async def _review(
+        self, ctx: RunContext, path: str, index: int, attempt: int, outputs: list[StepOutput]
+    ) -> dict[str, Any]:
+        """Pause for the review of one iteration that would be followed by another."""
+        review = self.human_review
+        ran = [o for o in outputs if not o.skipped]
+        reviewed = StepOutput(
+            step_name=self.name,
+            step_type=self.step_type,
+            content=ran[-1].content if ran else None,
+            steps=outputs,
+        )
+        return await ctx.gate(
+            self,
+            path,
+            kinds.ITERATION_REVIEW,
+            key=f"{path}/iter/{index}|iteration_review|{attempt}",
+            message=review.iteration_review_message or f"Review iteration {index + 1} of loop '{self.name}'",
+            step_output=reviewed,
+            iteration=index + 1,
+            retry_count=index,
+        )
+
+    async def _complete(self, ctx: RunContext, path: str, accepted: list[StepOutput], iterations: int) -> StepOutput:
         output = self.result(accepted)
         await ctx.emit_detail(
             LoopCompletedEvent(
@@ -114,3 +146,14 @@ class Loop(Container):
     async def _ended(self, outputs: list[StepOutput]) -> bool:
         assert self.end_condition is not None
         return bool(await call_user(self.end_condition, outputs))
+
+
+def _ran(journal: dict[str, Any], prefix: str) -> bool:
+    """True if the journal holds anything run at or under the iteration path `prefix`."""
+    return any(k == prefix or k.startswith((f"{prefix}/", f"{prefix}|", f"{prefix}.")) for k in journal)
+
+
+def _carry(decision: dict[str, Any], outputs: list[StepOutput]) -> dict[str, Any]:
+    """What the next iteration gets after a rejection: the feedback and the rejected output."""
+    ran = [o for o in outputs if not o.skipped]
+    return {"rejection_feedback": decision.get("feedback"), "previous_output": ran[-1].content if ran else None}

@@ -122,8 +122,10 @@ class Router(Container):
                     kinds.OUTPUT_REVIEW,
                     key=f"{path}|output_review|{attempt}",
                     message=review.output_review_message or f"Review the output of router '{self.name}'",
-                    step_output=output.content,
+                    step_output=output,
                     retry_count=attempt,
+                    available_choices=self.choice_names,
+                    allow_multiple_selections=self.allow_multiple_selections,
                 )
                 if decision["action"] == "edit":
                     output.content = decision["output"]
@@ -135,6 +137,9 @@ class Router(Container):
                         raise Cancel(f"Max retries ({review.max_retries}) reached for router '{self.name}'")
                     attempt += 1
                     extra = {"rejection_feedback": decision.get("feedback"), "previous_output": output.content}
+                    names = await self._reroute(ctx, path, chain, attempt, names)
+                    if not names:
+                        return self.skip(ctx, path)
                     continue
             chain.join(branch)
             await ctx.emit_detail(
@@ -147,3 +152,31 @@ class Router(Container):
                 )
             )
             return ctx.finish(path, output)
+
+    async def _reroute(self, ctx: RunContext, path: str, chain: Chain, attempt: int, previous: list[str]) -> list[str]:
+        """After a rejected output review with on_reject=retry: the person picks the route(s) to run next.
+
+        An approving timeout runs the selector again (no selector: the same routes); a rejection skips
+        the router. Runs paused before re-routing existed re-ran the same routes: their journal already
+        holds that attempt's results, and those routes are kept.
+        """
+        key = f"{path}|route_selection|{attempt}"
+        if key not in ctx.journal and any(k.startswith(f"{path}~{attempt}/") for k in ctx.journal):
+            return previous
+        decision = await ctx.gate(
+            self,
+            path,
+            kinds.ROUTE_SELECTION,
+            key=key,
+            message=self.human_review.user_input_message or f"Pick a different route for '{self.name}'",
+            available_choices=self.choice_names,
+            allow_multiple_selections=self.allow_multiple_selections,
+            retry_count=attempt,
+        )
+        if decision["action"] == "reject":
+            return []
+        if decision["action"] == "auto":
+            if self.selector is None:
+                return previous
+            return await ctx.decide(f"{path}|route|{attempt}", lambda: self._select(ctx, chain))
+        return list(decision["choices"])

@@ -148,7 +148,7 @@ class Step(Node):
                     kinds.OUTPUT_REVIEW,
                     key=f"{path}|output_review|{attempt}",
                     message=review.output_review_message or f"Review the output of step '{self.name}'",
-                    step_output=output.content,
+                    step_output=output,
                     retry_count=rejections,
                 )
                 if decision["action"] == "edit":
@@ -201,6 +201,7 @@ class Step(Node):
                 key=paused.gate_key,
                 message=f"{who} wants to run: " + ", ".join(r.tool_execution.tool_name for r in requirements),
                 executor_requirements=requirements,
+                **_executor_fields(paused.runner, paused.result, who),
             )
             raise AssertionError("unreachable: the gate pauses") from paused  # pragma: no cover
         except Exception as exc:  # user errors; the engine's signals are BaseExceptions and pass through
@@ -220,6 +221,9 @@ class Step(Node):
         message = step_input.get_input_as_string()
         if step_input.previous_step_content is not None:
             message = f"{message}\n\nPrevious step output:\n{step_input.previous_step_content}"
+        feedback = step_input.additional_data.get("rejection_feedback")
+        if feedback:  # a reviewer rejected the previous attempt (output review or loop iteration review)
+            message = f"{message}\n\nFeedback from reviewer: {feedback}"
         if not hasattr(runner, "arun"):
             return getattr(await call_user(runner.run, message), "content", None)
         result = await runner.arun(message, session_id=step_input.session_id, user_id=step_input.user_id)
@@ -232,6 +236,19 @@ class Step(Node):
         source = self.executor or self.agent or self.team
         data["executor"] = getattr(source, "__name__", None) or getattr(source, "name", None)
         return data
+
+
+def _executor_fields(runner: Any, result: Any, name: str) -> dict[str, Any]:
+    """Who paused inside the step, for the executor pause (`executor_id`, `executor_name`, ...)."""
+    from kern.team.team import Team
+
+    ident = getattr(runner, "id", None) or getattr(runner, "team_id", None) or getattr(runner, "agent_id", None)
+    return {
+        "executor_id": ident if isinstance(ident, str) else name,
+        "executor_name": name,
+        "executor_type": "team" if isinstance(runner, Team) else "agent",
+        "executor_run_id": getattr(result, "run_id", None),
+    }
 
 
 _FLAT = {
