@@ -15,6 +15,7 @@ from abc import abstractmethod
 from collections.abc import Callable
 from typing import TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -46,6 +47,9 @@ class AsyncEngineDb(BaseDb):
             engine = self._create_engine()
             self._engines[loop] = engine
         return engine
+
+    def _sa_dialect(self) -> sa.Dialect:
+        return self._engine().sync_engine.dialect
 
     async def _run(self, body: Callable[[Connection], T], *, write: bool) -> T:
         async with self._engine().connect() as conn:

@@ -44,6 +44,7 @@ class AsyncSqliteDb(AsyncEngineDb):
     """
 
     dialect_insert = staticmethod(SqliteDb.dialect_insert)
+    json_as_text = True  # the driver returns JSON columns as text on the hot path
     driver_errors = SqliteDb.driver_errors
 
     def __init__(

@@ -48,9 +48,29 @@ _MAX_DELAY = 1.0
 # Hot-path statements, built once: constructing a statement per call costs more than running it.
 _runs = schema.runs.c
 _RECENT_RUNS = 1024
-_INSERT_RUN = schema.runs.insert()
-_INSERT_AUDIT = schema.audit.insert()
-_INSERT_APPROVAL = schema.approvals.insert()
+
+
+def _insert(table: sa.Table, *columns: str) -> sa.Insert:
+    return table.insert().values({name: sa.bindparam(name, type_=table.c[name].type) for name in columns}).inline()
+
+
+_INSERT_RUN = _insert(
+    schema.runs, "run_id", "session_id", "workflow_name", "kind", "status", "version", "lease_until",
+    "requirement_id", "deadline", "output", "journal", "created_at", "updated_at",
+)  # fmt: skip
+_INSERT_AUDIT = _insert(
+    schema.audit, "run_id", "requirement_id", "workflow_name", "step_name", "kind", "actor", "decision", "note",
+    "data", "at",
+)  # fmt: skip
+_INSERT_APPROVAL = _insert(schema.approvals, *(c.name for c in schema.approvals.c))
+_INSERT_SESSION_VALUES = ("session_id", "workflow_name", "user_id", "created_at")
+# JSON, serialized once per write (the driver gets the text): compact, and no circularity check
+# (`to_dict` output is a tree).
+_dumps = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
+
+def _dumps_or_none(value: Any) -> str | None:
+    return None if value is None else _dumps(value)
 _UPDATE_RUN = (
     schema.runs.update()
     .where(_runs.run_id == sa.bindparam("b_run_id"), _runs.version == sa.bindparam("b_version"))
@@ -95,6 +115,76 @@ class CommitUnknownError(Exception):
     transaction may or may not have committed. Internal; the retry handles it."""
 
 
+class Sql:
+    """A hot statement compiled once for a dialect: its SQL text and the order of its parameters."""
+
+    __slots__ = ("fixed", "names", "text")
+
+    def __init__(self, statement: sa.ClauseElement, dialect: sa.Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.text = compiled.string
+        self.names = tuple(compiled.positiontup or ())
+        # Values the statement carries itself (`status == RUNNING`), by parameter name.
+        binds = compiled.binds
+        self.fixed = {name: binds[name].value for name in self.names if not binds[name].required}
+
+    def args(self, params: dict[str, Any]) -> tuple[Any, ...]:
+        if self.fixed:
+            params = {**self.fixed, **params}
+        return tuple(params[name] for name in self.names)
+
+
+class HotSql:
+    """The statements of the hot operations (save, claim, load, renew), compiled for one dialect."""
+
+    def __init__(self, dialect: sa.Dialect, dialect_insert: Callable[..., Any]) -> None:
+        session = dialect_insert(schema.sessions).values(
+            {name: sa.bindparam(name, type_=schema.sessions.c[name].type) for name in _INSERT_SESSION_VALUES}
+        )
+        self.insert_session = Sql(session.on_conflict_do_nothing(), dialect)
+        self.insert_run = Sql(_INSERT_RUN, dialect)
+        self.update_run = Sql(_UPDATE_RUN, dialect)
+        self.renew_lease = Sql(_RENEW_LEASE, dialect)
+        self.select_run = Sql(_SELECT_RUN, dialect)
+        self.select_written = Sql(_SELECT_WRITTEN, dialect)
+        self.insert_audit = Sql(_INSERT_AUDIT, dialect)
+        self.insert_approval = Sql(_INSERT_APPROVAL, dialect)
+
+
+def driver_failure(sql: Sql, args: tuple[Any, ...], exc: BaseException) -> sa.exc.DBAPIError:
+    """A driver error of a hot statement as SQLAlchemy would raise it: with its SQL, for the log."""
+    return sa.exc.DBAPIError(sql.text, args, exc)  # type: ignore[arg-type]
+
+
+class Tx(ABC):
+    """One transaction of a hot operation, as the body of that operation sees it: prebuilt statements run
+    straight on the driver's connection (SQLAlchemy's per-statement work cost more than the statement).
+    `conn` is the SQLAlchemy connection of the transaction when watchers need one, else None."""
+
+    conn: Connection | None = None
+
+    @abstractmethod
+    def execute(self, sql: Sql, params: dict[str, Any]) -> int:
+        """Run a write; its row count."""
+
+    @abstractmethod
+    def first(self, sql: Sql, params: dict[str, Any]) -> Sequence[Any] | None:
+        """Run a query; its first row."""
+
+
+class SaTx(Tx):
+    """A hot transaction inside a SQLAlchemy transaction (when watchers write in it too)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: Sql, params: dict[str, Any]) -> int:
+        return self.conn.exec_driver_sql(sql.text, sql.args(params)).rowcount  # type: ignore[union-attr]
+
+    def first(self, sql: Sql, params: dict[str, Any]) -> Sequence[Any] | None:
+        return self.conn.exec_driver_sql(sql.text, sql.args(params)).first()  # type: ignore[union-attr]
+
+
 class Attempt:
     """What a transaction body may ask about the attempt it runs in (see `BaseDb.run_transaction`).
 
@@ -113,11 +203,6 @@ class Attempt:
 def _brief(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0][:200] if lines else ''}"
-
-
-def _as_stored(value: Any) -> Any:
-    """`value` as it reads back from a JSON column."""
-    return json.loads(json.dumps(value))
 
 
 @dataclass
@@ -183,6 +268,8 @@ class BaseDb(ABC):
     auto_upgrade: bool | None = None
     # Errors of the database driver (their text may hold SQL and parameters): shown as `StoreError`.
     driver_errors: tuple[type[BaseException], ...] = ()
+    # Whether the driver returns JSON columns as text (SQLite) rather than decoded (asyncpg).
+    json_as_text = False
 
     def __init__(self, *, lease_seconds: float = 30.0, retry_for: float = 30.0) -> None:
         if lease_seconds <= 0:
@@ -198,6 +285,7 @@ class BaseDb(ABC):
         # read (the compare-and-set on the version still catches anyone who moved the run since).
         self._recent: OrderedDict[str, StoredRun] = OrderedDict()
         self._watchers: list[RunWatcher] = []
+        self._sql: HotSql | None = None
 
     def watch(self, watcher: RunWatcher) -> None:
         """Call `watcher(connection, change)` inside every transaction that changes a run's status (a
@@ -219,7 +307,9 @@ class BaseDb(ABC):
     async def _run(self, body: Callable[[Connection], T], *, write: bool) -> T:
         """Run `body` in one transaction (rolled back if it raises) and return its result."""
 
-    async def _tx(self, body: Callable[[Connection], T], *, write: bool = True, attempt: Attempt | None = None) -> T:
+    async def _tx(
+        self, body: Callable[[Any], T], *, write: bool = True, attempt: Attempt | None = None, raw: bool = False
+    ) -> T:
         """Run `body` in one transaction, retrying it while the database fails transiently.
 
         Transient failures (`_transient`: a dropped or refused connection, a failover, SQLite busy or
@@ -242,24 +332,59 @@ class BaseDb(ABC):
           without writing again. Its other rows (audit, approvals) were in that same transaction.
         - Reads and `renew_lease` are idempotent.
         The hot path is one try/except: nothing is spent until something fails.
+
+        `raw`: `body` takes a `Tx` and runs on the driver's connection (`_run_raw`), else a `Connection`.
         """
         try:
             if not self._tables_ready:
                 await self._ensure_tables()
-            return await self._run(body, write=write)
+            return await (self._run_raw(body, write=write) if raw else self._run(body, write=write))
         except Exception as exc:
             if self._transient(exc):
-                return await self._retry(exc, body, write, attempt)
+                return await self._retry(exc, body, write, attempt, raw)
             if self._is_db_error(exc):
                 raise self._store_error(exc) from exc
             raise
+
+    async def _run_raw(self, body: Callable[[Tx], T], *, write: bool) -> T:
+        """Run `body` in one transaction on the driver's own connection (rolled back if it raises)."""
+        return await self._run(lambda conn: body(SaTx(conn)), write=write)
+
+    def _sa_dialect(self) -> sa.Dialect:
+        """The SQLAlchemy dialect the hot statements are compiled for."""
+        raise NotImplementedError
+
+    async def _hot(self, body: Callable[[Tx], T], *, write: bool = True, attempt: Attempt | None = None) -> T:
+        """A hot operation (see `Tx`): on the bare driver connection, or inside a SQLAlchemy transaction
+        when watchers must write in the same transaction."""
+        if self._watchers:
+            return await self._tx(lambda conn: body(SaTx(conn)), write=write, attempt=attempt)
+        return await self._tx(body, write=write, attempt=attempt, raw=True)
+
+    @property
+    def sql(self) -> HotSql:
+        if self._sql is None:
+            self._sql = HotSql(self._sa_dialect(), self.dialect_insert)
+        return self._sql
+
+    def _json(self, value: Any) -> Any:
+        """A JSON column's value as read: the SQLite driver returns its text, asyncpg decodes it."""
+        return json.loads(value) if self.json_as_text and isinstance(value, str) else value
+
+    def _stored(self, row: Sequence[Any] | None) -> StoredRun | None:
+        if row is None:
+            return None
+        run_id, session_id, workflow_name, status, version, lease_until, output, journal = row
+        return StoredRun(
+            run_id, session_id, workflow_name, status, version, lease_until, self._json(output), self._json(journal)
+        )
 
     async def _ensure_tables(self) -> None:
         await self._run(self._create_tables, write=True)
         self._tables_ready = True
 
     async def _retry(
-        self, failure: Exception, body: Callable[[Connection], T], write: bool, attempt: Attempt | None
+        self, failure: Exception, body: Callable[[Any], T], write: bool, attempt: Attempt | None, raw: bool = False
     ) -> T:
         started = time.monotonic()
         deadline = started + self.retry_for
@@ -277,7 +402,7 @@ class BaseDb(ABC):
             try:
                 if not self._tables_ready:
                     await self._ensure_tables()
-                result = await self._run(body, write=write)
+                result = await (self._run_raw(body, write=write) if raw else self._run(body, write=write))
             except Exception as exc:
                 if self._transient(exc):
                     failure = exc
@@ -410,30 +535,31 @@ class BaseDb(ABC):
         """
         attempt = Attempt()
         now = time.time()  # also this write's token
+        sql = self.sql
+        status = output["status"]
+        run_id = output["run_id"]
+        session_id = output["session_id"]
+        pause_id = new_requirement["requirement_id"] if new_requirement else None
+        deadline = new_requirement.get("deadline") if new_requirement else None
+        output_json, journal_json = _dumps(output), _dumps(journal)  # once, whatever the retries
 
-        def body(conn: Connection) -> int:
-            status = output["status"]
+        def body(tx: Tx) -> int:
             lease = time.time() + self.lease_seconds if status == RUNNING else None
-            run_id = output["run_id"]
-            pause_id = new_requirement["requirement_id"] if new_requirement else None
-            deadline = new_requirement.get("deadline") if new_requirement else None
-            if attempt.commit_unknown and self._wrote(conn, run_id, version + 1, now, output, journal):
+            if attempt.commit_unknown and self._wrote(tx, run_id, version + 1, now, output_json, journal_json):
                 return version + 1
             if version == 0:
-                session_id = output["session_id"]
                 if session_id not in self._known_sessions:
-                    conn.execute(
-                        self.dialect_insert(schema.sessions)
-                        .values(
-                            session_id=session_id,
-                            workflow_name=output.get("workflow_name"),
-                            user_id=output.get("user_id"),
-                            created_at=now,
-                        )
-                        .on_conflict_do_nothing()
+                    tx.execute(
+                        sql.insert_session,
+                        {
+                            "session_id": session_id,
+                            "workflow_name": output.get("workflow_name"),
+                            "user_id": output.get("user_id"),
+                            "created_at": now,
+                        },
                     )
-                conn.execute(
-                    _INSERT_RUN,
+                tx.execute(
+                    sql.insert_run,
                     {
                         "run_id": run_id,
                         "session_id": session_id,
@@ -444,15 +570,15 @@ class BaseDb(ABC):
                         "lease_until": lease,
                         "requirement_id": pause_id,
                         "deadline": deadline,
-                        "output": output,
-                        "journal": journal,
+                        "output": output_json,
+                        "journal": journal_json,
                         "created_at": output.get("created_at", now),
                         "updated_at": now,
                     },
                 )
             else:
-                result = conn.execute(
-                    _UPDATE_RUN,
+                written = tx.execute(
+                    sql.update_run,
                     {
                         "b_run_id": run_id,
                         "b_version": version,
@@ -461,36 +587,31 @@ class BaseDb(ABC):
                         "b_lease": lease,
                         "b_requirement_id": pause_id,
                         "b_deadline": deadline,
-                        "b_output": output,
-                        "b_journal": journal,
+                        "b_output": output_json,
+                        "b_journal": journal_json,
                         "b_now": now,
                     },
                 )
-                if result.rowcount != 1:
+                if written != 1:
                     raise LostOwnershipError(f"Run {run_id} was taken over by another process; this one stops.")
-            if self._watchers and (status != RUNNING or version == 0):
-                self._notify(conn, RunChange(run_id, output.get("workflow_name"), status, pause_id))
+            if tx.conn is not None and (status != RUNNING or version == 0):
+                self._notify(tx.conn, RunChange(run_id, output.get("workflow_name"), status, pause_id))
             for approval in approvals or []:
-                conn.execute(
-                    _INSERT_APPROVAL,
-                    {
-                        "run_id": run_id,
-                        "agent_name": output.get("workflow_name"),
-                        "status": "pending",
-                        "requested_at": now,
-                        **approval,
-                    },
-                )
+                row = dict.fromkeys(sql.insert_approval.names)
+                row.update(run_id=run_id, agent_name=output.get("workflow_name"), status="pending", requested_at=now)
+                row.update(approval)
+                row["tool_args"] = _dumps_or_none(row["tool_args"])
+                row["resolution_data"] = _dumps_or_none(row["resolution_data"])
+                tx.execute(sql.insert_approval, row)
             return version + 1
 
-        new_version = await self._tx(body, attempt=attempt)
+        new_version = await self._hot(body, attempt=attempt)
         if version == 0:
-            self._known_sessions.add(output["session_id"])
-        status = output["status"]
+            self._known_sessions.add(session_id)
         self._remember(
             StoredRun(
-                run_id=output["run_id"],
-                session_id=output["session_id"],
+                run_id=run_id,
+                session_id=session_id,
                 workflow_name=output.get("workflow_name"),
                 status=status,
                 version=new_version,
@@ -501,30 +622,26 @@ class BaseDb(ABC):
         )
         return new_version
 
-    @staticmethod
-    def _wrote(
-        conn: Connection, run_id: str, new_version: int, token: float, output: dict[str, Any], journal: dict[str, Any]
-    ) -> bool:
+    def _wrote(self, tx: Tx, run_id: str, new_version: int, token: float, output: str, journal: str) -> bool:
         """Whether the run's row is this operation's own committed write: the version it wrote, its
-        token as `updated_at`, and its output and journal."""
-        row = conn.execute(_SELECT_WRITTEN, {"b_run_id": run_id}).first()
+        token as `updated_at`, and its output and journal (as serialized for the write)."""
+        row = tx.first(self.sql.select_written, {"b_run_id": run_id})
         return (
             row is not None
-            and row.version == new_version
-            and row.updated_at == token
-            and row.output == _as_stored(output)
-            and row.journal == _as_stored(journal)
+            and row[0] == new_version
+            and row[1] == token
+            and self._json(row[2]) == json.loads(output)
+            and self._json(row[3]) == json.loads(journal)
         )
 
     async def renew_lease(self, run_id: str, version: int) -> bool:
         """Extend a running run's lease; False if the run moved on (taken over or finished)."""
 
-        def body(conn: Connection) -> bool:
+        def body(tx: Tx) -> bool:
             params = {"b_run_id": run_id, "b_version": version, "b_lease": time.time() + self.lease_seconds}
-            result = conn.execute(_RENEW_LEASE, params)
-            return result.rowcount == 1
+            return tx.execute(self.sql.renew_lease, params) == 1
 
-        return await self._tx(body)
+        return await self._hot(body)
 
     async def claim(
         self,
@@ -551,21 +668,24 @@ class BaseDb(ABC):
         """
         attempt = Attempt()
         now = time.time()  # this claim's token
-        prepared: dict[int, tuple[StoredRun, dict[str, Any], dict[str, Any], list[Resolution]]] = {}
+        sql = self.sql
+        # stored version -> (the row as read, output, journal, resolutions, output and journal as JSON)
+        prepared: dict[int, tuple[StoredRun, dict[str, Any], dict[str, Any], list[Resolution], str, str]] = {}
 
-        def body(conn: Connection) -> tuple[StoredRun, int]:
+        def body(tx: Tx) -> tuple[StoredRun, int]:
             if attempt.commit_unknown:
-                row = conn.execute(_SELECT_WRITTEN, {"b_run_id": run_id}).first()
-                mine = prepared.get(row.version - 1) if row is not None and row.updated_at == now else None
-                if mine is not None and row.output == _as_stored(mine[1]) and row.journal == _as_stored(mine[2]):
-                    claimed = StoredRun(**vars(mine[0]))
-                    claimed.output, claimed.journal = mine[1], mine[2]
-                    return claimed, claimed.version + 1
+                row = tx.first(sql.select_written, {"b_run_id": run_id})
+                mine = prepared.get(row[0] - 1) if row is not None and row[1] == now else None
+                if mine is not None and self._json(row[2]) == json.loads(mine[4]):  # type: ignore[index]
+                    if self._json(row[3]) == json.loads(mine[5]):  # type: ignore[index]
+                        claimed = StoredRun(**vars(mine[0]))
+                        claimed.output, claimed.journal = mine[1], mine[2]
+                        return claimed, claimed.version + 1
             cached = self._recent.get(run_id) if expected_version is not None else None
             if cached is not None and cached.version == expected_version and cached.status == PAUSED:
                 stored: StoredRun | None = StoredRun(**vars(cached))
             else:
-                stored = self._read(conn, run_id)
+                stored = self._read(tx, run_id)
             if stored is None:
                 raise RunNotFoundError(f"No run with id {run_id!r} in this database.")
             current = time.time()
@@ -575,11 +695,14 @@ class BaseDb(ABC):
             ):
                 self._raise_not_claimable(stored, expected_version)
             if stored.version not in prepared:
-                prepared[stored.version] = (StoredRun(**vars(stored)), *prepare(stored))
-            _, output, journal, resolutions = prepared[stored.version]
+                output, journal, resolutions = prepare(stored)
+                prepared[stored.version] = (
+                    StoredRun(**vars(stored)), output, journal, resolutions, _dumps(output), _dumps(journal)
+                )  # fmt: skip
+            _, output, journal, resolutions, output_json, journal_json = prepared[stored.version]
             status = output.get("status", RUNNING)
-            result = conn.execute(
-                _UPDATE_RUN,
+            written = tx.execute(
+                sql.update_run,
                 {
                     "b_run_id": run_id,
                     "b_version": stored.version,
@@ -588,44 +711,44 @@ class BaseDb(ABC):
                     "b_lease": current + self.lease_seconds if status == RUNNING else None,
                     "b_requirement_id": None,
                     "b_deadline": None,
-                    "b_output": output,
-                    "b_journal": journal,
+                    "b_output": output_json,
+                    "b_journal": journal_json,
                     "b_now": now,
                 },
             )
-            if result.rowcount != 1:  # another claimer committed between our read and our write
-                self._raise_not_claimable(self._read(conn, run_id) or stored, stored.version)
+            if written != 1:  # another claimer committed between our read and our write
+                self._raise_not_claimable(self._read(tx, run_id) or stored, stored.version)
             for resolution in resolutions:
-                self._record_resolution(conn, stored, resolution)
-            if self._watchers:
-                self._notify(conn, RunChange(run_id, stored.workflow_name, status, None, resolutions))
+                self._record_resolution(tx, stored, resolution)
+            if tx.conn is not None:
+                self._notify(tx.conn, RunChange(run_id, stored.workflow_name, status, None, resolutions))
             stored.output, stored.journal = output, journal
             return stored, stored.version + 1
 
-        return await self._tx(body, attempt=attempt)
+        return await self._hot(body, attempt=attempt)
 
-    @staticmethod
-    def _record_resolution(conn: Connection, stored: StoredRun, resolution: Resolution) -> None:
+    def _record_resolution(self, tx: Tx, stored: StoredRun, resolution: Resolution) -> None:
+        sql = self.sql
         if resolution.approval_type == "audit":
-            conn.execute(
-                _INSERT_APPROVAL,
+            tx.execute(
+                sql.insert_approval,
                 {
                     "id": resolution.approval_id or resolution.requirement_id,
                     "run_id": stored.run_id,
                     "requirement_id": resolution.requirement_id,
                     "agent_name": stored.workflow_name,
                     "tool_name": resolution.step_name,
-                    "tool_args": resolution.decision.get("args"),
+                    "tool_args": _dumps_or_none(resolution.decision.get("args")),
                     "approval_type": "audit",
                     "status": "rejected" if resolution.decision.get("action") == "reject" else "approved",
                     "requested_at": resolution.resolved_at,
                     "resolved_at": resolution.resolved_at,
                     "resolved_by": resolution.resolved_by,
-                    "resolution_data": {"note": resolution.note, **resolution.decision},
+                    "resolution_data": _dumps({"note": resolution.note, **resolution.decision}),
                 },
             )
-        conn.execute(
-            _INSERT_AUDIT,
+        tx.execute(
+            sql.insert_audit,
             {
                 "run_id": stored.run_id,
                 "requirement_id": resolution.requirement_id,
@@ -635,7 +758,7 @@ class BaseDb(ABC):
                 "actor": resolution.resolved_by,
                 "decision": resolution.decision.get("action", "?"),
                 "note": resolution.note,
-                "data": resolution.decision,
+                "data": _dumps(resolution.decision),
                 "at": resolution.resolved_at,
             },
         )
@@ -673,14 +796,12 @@ class BaseDb(ABC):
         )
 
     # ----- reads ----------------------------------------------------------------------------------
-    @staticmethod
-    def _read(conn: Connection, run_id: str) -> StoredRun | None:
-        row = conn.execute(_SELECT_RUN, {"b_run_id": run_id}).first()
-        return StoredRun(*row) if row else None
+    def _read(self, tx: Tx, run_id: str) -> StoredRun | None:
+        return self._stored(tx.first(self.sql.select_run, {"b_run_id": run_id}))
 
     async def load_run(self, run_id: str) -> StoredRun:
         """The stored run, or `RunNotFoundError`."""
-        stored = await self._tx(lambda conn: self._read(conn, run_id), write=False)
+        stored = await self._hot(lambda tx: self._read(tx, run_id), write=False)
         if stored is None:
             raise RunNotFoundError(f"No run with id {run_id!r} in this database.")
         return stored

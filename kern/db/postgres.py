@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import await_, greenlet_spawn
 
 from kern.db.async_engine import AsyncEngineDb
+from kern.db.base import CommitUnknownError, Sql, Tx, driver_failure
+
+T = TypeVar("T")
 
 # Any constant works; it only has to be the same in every process that creates kern's tables.
 _CREATE_LOCK_KEY = 0x6B65726E
@@ -32,6 +38,31 @@ def asyncpg_url(db_url: str) -> str:
     if not sep or not scheme.startswith(("postgres", "postgresql")):
         raise ValueError(f"PostgresDb db_url must look like postgresql://user@host:5432/dbname, got {db_url!r}")
     return f"postgresql+asyncpg://{rest}"
+
+
+class _PgTx(Tx):
+    """A hot transaction on a bare asyncpg connection (the body runs in a greenlet, as under SQLAlchemy)."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: Sql, params: dict[str, Any]) -> int:
+        args = sql.args(params)
+        try:
+            status: str = await_(self._conn.execute(sql.text, *args))
+        except PostgresDb.driver_errors as exc:
+            raise driver_failure(sql, args, exc) from exc
+        return int(status.rsplit(" ", 1)[-1])  # "UPDATE 1", "INSERT 0 1"
+
+    def first(self, sql: Sql, params: dict[str, Any]) -> Sequence[Any] | None:
+        args = sql.args(params)
+        try:
+            row: Sequence[Any] | None = await_(self._conn.fetchrow(sql.text, *args))
+        except PostgresDb.driver_errors as exc:
+            raise driver_failure(sql, args, exc) from exc
+        return row
 
 
 class PostgresDb(AsyncEngineDb):
@@ -64,6 +95,40 @@ class PostgresDb(AsyncEngineDb):
 
     def _create_engine(self) -> AsyncEngine:
         return create_async_engine(self._url, **self._pool)
+
+    async def _run_raw(self, body: Callable[[Tx], T], *, write: bool) -> T:
+        # A connection of the same pool, used bare: BEGIN, the body's prepared statements, COMMIT.
+        pooled = await self._engine().raw_connection()
+        conn = pooled.driver_connection
+        try:
+            await conn.execute("BEGIN;")  # as asyncpg begins and commits
+            result = await greenlet_spawn(body, _PgTx(conn))
+        except BaseException as exc:
+            await self._discard_raw(pooled, exc)
+            raise
+        try:
+            await conn.execute("COMMIT;")
+        except BaseException as exc:
+            await self._discard_raw(pooled, exc, rollback=False)
+            if isinstance(exc, Exception) and self._transient(exc):
+                raise CommitUnknownError("the connection failed during COMMIT") from exc
+            raise
+        pooled.close()  # back to the pool (its reset finds no transaction: nothing to send)
+        return result
+
+    async def _discard_raw(self, pooled: PoolProxiedConnection, exc: BaseException, rollback: bool = True) -> None:
+        """`_discard` for a bare connection: roll back and return it, or invalidate it if it is broken."""
+        if rollback and isinstance(exc, Exception) and not self._transient(exc):
+            try:
+                await pooled.driver_connection.execute("ROLLBACK;")
+                pooled.close()
+                return
+            except Exception:  # the rollback failing means the connection is broken after all
+                pass
+        try:
+            await greenlet_spawn(pooled.invalidate, exc if isinstance(exc, Exception) else None)
+        except Exception:  # already gone
+            pass
 
     def _transient_error(self, err: BaseException) -> bool:
         if isinstance(err, (OSError, asyncio.TimeoutError)):  # refused, reset, unreachable, timed out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
 
 from kern._sync import is_private_loop
-from kern.db.base import BaseDb
+from kern.db.base import BaseDb, Sql, Tx, driver_failure
 
 T = TypeVar("T")
 
@@ -30,18 +30,46 @@ def prepare_db_file(db_file: str | Path | None) -> str | None:
     return str(db_file)
 
 
+class _SqliteTx(Tx):
+    """A hot transaction on a bare sqlite3 connection."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: Sql, params: dict[str, Any]) -> int:
+        args = sql.args(params)
+        try:
+            return self._conn.execute(sql.text, args).rowcount
+        except sqlite3.Error as exc:
+            raise driver_failure(sql, args, exc) from exc
+
+    def first(self, sql: Sql, params: dict[str, Any]) -> Sequence[Any] | None:
+        args = sql.args(params)
+        try:
+            row: Sequence[Any] | None = self._conn.execute(sql.text, args).fetchone()
+        except sqlite3.Error as exc:
+            raise driver_failure(sql, args, exc) from exc
+        return row
+
+
 class SqliteDb(BaseDb):
     """A SQLite file (or, with no `db_file`, a process-local in-memory database).
 
-    Each transaction runs whole in one worker thread, so the event loop never blocks and a
-    transaction costs one thread hop (an async driver costs several per statement). Write
-    transactions start with `BEGIN IMMEDIATE`, so concurrent writers from threads or processes queue
-    on SQLite's lock (up to `busy_timeout` seconds) instead of failing; a lock held longer than that
-    ("database is locked") is retried by the store for up to `retry_for` seconds more.
+    Each transaction runs whole in one thread, so the event loop never blocks and a transaction costs
+    one thread hop (an async driver costs several per statement); on a sync call's private loop it runs
+    inline. Write transactions start with `BEGIN IMMEDIATE`, so concurrent writers from threads or
+    processes queue on SQLite's lock (up to `busy_timeout` seconds) instead of failing; a lock held
+    longer than that ("database is locked") is retried by the store for up to `retry_for` seconds more.
+
+    The hot operations (save, claim, load, renew) run on a sqlite3 connection each thread keeps (see
+    `kern.db.base.Tx`); everything else goes through SQLAlchemy's pool.
     """
 
     dialect_insert = staticmethod(sqlite_insert)
     driver_errors = (sqlite3.Error,)
+    json_as_text = True
 
     def __init__(
         self,
@@ -59,9 +87,11 @@ class SqliteDb(BaseDb):
         self.db_file = prepare_db_file(db_file)
         self.busy_timeout = busy_timeout
         in_memory = self.db_file is None
+        # The one connection of an in-memory database (each connection would have a database of its own).
+        self._memory = None if self.db_file else self._connect()
         self._engine = sa.create_engine(
             f"sqlite:///{self.db_file}" if self.db_file else "sqlite://",
-            connect_args={"timeout": busy_timeout, "check_same_thread": False},
+            creator=self._connect if self.db_file else lambda: self._memory,
             poolclass=StaticPool if in_memory else None,
             # Every transaction ends in commit or rollback (a `begin()` block): no reset rollback needed.
             pool_reset_on_return=None,
@@ -69,27 +99,33 @@ class SqliteDb(BaseDb):
         )
         # One in-memory connection must never be used by two threads at once.
         self._threads = ThreadPoolExecutor(1 if in_memory else max_threads, thread_name_prefix="kern-sqlite")
+        self._local = threading.local()
+        self._kept: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._kept_lock = threading.Lock()
         self._configure()
 
+    def _connect(self) -> sqlite3.Connection:
+        """A configured connection: WAL, synchronous=NORMAL, busy timeout, BEGIN issued by us."""
+        conn = sqlite3.connect(
+            self.db_file or ":memory:", timeout=self.busy_timeout, check_same_thread=False, isolation_level=None
+        )
+        if self.db_file:
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        return conn
+
     def _configure(self) -> None:
-        busy_ms = int(self.busy_timeout * 1000)
         writing = threading.local()
         self._writing = writing
-
-        @event.listens_for(self._engine, "connect")
-        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-            cursor = dbapi_conn.cursor()
-            if self.db_file:
-                cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
-            cursor.close()
 
         @event.listens_for(self._engine, "begin")
         def _on_begin(conn: Any) -> None:
             # Straight to the driver: a full SQLAlchemy execution costs more than the BEGIN itself.
             conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if getattr(writing, "on", True) else "BEGIN")
+
+    def _sa_dialect(self) -> sa.Dialect:
+        return self._engine.dialect
 
     def _run_in_thread(self, body: Callable[[Connection], T], write: bool, keep: bool = True) -> T:
         """One transaction. Worker threads (`keep`) hold a connection of their own: no pool checkout per
@@ -112,6 +148,41 @@ class SqliteDb(BaseDb):
             return self._run_in_thread(body, write, keep=False)
         return await loop.run_in_executor(self._threads, self._run_in_thread, body, write)
 
+    def _kept_connection(self) -> sqlite3.Connection:
+        """This thread's own bare connection (outside the pool, closed with the store or its thread)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "raw", None)
+        if conn is not None:
+            return conn
+        if self._memory is not None:
+            conn = self._memory
+        else:
+            conn = self._connect()
+            with self._kept_lock:
+                for thread, old in [k for k in self._kept if not k[0].is_alive()]:
+                    old.close()
+                    self._kept.remove((thread, old))
+                self._kept.append((threading.current_thread(), conn))
+        self._local.raw = conn
+        return conn
+
+    def _raw_in_thread(self, body: Callable[[Tx], T], write: bool) -> T:
+        conn = self._kept_connection()
+        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            result = body(_SqliteTx(conn))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:  # a failed COMMIT (busy) leaves the transaction open: nothing committed
+                conn.execute("ROLLBACK")
+            raise
+        return result
+
+    async def _run_raw(self, body: Callable[[Tx], T], *, write: bool) -> T:
+        loop = asyncio.get_running_loop()
+        if is_private_loop(loop) and self.db_file:
+            return self._raw_in_thread(body, write)
+        return await loop.run_in_executor(self._threads, self._raw_in_thread, body, write)
+
     def _transient_error(self, err: BaseException) -> bool:
         # SQLITE_BUSY ("database is locked") and SQLITE_LOCKED ("database table is locked"): another
         # connection holds the lock. Nothing was written; the transaction was rolled back or never began.
@@ -124,6 +195,11 @@ class SqliteDb(BaseDb):
     async def close(self) -> None:
         self._threads.shutdown(wait=True)
         self._engine.dispose()
+        with self._kept_lock:
+            for _, conn in self._kept:
+                conn.close()
+            self._kept.clear()
+        self._local = threading.local()  # every thread opens a new one if the store is used again
 
     def __repr__(self) -> str:
         return f"SqliteDb(db_file={self.db_file!r})"

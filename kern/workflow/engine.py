@@ -11,12 +11,14 @@ resumption on another process are all the same case.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kern._sync import is_private_loop
 from kern.db.base import BaseDb
 from kern.exceptions import LostOwnershipError, StoreError
 from kern.run import requirement as kinds
@@ -36,6 +38,7 @@ from kern.run.workflow import (
 )
 from kern.workflow import journal as journal_nodes
 from kern.workflow.executor_scope import STEP_SCOPE
+from kern.workflow.lease import KEEPER, Lease
 from kern.workflow.signals import _ControlFlow
 from kern.workflow.types import HumanReview, OnReject, StepInput, StepOutput
 
@@ -68,11 +71,24 @@ class StepFailed(_ControlFlow):
         self.error = error
 
 
+# Set for the branches of a Parallel: their sync user code must run in threads to run concurrently.
+CONCURRENT: contextvars.ContextVar[bool] = contextvars.ContextVar("kern_concurrent", default=False)
+
+
 async def call_user(fn: Callable[..., Any], *args: Any) -> Any:
-    """Call user code: coroutine functions are awaited, sync functions run in a worker thread."""
+    """Call user code: coroutine functions are awaited, sync functions run in a worker thread.
+
+    On a sync API call's private loop (which serves that call alone) sync functions run inline, in a
+    copy of the context like a thread would: a thread hop per call was a third of a pause cycle. The
+    drive's lease is then renewed from a thread (`kern.workflow.lease`), since the loop is blocked.
+    Parallel branches still go to threads, so that they run concurrently.
+    """
     if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__):
         return await fn(*args)
-    result = await asyncio.to_thread(fn, *args)
+    if is_private_loop(asyncio.get_running_loop()) and not CONCURRENT.get():
+        result = contextvars.copy_context().run(fn, *args)
+    else:
+        result = await asyncio.to_thread(fn, *args)
     if inspect.isawaitable(result):
         result = await result
     return result
@@ -212,11 +228,15 @@ class RunContext:
             )
             self.run.version = self.version
 
-    def start_heartbeat(self) -> asyncio.TimerHandle:
+    def start_heartbeat(self) -> asyncio.TimerHandle | Lease:
         """Keep this process's lease on the run while it executes: a timer, and a renewal task only when
-        one is due (most drives end long before)."""
+        one is due (most drives end long before). On a private loop, where user code runs inline and
+        blocks the loop, the lease keeper's thread renews it instead."""
         loop = asyncio.get_running_loop()
         interval = self.db.lease_seconds / 3
+        if is_private_loop(loop):
+            self._heartbeat: asyncio.TimerHandle | Lease = KEEPER.add(self._renew, interval)
+            return self._heartbeat
 
         def beat() -> None:
             renewal = getattr(self, "_renewal", None)
@@ -228,6 +248,9 @@ class RunContext:
         return self._heartbeat
 
     def stop_heartbeat(self) -> None:
+        if isinstance(self._heartbeat, Lease):
+            KEEPER.remove(self._heartbeat)
+            return
         self._heartbeat.cancel()
         renewal = getattr(self, "_renewal", None)
         if renewal is not None:  # a renewal still retrying must not extend a lease this drive gave up

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from kern.run.workflow import ParallelCompletedEvent, ParallelStartedEvent
 from kern.workflow.container import Container
-from kern.workflow.engine import Pause
+from kern.workflow.engine import CONCURRENT, Pause
 from kern.workflow.node import as_node
 from kern.workflow.types import HumanReview, StepOutput
 
@@ -46,10 +46,14 @@ class Parallel(Container):
         if await self.confirm_start(ctx, path) != "run":
             return self.skip(ctx, path)
         branches = [chain.fork() for _ in self.steps]
-        results = await asyncio.gather(
-            *(node.execute(ctx, f"{path}/{i}", branches[i]) for i, node in enumerate(self.steps)),
-            return_exceptions=True,
-        )
+        token = CONCURRENT.set(True)  # the branches' tasks copy it: their sync code runs in threads
+        try:
+            results = await asyncio.gather(
+                *(node.execute(ctx, f"{path}/{i}", branches[i]) for i, node in enumerate(self.steps)),
+                return_exceptions=True,
+            )
+        finally:
+            CONCURRENT.reset(token)
         pauses = [r for r in results if isinstance(r, Pause)]
         failures = [r for r in results if isinstance(r, BaseException) and not isinstance(r, Pause)]
         if failures:
