@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import re
 import time
 import uuid
@@ -84,6 +85,30 @@ def _coerce(field_def: UserInputField, value: Any) -> Any:
     return value
 
 
+class _Parsed:
+    """A field whose every assignment is parsed: `req.on_reject = "cancel"` (a plain string, as documented)
+    becomes the enum, like the constructor's argument; an unknown value is a ValueError at once, not a
+    surprise at continue time. (A descriptor, not `__setattr__`: that would run for every field.)"""
+
+    def __init__(self, parse: Any, default: Any) -> None:
+        self._parse = parse
+        self._default = default
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = "_" + name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        return self._default if obj is None else obj.__dict__[self._slot]
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self._slot] = self._parse(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _step_id(path: str | None, name: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"kern-step:{path}:{name}"))
+
+
 @dataclass
 class StepRequirement:
     """One pause of a workflow run.
@@ -106,11 +131,11 @@ class StepRequirement:
     available_choices: list[str] | None = None
     allow_multiple_selections: bool = False
     error: str | None = None
-    on_reject: OnReject = OnReject.skip
+    on_reject: OnReject = _Parsed(lambda v: OnReject.parse(v, "on_reject") or OnReject.skip, OnReject.skip)  # type: ignore[assignment]
     max_retries: int = 3
     retry_count: int = 0
     timeout: float | None = None
-    on_timeout: OnTimeout | None = None
+    on_timeout: OnTimeout | None = _Parsed(lambda v: OnTimeout.parse(v, "on_timeout"), None)  # type: ignore[assignment]
     deadline: float | None = None
     created_at: float = field(default_factory=time.time)
     executor_requirements: list[Any] | None = None
@@ -142,16 +167,7 @@ class StepRequirement:
     def _derived_step_id(self) -> str:
         """The id of a step that has none of its own: the same for the same position and name, in every
         process (so it is not stored)."""
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"kern-step:{self.step_path}:{self.step_name}"))
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # `req.on_reject = "cancel"` (a plain string, as documented) is coerced like the constructor's;
-        # an unknown value is a ValueError here rather than a surprise at continue time.
-        if name == "on_reject":
-            value = OnReject.parse(value, "on_reject") if value is not None else OnReject.skip
-        elif name == "on_timeout":
-            value = OnTimeout.parse(value, "on_timeout")
-        super().__setattr__(name, value)
+        return _step_id(self.step_path, self.step_name)
 
     # ----- what the pause asks for -------------------------------------------------------------
     @property
