@@ -445,8 +445,10 @@ class Interactions:
             return
         decisions = await self.store.tool_decisions(rid)
         if len(decisions) < len(calls):  # others still wait: show this one as decided
+            _user, channel, _thread = _who_where(body)
+            clicked = (channel, (body.get("message") or {}).get("ts", "")) if channel else None
             await self.presenter.show_tool_decisions(
-                loaded.entry, loaded.req, {i: d["summary"] for i, d in decisions.items()}
+                loaded.entry, loaded.req, {i: d["summary"] for i, d in decisions.items()}, clicked
             )
             return
         loaded.req.executor_requirements = [

@@ -112,7 +112,7 @@ class Outbox:
                 continue
             try:
                 delivery = await self.presenter.deliver(message, view, posted)
-                if delivery.pause is not None:  # recorded at once: a click on it may come in right away
+                if delivery.pause is not None:  # recorded at once: a decision on it may be owed any moment
                     await self.store.delivered([delivery])
                 done.append(delivery)
             except NotYet as exc:

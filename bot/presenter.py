@@ -129,12 +129,16 @@ class Presenter:
         fallback, blocks = ui.card_blocks(card_view(entry, card, None, status))
         await self.gateway.call("chat_update", channel=card.channel, ts=card.ts, text=fallback, blocks=blocks)
 
-    async def show_tool_decisions(self, entry: BotWorkflow, req: StepRequirement, decided: dict[int, str]) -> None:
-        """Best effort: mark tool calls decided on a pause message while others still wait."""
+    async def show_tool_decisions(
+        self, entry: BotWorkflow, req: StepRequirement, decided: dict[int, str], clicked: tuple[str, str] | None
+    ) -> None:
+        """Best effort: mark tool calls decided on a pause message while others still wait. The message is
+        where the store says, or (`clicked`: channel, ts) the one clicked, if its ts is not recorded yet."""
         pause = await self.store.pause(req.requirement_id)
-        if pause is not None and pause.ts:
+        channel, ts = (pause.channel, pause.ts) if pause is not None and pause.ts else (clicked or ("", ""))
+        if ts:
             fallback, blocks = self.pause_view(entry, req, decided)
-            await self.gateway.call("chat_update", channel=pause.channel, ts=pause.ts, text=fallback, blocks=blocks)
+            await self.gateway.call("chat_update", channel=channel, ts=ts, text=fallback, blocks=blocks)
 
     async def find(self, given: str) -> RunView | str:
         """The run a person means by `given` (its id, or a unique prefix of at least MIN_PREFIX characters,

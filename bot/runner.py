@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -20,6 +21,7 @@ from kern.run.workflow import StepContinuedEvent, StepExecutorContinuedEvent, St
 
 log = logging.getLogger("kern_bot")
 STATUS_EVERY = 0.5  # seconds between run-card status updates while steps run
+DECIDED_SOON = 0.3  # seconds after a resume by which the decided message is delivered, whatever the run does
 
 
 class Runner:
@@ -74,12 +76,12 @@ class Runner:
         the run moved (a resume refused: `RunNotPausedError`, `JournalMismatchError`, `StoreError`) are
         the caller's to report.
         """
-        last, seen = 0.0, False
+        last, seen, stopped = 0.0, False, asyncio.Event()
         try:
             async for event in events:
                 seen = True
                 if isinstance(event, (StepContinuedEvent, StepExecutorContinuedEvent)):
-                    self.background.spawn(self.outbox.deliver(card.run_id))
+                    self.background.spawn(self._deliver_unless(stopped, card.run_id))
                 elif isinstance(event, StepStartedEvent) and time.monotonic() - last > STATUS_EVERY:
                     last = time.monotonic()
                     await self.presenter.status_line(entry, card, f":gear: Running {event.step_name}…")
@@ -91,4 +93,14 @@ class Runner:
             log.warning("run %s stopped by a database failure: %s", card.run_id, exc)
             await self.presenter.status_line(entry, card, f":warning: {exc} A sweep picks the run up again.")
             return
+        finally:
+            stopped.set()
         await self.outbox.deliver(card.run_id)
+
+    async def _deliver_unless(self, stopped: asyncio.Event, run_id: str) -> None:
+        """The decided message, soon after a resume: at once if the run is still going after DECIDED_SOON
+        seconds (a long step), else with everything else the run owes where it stopped (one delivery)."""
+        try:
+            await asyncio.wait_for(stopped.wait(), DECIDED_SOON)
+        except TimeoutError:
+            await self.outbox.deliver(run_id)
