@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from kern.db.base import Attempt, BaseDb
+from kern.db.base import BaseDb
+from kern.db.retry import Attempt
 
 metadata = sa.MetaData()
 

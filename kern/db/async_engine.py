@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from kern.db.base import BaseDb, CommitUnknownError
+from kern.db.base import BaseDb
+from kern.db.retry import CommitUnknownError
 
 T = TypeVar("T")
 

@@ -5,16 +5,14 @@ change of a run is a compare-and-set on its `version`, so concurrent callers, pr
 never both resume one pause.
 
 Database faults (a dropped connection, a failover, SQLite busy) are retried inside the store: see
-`BaseDb._tx` for how, and for why retrying is safe for the writes that are not idempotent.
+`BaseDb._tx` for why retrying is safe for the writes that are not idempotent, `kern.db.retry` for how.
+The hot operations' statements and the transactions they run in are in `kern.db.hot`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import random
-import secrets
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
@@ -26,183 +24,19 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from kern.db import migrations, schema
+from kern.db.hot import INSERT_AUDIT, PAUSED, RUNNING, RUNS, HotSql, SaTx, Tx, dumps, dumps_or_none
+from kern.db.retry import Attempt, Retries
 from kern.exceptions import (
     LostOwnershipError,
     RunAlreadyResumedError,
     RunNotFoundError,
     RunNotPausedError,
-    StoreError,
-    StoreUnavailableError,
 )
 
-PAUSED = "PAUSED"
-RUNNING = "RUNNING"
 T = TypeVar("T")
 log = logging.getLogger("kern.db")
 
-# Backoff between attempts of one operation: the first retry is immediate (a dropped connection was
-# replaced by a fresh one), then 20 ms doubling up to 1 s, each wait with jitter (50-100 %).
-_FIRST_DELAY = 0.02
-_MAX_DELAY = 1.0
-
-# Hot-path statements, built once: constructing a statement per call costs more than running it.
-_runs = schema.runs.c
 _RECENT_RUNS = 1024
-
-
-def _insert(table: sa.Table, *columns: str) -> sa.Insert:
-    return table.insert().values({name: sa.bindparam(name, type_=table.c[name].type) for name in columns}).inline()
-
-
-_INSERT_RUN = _insert(
-    schema.runs, "run_id", "session_id", "workflow_name", "kind", "status", "version", "lease_until",
-    "requirement_id", "deadline", "output", "journal", "created_at", "updated_at",
-)  # fmt: skip
-_INSERT_AUDIT = _insert(
-    schema.audit, "run_id", "requirement_id", "workflow_name", "step_name", "kind", "actor", "decision", "note",
-    "data", "at",
-)  # fmt: skip
-_INSERT_APPROVAL = _insert(schema.approvals, *(c.name for c in schema.approvals.c))
-_INSERT_SESSION_VALUES = ("session_id", "workflow_name", "user_id", "created_at")
-# JSON, serialized once per write (the driver gets the text): compact, and no circularity check
-# (`to_dict` output is a tree).
-_dumps = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
-
-
-def _dumps_or_none(value: Any) -> str | None:
-    return None if value is None else _dumps(value)
-_UPDATE_RUN = (
-    schema.runs.update()
-    .where(_runs.run_id == sa.bindparam("b_run_id"), _runs.version == sa.bindparam("b_version"))
-    .values(
-        status=sa.bindparam("b_status"),
-        version=sa.bindparam("b_new_version"),
-        lease_until=sa.bindparam("b_lease"),
-        requirement_id=sa.bindparam("b_requirement_id"),
-        deadline=sa.bindparam("b_deadline"),
-        output=sa.bindparam("b_output", type_=sa.JSON),
-        journal=sa.bindparam("b_journal", type_=sa.JSON),
-        updated_at=sa.bindparam("b_now"),
-    )
-)
-_RENEW_LEASE = (
-    schema.runs.update()
-    .where(
-        _runs.run_id == sa.bindparam("b_run_id"),
-        _runs.version == sa.bindparam("b_version"),
-        _runs.status == RUNNING,
-    )
-    .values(lease_until=sa.bindparam("b_lease"))
-)
-# What a retry after an unknown commit reads to recognise its own write (see `BaseDb._tx`).
-_SELECT_WRITTEN = sa.select(_runs.version, _runs.updated_at, _runs.output, _runs.journal).where(
-    _runs.run_id == sa.bindparam("b_run_id")
-)
-_SELECT_RUN = sa.select(
-    _runs.run_id,
-    _runs.session_id,
-    _runs.workflow_name,
-    _runs.status,
-    _runs.version,
-    _runs.lease_until,
-    _runs.output,
-    _runs.journal,
-).where(_runs.run_id == sa.bindparam("b_run_id"))
-
-
-class CommitUnknownError(Exception):
-    """Raised by a dialect's `_run` when the connection failed while COMMIT was in flight: the
-    transaction may or may not have committed. Internal; the retry handles it."""
-
-
-class Sql:
-    """A hot statement compiled once for a dialect: its SQL text and the order of its parameters."""
-
-    __slots__ = ("fixed", "names", "text")
-
-    def __init__(self, statement: sa.ClauseElement, dialect: sa.Dialect) -> None:
-        compiled = statement.compile(dialect=dialect)
-        self.text = compiled.string
-        self.names = tuple(compiled.positiontup or ())
-        # Values the statement carries itself (`status == RUNNING`), by parameter name.
-        binds = compiled.binds
-        self.fixed = {name: binds[name].value for name in self.names if not binds[name].required}
-
-    def args(self, params: dict[str, Any]) -> tuple[Any, ...]:
-        if self.fixed:
-            params = {**self.fixed, **params}
-        return tuple(params[name] for name in self.names)
-
-
-class HotSql:
-    """The statements of the hot operations (save, claim, load, renew), compiled for one dialect."""
-
-    def __init__(self, dialect: sa.Dialect, dialect_insert: Callable[..., Any]) -> None:
-        session = dialect_insert(schema.sessions).values(
-            {name: sa.bindparam(name, type_=schema.sessions.c[name].type) for name in _INSERT_SESSION_VALUES}
-        )
-        self.insert_session = Sql(session.on_conflict_do_nothing(), dialect)
-        self.insert_run = Sql(_INSERT_RUN, dialect)
-        self.update_run = Sql(_UPDATE_RUN, dialect)
-        self.renew_lease = Sql(_RENEW_LEASE, dialect)
-        self.select_run = Sql(_SELECT_RUN, dialect)
-        self.select_written = Sql(_SELECT_WRITTEN, dialect)
-        self.insert_audit = Sql(_INSERT_AUDIT, dialect)
-        self.insert_approval = Sql(_INSERT_APPROVAL, dialect)
-
-
-def driver_failure(sql: Sql, args: tuple[Any, ...], exc: BaseException) -> sa.exc.DBAPIError:
-    """A driver error of a hot statement as SQLAlchemy would raise it: with its SQL, for the log."""
-    return sa.exc.DBAPIError(sql.text, args, exc)  # type: ignore[arg-type]
-
-
-class Tx(ABC):
-    """One transaction of a hot operation, as the body of that operation sees it: prebuilt statements run
-    straight on the driver's connection (SQLAlchemy's per-statement work cost more than the statement).
-    `conn` is the SQLAlchemy connection of the transaction when watchers need one, else None."""
-
-    conn: Connection | None = None
-
-    @abstractmethod
-    def execute(self, sql: Sql, params: dict[str, Any]) -> int:
-        """Run a write; its row count."""
-
-    @abstractmethod
-    def first(self, sql: Sql, params: dict[str, Any]) -> Sequence[Any] | None:
-        """Run a query; its first row."""
-
-
-class SaTx(Tx):
-    """A hot transaction inside a SQLAlchemy transaction (when watchers write in it too)."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-
-    def execute(self, sql: Sql, params: dict[str, Any]) -> int:
-        return self.conn.exec_driver_sql(sql.text, sql.args(params)).rowcount  # type: ignore[union-attr]
-
-    def first(self, sql: Sql, params: dict[str, Any]) -> Sequence[Any] | None:
-        return self.conn.exec_driver_sql(sql.text, sql.args(params)).first()  # type: ignore[union-attr]
-
-
-class Attempt:
-    """What a transaction body may ask about the attempt it runs in (see `BaseDb.run_transaction`).
-
-    `commit_unknown` turns True (and stays True) once an earlier attempt of the same operation failed
-    while its COMMIT was in flight: that attempt's writes may be in the database, and a body that is
-    not idempotent must recognise them instead of writing again.
-    """
-
-    __slots__ = ("commit_unknown", "number")
-
-    def __init__(self) -> None:
-        self.number = 1
-        self.commit_unknown = False
-
-
-def _brief(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0][:200] if lines else ''}"
 
 
 @dataclass
@@ -250,7 +84,7 @@ class Resolution:
     approval_id: str | None = None
 
 
-class BaseDb(ABC):
+class BaseDb(Retries, ABC):
     """The store. Tables are created on first use.
 
     Every operation is one transaction written once, as a plain function of a SQLAlchemy
@@ -383,81 +217,6 @@ class BaseDb(ABC):
         await self._run(self._create_tables, write=True)
         self._tables_ready = True
 
-    async def _retry(
-        self, failure: Exception, body: Callable[[Any], T], write: bool, attempt: Attempt | None, raw: bool = False
-    ) -> T:
-        started = time.monotonic()
-        deadline = started + self.retry_for
-        attempt = attempt or Attempt()
-        delay = 0.0
-        log.warning("Database operation failed (%s); retrying for up to %g s", _brief(failure), self.retry_for)
-        while True:
-            attempt.commit_unknown = attempt.commit_unknown or isinstance(failure, CommitUnknownError)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            await asyncio.sleep(min(delay * random.uniform(0.5, 1.0), remaining))  # the last attempt at the deadline
-            delay = min(max(delay * 2, _FIRST_DELAY), _MAX_DELAY)
-            attempt.number += 1
-            try:
-                if not self._tables_ready:
-                    await self._ensure_tables()
-                result = await (self._run_raw(body, write=write) if raw else self._run(body, write=write))
-            except Exception as exc:
-                if self._transient(exc):
-                    failure = exc
-                    continue
-                if self._is_db_error(exc):
-                    raise self._store_error(exc) from exc
-                raise
-            log.info("Database operation succeeded on attempt %d", attempt.number)
-            return result
-        error_id = secrets.token_hex(4)
-        log.error(
-            "Database unavailable for %.1f s (%d attempts); giving up [error %s]",
-            time.monotonic() - started,
-            attempt.number,
-            error_id,
-            exc_info=failure,
-        )
-        raise StoreUnavailableError(
-            f"The database is unavailable (error {error_id}); try again later.",
-            error_id=error_id,
-        ) from failure
-
-    def _is_db_error(self, exc: Exception) -> bool:
-        """An error of the database (its text may hold SQL and parameters), not one the body raised."""
-        return isinstance(exc, (sa.exc.DBAPIError, *self.driver_errors))
-
-    @staticmethod
-    def _store_error(exc: Exception) -> StoreError:
-        """A database error as a `StoreError` people may see (no SQL), logged with its id."""
-        error_id = secrets.token_hex(4)
-        log.error("Database error [error %s]", error_id, exc_info=exc)
-        return StoreError(f"The database failed (error {error_id}).", error_id=error_id)
-
-    def _transient(self, exc: BaseException) -> bool:
-        """Whether `exc` (or an error it wraps) is one that a later attempt may not meet."""
-        seen: set[int] = set()
-        todo: list[BaseException | None] = [exc]
-        while todo:
-            err = todo.pop()
-            if err is None or id(err) in seen:
-                continue
-            seen.add(id(err))
-            if isinstance(err, CommitUnknownError) or self._transient_error(err):
-                return True
-            if isinstance(err, sa.exc.DBAPIError):
-                if err.connection_invalidated:
-                    return True
-                todo.append(err.orig)
-            todo += [err.__cause__, err.__context__]
-        return False
-
-    def _transient_error(self, err: BaseException) -> bool:
-        """Dialect hook: whether this one error (not what it wraps) is transient."""
-        return False
-
     def _create_tables(self, conn: Connection) -> None:
         self._lock_for_create(conn)
         self._ensure_schema(conn, migrations.KERN)
@@ -541,7 +300,7 @@ class BaseDb(ABC):
         session_id = output["session_id"]
         pause_id = new_requirement["requirement_id"] if new_requirement else None
         deadline = new_requirement.get("deadline") if new_requirement else None
-        output_json, journal_json = _dumps(output), _dumps(journal)  # once, whatever the retries
+        output_json, journal_json = dumps(output), dumps(journal)  # once, whatever the retries
 
         def body(tx: Tx) -> int:
             lease = time.time() + self.lease_seconds if status == RUNNING else None
@@ -600,8 +359,8 @@ class BaseDb(ABC):
                 row = dict.fromkeys(sql.insert_approval.names)
                 row.update(run_id=run_id, agent_name=output.get("workflow_name"), status="pending", requested_at=now)
                 row.update(approval)
-                row["tool_args"] = _dumps_or_none(row["tool_args"])
-                row["resolution_data"] = _dumps_or_none(row["resolution_data"])
+                row["tool_args"] = dumps_or_none(row["tool_args"])
+                row["resolution_data"] = dumps_or_none(row["resolution_data"])
                 tx.execute(sql.insert_approval, row)
             return version + 1
 
@@ -697,7 +456,7 @@ class BaseDb(ABC):
             if stored.version not in prepared:
                 output, journal, resolutions = prepare(stored)
                 prepared[stored.version] = (
-                    StoredRun(**vars(stored)), output, journal, resolutions, _dumps(output), _dumps(journal)
+                    StoredRun(**vars(stored)), output, journal, resolutions, dumps(output), dumps(journal)
                 )  # fmt: skip
             _, output, journal, resolutions, output_json, journal_json = prepared[stored.version]
             status = output.get("status", RUNNING)
@@ -738,13 +497,13 @@ class BaseDb(ABC):
                     "requirement_id": resolution.requirement_id,
                     "agent_name": stored.workflow_name,
                     "tool_name": resolution.step_name,
-                    "tool_args": _dumps_or_none(resolution.decision.get("args")),
+                    "tool_args": dumps_or_none(resolution.decision.get("args")),
                     "approval_type": "audit",
                     "status": "rejected" if resolution.decision.get("action") == "reject" else "approved",
                     "requested_at": resolution.resolved_at,
                     "resolved_at": resolution.resolved_at,
                     "resolved_by": resolution.resolved_by,
-                    "resolution_data": _dumps({"note": resolution.note, **resolution.decision}),
+                    "resolution_data": dumps({"note": resolution.note, **resolution.decision}),
                 },
             )
         tx.execute(
@@ -758,7 +517,7 @@ class BaseDb(ABC):
                 "actor": resolution.resolved_by,
                 "decision": resolution.decision.get("action", "?"),
                 "note": resolution.note,
-                "data": _dumps(resolution.decision),
+                "data": dumps(resolution.decision),
                 "at": resolution.resolved_at,
             },
         )
@@ -826,13 +585,13 @@ class BaseDb(ABC):
     ) -> list[tuple[str, str]]:
         """(run_id, requirement_id) of paused runs whose deadline has passed (an indexed query)."""
         query = (
-            sa.select(_runs.run_id, _runs.requirement_id)
+            sa.select(RUNS.run_id, RUNS.requirement_id)
             .where(
-                _runs.status == PAUSED,
-                _runs.deadline <= (time.time() if now is None else now),
-                _runs.workflow_name.in_(list(workflow_names)),
+                RUNS.status == PAUSED,
+                RUNS.deadline <= (time.time() if now is None else now),
+                RUNS.workflow_name.in_(list(workflow_names)),
             )
-            .order_by(_runs.deadline)
+            .order_by(RUNS.deadline)
             .limit(limit)
         )
         return await self._tx(lambda conn: [(r.run_id, r.requirement_id) for r in conn.execute(query)], write=False)
@@ -842,13 +601,13 @@ class BaseDb(ABC):
     ) -> list[str]:
         """Ids of running runs whose lease expired (their process died): an indexed query."""
         query = (
-            sa.select(_runs.run_id)
+            sa.select(RUNS.run_id)
             .where(
-                _runs.status == RUNNING,
-                _runs.lease_until < (time.time() if now is None else now),
-                _runs.workflow_name.in_(list(workflow_names)),
+                RUNS.status == RUNNING,
+                RUNS.lease_until < (time.time() if now is None else now),
+                RUNS.workflow_name.in_(list(workflow_names)),
             )
-            .order_by(_runs.lease_until)
+            .order_by(RUNS.lease_until)
             .limit(limit)
         )
         return await self._tx(lambda conn: [r.run_id for r in conn.execute(query)], write=False)
@@ -936,7 +695,7 @@ class BaseDb(ABC):
                     + "."
                 )
             conn.execute(
-                _INSERT_AUDIT,
+                INSERT_AUDIT,
                 {
                     "run_id": row["run_id"],
                     "requirement_id": row["requirement_id"],

@@ -15,7 +15,8 @@ from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import await_, greenlet_spawn
 
 from kern.db.async_engine import AsyncEngineDb
-from kern.db.base import CommitUnknownError, Sql, Tx, driver_failure
+from kern.db.hot import Sql, Tx, driver_failure
+from kern.db.retry import CommitUnknownError
 
 T = TypeVar("T")
 

@@ -17,7 +17,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
 
 from kern._sync import is_private_loop
-from kern.db.base import BaseDb, Sql, Tx, driver_failure
+from kern.db.base import BaseDb
+from kern.db.hot import Sql, Tx, driver_failure
 
 T = TypeVar("T")
 

@@ -1,0 +1,154 @@
+"""The hot operations' statements (save, claim, load, renew), built once and compiled once per dialect,
+and the transaction they run in (`Tx`): on the driver's own connection, where SQLAlchemy's per-statement
+work would cost more than the statement itself, or inside a SQLAlchemy transaction when watchers write
+in it too (`SaTx`)."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from kern.db import schema
+
+PAUSED = "PAUSED"
+RUNNING = "RUNNING"
+
+# Hot-path statements, built once: constructing a statement per call costs more than running it.
+RUNS = schema.runs.c
+
+
+def _insert(table: sa.Table, *columns: str) -> sa.Insert:
+    return table.insert().values({name: sa.bindparam(name, type_=table.c[name].type) for name in columns}).inline()
+
+
+_INSERT_RUN = _insert(
+    schema.runs, "run_id", "session_id", "workflow_name", "kind", "status", "version", "lease_until",
+    "requirement_id", "deadline", "output", "journal", "created_at", "updated_at",
+)  # fmt: skip
+INSERT_AUDIT = _insert(
+    schema.audit, "run_id", "requirement_id", "workflow_name", "step_name", "kind", "actor", "decision", "note",
+    "data", "at",
+)  # fmt: skip
+_INSERT_APPROVAL = _insert(schema.approvals, *(c.name for c in schema.approvals.c))
+_INSERT_SESSION_VALUES = ("session_id", "workflow_name", "user_id", "created_at")
+# JSON, serialized once per write (the driver gets the text): compact, and no circularity check
+# (`to_dict` output is a tree).
+dumps = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
+
+def dumps_or_none(value: Any) -> str | None:
+    return None if value is None else dumps(value)
+
+
+_UPDATE_RUN = (
+    schema.runs.update()
+    .where(RUNS.run_id == sa.bindparam("b_run_id"), RUNS.version == sa.bindparam("b_version"))
+    .values(
+        status=sa.bindparam("b_status"),
+        version=sa.bindparam("b_new_version"),
+        lease_until=sa.bindparam("b_lease"),
+        requirement_id=sa.bindparam("b_requirement_id"),
+        deadline=sa.bindparam("b_deadline"),
+        output=sa.bindparam("b_output", type_=sa.JSON),
+        journal=sa.bindparam("b_journal", type_=sa.JSON),
+        updated_at=sa.bindparam("b_now"),
+    )
+)
+_RENEW_LEASE = (
+    schema.runs.update()
+    .where(
+        RUNS.run_id == sa.bindparam("b_run_id"),
+        RUNS.version == sa.bindparam("b_version"),
+        RUNS.status == RUNNING,
+    )
+    .values(lease_until=sa.bindparam("b_lease"))
+)
+# What a retry after an unknown commit reads to recognise its own write (see `BaseDb._tx`).
+_SELECT_WRITTEN = sa.select(RUNS.version, RUNS.updated_at, RUNS.output, RUNS.journal).where(
+    RUNS.run_id == sa.bindparam("b_run_id")
+)
+_SELECT_RUN = sa.select(
+    RUNS.run_id,
+    RUNS.session_id,
+    RUNS.workflow_name,
+    RUNS.status,
+    RUNS.version,
+    RUNS.lease_until,
+    RUNS.output,
+    RUNS.journal,
+).where(RUNS.run_id == sa.bindparam("b_run_id"))
+
+
+class Sql:
+    """A hot statement compiled once for a dialect: its SQL text and the order of its parameters."""
+
+    __slots__ = ("fixed", "names", "text")
+
+    def __init__(self, statement: sa.ClauseElement, dialect: sa.Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.text = compiled.string
+        self.names = tuple(compiled.positiontup or ())
+        # Values the statement carries itself (`status == RUNNING`), by parameter name.
+        binds = compiled.binds
+        self.fixed = {name: binds[name].value for name in self.names if not binds[name].required}
+
+    def args(self, params: dict[str, Any]) -> tuple[Any, ...]:
+        if self.fixed:
+            params = {**self.fixed, **params}
+        return tuple(params[name] for name in self.names)
+
+
+class HotSql:
+    """The statements of the hot operations (save, claim, load, renew), compiled for one dialect."""
+
+    def __init__(self, dialect: sa.Dialect, dialect_insert: Callable[..., Any]) -> None:
+        session = dialect_insert(schema.sessions).values(
+            {name: sa.bindparam(name, type_=schema.sessions.c[name].type) for name in _INSERT_SESSION_VALUES}
+        )
+        self.insert_session = Sql(session.on_conflict_do_nothing(), dialect)
+        self.insert_run = Sql(_INSERT_RUN, dialect)
+        self.update_run = Sql(_UPDATE_RUN, dialect)
+        self.renew_lease = Sql(_RENEW_LEASE, dialect)
+        self.select_run = Sql(_SELECT_RUN, dialect)
+        self.select_written = Sql(_SELECT_WRITTEN, dialect)
+        self.insert_audit = Sql(INSERT_AUDIT, dialect)
+        self.insert_approval = Sql(_INSERT_APPROVAL, dialect)
+
+
+def driver_failure(sql: Sql, args: tuple[Any, ...], exc: BaseException) -> sa.exc.DBAPIError:
+    """A driver error of a hot statement as SQLAlchemy would raise it: with its SQL, for the log."""
+    return sa.exc.DBAPIError(sql.text, args, exc)  # type: ignore[arg-type]
+
+
+class Tx(ABC):
+    """One transaction of a hot operation, as the body of that operation sees it: prebuilt statements run
+    straight on the driver's connection (SQLAlchemy's per-statement work cost more than the statement).
+    `conn` is the SQLAlchemy connection of the transaction when watchers need one, else None."""
+
+    conn: Connection | None = None
+
+    @abstractmethod
+    def execute(self, sql: Sql, params: dict[str, Any]) -> int:
+        """Run a write; its row count."""
+
+    @abstractmethod
+    def first(self, sql: Sql, params: dict[str, Any]) -> Sequence[Any] | None:
+        """Run a query; its first row."""
+
+
+class SaTx(Tx):
+    """A hot transaction inside a SQLAlchemy transaction (when watchers write in it too)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: Sql, params: dict[str, Any]) -> int:
+        return self.conn.exec_driver_sql(sql.text, sql.args(params)).rowcount  # type: ignore[union-attr]
+
+    def first(self, sql: Sql, params: dict[str, Any]) -> Sequence[Any] | None:
+        return self.conn.exec_driver_sql(sql.text, sql.args(params)).first()  # type: ignore[union-attr]
