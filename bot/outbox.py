@@ -17,6 +17,7 @@ import asyncio
 import logging
 import random
 import time
+import uuid
 from collections import defaultdict
 
 from sqlalchemy.engine import Connection
@@ -49,6 +50,7 @@ class Outbox:
     def __init__(self, store: BotStore, presenter: Presenter, registry: Registry, first_retry: float = 1.0) -> None:
         self.first_retry = first_retry
         self.hold = registry.db.lease_seconds
+        self.me = uuid.uuid4().hex  # this process, as the holder of the messages its transactions owe
         self.store = store
         self.presenter = presenter
         self.registry = registry
@@ -61,6 +63,7 @@ class Outbox:
         """kern's watcher: runs inside the transaction of `change`, so the rows commit with it."""
         if change.workflow_name not in self._names:
             return
+        held = {"holder": self.me, "hold": self.hold}
         for resolution in change.resolutions:
             if resolution.requirement_id:
                 detail = {
@@ -69,37 +72,53 @@ class Outbox:
                     "at": resolution.resolved_at,
                     "status": resolution.status,
                 }
-                self.store.owe(conn, change.run_id, "close", resolution.requirement_id, detail)
+                self.store.owe(conn, change.run_id, "close", resolution.requirement_id, detail, **held)
         if change.status == "PAUSED" and change.requirement_id:
             # Known from now on, so a click on its message is understood even before its ts is recorded.
             self.store.expect_pause(conn, self._insert, change.run_id, change.requirement_id)
-            self.store.owe(conn, change.run_id, "pause", change.requirement_id)
-            self.store.owe(conn, change.run_id, "card")
+            self.store.owe(conn, change.run_id, "pause", change.requirement_id, **held)
+            self.store.owe(conn, change.run_id, "card", **held)
         elif change.status in ENDED:
-            self.store.owe(conn, change.run_id, "card")
+            self.store.owe(conn, change.run_id, "card", **held)
 
     async def deliver(self, run_id: str | None = None) -> int:
-        """Send what is due (for one run, or for every run); returns how many were delivered.
+        """Send what is due; returns how many were delivered.
 
-        Messages of one run go in the order they were owed; a failure leaves that one and the run's later
-        ones for a later attempt (with backoff, honouring Retry-After). What was sent is recorded in one
-        transaction at the end.
+        With `run_id` (right after this process changed that run): what this process's own transactions
+        owe for it, which it holds from the start, so finding them is a read. Without (a sweep): whatever
+        is due and held by nobody, or by a process whose hold expired, claimed first. Messages of one run
+        go in the order they were owed, one delivery at a time per run; a failure leaves that one and the
+        run's later ones for a later attempt (with backoff, honouring Retry-After).
         """
-        messages = await self.store.claim_owed(run_id, hold=self.hold)
+        if run_id is not None:
+            async with self._locks[run_id]:
+                done = await self._deliver_run(run_id, await self.store.held(run_id, self.me))
+                if done:
+                    await self.store.delivered(done)
+            self._forget_lock(run_id)
+            return sum(1 for d in done if not d.dropped)
+        messages = await self.store.claim_owed(None, hold=self.hold, holder=self.me)
         by_run: dict[str, list[OwedMessage]] = {}
         for message in messages:
             by_run.setdefault(message.run_id, []).append(message)
-        done: list[Delivery] = []
+        done = []
         for run, owed in by_run.items():
             async with self._locks[run]:
-                done.extend(await self._deliver_run(run, owed))
-            if not self._locks[run].locked():
-                del self._locks[run]
+                pending = await self.store.still_pending([m.id for m in owed])  # the fast path may have sent some
+                done.extend(await self._deliver_run(run, [m for m in owed if m.id in pending]))
+            self._forget_lock(run)
         if done:
             await self.store.delivered(done)
         return sum(1 for d in done if not d.dropped)
 
+    def _forget_lock(self, run_id: str) -> None:
+        lock = self._locks.get(run_id)
+        if lock is not None and not lock.locked() and not lock._waiters:  # nobody is waiting on it either
+            del self._locks[run_id]
+
     async def _deliver_run(self, run_id: str, owed: list[OwedMessage]) -> list[Delivery]:
+        if not owed:
+            return []
         view = await self.presenter.load(run_id)
         if view is None:
             return [Delivery(m, dropped=True) for m in owed]

@@ -71,6 +71,7 @@ outbox = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("next_at", sa.Float, nullable=False),
     sa.Column("claimed_until", sa.Float),
+    sa.Column("claimed_by", sa.String(32)),  # the process holding it (until claimed_until)
     sa.Column("error", sa.Text),
     sa.Column("created_at", sa.Float, nullable=False),
     # The deliverer's query: pending messages that are due.
@@ -244,8 +245,18 @@ class BotStore:
 
     # ----- the outbox -------------------------------------------------------------------------------
     @staticmethod
-    def owe(conn: Connection, run_id: str, kind: str, requirement_id: str | None = None, detail: Any = None) -> None:
-        """Record a message owed to Slack, inside the caller's transaction."""
+    def owe(
+        conn: Connection,
+        run_id: str,
+        kind: str,
+        requirement_id: str | None = None,
+        detail: Any = None,
+        *,
+        holder: str | None = None,
+        hold: float = 0.0,
+    ) -> None:
+        """Record a message owed to Slack, inside the caller's transaction, held by `holder` (the process
+        that will send it right away) for `hold` seconds: others take it only if that process died."""
         now = time.time()
         conn.execute(
             outbox.insert().values(
@@ -256,9 +267,27 @@ class BotStore:
                 status="pending",
                 attempts=0,
                 next_at=now,
+                claimed_by=holder,
+                claimed_until=now + hold if holder else None,
                 created_at=now,
             )
         )
+
+    async def still_pending(self, ids: list[int]) -> set[int]:
+        """Which of these messages are still to be sent (another delivery may have sent some meanwhile)."""
+        query = sa.select(outbox.c.id).where(outbox.c.id.in_(ids), outbox.c.status == "pending")
+        return await self._tx(lambda conn: {r.id for r in conn.execute(query)}, write=False)
+
+    async def held(self, run_id: str, holder: str) -> list[OwedMessage]:
+        """The pending messages of a run that `holder` holds (its own transactions owed them): a read, no
+        claim needed."""
+        c = outbox.c
+        query = (
+            sa.select(c.id, c.run_id, c.kind, c.requirement_id, c.detail, c.attempts)
+            .where(c.run_id == run_id, c.status == "pending", c.claimed_by == holder, c.next_at <= time.time())
+            .order_by(c.id)
+        )
+        return await self._tx(lambda conn: [OwedMessage(*r) for r in conn.execute(query)], write=False)
 
     @staticmethod
     def expect_pause(conn: Connection, insert: Any, run_id: str, requirement_id: str) -> None:
@@ -267,7 +296,9 @@ class BotStore:
         row = {"requirement_id": requirement_id, "run_id": run_id, "channel": "", "ts": ""}
         conn.execute(insert(pauses).values(**row, status="open", posted_at=time.time()).on_conflict_do_nothing())
 
-    async def claim_owed(self, run_id: str | None, *, hold: float, limit: int = 100) -> list[OwedMessage]:
+    async def claim_owed(
+        self, run_id: str | None, *, hold: float, holder: str | None = None, limit: int = 100
+    ) -> list[OwedMessage]:
         """Take due messages for delivery (of one run, or of any), oldest first, for `hold` seconds: another
         process skips them meanwhile, and takes them once the hold expires (this one died).
 
@@ -280,6 +311,8 @@ class BotStore:
         def body(conn: Connection) -> list[OwedMessage]:
             now = time.time()
             free = sa.or_(c.claimed_until.is_(None), c.claimed_until < now)
+            if holder is not None:  # what this process's own transactions owe, it holds already
+                free = sa.or_(free, c.claimed_by == holder)
             if attempt.commit_unknown:
                 free = sa.or_(free, c.claimed_until == until)
             query = (
@@ -292,7 +325,9 @@ class BotStore:
                 query = query.where(c.run_id == run_id)
             taken = []
             for row in conn.execute(query).all():
-                claimed = conn.execute(outbox.update().where(c.id == row.id, free).values(claimed_until=until))
+                claimed = conn.execute(
+                    outbox.update().where(c.id == row.id, free).values(claimed_until=until, claimed_by=holder)
+                )
                 if claimed.rowcount == 1:
                     taken.append(OwedMessage(*row))
             return taken
@@ -306,7 +341,9 @@ class BotStore:
 
         def body(conn: Connection) -> None:
             ids = [d.message.id for d in done]
-            conn.execute(outbox.update().where(c.id.in_(ids)).values(status="done", claimed_until=None))
+            conn.execute(
+                outbox.update().where(c.id.in_(ids)).values(status="done", claimed_until=None, claimed_by=None)
+            )
             for d in done:
                 if d.pause is not None:
                     values = {"run_id": d.pause.run_id, "channel": d.pause.channel, "ts": d.pause.ts}
@@ -335,7 +372,7 @@ class BotStore:
             lambda conn: conn.execute(
                 outbox.update()
                 .where(outbox.c.id == message.id)
-                .values(attempts=attempts, next_at=at, claimed_until=None, error=error[:500])
+                .values(attempts=attempts, next_at=at, claimed_until=None, claimed_by=None, error=error[:500])
             )
         )
 
