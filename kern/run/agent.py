@@ -331,8 +331,36 @@ class RunRequirement:
         )
 
 
+class WaitingTools:
+    """The tool calls a paused run waits on, by what they need (its `active_requirements`' calls)."""
+
+    active_requirements: list[RunRequirement]
+
+    def _waiting(self, flag: str) -> list[ToolExecution]:
+        return [r.tool_execution for r in self.active_requirements if getattr(r, flag)]
+
+    @property
+    def tools_requiring_confirmation(self) -> list[ToolExecution]:
+        """The calls that wait for confirm / reject."""
+        return self._waiting("needs_confirmation")
+
+    @property
+    def tools_requiring_user_input(self) -> list[ToolExecution]:
+        return self._waiting("needs_user_input")
+
+    @property
+    def tools_requiring_user_feedback(self) -> list[ToolExecution]:
+        return self._waiting("needs_user_feedback")
+
+    @property
+    def tools_awaiting_external_execution(self) -> list[ToolExecution]:
+        """The calls that run outside the agent and still lack a result: set `tool.result` (or use
+        `requirement.set_external_execution_result`) on each, then continue."""
+        return self._waiting("needs_external_execution")
+
+
 @dataclass
-class RunOutput:
+class RunOutput(WaitingTools):
     """The state of one agent or team run."""
 
     run_id: str
@@ -367,27 +395,6 @@ class RunOutput:
     def team_name(self) -> str | None:
         return self.agent_name
 
-    def _waiting(self, flag: str) -> list[ToolExecution]:
-        return [r.tool_execution for r in self.active_requirements if getattr(r, flag)]
-
-    @property
-    def tools_requiring_confirmation(self) -> list[ToolExecution]:
-        """The calls of the active requirements that wait for confirm / reject."""
-        return self._waiting("needs_confirmation")
-
-    @property
-    def tools_requiring_user_input(self) -> list[ToolExecution]:
-        return self._waiting("needs_user_input")
-
-    @property
-    def tools_requiring_user_feedback(self) -> list[ToolExecution]:
-        return self._waiting("needs_user_feedback")
-
-    @property
-    def tools_awaiting_external_execution(self) -> list[ToolExecution]:
-        """The calls that run outside the agent and still lack a result: set `tool.result` (or use
-        `requirement.set_external_execution_result`) on each, then continue."""
-        return self._waiting("needs_external_execution")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -486,7 +493,7 @@ class ToolCallCompletedEvent(RunEvent):
 
 
 @dataclass
-class RunPausedEvent(RunEvent):
+class RunPausedEvent(WaitingTools, RunEvent):
     """The run waits for people; resolve `active_requirements`, then continue with `requirements`."""
 
     requirements: list[RunRequirement] = field(default_factory=list)
@@ -503,24 +510,6 @@ class RunPausedEvent(RunEvent):
     def tools(self) -> list[ToolExecution]:
         return [r.tool_execution for r in self.requirements]
 
-    def _waiting(self, flag: str) -> list[ToolExecution]:
-        return [r.tool_execution for r in self.active_requirements if getattr(r, flag)]
-
-    @property
-    def tools_requiring_confirmation(self) -> list[ToolExecution]:
-        return self._waiting("needs_confirmation")
-
-    @property
-    def tools_requiring_user_input(self) -> list[ToolExecution]:
-        return self._waiting("needs_user_input")
-
-    @property
-    def tools_requiring_user_feedback(self) -> list[ToolExecution]:
-        return self._waiting("needs_user_feedback")
-
-    @property
-    def tools_awaiting_external_execution(self) -> list[ToolExecution]:
-        return self._waiting("needs_external_execution")
 
 
 @dataclass
