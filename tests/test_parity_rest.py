@@ -1,0 +1,109 @@
+"""Parity with the reference documentation, the remaining gaps of issue 10.
+
+Loop iteration forwarding (`forward_iteration_output`), error pauses as `ErrorRequirement`, team and
+workflow event identities, `StepRequirement`'s documented constructor, and `Message` objects as agent
+input. Code is written the way the reference pages write it, with `agno` read as `kern`; every run goes
+through the public API, on SQLite and PostgreSQL wherever something is stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kern.db.base import BaseDb
+from kern.workflow import Loop, RunStatus, Step, StepInput, StepOutput, Workflow
+from kern.workflow.types import HumanReview
+from tests.conftest import unique
+
+# ---------------------------------------------------------------- 1. Loop(forward_iteration_output=...)
+
+
+def increment_executor(step_input: StepInput) -> StepOutput:
+    """Increment the previous step's numeric content by 10."""
+    last_content = step_input.get_last_step_content()
+    if last_content and last_content.isdigit():
+        new_value = int(last_content) + 10
+        return StepOutput(content=str(new_value))
+    return StepOutput(content="0")
+
+
+def accumulation(db: BaseDb, **forward: Any) -> Workflow:
+    """The documented iterative-accumulation workflow (with a db, and the flag passed by the test)."""
+    return Workflow(
+        name=unique("Iterative Accumulation Workflow"),
+        db=db,
+        steps=[
+            Step(
+                name="Initial Value",
+                executor=lambda step_input: StepOutput(content=step_input.input),
+            ),
+            Loop(
+                name="Increment Loop",
+                steps=[
+                    Step(
+                        name="Increment Step",
+                        executor=increment_executor,
+                    )
+                ],
+                end_condition=lambda step_outputs: int(step_outputs[-1].content) >= 50,
+                max_iterations=10,
+                **forward,
+            ),
+        ],
+    )
+
+
+def test_forward_iteration_output_carries_each_iteration_into_the_next(db: BaseDb) -> None:
+    """The documented example: starting from 35, iteration 1 -> 45, iteration 2 -> 55 and the loop stops."""
+    run_output = accumulation(db, forward_iteration_output=True).run("35")
+    assert run_output.status == RunStatus.completed and run_output.content == "55"
+    loop = run_output.step_results[-1]
+    assert [o.content for o in loop.steps] == ["45", "55"]
+
+
+def test_by_default_every_iteration_starts_from_the_loops_input(db: BaseDb) -> None:
+    """Documented default False: each iteration gets what the loop got (35 -> 45, ten times)."""
+    loop = Loop(name="l", steps=[Step(name="s", executor=increment_executor)])
+    assert loop.forward_iteration_output is False
+    run_output = accumulation(db).run("35")
+    assert run_output.status == RunStatus.completed and run_output.content == "45"
+    assert [o.content for o in run_output.step_results[-1].steps] == ["45"] * 10
+
+
+def test_iteration_review_with_forwarding_refines_the_last_output(db: BaseDb) -> None:
+    """The loop page's iteration-review example: reject runs another iteration on the previous output."""
+    seen: list[Any] = []
+
+    def refine(step_input: StepInput) -> StepOutput:
+        seen.append(step_input.previous_step_content)
+        return StepOutput(content=f"{step_input.previous_step_content} +refined")
+
+    def build() -> Workflow:
+        return Workflow(
+            name=name,
+            db=db,
+            steps=[
+                Loop(
+                    name="refinement_loop",
+                    steps=[Step(name="refine", executor=refine)],
+                    max_iterations=3,
+                    forward_iteration_output=True,
+                    human_review=HumanReview(requires_iteration_review=True),
+                ),
+            ],
+        )
+
+    name = unique("iterative_refinement")
+    prepare = Step(name="prepare", executor=lambda s: StepOutput(content=s.input))
+    workflow = build()
+    workflow.steps.insert(0, prepare)
+    run_output = workflow.run("draft")
+    assert run_output.is_paused
+    run_output.steps_requiring_output_review[0].reject(feedback="shorter")
+    run_output = workflow.continue_run(run_output)
+    assert run_output.is_paused
+    run_output.steps_requiring_output_review[0].confirm()
+    run_output = workflow.continue_run(run_output)
+    assert run_output.status == RunStatus.completed
+    assert run_output.content == "draft +refined +refined"
+    assert seen == ["draft", "draft +refined"]
