@@ -107,3 +107,46 @@ def test_iteration_review_with_forwarding_refines_the_last_output(db: BaseDb) ->
     assert run_output.status == RunStatus.completed
     assert run_output.content == "draft +refined +refined"
     assert seen == ["draft", "draft +refined"]
+
+
+# ---------------------------------------------------------------- 2. error pauses are ErrorRequirement
+
+
+def test_error_pauses_are_error_requirements_and_load_back(db: BaseDb) -> None:
+    from kern.workflow.types import ErrorRequirement, StepRequirement
+
+    calls: list[int] = []
+
+    def flaky(step_input: StepInput) -> StepOutput:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ValueError("bad input")
+        return StepOutput(content="ok")
+
+    workflow = Workflow(name=unique("errors"), db=db, steps=[Step(name="fetch", executor=flaky, on_error="pause")])
+    run_output = workflow.run("go")
+    assert run_output.is_paused
+    [req] = run_output.error_requirements
+    assert isinstance(req, ErrorRequirement) and req is run_output.steps_with_errors[0]
+    assert (req.error_message, req.error_type, req.step_name, req.decision) == (
+        "bad input",
+        "ValueError",
+        "fetch",
+        None,
+    )
+    stored = workflow.get_run(run_output.run_id)
+    [again] = stored.error_requirements
+    assert isinstance(again, ErrorRequirement) and again.step_id == req.step_id and again.error == req.error
+    # a record written before error pauses were ErrorRequirements (no step_id, no error_message) loads as one
+    old = {
+        k: v
+        for k, v in req.to_dict().items()
+        if k not in ("step_id", "step_index", "error_message", "error_type", "decision", "step_input")
+    }
+    legacy = StepRequirement.from_dict(old)
+    assert isinstance(legacy, ErrorRequirement) and legacy.step_id == req.step_id
+    assert (legacy.error_message, legacy.error_type, legacy.message) == ("bad input", "ValueError", req.message)
+    again.retry()
+    done = workflow.continue_run(stored)
+    assert done.status == RunStatus.completed and done.content == "ok"
+    assert done.error_requirements[0].decision == "retry" and isinstance(done.error_requirements[0], ErrorRequirement)

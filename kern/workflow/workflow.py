@@ -353,7 +353,7 @@ def _decide(run_id: str, active: StepRequirement, now: float | None = None) -> d
     now = time.time() if now is None else now
     if active.is_resolved:
         active.status = "resolved"
-        return active.decision()
+        return active.journal_decision()
     if active.deadline is not None and now >= active.deadline:
         return active.expire(now)
     raise RequirementNotResolvedError(
