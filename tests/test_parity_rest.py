@@ -8,12 +8,21 @@ through the public API, on SQLite and PostgreSQL wherever something is stored.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
+from kern.agent import Agent
 from kern.db.base import BaseDb
+from kern.models.openai import OpenAIResponses
+from kern.run import agent as agent_events
+from kern.team import Team
+from kern.tools import tool
 from kern.workflow import Loop, RunStatus, Step, StepInput, StepOutput, Workflow
 from kern.workflow.types import HumanReview
 from tests.conftest import unique
+from tests.openai_stub import FakeOpenAI, call, text
 
 # ---------------------------------------------------------------- 1. Loop(forward_iteration_output=...)
 
@@ -150,3 +159,63 @@ def test_error_pauses_are_error_requirements_and_load_back(db: BaseDb) -> None:
     done = workflow.continue_run(stored)
     assert done.status == RunStatus.completed and done.content == "ok"
     assert done.error_requirements[0].decision == "retry" and isinstance(done.error_requirements[0], ErrorRequirement)
+
+
+# ---------------------------------------------------------------- 3. team event names, workflow_id
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@tool(requires_confirmation=True)
+def deploy_to_production(app_name: str, version: str) -> str:
+    """Deploy an application to production."""
+    return f"Deployed {app_name} v{version}"
+
+
+def test_team_events_use_the_team_classes_and_values(db: BaseDb, server: FakeOpenAI) -> None:
+    from kern.run.team import RunPausedEvent as TeamRunPausedEvent
+    from kern.run.team import TeamRunEvent
+
+    server._script.clear()
+    server.script(
+        call("delegate_task_to_member", member_name="Deployer", task="ship"),
+        call("deploy_to_production", app_name="api", version="2"),
+        text("member done"),
+        text("team done"),
+    )
+    model = OpenAIResponses(id="m", base_url=server.base_url, api_key="t")
+    member = Agent(name="Deployer", model=model, tools=[deploy_to_production], db=db)
+    team = Team(name=unique("Release Team"), members=[member], model=model, db=db)
+    events = list(team.run("ship api 2", stream=True))
+    assert events[0].event == TeamRunEvent.run_started.value == "TeamRunStarted"
+    paused = [e for e in events if isinstance(e, TeamRunPausedEvent)]
+    assert len(paused) == 1 and paused[0] is events[-1] and paused[0].event == "TeamRunPaused"
+    assert isinstance(paused[0], agent_events.RunPausedEvent)  # code written for agent events still matches
+    assert {e.event for e in events} <= {v.value for v in TeamRunEvent}
+    for requirement in paused[0].active_requirements:
+        requirement.confirm()
+    resumed = list(team.continue_run(run_id=paused[0].run_id, requirements=paused[0].requirements, stream=True))
+    assert resumed[0].event == "TeamRunContinued" and resumed[-1].event == "TeamRunCompleted"
+    assert resumed[-1].content == "team done"
+    # an agent's own events keep the agent values
+    server.script(text("hi"))
+    solo = list(Agent(name=unique("solo"), model=model, db=db).run("hello", stream=True))
+    assert [e.event for e in (solo[0], solo[-1])] == ["RunStarted", "RunCompleted"]
+    assert not any(isinstance(e, TeamRunPausedEvent) for e in solo)
+
+
+def test_workflow_events_carry_the_workflow_id(db: BaseDb) -> None:
+    def build(**kwargs: Any) -> Workflow:
+        return Workflow(name=name, db=db, steps=[Step(name="s", executor=lambda s: StepOutput(content="x"))], **kwargs)
+
+    name = unique("ids")
+    workflow = build()
+    assert workflow.id == build().id and workflow.id != Workflow(name=unique("other")).id  # stable per name
+    events = list(workflow.run("go", stream=True, stream_events=True))
+    assert events and {e.workflow_id for e in events} == {workflow.id}
+    events = list(build(id="wf-7").run("go", stream=True, stream_events=True))
+    assert {e.workflow_id for e in events} == {"wf-7"}
