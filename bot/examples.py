@@ -160,6 +160,7 @@ def example_workflows() -> list[BotWorkflow]:
                         max_iterations=3,
                         requires_iteration_review=True,
                         on_reject=OnReject.retry,
+                        forward_iteration_output=True,
                     ),
                 ],
             )

@@ -55,7 +55,7 @@ def test_documented_import_paths_are_the_one_implementation() -> None:
     assert RunRequirement is AgentRunRequirement
     assert ToolExecution is AgentToolExecution
     assert tool is tools_tool
-    assert TeamRunOutput is RunOutput and TeamRunPausedEvent is RunPausedEvent
+    assert TeamRunOutput is RunOutput and issubclass(TeamRunPausedEvent, RunPausedEvent)  # a team class
     assert ResponsesFromModule is OpenAIResponses and ChatFromModule is OpenAIChat
     assert issubclass(AsyncPostgresDb, PostgresDb)
     assert AsyncSqliteDb.__module__ == "kern.db.async_sqlite"

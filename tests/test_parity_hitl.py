@@ -340,6 +340,7 @@ def test_iteration_review_skipped_when_end_condition_stops_and_streaming(db: Bas
                 end_condition=quality_met,
                 max_iterations=5,
                 requires_iteration_review=True,
+                forward_iteration_output=True,
             )
         ],
     )

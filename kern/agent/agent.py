@@ -341,6 +341,9 @@ class _Driver:
             if self.agent.kind == AGENT_KIND:
                 event.agent_id = self.agent.id
             else:
+                from kern.run.team import as_team_event  # (kern.run.team imports the agent events)
+
+                event = as_team_event(event)  # the documented team classes and values
                 event.team_id, event.team_name = self.agent.id, self.agent.name
             await self._emit(event)
 

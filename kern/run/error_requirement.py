@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kern.run.requirement import ERROR, StepRequirement
+from kern.run.requirement import ERROR, StepRequirement, _split_error
 
 _DECISIONS = ("retry", "skip")
 
@@ -20,7 +20,7 @@ class ErrorRequirement(StepRequirement):
 
     def __init__(
         self,
-        step_id: str,
+        step_id: str | None = None,
         step_name: str | None = None,
         step_index: int | None = None,
         error_message: str = "",
@@ -32,24 +32,28 @@ class ErrorRequirement(StepRequirement):
     ) -> None:
         if decision is not None and decision not in _DECISIONS:
             raise ValueError(f"ErrorRequirement decision must be one of {', '.join(_DECISIONS)}; got {decision!r}")
-        fields.setdefault("step_path", fields.pop("step_path", step_id))
+        if step_id is not None:
+            fields.setdefault("step_path", step_id)
+        recorded = fields.pop("error", None)  # the engine's record ("ValueError: bad input") when it has one
         super().__init__(
-            step_name=step_name or step_id,
+            step_name=step_name or step_id or "",
             kind=ERROR,
-            error=error_message,
+            error=recorded if recorded is not None else error_message,
             retry_count=retry_count,
             error_action=decision,
             **fields,
         )
-        self.step_id = step_id
-        self.step_index = step_index
+        if step_id is not None:  # otherwise derived from the path and name, like every requirement's
+            self.step_id = step_id
+        if step_index is not None:
+            self.step_index = step_index
         self.error_type = error_type
         self.step_input = step_input
 
-    @property
+    @property  # type: ignore[override]
     def error_message(self) -> str:
-        """The failed step's exception text."""
-        return self.error or ""
+        """The failed step's exception text, without the class name (that is `error_type`)."""
+        return _split_error(self.error)[1] or ""
 
     @property
     def decision(self) -> str | None:
@@ -70,13 +74,14 @@ class ErrorRequirement(StepRequirement):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ErrorRequirement:
-        common = {k: v for k, v in data.items() if k != "step_id"}  # (with step_id it would dispatch back here)
-        base = StepRequirement.from_dict({"kind": ERROR, "requirement_id": "", "step_name": "", **common})
+        common = dict(data)
+        base = StepRequirement._from_dict({"kind": ERROR, "requirement_id": "", "step_name": "", **common})
         fields = {
             name: getattr(base, name)
             for name in (
                 "requirement_id",
                 "step_path",
+                "message",
                 "step_type",
                 "gate_key",
                 "on_reject",
@@ -93,8 +98,10 @@ class ErrorRequirement(StepRequirement):
         }
         if not data.get("requirement_id"):
             fields.pop("requirement_id")
+        if data.get("error") is not None:
+            fields["error"] = data["error"]
         return cls(
-            step_id=data.get("step_id") or data.get("step_path") or data.get("step_name") or "",
+            step_id=data.get("step_id") or (None if data.get("step_path") else data.get("step_name")),
             step_name=data.get("step_name"),
             step_index=data.get("step_index"),
             error_message=data.get("error_message", data.get("error")) or "",

@@ -439,8 +439,9 @@ class StepRequirement:
         self._mark(by)
 
     # ----- persistence ----------------------------------------------------------------------------
-    def decision(self) -> dict[str, Any]:
-        """The resolution as journal data (what the engine applies on continue)."""
+    def journal_decision(self) -> dict[str, Any]:
+        """The resolution as journal data (what the engine applies on continue). (`decision()` is the
+        older name; on an `ErrorRequirement`, `decision` is the documented "retry"/"skip" field.)"""
         if self.kind == EXECUTOR:
             return {"action": "executor", "requirements": [r.to_dict() for r in self.executor_requirements or []]}
         if self.kind == USER_INPUT and self.user_input is not None:
@@ -458,6 +459,8 @@ class StepRequirement:
         # The requirement's on_reject (set at the pause from the primitive, and changeable before
         # resolving: `req.on_reject = "cancel"`) decides what this rejection does.
         return {"action": "reject", "feedback": self.rejection_feedback, "on_reject": self.on_reject.value}
+
+    decision = journal_decision
 
     def expire(self, now: float) -> dict[str, Any]:
         """Mark this pause timed out and return the decision its `on_timeout` makes.
@@ -486,7 +489,7 @@ class StepRequirement:
                     req.confirm(by="timeout")
                 else:
                     req.reject(note="No answer before the deadline", by="timeout")
-            return {**self.decision(), "timed_out": True}
+            return {**self.journal_decision(), "timed_out": True}
         if self.kind == USER_INPUT and approve:
             defaults = {f.name: f.value for f in self.user_input_schema or []}
             if all(
@@ -551,10 +554,15 @@ class StepRequirement:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StepRequirement:
-        if cls is StepRequirement and data.get("kind") == ERROR and "step_id" in data:
+        if cls is StepRequirement and data.get("kind") == ERROR:
             from kern.run.error_requirement import ErrorRequirement  # it subclasses this one
 
-            return ErrorRequirement.from_dict(data)  # written by an ErrorRequirement: read back as one
+            return ErrorRequirement.from_dict(data)  # every error pause, stored ones from before included
+        return cls._from_dict(data)
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> StepRequirement:
+        """The common fields, whatever the kind (`from_dict` picks the class first)."""
         schema = data.get("user_input_schema")
         executor = data.get("executor_requirements")
         if executor is not None:

@@ -16,6 +16,7 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from kern._sync import is_private_loop
@@ -23,6 +24,7 @@ from kern.db.base import BaseDb
 from kern.exceptions import LostOwnershipError, StoreError
 from kern.run import requirement as kinds
 from kern.run.base import RunStatus
+from kern.run.error_requirement import ErrorRequirement
 from kern.run.requirement import StepRequirement
 from kern.run.workflow import (
     RouterPausedEvent,
@@ -286,9 +288,9 @@ class RunContext:
             return decision
         review: HumanReview = node.human_review
         now = time.time()
-        requirement = StepRequirement(
+        make = ErrorRequirement if kind == kinds.ERROR else partial(StepRequirement, kind=kind)
+        requirement = make(
             step_name=node.name,
-            kind=kind,
             step_path=path,
             step_type=node.step_type,
             gate_key=key,

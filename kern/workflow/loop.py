@@ -25,6 +25,10 @@ class Loop(Container):
     that iteration's output; `reject(feedback=...)` runs another iteration, which gets `rejection_feedback`
     and the rejected `previous_output` in `additional_data` (with on_reject=cancel it cancels the run).
     The last iteration allowed, or one after which `end_condition` stops the loop, is not reviewed.
+
+    `forward_iteration_output` (default False, as documented): when False every iteration starts from what
+    the loop itself received (`previous_step_content` is the content before the loop); when True each
+    iteration after the first gets the previous iteration's last output instead, for refine-in-place loops.
     """
 
     step_type = "Loop"
@@ -36,6 +40,7 @@ class Loop(Container):
         end_condition: Callable[..., Any] | None = None,
         max_iterations: int = 3,
         description: str | None = None,
+        forward_iteration_output: bool = False,
         human_review: HumanReview | dict[str, Any] | None = None,
         **hitl: Any,
     ) -> None:
@@ -44,6 +49,7 @@ class Loop(Container):
         self.steps = as_nodes(steps)
         self.end_condition = end_condition
         self.max_iterations = max_iterations
+        self.forward_iteration_output = forward_iteration_output
         self._setup_container(name, description, human_review, hitl)
 
     async def execute(self, ctx: RunContext, path: str, chain: Chain) -> StepOutput:
@@ -57,12 +63,15 @@ class Loop(Container):
         accepted: list[StepOutput] = []
         iterations = 0
         carry: dict[str, Any] = {}  # what a rejected iteration hands to the next one
+        entry = chain.previous_content  # what every iteration starts from unless outputs are forwarded
         for index in range(self.max_iterations):
             iter_key = f"{path}/iter/{index}"
             attempt = 0
             decision: dict[str, Any] | None = None
             while True:
                 branch = chain.fork(carry)
+                if not self.forward_iteration_output:
+                    branch.previous_content = entry
                 # attempts > 0 (the same iteration run again) exist only in runs paused by kern before
                 # iteration reviews followed the documented rule; such runs replay as they were decided
                 iter_path = iter_key if attempt == 0 else f"{iter_key}.{attempt}"

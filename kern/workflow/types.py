@@ -264,6 +264,12 @@ class StepInput:
         out = self.previous_step_outputs.get(step_name)
         return out.content if out else None
 
+    def get_last_step_content(self) -> Any:
+        """The content of the step that ran just before this one (documented name for
+        `previous_step_content`; inside a Loop with `forward_iteration_output=True`, the previous
+        iteration's output)."""
+        return self.previous_step_content
+
     def get_input_as_string(self) -> str:
         """The run input as text, for handing to an agent."""
         return self.input if isinstance(self.input, str) else str(to_jsonable(self.input))

@@ -47,8 +47,11 @@ class Workflow:
         *,
         additional_data: dict[str, Any] | None = None,
         session_state: dict[str, Any] | None = None,
+        id: str | None = None,
     ) -> None:
         self.name = name or "workflow"
+        # documented `id`; when not given, stable across processes like an Agent's (events' `workflow_id`)
+        self.id = id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"kern:workflow:{self.name}"))
         if db is None:
             from kern.db.sqlite import SqliteDb
 
@@ -353,7 +356,7 @@ def _decide(run_id: str, active: StepRequirement, now: float | None = None) -> d
     now = time.time() if now is None else now
     if active.is_resolved:
         active.status = "resolved"
-        return active.decision()
+        return active.journal_decision()
     if active.deadline is not None and now >= active.deadline:
         return active.expire(now)
     raise RequirementNotResolvedError(
