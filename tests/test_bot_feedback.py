@@ -21,7 +21,7 @@ from kern.models.openai import OpenAIChat
 from kern.tools.user_feedback import UserFeedbackTools
 from kern.workflow import Step, Workflow
 from tests.conftest import make_db, unique
-from tests.openai_stub import FakeOpenAI, Reply, call, text, tool_results
+from tests.openai_stub import FakeOpenAI, Reply, call, calls, text, tool_results
 from tests.test_bot_e2e import SECRET, start_bot
 
 WHERE, LIKE = "Where do you want to go?", "What do you like doing?"
@@ -150,6 +150,85 @@ async def test_agent_questions_answered_in_a_modal(db_kind: str, tmp_path: Path,
             assert "Answered by <@UBOSS>" in decided
             assert "*Destination*: Beach" in decided and "*Activities*: Hiking, Museums" in decided
             assert not any(b["type"] == "actions" for b in slack.messages[pause.ts].blocks)
+            assert [c for c in slack.calls if not c[2].get("ok")] == []
+        finally:
+            await bot.background.idle()
+            await server.cleanup()
+
+
+BIG = [
+    {
+        "question": "Which region? " + "x" * 2500,
+        "header": "Region " + "h" * 60,
+        "options": [{"label": f"region {i:03d} " + "r" * 90, "description": "d" * 200} for i in range(150)],
+    },
+    {
+        "question": "Which checks?",
+        "header": "Checks",
+        "multi_select": True,
+        "options": [{"label": f"check {i}"} for i in range(12)],
+    },
+    {
+        "question": "Which extras?",
+        "header": "Extras",
+        "multi_select": True,
+        "options": [{"label": "a" * 90, "description": "<b>" * 40}, {"label": "b"}],
+    },
+]
+
+
+async def test_big_questions_stay_within_slack_limits_and_reject_still_works(
+    db_kind: str, tmp_path: Path, model_server: FakeOpenAI
+) -> None:
+    """Long texts, 150 options (option groups), 12 multi-select options (a multi-select menu rather than
+    checkboxes): Slack (the stand-in validates like it) accepts card and form. Two questions calls in one
+    pause: the first answered leaves the run waiting; rejecting the second (the existing flow) goes on."""
+    model_server.script(
+        calls(("ask_user", {"questions": BIG}), ("ask_user", {"questions": QUESTIONS[:1]})),
+        final,
+    )
+    db = make_db(db_kind, tmp_path)
+    agent = Agent(
+        name="Planner",
+        model=OpenAIChat(id="m", base_url=model_server.base_url, api_key="t"),
+        tools=[UserFeedbackTools()],
+        db=db,
+    )
+    wf = Workflow(name=unique("big-trip"), steps=[Step(name="plan", agent=agent)])
+    async with DevSlack(SECRET) as slack:
+        bot, server, url = await start_bot(slack, Registry([BotWorkflow(wf, name="trip")], db))
+        slack.bot_endpoint = url
+        try:
+            await slack.command("run trip plan", user="U1")
+            await slack.until(lambda: any("asks you" in json.dumps(m.blocks) for m in slack.messages.values()))
+            pause = slack.find(ui.TOOL_ANSWER)[0]
+            assert len(slack.find(ui.TOOL_NO)[0].blocks) == len(pause.blocks)  # both calls on one message
+            await slack.click(ui.TOOL_ANSWER)
+            await bot.background.idle()
+            view = slack.last_view()
+            inputs = {b["block_id"]: b["element"] for b in view["blocks"] if b["type"] == "input"}
+            assert [len(g["options"]) for g in inputs["q0"]["option_groups"]] == [100, 50]
+            assert inputs["q1"]["type"] == "multi_static_select" and inputs["q2"]["type"] == "checkboxes"
+            values = {
+                "q0": {"v": {"type": "static_select", "selected_option": {"value": "149"}}},
+                "q1": {"v": {"type": "multi_static_select", "selected_options": [{"value": "11"}, {"value": "0"}]}},
+                "q2": {"v": {"type": "checkboxes", "selected_options": [{"value": "1"}]}},
+            }
+            status, body, _ = await slack.submit(view["id"], values)
+            assert status == 200 and body == ""
+            await bot.background.idle()
+            card = json.dumps(slack.messages[pause.ts].blocks)
+            assert "Answered by <@U1>" in card and "check 11, check 0" in card  # the other call still waits
+            assert "Completed" not in json.dumps(card_of(slack).blocks)
+
+            await slack.click(ui.TOOL_NO)
+            await bot.background.idle()
+            await slack.submit(slack.last_view()["id"], {"text": {"v": {"type": "plain_text_input", "value": "later"}}})
+            await slack.until(lambda: "Completed" in json.dumps(card_of(slack).blocks))
+            results = tool_results(model_server.requests[-1])
+            assert json.loads(results[0])["Which checks?"] == ["check 11", "check 0"]
+            assert json.loads(results[0])[BIG[0]["question"]] == ["region 149 " + "r" * 90]
+            assert "rejected" in results[1].lower() and "later" in results[1]
             assert [c for c in slack.calls if not c[2].get("ok")] == []
         finally:
             await bot.background.idle()
