@@ -570,7 +570,9 @@ def read_feedback(
             value = str(option.get("value", ""))
             labels.append(q.options[int(value)].label if value.isdigit() and int(value) < len(q.options) else value)
         answers[q.question] = labels
-        if not labels:
+        if index >= MAX_QUESTIONS:  # not in the form: no block to show an error under
+            errors[question_block_id(0)] = f"{len(questions) - MAX_QUESTIONS} questions could not be shown; reject."
+        elif not labels:
             errors[question_block_id(index)] = "Choose an option."
         elif len(labels) > 1 and not q.multi_select:
             errors[question_block_id(index)] = "Choose only one option."

@@ -391,7 +391,8 @@ class Interactions:
             try:  # kern is the authority on what a valid answer is
                 RunRequirement.from_dict(calls[index].to_dict()).provide_user_feedback(answers)
             except ValueError as exc:
-                named = [i for i, q in enumerate(questions) if repr(q.question) in str(exc)] or [0]
+                shown = questions[: ui.MAX_QUESTIONS]
+                named = [i for i, q in enumerate(shown) if repr(q.question) in str(exc)] or [0]
                 errors = {ui.question_block_id(named[0]): str(exc)}
         if errors:
             await ack(response_action="errors", errors=errors)
