@@ -76,6 +76,7 @@ def build_bot(
         ui.TOOL_NO: interactions.on_tool_no,
         ui.TOOL_INPUT: interactions.on_tool_input,
         ui.TOOL_RESULT: interactions.on_tool_result,
+        ui.TOOL_ANSWER: interactions.on_tool_answer,
         ui.RUN_STATUS: commands.on_run_status,
         ui.RUN_CANCEL: commands.on_run_cancel,
     }
@@ -88,6 +89,7 @@ def build_bot(
         ui.V_TOOL_NOTE: interactions.on_submit_tool_note,
         ui.V_TOOL_INPUT: interactions.on_submit_tool_input,
         ui.V_TOOL_RESULT: interactions.on_submit_tool_result,
+        ui.V_TOOL_FEEDBACK: interactions.on_submit_tool_feedback,
     }
     for callback_id, handler in views.items():
         app.view_submission(callback_id)(handler)

@@ -7,7 +7,7 @@ tool call of an executor pause); everything else is read from the database when 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.text import (
     BUTTON_TEXT,
@@ -30,6 +30,9 @@ from kern.run import requirement as kinds
 from kern.run.requirement import StepRequirement
 from kern.workflow.types import OnReject, OnTimeout, UserInputField
 
+if TYPE_CHECKING:
+    from kern.tools.user_feedback import AskUserQuestion
+
 Blocks = list[dict[str, Any]]
 
 # action_id values (one listener each)
@@ -39,6 +42,7 @@ ROUTE_PICK, ROUTE_GO = "kern:route", "kern:route_go"
 RETRY, SKIP = "kern:retry", "kern:skip"
 RUN_STATUS, RUN_CANCEL = "kern:run_status", "kern:run_cancel"
 TOOL_OK, TOOL_NO, TOOL_INPUT, TOOL_RESULT = "kern:tool_ok", "kern:tool_no", "kern:tool_input", "kern:tool_result"
+TOOL_ANSWER = "kern:tool_answer"
 # view callback_id values
 V_INPUT, V_EDIT, V_FEEDBACK = "kern:v_input", "kern:v_edit", "kern:v_feedback"
 V_TOOL_NOTE, V_TOOL_INPUT, V_TOOL_RESULT, V_INFO = (
@@ -47,6 +51,7 @@ V_TOOL_NOTE, V_TOOL_INPUT, V_TOOL_RESULT, V_INFO = (
     "kern:v_tool_result",
     "kern:v_info",
 )
+V_TOOL_FEEDBACK = "kern:v_tool_feedback"
 ROUTE_BLOCK = "kern_route"
 MAX_SHOWN_CALLS = 12
 
@@ -296,8 +301,12 @@ def _tool_blocks(req: StepRequirement, decided: dict[int, str]) -> Blocks:
     for index, call in enumerate(calls[:MAX_SHOWN_CALLS]):
         te = call.tool_execution
         who = f"*{escape(call.member_agent_name)}*" if call.member_agent_name else "The agent"
-        blocks.append(section(f"{who} wants to call `{escape(truncate(te.tool_name, 200))}`"))
-        blocks.append(_args_block(te.tool_args))
+        if call.needs_user_feedback:
+            blocks.append(section(f"{who} asks you (`{escape(truncate(te.tool_name, 200))}`):"))
+            blocks.append(section(questions_text(call.user_feedback_schema or [])))
+        else:
+            blocks.append(section(f"{who} wants to call `{escape(truncate(te.tool_name, 200))}`"))
+            blocks.append(_args_block(te.tool_args))
         value = f"{rid}:{index}"
 
         def tool_button(text: str, action: str, style: str) -> dict[str, Any]:
@@ -307,13 +316,16 @@ def _tool_blocks(req: StepRequirement, decided: dict[int, str]) -> Blocks:
         if index in decided:
             blocks.append(context(decided[index]))
             continue
-        if call.needs_user_input:
+        if call.needs_user_feedback:
+            first = tool_button("Answer", TOOL_ANSWER, "primary")
+        elif call.needs_user_input:
             first = tool_button("Fill in", TOOL_INPUT, "primary")
         elif call.is_external_tool_execution:
             first = tool_button("Paste result", TOOL_RESULT, "primary")
         else:
             first = tool_button("Approve", TOOL_OK, "primary")
-        reject_text = "Reject with note" if not (call.needs_user_input or call.is_external_tool_execution) else "Reject"
+        plain_call = not (call.needs_user_input or call.is_external_tool_execution or call.needs_user_feedback)
+        reject_text = "Reject with note" if plain_call else "Reject"
         blocks.append(
             {
                 "type": "actions",
@@ -479,6 +491,101 @@ def read_inputs(schema: list[UserInputField], values: dict[str, dict[str, Any]])
                     pass  # kern reports the wrong type by field name
             out[f.name] = raw
     return out
+
+
+# ----- an agent's questions (a user-feedback tool call) ------------------------------------------------
+QUESTIONS_SHOWN = 1500  # per call on the card: a pause may show 12 calls within the ~12k message budget
+MAX_QUESTIONS = 98  # a modal holds 100 blocks: an intro, the questions, a note on any left out
+MAX_OPTIONS = 10000  # 100 option groups of 100
+
+
+def questions_text(questions: list[AskUserQuestion]) -> str:
+    """The questions and their options as the card shows them (mrkdwn, escaped, within the section limit)."""
+    lines: list[str] = []
+    for q in questions:
+        how = "choose any" if q.multi_select else "choose one"
+        lines.append(f"*{escape(truncate(q.header, 100))}* · {escape(truncate(q.question, 500))} _({how})_")
+        for o in q.options:
+            desc = f" — {escape(truncate(o.description, 200))}" if o.description else ""
+            lines.append(f"   • {escape(truncate(o.label, 200))}{desc}")
+    return truncate("\n".join(lines) or "_no questions_", QUESTIONS_SHOWN)
+
+
+def question_block_id(index: int) -> str:
+    return f"q{index}"
+
+
+def _question_input(index: int, q: AskUserQuestion) -> dict[str, Any]:
+    options: list[dict[str, Any]] = []
+    for i, o in enumerate(q.options[:MAX_OPTIONS]):
+        option: dict[str, Any] = {"text": plain(o.label, OPTION_TEXT), "value": str(i)}
+        if o.description:
+            option["description"] = plain(o.description, OPTION_TEXT)
+        options.append(option)
+    element: dict[str, Any] = {"action_id": "v"}
+    if q.multi_select and len(options) <= 10:
+        element.update(type="checkboxes", options=options)
+    else:
+        element["type"] = "multi_static_select" if q.multi_select else "static_select"
+        element["placeholder"] = plain("Choose options" if q.multi_select else "Choose an option", 150)
+        if len(options) <= 100:
+            element["options"] = options
+        else:
+            element["option_groups"] = [
+                {"label": plain(f"Options {i + 1}-{min(i + 100, len(options))}", 75), "options": options[i : i + 100]}
+                for i in range(0, len(options), 100)
+            ]
+    return {
+        "type": "input",
+        "block_id": question_block_id(index),
+        "label": plain(q.question, INPUT_LABEL),
+        "hint": plain(f"{q.header} · " + ("choose one or more" if q.multi_select else "choose one"), INPUT_HINT),
+        "element": element,
+    }
+
+
+def feedback_modal(questions: list[AskUserQuestion], *, metadata: str, intro: str) -> dict[str, Any]:
+    """A form generated from a user-feedback schema: a select per single-select question, checkboxes (or,
+    past 10 options, a multi-select) per multi-select question. Read back with `read_feedback`."""
+    blocks: Blocks = [section(intro)]
+    blocks.extend(_question_input(i, q) for i, q in enumerate(questions[:MAX_QUESTIONS]))
+    if len(questions) > MAX_QUESTIONS:
+        blocks.append(context(f"{len(questions) - MAX_QUESTIONS} more questions do not fit in a form; reject instead."))
+    return modal(V_TOOL_FEEDBACK, "Answer the agent", blocks, metadata=metadata, submit="Answer")
+
+
+def read_feedback(
+    questions: list[AskUserQuestion], values: dict[str, dict[str, Any]]
+) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Form state back into `{question: [labels]}` for `provide_user_feedback`, with an inline error per
+    question block left unanswered (or, from a forged payload, over-answered). A value that is no option's
+    index is passed on as is, for kern to refuse."""
+    answers: dict[str, list[str]] = {}
+    errors: dict[str, str] = {}
+    for index, q in enumerate(questions):
+        state = values.get(question_block_id(index), {}).get("v", {})
+        picked = state.get("selected_options") or ([state["selected_option"]] if state.get("selected_option") else [])
+        labels = []
+        for option in picked:
+            value = str(option.get("value", ""))
+            labels.append(q.options[int(value)].label if value.isdigit() and int(value) < len(q.options) else value)
+        answers[q.question] = labels
+        if index >= MAX_QUESTIONS:  # not in the form: no block to show an error under
+            errors[question_block_id(0)] = f"{len(questions) - MAX_QUESTIONS} questions could not be shown; reject."
+        elif not labels:
+            errors[question_block_id(index)] = "Choose an option."
+        elif len(labels) > 1 and not q.multi_select:
+            errors[question_block_id(index)] = "Choose only one option."
+    return answers, errors
+
+
+def feedback_summary(questions: list[AskUserQuestion], answers: dict[str, list[str]]) -> str:
+    """The answers as the decided message shows them: `*header*: label, label; …`."""
+    parts = [
+        f"*{escape(truncate(q.header, 100))}*: {escape(truncate(', '.join(answers.get(q.question, [])), 300))}"
+        for q in questions
+    ]
+    return truncate("; ".join(parts), 1200)
 
 
 def text_modal(

@@ -43,8 +43,8 @@ TIMESTAMP = "X-Slack-Request-Timestamp"
 SIGNATURE = "X-Slack-Signature"
 
 _TOOL_ID = re.compile(r"[^:]+(:\d{1,6})?")  # `requirement_id:call_index`, as interactions._split reads it
-_TOOL_ACTIONS = (ui.TOOL_OK, ui.TOOL_NO, ui.TOOL_INPUT, ui.TOOL_RESULT)
-_TOOL_VIEWS = {ui.V_TOOL_NOTE, ui.V_TOOL_INPUT, ui.V_TOOL_RESULT}
+_TOOL_ACTIONS = (ui.TOOL_OK, ui.TOOL_NO, ui.TOOL_INPUT, ui.TOOL_RESULT, ui.TOOL_ANSWER)
+_TOOL_VIEWS = {ui.V_TOOL_NOTE, ui.V_TOOL_INPUT, ui.V_TOOL_RESULT, ui.V_TOOL_FEEDBACK}
 _TEXT_VIEWS = {ui.V_EDIT, ui.V_FEEDBACK, ui.V_TOOL_NOTE, ui.V_TOOL_RESULT}  # read values["text"]["v"]
 _FORM_VIEWS = {ui.V_INPUT, ui.V_TOOL_INPUT}  # read_inputs: a static_select's option value is an index
 _CLICK_HEAD = 'payload={"type":"block_actions"'

@@ -360,6 +360,56 @@ class Interactions:
             )
         )
 
+    async def on_tool_answer(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        rid, index = _split(action["value"])
+        self.background.spawn(
+            self._open(
+                body,
+                rid,
+                lambda ld: ui.feedback_modal(
+                    _call(ld, index).user_feedback_schema or [],
+                    metadata=action["value"],
+                    intro=f"{_asker(_call(ld, index))} asks you to choose:",
+                ),
+            )
+        )
+
+    async def on_submit_tool_feedback(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """Answers to an agent's questions: checked here (inline errors, nothing recorded), then recorded
+        with `provide_user_feedback` like any tool decision."""
+        rid, index = _split(view["private_metadata"])
+        loaded = await self.load(rid)
+        calls = [] if isinstance(loaded, str) else loaded.req.executor_requirements or []
+        if isinstance(loaded, str) or index >= len(calls):
+            text = loaded if isinstance(loaded, str) else "This question is no longer asked."
+            await ack(response_action="update", view=ui.info_modal("Not available", text))
+            return
+        questions = calls[index].user_feedback_schema or []
+        answers, errors = ui.read_feedback(questions, view["state"]["values"])
+        if not errors:
+            try:  # kern is the authority on what a valid answer is
+                RunRequirement.from_dict(calls[index].to_dict()).provide_user_feedback(answers)
+            except ValueError as exc:
+                shown = questions[: ui.MAX_QUESTIONS]
+                named = [i for i, q in enumerate(shown) if repr(q.question) in str(exc)] or [0]
+                errors = {ui.question_block_id(named[0]): str(exc)}
+        if errors:
+            await ack(response_action="errors", errors=errors)
+            return
+        await ack()
+        summary = ui.feedback_summary(questions, answers)
+        self.background.spawn(
+            self.tool_decision(
+                _as_action_body(body),
+                view["private_metadata"],
+                lambda call, user: (
+                    call.provide_user_feedback(answers, by=user),
+                    ":speech_balloon: " + stamp("Answered", user, None) + f": {summary}",
+                )[1],
+            )
+        )
+
     async def on_submit_tool_note(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         await ack()
         note = view["state"]["values"]["text"]["v"].get("value") or None
@@ -497,6 +547,10 @@ def _split(value: str) -> tuple[str, int]:
 
 def _call(loaded: Loaded, index: int) -> RunRequirement:
     return (loaded.req.executor_requirements or [])[index]
+
+
+def _asker(call: RunRequirement) -> str:
+    return f"*{ui.escape(call.member_agent_name)}*" if call.member_agent_name else "The agent"
 
 
 def _who_where(body: dict[str, Any]) -> tuple[str, str, str | None]:

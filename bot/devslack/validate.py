@@ -33,6 +33,14 @@ def validate_blocks(blocks: list[dict[str, Any]], *, modal: bool = False) -> lis
             errors.append(f"must be less than {max_len + 1} characters [json-pointer:{where}/text]")
         total_text += len(obj["text"])
 
+    def check_option(option: dict[str, Any], where: str, plain_only: bool) -> None:
+        # a select's options are plain_text; a checkbox's may be mrkdwn. Text and description: 75 each
+        text_obj(option.get("text"), f"{where}/text", 75, plain_only=plain_only)
+        if "description" in option:
+            text_obj(option["description"], f"{where}/description", 75, plain_only=plain_only)
+        if len(option.get("value", "")) > 150:
+            errors.append(f"must be less than 151 characters [json-pointer:{where}/value]")
+
     def element(el: dict[str, Any], where: str) -> None:
         kind = el.get("type")
         if "action_id" in el:
@@ -60,9 +68,7 @@ def validate_blocks(blocks: list[dict[str, Any]], *, modal: bool = False) -> lis
             if options is not None and not 1 <= len(options) <= 100:
                 errors.append(f"must have 1-100 options [json-pointer:{where}/options]")
             for oi, option in enumerate(all_options):
-                text_obj(option.get("text"), f"{where}/options/{oi}/text", 75)
-                if len(option.get("value", "")) > 150:
-                    errors.append(f"must be less than 151 characters [json-pointer:{where}/options/{oi}/value]")
+                check_option(option, f"{where}/options/{oi}", plain_only=True)
             if "placeholder" in el:
                 text_obj(el["placeholder"], f"{where}/placeholder", 150, plain_only=True)
         elif kind == "plain_text_input":
@@ -76,6 +82,8 @@ def validate_blocks(blocks: list[dict[str, Any]], *, modal: bool = False) -> lis
         elif kind == "checkboxes":
             if not 1 <= len(el.get("options", [])) <= 10:
                 errors.append(f"must have 1-10 options [json-pointer:{where}/options]")
+            for oi, option in enumerate(el.get("options", [])):
+                check_option(option, f"{where}/options/{oi}", plain_only=False)
         else:
             errors.append(f"unknown element type {kind!r} [json-pointer:{where}]")
 
