@@ -219,3 +219,36 @@ def test_workflow_events_carry_the_workflow_id(db: BaseDb) -> None:
     assert events and {e.workflow_id for e in events} == {workflow.id}
     events = list(build(id="wf-7").run("go", stream=True, stream_events=True))
     assert {e.workflow_id for e in events} == {"wf-7"}
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_messages_as_agent_input(db: BaseDb, server: FakeOpenAI, api: str) -> None:
+    """The documented `from agno.agent import Agent, Message` with `messages=[Message(...)]`, and a Message
+    or a list of them as the input itself: the model receives them as the conversation."""
+    from kern.agent import Message
+    from kern.models.openai import OpenAIChat
+
+    model_class = OpenAIChat if api == "chat" else OpenAIResponses
+    model = model_class(id="m", base_url=server.base_url, api_key="t")
+    agent = Agent(name=unique("talker"), model=model, db=db)
+    first = Message(role="user", content=[{"type": "text", "text": "Hi! My name is John."}])
+    second = Message(role="user", content=[{"type": "text", "text": "What are you capable of?"}])
+    for given in ({"messages": [first, second]}, {"input": [first, second]}, {"input": second}):
+        server._script.clear()
+        server.requests.clear()
+        server.script(text("Hello John"))
+        out = agent.run(**given)
+        assert out.content == "Hello John" and out.status == RunStatus.completed
+        body = server.requests[-1]
+        sent = body.get("messages") or body.get("input")
+        texts = [m.get("content") for m in sent if m.get("role") == "user"]
+        expected = (
+            ["What are you capable of?"]
+            if given.get("input") is second
+            else [
+                "Hi! My name is John.",
+                "What are you capable of?",
+            ]
+        )
+        assert [t if isinstance(t, str) else t[0]["text"] for t in texts] == expected
+        assert agent.get_run(out.run_id).input  # stored as plain data (JSON), and read back

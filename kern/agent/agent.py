@@ -12,6 +12,7 @@ from kern._sync import event_stream, iterate_sync, run_sync
 from kern.db.base import BaseDb, Resolution, StoredRun
 from kern.exceptions import RequirementNotResolvedError, StoreError
 from kern.models.base import Model, ModelResponse, ToolCall
+from kern.models.message import Message
 from kern.run.agent import (
     RunCompletedEvent,
     RunContentEvent,
@@ -111,8 +112,15 @@ class Agent:
         session_id: str | None = None,
         user_id: str | None = None,
         run_id: str | None = None,
+        messages: list[Any] | None = None,
     ) -> Awaitable[RunOutput] | AsyncIterator[RunEvent]:
-        """Async `run`: await it, or `async for` over it with `stream=True`."""
+        """Async `run`: await it, or `async for` over it with `stream=True`.
+
+        `input` is a text (or any JSON-able value), or the conversation itself: a `Message`, a message
+        dict (`{"role": "user", "content": ...}`) or a list of them; `messages=[...]` says the same."""
+        conversation = message_dicts(messages if messages is not None else input)
+        if conversation is not None:
+            input = conversation
         run = RunOutput(
             run_id=run_id or uuid.uuid4().hex,
             session_id=session_id or self.session_id,
@@ -123,7 +131,7 @@ class Agent:
             status=RunStatus.RUNNING,
             model=getattr(self.model, "id", None),
             user_id=user_id or self.user_id,
-            messages=self._first_messages(input),
+            messages=self._first_messages(input, conversation),
         )
 
         async def start(emit: Emit | None) -> RunOutput:
@@ -206,11 +214,13 @@ class Agent:
         parts.extend(t.instructions for t in self.tools if t.instructions)
         return "\n\n".join(parts) or None
 
-    def _first_messages(self, input: Any) -> list[dict[str, Any]]:
+    def _first_messages(self, input: Any, conversation: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
         system = self.system_prompt()
         if system:
             messages.append({"role": "system", "content": system})
+        if conversation is not None:
+            return messages + conversation
         text = input if isinstance(input, str) else json.dumps(input, default=str)
         messages.append({"role": "user", "content": text})
         return messages
@@ -507,3 +517,21 @@ class _Driver:
 
     def _tool_message(self, call_id: str, name: str, content: str) -> None:
         self.run.messages.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": content})
+
+
+def message_dicts(value: Any) -> list[dict[str, Any]] | None:
+    """`value` as a conversation (messages in kern's stored shape), if it is one: a `Message`, a message
+    dict, or a list of them; else None. Content given as parts (`[{"type": "text", "text": ...}]`) is
+    joined into its text, which every model API accepts."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    if not items or not all(isinstance(m, Message) or (isinstance(m, dict) and "role" in m) for m in items):
+        return None
+    result = []
+    for item in items:
+        message = item.to_dict() if isinstance(item, Message) else dict(item)
+        content = message.get("content")
+        if isinstance(content, list) and all(isinstance(p, dict) and "text" in p for p in content):
+            message["content"] = "\n".join(str(p["text"]) for p in content)
+        message.pop("id", None)
+        result.append(message)
+    return result
