@@ -46,6 +46,24 @@ os.environ.setdefault("AGNO_TELEMETRY", "false")
 FRAMEWORKS = ("kern", "langgraph", "agno")
 
 
+
+def confirm_cycles(workflow: Any, n: int) -> list[float]:
+    """`n` runs of a workflow whose steps each need a confirmation (the same code on kern and Agno: the
+    same documented API), timing each `run` and `continue_run` call in milliseconds."""
+    out: list[float] = []
+    for _ in range(n):
+        start = time.perf_counter()
+        run_output = workflow.run("input")
+        out.append((time.perf_counter() - start) * 1000)
+        while run_output.is_paused:
+            for req in run_output.steps_requiring_confirmation:
+                req.confirm()
+            start = time.perf_counter()
+            run_output = workflow.continue_run(run_output)
+            out.append((time.perf_counter() - start) * 1000)
+        assert run_output.content == "s3 done", run_output.content
+    return out
+
 class Contender(Protocol):
     label: str
 
@@ -82,19 +100,7 @@ class Kern:
         self.workflow = Workflow(name="bench-kern", db=self.db, steps=[step("s1"), step("s2"), step("s3")])
 
     def cycles(self, n: int) -> list[float]:
-        out: list[float] = []
-        for _ in range(n):
-            start = time.perf_counter()
-            run_output = self.workflow.run("input")
-            out.append((time.perf_counter() - start) * 1000)
-            while run_output.is_paused:
-                for req in run_output.steps_requiring_confirmation:
-                    req.confirm()
-                start = time.perf_counter()
-                run_output = self.workflow.continue_run(run_output)
-                out.append((time.perf_counter() - start) * 1000)
-            assert run_output.content == "s3 done", run_output.content
-        return out
+        return confirm_cycles(self.workflow, n)
 
     def close(self) -> None:
         from kern._sync import run_sync
@@ -139,19 +145,7 @@ class Agno:
         )
 
     def cycles(self, n: int) -> list[float]:
-        out: list[float] = []
-        for _ in range(n):
-            start = time.perf_counter()
-            run_output = self.workflow.run("input")
-            out.append((time.perf_counter() - start) * 1000)
-            while run_output.is_paused:
-                for req in run_output.steps_requiring_confirmation:
-                    req.confirm()
-                start = time.perf_counter()
-                run_output = self.workflow.continue_run(run_output)
-                out.append((time.perf_counter() - start) * 1000)
-            assert run_output.content == "s3 done", run_output.content
-        return out
+        return confirm_cycles(self.workflow, n)
 
     def close(self) -> None:
         self.db.db_engine.dispose()

@@ -56,6 +56,7 @@ class Interactions:
         self.background = background
         self.access = access
         self.presenter = presenter
+        self._tool_forms()
 
     # ----- loading and permission ---------------------------------------------------------------
     async def load(self, requirement_id: str) -> Loaded | str:
@@ -307,71 +308,59 @@ class Interactions:
             )
         )
 
-    async def on_tool_no(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
-        await ack()
-        rid, _index = _split(action["value"])
-        self.background.spawn(
-            self._open(
-                body,
-                rid,
-                lambda ld: ui.text_modal(
-                    ui.V_TOOL_NOTE,
-                    "Reject tool call",
-                    metadata=action["value"],
-                    label="Note for the agent (optional)",
-                    submit="Reject",
-                    optional=True,
-                ),
+    def _call_form(self, build: Callable[[Loaded, RunRequirement, str], dict[str, Any]]) -> Callable[..., Any]:
+        """The listener of a tool-call button that opens a form about that call (`build(loaded, call,
+        value)`; the button's value, `<requirement id>:<call index>`, becomes the form's metadata)."""
+
+        async def on_click(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+            await ack()
+            rid, index = _split(action["value"])
+
+            def form(ld: Loaded) -> dict[str, Any]:
+                calls = ld.req.executor_requirements or []
+                if index >= len(calls):
+                    return ui.info_modal("Not available", "This tool call is no longer waiting.")
+                return build(ld, calls[index], action["value"])
+
+            self.background.spawn(self._open(body, rid, form))
+
+        return on_click
+
+    def _tool_forms(self) -> None:
+        """The tool-call buttons that open a form: reject with a note, fill in a tool's input, give an
+        external tool's result, answer an agent's questions."""
+        self.on_tool_no = self._call_form(
+            lambda ld, call, value: ui.text_modal(
+                ui.V_TOOL_NOTE,
+                "Reject tool call",
+                metadata=value,
+                label="Note for the agent (optional)",
+                submit="Reject",
+                optional=True,
             )
         )
-
-    async def on_tool_input(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
-        await ack()
-        rid, index = _split(action["value"])
-        self.background.spawn(
-            self._open(
-                body,
-                rid,
-                lambda ld: ui.input_modal(
-                    _call(ld, index).user_input_schema or [],
-                    callback_id=ui.V_TOOL_INPUT,
-                    metadata=action["value"],
-                    message=f"Values for {_call(ld, index).tool_execution.tool_name}",
-                    title="Tool input",
-                ),
+        self.on_tool_input = self._call_form(
+            lambda ld, call, value: ui.input_modal(
+                call.user_input_schema or [],
+                callback_id=ui.V_TOOL_INPUT,
+                metadata=value,
+                message=f"Values for {call.tool_execution.tool_name}",
+                title="Tool input",
             )
         )
-
-    async def on_tool_result(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
-        await ack()
-        rid, index = _split(action["value"])
-        self.background.spawn(
-            self._open(
-                body,
-                rid,
-                lambda ld: ui.text_modal(
-                    ui.V_TOOL_RESULT,
-                    "Tool result",
-                    metadata=action["value"],
-                    label="Result",
-                    intro=f"Run `{ui.escape(_call(ld, index).tool_execution.tool_name)}` yourself; paste its result.",
-                    submit="Submit",
-                ),
+        self.on_tool_result = self._call_form(
+            lambda ld, call, value: ui.text_modal(
+                ui.V_TOOL_RESULT,
+                "Tool result",
+                metadata=value,
+                label="Result",
+                intro=f"Run `{ui.escape(call.tool_execution.tool_name)}` yourself; paste its result.",
+                submit="Submit",
             )
         )
-
-    async def on_tool_answer(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
-        await ack()
-        rid, index = _split(action["value"])
-        self.background.spawn(
-            self._open(
-                body,
-                rid,
-                lambda ld: ui.feedback_modal(
-                    _call(ld, index).user_feedback_schema or [],
-                    metadata=action["value"],
-                    intro=f"{_asker(_call(ld, index))} asks you to choose:",
-                ),
+        self.on_tool_answer = self._call_form(
+            lambda ld, call, value: ui.feedback_modal(
+                call.user_feedback_schema or [], metadata=value, intro=f"{_asker(call)} asks you to choose:"
             )
         )
 
