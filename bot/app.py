@@ -21,6 +21,7 @@ from bot.presenter import Presenter
 from bot.registry import Registry
 from bot.runner import Runner
 from bot.store import BotStore
+from bot.tool_calls import ToolCalls
 
 
 @dataclass
@@ -61,6 +62,7 @@ def build_bot(
     runner = Runner(background, gateway, store, presenter, outbox)
     access = Access(gateway)
     interactions = Interactions(runner, registry, store, gateway, background, access, presenter)
+    tool_calls = ToolCalls(interactions)
     commands = Commands(runner, registry, store, gateway, background, access)
     gate_requests(app, SeenRequests(registry.db))  # first, so every listener's work is gated
     app.command(command)(commands.on_command)
@@ -72,11 +74,11 @@ def build_bot(
         ui.OPEN_EDIT: interactions.on_open_edit,
         ui.OPEN_FEEDBACK: interactions.on_open_feedback,
         ui.VIEW_FULL: interactions.on_view_full,
-        ui.TOOL_OK: interactions.on_tool_ok,
-        ui.TOOL_NO: interactions.on_tool_no,
-        ui.TOOL_INPUT: interactions.on_tool_input,
-        ui.TOOL_RESULT: interactions.on_tool_result,
-        ui.TOOL_ANSWER: interactions.on_tool_answer,
+        ui.TOOL_OK: tool_calls.on_tool_ok,
+        ui.TOOL_NO: tool_calls.on_tool_no,
+        ui.TOOL_INPUT: tool_calls.on_tool_input,
+        ui.TOOL_RESULT: tool_calls.on_tool_result,
+        ui.TOOL_ANSWER: tool_calls.on_tool_answer,
         ui.RUN_STATUS: commands.on_run_status,
         ui.RUN_CANCEL: commands.on_run_cancel,
     }
@@ -86,10 +88,10 @@ def build_bot(
         ui.V_INPUT: interactions.on_submit_input,
         ui.V_EDIT: interactions.on_submit_edit,
         ui.V_FEEDBACK: interactions.on_submit_feedback,
-        ui.V_TOOL_NOTE: interactions.on_submit_tool_note,
-        ui.V_TOOL_INPUT: interactions.on_submit_tool_input,
-        ui.V_TOOL_RESULT: interactions.on_submit_tool_result,
-        ui.V_TOOL_FEEDBACK: interactions.on_submit_tool_feedback,
+        ui.V_TOOL_NOTE: tool_calls.on_submit_tool_note,
+        ui.V_TOOL_INPUT: tool_calls.on_submit_tool_input,
+        ui.V_TOOL_RESULT: tool_calls.on_submit_tool_result,
+        ui.V_TOOL_FEEDBACK: tool_calls.on_submit_tool_feedback,
     }
     for callback_id, handler in views.items():
         app.view_submission(callback_id)(handler)

@@ -1,0 +1,237 @@
+"""Tool-call pauses (an agent's calls that wait for a person): approve, reject with a note, fill in a
+tool's input, give an external tool's result, answer an agent's questions. Each call is decided on its
+own; when every call of the pause is decided, the run continues.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bot import blocks as ui
+from bot.interactions import Ack, Interactions, Loaded, as_action_body, who_where
+from bot.presenter import stamp
+from kern.run.agent import RunRequirement
+
+
+class ToolCalls:
+    """The handlers behind a tool-call card's buttons and forms (loading, rules and resuming are the
+    `Interactions` ones)."""
+
+    def __init__(self, base: Interactions) -> None:
+        self.base = base
+        self.gateway = base.gateway
+        self.background = base.background
+        self.store = base.store
+        self.presenter = base.presenter
+        self._tool_forms()
+
+    async def on_tool_ok(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        self.background.spawn(
+            self.tool_decision(
+                body,
+                action["value"],
+                lambda call, user: (call.confirm(by=user), ":white_check_mark: " + stamp("Approved", user, None))[1],
+            )
+        )
+
+    def _call_form(self, build: Callable[[Loaded, RunRequirement, str], dict[str, Any]]) -> Callable[..., Any]:
+        """The listener of a tool-call button that opens a form about that call (`build(loaded, call,
+        value)`; the button's value, `<requirement id>:<call index>`, becomes the form's metadata)."""
+
+        async def on_click(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+            await ack()
+            rid, index = _split(action["value"])
+
+            def form(ld: Loaded) -> dict[str, Any]:
+                calls = ld.req.executor_requirements or []
+                if index >= len(calls):
+                    return ui.info_modal("Not available", "This tool call is no longer waiting.")
+                return build(ld, calls[index], action["value"])
+
+            self.background.spawn(self.base.open_form(body, rid, form))
+
+        return on_click
+
+    def _tool_forms(self) -> None:
+        """The tool-call buttons that open a form: reject with a note, fill in a tool's input, give an
+        external tool's result, answer an agent's questions."""
+        self.on_tool_no = self._call_form(
+            lambda ld, call, value: ui.text_modal(
+                ui.V_TOOL_NOTE,
+                "Reject tool call",
+                metadata=value,
+                label="Note for the agent (optional)",
+                submit="Reject",
+                optional=True,
+            )
+        )
+        self.on_tool_input = self._call_form(
+            lambda ld, call, value: ui.input_modal(
+                call.user_input_schema or [],
+                callback_id=ui.V_TOOL_INPUT,
+                metadata=value,
+                message=f"Values for {call.tool_execution.tool_name}",
+                title="Tool input",
+            )
+        )
+        self.on_tool_result = self._call_form(
+            lambda ld, call, value: ui.text_modal(
+                ui.V_TOOL_RESULT,
+                "Tool result",
+                metadata=value,
+                label="Result",
+                intro=f"Run `{ui.escape(call.tool_execution.tool_name)}` yourself; paste its result.",
+                submit="Submit",
+            )
+        )
+        self.on_tool_answer = self._call_form(
+            lambda ld, call, value: ui.feedback_modal(
+                call.user_feedback_schema or [], metadata=value, intro=f"{_asker(call)} asks you to choose:"
+            )
+        )
+
+    async def on_submit_tool_feedback(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """Answers to an agent's questions: checked here (inline errors, nothing recorded), then recorded
+        with `provide_user_feedback` like any tool decision."""
+        rid, index = _split(view["private_metadata"])
+        loaded = await self.base.load(rid)
+        calls = [] if isinstance(loaded, str) else loaded.req.executor_requirements or []
+        if isinstance(loaded, str) or index >= len(calls):
+            text = loaded if isinstance(loaded, str) else "This question is no longer asked."
+            await ack(response_action="update", view=ui.info_modal("Not available", text))
+            return
+        questions = calls[index].user_feedback_schema or []
+        answers, errors = ui.read_feedback(questions, view["state"]["values"])
+        if not errors:
+            try:  # kern is the authority on what a valid answer is
+                RunRequirement.from_dict(calls[index].to_dict()).provide_user_feedback(answers)
+            except ValueError as exc:
+                shown = questions[: ui.MAX_QUESTIONS]
+                named = [i for i, q in enumerate(shown) if repr(q.question) in str(exc)] or [0]
+                errors = {ui.question_block_id(named[0]): str(exc)}
+        if errors:
+            await ack(response_action="errors", errors=errors)
+            return
+        await ack()
+        summary = ui.feedback_summary(questions, answers)
+        self.background.spawn(
+            self.tool_decision(
+                as_action_body(body),
+                view["private_metadata"],
+                lambda call, user: (
+                    call.provide_user_feedback(answers, by=user),
+                    ":speech_balloon: " + stamp("Answered", user, None) + f": {summary}",
+                )[1],
+            )
+        )
+
+    async def on_submit_tool_note(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        await ack()
+        note = view["state"]["values"]["text"]["v"].get("value") or None
+        self.background.spawn(
+            self.tool_decision(
+                as_action_body(body),
+                view["private_metadata"],
+                lambda call, user: (
+                    call.reject(note=note, by=user),
+                    ":no_entry_sign: " + stamp("Rejected", user, None) + (f": {ui.quote(note, 500)}" if note else ""),
+                )[1],
+            )
+        )
+
+    async def on_submit_tool_input(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        rid, index = _split(view["private_metadata"])
+        loaded = await self.base.load(rid)
+        if isinstance(loaded, str):
+            await ack(response_action="update", view=ui.info_modal("Not available", loaded))
+            return
+        call = _call(loaded, index)
+        schema = call.user_input_schema or []
+        values = ui.read_inputs(schema, view["state"]["values"])
+        probe = RunRequirement.from_dict(call.to_dict())
+        try:
+            probe.provide_user_input(values)
+        except ValueError as exc:
+            await ack(
+                response_action="errors",
+                errors={ui.field_block_id(i): str(exc) for i in range(len(schema)) if schema[i].name in str(exc)}
+                or {"f0": str(exc)},
+            )
+            return
+        await ack()
+        self.background.spawn(
+            self.tool_decision(
+                as_action_body(body),
+                view["private_metadata"],
+                lambda c, user: (c.provide_user_input(values, by=user), ":memo: " + stamp("Filled in", user, None))[1],
+            )
+        )
+
+    async def on_submit_tool_result(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        await ack()
+        result = view["state"]["values"]["text"]["v"].get("value") or ""
+        self.background.spawn(
+            self.tool_decision(
+                as_action_body(body),
+                view["private_metadata"],
+                lambda call, user: (
+                    call.set_external_execution_result(result, by=user),
+                    ":inbox_tray: " + stamp("Result given", user, None),
+                )[1],
+            )
+        )
+
+    async def tool_decision(
+        self, body: dict[str, Any], value: str, apply: Callable[[RunRequirement, str], str]
+    ) -> None:
+        """Record one tool call's decision; when every call of the pause is decided, continue the run."""
+        rid, index = _split(value)
+        loaded = await self.base.ready(body, rid)
+        if loaded is None:
+            return
+        user = body["user"]["id"]
+        calls = loaded.req.executor_requirements or []
+        if index >= len(calls):
+            return
+        try:
+            summary = apply(calls[index], user)
+        except ValueError as exc:
+            await self.gateway.tell(loaded.card.channel, user, str(exc), loaded.card.ts, body.get("response_url"))
+            return
+        if not await self.store.record_tool_decision(rid, index, calls[index].to_dict(), user, summary):
+            decided = (await self.store.tool_decisions(rid)).get(index, {})
+            await self.gateway.tell(
+                loaded.card.channel,
+                user,
+                f"Already answered: {decided.get('summary', '')}",
+                loaded.card.ts,
+                body.get("response_url"),
+            )
+            return
+        decisions = await self.store.tool_decisions(rid)
+        if len(decisions) < len(calls):  # others still wait: show this one as decided
+            _user, channel, _thread = who_where(body)
+            clicked = (channel, (body.get("message") or {}).get("ts", "")) if channel else None
+            await self.presenter.show_tool_decisions(
+                loaded.entry, loaded.req, {i: d["summary"] for i, d in decisions.items()}, clicked
+            )
+            return
+        loaded.req.executor_requirements = [
+            RunRequirement.from_dict(decisions[i]["decision"]) for i in range(len(calls))
+        ]
+        await self.base.resume(loaded, user, body.get("response_url"))
+
+
+def _asker(call: RunRequirement) -> str:
+    return f"*{ui.escape(call.member_agent_name)}*" if call.member_agent_name else "The agent"
+
+
+def _split(value: str) -> tuple[str, int]:
+    rid, _, index = value.partition(":")
+    return rid, int(index or 0)
+
+
+def _call(loaded: Loaded, index: int) -> RunRequirement:
+    return (loaded.req.executor_requirements or [])[index]
