@@ -15,6 +15,9 @@ from kern.db.base import BaseDb
 from kern.db.postgres import PostgresDb
 from kern.db.sqlite import SqliteDb
 
+# The scripted OpenAI server's fixtures (`server`, `model_factory`) for every test module that asks.
+pytest_plugins = ["tests.openai_stub"]
+
 PG_URL = os.environ.get("KERN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

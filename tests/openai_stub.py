@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 
@@ -290,3 +291,25 @@ async def _sse(
 def fake_openai_server() -> Iterator[FakeOpenAI]:
     with FakeOpenAI() as server:
         yield server
+
+
+# ----- fixtures for tests of agents on the scripted server (import them into the test module) --------
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeOpenAI]:
+    """The scripted OpenAI-compatible server, one per test module."""
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture(params=["chat", "responses"])
+def model_factory(request: pytest.FixtureRequest, server: FakeOpenAI) -> Callable[[], Any]:
+    """A new model on the scripted server, for each of the two OpenAI APIs."""
+    from kern.models.openai import OpenAIChat, OpenAIResponses
+
+    cls = OpenAIChat if request.param == "chat" else OpenAIResponses
+    return lambda: cls(id="test-model", base_url=server.base_url, api_key="test")
+
+
+def echo_tool_results(body: dict[str, Any]) -> Reply:
+    """Answer with every tool result the model was sent."""
+    return text("Final: " + " | ".join(tool_results(body)))

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,13 +16,19 @@ from kern import RequirementNotResolvedError
 from kern.agent import Agent
 from kern.approval import approval
 from kern.db.base import BaseDb
-from kern.models.openai import OpenAIChat, OpenAIResponses
+from kern.models.openai import OpenAIChat
 from kern.run.agent import RunContentEvent, RunPausedEvent
 from kern.run.base import RunStatus
 from kern.team import Team
 from kern.tools import UserInputTools, tool
 from tests.conftest import unique
-from tests.openai_stub import FakeOpenAI, Reply, call, calls, text, tool_results
+from tests.openai_stub import (
+    FakeOpenAI,
+    call,
+    calls,
+    echo_tool_results,
+    text,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 sent: list[str] = []
@@ -64,12 +69,6 @@ def run_sql(query: str) -> str:
     raise AssertionError("never called: external")
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
-
-
 @pytest.fixture(autouse=True)
 def _fresh(server: FakeOpenAI) -> None:
     server._script.clear()
@@ -77,20 +76,10 @@ def _fresh(server: FakeOpenAI) -> None:
     sent.clear()
 
 
-@pytest.fixture(params=["chat", "responses"])
-def model_factory(request: pytest.FixtureRequest, server: FakeOpenAI):
-    cls = OpenAIChat if request.param == "chat" else OpenAIResponses
-    return lambda: cls(id="test-model", base_url=server.base_url, api_key="test")
-
-
-def echo_last_tool(body: dict) -> Reply:
-    """Answer with every tool result the model was sent."""
-    return text("Final: " + " | ".join(tool_results(body)))
-
-
 def test_confirmation_from_a_new_agent_object(db: BaseDb, server: FakeOpenAI, model_factory) -> None:
     server.script(
-        calls(("get_weather", {"city": "Tokyo"}), ("send_alert", {"city": "Tokyo", "message": "rain"})), echo_last_tool
+        calls(("get_weather", {"city": "Tokyo"}), ("send_alert", {"city": "Tokyo", "message": "rain"})),
+        echo_tool_results,
     )
     name = unique("alerts")
     agent = Agent(name=name, model=model_factory(), tools=[send_alert, get_weather], db=db)
@@ -116,7 +105,7 @@ def test_confirmation_from_a_new_agent_object(db: BaseDb, server: FakeOpenAI, mo
 
 
 def test_rejection_is_reported_and_the_run_goes_on(db: BaseDb, server: FakeOpenAI, model_factory) -> None:
-    server.script(call("send_alert", city="Oslo", message="snow"), echo_last_tool)
+    server.script(call("send_alert", city="Oslo", message="snow"), echo_tool_results)
     agent = Agent(name=unique("alerts"), model=model_factory(), tools=[send_alert], db=db)
     run = agent.run("Warn Oslo")
     run.active_requirements[0].reject(note="not today")
@@ -126,7 +115,7 @@ def test_rejection_is_reported_and_the_run_goes_on(db: BaseDb, server: FakeOpenA
 
 
 def test_user_input_and_external_execution(db: BaseDb, server: FakeOpenAI, model_factory) -> None:
-    server.script(calls(("transfer", {"amount": 12.5}), ("run_sql", {"query": "select 1"})), echo_last_tool)
+    server.script(calls(("transfer", {"amount": 12.5}), ("run_sql", {"query": "select 1"})), echo_tool_results)
     agent = Agent(name=unique("bank"), model=model_factory(), tools=[transfer, run_sql], db=db)
     run = agent.run("pay and query")
     sent_schema = json.dumps(server.requests[0]["tools"])
@@ -165,7 +154,7 @@ def test_dynamic_user_input(db: BaseDb, server: FakeOpenAI, model_factory) -> No
         {"field_name": "recipient", "field_type": "str", "field_description": "Who gets it"},
         {"field_name": "copies", "field_type": "int"},
     ]
-    server.script(call("get_user_input", user_input_fields=fields), echo_last_tool)
+    server.script(call("get_user_input", user_input_fields=fields), echo_tool_results)
     agent = Agent(name=unique("asker"), model=model_factory(), tools=[UserInputTools()], db=db)
     run = agent.run("send a letter")
     req = run.active_requirements[0]
@@ -193,7 +182,7 @@ def rotate_key(key: str) -> str:
 
 
 def test_required_approval_and_audit(db: BaseDb, server: FakeOpenAI, model_factory) -> None:
-    server.script(calls(("delete_user", {"user_id": "u7"}), ("rotate_key", {"key": "k1"})), echo_last_tool)
+    server.script(calls(("delete_user", {"user_id": "u7"}), ("rotate_key", {"key": "k1"})), echo_tool_results)
     name = unique("admin")
     agent = Agent(name=name, model=model_factory(), tools=[delete_user, rotate_key], db=db)
     run = agent.run("clean up")
@@ -224,7 +213,7 @@ def test_team_member_pause_routes_back(db: BaseDb, server: FakeOpenAI, model_fac
         call("send_alert", city="Tokyo", message="storm"),  # member
         text("Member: alert sent"),  # member after its tool ran
         call("transfer", amount=3),  # leader calls its own HITL tool
-        echo_last_tool,  # leader's final answer
+        echo_tool_results,  # leader's final answer
     )
     member = Agent(name="Weather", model=model_factory(), tools=[send_alert], db=db)
     team = Team(name=unique("ops"), members=[member], model=model_factory(), tools=[transfer], db=db)
@@ -259,7 +248,7 @@ print(agent.continue_run(run_response=run).content)
 
 
 def test_agent_resumes_in_another_process(db_kind: str, db: BaseDb, server: FakeOpenAI, tmp_path: Path) -> None:
-    server.script(call("send_alert", city="Lima", message="fog"), echo_last_tool)
+    server.script(call("send_alert", city="Lima", message="fog"), echo_tool_results)
     name = unique("xagent")
     agent = Agent(name=name, model=OpenAIChat(id="m", base_url=server.base_url, api_key="t"), tools=[send_alert], db=db)
     run = agent.run("Warn Lima")

@@ -8,7 +8,6 @@ local scripted server."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -38,7 +37,14 @@ from kern.tools.user_feedback import UserFeedbackTools
 from kern.workflow import Condition, Router, Step, Workflow
 from kern.workflow.types import StepInput, StepOutput, UserInputField
 from tests.conftest import unique
-from tests.openai_stub import FakeOpenAI, Reply, call, calls, text, tool_results
+from tests.openai_stub import (
+    FakeOpenAI,
+    call,
+    calls,
+    echo_tool_results,
+    text,
+    tool_results,
+)
 
 ran: list[str] = []
 
@@ -56,27 +62,11 @@ def execute_shell_command(command: str) -> str:
     raise AssertionError("never called: external")
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
-
-
 @pytest.fixture(autouse=True)
 def _fresh(server: FakeOpenAI) -> None:
     server._script.clear()
     server.requests.clear()
     ran.clear()
-
-
-@pytest.fixture(params=["chat", "responses"])
-def model_factory(request: pytest.FixtureRequest, server: FakeOpenAI):
-    cls = OpenAIChat if request.param == "chat" else OpenAIResponses
-    return lambda: cls(id="test-model", base_url=server.base_url, api_key="test")
-
-
-def echo(body: dict) -> Reply:
-    return text("Final: " + " | ".join(tool_results(body)))
 
 
 WHERE, WHAT = "Where do you want to go?", "What do you like doing?"
@@ -100,7 +90,7 @@ QUESTIONS = [
 def test_tools_awaiting_external_execution_on_output_and_paused_event(
     db: BaseDb, server: FakeOpenAI, model_factory
 ) -> None:
-    server.script(calls(("execute_shell_command", {"command": "ls"}), ("deploy", {"app": "web"})), echo)
+    server.script(calls(("execute_shell_command", {"command": "ls"}), ("deploy", {"app": "web"})), echo_tool_results)
     agent = Agent(name=unique("ops"), model=model_factory(), tools=[execute_shell_command, deploy], db=db)
     run_response = agent.run("What files do I have?")
     assert [t.tool_name for t in run_response.tools_awaiting_external_execution] == ["execute_shell_command"]
@@ -120,7 +110,7 @@ def test_tools_awaiting_external_execution_on_output_and_paused_event(
     assert run_response.tools_awaiting_external_execution == [] and ran == ["web"]
 
     # Streaming: the paused event carries the same lists.
-    server.script(call("execute_shell_command", command="pwd"), echo)
+    server.script(call("execute_shell_command", command="pwd"), echo_tool_results)
     paused = [e for e in agent.run("Where am I?", stream=True) if isinstance(e, RunPausedEvent)]
     assert [t.tool_args for t in paused[0].tools_awaiting_external_execution] == [{"command": "pwd"}]
     paused[0].tools_awaiting_external_execution[0].result = "/home"
@@ -170,7 +160,7 @@ def test_agent_id_and_team_id_on_events_and_outputs(db: BaseDb, server: FakeOpen
 
 
 def test_user_feedback_agent(db: BaseDb, server: FakeOpenAI, model_factory) -> None:
-    server.script(call("ask_user", questions=QUESTIONS), echo)
+    server.script(call("ask_user", questions=QUESTIONS), echo_tool_results)
     name = unique("travel")
     agent = Agent(
         name=name,
@@ -216,7 +206,7 @@ def test_user_feedback_agent(db: BaseDb, server: FakeOpenAI, model_factory) -> N
 
 def test_user_feedback_bad_questions_go_back_to_the_model(db: BaseDb, server: FakeOpenAI) -> None:
     model = OpenAIChat(id="m", base_url=server.base_url, api_key="t")
-    server.script(call("ask_user", questions=[{"question": "Where?", "header": "X", "options": []}]), echo)
+    server.script(call("ask_user", questions=[{"question": "Where?", "header": "X", "options": []}]), echo_tool_results)
     done = Agent(name=unique("travel"), model=model, tools=[UserFeedbackTools()], db=db).run("plan")
     assert done.status == RunStatus.COMPLETED and "Invalid arguments for ask_user" in done.content
 
@@ -226,8 +216,8 @@ async def test_user_feedback_team_member_async(db: BaseDb, server: FakeOpenAI) -
     server.script(
         call("delegate_task_to_member", member_name="Planner", task="ask"),
         call("ask_user", questions=QUESTIONS[:1]),
-        echo,  # the member, with the answer
-        echo,  # the leader
+        echo_tool_results,  # the member, with the answer
+        echo_tool_results,  # the leader
     )
     member = Agent(name="Planner", model=model, tools=[UserFeedbackTools()], db=db)
     team = Team(name=unique("trip"), members=[member], model=model, db=db)
@@ -242,7 +232,7 @@ async def test_user_feedback_team_member_async(db: BaseDb, server: FakeOpenAI) -
 
 def test_user_feedback_in_a_workflow_step(db: BaseDb, server: FakeOpenAI) -> None:
     model = OpenAIResponses(id="m", base_url=server.base_url, api_key="t")
-    server.script(call("ask_user", questions=QUESTIONS[:1]), echo)
+    server.script(call("ask_user", questions=QUESTIONS[:1]), echo_tool_results)
     agent = Agent(name="Planner", model=model, tools=[UserFeedbackTools()], db=db)
     workflow = Workflow(name=unique("trip"), db=db, steps=[Step(name="plan", agent=agent)])
     run_output = workflow.run("Plan a trip")
@@ -324,7 +314,7 @@ def test_pause_events_carry_the_documented_flat_fields(db: BaseDb) -> None:
 
 
 async def test_executor_pause_events_name_the_executor(db: BaseDb, server: FakeOpenAI) -> None:
-    server.script(call("deploy", app="web"), echo)
+    server.script(call("deploy", app="web"), echo_tool_results)
     agent = Agent(
         name="DeployAgent", model=OpenAIResponses(id="m", base_url=server.base_url, api_key="t"), tools=[deploy], db=db
     )
@@ -434,8 +424,8 @@ def test_team_external_execution_stream_as_documented(db: BaseDb, server: FakeOp
     server.script(
         call("delegate_task_to_member", member_name="Ops Agent", task="list files"),
         call("execute_shell_command", command="ls"),
-        echo,  # the member
-        echo,  # the leader
+        echo_tool_results,  # the member
+        echo_tool_results,  # the leader
     )
     ops_agent = Agent(name="Ops Agent", model=model, tools=[execute_shell_command], db=db)
     team = Team(name=unique("SRE Team"), members=[ops_agent], model=model, db=db)

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kern.db.async_engine import named_tables
 from kern.db.postgres import PostgresDb
 
 
@@ -41,16 +42,15 @@ class AsyncPostgresDb(PostgresDb):
         super().__init__(db_url, **options)
         self.id = id or str(uuid.uuid4())
         self.db_schema = db_schema
-        named = {
-            "session_table": session_table,
-            "memory_table": memory_table,
-            "metrics_table": metrics_table,
-            "eval_table": eval_table,
-            "knowledge_table": knowledge_table,
-            "traces_table": traces_table,
-            "spans_table": spans_table,
-        }
-        self.table_names = {name: value for name, value in named.items() if value is not None}
+        self.table_names = named_tables(
+            session_table=session_table,
+            memory_table=memory_table,
+            metrics_table=metrics_table,
+            eval_table=eval_table,
+            knowledge_table=knowledge_table,
+            traces_table=traces_table,
+            spans_table=spans_table,
+        )
 
     def __repr__(self) -> str:
         return f"AsyncPostgresDb(db_url={self.db_url!r})"

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from kern.db.async_engine import AsyncEngineDb
+from kern.db.async_engine import AsyncEngineDb, named_tables
 from kern.db.sqlite import SqliteDb, prepare_db_file
 
 T = TypeVar("T")
@@ -73,19 +73,15 @@ class AsyncSqliteDb(AsyncEngineDb):
             db_file = sa.make_url(db_url).database or None
         self.db_file = prepare_db_file(db_file)
         self.id = id or str(uuid.uuid4())
-        self.table_names = {
-            name: value
-            for name, value in {
-                "session_table": session_table,
-                "memory_table": memory_table,
-                "metrics_table": metrics_table,
-                "eval_table": eval_table,
-                "knowledge_table": knowledge_table,
-                "traces_table": traces_table,
-                "spans_table": spans_table,
-            }.items()
-            if value is not None
-        }
+        self.table_names = named_tables(
+            session_table=session_table,
+            memory_table=memory_table,
+            metrics_table=metrics_table,
+            eval_table=eval_table,
+            knowledge_table=knowledge_table,
+            traces_table=traces_table,
+            spans_table=spans_table,
+        )
         self.busy_timeout = busy_timeout
         self._pool_size = pool_size
         self._anchor: sqlite3.Connection | None = None
