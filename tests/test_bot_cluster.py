@@ -232,14 +232,19 @@ async def test_two_real_bot_processes_share_one_postgres(tmp_path: Path) -> None
         procs = _start_bot_processes(slack, PG_URL, ports)
         try:
             async with aiohttp.ClientSession() as session:
-                for port in ports:
-                    for _ in range(200):
+                for port, proc in zip(ports, procs):
+                    # a loaded 2-core machine (CI beside other jobs) can take many seconds to import
+                    deadline = time.monotonic() + 90
+                    while True:
+                        assert proc.poll() is None, f"bot process on port {port} exited with {proc.returncode}"
                         try:
                             async with session.get(f"http://127.0.0.1:{port}/health") as resp:
                                 if resp.status == 200:
                                     break
                         except aiohttp.ClientError:
-                            await asyncio.sleep(0.05)
+                            pass
+                        assert time.monotonic() < deadline, f"bot process on port {port} did not come up in 90 s"
+                        await asyncio.sleep(0.05)
             urls = [f"http://127.0.0.1:{p}/slack/events" for p in ports]
             slack.bot_endpoint = urls[0]
             await slack.command("run flow")

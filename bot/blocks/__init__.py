@@ -1,0 +1,67 @@
+"""Pauses, runs and decisions as Block Kit: pure functions, no I/O.
+
+Every interactive element carries an opaque id only (a requirement id, or `<id>:<n>` for the n-th
+tool call of an executor pause); everything else is read from the database when a person acts.
+
+One module per job: `kit` (ids and building blocks), `card` (the run card), `pauses` (pause and
+decided messages), `forms` (modals and reading them back). Callers use `from bot import blocks as ui`.
+"""
+
+# ruff: noqa: F401 - the package re-exports its modules' names
+from bot.blocks.card import Card, card_blocks
+from bot.blocks.forms import (
+    MAX_QUESTIONS,
+    feedback_modal,
+    feedback_summary,
+    field_block_id,
+    full_text_modal,
+    info_modal,
+    input_modal,
+    loading_modal,
+    modal,
+    question_block_id,
+    questions_text,
+    read_feedback,
+    read_inputs,
+    text_modal,
+)
+from bot.blocks.kit import (
+    CONFIRM,
+    OPEN_EDIT,
+    OPEN_FEEDBACK,
+    OPEN_INPUT,
+    REJECT,
+    RETRY,
+    ROUTE_BLOCK,
+    ROUTE_GO,
+    ROUTE_PICK,
+    RUN_CANCEL,
+    RUN_STATUS,
+    SKIP,
+    TOOL_ANSWER,
+    TOOL_INPUT,
+    TOOL_NO,
+    TOOL_OK,
+    TOOL_RESULT,
+    V_EDIT,
+    V_FEEDBACK,
+    V_INFO,
+    V_INPUT,
+    V_TOOL_FEEDBACK,
+    V_TOOL_INPUT,
+    V_TOOL_NOTE,
+    V_TOOL_RESULT,
+    VIEW_FULL,
+    Blocks,
+    button,
+    context,
+    deadline_line,
+    md,
+    plain,
+    section,
+    slack_time,
+)
+from bot.blocks.pauses import MAX_SHOWN_CALLS, decided_blocks, pause_blocks, review_text
+from bot.text import as_text, escape, quote
+
+__all__ = [name for name in dir() if not name.startswith("_") and name not in {"card", "forms", "kit", "pauses"}]

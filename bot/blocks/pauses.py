@@ -1,0 +1,243 @@
+"""Pause messages: what each kind of pause posts, with the controls that resolve it, and the same
+message once decided."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.blocks.forms import questions_text
+from bot.blocks.kit import (
+    CONFIRM,
+    OPEN_EDIT,
+    OPEN_FEEDBACK,
+    OPEN_INPUT,
+    REJECT,
+    RETRY,
+    ROUTE_BLOCK,
+    ROUTE_GO,
+    ROUTE_PICK,
+    SKIP,
+    TOOL_ANSWER,
+    TOOL_INPUT,
+    TOOL_NO,
+    TOOL_OK,
+    TOOL_RESULT,
+    VIEW_FULL,
+    Blocks,
+    button,
+    context,
+    deadline_line,
+    md,
+    plain,
+    section,
+)
+from bot.text import FIELD_TEXT, OPTION_TEXT, OUTPUT_PREVIEW, SECTION_TEXT, as_text, code_block, escape, quote, truncate
+from kern.run import requirement as kinds
+from kern.run.requirement import StepRequirement
+from kern.workflow.types import OnReject
+
+MAX_SHOWN_CALLS = 12
+
+
+def _title(req: StepRequirement) -> str:
+    return {
+        kinds.CONFIRMATION: ":raised_hand: Approval needed",
+        kinds.USER_INPUT: ":memo: Input needed",
+        kinds.OUTPUT_REVIEW: ":mag: Review needed",
+        kinds.ITERATION_REVIEW: f":repeat: Review iteration {req.iteration or ''}".rstrip(),
+        kinds.ROUTE_SELECTION: ":twisted_rightwards_arrows: Choose a route",
+        kinds.ERROR: ":warning: A step failed",
+        kinds.EXECUTOR: ":hammer_and_wrench: Tool call needs approval",
+    }[req.kind]
+
+
+def pause_blocks(
+    req: StepRequirement,
+    *,
+    workflow: str,
+    approvers: str = "anyone",
+    branches: tuple[str, str] | None = None,
+    tool_decisions: dict[int, str] | None = None,
+) -> tuple[str, Blocks]:
+    """The message a pause posts in the run's thread, with the controls that resolve it.
+
+    `branches` names what a Condition's buttons run (if, else); `tool_decisions` marks executor tool
+    calls already decided (by index) while others still wait.
+    """
+    rid = req.requirement_id
+    head = f"*{_title(req)}* · `{escape(workflow)}` / *{escape(req.step_name)}*"
+    blocks: Blocks = [section(head)]
+    if req.message and req.kind != kinds.EXECUTOR:
+        blocks.append(section(quote(req.message, SECTION_TEXT)))
+    if req.kind == kinds.CONFIRMATION:
+        blocks.append(_confirm_actions(req, branches))
+    elif req.kind == kinds.USER_INPUT:
+        names = ", ".join(f.name for f in req.user_input_schema or []) or "free-form values"
+        blocks.append(context(f"Fields: {escape(truncate(names, 1500))}"))
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"a:{rid}",
+                "elements": [button("Provide input", OPEN_INPUT, rid, "primary")],
+            }
+        )
+    elif req.kind in (kinds.OUTPUT_REVIEW, kinds.ITERATION_REVIEW):
+        text = review_text(req)
+        blocks.append(section(code_block(text, OUTPUT_PREVIEW)))
+        elements = [
+            button("Approve", CONFIRM, rid, "primary"),
+            button("Edit", OPEN_EDIT, rid),
+            button("Reject with feedback", OPEN_FEEDBACK, rid, "danger"),
+        ]
+        if len(escape(text)) > OUTPUT_PREVIEW - 6:
+            elements.insert(0, button("View full", VIEW_FULL, rid))
+        blocks.append({"type": "actions", "block_id": f"a:{rid}", "elements": elements})
+        if req.kind == kinds.ITERATION_REVIEW:
+            then = "cancels the run" if req.on_reject is OnReject.cancel else "runs another iteration"
+            blocks.append(context(f"Approving ends the loop with this output; rejecting {then}."))
+        elif req.on_reject is OnReject.retry:
+            blocks.append(
+                context(
+                    f"Rejecting sends it back with your feedback (retry {req.retry_count + 1} of {req.max_retries})."
+                )
+            )
+    elif req.kind == kinds.ROUTE_SELECTION:
+        blocks.extend(_route_blocks(req))
+    elif req.kind == kinds.ERROR:
+        blocks.append(section(code_block(req.error or "unknown error", SECTION_TEXT - 20)))
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"a:{rid}",
+                "elements": [button("Retry", RETRY, rid, "primary"), button("Skip step", SKIP, rid)],
+            }
+        )
+    elif req.kind == kinds.EXECUTOR:
+        blocks.extend(_tool_blocks(req, tool_decisions or {}))
+    line = deadline_line(req)
+    if line:
+        blocks.append(context(line))
+    blocks.append(context(f"Who may answer: {approvers}"))
+    fallback = f"{_title(req).split(' ', 1)[1]}: {workflow} / {req.step_name}"
+    if req.message:
+        fallback += f" — {req.message}"
+    return truncate(fallback, 3000), blocks
+
+
+def _confirm_actions(req: StepRequirement, branches: tuple[str, str] | None) -> dict[str, Any]:
+    rid = req.requirement_id
+    approve_text, reject_text = "Approve", "Reject"
+    if branches:
+        approve_text = f"Yes: run {branches[0]}"
+        reject_text = f"No: run {branches[1]}" if branches[1] else "No: skip it"
+    confirm = None
+    if req.on_reject is OnReject.cancel:
+        confirm = {
+            "title": plain("Reject and cancel?", 100),
+            "text": plain("Rejecting cancels the whole run. This cannot be undone.", 300),
+            "confirm": plain("Reject", 30),
+            "deny": plain("Keep waiting", 30),
+            "style": "danger",
+        }
+    return {
+        "type": "actions",
+        "block_id": f"a:{rid}",
+        "elements": [
+            button(approve_text, CONFIRM, rid, "primary"),
+            button(reject_text, REJECT, rid, "danger", confirm),
+        ],
+    }
+
+
+def _route_blocks(req: StepRequirement) -> Blocks:
+    rid = req.requirement_id
+    choices = req.available_choices or []
+    options = [{"text": plain(name, OPTION_TEXT), "value": str(i)} for i, name in enumerate(choices)]
+    select: dict[str, Any] = {
+        "type": "multi_static_select" if req.allow_multiple_selections else "static_select",
+        "action_id": ROUTE_PICK,
+        "placeholder": plain("Choose routes" if req.allow_multiple_selections else "Choose a route", 150),
+    }
+    if len(options) <= 100:
+        select["options"] = options
+    else:
+        select["option_groups"] = [
+            {"label": plain(f"Routes {i + 1}-{min(i + 100, len(options))}", 75), "options": options[i : i + 100]}
+            for i in range(0, min(len(options), 10000), 100)
+        ]
+    return [
+        {"type": "actions", "block_id": ROUTE_BLOCK, "elements": [select]},
+        {"type": "actions", "block_id": f"a:{rid}", "elements": [button("Continue", ROUTE_GO, rid, "primary")]},
+    ]
+
+
+def _tool_blocks(req: StepRequirement, decided: dict[int, str]) -> Blocks:
+    rid = req.requirement_id
+    blocks: Blocks = []
+    calls = req.executor_requirements or []
+    for index, call in enumerate(calls[:MAX_SHOWN_CALLS]):
+        te = call.tool_execution
+        who = f"*{escape(call.member_agent_name)}*" if call.member_agent_name else "The agent"
+        if call.needs_user_feedback:
+            blocks.append(section(f"{who} asks you (`{escape(truncate(te.tool_name, 200))}`):"))
+            blocks.append(section(questions_text(call.user_feedback_schema or [])))
+        else:
+            blocks.append(section(f"{who} wants to call `{escape(truncate(te.tool_name, 200))}`"))
+            blocks.append(_args_block(te.tool_args))
+        value = f"{rid}:{index}"
+
+        def tool_button(text: str, action: str, style: str) -> dict[str, Any]:
+            # action_ids must be unique within a message: one set of buttons per call
+            return button(text, f"{action}:{index}", value, style)  # noqa: B023 - used at once
+
+        if index in decided:
+            blocks.append(context(decided[index]))
+            continue
+        if call.needs_user_feedback:
+            first = tool_button("Answer", TOOL_ANSWER, "primary")
+        elif call.needs_user_input:
+            first = tool_button("Fill in", TOOL_INPUT, "primary")
+        elif call.is_external_tool_execution:
+            first = tool_button("Paste result", TOOL_RESULT, "primary")
+        else:
+            first = tool_button("Approve", TOOL_OK, "primary")
+        plain_call = not (call.needs_user_input or call.is_external_tool_execution or call.needs_user_feedback)
+        reject_text = "Reject with note" if plain_call else "Reject"
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"a:{rid}:{index}",
+                "elements": [first, tool_button(reject_text, TOOL_NO, "danger")],
+            }
+        )
+    if len(calls) > MAX_SHOWN_CALLS:
+        blocks.append(context(f"{len(calls) - MAX_SHOWN_CALLS} more tool calls are waiting; answer these first."))
+    return blocks
+
+
+def _args_block(args: dict[str, Any]) -> dict[str, Any]:
+    short = all(len(as_text(v)) <= 200 for v in args.values())
+    if args and len(args) <= 10 and short:
+        return {
+            "type": "section",
+            "fields": [
+                md(f"*{escape(truncate(k, 100))}*\n{quote(v, FIELD_TEXT - 120) or '_empty_'}", FIELD_TEXT)
+                for k, v in args.items()
+            ],
+        }
+    return section(code_block(args, 2000) if args else "_no arguments_")
+
+
+def review_text(req: StepRequirement) -> str:
+    """The output under review (`req.step_output` is a StepOutput) as text."""
+    return as_text(req.step_output.content if req.step_output is not None else None)
+
+
+def decided_blocks(req: StepRequirement, *, workflow: str, outcome: str) -> tuple[str, Blocks]:
+    """The pause message after its decision: no controls, the outcome (who, when) in their place."""
+    head = f"*{_title(req)}* · `{escape(workflow)}` / *{escape(req.step_name)}*"
+    blocks: Blocks = [section(head)]
+    if req.kind in (kinds.OUTPUT_REVIEW, kinds.ITERATION_REVIEW):
+        blocks.append(section(code_block(review_text(req), 1200)))
+    blocks.append(section(outcome))
+    return truncate(f"{workflow} / {req.step_name}: {outcome}", 3000), blocks
