@@ -5,6 +5,7 @@ scripted server; both databases."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -25,7 +26,7 @@ from kern.tools import tool
 from kern.workflow import Loop, Step, Workflow
 from kern.workflow.types import HumanReview, StepInput, StepOutput, StepRequirement, UserInputField
 from tests.conftest import unique
-from tests.openai_stub import FakeOpenAI, call, echo_tool_results
+from tests.openai_stub import FakeOpenAI, call, echo_tool_results, text
 
 ran: list[str] = []
 
@@ -46,6 +47,7 @@ def run_query(sql: str) -> str:
 @pytest.fixture(autouse=True)
 def _fresh(server: FakeOpenAI) -> None:
     server._script.clear()
+    server.requests.clear()
     ran.clear()
 
 
@@ -258,3 +260,64 @@ async def test_loop_iteration_events_async_and_only_with_stream_events(db: BaseD
     assert _iterations(events) == [("Started", 1), ("Completed", 1)]
     quiet = [e async for e in _review_loop(db).arun("topic", stream=True)]
     assert not [e for e in quiet if isinstance(e, (LoopIterationStartedEvent, StepOutputEvent, StepCompletedEvent))]
+
+
+# ----- the loop page's iteration-review example, as published ----------------------------------------
+def test_loop_iteration_review_example_as_documented(db: BaseDb, server: FakeOpenAI) -> None:
+    """The documentation's `loop_iteration_review.py`, with `input()` answered from a list and the model
+    served by the scripted server: reject with feedback, reject without, then accept."""
+    from kern.agent import Agent
+    from kern.models.openai import OpenAIResponses
+    from kern.workflow import OnReject
+
+    server.script(text("Fox ate."), text("A hungry fox shopped."), text("Hungry, the fox shopped."))
+    refine_agent = Agent(
+        name="Refiner",
+        model=OpenAIResponses(id="gpt-5.4", base_url=server.base_url, api_key="t"),
+        instructions=(
+            "You refine and improve text. Each time you receive text, "
+            "make it more concise and polished. If the reviewer provides feedback, "
+            "incorporate it. Return only the improved text."
+        ),
+    )
+    workflow = Workflow(
+        name=unique("iterative_refinement"),
+        db=db,
+        steps=[
+            Loop(
+                name="refinement_loop",
+                steps=[Step(name="refine", agent=refine_agent)],
+                max_iterations=5,
+                forward_iteration_output=True,
+                human_review=HumanReview(
+                    requires_iteration_review=True,
+                    iteration_review_message="Review this iteration.",
+                    on_reject=OnReject.retry,  # Reject = try another iteration
+                ),
+            ),
+        ],
+    )
+    run_output = workflow.run("The quick brown fox jumped over the lazy dog and went to buy groceries.")
+    answers = iter([("no", "mention hunger"), ("no", ""), ("yes", "")])
+    shown: list[tuple[str | None, str]] = []
+    while run_output.is_paused:
+        for requirement in run_output.steps_requiring_output_review:
+            shown.append((requirement.confirmation_message, requirement.step_output.content))
+            choice, feedback = next(answers)
+            if choice in ("yes", "y"):
+                requirement.confirm()
+            elif feedback:
+                requirement.reject(feedback=feedback)
+            else:
+                requirement.reject()
+        run_output = workflow.continue_run(run_output)
+    assert shown == [
+        ("Review this iteration.", "Fox ate."),
+        ("Review this iteration.", "A hungry fox shopped."),
+        ("Review this iteration.", "Hungry, the fox shopped."),
+    ]
+    assert run_output.status == RunStatus.COMPLETED and run_output.content == "Hungry, the fox shopped."
+    # each iteration refines the previous one's output (forwarded), and the feedback reaches the model
+    second, third = (json.dumps(r) for r in server.requests[1:3])
+    assert "Fox ate." in second and "mention hunger" in second
+    assert "A hungry fox shopped." in third and "mention hunger" not in third

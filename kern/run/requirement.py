@@ -208,7 +208,9 @@ class StepRequirement:
 
     @property
     def confirmation_message(self) -> str | None:
-        return self.message if self.kind == CONFIRMATION else None
+        """The message of a pause resolved by confirm/reject: a confirmation, or a review (the reference
+        API's loop example prints `confirmation_message` for an iteration review)."""
+        return self.message if self.kind in (CONFIRMATION, OUTPUT_REVIEW, ITERATION_REVIEW) else None
 
     @property
     def user_input_message(self) -> str | None:
