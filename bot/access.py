@@ -34,9 +34,9 @@ class Access:
             return True
         return await self._listed(user, rules.users, rules.groups, card.channel if rules.channel_members else None)
 
-    async def may_answer(self, entry: BotWorkflow, card: Card, user: str) -> str | None:
-        """Why `user` may not answer this run's pauses, or None if they may."""
-        rules = entry.approvers
+    async def may_answer(self, entry: BotWorkflow, card: Card, user: str, step: str | None = None) -> str | None:
+        """Why `user` may not answer this run's pauses (of the step named `step`), or None if they may."""
+        rules = entry.approvers_for(step)
         if rules.forbid_self_approval and user == card.started_by:
             return "You started this run, so someone else has to answer it."
         if await self._approver(rules, user, card):

@@ -14,6 +14,7 @@ from typing import Any
 from bot import blocks as ui
 from bot.access import Access
 from bot.background import Background
+from bot.ballots import Ballots, Voting
 from bot.gateway import SlackGateway
 from bot.presenter import Presenter
 from bot.registry import BotWorkflow, Registry
@@ -55,6 +56,7 @@ class Interactions:
         self.background = background
         self.access = access
         self.presenter = presenter
+        self.voting = Voting(Ballots(store.db), gateway, presenter, store)
 
     # ----- loading and permission ---------------------------------------------------------------
     async def load(self, requirement_id: str) -> Loaded | str:
@@ -80,7 +82,7 @@ class Interactions:
         if isinstance(loaded, str):
             await self.gateway.tell(channel, user, loaded, thread, body.get("response_url"))
             return None
-        refusal = await self.access.may_answer(loaded.entry, loaded.card, user)
+        refusal = await self.access.may_answer(loaded.entry, loaded.card, user, loaded.req.step_name)
         if refusal:
             await self.gateway.tell(
                 channel or loaded.card.channel, user, refusal, thread or loaded.card.ts, body.get("response_url")
@@ -90,16 +92,38 @@ class Interactions:
 
     # ----- resolving --------------------------------------------------------------------------------
     async def decide(
-        self, body: dict[str, Any], requirement_id: str, apply: Callable[[StepRequirement, str], None]
+        self,
+        body: dict[str, Any],
+        requirement_id: str,
+        apply: Callable[[StepRequirement, str], None],
+        vote: tuple[bool, str | None] | None = None,
     ) -> None:
         """Apply a decision (`apply(req, user)` resolves the pause or raises ValueError) and continue the
-        run. The decided message is owed by the same transaction that records the decision."""
+        run. The decided message is owed by the same transaction that records the decision.
+
+        `vote` (approve?, note) marks an approval or a rejection: where the step's approvers need several
+        people (N of M), it is counted, and the run continues only once the votes decide."""
         loaded = await self.ready(body, requirement_id)
         if loaded is None:
             return
         user = body["user"]["id"]
         try:
-            apply(loaded.req, user)
+            if vote is not None and self.voting.applies(loaded.entry, loaded.req):
+                approve, note = vote
+                decided = await self.voting.vote(
+                    loaded.entry,
+                    loaded.card,
+                    loaded.run.run_id,
+                    loaded.req,
+                    user,
+                    approve=approve,
+                    note=note,
+                    response_url=body.get("response_url"),
+                )
+                if not decided:
+                    return
+            else:
+                apply(loaded.req, user)
         except ValueError as exc:
             await self.gateway.tell(loaded.card.channel, user, str(exc), loaded.card.ts, body.get("response_url"))
             return
@@ -121,10 +145,11 @@ class Interactions:
     def button(self, action_id: str) -> Callable[..., Awaitable[None]]:
         """The listener of a button that decides a pause outright (approve, reject, retry, skip)."""
         resolve = SIMPLE_DECISIONS[action_id]
+        vote = {ui.CONFIRM: (True, None), ui.REJECT: (False, None)}.get(action_id)
 
         async def on_click(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
             await ack()
-            self.background.spawn(self.decide(body, action["value"], resolve))
+            self.background.spawn(self.decide(body, action["value"], resolve, vote))
 
         return on_click
 
@@ -174,8 +199,12 @@ class Interactions:
         if isinstance(loaded, str):
             new = ui.info_modal("Not available", loaded)
         else:
-            check = self.access.may_read if reading else self.access.may_answer
-            refusal = await check(loaded.entry, loaded.card, body["user"]["id"])
+            who = body["user"]["id"]
+            refusal = await (
+                self.access.may_read(loaded.entry, loaded.card, who)
+                if reading
+                else self.access.may_answer(loaded.entry, loaded.card, who, loaded.req.step_name)
+            )
             new = ui.info_modal("Not allowed", refusal) if refusal else build(loaded)
         await self.gateway.call("views_update", view_id=view["id"], hash=view.get("hash"), view=new)
 
@@ -293,7 +322,8 @@ class Interactions:
         def apply(req: StepRequirement, user: str) -> None:
             req.reject(feedback=feedback, by=user)
 
-        self.background.spawn(self.decide(as_action_body(body), view["private_metadata"], apply))
+        vote = (False, feedback or None)
+        self.background.spawn(self.decide(as_action_body(body), view["private_metadata"], apply, vote))
 
 
 SIMPLE_DECISIONS: dict[str, Callable[[StepRequirement, str], None]] = {

@@ -7,26 +7,54 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Approvers:
-    """Per workflow: Slack user ids, user group ids, or anyone in the channel (the default).
+    """Per workflow (or per step, through `BotWorkflow.step_approvers`): Slack user ids, user group ids,
+    or anyone in the channel (the default).
 
     With `users` or `groups` set, only those people may answer; `channel_members=True` adds everyone in
     the run's channel. `forbid_self_approval` stops the person who started a run from answering it.
+
+    N of M: with `required=2`, a confirmation or a review is approved once two different allowed people
+    have approved it; one reject rejects it, unless `reject_required` asks for more. Each vote is recorded
+    once per person (and in kern's audit log). Edits, form inputs, route choices, error decisions and
+    tool calls take one person's answer: they are answers, not votes.
     """
 
     users: tuple[str, ...] = field(default_factory=tuple)
     groups: tuple[str, ...] = field(default_factory=tuple)
     channel_members: bool = False
     forbid_self_approval: bool = False
+    required: int = 1
+    reject_required: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("required", "reject_required"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"Approvers({name}={value!r}): give a whole number of people, at least 1.")
+        for name in ("users", "groups"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                raise ValueError(f"Approvers({name}={value!r}): give a tuple of ids, e.g. ({value!r},).")
+            object.__setattr__(self, name, tuple(value))
 
     @property
     def anyone(self) -> bool:
         return not self.users and not self.groups and not self.channel_members
+
+    @property
+    def votes(self) -> bool:
+        """True when approving or rejecting takes more than one person (`required` / `reject_required`)."""
+        return self.required > 1 or self.reject_required > 1
 
     def describe(self) -> str:
         parts = [f"<@{u}>" for u in self.users] + [f"<!subteam^{g}>" for g in self.groups]
         if self.channel_members:
             parts.append("members of this channel")
         who = ", ".join(parts) if parts else "anyone"
+        if self.votes:
+            who += f" ({self.required} approvals needed" + (
+                f", {self.reject_required} rejections to reject)" if self.reject_required > 1 else ")"
+            )
         return who + (" (not the person who started the run)" if self.forbid_self_approval else "")
 
 

@@ -110,7 +110,7 @@ class Presenter:
         self.store = store
 
     def pause_view(
-        self, entry: BotWorkflow, req: StepRequirement, decided: dict[int, str] | None = None
+        self, entry: BotWorkflow, req: StepRequirement, decided: dict[int, str] | None = None, tally: str | None = None
     ) -> tuple[str, ui.Blocks]:
         branches = None
         if req.step_type == "Condition":
@@ -120,9 +120,8 @@ class Presenter:
                     ", ".join(s.name for s in node.steps) or "it",  # type: ignore[attr-defined]
                     ", ".join(s.name for s in node.else_steps),  # type: ignore[attr-defined]
                 )
-        return ui.pause_blocks(
-            req, workflow=entry.name, approvers=entry.approvers.describe(), branches=branches, tool_decisions=decided
-        )
+        who = entry.approvers_for(req.step_name).describe() + (f"\n{tally}" if tally else "")
+        return ui.pause_blocks(req, workflow=entry.name, approvers=who, branches=branches, tool_decisions=decided)
 
     async def status_line(self, entry: BotWorkflow, card: Card, status: str) -> None:
         """Best effort: a progress line on the card while steps run (not owed: the next state replaces it)."""

@@ -17,9 +17,10 @@ from kern.workflow import Workflow
 class BotWorkflow:
     """A workflow as the bot offers it: its command name, a description, and who may do what.
 
-    `approvers` may answer its pauses. By default anyone may start it (`starters`); the person who
-    started a run and its approvers may cancel it (`cancellers`); members of the run's channel, the
-    starter and the approvers may read its output (`readers`).
+    `approvers` may answer its pauses (`step_approvers` overrides them per step name). By default anyone
+    may start it (`starters`); the person who started a run and its approvers may cancel it
+    (`cancellers`); members of the run's channel, the starter and the approvers may read its output
+    (`readers`).
     """
 
     workflow: Workflow
@@ -29,10 +30,22 @@ class BotWorkflow:
     starters: Audience = ANYONE
     cancellers: Audience = STARTER_AND_APPROVERS
     readers: Audience = CHANNEL_STARTER_AND_APPROVERS
+    step_approvers: Mapping[str, Approvers] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.name = self.name or self.workflow.name
         self.description = self.description or (self.workflow.description or "")
+        known = set(_step_names(self.workflow.steps))
+        unknown = sorted(set(self.step_approvers) - known)
+        if unknown:
+            raise SettingsError(
+                f"BotWorkflow {self.name!r}: step_approvers names no step {', '.join(map(repr, unknown))}; "
+                f"its steps are {', '.join(map(repr, sorted(known)))}."
+            )
+
+    def approvers_for(self, step_name: str | None) -> Approvers:
+        """Who may answer a pause of the step named `step_name`: its own rules, or the workflow's."""
+        return self.step_approvers.get(step_name or "", self.approvers)
 
 
 def _agents_in(nodes: Iterable[Any]) -> Iterable[Any]:
@@ -44,6 +57,14 @@ def _agents_in(nodes: Iterable[Any]) -> Iterable[Any]:
                 yield from getattr(runner, "members", [])
         for attr in ("steps", "else_steps", "choices"):
             yield from _agents_in(getattr(node, attr, None) or [])
+
+
+def _step_names(nodes: Iterable[Any]) -> Iterable[str]:
+    for node in nodes:
+        if getattr(node, "name", None):
+            yield node.name
+        for attr in ("steps", "else_steps", "choices"):
+            yield from _step_names(getattr(node, attr, None) or [])
 
 
 def bind(entry: BotWorkflow, db: BaseDb) -> BotWorkflow:

@@ -57,6 +57,19 @@ tool_decisions = sa.Table(
 )
 
 
+# Votes on a pause that needs several people (N of M, bot/ballots.py): one row per person and pause.
+votes = sa.Table(
+    "kern_bot_votes",
+    metadata,
+    sa.Column("requirement_id", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("approve", sa.Boolean, nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Column("at", sa.Float, nullable=False),
+)
+
+
 # What the bot owes Slack: a row per message to post or update, written in the transaction that makes it
 # owed (see bot/outbox.py), delivered until Slack accepts it.
 outbox = sa.Table(

@@ -1,0 +1,164 @@
+"""N of M: votes on a pause that needs more than one person (`Approvers(required=2)`).
+
+A vote is a row per person and pause, inserted once (a second click by the same person changes
+nothing) in the same transaction as its line in kern's audit log. After each vote the tally is read
+back; the vote that reaches `required` approvals (or `reject_required` rejections) resolves the pause
+through kern's compare-and-set, so however many replicas count at once, the run resumes exactly once.
+Because every vote is committed before its tally is read, the last vote to commit always sees the
+threshold reached: no resolution is missed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from bot.gateway import SlackGateway
+from bot.policy import Approvers
+from bot.presenter import Presenter
+from bot.registry import BotWorkflow
+from bot.store import BotStore, Card, insert_once, votes
+from kern.db.base import BaseDb
+from kern.db.hot import INSERT_AUDIT
+from kern.run import requirement as kinds
+from kern.run.requirement import StepRequirement
+
+
+@dataclass
+class Tally:
+    """The votes on one pause so far (user ids, in voting order) and what they add up to."""
+
+    approvals: list[str] = field(default_factory=list)
+    rejections: list[str] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def approved(self, rules: Approvers) -> bool:
+        return len(self.approvals) >= rules.required
+
+    def rejected(self, rules: Approvers) -> bool:
+        return len(self.rejections) >= rules.reject_required
+
+    def line(self, rules: Approvers) -> str:
+        """`Approvals: 1 of 2 (<@U1>)` (and rejections, when several are needed or some were cast)."""
+        people = lambda ids: ", ".join(f"<@{u}>" for u in ids)  # noqa: E731 - two uses, one line
+        text = f"Approvals: {len(self.approvals)} of {rules.required}"
+        if self.approvals:
+            text += f" ({people(self.approvals)})"
+        if self.rejections or rules.reject_required > 1:
+            text += f" · Rejections: {len(self.rejections)} of {rules.reject_required}"
+            if self.rejections:
+                text += f" ({people(self.rejections)})"
+        return text
+
+
+class Ballots:
+    """Records votes and reads tallies, in the bot's database."""
+
+    def __init__(self, db: BaseDb) -> None:
+        self.db = db
+
+    async def cast(
+        self, req: StepRequirement, run_id: str, workflow_name: str, user: str, *, approve: bool, note: str | None
+    ) -> bool:
+        """Record `user`'s vote on the pause `req`, with its line in kern's audit log, in one transaction;
+        False if they had voted on it already (nothing changes)."""
+        at = time.time()  # also this vote's token: the row holds it only if this call inserted it
+        key = (votes.c.requirement_id == req.requirement_id, votes.c.user_id == user)
+        audit_line = {
+            "run_id": run_id,
+            "requirement_id": req.requirement_id,
+            "workflow_name": workflow_name,
+            "step_name": req.step_name,
+            "kind": req.kind,
+            "actor": user,
+            "decision": "vote_approve" if approve else "vote_reject",
+            "note": note,
+            "data": None,
+            "at": at,
+        }
+
+        def audit_if_ours(conn: Connection) -> None:
+            if conn.execute(sa.select(votes.c.at).where(*key)).scalar() == at:
+                conn.execute(INSERT_AUDIT, audit_line)
+
+        values = {"requirement_id": req.requirement_id, "user_id": user, "run_id": run_id}
+        values.update(approve=approve, note=note, at=at)
+        return await insert_once(self.db, votes, values, also=audit_if_ours)
+
+    async def tally(self, requirement_id: str) -> Tally:
+        from bot.migrations import BOT
+
+        query = (
+            sa.select(votes.c.user_id, votes.c.approve, votes.c.note)
+            .where(votes.c.requirement_id == requirement_id)
+            .order_by(votes.c.at, votes.c.user_id)
+        )
+        rows = await self.db.run_transaction(lambda conn: conn.execute(query).all(), write=False, tables=BOT)
+        result = Tally()
+        for user, approve, note in rows:
+            (result.approvals if approve else result.rejections).append(user)
+            if note:
+                result.notes[user] = note
+        return result
+
+
+# The pauses people vote on: those resolved by approving or rejecting. Edits and form inputs are answers.
+VOTING_KINDS = (kinds.CONFIRMATION, kinds.OUTPUT_REVIEW, kinds.ITERATION_REVIEW)
+
+
+class Voting:
+    """A click that counts as a vote: record it, tell the voter privately, show the tally on the pause
+    message, and resolve the pause once the votes reach the threshold."""
+
+    def __init__(self, ballots: Ballots, gateway: SlackGateway, presenter: Presenter, store: BotStore) -> None:
+        self.ballots = ballots
+        self.gateway = gateway
+        self.presenter = presenter
+        self.store = store
+
+    @staticmethod
+    def applies(entry: BotWorkflow, req: StepRequirement) -> bool:
+        return req.kind in VOTING_KINDS and entry.approvers_for(req.step_name).votes
+
+    async def vote(
+        self,
+        entry: BotWorkflow,
+        card: Card,
+        run_id: str,
+        req: StepRequirement,
+        user: str,
+        *,
+        approve: bool,
+        note: str | None,
+        response_url: str | None,
+    ) -> bool:
+        """Record the vote; True if the votes now resolve the pause (`req` is resolved: continue the run)."""
+        rules = entry.approvers_for(req.step_name)
+        first = await self.ballots.cast(req, run_id, entry.name, user, approve=approve, note=note)
+        tally = await self.ballots.tally(req.requirement_id)
+        if tally.rejected(rules):  # a reject (or enough of them) decides at once, even after approvals
+            by = user if user in tally.rejections else tally.rejections[-1]
+            req.reject(feedback=tally.notes.get(by), by=by)
+            return True
+        if tally.approved(rules):
+            req.confirm(by=user if user in tally.approvals else tally.approvals[-1])
+            return True
+        own = "approval" if approve else "rejection"
+        text = (
+            f"Your {own} is counted. {tally.line(rules)}."
+            if first
+            else f"You have already voted on this pause; each person counts once. {tally.line(rules)}."
+        )
+        await self.gateway.tell(card.channel, user, text, card.ts, response_url)
+        await self._show(entry, req, tally.line(rules))
+        return False
+
+    async def _show(self, entry: BotWorkflow, req: StepRequirement, line: str) -> None:
+        """Best effort: the tally on the pause message (the next vote, or the decision, shows it again)."""
+        pause = await self.store.pause(req.requirement_id)
+        if pause is not None and pause.ts:
+            fallback, blocks = self.presenter.pause_view(entry, req, tally=line)
+            await self.gateway.call("chat_update", channel=pause.channel, ts=pause.ts, text=fallback, blocks=blocks)

@@ -1,0 +1,190 @@
+"""N of M (issue 12, item 1): a pause that needs several people's approval, end to end through the
+stand-in, on both databases. Votes are counted once per person, land in kern's audit log, show on the
+pause message, and resolve the pause exactly once, however many people click at once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from bot import blocks as ui
+from bot.config import SettingsError
+from bot.devslack import DevSlack
+from bot.policy import Approvers
+from bot.registry import BotWorkflow, Registry
+from bot.store import votes
+from kern.run.base import RunStatus
+from kern.workflow import Step, Workflow
+from tests.conftest import make_db, unique
+from tests.test_bot_e2e import SECRET, Env, run_id_of_card, settle, start_bot
+
+TEAM = tuple(f"U{n:02d}" for n in range(1, 21))  # twenty people allowed to approve
+shipped: list[str] = []
+
+
+def ship(step_input: Any) -> str:
+    shipped.append(str(step_input.input))
+    return "shipped"
+
+
+def workflows() -> list[BotWorkflow]:
+    two_of_m = Approvers(users=TEAM, required=2)
+    return [
+        BotWorkflow(
+            Workflow(name=unique("quorum"), steps=[Step(name="ship", executor=ship, requires_confirmation=True)]),
+            name="quorum",
+            approvers=two_of_m,
+        ),
+        BotWorkflow(
+            Workflow(name=unique("twice"), steps=[Step(name="ship", executor=ship, requires_confirmation=True)]),
+            name="twice",
+            approvers=Approvers(users=TEAM, required=2, reject_required=2),
+        ),
+        BotWorkflow(
+            Workflow(
+                name=unique("mixed"),
+                steps=[
+                    Step(name="draft", executor=lambda s: "v1", requires_output_review=True),
+                    Step(name="ship", executor=ship, requires_confirmation=True),
+                ],
+            ),
+            name="mixed",
+            approvers=Approvers(users=TEAM),
+            step_approvers={"ship": two_of_m},
+        ),
+    ]
+
+
+@pytest.fixture
+async def env(db_kind: str, tmp_path: Path) -> AsyncIterator[Env]:
+    shipped.clear()
+    db = make_db(db_kind, tmp_path)
+    async with DevSlack(SECRET) as slack:
+        bot, server, endpoint = await start_bot(slack, Registry(workflows(), db))
+        slack.bot_endpoint = endpoint
+        try:
+            yield Env(slack, bot, db)
+        finally:
+            await bot.background.idle(10)
+            await server.cleanup()
+
+
+async def paused(env: Env, name: str) -> str:
+    await env.slack.command(f"run {name} release-{len(shipped)}", user="U01")
+    await settle(env)
+    await env.slack.until(lambda: any(m.thread_ts for m in env.slack.messages.values()))
+    return await run_id_of_card(env)
+
+
+async def status(env: Env, name: str, run_id: str) -> RunStatus:
+    entry = env.bot.registry.get(name)
+    assert entry is not None
+    return (await entry.workflow.aget_run(run_id)).status
+
+
+async def vote_rows(env: Env, run_id: str) -> list[tuple[str, bool]]:
+    query = sa.select(votes.c.user_id, votes.c.approve).where(votes.c.run_id == run_id).order_by(votes.c.at)
+    return await env.db.run_transaction(lambda c: [tuple(r) for r in c.execute(query)], write=False)
+
+
+def pause_message(env: Env) -> str:
+    return json.dumps([m.blocks for m in env.slack.messages.values() if m.thread_ts])
+
+
+async def test_two_approvals_resolve_and_each_person_counts_once(env: Env) -> None:
+    run_id = await paused(env, "quorum")
+    await env.slack.click(ui.CONFIRM, user="U01")
+    await settle(env)
+    assert env.slack.ephemeral[-1]["user"] == "U01"
+    assert "Your approval is counted. Approvals: 1 of 2 (<@U01>)" in env.slack.ephemeral[-1]["text"]
+    await env.slack.until(lambda: "Approvals: 1 of 2 (<@U01>)" in pause_message(env))
+    assert await status(env, "quorum", run_id) == RunStatus.PAUSED and shipped == []
+
+    await env.slack.click(ui.CONFIRM, user="U01")  # the same person again: still one vote
+    await settle(env)
+    assert "already voted" in env.slack.ephemeral[-1]["text"] and "1 of 2" in env.slack.ephemeral[-1]["text"]
+    assert await status(env, "quorum", run_id) == RunStatus.PAUSED
+
+    await env.slack.click(ui.CONFIRM, user="U02")
+    await env.slack.until(lambda: "Completed" in json.dumps(env.card().blocks))
+    assert shipped == ["release-0"] and await vote_rows(env, run_id) == [("U01", True), ("U02", True)]
+    audit = await env.db.audit_log(run_id=run_id)
+    assert [(a["actor"], a["decision"]) for a in audit if a["decision"].startswith("vote")] == [
+        ("U01", "vote_approve"),
+        ("U02", "vote_approve"),
+    ]
+    assert "Approved by <@U02>" in pause_message(env)
+
+
+async def test_a_reject_rejects_at_once_and_reject_required_asks_for_more(env: Env) -> None:
+    run_id = await paused(env, "quorum")
+    await env.slack.click(ui.CONFIRM, user="U01")
+    await settle(env)
+    await env.slack.click(ui.REJECT, user="U03")
+    await env.slack.until(lambda: "Rejected by <@U03>" in pause_message(env))
+    assert shipped == [] and await status(env, "quorum", run_id) == RunStatus.COMPLETED  # on_reject=skip
+
+    run_id = await paused(env, "twice")
+    await env.slack.click(ui.REJECT, user="U04")
+    await settle(env)
+    assert "Your rejection is counted" in env.slack.ephemeral[-1]["text"]
+    assert "Rejections: 1 of 2 (<@U04>)" in env.slack.ephemeral[-1]["text"]
+    assert await status(env, "twice", run_id) == RunStatus.PAUSED
+    await env.slack.click(ui.REJECT, user="U05")
+    await env.slack.until(lambda: "Rejected by <@U05>" in pause_message(env))
+    assert shipped == [] and await vote_rows(env, run_id) == [("U04", False), ("U05", False)]
+
+
+async def test_a_vote_by_someone_not_allowed_changes_nothing(env: Env) -> None:
+    run_id = await paused(env, "quorum")
+    await env.slack.click(ui.CONFIRM, user="UOUTSIDER")
+    await settle(env)
+    assert "may answer this" in env.slack.ephemeral[-1]["text"]
+    assert await vote_rows(env, run_id) == [] and await status(env, "quorum", run_id) == RunStatus.PAUSED
+    assert not [a for a in await env.db.audit_log(run_id=run_id) if a["decision"].startswith("vote")]
+
+
+async def test_twenty_people_vote_at_once_one_resolution(env: Env) -> None:
+    run_id = await paused(env, "quorum")
+    button = env.slack.find(ui.CONFIRM)
+    await asyncio.gather(*(env.slack.click(ui.CONFIRM, user=user, stale=button) for user in TEAM))
+    await env.slack.until(lambda: "Completed" in json.dumps(env.card().blocks), within=20)
+    await settle(env)
+    assert shipped == ["release-0"]  # the run resumed exactly once
+    rows = await vote_rows(env, run_id)
+    assert len(rows) >= 2 and len({u for u, _ in rows}) == len(rows) and all(a for _, a in rows)
+    audit = [a for a in await env.db.audit_log(run_id=run_id) if a["decision"] == "vote_approve"]
+    assert sorted(a["actor"] for a in audit) == sorted(u for u, _ in rows)  # every recorded vote, once
+    decisions = [a for a in await env.db.audit_log(run_id=run_id) if not a["decision"].startswith("vote")]
+    assert len(decisions) == 1  # one resolution of the pause
+
+
+async def test_per_step_approvers_and_edits_take_one_answer(env: Env) -> None:
+    run_id = await paused(env, "mixed")
+    await env.slack.click(ui.CONFIRM, user="U01")  # the review of "draft": the workflow's rules, one person
+    await env.slack.until(lambda: len([m for m in env.slack.messages.values() if m.thread_ts]) >= 2)
+    assert await vote_rows(env, run_id) == []
+    await env.slack.click(ui.CONFIRM, user="U01")  # the "ship" gate: two people
+    await settle(env)
+    assert "Your approval is counted. Approvals: 1 of 2" in env.slack.ephemeral[-1]["text"]
+    await env.slack.click(ui.CONFIRM, user="U02")
+    await env.slack.until(lambda: "Completed" in json.dumps(env.card().blocks))
+    assert shipped and await vote_rows(env, run_id) == [("U01", True), ("U02", True)]
+
+
+def test_rules_that_cannot_work_are_refused_with_the_field() -> None:
+    with pytest.raises(ValueError, match=r"Approvers\(required=0\): give a whole number of people, at least 1"):
+        Approvers(users=("U1",), required=0)
+    with pytest.raises(ValueError, match=r"Approvers\(users='U1'\): give a tuple of ids"):
+        Approvers(users="U1")  # type: ignore[arg-type]
+    wf = Workflow(name=unique("w"), steps=[Step(name="ship", executor=ship)])
+    with pytest.raises(SettingsError, match="step_approvers names no step 'shp'; its steps are 'ship'"):
+        BotWorkflow(wf, step_approvers={"shp": Approvers(required=2)})
+    assert Approvers(users=["U1", "U2"], required=2).users == ("U1", "U2")  # type: ignore[arg-type]
+    assert "2 approvals needed" in Approvers(users=("U1",), required=2).describe()
