@@ -1,6 +1,6 @@
 """kern-bot under load: concurrent clicks through the real HTTP endpoint against the local Slack (bot.devslack).
 
-    python bench/bot_load.py [--runs 200] [--db sqlite|postgres]
+    python bench/bot_load.py [--runs 200] [--db sqlite|postgres] [--quorum]
 
 Three processes, as in production: the bot (`kern-bot serve`), Slack's Web API (the stand-in, in this
 process) and Slack's click sender (a child process with raw keep-alive sockets, so that neither the
@@ -13,6 +13,10 @@ It starts --runs paused runs of a three-gate function workflow, then:
 2. while those --runs resumptions are still being worked through, sends a click every 5 ms and times
    its ack (clicks arriving while the bot is busy);
 3. times click to next pause card posted, for the burst and for one click at a time.
+
+--quorum: the same on a workflow whose gates need two approvals (`Approvers(required=2)`): the burst
+sends both votes of every run at once (2 x --runs clicks), and "click to next card" is timed from the
+second vote.
 """
 
 from __future__ import annotations
@@ -37,26 +41,31 @@ sys.path.insert(0, str(ROOT))
 
 from bot import blocks as ui  # noqa: E402
 from bot.devslack import DevSlack  # noqa: E402
+from bot.policy import Approvers  # noqa: E402
 from bot.registry import BotWorkflow  # noqa: E402
 from kern.workflow import Step, Workflow  # noqa: E402
 
 SECRET = "bench-secret"
 PROBE_GAP = 0.005  # seconds between clicks sent while the burst is being worked through
 
+
+def three_gates(name: str) -> Workflow:
+    return Workflow(
+        name=name,
+        steps=[
+            Step(name="first", executor=lambda s: "first", requires_confirmation=True),
+            Step(name="second", executor=lambda s: "second", requires_confirmation=True),
+            Step(name="third", executor=lambda s: "third", requires_confirmation=True),
+        ],
+    )
+
+
 # What the bot process serves (KERN_WORKFLOWS=bench.bot_load:WORKFLOWS).
 WORKFLOWS = [
-    BotWorkflow(
-        Workflow(
-            name="load",
-            steps=[
-                Step(name="first", executor=lambda s: "first", requires_confirmation=True),
-                Step(name="second", executor=lambda s: "second", requires_confirmation=True),
-                Step(name="third", executor=lambda s: "third", requires_confirmation=True),
-            ],
-        ),
-        name="load",
-    )
+    BotWorkflow(three_gates("load"), name="load"),
+    BotWorkflow(three_gates("quorum"), name="quorum", approvers=Approvers(required=2)),
 ]
+VOTERS = ("U1", "U2")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -118,7 +127,7 @@ async def send_clicks(endpoint: str, burst: list[bytes], probes: list[bytes], sl
 
 
 # ----- the bench ----------------------------------------------------------------------------------------
-async def main(runs: int, db_kind: str) -> None:
+async def main(runs: int, db_kind: str, quorum: bool) -> None:
     db = (
         str(Path(tempfile.mkdtemp()) / "bench.db")
         if db_kind == "sqlite"
@@ -142,7 +151,7 @@ async def main(runs: int, db_kind: str) -> None:
         slack.bot_endpoint = f"http://127.0.0.1:{port}/slack/events"
         try:
             await wait_healthy(f"http://127.0.0.1:{port}/health", bot)
-            await measure(slack, runs, db_kind)
+            await measure(slack, runs, db_kind, quorum)
         finally:
             bot.terminate()
             try:
@@ -178,18 +187,22 @@ def pauses_named(slack: DevSlack, name: str) -> int:
     return sum(1 for m in slack.messages.values() if m.thread_ts and name in m.text)
 
 
-async def measure(slack: DevSlack, runs: int, db_kind: str) -> None:
+async def measure(slack: DevSlack, runs: int, db_kind: str, quorum: bool = False) -> None:
+    workflow, voters = ("quorum", VOTERS) if quorum else ("load", VOTERS[:1])
     started = time.perf_counter()
-    command_acks = [r[2] for r in await asyncio.gather(*(slack.command("run load") for _ in range(runs)))]
+    command_acks = [r[2] for r in await asyncio.gather(*(slack.command(f"run {workflow}") for _ in range(runs)))]
     await until_quiet(slack, lambda: pauses_named(slack, "first"), runs)
     setup_s = time.perf_counter() - started
     cards = [m for m in slack.messages.values() if m.thread_ts is None]
     assert len(cards) == runs, len(cards)
 
     # Every click is built and signed before the clock starts.
-    burst = [
-        slack.interaction_body(slack.click_payload(ui.CONFIRM, stale=slack.find(ui.CONFIRM, thread_ts=card.ts)))
+    burst = [  # every vote of every run (one each, or with --quorum two, by different people)
+        slack.interaction_body(
+            slack.click_payload(ui.CONFIRM, user=user, stale=slack.find(ui.CONFIRM, thread_ts=card.ts))
+        )
         for card in cards
+        for user in voters
     ]
     probes = []  # clicks on a pause the bot does not know: the same ack path, and no run is touched
     for i in range(200):
@@ -198,7 +211,10 @@ async def measure(slack: DevSlack, runs: int, db_kind: str) -> None:
         probes.append(slack.interaction_body(payload))
     timings = await send_clicks(slack.bot_endpoint, burst, probes, slack)
     assert all(r["status"] == 200 for r in timings["burst"] + timings["probes"]), "a click was not acked with 200"
-    clicked_at = {card.ts: r["start"] for card, r in zip(cards, timings["burst"], strict=True)}
+    clicked_at: dict[str, float] = {}  # when the deciding (last) vote of each run was sent
+    for i, r in enumerate(timings["burst"]):
+        ts = cards[i // len(voters)].ts
+        clicked_at[ts] = max(clicked_at.get(ts, 0.0), r["start"])
     burst_done = max(r["start"] + r["took"] for r in timings["burst"])
 
     await until_quiet(slack, lambda: pauses_named(slack, "second"), runs)
@@ -214,8 +230,10 @@ async def measure(slack: DevSlack, runs: int, db_kind: str) -> None:
     single: list[float] = []  # one click at a time: the latency a person sees
     for card in cards[:20]:
         stale = slack.find(ui.CONFIRM, thread_ts=card.ts)
+        for user in voters[:-1]:  # the earlier votes are not timed: the deciding one is
+            await slack.click(ui.CONFIRM, user=user, stale=stale)
         start = time.perf_counter()
-        await slack.click(ui.CONFIRM, stale=stale)
+        await slack.click(ui.CONFIRM, user=voters[-1], stale=stale)
         await until_quiet(slack, lambda c=card: sum(1 for m in slack.thread(c.ts) if "third" in m.text), 1, within=30)
         single.append(next(m for m in slack.thread(card.ts) if "third" in m.text).posted_at - start)
     errors = [c for c in slack.calls if not c[2].get("ok")]
@@ -224,15 +242,16 @@ async def measure(slack: DevSlack, runs: int, db_kind: str) -> None:
         return [x * 1000 for x in xs]
 
     acks_ms, busy_ms = ms([r["took"] for r in timings["burst"]]), ms(busy_probes)
+    mode, tag = (" (2-of-M votes)", " quorum") if quorum else ("", "")
     print(
-        f"kern-bot load, {runs} runs on {db_kind}; setup (commands to first pause) {setup_s:.1f} s; "
+        f"kern-bot load{mode}, {runs} runs on {db_kind}; setup (commands to first pause) {setup_s:.1f} s; "
         f"burst worked through in {last_card - min(clicked_at.values()):.2f} s; "
         f"Slack errors: {len(errors)}"
     )
     print(f"{'measure':<44}{'n':>5}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}")
     for name, values in (
         ("slash command ack (ms)", ms(command_acks)),
-        (f"click ack, burst of {runs} (ms)", acks_ms),
+        (f"click ack, burst of {len(acks_ms)} (ms)", acks_ms),
         (f"click ack, while {runs} resume (ms)", busy_ms),
         (f"click to next card, burst of {runs} (ms)", ms(next_card)),
         ("click to next card, one click (ms)", ms(single)),
@@ -245,7 +264,7 @@ async def measure(slack: DevSlack, runs: int, db_kind: str) -> None:
             f"{pct(values, 0.99):>9.1f}{max(values):>9.1f}"
         )
     print(
-        f"bot_load {db_kind}: ack_p50_ms={statistics.median(acks_ms):.1f} ack_p99_ms={pct(acks_ms, 0.99):.1f} "
+        f"bot_load {db_kind}{tag}: ack_p50_ms={statistics.median(acks_ms):.1f} ack_p99_ms={pct(acks_ms, 0.99):.1f} "
         f"busy_ack_p99_ms={pct(busy_ms, 0.99) if busy_ms else float('nan'):.1f} "
         f"next_card_median_ms={statistics.median(ms(single)):.1f}"
     )
@@ -258,5 +277,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--quorum", action="store_true", help="gates that need two approvals; both sent at once")
     args = parser.parse_args()
-    asyncio.run(main(args.runs, args.db))
+    asyncio.run(main(args.runs, args.db, args.quorum))

@@ -46,7 +46,6 @@ os.environ.setdefault("AGNO_TELEMETRY", "false")
 FRAMEWORKS = ("kern", "langgraph", "agno")
 
 
-
 def confirm_cycles(workflow: Any, n: int) -> list[float]:
     """`n` runs of a workflow whose steps each need a confirmation (the same code on kern and Agno: the
     same documented API), timing each `run` and `continue_run` call in milliseconds."""
@@ -63,6 +62,7 @@ def confirm_cycles(workflow: Any, n: int) -> list[float]:
             out.append((time.perf_counter() - start) * 1000)
         assert run_output.content == "s3 done", run_output.content
     return out
+
 
 class Contender(Protocol):
     label: str

@@ -86,3 +86,11 @@ def test_bot_load_prints_its_table() -> None:
     for row in ("click ack, burst of 5", "click ack, while 5 resume", "click to next card, one click"):
         assert any(line.startswith(row) for line in lines), row
     assert re.match(r"bot_load sqlite: ack_p50_ms=[\d.]+ ack_p99_ms=[\d.]+ ", lines[-1])
+
+
+def test_bot_load_quorum_sends_both_votes() -> None:
+    out = run_script("bench/bot_load.py", "--runs", "5", "--quorum")
+    lines = out.splitlines()
+    assert "(2-of-M votes)" in lines[0] and "Slack errors: 0" in lines[0]
+    assert any(line.startswith("click ack, burst of 10") for line in lines), out  # two votes per run
+    assert re.match(r"bot_load sqlite quorum: ack_p50_ms=[\d.]+ ack_p99_ms=[\d.]+ ", lines[-1])
