@@ -63,6 +63,7 @@ def build_bot(
     access = Access(gateway)
     interactions = Interactions(runner, registry, store, gateway, background, access, presenter)
     tool_calls = ToolCalls(interactions)
+    handovers = interactions.handovers
     commands = Commands(runner, registry, store, gateway, background, access)
     gate_requests(app, SeenRequests(registry.db))  # first, so every listener's work is gated
     app.command(command)(commands.on_command)
@@ -81,6 +82,7 @@ def build_bot(
         ui.TOOL_ANSWER: tool_calls.on_tool_answer,
         ui.RUN_STATUS: commands.on_run_status,
         ui.RUN_CANCEL: commands.on_run_cancel,
+        ui.HANDOVER: handovers.on_open,
     }
     for action_id, handler in actions.items():  # tool-call buttons carry their call index: kern:tool_ok:2
         app.action(re.compile(f"^{re.escape(action_id)}(:\\d+)?$"))(handler)
@@ -92,6 +94,7 @@ def build_bot(
         ui.V_TOOL_INPUT: tool_calls.on_submit_tool_input,
         ui.V_TOOL_RESULT: tool_calls.on_submit_tool_result,
         ui.V_TOOL_FEEDBACK: tool_calls.on_submit_tool_feedback,
+        ui.V_HANDOVER: handovers.on_submit,
     }
     for callback_id, handler in views.items():
         app.view_submission(callback_id)(handler)

@@ -16,6 +16,7 @@ from bot.access import Access
 from bot.background import Background
 from bot.ballots import Ballots, Voting
 from bot.gateway import SlackGateway
+from bot.handover import Handovers
 from bot.presenter import Presenter
 from bot.registry import BotWorkflow, Registry
 from bot.runner import Runner
@@ -57,6 +58,7 @@ class Interactions:
         self.access = access
         self.presenter = presenter
         self.voting = Voting(Ballots(store.db), gateway, presenter, store)
+        self.handovers = Handovers(self)
 
     # ----- loading and permission ---------------------------------------------------------------
     async def load(self, requirement_id: str) -> Loaded | str:
@@ -82,13 +84,20 @@ class Interactions:
         if isinstance(loaded, str):
             await self.gateway.tell(channel, user, loaded, thread, body.get("response_url"))
             return None
-        refusal = await self.access.may_answer(loaded.entry, loaded.card, user, loaded.req.step_name)
+        refusal = await self.may_answer(loaded, user)
         if refusal:
             await self.gateway.tell(
                 channel or loaded.card.channel, user, refusal, thread or loaded.card.ts, body.get("response_url")
             )
             return None
         return loaded
+
+    async def may_answer(self, loaded: Loaded, user: str) -> str | None:
+        """Why `user` may not answer this pause, or None: the step's approvers, and anyone it was handed to."""
+        refusal = await self.access.may_answer(loaded.entry, loaded.card, user, loaded.req.step_name)
+        if refusal and await self.handovers.holds(loaded.req.requirement_id, user):
+            return None
+        return refusal
 
     # ----- resolving --------------------------------------------------------------------------------
     async def decide(
@@ -201,9 +210,7 @@ class Interactions:
         else:
             who = body["user"]["id"]
             refusal = await (
-                self.access.may_read(loaded.entry, loaded.card, who)
-                if reading
-                else self.access.may_answer(loaded.entry, loaded.card, who, loaded.req.step_name)
+                self.access.may_read(loaded.entry, loaded.card, who) if reading else self.may_answer(loaded, who)
             )
             new = ui.info_modal("Not allowed", refusal) if refusal else build(loaded)
         await self.gateway.call("views_update", view_id=view["id"], hash=view.get("hash"), view=new)

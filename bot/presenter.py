@@ -185,6 +185,9 @@ class Presenter:
             )
             done.pause = PauseMessage(req.requirement_id, run.run_id, card.channel, sent["ts"], "open", None, None)
             posted[req.requirement_id] = done.pause
+        elif message.kind == "notice":  # a line in the run's thread (a hand-over: it mentions the person)
+            text = (message.detail or {}).get("text") or ""
+            await self.gateway.send("chat_postMessage", channel=card.channel, thread_ts=card.ts, text=text)
         elif message.kind == "close" and req is not None:
             pause = posted.get(req.requirement_id) or await self.store.pause(req.requirement_id)
             if pause is None or not pause.ts:

@@ -70,6 +70,19 @@ votes = sa.Table(
 )
 
 
+# Pauses handed to someone else (bot/handover.py): they may answer it too. One row per pause and person.
+handovers = sa.Table(
+    "kern_bot_handovers",
+    metadata,
+    sa.Column("requirement_id", sa.String(64), primary_key=True),
+    sa.Column("to_user", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("by_user", sa.String(64), nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Column("at", sa.Float, nullable=False),
+)
+
+
 # What the bot owes Slack: a row per message to post or update, written in the transaction that makes it
 # owed (see bot/outbox.py), delivered until Slack accepts it.
 outbox = sa.Table(
@@ -77,7 +90,7 @@ outbox = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("run_id", sa.String(64), nullable=False, index=True),
-    sa.Column("kind", sa.String(16), nullable=False),  # pause | card | close
+    sa.Column("kind", sa.String(16), nullable=False),  # pause | card | close | notice
     sa.Column("requirement_id", sa.String(64)),
     sa.Column("detail", sa.JSON),
     sa.Column("status", sa.String(16), nullable=False),  # pending | done

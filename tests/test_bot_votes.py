@@ -188,3 +188,60 @@ def test_rules_that_cannot_work_are_refused_with_the_field() -> None:
         BotWorkflow(wf, step_approvers={"shp": Approvers(required=2)})
     assert Approvers(users=["U1", "U2"], required=2).users == ("U1", "U2")  # type: ignore[arg-type]
     assert "2 approvals needed" in Approvers(users=("U1",), required=2).describe()
+
+
+# ----- reassignment (issue 12, item 4) --------------------------------------------------------------------
+async def hand_over(env: Env, by: str, to: str | None, note: str = "") -> tuple[int, str]:
+    await env.slack.click(ui.HANDOVER, user=by)
+    await settle(env)
+    view = env.slack.last_view()
+    values = {"to": {"v": {"type": "users_select", "selected_user": to}}, "note": {"v": {"value": note}}}
+    status, body, _ = await env.slack.submit(view["id"], values, user=by)
+    await settle(env)
+    return status, body
+
+
+async def test_a_pause_handed_over_may_be_answered_by_the_new_person(env: Env) -> None:
+    run_id = await paused(env, "quorum")
+    await env.slack.click(ui.CONFIRM, user="UNEW")  # not an approver: refused
+    await settle(env)
+    assert "may answer this" in env.slack.ephemeral[-1]["text"]
+
+    status, body = await hand_over(env, "U01", None)
+    assert status == 200 and "Choose the person" in body  # the form says what is missing
+    status, body = await hand_over(env, "U01", "U01")
+    assert "someone other than yourself" in body
+    await hand_over(env, "U01", "UNEW", note="you know this release")
+    notice = [m for m in env.slack.messages.values() if m.thread_ts and "<@UNEW>" in m.text]
+    assert (
+        len(notice) == 1 and "<@U01> handed you *ship*" in notice[0].text and "you know this release" in notice[0].text
+    )
+    await env.slack.until(lambda: "Handed to <@UNEW> by <@U01>" in pause_message(env))
+    audit = [a for a in await env.db.audit_log(run_id=run_id) if a["decision"] == "handover"]
+    assert [(a["actor"], a["data"], a["note"]) for a in audit] == [("U01", {"to": "UNEW"}, "you know this release")]
+
+    await hand_over(env, "U02", "UNEW")  # handed to the same person again: nothing new
+    assert "already handed" in env.slack.ephemeral[-1]["text"]
+    assert len([m for m in env.slack.messages.values() if m.thread_ts and "<@UNEW>," in m.text]) == 1
+
+    await env.slack.click(ui.CONFIRM, user="UNEW")  # now they may vote: 1 of 2
+    await settle(env)
+    assert "Your approval is counted. Approvals: 1 of 2 (<@UNEW>)" in env.slack.ephemeral[-1]["text"]
+    await env.slack.click(ui.CONFIRM, user="U02")
+    await env.slack.until(lambda: "Completed" in json.dumps(env.card().blocks))
+    assert shipped == ["release-0"]
+
+
+async def test_only_those_who_may_answer_can_hand_over(env: Env) -> None:
+    run_id = await paused(env, "quorum")
+    await env.slack.click(ui.HANDOVER, user="UOUTSIDER")
+    await settle(env)
+    assert "may answer this" in json.dumps(env.slack.last_view())  # the form says no instead
+    await env.bot.interactions.handovers.hand_over(
+        env.slack.find(ui.CONFIRM)[2].removeprefix("a:"), "UOUTSIDER", "UNEW", None
+    )  # a forged submission is checked again
+    await settle(env)
+    assert not [a for a in await env.db.audit_log(run_id=run_id) if a["decision"] == "handover"]
+    await env.slack.click(ui.CONFIRM, user="UNEW")
+    await settle(env)
+    assert "may answer this" in env.slack.ephemeral[-1]["text"]

@@ -27,6 +27,7 @@ from bot.blocks.forms import (
 )
 from bot.blocks.kit import (
     CONFIRM,
+    HANDOVER,
     OPEN_EDIT,
     OPEN_FEEDBACK,
     OPEN_INPUT,
@@ -45,6 +46,7 @@ from bot.blocks.kit import (
     TOOL_RESULT,
     V_EDIT,
     V_FEEDBACK,
+    V_HANDOVER,
     V_INFO,
     V_INPUT,
     V_TOOL_FEEDBACK,

@@ -19,6 +19,7 @@ RETRY, SKIP = "kern:retry", "kern:skip"
 RUN_STATUS, RUN_CANCEL = "kern:run_status", "kern:run_cancel"
 TOOL_OK, TOOL_NO, TOOL_INPUT, TOOL_RESULT = "kern:tool_ok", "kern:tool_no", "kern:tool_input", "kern:tool_result"
 TOOL_ANSWER = "kern:tool_answer"
+HANDOVER = "kern:handover"
 # view callback_id values
 V_INPUT, V_EDIT, V_FEEDBACK = "kern:v_input", "kern:v_edit", "kern:v_feedback"
 V_TOOL_NOTE, V_TOOL_INPUT, V_TOOL_RESULT, V_INFO = (
@@ -28,6 +29,7 @@ V_TOOL_NOTE, V_TOOL_INPUT, V_TOOL_RESULT, V_INFO = (
     "kern:v_info",
 )
 V_TOOL_FEEDBACK = "kern:v_tool_feedback"
+V_HANDOVER = "kern:v_handover"
 ROUTE_BLOCK = "kern_route"
 
 

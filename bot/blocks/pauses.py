@@ -8,6 +8,7 @@ from typing import Any
 from bot.blocks.forms import questions_text
 from bot.blocks.kit import (
     CONFIRM,
+    HANDOVER,
     OPEN_EDIT,
     OPEN_FEEDBACK,
     OPEN_INPUT,
@@ -118,6 +119,7 @@ def pause_blocks(
     if line:
         blocks.append(context(line))
     blocks.append(context(f"Who may answer: {approvers}"))
+    blocks.append({"type": "actions", "block_id": f"h:{rid}", "elements": [button("Hand over…", HANDOVER, rid)]})
     fallback = f"{_title(req).split(' ', 1)[1]}: {workflow} / {req.step_name}"
     if req.message:
         fallback += f" — {req.message}"

@@ -79,6 +79,11 @@ def validate_blocks(blocks: list[dict[str, Any]], *, modal: bool = False) -> lis
         elif kind == "number_input":
             if not isinstance(el.get("is_decimal_allowed"), bool):
                 errors.append(f"is_decimal_allowed is required [json-pointer:{where}]")
+        elif kind == "users_select":  # a person picker; its state is `selected_user`
+            if "placeholder" in el:
+                text_obj(el["placeholder"], f"{where}/placeholder", 150, plain_only=True)
+            if "initial_user" in el and not str(el["initial_user"]).startswith(("U", "W")):
+                errors.append(f"invalid user id [json-pointer:{where}/initial_user]")
         elif kind == "checkboxes":
             if not 1 <= len(el.get("options", [])) <= 10:
                 errors.append(f"must have 1-10 options [json-pointer:{where}/options]")

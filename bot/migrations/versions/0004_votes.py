@@ -1,4 +1,4 @@
-"""Votes on pauses that need several people (N of M).
+"""Votes on pauses that need several people (N of M), and pauses handed over to someone else.
 
 Revision ID: 0004
 Revises: 0003
@@ -26,7 +26,17 @@ def upgrade() -> None:
         sa.Column("note", sa.Text),
         sa.Column("at", sa.Float, nullable=False),
     )
+    op.create_table(
+        "kern_bot_handovers",
+        sa.Column("requirement_id", sa.String(64), primary_key=True),
+        sa.Column("to_user", sa.String(64), primary_key=True),
+        sa.Column("run_id", sa.String(64), nullable=False),
+        sa.Column("by_user", sa.String(64), nullable=False),
+        sa.Column("note", sa.Text),
+        sa.Column("at", sa.Float, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("kern_bot_handovers")
     op.drop_table("kern_bot_votes")

@@ -1,0 +1,144 @@
+"""Reassignment: someone who may answer a pause hands it to another person, who may then answer it too.
+
+The hand-over is one transaction: its row, its line in kern's audit log, and the notice owed to the new
+person (a thread message mentioning them, delivered through the outbox like every other message, so a
+Slack error or a crash does not lose it). The pause message then says who it was handed to.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from bot import blocks as ui
+from bot.store import handovers, insert_once
+from kern.db.hot import INSERT_AUDIT
+
+if TYPE_CHECKING:
+    from bot.interactions import Ack, Interactions, Loaded
+
+TO_BLOCK, NOTE_BLOCK = "to", "note"
+
+
+def handover_modal(requirement_id: str, step_name: str) -> dict[str, Any]:
+    """A user select (whom to hand the pause to) and an optional note."""
+    blocks = [
+        ui.section(f"Hand *{ui.escape(step_name)}* to someone else. They are told, and may answer it too."),
+        {
+            "type": "input",
+            "block_id": TO_BLOCK,
+            "label": ui.plain("Hand it to"),
+            "element": {"type": "users_select", "action_id": "v", "placeholder": ui.plain("Choose a person")},
+        },
+        {
+            "type": "input",
+            "block_id": NOTE_BLOCK,
+            "optional": True,
+            "label": ui.plain("Note for them"),
+            "element": {"type": "plain_text_input", "action_id": "v", "multiline": True, "max_length": 1000},
+        },
+    ]
+    return ui.modal(ui.V_HANDOVER, "Hand over", blocks, metadata=requirement_id, submit="Hand over")
+
+
+class Handovers:
+    """The hand-over button, form and rule (a person a pause was handed to may answer it)."""
+
+    def __init__(self, interactions: Interactions) -> None:
+        self.ix = interactions
+        self.db = interactions.store.db
+
+    async def holds(self, requirement_id: str, user: str) -> bool:
+        """True if the pause was handed to `user`."""
+        from bot.migrations import BOT
+
+        query = sa.select(handovers.c.to_user).where(
+            handovers.c.requirement_id == requirement_id, handovers.c.to_user == user
+        )
+        return bool(await self.db.run_transaction(lambda c: c.execute(query).first(), write=False, tables=BOT))
+
+    async def lines(self, requirement_id: str) -> list[str]:
+        """`Handed to <@B> by <@A>` for each hand-over of a pause, oldest first."""
+        from bot.migrations import BOT
+
+        c = handovers.c
+        query = sa.select(c.to_user, c.by_user).where(c.requirement_id == requirement_id).order_by(c.at)
+        rows = await self.db.run_transaction(lambda conn: conn.execute(query).all(), write=False, tables=BOT)
+        return [f":busts_in_silhouette: Handed to <@{to}> by <@{by}>" for to, by in rows]
+
+    async def on_open(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        self.ix.background.spawn(
+            self.ix.open_form(body, action["value"], lambda ld: handover_modal(ld.req.requirement_id, ld.req.step_name))
+        )
+
+    async def on_submit(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        values = view["state"]["values"]
+        to = (values.get(TO_BLOCK, {}).get("v") or {}).get("selected_user")
+        note = ((values.get(NOTE_BLOCK, {}).get("v") or {}).get("value") or "").strip() or None
+        by = body["user"]["id"]
+        if not to:
+            await ack(response_action="errors", errors={TO_BLOCK: "Choose the person to hand it to."})
+            return
+        if to == by:
+            await ack(response_action="errors", errors={TO_BLOCK: "Choose someone other than yourself."})
+            return
+        await ack()
+        self.ix.background.spawn(self.hand_over(view["private_metadata"], by, to, note))
+
+    async def hand_over(self, requirement_id: str, by: str, to: str, note: str | None) -> None:
+        """Record the hand-over (if `by` may answer the pause), owe the notice, and show it on the message."""
+        loaded = await self.ix.ready({"user": {"id": by}, "channel": {}, "message": {}}, requirement_id)
+        if loaded is None:
+            return
+        run_id, outbox = loaded.run.run_id, self.ix.runner.outbox
+        at = time.time()
+        text = f"<@{to}>, <@{by}> handed you *{ui.escape(loaded.req.step_name)}* to answer" + (
+            f": {ui.quote(note, 1000)}" if note else "."
+        )
+
+        def also(conn: Connection) -> None:
+            mine = sa.select(handovers.c.at).where(
+                handovers.c.requirement_id == requirement_id, handovers.c.to_user == to
+            )
+            if conn.execute(mine).scalar() != at:
+                return  # handed to this person before: nothing new to record or tell
+            conn.execute(INSERT_AUDIT, _audit(loaded, by, to, note, at))
+            detail = {"text": text, "to": to}
+            outbox.store.owe(conn, run_id, "notice", requirement_id, detail, holder=outbox.me, hold=outbox.hold)
+
+        values = {"requirement_id": requirement_id, "to_user": to, "run_id": run_id, "by_user": by, "note": note}
+        first = await insert_once(self.db, handovers, {**values, "at": at}, also=also)
+        card = loaded.card
+        if not first:
+            await self.ix.gateway.tell(card.channel, by, f"<@{to}> was already handed this pause.", card.ts, None)
+            return
+        await outbox.deliver(run_id)
+        await self.ix.gateway.tell(card.channel, by, f"Handed to <@{to}>; they are told.", card.ts, None)
+        await self.show(loaded)
+
+    async def show(self, loaded: Loaded) -> None:
+        """Best effort: the hand-overs on the pause message (drawn again whenever it is redrawn)."""
+        pause = await self.ix.store.pause(loaded.req.requirement_id)
+        if pause is not None and pause.ts:
+            extra = "\n".join(await self.lines(loaded.req.requirement_id))
+            fallback, blocks = self.ix.presenter.pause_view(loaded.entry, loaded.req, tally=extra)
+            await self.ix.gateway.call("chat_update", channel=pause.channel, ts=pause.ts, text=fallback, blocks=blocks)
+
+
+def _audit(loaded: Loaded, by: str, to: str, note: str | None, at: float) -> dict[str, Any]:
+    return {
+        "run_id": loaded.run.run_id,
+        "requirement_id": loaded.req.requirement_id,
+        "workflow_name": loaded.entry.name,
+        "step_name": loaded.req.step_name,
+        "kind": loaded.req.kind,
+        "actor": by,
+        "decision": "handover",
+        "note": note,
+        "data": {"to": to},
+        "at": at,
+    }
