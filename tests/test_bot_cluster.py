@@ -232,7 +232,7 @@ async def test_two_real_bot_processes_share_one_postgres(tmp_path: Path) -> None
         procs = _start_bot_processes(slack, PG_URL, ports)
         try:
             async with aiohttp.ClientSession() as session:
-                for port, proc in zip(ports, procs):
+                for port, proc in zip(ports, procs, strict=True):
                     # a loaded 2-core machine (CI beside other jobs) can take many seconds to import
                     deadline = time.monotonic() + 90
                     while True:
