@@ -248,9 +248,10 @@ class RunRequirement:
         result: dict[str, Any] = {}
         for name, field_def in known.items():
             value = values.get(name, field_def.value)
-            if value is None or value == "":
+            if field_def.is_missing(value):
                 if field_def.required:
-                    problems.append(f"{name}: required")
+                    blank = value is None or value == ""
+                    problems.append(f"{name}: required" + ("" if blank else " (only spaces given)"))
                 continue
             try:
                 result[name] = _coerce(field_def, value)
@@ -395,7 +396,6 @@ class RunOutput(WaitingTools):
     def team_name(self) -> str | None:
         return self.agent_name
 
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
@@ -509,7 +509,6 @@ class RunPausedEvent(WaitingTools, RunEvent):
     @property
     def tools(self) -> list[ToolExecution]:
         return [r.tool_execution for r in self.requirements]
-
 
 
 @dataclass
