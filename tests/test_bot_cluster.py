@@ -70,7 +70,9 @@ async def test_two_bot_processes_on_one_postgres(tmp_path: Path) -> None:
             await bot_b.background.idle()
             card = next(m for m in slack.messages.values() if m.thread_ts is None)
             assert "two done" in json.dumps(card.blocks)
-            decided = [m for m in slack.messages.values() if "Timed out: approved automatically" in json.dumps(m.blocks)]
+            decided = [
+                m for m in slack.messages.values() if "Timed out: approved automatically" in json.dumps(m.blocks)
+            ]
             assert len(decided) == 1
         finally:
             await server_a.cleanup()

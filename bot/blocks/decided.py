@@ -80,7 +80,9 @@ def outcome(req: StepRequirement, detail: dict[str, Any], branches: tuple[str, s
     if action == "input":
         return Outcome("Input provided", ":memo:", by, at, "Submitted")
     if action == "select":
-        return Outcome(f"Chose {', '.join(decision.get('choices') or [])}", ":twisted_rightwards_arrows:", by, at, "Chosen")
+        return Outcome(
+            f"Chose {', '.join(decision.get('choices') or [])}", ":twisted_rightwards_arrows:", by, at, "Chosen"
+        )
     if action == "retry":
         return Outcome("Retried", ":repeat:", by, at, "Retried")
     if action == "skip":
@@ -89,9 +91,13 @@ def outcome(req: StepRequirement, detail: dict[str, Any], branches: tuple[str, s
         calls = req.executor_requirements or []
         answers = [c.tool_execution.confirmed for c in calls]
         if answers and all(a is False for a in answers):
-            return Outcome("Rejected" if len(calls) == 1 else "Tool calls rejected", ":no_entry_sign:", by, at, "Rejected")
+            return Outcome(
+                "Rejected" if len(calls) == 1 else "Tool calls rejected", ":no_entry_sign:", by, at, "Rejected"
+            )
         if answers and all(a is True for a in answers) and not any(c.user_feedback_schema for c in calls):
-            return Outcome("Approved" if len(calls) == 1 else "Tool calls approved", ":white_check_mark:", by, at, "Approved")
+            return Outcome(
+                "Approved" if len(calls) == 1 else "Tool calls approved", ":white_check_mark:", by, at, "Approved"
+            )
         return Outcome("Tool calls decided", ":white_check_mark:", by, at)
     return Outcome("Approved", ":white_check_mark:", by, at, "Approved")
 
