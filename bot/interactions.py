@@ -15,7 +15,7 @@ from bot import blocks as ui
 from bot.access import Access
 from bot.background import Background
 from bot.gateway import SlackGateway
-from bot.presenter import Presenter
+from bot.presenter import Presenter, output_text
 from bot.registry import BotWorkflow, Registry
 from bot.runner import Runner
 from bot.store import BotStore, Card, PauseMessage
@@ -235,7 +235,7 @@ class Interactions:
                     new = ui.info_modal("Not allowed", refusal)
                 else:
                     run = await entry.workflow.aget_run(value[4:])
-                    new = ui.full_text_modal("Output", ui.as_text(run.content))
+                    new = ui.full_text_modal("Output", output_text(run))
                 await self.gateway.call("views_update", view_id=opened["view"]["id"], view=new)
             return
         self.background.spawn(
@@ -320,6 +320,8 @@ def already_answered(run: WorkflowRunOutput, requirement_id: str) -> str | None:
         verb = "decided"
     elif req.edited_output is not None:
         verb = "edited"
+    elif req.step_type == "Condition":  # its No may run the else branch: no rejection
+        verb = "answered"
     else:
         verb = "approved" if req.confirmed else "rejected"
     who = req.resolved_by

@@ -81,6 +81,14 @@ def route_outputs(run: WorkflowRunOutput) -> list[tuple[str, Any]]:
     return ran if len(ran) > 1 else []
 
 
+def output_text(run: WorkflowRunOutput) -> str:
+    """The run's whole output as text ("View full output"): each chosen route's when a Router ran several."""
+    routes = route_outputs(run)
+    if not routes:
+        return ui.as_text(run.content)
+    return "\n\n".join(f"{name}:\n{ui.as_text(content)}" for name, content in routes)
+
+
 class Presenter:
     """Renders and sends the run card and pause messages."""
 

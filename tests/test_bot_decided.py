@@ -66,8 +66,12 @@ async def test_a_rejection_that_cancels_keeps_the_question(env: Env) -> None:
 async def test_a_conditions_no_is_a_choice_not_a_rejection(env: Env) -> None:
     card = await run(env, "analysis")
     pause = env.slack.thread(card.ts)[-1]
+    stale = env.slack.find(ui.CONFIRM)
     await env.slack.click(ui.REJECT, user="U2")
     await settle(env)
+    await env.slack.click(ui.CONFIRM, user="U3", stale=stale)  # too late
+    await settle(env)
+    assert env.slack.ephemeral[-1]["text"] == "Already answered by <@U2>."
     decided = env.slack.messages[pause.ts]
     assert header(decided).startswith(":twisted_rightwards_arrows: *Chose: No, ran quick*")
     assert "Rejected" not in json.dumps(decided.blocks)
@@ -242,7 +246,10 @@ FANOUT = [
             steps=[
                 Router(
                     name="notify",
-                    choices=[Step(name=n, executor=lambda s, n=n: f"{n} sent") for n in ("email", "sms", "pager")],
+                    choices=[
+                        Step(name=n, executor=lambda s, n=n: f"{n} sent" + (" (long)" + "z" * 3000) * (n == "pager"))
+                        for n in ("email", "sms", "pager")
+                    ],
                     requires_user_input=True,
                     allow_multiple_selections=True,
                     user_input_message="Where should the alert go?",
@@ -267,8 +274,12 @@ async def test_every_chosen_routes_output_is_on_the_card(env: Env) -> None:
     assert "Routes: *email*, sms, *pager*" in json.dumps(decided.blocks)
     assert "Where should the alert go?" in json.dumps(decided.blocks)
     shown = env.card_text()
-    assert "*Output of email*\\n```email sent```" in shown and "*Output of pager*\\n```pager sent```" in shown
+    assert "*Output of email*\\n```email sent```" in shown and "*Output of pager*\\n```pager sent (long)z" in shown
     assert "sms sent" not in shown
+    await env.slack.click(ui.VIEW_FULL)  # the long one is cut on the card: the whole of each is in the modal
+    await settle(env)
+    full = json.dumps(env.slack.last_view()["blocks"])
+    assert "email:\\nemail sent\\n\\npager:\\npager sent (long)" in full and full.count("z") >= 3000
 
 
 # ----- the run card ------------------------------------------------------------------------------------------

@@ -114,5 +114,7 @@ def _route_outputs(card: Card) -> Blocks:
         for name, content in shown
     ]
     if len(card.routes) > len(shown):
-        blocks.append(context(f"{len(card.routes) - len(shown)} more routes ran; `/kern status` shows the last one."))
+        blocks.append(context(f"{len(card.routes) - len(shown)} more routes ran."))
+    if len(card.routes) > len(shown) or any(len(escape(as_text(c))) > each - 6 for _, c in shown):
+        blocks.append({"type": "actions", "elements": [button("View full output", VIEW_FULL, f"run:{card.run_id}")]})
     return blocks
