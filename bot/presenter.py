@@ -36,7 +36,7 @@ class NotYet(Exception):
     """The message cannot be delivered before another one (its pause message is still owed)."""
 
 
-who, stamp = ui.who, ui.stamp  # a mention (or "kern"); "Approved by @x at <time>"
+who, stamp = ui.who, ui.stamp  # kept here for callers: a mention (or "kern"); "Approved by @x at <time>"
 
 
 def card_view(

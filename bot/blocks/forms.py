@@ -18,6 +18,7 @@ from bot.blocks.kit import (
     rejecting_cancels,
     retries_used_up,
     section,
+    sent_back,
 )
 from bot.text import (
     INPUT_HINT,
@@ -326,8 +327,7 @@ def feedback_form(req: StepRequirement) -> dict[str, Any]:
     intro = ":warning: *Rejecting cancels the run.*"
     if retries_used_up(req):
         intro = (
-            f":warning: *Retries used up: rejecting cancels the run.* The step was sent back {req.retry_count} "
-            f"times, the most allowed."
+            f":warning: *Retries used up: rejecting cancels the run.* The step was {sent_back(req)}, the most allowed."
         )
     return text_modal(
         V_FEEDBACK,

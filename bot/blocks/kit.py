@@ -83,6 +83,12 @@ def retries_used_up(req: StepRequirement) -> bool:
     return req.kind == kinds.OUTPUT_REVIEW and req.on_reject is OnReject.retry and req.retry_count >= req.max_retries
 
 
+def sent_back(req: StepRequirement) -> str:
+    """How often the reviewed step was sent back: "sent back once", "sent back 3 times"."""
+    n = req.retry_count
+    return "sent back once" if n == 1 else f"sent back {n} times"
+
+
 def rejecting_cancels(req: StepRequirement) -> bool:
     """Whether rejecting this pause cancels the whole run (so the reject control asks first)."""
     return req.on_reject is OnReject.cancel or retries_used_up(req)

@@ -34,6 +34,7 @@ from bot.blocks.kit import (
     rejecting_cancels,
     retries_used_up,
     section,
+    sent_back,
 )
 from bot.text import FIELD_TEXT, OPTION_TEXT, OUTPUT_PREVIEW, SECTION_TEXT, as_text, code_block, escape, quote, truncate
 from kern.run import requirement as kinds
@@ -102,8 +103,8 @@ def pause_blocks(
         elif retries_used_up(req):
             blocks.append(
                 context(
-                    f":warning: *Retries used up: rejecting cancels the run* (sent back {req.retry_count} "
-                    f"of {req.max_retries} times already)."
+                    f":warning: *Retries used up: rejecting cancels the run* ({sent_back(req)} already, the "
+                    "most allowed)."
                 )
             )
         elif req.on_reject is OnReject.cancel:
@@ -158,7 +159,7 @@ def _cancel_confirm(req: StepRequirement) -> dict[str, Any] | None:
     if not rejecting_cancels(req):
         return None
     if retries_used_up(req):
-        text = f"It was sent back {req.retry_count} times, the most allowed: rejecting again cancels the run."
+        text = f"It was {sent_back(req)}, the most allowed: rejecting again cancels the run."
         return confirm_dialog("Retries used up", text, "Reject and cancel", "Keep waiting")
     text = "Rejecting cancels the whole run. This cannot be undone."
     return confirm_dialog("Reject and cancel?", text, "Reject", "Keep waiting")
