@@ -110,6 +110,8 @@ class Commands:
         if run.is_paused:
             req = run.step_requirements[-1]
             line += f", waiting at {req.step_name} ({req.kind.replace('_', ' ')})"
+        elif run.is_cancelled:  # kern's reason, e.g. "Cancelled by <@U1>": its mention stays one
+            line += f": {ui.escape_keeping_mentions(ui.truncate(ui.as_text(run.content), 1500))}"
         elif run.content is not None:
             line += f": {ui.quote(run.content, 1500)}"
         return line

@@ -296,6 +296,8 @@ async def test_a_cancelled_card_names_who_and_when(env: Env) -> None:
     assert controls(env.card()) == []  # a finished run has nothing left to press
     assert header(env.slack.messages[pause.ts]).startswith(":no_entry: *Run cancelled*")
     assert "Cancelled by <@U1>" in json.dumps(env.slack.messages[pause.ts].blocks)
+    _, body, _ = await env.slack.command(f"status {(await run_id_of_card(env))[:8]}")
+    assert json.loads(body)["text"].endswith(": cancelled: Cancelled by <@U1>")
 
 
 async def test_a_running_card_has_times_and_its_buttons(env: Env) -> None:

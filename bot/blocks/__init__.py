@@ -74,7 +74,7 @@ from bot.blocks.kit import (
     who,
 )
 from bot.blocks.pauses import MAX_SHOWN_CALLS, pause_blocks, review_text
-from bot.text import as_text, escape, quote
+from bot.text import as_text, escape, escape_keeping_mentions, quote, truncate
 
 _MODULES = {"card", "decided", "forms", "guide", "kit", "pauses"}
 __all__ = [name for name in dir() if not name.startswith("_") and name not in _MODULES]
