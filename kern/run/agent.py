@@ -320,9 +320,10 @@ class RunRequirement(ItemAccess):
         result: dict[str, Any] = {}
         for name, field_def in known.items():
             value = values.get(name, field_def.value)
-            if value is None or value == "":
+            if field_def.is_missing(value):
                 if field_def.required:
-                    problems.append(f"{name}: required")
+                    blank = value is None or value == ""
+                    problems.append(f"{name}: required" + ("" if blank else " (only spaces given)"))
                 continue
             try:
                 result[name] = _coerce(field_def, value)

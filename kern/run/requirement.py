@@ -376,9 +376,9 @@ class StepRequirement:
         result: dict[str, Any] = {}
         for name, field_def in known.items():
             value = values.get(name, field_def.value)
-            if value is None or value == "":
+            if field_def.is_missing(value):
                 if field_def.required:
-                    problems[name] = "required"
+                    problems[name] = "required" if value is None or value == "" else "required (only spaces given)"
                 else:
                     result[name] = None
                 continue
