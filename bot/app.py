@@ -37,6 +37,7 @@ class KernBot:
     interactions: Interactions
     commands: Commands
     signing_secret: str | None = None
+    tool_calls: ToolCalls | None = None
 
 
 def make_client(token: str, api_url: str | None = None) -> AsyncWebClient:
@@ -85,6 +86,8 @@ def build_bot(
         ui.RUN_STATUS: commands.on_run_status,
         ui.RUN_CANCEL: commands.on_run_cancel,
         ui.HANDOVER: handovers.on_open,
+        ui.TOOL_ALLOW_RUN: tool_calls.on_allow_run,
+        ui.TOOL_ALLOW_WORKFLOW: tool_calls.on_allow_workflow,
     }
     for action_id, handler in actions.items():  # tool-call buttons carry their call index: kern:tool_ok:2
         app.action(re.compile(f"^{re.escape(action_id)}(:\\d+)?$"))(handler)
@@ -100,4 +103,6 @@ def build_bot(
     }
     for callback_id, handler in views.items():
         app.view_submission(callback_id)(handler)
-    return KernBot(app, runner, registry, store, gateway, background, outbox, interactions, commands, signing_secret)
+    return KernBot(
+        app, runner, registry, store, gateway, background, outbox, interactions, commands, signing_secret, tool_calls
+    )

@@ -78,6 +78,14 @@ class Interactions:
             )
         return Loaded(entry, card, pause, run, req)
 
+    async def load_run(self, entry: BotWorkflow, card: Card) -> Loaded | None:
+        """The run's current pause, loaded as a click would load it; None if it is not paused."""
+        run = await entry.workflow.aget_run(card.run_id)
+        if not run.is_paused or not run.step_requirements:
+            return None
+        loaded = await self.load(run.step_requirements[-1].requirement_id)
+        return None if isinstance(loaded, str) else loaded
+
     async def ready(self, body: dict[str, Any], requirement_id: str) -> Loaded | None:
         user, channel, thread = who_where(body)
         loaded = await self.load(requirement_id)

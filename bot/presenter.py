@@ -11,6 +11,7 @@ from typing import Any
 
 from bot import blocks as ui
 from bot.gateway import SlackGateway
+from bot.grants import describe_duration
 from bot.registry import BotWorkflow, Registry
 from bot.store import BotStore, Card, Delivery, OwedMessage, PauseMessage
 from kern.exceptions import RunNotFoundError
@@ -118,6 +119,7 @@ class Presenter:
             approvers=who,
             branches=self.branches(entry, req),
             tool_decisions=decided,
+            standing=describe_duration(entry.standing_approval) if entry.standing_approval else None,
         )
 
     async def decided_view(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from bot.config import SettingsError
@@ -17,7 +18,9 @@ from kern.workflow import Workflow
 class BotWorkflow:
     """A workflow as the bot offers it: its command name, a description, and who may do what.
 
-    `approvers` may answer its pauses (`step_approvers` overrides them per step name). By default anyone
+    `approvers` may answer its pauses (`step_approvers` overrides them per step name). A tool call can be
+    allowed for the rest of its run; with `standing_approval` (seconds or a timedelta) also for the whole
+    workflow, for that long. By default anyone
     may start it (`starters`); the person who started a run and its approvers may cancel it
     (`cancellers`); members of the run's channel, the starter and the approvers may read its output
     (`readers`).
@@ -31,10 +34,20 @@ class BotWorkflow:
     cancellers: Audience = STARTER_AND_APPROVERS
     readers: Audience = CHANNEL_STARTER_AND_APPROVERS
     step_approvers: Mapping[str, Approvers] = field(default_factory=dict)
+    standing_approval: float | timedelta | None = None
 
     def __post_init__(self) -> None:
         self.name = self.name or self.workflow.name
         self.description = self.description or (self.workflow.description or "")
+        if isinstance(self.standing_approval, timedelta):
+            self.standing_approval = self.standing_approval.total_seconds()
+        if self.standing_approval is not None and not (
+            isinstance(self.standing_approval, (int, float)) and self.standing_approval > 0
+        ):
+            raise SettingsError(
+                f"BotWorkflow {self.name!r}: standing_approval={self.standing_approval!r} must be a positive number "
+                "of seconds or a timedelta (how long 'Always allow … in this workflow' lasts)."
+            )
         known = set(_step_names(self.workflow.steps))
         unknown = sorted(set(self.step_approvers) - known)
         if unknown:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from bot import blocks as ui
@@ -17,7 +17,13 @@ from bot.presenter import Presenter, card_view
 from bot.registry import BotWorkflow
 from bot.store import BotStore, Card
 from kern.exceptions import LostOwnershipError, StoreError
-from kern.run.workflow import StepContinuedEvent, StepExecutorContinuedEvent, StepStartedEvent
+from kern.run.workflow import (
+    StepContinuedEvent,
+    StepExecutorContinuedEvent,
+    StepExecutorPausedEvent,
+    StepStartedEvent,
+    WorkflowPausedEvent,
+)
 
 log = logging.getLogger("kern_bot")
 STATUS_EVERY = 0.5  # seconds between run-card status updates while steps run
@@ -35,6 +41,8 @@ class Runner:
         self.store = store
         self.presenter = presenter
         self.outbox = outbox
+        # Called after a run this process follows stops at tool calls (standing approvals, bot/grants.py).
+        self.on_tool_pause: list[Callable[[BotWorkflow, Card], Awaitable[None]]] = []
 
     async def start(
         self, entry: BotWorkflow, text: str, user: str, channel: str, response_url: str | None = None
@@ -80,10 +88,12 @@ class Runner:
         the run moved (a resume refused: `RunNotPausedError`, `JournalMismatchError`, `StoreError`) are
         the caller's to report.
         """
-        last, seen, stopped = 0.0, False, asyncio.Event()
+        last, seen, stopped, tools = 0.0, False, asyncio.Event(), False
         try:
             async for event in events:
                 seen = True
+                # stopped at tool calls: the executor's pause event, then the run's
+                tools = isinstance(event, StepExecutorPausedEvent) or (tools and isinstance(event, WorkflowPausedEvent))
                 if isinstance(event, (StepContinuedEvent, StepExecutorContinuedEvent)):
                     self.background.spawn(self._deliver_unless(stopped, card.run_id))
                 elif isinstance(event, StepStartedEvent) and time.monotonic() - last > STATUS_EVERY:
@@ -102,6 +112,8 @@ class Runner:
         finally:
             stopped.set()
         await self.outbox.deliver(card.run_id)
+        for hook in self.on_tool_pause if tools else []:
+            await hook(entry, card)
 
     async def _deliver_unless(self, stopped: asyncio.Event, run_id: str) -> None:
         """The decided message, soon after a resume: at once if the run is still going after DECIDED_SOON

@@ -83,6 +83,25 @@ handovers = sa.Table(
 )
 
 
+# Standing approvals of tool calls (bot/grants.py): a tool always allowed in one run, or in a workflow
+# until `expires_at`, unless revoked.
+grants = sa.Table(
+    "kern_bot_grants",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("scope", sa.String(16), nullable=False),  # run | workflow
+    sa.Column("workflow", sa.String(256), nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("tool_name", sa.String(256), nullable=False),
+    sa.Column("granted_by", sa.String(64), nullable=False),
+    sa.Column("granted_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float),
+    sa.Column("revoked_by", sa.String(64)),
+    sa.Column("revoked_at", sa.Float),
+    sa.Index("ix_kern_bot_grants_tool", "tool_name", "workflow"),
+)
+
+
 # What the bot owes Slack: a row per message to post or update, written in the transaction that makes it
 # owed (see bot/outbox.py), delivered until Slack accepts it.
 outbox = sa.Table(

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot import blocks as ui
+from bot.grants import Grants
 from bot.interactions import Ack, Interactions, Loaded, as_action_body, who_where
 from kern.run.agent import RunRequirement
 
@@ -23,6 +24,9 @@ class ToolCalls:
         self.background = base.background
         self.store = base.store
         self.presenter = base.presenter
+        self.grants = Grants(self)
+        base.runner.on_tool_pause.append(self.grants.apply)
+        self.on_allow_run, self.on_allow_workflow = self._allow(False), self._allow(True)
         self._tool_forms()
 
     async def on_tool_ok(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
@@ -213,10 +217,24 @@ class ToolCalls:
                 body.get("response_url"),
             )
             return
-        decisions = await self.store.tool_decisions(rid)
+        _user, channel, _thread = who_where(body)
+        clicked = (channel, (body.get("message") or {}).get("ts", "")) if channel else None
+        await self.calls_decided(loaded, user, clicked, body.get("response_url"))
+
+    async def calls_decided(
+        self,
+        loaded: Loaded,
+        user: str,
+        clicked: tuple[str, str] | None = None,
+        response_url: str | None = None,
+    ) -> None:
+        """After a call's decision: continue the run if every call is decided, else show the ones that are
+        (on the pause message: where the store says, or `clicked`, the message clicked)."""
+        calls = loaded.req.executor_requirements or []
+        decisions = await self.store.tool_decisions(loaded.req.requirement_id)
+        if not decisions:
+            return
         if len(decisions) < len(calls):  # others still wait: show this one as decided
-            _user, channel, _thread = who_where(body)
-            clicked = (channel, (body.get("message") or {}).get("ts", "")) if channel else None
             await self.presenter.show_tool_decisions(
                 loaded.entry, loaded.req, {i: d["summary"] for i, d in decisions.items()}, clicked
             )
@@ -224,7 +242,38 @@ class ToolCalls:
         loaded.req.executor_requirements = [
             RunRequirement.from_dict(decisions[i]["decision"]) for i in range(len(calls))
         ]
-        await self.base.resume(loaded, user, body.get("response_url"))
+        await self.base.resume(loaded, user, response_url)
+
+    def _allow(self, workflow_wide: bool) -> Callable[..., Any]:
+        """The listener of "Always allow <tool> in this run" (or "… in this workflow"): record the
+        standing approval, then approve this call like "Approve once"."""
+
+        async def on_click(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+            await ack()
+            self.background.spawn(self._allow_and_approve(body, action["value"], workflow_wide))
+
+        return on_click
+
+    async def _allow_and_approve(self, body: dict[str, Any], value: str, workflow_wide: bool) -> None:
+        rid, index = _split(value)
+        loaded = await self.base.ready(body, rid)
+        if loaded is None or index >= len(loaded.req.executor_requirements or []):
+            return
+        user = body["user"]["id"]
+        if workflow_wide and not loaded.entry.standing_approval:
+            await self.gateway.tell(loaded.card.channel, user, "This workflow allows no workflow-wide approvals.")
+            return
+        tool = _call(loaded, index).tool_execution.tool_name
+        where = "in this workflow" if workflow_wide else "in this run"
+        await self.grants.grant(loaded, tool, user, workflow_wide=workflow_wide)
+        await self.tool_decision(
+            body,
+            value,
+            lambda call, who: (
+                call.confirm(by=who),
+                ":white_check_mark: " + ui.stamp(f"Approved, and always allowed {where}", who, None),
+            )[1],
+        )
 
 
 def _asker(call: RunRequirement) -> str:

@@ -45,6 +45,8 @@ from bot.blocks.kit import (
     RUN_CANCEL,
     RUN_STATUS,
     SKIP,
+    TOOL_ALLOW_RUN,
+    TOOL_ALLOW_WORKFLOW,
     TOOL_ANSWER,
     TOOL_INPUT,
     TOOL_NO,

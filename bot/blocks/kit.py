@@ -22,6 +22,7 @@ RETRY, SKIP = "kern:retry", "kern:skip"
 RUN_STATUS, RUN_CANCEL = "kern:run_status", "kern:run_cancel"
 TOOL_OK, TOOL_NO, TOOL_INPUT, TOOL_RESULT = "kern:tool_ok", "kern:tool_no", "kern:tool_input", "kern:tool_result"
 TOOL_ANSWER = "kern:tool_answer"
+TOOL_ALLOW_RUN, TOOL_ALLOW_WORKFLOW = "kern:tool_allow_run", "kern:tool_allow_workflow"
 HANDOVER = "kern:handover"
 # view callback_id values
 V_INPUT, V_EDIT, V_FEEDBACK = "kern:v_input", "kern:v_edit", "kern:v_feedback"

@@ -18,6 +18,8 @@ from bot.blocks.kit import (
     ROUTE_GO,
     ROUTE_PICK,
     SKIP,
+    TOOL_ALLOW_RUN,
+    TOOL_ALLOW_WORKFLOW,
     TOOL_ANSWER,
     TOOL_INPUT,
     TOOL_NO,
@@ -65,11 +67,13 @@ def pause_blocks(
     approvers: str = "anyone",
     branches: tuple[str, str] | None = None,
     tool_decisions: dict[int, str] | None = None,
+    standing: str | None = None,
 ) -> tuple[str, Blocks]:
     """The message a pause posts in the run's thread, with the controls that resolve it.
 
     `branches` names what a Condition's buttons run (if, else); `tool_decisions` marks executor tool
-    calls already decided (by index) while others still wait.
+    calls already decided (by index) while others still wait. A tool call that only needs approval also
+    offers "Always allow" in this run, and, with `standing` (how long, e.g. "8 h"), in this workflow.
     """
     rid = req.requirement_id
     blocks: Blocks = [section(head_line(f"*{pause_title(req)}*", workflow, req))]
@@ -128,7 +132,7 @@ def pause_blocks(
             }
         )
     elif req.kind == kinds.EXECUTOR:
-        blocks.extend(_tool_blocks(req, tool_decisions or {}))
+        blocks.extend(_tool_blocks(req, tool_decisions or {}, standing))
     line = deadline_line(req)
     if line:
         blocks.append(context(line))
@@ -194,7 +198,7 @@ def _route_blocks(req: StepRequirement) -> Blocks:
     ]
 
 
-def _tool_blocks(req: StepRequirement, decided: dict[int, str]) -> Blocks:
+def _tool_blocks(req: StepRequirement, decided: dict[int, str], standing: str | None = None) -> Blocks:
     rid = req.requirement_id
     blocks: Blocks = []
     calls = req.executor_requirements or []
@@ -204,7 +208,7 @@ def _tool_blocks(req: StepRequirement, decided: dict[int, str]) -> Blocks:
 
         def tool_button(text: str, action: str, style: str) -> dict[str, Any]:
             # action_ids must be unique within a message: one set of buttons per call
-            return button(text, f"{action}:{index}", value, style)  # noqa: B023 - used at once
+            return button(text, f"{action}:{index}", value, style or None)  # noqa: B023 - used at once
 
         if index in decided:
             blocks.append(context(decided[index]))
@@ -216,16 +220,17 @@ def _tool_blocks(req: StepRequirement, decided: dict[int, str]) -> Blocks:
         elif call.is_external_tool_execution:
             first = tool_button("Paste result", TOOL_RESULT, "primary")
         else:
-            first = tool_button("Approve", TOOL_OK, "primary")
+            first = tool_button("Approve once", TOOL_OK, "primary")
         plain_call = not (call.needs_user_input or call.is_external_tool_execution or call.needs_user_feedback)
         reject_text = "Reject with note" if plain_call else "Reject"
-        blocks.append(
-            {
-                "type": "actions",
-                "block_id": f"a:{rid}:{index}",
-                "elements": [first, tool_button(reject_text, TOOL_NO, "danger")],
-            }
-        )
+        elements = [first]
+        if plain_call:
+            name = truncate(call.tool_execution.tool_name, 30)
+            elements.append(tool_button(f"Always allow {name} in this run", TOOL_ALLOW_RUN, ""))
+            if standing:
+                elements.append(tool_button(f"… in this workflow ({standing})", TOOL_ALLOW_WORKFLOW, ""))
+        elements.append(tool_button(reject_text, TOOL_NO, "danger"))
+        blocks.append({"type": "actions", "block_id": f"a:{rid}:{index}", "elements": elements})
     if len(calls) > MAX_SHOWN_CALLS:
         blocks.append(context(f"{len(calls) - MAX_SHOWN_CALLS} more tool calls are waiting; answer these first."))
     return blocks

@@ -1,4 +1,5 @@
-"""Votes on pauses that need several people (N of M), and pauses handed over to someone else.
+"""Votes on pauses that need several people (N of M), pauses handed over to someone else, and standing
+approvals of tool calls.
 
 Revision ID: 0004
 Revises: 0003
@@ -35,8 +36,23 @@ def upgrade() -> None:
         sa.Column("note", sa.Text),
         sa.Column("at", sa.Float, nullable=False),
     )
+    op.create_table(
+        "kern_bot_grants",
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("scope", sa.String(16), nullable=False),
+        sa.Column("workflow", sa.String(256), nullable=False),
+        sa.Column("run_id", sa.String(64)),
+        sa.Column("tool_name", sa.String(256), nullable=False),
+        sa.Column("granted_by", sa.String(64), nullable=False),
+        sa.Column("granted_at", sa.Float, nullable=False),
+        sa.Column("expires_at", sa.Float),
+        sa.Column("revoked_by", sa.String(64)),
+        sa.Column("revoked_at", sa.Float),
+    )
+    op.create_index("ix_kern_bot_grants_tool", "kern_bot_grants", ["tool_name", "workflow"])
 
 
 def downgrade() -> None:
+    op.drop_table("kern_bot_grants")
     op.drop_table("kern_bot_handovers")
     op.drop_table("kern_bot_votes")
