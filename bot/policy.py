@@ -25,17 +25,44 @@ class Approvers:
     forbid_self_approval: bool = False
     required: int = 1
     reject_required: int = 1
+    notify: tuple[str, ...] | None = None
+    remind_after: float | None = None
+    max_reminders: int = 3
+    escalate_after: float | None = None
+    escalate_to: Approvers | None = None
 
     def __post_init__(self) -> None:
-        for name in ("required", "reject_required"):
+        for name in ("required", "reject_required", "max_reminders"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"Approvers({name}={value!r}): give a whole number of people, at least 1.")
-        for name in ("users", "groups"):
+            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "max_reminders" else 1):
+                least = 0 if name == "max_reminders" else 1
+                raise ValueError(f"Approvers({name}={value!r}): give a whole number, at least {least}.")
+        for name in ("users", "groups", "notify"):
             value = getattr(self, name)
             if isinstance(value, str):
                 raise ValueError(f"Approvers({name}={value!r}): give a tuple of ids, e.g. ({value!r},).")
-            object.__setattr__(self, name, tuple(value))
+            if value is not None:
+                object.__setattr__(self, name, tuple(value))
+        for name in ("remind_after", "escalate_after"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
+                raise ValueError(f"Approvers({name}={value!r}): give a number of seconds above 0.")
+        if (self.escalate_after is None) != (self.escalate_to is None):
+            raise ValueError(
+                "Approvers: escalate_after and escalate_to go together (after how many seconds, to whom); "
+                f"got escalate_after={self.escalate_after!r}, escalate_to={self.escalate_to!r}."
+            )
+        unknown = [who for who in self.notify or () if who not in self.users and who not in self.groups]
+        if unknown:
+            raise ValueError(
+                f"Approvers(notify=...): {', '.join(unknown)} may not answer; notify names a subset of users "
+                "and groups (those mentioned; the others may still answer)."
+            )
+
+    def mentions(self) -> str:
+        """Who a pause mentions: `notify` if given, else every listed user and group ("" if none)."""
+        ids = self.notify if self.notify is not None else self.users + self.groups
+        return " ".join(f"<!subteam^{i}>" if i in self.groups else f"<@{i}>" for i in ids)
 
     @property
     def anyone(self) -> bool:
