@@ -20,6 +20,7 @@ from bot.outbox import Outbox
 from bot.presenter import Presenter
 from bot.registry import Registry
 from bot.runner import Runner
+from bot.start_forms import StartForms
 from bot.store import BotStore
 from bot.tool_calls import ToolCalls
 
@@ -63,9 +64,11 @@ def build_bot(
     access = Access(gateway)
     interactions = Interactions(runner, registry, store, gateway, background, access, presenter)
     tool_calls = ToolCalls(interactions)
-    commands = Commands(runner, registry, store, gateway, background, access)
+    start_forms = StartForms(runner, registry, gateway, background, access)
+    commands = Commands(runner, registry, store, gateway, background, access, start_forms)
     gate_requests(app, SeenRequests(registry.db))  # first, so every listener's work is gated
     app.command(command)(commands.on_command)
+    app.shortcut(ui.RUN_SHORTCUT)(start_forms.on_shortcut)
     actions = {
         **{action_id: interactions.button(action_id) for action_id in (ui.CONFIRM, ui.REJECT, ui.RETRY, ui.SKIP)},
         ui.ROUTE_PICK: interactions.on_route_pick,
@@ -92,6 +95,8 @@ def build_bot(
         ui.V_TOOL_INPUT: tool_calls.on_submit_tool_input,
         ui.V_TOOL_RESULT: tool_calls.on_submit_tool_result,
         ui.V_TOOL_FEEDBACK: tool_calls.on_submit_tool_feedback,
+        ui.V_START_PICK: start_forms.on_submit_pick,
+        ui.V_START: start_forms.on_submit_start,
     }
     for callback_id, handler in views.items():
         app.view_submission(callback_id)(handler)

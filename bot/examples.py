@@ -5,9 +5,13 @@ With OPENAI_BASE_URL set, an agent example whose tool call waits for approval is
 
 from __future__ import annotations
 
+import enum
 import os
 import time
 from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel, Field
 
 from bot.registry import BotWorkflow
 from kern.workflow import (
@@ -55,6 +59,33 @@ def _route(name: str) -> Callable[[StepInput], str]:
 
     run.__name__ = name
     return run
+
+
+class Depth(enum.StrEnum):
+    quick = "quick"
+    thorough = "thorough"
+
+
+class ResearchBrief(BaseModel):
+    """What `/kern run research` asks for in its start form (generated from this model)."""
+
+    topic: str = Field(description="What to research", min_length=3, max_length=120)
+    depth: Depth = Field(Depth.quick, description="Quick: a summary; thorough: a report")
+    sources: int = Field(3, ge=1, le=10, description="How many sources to read (1-10)")
+    audience: Literal["engineering", "product", "leadership"] = "engineering"
+    focus_areas: list[str] = Field(default_factory=list, description="Optional")
+    include_links: bool = True
+
+
+def _research(step_input: StepInput) -> str:
+    brief = step_input.input
+    assert isinstance(brief, ResearchBrief)  # the workflow's input_schema parsed it
+    focus = f", focusing on {', '.join(brief.focus_areas)}" if brief.focus_areas else ""
+    links = " with links" if brief.include_links else ""
+    return (
+        f"A {brief.depth.value} brief on {brief.topic!r} for {brief.audience}, "
+        f"from {brief.sources} sources{focus}{links}."
+    )
 
 
 def _refine(step_input: StepInput) -> str:
@@ -115,6 +146,21 @@ def example_workflows() -> list[BotWorkflow]:
                             UserInputField(name="pages", field_type="int", required=False, description="1-50"),
                             UserInputField(name="include_charts", field_type="bool", required=False),
                         ],
+                    ),
+                ],
+            )
+        ),
+        BotWorkflow(
+            Workflow(
+                name="research",
+                description="Starts from a form generated from its input schema, then asks before it runs",
+                input_schema=ResearchBrief,
+                steps=[
+                    Step(
+                        name="research",
+                        executor=_research,
+                        requires_confirmation=True,
+                        confirmation_message="Run the research now?",
                     ),
                 ],
             )

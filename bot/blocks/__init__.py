@@ -36,6 +36,7 @@ from bot.blocks.kit import (
     ROUTE_GO,
     ROUTE_PICK,
     RUN_CANCEL,
+    RUN_SHORTCUT,
     RUN_STATUS,
     SKIP,
     TOOL_ANSWER,
@@ -47,6 +48,8 @@ from bot.blocks.kit import (
     V_FEEDBACK,
     V_INFO,
     V_INPUT,
+    V_START,
+    V_START_PICK,
     V_TOOL_FEEDBACK,
     V_TOOL_INPUT,
     V_TOOL_NOTE,
@@ -62,6 +65,20 @@ from bot.blocks.kit import (
     slack_time,
 )
 from bot.blocks.pauses import MAX_SHOWN_CALLS, decided_blocks, pause_blocks, review_text
+from bot.blocks.start import (
+    CHANNEL_BLOCK,
+    WORKFLOW_BLOCK,
+    first_block,
+    form_errors,
+    form_fields,
+    humanize,
+    picker_modal,
+    read_picker,
+    read_start,
+    start_modal,
+)
 from bot.text import as_text, escape, quote
 
-__all__ = [name for name in dir() if not name.startswith("_") and name not in {"card", "forms", "kit", "pauses"}]
+__all__ = [
+    name for name in dir() if not name.startswith("_") and name not in {"card", "forms", "kit", "pauses", "start"}
+]

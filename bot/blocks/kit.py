@@ -28,6 +28,9 @@ V_TOOL_NOTE, V_TOOL_INPUT, V_TOOL_RESULT, V_INFO = (
     "kern:v_info",
 )
 V_TOOL_FEEDBACK = "kern:v_tool_feedback"
+V_START, V_START_PICK = "kern:v_start", "kern:v_start_pick"
+# global shortcut callback_id (in both manifests)
+RUN_SHORTCUT = "kern:run_shortcut"
 ROUTE_BLOCK = "kern_route"
 
 

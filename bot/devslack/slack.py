@@ -373,6 +373,22 @@ class DevSlack:
             self.changed()
         return status, body, took
 
+    async def shortcut(self, callback_id: str, *, user: str = "U1") -> tuple[int, str, float]:
+        """A global shortcut, as Slack sends it: signed, with a trigger_id and no channel
+        (https://docs.slack.dev/reference/interaction-payloads/shortcuts-interaction-payload)."""
+        payload = {
+            "type": "shortcut",
+            "token": "t",
+            "action_ts": f"{time.time():.6f}",
+            "team": {"id": "T1", "domain": "dev"},
+            "user": {"id": user, "username": user, "team_id": "T1"},
+            "is_enterprise_install": False,
+            "enterprise": None,
+            "callback_id": callback_id,
+            "trigger_id": self._trigger(user),
+        }
+        return await self._interaction(payload)
+
     async def _interaction(self, payload: dict[str, Any]) -> tuple[int, str, float]:
         return await self.send(self.interaction_body(payload), "application/x-www-form-urlencoded")
 
@@ -474,12 +490,29 @@ class DevSlack:
         status, body, took = await self._interaction(payload)
         if status == 200:
             answer = json.loads(body) if body else {}
-            if answer.get("response_action") == "update":
+            action = answer.get("response_action")
+            problems = self._check_submission_ack(view, answer)
+            if problems:  # Slack shows the person an error and leaves the modal as it was
+                self.rejected.append({"method": "view_submission", "error": "invalid_ack", "errors": problems})
+            elif action == "update":
                 self.views[view_id] = {**answer["view"], "id": view_id, "hash": f"h{next(self._ts)}", "user": user}
-            elif answer.get("response_action") != "errors":
+            elif action != "errors":
                 view["closed"] = True  # an empty ack closes the modal
             self.changed()
         return status, body, took
+
+    @staticmethod
+    def _check_submission_ack(view: dict[str, Any], answer: dict[str, Any]) -> list[str]:
+        """What Slack would refuse in a view_submission ack: errors keyed to anything but the view's input
+        blocks (https://docs.slack.dev/surfaces/modals#displaying_errors), or an invalid new view."""
+        action = answer.get("response_action")
+        if action == "errors":
+            inputs = {b.get("block_id") for b in view.get("blocks", []) if b.get("type") == "input"}
+            errors = answer.get("errors") or {}
+            return [f"no input block {k!r}" for k in errors if k not in inputs] or ([] if errors else ["no errors"])
+        if action in ("update", "push"):
+            return validate_view(answer.get("view") or {})
+        return []
 
     def close_view(self, view_id: str) -> None:
         if view_id in self.views:
