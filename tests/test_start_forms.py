@@ -271,3 +271,13 @@ async def test_shortcut_is_signed_and_needs_a_fresh_trigger(env: Env) -> None:
     await settle(env)
     assert env.slack.views == {}
     assert any(r["error"] == "expired_trigger_id" for r in env.slack.rejected)
+
+
+def test_both_manifests_declare_the_shortcut() -> None:
+    root = Path(__file__).parent.parent / "manifests"
+    shortcuts = json.loads((root / "http.json").read_text())["features"]["shortcuts"]
+    assert [(s["type"], s["callback_id"]) for s in shortcuts] == [("global", ui.RUN_SHORTCUT)]
+    assert all(len(s["name"]) <= 24 and s["description"] for s in shortcuts)
+    socket = (root / "socket-mode.yaml").read_text()  # no YAML parser installed: the same lines
+    assert "  shortcuts:\n    - name: Run a workflow\n      type: global\n" in socket
+    assert f"      callback_id: {ui.RUN_SHORTCUT}\n" in socket
