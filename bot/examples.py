@@ -1,6 +1,8 @@
 """The workflows kern-bot offers when KERN_WORKFLOWS is not set: one per kind of pause, no model needed.
 
-With OPENAI_BASE_URL set, an agent example whose tool call waits for approval is added too.
+An agent example whose tool call waits for approval is added when a model is at hand: the server at
+OPENAI_BASE_URL, or else (`kern-bot dev`) the local scripted model of `bot.scripted_model`, which answers
+from a script and says so.
 """
 
 from __future__ import annotations
@@ -112,7 +114,8 @@ def _shard(n: int) -> Callable[[StepInput], str]:
     return run
 
 
-def example_workflows() -> list[BotWorkflow]:
+def example_workflows(scripted_model_url: str | None = None) -> list[BotWorkflow]:
+    """The examples; with OPENAI_BASE_URL or `scripted_model_url`, the agent example too."""
     workflows = [
         BotWorkflow(
             Workflow(
@@ -274,25 +277,33 @@ def example_workflows() -> list[BotWorkflow]:
         ),
     ]
     if os.environ.get("OPENAI_BASE_URL"):
-        workflows.append(_agent_example())
+        workflows.append(_agent_example(None))
+    elif scripted_model_url:
+        workflows.append(_agent_example(scripted_model_url))
     return workflows
 
 
-def _agent_example() -> BotWorkflow:
+def _agent_example(scripted_model_url: str | None) -> BotWorkflow:
     from kern.agent import Agent
     from kern.examples.dual_confirmation import send_alert
     from kern.models.openai import OpenAIChat
 
+    if scripted_model_url:
+        model = OpenAIChat(id="scripted", base_url=scripted_model_url, api_key="scripted")
+        description = "An agent whose tool call waits for approval (a scripted model, not an LLM: no key needed)"
+    else:
+        model = OpenAIChat(id=os.environ.get("KERN_MODEL", "gpt-4o-mini"))
+        description = "An agent whose tool call waits for approval"
     agent = Agent(
         name="AlertAgent",
-        model=OpenAIChat(id=os.environ.get("KERN_MODEL", "gpt-4o-mini")),
+        model=model,
         tools=[send_alert],
         instructions="Send alerts with send_alert when asked.",
     )
     return BotWorkflow(
         Workflow(
             name="alert",
-            description="An agent whose tool call waits for approval",
+            description=description,
             steps=[
                 Step(
                     name="send_alert",

@@ -7,19 +7,42 @@ events when anything changes, and `/ui/command`, `/ui/click`, `/ui/submit`, `/ui
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from bot.devslack import persist
 from bot.devslack.slack import DevSlack
 
 PAGE = Path(__file__).with_name("page.html")
 USERS = ["U1", "U2", "UBOSS"]
 
 
+@dataclass
 class DevSlackWeb(DevSlack):
-    """DevSlack with the browser page."""
+    """DevSlack with the browser page; with `state_file`, its channel survives a restart (see `persist`)."""
+
+    state_file: Path | None = None
+
+    async def __aenter__(self) -> DevSlackWeb:
+        self._saver = None
+        if self.state_file is not None:
+            self.messages.update(persist.load(self.state_file))
+            self._saver = persist.Saver(self.state_file, lambda: persist.snapshot(self.messages))
+        await super().__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await super().__aexit__(*exc)
+        if self._saver is not None:
+            await self._saver.close()
+
+    def changed(self) -> None:
+        super().changed()
+        if getattr(self, "_saver", None) is not None:
+            self._saver.soon()
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/", self._page)
