@@ -136,7 +136,9 @@ async def _dev(settings: Settings, port: int, bot_port: int) -> int:
         settings.workflows, settings.open_db(), scripted_model_url=scripted.base_url if scripted else None
     )
     state_file = state_file_for(settings.db)
-    async with DevSlackWeb(signing_secret=secret, token="xoxb-dev", port=port, state_file=state_file) as slack:
+    notice = "The alert agent runs on a scripted model (replies from a script, not an LLM)." if scripted else ""
+    slack_web = DevSlackWeb(signing_secret=secret, token="xoxb-dev", port=port, state_file=state_file, notice=notice)
+    async with slack_web as slack:
         bot = build_bot(registry, make_client(slack.token, slack.api_url), secret)
         runner = web.AppRunner(create_web_app(bot))
         await runner.setup()

@@ -37,10 +37,18 @@ class Runner:
         self.outbox = outbox
 
     async def start(
-        self, entry: BotWorkflow, text: str, user: str, channel: str, response_url: str | None = None
+        self,
+        entry: BotWorkflow,
+        text: str,
+        user: str,
+        channel: str,
+        response_url: str | None = None,
+        *,
+        value: Any = None,
     ) -> str | None:
-        """Post the run card, then run the workflow in the background. Returns the run id (None if the
-        card could not be posted: the command's reply says why, through `response_url` if given)."""
+        """Post the run card (showing `text`), then run the workflow in the background on `value`, or on
+        `text` when no value is given. Returns the run id (None if the card could not be posted: the
+        command's reply says why, through `response_url` if given)."""
         run_id = uuid.uuid4().hex
         card = Card(run_id=run_id, workflow=entry.name, channel=channel, ts="", started_by=user, input=text)
         fallback, blocks = ui.card_blocks(card_view(entry, card, None))
@@ -56,7 +64,7 @@ class Runner:
         card.ts = posted["ts"]
         await self.store.save_card(card)
         events = entry.workflow.arun(
-            text or None,
+            value if value is not None else (text or None),
             run_id=run_id,
             user_id=user,
             stream=True,

@@ -151,8 +151,11 @@ class StartForms:
             await ack(response_action="errors", errors={first: refusal})
             return
         await ack()
-        text = value.model_dump_json() if schema is not None else value
-        self.background.spawn(self.runner.start(entry, text, user, channel))
+        if schema is None:
+            self.background.spawn(self.runner.start(entry, value, user, channel))
+        else:
+            summary = ui.form_summary(schema, value)
+            self.background.spawn(self.runner.start(entry, summary, user, channel, value=value))
 
 
 def _metadata(view: dict[str, Any]) -> dict[str, Any]:

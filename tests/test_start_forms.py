@@ -168,7 +168,9 @@ async def test_valid_submit_starts_the_run_with_typed_input(env: Env) -> None:
     card = env.card()
     assert card.channel == "C1"  # where the command was typed
     assert "ordered 3x teapot size=small gift=True notes=['fragile', 'wrap it']" in env.card_text()
-    assert "teapot" in json.dumps(card.blocks[1]) or "teapot" in env.card_text()  # the input on the card
+    shown = json.dumps(card.blocks[1])  # the input, as the card shows it: a line per field
+    for line in ("Item: teapot", "Quantity: 3", "Size: S", "Gift: yes", "Notes: fragile, wrap it", "Colors: L"):
+        assert line in shown, shown
     stored = await env.bot.store.card_at(card.channel, card.ts)
     assert stored is not None and stored.started_by == "U1"
     assert env.errors() == []

@@ -71,6 +71,7 @@ from bot.blocks.start import (
     first_block,
     form_errors,
     form_fields,
+    form_summary,
     humanize,
     picker_modal,
     read_picker,

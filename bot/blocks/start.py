@@ -278,6 +278,21 @@ def _read(f: FormField, state: dict[str, Any]) -> Any:
     return text if f.kind == "text" else text.strip()
 
 
+def form_summary(model: type[BaseModel], value: BaseModel) -> str:
+    """A validated start form as the run card shows it: one `Label: value` line per field."""
+    lines = []
+    for f in form_fields(model):
+        shown = getattr(value, f.name, None)
+        if isinstance(shown, (list, tuple, set, frozenset)):
+            shown = ", ".join(str(_plain(v)) for v in shown) or "none"
+        elif isinstance(shown, bool):
+            shown = "yes" if shown else "no"
+        elif shown is None:
+            shown = "none"
+        lines.append(f"{f.label}: {_plain(shown)}")
+    return "\n".join(lines)
+
+
 def first_block(model: type[BaseModel] | None) -> str:
     """The block an error about the whole form goes under: the form's first input."""
     fields = form_fields(model)[:1] if model is not None else []

@@ -33,6 +33,7 @@ class Message:
     thread_ts: str | None = None
     edits: int = 0
     posted_at: float = field(default_factory=time.perf_counter)
+    at: float = field(default_factory=time.time)  # wall-clock time, for the page
 
 
 @dataclass
@@ -178,7 +179,7 @@ class DevSlack:
             return {"ok": False, "error": "channel_not_found"}
         if args["channel"] in self.not_joined:
             return {"ok": False, "error": "not_in_channel"}
-        self.ephemeral.append(args)
+        self.ephemeral.append({**args, "at": time.time()})
         return {"ok": True, "message_ts": f"{time.time():.6f}"}
 
     def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -283,7 +284,7 @@ class DevSlack:
             return self._chat_postMessage({**args, "channel": record["channel"]})
         thread_ts = (message.thread_ts or message.ts) if message is not None else None
         entry = {"channel": record["channel"], "user": record["user"], "text": args.get("text", "")}
-        self.ephemeral.append({**entry, "blocks": args.get("blocks") or [], "thread_ts": thread_ts})
+        self.ephemeral.append({**entry, "blocks": args.get("blocks") or [], "thread_ts": thread_ts, "at": time.time()})
         return {"ok": True}
 
     # ----- Socket Mode -----------------------------------------------------------------------------
@@ -367,7 +368,7 @@ class DevSlack:
                 text = json.loads(body).get("text", "")
             except ValueError:
                 text = body
-            reply = {"channel": channel, "user": user, "text": text}
+            reply = {"channel": channel, "user": user, "text": text, "at": time.time()}
             self.ephemeral.append(reply)
             self._response_urls[response_url.rsplit("/", 1)[1]]["reply"] = reply
             self.changed()
