@@ -35,3 +35,30 @@ async def test_the_page_serves_the_map() -> None:
             page = await resp.text()
     assert served["pencil2"] == "✏️" and served["raised_hand"] == "✋" and "not_an_emoji" not in served
     assert "/ui/emoji" in page and "Noto Color Emoji" in page
+
+
+async def test_views_push_is_checked_as_slack_checks_it() -> None:
+    from bot import blocks as ui
+    from bot.app import make_client
+    from bot.gateway import SlackCallFailed, SlackGateway
+
+    async with DevSlackWeb("s") as slack:
+        gateway = SlackGateway(make_client(slack.token, slack.api_url))
+
+        async def push(trigger: str, view: dict) -> str:
+            try:
+                await gateway.send("views_push", trigger_id=trigger, view=view)
+            except SlackCallFailed as exc:
+                return exc.error
+            return "ok"
+
+        info = ui.info_modal("Hello", "text")
+        async with gateway.pooled():
+            assert await push(slack._trigger("U1"), info) == "not_found"  # nothing open to push onto
+            await gateway.send("views_open", trigger_id=slack._trigger("U1"), view=info)
+            assert [await push(slack._trigger("U1"), info) for _ in range(3)] == ["ok", "ok", "push_limit_reached"]
+            assert await push("trig-unknown", info) == "expired_trigger_id"
+            slack.close_view(slack.last_view()["id"])
+            bad = {**info, "title": {"type": "plain_text", "text": "x" * 25}}
+            assert await push(slack._trigger("U1"), bad) == "invalid_blocks"
+            assert await push(slack._trigger("U1"), info) == "ok"

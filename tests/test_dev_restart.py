@@ -103,6 +103,7 @@ def button(state: dict[str, Any], action_id: str) -> tuple[str, str]:
 async def test_scripted_agent_and_a_restart_lose_nothing(tmp_path: Path) -> None:
     async with Dev(tmp_path) as dev:
         assert "scripted model" in (tmp_path / "dev.log").read_text()
+        assert "scripted model" in (await dev.state())["notice"]  # the page says so under the channel name
         await dev.post("/ui/command", {"text": "/kern list"})
         listed = await dev.until(lambda s: s["ephemeral"])
         assert "`alert`" in listed["ephemeral"][-1]["text"] and "scripted model" in listed["ephemeral"][-1]["text"]

@@ -197,6 +197,28 @@ class DevSlack:
         self.views[view_id] = {**args["view"], "id": view_id, "hash": f"h{next(self._ts)}", "user": user}
         return {"ok": True, "view": self.views[view_id]}
 
+    def _views_push(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A view on top of the person's open modal: a fresh trigger, an open modal to push onto, and at
+        most two pushes (https://docs.slack.dev/reference/methods/views.push: `push_limit_reached`)."""
+        trigger = self._triggers.get(args.get("trigger_id", ""))
+        if trigger is None or time.monotonic() - trigger[0] > self.trigger_ttl:
+            return {"ok": False, "error": "expired_trigger_id"}
+        if trigger[1]:
+            return {"ok": False, "error": "exchanged_trigger_id"}
+        user = self._trigger_users.get(args["trigger_id"], "")
+        stack = [v for v in self.views.values() if v.get("user") == user and not v.get("closed")]
+        if not stack:
+            return {"ok": False, "error": "not_found"}
+        if len(stack) >= 3:
+            return {"ok": False, "error": "push_limit_reached"}
+        self._triggers[args["trigger_id"]] = (trigger[0], True)
+        bad = self._invalid(validate_view(args.get("view") or {}))
+        if bad:
+            return bad
+        view_id = f"V{next(self._ts)}"
+        self.views[view_id] = {**args["view"], "id": view_id, "hash": f"h{next(self._ts)}", "user": user}
+        return {"ok": True, "view": self.views[view_id]}
+
     def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
         current = self.views.get(args.get("view_id", ""))
         if current is None:
