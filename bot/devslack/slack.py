@@ -36,6 +36,14 @@ class Message:
     at: float = field(default_factory=time.time)  # wall-clock time, for the page
 
 
+class Ephemeral(dict[str, Any]):
+    """An ephemeral message as posted (compares as that dict), and when (`at`, for the page's order)."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        super().__init__(fields)
+        self.at = time.time()
+
+
 @dataclass
 class DevSlack:
     """Run with `async with DevSlack(secret) as slack`; point the bot's client at `slack.api_url`."""
@@ -179,7 +187,7 @@ class DevSlack:
             return {"ok": False, "error": "channel_not_found"}
         if args["channel"] in self.not_joined:
             return {"ok": False, "error": "not_in_channel"}
-        self.ephemeral.append({**args, "at": time.time()})
+        self.ephemeral.append(Ephemeral(args))
         return {"ok": True, "message_ts": f"{time.time():.6f}"}
 
     def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -306,7 +314,7 @@ class DevSlack:
             return self._chat_postMessage({**args, "channel": record["channel"]})
         thread_ts = (message.thread_ts or message.ts) if message is not None else None
         entry = {"channel": record["channel"], "user": record["user"], "text": args.get("text", "")}
-        self.ephemeral.append({**entry, "blocks": args.get("blocks") or [], "thread_ts": thread_ts, "at": time.time()})
+        self.ephemeral.append(Ephemeral({**entry, "blocks": args.get("blocks") or [], "thread_ts": thread_ts}))
         return {"ok": True}
 
     # ----- Socket Mode -----------------------------------------------------------------------------
@@ -390,7 +398,7 @@ class DevSlack:
                 text = json.loads(body).get("text", "")
             except ValueError:
                 text = body
-            reply = {"channel": channel, "user": user, "text": text, "at": time.time()}
+            reply = Ephemeral({"channel": channel, "user": user, "text": text})
             self.ephemeral.append(reply)
             self._response_urls[response_url.rsplit("/", 1)[1]]["reply"] = reply
             self.changed()

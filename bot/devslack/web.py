@@ -85,7 +85,7 @@ class DevSlackWeb(DevSlack):
                 }
                 for m in tops
             ],
-            "ephemeral": [e for e in self.ephemeral if e.get("user") == user][-5:],
+            "ephemeral": [{**e, "at": getattr(e, "at", 0)} for e in self.ephemeral if e.get("user") == user][-5:],
             "view": views[-1] if views else None,
             "rejected": self.rejected[-5:],
             "version": self.version,
