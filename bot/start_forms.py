@@ -136,7 +136,9 @@ class StartForms:
         meta = _metadata(view)
         entry, channel = self.registry.get(str(meta.get("wf", ""))), str(meta.get("ch") or "")
         schema = entry.workflow.input_schema if entry else None
-        first = ui.first_block(schema)  # where an error about the whole form goes
+        # an error about the whole form goes under the submitted view's first input
+        first = next((b["block_id"] for b in view.get("blocks", []) if b.get("type") == "input"), None)
+        first = first or ui.first_block(schema)
         if entry is None or not channel:
             await ack(response_action="errors", errors={first: "This workflow is no longer offered."})
             return

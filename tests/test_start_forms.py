@@ -283,3 +283,11 @@ def test_both_manifests_declare_the_shortcut() -> None:
     socket = (root / "socket-mode.yaml").read_text()  # no YAML parser installed: the same lines
     assert "  shortcuts:\n    - name: Run a workflow\n      type: global\n" in socket
     assert f"      callback_id: {ui.RUN_SHORTCUT}\n" in socket
+
+
+async def test_a_form_for_a_workflow_no_longer_offered(env: Env) -> None:
+    view = await open_form(env, "order")
+    env.bot.registry.entries.pop("order")  # the bot was redeployed without it while the form was open
+    status, body, _ = await env.slack.submit(view["id"], VALID)
+    assert status == 200 and json.loads(body)["errors"] == {"start_item": "This workflow is no longer offered."}
+    assert env.slack.rejected == []  # keyed to an input block the form has
