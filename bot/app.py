@@ -23,6 +23,7 @@ from bot.runner import Runner
 from bot.start_forms import StartForms
 from bot.store import BotStore
 from bot.tool_calls import ToolCalls
+from bot.welcome import Welcome
 
 
 @dataclass
@@ -69,6 +70,7 @@ def build_bot(
     gate_requests(app, SeenRequests(registry.db))  # first, so every listener's work is gated
     app.command(command)(commands.on_command)
     app.shortcut(ui.RUN_SHORTCUT)(start_forms.on_shortcut)
+    app.event("member_joined_channel")(Welcome(registry, gateway, background, command).on_member_joined)
     actions = {
         **{action_id: interactions.button(action_id) for action_id in (ui.CONFIRM, ui.REJECT, ui.RETRY, ui.SKIP)},
         ui.ROUTE_PICK: interactions.on_route_pick,

@@ -48,15 +48,26 @@ class Dev:
             return subprocess.Popen(command, cwd=self.tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
 
     async def __aenter__(self) -> Dev:
-        self.proc = await asyncio.to_thread(self.spawn)
-        self.http = aiohttp.ClientSession(base_url=self.url)
+        self.http = aiohttp.ClientSession()
+        for _attempt in range(3):  # a free port can be taken by another process before the child binds it
+            self.proc = await asyncio.to_thread(self.spawn)
+            if await self._ready():
+                return self
+            self.port, self.bot_port = free_port(), free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+        raise AssertionError(self.log.read_text())
+
+    async def _ready(self) -> bool:
+        """True once the page answers; False if the process exited because a port was taken."""
         deadline = time.monotonic() + 60  # a loaded 2-core machine can take a while to import
         while True:
-            assert self.proc.poll() is None, self.log.read_text()
+            if self.proc.poll() is not None:
+                assert "address already in use" in self.log.read_text().lower(), self.log.read_text()
+                return False
             try:
-                async with self.http.get("/ui/state?user=U1") as resp:
+                async with self.http.get(f"{self.url}/ui/state?user=U1") as resp:
                     if resp.status == 200:
-                        return self
+                        return True
             except aiohttp.ClientError:
                 pass
             assert time.monotonic() < deadline, self.log.read_text()
@@ -69,7 +80,7 @@ class Dev:
             assert await asyncio.to_thread(self.proc.wait, 30) == 0, self.log.read_text()
 
     async def state(self, user: str = "U1") -> dict[str, Any]:
-        async with self.http.get(f"/ui/state?user={user}") as resp:
+        async with self.http.get(f"{self.url}/ui/state?user={user}") as resp:
             return await resp.json()
 
     async def until(self, predicate: Any, within: float = 30) -> dict[str, Any]:
@@ -82,7 +93,7 @@ class Dev:
             await asyncio.sleep(0.1)
 
     async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        async with self.http.post(path, json={"user": "U1", **body}) as resp:
+        async with self.http.post(self.url + path, json={"user": "U1", **body}) as resp:
             return await resp.json()
 
 

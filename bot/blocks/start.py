@@ -22,7 +22,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from bot.blocks.forms import modal
-from bot.blocks.kit import V_START, V_START_PICK, Blocks, plain, section
+from bot.blocks.kit import V_START, V_START_PICK, Blocks, humanize, plain, section
 from bot.text import INPUT_HINT, INPUT_LABEL, OPTION_TEXT, PLACEHOLDER, TEXT_INPUT_MAX, as_text, escape, truncate
 
 WORKFLOW_BLOCK, CHANNEL_BLOCK, FREE_BLOCK = "start_wf", "start_ch", "start_input"
@@ -50,12 +50,6 @@ class FormField:
 
     def limit(self, key: str) -> Any:
         return dict(self.limits).get(key)
-
-
-def humanize(name: str) -> str:
-    """`sources_required` -> `Sources required`."""
-    words = name.replace("_", " ").strip()
-    return words[:1].upper() + words[1:] if words else name
 
 
 def _unwrap(annotation: Any) -> tuple[Any, bool]:
