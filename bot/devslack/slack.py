@@ -559,6 +559,9 @@ class DevSlack:
                 self.rejected.append({"method": "view_submission", "error": "invalid_ack", "errors": problems})
             elif action == "update":
                 self.views[view_id] = {**answer["view"], "id": view_id, "hash": f"h{next(self._ts)}", "user": user}
+            elif action == "push":  # on top of this one, which stays open beneath it
+                pushed = f"V{next(self._ts)}"
+                self.views[pushed] = {**answer["view"], "id": pushed, "hash": f"h{next(self._ts)}", "user": user}
             elif action != "errors":
                 view["closed"] = True  # an empty ack closes the modal
             self.changed()
