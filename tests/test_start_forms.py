@@ -40,7 +40,7 @@ class Order(BaseModel):
     notes: list[str] = Field(default_factory=list)
     colors: list[Size] = Field(default_factory=list)
     deliver_on: datetime.date | None = None
-    ship_to: str = Field(title="Ship to address", pattern=r"^[A-Z]")
+    ship_to: str = Field(title="Ship to address", pattern=r"^[A-Z]", alias="shipTo")
 
 
 def _ordered(step_input: StepInput) -> str:
@@ -184,7 +184,7 @@ async def test_typed_command_input_is_validated_by_the_model(env: Env) -> None:
     assert "does not fit" in body and "JSON object" in body
     await settle(env)
     assert env.slack.messages == {}
-    _, body, _ = await env.slack.command(f'run {name} {{"item": "kettle", "ship_to": "Home"}}')
+    _, body, _ = await env.slack.command(f'run {name} {{"item": "kettle", "shipTo": "Home"}}')
     assert "Starting" in body
     await settle(env)
     await env.slack.until(lambda: "Completed" in env.card_text())

@@ -43,6 +43,7 @@ class FormField:
     hint: str = ""
     choices: tuple[Any, ...] = ()
     limits: tuple[tuple[str, Any], ...] = ()  # min_length, max_length, ge, le, gt, lt as the model declares
+    key: str = ""  # the key the model validates (its alias, if it has one); the name otherwise
 
     @property
     def block_id(self) -> str:
@@ -130,6 +131,7 @@ def form_fields(model: type[BaseModel]) -> list[FormField]:
         fields.append(
             FormField(
                 name=name,
+                key=info.validation_alias if isinstance(info.validation_alias, str) else (info.alias or name),
                 kind=kind,
                 label=info.title or humanize(name),
                 required=info.is_required() and not optional,
@@ -238,7 +240,7 @@ def read_start(model: type[BaseModel] | None, values: dict[str, dict[str, Any]])
         state = values.get(f.block_id, {}).get("v", {})
         value = _read(f, state)
         if value is not None:
-            raw[f.name] = value
+            raw[f.key or f.name] = value
     return raw
 
 
@@ -298,7 +300,7 @@ def form_errors(model: type[BaseModel] | None, error: ValueError) -> dict[str, s
     the whole model, or of a field the form does not show, under the first input block)."""
     if model is None:
         return {FREE_BLOCK: truncate(str(error), 300)}
-    shown = {f.name: f.block_id for f in form_fields(model)[:MAX_FIELDS]}
+    shown = {f.key or f.name: f.block_id for f in form_fields(model)[:MAX_FIELDS]}
     first = first_block(model)
     errors: dict[str, str] = {}
     items = error.errors() if isinstance(error, ValidationError) else [{"loc": (), "msg": str(error)}]
