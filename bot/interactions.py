@@ -133,7 +133,7 @@ class Interactions:
 
     async def on_route_go(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
-        state = (body.get("state") or {}).get("values", {}).get(ui.ROUTE_BLOCK, {}).get(ui.ROUTE_PICK, {})
+        state = route_state(body, action)
         picked = state.get("selected_options") or ([state["selected_option"]] if state.get("selected_option") else [])
 
         def apply(req: StepRequirement, user: str) -> None:
@@ -327,6 +327,16 @@ def already_answered(run: WorkflowRunOutput, requirement_id: str) -> str | None:
     if who and who.startswith("U"):
         who = f"<@{who}>"
     return f"Already {verb}" + (f" by {who}" if who else "") + "."
+
+
+def route_state(body: dict[str, Any], action: dict[str, Any]) -> dict[str, Any]:
+    """The route picker's state beside a Continue button: in the message (`state`), or on the App Home
+    (`view.state`), where each pause's picker has a block id and action id of its own (`:<n>`, as its
+    Continue button)."""
+    values = (body.get("state") or (body.get("view") or {}).get("state") or {}).get("values") or {}
+    suffix = action.get("action_id", "")[len(ui.ROUTE_GO) :]
+    block = values.get(ui.ROUTE_BLOCK + suffix) or values.get(ui.ROUTE_BLOCK) or {}
+    return block.get(ui.ROUTE_PICK + suffix) or block.get(ui.ROUTE_PICK) or {}
 
 
 def who_where(body: dict[str, Any]) -> tuple[str, str, str | None]:

@@ -4,7 +4,8 @@ Every interactive element carries an opaque id only (a requirement id, or `<id>:
 tool call of an executor pause); everything else is read from the database when a person acts.
 
 One module per job: `kit` (ids and building blocks), `card` (the run card), `pauses` (pause and
-decided messages), `forms` (modals and reading them back). Callers use `from bot import blocks as ui`.
+decided messages), `forms` (modals and reading them back), `home` (the App Home tab). Callers use
+`from bot import blocks as ui`.
 """
 
 # ruff: noqa: F401 - the package re-exports its modules' names
@@ -25,6 +26,7 @@ from bot.blocks.forms import (
     read_inputs,
     text_modal,
 )
+from bot.blocks.home import HOME_PAGE, home_view, paginate, run_line
 from bot.blocks.kit import (
     CONFIRM,
     OPEN_EDIT,
@@ -64,4 +66,6 @@ from bot.blocks.kit import (
 from bot.blocks.pauses import MAX_SHOWN_CALLS, decided_blocks, pause_blocks, review_text
 from bot.text import as_text, escape, quote
 
-__all__ = [name for name in dir() if not name.startswith("_") and name not in {"card", "forms", "kit", "pauses"}]
+__all__ = [
+    name for name in dir() if not name.startswith("_") and name not in {"card", "forms", "home", "kit", "pauses"}
+]
