@@ -21,9 +21,13 @@ from bot.devslack import DevSlack, Message
 from bot.policy import Approvers
 from bot.registry import BotWorkflow, Registry
 from bot.sweeper import sweep_once
+from kern.agent import Agent
+from kern.models.openai import OpenAIChat
+from kern.tools import tool
 from kern.workflow import Step, Workflow
 from kern.workflow.types import OnTimeout
 from tests.conftest import make_db, unique
+from tests.openai_stub import FakeOpenAI, calls, text, tool_results
 from tests.test_bot_e2e import SECRET, Env, run_id_of_card, settle, start_bot
 
 
@@ -253,3 +257,54 @@ def test_notify_and_approvals_channel_are_checked_when_the_workflow_is_made() ->
         BotWorkflow(wf, approvals_channel="#approvals")
     assert BotWorkflow(wf, notify="dm").notify == "dm"  # anyone may answer: the starter gets the DM
     assert BotWorkflow(wf, approvals_channel="C0APPROVALS").approvals_channel == "C0APPROVALS"
+
+
+# ----- tool calls: per-call progress on every copy ---------------------------------------------------------
+@tool(requires_confirmation=True)
+def page_oncall(team: str) -> str:
+    """Page a team's on-call person.
+
+    Args:
+        team: The team to page.
+    """
+    return f"paged {team}"
+
+
+@sqlite_only
+async def test_tool_call_progress_shows_on_every_copy(db_kind: str, tmp_path: Path) -> None:
+    with FakeOpenAI() as model:
+        model.script(
+            calls(("page_oncall", {"team": "db"}), ("page_oncall", {"team": "web"})),
+            lambda body: text("Done: " + " | ".join(tool_results(body))),
+        )
+        db = make_db(db_kind, tmp_path)
+        agent = Agent(name="Pager", model=OpenAIChat(id="m", base_url=model.base_url, api_key="t"), tools=[page_oncall])
+        wf = Workflow(name=unique("pager"), steps=[Step(name="page", agent=agent)])
+        entry = BotWorkflow(wf, name="pager", approvers=Approvers(users=("UBOSS",)), notify="dm")
+        async with DevSlack(SECRET) as slack:
+            bot, server, url = await start_bot(slack, Registry([entry], db))
+            slack.bot_endpoint = url
+            try:
+                await slack.command("run pager page both teams", user="U1")
+                await slack.until(lambda: len(slack.dm_of("UBOSS")) == 1)
+                dm = slack.dm_of("UBOSS")[0]
+                thread_copy = next(m for m in slack.messages.values() if m.thread_ts and m.channel == "C1")
+                first = element(thread_copy, ui.TOOL_OK + ":0")
+                await slack.click(ui.TOOL_OK, user="UBOSS", stale=first)  # call 0, in the thread
+                await bot.background.idle(10)
+                for copy in (slack.messages[dm.ts], slack.messages[thread_copy.ts]):
+                    shown = json.dumps(copy.blocks)
+                    assert "Approved by <@UBOSS>" in shown, copy  # call 0 decided on both copies...
+                    element(copy, ui.TOOL_OK + ":1")  # ...call 1 still waits on both
+                    with pytest.raises(LookupError):
+                        element(copy, ui.TOOL_OK + ":0")
+                assert "/archives/C1/p" in json.dumps(slack.messages[dm.ts].blocks)  # the DM keeps its link
+                await slack.click(ui.TOOL_OK, user="UBOSS", stale=element(slack.messages[dm.ts], ui.TOOL_OK + ":1"))
+                await bot.background.idle(10)
+                await slack.until(lambda: decided(slack.messages[dm.ts]) and decided(slack.messages[thread_copy.ts]))
+                card = next(m for m in slack.messages.values() if m.thread_ts is None and m.channel == "C1")
+                await slack.until(lambda: "paged db | paged web" in json.dumps(card.blocks))
+                assert [e for e in slack.rejected if e["method"] != "chat.postEphemeral"] == []
+            finally:
+                await bot.background.idle(10)
+                await server.cleanup()

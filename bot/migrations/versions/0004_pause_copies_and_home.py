@@ -33,8 +33,9 @@ def upgrade() -> None:
         sa.Column("opened_at", sa.Float, nullable=False),
     )
     op.create_index("ix_kern_bot_home_viewers_opened_at", "kern_bot_home_viewers", ["opened_at"])
-    op.create_index("ix_kern_bot_cards_started_by", "kern_bot_cards", ["started_by", "created_at"])
-    op.create_index("ix_kern_bot_pauses_status", "kern_bot_pauses", ["status", "posted_at"])
+    # The tables made before migrations may have been made by a later `create_all`, indexes included.
+    op.create_index("ix_kern_bot_cards_started_by", "kern_bot_cards", ["started_by", "created_at"], if_not_exists=True)
+    op.create_index("ix_kern_bot_pauses_status", "kern_bot_pauses", ["status", "posted_at"], if_not_exists=True)
 
 
 def downgrade() -> None:
