@@ -238,3 +238,15 @@ async def test_an_event_without_its_user_is_refused(env: Env) -> None:
     status, body, _ = await env.slack.send(json.dumps(event).encode(), "application/json")
     assert status == 400 and "app_home_opened without user" in body
     assert "U1" not in env.slack.homes
+
+
+def test_both_manifests_turn_on_the_home_tab_its_event_and_dms() -> None:
+    root = Path(__file__).resolve().parent.parent / "manifests"
+    manifest = json.loads((root / "http.json").read_text())
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    assert manifest["features"]["app_home"]["messages_tab_enabled"] is True  # DM'd pauses arrive there
+    assert "app_home_opened" in manifest["settings"]["event_subscriptions"]["bot_events"]
+    assert {"chat:write", "im:write"} <= set(manifest["oauth_config"]["scopes"]["bot"])
+    lines = [line.split("#")[0].strip() for line in (root / "socket-mode.yaml").read_text().splitlines()]
+    for line in ("home_tab_enabled: true", "messages_tab_enabled: true", "- app_home_opened", "- im:write"):
+        assert line in lines, line
