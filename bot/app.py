@@ -68,6 +68,7 @@ def build_bot(
     commands = Commands(runner, registry, store, gateway, background, access)
     home = Home(registry, store, presenter, access, gateway, background)
     outbox.listeners.append(home.on_delivered)
+    interactions.on_stale_view = home.republish
     gate_requests(app, SeenRequests(registry.db))  # first, so every listener's work is gated
     app.command(command)(commands.on_command)
     actions = {

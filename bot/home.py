@@ -135,6 +135,10 @@ class Home:
         page = int(action["value"]) if str(action.get("value", "")).isdigit() else 0
         self.background.spawn(self.show(body["user"]["id"], page))
 
+    def republish(self, user: str) -> None:
+        """Publish `user`'s Home again, in the background (what they clicked on it was out of date)."""
+        self.background.spawn(self.show(user))
+
     def on_delivered(self, view: RunView, done: list[Delivery]) -> None:
         """The outbox's listener: a pause posted or closed changes the Home of those it concerns."""
         if any(d.message.kind in ("pause", "close") and not d.dropped for d in done):
@@ -208,5 +212,6 @@ class Home:
             except RunNotFoundError:
                 run = None
             status = card_view(entry, card, run).status if run is not None else ":hourglass: Starting…"
-            lines.append(ui.run_line(card.run_id, entry.name, card.channel, status))
+            link = await self.presenter.card_link(card, must=False) if card.ts else None
+            lines.append(ui.run_line(card.run_id, entry.name, card.channel, status, link))
         return lines

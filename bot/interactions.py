@@ -55,6 +55,8 @@ class Interactions:
         self.background = background
         self.access = access
         self.presenter = presenter
+        # Called with the user when their click on a view (the App Home) finds its pause over.
+        self.on_stale_view: Callable[[str], None] | None = None
 
     # ----- loading and permission ---------------------------------------------------------------
     async def load(self, requirement_id: str) -> Loaded | str:
@@ -78,6 +80,9 @@ class Interactions:
         user, channel, thread = who_where(body)
         loaded = await self.load(requirement_id)
         if isinstance(loaded, str):
+            if not channel and self.on_stale_view is not None:  # on the App Home: show it as it is now
+                self.on_stale_view(user)
+                return None
             await self.gateway.tell(channel, user, loaded, thread, body.get("response_url"))
             return None
         refusal = await self.access.may_answer(loaded.entry, loaded.card, user)

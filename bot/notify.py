@@ -24,6 +24,11 @@ def check(name: str, notify: str, approvals_channel: str | None, approvers: Appr
             f"Workflow {name!r}: notify='dm' sends a DM to each user in approvers.users, and it names none; "
             "list them in Approvers(users=(...)) or use notify='thread' or 'broadcast'."
         )
+    if notify == "dm" and approvers.anyone and approvers.forbid_self_approval:
+        raise SettingsError(
+            f"Workflow {name!r}: notify='dm' with anyone answering sends the DM to the run's starter, who may "
+            "not answer it (forbid_self_approval); name approvers in Approvers(users=(...)) or use notify='thread'."
+        )
     if approvals_channel is not None and not CHANNEL_ID.match(approvals_channel):
         raise SettingsError(
             f"Workflow {name!r}: approvals_channel={approvals_channel!r} is not a channel id; give the id "

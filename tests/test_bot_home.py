@@ -164,6 +164,7 @@ async def test_your_runs_lists_the_runs_the_user_started_with_their_status(env: 
     assert len(lines) == 2  # not U1's run
     assert "*theirs*" in lines[0] and "Completed" in lines[0]  # newest first
     assert "*mine*" in lines[1] and "Waiting: deploy" in lines[1] and "<#C1>" in lines[1]
+    assert all("/archives/C1/p" in line for line in lines)  # each links to its run card
 
 
 async def test_waiting_on_you_is_paged_within_100_blocks(env: Env) -> None:
@@ -250,3 +251,18 @@ def test_both_manifests_turn_on_the_home_tab_its_event_and_dms() -> None:
     lines = [line.split("#")[0].strip() for line in (root / "socket-mode.yaml").read_text().splitlines()]
     for line in ("home_tab_enabled: true", "messages_tab_enabled: true", "- app_home_opened", "- im:write"):
         assert line in lines, line
+
+
+async def test_a_click_on_an_out_of_date_home_shows_it_as_it_is_now(env: Env) -> None:
+    await start(env, "group stale")
+    card = env.card()
+    view = await open_home(env, "UAPP")
+    assert waiting_steps(view) == ["group"]
+    env.slack.fail_next["views.publish"] = "internal_error"  # the refresh after the answer below is lost
+    await env.slack.click(ui.CONFIRM, user="UOPS", thread_ts=card.ts)
+    await settle(env)
+    assert waiting_steps(env.slack.homes["UAPP"]) == ["group"]  # out of date
+    await env.slack.home_click("UAPP", ui.CONFIRM)
+    await settle(env)
+    await env.slack.until(lambda: waiting_steps(env.slack.homes["UAPP"]) == [])
+    assert "Approved by <@UOPS>" in json.dumps(env.slack.thread(card.ts)[-1].blocks)  # UAPP's click changed nothing

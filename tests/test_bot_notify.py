@@ -253,6 +253,8 @@ def test_notify_and_approvals_channel_are_checked_when_the_workflow_is_made() ->
         BotWorkflow(wf, notify="email")
     with pytest.raises(SettingsError, match=r"notify='dm' .* list them in Approvers\(users="):
         BotWorkflow(wf, notify="dm", approvers=Approvers(groups=("SOPS",)))
+    with pytest.raises(SettingsError, match=r"notify='dm' with anyone answering .*\(forbid_self_approval\)"):
+        BotWorkflow(wf, notify="dm", approvers=Approvers(forbid_self_approval=True))
     with pytest.raises(SettingsError, match=r"approvals_channel='#approvals' is not a channel id"):
         BotWorkflow(wf, approvals_channel="#approvals")
     assert BotWorkflow(wf, notify="dm").notify == "dm"  # anyone may answer: the starter gets the DM

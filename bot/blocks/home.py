@@ -74,6 +74,7 @@ def home_view(waiting: list[Blocks], page: int, runs: list[str]) -> dict[str, An
     return {"type": "home", "callback_id": "kern:home", "blocks": blocks}
 
 
-def run_line(run_id: str, workflow: str, channel: str, status: str) -> str:
-    """One line of "Your runs"."""
-    return f"`{run_id[:12]}` *{escape(workflow)}* in <#{channel}>: {escape(status)}"
+def run_line(run_id: str, workflow: str, channel: str, status: str, link: str | None = None) -> str:
+    """One line of "Your runs" (`link`: to the run card)."""
+    shown = f"<{link}|{run_id[:12]}>" if link else f"`{run_id[:12]}`"
+    return f"{shown} *{escape(workflow)}* in <#{channel}>: {escape(truncate(status, 200))}"

@@ -48,8 +48,9 @@ class PeopleApi:
             return {"ok": False, "error": "user_not_found"}
         if len(users) > 1:
             return {"ok": False, "error": "method_not_supported_for_channel_type"}  # group DMs: not used
+        already = users[0] in self.dms
         channel = self.dms.setdefault(users[0], f"D{users[0][1:]}")
-        return {"ok": True, "channel": {"id": channel}, "already_open": channel in self.dms.values()}
+        return {"ok": True, "channel": {"id": channel}, "already_open": already}
 
     def dm_channel_ok(self, channel: str) -> bool:
         """A DM channel (D…) exists only once conversations.open made it (Slack: channel_not_found)."""
