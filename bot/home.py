@@ -151,7 +151,8 @@ class Home:
             page = (await self.queries.viewers()).get(user, 0)
         if waiting is None:
             waiting = await self.waiting()
-        mine = [w for w in waiting if await self.access.may_answer(w.entry, w.card, user) is None]
+        answers: dict[tuple[str, str, bool], bool] = {}
+        mine = [w for w in waiting if await self._may_answer(w, user, answers)]
         rendered = [await self._pause_blocks(w) for w in mine]
         view = ui.home_view(rendered, page, await self._runs(user))
         if await self.gateway.call("views_publish", user_id=user, view=view) is not None:
@@ -190,6 +191,19 @@ class Home:
             if req is not None and req.requirement_id == pause.requirement_id and req.status == "pending":
                 found.append(Waiting(entry, card, req))
         return found
+
+    async def _may_answer(self, waiting: Waiting, user: str, known: dict[tuple[str, str, bool], bool]) -> bool:
+        """Whether `user` may answer this pause; asked once per workflow and what the rules depend on (the
+        run's channel, whether `user` started it), so a page of one group's pauses asks Slack once."""
+        rules = waiting.entry.approvers
+        key = (
+            waiting.entry.name,
+            waiting.card.channel if rules.channel_members else "",
+            waiting.card.started_by == user,
+        )
+        if key not in known:
+            known[key] = await self.access.may_answer(waiting.entry, waiting.card, user) is None
+        return known[key]
 
     async def _pause_blocks(self, waiting: Waiting) -> ui.Blocks:
         decided = None

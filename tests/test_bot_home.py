@@ -266,3 +266,12 @@ async def test_a_click_on_an_out_of_date_home_shows_it_as_it_is_now(env: Env) ->
     await settle(env)
     await env.slack.until(lambda: waiting_steps(env.slack.homes["UAPP"]) == [])
     assert "Approved by <@UOPS>" in json.dumps(env.slack.thread(card.ts)[-1].blocks)  # UAPP's click changed nothing
+
+
+async def test_a_group_is_asked_once_per_publish(env: Env) -> None:
+    for i in range(3):
+        await start(env, f"group g{i}")
+    before = sum(1 for method, _a, _b in env.slack.calls if method == "usergroups.users.list")
+    view = await open_home(env, "UOPS")
+    assert waiting_steps(view) == ["group"] * 3
+    assert sum(1 for method, _a, _b in env.slack.calls if method == "usergroups.users.list") == before + 1
