@@ -276,7 +276,7 @@ def page_oncall(team: str) -> str:
 async def test_tool_call_progress_shows_on_every_copy(db_kind: str, tmp_path: Path) -> None:
     with FakeOpenAI() as model:
         model.script(
-            calls(("page_oncall", {"team": "db"}), ("page_oncall", {"team": "web"})),
+            calls(("page_oncall", {"team": "db"}), ("page_oncall", {"team": "web"}), ("page_oncall", {"team": "ops"})),
             lambda body: text("Done: " + " | ".join(tool_results(body))),
         )
         db = make_db(db_kind, tmp_path)
@@ -287,7 +287,7 @@ async def test_tool_call_progress_shows_on_every_copy(db_kind: str, tmp_path: Pa
             bot, server, url = await start_bot(slack, Registry([entry], db))
             slack.bot_endpoint = url
             try:
-                await slack.command("run pager page both teams", user="U1")
+                await slack.command("run pager page the teams", user="U1")
                 await slack.until(lambda: len(slack.dm_of("UBOSS")) == 1)
                 dm = slack.dm_of("UBOSS")[0]
                 thread_copy = next(m for m in slack.messages.values() if m.thread_ts and m.channel == "C1")
@@ -303,9 +303,20 @@ async def test_tool_call_progress_shows_on_every_copy(db_kind: str, tmp_path: Pa
                 assert "/archives/C1/p" in json.dumps(slack.messages[dm.ts].blocks)  # the DM keeps its link
                 await slack.click(ui.TOOL_OK, user="UBOSS", stale=element(slack.messages[dm.ts], ui.TOOL_OK + ":1"))
                 await bot.background.idle(10)
+                element(slack.messages[thread_copy.ts], ui.TOOL_OK + ":2")  # call 1 decided from the DM...
+                with pytest.raises(LookupError):
+                    element(slack.messages[thread_copy.ts], ui.TOOL_OK + ":1")  # ...shows in the thread
+                # the last call from the App Home: its buttons carry their place on the page too
+                await slack.send(json.dumps(slack.home_opened_event("UBOSS")).encode(), "application/json")
+                await slack.until(lambda: "UBOSS" in slack.homes)
+                button = slack.home_click_payload("UBOSS", ui.TOOL_OK)["actions"][0]
+                assert button["action_id"] == ui.TOOL_OK + ":2:0" and button["value"].endswith(":2")
+                await slack.home_click("UBOSS", ui.TOOL_OK)
+                await bot.background.idle(10)
                 await slack.until(lambda: decided(slack.messages[dm.ts]) and decided(slack.messages[thread_copy.ts]))
                 card = next(m for m in slack.messages.values() if m.thread_ts is None and m.channel == "C1")
-                await slack.until(lambda: "paged db | paged web" in json.dumps(card.blocks))
+                await slack.until(lambda: "paged db | paged web | paged ops" in json.dumps(card.blocks))
+                await slack.until(lambda: "Nothing waits on you" in json.dumps(slack.homes["UBOSS"]["blocks"]))
                 assert [e for e in slack.rejected if e["method"] != "chat.postEphemeral"] == []
             finally:
                 await bot.background.idle(10)
