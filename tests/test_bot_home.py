@@ -275,3 +275,11 @@ async def test_a_group_is_asked_once_per_publish(env: Env) -> None:
     view = await open_home(env, "UOPS")
     assert waiting_steps(view) == ["group"] * 3
     assert sum(1 for method, _a, _b in env.slack.calls if method == "usergroups.users.list") == before + 1
+
+
+async def test_the_events_url_answers_slacks_challenge(env: Env) -> None:
+    """Slack verifies an Events API request URL (the HTTP manifest's event_subscriptions) with a signed
+    url_verification request before it sends any event."""
+    body = {"token": "t", "challenge": "c-123", "type": "url_verification"}
+    status, answer, _ = await env.slack.send(json.dumps(body).encode(), "application/json")
+    assert status == 200 and "c-123" in answer
