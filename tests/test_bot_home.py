@@ -283,3 +283,28 @@ async def test_the_events_url_answers_slacks_challenge(env: Env) -> None:
     body = {"token": "t", "challenge": "c-123", "type": "url_verification"}
     status, answer, _ = await env.slack.send(json.dumps(body).encode(), "application/json")
     assert status == 200 and "c-123" in answer
+
+
+async def test_home_over_socket_mode(tmp_path: Path) -> None:
+    import asyncio
+    import contextlib
+
+    from bot.app import build_bot, make_client
+    from bot.cli import _socket_mode
+    from bot.config import Settings
+
+    db = make_db("sqlite", tmp_path)
+    async with DevSlack(SECRET) as slack:
+        bot = build_bot(Registry(flows(), db), make_client(slack.token, slack.api_url), None)
+        settings = Settings(bot_token=slack.token, app_token="xapp-test", db=str(tmp_path / "kern.db"))
+        task = asyncio.create_task(_socket_mode(bot, settings, 0.2))
+        try:
+            ack = await slack.socket_home_opened("UAPP")
+            assert ack["envelope_id"].startswith("env-")
+            await slack.until(lambda: "UAPP" in slack.homes)
+            assert "Nothing waits on you" in text_of(slack.homes["UAPP"])
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await bot.background.idle()

@@ -159,3 +159,14 @@ class PeopleApi:
         """Click an element of `user`'s Home tab (see `home_click_payload`)."""
         payload = self.home_click_payload(user, action_id, **kwargs)
         return await self._interaction(payload)  # type: ignore[attr-defined]
+
+    async def socket_home_opened(self, user: str) -> dict[str, Any]:
+        """`user` opens the Home tab, delivered over Socket Mode (an `events_api` envelope); returns the
+        bot's ack envelope."""
+        envelope = {
+            "envelope_id": f"env-{time.time_ns()}",
+            "type": "events_api",
+            "accepts_response_payload": False,
+            "payload": self.home_opened_event(user),
+        }
+        return await self.socket_send(envelope)  # type: ignore[attr-defined,no-any-return]
