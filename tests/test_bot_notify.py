@@ -220,6 +220,40 @@ async def test_a_slack_error_on_one_dm_is_retried_without_losing_the_other(env: 
 
 
 @sqlite_only
+async def test_a_dm_still_owed_when_the_pause_is_answered_is_never_sent(env: Env) -> None:
+    env.slack.fail_next["conversations.open"] = "internal_error"  # UAPP's copy fails, UBOSS's goes
+    card = await start(env, "named")
+    await env.bot.background.idle(10)
+    await env.slack.click(ui.CONFIRM, user="UBOSS", stale=element(env.slack.dm_of("UBOSS")[0], ui.CONFIRM))
+    await settle(env)
+    run_id = await run_id_of_card(env)
+    owed: list[dict[str, Any]] = []
+
+    async def all_done() -> bool:
+        owed[:] = await env.bot.store.owed(run_id)
+        return all(r["status"] == "done" for r in owed)
+
+    deadline = time.monotonic() + 10
+    while not await all_done():  # the sweeps deliver what is left (the close of UAPP's copy waits 1 s)
+        assert time.monotonic() < deadline, owed
+        await sweep_once(env.bot.runner, env.bot.registry)
+        await asyncio.sleep(0.05)
+    assert env.slack.dm_of("UAPP") == []  # an answered pause is not sent to anyone any more
+    assert decided(env.slack.dm_of("UBOSS")[0]) and decided(env.slack.thread(card.ts)[-1])
+
+
+@sqlite_only
+async def test_cancelling_the_run_closes_the_dm_copies(env: Env) -> None:
+    await start(env, "named")
+    await env.slack.until(lambda: len(env.slack.dm_of("UAPP")) == 1)
+    run_id = await run_id_of_card(env)
+    await env.slack.command(f"cancel {run_id}", user="U1")
+    await settle(env)
+    await env.slack.until(lambda: all(decided(m) for m in env.slack.dm_of("UAPP") + env.slack.dm_of("UBOSS")))
+    assert "Run cancelled by <@U1>" in json.dumps(env.slack.dm_of("UAPP")[0].blocks)
+
+
+@sqlite_only
 async def test_timeout_closes_the_dm_copy(env: Env) -> None:
     await start(env, "timed")
     await env.slack.until(lambda: len(env.slack.dm_of("UAPP")) == 1)
