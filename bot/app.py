@@ -23,6 +23,7 @@ from bot.registry import Registry
 from bot.runner import Runner
 from bot.store import BotStore
 from bot.tool_calls import ToolCalls
+from bot.welcome import Welcome
 
 
 @dataclass
@@ -71,6 +72,7 @@ def build_bot(
     interactions.on_stale_view = home.republish
     gate_requests(app, SeenRequests(registry.db))  # first, so every listener's work is gated
     app.command(command)(commands.on_command)
+    app.event("member_joined_channel")(Welcome(registry, gateway, background, command).on_member_joined)
     actions = {
         **{action_id: interactions.button(action_id) for action_id in (ui.CONFIRM, ui.REJECT, ui.RETRY, ui.SKIP)},
         ui.ROUTE_PICK: interactions.on_route_pick,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -68,9 +69,17 @@ class Commands:
             await ack(response_type="ephemeral", text=f"Cancelling `{ui.escape(rest)}`…")
             self.background.spawn(self.cancel(rest, user, channel, command.get("response_url")))
         elif verb in ("", "help"):
-            await ack(response_type="ephemeral", text=USAGE)
+            await ack(response_type="ephemeral", text=await self.help(command.get("command") or "/kern", user, channel))
         else:
             await ack(response_type="ephemeral", text=f"I don't know `{ui.escape(text[:100])}`. {USAGE}")
+
+    async def help(self, command: str, user: str, channel: str) -> str:
+        """Every command with an example, and the workflows `user` may start here with their descriptions."""
+        entries = list(self.registry.entries.values())
+        refusals = await asyncio.gather(*(self.access.may_start(e, user, channel) for e in entries))
+        return ui.help_text(
+            command, [(e.name, e.description) for e, no in zip(entries, refusals, strict=True) if not no]
+        )
 
     # ----- the run card's buttons (same rules as the commands) ---------------------------------------
     async def on_run_status(
@@ -101,6 +110,8 @@ class Commands:
         if run.is_paused:
             req = run.step_requirements[-1]
             line += f", waiting at {req.step_name} ({req.kind.replace('_', ' ')})"
+        elif run.is_cancelled:  # kern's reason, e.g. "Cancelled by <@U1>": its mention stays one
+            line += f": {ui.escape_keeping_mentions(ui.truncate(ui.as_text(run.content), 1500))}"
         elif run.content is not None:
             line += f": {ui.quote(run.content, 1500)}"
         return line

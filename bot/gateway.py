@@ -89,6 +89,18 @@ class SlackGateway:
             log.warning("response_url refused: %s %s", sent.status_code, sent.body)
         return sent.status_code == 200
 
+    async def delete_reply(self, response_url: str) -> bool:
+        """Delete the ephemeral reply a `response_url` belongs to (a slash command's "Starting…"), so they do
+        not pile up: `delete_original` deletes an ephemeral message, which chat.delete cannot
+        (https://docs.slack.dev/messaging/modifying-messages). False if Slack refused or was unreachable."""
+        try:
+            webhook = AsyncWebhookClient(response_url, session=self.client.session, timeout=10)
+            sent = await webhook.send(delete_original=True)
+        except Exception:  # a network error
+            log.exception("response_url failed")
+            return False
+        return sent.status_code == 200
+
     async def tell(
         self, channel: str, user: str, text: str, thread_ts: str | None = None, response_url: str | None = None
     ) -> None:

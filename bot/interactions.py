@@ -15,7 +15,7 @@ from bot import blocks as ui
 from bot.access import Access
 from bot.background import Background
 from bot.gateway import SlackGateway
-from bot.presenter import Presenter
+from bot.presenter import Presenter, output_text
 from bot.registry import BotWorkflow, Registry
 from bot.runner import Runner
 from bot.store import BotStore, Card, PauseMessage
@@ -113,7 +113,7 @@ class Interactions:
     async def resume(self, loaded: Loaded, user: str, response_url: str | None = None) -> None:
         events = loaded.entry.workflow.acontinue_run(loaded.run, stream=True, stream_events=True)
         try:
-            await self.runner.follow(loaded.entry, loaded.card, events)  # type: ignore[arg-type]
+            await self.runner.follow(loaded.entry, loaded.card, events, loaded.run.created_at)  # type: ignore[arg-type]
         except RunNotPausedError as exc:
             run = await loaded.entry.workflow.aget_run(loaded.run.run_id)
             text = already_answered(run, loaded.req.requirement_id) or str(exc)
@@ -195,6 +195,7 @@ class Interactions:
                     callback_id=ui.V_INPUT,
                     metadata=ld.req.requirement_id,
                     message=ld.req.message,
+                    title=ui.form_title(ld.req.step_name),
                 ),
             )
         )
@@ -207,7 +208,7 @@ class Interactions:
                 action["value"],
                 lambda ld: ui.text_modal(
                     ui.V_EDIT,
-                    "Edit output",
+                    ui.form_title(ld.req.step_name, "Edit: "),
                     metadata=ld.req.requirement_id,
                     label="Output",
                     initial=ui.review_text(ld.req),
@@ -222,13 +223,7 @@ class Interactions:
             self.open_form(
                 body,
                 action["value"],
-                lambda ld: ui.text_modal(
-                    ui.V_FEEDBACK,
-                    "Send back",
-                    metadata=ld.req.requirement_id,
-                    label="What should change?",
-                    submit="Reject",
-                ),
+                lambda ld: ui.feedback_form(ld.req),
             )
         )
 
@@ -245,7 +240,7 @@ class Interactions:
                     new = ui.info_modal("Not allowed", refusal)
                 else:
                     run = await entry.workflow.aget_run(value[4:])
-                    new = ui.full_text_modal("Output", ui.as_text(run.content))
+                    new = ui.full_text_modal("Output", output_text(run))
                 await self.gateway.call("views_update", view_id=opened["view"]["id"], view=new)
             return
         self.background.spawn(
@@ -272,7 +267,11 @@ class Interactions:
         _, problems = loaded.req.check_user_input(**values)
         if problems:
             index = {f.name: i for i, f in enumerate(schema)}
-            errors = {ui.field_block_id(index[name]): problem for name, problem in problems.items() if name in index}
+            errors = {
+                ui.field_block_id(index[name]): ui.field_error(name, problem)
+                for name, problem in problems.items()
+                if name in index
+            }
             await ack(response_action="errors", errors=errors or {"free": "; ".join(problems.values())})
             return
         await ack()
@@ -293,7 +292,7 @@ class Interactions:
 
     async def on_submit_feedback(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         await ack()
-        feedback = view["state"]["values"]["text"]["v"].get("value") or ""
+        feedback = view["state"]["values"]["text"]["v"].get("value") or None
 
         def apply(req: StepRequirement, user: str) -> None:
             req.reject(feedback=feedback, by=user)
@@ -326,6 +325,8 @@ def already_answered(run: WorkflowRunOutput, requirement_id: str) -> str | None:
         verb = "decided"
     elif req.edited_output is not None:
         verb = "edited"
+    elif req.step_type == "Condition":  # its No may run the else branch: no rejection
+        verb = "answered"
     else:
         verb = "approved" if req.confirmed else "rejected"
     who = req.resolved_by

@@ -6,7 +6,6 @@ Everything is rendered from the run as stored, at the moment it is sent, so a me
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +19,6 @@ from kern.run import requirement as kinds
 from kern.run.base import RunStatus
 from kern.run.requirement import StepRequirement
 from kern.run.workflow import WorkflowRunOutput
-from kern.workflow.types import OnTimeout
 
 MIN_PREFIX = 6  # characters of a run id that a command accepts
 RETRY_SOON = 1.0  # seconds: a decided message waits this long for its pause message to be posted first
@@ -39,53 +37,21 @@ class NotYet(Exception):
     """The message cannot be delivered before another one (its pause message is still owed)."""
 
 
-def who(user: str | None) -> str:
-    """A Slack mention for a user id, or kern itself (timeouts, sweeps)."""
-    return f"<@{user}>" if user and user.startswith(("U", "W")) else "kern"
+who, stamp = ui.who, ui.stamp  # kept here for callers: a mention (or "kern"); "Approved by @x at <time>"
 
 
-def stamp(verb: str, by: str | None, at: float | None) -> str:
-    return f"{verb} by {who(by)} at {ui.slack_time(at or time.time())}"
-
-
-def outcome(req: StepRequirement, detail: dict[str, Any], tool_summaries: dict[int, str] | None = None) -> str:
-    """The line a decided pause message shows in place of its controls: what was decided, by whom, when."""
-    decision = detail.get("decision") or {}
-    action, by, at = decision.get("action"), detail.get("by"), detail.get("at")
-    if detail.get("status") == "cancelled":
-        return ":no_entry: " + stamp("Run cancelled", by, at)
-    if decision.get("timed_out"):
-        what = {OnTimeout.approve: "approved", OnTimeout.reject: "rejected"}.get(req.on_timeout, "cancelled")  # type: ignore[arg-type]
-        return f":alarm_clock: Nobody answered in time: {what} automatically at {ui.slack_time(at or time.time())}"
-    if action == "executor":
-        calls = req.executor_requirements or []
-        lines = []
-        for index, call in enumerate(calls):
-            summary = (tool_summaries or {}).get(index) or ("approved" if call.confirmed else "decided")
-            lines.append(f"`{call.tool_execution.tool_name}`: {summary}")
-        return "\n".join(lines) or ":white_check_mark: " + stamp("Decided", by, at)
-    if action == "input":
-        shown = ", ".join(f"{k}={ui.as_text(v)}" for k, v in (decision.get("user_input") or {}).items())
-        return ":memo: " + stamp("Submitted", by, at) + (f"\n{ui.quote(shown, 1500)}" if shown else "")
-    if action == "select":
-        return ":twisted_rightwards_arrows: " + stamp(f"Chose {', '.join(decision.get('choices') or [])}", by, at)
-    if action == "edit":
-        return ":pencil2: " + stamp("Edited and approved", by, at)
-    if action == "retry":
-        return ":repeat: " + stamp("Retry requested", by, at)
-    if action == "skip":
-        return ":fast_forward: " + stamp("Skipped", by, at)
-    if action == "reject":
-        feedback = decision.get("feedback")
-        if feedback:
-            return ":leftwards_arrow_with_hook: " + stamp("Sent back", by, at) + f": {ui.quote(feedback, 1500)}"
-        return ":no_entry_sign: " + stamp("Rejected", by, at)
-    return ":white_check_mark: " + stamp("Approved", by, at)
-
-
-def card_view(entry: BotWorkflow, card: Card, run: WorkflowRunOutput | None, status: str | None = None) -> ui.Card:
-    """The run card for the run's current state (or a given status line while it runs)."""
+def card_view(
+    entry: BotWorkflow,
+    card: Card,
+    run: WorkflowRunOutput | None,
+    status: str | None = None,
+    started_at: float | None = None,
+) -> ui.Card:
+    """The run card for the run's current state (or a given status line while it runs, `started_at`)."""
     view = ui.Card(run_id=card.run_id, workflow=entry.name, input=card.input, started_by=card.started_by)
+    view.started_at = run.created_at if run is not None else started_at
+    if run is not None and run.status in (RunStatus.COMPLETED, RunStatus.CANCELLED, RunStatus.ERROR):
+        view.finished_at = run.updated_at
     if status is not None or run is None:
         view.status = status or view.status
     elif run.is_paused and run.step_requirements:
@@ -93,13 +59,35 @@ def card_view(entry: BotWorkflow, card: Card, run: WorkflowRunOutput | None, sta
         view.status = f":double_vertical_bar: Waiting: {req.step_name} ({req.kind.replace('_', ' ')})"
     elif run.status == RunStatus.COMPLETED:
         view.status, view.output, view.finished = ":white_check_mark: Completed", run.content, True
+        view.routes = route_outputs(run)
     elif run.status == RunStatus.CANCELLED:
-        view.status, view.finished = f":no_entry: Cancelled: {run.content}", True
+        reason = ui.as_text(run.content)  # kern's reason: "Cancelled by <@U1>", "Max retries (3) reached ..."
+        view.status = ":no_entry: " + (reason if reason.startswith("Cancelled") else f"Cancelled: {reason}")
+        view.finished, view.ended = True, "Cancelled"
     elif run.status == RunStatus.ERROR:
         view.status, view.error, view.finished = ":x: Failed", run.error or str(run.content), True
+        view.ended = "Failed"
     else:
         view.status = ":gear: Running…"
     return view
+
+
+def route_outputs(run: WorkflowRunOutput) -> list[tuple[str, Any]]:
+    """Each chosen route's output when the run ended with a Router that ran several routes (the run's
+    output is the last route's alone); empty otherwise."""
+    last = run.step_results[-1] if run.step_results else None
+    if last is None or last.step_type != "Router" or not last.steps:
+        return []
+    ran = [(o.step_name or "route", o.content) for o in last.steps if not o.skipped]
+    return ran if len(ran) > 1 else []
+
+
+def output_text(run: WorkflowRunOutput) -> str:
+    """The run's whole output as text ("View full output"): each chosen route's when a Router ran several."""
+    routes = route_outputs(run)
+    if not routes:
+        return ui.as_text(run.content)
+    return "\n\n".join(f"{name}:\n{ui.as_text(content)}" for name, content in routes)
 
 
 class Presenter:
@@ -111,23 +99,26 @@ class Presenter:
         self.store = store
         self._links: dict[str, str] = {}  # run id -> permalink of its card
 
+    @staticmethod
+    def branches(entry: BotWorkflow, req: StepRequirement) -> tuple[str, str] | None:
+        """What a Condition's two answers run (its steps, its else steps), or None for other pauses."""
+        node = entry.workflow.node_at(req.step_path) if req.step_type == "Condition" else None
+        if node is None:
+            return None
+        return (
+            ", ".join(s.name for s in node.steps) or "it",  # type: ignore[attr-defined]
+            ", ".join(s.name for s in node.else_steps),  # type: ignore[attr-defined]
+        )
+
     def pause_view(
         self, entry: BotWorkflow, req: StepRequirement, decided: dict[int, str] | None = None, starter: str = ""
     ) -> tuple[str, ui.Blocks]:
         """A pause message's text and blocks, mentioning who may answer (`starter`: who started the run)."""
-        branches = None
-        if req.step_type == "Condition":
-            node = entry.workflow.node_at(req.step_path)
-            if node is not None:
-                branches = (
-                    ", ".join(s.name for s in node.steps) or "it",  # type: ignore[attr-defined]
-                    ", ".join(s.name for s in node.else_steps),  # type: ignore[attr-defined]
-                )
         return ui.pause_blocks(
             req,
             workflow=entry.name,
             approvers=notify.who_may_answer(entry.approvers, starter),
-            branches=branches,
+            branches=self.branches(entry, req),
             tool_decisions=decided,
             mention=notify.mentions(entry.approvers, starter),
         )
@@ -154,9 +145,23 @@ class Presenter:
         line = f"Run `{card.run_id[:12]}` of `{ui.escape(entry.name)}`: <{link}|open the run card>"
         return [*blocks, ui.context(line)]
 
-    async def status_line(self, entry: BotWorkflow, card: Card, status: str) -> None:
+    async def decided_view(
+        self, entry: BotWorkflow, req: StepRequirement, detail: dict[str, Any]
+    ) -> tuple[str, ui.Blocks, ui.Outcome]:
+        """The decided form of a pause message, from the stored requirement and kern's recorded decision."""
+        summaries = None
+        if req.kind == kinds.EXECUTOR:
+            decisions = await self.store.tool_decisions(req.requirement_id)
+            summaries = {i: d["summary"] for i, d in decisions.items()}
+        result = ui.outcome(req, detail, self.branches(entry, req))
+        fallback, blocks = ui.decided_blocks(
+            req, workflow=entry.name, outcome=result, decision=detail.get("decision"), tool_summaries=summaries
+        )
+        return fallback, blocks, result
+
+    async def status_line(self, entry: BotWorkflow, card: Card, status: str, started_at: float | None = None) -> None:
         """Best effort: a progress line on the card while steps run (not owed: the next state replaces it)."""
-        fallback, blocks = ui.card_blocks(card_view(entry, card, None, status))
+        fallback, blocks = ui.card_blocks(card_view(entry, card, None, status, started_at))
         await self.gateway.call("chat_update", channel=card.channel, ts=card.ts, text=fallback, blocks=blocks)
 
     async def show_tool_decisions(
@@ -242,7 +247,7 @@ class Presenter:
                 if await self.store.copy_still_owed(req.requirement_id, detail.get("to")):
                     raise NotYet(f"the DM copy of pause {req.requirement_id} for {to} is not posted yet")
                 return done
-            _outcome, fallback, blocks = await self.decided_view(entry, req, detail)
+            fallback, blocks, _result = await self.decided_view(entry, req, detail)
             blocks = await self._elsewhere(entry, card, blocks)
             await self.gateway.send("chat_update", channel=copy.channel, ts=copy.ts, text=fallback, blocks=blocks)
         elif message.kind == "close" and req is not None:
@@ -251,23 +256,12 @@ class Presenter:
                 if await self.store.pause_still_owed(req.requirement_id):
                     raise NotYet(f"pause {req.requirement_id} is not posted yet")
                 return done
-            done.outcome, fallback, blocks = await self.decided_view(entry, req, message.detail or {})
+            fallback, blocks, result = await self.decided_view(entry, req, message.detail or {})
+            done.outcome = result.summary
             if pause.channel != card.channel:
                 blocks = await self._elsewhere(entry, card, blocks)
             await self.gateway.send("chat_update", channel=pause.channel, ts=pause.ts, text=fallback, blocks=blocks)
         return done
-
-    async def decided_view(
-        self, entry: BotWorkflow, req: StepRequirement, detail: dict[str, Any]
-    ) -> tuple[str, str, ui.Blocks]:
-        """A decided pause message (and its copies): the outcome line, the text, the blocks."""
-        summaries = None
-        if req.kind == kinds.EXECUTOR:
-            decisions = await self.store.tool_decisions(req.requirement_id)
-            summaries = {i: d["summary"] for i, d in decisions.items()}
-        line = outcome(req, detail, summaries)
-        fallback, blocks = ui.decided_blocks(req, workflow=entry.name, outcome=line)
-        return line, fallback, blocks
 
     async def _send_copy(self, view: RunView, req: StepRequirement, to: str) -> PauseCopy | None:
         """Send the DM copy of a pause to `to` (once: a copy already sent is not sent again; none once the

@@ -41,9 +41,9 @@ class Runner:
     ) -> str | None:
         """Post the run card, then run the workflow in the background. Returns the run id (None if the
         card could not be posted: the command's reply says why, through `response_url` if given)."""
-        run_id = uuid.uuid4().hex
+        run_id, started = uuid.uuid4().hex, time.time()
         card = Card(run_id=run_id, workflow=entry.name, channel=channel, ts="", started_by=user, input=text)
-        fallback, blocks = ui.card_blocks(card_view(entry, card, None))
+        fallback, blocks = ui.card_blocks(card_view(entry, card, None, started_at=started))
         posted = await self.gateway.call("chat_postMessage", channel=channel, text=fallback, blocks=blocks)
         if posted is None:
             why = (
@@ -55,6 +55,8 @@ class Runner:
             return None
         card.ts = posted["ts"]
         await self.store.save_card(card)
+        if response_url:  # the card is there now: the "Starting…" reply has done its job
+            self.background.spawn(self.gateway.delete_reply(response_url))
         events = entry.workflow.arun(
             text or None,
             run_id=run_id,
@@ -63,10 +65,12 @@ class Runner:
             stream_events=True,
             additional_data={"slack_channel": channel, "slack_user": user},
         )
-        self.background.spawn(self.follow(entry, card, events))  # type: ignore[arg-type]
+        self.background.spawn(self.follow(entry, card, events, started))  # type: ignore[arg-type]
         return run_id
 
-    async def follow(self, entry: BotWorkflow, card: Card, events: AsyncIterator[Any]) -> None:
+    async def follow(
+        self, entry: BotWorkflow, card: Card, events: AsyncIterator[Any], started_at: float | None = None
+    ) -> None:
         """Consume a run's events (a status line as steps start, the decided message as soon as the run
         continues), then deliver what the run owes Slack where it stopped.
 
@@ -84,14 +88,16 @@ class Runner:
                     self.background.spawn(self._deliver_unless(stopped, card.run_id))
                 elif isinstance(event, StepStartedEvent) and time.monotonic() - last > STATUS_EVERY:
                     last = time.monotonic()
-                    await self.presenter.status_line(entry, card, f":gear: Running {event.step_name}…")
+                    await self.presenter.status_line(entry, card, f":gear: Running {event.step_name}…", started_at)
         except LostOwnershipError as exc:  # cancelled meanwhile, or taken over: the new owner shows it
             log.info("run %s left this process: %s", card.run_id, exc)
         except StoreError as exc:  # the database stayed down: the message has an id, never SQL
             if not seen:
                 raise  # nothing happened yet (a resume was refused): the caller tells the person
             log.warning("run %s stopped by a database failure: %s", card.run_id, exc)
-            await self.presenter.status_line(entry, card, f":warning: {exc} A sweep picks the run up again.")
+            await self.presenter.status_line(
+                entry, card, f":warning: {exc} A sweep picks the run up again.", started_at
+            )
             return
         finally:
             stopped.set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 # Block Kit limits the renderer stays within (SLACK.md, section 2).
@@ -27,6 +28,15 @@ OUTPUT_PREVIEW = 2500
 def escape(text: str) -> str:
     """Escape the three characters Slack's mrkdwn requires escaped (`&`, `<`, `>`)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]+)&gt;")
+
+
+def escape_keeping_mentions(text: str) -> str:
+    """`escape(text)`, except that user mentions (`<@U123>`) stay mentions (kern's own texts carry them,
+    e.g. "Cancelled by <@U123>"); nothing else can form a link."""
+    return _MENTION.sub(r"<@\1>", escape(text))
 
 
 def truncate(text: str, limit: int, marker: str = "…") -> str:

@@ -10,7 +10,6 @@ from typing import Any
 
 from bot import blocks as ui
 from bot.interactions import Ack, Interactions, Loaded, as_action_body, who_where
-from bot.presenter import stamp
 from kern.run.agent import RunRequirement
 
 
@@ -32,7 +31,7 @@ class ToolCalls:
             self.tool_decision(
                 body,
                 action["value"],
-                lambda call, user: (call.confirm(by=user), ":white_check_mark: " + stamp("Approved", user, None))[1],
+                lambda call, user: (call.confirm(by=user), ":white_check_mark: " + ui.stamp("Approved", user, None))[1],
             )
         )
 
@@ -62,7 +61,7 @@ class ToolCalls:
                 ui.V_TOOL_NOTE,
                 "Reject tool call",
                 metadata=value,
-                label="Note for the agent (optional)",
+                label="Note for the agent",  # Slack adds "(optional)" to an optional input's label
                 submit="Reject",
                 optional=True,
             )
@@ -73,7 +72,7 @@ class ToolCalls:
                 callback_id=ui.V_TOOL_INPUT,
                 metadata=value,
                 message=f"Values for {call.tool_execution.tool_name}",
-                title="Tool input",
+                title=ui.form_title(call.tool_execution.tool_name),
             )
         )
         self.on_tool_result = self._call_form(
@@ -122,7 +121,7 @@ class ToolCalls:
                 view["private_metadata"],
                 lambda call, user: (
                     call.provide_user_feedback(answers, by=user),
-                    ":speech_balloon: " + stamp("Answered", user, None) + f": {summary}",
+                    ":speech_balloon: " + ui.stamp("Answered", user, None) + f": {summary}",
                 )[1],
             )
         )
@@ -136,7 +135,9 @@ class ToolCalls:
                 view["private_metadata"],
                 lambda call, user: (
                     call.reject(note=note, by=user),
-                    ":no_entry_sign: " + stamp("Rejected", user, None) + (f": {ui.quote(note, 500)}" if note else ""),
+                    ":no_entry_sign: "
+                    + ui.stamp("Rejected", user, None)
+                    + (f": {ui.quote(note, 500)}" if note else ""),
                 )[1],
             )
         )
@@ -165,7 +166,9 @@ class ToolCalls:
             self.tool_decision(
                 as_action_body(body),
                 view["private_metadata"],
-                lambda c, user: (c.provide_user_input(values, by=user), ":memo: " + stamp("Filled in", user, None))[1],
+                lambda c, user: (c.provide_user_input(values, by=user), ":memo: " + ui.stamp("Filled in", user, None))[
+                    1
+                ],
             )
         )
 
@@ -178,7 +181,7 @@ class ToolCalls:
                 view["private_metadata"],
                 lambda call, user: (
                     call.set_external_execution_result(result, by=user),
-                    ":inbox_tray: " + stamp("Result given", user, None),
+                    ":inbox_tray: " + ui.stamp("Result given", user, None),
                 )[1],
             )
         )

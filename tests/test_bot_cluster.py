@@ -70,7 +70,9 @@ async def test_two_bot_processes_on_one_postgres(tmp_path: Path) -> None:
             await bot_b.background.idle()
             card = next(m for m in slack.messages.values() if m.thread_ts is None)
             assert "two done" in json.dumps(card.blocks)
-            decided = [m for m in slack.messages.values() if "Nobody answered in time" in json.dumps(m.blocks)]
+            decided = [
+                m for m in slack.messages.values() if "Timed out: approved automatically" in json.dumps(m.blocks)
+            ]
             assert len(decided) == 1
         finally:
             await server_a.cleanup()
@@ -168,7 +170,7 @@ async def test_tool_call_cards(db_kind: str, tmp_path: Path, model_server: FakeO
             await slack.click(ui.TOOL_INPUT, user="U2")
             await bot.background.idle()
             view = slack.last_view()
-            assert [b["label"]["text"] for b in view["blocks"] if b["type"] == "input"] == ["ticket"]
+            assert [b["label"]["text"] for b in view["blocks"] if b["type"] == "input"] == ["Ticket"]
             await slack.submit(view["id"], {"f0": {"v": {"type": "plain_text_input", "value": "CHG-7"}}}, user="U2")
             await bot.background.idle()
             await slack.click(ui.TOOL_RESULT, user="U3")
@@ -232,7 +234,7 @@ async def test_two_real_bot_processes_share_one_postgres(tmp_path: Path) -> None
         procs = _start_bot_processes(slack, PG_URL, ports)
         try:
             async with aiohttp.ClientSession() as session:
-                for port, proc in zip(ports, procs):
+                for port, proc in zip(ports, procs, strict=True):
                     # a loaded 2-core machine (CI beside other jobs) can take many seconds to import
                     deadline = time.monotonic() + 90
                     while True:

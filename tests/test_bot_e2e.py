@@ -134,7 +134,9 @@ async def test_confirmation_approve(env: Env) -> None:
     assert status == 200 and took < 1.0
     await settle(env)
     decided = env.slack.messages[pause.ts]
-    assert "Approved by <@U2>" in json.dumps(decided.blocks)
+    text = json.dumps(decided.blocks)
+    assert decided.blocks[0]["text"]["text"].startswith(":white_check_mark: *Approved* ·")  # the outcome heads it
+    assert "Deploy to production?" in text and "Approved by <@U2> at <!date^" in text  # the question, who, when
     assert not any(b["type"] == "actions" for b in decided.blocks)  # controls gone
     assert "Completed" in env.card_text() and "Deployed api" in env.card_text()
     assert env.errors() == []
@@ -165,7 +167,8 @@ async def test_user_input_modal_with_inline_errors(env: Env) -> None:
     await settle(env)
     view = env.slack.last_view()
     labels = [b["label"]["text"] for b in view["blocks"] if b["type"] == "input"]
-    assert labels == ["title", "format", "pages", "include_charts"]
+    assert labels == ["Title", "Format", "Pages", "Include charts"]  # field names, humanized
+    assert view["title"]["text"] == "Report" and view["close"]["text"] == "Cancel"  # titled by its step
     kinds = [b["element"]["type"] for b in view["blocks"] if b["type"] == "input"]
     assert kinds == ["plain_text_input", "static_select", "number_input", "checkboxes"]
     values = {
@@ -177,7 +180,7 @@ async def test_user_input_modal_with_inline_errors(env: Env) -> None:
     status, body, _ = await env.slack.submit(view["id"], values)
     errors = json.loads(body)
     assert errors["response_action"] == "errors"
-    assert errors["errors"] == {"f0": "required", "f2": "expected int, got '2.5'"}
+    assert errors["errors"] == {"f0": "Title is required.", "f2": "Pages: expected int, got '2.5'"}
     values["f0"]["v"]["value"] = "Q4 <numbers> & *stars*"
     values["f2"]["v"]["value"] = "3"
     status, body, _ = await env.slack.submit(view["id"], values)
@@ -259,7 +262,9 @@ async def test_deadline_fires_without_a_click(env: Env) -> None:
     assert await sweep_once(env.bot.runner, env.bot.registry) == 0  # not due yet
     assert await sweep_once(env.bot.runner, env.bot.registry, now=time.time() + 120) == 1
     await settle(env)
-    assert "Nobody answered in time: approved automatically" in json.dumps(env.slack.messages[pause.ts].blocks)
+    decided = env.slack.messages[pause.ts].blocks
+    assert decided[0]["text"]["text"].startswith(":alarm_clock: *Timed out: approved automatically* ·")
+    assert "Roll out the canary?" in json.dumps(decided) and "Decided at <!date^" in json.dumps(decided)
     assert "Rolled out" in env.card_text()
     assert await sweep_once(env.bot.runner, env.bot.registry, now=time.time() + 120) == 0  # exactly once
 
@@ -392,7 +397,7 @@ async def test_a_burst_of_clicks_with_double_clicks(env: Env) -> None:
     assert all("Completed" in json.dumps(env.slack.messages[card.ts].blocks) for card in cards)
     told = [e for e in env.slack.ephemeral if e["text"].startswith("Already approved by")]
     assert len(told) == 20
-    decided = [m for m in env.slack.messages.values() if m.thread_ts and "Approved by" in json.dumps(m.blocks)]
+    decided = [m for m in env.slack.messages.values() if m.thread_ts and "*Approved*" in json.dumps(m.blocks)]
     assert len(decided) == 20  # each pause message closed once, by its one winner
 
 

@@ -234,7 +234,7 @@ async def test_stand_in_refuses_what_slack_refuses() -> None:
 
 
 async def test_an_event_without_its_user_is_refused(env: Env) -> None:
-    event = env.slack.home_opened_event("U1")
+    event = env.slack.event_envelope(env.slack.home_event("U1"))
     del event["event"]["user"]
     status, body, _ = await env.slack.send(json.dumps(event).encode(), "application/json")
     assert status == 400 and "app_home_opened without user" in body

@@ -250,7 +250,7 @@ async def test_cancelling_the_run_closes_the_dm_copies(env: Env) -> None:
     await env.slack.command(f"cancel {run_id}", user="U1")
     await settle(env)
     await env.slack.until(lambda: all(decided(m) for m in env.slack.dm_of("UAPP") + env.slack.dm_of("UBOSS")))
-    assert "Run cancelled by <@U1>" in json.dumps(env.slack.dm_of("UAPP")[0].blocks)
+    assert "Cancelled by <@U1>" in json.dumps(env.slack.dm_of("UAPP")[0].blocks)
 
 
 @sqlite_only
@@ -260,7 +260,7 @@ async def test_timeout_closes_the_dm_copy(env: Env) -> None:
     assert await sweep_once(env.bot.runner, env.bot.registry, now=time.time() + 120) == 1
     await settle(env)
     dm = env.slack.dm_of("UAPP")[0]
-    assert decided(dm) and "Nobody answered in time: approved automatically" in json.dumps(dm.blocks)
+    assert decided(dm) and "Timed out: approved automatically" in json.dumps(dm.blocks)
 
 
 # ----- the approvals channel -------------------------------------------------------------------------
@@ -341,7 +341,7 @@ async def test_tool_call_progress_shows_on_every_copy(db_kind: str, tmp_path: Pa
                 with pytest.raises(LookupError):
                     element(slack.messages[thread_copy.ts], ui.TOOL_OK + ":1")  # ...shows in the thread
                 # the last call from the App Home: its buttons carry their place on the page too
-                await slack.send(json.dumps(slack.home_opened_event("UBOSS")).encode(), "application/json")
+                await slack.open_home("UBOSS")
                 await slack.until(lambda: "UBOSS" in slack.homes)
                 button = slack.home_click_payload("UBOSS", ui.TOOL_OK)["actions"][0]
                 assert button["action_id"] == ui.TOOL_OK + ":2:0" and button["value"].endswith(":2")

@@ -120,7 +120,7 @@ async def test_pause_message_survives_slack_errors(gated_env: tuple[Env, asyncio
     await env.slack.click(ui.CONFIRM)
     await env.bot.background.idle(10)
     await sweep_until(env, lambda: "Completed" in json.dumps(env.card().blocks))
-    await sweep_until(env, lambda: "Approved by" in json.dumps(thread_pauses(env)[0].blocks))
+    await sweep_until(env, lambda: "*Approved*" in json.dumps(thread_pauses(env)[0].blocks))
     assert len(thread_pauses(env)) == 1 and RAN == ["gated", "after", "after"]
 
 

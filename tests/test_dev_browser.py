@@ -114,7 +114,7 @@ async def test_a_person_answers_every_kind_of_pause(browser_page: tuple[Page, Pa
     await command(tab, "/kern run report")
     await tab.get_by_role("button", name="Provide input").click()
     modal = tab.locator("#modal")
-    await expect(modal).to_contain_text("Provide input")
+    await expect(modal).to_contain_text("Report")
     await tab.locator('[data-block="f2"] input').fill("1.5")
     await tab.get_by_role("button", name="Submit").click()
     await expect(modal).to_contain_text("required")

@@ -59,7 +59,7 @@ async def test_page_drives_a_run_with_a_form(dev_page: tuple[DevSlackWeb, aiohtt
     pause = state["messages"][-1]["replies"][-1]
     async with http.post("/ui/click", json={"ts": pause["ts"], "action_id": ui.OPEN_INPUT, "user": "U1"}) as resp:
         assert (await resp.json())["status"] == 200
-    state = await settle(slack, http, "U1", lambda s: s["view"] and s["view"]["title"]["text"] == "Provide input")
+    state = await settle(slack, http, "U1", lambda s: s["view"] and s["view"]["title"]["text"] == "Report")
     assert slack.state_for("U2")["view"] is None  # the modal is U1's
     view = state["view"]
     values = {
@@ -70,7 +70,7 @@ async def test_page_drives_a_run_with_a_form(dev_page: tuple[DevSlackWeb, aiohtt
     }
     async with http.post("/ui/submit", json={"view_id": view["id"], "values": values, "user": "U1"}) as resp:
         answer = await resp.json()
-    assert answer["errors"] == {"f0": "required", "f2": "expected int, got 'two'"}
+    assert answer["errors"] == {"f0": "Title is required.", "f2": "Pages: expected int, got 'two'"}
     assert slack.state_for("U1")["view"] is not None  # stays open to be corrected
     values["f0"]["v"]["value"], values["f2"]["v"]["value"] = "Weekly", "4"
     async with http.post("/ui/submit", json={"view_id": view["id"], "values": values, "user": "U1"}) as resp:

@@ -40,9 +40,11 @@ def test_sync_stream_with_events(db: BaseDb) -> None:
     assert isinstance(events[0], WorkflowStartedEvent)
     assert kinds(events[1:]) == [
         "StepStartedEvent",
+        "StepOutputEvent",
         "StepCompletedEvent",
         "ConditionStartedEvent",
         "StepStartedEvent",
+        "StepOutputEvent",
         "StepCompletedEvent",
         "ConditionCompletedEvent",
         "StepStartedEvent",

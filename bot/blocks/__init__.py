@@ -3,18 +3,22 @@
 Every interactive element carries an opaque id only (a requirement id, or `<id>:<n>` for the n-th
 tool call of an executor pause); everything else is read from the database when a person acts.
 
-One module per job: `kit` (ids and building blocks), `card` (the run card), `pauses` (pause and
-decided messages), `forms` (modals and reading them back), `home` (the App Home tab). Callers use
-`from bot import blocks as ui`.
+One module per job: `kit` (ids and building blocks), `card` (the run card), `pauses` (pause
+messages), `decided` (the same once decided), `forms` (modals and reading them back), `guide` (help
+and the intro in a new channel), `home` (the App Home tab). Callers use `from bot import blocks as ui`.
 """
 
 # ruff: noqa: F401 - the package re-exports its modules' names
 from bot.blocks.card import Card, card_blocks
+from bot.blocks.decided import Outcome, decided_blocks, outcome
 from bot.blocks.forms import (
     MAX_QUESTIONS,
+    feedback_form,
     feedback_modal,
     feedback_summary,
     field_block_id,
+    field_error,
+    form_title,
     full_text_modal,
     info_modal,
     input_modal,
@@ -26,6 +30,7 @@ from bot.blocks.forms import (
     read_inputs,
     text_modal,
 )
+from bot.blocks.guide import help_text, intro_blocks
 from bot.blocks.home import HOME_PAGE, home_view, paginate, run_line
 from bot.blocks.kit import (
     CONFIRM,
@@ -56,16 +61,21 @@ from bot.blocks.kit import (
     VIEW_FULL,
     Blocks,
     button,
+    confirm_dialog,
     context,
     deadline_line,
+    humanize,
     md,
     plain,
+    rejecting_cancels,
+    retries_used_up,
     section,
     slack_time,
+    stamp,
+    who,
 )
-from bot.blocks.pauses import MAX_SHOWN_CALLS, decided_blocks, pause_blocks, review_text
-from bot.text import as_text, escape, quote
+from bot.blocks.pauses import MAX_SHOWN_CALLS, pause_blocks, review_text
+from bot.text import as_text, escape, escape_keeping_mentions, quote, truncate
 
-__all__ = [
-    name for name in dir() if not name.startswith("_") and name not in {"card", "forms", "home", "kit", "pauses"}
-]
+_MODULES = {"card", "decided", "forms", "guide", "home", "kit", "pauses"}
+__all__ = [name for name in dir() if not name.startswith("_") and name not in _MODULES]

@@ -5,8 +5,33 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.blocks.kit import RUN_CANCEL, RUN_STATUS, VIEW_FULL, Blocks, button, context, md, plain, section
-from bot.text import FIELD_TEXT, HEADER_TEXT, OUTPUT_PREVIEW, SECTION_TEXT, as_text, code_block, escape, quote, truncate
+from bot.blocks.kit import (
+    RUN_CANCEL,
+    RUN_STATUS,
+    VIEW_FULL,
+    Blocks,
+    button,
+    confirm_dialog,
+    context,
+    md,
+    plain,
+    section,
+    slack_time,
+)
+from bot.text import (
+    FIELD_TEXT,
+    HEADER_TEXT,
+    OUTPUT_PREVIEW,
+    SECTION_TEXT,
+    as_text,
+    code_block,
+    escape,
+    escape_keeping_mentions,
+    quote,
+    truncate,
+)
+
+MAX_ROUTE_OUTPUTS = 8  # a multi-route Router's outputs shown one by one on the card
 
 
 @dataclass
@@ -22,6 +47,10 @@ class Card:
     error: str | None = None
     finished: bool = False
     steps: list[str] = field(default_factory=list)
+    started_at: float | None = None
+    finished_at: float | None = None
+    ended: str = "Finished"  # the verb of `finished_at`: Finished, Cancelled, Failed
+    routes: list[tuple[str, Any]] = field(default_factory=list)  # each chosen route's output, when several ran
 
 
 def card_blocks(card: Card) -> tuple[str, Blocks]:
@@ -35,10 +64,19 @@ def card_blocks(card: Card) -> tuple[str, Blocks]:
                 md(f"*Started by*\n<@{card.started_by}>", FIELD_TEXT),
             ],
         },
-        context(f"{escape(card.status)}  ·  run `{card.run_id[:12]}`"),
+        context(f"{escape_keeping_mentions(card.status)}  ·  run `{card.run_id[:12]}`"),
     ]
+    times = []
+    if card.started_at:
+        times.append(f"Started {slack_time(card.started_at)}")
+    if card.finished and card.finished_at:
+        times.append(f"{card.ended} {slack_time(card.finished_at)}")
+    if times:
+        blocks.append(context(" · ".join(times)))
     if card.error:
         blocks.append(section(":x: *Error*\n" + code_block(card.error, SECTION_TEXT - 20)))
+    elif card.finished and card.routes:
+        blocks.extend(_route_outputs(card))
     elif card.finished and card.output is not None:
         text = as_text(card.output)
         blocks.append(section("*Output*\n" + code_block(text, OUTPUT_PREVIEW)))
@@ -47,13 +85,12 @@ def card_blocks(card: Card) -> tuple[str, Blocks]:
                 {"type": "actions", "elements": [button("View full output", VIEW_FULL, f"run:{card.run_id}")]}
             )
     if not card.finished:
-        confirm = {
-            "title": plain("Cancel this run?", 100),
-            "text": plain(f"{card.workflow}: nothing after the step now running will run.", 300),
-            "confirm": plain("Cancel run", 30),
-            "deny": plain("Keep it", 30),
-            "style": "danger",
-        }
+        confirm = confirm_dialog(
+            "Cancel this run?",
+            f"{card.workflow}: nothing after the step now running will run.",
+            "Cancel run",
+            "Keep it",
+        )
         blocks.append(
             {
                 "type": "actions",
@@ -65,3 +102,19 @@ def card_blocks(card: Card) -> tuple[str, Blocks]:
         )
     fallback = f"{card.workflow}: {card.status}"
     return truncate(fallback, 3000), blocks
+
+
+def _route_outputs(card: Card) -> Blocks:
+    """A multi-route Router's result: each chosen route's output under its name (the run's own output is
+    only the last route's)."""
+    shown = card.routes[:MAX_ROUTE_OUTPUTS]
+    each = max(300, min(OUTPUT_PREVIEW, 6000 // len(shown)))
+    blocks: Blocks = [
+        section(f"*Output of {escape(truncate(name, 200))}*\n" + code_block(as_text(content), each))
+        for name, content in shown
+    ]
+    if len(card.routes) > len(shown):
+        blocks.append(context(f"{len(card.routes) - len(shown)} more routes ran."))
+    if len(card.routes) > len(shown) or any(len(escape(as_text(c))) > each - 6 for _, c in shown):
+        blocks.append({"type": "actions", "elements": [button("View full output", VIEW_FULL, f"run:{card.run_id}")]})
+    return blocks

@@ -6,7 +6,20 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from bot.blocks.kit import V_INFO, V_TOOL_FEEDBACK, Blocks, context, md, plain, section
+from bot.blocks.kit import (
+    V_FEEDBACK,
+    V_INFO,
+    V_TOOL_FEEDBACK,
+    Blocks,
+    context,
+    humanize,
+    md,
+    plain,
+    rejecting_cancels,
+    retries_used_up,
+    section,
+    sent_back,
+)
 from bot.text import (
     INPUT_HINT,
     INPUT_LABEL,
@@ -22,17 +35,19 @@ from bot.text import (
 from kern.workflow.types import UserInputField
 
 if TYPE_CHECKING:
+    from kern.run.requirement import StepRequirement
     from kern.tools.user_feedback import AskUserQuestion
 
 
 def modal(
     callback_id: str, title: str, blocks: Blocks, *, metadata: str = "", submit: str | None = "Submit"
 ) -> dict[str, Any]:
+    """A modal view; without `submit` it is read-only and its one button says Close."""
     view: dict[str, Any] = {
         "type": "modal",
         "callback_id": callback_id,
         "title": plain(title, MODAL_TITLE),
-        "close": plain("Cancel", 24),
+        "close": plain("Cancel" if submit else "Close", 24),
         "blocks": blocks[:100],
         "private_metadata": metadata,
     }
@@ -72,7 +87,7 @@ def _field_input(index: int, f: UserInputField) -> dict[str, Any]:
             "type": "static_select",
             "action_id": action,
             "options": options,
-            "placeholder": plain(f"Choose {f.name}", 150),
+            "placeholder": plain(f"Choose {humanize(f.name).lower()}", 150),
         }
         if f.value in f.allowed_values:
             element["initial_option"] = options[f.allowed_values.index(f.value)]
@@ -97,7 +112,7 @@ def _field_input(index: int, f: UserInputField) -> dict[str, Any]:
     block: dict[str, Any] = {
         "type": "input",
         "block_id": field_block_id(index),
-        "label": plain(f.name, INPUT_LABEL),
+        "label": plain(humanize(f.name), INPUT_LABEL),
         "element": element,
         "optional": (not f.required) or f.field_type == "bool",
     }
@@ -106,11 +121,23 @@ def _field_input(index: int, f: UserInputField) -> dict[str, Any]:
     return block
 
 
+def form_title(name: str, prefix: str = "") -> str:
+    """A modal title from a step or tool name ("Edit: Draft"), within Slack's 24 characters."""
+    return truncate(prefix + humanize(name), MODAL_TITLE)
+
+
+def field_error(name: str, problem: str) -> str:
+    """An inline form error that names the field: "Title is required", "Pages: expected int, got 'x'"."""
+    if problem.startswith("required"):
+        return f"{humanize(name)} is required{problem.removeprefix('required')}."
+    return f"{humanize(name)}: {problem}"
+
+
 def input_modal(
-    schema: list[UserInputField], *, callback_id: str, metadata: str, message: str | None, title: str = "Provide input"
+    schema: list[UserInputField], *, callback_id: str, metadata: str, message: str | None, title: str
 ) -> dict[str, Any]:
     """A form generated from a user-input schema (str: text; int/float: number; bool: checkbox;
-    allowed values: select; description: hint)."""
+    allowed values: select; description: hint; field names become labels, "due_date" -> "Due date")."""
     blocks: Blocks = []
     if message:
         blocks.append(section(quote(message, SECTION_TEXT)))
@@ -284,6 +311,33 @@ def text_modal(
         }
     )
     return modal(callback_id, title, blocks, metadata=metadata, submit=submit)
+
+
+def feedback_form(req: StepRequirement) -> dict[str, Any]:
+    """ "Reject with feedback" on an output or iteration review; when the step's retries are used up it
+    says that submitting cancels the run (the button asked first, too)."""
+    if not rejecting_cancels(req):
+        return text_modal(
+            V_FEEDBACK,
+            form_title(req.step_name, "Send back: "),
+            metadata=req.requirement_id,
+            label="What should change?",
+            submit="Reject",
+        )
+    intro = ":warning: *Rejecting cancels the run.*"
+    if retries_used_up(req):
+        intro = (
+            f":warning: *Retries used up: rejecting cancels the run.* The step was {sent_back(req)}, the most allowed."
+        )
+    return text_modal(
+        V_FEEDBACK,
+        form_title(req.step_name, "Reject: "),
+        metadata=req.requirement_id,
+        label="Why?",
+        intro=intro,
+        submit="Reject and cancel",
+        optional=True,
+    )
 
 
 def full_text_modal(title: str, text: str) -> dict[str, Any]:

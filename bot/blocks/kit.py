@@ -3,11 +3,14 @@ objects, buttons, times."""
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Any
 
 from bot.text import BUTTON_TEXT, SECTION_TEXT, truncate
+from kern.run import requirement as kinds
 from kern.run.requirement import StepRequirement
-from kern.workflow.types import OnTimeout
+from kern.workflow.types import OnReject, OnTimeout
 
 Blocks = list[dict[str, Any]]
 
@@ -63,9 +66,56 @@ def button(
     return element
 
 
+def confirm_dialog(title: str, text: str, confirm: str, deny: str) -> dict[str, Any]:
+    """A Block Kit confirm dialog (danger style) that a button shows before it acts."""
+    return {
+        "title": plain(title, 100),
+        "text": plain(text, 300),
+        "confirm": plain(confirm, 30),
+        "deny": plain(deny, 30),
+        "style": "danger",
+    }
+
+
+def retries_used_up(req: StepRequirement) -> bool:
+    """An output review whose step was sent back `max_retries` times: kern cancels the run on the next
+    rejection ("Max retries (N) reached for step ...") instead of running the step again."""
+    return req.kind == kinds.OUTPUT_REVIEW and req.on_reject is OnReject.retry and req.retry_count >= req.max_retries
+
+
+def sent_back(req: StepRequirement) -> str:
+    """How often the reviewed step was sent back: "sent back once", "sent back 3 times"."""
+    n = req.retry_count
+    return "sent back once" if n == 1 else f"sent back {n} times"
+
+
+def rejecting_cancels(req: StepRequirement) -> bool:
+    """Whether rejecting this pause cancels the whole run (so the reject control asks first)."""
+    return req.on_reject is OnReject.cancel or retries_used_up(req)
+
+
 def slack_time(at: float, fallback: str = "") -> str:
     """A timestamp Slack shows in each reader's own time zone."""
     return f"<!date^{int(at)}^{{date_short_pretty}} at {{time}}|{fallback or int(at)}>"
+
+
+def who(user: str | None) -> str:
+    """A Slack mention for a user id, or kern itself (timeouts, sweeps)."""
+    return f"<@{user}>" if user and user.startswith(("U", "W")) else "kern"
+
+
+def stamp(verb: str, by: str | None, at: float | None) -> str:
+    """`verb by @someone at <time>`, the time in each reader's own time zone."""
+    return f"{verb} by {who(by)} at {slack_time(at or time.time())}"
+
+
+def humanize(name: str) -> str:
+    """A field or step name as a label: "due_date" -> "Due date", "dueDate" -> "Due date"."""
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name.replace("_", " ").replace("-", " ")).split()
+    if not words:
+        return name
+    text = " ".join(w if w.isupper() and len(w) > 1 else w.lower() for w in words)
+    return text[0].upper() + text[1:]
 
 
 def deadline_line(req: StepRequirement) -> str | None:

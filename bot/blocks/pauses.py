@@ -1,5 +1,5 @@
-"""Pause messages: what each kind of pause posts, with the controls that resolve it, and the same
-message once decided."""
+"""Pause messages: what each kind of pause posts, with the controls that resolve it (the same message
+once decided is `decided.py`'s)."""
 
 from __future__ import annotations
 
@@ -25,11 +25,16 @@ from bot.blocks.kit import (
     VIEW_FULL,
     Blocks,
     button,
+    confirm_dialog,
     context,
     deadline_line,
+    humanize,
     md,
     plain,
+    rejecting_cancels,
+    retries_used_up,
     section,
+    sent_back,
 )
 from bot.text import FIELD_TEXT, OPTION_TEXT, OUTPUT_PREVIEW, SECTION_TEXT, as_text, code_block, escape, quote, truncate
 from kern.run import requirement as kinds
@@ -39,7 +44,8 @@ from kern.workflow.types import OnReject
 MAX_SHOWN_CALLS = 12
 
 
-def _title(req: StepRequirement) -> str:
+def pause_title(req: StepRequirement) -> str:
+    """What the pause asks for, with its emoji: ":raised_hand: Approval needed"."""
     return {
         kinds.CONFIRMATION: ":raised_hand: Approval needed",
         kinds.USER_INPUT: ":memo: Input needed",
@@ -67,14 +73,13 @@ def pause_blocks(
     starts the message's text, which drives Slack's notifications.
     """
     rid = req.requirement_id
-    head = f"*{_title(req)}* · `{escape(workflow)}` / *{escape(req.step_name)}*"
-    blocks: Blocks = [section(head)]
+    blocks: Blocks = [section(head_line(f"*{pause_title(req)}*", workflow, req))]
     if req.message and req.kind != kinds.EXECUTOR:
         blocks.append(section(quote(req.message, SECTION_TEXT)))
     if req.kind == kinds.CONFIRMATION:
         blocks.append(_confirm_actions(req, branches))
     elif req.kind == kinds.USER_INPUT:
-        names = ", ".join(f.name for f in req.user_input_schema or []) or "free-form values"
+        names = ", ".join(humanize(f.name) for f in req.user_input_schema or []) or "free-form values"
         blocks.append(context(f"Fields: {escape(truncate(names, 1500))}"))
         blocks.append(
             {
@@ -89,7 +94,7 @@ def pause_blocks(
         elements = [
             button("Approve", CONFIRM, rid, "primary"),
             button("Edit", OPEN_EDIT, rid),
-            button("Reject with feedback", OPEN_FEEDBACK, rid, "danger"),
+            button("Reject with feedback", OPEN_FEEDBACK, rid, "danger", _cancel_confirm(req)),
         ]
         if len(escape(text)) > OUTPUT_PREVIEW - 6:
             elements.insert(0, button("View full", VIEW_FULL, rid))
@@ -97,6 +102,15 @@ def pause_blocks(
         if req.kind == kinds.ITERATION_REVIEW:
             then = "cancels the run" if req.on_reject is OnReject.cancel else "runs another iteration"
             blocks.append(context(f"Approving ends the loop with this output; rejecting {then}."))
+        elif retries_used_up(req):
+            blocks.append(
+                context(
+                    f":warning: *Retries used up: rejecting cancels the run* ({sent_back(req)} already, the "
+                    "most allowed)."
+                )
+            )
+        elif req.on_reject is OnReject.cancel:
+            blocks.append(context("Rejecting cancels the run."))
         elif req.on_reject is OnReject.retry:
             blocks.append(
                 context(
@@ -120,7 +134,7 @@ def pause_blocks(
     if line:
         blocks.append(context(line))
     blocks.append(context(f"Who may answer: {approvers}"))
-    fallback = f"{_title(req).split(' ', 1)[1]}: {workflow} / {req.step_name}"
+    fallback = f"{pause_title(req).split(' ', 1)[1]}: {workflow} / {req.step_name}"
     if req.message:
         fallback += f" — {req.message}"
     if mention:
@@ -134,23 +148,30 @@ def _confirm_actions(req: StepRequirement, branches: tuple[str, str] | None) -> 
     if branches:
         approve_text = f"Yes: run {branches[0]}"
         reject_text = f"No: run {branches[1]}" if branches[1] else "No: skip it"
-    confirm = None
-    if req.on_reject is OnReject.cancel:
-        confirm = {
-            "title": plain("Reject and cancel?", 100),
-            "text": plain("Rejecting cancels the whole run. This cannot be undone.", 300),
-            "confirm": plain("Reject", 30),
-            "deny": plain("Keep waiting", 30),
-            "style": "danger",
-        }
     return {
         "type": "actions",
         "block_id": f"a:{rid}",
         "elements": [
             button(approve_text, CONFIRM, rid, "primary"),
-            button(reject_text, REJECT, rid, "danger", confirm),
+            button(reject_text, REJECT, rid, "danger", _cancel_confirm(req)),
         ],
     }
+
+
+def _cancel_confirm(req: StepRequirement) -> dict[str, Any] | None:
+    """The dialog a reject control shows first when rejecting cancels the run."""
+    if not rejecting_cancels(req):
+        return None
+    if retries_used_up(req):
+        text = f"It was {sent_back(req)}, the most allowed: rejecting again cancels the run."
+        return confirm_dialog("Retries used up", text, "Reject and cancel", "Keep waiting")
+    text = "Rejecting cancels the whole run. This cannot be undone."
+    return confirm_dialog("Reject and cancel?", text, "Reject", "Keep waiting")
+
+
+def head_line(lead: str, workflow: str, req: StepRequirement) -> str:
+    """The first line of a pause message: `lead` (what is asked, or what was decided), then where."""
+    return f"{lead} · `{escape(workflow)}` / *{escape(req.step_name)}*"
 
 
 def _route_blocks(req: StepRequirement) -> Blocks:
@@ -180,14 +201,7 @@ def _tool_blocks(req: StepRequirement, decided: dict[int, str]) -> Blocks:
     blocks: Blocks = []
     calls = req.executor_requirements or []
     for index, call in enumerate(calls[:MAX_SHOWN_CALLS]):
-        te = call.tool_execution
-        who = f"*{escape(call.member_agent_name)}*" if call.member_agent_name else "The agent"
-        if call.needs_user_feedback:
-            blocks.append(section(f"{who} asks you (`{escape(truncate(te.tool_name, 200))}`):"))
-            blocks.append(section(questions_text(call.user_feedback_schema or [])))
-        else:
-            blocks.append(section(f"{who} wants to call `{escape(truncate(te.tool_name, 200))}`"))
-            blocks.append(_args_block(te.tool_args))
+        blocks.extend(call_blocks(call))
         value = f"{rid}:{index}"
 
         def tool_button(text: str, action: str, style: str) -> dict[str, Any]:
@@ -219,7 +233,20 @@ def _tool_blocks(req: StepRequirement, decided: dict[int, str]) -> Blocks:
     return blocks
 
 
-def _args_block(args: dict[str, Any]) -> dict[str, Any]:
+def call_blocks(call: Any) -> Blocks:
+    """One tool call as a pause shows it (and keeps showing it once decided): who calls which tool with
+    which arguments, or the questions an agent asks."""
+    te = call.tool_execution
+    who = f"*{escape(call.member_agent_name)}*" if call.member_agent_name else "The agent"
+    if call.user_feedback_schema:
+        return [
+            section(f"{who} asks you (`{escape(truncate(te.tool_name, 200))}`):"),
+            section(questions_text(call.user_feedback_schema or [])),
+        ]
+    return [section(f"{who} wants to call `{escape(truncate(te.tool_name, 200))}`"), args_block(te.tool_args)]
+
+
+def args_block(args: dict[str, Any]) -> dict[str, Any]:
     short = all(len(as_text(v)) <= 200 for v in args.values())
     if args and len(args) <= 10 and short:
         return {
@@ -235,13 +262,3 @@ def _args_block(args: dict[str, Any]) -> dict[str, Any]:
 def review_text(req: StepRequirement) -> str:
     """The output under review (`req.step_output` is a StepOutput) as text."""
     return as_text(req.step_output.content if req.step_output is not None else None)
-
-
-def decided_blocks(req: StepRequirement, *, workflow: str, outcome: str) -> tuple[str, Blocks]:
-    """The pause message after its decision: no controls, the outcome (who, when) in their place."""
-    head = f"*{_title(req)}* · `{escape(workflow)}` / *{escape(req.step_name)}*"
-    blocks: Blocks = [section(head)]
-    if req.kind in (kinds.OUTPUT_REVIEW, kinds.ITERATION_REVIEW):
-        blocks.append(section(code_block(review_text(req), 1200)))
-    blocks.append(section(outcome))
-    return truncate(f"{workflow} / {req.step_name}: {outcome}", 3000), blocks

@@ -100,29 +100,19 @@ class PeopleApi:
         link = f"{self.base_url}archives/{message.channel}/p{message.ts.replace('.', '')}"
         return {"ok": True, "channel": message.channel, "permalink": link}
 
-    def home_opened_event(self, user: str) -> dict[str, Any]:
-        """The Events API envelope Slack sends when `user` opens the app's Home tab
-        (https://docs.slack.dev/reference/events/app_home_opened): `event.view` is the view published
-        for them, if any."""
-        now = time.time()
+    def home_event(self, user: str) -> dict[str, Any]:
+        """The event Slack sends when `user` opens the app's Home tab
+        (https://docs.slack.dev/reference/events/app_home_opened): `view` is the view published for
+        them, if any. `DevSlack.event_envelope` wraps it."""
         event: dict[str, Any] = {
             "type": "app_home_opened",
             "user": user,
             "channel": self.dms.setdefault(user, f"D{user[1:]}"),
             "tab": "home",
-            "event_ts": f"{now:.6f}",
         }
         if user in self.homes:
             event["view"] = self.homes[user]
-        return {
-            "token": "t",
-            "team_id": "T1",
-            "api_app_id": "A1",
-            "event": event,
-            "type": "event_callback",
-            "event_id": f"Ev{time.time_ns()}",
-            "event_time": int(now),
-        }
+        return event
 
     def home_click_payload(
         self, user: str, action_id: str, *, value: str | None = None, state: dict[str, Any] | None = None
@@ -167,6 +157,6 @@ class PeopleApi:
             "envelope_id": f"env-{time.time_ns()}",
             "type": "events_api",
             "accepts_response_payload": False,
-            "payload": self.home_opened_event(user),
+            "payload": self.event_envelope(self.home_event(user)),  # type: ignore[attr-defined]
         }
         return await self.socket_send(envelope)  # type: ignore[attr-defined,no-any-return]

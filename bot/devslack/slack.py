@@ -269,8 +269,12 @@ class DevSlack(PeopleApi):
     def _apply_response(self, record: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
         message: Message | None = record["message"]
         if args.get("delete_original"):
+            # Deletes the message clicked, or a command's ephemeral reply, which chat.delete cannot
+            # (https://docs.slack.dev/messaging/modifying-messages: ephemeral messages change only by response_url).
             if message is not None:
                 self.messages.pop(message.ts, None)
+            elif record["reply"] is None:
+                record["deleted"] = True  # before the reply is shown here: it never is
             else:
                 self.ephemeral[:] = [e for e in self.ephemeral if e is not record["reply"]]
             return {"ok": True}
@@ -376,14 +380,45 @@ class DevSlack(PeopleApi):
             except ValueError:
                 text = body
             reply = {"channel": channel, "user": user, "text": text}
-            self.ephemeral.append(reply)
-            self._response_urls[response_url.rsplit("/", 1)[1]]["reply"] = reply
+            record = self._response_urls[response_url.rsplit("/", 1)[1]]
+            if not record.get("deleted"):
+                self.ephemeral.append(reply)
+                record["reply"] = reply
             self.changed()
         return status, body, took
 
+    def event_envelope(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Slack's `event_callback` envelope around an Events API event (`event`: its inner object)
+        (https://docs.slack.dev/reference/events/member_joined_channel/ shows the wrapper)."""
+        return {
+            "token": "t",
+            "team_id": "T1",
+            "api_app_id": "A1",
+            "event": {"event_ts": f"{time.time():.6f}", **event},
+            "type": "event_callback",
+            "event_id": f"Ev{next(self._ts)}",
+            "event_time": int(time.time()),
+            "authorizations": [{"team_id": "T1", "user_id": "UBOT", "is_bot": True, "is_enterprise_install": False}],
+        }
+
+    async def event(self, event: dict[str, Any]) -> tuple[int, str, float]:
+        """Send an Events API event (`event`: its inner object) in its signed envelope."""
+        return await self.send(json.dumps(self.event_envelope(event)).encode(), "application/json")
+
     async def open_home(self, user: str = "U1") -> tuple[int, str, float]:
-        """`user` opens the app's Home tab: the app_home_opened event, signed, as JSON (Events API)."""
-        return await self.send(json.dumps(self.home_opened_event(user)).encode(), "application/json")
+        """`user` opens the app's Home tab: the app_home_opened event."""
+        return await self.event(self.home_event(user))
+
+    async def join(self, channel: str, user: str = "UBOT", inviter: str = "U1") -> tuple[int, str, float]:
+        """`user` (by default the bot, as `auth.test` names it) joins `channel`: the member_joined_channel
+        event Slack sends to a bot in that channel."""
+        self.members.setdefault(channel, [])
+        if user not in self.members[channel]:
+            self.members[channel].append(user)
+        if user == "UBOT":
+            self.not_joined.discard(channel)
+        event = {"type": "member_joined_channel", "user": user, "channel": channel, "channel_type": "C", "team": "T1"}
+        return await self.event({**event, "inviter": inviter})
 
     async def _interaction(self, payload: dict[str, Any]) -> tuple[int, str, float]:
         return await self.send(self.interaction_body(payload), "application/x-www-form-urlencoded")

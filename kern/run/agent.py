@@ -6,11 +6,13 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kern._json import to_jsonable
 from kern.run.base import RunStatus
+from kern.run.item_access import ItemAccess
 from kern.run.requirement import _coerce
+from kern.run.requirement_args import as_timestamp
 from kern.workflow.types import UserInputField
 
 if TYPE_CHECKING:
@@ -26,8 +28,24 @@ def _questions(data: list[dict[str, Any]] | None) -> list[AskUserQuestion] | Non
 
 
 @dataclass
-class ToolExecution:
-    """One tool call the model made, and what became of it."""
+class ToolExecution(ItemAccess):
+    """One tool call the model made, and what became of it. Its fields can also be read and set as
+    items (`tool_execution["confirmed"] = True`), as code for the reference API does with dicts."""
+
+    ITEM_KEYS: ClassVar[tuple[str, ...]] = (
+        "tool_call_id",
+        "tool_name",
+        "tool_args",
+        "result",
+        "requires_confirmation",
+        "requires_user_input",
+        "external_execution_required",
+        "user_input_schema",
+        "confirmed",
+        "confirmation_note",
+        "answered",
+        "user_feedback_schema",
+    )
 
     tool_call_id: str
     tool_name: str
@@ -114,16 +132,33 @@ class ResolvedFlag:
 
 
 @dataclass
-class RunRequirement:
+class RunRequirement(ItemAccess):
     """A tool call waiting for a person: confirm or reject it, fill in its fields, answer its questions,
     or supply its result.
 
     The method must fit the requirement (`needs_confirmation`, `needs_user_input`, `needs_user_feedback`,
-    `needs_external_execution`); a wrong one is a `ValueError`.
+    `needs_external_execution`); a wrong one is a `ValueError`. The documented attributes
+    `confirmation`, `confirmation_note` and `external_execution_result` can be set instead, as
+    attributes or as items (`executor_req["confirmation"] = True`); they go through the same methods.
     """
+
+    ITEM_KEYS: ClassVar[tuple[str, ...]] = (
+        "id",
+        "tool_execution",
+        "confirmation",
+        "confirmation_note",
+        "external_execution_result",
+        "user_input_schema",
+        "user_feedback_schema",
+        "member_agent_id",
+        "member_agent_name",
+        "member_run_id",
+        "created_at",
+    )
 
     tool_execution: ToolExecution
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    member_agent_id: str | None = None
     member_agent_name: str | None = None
     member_run_id: str | None = None
     approval_id: str | None = None
@@ -189,6 +224,43 @@ class RunRequirement:
             return ResolvedFlag(given or te.confirmed is False)
         return ResolvedFlag(False)
 
+    # ----- the reference API's attribute names ----------------------------------------------------
+    @property
+    def confirmation(self) -> bool | None:
+        """True (confirmed), False (rejected) or None (undecided). Setting it confirms or rejects."""
+        return self.tool_execution.confirmed
+
+    @confirmation.setter
+    def confirmation(self, value: bool | None) -> None:
+        if value is None or value == self.tool_execution.confirmed:
+            return
+        if value:
+            self.confirm()
+        else:
+            self.reject(self.tool_execution.confirmation_note)
+
+    @property
+    def confirmation_note(self) -> str | None:
+        return self.tool_execution.confirmation_note
+
+    @confirmation_note.setter
+    def confirmation_note(self, value: str | None) -> None:
+        self.tool_execution.confirmation_note = value
+
+    @property
+    def external_execution_result(self) -> str | None:
+        return self.external_result
+
+    @external_execution_result.setter
+    def external_execution_result(self, value: Any) -> None:
+        if value is not None and value != self.external_result:
+            self.set_external_execution_result(value)
+
+    @property
+    def pause_type(self) -> str:
+        """What the call waits for: "confirmation", "user_input", "user_feedback" or "external_execution"."""
+        return self.kind
+
     @property
     def kind(self) -> str:
         if self.needs_user_feedback:
@@ -248,9 +320,10 @@ class RunRequirement:
         result: dict[str, Any] = {}
         for name, field_def in known.items():
             value = values.get(name, field_def.value)
-            if value is None or value == "":
+            if field_def.is_missing(value):
                 if field_def.required:
-                    problems.append(f"{name}: required")
+                    blank = value is None or value == ""
+                    problems.append(f"{name}: required" + ("" if blank else " (only spaces given)"))
                 continue
             try:
                 result[name] = _coerce(field_def, value)
@@ -304,6 +377,7 @@ class RunRequirement:
         data = {
             "id": self.id,
             "tool_execution": self.tool_execution.to_dict(),
+            "member_agent_id": self.member_agent_id,
             "member_agent_name": self.member_agent_name,
             "member_run_id": self.member_run_id,
             "approval_id": self.approval_id,
@@ -317,15 +391,28 @@ class RunRequirement:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRequirement:
+        """From `to_dict()` data, or from the reference API's form (`confirmation`, `confirmation_note`,
+        `external_execution_result`, an ISO `created_at`), as a REST body or older code may hold it."""
+        tool = data["tool_execution"]
+        tool = tool if isinstance(tool, ToolExecution) else ToolExecution.from_dict(tool)
+        if data.get("confirmation") is not None and tool.confirmed is None:
+            tool.confirmed = bool(data["confirmation"])
+        if data.get("confirmation_note") is not None:
+            tool.confirmation_note = data["confirmation_note"]
+        external = data.get("external_result", data.get("external_execution_result"))
+        if external is not None and tool.result is None:
+            tool.result = external
+        created = data.get("created_at", 0.0)
         return cls(
-            tool_execution=ToolExecution.from_dict(data["tool_execution"]),
-            id=data["id"],
+            tool_execution=tool,
+            id=data.get("id") or tool.tool_call_id,
+            member_agent_id=data.get("member_agent_id"),
             member_agent_name=data.get("member_agent_name"),
             member_run_id=data.get("member_run_id"),
             approval_id=data.get("approval_id"),
-            created_at=data.get("created_at", 0.0),
+            created_at=as_timestamp(created, "created_at") if created is not None else 0.0,
             status=data.get("status", "pending"),
-            external_result=data.get("external_result"),
+            external_result=external,
             resolved_by=data.get("resolved_by"),
             resolved_at=data.get("resolved_at"),
         )
@@ -394,7 +481,6 @@ class RunOutput(WaitingTools):
     @property
     def team_name(self) -> str | None:
         return self.agent_name
-
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -509,7 +595,6 @@ class RunPausedEvent(WaitingTools, RunEvent):
     @property
     def tools(self) -> list[ToolExecution]:
         return [r.tool_execution for r in self.requirements]
-
 
 
 @dataclass

@@ -155,8 +155,16 @@ class StepRequirement:
     resolved_by: str | None = None
     resolved_at: float | None = None
     timed_out: bool = False
+    executor_session_id: str | None = None
+    step_input: Any = None  # accepted as documented; not stored (a continued step's input is rebuilt)
 
     def __post_init__(self) -> None:
+        if self.executor_requirements and any(isinstance(r, dict) for r in self.executor_requirements):
+            from kern.run.agent import RunRequirement  # run.agent imports this module
+
+            self.executor_requirements = [
+                RunRequirement.from_dict(r) if isinstance(r, dict) else r for r in self.executor_requirements
+            ]
         if not isinstance(self.step_output, StepOutput) and (
             self.step_output is not None or self.kind in (OUTPUT_REVIEW, ITERATION_REVIEW)
         ):
@@ -200,7 +208,9 @@ class StepRequirement:
 
     @property
     def confirmation_message(self) -> str | None:
-        return self.message if self.kind == CONFIRMATION else None
+        """The message of a pause resolved by confirm/reject: a confirmation, or a review (the reference
+        API's loop example prints `confirmation_message` for an iteration review)."""
+        return self.message if self.kind in (CONFIRMATION, OUTPUT_REVIEW, ITERATION_REVIEW) else None
 
     @property
     def user_input_message(self) -> str | None:
@@ -366,9 +376,9 @@ class StepRequirement:
         result: dict[str, Any] = {}
         for name, field_def in known.items():
             value = values.get(name, field_def.value)
-            if value is None or value == "":
+            if field_def.is_missing(value):
                 if field_def.required:
-                    problems[name] = "required"
+                    problems[name] = "required" if value is None or value == "" else "required (only spaces given)"
                 else:
                     result[name] = None
                 continue
@@ -549,6 +559,8 @@ class StepRequirement:
             "executor_name": self.executor_name,
             "executor_type": self.executor_type,
             "executor_run_id": self.executor_run_id,
+            "executor_session_id": self.executor_session_id,
+            "step_index": self.__dict__.get("_step_index"),  # only when given (otherwise read off step_path)
         }
         return {k: v for k, v in data.items() if v is not None}
 
@@ -563,13 +575,29 @@ class StepRequirement:
     @classmethod
     def _from_dict(cls, data: dict[str, Any]) -> StepRequirement:
         """The common fields, whatever the kind (`from_dict` picks the class first)."""
+        if "kind" not in data:  # the reference API's form: flags instead of a kind
+            values = {k: v for k, v in data.items() if k in DOCUMENTED_KEYS}
+            schema = data.get("user_input_schema")
+            if schema is not None:
+                values["user_input_schema"] = [
+                    f if isinstance(f, UserInputField) else UserInputField.from_dict(f) for f in schema
+                ]
+            if isinstance(data.get("step_output"), dict):
+                values["step_output"] = StepOutput.from_dict(data["step_output"])
+            if "requirement_id" in data:
+                values["requirement_id"] = data["requirement_id"]
+            if values.get("max_retries") is None:
+                values.pop("max_retries", None)
+            return cls(**values)
         schema = data.get("user_input_schema")
         executor = data.get("executor_requirements")
         if executor is not None:
             from kern.run.agent import RunRequirement  # run.agent imports this module
 
             executor = [RunRequirement.from_dict(r) for r in executor]
-        return cls(
+        req = cls.__new__(cls)
+        _dataclass_init(  # stored data is kern's own form: skip the documented-arguments check
+            req,
             requirement_id=data["requirement_id"],
             step_name=data["step_name"],
             kind=data["kind"],
@@ -606,7 +634,11 @@ class StepRequirement:
             executor_name=data.get("executor_name"),
             executor_type=data.get("executor_type"),
             executor_run_id=data.get("executor_run_id"),
+            executor_session_id=data.get("executor_session_id"),
         )
+        if data.get("step_index") is not None:
+            req.step_index = data["step_index"]
+        return req
 
 
 _STEP_OUTPUT_KEYS = frozenset(("content", "step_name", "success", "error", "stop", "skipped", "step_type"))
@@ -618,6 +650,27 @@ def _stored_step_output(value: Any) -> Any:
     if isinstance(value, dict) and _STEP_OUTPUT_KEYS <= value.keys():
         return StepOutput.from_dict(value)
     return value
+
+
+from kern.run.requirement_args import DOCUMENTED_KEYS, DOCUMENTED_ONLY, documented_arguments  # noqa: E402 - needs the kinds above
+
+_dataclass_init = StepRequirement.__init__
+
+
+@functools.wraps(_dataclass_init)
+def _init(self: StepRequirement, *args: Any, **kwargs: Any) -> None:
+    """kern's fields, or the reference API's documented ones (`step_id`, `requires_confirmation=True`,
+    `confirmation_message`, `step_index`, `timeout_at`, `is_post_execution`, ...)."""
+    if (len(args) > 1 or "kind" in kwargs) and kwargs.keys().isdisjoint(DOCUMENTED_ONLY):
+        _dataclass_init(self, *args, **kwargs)  # kern's own fields: the engine's and the store's path
+        return
+    after = documented_arguments(args, kwargs)
+    _dataclass_init(self, *args, **kwargs)
+    for name, value in after.items():
+        setattr(self, name, value)
+
+
+StepRequirement.__init__ = _init  # type: ignore[method-assign]
 
 
 def __getattr__(name: str) -> Any:

@@ -546,7 +546,7 @@ class StepErrorEvent(_StepEvent):
 
 @dataclass
 class StepOutputEvent(_StepEvent):
-    """A step's output as an event (defined for the reference API's event set)."""
+    """A step's output, sent with stream_events=True just before its StepCompletedEvent."""
 
     event_type = WorkflowRunEvent.step_output
 
@@ -742,7 +742,8 @@ class LoopStartedEvent(_StepEvent):
 
 @dataclass
 class LoopIterationStartedEvent(_StepEvent):
-    """Defined for the reference API's event set; kern's loops report per-iteration pauses instead."""
+    """An iteration of a Loop starts (`iteration` counts from 1). With stream_events=True; an iteration
+    replayed from the journal after a pause or a takeover is not announced again."""
 
     event_type = WorkflowRunEvent.loop_iteration_started
 
@@ -752,7 +753,8 @@ class LoopIterationStartedEvent(_StepEvent):
 
 @dataclass
 class LoopIterationCompletedEvent(_StepEvent):
-    """Defined for the reference API's event set; kern's loops report per-iteration pauses instead."""
+    """An iteration of a Loop finished: its outputs, and whether another may follow (`should_continue`;
+    an iteration review may still end the loop). Sent before the iteration's review pause, if any."""
 
     event_type = WorkflowRunEvent.loop_iteration_completed
 

@@ -176,6 +176,11 @@ class RunContext:
         if self._emit is not None:
             await self._emit(self._stamp(event))
 
+    @property
+    def streams_detail(self) -> bool:
+        """True when step-level events are wanted (to skip building ones nobody receives)."""
+        return self._emit is not None and self.stream_events
+
     async def emit_detail(self, event: WorkflowEvent) -> None:
         """Step-level events, sent only with stream_events=True."""
         if self._emit is not None and self.stream_events:

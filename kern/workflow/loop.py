@@ -6,7 +6,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kern.run import requirement as kinds
-from kern.run.workflow import LoopCompletedEvent, LoopStartedEvent
+from kern.run.workflow import (
+    LoopCompletedEvent,
+    LoopIterationCompletedEvent,
+    LoopIterationStartedEvent,
+    LoopStartedEvent,
+)
 from kern.workflow.container import Container
 from kern.workflow.engine import call_user, run_sequence
 from kern.workflow.node import as_nodes
@@ -75,8 +80,15 @@ class Loop(Container):
                 # attempts > 0 (the same iteration run again) exist only in runs paused by kern before
                 # iteration reviews followed the documented rule; such runs replay as they were decided
                 iter_path = iter_key if attempt == 0 else f"{iter_key}.{attempt}"
+                journaled = _count(ctx.journal, iter_path) if ctx.streams_detail else 0
+                if ctx.streams_detail and not journaled:  # a replayed iteration announced itself when it ran
+                    await ctx.emit_detail(self._iteration_event(LoopIterationStartedEvent, path, index))
                 outputs = await run_sequence(ctx, self.steps, iter_path, branch)
                 ended = await self._ends(ctx, path, index, branch, outputs)
+                if ctx.streams_detail and _count(ctx.journal, iter_path) > journaled:  # it ran (on) here
+                    done = self._iteration_event(LoopIterationCompletedEvent, path, index)
+                    done.iteration_results, done.should_continue = outputs, not ended
+                    await ctx.emit_detail(done)
                 if not review.requires_iteration_review or ended:
                     decision = None
                     break
@@ -139,6 +151,15 @@ class Loop(Container):
             retry_count=index,
         )
 
+    def _iteration_event(self, cls: type[Any], path: str, index: int) -> Any:
+        return cls(
+            step_name=self.name,
+            step_path=path,
+            step_type=self.step_type,
+            iteration=index + 1,
+            max_iterations=self.max_iterations,
+        )
+
     async def _complete(self, ctx: RunContext, path: str, accepted: list[StepOutput], iterations: int) -> StepOutput:
         output = self.result(accepted)
         await ctx.emit_detail(
@@ -160,6 +181,11 @@ class Loop(Container):
 def _ran(journal: dict[str, Any], prefix: str) -> bool:
     """True if the journal holds anything run at or under the iteration path `prefix`."""
     return any(k == prefix or k.startswith((f"{prefix}/", f"{prefix}|", f"{prefix}.")) for k in journal)
+
+
+def _count(journal: dict[str, Any], prefix: str) -> int:
+    """How many journal entries lie at or under the iteration path `prefix`."""
+    return sum(1 for k in journal if k == prefix or k.startswith((f"{prefix}/", f"{prefix}|", f"{prefix}.")))
 
 
 def _carry(decision: dict[str, Any], outputs: list[StepOutput]) -> dict[str, Any]:

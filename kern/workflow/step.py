@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from kern.run import requirement as kinds
 from kern.run.base import RunStatus
-from kern.run.workflow import StepCompletedEvent, StepErrorEvent, StepStartedEvent
+from kern.run.workflow import StepCompletedEvent, StepErrorEvent, StepOutputEvent, StepStartedEvent
 from kern.workflow.engine import Cancel, StepFailed, call_user, skipped
 from kern.workflow.executor_scope import STEP_SCOPE, ExecutorPaused, StepScope
 from kern.workflow.node import Node
@@ -164,15 +164,10 @@ class Step(Node):
                     extra["previous_output"] = output.content
                     attempt += 1
                     continue
-            await ctx.emit_detail(
-                StepCompletedEvent(
-                    step_name=self.name,
-                    step_path=path,
-                    step_type=self.step_type,
-                    content=output.content,
-                    step_output=output,
-                )
-            )
+            if ctx.streams_detail:
+                where = {"step_name": self.name, "step_path": path, "step_type": self.step_type}
+                await ctx.emit_detail(StepOutputEvent(**where, step_output=output))
+                await ctx.emit_detail(StepCompletedEvent(**where, content=output.content, step_output=output))
             return ctx.finish(path, output)
 
     async def _wants_review(self, ctx: RunContext, path: str, attempt: int, output: StepOutput) -> bool:

@@ -146,6 +146,12 @@ class UserInputField:
                 f"Use one of: {', '.join(FIELD_TYPES)}."
             )
 
+    @staticmethod
+    def is_missing(value: Any) -> bool:
+        """True for a value that gives nothing: None, or a string that is empty or only whitespace (a
+        required field left blank in a form is missing, not filled in)."""
+        return value is None or (isinstance(value, str) and not value.strip())
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,

@@ -253,6 +253,7 @@ class Workflow:
                 )
             output = dict(stored.output)
             output["status"], output["content"] = RunStatus.CANCELLED.value, reason
+            output["updated_at"] = time.time()  # when it ended, as the engine records for other ends
             history = output.get("step_requirements") or [{}]
             active = history[-1] if stored.status == "PAUSED" else {}
             resolution = Resolution(
