@@ -15,6 +15,7 @@ from bot.background import Background
 from bot.commands import Commands
 from bot.dedupe import SeenRequests, gate_requests
 from bot.gateway import SlackGateway
+from bot.home import Home
 from bot.interactions import Interactions
 from bot.outbox import Outbox
 from bot.presenter import Presenter
@@ -38,6 +39,7 @@ class KernBot:
     interactions: Interactions
     commands: Commands
     signing_secret: str | None = None
+    home: Home | None = None
 
 
 def make_client(token: str, api_url: str | None = None) -> AsyncWebClient:
@@ -67,6 +69,9 @@ def build_bot(
     tool_calls = ToolCalls(interactions)
     start_forms = StartForms(runner, registry, gateway, background, access)
     commands = Commands(runner, registry, store, gateway, background, access, start_forms)
+    home = Home(registry, store, presenter, access, gateway, background)
+    outbox.listeners.append(home.on_delivered)
+    interactions.on_stale_view = home.republish
     gate_requests(app, SeenRequests(registry.db))  # first, so every listener's work is gated
     app.command(command)(commands.on_command)
     app.shortcut(ui.RUN_SHORTCUT)(start_forms.on_shortcut)
@@ -86,9 +91,13 @@ def build_bot(
         ui.TOOL_ANSWER: tool_calls.on_tool_answer,
         ui.RUN_STATUS: commands.on_run_status,
         ui.RUN_CANCEL: commands.on_run_cancel,
+        ui.HOME_PAGE: home.on_page,
     }
-    for action_id, handler in actions.items():  # tool-call buttons carry their call index: kern:tool_ok:2
-        app.action(re.compile(f"^{re.escape(action_id)}(:\\d+)?$"))(handler)
+    # Tool-call buttons carry their call index (kern:tool_ok:2); on the App Home every button also
+    # carries its place on the page (kern:confirm:3, kern:tool_ok:2:3), as action ids must be unique there.
+    for action_id, handler in actions.items():
+        app.action(re.compile(f"^{re.escape(action_id)}(:\\d+){{0,2}}$"))(handler)
+    app.event("app_home_opened")(home.on_home_opened)
     views = {
         ui.V_INPUT: interactions.on_submit_input,
         ui.V_EDIT: interactions.on_submit_edit,
@@ -102,4 +111,6 @@ def build_bot(
     }
     for callback_id, handler in views.items():
         app.view_submission(callback_id)(handler)
-    return KernBot(app, runner, registry, store, gateway, background, outbox, interactions, commands, signing_secret)
+    return KernBot(
+        app, runner, registry, store, gateway, background, outbox, interactions, commands, signing_secret, home
+    )

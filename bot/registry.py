@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot import notify
 from bot.config import SettingsError
 from bot.policy import ANYONE, CHANNEL_STARTER_AND_APPROVERS, STARTER_AND_APPROVERS, Approvers, Audience
 from kern.db.base import BaseDb
@@ -20,6 +21,12 @@ class BotWorkflow:
     `approvers` may answer its pauses. By default anyone may start it (`starters`); the person who
     started a run and its approvers may cancel it (`cancellers`); members of the run's channel, the
     starter and the approvers may read its output (`readers`).
+
+    Each pause message mentions who may answer. `notify` says how else they are told: "thread" (the
+    pause is a reply in the run card's thread), "broadcast" (the reply is also shown in the channel) or
+    "dm" (also a DM, with the same controls, to each user in `approvers.users`, or to the starter when
+    anyone may answer). `approvals_channel` (a channel id) posts pause messages there instead, as
+    top-level messages linking back to the run card.
     """
 
     workflow: Workflow
@@ -29,10 +36,13 @@ class BotWorkflow:
     starters: Audience = ANYONE
     cancellers: Audience = STARTER_AND_APPROVERS
     readers: Audience = CHANNEL_STARTER_AND_APPROVERS
+    notify: str = "thread"
+    approvals_channel: str | None = None
 
     def __post_init__(self) -> None:
         self.name = self.name or self.workflow.name
         self.description = self.description or (self.workflow.description or "")
+        notify.check(self.name, self.notify, self.approvals_channel, self.approvers)
 
 
 def _agents_in(nodes: Iterable[Any]) -> Iterable[Any]:

@@ -218,7 +218,7 @@ class ToolCalls:
             _user, channel, _thread = who_where(body)
             clicked = (channel, (body.get("message") or {}).get("ts", "")) if channel else None
             await self.presenter.show_tool_decisions(
-                loaded.entry, loaded.req, {i: d["summary"] for i, d in decisions.items()}, clicked
+                loaded.entry, loaded.req, {i: d["summary"] for i, d in decisions.items()}, clicked, loaded.card
             )
             return
         loaded.req.executor_requirements = [

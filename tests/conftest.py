@@ -22,7 +22,6 @@ PG_URL = os.environ.get("KERN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:543
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-
 def _postgres_problem() -> str | None:
     """None if PostgreSQL answers, else why not. (Tests share its tables: every test uses unique names.)"""
     import asyncpg

@@ -142,7 +142,7 @@ async def test_scripted_agent_and_a_restart_lose_nothing(tmp_path: Path) -> None
 
 def test_the_channel_file_is_atomic_and_a_broken_one_is_set_aside(tmp_path: Path) -> None:
     path = tmp_path / "k.db.devslack.json"
-    messages = {"1.0001": Message("C1", "1.0001", "hi", [{"type": "divider"}], None, 2)}
+    messages = {"1.0001": Message("C1", "1.0001", "hi", [{"type": "divider"}], None, edits=2)}
     persist.write_atomically(path, json.dumps(persist.snapshot(messages)))
     assert not (tmp_path / "k.db.devslack.json.tmp").exists()
     loaded = persist.load(path)

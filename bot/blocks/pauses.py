@@ -64,11 +64,13 @@ def pause_blocks(
     approvers: str = "anyone",
     branches: tuple[str, str] | None = None,
     tool_decisions: dict[int, str] | None = None,
+    mention: str = "",
 ) -> tuple[str, Blocks]:
     """The message a pause posts in the run's thread, with the controls that resolve it.
 
     `branches` names what a Condition's buttons run (if, else); `tool_decisions` marks executor tool
-    calls already decided (by index) while others still wait.
+    calls already decided (by index) while others still wait. `mention` (e.g. `<@U1> <!subteam^S1>`)
+    starts the message's text, which drives Slack's notifications.
     """
     rid = req.requirement_id
     blocks: Blocks = [section(head_line(f"*{pause_title(req)}*", workflow, req))]
@@ -135,6 +137,8 @@ def pause_blocks(
     fallback = f"{pause_title(req).split(' ', 1)[1]}: {workflow} / {req.step_name}"
     if req.message:
         fallback += f" — {req.message}"
+    if mention:
+        fallback = f"{mention} {fallback}"
     return truncate(fallback, 3000), blocks
 
 

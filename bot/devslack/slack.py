@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.devslack.people import PeopleApi
 from bot.devslack.validate import validate_blocks, validate_view
 
 
@@ -31,6 +32,7 @@ class Message:
     text: str
     blocks: list[dict[str, Any]]
     thread_ts: str | None = None
+    broadcast: bool = False  # a thread reply also shown in the channel (reply_broadcast)
     edits: int = 0
     posted_at: float = field(default_factory=time.perf_counter)
     at: float = field(default_factory=time.time)  # wall-clock time, for the page
@@ -45,7 +47,7 @@ class Ephemeral(dict[str, Any]):
 
 
 @dataclass
-class DevSlack:
+class DevSlack(PeopleApi):
     """Run with `async with DevSlack(secret) as slack`; point the bot's client at `slack.api_url`."""
 
     signing_secret: str
@@ -67,6 +69,10 @@ class DevSlack:
     not_joined: set[str] = field(default_factory=set)  # channels the bot is not in: posting there fails
     response_url_ttl: float = 1800.0  # a response_url works for 30 minutes...
     response_url_uses: int = 5  # ...and up to 5 times
+    users: set[str] = field(default_factory=set)  # the workspace's people; empty: any well-formed id
+    dms: dict[str, str] = field(default_factory=dict)  # user -> the bot's DM channel with them
+    homes: dict[str, dict[str, Any]] = field(default_factory=dict)  # user -> their published Home tab
+    home_tab_enabled: bool = True  # the manifest's features.app_home.home_tab_enabled
 
     def __post_init__(self) -> None:
         self.socket_sent: list[dict[str, Any]] = []
@@ -95,12 +101,11 @@ class DevSlack:
             return self._answer(method, {}, {"ok": True, "url": self.api_url.replace("http", "ws") + "socket"})
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return self._answer(method, {}, {"ok": False, "error": "invalid_auth"})
-        if request.method == "GET":
-            args: dict[str, Any] = dict(request.query)
-        elif request.content_type == "application/json":
-            args = await request.json()
-        else:
-            args = dict(await request.post())
+        args: dict[str, Any] = dict(request.query)  # Slack reads arguments from the query string too
+        if request.method != "GET" and request.content_type == "application/json":
+            args.update(await request.json())
+        elif request.method != "GET":
+            args.update(await request.post())
         for key in ("blocks", "view"):
             if isinstance(args.get(key), str):
                 args[key] = json.loads(args[key])
@@ -159,14 +164,17 @@ class DevSlack:
     def _chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
         if args.get("channel") in self.not_joined:
             return {"ok": False, "error": "not_in_channel"}
+        if not self.dm_channel_ok(args.get("channel") or ""):
+            return {"ok": False, "error": "channel_not_found"}
         bad = self._invalid(validate_blocks(args.get("blocks") or []))
         if bad:
             return bad
         if len(args.get("text") or "") > 40000:
             return {"ok": False, "error": "msg_too_long"}
         ts = f"{self._epoch + next(self._ts)}.000100"  # unique across stand-ins, as Slack's are in a channel
+        broadcast = str(args.get("reply_broadcast", "")).lower() in ("true", "1") and bool(args.get("thread_ts"))
         self.messages[ts] = Message(
-            args["channel"], ts, args.get("text", ""), args.get("blocks") or [], args.get("thread_ts")
+            args["channel"], ts, args.get("text", ""), args.get("blocks") or [], args.get("thread_ts"), broadcast
         )
         return {"ok": True, "channel": args["channel"], "ts": ts, "message": {"ts": ts, "text": args.get("text")}}
 
@@ -410,10 +418,10 @@ class DevSlack:
             self.changed()
         return status, body, took
 
-    async def event(self, event: dict[str, Any]) -> tuple[int, str, float]:
-        """Send an Events API event (`event`: its inner object) in Slack's signed `event_callback` envelope
+    def event_envelope(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Slack's `event_callback` envelope around an Events API event (`event`: its inner object)
         (https://docs.slack.dev/reference/events/member_joined_channel/ shows the wrapper)."""
-        envelope = {
+        return {
             "token": "t",
             "team_id": "T1",
             "api_app_id": "A1",
@@ -423,7 +431,14 @@ class DevSlack:
             "event_time": int(time.time()),
             "authorizations": [{"team_id": "T1", "user_id": "UBOT", "is_bot": True, "is_enterprise_install": False}],
         }
-        return await self.send(json.dumps(envelope).encode(), "application/json")
+
+    async def event(self, event: dict[str, Any]) -> tuple[int, str, float]:
+        """Send an Events API event (`event`: its inner object) in its signed envelope."""
+        return await self.send(json.dumps(self.event_envelope(event)).encode(), "application/json")
+
+    async def open_home(self, user: str = "U1") -> tuple[int, str, float]:
+        """`user` opens the app's Home tab: the app_home_opened event."""
+        return await self.event(self.home_event(user))
 
     async def join(self, channel: str, user: str = "UBOT", inviter: str = "U1") -> tuple[int, str, float]:
         """`user` (by default the bot, as `auth.test` names it) joins `channel`: the member_joined_channel
