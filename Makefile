@@ -20,11 +20,17 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m kern.demo
 
-# The browser test drives Debian's chromium (no browser download). Installed when missing and possible.
+# The browser test drives Debian's chromium (no browser download), with Debian's emoji and Lato fonts so the
+# page and docs/*.png look as in Slack. Each is installed when missing and possible.
+FONTS := fonts-noto-color-emoji fonts-lato
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 		|| echo "chromium is not installed: the browser test will be skipped (apt-get install chromium)"
+	@missing=$$(for p in $(FONTS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); [ -z "$$missing" ] \
+		|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } \
+		|| echo "fonts not installed ($$missing): emoji may show as boxes (apt-get install $$missing)"
 
 test: $(STAMP) browser
 	$(BIN)/ruff check .

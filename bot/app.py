@@ -15,11 +15,13 @@ from bot.background import Background
 from bot.commands import Commands
 from bot.dedupe import SeenRequests, gate_requests
 from bot.gateway import SlackGateway
+from bot.home import Home
 from bot.interactions import Interactions
 from bot.outbox import Outbox
 from bot.presenter import Presenter
 from bot.registry import Registry
 from bot.runner import Runner
+from bot.start_forms import StartForms
 from bot.store import BotStore
 from bot.tool_calls import ToolCalls
 from bot.welcome import Welcome
@@ -38,6 +40,7 @@ class KernBot:
     commands: Commands
     signing_secret: str | None = None
     tool_calls: ToolCalls | None = None
+    home: Home | None = None
 
 
 def make_client(token: str, api_url: str | None = None) -> AsyncWebClient:
@@ -66,9 +69,14 @@ def build_bot(
     interactions = Interactions(runner, registry, store, gateway, background, access, presenter)
     tool_calls = ToolCalls(interactions)
     handovers = interactions.handovers
-    commands = Commands(runner, registry, store, gateway, background, access)
+    start_forms = StartForms(runner, registry, gateway, background, access)
+    commands = Commands(runner, registry, store, gateway, background, access, start_forms)
+    home = Home(registry, store, presenter, access, gateway, background)
+    outbox.listeners.append(home.on_delivered)
+    interactions.on_stale_view = home.republish
     gate_requests(app, SeenRequests(registry.db))  # first, so every listener's work is gated
     app.command(command)(commands.on_command)
+    app.shortcut(ui.RUN_SHORTCUT)(start_forms.on_shortcut)
     app.event("member_joined_channel")(Welcome(registry, gateway, background, command).on_member_joined)
     actions = {
         **{action_id: interactions.button(action_id) for action_id in (ui.CONFIRM, ui.REJECT, ui.RETRY, ui.SKIP)},
@@ -88,9 +96,13 @@ def build_bot(
         ui.HANDOVER: handovers.on_open,
         ui.TOOL_ALLOW_RUN: tool_calls.on_allow_run,
         ui.TOOL_ALLOW_WORKFLOW: tool_calls.on_allow_workflow,
+        ui.HOME_PAGE: home.on_page,
     }
-    for action_id, handler in actions.items():  # tool-call buttons carry their call index: kern:tool_ok:2
-        app.action(re.compile(f"^{re.escape(action_id)}(:\\d+)?$"))(handler)
+    # Tool-call buttons carry their call index (kern:tool_ok:2); on the App Home every button also
+    # carries its place on the page (kern:confirm:3, kern:tool_ok:2:3), as action ids must be unique there.
+    for action_id, handler in actions.items():
+        app.action(re.compile(f"^{re.escape(action_id)}(:\\d+){{0,2}}$"))(handler)
+    app.event("app_home_opened")(home.on_home_opened)
     views = {
         ui.V_INPUT: interactions.on_submit_input,
         ui.V_EDIT: interactions.on_submit_edit,
@@ -100,9 +112,22 @@ def build_bot(
         ui.V_TOOL_RESULT: tool_calls.on_submit_tool_result,
         ui.V_TOOL_FEEDBACK: tool_calls.on_submit_tool_feedback,
         ui.V_HANDOVER: handovers.on_submit,
+        ui.V_START_PICK: start_forms.on_submit_pick,
+        ui.V_START: start_forms.on_submit_start,
     }
     for callback_id, handler in views.items():
         app.view_submission(callback_id)(handler)
     return KernBot(
-        app, runner, registry, store, gateway, background, outbox, interactions, commands, signing_secret, tool_calls
+        app,
+        runner,
+        registry,
+        store,
+        gateway,
+        background,
+        outbox,
+        interactions,
+        commands,
+        signing_secret,
+        tool_calls=tool_calls,
+        home=home,
     )

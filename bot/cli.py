@@ -115,32 +115,56 @@ async def _prepare_db(settings: Settings, *, upgrade: bool = False) -> list[str]
 
 
 async def _dev(settings: Settings, port: int, bot_port: int) -> int:
+    import os
     import secrets
+    import signal
 
     from aiohttp import web
 
     from bot.app import build_bot, make_client
+    from bot.devslack.persist import state_file_for
     from bot.devslack.web import DevSlackWeb
     from bot.registry import load_registry
+    from bot.scripted_model import ScriptedModel, alert_script
     from bot.server import create_web_app
 
     secret = secrets.token_hex(16)
-    registry = load_registry(settings.workflows, settings.open_db())
-    async with DevSlackWeb(signing_secret=secret, token="xoxb-dev", port=port) as slack:
+    scripted = None
+    if not settings.workflows and not os.environ.get("OPENAI_BASE_URL"):  # the agent example, no LLM needed
+        scripted = ScriptedModel(fallback=alert_script).start()
+    registry = load_registry(
+        settings.workflows, settings.open_db(), scripted_model_url=scripted.base_url if scripted else None
+    )
+    state_file = state_file_for(settings.db)
+    notice = "The alert agent runs on a scripted model (replies from a script, not an LLM)." if scripted else ""
+    slack_web = DevSlackWeb(signing_secret=secret, token="xoxb-dev", port=port, state_file=state_file, notice=notice)
+    async with slack_web as slack:
         bot = build_bot(registry, make_client(slack.token, slack.api_url), secret)
         runner = web.AppRunner(create_web_app(bot))
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", bot_port).start()
         slack.bot_endpoint = f"http://127.0.0.1:{bot_port}/slack/events"
+        model = (
+            " The `alert` agent runs on a scripted model (replies from a script, not an LLM); "
+            "set OPENAI_BASE_URL for a real one."
+            if scripted
+            else ""
+        )
         print(
             f"kern-bot dev: open {slack.base_url} (a local Slack channel; type /kern list). "
-            f"{len(registry.entries)} workflows, runs kept in {settings.db}. Ctrl-C stops.",
+            f"{len(registry.entries)} workflows, runs kept in {settings.db}, the channel in {state_file}.{model} "
+            "Ctrl-C stops.",
             flush=True,
         )
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):  # stop cleanly: the channel file gets its last write
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
             await runner.cleanup()
+            if scripted is not None:
+                scripted.stop()
     return 0
 
 

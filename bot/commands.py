@@ -12,11 +12,12 @@ from bot.background import Background
 from bot.gateway import SlackGateway
 from bot.registry import Registry
 from bot.runner import Runner
+from bot.start_forms import StartForms
 from bot.store import BotStore
 from kern.exceptions import RunNotPausedError
 
 USAGE = (
-    "Usage: `/kern run <workflow> [input]` · `/kern list` · `/kern status <run>` · `/kern cancel <run>` · `/kern help`"
+    "Usage: `/kern run [workflow] [input]` · `/kern list` · `/kern status <run>` · `/kern cancel <run>` · `/kern help`"
 )
 
 
@@ -29,6 +30,7 @@ class Commands:
         gateway: SlackGateway,
         background: Background,
         access: Access,
+        start_forms: StartForms,
     ) -> None:
         self.runner = runner
         self.registry = registry
@@ -36,6 +38,7 @@ class Commands:
         self.gateway = gateway
         self.background = background
         self.access = access
+        self.start_forms = start_forms
 
     async def on_command(self, ack: Callable[..., Awaitable[Any]], command: dict[str, Any]) -> None:
         text = (command.get("text") or "").strip()
@@ -44,6 +47,9 @@ class Commands:
         rest = rest.strip()
         if verb == "run":
             name, _, given = rest.partition(" ")
+            if not name:
+                await self.start_forms.on_run_without_name(ack, command)
+                return
             entry = self.registry.get(name)
             if entry is None:
                 known = ", ".join(f"`{n}`" for n in self.registry.entries) or "none"
@@ -55,6 +61,8 @@ class Commands:
             refusal = await self.access.may_start(entry, user, channel)
             if refusal:
                 await ack(response_type="ephemeral", text=refusal)
+                return
+            if await self.start_forms.takes_over(ack, entry, given.strip(), command):  # a form, or bad input
                 return
             await ack(response_type="ephemeral", text=f"Starting `{entry.name}`…")
             self.background.spawn(self.runner.start(entry, given.strip(), user, channel, command.get("response_url")))

@@ -1,13 +1,19 @@
 """The workflows kern-bot offers when KERN_WORKFLOWS is not set: one per kind of pause, no model needed.
 
-With OPENAI_BASE_URL set, an agent example whose tool call waits for approval is added too.
+An agent example whose tool call waits for approval is added when a model is at hand: the server at
+OPENAI_BASE_URL, or else (`kern-bot dev`) the local scripted model of `bot.scripted_model`, which answers
+from a script and says so.
 """
 
 from __future__ import annotations
 
+import enum
 import os
 import time
 from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel, Field
 
 from bot.registry import BotWorkflow
 from kern.workflow import (
@@ -57,6 +63,33 @@ def _route(name: str) -> Callable[[StepInput], str]:
     return run
 
 
+class Depth(enum.StrEnum):
+    quick = "quick"
+    thorough = "thorough"
+
+
+class ResearchBrief(BaseModel):
+    """What `/kern run research` asks for in its start form (generated from this model)."""
+
+    topic: str = Field(description="What to research", min_length=3, max_length=120)
+    depth: Depth = Field(Depth.quick, description="Quick: a summary; thorough: a report")
+    sources: int = Field(3, ge=1, le=10, description="How many sources to read (1-10)")
+    audience: Literal["engineering", "product", "leadership"] = "engineering"
+    focus_areas: list[str] = Field(default_factory=list, description="Optional")
+    include_links: bool = True
+
+
+def _research(step_input: StepInput) -> str:
+    brief = step_input.input
+    assert isinstance(brief, ResearchBrief)  # the workflow's input_schema parsed it
+    focus = f", focusing on {', '.join(brief.focus_areas)}" if brief.focus_areas else ""
+    links = " with links" if brief.include_links else ""
+    return (
+        f"A {brief.depth.value} brief on {brief.topic!r} for {brief.audience}, "
+        f"from {brief.sources} sources{focus}{links}."
+    )
+
+
 def _refine(step_input: StepInput) -> str:
     previous = step_input.previous_step_content or str(step_input.input or "idea")
     return previous + " +refined"
@@ -81,7 +114,8 @@ def _shard(n: int) -> Callable[[StepInput], str]:
     return run
 
 
-def example_workflows() -> list[BotWorkflow]:
+def example_workflows(scripted_model_url: str | None = None) -> list[BotWorkflow]:
+    """The examples; with OPENAI_BASE_URL or `scripted_model_url`, the agent example too."""
     workflows = [
         BotWorkflow(
             Workflow(
@@ -115,6 +149,21 @@ def example_workflows() -> list[BotWorkflow]:
                             UserInputField(name="pages", field_type="int", required=False, description="1-50"),
                             UserInputField(name="include_charts", field_type="bool", required=False),
                         ],
+                    ),
+                ],
+            )
+        ),
+        BotWorkflow(
+            Workflow(
+                name="research",
+                description="Starts from a form generated from its input schema, then asks before it runs",
+                input_schema=ResearchBrief,
+                steps=[
+                    Step(
+                        name="research",
+                        executor=_research,
+                        requires_confirmation=True,
+                        confirmation_message="Run the research now?",
                     ),
                 ],
             )
@@ -228,25 +277,33 @@ def example_workflows() -> list[BotWorkflow]:
         ),
     ]
     if os.environ.get("OPENAI_BASE_URL"):
-        workflows.append(_agent_example())
+        workflows.append(_agent_example(None))
+    elif scripted_model_url:
+        workflows.append(_agent_example(scripted_model_url))
     return workflows
 
 
-def _agent_example() -> BotWorkflow:
+def _agent_example(scripted_model_url: str | None) -> BotWorkflow:
     from kern.agent import Agent
     from kern.examples.dual_confirmation import send_alert
     from kern.models.openai import OpenAIChat
 
+    if scripted_model_url:
+        model = OpenAIChat(id="scripted", base_url=scripted_model_url, api_key="scripted")
+        description = "An agent whose tool call waits for approval (a scripted model, not an LLM: no key needed)"
+    else:
+        model = OpenAIChat(id=os.environ.get("KERN_MODEL", "gpt-4o-mini"))
+        description = "An agent whose tool call waits for approval"
     agent = Agent(
         name="AlertAgent",
-        model=OpenAIChat(id=os.environ.get("KERN_MODEL", "gpt-4o-mini")),
+        model=model,
         tools=[send_alert],
         instructions="Send alerts with send_alert when asked.",
     )
     return BotWorkflow(
         Workflow(
             name="alert",
-            description="An agent whose tool call waits for approval",
+            description=description,
             steps=[
                 Step(
                     name="send_alert",

@@ -150,6 +150,8 @@ def check_fields(body: Any) -> None:
         _check_click(body)
     elif kind == "view_submission":
         _check_submission(body)
+    elif kind == "event_callback":
+        _check_event(body)
 
 
 def _need(ok: bool, reason: str) -> None:
@@ -173,10 +175,11 @@ def _check_user(body: dict[str, Any]) -> None:
 def _check_click(body: dict[str, Any]) -> None:
     _check_user(body)
     _need(_text(body.get("trigger_id")), "block_actions without trigger_id")
-    for name in ("channel", "container", "message", "state"):
+    for name in ("channel", "container", "message", "state", "view"):
         _optional(body, name, dict)
     _optional(body, "response_url", str)
     _check_state(body.get("state"))
+    _check_state((body.get("view") or {}).get("state"))  # a click on the App Home
     actions = body.get("actions")
     _need(isinstance(actions, list) and actions != [], "block_actions without actions")
     for action in actions:
@@ -187,6 +190,13 @@ def _check_click(body: dict[str, Any]) -> None:
             _need(_text(action.get("value")), "a kern button without its value")
             if action["action_id"].startswith(_TOOL_ACTIONS):
                 _need(_TOOL_ID.fullmatch(action["value"]) is not None, "a tool button with a malformed value")
+
+
+def _check_event(body: dict[str, Any]) -> None:
+    event = body.get("event")
+    _need(isinstance(event, dict) and _text(event.get("type")), "event_callback without event.type")
+    if event["type"] == "app_home_opened":
+        _need(_text(event.get("user")), "app_home_opened without user")
 
 
 def _check_submission(body: dict[str, Any]) -> None:

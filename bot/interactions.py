@@ -59,6 +59,8 @@ class Interactions:
         self.presenter = presenter
         self.voting = Voting(Ballots(store.db), gateway, presenter, store)
         self.handovers = Handovers(self)
+        # Called with the user when their click on a view (the App Home) finds its pause over.
+        self.on_stale_view: Callable[[str], None] | None = None
 
     # ----- loading and permission ---------------------------------------------------------------
     async def load(self, requirement_id: str) -> Loaded | str:
@@ -90,6 +92,9 @@ class Interactions:
         user, channel, thread = who_where(body)
         loaded = await self.load(requirement_id)
         if isinstance(loaded, str):
+            if not channel and self.on_stale_view is not None:  # on the App Home: show it as it is now
+                self.on_stale_view(user)
+                return None
             await self.gateway.tell(channel, user, loaded, thread, body.get("response_url"))
             return None
         refusal = await self.may_answer(loaded, user)
@@ -175,7 +180,7 @@ class Interactions:
 
     async def on_route_go(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
-        state = (body.get("state") or {}).get("values", {}).get(ui.ROUTE_BLOCK, {}).get(ui.ROUTE_PICK, {})
+        state = route_state(body, action)
         picked = state.get("selected_options") or ([state["selected_option"]] if state.get("selected_option") else [])
 
         def apply(req: StepRequirement, user: str) -> None:
@@ -373,6 +378,16 @@ def already_answered(run: WorkflowRunOutput, requirement_id: str) -> str | None:
     if who and who.startswith("U"):
         who = f"<@{who}>"
     return f"Already {verb}" + (f" by {who}" if who else "") + "."
+
+
+def route_state(body: dict[str, Any], action: dict[str, Any]) -> dict[str, Any]:
+    """The route picker's state beside a Continue button: in the message (`state`), or on the App Home
+    (`view.state`), where each pause's picker has a block id and action id of its own (`:<n>`, as its
+    Continue button)."""
+    values = (body.get("state") or (body.get("view") or {}).get("state") or {}).get("values") or {}
+    suffix = action.get("action_id", "")[len(ui.ROUTE_GO) :]
+    block = values.get(ui.ROUTE_BLOCK + suffix) or values.get(ui.ROUTE_BLOCK) or {}
+    return block.get(ui.ROUTE_PICK + suffix) or block.get(ui.ROUTE_PICK) or {}
 
 
 def who_where(body: dict[str, Any]) -> tuple[str, str, str | None]:

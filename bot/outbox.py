@@ -9,6 +9,10 @@ every bot process). Delivery claims a row for a while first, so two processes do
 renders from the run as stored, so a repeated send shows the same thing. A pause message is posted once:
 its ts is recorded in the same transaction that marks the row done. (A crash after Slack accepted a post
 but before that commit can post it again: Slack offers no idempotency key for chat.postMessage.)
+
+A workflow with notify="dm" also owes a DM copy of each pause per recipient, and its decided form: one
+row each, retried on its own, so a Slack error on one copy delays neither the others nor the run's
+other messages.
 """
 
 from __future__ import annotations
@@ -19,18 +23,47 @@ import random
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from bot import notify
 from bot.gateway import SlackCallFailed
-from bot.presenter import RETRY_SOON, NotYet, Presenter
-from bot.registry import Registry
+from bot.presenter import RETRY_SOON, NotYet, Presenter, RunView
+from bot.registry import BotWorkflow, Registry
 from bot.store import BotStore, Delivery, OwedMessage, PauseMessage
 from kern.db.base import RunChange
 
 log = logging.getLogger("kern_bot")
 MAX_BACKOFF = 300.0
 ENDED = frozenset({"COMPLETED", "CANCELLED", "ERROR"})
+COPIES = frozenset({"dm", "close_dm"})  # one row per DM copy: each is retried on its own
+
+
+def owed_for(change: RunChange, entry: BotWorkflow) -> list[tuple[str, str | None, dict[str, Any] | None]]:
+    """The messages `change` owes Slack, as (kind, requirement id, detail): a decision owes the decided
+    form of its pause message (and of each DM copy); a pause owes its message (and a DM copy to each
+    recipient) and a card update; an end owes the final card."""
+    owed: list[tuple[str, str | None, dict[str, Any] | None]] = []
+    recipients = notify.dm_recipients(entry.notify, entry.approvers)
+    for resolution in change.resolutions:
+        if resolution.requirement_id:
+            detail = {
+                "decision": resolution.decision,
+                "by": resolution.resolved_by,
+                "at": resolution.resolved_at,
+                "status": resolution.status,
+            }
+            owed.append(("close", resolution.requirement_id, detail))
+            owed.extend(("close_dm", resolution.requirement_id, {**detail, "to": to}) for to in recipients)
+    if change.status == "PAUSED" and change.requirement_id:
+        owed.append(("pause", change.requirement_id, None))
+        owed.append(("card", None, None))
+        owed.extend(("dm", change.requirement_id, {"to": to}) for to in recipients)
+    elif change.status in ENDED:
+        owed.append(("card", None, None))
+    return owed
 
 
 def backoff(attempts: int, retry_after: float | None = None, first: float = 1.0) -> float:
@@ -54,32 +87,24 @@ class Outbox:
         self.store = store
         self.presenter = presenter
         self.registry = registry
-        self._names = {entry.workflow.name for entry in registry.entries.values()}
+        self._entries = {entry.workflow.name: entry for entry in registry.entries.values()}
+        # Called with each batch delivered for a run (e.g. to refresh the App Home); must not block.
+        self.listeners: list[Callable[[RunView, list[Delivery]], None]] = []
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._insert = registry.db.dialect_insert
         registry.db.watch(self.record)
 
     def record(self, conn: Connection, change: RunChange) -> None:
         """kern's watcher: runs inside the transaction of `change`, so the rows commit with it."""
-        if change.workflow_name not in self._names:
+        entry = self._entries.get(change.workflow_name or "")
+        if entry is None:
             return
         held = {"holder": self.me, "hold": self.hold}
-        for resolution in change.resolutions:
-            if resolution.requirement_id:
-                detail = {
-                    "decision": resolution.decision,
-                    "by": resolution.resolved_by,
-                    "at": resolution.resolved_at,
-                    "status": resolution.status,
-                }
-                self.store.owe(conn, change.run_id, "close", resolution.requirement_id, detail, **held)
         if change.status == "PAUSED" and change.requirement_id:
             # Known from now on, so a click on its message is understood even before its ts is recorded.
             self.store.expect_pause(conn, self._insert, change.run_id, change.requirement_id)
-            self.store.owe(conn, change.run_id, "pause", change.requirement_id, **held)
-            self.store.owe(conn, change.run_id, "card", **held)
-        elif change.status in ENDED:
-            self.store.owe(conn, change.run_id, "card", **held)
+        for kind, requirement_id, detail in owed_for(change, entry):
+            self.store.owe(conn, change.run_id, kind, requirement_id, detail, **held)
 
     async def deliver(self, run_id: str | None = None) -> int:
         """Send what is due; returns how many were delivered.
@@ -131,10 +156,14 @@ class Outbox:
                 continue
             try:
                 delivery = await self.presenter.deliver(message, view, posted)
-                if delivery.pause is not None:  # recorded at once: a decision on it may be owed any moment
+                if delivery.pause is not None or delivery.copy is not None:
+                    # recorded at once: a decision on it may be owed any moment
                     await self.store.delivered([delivery])
                 done.append(delivery)
             except NotYet as exc:
+                if message.kind in COPIES:  # a copy waits alone; the others go on
+                    await self._later([message], time.time() + RETRY_SOON, str(exc), counted=False)
+                    continue
                 await self._later(owed[index:], time.time() + RETRY_SOON, str(exc), counted=False)
                 break
             except SlackCallFailed as exc:
@@ -142,8 +171,13 @@ class Outbox:
                 log.warning(
                     "outbox: %s (message %s, attempt %d; retry in %.1fs)", exc, message.id, message.attempts + 1, delay
                 )
+                if message.kind in COPIES:
+                    await self._later([message], time.time() + delay, str(exc), counted=True)
+                    continue
                 await self._later(owed[index:], time.time() + delay, str(exc), counted=True)
                 break
+        for listener in self.listeners:
+            listener(view, done)
         return done
 
     async def _later(self, owed: list[OwedMessage], at: float, error: str, *, counted: bool) -> None:

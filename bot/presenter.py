@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import blocks as ui
+from bot import notify
 from bot.gateway import SlackGateway
 from bot.grants import describe_duration
 from bot.registry import BotWorkflow, Registry
-from bot.store import BotStore, Card, Delivery, OwedMessage, PauseMessage
+from bot.store import BotStore, Card, Delivery, OwedMessage, PauseCopy, PauseMessage
 from kern.exceptions import RunNotFoundError
 from kern.run import requirement as kinds
 from kern.run.base import RunStatus
@@ -97,6 +98,7 @@ class Presenter:
         self.gateway = gateway
         self.registry = registry
         self.store = store
+        self._links: dict[str, str] = {}  # run id -> permalink of its card
 
     @staticmethod
     def branches(entry: BotWorkflow, req: StepRequirement) -> tuple[str, str] | None:
@@ -110,17 +112,48 @@ class Presenter:
         )
 
     def pause_view(
-        self, entry: BotWorkflow, req: StepRequirement, decided: dict[int, str] | None = None, tally: str | None = None
+        self,
+        entry: BotWorkflow,
+        req: StepRequirement,
+        decided: dict[int, str] | None = None,
+        starter: str = "",
+        tally: str | None = None,
     ) -> tuple[str, ui.Blocks]:
-        who = entry.approvers_for(req.step_name).describe() + (f"\n{tally}" if tally else "")
+        """A pause message's text and blocks, mentioning who may answer (`starter`: who started the run);
+        `tally` adds lines under "Who may answer" (votes, hand-overs, escalation)."""
+        rules = entry.approvers_for(req.step_name)
+        who = notify.who_may_answer(rules, starter) + (f"\n{tally}" if tally else "")
         return ui.pause_blocks(
             req,
             workflow=entry.name,
             approvers=who,
             branches=self.branches(entry, req),
             tool_decisions=decided,
+            mention=notify.mentions(rules, starter),
             standing=describe_duration(entry.standing_approval) if entry.standing_approval else None,
         )
+
+    async def card_link(self, card: Card, *, must: bool = True) -> str | None:
+        """A link to the run card (chat.getPermalink, remembered). `must`: raise SlackCallFailed if Slack
+        will not give it (the outbox retries); else None."""
+        if card.run_id not in self._links:
+            method = self.gateway.send if must else self.gateway.call
+            found = await method("chat_getPermalink", channel=card.channel, message_ts=card.ts)
+            if not found:
+                return None
+            if len(self._links) > 1000:
+                self._links.clear()
+            self._links[card.run_id] = found["permalink"]
+        return self._links[card.run_id]
+
+    async def _elsewhere(self, entry: BotWorkflow, card: Card, blocks: ui.Blocks, *, must: bool = True) -> ui.Blocks:
+        """`blocks` with a line linking back to the run card, for a message away from the card's thread
+        (in the approvals channel, or a DM)."""
+        link = await self.card_link(card, must=must)
+        if link is None:
+            return blocks
+        line = f"Run `{card.run_id[:12]}` of `{ui.escape(entry.name)}`: <{link}|open the run card>"
+        return [*blocks, ui.context(line)]
 
     async def decided_view(
         self, entry: BotWorkflow, req: StepRequirement, detail: dict[str, Any]
@@ -142,15 +175,27 @@ class Presenter:
         await self.gateway.call("chat_update", channel=card.channel, ts=card.ts, text=fallback, blocks=blocks)
 
     async def show_tool_decisions(
-        self, entry: BotWorkflow, req: StepRequirement, decided: dict[int, str], clicked: tuple[str, str] | None
+        self,
+        entry: BotWorkflow,
+        req: StepRequirement,
+        decided: dict[int, str],
+        clicked: tuple[str, str] | None,
+        card: Card | None = None,
     ) -> None:
-        """Best effort: mark tool calls decided on a pause message while others still wait. The message is
-        where the store says, or (`clicked`: channel, ts) the one clicked, if its ts is not recorded yet."""
+        """Best effort: mark tool calls decided on a pause message and its DM copies while others still
+        wait. The messages are where the store says, and (`clicked`: channel, ts) the one clicked, if its
+        ts is not recorded yet."""
         pause = await self.store.pause(req.requirement_id)
-        channel, ts = (pause.channel, pause.ts) if pause is not None and pause.ts else (clicked or ("", ""))
-        if ts:
-            fallback, blocks = self.pause_view(entry, req, decided)
-            await self.gateway.call("chat_update", channel=channel, ts=ts, text=fallback, blocks=blocks)
+        main = (pause.channel, pause.ts) if pause is not None and pause.ts else None
+        copies = [(c.channel, c.ts) for c in await self.store.copies(req.requirement_id)]
+        places = [p for p in dict.fromkeys([main, *copies, clicked]) if p and p[1]]
+        fallback, blocks = self.pause_view(entry, req, decided, card.started_by if card else "")
+        away = blocks
+        if card is not None and (entry.approvals_channel or copies):
+            away = await self._elsewhere(entry, card, blocks, must=False)
+        for channel, ts in places:
+            shown = blocks if card is not None and channel == card.channel else away
+            await self.gateway.call("chat_update", channel=channel, ts=ts, text=fallback, blocks=shown)
 
     async def find(self, given: str) -> RunView | str:
         """The run a person means by `given` (its id, or a unique prefix of at least MIN_PREFIX characters,
@@ -192,15 +237,32 @@ class Presenter:
             already = await self.store.pause(req.requirement_id)
             if already is not None and already.ts:
                 return done  # posted by an earlier attempt that recorded it
-            fallback, blocks = self.pause_view(entry, req)
-            sent = await self.gateway.send(
-                "chat_postMessage", channel=card.channel, thread_ts=card.ts, text=fallback, blocks=blocks
-            )
-            done.pause = PauseMessage(req.requirement_id, run.run_id, card.channel, sent["ts"], "open", None, None)
+            fallback, blocks = self.pause_view(entry, req, starter=card.started_by)
+            where: dict[str, Any] = {"channel": card.channel, "thread_ts": card.ts}
+            if entry.approvals_channel:  # a top-level message there, linking back to the card
+                where = {"channel": entry.approvals_channel}
+                blocks = await self._elsewhere(entry, card, blocks)
+            elif entry.notify == "broadcast":
+                where["reply_broadcast"] = True  # the thread reply is shown in the channel too
+            sent = await self.gateway.send("chat_postMessage", **where, text=fallback, blocks=blocks)
+            done.pause = PauseMessage(req.requirement_id, run.run_id, where["channel"], sent["ts"], "open", None, None)
             posted[req.requirement_id] = done.pause
         elif message.kind == "notice":  # a line in the run's thread (a hand-over: it mentions the person)
             text = (message.detail or {}).get("text") or ""
             await self.gateway.send("chat_postMessage", channel=card.channel, thread_ts=card.ts, text=text)
+        elif message.kind == "dm" and req is not None:
+            done.copy = await self._send_copy(view, req, (message.detail or {}).get("to") or card.started_by)
+        elif message.kind == "close_dm" and req is not None:
+            detail = message.detail or {}
+            to = detail.get("to") or card.started_by
+            copy = next((c for c in await self.store.copies(req.requirement_id) if c.recipient == to), None)
+            if copy is None:
+                if await self.store.copy_still_owed(req.requirement_id, detail.get("to")):
+                    raise NotYet(f"the DM copy of pause {req.requirement_id} for {to} is not posted yet")
+                return done
+            fallback, blocks, _result = await self.decided_view(entry, req, detail)
+            blocks = await self._elsewhere(entry, card, blocks)
+            await self.gateway.send("chat_update", channel=copy.channel, ts=copy.ts, text=fallback, blocks=blocks)
         elif message.kind == "close" and req is not None:
             pause = posted.get(req.requirement_id) or await self.store.pause(req.requirement_id)
             if pause is None or not pause.ts:
@@ -209,5 +271,19 @@ class Presenter:
                 return done
             fallback, blocks, result = await self.decided_view(entry, req, message.detail or {})
             done.outcome = result.summary
+            if pause.channel != card.channel:
+                blocks = await self._elsewhere(entry, card, blocks)
             await self.gateway.send("chat_update", channel=pause.channel, ts=pause.ts, text=fallback, blocks=blocks)
         return done
+
+    async def _send_copy(self, view: RunView, req: StepRequirement, to: str) -> PauseCopy | None:
+        """Send the DM copy of a pause to `to` (once: a copy already sent is not sent again; none once the
+        pause is decided). Raises SlackCallFailed (the outbox retries this copy alone)."""
+        if req.status != "pending" or any(c.recipient == to for c in await self.store.copies(req.requirement_id)):
+            return None
+        opened = await self.gateway.send("conversations_open", users=to)
+        channel = opened["channel"]["id"]
+        fallback, blocks = self.pause_view(view.entry, req, starter=view.card.started_by)
+        blocks = await self._elsewhere(view.entry, view.card, blocks)
+        sent = await self.gateway.send("chat_postMessage", channel=channel, text=fallback, blocks=blocks)
+        return PauseCopy(req.requirement_id, to, view.run.run_id, channel, sent["ts"])

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from bot import notify
 from bot.config import SettingsError
 from bot.policy import ANYONE, CHANNEL_STARTER_AND_APPROVERS, STARTER_AND_APPROVERS, Approvers, Audience
 from kern.db.base import BaseDb
@@ -18,12 +19,17 @@ from kern.workflow import Workflow
 class BotWorkflow:
     """A workflow as the bot offers it: its command name, a description, and who may do what.
 
-    `approvers` may answer its pauses (`step_approvers` overrides them per step name). A tool call can be
-    allowed for the rest of its run; with `standing_approval` (seconds or a timedelta) also for the whole
-    workflow, for that long. By default anyone
+    `approvers` may answer its pauses (`step_approvers` overrides them per step name). By default anyone
     may start it (`starters`); the person who started a run and its approvers may cancel it
     (`cancellers`); members of the run's channel, the starter and the approvers may read its output
-    (`readers`).
+    (`readers`). A tool call can be allowed for the rest of its run; with `standing_approval` (seconds or
+    a timedelta) also for the whole workflow, for that long.
+
+    Each pause message mentions who may answer. `notify` says how else they are told: "thread" (the
+    pause is a reply in the run card's thread), "broadcast" (the reply is also shown in the channel) or
+    "dm" (also a DM, with the same controls, to each user in `approvers.users`, or to the starter when
+    anyone may answer). `approvals_channel` (a channel id) posts pause messages there instead, as
+    top-level messages linking back to the run card.
     """
 
     workflow: Workflow
@@ -35,6 +41,8 @@ class BotWorkflow:
     readers: Audience = CHANNEL_STARTER_AND_APPROVERS
     step_approvers: Mapping[str, Approvers] = field(default_factory=dict)
     standing_approval: float | timedelta | None = None
+    notify: str = "thread"
+    approvals_channel: str | None = None
 
     def __post_init__(self) -> None:
         self.name = self.name or self.workflow.name
@@ -55,6 +63,7 @@ class BotWorkflow:
                 f"BotWorkflow {self.name!r}: step_approvers names no step {', '.join(map(repr, unknown))}; "
                 f"its steps are {', '.join(map(repr, sorted(known)))}."
             )
+        notify.check(self.name, self.notify, self.approvals_channel, self.approvers)
 
     def approvers_for(self, step_name: str | None) -> Approvers:
         """Who may answer a pause of the step named `step_name`: its own rules, or the workflow's."""
@@ -138,12 +147,13 @@ def coerce_entries(value: Any, source: str) -> list[BotWorkflow]:
     return entries
 
 
-def load_registry(spec: str | None, db: BaseDb) -> Registry:
-    """The workflows `spec` ("package.module:attribute") names, or the bundled examples."""
+def load_registry(spec: str | None, db: BaseDb, *, scripted_model_url: str | None = None) -> Registry:
+    """The workflows `spec` ("package.module:attribute") names, or the bundled examples (their agent
+    example on the scripted model at `scripted_model_url` when OPENAI_BASE_URL is not set)."""
     if not spec:
         from bot.examples import example_workflows
 
-        return Registry(example_workflows(), db)
+        return Registry(example_workflows(scripted_model_url), db)
     module_name, _, attribute = spec.partition(":")
     try:
         module = importlib.import_module(module_name)

@@ -45,10 +45,18 @@ class Runner:
         self.on_tool_pause: list[Callable[[BotWorkflow, Card], Awaitable[None]]] = []
 
     async def start(
-        self, entry: BotWorkflow, text: str, user: str, channel: str, response_url: str | None = None
+        self,
+        entry: BotWorkflow,
+        text: str,
+        user: str,
+        channel: str,
+        response_url: str | None = None,
+        *,
+        value: Any = None,
     ) -> str | None:
-        """Post the run card, then run the workflow in the background. Returns the run id (None if the
-        card could not be posted: the command's reply says why, through `response_url` if given)."""
+        """Post the run card (showing `text`), then run the workflow in the background on `value`, or on
+        `text` when no value is given. Returns the run id (None if the card could not be posted: the
+        command's reply says why, through `response_url` if given)."""
         run_id, started = uuid.uuid4().hex, time.time()
         card = Card(run_id=run_id, workflow=entry.name, channel=channel, ts="", started_by=user, input=text)
         fallback, blocks = ui.card_blocks(card_view(entry, card, None, started_at=started))
@@ -66,7 +74,7 @@ class Runner:
         if response_url:  # the card is there now: the "Starting…" reply has done its job
             self.background.spawn(self.gateway.delete_reply(response_url))
         events = entry.workflow.arun(
-            text or None,
+            value if value is not None else (text or None),
             run_id=run_id,
             user_id=user,
             stream=True,

@@ -30,6 +30,7 @@ cards = sa.Table(
     sa.Column("started_by", sa.String(64), nullable=False),
     sa.Column("input", sa.Text),
     sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_kern_bot_cards_started_by", "started_by", "created_at"),  # a person's runs, for the App Home
 )
 
 pauses = sa.Table(
@@ -43,6 +44,28 @@ pauses = sa.Table(
     sa.Column("decided_by", sa.String(64)),
     sa.Column("outcome", sa.Text),
     sa.Column("posted_at", sa.Float, nullable=False),
+    sa.Index("ix_kern_bot_pauses_status", "status", "posted_at"),  # open pauses, newest first (App Home)
+)
+
+# Copies of a pause message sent by DM (notify="dm"): one per recipient, kept in step with the pause message.
+pause_copies = sa.Table(
+    "kern_bot_pause_copies",
+    metadata,
+    sa.Column("requirement_id", sa.String(64), primary_key=True),
+    sa.Column("recipient", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("channel", sa.String(64), nullable=False),
+    sa.Column("ts", sa.String(32), nullable=False),
+    sa.Column("posted_at", sa.Float, nullable=False),
+)
+
+# People who opened the App Home, and the page of "Waiting on you" they are on (refreshed for them).
+home_viewers = sa.Table(
+    "kern_bot_home_viewers",
+    metadata,
+    sa.Column("user_id", sa.String(64), primary_key=True),
+    sa.Column("page", sa.Integer, nullable=False),
+    sa.Column("opened_at", sa.Float, nullable=False, index=True),
 )
 
 tool_decisions = sa.Table(
@@ -167,12 +190,24 @@ class PauseMessage:
 
 
 @dataclass
+class PauseCopy:
+    """A pause message's copy sent by DM to `recipient`."""
+
+    requirement_id: str
+    recipient: str
+    run_id: str
+    channel: str
+    ts: str
+
+
+@dataclass
 class Delivery:
-    """What sending an owed message did: a pause message posted, or a pause decided (with its outcome);
-    `dropped`: nothing could be shown (the run has no card here)."""
+    """What sending an owed message did: a pause message (or a DM copy of it) posted, or a pause decided
+    (with its outcome); `dropped`: nothing could be shown (the run has no card here)."""
 
     message: OwedMessage
     pause: PauseMessage | None = None
+    copy: PauseCopy | None = None
     outcome: str | None = None
     dropped: bool = False
 
@@ -208,6 +243,14 @@ def insert_once(
         return first
 
     return db.run_transaction(body, tables=BOT, attempt=attempt)
+
+
+def insert_copy(conn: Connection, copy: PauseCopy) -> None:
+    """Remember where a DM copy lives (once: a repeated delivery finds it and does not post again)."""
+    with conn.begin_nested():
+        key = (pause_copies.c.requirement_id == copy.requirement_id, pause_copies.c.recipient == copy.recipient)
+        if conn.execute(sa.select(pause_copies.c.ts).where(*key)).first() is None:
+            conn.execute(pause_copies.insert().values(**vars(copy), posted_at=time.time()))
 
 
 class BotStore:
@@ -401,7 +444,9 @@ class BotStore:
                                 requirement_id=d.pause.requirement_id, status="open", posted_at=time.time(), **values
                             )
                         )
-                if d.outcome is not None and d.message.requirement_id is not None:
+                if d.copy is not None:
+                    insert_copy(conn, d.copy)
+                if d.outcome is not None and d.message.requirement_id is not None and d.message.kind == "close":
                     conn.execute(
                         pauses.update()
                         .where(pauses.c.requirement_id == d.message.requirement_id)
@@ -458,3 +503,18 @@ class BotStore:
             ],
             write=False,
         )
+
+    # ----- DM copies of pause messages --------------------------------------------------------------
+    async def copies(self, requirement_id: str) -> list[PauseCopy]:
+        c = pause_copies.c
+        query = sa.select(c.requirement_id, c.recipient, c.run_id, c.channel, c.ts).where(
+            c.requirement_id == requirement_id
+        )
+        return await self._tx(lambda conn: [PauseCopy(*r) for r in conn.execute(query)], write=False)
+
+    async def copy_still_owed(self, requirement_id: str, to: str | None) -> bool:
+        """True while the DM copy of this pause for `to` (None: the starter) is still waiting to be posted."""
+        c = outbox.c
+        query = sa.select(c.detail).where(c.requirement_id == requirement_id, c.kind == "dm", c.status == "pending")
+        rows = await self._tx(lambda conn: conn.execute(query).all(), write=False)
+        return any((row.detail or {}).get("to") == to for row in rows)

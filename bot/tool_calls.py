@@ -236,7 +236,7 @@ class ToolCalls:
             return
         if len(decisions) < len(calls):  # others still wait: show this one as decided
             await self.presenter.show_tool_decisions(
-                loaded.entry, loaded.req, {i: d["summary"] for i, d in decisions.items()}, clicked
+                loaded.entry, loaded.req, {i: d["summary"] for i, d in decisions.items()}, clicked, loaded.card
             )
             return
         loaded.req.executor_requirements = [

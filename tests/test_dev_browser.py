@@ -9,8 +9,10 @@ import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+from bot import blocks as ui
 from bot.registry import BotWorkflow
 from kern.agent import Agent
 from kern.examples.dual_confirmation import send_alert
@@ -167,6 +169,56 @@ async def test_a_person_answers_every_kind_of_pause(browser_page: tuple[Page, Pa
     await tab.locator("#channel button", has_text="Approve").last.click()
     await expect(channel).to_contain_text("Done: Alert sent for Tokyo: Heavy rain")
     await expect(channel.get_by_text("Completed")).to_have_count(8)
+
+
+async def test_a_start_form_the_shortcut_and_emoji(browser_page: tuple[Page, Path], dev_page) -> None:  # noqa: F811
+    tab, shots = browser_page
+    slack, _http = dev_page
+    channel, modal = tab.locator("#channel"), tab.locator("#modal")
+
+    await command(tab, "/kern run research")  # a form generated from the workflow's pydantic input_schema
+    await expect(modal).to_contain_text("Run research")
+    await expect(modal.locator('[data-block="start_include_links"]')).to_contain_text("Yes")  # the checkbox's label
+    await expect(modal.locator('[data-block="start_sources"] input')).to_have_value("3")  # the model's default
+    await tab.locator('[data-block="start_topic"] input').fill("ab")
+    await tab.locator('[data-block="start_sources"] input').fill("12")
+    await tab.get_by_role("button", name="Start").click()
+    await expect(modal).to_contain_text("at least 3 characters")
+    await expect(modal).to_contain_text("less than or equal to 10")
+    await tab.locator('[data-block="start_topic"] input').fill("Durable workflows")
+    await tab.locator('[data-block="start_sources"] input').fill("5")
+    await tab.locator('[data-block="start_depth"] select').select_option(label="thorough")
+    await tab.locator('[data-block="start_focus_areas"] textarea').fill("replay\nleases")
+    await expect(modal).not_to_contain_text("at least 3 characters")  # an edited field's error goes
+    await tab.screenshot(path=str(shots / "start-form.png"))
+    await tab.get_by_role("button", name="Start").click()
+    await expect(modal).to_be_empty()
+    await expect(channel).to_contain_text("Run the research now?")
+    await expect(channel).to_contain_text("⏸")  # :double_vertical_bar: on the card, as Slack shows it
+    await tab.locator("#channel button", has_text="Approve").last.click()
+    await expect(channel).to_contain_text(
+        "A thorough brief on 'Durable workflows' for engineering, from 5 sources, focusing on replay, leases"
+    )
+
+    await tab.get_by_role("button", name="Run a workflow").click()  # the global shortcut: a picker
+    await expect(modal).to_contain_text("Post the run in")
+    await tab.locator(f'[data-block="{ui.WORKFLOW_BLOCK}"] select').select_option(label="deploy")
+    await tab.locator(f'[data-block="{ui.CHANNEL_BLOCK}"] select').select_option(label="# general")
+    await tab.get_by_role("button", name="Next").click()
+    await expect(modal).to_contain_text("Run deploy")
+    await tab.locator('[data-block="start_input"] textarea').fill("web")
+    await tab.get_by_role("button", name="Start").click()
+    await expect(modal).to_be_empty()
+    await expect(channel).to_contain_text("Deploy to production?")
+    await tab.screenshot(path=str(shots / "kern-bot-dev-channel.png"))
+
+    async with aiohttp.ClientSession() as http:  # shortcodes as Slack renders them; unknown ones stay text
+        await http.post(
+            slack.api_url + "chat.postMessage",
+            headers={"Authorization": f"Bearer {slack.token}"},
+            json={"channel": "C1", "text": "x", "blocks": [ui.section(":pencil2: :raised_hand: :not_an_emoji:")]},
+        )
+    await expect(channel).to_contain_text("✏️ ✋ :not_an_emoji:")
 
 
 from tests.test_devslack_web import dev_page  # noqa: E402, F401 - kern-bot dev's page, bot and local Slack

@@ -190,6 +190,7 @@ async def finish_v1_runs(db: BaseDb) -> None:
     assert card is not None and (card.channel, card.ts) == ("C1", "100.1")
     pause = await store.pause(confirm.step_requirements[-1].requirement_id)
     assert pause is not None and pause.status == "open"
+    assert await store.copies(pause.requirement_id) == []  # 0004: DM copies, none for a pause made before
 
 
 # ----- the database made before migrations ------------------------------------------------------------

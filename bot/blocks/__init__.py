@@ -5,7 +5,7 @@ tool call of an executor pause); everything else is read from the database when 
 
 One module per job: `kit` (ids and building blocks), `card` (the run card), `pauses` (pause
 messages), `decided` (the same once decided), `forms` (modals and reading them back), `guide` (help
-and the intro in a new channel). Callers use `from bot import blocks as ui`.
+and the intro in a new channel), `home` (the App Home tab). Callers use `from bot import blocks as ui`.
 """
 
 # ruff: noqa: F401 - the package re-exports its modules' names
@@ -31,6 +31,7 @@ from bot.blocks.forms import (
     text_modal,
 )
 from bot.blocks.guide import help_text, intro_blocks
+from bot.blocks.home import HOME_PAGE, home_view, paginate, run_line
 from bot.blocks.kit import (
     CONFIRM,
     HANDOVER,
@@ -43,6 +44,7 @@ from bot.blocks.kit import (
     ROUTE_GO,
     ROUTE_PICK,
     RUN_CANCEL,
+    RUN_SHORTCUT,
     RUN_STATUS,
     SKIP,
     TOOL_ALLOW_RUN,
@@ -57,6 +59,8 @@ from bot.blocks.kit import (
     V_HANDOVER,
     V_INFO,
     V_INPUT,
+    V_START,
+    V_START_PICK,
     V_TOOL_FEEDBACK,
     V_TOOL_INPUT,
     V_TOOL_NOTE,
@@ -78,7 +82,19 @@ from bot.blocks.kit import (
     who,
 )
 from bot.blocks.pauses import MAX_SHOWN_CALLS, pause_blocks, review_text
+from bot.blocks.start import (
+    CHANNEL_BLOCK,
+    WORKFLOW_BLOCK,
+    first_block,
+    form_errors,
+    form_fields,
+    form_summary,
+    picker_modal,
+    read_picker,
+    read_start,
+    start_modal,
+)
 from bot.text import as_text, escape, escape_keeping_mentions, quote, truncate
 
-_MODULES = {"card", "decided", "forms", "guide", "kit", "pauses"}
+_MODULES = {"card", "decided", "forms", "guide", "home", "kit", "pauses", "start"}
 __all__ = [name for name in dir() if not name.startswith("_") and name not in _MODULES]

@@ -12,7 +12,7 @@ from bot.text import SECTION_TEXT, escape, truncate
 COMMANDS: tuple[tuple[str, str, str | None], ...] = (
     (
         "run <workflow> [input]",
-        "start a run; its card is posted here and pauses go to its thread",
+        "start a run; its card is posted here and pauses go to its thread (no input: a form; no name: a picker)",
         "run {wf} some input",
     ),
     ("list", "the workflows you can start", None),

@@ -34,6 +34,9 @@ V_TOOL_NOTE, V_TOOL_INPUT, V_TOOL_RESULT, V_INFO = (
 )
 V_TOOL_FEEDBACK = "kern:v_tool_feedback"
 V_HANDOVER = "kern:v_handover"
+V_START, V_START_PICK = "kern:v_start", "kern:v_start_pick"
+# global shortcut callback_id (in both manifests)
+RUN_SHORTCUT = "kern:run_shortcut"
 ROUTE_BLOCK = "kern_route"
 
 

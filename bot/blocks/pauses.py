@@ -67,13 +67,15 @@ def pause_blocks(
     approvers: str = "anyone",
     branches: tuple[str, str] | None = None,
     tool_decisions: dict[int, str] | None = None,
+    mention: str = "",
     standing: str | None = None,
 ) -> tuple[str, Blocks]:
     """The message a pause posts in the run's thread, with the controls that resolve it.
 
     `branches` names what a Condition's buttons run (if, else); `tool_decisions` marks executor tool
-    calls already decided (by index) while others still wait. A tool call that only needs approval also
-    offers "Always allow" in this run, and, with `standing` (how long, e.g. "8 h"), in this workflow.
+    calls already decided (by index) while others still wait. `mention` (e.g. `<@U1> <!subteam^S1>`)
+    starts the message's text, which drives Slack's notifications. A tool call that only needs approval
+    also offers "Always allow" in this run, and, with `standing` (how long, e.g. "8 h"), in this workflow.
     """
     rid = req.requirement_id
     blocks: Blocks = [section(head_line(f"*{pause_title(req)}*", workflow, req))]
@@ -141,6 +143,8 @@ def pause_blocks(
     fallback = f"{pause_title(req).split(' ', 1)[1]}: {workflow} / {req.step_name}"
     if req.message:
         fallback += f" — {req.message}"
+    if mention:
+        fallback = f"{mention} {fallback}"
     return truncate(fallback, 3000), blocks
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.devslack.people import PeopleApi
 from bot.devslack.validate import validate_blocks, validate_view
 
 
@@ -31,12 +32,22 @@ class Message:
     text: str
     blocks: list[dict[str, Any]]
     thread_ts: str | None = None
+    broadcast: bool = False  # a thread reply also shown in the channel (reply_broadcast)
     edits: int = 0
     posted_at: float = field(default_factory=time.perf_counter)
+    at: float = field(default_factory=time.time)  # wall-clock time, for the page
+
+
+class Ephemeral(dict[str, Any]):
+    """An ephemeral message as posted (compares as that dict), and when (`at`, for the page's order)."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        super().__init__(fields)
+        self.at = time.time()
 
 
 @dataclass
-class DevSlack:
+class DevSlack(PeopleApi):
     """Run with `async with DevSlack(secret) as slack`; point the bot's client at `slack.api_url`."""
 
     signing_secret: str
@@ -58,6 +69,10 @@ class DevSlack:
     not_joined: set[str] = field(default_factory=set)  # channels the bot is not in: posting there fails
     response_url_ttl: float = 1800.0  # a response_url works for 30 minutes...
     response_url_uses: int = 5  # ...and up to 5 times
+    users: set[str] = field(default_factory=set)  # the workspace's people; empty: any well-formed id
+    dms: dict[str, str] = field(default_factory=dict)  # user -> the bot's DM channel with them
+    homes: dict[str, dict[str, Any]] = field(default_factory=dict)  # user -> their published Home tab
+    home_tab_enabled: bool = True  # the manifest's features.app_home.home_tab_enabled
 
     def __post_init__(self) -> None:
         self.socket_sent: list[dict[str, Any]] = []
@@ -86,12 +101,11 @@ class DevSlack:
             return self._answer(method, {}, {"ok": True, "url": self.api_url.replace("http", "ws") + "socket"})
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return self._answer(method, {}, {"ok": False, "error": "invalid_auth"})
-        if request.method == "GET":
-            args: dict[str, Any] = dict(request.query)
-        elif request.content_type == "application/json":
-            args = await request.json()
-        else:
-            args = dict(await request.post())
+        args: dict[str, Any] = dict(request.query)  # Slack reads arguments from the query string too
+        if request.method != "GET" and request.content_type == "application/json":
+            args.update(await request.json())
+        elif request.method != "GET":
+            args.update(await request.post())
         for key in ("blocks", "view"):
             if isinstance(args.get(key), str):
                 args[key] = json.loads(args[key])
@@ -150,14 +164,17 @@ class DevSlack:
     def _chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
         if args.get("channel") in self.not_joined:
             return {"ok": False, "error": "not_in_channel"}
+        if not self.dm_channel_ok(args.get("channel") or ""):
+            return {"ok": False, "error": "channel_not_found"}
         bad = self._invalid(validate_blocks(args.get("blocks") or []))
         if bad:
             return bad
         if len(args.get("text") or "") > 40000:
             return {"ok": False, "error": "msg_too_long"}
         ts = f"{self._epoch + next(self._ts)}.000100"  # unique across stand-ins, as Slack's are in a channel
+        broadcast = str(args.get("reply_broadcast", "")).lower() in ("true", "1") and bool(args.get("thread_ts"))
         self.messages[ts] = Message(
-            args["channel"], ts, args.get("text", ""), args.get("blocks") or [], args.get("thread_ts")
+            args["channel"], ts, args.get("text", ""), args.get("blocks") or [], args.get("thread_ts"), broadcast
         )
         return {"ok": True, "channel": args["channel"], "ts": ts, "message": {"ts": ts, "text": args.get("text")}}
 
@@ -178,7 +195,7 @@ class DevSlack:
             return {"ok": False, "error": "channel_not_found"}
         if args["channel"] in self.not_joined:
             return {"ok": False, "error": "not_in_channel"}
-        self.ephemeral.append(args)
+        self.ephemeral.append(Ephemeral(args))
         return {"ok": True, "message_ts": f"{time.time():.6f}"}
 
     def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -193,6 +210,28 @@ class DevSlack:
             return bad
         view_id = f"V{next(self._ts)}"
         user = self._trigger_users.get(args["trigger_id"], "")
+        self.views[view_id] = {**args["view"], "id": view_id, "hash": f"h{next(self._ts)}", "user": user}
+        return {"ok": True, "view": self.views[view_id]}
+
+    def _views_push(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A view on top of the person's open modal: a fresh trigger, an open modal to push onto, and at
+        most two pushes (https://docs.slack.dev/reference/methods/views.push: `push_limit_reached`)."""
+        trigger = self._triggers.get(args.get("trigger_id", ""))
+        if trigger is None or time.monotonic() - trigger[0] > self.trigger_ttl:
+            return {"ok": False, "error": "expired_trigger_id"}
+        if trigger[1]:
+            return {"ok": False, "error": "exchanged_trigger_id"}
+        user = self._trigger_users.get(args["trigger_id"], "")
+        stack = [v for v in self.views.values() if v.get("user") == user and not v.get("closed")]
+        if not stack:
+            return {"ok": False, "error": "not_found"}
+        if len(stack) >= 3:
+            return {"ok": False, "error": "push_limit_reached"}
+        self._triggers[args["trigger_id"]] = (trigger[0], True)
+        bad = self._invalid(validate_view(args.get("view") or {}))
+        if bad:
+            return bad
+        view_id = f"V{next(self._ts)}"
         self.views[view_id] = {**args["view"], "id": view_id, "hash": f"h{next(self._ts)}", "user": user}
         return {"ok": True, "view": self.views[view_id]}
 
@@ -287,7 +326,7 @@ class DevSlack:
             return self._chat_postMessage({**args, "channel": record["channel"]})
         thread_ts = (message.thread_ts or message.ts) if message is not None else None
         entry = {"channel": record["channel"], "user": record["user"], "text": args.get("text", "")}
-        self.ephemeral.append({**entry, "blocks": args.get("blocks") or [], "thread_ts": thread_ts})
+        self.ephemeral.append(Ephemeral({**entry, "blocks": args.get("blocks") or [], "thread_ts": thread_ts}))
         return {"ok": True}
 
     # ----- Socket Mode -----------------------------------------------------------------------------
@@ -371,7 +410,7 @@ class DevSlack:
                 text = json.loads(body).get("text", "")
             except ValueError:
                 text = body
-            reply = {"channel": channel, "user": user, "text": text}
+            reply = Ephemeral({"channel": channel, "user": user, "text": text})
             record = self._response_urls[response_url.rsplit("/", 1)[1]]
             if not record.get("deleted"):
                 self.ephemeral.append(reply)
@@ -379,10 +418,10 @@ class DevSlack:
             self.changed()
         return status, body, took
 
-    async def event(self, event: dict[str, Any]) -> tuple[int, str, float]:
-        """Send an Events API event (`event`: its inner object) in Slack's signed `event_callback` envelope
+    def event_envelope(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Slack's `event_callback` envelope around an Events API event (`event`: its inner object)
         (https://docs.slack.dev/reference/events/member_joined_channel/ shows the wrapper)."""
-        envelope = {
+        return {
             "token": "t",
             "team_id": "T1",
             "api_app_id": "A1",
@@ -392,7 +431,14 @@ class DevSlack:
             "event_time": int(time.time()),
             "authorizations": [{"team_id": "T1", "user_id": "UBOT", "is_bot": True, "is_enterprise_install": False}],
         }
-        return await self.send(json.dumps(envelope).encode(), "application/json")
+
+    async def event(self, event: dict[str, Any]) -> tuple[int, str, float]:
+        """Send an Events API event (`event`: its inner object) in its signed envelope."""
+        return await self.send(json.dumps(self.event_envelope(event)).encode(), "application/json")
+
+    async def open_home(self, user: str = "U1") -> tuple[int, str, float]:
+        """`user` opens the app's Home tab: the app_home_opened event."""
+        return await self.event(self.home_event(user))
 
     async def join(self, channel: str, user: str = "UBOT", inviter: str = "U1") -> tuple[int, str, float]:
         """`user` (by default the bot, as `auth.test` names it) joins `channel`: the member_joined_channel
@@ -404,6 +450,22 @@ class DevSlack:
             self.not_joined.discard(channel)
         event = {"type": "member_joined_channel", "user": user, "channel": channel, "channel_type": "C", "team": "T1"}
         return await self.event({**event, "inviter": inviter})
+
+    async def shortcut(self, callback_id: str, *, user: str = "U1") -> tuple[int, str, float]:
+        """A global shortcut, as Slack sends it: signed, with a trigger_id and no channel
+        (https://docs.slack.dev/reference/interaction-payloads/shortcuts-interaction-payload)."""
+        payload = {
+            "type": "shortcut",
+            "token": "t",
+            "action_ts": f"{time.time():.6f}",
+            "team": {"id": "T1", "domain": "dev"},
+            "user": {"id": user, "username": user, "team_id": "T1"},
+            "is_enterprise_install": False,
+            "enterprise": None,
+            "callback_id": callback_id,
+            "trigger_id": self._trigger(user),
+        }
+        return await self._interaction(payload)
 
     async def _interaction(self, payload: dict[str, Any]) -> tuple[int, str, float]:
         return await self.send(self.interaction_body(payload), "application/x-www-form-urlencoded")
@@ -506,12 +568,32 @@ class DevSlack:
         status, body, took = await self._interaction(payload)
         if status == 200:
             answer = json.loads(body) if body else {}
-            if answer.get("response_action") == "update":
+            action = answer.get("response_action")
+            problems = self._check_submission_ack(view, answer)
+            if problems:  # Slack shows the person an error and leaves the modal as it was
+                self.rejected.append({"method": "view_submission", "error": "invalid_ack", "errors": problems})
+            elif action == "update":
                 self.views[view_id] = {**answer["view"], "id": view_id, "hash": f"h{next(self._ts)}", "user": user}
-            elif answer.get("response_action") != "errors":
+            elif action == "push":  # on top of this one, which stays open beneath it
+                pushed = f"V{next(self._ts)}"
+                self.views[pushed] = {**answer["view"], "id": pushed, "hash": f"h{next(self._ts)}", "user": user}
+            elif action != "errors":
                 view["closed"] = True  # an empty ack closes the modal
             self.changed()
         return status, body, took
+
+    @staticmethod
+    def _check_submission_ack(view: dict[str, Any], answer: dict[str, Any]) -> list[str]:
+        """What Slack would refuse in a view_submission ack: errors keyed to anything but the view's input
+        blocks (https://docs.slack.dev/surfaces/modals#displaying_errors), or an invalid new view."""
+        action = answer.get("response_action")
+        if action == "errors":
+            inputs = {b.get("block_id") for b in view.get("blocks", []) if b.get("type") == "input"}
+            errors = answer.get("errors") or {}
+            return [f"no input block {k!r}" for k in errors if k not in inputs] or ([] if errors else ["no errors"])
+        if action in ("update", "push"):
+            return validate_view(answer.get("view") or {})
+        return []
 
     def close_view(self, view_id: str) -> None:
         if view_id in self.views:

@@ -6,6 +6,7 @@ here first, with Slack's error.
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 
@@ -71,14 +72,36 @@ def validate_blocks(blocks: list[dict[str, Any]], *, modal: bool = False) -> lis
                 check_option(option, f"{where}/options/{oi}", plain_only=True)
             if "placeholder" in el:
                 text_obj(el["placeholder"], f"{where}/placeholder", 150, plain_only=True)
+            if kind == "static_select" and "initial_option" in el and el["initial_option"] not in all_options:
+                errors.append(f"initial_option must be one of the options [json-pointer:{where}/initial_option]")
+            if any(o not in all_options for o in el.get("initial_options", []) if kind == "multi_static_select"):
+                errors.append(f"initial_options must be among the options [json-pointer:{where}/initial_options]")
         elif kind == "plain_text_input":
             if not 1 <= el.get("max_length", 3000) <= 3000:
                 errors.append(f"max_length must be 1-3000 [json-pointer:{where}/max_length]")
+            if not 0 <= el.get("min_length", 0) <= min(3000, el.get("max_length", 3000)):
+                errors.append(f"min_length must be 0-3000 and at most max_length [json-pointer:{where}/min_length]")
             if len(el.get("initial_value", "")) > el.get("max_length", 3000):
                 errors.append(f"initial_value longer than max_length [json-pointer:{where}/initial_value]")
         elif kind == "number_input":
+            # https://docs.slack.dev/reference/block-kit/block-elements/number-input-element: values are strings
             if not isinstance(el.get("is_decimal_allowed"), bool):
                 errors.append(f"is_decimal_allowed is required [json-pointer:{where}]")
+            for key in ("initial_value", "min_value", "max_value"):
+                if key in el and not _number(el[key], el.get("is_decimal_allowed")):
+                    errors.append(f"{key} must be a number string [json-pointer:{where}/{key}]")
+            if _number(el.get("min_value"), True) and _number(el.get("max_value"), True):
+                if float(el["min_value"]) > float(el["max_value"]):
+                    errors.append(f"min_value must not exceed max_value [json-pointer:{where}/min_value]")
+        elif kind == "datepicker":
+            # https://docs.slack.dev/reference/block-kit/block-elements/date-picker-element: YYYY-MM-DD
+            if "initial_date" in el and not _iso_date(el["initial_date"]):
+                errors.append(f"initial_date must be YYYY-MM-DD [json-pointer:{where}/initial_date]")
+        elif kind == "conversations_select":
+            # https://docs.slack.dev/reference/block-kit/block-elements/select-menu-element#conversations_select
+            include = (el.get("filter") or {}).get("include", [])
+            if any(i not in ("im", "mpim", "private", "public") for i in include):
+                errors.append(f"filter.include must be im, mpim, private or public [json-pointer:{where}/filter]")
         elif kind == "users_select":  # a person picker; its state is `selected_user`
             if "placeholder" in el:
                 text_obj(el["placeholder"], f"{where}/placeholder", 150, plain_only=True)
@@ -142,6 +165,24 @@ def validate_blocks(blocks: list[dict[str, Any]], *, modal: bool = False) -> lis
     if not modal and total_text > 12000:
         errors.append("msg_blocks_too_long")
     return errors
+
+
+def _number(value: Any, decimal: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        number = float(value)
+    except ValueError:
+        return False
+    return bool(decimal) or number == int(number)
+
+
+def _iso_date(value: Any) -> bool:
+    try:
+        datetime.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        return False
+    return isinstance(value, str) and len(value) == 10
 
 
 def validate_view(view: dict[str, Any]) -> list[str]:

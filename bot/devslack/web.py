@@ -1,31 +1,61 @@
 """The web page of `kern-bot dev`: a Slack channel in the browser, driven through DevSlack.
 
 Routes (on DevSlack's own server): `/` the page, `/ui/state` what a user sees, `/ui/events` server-sent
-events when anything changes, and `/ui/command`, `/ui/click`, `/ui/submit`, `/ui/close` for the person.
+events when anything changes, `/ui/emoji` the shortcodes it renders, and `/ui/command`, `/ui/shortcut`,
+`/ui/click`, `/ui/submit`, `/ui/close` for the person.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from bot.blocks.kit import RUN_SHORTCUT
+from bot.devslack import persist
+from bot.devslack.emoji import EMOJI
 from bot.devslack.slack import DevSlack
 
 PAGE = Path(__file__).with_name("page.html")
 USERS = ["U1", "U2", "UBOSS"]
+CHANNELS = [{"id": "C1", "name": "general"}]  # the page's channel; the shortcut's channel menu offers it
 
 
+@dataclass
 class DevSlackWeb(DevSlack):
-    """DevSlack with the browser page."""
+    """DevSlack with the browser page; with `state_file`, its channel survives a restart (see `persist`)."""
+
+    state_file: Path | None = None
+    notice: str = ""  # shown under the channel name (e.g. that the agent example's model is scripted)
+
+    async def __aenter__(self) -> DevSlackWeb:
+        self._saver = None
+        if self.state_file is not None:
+            self.messages.update(persist.load(self.state_file))
+            self._saver = persist.Saver(self.state_file, lambda: persist.snapshot(self.messages))
+        await super().__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await super().__aexit__(*exc)
+        if self._saver is not None:
+            await self._saver.close()
+
+    def changed(self) -> None:
+        super().changed()
+        if getattr(self, "_saver", None) is not None:
+            self._saver.soon()
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/", self._page)
         app.router.add_get("/ui/state", self._state)
         app.router.add_get("/ui/events", self._events)
+        app.router.add_get("/ui/emoji", self._emoji)
         app.router.add_post("/ui/command", self._command)
+        app.router.add_post("/ui/shortcut", self._shortcut)
         app.router.add_post("/ui/click", self._click)
         app.router.add_post("/ui/submit", self._submit)
         app.router.add_post("/ui/close", self._close)
@@ -39,20 +69,23 @@ class DevSlackWeb(DevSlack):
         views = [v for v in self.views.values() if v.get("user") == user and not v.get("closed")]
         return {
             "users": USERS,
+            "channels": CHANNELS,
+            "notice": self.notice,
             "messages": [
                 {
                     "ts": m.ts,
+                    "at": m.at,
                     "text": m.text,
                     "blocks": m.blocks,
                     "edited": m.edits > 0,
                     "replies": [
-                        {"ts": r.ts, "text": r.text, "blocks": r.blocks, "edited": r.edits > 0}
+                        {"ts": r.ts, "at": r.at, "text": r.text, "blocks": r.blocks, "edited": r.edits > 0}
                         for r in self.thread(m.ts)
                     ],
                 }
                 for m in tops
             ],
-            "ephemeral": [e for e in self.ephemeral if e.get("user") == user][-5:],
+            "ephemeral": [{**e, "at": getattr(e, "at", 0)} for e in self.ephemeral if e.get("user") == user][-5:],
             "view": views[-1] if views else None,
             "rejected": self.rejected[-5:],
             "version": self.version,
@@ -82,6 +115,14 @@ class DevSlackWeb(DevSlack):
             return web.json_response({"error": "Only the /kern command is installed here."}, status=400)
         status, _body, _took = await self.command(text.removeprefix("/kern").strip(), user=data.get("user", "U1"))
         return web.json_response({"status": status})
+
+    async def _shortcut(self, request: web.Request) -> web.Response:
+        data = await request.json()
+        status, _body, _took = await self.shortcut(RUN_SHORTCUT, user=data.get("user", "U1"))
+        return web.json_response({"status": status})
+
+    async def _emoji(self, _request: web.Request) -> web.Response:
+        return web.json_response(EMOJI)
 
     async def _click(self, request: web.Request) -> web.Response:
         data = await request.json()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any
+
+from pydantic import BaseModel
 
 from kern._sync import event_stream, iterate_sync, run_sync
 from kern.db.base import BaseDb, Resolution, StoredRun
@@ -48,6 +52,7 @@ class Workflow:
         additional_data: dict[str, Any] | None = None,
         session_state: dict[str, Any] | None = None,
         id: str | None = None,
+        input_schema: type[BaseModel] | None = None,
     ) -> None:
         self.name = name or "workflow"
         # documented `id`; when not given, stable across processes like an Agent's (events' `workflow_id`)
@@ -65,6 +70,29 @@ class Workflow:
         self.description = description
         self.additional_data = additional_data or {}
         self.session_state = session_state
+        if input_schema is not None and not (isinstance(input_schema, type) and issubclass(input_schema, BaseModel)):
+            raise TypeError(f"Workflow {self.name!r}: input_schema must be a pydantic model class")
+        self.input_schema = input_schema
+
+    def validate_input(self, input: Any) -> Any:
+        """`input` as the steps receive it: with an `input_schema`, an instance of that model (a matching
+        dict or JSON object string is parsed into it); without one, `input` unchanged.
+
+        Raises `ValueError` (pydantic's `ValidationError` for invalid data) for input that does not fit.
+        """
+        schema = self.input_schema
+        if schema is None or isinstance(input, schema):
+            return input
+        if isinstance(input, BaseModel):
+            raise ValueError(f"Workflow {self.name!r} expects {schema.__name__}, got {type(input).__name__}.")
+        if isinstance(input, str):
+            try:
+                input = json.loads(input)
+            except ValueError:
+                raise ValueError(f"Workflow {self.name!r} expects a JSON object for {schema.__name__}.") from None
+        if not isinstance(input, dict):
+            raise ValueError(f"Workflow {self.name!r} expects {schema.__name__}, got {type(input).__name__}.")
+        return schema.model_validate(input)
 
     def __repr__(self) -> str:
         return f"Workflow(name={self.name!r}, steps={[s.name for s in self.steps]})"
@@ -109,7 +137,9 @@ class Workflow:
         stream: bool = False,
         stream_events: bool = False,
     ) -> Awaitable[WorkflowRunOutput] | AsyncIterator[WorkflowEvent]:
-        """Async `run`: await it, or `async for` over it with `stream=True`."""
+        """Async `run`: await it, or `async for` over it with `stream=True`. With an `input_schema`, the
+        input is validated first (see `validate_input`; raises `ValueError` before anything runs)."""
+        input = self.validate_input(input)
         run = WorkflowRunOutput(
             run_id=run_id or uuid.uuid4().hex,
             session_id=session_id or self.session_id,
@@ -223,6 +253,9 @@ class Workflow:
 
             stored, version = await self.db.claim(target, expected_version=expected_version, prepare=prepare)
             run = WorkflowRunOutput.from_dict(stored.output, version)
+            if self.input_schema is not None:  # stored as JSON: the steps see the model again
+                with contextlib.suppress(ValueError):
+                    run.input = self.validate_input(run.input)
             ctx = RunContext(run, stored.journal, self.db, version, self._sink(emit, lambda: ctx), stream_events)
             if resolved:
                 req = resolved[0]

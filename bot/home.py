@@ -1,0 +1,231 @@
+"""The App Home tab: each person's inbox of pauses waiting on them, and the runs they started.
+
+Published with views.publish when the person opens the tab (`app_home_opened`) or turns a page, and
+refreshed, best effort and in the background, for the people concerned when a pause it could show
+opens or closes (called from the outbox's delivery, so a click's ack never waits for it).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from bot import blocks as ui
+from bot.access import Access
+from bot.background import Background
+from bot.gateway import SlackGateway
+from bot.presenter import Presenter, RunView, card_view
+from bot.registry import BotWorkflow, Registry
+from bot.store import BotStore, Card, Delivery, PauseMessage, cards, home_viewers, pauses
+from kern.exceptions import RunNotFoundError
+from kern.run import requirement as kinds
+from kern.run.requirement import StepRequirement
+
+log = logging.getLogger("kern_bot")
+Ack = Callable[..., Awaitable[Any]]
+MOST_PAUSES = 200  # open pauses looked at, newest first
+MOST_RUNS = 10  # runs listed under "Your runs"
+MOST_VIEWERS = 200  # people refreshed when a pause opens or closes (the most recent to open the tab)
+
+
+@dataclass
+class Waiting:
+    """An open pause the Home can show: its run's workflow entry and card, and the requirement."""
+
+    entry: BotWorkflow
+    card: Card
+    req: StepRequirement
+
+
+class HomeQueries:
+    """The Home's reads and writes in the bot's tables."""
+
+    def __init__(self, store: BotStore) -> None:
+        from bot.migrations import BOT
+
+        self.db = store.db
+        self._tables = BOT
+
+    async def _tx(self, body: Callable[[Connection], Any], write: bool = True) -> Any:
+        return await self.db.run_transaction(body, write=write, tables=self._tables)
+
+    async def open_pauses(self, limit: int = MOST_PAUSES) -> list[tuple[PauseMessage, Card]]:
+        """Pauses whose message is not yet decided, newest first, with their run's card."""
+        p, c = pauses.c, cards.c
+        query = (
+            sa.select(p.requirement_id, p.run_id, p.channel, p.ts, p.status, p.decided_by, p.outcome)
+            .add_columns(c.run_id, c.workflow, c.channel, c.ts, c.started_by, c.input)
+            .join_from(pauses, cards, c.run_id == p.run_id)
+            .where(p.status == "open")
+            .order_by(p.posted_at.desc())
+            .limit(limit)
+        )
+        rows = await self._tx(lambda conn: conn.execute(query).all(), write=False)
+        return [(PauseMessage(*r[:7]), Card(*r[7:])) for r in rows]
+
+    async def cards_started_by(self, user: str, limit: int = MOST_RUNS) -> list[Card]:
+        """The runs `user` started, newest first."""
+        c = cards.c
+        query = (
+            sa.select(c.run_id, c.workflow, c.channel, c.ts, c.started_by, c.input)
+            .where(c.started_by == user)
+            .order_by(c.created_at.desc())
+            .limit(limit)
+        )
+        return await self._tx(lambda conn: [Card(*r) for r in conn.execute(query)], write=False)
+
+    async def viewed(self, user: str, page: int) -> None:
+        """Remember that `user` looks at page `page` of their Home (a refresh keeps them there)."""
+        c = home_viewers.c
+
+        def body(conn: Connection) -> None:
+            values = {"page": page, "opened_at": time.time()}
+            if conn.execute(home_viewers.update().where(c.user_id == user).values(**values)).rowcount:
+                return
+            try:
+                with conn.begin_nested():
+                    conn.execute(home_viewers.insert().values(user_id=user, **values))
+            except IntegrityError:  # inserted meanwhile by another request of theirs
+                conn.execute(home_viewers.update().where(c.user_id == user).values(**values))
+
+        await self._tx(body)
+
+    async def viewers(self, limit: int = MOST_VIEWERS) -> dict[str, int]:
+        """Who opened the Home (most recent first, at most `limit`), with the page each is on."""
+        c = home_viewers.c
+        query = sa.select(c.user_id, c.page).order_by(c.opened_at.desc()).limit(limit)
+        return await self._tx(lambda conn: {r.user_id: r.page for r in conn.execute(query)}, write=False)
+
+
+class Home:
+    """Publishes each person's Home tab."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        store: BotStore,
+        presenter: Presenter,
+        access: Access,
+        gateway: SlackGateway,
+        background: Background,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.presenter = presenter
+        self.access = access
+        self.gateway = gateway
+        self.background = background
+        self.queries = HomeQueries(store)
+
+    # ----- listeners -------------------------------------------------------------------------------
+    async def on_home_opened(self, event: dict[str, Any]) -> None:
+        """app_home_opened (acked by Bolt): publish the tab, in the background."""
+        if event.get("tab", "home") == "home":
+            self.background.spawn(self.show(event["user"]))
+
+    async def on_page(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        page = int(action["value"]) if str(action.get("value", "")).isdigit() else 0
+        self.background.spawn(self.show(body["user"]["id"], page))
+
+    def republish(self, user: str) -> None:
+        """Publish `user`'s Home again, in the background (what they clicked on it was out of date)."""
+        self.background.spawn(self.show(user))
+
+    def on_delivered(self, view: RunView, done: list[Delivery]) -> None:
+        """The outbox's listener: a pause posted or closed changes the Home of those it concerns."""
+        if any(d.message.kind in ("pause", "close") and not d.dropped for d in done):
+            self.background.spawn(self.refresh(view))
+
+    # ----- publishing ------------------------------------------------------------------------------
+    async def show(self, user: str, page: int | None = None, waiting: list[Waiting] | None = None) -> None:
+        """Publish `user`'s Home at `page` (None: the page they were on)."""
+        if page is None:
+            page = (await self.queries.viewers()).get(user, 0)
+        if waiting is None:
+            waiting = await self.waiting()
+        answers: dict[tuple[str, str, bool], bool] = {}
+        mine = [w for w in waiting if await self._may_answer(w, user, answers)]
+        rendered = [await self._pause_blocks(w) for w in mine]
+        view = ui.home_view(rendered, page, await self._runs(user))
+        if await self.gateway.call("views_publish", user_id=user, view=view) is not None:
+            await self.queries.viewed(user, page)
+
+    async def refresh(self, changed: RunView) -> None:
+        """Republish the Home of everyone who opened theirs and whom this run concerns: its starter and
+        those who may answer its pauses. Best effort: a failure is logged."""
+        try:
+            viewers = await self.queries.viewers()
+            concerned = [
+                user
+                for user in viewers
+                if user == changed.card.started_by
+                or await self.access.may_answer(changed.entry, changed.card, user) is None
+            ]
+            if concerned:
+                waiting = await self.waiting()
+                for user in concerned:
+                    await self.show(user, viewers[user], waiting)
+        except Exception:  # never let a Home refresh break delivery; the next open shows it anyway
+            log.exception("App Home refresh failed")
+
+    async def waiting(self) -> list[Waiting]:
+        """Every open pause the Home can show (its run still waits at it), newest first."""
+        found = []
+        for pause, card in await self.queries.open_pauses():
+            entry = self.registry.get(card.workflow)
+            if entry is None:
+                continue
+            try:
+                run = await entry.workflow.aget_run(card.run_id)
+            except RunNotFoundError:
+                continue
+            req = run.step_requirements[-1] if run.is_paused and run.step_requirements else None
+            if req is not None and req.requirement_id == pause.requirement_id and req.status == "pending":
+                found.append(Waiting(entry, card, req))
+        return found
+
+    async def _may_answer(self, waiting: Waiting, user: str, known: dict[tuple[str, str, bool], bool]) -> bool:
+        """Whether `user` may answer this pause; asked once per workflow and what the rules depend on (the
+        run's channel, whether `user` started it), so a page of one group's pauses asks Slack once."""
+        rules = waiting.entry.approvers
+        key = (
+            waiting.entry.name,
+            waiting.card.channel if rules.channel_members else "",
+            waiting.card.started_by == user,
+        )
+        if key not in known:
+            known[key] = await self.access.may_answer(waiting.entry, waiting.card, user) is None
+        return known[key]
+
+    async def _pause_blocks(self, waiting: Waiting) -> ui.Blocks:
+        decided = None
+        if waiting.req.kind == kinds.EXECUTOR:
+            decided = {
+                i: d["summary"] for i, d in (await self.store.tool_decisions(waiting.req.requirement_id)).items()
+            }
+        _, blocks = self.presenter.pause_view(waiting.entry, waiting.req, decided, waiting.card.started_by)
+        where = f"Run `{waiting.card.run_id[:12]}` in <#{waiting.card.channel}>"
+        return [*blocks, ui.context(where)]
+
+    async def _runs(self, user: str) -> list[str]:
+        lines = []
+        for card in await self.queries.cards_started_by(user):
+            entry = self.registry.get(card.workflow)
+            if entry is None:
+                continue
+            try:
+                run = await entry.workflow.aget_run(card.run_id)
+            except RunNotFoundError:
+                run = None
+            status = card_view(entry, card, run).status if run is not None else ":hourglass: Starting…"
+            link = await self.presenter.card_link(card, must=False) if card.ts else None
+            lines.append(ui.run_line(card.run_id, entry.name, card.channel, status, link))
+        return lines

@@ -1,0 +1,310 @@
+"""The App Home: published when a person opens it (`app_home_opened`, signed, through the real endpoint),
+"Waiting on you" lists exactly the pauses they may answer with the same controls (clicked from the Home
+they resolve the pause like anywhere else), newest first and paged within Slack's 100 blocks; "Your
+runs" lists the runs they started; the tab is refreshed when a pause opens or closes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot import blocks as ui
+from bot.devslack import DevSlack
+from bot.policy import Approvers
+from bot.registry import BotWorkflow, Registry
+from kern.workflow import Router, Step, Workflow
+from tests.conftest import make_db, unique
+from tests.test_bot_e2e import SECRET, Env, settle, start_bot
+
+
+def confirm(name: str) -> Workflow:
+    step = Step(name="deploy", executor=lambda s: f"shipped {s.input}", requires_confirmation=True)
+    return Workflow(name=unique(name), steps=[step])
+
+
+def flows() -> list[BotWorkflow]:
+    router = Router(
+        name="pick",
+        choices=[Step(name="fast", executor=lambda s: "went fast"), Step(name="slow", executor=lambda s: "went slow")],
+        requires_user_input=True,
+    )
+    return [
+        BotWorkflow(confirm("mine"), name="mine", approvers=Approvers(users=("UAPP",))),
+        BotWorkflow(confirm("theirs"), name="theirs", approvers=Approvers(users=("UOTHER",))),
+        BotWorkflow(confirm("group"), name="group", approvers=Approvers(groups=("SOPS",))),
+        BotWorkflow(Workflow(name=unique("route"), steps=[router]), name="route", approvers=Approvers(users=("UAPP",))),
+    ]
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    db = make_db("sqlite", tmp_path)
+    async with DevSlack(SECRET) as slack:
+        slack.groups["SOPS"] = ["UAPP", "UOPS"]
+        bot, server, endpoint = await start_bot(slack, Registry(flows(), db))
+        slack.bot_endpoint = endpoint
+        try:
+            yield Env(slack, bot, db)
+        finally:
+            await bot.background.idle(10)
+            await server.cleanup()
+
+
+async def start(env: Env, text: str, user: str = "U1") -> None:
+    status, _, _ = await env.slack.command(f"run {text}", user=user)
+    assert status == 200
+    await settle(env)
+
+
+async def open_home(env: Env, user: str) -> dict[str, Any]:
+    before = env.slack.homes.get(user, {}).get("hash")
+    status, _, took = await env.slack.open_home(user)
+    assert status == 200 and took < 1.0
+    await settle(env)
+    await env.slack.until(lambda: env.slack.homes.get(user, {}).get("hash") not in (None, before))
+    return env.slack.homes[user]
+
+
+def text_of(view: dict[str, Any]) -> str:
+    return json.dumps(view["blocks"])
+
+
+def confirm_values(view: dict[str, Any]) -> list[str]:
+    """The requirement ids behind the Approve buttons shown, in order."""
+    return [
+        el["value"]
+        for b in view["blocks"]
+        if b["type"] == "actions"
+        for el in b["elements"]
+        if el["action_id"].startswith(ui.CONFIRM)
+    ]
+
+
+def waiting_steps(view: dict[str, Any]) -> list[str]:
+    """The `workflow / step` heads of the pauses shown, in order."""
+    heads = []
+    for block in view["blocks"]:
+        text = block.get("text", {}).get("text", "") if block["type"] == "section" else ""
+        if "` / *" in text:
+            heads.append(text.split("· `", 1)[1].split("`", 1)[0])
+    return heads
+
+
+async def test_home_lists_only_the_pauses_the_user_may_answer_with_their_controls(env: Env) -> None:
+    await start(env, "mine first")
+    await start(env, "theirs x")
+    await start(env, "group y")
+    view = await open_home(env, "UAPP")
+    assert view["type"] == "home"
+    assert waiting_steps(view) == ["group", "mine"]  # newest first; not "theirs"
+    assert "3 pauses" not in text_of(view) and "2 pauses wait on you" in text_of(view)
+    ids = [el["action_id"] for b in view["blocks"] if b["type"] == "actions" for el in b["elements"]]
+    assert len(confirm_values(view)) == 2 and len(ids) == len(set(ids)) == 4  # unique within the view
+    assert "You have not started a run yet" in text_of(view)  # UAPP started nothing
+
+    other = await open_home(env, "UOTHER")
+    assert waiting_steps(other) == ["theirs"]
+    outsider = await open_home(env, "UOUT")
+    assert waiting_steps(outsider) == [] and "Nothing waits on you" in text_of(outsider)
+    assert env.errors() == []
+
+
+async def test_answered_from_the_home_and_refreshed_when_it_closes(env: Env) -> None:
+    await start(env, "mine from-home")
+    await start(env, "route")
+    view = await open_home(env, "UAPP")
+    assert waiting_steps(view) == ["route", "mine"]
+    rid = confirm_values(view)[0]
+    pause = next(m for m in env.slack.messages.values() if m.thread_ts and rid in json.dumps(m.blocks))
+
+    # a route chosen on the Home: the picker's state comes in the view, under its own block id
+    picker = next(b for b in view["blocks"] if b.get("block_id", "").startswith(ui.ROUTE_BLOCK))
+    select = picker["elements"][0]
+    state = {picker["block_id"]: {select["action_id"]: {"type": "static_select", "selected_option": {"value": "1"}}}}
+    status, _, took = await env.slack.home_click("UAPP", ui.ROUTE_GO, state=state)
+    assert status == 200 and took < 1.0
+    await settle(env)
+    await env.slack.until(lambda: waiting_steps(env.slack.homes["UAPP"]) == ["mine"])  # refreshed on close
+    assert "went slow" in json.dumps([m.blocks for m in env.slack.messages.values()])
+
+    await env.slack.home_click("UAPP", ui.CONFIRM)
+    await settle(env)
+    await env.slack.until(lambda: waiting_steps(env.slack.homes["UAPP"]) == [])
+    assert "Approved by <@UAPP>" in json.dumps(env.slack.messages[pause.ts].blocks)  # the thread copy closed too
+    assert "Nothing waits on you" in text_of(env.slack.homes["UAPP"])
+    assert env.errors() == []
+
+
+async def test_refreshed_when_a_pause_opens_and_when_it_is_answered_elsewhere(env: Env) -> None:
+    await open_home(env, "UAPP")
+    await open_home(env, "UOTHER")
+    other_hash = env.slack.homes["UOTHER"]["hash"]
+    await start(env, "mine later")
+    await env.slack.until(lambda: waiting_steps(env.slack.homes["UAPP"]) == ["mine"])  # without opening it again
+    assert env.slack.homes["UOTHER"]["hash"] == other_hash  # not concerned: not republished
+    await env.slack.click(ui.CONFIRM, user="UAPP")  # in the thread
+    await settle(env)
+    await env.slack.until(lambda: waiting_steps(env.slack.homes["UAPP"]) == [])
+
+
+async def test_your_runs_lists_the_runs_the_user_started_with_their_status(env: Env) -> None:
+    await start(env, "mine one", user="UAPP")
+    await start(env, "theirs two", user="UAPP")
+    theirs = env.card()
+    await start(env, "mine three", user="U1")
+    await env.slack.click(ui.CONFIRM, user="UOTHER", thread_ts=theirs.ts)  # finishes the "theirs" run
+    await settle(env)
+    view = await open_home(env, "UAPP")
+    runs = next(b["text"]["text"] for b in view["blocks"] if b["type"] == "section" and "Waiting" in b["text"]["text"])
+    lines = runs.splitlines()
+    assert len(lines) == 2  # not U1's run
+    assert "*theirs*" in lines[0] and "Completed" in lines[0]  # newest first
+    assert "*mine*" in lines[1] and "Waiting: deploy" in lines[1] and "<#C1>" in lines[1]
+    assert all("/archives/C1/p" in line for line in lines)  # each links to its run card
+
+
+async def test_waiting_on_you_is_paged_within_100_blocks(env: Env) -> None:
+    for i in range(24):
+        await env.slack.command(f"run mine n{i:02d}")
+    await settle(env)
+    await env.slack.until(lambda: sum(1 for m in env.slack.messages.values() if m.thread_ts) == 24)
+    view = await open_home(env, "UAPP")
+    assert len(view["blocks"]) <= 100
+    first = waiting_steps(view)
+    assert "24 pauses wait on you" in text_of(view) and "Page 1 of 2" in text_of(view)
+    with pytest.raises(LookupError):
+        env.slack.home_click_payload("UAPP", ui.HOME_PAGE, value="-1")  # no Previous on the first page
+    await env.slack.home_click("UAPP", ui.HOME_PAGE, value="1")
+    await settle(env)
+    await env.slack.until(lambda: "Page 2 of 2" in text_of(env.slack.homes["UAPP"]))
+    second = env.slack.homes["UAPP"]
+    assert len(first) + len(waiting_steps(second)) == 24 and len(second["blocks"]) <= 100
+    rids = [confirm_values(v) for v in (view, second)]
+    assert len(set(rids[0]) | set(rids[1])) == 24  # every pause once, on one page or the other
+    # newest first (the runs started at once: "newest" is the order their pauses were made)
+    assert env.bot.home is not None
+    newest_first = [pause.requirement_id for pause, _card in await env.bot.home.queries.open_pauses()]
+    assert rids[0] + rids[1] == newest_first
+    assert any(
+        el["text"]["text"] == "Previous" for b in second["blocks"] if b["type"] == "actions" for el in b["elements"]
+    )
+    # a refresh keeps the person on their page
+    await open_home(env, "UAPP")
+    assert "Page 2 of 2" in text_of(env.slack.homes["UAPP"])
+    assert env.errors() == []
+
+
+# ----- the stand-in validates as Slack does -------------------------------------------------------------
+async def test_stand_in_refuses_what_slack_refuses() -> None:
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    async with DevSlack(SECRET) as slack:
+        client = AsyncWebClient(token=slack.token, base_url=slack.api_url)
+
+        async def error(method: str, **kwargs: Any) -> str:
+            with pytest.raises(SlackApiError) as refused:
+                await getattr(client, method)(**kwargs)
+            return str(refused.value.response["error"])
+
+        block = {"type": "section", "text": {"type": "mrkdwn", "text": "hi"}}
+        home = {"type": "home", "blocks": [block]}
+        assert (await client.views_publish(user_id="U1", view=home))["view"]["type"] == "home"
+        assert await error("views_publish", user_id="U1", view={**home, "blocks": [block] * 101}) == "invalid_blocks"
+        assert await error("views_publish", user_id="U1", view={**home, "type": "modal"}) == "invalid_arguments"
+        assert await error("views_publish", user_id="nobody", view=home) == "invalid_arguments"
+        slack.users = {"U1"}
+        assert await error("views_publish", user_id="U2", view=home) == "invalid_arguments"
+        slack.home_tab_enabled = False
+        assert await error("views_publish", user_id="U1", view=home) == "not_enabled"
+
+        assert await error("conversations_open", users="U2") == "user_not_found"
+        assert await error("conversations_open", users=",".join(f"U{i}" for i in range(9))) == "too_many_users"
+        opened = await client.conversations_open(users="U1")
+        assert opened["channel"]["id"] == (await client.conversations_open(users="U1"))["channel"]["id"]
+        assert await error("chat_postMessage", channel="DNEVER", text="hi") == "channel_not_found"
+        posted = await client.chat_postMessage(channel=opened["channel"]["id"], text="hi")
+        link = await client.chat_getPermalink(channel=opened["channel"]["id"], message_ts=posted["ts"])
+        assert link["permalink"].endswith(f"/archives/{opened['channel']['id']}/p{posted['ts'].replace('.', '')}")
+        assert await error("chat_getPermalink", channel="C1", message_ts="1.2") == "message_not_found"
+
+
+async def test_an_event_without_its_user_is_refused(env: Env) -> None:
+    event = env.slack.event_envelope(env.slack.home_event("U1"))
+    del event["event"]["user"]
+    status, body, _ = await env.slack.send(json.dumps(event).encode(), "application/json")
+    assert status == 400 and "app_home_opened without user" in body
+    assert "U1" not in env.slack.homes
+
+
+def test_both_manifests_turn_on_the_home_tab_its_event_and_dms() -> None:
+    root = Path(__file__).resolve().parent.parent / "manifests"
+    manifest = json.loads((root / "http.json").read_text())
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    assert manifest["features"]["app_home"]["messages_tab_enabled"] is True  # DM'd pauses arrive there
+    assert "app_home_opened" in manifest["settings"]["event_subscriptions"]["bot_events"]
+    assert {"chat:write", "im:write"} <= set(manifest["oauth_config"]["scopes"]["bot"])
+    lines = [line.split("#")[0].strip() for line in (root / "socket-mode.yaml").read_text().splitlines()]
+    for line in ("home_tab_enabled: true", "messages_tab_enabled: true", "- app_home_opened", "- im:write"):
+        assert line in lines, line
+
+
+async def test_a_click_on_an_out_of_date_home_shows_it_as_it_is_now(env: Env) -> None:
+    await start(env, "group stale")
+    card = env.card()
+    view = await open_home(env, "UAPP")
+    assert waiting_steps(view) == ["group"]
+    env.slack.fail_next["views.publish"] = "internal_error"  # the refresh after the answer below is lost
+    await env.slack.click(ui.CONFIRM, user="UOPS", thread_ts=card.ts)
+    await settle(env)
+    assert waiting_steps(env.slack.homes["UAPP"]) == ["group"]  # out of date
+    await env.slack.home_click("UAPP", ui.CONFIRM)
+    await settle(env)
+    await env.slack.until(lambda: waiting_steps(env.slack.homes["UAPP"]) == [])
+    assert "Approved by <@UOPS>" in json.dumps(env.slack.thread(card.ts)[-1].blocks)  # UAPP's click changed nothing
+
+
+async def test_a_group_is_asked_once_per_publish(env: Env) -> None:
+    for i in range(3):
+        await start(env, f"group g{i}")
+    before = sum(1 for method, _a, _b in env.slack.calls if method == "usergroups.users.list")
+    view = await open_home(env, "UOPS")
+    assert waiting_steps(view) == ["group"] * 3
+    assert sum(1 for method, _a, _b in env.slack.calls if method == "usergroups.users.list") == before + 1
+
+
+async def test_the_events_url_answers_slacks_challenge(env: Env) -> None:
+    """Slack verifies an Events API request URL (the HTTP manifest's event_subscriptions) with a signed
+    url_verification request before it sends any event."""
+    body = {"token": "t", "challenge": "c-123", "type": "url_verification"}
+    status, answer, _ = await env.slack.send(json.dumps(body).encode(), "application/json")
+    assert status == 200 and "c-123" in answer
+
+
+async def test_home_over_socket_mode(tmp_path: Path) -> None:
+    import asyncio
+    import contextlib
+
+    from bot.app import build_bot, make_client
+    from bot.cli import _socket_mode
+    from bot.config import Settings
+
+    db = make_db("sqlite", tmp_path)
+    async with DevSlack(SECRET) as slack:
+        bot = build_bot(Registry(flows(), db), make_client(slack.token, slack.api_url), None)
+        settings = Settings(bot_token=slack.token, app_token="xapp-test", db=str(tmp_path / "kern.db"))
+        task = asyncio.create_task(_socket_mode(bot, settings, 0.2))
+        try:
+            ack = await slack.socket_home_opened("UAPP")
+            assert ack["envelope_id"].startswith("env-")
+            await slack.until(lambda: "UAPP" in slack.homes)
+            assert "Nothing waits on you" in text_of(slack.homes["UAPP"])
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await bot.background.idle()
