@@ -29,6 +29,10 @@ class Access:
                 return True
         return False
 
+    async def is_approver(self, rules: Approvers, user: str, card: Card) -> bool:
+        """True if `user` is one of those `rules` name (for a run of `card`)."""
+        return await self._approver(rules, user, card)
+
     async def _approver(self, rules: Approvers, user: str, card: Card) -> bool:
         if rules.anyone:
             return True

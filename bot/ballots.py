@@ -11,13 +11,13 @@ threshold reached: no resolution is missed.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from bot import pause_notes
 from bot.gateway import SlackGateway
-from bot.policy import Approvers
+from bot.pause_notes import Tally
 from bot.presenter import Presenter
 from bot.registry import BotWorkflow
 from bot.store import BotStore, Card, insert_once, votes
@@ -25,33 +25,6 @@ from kern.db.base import BaseDb
 from kern.db.hot import INSERT_AUDIT
 from kern.run import requirement as kinds
 from kern.run.requirement import StepRequirement
-
-
-@dataclass
-class Tally:
-    """The votes on one pause so far (user ids, in voting order) and what they add up to."""
-
-    approvals: list[str] = field(default_factory=list)
-    rejections: list[str] = field(default_factory=list)
-    notes: dict[str, str] = field(default_factory=dict)
-
-    def approved(self, rules: Approvers) -> bool:
-        return len(self.approvals) >= rules.required
-
-    def rejected(self, rules: Approvers) -> bool:
-        return len(self.rejections) >= rules.reject_required
-
-    def line(self, rules: Approvers) -> str:
-        """`Approvals: 1 of 2 (<@U1>)` (and rejections, when several are needed or some were cast)."""
-        people = lambda ids: ", ".join(f"<@{u}>" for u in ids)  # noqa: E731 - two uses, one line
-        text = f"Approvals: {len(self.approvals)} of {rules.required}"
-        if self.approvals:
-            text += f" ({people(self.approvals)})"
-        if self.rejections or rules.reject_required > 1:
-            text += f" · Rejections: {len(self.rejections)} of {rules.reject_required}"
-            if self.rejections:
-                text += f" ({people(self.rejections)})"
-        return text
 
 
 class Ballots:
@@ -89,20 +62,7 @@ class Ballots:
         return await insert_once(self.db, votes, values, also=audit_if_ours)
 
     async def tally(self, requirement_id: str) -> Tally:
-        from bot.migrations import BOT
-
-        query = (
-            sa.select(votes.c.user_id, votes.c.approve, votes.c.note)
-            .where(votes.c.requirement_id == requirement_id)
-            .order_by(votes.c.at, votes.c.user_id)
-        )
-        rows = await self.db.run_transaction(lambda conn: conn.execute(query).all(), write=False, tables=BOT)
-        result = Tally()
-        for user, approve, note in rows:
-            (result.approvals if approve else result.rejections).append(user)
-            if note:
-                result.notes[user] = note
-        return result
+        return await pause_notes.tally(self.db, requirement_id)
 
 
 # The pauses people vote on: those resolved by approving or rejecting. Edits and form inputs are answers.
@@ -153,12 +113,5 @@ class Voting:
             else f"You have already voted on this pause; each person counts once. {tally.line(rules)}."
         )
         await self.gateway.tell(card.channel, user, text, card.ts, response_url)
-        await self._show(entry, req, tally.line(rules))
+        await self.presenter.redraw(entry, req, card)  # the tally on every copy of the pause message
         return False
-
-    async def _show(self, entry: BotWorkflow, req: StepRequirement, line: str) -> None:
-        """Best effort: the tally on the pause message (the next vote, or the decision, shows it again)."""
-        pause = await self.store.pause(req.requirement_id)
-        if pause is not None and pause.ts:
-            fallback, blocks = self.presenter.pause_view(entry, req, tally=line)
-            await self.gateway.call("chat_update", channel=pause.channel, ts=pause.ts, text=fallback, blocks=blocks)

@@ -60,15 +60,6 @@ class Handovers:
         )
         return bool(await self.db.run_transaction(lambda c: c.execute(query).first(), write=False, tables=BOT))
 
-    async def lines(self, requirement_id: str) -> list[str]:
-        """`Handed to <@B> by <@A>` for each hand-over of a pause, oldest first."""
-        from bot.migrations import BOT
-
-        c = handovers.c
-        query = sa.select(c.to_user, c.by_user).where(c.requirement_id == requirement_id).order_by(c.at)
-        rows = await self.db.run_transaction(lambda conn: conn.execute(query).all(), write=False, tables=BOT)
-        return [f":busts_in_silhouette: Handed to <@{to}> by <@{by}>" for to, by in rows]
-
     async def on_open(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         self.ix.background.spawn(
@@ -118,15 +109,7 @@ class Handovers:
             return
         await outbox.deliver(run_id)
         await self.ix.gateway.tell(card.channel, by, f"Handed to <@{to}>; they are told.", card.ts, None)
-        await self.show(loaded)
-
-    async def show(self, loaded: Loaded) -> None:
-        """Best effort: the hand-overs on the pause message (drawn again whenever it is redrawn)."""
-        pause = await self.ix.store.pause(loaded.req.requirement_id)
-        if pause is not None and pause.ts:
-            extra = "\n".join(await self.lines(loaded.req.requirement_id))
-            fallback, blocks = self.ix.presenter.pause_view(loaded.entry, loaded.req, tally=extra)
-            await self.ix.gateway.call("chat_update", channel=pause.channel, ts=pause.ts, text=fallback, blocks=blocks)
+        await self.ix.presenter.redraw(loaded.entry, loaded.req, card)
 
 
 def _audit(loaded: Loaded, by: str, to: str, note: str | None, at: float) -> dict[str, Any]:

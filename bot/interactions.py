@@ -17,6 +17,7 @@ from bot.background import Background
 from bot.ballots import Ballots, Voting
 from bot.gateway import SlackGateway
 from bot.handover import Handovers
+from bot.pause_notes import escalated
 from bot.presenter import Presenter, output_text
 from bot.registry import BotWorkflow, Registry
 from bot.runner import Runner
@@ -106,10 +107,20 @@ class Interactions:
         return loaded
 
     async def may_answer(self, loaded: Loaded, user: str) -> str | None:
-        """Why `user` may not answer this pause, or None: the step's approvers, and anyone it was handed to."""
+        """Why `user` may not answer this pause, or None: the step's approvers, anyone it was handed to,
+        and once it escalated, the escalation group."""
         refusal = await self.access.may_answer(loaded.entry, loaded.card, user, loaded.req.step_name)
-        if refusal and await self.handovers.holds(loaded.req.requirement_id, user):
+        if refusal is None:
             return None
+        rid, up = loaded.req.requirement_id, loaded.entry.approvers_for(loaded.req.step_name).escalate_to
+        if await self.handovers.holds(rid, user):
+            return None
+        if (
+            up is not None
+            and await escalated(self.store.db, rid)
+            and await self.access.is_approver(up, user, loaded.card)
+        ):
+            return None  # escalated: the escalation group may answer too
         return refusal
 
     # ----- resolving --------------------------------------------------------------------------------

@@ -37,12 +37,13 @@ def check(name: str, notify: str, approvals_channel: str | None, approvers: Appr
 
 
 def mentions(approvers: Approvers, starter: str) -> str:
-    """Whom a pause message mentions: the users and user groups who may answer it, or the person who
-    started the run when anyone may (and nobody is named)."""
-    named = [f"<@{u}>" for u in approvers.users] + [f"<!subteam^{g}>" for g in approvers.groups]
-    if not named and starter:
-        named = [f"<@{starter}>"]
-    return " ".join(named)
+    """Whom a pause message mentions: the users and user groups who may answer it (only those in
+    `approvers.notify`, when it is given), or the person who started the run when anyone may (and nobody
+    is named)."""
+    named = approvers.mentions()
+    if not named and starter and approvers.notify is None:
+        named = f"<@{starter}>"
+    return named
 
 
 def who_may_answer(approvers: Approvers, starter: str) -> str:
@@ -56,8 +57,10 @@ def who_may_answer(approvers: Approvers, starter: str) -> str:
 
 
 def dm_recipients(notify: str, approvers: Approvers) -> list[str | None]:
-    """Who gets the pause by DM: each user in `approvers.users`, or (None) the run's starter when anyone
-    may answer. Empty unless notify='dm'."""
+    """Who gets the pause by DM: each user in `approvers.users` (of `approvers.notify`, when given), or
+    (None) the run's starter when anyone may answer. Empty unless notify='dm'."""
     if notify != "dm":
         return []
+    if approvers.notify is not None:  # only those to be told: a DM is a notification
+        return [u for u in approvers.notify if u in approvers.users]
     return list(approvers.users) if approvers.users else [None]

@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from bot import notify
+from bot import notify, timers
 from bot.gateway import SlackCallFailed
 from bot.presenter import RETRY_SOON, NotYet, Presenter, RunView
 from bot.registry import BotWorkflow, Registry
@@ -100,9 +100,14 @@ class Outbox:
         if entry is None:
             return
         held = {"holder": self.me, "hold": self.hold}
+        now = time.time()
+        for resolution in change.resolutions:
+            if resolution.requirement_id:
+                timers.cancel(conn, resolution.requirement_id, now)  # a decided pause: no reminder, no escalation
         if change.status == "PAUSED" and change.requirement_id:
             # Known from now on, so a click on its message is understood even before its ts is recorded.
             self.store.expect_pause(conn, self._insert, change.run_id, change.requirement_id)
+            timers.schedule(conn, entry.approvers_for(change.step_name), change.run_id, change.requirement_id, now)
         for kind, requirement_id, detail in owed_for(change, entry):
             self.store.owe(conn, change.run_id, kind, requirement_id, detail, **held)
 

@@ -13,6 +13,7 @@ from bot import blocks as ui
 from bot import notify
 from bot.gateway import SlackGateway
 from bot.grants import describe_duration
+from bot.pause_notes import pause_notes
 from bot.registry import BotWorkflow, Registry
 from bot.store import BotStore, Card, Delivery, OwedMessage, PauseCopy, PauseMessage
 from kern.exceptions import RunNotFoundError
@@ -185,11 +186,28 @@ class Presenter:
         """Best effort: mark tool calls decided on a pause message and its DM copies while others still
         wait. The messages are where the store says, and (`clicked`: channel, ts) the one clicked, if its
         ts is not recorded yet."""
+        await self.redraw(entry, req, card, decided=decided, clicked=clicked)
+
+    async def redraw(
+        self,
+        entry: BotWorkflow,
+        req: StepRequirement,
+        card: Card | None,
+        *,
+        decided: dict[int, str] | None = None,
+        clicked: tuple[str, str] | None = None,
+    ) -> None:
+        """Best effort: draw an open pause's message and its copies again, with what happened to it so far
+        (tool calls decided, votes, hand-overs, an escalation). A later redraw or the decision shows the
+        same, so a failed update loses nothing."""
         pause = await self.store.pause(req.requirement_id)
         main = (pause.channel, pause.ts) if pause is not None and pause.ts else None
         copies = [(c.channel, c.ts) for c in await self.store.copies(req.requirement_id)]
         places = [p for p in dict.fromkeys([main, *copies, clicked]) if p and p[1]]
-        fallback, blocks = self.pause_view(entry, req, decided, card.started_by if card else "")
+        if decided is None and req.kind == kinds.EXECUTOR:
+            decided = {i: d["summary"] for i, d in (await self.store.tool_decisions(req.requirement_id)).items()}
+        notes = await pause_notes(self.store.db, entry.approvers_for(req.step_name), req.requirement_id)
+        fallback, blocks = self.pause_view(entry, req, decided, card.started_by if card else "", notes or None)
         away = blocks
         if card is not None and (entry.approvals_channel or copies):
             away = await self._elsewhere(entry, card, blocks, must=False)
@@ -247,9 +265,15 @@ class Presenter:
             sent = await self.gateway.send("chat_postMessage", **where, text=fallback, blocks=blocks)
             done.pause = PauseMessage(req.requirement_id, run.run_id, where["channel"], sent["ts"], "open", None, None)
             posted[req.requirement_id] = done.pause
-        elif message.kind == "notice":  # a line in the run's thread (a hand-over: it mentions the person)
-            text = (message.detail or {}).get("text") or ""
-            await self.gateway.send("chat_postMessage", channel=card.channel, thread_ts=card.ts, text=text)
+        elif message.kind == "notice":  # a line that tells people (a hand-over, a reminder, an escalation)
+            detail = message.detail or {}
+            if detail.get("dm"):  # to one person, by DM
+                opened = await self.gateway.send("conversations_open", users=detail["dm"])
+                await self.gateway.send("chat_postMessage", channel=opened["channel"]["id"], text=detail["text"])
+            else:  # in the run's thread
+                await self.gateway.send(
+                    "chat_postMessage", channel=card.channel, thread_ts=card.ts, text=detail["text"]
+                )
         elif message.kind == "dm" and req is not None:
             done.copy = await self._send_copy(view, req, (message.detail or {}).get("to") or card.started_by)
         elif message.kind == "close_dm" and req is not None:

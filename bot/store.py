@@ -125,6 +125,29 @@ grants = sa.Table(
 )
 
 
+# Reminders and escalations (bot/timers.py): one row per pause and kind, fired by a sweep (compare-and-set),
+# cancelled when the pause is decided.
+timers = sa.Table(
+    "kern_bot_timers",
+    metadata,
+    sa.Column("requirement_id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),  # remind | escalate
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("due_at", sa.Float, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),  # reminders sent so far
+    sa.Column("done_at", sa.Float),  # fired for the last time, or cancelled
+    sa.Index("ix_kern_bot_timers_due", "done_at", "due_at"),
+)
+
+escalations = sa.Table(
+    "kern_bot_escalations",
+    metadata,
+    sa.Column("requirement_id", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+)
+
+
 # What the bot owes Slack: a row per message to post or update, written in the transaction that makes it
 # owed (see bot/outbox.py), delivered until Slack accepts it.
 outbox = sa.Table(

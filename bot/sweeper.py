@@ -3,6 +3,7 @@ that died or on a Slack call that failed.
 
 - Deadlines: pauses past their deadline get their `on_timeout` applied, with nobody clicking.
 - Recovery: runs whose process died (their lease expired) are taken over and followed here.
+- Timers: reminders and escalations of open pauses that are due (bot/timers.py).
 - The outbox: messages still owed to Slack (a failed call, a crash before sending) are delivered.
 
 Each part is one indexed query when there is nothing to do, and safe with several bot processes on one
@@ -17,6 +18,7 @@ import logging
 import kern
 from bot.registry import Registry
 from bot.runner import Runner
+from bot.timers import Timers
 from kern.exceptions import RunNotPausedError
 
 log = logging.getLogger("kern_bot")
@@ -49,6 +51,7 @@ async def sweep_once(runner: Runner, registry: Registry, now: float | None = Non
     for run_id in await registry.db.orphaned_runs(names):  # leases expire by the real clock, as claims judge them
         runner.background.spawn(take_over(runner, registry, run_id))
         moved += 1
+    await Timers(runner).fire_due(now)  # reminders and escalations
     await runner.outbox.deliver()
     return moved
 

@@ -179,7 +179,7 @@ async def test_per_step_approvers_and_edits_take_one_answer(env: Env) -> None:
 
 
 def test_rules_that_cannot_work_are_refused_with_the_field() -> None:
-    with pytest.raises(ValueError, match=r"Approvers\(required=0\): give a whole number of people, at least 1"):
+    with pytest.raises(ValueError, match=r"Approvers\(required=0\): give a whole number, at least 1"):
         Approvers(users=("U1",), required=0)
     with pytest.raises(ValueError, match=r"Approvers\(users='U1'\): give a tuple of ids"):
         Approvers(users="U1")  # type: ignore[arg-type]

@@ -63,6 +63,7 @@ class RunChange:
     status: str
     requirement_id: str | None = None
     resolutions: list[Resolution] = field(default_factory=list)
+    step_name: str | None = None  # of the pause it now waits at
 
 
 RunWatcher = Callable[[Connection, RunChange], None]
@@ -354,7 +355,11 @@ class BaseDb(Retries, ABC):
                 if written != 1:
                     raise LostOwnershipError(f"Run {run_id} was taken over by another process; this one stops.")
             if tx.conn is not None and (status != RUNNING or version == 0):
-                self._notify(tx.conn, RunChange(run_id, output.get("workflow_name"), status, pause_id))
+                reqs = (output.get("step_requirements") or []) if pause_id else []
+                paused_at = reqs[-1].get("step_name") if reqs else None
+                self._notify(
+                    tx.conn, RunChange(run_id, output.get("workflow_name"), status, pause_id, step_name=paused_at)
+                )
             for approval in approvals or []:
                 row = dict.fromkeys(sql.insert_approval.names)
                 row.update(run_id=run_id, agent_name=output.get("workflow_name"), status="pending", requested_at=now)

@@ -1,5 +1,4 @@
-"""Votes on pauses that need several people (N of M), pauses handed over to someone else, and standing
-approvals of tool calls.
+"""Votes (N of M), hand-overs, standing approvals of tool calls, and the timers of reminders and escalations.
 
 Revision ID: 0005
 Revises: 0004
@@ -50,9 +49,27 @@ def upgrade() -> None:
         sa.Column("revoked_at", sa.Float),
     )
     op.create_index("ix_kern_bot_grants_tool", "kern_bot_grants", ["tool_name", "workflow"])
+    op.create_table(
+        "kern_bot_timers",
+        sa.Column("requirement_id", sa.String(64), primary_key=True),
+        sa.Column("kind", sa.String(16), primary_key=True),
+        sa.Column("run_id", sa.String(64), nullable=False),
+        sa.Column("due_at", sa.Float, nullable=False),
+        sa.Column("count", sa.Integer, nullable=False),
+        sa.Column("done_at", sa.Float),
+    )
+    op.create_index("ix_kern_bot_timers_due", "kern_bot_timers", ["done_at", "due_at"])
+    op.create_table(
+        "kern_bot_escalations",
+        sa.Column("requirement_id", sa.String(64), primary_key=True),
+        sa.Column("run_id", sa.String(64), nullable=False),
+        sa.Column("at", sa.Float, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("kern_bot_escalations")
+    op.drop_table("kern_bot_timers")
     op.drop_table("kern_bot_grants")
     op.drop_table("kern_bot_handovers")
     op.drop_table("kern_bot_votes")

@@ -1,0 +1,179 @@
+"""Reminders and escalation: durable timers on open pauses.
+
+`Approvers(remind_after=..., max_reminders=...)` nudges the people a pause mentions; `escalate_after` with
+`escalate_to=Approvers(...)` lets another group answer too, and tells them. The timers are rows written in
+the same kern transaction that opens the pause (`schedule`, called by the outbox's watcher), and in the
+one that decides it they are cancelled (`cancel`). Every sweep of every bot process fires what is due
+(`fire_due`): a timer fires through a compare-and-set on its row, in the same transaction as the message it
+owes (an outbox row) and, for an escalation, its record and audit line; so it fires once across replicas
+and after a restart, and its message is delivered like any other. A deadline (`timeout`) and a timer
+never both act on a decided pause: whichever decides first cancels the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from bot import blocks as ui
+from bot.policy import Approvers
+from bot.store import escalations, timers
+from kern.db.hot import INSERT_AUDIT
+
+if TYPE_CHECKING:
+    from bot.presenter import RunView
+    from bot.runner import Runner
+
+log = logging.getLogger("kern_bot")
+BATCH = 50
+
+
+def schedule(conn: Connection, rules: Approvers, run_id: str, requirement_id: str, now: float) -> None:
+    """Inside the transaction that opens a pause: its reminder and escalation timers, per its rules."""
+    rows = []
+    if rules.remind_after and rules.max_reminders:
+        rows.append({"kind": "remind", "due_at": now + rules.remind_after})
+    if rules.escalate_after:
+        rows.append({"kind": "escalate", "due_at": now + rules.escalate_after})
+    for row in rows:
+        conn.execute(timers.insert().values(requirement_id=requirement_id, run_id=run_id, count=0, **row))
+
+
+def cancel(conn: Connection, requirement_id: str, now: float) -> None:
+    """Inside the transaction that decides a pause: its timers will not fire."""
+    c = timers.c
+    conn.execute(timers.update().where(c.requirement_id == requirement_id, c.done_at.is_(None)).values(done_at=now))
+
+
+class Timers:
+    """Fires due timers (from the sweeper)."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+        self.store = runner.store
+        self.outbox = runner.outbox
+
+    async def _tx(self, body: Any, write: bool = True) -> Any:
+        from bot.migrations import BOT
+
+        return await self.store.db.run_transaction(body, write=write, tables=BOT)
+
+    async def fire_due(self, now: float | None = None) -> int:
+        """Fire every timer due at `now` (default: the clock); returns how many fired."""
+        now = time.time() if now is None else now
+        c = timers.c
+        query = (
+            sa.select(c.requirement_id, c.kind, c.run_id, c.count)
+            .where(c.done_at.is_(None), c.due_at <= now)
+            .order_by(c.due_at)
+            .limit(BATCH)
+        )
+        fired = 0
+        for requirement_id, kind, run_id, count in await self._tx(lambda conn: conn.execute(query).all(), False):
+            try:
+                fired += await self._fire(requirement_id, kind, run_id, count, now)
+            except Exception:  # one bad timer must not stop the others; it is tried again next sweep
+                log.exception("timer %s of pause %s failed", kind, requirement_id)
+        return fired
+
+    async def _fire(self, requirement_id: str, kind: str, run_id: str, count: int, now: float) -> int:
+        view = await self.runner.presenter.load(run_id)
+        req = view.run.step_requirements[-1] if view and view.run.is_paused and view.run.step_requirements else None
+        if view is None or req is None or req.requirement_id != requirement_id:
+            await self._tx(lambda conn: self._claim(conn, requirement_id, kind, count, None, now))  # over: cancel
+            return 0
+        rules = view.entry.approvers_for(req.step_name)
+        if kind == "remind":
+            more = count + 1 < rules.max_reminders and rules.remind_after
+            next_due = now + rules.remind_after if more else None  # type: ignore[operator]
+            text = reminder_text(view, req.step_name, rules, count + 1)
+
+            def body(conn: Connection) -> bool:
+                if not self._claim(conn, requirement_id, kind, count, next_due, now):
+                    return False  # another process fired it
+                self._tell(conn, view, requirement_id, text, rules)
+                return True
+
+        else:
+            up = rules.escalate_to
+            assert up is not None
+            text = escalation_text(view, req.step_name, up)
+
+            def body(conn: Connection) -> bool:
+                if not self._claim(conn, requirement_id, kind, count, None, now):
+                    return False
+                conn.execute(escalations.insert().values(requirement_id=requirement_id, run_id=run_id, at=now))
+                conn.execute(INSERT_AUDIT, _audit(view, req, up, now))
+                self._tell(conn, view, requirement_id, text, up)
+                return True
+
+        if not await self._tx(body):
+            return 0
+        await self.outbox.deliver(run_id)
+        if kind == "escalate":
+            await self.runner.presenter.redraw(view.entry, req, view.card)
+        return 1
+
+    @staticmethod
+    def _claim(
+        conn: Connection, requirement_id: str, kind: str, count: int, next_due: float | None, now: float
+    ) -> bool:
+        """Compare-and-set: this process fires (or cancels) the timer as it read it; False if another did."""
+        c = timers.c
+        values: dict[str, Any] = {"count": count + 1}
+        values.update({"due_at": next_due} if next_due is not None else {"done_at": now})
+        done = conn.execute(
+            timers.update()
+            .where(c.requirement_id == requirement_id, c.kind == kind, c.count == count, c.done_at.is_(None))
+            .values(**values)
+        )
+        return done.rowcount == 1
+
+    def _tell(self, conn: Connection, view: RunView, requirement_id: str, text: str, rules: Approvers) -> None:
+        """Owe the nudge: in the run's thread, and by DM to each user mentioned when the workflow DMs."""
+        held = {"holder": self.outbox.me, "hold": self.outbox.hold}
+        run_id = view.card.run_id
+        self.store.owe(conn, run_id, "notice", requirement_id, {"text": text}, **held)
+        if view.entry.notify == "dm":
+            for user in _mentioned_users(rules):
+                self.store.owe(conn, run_id, "notice", requirement_id, {"text": text, "dm": user}, **held)
+
+
+def _mentioned_users(rules: Approvers) -> list[str]:
+    ids = rules.notify if rules.notify is not None else rules.users
+    return [i for i in ids if i in rules.users]
+
+
+def reminder_text(view: RunView, step: str, rules: Approvers, n: int) -> str:
+    who = rules.mentions() or f"<@{view.card.started_by}>"
+    return (
+        f":bell: Reminder {n} of {rules.max_reminders}: {who}, *{ui.escape(step)}* in `{ui.escape(view.entry.name)}` "
+        "is still waiting for an answer."
+    )
+
+
+def escalation_text(view: RunView, step: str, up: Approvers) -> str:
+    who = up.mentions() or up.describe()
+    return (
+        f":arrow_double_up: Escalated: {who}, nobody has answered *{ui.escape(step)}* in "
+        f"`{ui.escape(view.entry.name)}` yet; you may answer it now."
+    )
+
+
+def _audit(view: RunView, req: Any, up: Approvers, now: float) -> dict[str, Any]:
+    return {
+        "run_id": view.card.run_id,
+        "requirement_id": req.requirement_id,
+        "workflow_name": view.entry.name,
+        "step_name": req.step_name,
+        "kind": req.kind,
+        "actor": "kern",
+        "decision": "escalate",
+        "note": None,
+        "data": {"to": up.describe()},
+        "at": now,
+    }
