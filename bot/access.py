@@ -3,17 +3,21 @@ started it) and Slack (group and channel membership), never from the request's p
 
 from __future__ import annotations
 
+from bot import pause_notes
 from bot.gateway import SlackGateway
 from bot.policy import Approvers, Audience
 from bot.registry import BotWorkflow
 from bot.store import Card
+from kern.db.base import BaseDb
+from kern.run.requirement import StepRequirement
 
 
 class Access:
     """Answers "may this user start / answer / cancel / read this run?" with None (yes) or the reason."""
 
-    def __init__(self, gateway: SlackGateway) -> None:
+    def __init__(self, gateway: SlackGateway, db: BaseDb | None = None) -> None:
         self.gateway = gateway
+        self.db = db  # for what people did to a pause: hand-overs, escalations
 
     async def _listed(self, user: str, users: tuple[str, ...], groups: tuple[str, ...], channel: str | None) -> bool:
         """`user` is in `users`, in one of `groups`, or (with `channel`) a member of that channel."""
@@ -29,10 +33,6 @@ class Access:
                 return True
         return False
 
-    async def is_approver(self, rules: Approvers, user: str, card: Card) -> bool:
-        """True if `user` is one of those `rules` name (for a run of `card`)."""
-        return await self._approver(rules, user, card)
-
     async def _approver(self, rules: Approvers, user: str, card: Card) -> bool:
         if rules.anyone:
             return True
@@ -46,6 +46,23 @@ class Access:
         if await self._approver(rules, user, card):
             return None
         return f"Only {rules.describe()} may answer this."
+
+    async def may_answer_pause(
+        self, entry: BotWorkflow, card: Card, user: str, req: StepRequirement, by_rules: str | None = ""
+    ) -> str | None:
+        """Why `user` may not answer this pause, or None: its step's approvers, anyone it was handed to,
+        and, once it escalated, the escalation group. `by_rules` is the answer of `may_answer` when the
+        caller already knows it ("" to ask)."""
+        refusal = await self.may_answer(entry, card, user, req.step_name) if by_rules == "" else by_rules
+        if refusal is None or self.db is None:
+            return refusal
+        if await pause_notes.handed_to(self.db, req.requirement_id, user):
+            return None
+        up = entry.approvers_for(req.step_name).escalate_to
+        if up is not None and await pause_notes.escalated(self.db, req.requirement_id):
+            if await self._approver(up, user, card):
+                return None
+        return refusal
 
     async def _in(self, audience: Audience, entry: BotWorkflow, user: str, card: Card | None, channel: str) -> bool:
         if audience.anyone:

@@ -65,7 +65,7 @@ def build_bot(
     presenter = Presenter(gateway, registry, store)
     outbox = Outbox(store, presenter, registry)
     runner = Runner(background, gateway, store, presenter, outbox)
-    access = Access(gateway)
+    access = Access(gateway, registry.db)
     interactions = Interactions(runner, registry, store, gateway, background, access, presenter)
     tool_calls = ToolCalls(interactions)
     handovers = interactions.handovers
@@ -97,6 +97,7 @@ def build_bot(
         ui.TOOL_ALLOW_RUN: tool_calls.on_allow_run,
         ui.TOOL_ALLOW_WORKFLOW: tool_calls.on_allow_workflow,
         ui.HOME_PAGE: home.on_page,
+        ui.GRANT_REVOKE: home.on_revoke,
     }
     # Tool-call buttons carry their call index (kern:tool_ok:2); on the App Home every button also
     # carries its place on the page (kern:confirm:3, kern:tool_ok:2:3), as action ids must be unique there.

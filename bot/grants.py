@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from bot import blocks as ui
 from bot.store import Card, grants
+from kern.db.base import BaseDb
 from kern.db.hot import INSERT_AUDIT
 from kern.run import requirement as kinds
 from kern.run.agent import RunRequirement
@@ -95,42 +96,11 @@ class Grants:
 
     async def active(self, workflow: str | None = None) -> list[dict[str, Any]]:
         """Grants not revoked and not expired, newest first (for the App Home and operators)."""
-        c, now = grants.c, time.time()
-        query = sa.select(grants).where(c.revoked_at.is_(None), sa.or_(c.expires_at.is_(None), c.expires_at > now))
-        if workflow is not None:
-            query = query.where(c.workflow == workflow)
-        query = query.order_by(c.granted_at.desc())
-        return await self._tx(lambda conn: [dict(r) for r in conn.execute(query).mappings()], write=False)
+        return await active_grants(self.db, workflow)
 
     async def revoke(self, grant_id: str, user: str) -> bool:
         """Revoke a grant (compare-and-set: once); False if unknown or already revoked."""
-        c, now = grants.c, time.time()
-
-        def body(conn: Connection) -> bool:
-            done = conn.execute(
-                grants.update().where(c.id == grant_id, c.revoked_at.is_(None)).values(revoked_by=user, revoked_at=now)
-            )
-            if done.rowcount != 1:
-                return False
-            row = conn.execute(sa.select(grants).where(c.id == grant_id)).mappings().one()
-            conn.execute(
-                INSERT_AUDIT,
-                {
-                    "run_id": row["run_id"] or "",
-                    "requirement_id": None,
-                    "workflow_name": row["workflow"],
-                    "step_name": None,
-                    "kind": "grant",
-                    "actor": user,
-                    "decision": "revoke_grant",
-                    "note": None,
-                    "data": {"grant": grant_id, "tool": row["tool_name"]},
-                    "at": now,
-                },
-            )
-            return True
-
-        return bool(await self._tx(body))
+        return await revoke_grant(self.db, grant_id, user)
 
     async def apply(self, entry: BotWorkflow, card: Card) -> None:
         """After a run paused: approve the tool calls live grants cover; continue if none is left."""
@@ -155,6 +125,63 @@ class Grants:
                 loaded.req.requirement_id, index, call.to_dict(), grant["granted_by"], summary
             )
         await self.calls.calls_decided(loaded, "kern")
+
+
+async def active_grants(db: BaseDb, workflow: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    """Grants not revoked and not expired, newest first."""
+    from bot.migrations import BOT
+
+    c, now = grants.c, time.time()
+    query = sa.select(grants).where(c.revoked_at.is_(None), sa.or_(c.expires_at.is_(None), c.expires_at > now))
+    if workflow is not None:
+        query = query.where(c.workflow == workflow)
+    query = query.order_by(c.granted_at.desc()).limit(limit)
+    return await db.run_transaction(
+        lambda conn: [dict(r) for r in conn.execute(query).mappings()], write=False, tables=BOT
+    )
+
+
+async def revoke_grant(db: BaseDb, grant_id: str, user: str) -> bool:
+    """Revoke a grant (compare-and-set: once); False if unknown or already revoked."""
+    c, now = grants.c, time.time()
+
+    def body(conn: Connection) -> bool:
+        done = conn.execute(
+            grants.update().where(c.id == grant_id, c.revoked_at.is_(None)).values(revoked_by=user, revoked_at=now)
+        )
+        if done.rowcount != 1:
+            return False
+        row = conn.execute(sa.select(grants).where(c.id == grant_id)).mappings().one()
+        conn.execute(
+            INSERT_AUDIT,
+            {
+                "run_id": row["run_id"] or "",
+                "requirement_id": None,
+                "workflow_name": row["workflow"],
+                "step_name": None,
+                "kind": "grant",
+                "actor": user,
+                "decision": "revoke_grant",
+                "note": None,
+                "data": {"grant": grant_id, "tool": row["tool_name"]},
+                "at": now,
+            },
+        )
+        return True
+
+    from bot.migrations import BOT
+
+    return bool(await db.run_transaction(body, tables=BOT))
+
+
+def grant_line(grant: dict[str, Any]) -> str:
+    """How the App Home lists a grant."""
+    where = f"in run `{(grant['run_id'] or '')[:12]}`" if grant["scope"] == "run" else "in every run"
+    until = f" until {ui.slack_time(grant['expires_at'])}" if grant["expires_at"] else ""
+    return (
+        f"`{ui.escape(grant['tool_name'])}` always allowed {where} of *{ui.escape(grant['workflow'])}*{until} "
+        f"· by {ui.who(grant['granted_by'])}"
+    )
 
 
 def _plain(call: RunRequirement) -> bool:

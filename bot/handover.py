@@ -51,15 +51,6 @@ class Handovers:
         self.ix = interactions
         self.db = interactions.store.db
 
-    async def holds(self, requirement_id: str, user: str) -> bool:
-        """True if the pause was handed to `user`."""
-        from bot.migrations import BOT
-
-        query = sa.select(handovers.c.to_user).where(
-            handovers.c.requirement_id == requirement_id, handovers.c.to_user == user
-        )
-        return bool(await self.db.run_transaction(lambda c: c.execute(query).first(), write=False, tables=BOT))
-
     async def on_open(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         self.ix.background.spawn(
@@ -108,6 +99,8 @@ class Handovers:
             await self.ix.gateway.tell(card.channel, by, f"<@{to}> was already handed this pause.", card.ts, None)
             return
         await outbox.deliver(run_id)
+        if self.ix.on_stale_view is not None:
+            self.ix.on_stale_view(to)  # their App Home now lists it
         await self.ix.gateway.tell(card.channel, by, f"Handed to <@{to}>; they are told.", card.ts, None)
         await self.ix.presenter.redraw(loaded.entry, loaded.req, card)
 

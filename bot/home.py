@@ -21,6 +21,8 @@ from bot import blocks as ui
 from bot.access import Access
 from bot.background import Background
 from bot.gateway import SlackGateway
+from bot.grants import active_grants, grant_line, revoke_grant
+from bot.pause_notes import pause_notes
 from bot.presenter import Presenter, RunView, card_view
 from bot.registry import BotWorkflow, Registry
 from bot.store import BotStore, Card, Delivery, PauseMessage, cards, home_viewers, pauses
@@ -151,10 +153,10 @@ class Home:
             page = (await self.queries.viewers()).get(user, 0)
         if waiting is None:
             waiting = await self.waiting()
-        answers: dict[tuple[str, str, bool], bool] = {}
+        answers: dict[tuple[str, str, str, bool], str | None] = {}
         mine = [w for w in waiting if await self._may_answer(w, user, answers)]
         rendered = [await self._pause_blocks(w) for w in mine]
-        view = ui.home_view(rendered, page, await self._runs(user))
+        view = ui.home_view(rendered, page, await self._runs(user), await self._grants(user))
         if await self.gateway.call("views_publish", user_id=user, view=view) is not None:
             await self.queries.viewed(user, page)
 
@@ -192,18 +194,23 @@ class Home:
                 found.append(Waiting(entry, card, req))
         return found
 
-    async def _may_answer(self, waiting: Waiting, user: str, known: dict[tuple[str, str, bool], bool]) -> bool:
+    async def _may_answer(
+        self, waiting: Waiting, user: str, known: dict[tuple[str, str, str, bool], str | None]
+    ) -> bool:
         """Whether `user` may answer this pause; asked once per workflow and what the rules depend on (the
         run's channel, whether `user` started it), so a page of one group's pauses asks Slack once."""
-        rules = waiting.entry.approvers
+        rules = waiting.entry.approvers_for(waiting.req.step_name)
         key = (
             waiting.entry.name,
+            waiting.req.step_name if waiting.req.step_name in waiting.entry.step_approvers else "",
             waiting.card.channel if rules.channel_members else "",
             waiting.card.started_by == user,
         )
         if key not in known:
-            known[key] = await self.access.may_answer(waiting.entry, waiting.card, user) is None
-        return known[key]
+            known[key] = await self.access.may_answer(waiting.entry, waiting.card, user, waiting.req.step_name)
+        # the rules' answer, then what was done to this pause (handed to them, escalated to their group)
+        refusal = await self.access.may_answer_pause(waiting.entry, waiting.card, user, waiting.req, known[key])
+        return refusal is None
 
     async def _pause_blocks(self, waiting: Waiting) -> ui.Blocks:
         decided = None
@@ -211,9 +218,44 @@ class Home:
             decided = {
                 i: d["summary"] for i, d in (await self.store.tool_decisions(waiting.req.requirement_id)).items()
             }
-        _, blocks = self.presenter.pause_view(waiting.entry, waiting.req, decided, waiting.card.started_by)
+        notes = await pause_notes(
+            self.store.db, waiting.entry.approvers_for(waiting.req.step_name), waiting.req.requirement_id
+        )
+        _, blocks = self.presenter.pause_view(
+            waiting.entry, waiting.req, decided, waiting.card.started_by, notes or None
+        )
         where = f"Run `{waiting.card.run_id[:12]}` in <#{waiting.card.channel}>"
         return [*blocks, ui.context(where)]
+
+    async def may_revoke(self, grant: dict[str, Any], user: str) -> bool:
+        """Who may revoke a standing approval: whoever gave it, and those who may answer the workflow's
+        pauses (of its run, for a run's grant)."""
+        entry = self.registry.get(grant["workflow"])
+        if entry is None:
+            return False
+        if grant["granted_by"] == user:
+            return True
+        card = await self.store.card(grant["run_id"]) if grant["run_id"] else None
+        card = card or Card(run_id="", workflow=entry.name, channel="", ts="", started_by="")
+        return await self.access.may_answer(entry, card, user) is None
+
+    async def _grants(self, user: str) -> list[tuple[str, str]]:
+        shown = []
+        for grant in await active_grants(self.store.db):
+            if await self.may_revoke(grant, user):
+                shown.append((grant["id"], grant_line(grant)))
+        return shown
+
+    async def on_revoke(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        """Revoke from the Home: checked again, recorded (audit), and the Home shown again."""
+        await ack()
+        self.background.spawn(self._revoke(body["user"]["id"], action["value"]))
+
+    async def _revoke(self, user: str, grant_id: str) -> None:
+        grant = next((g for g in await active_grants(self.store.db) if g["id"] == grant_id), None)
+        if grant is not None and await self.may_revoke(grant, user):
+            await revoke_grant(self.store.db, grant_id, user)
+        await self.show(user)
 
     async def _runs(self, user: str) -> list[str]:
         lines = []

@@ -17,7 +17,6 @@ from bot.background import Background
 from bot.ballots import Ballots, Voting
 from bot.gateway import SlackGateway
 from bot.handover import Handovers
-from bot.pause_notes import escalated
 from bot.presenter import Presenter, output_text
 from bot.registry import BotWorkflow, Registry
 from bot.runner import Runner
@@ -107,21 +106,8 @@ class Interactions:
         return loaded
 
     async def may_answer(self, loaded: Loaded, user: str) -> str | None:
-        """Why `user` may not answer this pause, or None: the step's approvers, anyone it was handed to,
-        and once it escalated, the escalation group."""
-        refusal = await self.access.may_answer(loaded.entry, loaded.card, user, loaded.req.step_name)
-        if refusal is None:
-            return None
-        rid, up = loaded.req.requirement_id, loaded.entry.approvers_for(loaded.req.step_name).escalate_to
-        if await self.handovers.holds(rid, user):
-            return None
-        if (
-            up is not None
-            and await escalated(self.store.db, rid)
-            and await self.access.is_approver(up, user, loaded.card)
-        ):
-            return None  # escalated: the escalation group may answer too
-        return refusal
+        """Why `user` may not answer this pause, or None (see `Access.may_answer_pause`)."""
+        return await self.access.may_answer_pause(loaded.entry, loaded.card, user, loaded.req)
 
     # ----- resolving --------------------------------------------------------------------------------
     async def decide(

@@ -61,6 +61,15 @@ async def tally(db: BaseDb, requirement_id: str) -> Tally:
     return result
 
 
+async def handed_to(db: BaseDb, requirement_id: str, user: str) -> bool:
+    """True if the pause was handed to `user`."""
+    from bot.migrations import BOT
+
+    c = handovers.c
+    query = sa.select(c.to_user).where(c.requirement_id == requirement_id, c.to_user == user)
+    return await db.run_transaction(lambda conn: conn.execute(query).first(), write=False, tables=BOT) is not None
+
+
 async def escalated(db: BaseDb, requirement_id: str) -> bool:
     from bot.migrations import BOT
 

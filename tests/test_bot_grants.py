@@ -96,7 +96,7 @@ def tool_cards(env: Env) -> list[str]:
     return [
         json.dumps(m.blocks, ensure_ascii=False)
         for m in env.slack.messages.values()
-        if "wants to call" in json.dumps(m.blocks)
+        if "Tool call needs approval" in json.dumps(m.blocks)
     ]
 
 
@@ -121,8 +121,9 @@ async def test_always_allow_in_this_run_covers_the_agents_later_calls(env: Env) 
     # the next deploy is approved without a click; drop_table is another tool: it waits for a person
     await env.slack.until(lambda: len(tool_cards(env)) == 3)
     await settle(env)
+    # (each decided card is updated by its own outbox row: wait for it rather than race it)
+    await env.slack.until(lambda: "Approved, and always allowed in this run by <@U2>" in tool_cards(env)[0])
     cards = tool_cards(env)
-    assert "Approved, and always allowed in this run by <@U2>" in cards[0]
     assert "Approved automatically: `deploy` is always allowed in this run (by <@U2>" in cards[1]
     assert "drop_table" in cards[2] and "Approve once" in cards[2] and deployed == ["api", "web"]
     await env.slack.click(ui.TOOL_OK, user="U2")
@@ -194,3 +195,20 @@ def test_standing_approval_must_be_a_duration() -> None:
 
 def _grants(env: Env):
     return env.bot.tool_calls.grants
+
+
+async def test_grants_are_listed_and_revoked_on_the_app_home(env: Env) -> None:
+    env.server.script(call("deploy", service="api"), echo_tool_results)
+    await env.slack.command(f"run {env.names['fleet']} one", user="U1")
+    await env.slack.until(lambda: len(tool_cards(env)) == 1)
+    await env.slack.click(ui.TOOL_ALLOW_WORKFLOW, user="U2")
+    await env.slack.until(lambda: "Completed" in card_text(env))
+    await env.slack.open_home("U2")
+    await settle(env)
+    home = json.dumps(env.slack.homes["U2"]["blocks"])
+    assert "Standing approvals" in home and f"`deploy` always allowed in every run of *{env.names['fleet']}*" in home
+    grant_id = (await _grants(env).active(env.names["fleet"]))[0]["id"]
+    await env.slack.home_click("U2", ui.GRANT_REVOKE, value=grant_id)
+    await settle(env)
+    assert await _grants(env).active(env.names["fleet"]) == []
+    assert "Standing approvals" not in json.dumps(env.slack.homes["U2"]["blocks"])  # shown again, without it

@@ -9,8 +9,10 @@ from bot.blocks.kit import ROUTE_BLOCK, Blocks, button, context
 from bot.text import SECTION_TEXT, escape, truncate
 
 HOME_PAGE = "kern:home_page"  # Next / Previous: the value is the page to show
+GRANT_REVOKE = "kern:grant_revoke"  # the value is the grant's id
 HOME_BLOCKS = 100  # a Home tab holds at most 100 blocks (https://docs.slack.dev/reference/block-kit/blocks)
-FRAME = 8  # blocks around the pauses: headers, counts, page buttons, runs
+MOST_GRANTS = 5  # standing approvals listed (newest first)
+FRAME = 8 + 2 + MOST_GRANTS  # blocks around the pauses: headers, counts, page buttons, runs, grants
 
 
 def paginate(sizes: list[int], budget: int = HOME_BLOCKS - FRAME) -> list[list[int]]:
@@ -43,9 +45,12 @@ def _unique_in_view(blocks: Blocks, n: int) -> Blocks:
     return out
 
 
-def home_view(waiting: list[Blocks], page: int, runs: list[str]) -> dict[str, Any]:
+def home_view(
+    waiting: list[Blocks], page: int, runs: list[str], grants: list[tuple[str, str]] | None = None
+) -> dict[str, Any]:
     """The Home tab: page `page` (clamped) of the pauses in `waiting` (each one's message blocks, newest
-    first), then `runs` (one line each)."""
+    first), then `runs` (one line each), then `grants` (standing approvals the person may revoke: id and
+    description)."""
     pages = paginate([len(b) for b in waiting])
     page = max(0, min(page, len(pages) - 1))
     blocks: Blocks = [{"type": "header", "text": {"type": "plain_text", "text": ":inbox_tray: Waiting on you"}}]
@@ -71,6 +76,16 @@ def home_view(waiting: list[Blocks], page: int, runs: list[str]) -> dict[str, An
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": truncate("\n".join(runs), SECTION_TEXT)}})
     else:
         blocks.append(context("You have not started a run yet: `/kern run <workflow>` in a channel."))
+    if grants:
+        blocks.append({"type": "header", "text": {"type": "plain_text", "text": ":key: Standing approvals"}})
+        for grant_id, text in grants[:MOST_GRANTS]:
+            blocks.append(
+                {
+                    "type": "section",
+                    "text": {"type": "mrkdwn", "text": truncate(text, SECTION_TEXT)},
+                    "accessory": button("Revoke", GRANT_REVOKE, grant_id, "danger"),
+                }
+            )
     return {"type": "home", "callback_id": "kern:home", "blocks": blocks}
 
 

@@ -121,7 +121,10 @@ class PeopleApi:
         `action_id` (with `value`, if given). A view's click has no channel, message or response_url."""
         view = self.homes[user]
         for block in view.get("blocks", []):
-            for el in block.get("elements", []) if block.get("type") == "actions" else []:
+            elements = block.get("elements", []) if block.get("type") == "actions" else []
+            if block.get("type") == "section" and "accessory" in block:  # a button beside a section's text
+                elements = [block["accessory"]]
+            for el in elements:
                 named = el.get("action_id") == action_id or el.get("action_id", "").startswith(action_id + ":")
                 if named and (value is None or el.get("value") == value):
                     return {

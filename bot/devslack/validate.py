@@ -133,6 +133,12 @@ def validate_blocks(blocks: list[dict[str, Any]], *, modal: bool = False) -> lis
                 errors.append(f"no more than 10 items allowed [json-pointer:{where}/fields]")
             for fi, f in enumerate(fields):
                 text_obj(f, f"{where}/fields/{fi}", 2000)
+            if "accessory" in block:  # one element beside the text (a button, a select, ...)
+                element(block["accessory"], f"{where}/accessory")
+                aid = block["accessory"].get("action_id")
+                if aid in action_ids:
+                    errors.append(f"duplicate action_id {aid} [json-pointer:{where}/accessory]")
+                action_ids.add(aid)
         elif kind == "header":
             text_obj(block.get("text"), f"{where}/text", 150, plain_only=True)
         elif kind == "context":
