@@ -50,6 +50,7 @@ EMOJI: dict[str, str] = {
     "key": "🔑",
     "bust_in_silhouette": "👤",
     "busts_in_silhouette": "👥",
+    "arrow_double_up": "⏫",
     "eyes": "👀",
     "zap": "⚡",
     "rocket": "🚀",
