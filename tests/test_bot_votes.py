@@ -245,3 +245,19 @@ async def test_only_those_who_may_answer_can_hand_over(env: Env) -> None:
     await env.slack.click(ui.CONFIRM, user="UNEW")
     await settle(env)
     assert "may answer this" in env.slack.ephemeral[-1]["text"]
+
+
+async def test_the_app_home_shows_where_each_pause_stands(env: Env) -> None:
+    await paused(env, "quorum")
+    await env.slack.click(ui.CONFIRM, user="U01")
+    await settle(env)
+    await hand_over(env, "U01", "UNEW")
+    for user in ("U02", "UNEW"):  # an approver, and the person it was handed to (not an approver)
+        await env.slack.open_home(user)
+        await settle(env)
+        home = json.dumps(env.slack.homes[user]["blocks"])
+        assert "kern:confirm" in home  # listed, with its controls
+        assert "Approvals: 1 of 2 (<@U01>)" in home and "Handed to <@UNEW> by <@U01>" in home
+    await env.slack.open_home("UOUTSIDER")
+    await settle(env)
+    assert "Approvals: 1 of 2" not in json.dumps(env.slack.homes["UOUTSIDER"]["blocks"])
