@@ -1,88 +1,93 @@
-"""kern-bot settings: from the environment, or a `.env` file beside the working directory."""
+"""kern-bot settings (pydantic-settings): from the environment, or a `.env` file in the working directory.
+
+The environment wins over the file. Every error is one line naming the setting and the fix (`SettingsError`),
+which the CLI prints before it exits.
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kern.db.base import BaseDb
-from kern.db.migrations import auto_upgrade_from_env
 
 
 class SettingsError(ValueError):
     """A missing or bad setting; the message is one line naming it and the fix."""
 
 
-def read_dotenv(path: str | Path = ".env") -> dict[str, str]:
-    """KEY=VALUE lines of a .env file (comments, blank lines, `export ` and quotes allowed)."""
-    file = Path(path)
-    if not file.is_file():
-        return {}
-    values: dict[str, str] = {}
-    for number, raw in enumerate(file.read_text().splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").strip()
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip():
-            raise SettingsError(f"{file}:{number}: expected KEY=VALUE, got {raw!r}")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
+class Settings(BaseSettings):
+    """What kern-bot needs to run; each field names the variable it is read from."""
 
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+        case_sensitive=True,
+        env_ignore_empty=True,  # KEY= in a .env means "not set", as before
+        str_strip_whitespace=True,
+    )
 
-def _seconds(name: str, value: str | None, default: float) -> float:
-    if value is None:
-        return default
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
-    if not seconds > 0:
-        raise SettingsError(f"{name} must be a positive number of seconds, got {value!r}.")
-    return seconds
+    bot_token: str | None = Field(None, validation_alias="SLACK_BOT_TOKEN", repr=False)
+    signing_secret: str | None = Field(None, validation_alias="SLACK_SIGNING_SECRET", repr=False)
+    app_token: str | None = Field(None, validation_alias="SLACK_APP_TOKEN", repr=False)
+    db: str = Field("kern.db", validation_alias="KERN_DB")
+    workflows: str | None = Field(None, validation_alias="KERN_WORKFLOWS")
+    api_url: str | None = Field(None, validation_alias="SLACK_API_URL")
+    lease_seconds: float = Field(30.0, validation_alias="KERN_LEASE_SECONDS")
+    # KERN_DB_AUTO_UPGRADE=1: upgrade the database's tables at start-up
+    auto_upgrade: bool = Field(False, validation_alias="KERN_DB_AUTO_UPGRADE")
+    log_format: Literal["text", "json"] = Field("text", validation_alias="KERN_LOG_FORMAT")
+    # How long /health trusts its last answer from Slack's auth.test (health checks must not hammer Slack).
+    health_cache_seconds: float = Field(15.0, validation_alias="KERN_HEALTH_CACHE_SECONDS")
 
+    @field_validator("lease_seconds", "health_cache_seconds", mode="before")
+    @classmethod
+    def _positive_seconds(cls, value: object) -> float:
+        try:
+            seconds = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            seconds = -1.0
+        if not seconds > 0:
+            raise ValueError(f"must be a positive number of seconds, got {value!r}.")
+        return seconds
 
-@dataclass(frozen=True)
-class Settings:
-    """What kern-bot needs to run. `mode` is "serve" (HTTP), "socket" (Socket Mode) or "dev"."""
+    @field_validator("auto_upgrade", mode="before")
+    @classmethod
+    def _flag(cls, value: object) -> bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes"):
+            return True
+        if text in ("0", "false", "no"):
+            return False
+        raise ValueError(f"must be 1 (upgrade at start-up) or 0, got {value!r}.")
 
-    bot_token: str | None = None
-    signing_secret: str | None = None
-    app_token: str | None = None
-    db: str = "kern.db"
-    workflows: str | None = None
-    api_url: str | None = None
-    lease_seconds: float = 30.0
-    auto_upgrade: bool = False  # KERN_DB_AUTO_UPGRADE=1: upgrade the database's tables at start-up
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format(cls, value: object) -> str:
+        if value not in ("text", "json"):
+            raise ValueError(f"must be text or json, got {value!r}.")
+        return str(value)
 
     @classmethod
-    def load(cls, env: Mapping[str, str] | None = None, dotenv: str | Path | None = ".env") -> Settings:
-        """The environment wins over the .env file."""
-        values = {**(read_dotenv(dotenv) if dotenv else {}), **(os.environ if env is None else env)}
+    def load(cls, dotenv: str | Path | None = ".env") -> Settings:
+        """The settings from the environment and `dotenv` (None: the environment only).
 
-        def get(name: str) -> str | None:
-            value = values.get(name, "").strip()
-            return value or None
-
-        return cls(
-            bot_token=get("SLACK_BOT_TOKEN"),
-            signing_secret=get("SLACK_SIGNING_SECRET"),
-            app_token=get("SLACK_APP_TOKEN"),
-            db=get("KERN_DB") or "kern.db",
-            workflows=get("KERN_WORKFLOWS"),
-            api_url=get("SLACK_API_URL"),
-            lease_seconds=_seconds("KERN_LEASE_SECONDS", get("KERN_LEASE_SECONDS"), 30.0),
-            auto_upgrade=auto_upgrade_from_env(values),
-        )
+        Raises SettingsError (one line naming the variable) for a value that does not parse."""
+        try:
+            return cls(_env_file=dotenv)  # type: ignore[call-arg]
+        except ValidationError as exc:
+            raise SettingsError(_one_line(exc)) from None
 
     def check(self, mode: str) -> Settings:
-        """Raise `SettingsError` naming the first missing or malformed setting for `mode`."""
+        """Raise `SettingsError` naming the first missing or malformed setting for `mode`
+        ("serve" for HTTP, "socket" for Socket Mode, "dev", "db")."""
         if mode in ("serve", "socket"):
             if not self.bot_token:
                 raise SettingsError("SLACK_BOT_TOKEN is missing: set it to the app's Bot User OAuth Token (xoxb-...).")
@@ -117,3 +122,15 @@ class Settings:
         from kern.db.sqlite import SqliteDb
 
         return SqliteDb(db_file=self.db, lease_seconds=self.lease_seconds)
+
+
+def _one_line(exc: ValidationError) -> str:
+    """The first problem of a ValidationError as `VARIABLE must ...`."""
+    error = exc.errors()[0]
+    field = str(error["loc"][0]) if error["loc"] else "?"
+    info = Settings.model_fields.get(field)
+    name = str(info.validation_alias) if info is not None and info.validation_alias else field
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] != "value_error":  # pydantic's own wording, e.g. for a value that is not a string
+        message = f"is not valid ({message}), got {error.get('input')!r}."
+    return f"{name} {message}"

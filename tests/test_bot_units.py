@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bot import blocks as ui
 from bot.app import make_client
-from bot.config import Settings, SettingsError, read_dotenv
+from bot.config import Settings, SettingsError
 from bot.devslack import DevSlack
 from bot.examples import example_workflows
 from bot.policy import Approvers
@@ -25,71 +23,6 @@ from tests.test_bot_e2e import SECRET, start_bot
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_LIST = [Workflow(name="one", steps=[Step(name="s", executor=lambda s: 1)])]
-
-
-def test_settings_from_env_and_dotenv(tmp_path: Path) -> None:
-    dotenv = tmp_path / ".env"
-    dotenv.write_text("# comment\nexport SLACK_BOT_TOKEN='xoxb-from-file'\nSLACK_SIGNING_SECRET=\"s3\"\nKERN_DB=x.db\n")
-    settings = Settings.load(env={"KERN_DB": "postgresql://u@h/db"}, dotenv=dotenv)
-    assert settings.bot_token == "xoxb-from-file" and settings.signing_secret == "s3"
-    assert settings.db == "postgresql://u@h/db"  # the environment wins
-    assert settings.check("serve") is settings
-    dotenv.write_text("not a pair\n")
-    with pytest.raises(SettingsError, match=r"\.env:1: expected KEY=VALUE"):
-        read_dotenv(dotenv)
-
-
-@pytest.mark.parametrize(
-    ("env", "mode", "message"),
-    [
-        ({}, "serve", "SLACK_BOT_TOKEN is missing"),
-        ({"SLACK_BOT_TOKEN": "xoxp-user"}, "serve", "SLACK_BOT_TOKEN must be a bot token starting with xoxb-"),
-        ({"SLACK_BOT_TOKEN": "xoxb-1"}, "serve", "SLACK_SIGNING_SECRET is missing"),
-        ({"SLACK_BOT_TOKEN": "xoxb-1"}, "socket", "SLACK_APP_TOKEN is missing"),
-        ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xoxb-2"}, "socket", "SLACK_APP_TOKEN must be an app-level"),
-        (
-            {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "KERN_DB": "mysql://x"},
-            "serve",
-            "KERN_DB must be a SQLite file path or a postgresql:// URL",
-        ),
-        (
-            {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "KERN_WORKFLOWS": "nocolon"},
-            "serve",
-            "KERN_WORKFLOWS must look like package.module:attribute",
-        ),
-        (
-            {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "SLACK_API_URL": "ftp://x"},
-            "serve",
-            "SLACK_API_URL must be an http",
-        ),
-    ],
-)
-def test_bad_settings_name_the_setting(env: dict[str, str], mode: str, message: str) -> None:
-    with pytest.raises(SettingsError, match=message):
-        Settings.load(env=env, dotenv=None).check(mode)
-
-
-def test_cli_stops_with_one_line(tmp_path: Path) -> None:
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "SLACK_BOT_TOKEN": "xoxb-1",
-        "SLACK_SIGNING_SECRET": "s",
-        "KERN_WORKFLOWS": "no_such_module:flows",
-        "KERN_DB": str(tmp_path / "k.db"),
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "serve"],
-        cwd=tmp_path,
-        env={**env, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        "kern-bot: KERN_WORKFLOWS=no_such_module:flows: cannot import 'no_such_module' "
-        "(No module named 'no_such_module')."
-    ]
 
 
 def test_registry_loading(tmp_path: Path) -> None:

@@ -1,0 +1,152 @@
+"""kern-bot settings: the environment and `.env` (pydantic-settings), and one-line errors through the real CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import Settings, SettingsError
+
+ROOT = Path(__file__).resolve().parent.parent
+NAMES = [
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_APP_TOKEN",
+    "KERN_DB",
+    "KERN_WORKFLOWS",
+    "SLACK_API_URL",
+    "KERN_LEASE_SECONDS",
+    "KERN_DB_AUTO_UPGRADE",
+    "KERN_LOG_FORMAT",
+    "KERN_HEALTH_CACHE_SECONDS",
+]
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """No setting in the environment, and a working directory without a .env."""
+    for name in NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return monkeypatch
+
+
+def test_defaults(clean_env: pytest.MonkeyPatch) -> None:
+    settings = Settings.load()
+    assert (settings.db, settings.lease_seconds, settings.auto_upgrade, settings.log_format) == (
+        "kern.db",
+        30.0,
+        False,
+        "text",
+    )
+    assert settings.bot_token is None and settings.workflows is None
+    assert settings.check("dev") is settings
+
+
+def test_settings_from_env_and_dotenv(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(
+        "# comment\nexport SLACK_BOT_TOKEN='xoxb-from-file'\nSLACK_SIGNING_SECRET=\"s3\"\nKERN_DB=x.db\n"
+        "KERN_LEASE_SECONDS=12.5\nKERN_DB_AUTO_UPGRADE=yes\nKERN_WORKFLOWS=\n"
+    )
+    clean_env.setenv("KERN_DB", "postgresql://u@h/db")
+    settings = Settings.load()
+    assert settings.bot_token == "xoxb-from-file" and settings.signing_secret == "s3"
+    assert settings.db == "postgresql://u@h/db"  # the environment wins
+    assert settings.lease_seconds == 12.5 and settings.auto_upgrade is True
+    assert settings.workflows is None  # KEY= is "not set"
+    assert settings.check("serve") is settings
+    assert "xoxb-from-file" not in repr(settings)  # secrets stay out of logs
+    assert Settings.load(dotenv=None).bot_token is None  # the environment only
+
+
+@pytest.mark.parametrize(
+    ("env", "mode", "message"),
+    [
+        ({}, "serve", "SLACK_BOT_TOKEN is missing"),
+        ({"SLACK_BOT_TOKEN": "xoxp-user"}, "serve", "SLACK_BOT_TOKEN must be a bot token starting with xoxb-"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1"}, "serve", "SLACK_SIGNING_SECRET is missing"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1"}, "socket", "SLACK_APP_TOKEN is missing"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xoxb-2"}, "socket", "SLACK_APP_TOKEN must be an app-level"),
+        (
+            {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "KERN_DB": "mysql://x"},
+            "serve",
+            "KERN_DB must be a SQLite file path or a postgresql:// URL",
+        ),
+        (
+            {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "KERN_WORKFLOWS": "nocolon"},
+            "serve",
+            "KERN_WORKFLOWS must look like package.module:attribute",
+        ),
+        (
+            {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "SLACK_API_URL": "ftp://x"},
+            "serve",
+            "SLACK_API_URL must be an http",
+        ),
+        ({"KERN_LEASE_SECONDS": "soon"}, "dev", "KERN_LEASE_SECONDS must be a positive number of seconds, got 'soon'"),
+        ({"KERN_LEASE_SECONDS": "0"}, "dev", "KERN_LEASE_SECONDS must be a positive number of seconds, got '0'"),
+        ({"KERN_DB_AUTO_UPGRADE": "maybe"}, "dev", "KERN_DB_AUTO_UPGRADE must be 1 .* or 0, got 'maybe'"),
+        ({"KERN_LOG_FORMAT": "xml"}, "dev", "KERN_LOG_FORMAT must be text or json, got 'xml'"),
+    ],
+)
+def test_bad_settings_name_the_setting(
+    clean_env: pytest.MonkeyPatch, env: dict[str, str], mode: str, message: str
+) -> None:
+    for name, value in env.items():
+        clean_env.setenv(name, value)
+    with pytest.raises(SettingsError, match=message) as error:
+        Settings.load().check(mode)
+    assert "\n" not in str(error.value)
+
+
+def cli(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`kern-bot ARGS` in `tmp_path`, with only `env` set."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_cli_stops_with_one_line(tmp_path: Path) -> None:
+    env = {
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_SIGNING_SECRET": "s",
+        "KERN_WORKFLOWS": "no_such_module:flows",
+        "KERN_DB": str(tmp_path / "k.db"),
+    }
+    result = cli(tmp_path, env, "serve")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "kern-bot: KERN_WORKFLOWS=no_such_module:flows: cannot import 'no_such_module' "
+        "(No module named 'no_such_module')."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("dotenv", "env", "line"),
+    [
+        ("", {}, "kern-bot: SLACK_BOT_TOKEN is missing: set it to the app's Bot User OAuth Token (xoxb-...)."),
+        (
+            "SLACK_BOT_TOKEN=xoxb-1\nSLACK_SIGNING_SECRET=s\nKERN_LEASE_SECONDS=ten\n",
+            {},
+            "kern-bot: KERN_LEASE_SECONDS must be a positive number of seconds, got 'ten'.",
+        ),
+        (
+            "SLACK_BOT_TOKEN=xoxb-1\nSLACK_SIGNING_SECRET=s\n",
+            {"KERN_LOG_FORMAT": "yaml"},
+            "kern-bot: KERN_LOG_FORMAT must be text or json, got 'yaml'.",
+        ),
+    ],
+)
+def test_cli_settings_errors(tmp_path: Path, dotenv: str, env: dict[str, str], line: str) -> None:
+    """A bad or missing setting, in .env or the environment: `kern-bot serve` exits 2 with one line."""
+    (tmp_path / ".env").write_text(dotenv)
+    result = cli(tmp_path, {"KERN_DB": str(tmp_path / "k.db"), **env}, "serve")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [line]
