@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler, async_default_handlers
@@ -17,6 +17,7 @@ from bot.dedupe import SeenRequests, gate_requests
 from bot.gateway import SlackGateway
 from bot.home import Home
 from bot.interactions import Interactions
+from bot.metrics import Metrics
 from bot.outbox import Outbox
 from bot.presenter import Presenter
 from bot.registry import Registry
@@ -41,6 +42,7 @@ class KernBot:
     signing_secret: str | None = None
     tool_calls: ToolCalls | None = None
     home: Home | None = None
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 def make_client(token: str, api_url: str | None = None) -> AsyncWebClient:
@@ -66,7 +68,8 @@ def build_bot(
     outbox = Outbox(store, presenter, registry)
     runner = Runner(background, gateway, store, presenter, outbox)
     access = Access(gateway, registry.db)
-    interactions = Interactions(runner, registry, store, gateway, background, access, presenter)
+    metrics = Metrics()
+    interactions = Interactions(runner, registry, store, gateway, background, access, presenter, metrics)
     tool_calls = ToolCalls(interactions)
     handovers = interactions.handovers
     start_forms = StartForms(runner, registry, gateway, background, access)
@@ -131,4 +134,5 @@ def build_bot(
         signing_secret,
         tool_calls=tool_calls,
         home=home,
+        metrics=metrics,
     )

@@ -9,13 +9,20 @@ import logging
 import sys
 
 from bot.config import Settings, SettingsError
+from bot.logs import setup_logging
 from kern.exceptions import SchemaVersionError
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kern-bot", description="The Slack side of kern's human-in-the-loop pauses.")
+    logs = argparse.ArgumentParser(add_help=False)
+    logs.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="text lines, or one JSON object per line with run_id and requirement_id (default: KERN_LOG_FORMAT)",
+    )
     sub = parser.add_subparsers(dest="mode", required=True)
-    serve = sub.add_parser("serve", help="HTTP mode: Slack sends requests to POST /slack/events")
+    serve = sub.add_parser("serve", parents=[logs], help="HTTP mode: Slack sends requests to POST /slack/events")
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=3000)
     serve.add_argument(
@@ -25,25 +32,34 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds between sweeps (deadlines, takeovers of runs whose process died, messages owed to Slack)",
     )
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request (costs ack latency)")
-    socket = sub.add_parser("socket", help="Socket Mode: no public URL needed (needs SLACK_APP_TOKEN)")
+    socket = sub.add_parser("socket", parents=[logs], help="Socket Mode: no public URL needed (needs SLACK_APP_TOKEN)")
     socket.add_argument("--sweep-interval", type=float, default=1.0)
-    dev = sub.add_parser("dev", help="no Slack needed: the bot, a local Slack and its web page on 127.0.0.1")
+    dev = sub.add_parser(
+        "dev", parents=[logs], help="no Slack needed: the bot, a local Slack and its web page on 127.0.0.1"
+    )
     dev.add_argument("--port", type=int, default=3000, help="the web page and the local Slack")
     dev.add_argument("--bot-port", type=int, default=3001, help="the bot's /slack/events")
-    db = sub.add_parser("db", help="the database's tables (KERN_DB): upgrade them to this version's schema")
+    db = sub.add_parser(
+        "db", parents=[logs], help="the database's tables (KERN_DB): upgrade them to this version's schema"
+    )
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="upgrade kern's and the bot's tables to the newest revision (safe to repeat)")
     revision = db_sub.add_parser("revision", help="for developers: write the next revision of the bot's tables")
     revision.add_argument("-m", "--message", required=True)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # kern says what each upgrade did, in one line
+    try:
+        loaded = Settings.load()
+    except SettingsError as exc:
+        print(f"kern-bot: {exc}", file=sys.stderr)
+        return 2
+    log_format = args.log_format or loaded.log_format
+    setup_logging(log_format)
     if args.mode == "db":
-        return _db_command(args)
+        return _db_command(args, loaded)
     if args.mode == "dev":
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
         try:
-            settings = Settings.load().check("dev")
+            settings = loaded.check("dev")
             asyncio.run(_prepare_db(settings))
             return asyncio.run(_dev(settings, args.port, args.bot_port))
         except (SettingsError, SchemaVersionError) as exc:
@@ -52,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             return 0
     try:
-        settings = Settings.load().check(args.mode)
+        settings = loaded.check(args.mode)
         from bot.server import create_bot
 
         bot = create_bot(settings)
@@ -65,12 +81,16 @@ def main(argv: list[str] | None = None) -> int:
 
         from bot.server import create_web_app
 
-        print(
+        serving = (
             f"kern-bot: serving /slack/events on http://{args.host}:{args.port} "
             f"({len(bot.registry.entries)} workflows, db {settings.db})"
         )
+        if log_format == "json":
+            logging.getLogger("kern_bot").info("%s", serving)
+        else:
+            print(serving)
         web.run_app(
-            create_web_app(bot, sweep_interval=args.sweep_interval),
+            create_web_app(bot, sweep_interval=args.sweep_interval, health_cache=settings.health_cache_seconds),
             host=args.host,
             port=args.port,
             print=None,
@@ -80,14 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     return asyncio.run(_socket_mode(bot, settings, args.sweep_interval))
 
 
-def _db_command(args: argparse.Namespace) -> int:
+def _db_command(args: argparse.Namespace, loaded: Settings) -> int:
     if args.db_command == "revision":
         from bot.migrations import BOT
 
         print(f"kern-bot: wrote {BOT.new_revision(args.message)}; read it before committing it")
         return 0
     try:
-        settings = Settings.load().check("db")
+        settings = loaded.check("db")
         for line in asyncio.run(_prepare_db(settings, upgrade=True)):
             print(line)
     except (SettingsError, SchemaVersionError) as exc:
@@ -175,7 +195,7 @@ async def _socket_mode(bot: object, settings: Settings, sweep_interval: float) -
     from bot.sweeper import sweep_forever
 
     handler = AsyncSocketModeHandler(bot.app, settings.app_token)  # type: ignore[attr-defined]
-    sweeper = asyncio.create_task(sweep_forever(bot.runner, bot.registry, sweep_interval))  # type: ignore[attr-defined]
+    sweeper = asyncio.create_task(sweep_forever(bot.runner, bot.registry, sweep_interval, bot.metrics))  # type: ignore[attr-defined]
     try:
         async with serving(bot):  # type: ignore[arg-type]
             await handler.start_async()

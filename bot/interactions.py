@@ -7,6 +7,7 @@ resumes the run and the other is told, privately, who got there first.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,8 @@ from bot.background import Background
 from bot.ballots import Ballots, Voting
 from bot.gateway import SlackGateway
 from bot.handover import Handovers
+from bot.logs import about
+from bot.metrics import Metrics
 from bot.presenter import Presenter, output_text
 from bot.registry import BotWorkflow, Registry
 from bot.runner import Runner
@@ -26,6 +29,7 @@ from kern.run.requirement import StepRequirement
 from kern.run.workflow import WorkflowRunOutput
 
 Ack = Callable[..., Awaitable[Any]]
+log = logging.getLogger("kern_bot")
 
 
 @dataclass
@@ -49,6 +53,7 @@ class Interactions:
         background: Background,
         access: Access,
         presenter: Presenter,
+        metrics: Metrics | None = None,
     ) -> None:
         self.runner = runner
         self.registry = registry
@@ -57,6 +62,7 @@ class Interactions:
         self.background = background
         self.access = access
         self.presenter = presenter
+        self.metrics = metrics or Metrics()
         self.voting = Voting(Ballots(store.db), gateway, presenter, store)
         self.handovers = Handovers(self)
         # Called with the user when their click on a view (the App Home) finds its pause over.
@@ -90,6 +96,7 @@ class Interactions:
 
     async def ready(self, body: dict[str, Any], requirement_id: str) -> Loaded | None:
         user, channel, thread = who_where(body)
+        about(requirement_id=requirement_id)
         loaded = await self.load(requirement_id)
         if isinstance(loaded, str):
             if not channel and self.on_stale_view is not None:  # on the App Home: show it as it is now
@@ -97,6 +104,7 @@ class Interactions:
                 return None
             await self.gateway.tell(channel, user, loaded, thread, body.get("response_url"))
             return None
+        about(run_id=loaded.run.run_id)
         refusal = await self.may_answer(loaded, user)
         if refusal:
             await self.gateway.tell(
@@ -159,6 +167,9 @@ class Interactions:
         except (JournalMismatchError, StoreError) as exc:  # nothing changed: the pause still waits
             text = f"I could not continue this run, and nothing changed: {exc}"
             await self.gateway.tell(loaded.card.channel, user, text, loaded.card.ts, response_url)
+        else:
+            self.metrics.decisions.labels("person").inc()
+            log.info("pause decided by %s", user)
 
     # ----- buttons ----------------------------------------------------------------------------------
     def button(self, action_id: str) -> Callable[..., Awaitable[None]]:

@@ -1,10 +1,12 @@
-"""The HTTP server of `kern-bot serve`: Bolt on aiohttp at POST /slack/events, plus the deadline sweeper."""
+"""The HTTP server of `kern-bot serve`: Bolt on aiohttp at POST /slack/events, plus the deadline sweeper,
+GET /health (bot/health.py) and GET /metrics (bot/metrics.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 
@@ -13,7 +15,9 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 
 from bot.app import KernBot, build_bot, make_client
 from bot.config import Settings
+from bot.health import Health
 from bot.inbound import RequestRejected, decode, guard_listeners, looks_like_click, parse, verify_signature
+from bot.metrics import CONTENT_TYPE
 from bot.registry import load_registry
 from bot.sweeper import sweep_forever
 
@@ -42,15 +46,20 @@ async def serving(bot: KernBot) -> AsyncIterator[None]:
             await bot.background.cancel_all()
 
 
-def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0) -> web.Application:
+def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0, health_cache: float = 15.0) -> web.Application:
     """An aiohttp application serving Slack's requests; the sweeper runs while it is up.
 
     Every request is checked (`bot.inbound`: signature, then body, then fields) before Bolt dispatches
     it; a malformed one is answered 400 or 401 and changes nothing. A repeated one (a replay, a retry) is
     answered like the first, and the work it would start does not run (`bot.dedupe`, checked by that work,
     so acks never wait for the database).
+
+    GET /health answers 200 while the database and Slack answer (Slack's answer is kept `health_cache`
+    seconds), else 503 naming what is down; GET /metrics serves the Prometheus text format.
     """
     secret = bot.signing_secret
+    checks = Health(bot.registry.db, bot.gateway, cache_seconds=health_cache)
+    ack_seconds = bot.metrics.click_ack
     guard_listeners(bot.app)
 
     async def slack_events(request: web.Request) -> web.StreamResponse:
@@ -64,6 +73,7 @@ def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0) -> web.Applicat
             return web.json_response({"error": "internal error", "ref": ref}, status=500)
 
     async def answer(request: web.Request) -> web.Response:
+        started = time.perf_counter()
         raw = await request.read()
         headers, query = request.headers, request.query_string
         try:
@@ -76,6 +86,7 @@ def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0) -> web.Applicat
                 # behind other requests' work (commands and form submissions, whose ack carries content,
                 # are parsed and checked before their answer).
                 bot.background.defer(lambda: dispatch_click(text, query, headers))
+                ack_seconds.observe(time.perf_counter() - started)
                 return web.Response(status=200)
             bolt_request = parse(text, query, headers)
         except RequestRejected as exc:
@@ -98,14 +109,19 @@ def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0) -> web.Applicat
         await bot.app.async_dispatch(bolt_request)
 
     async def health(_request: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "workflows": sorted(bot.registry.entries)})
+        healthy, body = await checks.check()
+        body["workflows"] = sorted(bot.registry.entries)
+        return web.json_response(body, status=200 if healthy else 503)
+
+    async def metrics(_request: web.Request) -> web.Response:
+        return web.Response(body=await bot.metrics.render(bot.registry.db), headers={"Content-Type": CONTENT_TYPE})
 
     async def slack_session(app: web.Application) -> AsyncIterator[None]:
         async with serving(bot):
             yield
 
     async def sweeper(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(sweep_forever(bot.runner, bot.registry, sweep_interval))
+        task = asyncio.create_task(sweep_forever(bot.runner, bot.registry, sweep_interval, bot.metrics))
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -116,6 +132,7 @@ def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0) -> web.Applicat
     app[BOT_KEY] = bot
     app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
     app.cleanup_ctx.append(slack_session)  # set up first, so it closes after the sweeper stops
     if sweep_interval > 0:
         app.cleanup_ctx.append(sweeper)

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import kern
+from bot.logs import about
+from bot.metrics import Metrics
 from bot.registry import Registry
 from bot.runner import Runner
 from bot.timers import Timers
@@ -24,8 +27,9 @@ from kern.exceptions import RunNotPausedError
 log = logging.getLogger("kern_bot")
 
 
-async def take_over(runner: Runner, registry: Registry, run_id: str) -> bool:
+async def take_over(runner: Runner, registry: Registry, run_id: str, metrics: Metrics | None = None) -> bool:
     """Continue a run whose process died, following it here; False if another process got it first."""
+    about(run_id=run_id)
     stored = await registry.db.load_run(run_id)
     entry = registry.by_workflow_name(stored.workflow_name)
     if entry is None:
@@ -39,28 +43,39 @@ async def take_over(runner: Runner, registry: Registry, run_id: str) -> bool:
             await runner.follow(entry, card, events)  # type: ignore[arg-type]
     except RunNotPausedError:
         return False
+    if metrics is not None:
+        metrics.takeovers.inc()
     log.info("took over run %s (its process had stopped)", run_id)
     return True
 
 
-async def sweep_once(runner: Runner, registry: Registry, now: float | None = None) -> int:
+async def sweep_once(
+    runner: Runner, registry: Registry, now: float | None = None, metrics: Metrics | None = None
+) -> int:
     """One sweep; returns how many runs moved on by deadline plus how many orphans it began to take over
-    (each takeover goes on in the background)."""
+    (each takeover goes on in the background). `metrics` counts timeouts, takeovers and the sweep itself."""
+    started = time.monotonic()
     moved = len(await kern.expire_due(registry.db, registry.workflows, now=now))
+    if metrics is not None and moved:
+        metrics.decisions.labels("timeout").inc(moved)
     names = [w.name for w in registry.workflows]
     for run_id in await registry.db.orphaned_runs(names):  # leases expire by the real clock, as claims judge them
-        runner.background.spawn(take_over(runner, registry, run_id))
+        runner.background.spawn(take_over(runner, registry, run_id, metrics))
         moved += 1
     await Timers(runner).fire_due(now)  # reminders and escalations
     await runner.outbox.deliver()
+    if metrics is not None:
+        metrics.swept(started)
     return moved
 
 
-async def sweep_forever(runner: Runner, registry: Registry, interval: float = 1.0) -> None:
+async def sweep_forever(
+    runner: Runner, registry: Registry, interval: float = 1.0, metrics: Metrics | None = None
+) -> None:
     """The background task: sweep every `interval` seconds until cancelled."""
     while True:
         try:
-            await sweep_once(runner, registry)
+            await sweep_once(runner, registry, metrics=metrics)
         except asyncio.CancelledError:
             raise
         except Exception:

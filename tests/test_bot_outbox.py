@@ -25,6 +25,7 @@ from kern.run.workflow import WorkflowRunOutput
 from kern.workflow import Step, Workflow
 from tests.conftest import make_db, unique
 from tests.test_bot_e2e import SECRET, Env, run_id_of_card, start_bot
+from tests.test_bot_ops import scrape
 
 GATE: dict[str, asyncio.Event] = {}
 RAN: list[str] = []
@@ -177,9 +178,10 @@ async def test_orphaned_run_is_taken_over_by_a_sweep(gated_env: tuple[Env, async
     gate.set()
     assert await sweep_once(env.bot.runner, env.bot.registry) == 0  # its lease has not expired yet
     await asyncio.sleep(0.8)
-    assert await sweep_once(env.bot.runner, env.bot.registry) == 1
+    assert await sweep_once(env.bot.runner, env.bot.registry, metrics=env.bot.metrics) == 1
     await env.bot.background.idle(10)
     await env.slack.until(lambda: len(thread_pauses(env)) == 1)
+    assert (await scrape(env.slack.bot_endpoint))[("kern_bot_takeovers_total", ())] == 1
     assert "Waiting: check" in json.dumps(env.card().blocks)
     assert RAN == ["gated"]  # the step in flight ran again (here: for the first time); nothing else did
     assert await sweep_once(env.bot.runner, env.bot.registry) == 0
