@@ -20,13 +20,12 @@ import time
 import uuid
 from collections import defaultdict
 
-from sqlalchemy.engine import Connection
-
 from bot.gateway import SlackCallFailed
 from bot.presenter import RETRY_SOON, NotYet, Presenter
 from bot.registry import Registry
 from bot.store import BotStore, Delivery, OwedMessage, PauseMessage
 from kern.db.base import RunChange
+from kern.db.hot import Tx
 
 log = logging.getLogger("kern_bot")
 MAX_BACKOFF = 300.0
@@ -56,11 +55,11 @@ class Outbox:
         self.registry = registry
         self._names = {entry.workflow.name for entry in registry.entries.values()}
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._insert = registry.db.dialect_insert
         registry.db.watch(self.record)
 
-    def record(self, conn: Connection, change: RunChange) -> None:
-        """kern's watcher: runs inside the transaction of `change`, so the rows commit with it."""
+    def record(self, conn: Tx, change: RunChange) -> None:
+        """kern's watcher: runs inside the transaction of `change`, so the rows commit with it (`conn` is
+        that transaction, on the bare driver connection: write through the store's prepared statements)."""
         if change.workflow_name not in self._names:
             return
         held = {"holder": self.me, "hold": self.hold}
@@ -75,7 +74,7 @@ class Outbox:
                 self.store.owe(conn, change.run_id, "close", resolution.requirement_id, detail, **held)
         if change.status == "PAUSED" and change.requirement_id:
             # Known from now on, so a click on its message is understood even before its ts is recorded.
-            self.store.expect_pause(conn, self._insert, change.run_id, change.requirement_id)
+            self.store.expect_pause(conn, change.run_id, change.requirement_id)
             self.store.owe(conn, change.run_id, "pause", change.requirement_id, **held)
             self.store.owe(conn, change.run_id, "card", **held)
         elif change.status in ENDED:

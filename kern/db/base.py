@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from kern.db import migrations, schema
-from kern.db.hot import INSERT_AUDIT, PAUSED, RUNNING, RUNS, HotSql, SaTx, Tx, dumps, dumps_or_none
+from kern.db.hot import INSERT_AUDIT, PAUSED, RUNNING, RUNS, HotSql, SaTx, Sql, Tx, dumps, dumps_or_none
 from kern.db.retry import Attempt, Retries
 from kern.exceptions import (
     LostOwnershipError,
@@ -65,7 +65,7 @@ class RunChange:
     resolutions: list[Resolution] = field(default_factory=list)
 
 
-RunWatcher = Callable[[Connection, RunChange], None]
+RunWatcher = Callable[[Tx, RunChange], None]
 
 
 @dataclass
@@ -120,16 +120,27 @@ class BaseDb(Retries, ABC):
         self._recent: OrderedDict[str, StoredRun] = OrderedDict()
         self._watchers: list[RunWatcher] = []
         self._sql: HotSql | None = None
+        self._prepared: dict[int, tuple[sa.ClauseElement, Sql]] = {}
 
     def watch(self, watcher: RunWatcher) -> None:
-        """Call `watcher(connection, change)` inside every transaction that changes a run's status (a
-        start, a pause, an end, a resume, a cancel, a takeover), so that what the watcher writes commits
-        or rolls back with the change itself. Checkpoints that keep a run RUNNING are not reported."""
+        """Call `watcher(tx, change)` inside every transaction that changes a run's status (a start, a
+        pause, an end, a resume, a cancel, a takeover), so that what the watcher writes commits or rolls
+        back with the change itself. Checkpoints that keep a run RUNNING are not reported. The watcher
+        writes through `tx` (a `kern.db.hot.Tx`) with statements from `prepare`: the transaction runs on
+        the bare driver connection, so it costs no more with a watcher than without."""
         self._watchers.append(watcher)
 
-    def _notify(self, conn: Connection, change: RunChange) -> None:
+    def _notify(self, tx: Tx, change: RunChange) -> None:
         for watcher in self._watchers:
-            watcher(conn, change)
+            watcher(tx, change)
+
+    def prepare(self, statement: sa.ClauseElement) -> Sql:
+        """`statement` compiled once for this store's dialect, to run in a `Tx` (`run_hot`, watchers).
+        Its parameters are its bind parameters' names (`sa.bindparam`, or `kern.db.hot.insert_statement`)."""
+        prepared = self._prepared.get(id(statement))
+        if prepared is None or prepared[0] is not statement:
+            prepared = self._prepared[id(statement)] = (statement, Sql(statement, self._sa_dialect()))
+        return prepared[1]
 
     def _remember(self, stored: StoredRun) -> None:
         self._recent[stored.run_id] = stored
@@ -189,10 +200,7 @@ class BaseDb(Retries, ABC):
         raise NotImplementedError
 
     async def _hot(self, body: Callable[[Tx], T], *, write: bool = True, attempt: Attempt | None = None) -> T:
-        """A hot operation (see `Tx`): on the bare driver connection, or inside a SQLAlchemy transaction
-        when watchers must write in the same transaction."""
-        if self._watchers:
-            return await self._tx(lambda conn: body(SaTx(conn)), write=write, attempt=attempt)
+        """A hot operation (see `Tx`): on the bare driver connection, watchers included."""
         return await self._tx(body, write=write, attempt=attempt, raw=True)
 
     @property
@@ -201,7 +209,7 @@ class BaseDb(Retries, ABC):
             self._sql = HotSql(self._sa_dialect(), self.dialect_insert)
         return self._sql
 
-    def _json(self, value: Any) -> Any:
+    def read_json(self, value: Any) -> Any:
         """A JSON column's value as read: the SQLite driver returns its text, asyncpg decodes it."""
         return json.loads(value) if self.json_as_text and isinstance(value, str) else value
 
@@ -209,9 +217,8 @@ class BaseDb(Retries, ABC):
         if row is None:
             return None
         run_id, session_id, workflow_name, status, version, lease_until, output, journal = row
-        return StoredRun(
-            run_id, session_id, workflow_name, status, version, lease_until, self._json(output), self._json(journal)
-        )
+        output, journal = self.read_json(output), self.read_json(journal)
+        return StoredRun(run_id, session_id, workflow_name, status, version, lease_until, output, journal)
 
     async def _ensure_tables(self) -> None:
         await self._run(self._create_tables, write=True)
@@ -268,6 +275,21 @@ class BaseDb(Retries, ABC):
             await self._tx(lambda conn: (self._lock_for_create(conn), self._ensure_schema(conn, tables)))
             self._extra_tables.add(id(tables))
         return await self._tx(body, write=write, attempt=attempt)
+
+    async def run_hot(
+        self,
+        body: Callable[[Tx], T],
+        *,
+        write: bool = True,
+        tables: sa.MetaData | migrations.MigrationSet | None = None,
+        attempt: Attempt | None = None,
+    ) -> T:
+        """`run_transaction` for statements prepared with `prepare`: `body(tx)` runs them on the bare
+        driver connection (see `kern.db.hot.Tx`), as kern's own hot operations do. Same retries, same
+        rules for `tables` and `attempt`."""
+        if tables is not None and id(tables) not in self._extra_tables:
+            await self.run_transaction(lambda conn: None, tables=tables)
+        return await self._tx(body, write=write, attempt=attempt, raw=True)
 
     def _lock_for_create(self, conn: Connection) -> None:
         """Dialect hook: serialize table creation across processes."""
@@ -353,8 +375,8 @@ class BaseDb(Retries, ABC):
                 )
                 if written != 1:
                     raise LostOwnershipError(f"Run {run_id} was taken over by another process; this one stops.")
-            if tx.conn is not None and (status != RUNNING or version == 0):
-                self._notify(tx.conn, RunChange(run_id, output.get("workflow_name"), status, pause_id))
+            if self._watchers and (status != RUNNING or version == 0):
+                self._notify(tx, RunChange(run_id, output.get("workflow_name"), status, pause_id))
             for approval in approvals or []:
                 row = dict.fromkeys(sql.insert_approval.names)
                 row.update(run_id=run_id, agent_name=output.get("workflow_name"), status="pending", requested_at=now)
@@ -389,8 +411,8 @@ class BaseDb(Retries, ABC):
             row is not None
             and row[0] == new_version
             and row[1] == token
-            and self._json(row[2]) == json.loads(output)
-            and self._json(row[3]) == json.loads(journal)
+            and self.read_json(row[2]) == json.loads(output)
+            and self.read_json(row[3]) == json.loads(journal)
         )
 
     async def renew_lease(self, run_id: str, version: int) -> bool:
@@ -435,8 +457,8 @@ class BaseDb(Retries, ABC):
             if attempt.commit_unknown:
                 row = tx.first(sql.select_written, {"b_run_id": run_id})
                 mine = prepared.get(row[0] - 1) if row is not None and row[1] == now else None
-                if mine is not None and self._json(row[2]) == json.loads(mine[4]):  # type: ignore[index]
-                    if self._json(row[3]) == json.loads(mine[5]):  # type: ignore[index]
+                if mine is not None and self.read_json(row[2]) == json.loads(mine[4]):  # type: ignore[index]
+                    if self.read_json(row[3]) == json.loads(mine[5]):  # type: ignore[index]
                         claimed = StoredRun(**vars(mine[0]))
                         claimed.output, claimed.journal = mine[1], mine[2]
                         return claimed, claimed.version + 1
@@ -479,8 +501,8 @@ class BaseDb(Retries, ABC):
                 self._raise_not_claimable(self._read(tx, run_id) or stored, stored.version)
             for resolution in resolutions:
                 self._record_resolution(tx, stored, resolution)
-            if tx.conn is not None:
-                self._notify(tx.conn, RunChange(run_id, stored.workflow_name, status, None, resolutions))
+            if self._watchers:
+                self._notify(tx, RunChange(run_id, stored.workflow_name, status, None, resolutions))
             stored.output, stored.journal = output, journal
             return stored, stored.version + 1
 

@@ -65,6 +65,14 @@ class _PgTx(Tx):
             raise driver_failure(sql, args, exc) from exc
         return row
 
+    def all(self, sql: Sql, params: dict[str, Any]) -> list[Sequence[Any]]:
+        args = sql.args(params)
+        try:
+            rows: list[Sequence[Any]] = await_(self._conn.fetch(sql.text, *args))
+        except PostgresDb.driver_errors as exc:
+            raise driver_failure(sql, args, exc) from exc
+        return rows
+
 
 class PostgresDb(AsyncEngineDb):
     """A PostgreSQL database: the same transactions as SQLite, run over asyncpg.

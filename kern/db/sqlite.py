@@ -54,6 +54,13 @@ class _SqliteTx(Tx):
             raise driver_failure(sql, args, exc) from exc
         return row
 
+    def all(self, sql: Sql, params: dict[str, Any]) -> list[Sequence[Any]]:
+        args = sql.args(params)
+        try:
+            return self._conn.execute(sql.text, args).fetchall()
+        except sqlite3.Error as exc:
+            raise driver_failure(sql, args, exc) from exc
+
 
 class SqliteDb(BaseDb):
     """A SQLite file (or, with no `db_file`, a process-local in-memory database).
