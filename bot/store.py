@@ -210,11 +210,11 @@ def insert_once(
 
     def body(tx: Tx) -> bool:
         insert, select = _inserts_ignoring(db, table, names)
-        first = tx.execute(insert, params) == 1
-        if not first and attempt.commit_unknown:
-            row = tx.first(select, key)
-            stored = None if row is None else dict(zip(names, row, strict=True))
-            first = stored is not None and stored | {n: db.read_json(stored[n]) for n in json_columns} == values
+        mine = False
+        if attempt.commit_unknown and (row := tx.first(select, key)) is not None:
+            stored = dict(zip(names, row, strict=True))
+            mine = stored | {n: db.read_json(stored[n]) for n in json_columns} == values
+        first = mine or (tx.execute if also else tx.write_alone)(insert, params) == 1
         if also is not None:
             also(tx)
         return first

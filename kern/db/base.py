@@ -323,13 +323,17 @@ class BaseDb(Retries, ABC):
         pause_id = new_requirement["requirement_id"] if new_requirement else None
         deadline = new_requirement.get("deadline") if new_requirement else None
         output_json, journal_json = dumps(output), dumps(journal)  # once, whatever the retries
+        notify = bool(self._watchers) and (status != RUNNING or version == 0)
 
         def body(tx: Tx) -> int:
             lease = time.time() + self.lease_seconds if status == RUNNING else None
             if attempt.commit_unknown and self._wrote(tx, run_id, version + 1, now, output_json, journal_json):
                 return version + 1
+            new_session = version == 0 and session_id not in self._known_sessions
+            # The run's row is often the only write: then it may be a transaction of its own (`write_alone`).
+            write_run = tx.execute if notify or approvals or new_session else tx.write_alone
             if version == 0:
-                if session_id not in self._known_sessions:
+                if new_session:
                     tx.execute(
                         sql.insert_session,
                         {
@@ -339,7 +343,7 @@ class BaseDb(Retries, ABC):
                             "created_at": now,
                         },
                     )
-                tx.execute(
+                write_run(
                     sql.insert_run,
                     {
                         "run_id": run_id,
@@ -358,7 +362,7 @@ class BaseDb(Retries, ABC):
                     },
                 )
             else:
-                written = tx.execute(
+                written = write_run(
                     sql.update_run,
                     {
                         "b_run_id": run_id,
@@ -375,7 +379,7 @@ class BaseDb(Retries, ABC):
                 )
                 if written != 1:
                     raise LostOwnershipError(f"Run {run_id} was taken over by another process; this one stops.")
-            if self._watchers and (status != RUNNING or version == 0):
+            if notify:
                 self._notify(tx, RunChange(run_id, output.get("workflow_name"), status, pause_id))
             for approval in approvals or []:
                 row = dict.fromkeys(sql.insert_approval.names)
@@ -420,7 +424,7 @@ class BaseDb(Retries, ABC):
 
         def body(tx: Tx) -> bool:
             params = {"b_run_id": run_id, "b_version": version, "b_lease": time.time() + self.lease_seconds}
-            return tx.execute(self.sql.renew_lease, params) == 1
+            return tx.write_alone(self.sql.renew_lease, params) == 1
 
         return await self._hot(body)
 

@@ -145,6 +145,12 @@ class Tx(ABC):
     def all(self, sql: Sql, params: dict[str, Any]) -> list[Sequence[Any]]:
         """Run a query; all its rows."""
 
+    def write_alone(self, sql: Sql, params: dict[str, Any]) -> int:
+        """Run a write that is the whole of this transaction's writing (no write before it in this
+        transaction, none after); its row count. A dialect may run it as a transaction of its own (one
+        statement, no BEGIN/COMMIT round trips), with the same all-or-nothing outcome."""
+        return self.execute(sql, params)
+
 
 class SaTx(Tx):
     """A hot transaction inside a SQLAlchemy transaction (a store without a bare-driver path)."""
