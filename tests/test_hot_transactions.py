@@ -4,6 +4,8 @@ change, and is written once even when the answer to its COMMIT is lost."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import Counter
 from typing import Any
 
@@ -17,7 +19,7 @@ from kern.db.postgres import PostgresDb
 from kern.exceptions import RunNotFoundError
 from kern.run.base import RunStatus
 from kern.workflow import Workflow
-from tests.conftest import unique
+from tests.conftest import PG_URL, require_postgres, unique
 from tests.test_db_faults import PgProxy, counting_step, proxy  # noqa: F401 - `proxy` is a fixture
 
 
@@ -121,4 +123,22 @@ async def test_lost_commit_answer_of_a_first_request_still_counts_as_first(proxy
     assert await seen.first(key)
     assert proxy.lost == 1
     assert not await seen.first(key)
+    await db.close()
+
+
+async def test_overflow_connections_are_closed_when_returned(caplog: pytest.LogCaptureFixture) -> None:
+    """A hot transaction on an overflow connection returns it to a full pool, which closes it: that close
+    is IO, so it must run where SQLAlchemy can await (else it fails, and the connection is left open)."""
+    require_postgres()
+    app = unique("overflow")
+    db = PostgresDb(PG_URL, pool_size=1, max_overflow=3, application_name=app)
+    nap = db.prepare(sa.select(sa.func.pg_sleep(0.2)))
+    with caplog.at_level(logging.ERROR):
+        await asyncio.gather(*(db.run_hot(lambda tx: tx.first(nap, {}), write=False) for _ in range(4)))
+    assert not [r for r in caplog.records if "closing connection" in r.getMessage()]
+    count = db.prepare(
+        sa.select(sa.func.count()).select_from(sa.text("pg_stat_activity")).where(sa.text("application_name = :app"))
+    )
+    (open_now,) = await db.run_hot(lambda tx: tx.first(count, {"app": app}), write=False)
+    assert open_now == 1  # the pool's one connection; the three overflow ones were closed
     await db.close()

@@ -154,7 +154,9 @@ class PostgresDb(AsyncEngineDb):
                 if isinstance(exc, Exception) and self._transient(exc):
                     raise CommitUnknownError("the connection failed during COMMIT") from exc
                 raise
-        pooled.close()  # back to the pool (its reset finds no transaction: nothing to send)
+        # Back to the pool (its reset finds no transaction: nothing to send), in a greenlet: an overflow
+        # connection returned to a full pool is closed, which is IO.
+        await greenlet_spawn(pooled.close)
         return result
 
     async def _discard_raw(self, pooled: PoolProxiedConnection, exc: BaseException, rollback: bool = True) -> None:
@@ -164,7 +166,7 @@ class PostgresDb(AsyncEngineDb):
             try:
                 if rollback:
                     await pooled.driver_connection.execute("ROLLBACK;")
-                pooled.close()
+                await greenlet_spawn(pooled.close)
                 return
             except Exception:  # the rollback failing means the connection is broken after all
                 pass
