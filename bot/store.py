@@ -103,6 +103,12 @@ _PAUSE_COLUMNS = (
     pauses.c.outcome,
 )  # fmt: skip
 _PAUSE = sa.select(*_PAUSE_COLUMNS).where(pauses.c.requirement_id == sa.bindparam("b_requirement_id"))
+_CARD_COLUMNS = (cards.c.run_id, cards.c.workflow, cards.c.channel, cards.c.ts, cards.c.started_by, cards.c.input)
+_PAUSE_WITH_CARD = (
+    sa.select(*_PAUSE_COLUMNS, *_CARD_COLUMNS)
+    .select_from(pauses.outerjoin(cards, cards.c.run_id == pauses.c.run_id))
+    .where(pauses.c.requirement_id == sa.bindparam("b_requirement_id"))
+)
 _HELD = (
     sa.select(outbox.c.id, outbox.c.run_id, outbox.c.kind, outbox.c.requirement_id, outbox.c.detail, outbox.c.attempts)
     .where(
@@ -113,11 +119,21 @@ _HELD = (
     )
     .order_by(outbox.c.id)
 )
-_DONE = (
-    outbox.update()
-    .where(outbox.c.id == sa.bindparam("b_id"))
-    .values(status="done", claimed_until=sa.null(), claimed_by=sa.null())
-)
+# Messages sent: one statement for a batch of n, prepared once per n.
+_DONE: dict[int, sa.Update] = {}
+
+
+def _done(n: int) -> sa.Update:
+    statement = _DONE.get(n)
+    if statement is None:
+        statement = _DONE[n] = (
+            outbox.update()
+            .where(outbox.c.id.in_([sa.bindparam(f"b_id{i}") for i in range(n)]))
+            .values(status="done", claimed_until=sa.null(), claimed_by=sa.null())
+        )
+    return statement
+
+
 _PAUSE_POSTED = (
     pauses.update()
     .where(pauses.c.requirement_id == sa.bindparam("b_requirement_id"))
@@ -260,6 +276,16 @@ class BotStore:
         row = await self._hot(lambda tx: tx.first(self.db.prepare(_CARD), {"b_run_id": run_id}), write=False)
         return Card(*row) if row else None
 
+    async def pause_with_card(self, requirement_id: str) -> tuple[PauseMessage | None, Card | None]:
+        """A pause and its run's card, read together (what a click on the pause needs first)."""
+        row = await self._hot(
+            lambda tx: tx.first(self.db.prepare(_PAUSE_WITH_CARD), {"b_requirement_id": requirement_id}), write=False
+        )
+        if row is None:
+            return None, None
+        size = len(_PAUSE_COLUMNS)
+        return PauseMessage(*row[:size]), Card(*row[size:]) if row[size] is not None else None
+
     async def pause(self, requirement_id: str) -> PauseMessage | None:
         row = await self._hot(
             lambda tx: tx.first(self.db.prepare(_PAUSE), {"b_requirement_id": requirement_id}), write=False
@@ -390,9 +416,11 @@ class BotStore:
         they live, so they are never posted again), decided ones marked with their outcome."""
         prepare = self.db.prepare
 
+        ids = sorted({d.message.id for d in done})
+
         def body(tx: Tx) -> None:
-            for d in done:
-                tx.execute(prepare(_DONE), {"b_id": d.message.id})
+            if ids:
+                tx.execute(prepare(_done(len(ids))), {f"b_id{i}": id_ for i, id_ in enumerate(ids)})
             for d in done:
                 if d.pause is not None:
                     values = {"b_run_id": d.pause.run_id, "b_channel": d.pause.channel, "b_ts": d.pause.ts}
