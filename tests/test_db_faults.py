@@ -240,7 +240,8 @@ async def test_lost_commit_answer_is_recognised_as_own_write(proxy: PgProxy, wri
     )
     await db.audit_log(run_id="none")  # tables exist: the first COMMIT from now on is the run's
     # Commits of a run: [insert before a] [update: paused at b] | continue: [claim] [update: completed].
-    # The first is a transaction with its session's row; the update is one statement, its own transaction.
+    # The first is a transaction with its session's row (its answer: COMMIT); the update is one statement,
+    # its own transaction (UPDATE 1); so is the claim with its audit row (one INSERT ... WITH UPDATE).
     if write in ("insert", "update"):
         proxy.lose_commit_in = 1 if write == "insert" else 2
     paused = await workflow.arun("x")
@@ -249,7 +250,8 @@ async def test_lost_commit_answer_is_recognised_as_own_write(proxy: PgProxy, wri
         proxy.lose_commit_in = 1
     paused.step_requirements[-1].confirm(by="tester")
     done = await workflow.acontinue_run(paused)
-    assert proxy.lost_tags == ["UPDATE 1" if write == "update" else "COMMIT"], "not the commit meant was lost"
+    meant = {"insert": "COMMIT", "update": "UPDATE 1", "claim": "INSERT 0 1"}[write]
+    assert proxy.lost_tags == [meant], "not the commit meant was lost"
     assert done.status == RunStatus.COMPLETED, done.content
     assert (counts[(done.run_id, "a")], counts[(done.run_id, "b")]) == (1, 1)
     stored = await db.load_run(done.run_id)

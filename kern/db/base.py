@@ -486,24 +486,33 @@ class BaseDb(Retries, ABC):
                 )  # fmt: skip
             _, output, journal, resolutions, output_json, journal_json = prepared[stored.version]
             status = output.get("status", RUNNING)
-            written = tx.execute(
-                sql.update_run,
-                {
-                    "b_run_id": run_id,
-                    "b_version": stored.version,
-                    "b_status": status,
-                    "b_new_version": stored.version + 1,
-                    "b_lease": current + self.lease_seconds if status == RUNNING else None,
-                    "b_requirement_id": None,
-                    "b_deadline": None,
-                    "b_output": output_json,
-                    "b_journal": journal_json,
-                    "b_now": now,
-                },
+            update = {
+                "b_run_id": run_id,
+                "b_version": stored.version,
+                "b_status": status,
+                "b_new_version": stored.version + 1,
+                "b_lease": current + self.lease_seconds if status == RUNNING else None,
+                "b_requirement_id": None,
+                "b_deadline": None,
+                "b_output": output_json,
+                "b_journal": journal_json,
+                "b_now": now,
+            }
+            # The usual claim (one decision, nothing else to write) is one statement where the dialect has it.
+            single = (
+                sql.claim_with_audit is not None
+                and not self._watchers
+                and len(resolutions) == 1
+                and resolutions[0].approval_type != "audit"
             )
+            if single:
+                audit = {f"a_{k}": v for k, v in self._audit_row(stored, resolutions[0]).items()}
+                written = tx.write_alone(sql.claim_with_audit, {**update, **audit})  # type: ignore[arg-type]
+            else:
+                written = tx.execute(sql.update_run, update)
             if written != 1:  # another claimer committed between our read and our write
                 self._raise_not_claimable(self._read(tx, run_id) or stored, stored.version)
-            for resolution in resolutions:
+            for resolution in [] if single else resolutions:
                 self._record_resolution(tx, stored, resolution)
             if self._watchers:
                 self._notify(tx, RunChange(run_id, stored.workflow_name, status, None, resolutions))
@@ -532,21 +541,22 @@ class BaseDb(Retries, ABC):
                     "resolution_data": dumps({"note": resolution.note, **resolution.decision}),
                 },
             )
-        tx.execute(
-            sql.insert_audit,
-            {
-                "run_id": stored.run_id,
-                "requirement_id": resolution.requirement_id,
-                "workflow_name": stored.workflow_name,
-                "step_name": resolution.step_name,
-                "kind": resolution.kind,
-                "actor": resolution.resolved_by,
-                "decision": resolution.decision.get("action", "?"),
-                "note": resolution.note,
-                "data": dumps(resolution.decision),
-                "at": resolution.resolved_at,
-            },
-        )
+        tx.execute(sql.insert_audit, self._audit_row(stored, resolution))
+
+    @staticmethod
+    def _audit_row(stored: StoredRun, resolution: Resolution) -> dict[str, Any]:
+        return {
+            "run_id": stored.run_id,
+            "requirement_id": resolution.requirement_id,
+            "workflow_name": stored.workflow_name,
+            "step_name": resolution.step_name,
+            "kind": resolution.kind,
+            "actor": resolution.resolved_by,
+            "decision": resolution.decision.get("action", "?"),
+            "note": resolution.note,
+            "data": dumps(resolution.decision),
+            "at": resolution.resolved_at,
+        }
 
     @staticmethod
     def _raise_not_claimable(fresh: StoredRun, expected_version: int | None) -> None:

@@ -86,6 +86,20 @@ _SELECT_RUN = sa.select(
 ).where(RUNS.run_id == sa.bindparam("b_run_id"))
 
 
+_AUDIT_COLUMNS = (
+    "run_id", "requirement_id", "workflow_name", "step_name", "kind", "actor", "decision", "note", "data", "at",
+)  # fmt: skip
+
+
+def _claim_with_audit() -> sa.Insert:
+    """PostgreSQL: a claim's compare-and-set UPDATE and its one audit row as ONE statement (a data-modifying
+    WITH): the row is inserted only if the update matched, so its row count is the claim's. Audit values are
+    the `a_<column>` parameters."""
+    claimed = _UPDATE_RUN.returning(RUNS.run_id).cte("claimed")
+    values = [sa.bindparam(f"a_{name}", type_=schema.audit.c[name].type) for name in _AUDIT_COLUMNS]
+    return schema.audit.insert().from_select(list(_AUDIT_COLUMNS), sa.select(*values).select_from(claimed))
+
+
 class Sql:
     """A hot statement compiled once for a dialect: its SQL text and the order of its parameters."""
 
@@ -120,6 +134,8 @@ class HotSql:
         self.select_written = Sql(_SELECT_WRITTEN, dialect)
         self.insert_audit = Sql(INSERT_AUDIT, dialect)
         self.insert_approval = Sql(_INSERT_APPROVAL, dialect)
+        # One round trip instead of BEGIN, UPDATE, INSERT, COMMIT (SQLite has no UPDATE inside WITH).
+        self.claim_with_audit = Sql(_claim_with_audit(), dialect) if dialect.name == "postgresql" else None
 
 
 def driver_failure(sql: Sql, args: tuple[Any, ...], exc: BaseException) -> sa.exc.DBAPIError:

@@ -56,11 +56,11 @@ class _PgTx(Tx):
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
         self.began = False  # BEGIN sent: the body's writes commit with COMMIT
-        self.alone = False  # a write ran as a transaction of its own: nothing may follow it
+        self.alone = False  # a write ran as a transaction of its own: no write may follow it
 
     def _check(self) -> None:
-        if self.alone:
-            raise RuntimeError("a statement after a write_alone in the same transaction")
+        if self.alone:  # (a query may follow: it reads what the write left, committed or not written)
+            raise RuntimeError("a write after a write_alone in the same transaction")
 
     def execute(self, sql: Sql, params: dict[str, Any]) -> int:
         self._check()
@@ -83,7 +83,6 @@ class _PgTx(Tx):
         return int(status.rsplit(" ", 1)[-1])  # "UPDATE 1", "INSERT 0 1"
 
     def first(self, sql: Sql, params: dict[str, Any]) -> Sequence[Any] | None:
-        self._check()
         args = sql.args(params)
         try:
             row: Sequence[Any] | None = await_(self._conn.fetchrow(sql.text, *args))
@@ -92,7 +91,6 @@ class _PgTx(Tx):
         return row
 
     def all(self, sql: Sql, params: dict[str, Any]) -> list[Sequence[Any]]:
-        self._check()
         args = sql.args(params)
         try:
             rows: list[Sequence[Any]] = await_(self._conn.fetch(sql.text, *args))
