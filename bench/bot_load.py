@@ -151,7 +151,7 @@ async def main(runs: int, db_kind: str, quorum: bool) -> None:
         slack.bot_endpoint = f"http://127.0.0.1:{port}/slack/events"
         try:
             await wait_healthy(f"http://127.0.0.1:{port}/health", bot)
-            await measure(slack, runs, db_kind, quorum)
+            await measure(slack, runs, db_kind, bot.pid, quorum)
         finally:
             bot.terminate()
             try:
@@ -187,7 +187,16 @@ def pauses_named(slack: DevSlack, name: str) -> int:
     return sum(1 for m in slack.messages.values() if m.thread_ts and name in m.text)
 
 
-async def measure(slack: DevSlack, runs: int, db_kind: str, quorum: bool = False) -> None:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far; NaN where /proc is missing (not Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(slack: DevSlack, runs: int, db_kind: str, bot_pid: int, quorum: bool = False) -> None:
     workflow, voters = ("quorum", VOTERS) if quorum else ("load", VOTERS[:1])
     started = time.perf_counter()
     command_acks = [r[2] for r in await asyncio.gather(*(slack.command(f"run {workflow}") for _ in range(runs)))]
@@ -209,6 +218,7 @@ async def measure(slack: DevSlack, runs: int, db_kind: str, quorum: bool = False
         payload = slack.click_payload(ui.CONFIRM, stale=slack.find(ui.CONFIRM, thread_ts=cards[i % runs].ts))
         payload["actions"][0]["value"] = f"bench-probe-{i}"
         probes.append(slack.interaction_body(payload))
+    cpu_before = cpu_seconds(bot_pid)
     timings = await send_clicks(slack.bot_endpoint, burst, probes, slack)
     assert all(r["status"] == 200 for r in timings["burst"] + timings["probes"]), "a click was not acked with 200"
     clicked_at: dict[str, float] = {}  # when the deciding (last) vote of each run was sent
@@ -218,6 +228,7 @@ async def measure(slack: DevSlack, runs: int, db_kind: str, quorum: bool = False
     burst_done = max(r["start"] + r["took"] for r in timings["burst"])
 
     await until_quiet(slack, lambda: pauses_named(slack, "second"), runs)
+    burst_cpu = cpu_seconds(bot_pid) - cpu_before  # the bot's CPU for the burst (and the probes meanwhile)
     next_card, last_card = [], 0.0
     for card in cards:
         second = [m for m in slack.thread(card.ts) if "second" in m.text]
@@ -245,7 +256,8 @@ async def measure(slack: DevSlack, runs: int, db_kind: str, quorum: bool = False
     mode, tag = (" (2-of-M votes)", " quorum") if quorum else ("", "")
     print(
         f"kern-bot load{mode}, {runs} runs on {db_kind}; setup (commands to first pause) {setup_s:.1f} s; "
-        f"burst worked through in {last_card - min(clicked_at.values()):.2f} s; "
+        f"burst worked through in {last_card - min(clicked_at.values()):.2f} s "
+        f"(the bot used {burst_cpu:.2f} s of CPU); "
         f"Slack errors: {len(errors)}"
     )
     print(f"{'measure':<44}{'n':>5}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from bot import pause_notes
 from bot.gateway import SlackGateway
@@ -22,9 +21,13 @@ from bot.presenter import Presenter
 from bot.registry import BotWorkflow
 from bot.store import BotStore, Card, insert_once, votes
 from kern.db.base import BaseDb
-from kern.db.hot import INSERT_AUDIT
+from kern.db.hot import INSERT_AUDIT, Tx
 from kern.run import requirement as kinds
 from kern.run.requirement import StepRequirement
+
+_VOTE_AT = sa.select(votes.c.at).where(
+    votes.c.requirement_id == sa.bindparam("b_requirement_id"), votes.c.user_id == sa.bindparam("b_user_id")
+)
 
 
 class Ballots:
@@ -39,7 +42,6 @@ class Ballots:
         """Record `user`'s vote on the pause `req`, with its line in kern's audit log, in one transaction;
         False if they had voted on it already (nothing changes)."""
         at = time.time()  # also this vote's token: the row holds it only if this call inserted it
-        key = (votes.c.requirement_id == req.requirement_id, votes.c.user_id == user)
         audit_line = {
             "run_id": run_id,
             "requirement_id": req.requirement_id,
@@ -53,9 +55,10 @@ class Ballots:
             "at": at,
         }
 
-        def audit_if_ours(conn: Connection) -> None:
-            if conn.execute(sa.select(votes.c.at).where(*key)).scalar() == at:
-                conn.execute(INSERT_AUDIT, audit_line)
+        def audit_if_ours(tx: Tx) -> None:
+            row = tx.first(self.db.prepare(_VOTE_AT), {"b_requirement_id": req.requirement_id, "b_user_id": user})
+            if row is not None and row[0] == at:
+                tx.execute(self.db.prepare(INSERT_AUDIT), audit_line)
 
         values = {"requirement_id": req.requirement_id, "user_id": user, "run_id": run_id}
         values.update(approve=approve, note=note, at=at)

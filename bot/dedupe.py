@@ -51,7 +51,7 @@ class SeenRequests:
             self._pruned_at = now
 
         values = {"key": key, "seen_at": now}
-        also = (lambda conn: conn.execute(_PRUNE, {"b_before": now - KEEP})) if prune else None
+        also = (lambda tx: tx.execute(self.db.prepare(_PRUNE), {"b_before": now - KEEP})) if prune else None
         return await insert_once(self.db, seen_requests, values, also=also)
 
     def gate(self, key: str) -> Callable[[], Awaitable[bool]]:

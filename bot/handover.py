@@ -11,11 +11,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from bot import blocks as ui
 from bot.store import handovers, insert_once
-from kern.db.hot import INSERT_AUDIT
+from kern.db.hot import INSERT_AUDIT, Tx, dumps_or_none
 
 if TYPE_CHECKING:
     from bot.interactions import Ack, Interactions, Loaded
@@ -42,6 +41,11 @@ def handover_modal(requirement_id: str, step_name: str) -> dict[str, Any]:
         },
     ]
     return ui.modal(ui.V_HANDOVER, "Hand over", blocks, metadata=requirement_id, submit="Hand over")
+
+
+_HANDED_AT = sa.select(handovers.c.at).where(
+    handovers.c.requirement_id == sa.bindparam("b_requirement_id"), handovers.c.to_user == sa.bindparam("b_to_user")
+)
 
 
 class Handovers:
@@ -82,15 +86,13 @@ class Handovers:
             f": {ui.quote(note, 1000)}" if note else "."
         )
 
-        def also(conn: Connection) -> None:
-            mine = sa.select(handovers.c.at).where(
-                handovers.c.requirement_id == requirement_id, handovers.c.to_user == to
-            )
-            if conn.execute(mine).scalar() != at:
+        def also(tx: Tx) -> None:
+            row = tx.first(self.db.prepare(_HANDED_AT), {"b_requirement_id": requirement_id, "b_to_user": to})
+            if row is None or row[0] != at:
                 return  # handed to this person before: nothing new to record or tell
-            conn.execute(INSERT_AUDIT, _audit(loaded, by, to, note, at))
+            tx.execute(self.db.prepare(INSERT_AUDIT), _audit(loaded, by, to, note, at))
             detail = {"text": text, "to": to}
-            outbox.store.owe(conn, run_id, "notice", requirement_id, detail, holder=outbox.me, hold=outbox.hold)
+            outbox.store.owe(tx, run_id, "notice", requirement_id, detail, holder=outbox.me, hold=outbox.hold)
 
         values = {"requirement_id": requirement_id, "to_user": to, "run_id": run_id, "by_user": by, "note": note}
         first = await insert_once(self.db, handovers, {**values, "at": at}, also=also)
@@ -115,6 +117,6 @@ def _audit(loaded: Loaded, by: str, to: str, note: str | None, at: float) -> dic
         "actor": by,
         "decision": "handover",
         "note": note,
-        "data": {"to": to},
+        "data": dumps_or_none({"to": to}),
         "at": at,
     }

@@ -71,10 +71,9 @@ class Interactions:
     # ----- loading and permission ---------------------------------------------------------------
     async def load(self, requirement_id: str) -> Loaded | str:
         """Everything about a pause, read from the db; or why it cannot be answered."""
-        pause = await self.store.pause(requirement_id)
+        pause, card = await self.store.pause_with_card(requirement_id)
         if pause is None:
             return "This card does not belong to a run I know."
-        card = await self.store.card(pause.run_id)
         entry = self.registry.get(card.workflow) if card else None
         if card is None or entry is None:
             return "The workflow of this run is no longer offered by this bot."

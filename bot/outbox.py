@@ -26,14 +26,13 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
 from bot import notify, timers
 from bot.gateway import SlackCallFailed
 from bot.presenter import RETRY_SOON, NotYet, Presenter, RunView
 from bot.registry import BotWorkflow, Registry
 from bot.store import BotStore, Delivery, OwedMessage, PauseMessage
 from kern.db.base import RunChange
+from kern.db.hot import Tx
 
 log = logging.getLogger("kern_bot")
 MAX_BACKOFF = 300.0
@@ -91,11 +90,11 @@ class Outbox:
         # Called with each batch delivered for a run (e.g. to refresh the App Home); must not block.
         self.listeners: list[Callable[[RunView, list[Delivery]], None]] = []
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._insert = registry.db.dialect_insert
         registry.db.watch(self.record)
 
-    def record(self, conn: Connection, change: RunChange) -> None:
-        """kern's watcher: runs inside the transaction of `change`, so the rows commit with it."""
+    def record(self, conn: Tx, change: RunChange) -> None:
+        """kern's watcher: runs inside the transaction of `change`, so the rows commit with it (`conn` is
+        that transaction, on the bare driver connection: write through the store's prepared statements)."""
         entry = self._entries.get(change.workflow_name or "")
         if entry is None:
             return
@@ -103,11 +102,15 @@ class Outbox:
         now = time.time()
         for resolution in change.resolutions:
             if resolution.requirement_id:
-                timers.cancel(conn, resolution.requirement_id, now)  # a decided pause: no reminder, no escalation
+                timers.cancel(
+                    conn, self.store.db, resolution.requirement_id, now
+                )  # a decided pause: no reminder, no escalation
         if change.status == "PAUSED" and change.requirement_id:
             # Known from now on, so a click on its message is understood even before its ts is recorded.
-            self.store.expect_pause(conn, self._insert, change.run_id, change.requirement_id)
-            timers.schedule(conn, entry.approvers_for(change.step_name), change.run_id, change.requirement_id, now)
+            self.store.expect_pause(conn, change.run_id, change.requirement_id)
+            timers.schedule(
+                conn, self.store.db, entry.approvers_for(change.step_name), change.run_id, change.requirement_id, now
+            )
         for kind, requirement_id, detail in owed_for(change, entry):
             self.store.owe(conn, change.run_id, kind, requirement_id, detail, **held)
 

@@ -18,15 +18,20 @@ from bot.registry import BotWorkflow
 from bot.store import BotStore, Card
 from kern.exceptions import LostOwnershipError, StoreError
 from kern.run.workflow import (
+    StepCompletedEvent,
     StepContinuedEvent,
+    StepErrorEvent,
     StepExecutorContinuedEvent,
     StepExecutorPausedEvent,
+    StepPausedEvent,
     StepStartedEvent,
     WorkflowPausedEvent,
 )
 
 log = logging.getLogger("kern_bot")
 STATUS_EVERY = 0.5  # seconds between run-card status updates while steps run
+STATUS_AFTER = 0.3  # seconds a step runs before the card says so (a quicker step leaves the card as it is)
+STEP_ENDS = (StepCompletedEvent, StepErrorEvent, StepPausedEvent, StepExecutorPausedEvent)
 DECIDED_SOON = 0.3  # seconds after a resume by which the decided message is delivered, whatever the run does
 
 
@@ -96,7 +101,8 @@ class Runner:
         the run moved (a resume refused: `RunNotPausedError`, `JournalMismatchError`, `StoreError`) are
         the caller's to report.
         """
-        last, seen, stopped, tools = 0.0, False, asyncio.Event(), False
+        seen, stopped, tools = False, asyncio.Event(), False
+        status = StatusLine(self.presenter, entry, card, started_at)
         try:
             async for event in events:
                 seen = True
@@ -104,21 +110,24 @@ class Runner:
                 tools = isinstance(event, StepExecutorPausedEvent) or (tools and isinstance(event, WorkflowPausedEvent))
                 if isinstance(event, (StepContinuedEvent, StepExecutorContinuedEvent)):
                     self.background.spawn(self._deliver_unless(stopped, card.run_id))
-                elif isinstance(event, StepStartedEvent) and time.monotonic() - last > STATUS_EVERY:
-                    last = time.monotonic()
-                    await self.presenter.status_line(entry, card, f":gear: Running {event.step_name}…", started_at)
+                elif isinstance(event, StepStartedEvent):
+                    status.started(event.step_name)
+                elif isinstance(event, STEP_ENDS):
+                    status.drop()
         except LostOwnershipError as exc:  # cancelled meanwhile, or taken over: the new owner shows it
             log.info("run %s left this process: %s", card.run_id, exc)
         except StoreError as exc:  # the database stayed down: the message has an id, never SQL
             if not seen:
                 raise  # nothing happened yet (a resume was refused): the caller tells the person
             log.warning("run %s stopped by a database failure: %s", card.run_id, exc)
+            await status.settle()
             await self.presenter.status_line(
                 entry, card, f":warning: {exc} A sweep picks the run up again.", started_at
             )
             return
         finally:
             stopped.set()
+            await status.settle()
         await self.outbox.deliver(card.run_id)
         for hook in self.on_tool_pause if tools else []:
             await hook(entry, card)
@@ -130,3 +139,48 @@ class Runner:
             await asyncio.wait_for(stopped.wait(), DECIDED_SOON)
         except TimeoutError:
             await self.outbox.deliver(run_id)
+
+
+class StatusLine:
+    """The card's status line for the step running now: shown once the step has run for STATUS_AFTER
+    seconds, at most every STATUS_EVERY seconds, best effort. A quicker step changes nothing on the card
+    (no Slack call, no flicker), and the run never waits for Slack to show it."""
+
+    def __init__(self, presenter: Presenter, entry: BotWorkflow, card: Card, started_at: float | None = None) -> None:
+        self.presenter = presenter
+        self.entry = entry
+        self.card = card
+        self.started_at = started_at  # the run's start, shown on the card
+        self._due: asyncio.Task[None] | None = None  # waiting to be shown
+        self._sending: set[asyncio.Task[None]] = set()
+        self._last = -STATUS_EVERY
+
+    def started(self, step_name: str) -> None:
+        self.drop()
+        delay = max(STATUS_AFTER, self._last + STATUS_EVERY - time.monotonic())
+        self._due = asyncio.ensure_future(self._show(step_name, delay))
+
+    def drop(self) -> None:
+        """The step ended: its status line is no longer due (one being sent lands anyway)."""
+        if self._due is not None:
+            self._due.cancel()
+            self._due = None
+
+    async def settle(self) -> None:
+        """Before the card shows the run's next state: nothing is due any more, and every status line
+        being sent has landed (so none of them overwrites that state)."""
+        self.drop()
+        if self._sending:
+            await asyncio.wait(list(self._sending))
+
+    async def _show(self, step_name: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        task = asyncio.current_task()
+        assert task is not None
+        self._due = None  # from here on it is being sent: not dropped, waited for
+        self._sending.add(task)
+        try:
+            self._last = time.monotonic()
+            await self.presenter.status_line(self.entry, self.card, f":gear: Running {step_name}…", self.started_at)
+        finally:
+            self._sending.discard(task)

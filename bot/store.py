@@ -13,9 +13,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from kern.db.base import BaseDb
+from kern.db.hot import Sql, Tx, dumps_or_none, insert_statement
 from kern.db.retry import Attempt
 
 metadata = sa.MetaData()
@@ -179,6 +179,67 @@ seen_requests = sa.Table(
 )
 
 
+# The statements of a click's path, prepared once per store (`BaseDb.prepare`) and run on the bare driver
+# connection (`BaseDb.run_hot`, and kern's watcher transactions): SQLAlchemy's per-statement work costs
+# more than these statements do.
+_OWE = insert_statement(
+    outbox, "run_id", "kind", "requirement_id", "detail", "status", "attempts", "next_at", "claimed_until",
+    "claimed_by", "created_at",
+)  # fmt: skip
+_CARD = sa.select(
+    cards.c.run_id, cards.c.workflow, cards.c.channel, cards.c.ts, cards.c.started_by, cards.c.input
+).where(cards.c.run_id == sa.bindparam("b_run_id"))
+_PAUSE_COLUMNS = (
+    pauses.c.requirement_id, pauses.c.run_id, pauses.c.channel, pauses.c.ts, pauses.c.status, pauses.c.decided_by,
+    pauses.c.outcome,
+)  # fmt: skip
+_PAUSE = sa.select(*_PAUSE_COLUMNS).where(pauses.c.requirement_id == sa.bindparam("b_requirement_id"))
+_CARD_COLUMNS = (cards.c.run_id, cards.c.workflow, cards.c.channel, cards.c.ts, cards.c.started_by, cards.c.input)
+_PAUSE_WITH_CARD = (
+    sa.select(*_PAUSE_COLUMNS, *_CARD_COLUMNS)
+    .select_from(pauses.outerjoin(cards, cards.c.run_id == pauses.c.run_id))
+    .where(pauses.c.requirement_id == sa.bindparam("b_requirement_id"))
+)
+_HELD = (
+    sa.select(outbox.c.id, outbox.c.run_id, outbox.c.kind, outbox.c.requirement_id, outbox.c.detail, outbox.c.attempts)
+    .where(
+        outbox.c.run_id == sa.bindparam("b_run_id"),
+        outbox.c.status == "pending",
+        outbox.c.claimed_by == sa.bindparam("b_holder"),
+        outbox.c.next_at <= sa.bindparam("b_now"),
+    )
+    .order_by(outbox.c.id)
+)
+# Messages sent: one statement for a batch of n, prepared once per n.
+_DONE: dict[int, sa.Update] = {}
+
+
+def _done(n: int) -> sa.Update:
+    statement = _DONE.get(n)
+    if statement is None:
+        statement = _DONE[n] = (
+            outbox.update()
+            .where(outbox.c.id.in_([sa.bindparam(f"b_id{i}") for i in range(n)]))
+            .values(status="done", claimed_until=sa.null(), claimed_by=sa.null())
+        )
+    return statement
+
+
+_PAUSE_POSTED = (
+    pauses.update()
+    .where(pauses.c.requirement_id == sa.bindparam("b_requirement_id"))
+    .values(run_id=sa.bindparam("b_run_id"), channel=sa.bindparam("b_channel"), ts=sa.bindparam("b_ts"))
+)
+_PAUSE_ROW = insert_statement(pauses, "requirement_id", "run_id", "channel", "ts", "status", "posted_at")
+_PAUSE_DECIDED = (
+    pauses.update()
+    .where(pauses.c.requirement_id == sa.bindparam("b_requirement_id"))
+    .values(status="decided", decided_by=sa.bindparam("b_by"), outcome=sa.bindparam("b_outcome"))
+)
+# Per dialect: INSERT ... ON CONFLICT DO NOTHING of a table's given columns (`insert_once`).
+_INSERTS_IGNORING: dict[tuple[Any, str, tuple[str, ...]], tuple[sa.ClauseElement, sa.ClauseElement]] = {}
+
+
 @dataclass
 class Card:
     run_id: str
@@ -235,11 +296,24 @@ class Delivery:
     dropped: bool = False
 
 
+def _inserts_ignoring(db: BaseDb, table: sa.Table, names: tuple[str, ...]) -> tuple[Sql, Sql]:
+    """(INSERT of `names` that does nothing on a key conflict, SELECT of those columns by key), prepared."""
+    key = (db.dialect_insert, table.name, names)
+    statements = _INSERTS_IGNORING.get(key)
+    if statements is None:
+        insert = db.dialect_insert(table).values({n: sa.bindparam(n, type_=table.c[n].type) for n in names})
+        select = sa.select(*(table.c[n] for n in names)).where(
+            *(column == sa.bindparam(f"b_{column.name}") for column in table.primary_key.columns)
+        )
+        statements = _INSERTS_IGNORING[key] = (insert.on_conflict_do_nothing(), select)
+    return db.prepare(statements[0]), db.prepare(statements[1])
+
+
 def insert_once(
-    db: BaseDb, table: sa.Table, values: dict[str, Any], *, also: Callable[[Connection], Any] | None = None
+    db: BaseDb, table: sa.Table, values: dict[str, Any], *, also: Callable[[Tx], Any] | None = None
 ) -> Awaitable[bool]:
     """Insert a row in the bot's tables; False (nothing changed) if its key exists already, whoever wrote it.
-    `also(connection)` runs in the same transaction.
+    `also(tx)` runs in the same transaction (a `kern.db.hot.Tx`: statements from `db.prepare`).
 
     Safe under the store's retries: if an earlier attempt's COMMIT was cut off (it may have committed),
     a row with this key and exactly these values is recognised as this call's own (the values carry a
@@ -248,32 +322,29 @@ def insert_once(
     from bot.migrations import BOT  # versions these tables; it imports them from here
 
     attempt = Attempt()
-    key = list(table.primary_key.columns)
+    names = tuple(values)
+    json_columns = {n for n in names if isinstance(table.c[n].type, sa.JSON)}
+    params = {n: dumps_or_none(v) if n in json_columns else v for n, v in values.items()}
+    key = {f"b_{column.name}": values[column.name] for column in table.primary_key.columns}
 
-    def body(conn: Connection) -> bool:
-        try:
-            with conn.begin_nested():
-                conn.execute(table.insert().values(**values))
-            first = True
-        except IntegrityError:
-            first = False
-            if attempt.commit_unknown:
-                query = sa.select(table).where(*(column == values[column.name] for column in key))
-                row = conn.execute(query).mappings().first()
-                first = row is not None and all(row[name] == value for name, value in values.items())
+    def body(tx: Tx) -> bool:
+        insert, select = _inserts_ignoring(db, table, names)
+        mine = False
+        if attempt.commit_unknown and (row := tx.first(select, key)) is not None:
+            stored = dict(zip(names, row, strict=True))
+            mine = stored | {n: db.read_json(stored[n]) for n in json_columns} == values
+        first = mine or (tx.execute if also else tx.write_alone)(insert, params) == 1
         if also is not None:
-            also(conn)
+            also(tx)
         return first
 
-    return db.run_transaction(body, tables=BOT, attempt=attempt)
+    return db.run_hot(body, tables=BOT, attempt=attempt)
 
 
-def insert_copy(conn: Connection, copy: PauseCopy) -> None:
+def insert_copy(tx: Tx, db: BaseDb, copy: PauseCopy) -> None:
     """Remember where a DM copy lives (once: a repeated delivery finds it and does not post again)."""
-    with conn.begin_nested():
-        key = (pause_copies.c.requirement_id == copy.requirement_id, pause_copies.c.recipient == copy.recipient)
-        if conn.execute(sa.select(pause_copies.c.ts).where(*key)).first() is None:
-            conn.execute(pause_copies.insert().values(**vars(copy), posted_at=time.time()))
+    insert, _select = _inserts_ignoring(db, pause_copies, (*vars(copy), "posted_at"))
+    tx.execute(insert, {**vars(copy), "posted_at": time.time()})
 
 
 class BotStore:
@@ -284,6 +355,21 @@ class BotStore:
 
         self.db = db
         self._tables = BOT
+        # Records a pause as known before its message is posted (ON CONFLICT DO NOTHING: the dialect's).
+        self._expect = (
+            db.dialect_insert(pauses)
+            .values(
+                {
+                    n: sa.bindparam(n, type_=pauses.c[n].type)
+                    for n in ("requirement_id", "run_id", "status", "posted_at")
+                }
+                | {"channel": "", "ts": ""}
+            )
+            .on_conflict_do_nothing()
+        )
+
+    async def _hot(self, body: Callable[[Tx], Any], write: bool = True) -> Any:
+        return await self.db.run_hot(body, write=write, tables=self._tables)
 
     async def _tx(self, body: Any, write: bool = True) -> Any:
         return await self.db.run_transaction(body, write=write, tables=self._tables)
@@ -296,30 +382,22 @@ class BotStore:
         await self._tx(lambda c: c.execute(cards.insert().values(**vars(card), created_at=time.time())))
 
     async def card(self, run_id: str) -> Card | None:
-        row = await self._tx(
-            lambda c: c.execute(
-                sa.select(
-                    cards.c.run_id, cards.c.workflow, cards.c.channel, cards.c.ts, cards.c.started_by, cards.c.input
-                ).where(cards.c.run_id == run_id)
-            ).first(),
-            write=False,
-        )
+        row = await self._hot(lambda tx: tx.first(self.db.prepare(_CARD), {"b_run_id": run_id}), write=False)
         return Card(*row) if row else None
 
+    async def pause_with_card(self, requirement_id: str) -> tuple[PauseMessage | None, Card | None]:
+        """A pause and its run's card, read together (what a click on the pause needs first)."""
+        row = await self._hot(
+            lambda tx: tx.first(self.db.prepare(_PAUSE_WITH_CARD), {"b_requirement_id": requirement_id}), write=False
+        )
+        if row is None:
+            return None, None
+        size = len(_PAUSE_COLUMNS)
+        return PauseMessage(*row[:size]), Card(*row[size:]) if row[size] is not None else None
+
     async def pause(self, requirement_id: str) -> PauseMessage | None:
-        row = await self._tx(
-            lambda c: c.execute(
-                sa.select(
-                    pauses.c.requirement_id,
-                    pauses.c.run_id,
-                    pauses.c.channel,
-                    pauses.c.ts,
-                    pauses.c.status,
-                    pauses.c.decided_by,
-                    pauses.c.outcome,
-                ).where(pauses.c.requirement_id == requirement_id)
-            ).first(),
-            write=False,
+        row = await self._hot(
+            lambda tx: tx.first(self.db.prepare(_PAUSE), {"b_requirement_id": requirement_id}), write=False
         )
         return PauseMessage(*row) if row else None
 
@@ -355,9 +433,9 @@ class BotStore:
         return {r[0]: {"decision": r[1], "by": r[2], "summary": r[3]} for r in rows}
 
     # ----- the outbox -------------------------------------------------------------------------------
-    @staticmethod
     def owe(
-        conn: Connection,
+        self,
+        tx: Tx | Connection,
         run_id: str,
         kind: str,
         requirement_id: str | None = None,
@@ -366,23 +444,26 @@ class BotStore:
         holder: str | None = None,
         hold: float = 0.0,
     ) -> None:
-        """Record a message owed to Slack, inside the caller's transaction, held by `holder` (the process
-        that will send it right away) for `hold` seconds: others take it only if that process died."""
+        """Record a message owed to Slack, inside the caller's transaction (a kern watcher's `Tx`, or a
+        SQLAlchemy connection), held by `holder` (the process that will send it right away) for `hold`
+        seconds: others take it only if that process died."""
         now = time.time()
-        conn.execute(
-            outbox.insert().values(
-                run_id=run_id,
-                kind=kind,
-                requirement_id=requirement_id,
-                detail=detail,
-                status="pending",
-                attempts=0,
-                next_at=now,
-                claimed_by=holder,
-                claimed_until=now + hold if holder else None,
-                created_at=now,
-            )
-        )
+        row = {
+            "run_id": run_id,
+            "kind": kind,
+            "requirement_id": requirement_id,
+            "detail": detail,
+            "status": "pending",
+            "attempts": 0,
+            "next_at": now,
+            "claimed_by": holder,
+            "claimed_until": now + hold if holder else None,
+            "created_at": now,
+        }
+        if isinstance(tx, Connection):
+            tx.execute(outbox.insert().values(**row))
+        else:
+            tx.execute(self.db.prepare(_OWE), {**row, "detail": dumps_or_none(detail)})
 
     async def still_pending(self, ids: list[int]) -> set[int]:
         """Which of these messages are still to be sent (another delivery may have sent some meanwhile)."""
@@ -392,20 +473,14 @@ class BotStore:
     async def held(self, run_id: str, holder: str) -> list[OwedMessage]:
         """The pending messages of a run that `holder` holds (its own transactions owed them): a read, no
         claim needed."""
-        c = outbox.c
-        query = (
-            sa.select(c.id, c.run_id, c.kind, c.requirement_id, c.detail, c.attempts)
-            .where(c.run_id == run_id, c.status == "pending", c.claimed_by == holder, c.next_at <= time.time())
-            .order_by(c.id)
-        )
-        return await self._tx(lambda conn: [OwedMessage(*r) for r in conn.execute(query)], write=False)
+        params = {"b_run_id": run_id, "b_holder": holder, "b_now": time.time()}
+        rows = await self._hot(lambda tx: tx.all(self.db.prepare(_HELD), params), write=False)
+        return [OwedMessage(i, run, kind, req, self.db.read_json(detail), n) for i, run, kind, req, detail, n in rows]
 
-    @staticmethod
-    def expect_pause(conn: Connection, insert: Any, run_id: str, requirement_id: str) -> None:
-        """Record a pause whose message is owed (no channel or ts yet), inside the caller's transaction.
-        `insert` is the dialect's insert (for its ON CONFLICT DO NOTHING)."""
-        row = {"requirement_id": requirement_id, "run_id": run_id, "channel": "", "ts": ""}
-        conn.execute(insert(pauses).values(**row, status="open", posted_at=time.time()).on_conflict_do_nothing())
+    def expect_pause(self, tx: Tx, run_id: str, requirement_id: str) -> None:
+        """Record a pause whose message is owed (no channel or ts yet), inside the caller's transaction."""
+        row = {"requirement_id": requirement_id, "run_id": run_id, "status": "open", "posted_at": time.time()}
+        tx.execute(self.db.prepare(self._expect), row)
 
     async def claim_owed(
         self, run_id: str | None, *, hold: float, holder: str | None = None, limit: int = 100
@@ -448,35 +523,33 @@ class BotStore:
     async def delivered(self, done: list[Delivery]) -> None:
         """Record sent messages in one transaction: rows done, posted pause messages remembered (where
         they live, so they are never posted again), decided ones marked with their outcome."""
-        c = outbox.c
+        prepare = self.db.prepare
 
-        def body(conn: Connection) -> None:
-            ids = [d.message.id for d in done]
-            conn.execute(
-                outbox.update().where(c.id.in_(ids)).values(status="done", claimed_until=None, claimed_by=None)
-            )
+        ids = sorted({d.message.id for d in done})
+
+        def body(tx: Tx) -> None:
+            if ids:
+                tx.execute(prepare(_done(len(ids))), {f"b_id{i}": id_ for i, id_ in enumerate(ids)})
             for d in done:
                 if d.pause is not None:
-                    values = {"run_id": d.pause.run_id, "channel": d.pause.channel, "ts": d.pause.ts}
-                    updated = conn.execute(
-                        pauses.update().where(pauses.c.requirement_id == d.pause.requirement_id).values(**values)
-                    )
-                    if updated.rowcount == 0:
-                        conn.execute(
-                            pauses.insert().values(
-                                requirement_id=d.pause.requirement_id, status="open", posted_at=time.time(), **values
-                            )
-                        )
+                    values = {"b_run_id": d.pause.run_id, "b_channel": d.pause.channel, "b_ts": d.pause.ts}
+                    if tx.execute(prepare(_PAUSE_POSTED), {"b_requirement_id": d.pause.requirement_id, **values}) == 0:
+                        row = {
+                            "requirement_id": d.pause.requirement_id,
+                            "run_id": d.pause.run_id,
+                            "channel": d.pause.channel,
+                            "ts": d.pause.ts,
+                            "status": "open",
+                            "posted_at": time.time(),
+                        }
+                        tx.execute(prepare(_PAUSE_ROW), row)
                 if d.copy is not None:
-                    insert_copy(conn, d.copy)
+                    insert_copy(tx, self.db, d.copy)
                 if d.outcome is not None and d.message.requirement_id is not None and d.message.kind == "close":
-                    conn.execute(
-                        pauses.update()
-                        .where(pauses.c.requirement_id == d.message.requirement_id)
-                        .values(status="decided", decided_by=(d.message.detail or {}).get("by"), outcome=d.outcome)
-                    )
+                    decided = {"b_by": (d.message.detail or {}).get("by"), "b_outcome": d.outcome}
+                    tx.execute(prepare(_PAUSE_DECIDED), {"b_requirement_id": d.message.requirement_id, **decided})
 
-        await self._tx(body)
+        await self._hot(body)
 
     async def retry_owed(self, message: OwedMessage, *, at: float, error: str, count: bool = True) -> None:
         """Leave a message pending, to be tried again at `at` (`count`: this was a failed attempt)."""

@@ -22,7 +22,8 @@ from sqlalchemy.engine import Connection
 from bot import blocks as ui
 from bot.policy import Approvers
 from bot.store import escalations, timers
-from kern.db.hot import INSERT_AUDIT
+from kern.db.base import BaseDb
+from kern.db.hot import INSERT_AUDIT, Tx, insert_statement
 
 if TYPE_CHECKING:
     from bot.presenter import RunView
@@ -32,21 +33,29 @@ log = logging.getLogger("kern_bot")
 BATCH = 50
 
 
-def schedule(conn: Connection, rules: Approvers, run_id: str, requirement_id: str, now: float) -> None:
-    """Inside the transaction that opens a pause: its reminder and escalation timers, per its rules."""
+_SCHEDULE = insert_statement(timers, "requirement_id", "kind", "run_id", "due_at", "count")
+_CANCEL = (
+    timers.update()
+    .where(timers.c.requirement_id == sa.bindparam("b_requirement_id"), timers.c.done_at.is_(None))
+    .values(done_at=sa.bindparam("b_now"))
+)
+
+
+def schedule(tx: Tx, db: BaseDb, rules: Approvers, run_id: str, requirement_id: str, now: float) -> None:
+    """Inside the transaction that opens a pause (kern's watcher `Tx`): its reminder and escalation timers,
+    per its rules."""
     rows = []
     if rules.remind_after and rules.max_reminders:
         rows.append({"kind": "remind", "due_at": now + rules.remind_after})
     if rules.escalate_after:
         rows.append({"kind": "escalate", "due_at": now + rules.escalate_after})
     for row in rows:
-        conn.execute(timers.insert().values(requirement_id=requirement_id, run_id=run_id, count=0, **row))
+        tx.execute(db.prepare(_SCHEDULE), {"requirement_id": requirement_id, "run_id": run_id, "count": 0, **row})
 
 
-def cancel(conn: Connection, requirement_id: str, now: float) -> None:
+def cancel(tx: Tx, db: BaseDb, requirement_id: str, now: float) -> None:
     """Inside the transaction that decides a pause: its timers will not fire."""
-    c = timers.c
-    conn.execute(timers.update().where(c.requirement_id == requirement_id, c.done_at.is_(None)).values(done_at=now))
+    tx.execute(db.prepare(_CANCEL), {"b_requirement_id": requirement_id, "b_now": now})
 
 
 class Timers:

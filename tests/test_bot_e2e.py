@@ -364,7 +364,8 @@ async def test_expired_trigger_and_failed_calls_lose_nothing(env: Env) -> None:
     await settle(env)
     assert "would not open the form" in env.slack.ephemeral[-1]["text"]
     env.slack.trigger_ttl = 3.0
-    env.slack.fail_next["chat.update"] = "ratelimited"
+    env.slack.fail_next["chat.update"] = "ratelimited"  # the first update after the answer: an owed one
+    env.bot.outbox.first_retry = 0.01
     await env.slack.click(ui.OPEN_INPUT)
     await settle(env)
     view = env.slack.last_view()
@@ -376,7 +377,12 @@ async def test_expired_trigger_and_failed_calls_lose_nothing(env: Env) -> None:
     }
     await env.slack.submit(view["id"], values)
     await settle(env)
-    assert "Report 'T' as pdf" in env.card_text()
+    assert "ratelimited" in [b.get("error") for m, _a, b in env.slack.calls if m == "chat.update"]
+    deadline = time.monotonic() + 10
+    while "Report 'T' as pdf" not in env.card_text():  # the outbox sends it again (every process sweeps)
+        assert time.monotonic() < deadline, env.card_text()
+        await sweep_once(env.bot.runner, env.bot.registry)
+        await asyncio.sleep(0.02)
 
 
 # ----- load and reach -----------------------------------------------------------------------------------

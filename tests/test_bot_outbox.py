@@ -125,6 +125,31 @@ async def test_pause_message_survives_slack_errors(gated_env: tuple[Env, asyncio
     assert len(thread_pauses(env)) == 1 and RAN == ["gated", "after", "after"]
 
 
+async def test_the_card_says_running_only_for_a_step_that_takes_a_while(gated_env: tuple[Env, asyncio.Event]) -> None:
+    """A status line for the slow step (after STATUS_AFTER), none for the quick ones, and never one that
+    lands after the card's next state."""
+    env, gate = gated_env
+    await started(env)
+    card = env.card()
+
+    def card_updates() -> list[str]:
+        return [
+            json.dumps(args.get("blocks"))
+            for method, args, body in env.slack.calls
+            if method == "chat.update" and args.get("ts") == card.ts and body.get("ok")
+        ]
+
+    await env.slack.until(lambda: any("Running wait" in u for u in card_updates()), within=5)
+    gate.set()
+    await env.bot.background.idle(10)
+    assert "Waiting: check" in card_updates()[-1]
+    await env.slack.click(ui.CONFIRM)
+    await env.bot.background.idle(10)
+    updates = card_updates()
+    assert "Completed" in updates[-1]
+    assert [u for u in updates if "Running" in u] == [updates[0]]  # the quick steps ran without one
+
+
 async def test_cancel_a_running_run_stops_it_at_the_next_node(gated_env: tuple[Env, asyncio.Event]) -> None:
     env, gate = gated_env
     run_id = await started(env)

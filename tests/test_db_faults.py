@@ -27,8 +27,10 @@ from kern.exceptions import StoreError, StoreUnavailableError
 from kern.workflow import RunStatus, Step, StepInput, Workflow
 from tests.conftest import PG_URL, require_postgres, unique
 
-# asyncpg commits with this simple-query message: 'Q', length 12, "COMMIT;\0".
-COMMIT_MESSAGE = b"Q\x00\x00\x00\x0cCOMMIT;\x00"
+# The protocol's SSLRequest (length 8, code 80877103): the server answers it with one unframed byte.
+SSL_REQUEST = b"\x00\x00\x00\x08\x04\xd2\x16\x2f"
+# Command tags of a statement that commits when the server is idle after it (no transaction open).
+COMMITTING = (b"COMMIT", b"INSERT", b"UPDATE", b"DELETE")
 
 
 def counting_step(
@@ -123,12 +125,19 @@ async def test_postgres_backends_terminated_while_runs_go() -> None:
 
 
 class PgProxy:
-    """A TCP proxy in front of the PostgreSQL server that can lose the server's answer to a COMMIT (the
-    server commits; the client's connection breaks), and can go down (refuse and cut every connection)."""
+    """A TCP proxy in front of the PostgreSQL server that can lose the server's answer to a commit (the
+    server commits; the client's connection breaks), and can go down (refuse and cut every connection).
+
+    A commit is what the server reports when it is idle again (ReadyForQuery 'I') after a COMMIT, or
+    after a write run outside a transaction (a single-statement write is its own transaction): the
+    proxy reads the server's messages, so it loses the answer to either, whichever protocol the client
+    speaks. `lost_tags` are the command tags of the answers it lost ("COMMIT", "UPDATE 1", ...).
+    """
 
     def __init__(self) -> None:
-        self.lose_commit_in = 0  # lose the answer to the n-th COMMIT from now (0: none)
+        self.lose_commit_in = 0  # lose the answer to the n-th commit from now (0: none)
         self.lost = 0
+        self.lost_tags: list[str] = []
         self.down = False
         self._writers: set[asyncio.StreamWriter] = set()
         self._handlers: set[asyncio.Task[None]] = set()
@@ -155,27 +164,47 @@ class PgProxy:
         host, port = re.search(r"@([^:/]+):?(\d*)/", PG_URL).groups()  # type: ignore[union-attr]
         server_r, server_w = await asyncio.open_connection(host, int(port or 5432))
         self._writers |= {client_w, server_w}
-        answer_lost = asyncio.Event()
+        ssl_answer = asyncio.Event()  # set when the client asked for SSL: the first byte back is unframed
 
         async def upstream() -> None:
+            first = True
             while data := await client_r.read(65536):
-                if COMMIT_MESSAGE in data and self.lose_commit_in:
-                    self.lose_commit_in -= 1
-                    if not self.lose_commit_in:
-                        answer_lost.set()  # from now on nothing the server says reaches the client
-                        server_w.write(data)
-                        await server_w.drain()
-                        await asyncio.sleep(0.3)  # the server commits
-                        self.lost += 1
-                        return
+                if first and data.startswith(SSL_REQUEST):
+                    ssl_answer.set()
+                first = False
                 server_w.write(data)
                 await server_w.drain()
 
         async def downstream() -> None:
+            buffer, held = b"", b""  # held: from a write's CommandComplete to the ReadyForQuery after it
             while data := await server_r.read(65536):
-                if not answer_lost.is_set():
-                    client_w.write(data)
-                    await client_w.drain()
+                if ssl_answer.is_set() and not buffer and data[:1] in (b"N", b"S"):
+                    ssl_answer.clear()
+                    client_w.write(data[:1])
+                    data = data[1:]
+                buffer += data
+                while len(buffer) >= 5:
+                    size = int.from_bytes(buffer[1:5], "big") + 1
+                    if len(buffer) < size:
+                        break
+                    message, buffer = buffer[:size], buffer[size:]
+                    if not held and not (message[:1] == b"C" and message[5:].startswith(COMMITTING)):
+                        client_w.write(message)
+                        continue
+                    held += message
+                    if message[:1] != b"Z":
+                        continue
+                    # ReadyForQuery: b"I" (idle) means the write committed, b"T" that a transaction is open.
+                    if message[5:6] == b"I" and self.lose_commit_in:
+                        self.lose_commit_in -= 1
+                        if not self.lose_commit_in:  # the server committed; the client never learns
+                            self.lost += 1
+                            tag = held[5 : held.index(b"\x00", 5)]
+                            self.lost_tags.append(tag.decode())
+                            return
+                    client_w.write(held)
+                    held = b""
+                await client_w.drain()
 
         pumps = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
         try:
@@ -210,7 +239,9 @@ async def test_lost_commit_answer_is_recognised_as_own_write(proxy: PgProxy, wri
         steps=[counting_step("a", counts), counting_step("b", counts, requires_confirmation=True)],
     )
     await db.audit_log(run_id="none")  # tables exist: the first COMMIT from now on is the run's
-    # Commits of a run: [insert before a] [update: paused at b] | continue: [claim] [update: completed]
+    # Commits of a run: [insert before a] [update: paused at b] | continue: [claim] [update: completed].
+    # The first is a transaction with its session's row (its answer: COMMIT); the update is one statement,
+    # its own transaction (UPDATE 1); so is the claim with its audit row (one INSERT ... WITH UPDATE).
     if write in ("insert", "update"):
         proxy.lose_commit_in = 1 if write == "insert" else 2
     paused = await workflow.arun("x")
@@ -219,7 +250,8 @@ async def test_lost_commit_answer_is_recognised_as_own_write(proxy: PgProxy, wri
         proxy.lose_commit_in = 1
     paused.step_requirements[-1].confirm(by="tester")
     done = await workflow.acontinue_run(paused)
-    assert proxy.lost == 1, "no COMMIT answer was lost"
+    meant = {"insert": "COMMIT", "update": "UPDATE 1", "claim": "INSERT 0 1"}[write]
+    assert proxy.lost_tags == [meant], "not the commit meant was lost"
     assert done.status == RunStatus.COMPLETED, done.content
     assert (counts[(done.run_id, "a")], counts[(done.run_id, "b")]) == (1, 1)
     stored = await db.load_run(done.run_id)

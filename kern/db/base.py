@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from kern.db import migrations, schema
-from kern.db.hot import INSERT_AUDIT, PAUSED, RUNNING, RUNS, HotSql, SaTx, Tx, dumps, dumps_or_none
+from kern.db.hot import INSERT_AUDIT, PAUSED, RUNNING, RUNS, HotSql, SaTx, Sql, Tx, dumps, dumps_or_none
 from kern.db.retry import Attempt, Retries
 from kern.exceptions import (
     LostOwnershipError,
@@ -66,7 +66,7 @@ class RunChange:
     step_name: str | None = None  # of the pause it now waits at
 
 
-RunWatcher = Callable[[Connection, RunChange], None]
+RunWatcher = Callable[[Tx, RunChange], None]
 
 
 @dataclass
@@ -121,16 +121,27 @@ class BaseDb(Retries, ABC):
         self._recent: OrderedDict[str, StoredRun] = OrderedDict()
         self._watchers: list[RunWatcher] = []
         self._sql: HotSql | None = None
+        self._prepared: dict[int, tuple[sa.ClauseElement, Sql]] = {}
 
     def watch(self, watcher: RunWatcher) -> None:
-        """Call `watcher(connection, change)` inside every transaction that changes a run's status (a
-        start, a pause, an end, a resume, a cancel, a takeover), so that what the watcher writes commits
-        or rolls back with the change itself. Checkpoints that keep a run RUNNING are not reported."""
+        """Call `watcher(tx, change)` inside every transaction that changes a run's status (a start, a
+        pause, an end, a resume, a cancel, a takeover), so that what the watcher writes commits or rolls
+        back with the change itself. Checkpoints that keep a run RUNNING are not reported. The watcher
+        writes through `tx` (a `kern.db.hot.Tx`) with statements from `prepare`: the transaction runs on
+        the bare driver connection, so it costs no more with a watcher than without."""
         self._watchers.append(watcher)
 
-    def _notify(self, conn: Connection, change: RunChange) -> None:
+    def _notify(self, tx: Tx, change: RunChange) -> None:
         for watcher in self._watchers:
-            watcher(conn, change)
+            watcher(tx, change)
+
+    def prepare(self, statement: sa.ClauseElement) -> Sql:
+        """`statement` compiled once for this store's dialect, to run in a `Tx` (`run_hot`, watchers).
+        Its parameters are its bind parameters' names (`sa.bindparam`, or `kern.db.hot.insert_statement`)."""
+        prepared = self._prepared.get(id(statement))
+        if prepared is None or prepared[0] is not statement:
+            prepared = self._prepared[id(statement)] = (statement, Sql(statement, self._sa_dialect()))
+        return prepared[1]
 
     def _remember(self, stored: StoredRun) -> None:
         self._recent[stored.run_id] = stored
@@ -190,10 +201,7 @@ class BaseDb(Retries, ABC):
         raise NotImplementedError
 
     async def _hot(self, body: Callable[[Tx], T], *, write: bool = True, attempt: Attempt | None = None) -> T:
-        """A hot operation (see `Tx`): on the bare driver connection, or inside a SQLAlchemy transaction
-        when watchers must write in the same transaction."""
-        if self._watchers:
-            return await self._tx(lambda conn: body(SaTx(conn)), write=write, attempt=attempt)
+        """A hot operation (see `Tx`): on the bare driver connection, watchers included."""
         return await self._tx(body, write=write, attempt=attempt, raw=True)
 
     @property
@@ -202,7 +210,7 @@ class BaseDb(Retries, ABC):
             self._sql = HotSql(self._sa_dialect(), self.dialect_insert)
         return self._sql
 
-    def _json(self, value: Any) -> Any:
+    def read_json(self, value: Any) -> Any:
         """A JSON column's value as read: the SQLite driver returns its text, asyncpg decodes it."""
         return json.loads(value) if self.json_as_text and isinstance(value, str) else value
 
@@ -210,9 +218,8 @@ class BaseDb(Retries, ABC):
         if row is None:
             return None
         run_id, session_id, workflow_name, status, version, lease_until, output, journal = row
-        return StoredRun(
-            run_id, session_id, workflow_name, status, version, lease_until, self._json(output), self._json(journal)
-        )
+        output, journal = self.read_json(output), self.read_json(journal)
+        return StoredRun(run_id, session_id, workflow_name, status, version, lease_until, output, journal)
 
     async def _ensure_tables(self) -> None:
         await self._run(self._create_tables, write=True)
@@ -270,6 +277,21 @@ class BaseDb(Retries, ABC):
             self._extra_tables.add(id(tables))
         return await self._tx(body, write=write, attempt=attempt)
 
+    async def run_hot(
+        self,
+        body: Callable[[Tx], T],
+        *,
+        write: bool = True,
+        tables: sa.MetaData | migrations.MigrationSet | None = None,
+        attempt: Attempt | None = None,
+    ) -> T:
+        """`run_transaction` for statements prepared with `prepare`: `body(tx)` runs them on the bare
+        driver connection (see `kern.db.hot.Tx`), as kern's own hot operations do. Same retries, same
+        rules for `tables` and `attempt`."""
+        if tables is not None and id(tables) not in self._extra_tables:
+            await self.run_transaction(lambda conn: None, tables=tables)
+        return await self._tx(body, write=write, attempt=attempt, raw=True)
+
     def _lock_for_create(self, conn: Connection) -> None:
         """Dialect hook: serialize table creation across processes."""
 
@@ -302,13 +324,17 @@ class BaseDb(Retries, ABC):
         pause_id = new_requirement["requirement_id"] if new_requirement else None
         deadline = new_requirement.get("deadline") if new_requirement else None
         output_json, journal_json = dumps(output), dumps(journal)  # once, whatever the retries
+        notify = bool(self._watchers) and (status != RUNNING or version == 0)
 
         def body(tx: Tx) -> int:
             lease = time.time() + self.lease_seconds if status == RUNNING else None
             if attempt.commit_unknown and self._wrote(tx, run_id, version + 1, now, output_json, journal_json):
                 return version + 1
+            new_session = version == 0 and session_id not in self._known_sessions
+            # The run's row is often the only write: then it may be a transaction of its own (`write_alone`).
+            write_run = tx.execute if notify or approvals or new_session else tx.write_alone
             if version == 0:
-                if session_id not in self._known_sessions:
+                if new_session:
                     tx.execute(
                         sql.insert_session,
                         {
@@ -318,7 +344,7 @@ class BaseDb(Retries, ABC):
                             "created_at": now,
                         },
                     )
-                tx.execute(
+                write_run(
                     sql.insert_run,
                     {
                         "run_id": run_id,
@@ -337,7 +363,7 @@ class BaseDb(Retries, ABC):
                     },
                 )
             else:
-                written = tx.execute(
+                written = write_run(
                     sql.update_run,
                     {
                         "b_run_id": run_id,
@@ -354,12 +380,10 @@ class BaseDb(Retries, ABC):
                 )
                 if written != 1:
                     raise LostOwnershipError(f"Run {run_id} was taken over by another process; this one stops.")
-            if tx.conn is not None and (status != RUNNING or version == 0):
+            if notify:
                 reqs = (output.get("step_requirements") or []) if pause_id else []
                 paused_at = reqs[-1].get("step_name") if reqs else None
-                self._notify(
-                    tx.conn, RunChange(run_id, output.get("workflow_name"), status, pause_id, step_name=paused_at)
-                )
+                self._notify(tx, RunChange(run_id, output.get("workflow_name"), status, pause_id, step_name=paused_at))
             for approval in approvals or []:
                 row = dict.fromkeys(sql.insert_approval.names)
                 row.update(run_id=run_id, agent_name=output.get("workflow_name"), status="pending", requested_at=now)
@@ -394,8 +418,8 @@ class BaseDb(Retries, ABC):
             row is not None
             and row[0] == new_version
             and row[1] == token
-            and self._json(row[2]) == json.loads(output)
-            and self._json(row[3]) == json.loads(journal)
+            and self.read_json(row[2]) == json.loads(output)
+            and self.read_json(row[3]) == json.loads(journal)
         )
 
     async def renew_lease(self, run_id: str, version: int) -> bool:
@@ -403,7 +427,7 @@ class BaseDb(Retries, ABC):
 
         def body(tx: Tx) -> bool:
             params = {"b_run_id": run_id, "b_version": version, "b_lease": time.time() + self.lease_seconds}
-            return tx.execute(self.sql.renew_lease, params) == 1
+            return tx.write_alone(self.sql.renew_lease, params) == 1
 
         return await self._hot(body)
 
@@ -440,8 +464,8 @@ class BaseDb(Retries, ABC):
             if attempt.commit_unknown:
                 row = tx.first(sql.select_written, {"b_run_id": run_id})
                 mine = prepared.get(row[0] - 1) if row is not None and row[1] == now else None
-                if mine is not None and self._json(row[2]) == json.loads(mine[4]):  # type: ignore[index]
-                    if self._json(row[3]) == json.loads(mine[5]):  # type: ignore[index]
+                if mine is not None and self.read_json(row[2]) == json.loads(mine[4]):  # type: ignore[index]
+                    if self.read_json(row[3]) == json.loads(mine[5]):  # type: ignore[index]
                         claimed = StoredRun(**vars(mine[0]))
                         claimed.output, claimed.journal = mine[1], mine[2]
                         return claimed, claimed.version + 1
@@ -465,27 +489,36 @@ class BaseDb(Retries, ABC):
                 )  # fmt: skip
             _, output, journal, resolutions, output_json, journal_json = prepared[stored.version]
             status = output.get("status", RUNNING)
-            written = tx.execute(
-                sql.update_run,
-                {
-                    "b_run_id": run_id,
-                    "b_version": stored.version,
-                    "b_status": status,
-                    "b_new_version": stored.version + 1,
-                    "b_lease": current + self.lease_seconds if status == RUNNING else None,
-                    "b_requirement_id": None,
-                    "b_deadline": None,
-                    "b_output": output_json,
-                    "b_journal": journal_json,
-                    "b_now": now,
-                },
+            update = {
+                "b_run_id": run_id,
+                "b_version": stored.version,
+                "b_status": status,
+                "b_new_version": stored.version + 1,
+                "b_lease": current + self.lease_seconds if status == RUNNING else None,
+                "b_requirement_id": None,
+                "b_deadline": None,
+                "b_output": output_json,
+                "b_journal": journal_json,
+                "b_now": now,
+            }
+            # The usual claim (one decision, nothing else to write) is one statement where the dialect has it.
+            single = (
+                sql.claim_with_audit is not None
+                and not self._watchers
+                and len(resolutions) == 1
+                and resolutions[0].approval_type != "audit"
             )
+            if single:
+                audit = {f"a_{k}": v for k, v in self._audit_row(stored, resolutions[0]).items()}
+                written = tx.write_alone(sql.claim_with_audit, {**update, **audit})  # type: ignore[arg-type]
+            else:
+                written = tx.execute(sql.update_run, update)
             if written != 1:  # another claimer committed between our read and our write
                 self._raise_not_claimable(self._read(tx, run_id) or stored, stored.version)
-            for resolution in resolutions:
+            for resolution in [] if single else resolutions:
                 self._record_resolution(tx, stored, resolution)
-            if tx.conn is not None:
-                self._notify(tx.conn, RunChange(run_id, stored.workflow_name, status, None, resolutions))
+            if self._watchers:
+                self._notify(tx, RunChange(run_id, stored.workflow_name, status, None, resolutions))
             stored.output, stored.journal = output, journal
             return stored, stored.version + 1
 
@@ -511,21 +544,22 @@ class BaseDb(Retries, ABC):
                     "resolution_data": dumps({"note": resolution.note, **resolution.decision}),
                 },
             )
-        tx.execute(
-            sql.insert_audit,
-            {
-                "run_id": stored.run_id,
-                "requirement_id": resolution.requirement_id,
-                "workflow_name": stored.workflow_name,
-                "step_name": resolution.step_name,
-                "kind": resolution.kind,
-                "actor": resolution.resolved_by,
-                "decision": resolution.decision.get("action", "?"),
-                "note": resolution.note,
-                "data": dumps(resolution.decision),
-                "at": resolution.resolved_at,
-            },
-        )
+        tx.execute(sql.insert_audit, self._audit_row(stored, resolution))
+
+    @staticmethod
+    def _audit_row(stored: StoredRun, resolution: Resolution) -> dict[str, Any]:
+        return {
+            "run_id": stored.run_id,
+            "requirement_id": resolution.requirement_id,
+            "workflow_name": stored.workflow_name,
+            "step_name": resolution.step_name,
+            "kind": resolution.kind,
+            "actor": resolution.resolved_by,
+            "decision": resolution.decision.get("action", "?"),
+            "note": resolution.note,
+            "data": dumps(resolution.decision),
+            "at": resolution.resolved_at,
+        }
 
     @staticmethod
     def _raise_not_claimable(fresh: StoredRun, expected_version: int | None) -> None:

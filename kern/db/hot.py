@@ -1,7 +1,8 @@
 """The hot operations' statements (save, claim, load, renew), built once and compiled once per dialect,
 and the transaction they run in (`Tx`): on the driver's own connection, where SQLAlchemy's per-statement
-work would cost more than the statement itself, or inside a SQLAlchemy transaction when watchers write
-in it too (`SaTx`)."""
+work would cost more than the statement itself (or inside a SQLAlchemy transaction, `SaTx`, for a store
+without a bare path). Watchers write in that same `Tx`, with statements prepared the same way
+(`BaseDb.prepare`)."""
 
 from __future__ import annotations
 
@@ -22,19 +23,20 @@ RUNNING = "RUNNING"
 RUNS = schema.runs.c
 
 
-def _insert(table: sa.Table, *columns: str) -> sa.Insert:
+def insert_statement(table: sa.Table, *columns: str) -> sa.Insert:
+    """INSERT of `columns`, each bound to a parameter of the column's name (for `Sql`)."""
     return table.insert().values({name: sa.bindparam(name, type_=table.c[name].type) for name in columns}).inline()
 
 
-_INSERT_RUN = _insert(
+_INSERT_RUN = insert_statement(
     schema.runs, "run_id", "session_id", "workflow_name", "kind", "status", "version", "lease_until",
     "requirement_id", "deadline", "output", "journal", "created_at", "updated_at",
 )  # fmt: skip
-INSERT_AUDIT = _insert(
+INSERT_AUDIT = insert_statement(
     schema.audit, "run_id", "requirement_id", "workflow_name", "step_name", "kind", "actor", "decision", "note",
     "data", "at",
 )  # fmt: skip
-_INSERT_APPROVAL = _insert(schema.approvals, *(c.name for c in schema.approvals.c))
+_INSERT_APPROVAL = insert_statement(schema.approvals, *(c.name for c in schema.approvals.c))
 _INSERT_SESSION_VALUES = ("session_id", "workflow_name", "user_id", "created_at")
 # JSON, serialized once per write (the driver gets the text): compact, and no circularity check
 # (`to_dict` output is a tree).
@@ -84,6 +86,20 @@ _SELECT_RUN = sa.select(
 ).where(RUNS.run_id == sa.bindparam("b_run_id"))
 
 
+_AUDIT_COLUMNS = (
+    "run_id", "requirement_id", "workflow_name", "step_name", "kind", "actor", "decision", "note", "data", "at",
+)  # fmt: skip
+
+
+def _claim_with_audit() -> sa.Insert:
+    """PostgreSQL: a claim's compare-and-set UPDATE and its one audit row as ONE statement (a data-modifying
+    WITH): the row is inserted only if the update matched, so its row count is the claim's. Audit values are
+    the `a_<column>` parameters."""
+    claimed = _UPDATE_RUN.returning(RUNS.run_id).cte("claimed")
+    values = [sa.bindparam(f"a_{name}", type_=schema.audit.c[name].type) for name in _AUDIT_COLUMNS]
+    return schema.audit.insert().from_select(list(_AUDIT_COLUMNS), sa.select(*values).select_from(claimed))
+
+
 class Sql:
     """A hot statement compiled once for a dialect: its SQL text and the order of its parameters."""
 
@@ -118,6 +134,8 @@ class HotSql:
         self.select_written = Sql(_SELECT_WRITTEN, dialect)
         self.insert_audit = Sql(INSERT_AUDIT, dialect)
         self.insert_approval = Sql(_INSERT_APPROVAL, dialect)
+        # One round trip instead of BEGIN, UPDATE, INSERT, COMMIT (SQLite has no UPDATE inside WITH).
+        self.claim_with_audit = Sql(_claim_with_audit(), dialect) if dialect.name == "postgresql" else None
 
 
 def driver_failure(sql: Sql, args: tuple[Any, ...], exc: BaseException) -> sa.exc.DBAPIError:
@@ -126,11 +144,10 @@ def driver_failure(sql: Sql, args: tuple[Any, ...], exc: BaseException) -> sa.ex
 
 
 class Tx(ABC):
-    """One transaction of a hot operation, as the body of that operation sees it: prebuilt statements run
-    straight on the driver's connection (SQLAlchemy's per-statement work cost more than the statement).
-    `conn` is the SQLAlchemy connection of the transaction when watchers need one, else None."""
-
-    conn: Connection | None = None
+    """One transaction of a hot operation, as the body of that operation (and its watchers) sees it:
+    prepared statements (`Sql`) run straight on the driver's connection (SQLAlchemy's per-statement work
+    cost more than the statement). JSON columns take JSON text (`dumps`) and are read back as the store's
+    `_json` says."""
 
     @abstractmethod
     def execute(self, sql: Sql, params: dict[str, Any]) -> int:
@@ -140,15 +157,28 @@ class Tx(ABC):
     def first(self, sql: Sql, params: dict[str, Any]) -> Sequence[Any] | None:
         """Run a query; its first row."""
 
+    @abstractmethod
+    def all(self, sql: Sql, params: dict[str, Any]) -> list[Sequence[Any]]:
+        """Run a query; all its rows."""
+
+    def write_alone(self, sql: Sql, params: dict[str, Any]) -> int:
+        """Run a write that is the whole of this transaction's writing (no write before it in this
+        transaction, none after); its row count. A dialect may run it as a transaction of its own (one
+        statement, no BEGIN/COMMIT round trips), with the same all-or-nothing outcome."""
+        return self.execute(sql, params)
+
 
 class SaTx(Tx):
-    """A hot transaction inside a SQLAlchemy transaction (when watchers write in it too)."""
+    """A hot transaction inside a SQLAlchemy transaction (a store without a bare-driver path)."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
     def execute(self, sql: Sql, params: dict[str, Any]) -> int:
-        return self.conn.exec_driver_sql(sql.text, sql.args(params)).rowcount  # type: ignore[union-attr]
+        return self.conn.exec_driver_sql(sql.text, sql.args(params)).rowcount
 
     def first(self, sql: Sql, params: dict[str, Any]) -> Sequence[Any] | None:
-        return self.conn.exec_driver_sql(sql.text, sql.args(params)).first()  # type: ignore[union-attr]
+        return self.conn.exec_driver_sql(sql.text, sql.args(params)).first()
+
+    def all(self, sql: Sql, params: dict[str, Any]) -> list[Sequence[Any]]:
+        return list(self.conn.exec_driver_sql(sql.text, sql.args(params)).all())

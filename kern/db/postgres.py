@@ -42,14 +42,39 @@ def asyncpg_url(db_url: str) -> str:
 
 
 class _PgTx(Tx):
-    """A hot transaction on a bare asyncpg connection (the body runs in a greenlet, as under SQLAlchemy)."""
+    """A hot transaction on a bare asyncpg connection (the body runs in a greenlet, as under SQLAlchemy).
 
-    __slots__ = ("_conn",)
+    BEGIN is sent before the first write, not at the start: queries before it run as statements of their
+    own, which under READ COMMITTED (each statement sees its own snapshot, in a transaction or not) reads
+    the same, so a read-only transaction is one round trip per query. A write run by `write_alone` with
+    nothing begun is a transaction of its own (no BEGIN, no COMMIT): if the connection fails while it is
+    in flight, its outcome is unknown (`CommitUnknownError`), as for a COMMIT.
+    """
+
+    __slots__ = ("_conn", "alone", "began")
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
+        self.began = False  # BEGIN sent: the body's writes commit with COMMIT
+        self.alone = False  # a write ran as a transaction of its own: no write may follow it
+
+    def _check(self) -> None:
+        if self.alone:  # (a query may follow: it reads what the write left, committed or not written)
+            raise RuntimeError("a write after a write_alone in the same transaction")
 
     def execute(self, sql: Sql, params: dict[str, Any]) -> int:
+        self._check()
+        if not self.began:
+            await_(self._conn.execute("BEGIN;"))  # as asyncpg begins
+            self.began = True
+        return self._write(sql, params)
+
+    def write_alone(self, sql: Sql, params: dict[str, Any]) -> int:
+        self._check()
+        self.alone = not self.began  # a transaction of its own: a failure in flight leaves it unknown
+        return self._write(sql, params)
+
+    def _write(self, sql: Sql, params: dict[str, Any]) -> int:
         args = sql.args(params)
         try:
             status: str = await_(self._conn.execute(sql.text, *args))
@@ -64,6 +89,14 @@ class _PgTx(Tx):
         except PostgresDb.driver_errors as exc:
             raise driver_failure(sql, args, exc) from exc
         return row
+
+    def all(self, sql: Sql, params: dict[str, Any]) -> list[Sequence[Any]]:
+        args = sql.args(params)
+        try:
+            rows: list[Sequence[Any]] = await_(self._conn.fetch(sql.text, *args))
+        except PostgresDb.driver_errors as exc:
+            raise driver_failure(sql, args, exc) from exc
+        return rows
 
 
 class PostgresDb(AsyncEngineDb):
@@ -98,31 +131,40 @@ class PostgresDb(AsyncEngineDb):
         return create_async_engine(self._url, **self._pool)
 
     async def _run_raw(self, body: Callable[[Tx], T], *, write: bool) -> T:
-        # A connection of the same pool, used bare: BEGIN, the body's prepared statements, COMMIT.
+        # A connection of the same pool, used bare: the body's prepared statements, BEGIN before its first
+        # write and COMMIT after it (see `_PgTx`).
         pooled = await self._engine().raw_connection()
         conn = pooled.driver_connection
+        tx = _PgTx(conn)
         try:
-            await conn.execute("BEGIN;")  # as asyncpg begins and commits
-            result = await greenlet_spawn(body, _PgTx(conn))
+            result = await greenlet_spawn(body, tx)
         except BaseException as exc:
-            await self._discard_raw(pooled, exc)
+            await self._discard_raw(pooled, exc, rollback=tx.began)
+            if tx.alone and isinstance(exc, Exception) and self._transient(exc):
+                # The single-statement write was in flight when the connection broke: it may have committed.
+                raise CommitUnknownError("the connection failed during a single-statement write") from exc
             raise
-        try:
-            await conn.execute("COMMIT;")
-        except BaseException as exc:
-            await self._discard_raw(pooled, exc, rollback=False)
-            if isinstance(exc, Exception) and self._transient(exc):
-                raise CommitUnknownError("the connection failed during COMMIT") from exc
-            raise
-        pooled.close()  # back to the pool (its reset finds no transaction: nothing to send)
+        if tx.began:
+            try:
+                await conn.execute("COMMIT;")
+            except BaseException as exc:
+                await self._discard_raw(pooled, exc, rollback=False)
+                if isinstance(exc, Exception) and self._transient(exc):
+                    raise CommitUnknownError("the connection failed during COMMIT") from exc
+                raise
+        # Back to the pool (its reset finds no transaction: nothing to send), in a greenlet: an overflow
+        # connection returned to a full pool is closed, which is IO.
+        await greenlet_spawn(pooled.close)
         return result
 
     async def _discard_raw(self, pooled: PoolProxiedConnection, exc: BaseException, rollback: bool = True) -> None:
-        """`_discard` for a bare connection: roll back and return it, or invalidate it if it is broken."""
-        if rollback and isinstance(exc, Exception) and not self._transient(exc):
+        """`_discard` for a bare connection: roll back (if a transaction began) and return it, or invalidate
+        it if it is broken."""
+        if isinstance(exc, Exception) and not self._transient(exc):
             try:
-                await pooled.driver_connection.execute("ROLLBACK;")
-                pooled.close()
+                if rollback:
+                    await pooled.driver_connection.execute("ROLLBACK;")
+                await greenlet_spawn(pooled.close)
                 return
             except Exception:  # the rollback failing means the connection is broken after all
                 pass

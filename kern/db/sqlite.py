@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -54,15 +55,24 @@ class _SqliteTx(Tx):
             raise driver_failure(sql, args, exc) from exc
         return row
 
+    def all(self, sql: Sql, params: dict[str, Any]) -> list[Sequence[Any]]:
+        args = sql.args(params)
+        try:
+            return self._conn.execute(sql.text, args).fetchall()
+        except sqlite3.Error as exc:
+            raise driver_failure(sql, args, exc) from exc
+
 
 class SqliteDb(BaseDb):
     """A SQLite file (or, with no `db_file`, a process-local in-memory database).
 
     Each transaction runs whole in one thread, so the event loop never blocks and a transaction costs
     one thread hop (an async driver costs several per statement); on a sync call's private loop it runs
-    inline. Write transactions start with `BEGIN IMMEDIATE`, so concurrent writers from threads or
-    processes queue on SQLite's lock (up to `busy_timeout` seconds) instead of failing; a lock held
-    longer than that ("database is locked") is retried by the store for up to `retry_for` seconds more.
+    inline. Reads run on a pool of `max_threads` threads, writes one at a time on a thread of their own
+    (and behind a lock shared with inline writers), so this process's writers never wait on SQLite's
+    lock. Write transactions start with `BEGIN IMMEDIATE`, so writers of other processes queue on
+    SQLite's lock (up to `busy_timeout` seconds) instead of failing; a lock held longer than that
+    ("database is locked") is retried by the store for up to `retry_for` seconds more.
 
     The hot operations (save, claim, load, renew) run on a sqlite3 connection each thread keeps (see
     `kern.db.base.Tx`); everything else goes through SQLAlchemy's pool.
@@ -100,7 +110,13 @@ class SqliteDb(BaseDb):
         )
         # One in-memory connection must never be used by two threads at once.
         self._threads = ThreadPoolExecutor(1 if in_memory else max_threads, thread_name_prefix="kern-sqlite")
+        # Writes go one at a time through a thread of their own, so reads never wait behind them for a thread.
+        self._writer = self._threads if in_memory else ThreadPoolExecutor(1, thread_name_prefix="kern-sqlite-write")
         self._local = threading.local()
+        # This process's writers queue here rather than on SQLite's lock: SQLite's busy handler polls
+        # with growing sleeps (up to 100 ms), so a writer waiting there often wakes long after the lock
+        # was free. Other processes' writers still wait on SQLite's lock (`busy_timeout`).
+        self._write_lock = threading.Lock()
         self._kept: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._kept_lock = threading.Lock()
         self._configure()
@@ -133,21 +149,22 @@ class SqliteDb(BaseDb):
         transaction; any other thread checks one out and returns it, so callers never exhaust the pool."""
         local = self._writing
         local.on = write
-        if not keep:
-            with self._engine.begin() as conn:
+        with self._write_lock if write else contextlib.nullcontext():
+            if not keep:
+                with self._engine.begin() as conn:
+                    return body(conn)
+            conn = getattr(local, "conn", None)
+            if conn is None or conn.closed:
+                conn = local.conn = self._engine.connect()
+            with conn.begin():
                 return body(conn)
-        conn = getattr(local, "conn", None)
-        if conn is None or conn.closed:
-            conn = local.conn = self._engine.connect()
-        with conn.begin():
-            return body(conn)
 
     async def _run(self, body: Callable[[Connection], T], *, write: bool) -> T:
         loop = asyncio.get_running_loop()
         if is_private_loop(loop) and self.db_file:
             # A sync API call's own loop serves that call alone: a short transaction inline blocks no one.
             return self._run_in_thread(body, write, keep=False)
-        return await loop.run_in_executor(self._threads, self._run_in_thread, body, write)
+        return await loop.run_in_executor(self._writer if write else self._threads, self._run_in_thread, body, write)
 
     def _kept_connection(self) -> sqlite3.Connection:
         """This thread's own bare connection (outside the pool, closed with the store or its thread)."""
@@ -168,21 +185,22 @@ class SqliteDb(BaseDb):
 
     def _raw_in_thread(self, body: Callable[[Tx], T], write: bool) -> T:
         conn = self._kept_connection()
-        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        try:
-            result = body(_SqliteTx(conn))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:  # a failed COMMIT (busy) leaves the transaction open: nothing committed
-                conn.execute("ROLLBACK")
-            raise
+        with self._write_lock if write else contextlib.nullcontext():
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                result = body(_SqliteTx(conn))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:  # a failed COMMIT (busy) leaves the transaction open: nothing committed
+                    conn.execute("ROLLBACK")
+                raise
         return result
 
     async def _run_raw(self, body: Callable[[Tx], T], *, write: bool) -> T:
         loop = asyncio.get_running_loop()
         if is_private_loop(loop) and self.db_file:
             return self._raw_in_thread(body, write)
-        return await loop.run_in_executor(self._threads, self._raw_in_thread, body, write)
+        return await loop.run_in_executor(self._writer if write else self._threads, self._raw_in_thread, body, write)
 
     def _transient_error(self, err: BaseException) -> bool:
         # SQLITE_BUSY ("database is locked") and SQLITE_LOCKED ("database table is locked"): another
@@ -195,6 +213,7 @@ class SqliteDb(BaseDb):
 
     async def close(self) -> None:
         self._threads.shutdown(wait=True)
+        self._writer.shutdown(wait=True)
         self._engine.dispose()
         with self._kept_lock:
             for _, conn in self._kept:
