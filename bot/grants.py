@@ -109,6 +109,7 @@ class Grants:
             return
         calls = loaded.req.executor_requirements or []
         decided = await self.calls.store.tool_decisions(loaded.req.requirement_id)
+        applied = False
         for index, call in enumerate(calls):
             if index in decided or not _plain(call):
                 continue
@@ -121,10 +122,12 @@ class Grants:
                 f":white_check_mark: Approved automatically: `{ui.escape(call.tool_execution.tool_name)}` is always "
                 f"allowed {where} (by {ui.who(grant['granted_by'])} at {ui.slack_time(grant['granted_at'])})"
             )
-            await self.calls.store.record_tool_decision(
+            recorded = await self.calls.store.record_tool_decision(
                 loaded.req.requirement_id, index, call.to_dict(), grant["granted_by"], summary
             )
-        await self.calls.calls_decided(loaded, "kern")
+            applied = applied or recorded
+        if applied:  # else a person decided meanwhile, and their click continues the run
+            await self.calls.calls_decided(loaded, "kern")
 
 
 async def active_grants(db: BaseDb, workflow: str | None = None, limit: int = 200) -> list[dict[str, Any]]:

@@ -121,10 +121,15 @@ async def test_always_allow_in_this_run_covers_the_agents_later_calls(env: Env) 
     # the next deploy is approved without a click; drop_table is another tool: it waits for a person
     await env.slack.until(lambda: len(tool_cards(env)) == 3)
     await settle(env)
-    # (each decided card is updated by its own outbox row: wait for it rather than race it)
-    await env.slack.until(lambda: "Approved, and always allowed in this run by <@U2>" in tool_cards(env)[0])
+    # Each decided card is updated by its own outbox row: wait for it rather than race it. The first call
+    # reads "Approved, and always allowed…", or, when the click lands while the bot is still looking for
+    # grants covering that very pause, "Approved automatically… (by U2)": approved once either way.
+    await env.slack.until(lambda: "always allowed in this run" in tool_cards(env)[0])
+    await env.slack.until(lambda: "Approved automatically" in tool_cards(env)[1])
     cards = tool_cards(env)
+    assert "<@U2>" in cards[0]
     assert "Approved automatically: `deploy` is always allowed in this run (by <@U2>" in cards[1]
+    assert [a for a in await env.bot.registry.db.audit_log(actor="U2") if a["decision"] == "grant"]
     assert "drop_table" in cards[2] and "Approve once" in cards[2] and deployed == ["api", "web"]
     await env.slack.click(ui.TOOL_OK, user="U2")
     await env.slack.until(lambda: len(tool_cards(env)) == 4)
