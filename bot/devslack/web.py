@@ -1,9 +1,10 @@
 """The web page of `kern-bot dev`: Slack in the browser (a channel, the DM with the app, the app's Home
 tab), driven through DevSlack.
 
-Routes (on DevSlack's own server): `/` the page, `/ui/state` what a user sees, `/ui/events` server-sent
-events when anything changes, `/ui/emoji` the shortcodes it renders, and `/ui/command`, `/ui/shortcut`,
-`/ui/click`, `/ui/submit`, `/ui/close`, `/ui/home` (opens the Home tab), `/ui/home_click` for the person.
+Routes (on DevSlack's own server): `/` the page, `/ui/blocks.js` and `/ui/page.js` its scripts, `/ui/state`
+what a user sees, `/ui/events` server-sent events when anything changes, `/ui/emoji` the shortcodes it
+renders, and `/ui/command`, `/ui/shortcut`, `/ui/click`, `/ui/submit`, `/ui/close`, `/ui/home` (opens the
+Home tab), `/ui/home_click` for the person.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from bot.devslack.people import dm_id
 from bot.devslack.slack import DevSlack, Message
 
 PAGE = Path(__file__).with_name("page.html")
+SCRIPTS = {"blocks": PAGE.with_name("blocks.js"), "page": PAGE.with_name("page.js")}  # the page's two scripts
 USERS = ["U1", "U2", "UBOSS"]
 CHANNELS = [{"id": "C1", "name": "general"}]  # the page's channel; the shortcut's channel menu offers it
 
@@ -56,6 +58,7 @@ class DevSlackWeb(DevSlack):
         app.router.add_get("/ui/state", self._state)
         app.router.add_get("/ui/events", self._events)
         app.router.add_get("/ui/emoji", self._emoji)
+        app.router.add_get("/ui/{name}.js", self._script)
         app.router.add_post("/ui/command", self._command)
         app.router.add_post("/ui/shortcut", self._shortcut)
         app.router.add_post("/ui/click", self._click)
@@ -66,6 +69,12 @@ class DevSlackWeb(DevSlack):
 
     async def _page(self, _request: web.Request) -> web.Response:
         return web.Response(text=PAGE.read_text(), content_type="text/html")
+
+    async def _script(self, request: web.Request) -> web.Response:
+        script = SCRIPTS.get(request.match_info["name"])
+        if script is None:
+            raise web.HTTPNotFound()
+        return web.Response(text=script.read_text(), content_type="application/javascript")
 
     def state_for(self, user: str) -> dict[str, Any]:
         """Everything `user` sees: the channel with its threads (`messages`), their DM with the app (`dm`,
