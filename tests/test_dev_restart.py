@@ -58,7 +58,8 @@ class Dev:
         raise AssertionError(self.log.read_text())
 
     async def _ready(self) -> bool:
-        """True once the page answers; False if the process exited because a port was taken."""
+        """True once the page answers and the process has said it is up (the page answers before the
+        bot is started); False if the process exited because a port was taken."""
         deadline = time.monotonic() + 60  # a loaded 2-core machine can take a while to import
         while True:
             if self.proc.poll() is not None:
@@ -66,7 +67,7 @@ class Dev:
                 return False
             try:
                 async with self.http.get(f"{self.url}/ui/state?user=U1") as resp:
-                    if resp.status == 200:
+                    if resp.status == 200 and "Ctrl-C stops" in self.log.read_text():
                         return True
             except aiohttp.ClientError:
                 pass
