@@ -255,6 +255,13 @@ async def test_the_app_home_and_a_dm_d_pause(browser_page: tuple[Page, Path], de
     await expect(unread).to_have_text("")
     await expect(tab.get_by_role("tab", name="Messages")).to_have_attribute("aria-selected", "true")
     await tab.screenshot(path=str(shots / "dm-pause.png"))
+    async with aiohttp.ClientSession() as http:  # a message with text only (as reminders are) shows its text
+        await http.post(
+            slack.api_url + "chat.postMessage",
+            headers={"Authorization": f"Bearer {slack.token}"},
+            json={"channel": slack.dms["U1"], "text": ":bell: A text-only line, *in mrkdwn*"},
+        )
+    await expect(dm).to_contain_text("🔔 A text-only line, in mrkdwn")
     await dm.get_by_role("button", name="Approve").click()
     await expect(dm).to_contain_text("Approved by @U1")
     await expect(dm.get_by_role("button", name="Approve")).to_have_count(0)

@@ -32,9 +32,14 @@ function renderMessage(m, small = false) {
   box.append(el("div", { class: "avatar" }, "k"));
   const body = el("div");
   body.append(el("div", {}, `<span class="who">${APP}</span><span class="badge">APP</span><span class="time">${clock(m.at)}</span>` + (m.edited ? " <span class='edited'>(edited)</span>" : "")));
-  body.append(renderBlocks(m.blocks, messageSurface(m)));
+  body.append(renderBlocks(blocksOf(m), messageSurface(m)));
   box.append(body);
   return box;
+}
+
+// A message without blocks (a reminder, a hand-over notice) shows its text, as Slack shows it.
+function blocksOf(m) {
+  return m.blocks && m.blocks.length ? m.blocks : [{ type: "section", text: { type: "mrkdwn", text: m.text || "" } }];
 }
 
 function renderRejected(main) {
@@ -52,7 +57,7 @@ function renderConversation(main, messages, channel) {
   items.sort((a, b) => a.at - b.at);
   for (const { m, e } of items) {
     if (e) {
-      const box = renderMessage({ at: e.at, blocks: e.blocks && e.blocks.length ? e.blocks : [{ type: "section", text: { type: "mrkdwn", text: e.text } }] });
+      const box = renderMessage({ at: e.at, blocks: e.blocks, text: e.text });
       box.classList.add("ephemeral");
       box.lastChild.prepend(el("div", { class: "only" }, "👁 Only visible to you"));
       main.append(box);
