@@ -270,8 +270,7 @@ async def test_the_app_home_and_a_dm_d_pause(browser_page: tuple[Page, Path], de
     await tab.locator('nav [data-pane="channel"]').click()
     await expect(channel).to_contain_text("Ordered a standing desk.")
     await expect(channel.get_by_role("button", name="Approve")).to_have_count(0)  # the thread copy closed too
-    boss = slack.state_for("UBOSS")["dm"]
-    assert "Approved by <@U1>" in json.dumps(boss[0]["blocks"])  # and the other approver's copy
+    await slack.until(lambda: "Approved by <@U1>" in json.dumps(slack.dm_of("UBOSS")[0].blocks))  # the other copy
     await tab.locator('nav [data-pane="dm"]').click()
     await dm.get_by_role("link", name="open the run card").click()  # the DM copy's permalink
     await expect(channel).to_be_visible()

@@ -155,7 +155,9 @@ async def test_the_channel_the_dm_and_the_home_are_apart(dev_page: tuple[DevSlac
     slack, http = dev_page
     async with http.post("/ui/command", json={"text": "/kern run purchase a chair", "user": "U2"}) as resp:
         assert (await resp.json())["status"] == 200
-    state = await settle(slack, http, "U1", lambda s: s["dm"] and s["messages"] and s["messages"][-1]["replies"])
+    state = await settle(  # each copy is delivered on its own: wait for all three
+        slack, http, "U1", lambda s: s["dm"] and slack.dm_of("UBOSS") and s["messages"] and s["messages"][-1]["replies"]
+    )
     assert state["dm_channel"] == slack.dms["U1"]
     assert [len(s["dm"]) for s in map(slack.state_for, ("U1", "UBOSS", "U2"))] == [1, 1, 0]
     assert slack.state_for("UBOSS")["dm"][0]["ts"] != state["dm"][0]["ts"]  # a copy in each DM
@@ -169,8 +171,13 @@ async def test_the_channel_the_dm_and_the_home_are_apart(dev_page: tuple[DevSlac
         assert (await resp.json())["status"] == 200
     state = await settle(slack, http, "U1", lambda s: "Completed" in json.dumps(s["messages"][0]["blocks"]))
     assert "Ordered a chair." in json.dumps(state["messages"][0]["blocks"])
-    for copy in (state["dm"][0], state["messages"][0]["replies"][0], slack.state_for("UBOSS")["dm"][0]):
-        assert "Approved" in json.dumps(copy["blocks"]) and ui.CONFIRM not in json.dumps(copy["blocks"])
+
+    def copies(s: dict) -> list[str]:
+        shown = [s["dm"][0]["blocks"], s["messages"][0]["replies"][0]["blocks"]]
+        return [json.dumps(blocks) for blocks in shown + [m.blocks for m in slack.dm_of("UBOSS")]]
+
+    state = await settle(slack, http, "U1", lambda s: all(ui.CONFIRM not in c for c in copies(s)))  # all closed
+    assert all("Approved by <@U1>" in c for c in copies(state)) and len(copies(state)) == 3
 
     async with http.post("/ui/command", json={"text": "/kern run deploy api", "user": "U1"}) as resp:
         assert (await resp.json())["status"] == 200
