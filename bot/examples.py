@@ -1,4 +1,5 @@
-"""The workflows kern-bot offers when KERN_WORKFLOWS is not set: one per kind of pause, no model needed.
+"""The workflows kern-bot offers when KERN_WORKFLOWS is not set: one per kind of pause, no model needed,
+and one whose pause is sent to its approvers by DM.
 
 An agent example whose tool call waits for approval is added when a model is at hand: the server at
 OPENAI_BASE_URL, or else (`kern-bot dev`) the local scripted model of `bot.scripted_model`, which answers
@@ -15,6 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from bot.policy import Approvers
 from bot.registry import BotWorkflow
 from kern.workflow import (
     Condition,
@@ -39,6 +41,10 @@ def _plan(step_input: StepInput) -> str:
 
 def _deploy(step_input: StepInput) -> str:
     return f"Deployed {step_input.input or 'the default service'} ({step_input.previous_step_content})"
+
+
+def _purchase(step_input: StepInput) -> str:
+    return f"Ordered {step_input.input or 'a new laptop'}."
 
 
 def _report(step_input: StepInput) -> str:
@@ -132,6 +138,23 @@ def example_workflows(scripted_model_url: str | None = None) -> list[BotWorkflow
                     ),
                 ],
             )
+        ),
+        BotWorkflow(
+            Workflow(
+                name="purchase",
+                description="Asks U1 and UBOSS by DM (notify='dm'); only they may answer; a reminder after 2 min",
+                steps=[
+                    Step(
+                        name="approve_purchase",
+                        executor=_purchase,
+                        requires_confirmation=True,
+                        confirmation_message="Approve this purchase?",
+                        on_reject=OnReject.cancel,
+                    ),
+                ],
+            ),
+            approvers=Approvers(users=("U1", "UBOSS"), remind_after=120, max_reminders=2),
+            notify="dm",
         ),
         BotWorkflow(
             Workflow(

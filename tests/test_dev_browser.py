@@ -1,9 +1,12 @@
 """kern-bot dev in headless Chromium (Debian's, driven by Playwright; no browser download): a person types
 /kern commands, clicks Approve, fills a form with an invalid then a valid value, picks a route, and sees
-each run complete. With KERN_UPDATE_SCREENSHOTS=1 it refreshes the screenshots under docs/."""
+each run complete; answers a pause from the app's Home tab (and pages it, and revokes a standing approval
+there) and a DM'd one in the DM with the app. With KERN_UPDATE_SCREENSHOTS=1 it refreshes the screenshots
+under docs/."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -219,6 +222,91 @@ async def test_a_start_form_the_shortcut_and_emoji(browser_page: tuple[Page, Pat
             json={"channel": "C1", "text": "x", "blocks": [ui.section(":pencil2: :raised_hand: :not_an_emoji:")]},
         )
     await expect(channel).to_contain_text("✏️ ✋ :not_an_emoji:")
+
+
+async def test_the_app_home_and_a_dm_d_pause(browser_page: tuple[Page, Path], dev_page) -> None:  # noqa: F811
+    """The sidebar's three places: a pause answered from the app's Home tab, and one DM'd to its approvers
+    (the `purchase` example) answered in the DM with the app, the thread copy in the channel closed too."""
+    tab, shots = browser_page
+    slack, _http = dev_page
+    channel, dm, home = tab.locator("#channel"), tab.locator("#dm"), tab.locator("#home")
+
+    await command(tab, "/kern run deploy api")
+    await expect(channel).to_contain_text("Deploy to production?")
+    await tab.locator('nav [data-pane="home"]').click()  # the app under Apps: its Home tab
+    await expect(home).to_contain_text("Waiting on you")
+    await expect(home).to_contain_text("Deploy to production?")
+    await expect(home).to_contain_text("1 pause wait")
+    await expect(tab.locator("#footer")).to_be_hidden()  # a Home tab has no composer
+    await tab.screenshot(path=str(shots / "app-home.png"))
+    await home.get_by_role("button", name="Approve").click()
+    await expect(home).to_contain_text("Nothing waits on you")  # refreshed once the pause closed
+    await tab.locator('nav [data-pane="channel"]').click()
+    await expect(channel).to_contain_text("Approved by @U1")
+    await expect(channel).to_contain_text("Completed")
+
+    await command(tab, "/kern run purchase a standing desk")  # notify="dm": U1 and UBOSS get a copy
+    unread = tab.locator("#unread")
+    await expect(unread).to_have_text("1")  # a new DM: the badge on the DM entry
+    await expect(channel).to_contain_text("Approve this purchase?")  # the thread copy
+    assert await channel.get_by_role("button", name="Approve").count() == 1  # no DM copy in the channel
+    await tab.locator('nav [data-pane="dm"]').click()
+    await expect(dm).to_contain_text("Approve this purchase?")
+    await expect(unread).to_have_text("")
+    await expect(tab.get_by_role("tab", name="Messages")).to_have_attribute("aria-selected", "true")
+    await tab.screenshot(path=str(shots / "dm-pause.png"))
+    async with aiohttp.ClientSession() as http:  # a message with text only (as reminders are) shows its text
+        await http.post(
+            slack.api_url + "chat.postMessage",
+            headers={"Authorization": f"Bearer {slack.token}"},
+            json={"channel": slack.dms["U1"], "text": ":bell: A text-only line, *in mrkdwn*"},
+        )
+    await expect(dm).to_contain_text("🔔 A text-only line, in mrkdwn")
+    await dm.get_by_role("button", name="Approve").click()
+    await expect(dm).to_contain_text("Approved by @U1")
+    await expect(dm.get_by_role("button", name="Approve")).to_have_count(0)
+    await tab.get_by_role("tab", name="Home").click()  # the app's tabs: Home and Messages
+    await expect(home).to_contain_text("Nothing waits on you")
+    await tab.locator('nav [data-pane="channel"]').click()
+    await expect(channel).to_contain_text("Ordered a standing desk.")
+    await expect(channel.get_by_role("button", name="Approve")).to_have_count(0)  # the thread copy closed too
+    await slack.until(lambda: "Approved by <@U1>" in json.dumps(slack.dm_of("UBOSS")[0].blocks))  # the other copy
+    await tab.locator('nav [data-pane="dm"]').click()
+    await dm.get_by_role("link", name="open the run card").click()  # the DM copy's permalink
+    await expect(channel).to_be_visible()
+    await expect(channel.locator(".msg.linked")).to_contain_text("Workflow: purchase")
+
+    await tab.locator("#user").select_option("U2")  # U2 is no approver of `purchase`: nothing in their DM
+    await tab.locator('nav [data-pane="dm"]').click()
+    await expect(dm.locator(".msg")).to_have_count(0)
+
+
+async def test_the_home_pages_and_a_standing_approval_revoked(browser_page: tuple[Page, Path], dev_page) -> None:  # noqa: F811
+    """The Home's Next / Previous buttons and a section's accessory (Revoke) are clicked from the view."""
+    tab, _shots = browser_page
+    slack, _http = dev_page
+    channel, home = tab.locator("#channel"), tab.locator("#home")
+    await command(tab, "/kern run alert Tokyo")
+    await channel.locator("button", has_text="Always allow send_alert in this run").click()
+    await expect(channel).to_contain_text("Done: Alert sent for Tokyo")
+    for n in range(13):  # more pauses than one page of the Home holds
+        assert (await slack.command(f"run deploy svc{n}", user="U1"))[0] == 200
+
+    def waiting() -> int:
+        return sum(m.channel == "C1" and ui.CONFIRM in json.dumps(m.blocks) for m in slack.messages.values())
+
+    await slack.until(lambda: waiting() == 13, within=30)
+
+    await tab.locator('nav [data-pane="home"]').click()
+    await expect(home).to_contain_text("13 pauses wait on you, newest first. Page 1 of 2.")
+    await expect(home).to_contain_text("Standing approvals")
+    await home.get_by_role("button", name="Next").click()
+    await expect(home).to_contain_text("Page 2 of 2.")
+    await expect(home.get_by_role("button", name="Approve")).to_have_count(1)  # the oldest
+    await home.get_by_role("button", name="Previous").click()
+    await expect(home).to_contain_text("Page 1 of 2.")
+    await home.get_by_role("button", name="Revoke").click()  # beside the grant's text
+    await expect(home).not_to_contain_text("Standing approvals")
 
 
 from tests.test_devslack_web import dev_page  # noqa: E402, F401 - kern-bot dev's page, bot and local Slack

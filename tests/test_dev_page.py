@@ -33,8 +33,13 @@ async def test_the_page_serves_the_map() -> None:
             served = await resp.json()
         async with http.get(slack.base_url) as resp:
             page = await resp.text()
+        async with http.get(slack.base_url + "ui/page.js") as resp:
+            script = await resp.text()
+            assert resp.content_type == "application/javascript"
+        async with http.get(slack.base_url + "ui/web.js") as resp:
+            assert resp.status == 404  # only the page's own scripts
     assert served["pencil2"] == "✏️" and served["raised_hand"] == "✋" and "not_an_emoji" not in served
-    assert "/ui/emoji" in page and "Noto Color Emoji" in page
+    assert '<script src="/ui/page.js">' in page and "Noto Color Emoji" in page and "/ui/emoji" in script
 
 
 async def test_views_push_is_checked_as_slack_checks_it() -> None:

@@ -1,6 +1,6 @@
 """`kern-bot dev` as a newcomer runs it (a real process, no OPENAI_BASE_URL): the agent example runs on
 the scripted model and shows its tool-call card; after a restart the page still shows the channel and
-a run paused before the restart is answered from it. The channel file is kept atomically and a broken
+the DMs, and runs paused before the restart are answered from them. The channel file is kept atomically and a broken
 one is set aside, never fatal."""
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ class Dev:
         raise AssertionError(self.log.read_text())
 
     async def _ready(self) -> bool:
-        """True once the page answers; False if the process exited because a port was taken."""
+        """True once the page answers and the process has said it is up (the page answers before the
+        bot is started); False if the process exited because a port was taken."""
         deadline = time.monotonic() + 60  # a loaded 2-core machine can take a while to import
         while True:
             if self.proc.poll() is not None:
@@ -66,7 +67,7 @@ class Dev:
                 return False
             try:
                 async with self.http.get(f"{self.url}/ui/state?user=U1") as resp:
-                    if resp.status == 200:
+                    if resp.status == 200 and "Ctrl-C stops" in self.log.read_text():
                         return True
             except aiohttp.ClientError:
                 pass
@@ -125,13 +126,19 @@ async def test_scripted_agent_and_a_restart_lose_nothing(tmp_path: Path) -> None
         assert "send_alert" in text_of(state) and "Osaka" in text_of(state)
         await dev.post("/ui/command", {"text": "/kern run deploy api"})
         await dev.until(lambda s: "Deploy to production?" in text_of(s))
-        before = await dev.state()
+        await dev.post("/ui/command", {"text": "/kern run purchase a chair"})  # DM'd to U1 and UBOSS
+        await dev.until(lambda s: s["dm"] and "Approve this purchase?" in text_of(s))
+        before, boss = await dev.state(), await dev.state("UBOSS")
     kept = persist.load(tmp_path / "kern.db.devslack.json")  # written at the latest on the way out
-    assert set(kept) == {r["ts"] for m in before["messages"] for r in [m, *m["replies"]]}
+    dms = {m["ts"] for m in before["dm"] + boss["dm"]}
+    assert set(kept) == {r["ts"] for m in before["messages"] for r in [m, *m["replies"]]} | dms
 
     async with Dev(tmp_path) as dev:  # a new process: the page shows the channel as it was
         state = await dev.state()
-        assert state["messages"] == before["messages"]
+        assert state["messages"] == before["messages"] and state["dm"] == before["dm"]  # the DM too
+        await dev.post("/ui/click", {"ts": state["dm"][0]["ts"], "action_id": ui.CONFIRM})  # answered in the DM
+        state = await dev.until(lambda s: "Ordered a chair." in text_of(s))
+        assert "Approved by <@U1>" in json.dumps(state["dm"]) and ui.CONFIRM not in json.dumps(state["dm"])
         await dev.post("/ui/click", dict(zip(("ts", "action_id"), button(state, ui.TOOL_OK), strict=True)))
         state = await dev.until(lambda s: "Done (scripted model): Alert sent for Osaka" in text_of(s))
         await dev.post("/ui/click", dict(zip(("ts", "action_id"), button(state, ui.CONFIRM), strict=True)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -132,3 +133,68 @@ async def test_response_url_rules(dev_page: tuple[DevSlackWeb, aiohttp.ClientSes
         "no_service",
         "expired_url",
     ]
+
+
+def button(message: dict, action_id: str) -> str:
+    """The action id of the first element of `message` (a page state message) named `action_id`."""
+    for block in message["blocks"]:
+        for element in block.get("elements", []) if block.get("type") == "actions" else []:
+            if element["action_id"].split(":")[:2] == action_id.split(":"):
+                return element["action_id"]
+    raise LookupError(action_id)
+
+
+def home_text(state: dict) -> str:
+    return json.dumps(state["home"]["blocks"]) if state["home"] else ""
+
+
+async def test_the_channel_the_dm_and_the_home_are_apart(dev_page: tuple[DevSlackWeb, aiohttp.ClientSession]) -> None:
+    """`purchase` DMs its pause to U1 and UBOSS: each sees the copy in their own DM only, the channel shows
+    the card with the thread copy and no DM copy; a click in the DM decides the pause everywhere. The Home
+    is each person's own, published when they open it, and its buttons work."""
+    slack, http = dev_page
+    async with http.post("/ui/command", json={"text": "/kern run purchase a chair", "user": "U2"}) as resp:
+        assert (await resp.json())["status"] == 200
+    state = await settle(  # each copy is delivered on its own: wait for all three
+        slack, http, "U1", lambda s: s["dm"] and slack.dm_of("UBOSS") and s["messages"] and s["messages"][-1]["replies"]
+    )
+    assert state["dm_channel"] == slack.dms["U1"]
+    assert [len(s["dm"]) for s in map(slack.state_for, ("U1", "UBOSS", "U2"))] == [1, 1, 0]
+    assert slack.state_for("UBOSS")["dm"][0]["ts"] != state["dm"][0]["ts"]  # a copy in each DM
+    assert len(state["messages"]) == 1 and "Approve this purchase?" in json.dumps(state["messages"][0]["replies"])
+    channel_ts = {m["ts"] for m in state["messages"]} | {r["ts"] for r in state["messages"][0]["replies"]}
+    assert all(slack.messages[ts].channel == "C1" for ts in channel_ts)  # no DM copy in the channel view
+    assert state["home"] is None  # not opened yet
+
+    dm_copy = state["dm"][0]
+    async with http.post("/ui/click", json={"ts": dm_copy["ts"], "action_id": ui.CONFIRM, "user": "U1"}) as resp:
+        assert (await resp.json())["status"] == 200
+    state = await settle(slack, http, "U1", lambda s: "Completed" in json.dumps(s["messages"][0]["blocks"]))
+    assert "Ordered a chair." in json.dumps(state["messages"][0]["blocks"])
+
+    def copies(s: dict) -> list[str]:
+        shown = [s["dm"][0]["blocks"], s["messages"][0]["replies"][0]["blocks"]]
+        return [json.dumps(blocks) for blocks in shown + [m.blocks for m in slack.dm_of("UBOSS")]]
+
+    state = await settle(slack, http, "U1", lambda s: all(ui.CONFIRM not in c for c in copies(s)))  # all closed
+    assert all("Approved by <@U1>" in c for c in copies(state)) and len(copies(state)) == 3
+
+    async with http.post("/ui/command", json={"text": "/kern run deploy api", "user": "U1"}) as resp:
+        assert (await resp.json())["status"] == 200
+    await settle(slack, http, "U1", lambda s: len(s["messages"]) == 2 and s["messages"][-1]["replies"])
+    async with http.post("/ui/home", json={"user": "U1"}) as resp:
+        assert (await resp.json())["status"] == 200
+    state = await settle(slack, http, "U1", lambda s: "Deploy to production?" in home_text(s))
+    assert "Waiting on you" in home_text(state) and slack.state_for("U2")["home"] is None  # U1's Home only
+    async with http.post("/ui/home_click", json={"action_id": "kern:nope", "user": "U1"}) as resp:
+        assert resp.status == 404
+    approve = button(state["home"], ui.CONFIRM)
+    async with http.post("/ui/home_click", json={"action_id": approve, "user": "U1"}) as resp:
+        assert (await resp.json())["status"] == 200
+    state = await settle(slack, http, "U1", lambda s: "Completed" in json.dumps(s["messages"][-1]["blocks"]))
+    await settle(slack, http, "U1", lambda s: "Deploy to production?" not in home_text(s))  # refreshed
+
+    async with http.post("/ui/command", json={"text": "/kern list", "user": "U1", "where": "dm"}) as resp:
+        assert (await resp.json())["status"] == 200
+    state = await settle(slack, http, "U1", lambda s: s["ephemeral"])
+    assert state["ephemeral"][-1]["channel"] == state["dm_channel"]  # typed in the DM: answered there

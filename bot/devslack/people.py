@@ -16,6 +16,11 @@ from bot.devslack.validate import validate_blocks
 USER_ID = re.compile(r"^[UW][A-Z0-9]{1,}$")
 
 
+def dm_id(user: str) -> str:
+    """The id of the bot's DM channel with `user` (the same every time, as Slack's is)."""
+    return f"D{user[1:]}"
+
+
 class PeopleApi:
     """DMs, Home tabs and permalinks. Uses DevSlack's fields: `users` (known user ids; empty: any
     well-formed id exists), `dms` (user -> DM channel), `homes` (user -> published Home view),
@@ -49,7 +54,7 @@ class PeopleApi:
         if len(users) > 1:
             return {"ok": False, "error": "method_not_supported_for_channel_type"}  # group DMs: not used
         already = users[0] in self.dms
-        channel = self.dms.setdefault(users[0], f"D{users[0][1:]}")
+        channel = self.dms.setdefault(users[0], dm_id(users[0]))
         return {"ok": True, "channel": {"id": channel}, "already_open": already}
 
     def dm_channel_ok(self, channel: str) -> bool:
@@ -107,7 +112,7 @@ class PeopleApi:
         event: dict[str, Any] = {
             "type": "app_home_opened",
             "user": user,
-            "channel": self.dms.setdefault(user, f"D{user[1:]}"),
+            "channel": self.dms.setdefault(user, dm_id(user)),
             "tab": "home",
         }
         if user in self.homes:

@@ -1,8 +1,10 @@
-"""The web page of `kern-bot dev`: a Slack channel in the browser, driven through DevSlack.
+"""The web page of `kern-bot dev`: Slack in the browser (a channel, the DM with the app, the app's Home
+tab), driven through DevSlack.
 
-Routes (on DevSlack's own server): `/` the page, `/ui/state` what a user sees, `/ui/events` server-sent
-events when anything changes, `/ui/emoji` the shortcodes it renders, and `/ui/command`, `/ui/shortcut`,
-`/ui/click`, `/ui/submit`, `/ui/close` for the person.
+Routes (on DevSlack's own server): `/` the page, `/ui/blocks.js` and `/ui/page.js` its scripts, `/ui/state`
+what a user sees, `/ui/events` server-sent events when anything changes, `/ui/emoji` the shortcodes it
+renders, and `/ui/command`, `/ui/shortcut`, `/ui/click`, `/ui/submit`, `/ui/close`, `/ui/home` (opens the
+Home tab), `/ui/home_click` for the person.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from aiohttp import web
 from bot.blocks.kit import RUN_SHORTCUT
 from bot.devslack import persist
 from bot.devslack.emoji import EMOJI
-from bot.devslack.slack import DevSlack
+from bot.devslack.people import dm_id
+from bot.devslack.slack import DevSlack, Message
 
 PAGE = Path(__file__).with_name("page.html")
+SCRIPTS = {"blocks": PAGE.with_name("blocks.js"), "page": PAGE.with_name("page.js")}  # the page's two scripts
 USERS = ["U1", "U2", "UBOSS"]
 CHANNELS = [{"id": "C1", "name": "general"}]  # the page's channel; the shortcut's channel menu offers it
 
@@ -54,42 +58,52 @@ class DevSlackWeb(DevSlack):
         app.router.add_get("/ui/state", self._state)
         app.router.add_get("/ui/events", self._events)
         app.router.add_get("/ui/emoji", self._emoji)
+        app.router.add_get("/ui/{name}.js", self._script)
         app.router.add_post("/ui/command", self._command)
         app.router.add_post("/ui/shortcut", self._shortcut)
         app.router.add_post("/ui/click", self._click)
         app.router.add_post("/ui/submit", self._submit)
         app.router.add_post("/ui/close", self._close)
+        app.router.add_post("/ui/home", self._home)
+        app.router.add_post("/ui/home_click", self._home_click)
 
     async def _page(self, _request: web.Request) -> web.Response:
         return web.Response(text=PAGE.read_text(), content_type="text/html")
 
+    async def _script(self, request: web.Request) -> web.Response:
+        script = SCRIPTS.get(request.match_info["name"])
+        if script is None:
+            raise web.HTTPNotFound()
+        return web.Response(text=script.read_text(), content_type="application/javascript")
+
     def state_for(self, user: str) -> dict[str, Any]:
-        """Everything `user` sees: the channel with its threads, their ephemeral messages, their modal."""
-        tops = [m for m in self.messages.values() if m.thread_ts is None]
+        """Everything `user` sees: the channel with its threads (`messages`), their DM with the app (`dm`,
+        in channel `dm_channel`), their Home tab as last published (`home`), their ephemeral messages (each
+        with its channel), their modal."""
+        channel, dm = CHANNELS[0]["id"], self.dms.get(user) or dm_id(user)
         views = [v for v in self.views.values() if v.get("user") == user and not v.get("closed")]
         return {
             "users": USERS,
             "channels": CHANNELS,
             "notice": self.notice,
-            "messages": [
-                {
-                    "ts": m.ts,
-                    "at": m.at,
-                    "text": m.text,
-                    "blocks": m.blocks,
-                    "edited": m.edits > 0,
-                    "replies": [
-                        {"ts": r.ts, "at": r.at, "text": r.text, "blocks": r.blocks, "edited": r.edits > 0}
-                        for r in self.thread(m.ts)
-                    ],
-                }
-                for m in tops
-            ],
+            "messages": self._conversation(channel),
+            "dm_channel": dm,
+            "dm": self._conversation(dm),
+            "home": self.homes.get(user),
             "ephemeral": [{**e, "at": getattr(e, "at", 0)} for e in self.ephemeral if e.get("user") == user][-5:],
             "view": views[-1] if views else None,
             "rejected": self.rejected[-5:],
             "version": self.version,
         }
+
+    def _conversation(self, channel: str) -> list[dict[str, Any]]:
+        """The top-level messages of `channel`, oldest first, each with its thread."""
+
+        def shown(m: Message) -> dict[str, Any]:
+            return {"ts": m.ts, "at": m.at, "text": m.text, "blocks": m.blocks, "edited": m.edits > 0}
+
+        tops = [m for m in self.messages.values() if m.channel == channel and m.thread_ts is None]
+        return [{**shown(m), "replies": [shown(r) for r in self.thread(m.ts)]} for m in tops]
 
     async def _state(self, request: web.Request) -> web.Response:
         return web.json_response(self.state_for(request.query.get("user", "U1")))
@@ -113,7 +127,10 @@ class DevSlackWeb(DevSlack):
         text = str(data.get("text", "")).strip()
         if not text.startswith("/kern"):
             return web.json_response({"error": "Only the /kern command is installed here."}, status=400)
-        status, _body, _took = await self.command(text.removeprefix("/kern").strip(), user=data.get("user", "U1"))
+        user = data.get("user", "U1")
+        # typed in their DM with the app (which exists once they are in it), or in the channel
+        channel = self.dms.setdefault(user, dm_id(user)) if data.get("where") == "dm" else CHANNELS[0]["id"]
+        status, _body, _took = await self.command(text.removeprefix("/kern").strip(), user=user, channel=channel)
         return web.json_response({"status": status})
 
     async def _shortcut(self, request: web.Request) -> web.Response:
@@ -130,7 +147,7 @@ class DevSlackWeb(DevSlack):
         if message is None:
             return web.json_response({"error": "message_not_found"}, status=404)
         for block in message.blocks:
-            for element in block.get("elements", []) if block.get("type") == "actions" else []:
+            for element in _interactive(block):
                 if element.get("action_id") == data["action_id"]:
                     status, body, _ = await self.click(
                         data["action_id"],
@@ -141,6 +158,21 @@ class DevSlackWeb(DevSlack):
                     return web.json_response({"status": status, "body": body})
         return web.json_response({"error": "action_not_found"}, status=404)
 
+    async def _home(self, request: web.Request) -> web.Response:
+        """The person opens the app's Home tab: Slack sends the app `app_home_opened`, every time."""
+        status, _body, _took = await self.open_home((await request.json()).get("user", "U1"))
+        return web.json_response({"status": status})
+
+    async def _home_click(self, request: web.Request) -> web.Response:
+        data = await request.json()
+        try:
+            status, body, _ = await self.home_click(
+                data.get("user", "U1"), data["action_id"], value=data.get("value"), state=data.get("state")
+            )
+        except (KeyError, LookupError):  # no Home published for them, or no such element on it
+            return web.json_response({"error": "action_not_found"}, status=404)
+        return web.json_response({"status": status, "body": body})
+
     async def _submit(self, request: web.Request) -> web.Response:
         data = await request.json()
         status, body, _ = await self.submit(data["view_id"], data.get("values", {}), user=data.get("user", "U1"))
@@ -150,3 +182,10 @@ class DevSlackWeb(DevSlack):
     async def _close(self, request: web.Request) -> web.Response:
         self.close_view((await request.json())["view_id"])
         return web.json_response({"ok": True})
+
+
+def _interactive(block: dict[str, Any]) -> list[dict[str, Any]]:
+    """The elements of `block` a person can click: an actions block's, a section's accessory."""
+    if block.get("type") == "actions":
+        return list(block.get("elements", []))
+    return [block["accessory"]] if block.get("type") == "section" and "accessory" in block else []

@@ -1,0 +1,193 @@
+// The page has three panes, as Slack's sidebar does: the channel, the DM with the app, and the app's Home tab.
+const APP = "kern";  // the app's display name (manifests/)
+const PANES = ["channel", "dm", "home"];
+const state = {
+  user: localStorage.getItem("kern-dev-user") || "U1",
+  pane: PANES.includes(localStorage.getItem("kern-dev-pane")) ? localStorage.getItem("kern-dev-pane") : "channel",
+  data: null, selects: {}, emoji: {},
+};
+
+// ----- surfaces --------------------------------------------------------------------------------------
+// A surface is where blocks are shown: a message or the Home tab. It says where a click goes and keys the
+// selects' state (a message's ts, or "home"), as Slack sends a message's or a view's state with a click.
+function messageSurface(m) {
+  return { key: m.ts, click: (e) => post("/ui/click", { ts: m.ts, action_id: e.action_id, state: state.selects[m.ts] || {} }) };
+}
+
+const homeSurface = {
+  key: "home",
+  click: (e) => post("/ui/home_click", { action_id: e.action_id, value: e.value, state: state.selects.home || {} }),
+};
+
+const modalSurface = { key: "modal", click: () => {} };  // a modal's own buttons: none that kern-bot sends
+
+// ----- messages --------------------------------------------------------------------------------------
+function clock(at) {
+  return at ? new Date(at * 1000).toLocaleTimeString([], { hour: "numeric", minute: "2-digit" }) : "";
+}
+
+function renderMessage(m, small = false) {
+  const box = el("div", { class: small ? "msg small" : "msg" });
+  if (m.ts) box.dataset.ts = m.ts.replace(".", "");  // as a permalink names it
+  box.append(el("div", { class: "avatar" }, "k"));
+  const body = el("div");
+  body.append(el("div", {}, `<span class="who">${APP}</span><span class="badge">APP</span><span class="time">${clock(m.at)}</span>` + (m.edited ? " <span class='edited'>(edited)</span>" : "")));
+  body.append(renderBlocks(blocksOf(m), messageSurface(m)));
+  box.append(body);
+  return box;
+}
+
+// A message without blocks (a reminder, a hand-over notice) shows its text, as Slack shows it.
+function blocksOf(m) {
+  return m.blocks && m.blocks.length ? m.blocks : [{ type: "section", text: { type: "mrkdwn", text: m.text || "" } }];
+}
+
+function renderRejected(main) {
+  for (const r of state.data.rejected) main.append(el("div", { class: "rejected" }, `Slack would reject <b>${esc(r.method)}</b>: ${esc(r.error)}<br>${(r.errors || []).map(esc).join("<br>")}`));
+}
+
+// A conversation (the channel, or the DM): its messages with their threads and this person's ephemeral
+// messages there, in time order, as Slack shows them.
+function renderConversation(main, messages, channel) {
+  const following = main.scrollTop + main.clientHeight >= main.scrollHeight - 200, top = main.scrollTop;
+  main.innerHTML = "";
+  renderRejected(main);
+  const mine = state.data.ephemeral.filter((e) => e.channel === channel);
+  const items = [...messages.map((m) => ({ at: m.at, m })), ...mine.map((e) => ({ at: e.at || 0, e }))];
+  items.sort((a, b) => a.at - b.at);
+  for (const { m, e } of items) {
+    if (e) {
+      const box = renderMessage({ at: e.at, blocks: e.blocks, text: e.text });
+      box.classList.add("ephemeral");
+      box.lastChild.prepend(el("div", { class: "only" }, "👁 Only visible to you"));
+      main.append(box);
+      continue;
+    }
+    const box = renderMessage(m);
+    if (m.replies.length) {
+      const body = box.lastChild;
+      body.append(el("div", { class: "replies" }, `${m.replies.length} ${m.replies.length === 1 ? "reply" : "replies"}`));
+      const thread = el("div", { class: "thread" }); m.replies.forEach((r) => thread.append(renderMessage(r, true))); body.append(thread);
+    }
+    main.append(box);
+  }
+  main.scrollTop = following ? main.scrollHeight : top;  // like Slack: follow new messages
+}
+
+// ----- the Home tab ----------------------------------------------------------------------------------
+function renderHome(main) {
+  const top = main.scrollTop;
+  main.innerHTML = "";
+  renderRejected(main);
+  const box = el("div", { class: "home" });
+  if (state.data.home) box.append(renderBlocks(state.data.home.blocks, homeSurface));
+  else box.append(el("div", { class: "empty" }, "Opening the Home tab…"));
+  main.append(box);
+  main.scrollTop = top;
+}
+
+// ----- navigation ------------------------------------------------------------------------------------
+function seenKey() { return `kern-dev-dm-seen:${state.user}`; }
+
+function unreadInDm() {
+  const seen = Number(localStorage.getItem(seenKey()) || 0);
+  return state.data.dm.filter((m) => Number(m.ts) > seen).length;
+}
+
+function renderNav() {
+  const dm = state.data.dm;
+  if (state.pane === "dm" && dm.length) localStorage.setItem(seenKey(), dm[dm.length - 1].ts);  // read
+  const unread = state.pane === "dm" ? 0 : unreadInDm();
+  document.getElementById("unread").textContent = unread ? String(unread) : "";
+  document.querySelectorAll("nav [data-pane]").forEach((item) => {
+    item.classList.toggle("active", item.dataset.pane === state.pane);
+    item.classList.toggle("unread", item.dataset.pane === "dm" && unread > 0);
+  });
+}
+
+function renderTop() {
+  const title = document.getElementById("title"), notice = state.data.notice ? ` · ${esc(state.data.notice)}` : "";
+  if (state.pane === "channel") {
+    const name = state.data.channels[0].name;
+    title.innerHTML = `<h1># ${esc(name)}</h1><div class="topic">kern-bot dev: a local Slack on this machine${notice}</div>`;
+    document.title = `kern-bot dev · #${name}`;
+  } else {
+    title.innerHTML = `<div class="avatar">k</div><h1>${APP}</h1>`;
+    const tabs = el("div", { class: "tabs", role: "tablist" });
+    for (const [pane, label] of [["home", "Home"], ["dm", "Messages"]]) {
+      const tab = el("button", { class: pane === state.pane ? "tab active" : "tab", role: "tab", "aria-selected": String(pane === state.pane) }, label);
+      tab.onclick = () => select(pane);
+      tabs.append(tab);
+    }
+    title.append(tabs);
+    document.title = `kern-bot dev · ${APP} (${state.pane === "home" ? "Home" : "Messages"})`;
+  }
+  const composer = document.getElementById("composer");
+  document.getElementById("footer").hidden = state.pane === "home";  // a Home tab has no composer
+  composer.placeholder = state.pane === "dm"
+    ? `Message ${APP}   (/kern list · /kern help)`
+    : `Message #${state.data.channels[0].name}   (/kern run deploy api · /kern run · /kern list · /kern help)`;
+}
+
+function render() {
+  const data = state.data;
+  PANES.forEach((pane) => (document.getElementById(pane).hidden = pane !== state.pane));
+  renderNav();
+  renderTop();
+  renderConversation(document.getElementById("channel"), data.messages, data.channels[0].id);
+  renderConversation(document.getElementById("dm"), data.dm, data.dm_channel);
+  renderHome(document.getElementById("home"));
+  renderModal(data.view);
+}
+
+async function post(url, body) {
+  const response = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ ...body, user: state.user }) });
+  return response.json();
+}
+
+// Show `pane`; opening the Home tab is Slack's app_home_opened for the app, every time, as in Slack.
+function select(pane) {
+  state.pane = pane;
+  localStorage.setItem("kern-dev-pane", pane);
+  if (pane === "home") post("/ui/home", {});
+  if (state.data) render();
+}
+
+// A permalink to a message shown here (the DM copy's link to the run card) goes to that message.
+function followPermalink(event) {
+  const link = event.target.closest("a[href*='/archives/']");
+  const [, channel, stamp] = (link && link.getAttribute("href").match(/\/archives\/([A-Z0-9]+)\/p(\d+)/)) || [];
+  if (!channel) return;
+  event.preventDefault();
+  select(channel === state.data.dm_channel ? "dm" : "channel");
+  const target = document.getElementById(state.pane).querySelector(`[data-ts="${stamp}"]`);
+  if (target) { target.scrollIntoView({ block: "center" }); target.classList.add("linked"); }
+}
+
+async function refresh() {
+  state.data = await (await fetch(`/ui/state?user=${encodeURIComponent(state.user)}`)).json();
+  const picker = document.getElementById("user");
+  if (!picker.options.length) state.data.users.forEach((u) => picker.append(el("option", { value: u }, u)));
+  picker.value = state.user;
+  render();
+}
+
+document.getElementById("user").onchange = (e) => {
+  state.user = e.target.value; localStorage.setItem("kern-dev-user", state.user); state.viewId = null; state.selects = {};
+  if (state.pane === "home") post("/ui/home", {});  // their own Home
+  refresh();
+};
+document.querySelectorAll("nav [data-pane]").forEach((item) => (item.onclick = () => select(item.dataset.pane)));
+document.addEventListener("click", followPermalink);
+document.getElementById("composer").onkeydown = async (e) => {
+  if (e.key !== "Enter" || !e.target.value.trim()) return;
+  const text = e.target.value.trim(); e.target.value = "";
+  await post("/ui/command", { text, where: state.pane });
+};
+document.getElementById("shortcut").onclick = () => post("/ui/shortcut", {});
+fetch("/ui/emoji").then((r) => r.json()).then((map) => {
+  state.emoji = map;
+  new EventSource("/ui/events").onmessage = () => refresh();
+  select(state.pane);
+  refresh();
+});
