@@ -2,6 +2,9 @@
 
     python bench/bot_load.py [--runs 200] [--db sqlite|postgres] [--quorum]
 
+PostgreSQL runs in a fresh database on the server (KERN_BENCH_PG_URL, default the local `test` server),
+dropped afterwards.
+
 Three processes, as in production: the bot (`kern-bot serve`), Slack's Web API (the stand-in, in this
 process) and Slack's click sender (a child process with raw keep-alive sockets, so that neither the
 stand-in's work nor an HTTP client's overhead is timed as the bot's ack).
@@ -127,12 +130,7 @@ async def send_clicks(endpoint: str, burst: list[bytes], probes: list[bytes], sl
 
 
 # ----- the bench ----------------------------------------------------------------------------------------
-async def main(runs: int, db_kind: str, quorum: bool) -> None:
-    db = (
-        str(Path(tempfile.mkdtemp()) / "bench.db")
-        if db_kind == "sqlite"
-        else os.environ.get("KERN_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    )
+async def main(runs: int, db_kind: str, quorum: bool, db: str) -> None:
     port = 3400 + os.getpid() % 500
     async with DevSlack(SECRET) as slack:
         env = {
@@ -291,4 +289,10 @@ if __name__ == "__main__":
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--quorum", action="store_true", help="gates that need two approvals; both sent at once")
     args = parser.parse_args()
-    asyncio.run(main(args.runs, args.db, args.quorum))
+    if args.db == "sqlite":
+        asyncio.run(main(args.runs, args.db, args.quorum, str(Path(tempfile.mkdtemp()) / "bench.db")))
+    else:  # a fresh database: rows a killed bench bot left owing (outbox) would be delivered by this one
+        from benchlib import fresh_pg_database  # (the bot process imports this module as bench.bot_load)
+
+        with fresh_pg_database() as url:
+            asyncio.run(main(args.runs, args.db, args.quorum, url))
