@@ -11,6 +11,7 @@ threshold reached: no resolution is missed.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -57,7 +58,7 @@ class Ballots:
             if conn.execute(sa.select(votes.c.at).where(*key)).scalar() == at:
                 conn.execute(INSERT_AUDIT, audit_line)
 
-        values = {"requirement_id": req.requirement_id, "user_id": user, "run_id": run_id}
+        values: dict[str, Any] = {"requirement_id": req.requirement_id, "user_id": user, "run_id": run_id}
         values.update(approve=approve, note=note, at=at)
         return await insert_once(self.db, votes, values, also=audit_if_ours)
 

@@ -6,12 +6,12 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
+from typing import Any, Literal, overload
 
 from pydantic import BaseModel
 
-from kern._sync import event_stream, iterate_sync, run_sync
+from kern._sync import EventStream, event_stream, iterate_sync, run_sync
 from kern.db.base import BaseDb, Resolution, StoredRun
 from kern.exceptions import RequirementNotResolvedError, RunAlreadyResumedError, RunNotFoundError, RunNotPausedError
 from kern.run.base import RunStatus
@@ -98,6 +98,45 @@ class Workflow:
         return f"Workflow(name={self.name!r}, steps={[s.name for s in self.steps]})"
 
     # ----- run ------------------------------------------------------------------------------------
+    @overload
+    def run(
+        self,
+        input: Any = None,
+        *,
+        additional_data: dict[str, Any] | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        session_state: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        stream: Literal[False] = False,
+        stream_events: bool = False,
+    ) -> WorkflowRunOutput: ...
+    @overload
+    def run(
+        self,
+        input: Any = None,
+        *,
+        additional_data: dict[str, Any] | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        session_state: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        stream: Literal[True],
+        stream_events: bool = False,
+    ) -> Iterator[WorkflowEvent]: ...
+    @overload
+    def run(
+        self,
+        input: Any = None,
+        *,
+        additional_data: dict[str, Any] | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        session_state: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        stream: bool = False,
+        stream_events: bool = False,
+    ) -> WorkflowRunOutput | Iterator[WorkflowEvent]: ...
     def run(
         self,
         input: Any = None,
@@ -121,10 +160,37 @@ class Workflow:
             stream=stream,
             stream_events=stream_events,
         )
-        if stream:
-            return iterate_sync(result)  # type: ignore[arg-type]
-        return run_sync(result)  # type: ignore[arg-type]
+        if isinstance(result, EventStream):  # exactly when stream=True
+            return iterate_sync(result)
+        return run_sync(result)
 
+    @overload
+    def arun(
+        self,
+        input: Any = None,
+        *,
+        additional_data: dict[str, Any] | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        session_state: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        stream: Literal[False] = False,
+        stream_events: bool = False,
+    ) -> Coroutine[Any, Any, WorkflowRunOutput]: ...
+    @overload
+    def arun(
+        self,
+        input: Any = None,
+        *,
+        additional_data: dict[str, Any] | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        session_state: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        stream: Literal[True],
+        stream_events: bool = False,
+    ) -> EventStream[WorkflowEvent]: ...
+    @overload
     def arun(
         self,
         input: Any = None,
@@ -136,7 +202,19 @@ class Workflow:
         run_id: str | None = None,
         stream: bool = False,
         stream_events: bool = False,
-    ) -> Awaitable[WorkflowRunOutput] | AsyncIterator[WorkflowEvent]:
+    ) -> Coroutine[Any, Any, WorkflowRunOutput] | EventStream[WorkflowEvent]: ...
+    def arun(
+        self,
+        input: Any = None,
+        *,
+        additional_data: dict[str, Any] | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        session_state: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        stream: bool = False,
+        stream_events: bool = False,
+    ) -> Coroutine[Any, Any, WorkflowRunOutput] | EventStream[WorkflowEvent]:
         """Async `run`: await it, or `async for` over it with `stream=True`. With an `input_schema`, the
         input is validated first (see `validate_input`; raises `ValueError` before anything runs)."""
         input = self.validate_input(input)
@@ -159,6 +237,39 @@ class Workflow:
         return event_stream(start) if stream else start(None)
 
     # ----- continue -------------------------------------------------------------------------------
+    @overload
+    def continue_run(
+        self,
+        run_output: WorkflowRunOutput | None = None,
+        *,
+        run_id: str | None = None,
+        session_id: str | None = None,
+        step_requirements: list[StepRequirement] | None = None,
+        stream: Literal[False] = False,
+        stream_events: bool = False,
+    ) -> WorkflowRunOutput: ...
+    @overload
+    def continue_run(
+        self,
+        run_output: WorkflowRunOutput | None = None,
+        *,
+        run_id: str | None = None,
+        session_id: str | None = None,
+        step_requirements: list[StepRequirement] | None = None,
+        stream: Literal[True],
+        stream_events: bool = False,
+    ) -> Iterator[WorkflowEvent]: ...
+    @overload
+    def continue_run(
+        self,
+        run_output: WorkflowRunOutput | None = None,
+        *,
+        run_id: str | None = None,
+        session_id: str | None = None,
+        step_requirements: list[StepRequirement] | None = None,
+        stream: bool = False,
+        stream_events: bool = False,
+    ) -> WorkflowRunOutput | Iterator[WorkflowEvent]: ...
     def continue_run(
         self,
         run_output: WorkflowRunOutput | None = None,
@@ -185,10 +296,37 @@ class Workflow:
             stream=stream,
             stream_events=stream_events,
         )
-        if stream:
-            return iterate_sync(result)  # type: ignore[arg-type]
-        return run_sync(result)  # type: ignore[arg-type]
+        if isinstance(result, EventStream):  # exactly when stream=True
+            return iterate_sync(result)
+        return run_sync(result)
 
+    @overload
+    def acontinue_run(
+        self,
+        run_output: WorkflowRunOutput | None = None,
+        *,
+        run_id: str | None = None,
+        session_id: str | None = None,
+        step_requirements: list[StepRequirement] | None = None,
+        stream: Literal[False] = False,
+        stream_events: bool = False,
+        only_requirement: str | None = None,
+        now: float | None = None,
+    ) -> Coroutine[Any, Any, WorkflowRunOutput]: ...
+    @overload
+    def acontinue_run(
+        self,
+        run_output: WorkflowRunOutput | None = None,
+        *,
+        run_id: str | None = None,
+        session_id: str | None = None,
+        step_requirements: list[StepRequirement] | None = None,
+        stream: Literal[True],
+        stream_events: bool = False,
+        only_requirement: str | None = None,
+        now: float | None = None,
+    ) -> EventStream[WorkflowEvent]: ...
+    @overload
     def acontinue_run(
         self,
         run_output: WorkflowRunOutput | None = None,
@@ -200,7 +338,19 @@ class Workflow:
         stream_events: bool = False,
         only_requirement: str | None = None,
         now: float | None = None,
-    ) -> Awaitable[WorkflowRunOutput] | AsyncIterator[WorkflowEvent]:
+    ) -> Coroutine[Any, Any, WorkflowRunOutput] | EventStream[WorkflowEvent]: ...
+    def acontinue_run(
+        self,
+        run_output: WorkflowRunOutput | None = None,
+        *,
+        run_id: str | None = None,
+        session_id: str | None = None,
+        step_requirements: list[StepRequirement] | None = None,
+        stream: bool = False,
+        stream_events: bool = False,
+        only_requirement: str | None = None,
+        now: float | None = None,
+    ) -> Coroutine[Any, Any, WorkflowRunOutput] | EventStream[WorkflowEvent]:
         """Async `continue_run`: await it, or `async for` over it with `stream=True`.
 
         `only_requirement` (used by `expire_due`) resumes only if that requirement is still the active
