@@ -6,7 +6,7 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
-from typing import Any, Literal, overload
+from typing import Any, Literal, Unpack, overload
 
 from kern._sync import EventStream, event_stream, iterate_sync, run_sync
 from kern.db.base import BaseDb, Resolution, StoredRun
@@ -28,6 +28,7 @@ from kern.run.agent import (
     ToolExecution,
 )
 from kern.run.base import RunStatus
+from kern.run.options import AgentContinueOptions, AgentRunOptions
 from kern.tools.tool import Tool, tool_result_text
 from kern.workflow.executor_scope import STEP_SCOPE
 
@@ -100,11 +101,17 @@ class Agent:
 
     # ----- public API -------------------------------------------------------------------------------
     @overload
-    def run(self, input: Any = None, *, stream: Literal[False] = False, **kwargs: Any) -> RunOutput: ...
+    def run(
+        self, input: Any = None, *, stream: Literal[False] = False, **options: Unpack[AgentRunOptions]
+    ) -> RunOutput: ...
     @overload
-    def run(self, input: Any = None, *, stream: Literal[True], **kwargs: Any) -> Iterator[RunEvent]: ...
+    def run(
+        self, input: Any = None, *, stream: Literal[True], **options: Unpack[AgentRunOptions]
+    ) -> Iterator[RunEvent]: ...
     @overload
-    def run(self, input: Any = None, *, stream: bool = False, **kwargs: Any) -> RunOutput | Iterator[RunEvent]: ...
+    def run(
+        self, input: Any = None, *, stream: bool = False, **options: Unpack[AgentRunOptions]
+    ) -> RunOutput | Iterator[RunEvent]: ...
     def run(self, input: Any = None, *, stream: bool = False, **kwargs: Any) -> RunOutput | Iterator[RunEvent]:
         """Run to an answer or a pause; `stream=True` yields events (text pieces as RunContentEvent)."""
         result = self.arun(input, stream=stream, **kwargs)
@@ -112,36 +119,15 @@ class Agent:
 
     @overload
     def arun(
-        self,
-        input: Any = None,
-        *,
-        stream: Literal[False] = False,
-        session_id: str | None = None,
-        user_id: str | None = None,
-        run_id: str | None = None,
-        messages: list[Any] | None = None,
+        self, input: Any = None, *, stream: Literal[False] = False, **options: Unpack[AgentRunOptions]
     ) -> Coroutine[Any, Any, RunOutput]: ...
     @overload
     def arun(
-        self,
-        input: Any = None,
-        *,
-        stream: Literal[True],
-        session_id: str | None = None,
-        user_id: str | None = None,
-        run_id: str | None = None,
-        messages: list[Any] | None = None,
+        self, input: Any = None, *, stream: Literal[True], **options: Unpack[AgentRunOptions]
     ) -> EventStream[RunEvent]: ...
     @overload
     def arun(
-        self,
-        input: Any = None,
-        *,
-        stream: bool = False,
-        session_id: str | None = None,
-        user_id: str | None = None,
-        run_id: str | None = None,
-        messages: list[Any] | None = None,
+        self, input: Any = None, *, stream: bool = False, **options: Unpack[AgentRunOptions]
     ) -> Coroutine[Any, Any, RunOutput] | EventStream[RunEvent]: ...
     def arun(
         self,
@@ -190,30 +176,16 @@ class Agent:
         self,
         run_response: RunOutput | None = None,
         *,
-        run_id: str | None = None,
-        requirements: list[RunRequirement] | None = None,
         stream: Literal[False] = False,
-        **kwargs: Any,
+        **options: Unpack[AgentContinueOptions],
     ) -> RunOutput: ...
     @overload
     def continue_run(
-        self,
-        run_response: RunOutput | None = None,
-        *,
-        run_id: str | None = None,
-        requirements: list[RunRequirement] | None = None,
-        stream: Literal[True],
-        **kwargs: Any,
+        self, run_response: RunOutput | None = None, *, stream: Literal[True], **options: Unpack[AgentContinueOptions]
     ) -> Iterator[RunEvent]: ...
     @overload
     def continue_run(
-        self,
-        run_response: RunOutput | None = None,
-        *,
-        run_id: str | None = None,
-        requirements: list[RunRequirement] | None = None,
-        stream: bool = False,
-        **kwargs: Any,
+        self, run_response: RunOutput | None = None, *, stream: bool = False, **options: Unpack[AgentContinueOptions]
     ) -> RunOutput | Iterator[RunEvent]: ...
     def continue_run(
         self,
@@ -233,30 +205,16 @@ class Agent:
         self,
         run_response: RunOutput | None = None,
         *,
-        run_id: str | None = None,
-        requirements: list[RunRequirement] | None = None,
         stream: Literal[False] = False,
-        session_id: str | None = None,
+        **options: Unpack[AgentContinueOptions],
     ) -> Coroutine[Any, Any, RunOutput]: ...
     @overload
     def acontinue_run(
-        self,
-        run_response: RunOutput | None = None,
-        *,
-        run_id: str | None = None,
-        requirements: list[RunRequirement] | None = None,
-        stream: Literal[True],
-        session_id: str | None = None,
+        self, run_response: RunOutput | None = None, *, stream: Literal[True], **options: Unpack[AgentContinueOptions]
     ) -> EventStream[RunEvent]: ...
     @overload
     def acontinue_run(
-        self,
-        run_response: RunOutput | None = None,
-        *,
-        run_id: str | None = None,
-        requirements: list[RunRequirement] | None = None,
-        stream: bool = False,
-        session_id: str | None = None,
+        self, run_response: RunOutput | None = None, *, stream: bool = False, **options: Unpack[AgentContinueOptions]
     ) -> Coroutine[Any, Any, RunOutput] | EventStream[RunEvent]: ...
     def acontinue_run(
         self,

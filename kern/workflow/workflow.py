@@ -7,7 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
-from typing import Any, Literal, overload
+from typing import Any, Literal, Unpack, overload
 
 from pydantic import BaseModel
 
@@ -15,6 +15,7 @@ from kern._sync import EventStream, event_stream, iterate_sync, run_sync
 from kern.db.base import BaseDb, Resolution, StoredRun
 from kern.exceptions import RequirementNotResolvedError, RunAlreadyResumedError, RunNotFoundError, RunNotPausedError
 from kern.run.base import RunStatus
+from kern.run.options import WorkflowAsyncContinueOptions, WorkflowContinueOptions, WorkflowRunOptions
 from kern.run.requirement import EXECUTOR, StepRequirement
 from kern.run.workflow import (
     StepContinuedEvent,
@@ -100,42 +101,15 @@ class Workflow:
     # ----- run ------------------------------------------------------------------------------------
     @overload
     def run(
-        self,
-        input: Any = None,
-        *,
-        additional_data: dict[str, Any] | None = None,
-        user_id: str | None = None,
-        session_id: str | None = None,
-        session_state: dict[str, Any] | None = None,
-        run_id: str | None = None,
-        stream: Literal[False] = False,
-        stream_events: bool = False,
+        self, input: Any = None, *, stream: Literal[False] = False, **options: Unpack[WorkflowRunOptions]
     ) -> WorkflowRunOutput: ...
     @overload
     def run(
-        self,
-        input: Any = None,
-        *,
-        additional_data: dict[str, Any] | None = None,
-        user_id: str | None = None,
-        session_id: str | None = None,
-        session_state: dict[str, Any] | None = None,
-        run_id: str | None = None,
-        stream: Literal[True],
-        stream_events: bool = False,
+        self, input: Any = None, *, stream: Literal[True], **options: Unpack[WorkflowRunOptions]
     ) -> Iterator[WorkflowEvent]: ...
     @overload
     def run(
-        self,
-        input: Any = None,
-        *,
-        additional_data: dict[str, Any] | None = None,
-        user_id: str | None = None,
-        session_id: str | None = None,
-        session_state: dict[str, Any] | None = None,
-        run_id: str | None = None,
-        stream: bool = False,
-        stream_events: bool = False,
+        self, input: Any = None, *, stream: bool = False, **options: Unpack[WorkflowRunOptions]
     ) -> WorkflowRunOutput | Iterator[WorkflowEvent]: ...
     def run(
         self,
@@ -166,42 +140,15 @@ class Workflow:
 
     @overload
     def arun(
-        self,
-        input: Any = None,
-        *,
-        additional_data: dict[str, Any] | None = None,
-        user_id: str | None = None,
-        session_id: str | None = None,
-        session_state: dict[str, Any] | None = None,
-        run_id: str | None = None,
-        stream: Literal[False] = False,
-        stream_events: bool = False,
+        self, input: Any = None, *, stream: Literal[False] = False, **options: Unpack[WorkflowRunOptions]
     ) -> Coroutine[Any, Any, WorkflowRunOutput]: ...
     @overload
     def arun(
-        self,
-        input: Any = None,
-        *,
-        additional_data: dict[str, Any] | None = None,
-        user_id: str | None = None,
-        session_id: str | None = None,
-        session_state: dict[str, Any] | None = None,
-        run_id: str | None = None,
-        stream: Literal[True],
-        stream_events: bool = False,
+        self, input: Any = None, *, stream: Literal[True], **options: Unpack[WorkflowRunOptions]
     ) -> EventStream[WorkflowEvent]: ...
     @overload
     def arun(
-        self,
-        input: Any = None,
-        *,
-        additional_data: dict[str, Any] | None = None,
-        user_id: str | None = None,
-        session_id: str | None = None,
-        session_state: dict[str, Any] | None = None,
-        run_id: str | None = None,
-        stream: bool = False,
-        stream_events: bool = False,
+        self, input: Any = None, *, stream: bool = False, **options: Unpack[WorkflowRunOptions]
     ) -> Coroutine[Any, Any, WorkflowRunOutput] | EventStream[WorkflowEvent]: ...
     def arun(
         self,
@@ -242,33 +189,24 @@ class Workflow:
         self,
         run_output: WorkflowRunOutput | None = None,
         *,
-        run_id: str | None = None,
-        session_id: str | None = None,
-        step_requirements: list[StepRequirement] | None = None,
         stream: Literal[False] = False,
-        stream_events: bool = False,
+        **options: Unpack[WorkflowContinueOptions],
     ) -> WorkflowRunOutput: ...
     @overload
     def continue_run(
         self,
         run_output: WorkflowRunOutput | None = None,
         *,
-        run_id: str | None = None,
-        session_id: str | None = None,
-        step_requirements: list[StepRequirement] | None = None,
         stream: Literal[True],
-        stream_events: bool = False,
+        **options: Unpack[WorkflowContinueOptions],
     ) -> Iterator[WorkflowEvent]: ...
     @overload
     def continue_run(
         self,
         run_output: WorkflowRunOutput | None = None,
         *,
-        run_id: str | None = None,
-        session_id: str | None = None,
-        step_requirements: list[StepRequirement] | None = None,
         stream: bool = False,
-        stream_events: bool = False,
+        **options: Unpack[WorkflowContinueOptions],
     ) -> WorkflowRunOutput | Iterator[WorkflowEvent]: ...
     def continue_run(
         self,
@@ -305,39 +243,24 @@ class Workflow:
         self,
         run_output: WorkflowRunOutput | None = None,
         *,
-        run_id: str | None = None,
-        session_id: str | None = None,
-        step_requirements: list[StepRequirement] | None = None,
         stream: Literal[False] = False,
-        stream_events: bool = False,
-        only_requirement: str | None = None,
-        now: float | None = None,
+        **options: Unpack[WorkflowAsyncContinueOptions],
     ) -> Coroutine[Any, Any, WorkflowRunOutput]: ...
     @overload
     def acontinue_run(
         self,
         run_output: WorkflowRunOutput | None = None,
         *,
-        run_id: str | None = None,
-        session_id: str | None = None,
-        step_requirements: list[StepRequirement] | None = None,
         stream: Literal[True],
-        stream_events: bool = False,
-        only_requirement: str | None = None,
-        now: float | None = None,
+        **options: Unpack[WorkflowAsyncContinueOptions],
     ) -> EventStream[WorkflowEvent]: ...
     @overload
     def acontinue_run(
         self,
         run_output: WorkflowRunOutput | None = None,
         *,
-        run_id: str | None = None,
-        session_id: str | None = None,
-        step_requirements: list[StepRequirement] | None = None,
         stream: bool = False,
-        stream_events: bool = False,
-        only_requirement: str | None = None,
-        now: float | None = None,
+        **options: Unpack[WorkflowAsyncContinueOptions],
     ) -> Coroutine[Any, Any, WorkflowRunOutput] | EventStream[WorkflowEvent]: ...
     def acontinue_run(
         self,
