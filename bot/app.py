@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler, async_default_handlers
@@ -48,7 +50,7 @@ class KernBot:
 def make_client(token: str, api_url: str | None = None) -> AsyncWebClient:
     """A Web API client that retries rate limits (429) and connection errors."""
     handlers = [*async_default_handlers(), AsyncRateLimitErrorRetryHandler(max_retry_count=3)]
-    kwargs = {"base_url": api_url} if api_url else {}
+    kwargs: dict[str, Any] = {"base_url": api_url} if api_url else {}
     return AsyncWebClient(token=token, retry_handlers=handlers, **kwargs)
 
 
@@ -81,7 +83,8 @@ def build_bot(
     app.command(command)(commands.on_command)
     app.shortcut(ui.RUN_SHORTCUT)(start_forms.on_shortcut)
     app.event("member_joined_channel")(Welcome(registry, gateway, background, command).on_member_joined)
-    actions = {
+    # Bolt calls each listener with the arguments it names (ack, body, action, view...).
+    actions: dict[str, Callable[..., Awaitable[None]]] = {
         **{action_id: interactions.button(action_id) for action_id in (ui.CONFIRM, ui.REJECT, ui.RETRY, ui.SKIP)},
         ui.ROUTE_PICK: interactions.on_route_pick,
         ui.ROUTE_GO: interactions.on_route_go,
@@ -107,7 +110,7 @@ def build_bot(
     for action_id, handler in actions.items():
         app.action(re.compile(f"^{re.escape(action_id)}(:\\d+){{0,2}}$"))(handler)
     app.event("app_home_opened")(home.on_home_opened)
-    views = {
+    views: dict[str, Callable[..., Awaitable[None]]] = {
         ui.V_INPUT: interactions.on_submit_input,
         ui.V_EDIT: interactions.on_submit_edit,
         ui.V_FEEDBACK: interactions.on_submit_feedback,

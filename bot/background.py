@@ -26,7 +26,7 @@ class Background:
 
     def __init__(self) -> None:
         self.tasks: set[asyncio.Task[Any]] = set()
-        self._deferred: deque[tuple[float, Callable[[], Awaitable[Any]]]] = deque()
+        self._deferred: deque[tuple[float, Callable[[], Coroutine[Any, Any, Any]]]] = deque()
         self._quiet_at = 0.0
         self._drainer: asyncio.Task[Any] | None = None
 
@@ -44,7 +44,7 @@ class Background:
         if not task.cancelled() and task.exception() is not None:
             log.error("background work failed", exc_info=task.exception())
 
-    def defer(self, work: Callable[[], Awaitable[Any]]) -> None:
+    def defer(self, work: Callable[[], Coroutine[Any, Any, Any]]) -> None:
         """Start `work()` in the background once clicks stop arriving (or after MAX_DEFER).
 
         Slack waits for a click's ack, not for its effect: while a burst of clicks is coming in, their

@@ -11,6 +11,7 @@ threshold reached: no resolution is missed.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -60,7 +61,7 @@ class Ballots:
             if row is not None and row[0] == at:
                 tx.execute(self.db.prepare(INSERT_AUDIT), audit_line)
 
-        values = {"requirement_id": req.requirement_id, "user_id": user, "run_id": run_id}
+        values: dict[str, Any] = {"requirement_id": req.requirement_id, "user_id": user, "run_id": run_id}
         values.update(approve=approve, note=note, at=at)
         return await insert_once(self.db, votes, values, also=audit_if_ours)
 

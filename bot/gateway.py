@@ -61,8 +61,10 @@ class SlackGateway:
                 header = (exc.response.headers or {}).get("retry-after") or (exc.response.headers or {}).get(
                     "Retry-After"
                 )
-                with contextlib.suppress(TypeError, ValueError):
-                    retry_after = float(header[0] if isinstance(header, list) else header)
+                value = header[0] if isinstance(header, list) else header
+                if value is not None:
+                    with contextlib.suppress(TypeError, ValueError):
+                        retry_after = float(value)
             raise SlackCallFailed(method, str(error), retry_after) from exc
         except Exception as exc:  # a network error
             raise SlackCallFailed(method, f"{type(exc).__name__}: {exc}") from exc

@@ -55,7 +55,7 @@ class Grants:
     async def grant(self, loaded: Loaded, tool_name: str, user: str, *, workflow_wide: bool) -> dict[str, Any]:
         """Record a grant (and its audit line, in one transaction); returns it."""
         now = time.time()
-        lasts = loaded.entry.standing_approval
+        lasts = loaded.entry.standing_seconds
         row = {
             "id": uuid.uuid4().hex,
             "scope": "workflow" if workflow_wide else "run",

@@ -180,7 +180,7 @@ def _check_click(body: dict[str, Any]) -> None:
     _optional(body, "response_url", str)
     _check_state(body.get("state"))
     _check_state((body.get("view") or {}).get("state"))  # a click on the App Home
-    actions = body.get("actions")
+    actions: Any = body.get("actions")  # untrusted JSON until checked
     _need(isinstance(actions, list) and actions != [], "block_actions without actions")
     for action in actions:
         _need(isinstance(action, dict) and _text(action.get("action_id")), "an action without action_id")
@@ -193,7 +193,7 @@ def _check_click(body: dict[str, Any]) -> None:
 
 
 def _check_event(body: dict[str, Any]) -> None:
-    event = body.get("event")
+    event: Any = body.get("event")  # untrusted JSON until checked
     _need(isinstance(event, dict) and _text(event.get("type")), "event_callback without event.type")
     if event["type"] == "app_home_opened":
         _need(_text(event.get("user")), "app_home_opened without user")
@@ -201,7 +201,7 @@ def _check_event(body: dict[str, Any]) -> None:
 
 def _check_submission(body: dict[str, Any]) -> None:
     _check_user(body)
-    view = body.get("view")
+    view: Any = body.get("view")  # untrusted JSON until checked
     _need(isinstance(view, dict), "view_submission without view")
     _need(_text(view.get("type")) and _text(view.get("callback_id")), "view without type or callback_id")
     _need(isinstance(view.get("private_metadata"), str), "view without private_metadata")

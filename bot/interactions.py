@@ -158,7 +158,7 @@ class Interactions:
     async def resume(self, loaded: Loaded, user: str, response_url: str | None = None) -> None:
         events = loaded.entry.workflow.acontinue_run(loaded.run, stream=True, stream_events=True)
         try:
-            await self.runner.follow(loaded.entry, loaded.card, events, loaded.run.created_at)  # type: ignore[arg-type]
+            await self.runner.follow(loaded.entry, loaded.card, events, loaded.run.created_at)
         except RunNotPausedError as exc:
             run = await loaded.entry.workflow.aget_run(loaded.run.run_id)
             text = already_answered(run, loaded.req.requirement_id) or str(exc)
@@ -309,12 +309,13 @@ class Interactions:
         if not schema:
             raw = view["state"]["values"].get("free", {}).get("v", {}).get("value") or "{}"
             try:
-                values = json.loads(raw)
+                parsed = json.loads(raw)
             except (ValueError, RecursionError):
-                values = None
-            if not isinstance(values, dict):  # null, a list, a number or a string is no set of fields
+                parsed = None
+            if not isinstance(parsed, dict):  # null, a list, a number or a string is no set of fields
                 await ack(response_action="errors", errors={"free": "Enter a JSON object"})
                 return
+            values = parsed
         _, problems = loaded.req.check_user_input(**values)
         if problems:
             index = {f.name: i for i, f in enumerate(schema)}

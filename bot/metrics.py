@@ -99,6 +99,8 @@ class Metrics:
 
 def _read_state(conn: Connection) -> tuple[dict[str, int], int]:
     # Both queries are answered from indexes: ix_kern_runs_due (status, deadline), ix_kern_bot_outbox_due.
-    by_status = dict(conn.execute(sa.select(runs.c.status, sa.func.count()).group_by(runs.c.status)).all())
+    by_status: dict[str, int] = dict(
+        conn.execute(sa.select(runs.c.status, sa.func.count()).group_by(runs.c.status)).all()
+    )
     backlog = conn.execute(sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status == "pending"))
     return by_status, int(backlog.scalar_one())

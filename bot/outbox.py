@@ -98,7 +98,6 @@ class Outbox:
         entry = self._entries.get(change.workflow_name or "")
         if entry is None:
             return
-        held = {"holder": self.me, "hold": self.hold}
         now = time.time()
         for resolution in change.resolutions:
             if resolution.requirement_id:
@@ -112,7 +111,7 @@ class Outbox:
                 conn, self.store.db, entry.approvers_for(change.step_name), change.run_id, change.requirement_id, now
             )
         for kind, requirement_id, detail in owed_for(change, entry):
-            self.store.owe(conn, change.run_id, kind, requirement_id, detail, **held)
+            self.store.owe(conn, change.run_id, kind, requirement_id, detail, holder=self.me, hold=self.hold)
 
     async def deliver(self, run_id: str | None = None) -> int:
         """Send what is due; returns how many were delivered.

@@ -131,7 +131,7 @@ class Presenter:
             branches=self.branches(entry, req),
             tool_decisions=decided,
             mention=notify.mentions(rules, starter),
-            standing=describe_duration(entry.standing_approval) if entry.standing_approval else None,
+            standing=describe_duration(entry.standing_seconds) if entry.standing_seconds else None,
         )
 
     async def card_link(self, card: Card, *, must: bool = True) -> str | None:

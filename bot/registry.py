@@ -65,6 +65,12 @@ class BotWorkflow:
             )
         notify.check(self.name, self.notify, self.approvals_channel, self.approvers)
 
+    @property
+    def standing_seconds(self) -> float | None:
+        """How long a workflow-wide grant lasts, in seconds (`standing_approval`; a timedelta converted)."""
+        lasts = self.standing_approval
+        return lasts.total_seconds() if isinstance(lasts, timedelta) else lasts
+
     def approvers_for(self, step_name: str | None) -> Approvers:
         """Who may answer a pause of the step named `step_name`: its own rules, or the workflow's."""
         return self.step_approvers.get(step_name or "", self.approvers)

@@ -86,7 +86,7 @@ class Runner:
             stream_events=True,
             additional_data={"slack_channel": channel, "slack_user": user},
         )
-        self.background.spawn(self.follow(entry, card, events, started))  # type: ignore[arg-type]
+        self.background.spawn(self.follow(entry, card, events, started))
         return run_id
 
     async def follow(
@@ -111,7 +111,7 @@ class Runner:
                 if isinstance(event, (StepContinuedEvent, StepExecutorContinuedEvent)):
                     self.background.spawn(self._deliver_unless(stopped, card.run_id))
                 elif isinstance(event, StepStartedEvent):
-                    status.started(event.step_name)
+                    status.started(event.step_name or "")
                 elif isinstance(event, STEP_ENDS):
                     status.drop()
         except LostOwnershipError as exc:  # cancelled meanwhile, or taken over: the new owner shows it

@@ -15,7 +15,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,7 +83,7 @@ class ScriptedModel:
         if reply is None:
             return web.json_response({"error": {"message": "script exhausted", "type": "test"}}, status=500)
         cid, model, now = f"chatcmpl-{uuid.uuid4().hex[:8]}", body.get("model", "m"), int(time.time())
-        tool_calls = [
+        tool_calls: list[dict[str, Any]] = [
             {
                 "id": f"call_{uuid.uuid4().hex[:8]}",
                 "type": "function",
@@ -281,7 +281,7 @@ def _pieces(value: str) -> list[str]:
 
 
 async def _sse(
-    request: web.Request, events: list[tuple[str | None, dict[str, Any]]], *, done: bool
+    request: web.Request, events: Sequence[tuple[str | None, dict[str, Any]]], *, done: bool
 ) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)

@@ -40,7 +40,7 @@ async def take_over(runner: Runner, registry: Registry, run_id: str, metrics: Me
             await entry.workflow.acontinue_run(run_id=run_id)
         else:
             events = entry.workflow.acontinue_run(run_id=run_id, stream=True, stream_events=True)
-            await runner.follow(entry, card, events)  # type: ignore[arg-type]
+            await runner.follow(entry, card, events)
     except RunNotPausedError:
         return False
     if metrics is not None:

@@ -144,12 +144,12 @@ class Timers:
 
     def _tell(self, conn: Connection, view: RunView, requirement_id: str, text: str, rules: Approvers) -> None:
         """Owe the nudge: in the run's thread, and by DM to each user mentioned when the workflow DMs."""
-        held = {"holder": self.outbox.me, "hold": self.outbox.hold}
+        me, hold = self.outbox.me, self.outbox.hold
         run_id = view.card.run_id
-        self.store.owe(conn, run_id, "notice", requirement_id, {"text": text}, **held)
+        self.store.owe(conn, run_id, "notice", requirement_id, {"text": text}, holder=me, hold=hold)
         if view.entry.notify == "dm":
             for user in _mentioned_users(rules):
-                self.store.owe(conn, run_id, "notice", requirement_id, {"text": text, "dm": user}, **held)
+                self.store.owe(conn, run_id, "notice", requirement_id, {"text": text, "dm": user}, holder=me, hold=hold)
 
 
 def _mentioned_users(rules: Approvers) -> list[str]:

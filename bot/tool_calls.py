@@ -31,13 +31,12 @@ class ToolCalls:
 
     async def on_tool_ok(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
-        self.background.spawn(
-            self.tool_decision(
-                body,
-                action["value"],
-                lambda call, user: (call.confirm(by=user), ":white_check_mark: " + ui.stamp("Approved", user, None))[1],
-            )
-        )
+
+        def approve(call: RunRequirement, user: str) -> str:
+            call.confirm(by=user)
+            return ":white_check_mark: " + ui.stamp("Approved", user, None)
+
+        self.background.spawn(self.tool_decision(body, action["value"], approve))
 
     def _call_form(self, build: Callable[[Loaded, RunRequirement, str], dict[str, Any]]) -> Callable[..., Any]:
         """The listener of a tool-call button that opens a form about that call (`build(loaded, call,
@@ -119,32 +118,22 @@ class ToolCalls:
             return
         await ack()
         summary = ui.feedback_summary(questions, answers)
-        self.background.spawn(
-            self.tool_decision(
-                as_action_body(body),
-                view["private_metadata"],
-                lambda call, user: (
-                    call.provide_user_feedback(answers, by=user),
-                    ":speech_balloon: " + ui.stamp("Answered", user, None) + f": {summary}",
-                )[1],
-            )
-        )
+
+        def answer(call: RunRequirement, user: str) -> str:
+            call.provide_user_feedback(answers, by=user)
+            return ":speech_balloon: " + ui.stamp("Answered", user, None) + f": {summary}"
+
+        self.background.spawn(self.tool_decision(as_action_body(body), view["private_metadata"], answer))
 
     async def on_submit_tool_note(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         await ack()
         note = view["state"]["values"]["text"]["v"].get("value") or None
-        self.background.spawn(
-            self.tool_decision(
-                as_action_body(body),
-                view["private_metadata"],
-                lambda call, user: (
-                    call.reject(note=note, by=user),
-                    ":no_entry_sign: "
-                    + ui.stamp("Rejected", user, None)
-                    + (f": {ui.quote(note, 500)}" if note else ""),
-                )[1],
-            )
-        )
+
+        def reject(call: RunRequirement, user: str) -> str:
+            call.reject(note=note, by=user)
+            return ":no_entry_sign: " + ui.stamp("Rejected", user, None) + (f": {ui.quote(note, 500)}" if note else "")
+
+        self.background.spawn(self.tool_decision(as_action_body(body), view["private_metadata"], reject))
 
     async def on_submit_tool_input(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         rid, index = _split(view["private_metadata"])
@@ -166,29 +155,22 @@ class ToolCalls:
             )
             return
         await ack()
-        self.background.spawn(
-            self.tool_decision(
-                as_action_body(body),
-                view["private_metadata"],
-                lambda c, user: (c.provide_user_input(values, by=user), ":memo: " + ui.stamp("Filled in", user, None))[
-                    1
-                ],
-            )
-        )
+
+        def fill_in(c: RunRequirement, user: str) -> str:
+            c.provide_user_input(values, by=user)
+            return ":memo: " + ui.stamp("Filled in", user, None)
+
+        self.background.spawn(self.tool_decision(as_action_body(body), view["private_metadata"], fill_in))
 
     async def on_submit_tool_result(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         await ack()
         result = view["state"]["values"]["text"]["v"].get("value") or ""
-        self.background.spawn(
-            self.tool_decision(
-                as_action_body(body),
-                view["private_metadata"],
-                lambda call, user: (
-                    call.set_external_execution_result(result, by=user),
-                    ":inbox_tray: " + ui.stamp("Result given", user, None),
-                )[1],
-            )
-        )
+
+        def give_result(call: RunRequirement, user: str) -> str:
+            call.set_external_execution_result(result, by=user)
+            return ":inbox_tray: " + ui.stamp("Result given", user, None)
+
+        self.background.spawn(self.tool_decision(as_action_body(body), view["private_metadata"], give_result))
 
     async def tool_decision(
         self, body: dict[str, Any], value: str, apply: Callable[[RunRequirement, str], str]
@@ -260,20 +242,18 @@ class ToolCalls:
         if loaded is None or index >= len(loaded.req.executor_requirements or []):
             return
         user = body["user"]["id"]
-        if workflow_wide and not loaded.entry.standing_approval:
+        if workflow_wide and not loaded.entry.standing_seconds:
             await self.gateway.tell(loaded.card.channel, user, "This workflow allows no workflow-wide approvals.")
             return
         tool = _call(loaded, index).tool_execution.tool_name
         where = "in this workflow" if workflow_wide else "in this run"
         await self.grants.grant(loaded, tool, user, workflow_wide=workflow_wide)
-        await self.tool_decision(
-            body,
-            value,
-            lambda call, who: (
-                call.confirm(by=who),
-                ":white_check_mark: " + ui.stamp(f"Approved, and always allowed {where}", who, None),
-            )[1],
-        )
+
+        def approve(call: RunRequirement, who: str) -> str:
+            call.confirm(by=who)
+            return ":white_check_mark: " + ui.stamp(f"Approved, and always allowed {where}", who, None)
+
+        await self.tool_decision(body, value, approve)
 
 
 def _asker(call: RunRequirement) -> str:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Generator, Iterator
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+E = TypeVar("E")
 
 _local = threading.local()
 _lock = threading.Lock()
@@ -88,30 +89,30 @@ def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
 _END = object()
 
 
-class EventStream:
+class EventStream(Generic[E]):
     """An async iterator of events that may also be awaited first (awaiting gives the stream itself), so
     both `async for e in wf.acontinue_run(..., stream=True)` and `async for e in await ...` work."""
 
-    def __init__(self, agen: AsyncIterator[Any]) -> None:
+    def __init__(self, agen: AsyncGenerator[E, None]) -> None:
         self._agen = agen
 
-    def __aiter__(self) -> EventStream:
+    def __aiter__(self) -> EventStream[E]:
         return self
 
-    def __anext__(self) -> Awaitable[Any]:
+    def __anext__(self) -> Awaitable[E]:
         return self._agen.__anext__()
 
-    def __await__(self) -> Any:
-        async def itself() -> EventStream:
+    def __await__(self) -> Generator[Any, None, EventStream[E]]:
+        async def itself() -> EventStream[E]:
             return self
 
         return itself().__await__()
 
     async def aclose(self) -> None:
-        await self._agen.aclose()  # type: ignore[attr-defined]
+        await self._agen.aclose()
 
 
-def event_stream(body: Any) -> EventStream:
+def event_stream(body: Callable[[Callable[[E], Awaitable[None]]], Awaitable[Any]]) -> EventStream[E]:
     """Run `body(emit)` as a task and iterate what it emits; re-raise what it raised at the end.
 
     The task is not tied to the consumer: if the consumer stops early, the run still finishes and
@@ -120,8 +121,8 @@ def event_stream(body: Any) -> EventStream:
     return EventStream(_event_stream(body))
 
 
-async def _event_stream(body: Any) -> AsyncIterator[Any]:
-    queue: asyncio.Queue[Any] = asyncio.Queue()
+async def _event_stream(body: Callable[[Callable[[E], Awaitable[None]]], Awaitable[Any]]) -> AsyncGenerator[E, None]:
+    queue: asyncio.Queue[Any] = asyncio.Queue()  # events, then _END
     task = asyncio.ensure_future(body(queue.put))
     task.add_done_callback(lambda _t: queue.put_nowait(_END))
     while True:

@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         req = run.step_requirements[-1]
         print(f"\n⏸  {req.step_name}: {req.message}")
         if req.requires_output_review:
+            assert req.step_output is not None  # an output review pauses after the step produced its output
             print(f"   output: {req.step_output.content}")
             answer = ask("   approve? [y/n]", "y", interactive)
             req.confirm() if answer.lower().startswith("y") else req.reject(

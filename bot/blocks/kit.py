@@ -127,7 +127,9 @@ def humanize(name: str) -> str:
 def deadline_line(req: StepRequirement) -> str | None:
     if req.deadline is None:
         return None
-    action = {OnTimeout.approve: "it is approved automatically", OnTimeout.reject: "it is rejected automatically"}.get(
-        req.on_timeout, "the run is cancelled"
-    )  # type: ignore[arg-type]
+    outcomes: dict[OnTimeout | None, str] = {
+        OnTimeout.approve: "it is approved automatically",
+        OnTimeout.reject: "it is rejected automatically",
+    }
+    action = outcomes.get(req.on_timeout, "the run is cancelled")
     return f":alarm_clock: If nobody answers by {slack_time(req.deadline)}, {action}."

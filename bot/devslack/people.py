@@ -167,4 +167,4 @@ class PeopleApi:
             "accepts_response_payload": False,
             "payload": self.event_envelope(self.home_event(user)),  # type: ignore[attr-defined]
         }
-        return await self.socket_send(envelope)  # type: ignore[attr-defined,no-any-return]
+        return await self.socket_send(envelope)  # type: ignore[attr-defined]

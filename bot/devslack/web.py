@@ -50,8 +50,9 @@ class DevSlackWeb(DevSlack):
 
     def changed(self) -> None:
         super().changed()
-        if getattr(self, "_saver", None) is not None:
-            self._saver.soon()
+        saver = getattr(self, "_saver", None)
+        if saver is not None:
+            saver.soon()
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/", self._page)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
+from typing import Any, Literal, Unpack, overload
 
-from kern._sync import event_stream, iterate_sync, run_sync
+from kern._sync import EventStream, event_stream, iterate_sync, run_sync
 from kern.db.base import BaseDb, Resolution, StoredRun
 from kern.exceptions import RequirementNotResolvedError, StoreError
 from kern.models.base import Model, ModelResponse, ToolCall
@@ -28,6 +28,7 @@ from kern.run.agent import (
     ToolExecution,
 )
 from kern.run.base import RunStatus
+from kern.run.options import AgentContinueOptions, AgentRunOptions
 from kern.tools.tool import Tool, tool_result_text
 from kern.workflow.executor_scope import STEP_SCOPE
 
@@ -99,11 +100,35 @@ class Agent:
         return f"{type(self).__name__}(name={self.name!r})"
 
     # ----- public API -------------------------------------------------------------------------------
+    @overload
+    def run(
+        self, input: Any = None, *, stream: Literal[False] = False, **options: Unpack[AgentRunOptions]
+    ) -> RunOutput: ...
+    @overload
+    def run(
+        self, input: Any = None, *, stream: Literal[True], **options: Unpack[AgentRunOptions]
+    ) -> Iterator[RunEvent]: ...
+    @overload
+    def run(
+        self, input: Any = None, *, stream: bool = False, **options: Unpack[AgentRunOptions]
+    ) -> RunOutput | Iterator[RunEvent]: ...
     def run(self, input: Any = None, *, stream: bool = False, **kwargs: Any) -> RunOutput | Iterator[RunEvent]:
         """Run to an answer or a pause; `stream=True` yields events (text pieces as RunContentEvent)."""
         result = self.arun(input, stream=stream, **kwargs)
-        return iterate_sync(result) if stream else run_sync(result)  # type: ignore[arg-type]
+        return iterate_sync(result) if isinstance(result, EventStream) else run_sync(result)
 
+    @overload
+    def arun(
+        self, input: Any = None, *, stream: Literal[False] = False, **options: Unpack[AgentRunOptions]
+    ) -> Coroutine[Any, Any, RunOutput]: ...
+    @overload
+    def arun(
+        self, input: Any = None, *, stream: Literal[True], **options: Unpack[AgentRunOptions]
+    ) -> EventStream[RunEvent]: ...
+    @overload
+    def arun(
+        self, input: Any = None, *, stream: bool = False, **options: Unpack[AgentRunOptions]
+    ) -> Coroutine[Any, Any, RunOutput] | EventStream[RunEvent]: ...
     def arun(
         self,
         input: Any = None,
@@ -113,7 +138,7 @@ class Agent:
         user_id: str | None = None,
         run_id: str | None = None,
         messages: list[Any] | None = None,
-    ) -> Awaitable[RunOutput] | AsyncIterator[RunEvent]:
+    ) -> Coroutine[Any, Any, RunOutput] | EventStream[RunEvent]:
         """Async `run`: await it, or `async for` over it with `stream=True`.
 
         `input` is a text (or any JSON-able value), or the conversation itself: a `Message`, a message
@@ -146,6 +171,22 @@ class Agent:
             return scope.run_agent(self, lambda: start(None))
         return start(None)
 
+    @overload
+    def continue_run(
+        self,
+        run_response: RunOutput | None = None,
+        *,
+        stream: Literal[False] = False,
+        **options: Unpack[AgentContinueOptions],
+    ) -> RunOutput: ...
+    @overload
+    def continue_run(
+        self, run_response: RunOutput | None = None, *, stream: Literal[True], **options: Unpack[AgentContinueOptions]
+    ) -> Iterator[RunEvent]: ...
+    @overload
+    def continue_run(
+        self, run_response: RunOutput | None = None, *, stream: bool = False, **options: Unpack[AgentContinueOptions]
+    ) -> RunOutput | Iterator[RunEvent]: ...
     def continue_run(
         self,
         run_response: RunOutput | None = None,
@@ -157,8 +198,24 @@ class Agent:
     ) -> RunOutput | Iterator[RunEvent]:
         """Resume a paused run once every active requirement is resolved."""
         result = self.acontinue_run(run_response, run_id=run_id, requirements=requirements, stream=stream, **kwargs)
-        return iterate_sync(result) if stream else run_sync(result)  # type: ignore[arg-type]
+        return iterate_sync(result) if isinstance(result, EventStream) else run_sync(result)
 
+    @overload
+    def acontinue_run(
+        self,
+        run_response: RunOutput | None = None,
+        *,
+        stream: Literal[False] = False,
+        **options: Unpack[AgentContinueOptions],
+    ) -> Coroutine[Any, Any, RunOutput]: ...
+    @overload
+    def acontinue_run(
+        self, run_response: RunOutput | None = None, *, stream: Literal[True], **options: Unpack[AgentContinueOptions]
+    ) -> EventStream[RunEvent]: ...
+    @overload
+    def acontinue_run(
+        self, run_response: RunOutput | None = None, *, stream: bool = False, **options: Unpack[AgentContinueOptions]
+    ) -> Coroutine[Any, Any, RunOutput] | EventStream[RunEvent]: ...
     def acontinue_run(
         self,
         run_response: RunOutput | None = None,
@@ -167,7 +224,7 @@ class Agent:
         requirements: list[RunRequirement] | None = None,
         stream: bool = False,
         session_id: str | None = None,
-    ) -> Awaitable[RunOutput] | AsyncIterator[RunEvent]:
+    ) -> Coroutine[Any, Any, RunOutput] | EventStream[RunEvent]:
         """Async `continue_run`."""
         if run_response is None and run_id is None:
             raise ValueError("continue_run needs run_response=... or run_id=...")

@@ -273,7 +273,12 @@ class BaseDb(Retries, ABC):
         committed, and `body` must recognise its own write (say by a token it wrote) before writing.
         """
         if tables is not None and id(tables) not in self._extra_tables:
-            await self._tx(lambda conn: (self._lock_for_create(conn), self._ensure_schema(conn, tables)))
+
+            def create(conn: Connection) -> None:
+                self._lock_for_create(conn)
+                self._ensure_schema(conn, tables)
+
+            await self._tx(create)
             self._extra_tables.add(id(tables))
         return await self._tx(body, write=write, attempt=attempt)
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from kern.db import schema
 
@@ -106,7 +107,7 @@ class Sql:
     __slots__ = ("fixed", "names", "text")
 
     def __init__(self, statement: sa.ClauseElement, dialect: sa.Dialect) -> None:
-        compiled = statement.compile(dialect=dialect)
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
         self.text = compiled.string
         self.names = tuple(compiled.positiontup or ())
         # Values the statement carries itself (`status == RUNNING`), by parameter name.
@@ -140,7 +141,7 @@ class HotSql:
 
 def driver_failure(sql: Sql, args: tuple[Any, ...], exc: BaseException) -> sa.exc.DBAPIError:
     """A driver error of a hot statement as SQLAlchemy would raise it: with its SQL, for the log."""
-    return sa.exc.DBAPIError(sql.text, args, exc)  # type: ignore[arg-type]
+    return sa.exc.DBAPIError(sql.text, args, exc)
 
 
 class Tx(ABC):

@@ -135,6 +135,7 @@ class PostgresDb(AsyncEngineDb):
         # write and COMMIT after it (see `_PgTx`).
         pooled = await self._engine().raw_connection()
         conn = pooled.driver_connection
+        assert conn is not None  # a pool's connection always has its driver's
         tx = _PgTx(conn)
         try:
             result = await greenlet_spawn(body, tx)
@@ -162,8 +163,9 @@ class PostgresDb(AsyncEngineDb):
         it if it is broken."""
         if isinstance(exc, Exception) and not self._transient(exc):
             try:
-                if rollback:
-                    await pooled.driver_connection.execute("ROLLBACK;")
+                driver = pooled.driver_connection
+                if rollback and driver is not None:
+                    await driver.execute("ROLLBACK;")
                 await greenlet_spawn(pooled.close)
                 return
             except Exception:  # the rollback failing means the connection is broken after all

@@ -10,7 +10,7 @@ import random
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -57,6 +57,12 @@ class Retries:
     retry_for: float
     driver_errors: tuple[type[BaseException], ...] = ()
     _tables_ready: bool
+
+    if TYPE_CHECKING:  # provided by the store that mixes this in (`BaseDb`)
+
+        async def _ensure_tables(self) -> None: ...
+        async def _run(self, body: Callable[[Any], T], *, write: bool) -> T: ...
+        async def _run_raw(self, body: Callable[[Any], T], *, write: bool) -> T: ...
 
     async def _retry(
         self, failure: Exception, body: Callable[[Any], T], write: bool, attempt: Attempt | None, raw: bool = False

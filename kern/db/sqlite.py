@@ -151,13 +151,13 @@ class SqliteDb(BaseDb):
         local.on = write
         with self._write_lock if write else contextlib.nullcontext():
             if not keep:
-                with self._engine.begin() as conn:
-                    return body(conn)
-            conn = getattr(local, "conn", None)
-            if conn is None or conn.closed:
-                conn = local.conn = self._engine.connect()
-            with conn.begin():
-                return body(conn)
+                with self._engine.begin() as fresh:
+                    return body(fresh)
+            kept: Connection | None = getattr(local, "conn", None)
+            if kept is None or kept.closed:
+                kept = local.conn = self._engine.connect()
+            with kept.begin():
+                return body(kept)
 
     async def _run(self, body: Callable[[Connection], T], *, write: bool) -> T:
         loop = asyncio.get_running_loop()

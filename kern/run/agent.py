@@ -421,7 +421,10 @@ class RunRequirement(ItemAccess):
 class WaitingTools:
     """The tool calls a paused run waits on, by what they need (its `active_requirements`' calls)."""
 
-    active_requirements: list[RunRequirement]
+    @property
+    def active_requirements(self) -> list[RunRequirement]:
+        """The requirements still waiting for a decision (each subclass says which)."""
+        raise NotImplementedError
 
     def _waiting(self, flag: str) -> list[ToolExecution]:
         return [r.tool_execution for r in self.active_requirements if getattr(r, flag)]

@@ -50,13 +50,14 @@ class ErrorRequirement(StepRequirement):
         self.error_type = error_type
         self.step_input = step_input
 
-    @property  # type: ignore[override]
+    @property
     def error_message(self) -> str:
         """The failed step's exception text, without the class name (that is `error_type`)."""
         return _split_error(self.error)[1] or ""
 
+    # The documented "retry"/"skip" field deliberately shadows StepRequirement's older `decision()` alias.
     @property
-    def decision(self) -> str | None:
+    def decision(self) -> str | None:  # type: ignore[override]
         """`"retry"`, `"skip"`, or None while undecided."""
         return self.error_action
 

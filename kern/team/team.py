@@ -57,7 +57,7 @@ class Team(Agent):
 
         tool = Tool(delegate_task_to_member, name=DELEGATE)
         tool.parameters["properties"]["member_name"]["enum"] = names
-        tool.delegates = True  # type: ignore[attr-defined]
+        tool.delegates = True
         return tool
 
     def member(self, name: str) -> Agent:

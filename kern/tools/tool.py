@@ -7,13 +7,16 @@ import inspect
 import json
 import re
 from collections.abc import Callable
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
 
 from pydantic import create_model
 
 from kern._json import to_jsonable
 from kern.workflow.engine import call_user
 from kern.workflow.types import UserInputField
+
+if TYPE_CHECKING:
+    from kern.tools.user_feedback import AskUserQuestion
 
 TOOL_OPTIONS = (
     "name",
@@ -107,6 +110,7 @@ class Tool:
         self.external_execution = external_execution
         self.approval_type: str | None = None  # "required" | "audit", set by @approval
         self.requires_user_feedback = False  # set by UserFeedbackTools' ask_user
+        self.delegates = False  # set on a team's delegation tool
         signature = inspect.signature(entrypoint)
         hints = get_type_hints(entrypoint)
         fields: dict[str, Any] = {}
@@ -126,7 +130,7 @@ class Tool:
         elif requires_user_input:
             user_input_fields = list(fields)
         self.user_input_fields = list(user_input_fields or [])
-        self._model = create_model(f"{self.name}_args", **fields)  # type: ignore[call-overload]
+        self._model = create_model(f"{self.name}_args", **fields)
         full = self._model.model_json_schema()
         props = full.get("properties", {})
         for pname, text in param_docs.items():
@@ -136,7 +140,7 @@ class Tool:
             prop.pop("title", None)
         self.full_schema = full
         hidden = set(self.user_input_fields)
-        self.parameters = {
+        self.parameters: dict[str, Any] = {
             "type": "object",
             "properties": {k: v for k, v in props.items() if k not in hidden},
             "required": [r for r in full.get("required", []) if r not in hidden],
@@ -149,6 +153,10 @@ class Tool:
     def requires_hitl(self) -> bool:
         flags = (self.requires_confirmation, self.requires_user_input, self.external_execution)
         return any(flags) or self.requires_user_feedback
+
+    def user_feedback_schema(self, provided_args: dict[str, Any]) -> list[AskUserQuestion]:
+        """The questions a tool with `requires_user_feedback` asks (UserFeedbackTools' `ask_user` says)."""
+        raise NotImplementedError(f"{self.name} asks no questions")
 
     def user_input_schema(self, provided_args: dict[str, Any]) -> list[UserInputField]:
         """The fields a person fills in for this call (prefilled with what the model already gave)."""

@@ -165,7 +165,7 @@ class Step(Node):
                     attempt += 1
                     continue
             if ctx.streams_detail:
-                where = {"step_name": self.name, "step_path": path, "step_type": self.step_type}
+                where: dict[str, Any] = {"step_name": self.name, "step_path": path, "step_type": self.step_type}
                 await ctx.emit_detail(StepOutputEvent(**where, step_output=output))
                 await ctx.emit_detail(StepCompletedEvent(**where, content=output.content, step_output=output))
             return ctx.finish(path, output)

@@ -49,7 +49,7 @@ async def expire_due(
         except JournalMismatchError as exc:
             log.warning("Not expiring run %s: %s", run_id, exc)  # left paused for a host with its definition
             continue
-        moved.append(result)  # type: ignore[arg-type]
+        moved.append(result)
     return moved
 
 
@@ -77,7 +77,7 @@ async def recover_orphans(
         if workflow is None:
             continue
         try:
-            recovered.append(await workflow.acontinue_run(run_id=run_id))  # type: ignore[arg-type]
+            recovered.append(await workflow.acontinue_run(run_id=run_id))
         except RunNotPausedError:
             continue  # another process took it over first
     return recovered

@@ -6,15 +6,16 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
+from typing import Any, Literal, Unpack, overload
 
 from pydantic import BaseModel
 
-from kern._sync import event_stream, iterate_sync, run_sync
+from kern._sync import EventStream, event_stream, iterate_sync, run_sync
 from kern.db.base import BaseDb, Resolution, StoredRun
-from kern.exceptions import RequirementNotResolvedError, RunAlreadyResumedError, RunNotFoundError, RunNotPausedError
+from kern.exceptions import RequirementNotResolvedError, RunAlreadyResumedError, RunNotPausedError
 from kern.run.base import RunStatus
+from kern.run.options import WorkflowAsyncContinueOptions, WorkflowContinueOptions, WorkflowRunOptions
 from kern.run.requirement import EXECUTOR, StepRequirement
 from kern.run.workflow import (
     StepContinuedEvent,
@@ -22,18 +23,18 @@ from kern.run.workflow import (
     WorkflowEvent,
     WorkflowPausedEvent,
     WorkflowRunOutput,
-    WorkflowSession,
     WorkflowStartedEvent,
 )
 from kern.workflow import journal
 from kern.workflow.engine import RunContext, drive
 from kern.workflow.journal import check_journal
 from kern.workflow.node import Node, as_nodes
+from kern.workflow.stored_runs import StoredRuns
 
 Emit = Callable[[WorkflowEvent], Awaitable[None]]
 
 
-class Workflow:
+class Workflow(StoredRuns):
     """A named tree of steps whose runs can pause for people and resume from any process.
 
     `db` keeps runs, pauses and the journal (`SqliteDb` or `PostgresDb`); without one, runs live in a
@@ -98,6 +99,18 @@ class Workflow:
         return f"Workflow(name={self.name!r}, steps={[s.name for s in self.steps]})"
 
     # ----- run ------------------------------------------------------------------------------------
+    @overload
+    def run(
+        self, input: Any = None, *, stream: Literal[False] = False, **options: Unpack[WorkflowRunOptions]
+    ) -> WorkflowRunOutput: ...
+    @overload
+    def run(
+        self, input: Any = None, *, stream: Literal[True], **options: Unpack[WorkflowRunOptions]
+    ) -> Iterator[WorkflowEvent]: ...
+    @overload
+    def run(
+        self, input: Any = None, *, stream: bool = False, **options: Unpack[WorkflowRunOptions]
+    ) -> WorkflowRunOutput | Iterator[WorkflowEvent]: ...
     def run(
         self,
         input: Any = None,
@@ -121,10 +134,22 @@ class Workflow:
             stream=stream,
             stream_events=stream_events,
         )
-        if stream:
-            return iterate_sync(result)  # type: ignore[arg-type]
-        return run_sync(result)  # type: ignore[arg-type]
+        if isinstance(result, EventStream):  # exactly when stream=True
+            return iterate_sync(result)
+        return run_sync(result)
 
+    @overload
+    def arun(
+        self, input: Any = None, *, stream: Literal[False] = False, **options: Unpack[WorkflowRunOptions]
+    ) -> Coroutine[Any, Any, WorkflowRunOutput]: ...
+    @overload
+    def arun(
+        self, input: Any = None, *, stream: Literal[True], **options: Unpack[WorkflowRunOptions]
+    ) -> EventStream[WorkflowEvent]: ...
+    @overload
+    def arun(
+        self, input: Any = None, *, stream: bool = False, **options: Unpack[WorkflowRunOptions]
+    ) -> Coroutine[Any, Any, WorkflowRunOutput] | EventStream[WorkflowEvent]: ...
     def arun(
         self,
         input: Any = None,
@@ -136,7 +161,7 @@ class Workflow:
         run_id: str | None = None,
         stream: bool = False,
         stream_events: bool = False,
-    ) -> Awaitable[WorkflowRunOutput] | AsyncIterator[WorkflowEvent]:
+    ) -> Coroutine[Any, Any, WorkflowRunOutput] | EventStream[WorkflowEvent]:
         """Async `run`: await it, or `async for` over it with `stream=True`. With an `input_schema`, the
         input is validated first (see `validate_input`; raises `ValueError` before anything runs)."""
         input = self.validate_input(input)
@@ -159,6 +184,30 @@ class Workflow:
         return event_stream(start) if stream else start(None)
 
     # ----- continue -------------------------------------------------------------------------------
+    @overload
+    def continue_run(
+        self,
+        run_output: WorkflowRunOutput | None = None,
+        *,
+        stream: Literal[False] = False,
+        **options: Unpack[WorkflowContinueOptions],
+    ) -> WorkflowRunOutput: ...
+    @overload
+    def continue_run(
+        self,
+        run_output: WorkflowRunOutput | None = None,
+        *,
+        stream: Literal[True],
+        **options: Unpack[WorkflowContinueOptions],
+    ) -> Iterator[WorkflowEvent]: ...
+    @overload
+    def continue_run(
+        self,
+        run_output: WorkflowRunOutput | None = None,
+        *,
+        stream: bool = False,
+        **options: Unpack[WorkflowContinueOptions],
+    ) -> WorkflowRunOutput | Iterator[WorkflowEvent]: ...
     def continue_run(
         self,
         run_output: WorkflowRunOutput | None = None,
@@ -185,10 +234,34 @@ class Workflow:
             stream=stream,
             stream_events=stream_events,
         )
-        if stream:
-            return iterate_sync(result)  # type: ignore[arg-type]
-        return run_sync(result)  # type: ignore[arg-type]
+        if isinstance(result, EventStream):  # exactly when stream=True
+            return iterate_sync(result)
+        return run_sync(result)
 
+    @overload
+    def acontinue_run(
+        self,
+        run_output: WorkflowRunOutput | None = None,
+        *,
+        stream: Literal[False] = False,
+        **options: Unpack[WorkflowAsyncContinueOptions],
+    ) -> Coroutine[Any, Any, WorkflowRunOutput]: ...
+    @overload
+    def acontinue_run(
+        self,
+        run_output: WorkflowRunOutput | None = None,
+        *,
+        stream: Literal[True],
+        **options: Unpack[WorkflowAsyncContinueOptions],
+    ) -> EventStream[WorkflowEvent]: ...
+    @overload
+    def acontinue_run(
+        self,
+        run_output: WorkflowRunOutput | None = None,
+        *,
+        stream: bool = False,
+        **options: Unpack[WorkflowAsyncContinueOptions],
+    ) -> Coroutine[Any, Any, WorkflowRunOutput] | EventStream[WorkflowEvent]: ...
     def acontinue_run(
         self,
         run_output: WorkflowRunOutput | None = None,
@@ -200,7 +273,7 @@ class Workflow:
         stream_events: bool = False,
         only_requirement: str | None = None,
         now: float | None = None,
-    ) -> Awaitable[WorkflowRunOutput] | AsyncIterator[WorkflowEvent]:
+    ) -> Coroutine[Any, Any, WorkflowRunOutput] | EventStream[WorkflowEvent]:
         """Async `continue_run`: await it, or `async for` over it with `stream=True`.
 
         `only_requirement` (used by `expire_due`) resumes only if that requirement is still the active
@@ -327,53 +400,6 @@ class Workflow:
             await emit(event)
 
         return sink
-
-    # ----- sessions, runs, deadlines ------------------------------------------------------------------
-    async def aget_run(self, run_id: str) -> WorkflowRunOutput:
-        """The stored run (with its version, ready for `continue_run`)."""
-        stored = await self.db.load_run(run_id)
-        return WorkflowRunOutput.from_dict(stored.output, stored.version)
-
-    def get_run(self, run_id: str) -> WorkflowRunOutput:
-        return run_sync(self.aget_run(run_id))
-
-    async def aget_run_output(self, run_id: str, session_id: str | None = None) -> WorkflowRunOutput | None:
-        """The stored run, or None if there is none with that id (in that session, when given)."""
-        try:
-            run = await self.aget_run(run_id)
-        except RunNotFoundError:
-            return None
-        if session_id is not None and run.session_id != session_id:
-            return None
-        return run
-
-    def get_run_output(self, run_id: str, session_id: str | None = None) -> WorkflowRunOutput | None:
-        return run_sync(self.aget_run_output(run_id, session_id=session_id))
-
-    async def aget_last_run_output(self, session_id: str | None = None) -> WorkflowRunOutput | None:
-        """The newest run of the session (default: this workflow's), or None if it has none."""
-        runs = (await self.aget_session(session_id)).runs
-        return runs[-1] if runs else None
-
-    def get_last_run_output(self, session_id: str | None = None) -> WorkflowRunOutput | None:
-        return run_sync(self.aget_last_run_output(session_id))
-
-    async def aget_session(self, session_id: str | None = None) -> WorkflowSession:
-        """The session (default: this workflow's) with its runs, oldest first."""
-        sid = session_id or self.session_id
-        rows = await self.db.session_runs(sid)
-        runs = [WorkflowRunOutput.from_dict(output, version) for output, version in rows]
-        row = await self.db.get_session_row(sid)
-        return WorkflowSession(
-            session_id=sid,
-            workflow_name=(row or {}).get("workflow_name", self.name),
-            user_id=(row or {}).get("user_id"),
-            session_state=runs[-1].session_state if runs else None,
-            runs=runs,
-        )
-
-    def get_session(self, session_id: str | None = None) -> WorkflowSession:
-        return run_sync(self.aget_session(session_id))
 
     async def aexpire_due(self, *, now: float | None = None, limit: int = 100) -> list[WorkflowRunOutput]:
         """Apply `on_timeout` to this workflow's pauses whose deadline has passed (see `kern.expire_due`)."""
