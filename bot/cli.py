@@ -158,12 +158,14 @@ async def _dev(settings: Settings, port: int, bot_port: int) -> int:
     state_file = state_file_for(settings.db)
     notice = "The alert agent runs on a scripted model (replies from a script, not an LLM)." if scripted else ""
     slack_web = DevSlackWeb(signing_secret=secret, token="xoxb-dev", port=port, state_file=state_file, notice=notice)
+    # Known before the page answers: a click sent while the bot starts fails as a refused connection
+    # (the page shows Slack's error), not as a request to no URL.
+    slack_web.bot_endpoint = f"http://127.0.0.1:{bot_port}/slack/events"
     async with slack_web as slack:
         bot = build_bot(registry, make_client(slack.token, slack.api_url), secret)
         runner = web.AppRunner(create_web_app(bot))
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", bot_port).start()
-        slack.bot_endpoint = f"http://127.0.0.1:{bot_port}/slack/events"
         model = (
             " The `alert` agent runs on a scripted model (replies from a script, not an LLM); "
             "set OPENAI_BASE_URL for a real one."
