@@ -19,6 +19,7 @@ from sqlalchemy.pool import StaticPool
 
 from kern._sync import is_private_loop
 from kern.db.base import BaseDb
+from kern.db.checkpoint import BACKSTOP_PAGES, WalCheckpointer
 from kern.db.hot import Sql, Tx, driver_failure
 
 T = TypeVar("T")
@@ -119,6 +120,7 @@ class SqliteDb(BaseDb):
         self._write_lock = threading.Lock()
         self._kept: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._kept_lock = threading.Lock()
+        self._checkpointer = WalCheckpointer(self._connect) if self.db_file else None
         self._configure()
 
     def _connect(self) -> sqlite3.Connection:
@@ -129,6 +131,7 @@ class SqliteDb(BaseDb):
         if self.db_file:
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")  # checkpoints run off the commit path
         conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
         return conn
 
@@ -152,12 +155,16 @@ class SqliteDb(BaseDb):
         with self._write_lock if write else contextlib.nullcontext():
             if not keep:
                 with self._engine.begin() as fresh:
-                    return body(fresh)
-            kept: Connection | None = getattr(local, "conn", None)
-            if kept is None or kept.closed:
-                kept = local.conn = self._engine.connect()
-            with kept.begin():
-                return body(kept)
+                    result = body(fresh)
+            else:
+                kept: Connection | None = getattr(local, "conn", None)
+                if kept is None or kept.closed:
+                    kept = local.conn = self._engine.connect()
+                with kept.begin():
+                    result = body(kept)
+        if write and self._checkpointer is not None:
+            self._checkpointer.wrote()
+        return result
 
     async def _run(self, body: Callable[[Connection], T], *, write: bool) -> T:
         loop = asyncio.get_running_loop()
@@ -194,6 +201,8 @@ class SqliteDb(BaseDb):
                 if conn.in_transaction:  # a failed COMMIT (busy) leaves the transaction open: nothing committed
                     conn.execute("ROLLBACK")
                 raise
+        if write and self._checkpointer is not None:
+            self._checkpointer.wrote()
         return result
 
     async def _run_raw(self, body: Callable[[Tx], T], *, write: bool) -> T:
@@ -212,6 +221,8 @@ class SqliteDb(BaseDb):
         return False
 
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self._threads.shutdown(wait=True)
         self._writer.shutdown(wait=True)
         self._engine.dispose()
