@@ -27,15 +27,7 @@ from kern.workflow import Loop, Step, Workflow
 from kern.workflow.types import HumanReview, StepInput, StepOutput, StepRequirement, UserInputField
 from tests.conftest import unique
 from tests.openai_stub import FakeOpenAI, call, echo_tool_results, text
-
-ran: list[str] = []
-
-
-@tool(requires_confirmation=True)
-def deploy(app: str) -> str:
-    """Deploy an application."""
-    ran.append(app)
-    return f"Deployed {app}"
+from tests.test_parity_stream import deploy, ran  # the same confirmation tool and its call log
 
 
 @tool(external_execution=True)
