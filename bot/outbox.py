@@ -99,11 +99,9 @@ class Outbox:
         if entry is None:
             return
         now = time.time()
-        for resolution in change.resolutions:
+        for resolution in change.resolutions if entry.has_timers else ():  # a decided pause: its timers end
             if resolution.requirement_id:
-                timers.cancel(
-                    conn, self.store.db, resolution.requirement_id, now
-                )  # a decided pause: no reminder, no escalation
+                timers.cancel(conn, self.store.db, resolution.requirement_id, now)
         if change.status == "PAUSED" and change.requirement_id:
             # Known from now on, so a click on its message is understood even before its ts is recorded.
             self.store.expect_pause(conn, change.run_id, change.requirement_id)

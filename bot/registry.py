@@ -71,6 +71,12 @@ class BotWorkflow:
         lasts = self.standing_approval
         return lasts.total_seconds() if isinstance(lasts, timedelta) else lasts
 
+    @property
+    def has_timers(self) -> bool:
+        """True if any of its pauses gets reminders or an escalation (so decisions have timers to cancel)."""
+        rules = [self.approvers, *self.step_approvers.values()]
+        return any(r.remind_after or r.escalate_after for r in rules)
+
     def approvers_for(self, step_name: str | None) -> Approvers:
         """Who may answer a pause of the step named `step_name`: its own rules, or the workflow's."""
         return self.step_approvers.get(step_name or "", self.approvers)
