@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from kern.db import migrations, schema
-from kern.db.hot import INSERT_AUDIT, PAUSED, RUNNING, RUNS, HotSql, SaTx, Sql, Tx, dumps, dumps_or_none
+from kern.db.hot import INSERT_AUDIT, PAUSED, RUNNING, RUNS, HotSql, SaTx, Sql, Tx, dumps, dumps_or_none, loads
 from kern.db.retry import Attempt, Retries
 from kern.exceptions import (
     LostOwnershipError,
@@ -212,7 +212,7 @@ class BaseDb(Retries, ABC):
 
     def read_json(self, value: Any) -> Any:
         """A JSON column's value as read: the SQLite driver returns its text, asyncpg decodes it."""
-        return json.loads(value) if self.json_as_text and isinstance(value, str) else value
+        return loads(value) if self.json_as_text and isinstance(value, str) else value
 
     def _stored(self, row: Sequence[Any] | None) -> StoredRun | None:
         if row is None:

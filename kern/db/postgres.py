@@ -15,7 +15,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import await_, greenlet_spawn
 
 from kern.db.async_engine import AsyncEngineDb
-from kern.db.hot import Sql, Tx, driver_failure
+from kern.db.hot import Sql, Tx, driver_failure, loads
 from kern.db.retry import CommitUnknownError
 
 T = TypeVar("T")
@@ -105,6 +105,12 @@ class PostgresDb(AsyncEngineDb):
     asyncpg connections belong to the event loop that opened them, so each loop gets its own pool (see
     `AsyncEngineDb`, which also says how a failed connection is replaced). `application_name` names this
     store's connections on the server (`pg_stat_activity`).
+
+    Up to `pool_size` connections (30) are opened as needed and kept: a burst of work then finds them open.
+    (Opening a connection in a burst costs its handshake and codec set-up while every request waits: with
+    10 kept and 20 more opened and closed per burst, 200 clicks at once were acked after 120-180 ms in a
+    third of the runs, against 30-55 ms.) `max_overflow` adds connections opened for a burst and closed
+    after it.
     """
 
     dialect_insert = staticmethod(pg_insert)
@@ -114,8 +120,8 @@ class PostgresDb(AsyncEngineDb):
         self,
         db_url: str,
         *,
-        pool_size: int = 10,
-        max_overflow: int = 20,
+        pool_size: int = 30,
+        max_overflow: int = 0,
         lease_seconds: float = 30.0,
         retry_for: float = 30.0,
         application_name: str | None = None,
@@ -128,7 +134,8 @@ class PostgresDb(AsyncEngineDb):
             self._pool["connect_args"] = {"server_settings": {"application_name": application_name}}
 
     def _create_engine(self) -> AsyncEngine:
-        return create_async_engine(self._url, **self._pool)
+        # asyncpg decodes JSON columns with the engine's deserializer (SQLAlchemy registers the codec)
+        return create_async_engine(self._url, json_deserializer=loads, **self._pool)
 
     async def _run_raw(self, body: Callable[[Tx], T], *, write: bool) -> T:
         # A connection of the same pool, used bare: the body's prepared statements, BEGIN before its first

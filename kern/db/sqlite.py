@@ -34,14 +34,31 @@ def prepare_db_file(db_file: str | Path | None) -> str | None:
 
 
 class _SqliteTx(Tx):
-    """A hot transaction on a bare sqlite3 connection."""
+    """A hot transaction on a bare sqlite3 connection (in autocommit mode: BEGIN is ours to send).
 
-    __slots__ = ("_conn",)
+    As on PostgreSQL (`kern.db.postgres._PgTx`), `BEGIN IMMEDIATE` is sent before the first write, not at
+    the start: a query before it runs as a statement of its own (its own snapshot, as each statement has
+    under PostgreSQL's READ COMMITTED, so the bodies, written for both, read alike), and a write run by
+    `write_alone` with nothing begun is a transaction of its own. A pause cycle's save is one statement
+    then, not three.
+    """
+
+    __slots__ = ("_conn", "began")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        self.began = False  # BEGIN IMMEDIATE sent: the body's writes commit with COMMIT
 
     def execute(self, sql: Sql, params: dict[str, Any]) -> int:
+        if not self.began:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self.began = True
+        return self._write(sql, params)
+
+    def write_alone(self, sql: Sql, params: dict[str, Any]) -> int:
+        return self._write(sql, params)  # in a transaction if one began, else one of its own
+
+    def _write(self, sql: Sql, params: dict[str, Any]) -> int:
         args = sql.args(params)
         try:
             return self._conn.execute(sql.text, args).rowcount
@@ -71,9 +88,9 @@ class SqliteDb(BaseDb):
     one thread hop (an async driver costs several per statement); on a sync call's private loop it runs
     inline. Reads run on a pool of `max_threads` threads, writes one at a time on a thread of their own
     (and behind a lock shared with inline writers), so this process's writers never wait on SQLite's
-    lock. Write transactions start with `BEGIN IMMEDIATE`, so writers of other processes queue on
-    SQLite's lock (up to `busy_timeout` seconds) instead of failing; a lock held longer than that
-    ("database is locked") is retried by the store for up to `retry_for` seconds more.
+    lock. A write transaction sends `BEGIN IMMEDIATE` before its first write (see `_SqliteTx`), so writers
+    of other processes queue on SQLite's lock (up to `busy_timeout` seconds) instead of failing; a lock held
+    longer than that ("database is locked") is retried by the store for up to `retry_for` seconds more.
 
     The hot operations (save, claim, load, renew) run on a sqlite3 connection each thread keeps (see
     `kern.db.base.Tx`); everything else goes through SQLAlchemy's pool.
@@ -193,10 +210,11 @@ class SqliteDb(BaseDb):
     def _raw_in_thread(self, body: Callable[[Tx], T], write: bool) -> T:
         conn = self._kept_connection()
         with self._write_lock if write else contextlib.nullcontext():
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            tx = _SqliteTx(conn)
             try:
-                result = body(_SqliteTx(conn))
-                conn.execute("COMMIT")
+                result = body(tx)
+                if tx.began:
+                    conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:  # a failed COMMIT (busy) leaves the transaction open: nothing committed
                     conn.execute("ROLLBACK")

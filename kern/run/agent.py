@@ -6,25 +6,21 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+
+from pydantic import Field, GetCoreSchemaHandler
+from pydantic_core import CoreSchema, core_schema
 
 from kern._json import to_jsonable
 from kern.run.base import RunStatus
 from kern.run.item_access import ItemAccess
 from kern.run.requirement import _coerce
 from kern.run.requirement_args import as_timestamp
+from kern.run.stored import JSONABLE, StoredForm, custom_form
 from kern.workflow.types import UserInputField
 
 if TYPE_CHECKING:
     from kern.tools.user_feedback import AskUserQuestion
-
-
-def _questions(data: list[dict[str, Any]] | None) -> list[AskUserQuestion] | None:
-    if not data:
-        return None
-    from kern.tools.user_feedback import AskUserQuestion  # the tools package imports the engine, which imports us
-
-    return [AskUserQuestion.model_validate(q) for q in data]
 
 
 @dataclass
@@ -49,7 +45,7 @@ class ToolExecution(ItemAccess):
 
     tool_call_id: str
     tool_name: str
-    tool_args: dict[str, Any] = field(default_factory=dict)
+    tool_args: Annotated[dict[str, Any], JSONABLE] = field(default_factory=dict)
     result: str | None = None
     requires_confirmation: bool = False
     requires_user_input: bool = False
@@ -64,47 +60,12 @@ class ToolExecution(ItemAccess):
     user_feedback_schema: list[AskUserQuestion] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        data = {
-            "tool_call_id": self.tool_call_id,
-            "tool_name": self.tool_name,
-            "tool_args": to_jsonable(self.tool_args),
-            "result": self.result,
-            "requires_confirmation": self.requires_confirmation,
-            "requires_user_input": self.requires_user_input,
-            "external_execution_required": self.external_execution_required,
-            "user_input_schema": [f.to_dict() for f in self.user_input_schema] if self.user_input_schema else None,
-            "approval_type": self.approval_type,
-            "confirmed": self.confirmed,
-            "confirmation_note": self.confirmation_note,
-            "answered": self.answered,
-            "member_agent_name": self.member_agent_name,
-            "requires_user_feedback": self.requires_user_feedback or None,
-            "user_feedback_schema": [q.model_dump() for q in self.user_feedback_schema]
-            if self.user_feedback_schema
-            else None,
-        }
-        return {k: v for k, v in data.items() if v is not None}
+        """The stored form (see `kern.run.stored`): JSON-ready, unset (None) fields left out."""
+        return _TOOL_EXECUTION.dump(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ToolExecution:
-        schema = data.get("user_input_schema")
-        return cls(
-            tool_call_id=data["tool_call_id"],
-            tool_name=data["tool_name"],
-            tool_args=data.get("tool_args") or {},
-            result=data.get("result"),
-            requires_confirmation=data.get("requires_confirmation", False),
-            requires_user_input=data.get("requires_user_input", False),
-            external_execution_required=data.get("external_execution_required", False),
-            user_input_schema=[UserInputField.from_dict(f) for f in schema] if schema else None,
-            approval_type=data.get("approval_type"),
-            confirmed=data.get("confirmed"),
-            confirmation_note=data.get("confirmation_note"),
-            answered=data.get("answered", False),
-            member_agent_name=data.get("member_agent_name"),
-            requires_user_feedback=data.get("requires_user_feedback", False),
-            user_feedback_schema=_questions(data.get("user_feedback_schema")),
-        )
+        return _TOOL_EXECUTION.load(data)
 
 
 class ResolvedFlag:
@@ -374,48 +335,56 @@ class RunRequirement(ItemAccess):
         self._mark(by)
 
     def to_dict(self) -> dict[str, Any]:
-        data = {
-            "id": self.id,
-            "tool_execution": self.tool_execution.to_dict(),
-            "member_agent_id": self.member_agent_id,
-            "member_agent_name": self.member_agent_name,
-            "member_run_id": self.member_run_id,
-            "approval_id": self.approval_id,
-            "created_at": self.created_at,
-            "status": self.status,
-            "external_result": self.external_result,
-            "resolved_by": self.resolved_by,
-            "resolved_at": self.resolved_at,
-        }
-        return {k: v for k, v in data.items() if v is not None}
+        """The stored form (see `kern.run.stored`): JSON-ready, unset (None) fields left out."""
+        return _RUN_REQUIREMENT.dump(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRequirement:
         """From `to_dict()` data, or from the reference API's form (`confirmation`, `confirmation_note`,
         `external_execution_result`, an ISO `created_at`), as a REST body or older code may hold it."""
-        tool = data["tool_execution"]
-        tool = tool if isinstance(tool, ToolExecution) else ToolExecution.from_dict(tool)
-        if data.get("confirmation") is not None and tool.confirmed is None:
-            tool.confirmed = bool(data["confirmation"])
-        if data.get("confirmation_note") is not None:
-            tool.confirmation_note = data["confirmation_note"]
-        external = data.get("external_result", data.get("external_execution_result"))
-        if external is not None and tool.result is None:
-            tool.result = external
-        created = data.get("created_at", 0.0)
-        return cls(
-            tool_execution=tool,
-            id=data.get("id") or tool.tool_call_id,
-            member_agent_id=data.get("member_agent_id"),
-            member_agent_name=data.get("member_agent_name"),
-            member_run_id=data.get("member_run_id"),
-            approval_id=data.get("approval_id"),
-            created_at=as_timestamp(created, "created_at") if created is not None else 0.0,
-            status=data.get("status", "pending"),
-            external_result=external,
-            resolved_by=data.get("resolved_by"),
-            resolved_at=data.get("resolved_at"),
-        )
+        return _RUN_REQUIREMENT.load(data)
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        """The stored form is the fields; the reference API's form is read too (see `from_dict`)."""
+        return custom_form(handler(source), load=_load_run_requirement)
+
+
+# Keys only the reference API's form of a tool-call requirement has.
+_REFERENCE_KEYS = frozenset(("confirmation", "confirmation_note", "external_execution_result"))
+
+
+def _load_run_requirement(data: Any, load: core_schema.ValidatorFunctionWrapHandler) -> RunRequirement:
+    if isinstance(data, dict) and (
+        not data.get("id") or not _REFERENCE_KEYS.isdisjoint(data) or not isinstance(data.get("created_at"), float)
+    ):
+        data = _from_reference(data)
+    req: RunRequirement = load(data)
+    tool = req.tool_execution
+    if req.external_result is not None and tool.result is None:
+        tool.result = req.external_result
+    return req
+
+
+def _from_reference(data: dict[str, Any]) -> dict[str, Any]:
+    """The reference API's form (or a partial one) as kern's: the decision moved onto the tool call."""
+    tool = data["tool_execution"]
+    tool = tool if isinstance(tool, ToolExecution) else ToolExecution.from_dict(tool)
+    if data.get("confirmation") is not None and tool.confirmed is None:
+        tool.confirmed = bool(data["confirmation"])
+    if data.get("confirmation_note") is not None:
+        tool.confirmation_note = data["confirmation_note"]
+    created = data.get("created_at", 0.0)
+    values = {k: v for k, v in data.items() if k not in _REFERENCE_KEYS and v is not None}
+    values.update(
+        tool_execution=tool,
+        id=data.get("id") or tool.tool_call_id,
+        created_at=as_timestamp(created, "created_at") if created is not None else 0.0,
+    )
+    external = data.get("external_result", data.get("external_execution_result"))
+    if external is not None:
+        values["external_result"] = external
+    return values
 
 
 class WaitingTools:
@@ -456,8 +425,8 @@ class RunOutput(WaitingTools):
     run_id: str
     session_id: str
     agent_name: str | None = None
-    input: Any = None
-    content: Any = None
+    input: Annotated[Any, JSONABLE] = None
+    content: Annotated[Any, JSONABLE] = None
     status: RunStatus = RunStatus.PENDING
     error: str | None = None
     agent_id: str | None = None
@@ -470,7 +439,8 @@ class RunOutput(WaitingTools):
     team_state: dict[str, Any] | None = None
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
-    version: int = 0
+    # Compare-and-set version of the stored row this copy was read at (managed by kern; not stored).
+    version: Annotated[int, Field(exclude=True)] = 0
 
     @property
     def is_paused(self) -> bool:
@@ -486,50 +456,31 @@ class RunOutput(WaitingTools):
         return self.agent_name
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "session_id": self.session_id,
-            "agent_name": self.agent_name,
-            "agent_id": self.agent_id,
-            "team_id": self.team_id,
-            "input": to_jsonable(self.input),
-            "content": to_jsonable(self.content),
-            "status": self.status.value,
-            "error": self.error,
-            "messages": self.messages,
-            "tools": [t.to_dict() for t in self.tools],
-            "requirements": [r.to_dict() for r in self.requirements],
-            "model": self.model,
-            "user_id": self.user_id,
-            "team_state": self.team_state,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            # the workflow-shaped fields the store indexes on
-            "workflow_name": self.agent_name,
-        }
+        """The stored form (see `kern.run.stored`): JSON-ready, unset (None) fields left out, and the
+        agent's name also as `workflow_name` (what the store indexes on)."""
+        return _RUN_OUTPUT.dump(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], version: int = 0) -> RunOutput:
-        return cls(
-            run_id=data["run_id"],
-            session_id=data["session_id"],
-            agent_name=data.get("agent_name"),
-            agent_id=data.get("agent_id"),
-            team_id=data.get("team_id"),
-            input=data.get("input"),
-            content=data.get("content"),
-            status=RunStatus(data.get("status", "PENDING")),
-            error=data.get("error"),
-            messages=data.get("messages") or [],
-            tools=[ToolExecution.from_dict(t) for t in data.get("tools") or []],
-            requirements=[RunRequirement.from_dict(r) for r in data.get("requirements") or []],
-            model=data.get("model"),
-            user_id=data.get("user_id"),
-            team_state=data.get("team_state"),
-            created_at=data.get("created_at", 0.0),
-            updated_at=data.get("updated_at", 0.0),
-            version=version,
-        )
+        run = _RUN_OUTPUT.load(data)
+        run.version = version
+        return run
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return custom_form(handler(source), dump=_dump_run_output)
+
+
+def _dump_run_output(run: RunOutput, dump: core_schema.SerializerFunctionWrapHandler) -> dict[str, Any]:
+    data: dict[str, Any] = dump(run)
+    if run.agent_name is not None:
+        data["workflow_name"] = run.agent_name
+    return data
+
+
+_TOOL_EXECUTION = StoredForm(ToolExecution)
+_RUN_REQUIREMENT = StoredForm(RunRequirement)
+_RUN_OUTPUT = StoredForm(RunOutput)
 
 
 # ----- events ------------------------------------------------------------------------------------

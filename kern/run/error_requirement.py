@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kern.run.requirement import ERROR, StepRequirement, _split_error
+from kern.run.requirement import ERROR, STEP_REQUIREMENT, StepRequirement, _split_error
 
 _DECISIONS = ("retry", "skip")
 
@@ -62,45 +62,24 @@ class ErrorRequirement(StepRequirement):
         return self.error_action
 
     def to_dict(self) -> dict[str, Any]:
-        data = super().to_dict()
-        data.update(
-            step_id=self.step_id,
-            step_index=self.step_index,
-            error_message=self.error_message,
-            error_type=self.error_type,
-            decision=self.decision,
-            step_input=self.step_input,
-        )
-        return {k: v for k, v in data.items() if v is not None}
+        """The stored form (as every requirement's) with the documented fields beside it: `step_id`,
+        `step_index`, `error_message`, `error_type`, `decision`, `step_input` (None ones left out)."""
+        documented = {
+            "step_id": self.step_id,
+            "step_index": self.step_index,
+            "error_message": self.error_message,
+            "error_type": self.error_type,
+            "decision": self.decision,
+            "step_input": self.step_input,
+        }
+        return {**STEP_REQUIREMENT.dump(self), **{k: v for k, v in documented.items() if v is not None}}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ErrorRequirement:
-        common = dict(data)
-        base = StepRequirement._from_dict({"kind": ERROR, "requirement_id": "", "step_name": "", **common})
-        fields = {
-            name: getattr(base, name)
-            for name in (
-                "requirement_id",
-                "step_path",
-                "message",
-                "step_type",
-                "gate_key",
-                "on_reject",
-                "max_retries",
-                "timeout",
-                "on_timeout",
-                "deadline",
-                "created_at",
-                "status",
-                "resolved_by",
-                "resolved_at",
-                "timed_out",
-            )
-        }
-        if not data.get("requirement_id"):
-            fields.pop("requirement_id")
-        if data.get("error") is not None:
-            fields["error"] = data["error"]
+        """From `to_dict()` data (kern's stored form, which has a `kind`), or from the documented form."""
+        if "kind" in data:
+            return STEP_REQUIREMENT.load({**data, "kind": ERROR})  # type: ignore[return-value]
+        kept = {k: data[k] for k in ("requirement_id", "step_path", "message") if data.get(k) is not None}
         return cls(
             step_id=data.get("step_id") or (None if data.get("step_path") else data.get("step_name")),
             step_name=data.get("step_name"),
@@ -110,7 +89,7 @@ class ErrorRequirement(StepRequirement):
             retry_count=data.get("retry_count", 0),
             decision=data.get("decision", data.get("error_action")),
             step_input=data.get("step_input"),
-            **fields,
+            **kept,
         )
 
 

@@ -9,10 +9,17 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+
+from pydantic import Field, GetCoreSchemaHandler
+from pydantic_core import CoreSchema, core_schema
 
 from kern._json import to_jsonable
+from kern.run.stored import JSONABLE, StoredForm, custom_form
 from kern.workflow.types import FIELD_TYPES, OnReject, OnTimeout, StepOutput, UserInputField
+
+if TYPE_CHECKING:
+    from kern.run.agent import RunRequirement
 
 CONFIRMATION = "confirmation"
 USER_INPUT = "user_input"
@@ -95,7 +102,7 @@ class _Parsed:
         self._default = default
 
     def __set_name__(self, owner: type, name: str) -> None:
-        self._slot = "_" + name
+        self._slot = name  # the field's own name in the instance dict: what pydantic's validation sets
 
     def __get__(self, obj: Any, owner: type | None = None) -> Any:
         return self._default if obj is None else obj.__dict__[self._slot]
@@ -105,8 +112,23 @@ class _Parsed:
 
 
 @functools.lru_cache(maxsize=4096)
-def _step_id(path: str | None, name: str) -> str:
+def derived_step_id(path: str | None, name: str | None) -> str:
+    """The id of a step that has none of its own, from its position and name: the same in every process and
+    every run (cached: uuid5 is a SHA-1, and events and requirements ask for it on every pause)."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"kern-step:{path}:{name}"))
+
+
+class _StepId:
+    """`step_id`: as given, else derived from the step's path and name, the same in every process. The
+    instance dict holds None for a derived id, so the stored form leaves it out."""
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return None  # the field's default
+        return obj.__dict__["step_id"] or derived_step_id(obj.step_path, obj.step_name)
+
+    def __set__(self, obj: Any, value: str | None) -> None:
+        obj.__dict__["step_id"] = value
 
 
 @dataclass
@@ -117,6 +139,10 @@ class StepRequirement:
     them. Resolve it with the method that fits the kind (a wrong one is a `ValueError`), then call
     `workflow.continue_run(run_output)`.
     """
+
+    # Kept in the instance dict beside the fields, and stored, only when given explicitly (otherwise read
+    # off `step_path` and `error`): see the `step_index` and `error_type` properties.
+    STORED_EXTRA_KEYS: ClassVar[tuple[str, ...]] = ("step_index", "error_type")
 
     step_name: str
     kind: str
@@ -138,8 +164,8 @@ class StepRequirement:
     on_timeout: OnTimeout | None = _Parsed(lambda v: OnTimeout.parse(v, "on_timeout"), None)  # type: ignore[assignment]
     deadline: float | None = None
     created_at: float = field(default_factory=time.time)
-    executor_requirements: list[Any] | None = None
-    step_id: str | None = None  # derived from the step's path and name when not given
+    executor_requirements: list[RunRequirement] | None = None
+    step_id: str | None = _StepId()  # type: ignore[assignment]  # derived from the step's path and name when not given
     executor_id: str | None = None
     executor_name: str | None = None
     executor_type: str | None = None  # "agent" | "team"
@@ -148,15 +174,16 @@ class StepRequirement:
     status: str = "pending"  # pending | resolved | timed_out
     confirmed: bool | None = None
     rejection_feedback: str | None = None
-    user_input: dict[str, Any] | None = None
-    edited_output: Any = None
+    user_input: Annotated[dict[str, Any] | None, JSONABLE] = None
+    edited_output: Annotated[Any, JSONABLE] = None
     selected_choices: list[str] | None = None
     error_action: str | None = None  # retry | skip
     resolved_by: str | None = None
     resolved_at: float | None = None
     timed_out: bool = False
     executor_session_id: str | None = None
-    step_input: Any = None  # accepted as documented; not stored (a continued step's input is rebuilt)
+    # accepted as documented; not stored (a continued step's input is rebuilt)
+    step_input: Annotated[Any, Field(exclude=True)] = None
 
     def __post_init__(self) -> None:
         if self.executor_requirements and any(isinstance(r, dict) for r in self.executor_requirements):
@@ -169,13 +196,6 @@ class StepRequirement:
             self.step_output is not None or self.kind in (OUTPUT_REVIEW, ITERATION_REVIEW)
         ):
             self.step_output = StepOutput(content=self.step_output, step_name=self.step_name, step_type=self.step_type)
-        if self.step_id is None:
-            self.step_id = self._derived_step_id()
-
-    def _derived_step_id(self) -> str:
-        """The id of a step that has none of its own: the same for the same position and name, in every
-        process (so it is not stored)."""
-        return _step_id(self.step_path, self.step_name)
 
     # ----- what the pause asks for -------------------------------------------------------------
     @property
@@ -228,25 +248,25 @@ class StepRequirement:
     @property
     def step_index(self) -> int | None:
         """Index of the top-level step this pause is in (`step_path` gives the full position)."""
-        if self.__dict__.get("_step_index") is not None:
-            return self.__dict__["_step_index"]
+        if self.__dict__.get("step_index") is not None:
+            return self.__dict__["step_index"]
         found = re.match(r"\d+", self.step_path)
         return int(found.group()) if found else None
 
     @step_index.setter
     def step_index(self, value: int | None) -> None:
-        self.__dict__["_step_index"] = value
+        self.__dict__["step_index"] = value
 
     @property
     def error_type(self) -> str | None:
         """The exception class name of an error pause, when the step failed by raising."""
-        if self.__dict__.get("_error_type") is not None:
-            return self.__dict__["_error_type"]
+        if self.__dict__.get("error_type") is not None:
+            return self.__dict__["error_type"]
         return _split_error(self.error)[0]
 
     @error_type.setter
     def error_type(self, value: str | None) -> None:
-        self.__dict__["_error_type"] = value
+        self.__dict__["error_type"] = value
 
     @property
     def error_message(self) -> str | None:
@@ -517,143 +537,69 @@ class StepRequirement:
         return {"action": "confirm" if approve else "reject", "feedback": None, "timed_out": True}
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; unset (None) fields are left out to keep stored runs small."""
-        data = {
-            "requirement_id": self.requirement_id,
-            "step_name": self.step_name,
-            "kind": self.kind,
-            "step_path": self.step_path,
-            "step_type": self.step_type,
-            "gate_key": self.gate_key,
-            "message": self.message,
-            "user_input_schema": [f.to_dict() for f in self.user_input_schema]
-            if self.user_input_schema is not None
-            else None,
-            "step_output": self.step_output.to_dict() if self.step_output is not None else None,
-            "iteration": self.iteration,
-            "available_choices": self.available_choices,
-            "allow_multiple_selections": self.allow_multiple_selections,
-            "error": self.error,
-            "on_reject": self.on_reject.value,
-            "max_retries": self.max_retries,
-            "retry_count": self.retry_count,
-            "timeout": self.timeout,
-            "on_timeout": self.on_timeout.value if self.on_timeout else None,
-            "deadline": self.deadline,
-            "created_at": self.created_at,
-            "executor_requirements": [r.to_dict() for r in self.executor_requirements]
-            if self.executor_requirements is not None
-            else None,
-            "status": self.status,
-            "confirmed": self.confirmed,
-            "rejection_feedback": self.rejection_feedback,
-            "user_input": to_jsonable(self.user_input),
-            "edited_output": to_jsonable(self.edited_output),
-            "selected_choices": self.selected_choices,
-            "error_action": self.error_action,
-            "resolved_by": self.resolved_by,
-            "resolved_at": self.resolved_at,
-            "timed_out": self.timed_out,
-            "step_id": self.step_id if self.step_id != self._derived_step_id() else None,
-            "executor_id": self.executor_id,
-            "executor_name": self.executor_name,
-            "executor_type": self.executor_type,
-            "executor_run_id": self.executor_run_id,
-            "executor_session_id": self.executor_session_id,
-            "step_index": self.__dict__.get("_step_index"),  # only when given (otherwise read off step_path)
-        }
-        return {k: v for k, v in data.items() if v is not None}
+        """A JSON-ready dict, the stored form (see `kern.run.stored`): unset (None) fields are left out
+        to keep stored runs small."""
+        return STEP_REQUIREMENT.dump(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StepRequirement:
-        if cls is StepRequirement and data.get("kind") == ERROR:
-            from kern.run.error_requirement import ErrorRequirement  # it subclasses this one
-
-            return ErrorRequirement.from_dict(data)  # every error pause, stored ones from before included
-        return cls._from_dict(data)
+        """From `to_dict()` data (an error pause comes back as an `ErrorRequirement`), or from the
+        reference API's form (flags instead of a `kind`)."""
+        return STEP_REQUIREMENT.load(data)
 
     @classmethod
-    def _from_dict(cls, data: dict[str, Any]) -> StepRequirement:
-        """The common fields, whatever the kind (`from_dict` picks the class first)."""
-        if "kind" not in data:  # the reference API's form: flags instead of a kind
-            values = {k: v for k, v in data.items() if k in DOCUMENTED_KEYS}
-            schema = data.get("user_input_schema")
-            if schema is not None:
-                values["user_input_schema"] = [
-                    f if isinstance(f, UserInputField) else UserInputField.from_dict(f) for f in schema
-                ]
-            if isinstance(data.get("step_output"), dict):
-                values["step_output"] = StepOutput.from_dict(data["step_output"])
-            if "requirement_id" in data:
-                values["requirement_id"] = data["requirement_id"]
-            if values.get("max_retries") is None:
-                values.pop("max_retries", None)
-            return cls(**values)
-        schema = data.get("user_input_schema")
-        executor = data.get("executor_requirements")
-        if executor is not None:
-            from kern.run.agent import RunRequirement  # run.agent imports this module
-
-            executor = [RunRequirement.from_dict(r) for r in executor]
-        req = cls.__new__(cls)
-        _dataclass_init(  # stored data is kern's own form: skip the documented-arguments check
-            req,
-            requirement_id=data["requirement_id"],
-            step_name=data["step_name"],
-            kind=data["kind"],
-            step_path=data.get("step_path", ""),
-            step_type=data.get("step_type", "Step"),
-            gate_key=data.get("gate_key", ""),
-            message=data.get("message"),
-            user_input_schema=[UserInputField.from_dict(f) for f in schema] if schema is not None else None,
-            step_output=_stored_step_output(data.get("step_output")),
-            iteration=data.get("iteration"),
-            available_choices=data.get("available_choices"),
-            allow_multiple_selections=data.get("allow_multiple_selections", False),
-            error=data.get("error"),
-            on_reject=OnReject(data.get("on_reject", "skip")),
-            max_retries=data.get("max_retries", 3),
-            retry_count=data.get("retry_count", 0),
-            timeout=data.get("timeout"),
-            on_timeout=OnTimeout(data["on_timeout"]) if data.get("on_timeout") else None,
-            deadline=data.get("deadline"),
-            created_at=data.get("created_at", 0.0),
-            executor_requirements=executor,
-            status=data.get("status", "pending"),
-            confirmed=data.get("confirmed"),
-            rejection_feedback=data.get("rejection_feedback"),
-            user_input=data.get("user_input"),
-            edited_output=data.get("edited_output"),
-            selected_choices=data.get("selected_choices"),
-            error_action=data.get("error_action"),
-            resolved_by=data.get("resolved_by"),
-            resolved_at=data.get("resolved_at"),
-            timed_out=data.get("timed_out", False),
-            step_id=data.get("step_id"),
-            executor_id=data.get("executor_id"),
-            executor_name=data.get("executor_name"),
-            executor_type=data.get("executor_type"),
-            executor_run_id=data.get("executor_run_id"),
-            executor_session_id=data.get("executor_session_id"),
-        )
-        if data.get("step_index") is not None:
-            req.step_index = data["step_index"]
-        return req
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        """The stored form: the fields (a derived step id is None: left out), plus a step index or error
+        type given explicitly (`STORED_EXTRA_KEYS`); read back as an `ErrorRequirement` for an error
+        pause, and from the reference API's form or a row stored before `step_output` was a `StepOutput`."""
+        return custom_form(handler(source), load=_load_requirement)
 
 
-_STEP_OUTPUT_KEYS = frozenset(("content", "step_name", "success", "error", "stop", "skipped", "step_type"))
+# Keys a stored StepOutput always has (its None fields are left out): a `step_output` dict without them is
+# the bare content of a row stored before step outputs were StepOutputs.
+_STEP_OUTPUT_KEYS = frozenset(("success", "stop", "skipped", "step_type"))
 
 
-def _stored_step_output(value: Any) -> Any:
-    """A stored `step_output`: a StepOutput dict, or (runs stored before it was a StepOutput) the bare
-    content, which `__post_init__` wraps."""
-    if isinstance(value, dict) and _STEP_OUTPUT_KEYS <= value.keys():
-        return StepOutput.from_dict(value)
-    return value
+def _load_requirement(data: Any, load: core_schema.ValidatorFunctionWrapHandler) -> StepRequirement:
+    if not isinstance(data, dict):
+        return load(data)
+    if "kind" not in data:  # the reference API's form: flags instead of a kind
+        return _from_documented(data)
+    output = data.get("step_output")
+    bare = output is not None and not (isinstance(output, dict) and _STEP_OUTPUT_KEYS <= output.keys())
+    req: StepRequirement = load({**data, "step_output": None} if bare else data)
+    if bare:
+        req.step_output = StepOutput(content=output, step_name=req.step_name, step_type=req.step_type)
+    for key in StepRequirement.STORED_EXTRA_KEYS:
+        if data.get(key) is not None:
+            req.__dict__[key] = data[key]
+    if req.kind == ERROR:
+        from kern.run.error_requirement import ErrorRequirement  # it subclasses this one
+
+        req.__class__ = ErrorRequirement  # the same fields; every error pause, stored ones from before included
+    return req
+
+
+def _from_documented(data: dict[str, Any]) -> StepRequirement:
+    """A requirement from the reference API's dict form, through the documented constructor."""
+    values = {k: v for k, v in data.items() if k in DOCUMENTED_KEYS}
+    schema = data.get("user_input_schema")
+    if schema is not None:
+        values["user_input_schema"] = [
+            f if isinstance(f, UserInputField) else UserInputField.from_dict(f) for f in schema
+        ]
+    if isinstance(data.get("step_output"), dict):
+        values["step_output"] = StepOutput.from_dict(data["step_output"])
+    if "requirement_id" in data:
+        values["requirement_id"] = data["requirement_id"]
+    if values.get("max_retries") is None:
+        values.pop("max_retries", None)
+    return StepRequirement(**values)
 
 
 from kern.run.requirement_args import DOCUMENTED_KEYS, DOCUMENTED_ONLY, documented_arguments  # noqa: E402 - needs the kinds above
 
+STEP_REQUIREMENT = StoredForm(StepRequirement)
 _dataclass_init = StepRequirement.__init__
 
 

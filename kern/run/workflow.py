@@ -8,7 +8,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
+
+from pydantic import Field
 
 from kern._json import to_jsonable
 from kern.run.base import RunStatus
@@ -22,7 +24,9 @@ from kern.run.requirement import (
     ROUTE_SELECTION,
     USER_INPUT,
     StepRequirement,
+    derived_step_id,
 )
+from kern.run.stored import JSONABLE, StoredForm
 from kern.workflow.types import StepOutput
 
 __all__ = [
@@ -86,19 +90,19 @@ class WorkflowRunOutput:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     session_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     workflow_name: str | None = None
-    input: Any = None
-    content: Any = None
+    input: Annotated[Any, JSONABLE] = None
+    content: Annotated[Any, JSONABLE] = None
     status: RunStatus = RunStatus.PENDING
     error: str | None = None
     step_results: list[StepOutput] = field(default_factory=list)
     step_requirements: list[StepRequirement] = field(default_factory=list)
-    additional_data: dict[str, Any] = field(default_factory=dict)
-    session_state: dict[str, Any] | None = None
+    additional_data: Annotated[dict[str, Any], JSONABLE] = field(default_factory=dict)
+    session_state: Annotated[dict[str, Any] | None, JSONABLE] = None
     user_id: str | None = None
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
-    # Compare-and-set version of the stored row this copy was read at (managed by kern).
-    version: int = 0
+    # Compare-and-set version of the stored row this copy was read at (managed by kern; not stored).
+    version: Annotated[int, Field(exclude=True)] = 0
 
     def __post_init__(self) -> None:
         # The public constructor takes a status as its value or name ("COMPLETED", "completed").
@@ -190,42 +194,17 @@ class WorkflowRunOutput:
 
     # ----- persistence ----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "session_id": self.session_id,
-            "workflow_name": self.workflow_name,
-            "input": to_jsonable(self.input),
-            "content": to_jsonable(self.content),
-            "status": self.status.value,
-            "error": self.error,
-            "step_results": [s.to_dict() for s in self.step_results],
-            "step_requirements": [r.to_dict() for r in self.step_requirements],
-            "additional_data": to_jsonable(self.additional_data),
-            "session_state": to_jsonable(self.session_state),
-            "user_id": self.user_id,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
+        """The stored form (see `kern.run.stored`): JSON-ready, unset (None) fields left out."""
+        return _WORKFLOW_RUN_OUTPUT.dump(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], version: int = 0) -> WorkflowRunOutput:
-        return cls(
-            run_id=data.get("run_id") or uuid.uuid4().hex,
-            session_id=data.get("session_id") or uuid.uuid4().hex,
-            workflow_name=data.get("workflow_name"),
-            input=data.get("input"),
-            content=data.get("content"),
-            status=RunStatus(data.get("status", "PENDING")),
-            error=data.get("error"),
-            step_results=[StepOutput.from_dict(s) for s in data.get("step_results", [])],
-            step_requirements=[StepRequirement.from_dict(r) for r in data.get("step_requirements", [])],
-            additional_data=data.get("additional_data") or {},
-            session_state=data.get("session_state"),
-            user_id=data.get("user_id"),
-            created_at=data.get("created_at", 0.0),
-            updated_at=data.get("updated_at", 0.0),
-            version=version,
-        )
+        run = _WORKFLOW_RUN_OUTPUT.load(data)
+        run.version = version
+        return run
+
+
+_WORKFLOW_RUN_OUTPUT = StoredForm(WorkflowRunOutput)
 
 
 @dataclass
@@ -289,11 +268,9 @@ def _step_index(path: str | None) -> int | tuple[int, ...] | None:
 
 
 def _step_id(path: str | None, name: str | None) -> str | None:
-    """A step's id: derived from its position and name (as `StepRequirement.step_id` is), so it is the same in
-    every process and every run, and a pause event's `step_id` equals its requirement's."""
-    if not path:
-        return None
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"kern-step:{path}:{name}"))
+    """A step's id, derived as `StepRequirement.step_id` is, so a pause event's `step_id` equals its
+    requirement's."""
+    return derived_step_id(path, name) if path else None
 
 
 def _dump(value: Any) -> Any:

@@ -59,7 +59,8 @@ class Condition(Container):
         done = ctx.enter(self, path)
         if done is not None:
             return done
-        await ctx.emit_detail(ConditionStartedEvent(step_name=self.name, step_path=path, step_type=self.step_type))
+        if ctx.streams_detail:
+            await ctx.emit_detail(ConditionStartedEvent(step_name=self.name, step_path=path, step_type=self.step_type))
         if self.human_review.requires_confirmation:
             branch = {"run": "if", "else": "else", "skip": "skip"}[await self.confirm_start(ctx, path)]
         else:

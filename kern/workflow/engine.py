@@ -177,6 +177,11 @@ class RunContext:
             await self._emit(self._stamp(event))
 
     @property
+    def has_listener(self) -> bool:
+        """True when anyone receives events (to skip building ones nobody receives)."""
+        return self._emit is not None
+
+    @property
     def streams_detail(self) -> bool:
         """True when step-level events are wanted (to skip building ones nobody receives)."""
         return self._emit is not None and self.stream_events
@@ -353,8 +358,6 @@ async def drive(ctx: RunContext, steps: list[Node]) -> WorkflowRunOutput:
     results: list[StepOutput] = []
     ctx.start_heartbeat()
     new_requirement: StepRequirement | None = None
-    pause_event: WorkflowEvent | None = None
-    final_event: WorkflowEvent
     try:
         for index, node in enumerate(steps):
             output = await node.execute(ctx, str(index), chain)
@@ -364,28 +367,17 @@ async def drive(ctx: RunContext, steps: list[Node]) -> WorkflowRunOutput:
                 break
         run.status = RunStatus.COMPLETED
         run.content = chain.previous_content
-        final_event = WorkflowCompletedEvent(content=run.content, step_results=results)
     except Pause as pause:
         new_requirement = pause.requirement
         run.status = RunStatus.PAUSED
         run.step_requirements.append(new_requirement)
-        event_type = PAUSE_EVENTS.get(new_requirement.kind, StepPausedEvent)
-        pause_event = event_type(
-            step_name=new_requirement.step_name,
-            step_path=new_requirement.step_path,
-            step_type=new_requirement.step_type,
-            requirement=new_requirement,
-        )
-        final_event = WorkflowPausedEvent(requirement=new_requirement, pause_kind=run.pause_kind)
     except Cancel as cancel:
         run.status = RunStatus.CANCELLED
         run.content = cancel.reason
-        final_event = WorkflowCancelledEvent(reason=cancel.reason)
     except StepFailed as failed:
         run.status = RunStatus.ERROR
         run.error = str(failed)
         run.content = str(failed)
-        final_event = WorkflowErrorEvent(error=run.error)
     except (LostOwnershipError, StoreError):
         # Not the run's failure: the run stays as last stored (RUNNING with its lease), to be continued
         # by this process or taken over by another once the lease expires. Never ERROR for a db blip.
@@ -394,13 +386,33 @@ async def drive(ctx: RunContext, steps: list[Node]) -> WorkflowRunOutput:
         run.status = RunStatus.ERROR
         run.error = f"{type(exc).__name__}: {exc}"
         run.content = run.error
-        final_event = WorkflowErrorEvent(error=run.error)
     finally:
         ctx.stop_heartbeat()
         STEP_SCOPE.reset(scope_token)
     run.step_results = results
     await ctx.save(new_requirement)  # persisted before any pause event: a consumer may stop reading there
-    if pause_event is not None:
-        await ctx.emit(pause_event)
-    await ctx.emit(final_event)
+    if ctx.has_listener:  # events are built only for someone who receives them
+        for event in outcome_events(run, new_requirement, results):
+            await ctx.emit(event)
     return run
+
+
+def outcome_events(
+    run: WorkflowRunOutput, new_requirement: StepRequirement | None, results: list[StepOutput]
+) -> list[WorkflowEvent]:
+    """The events that end a drive: the pause's own event and the workflow-level one, or the completion,
+    cancellation or error."""
+    if new_requirement is not None:
+        event_type = PAUSE_EVENTS.get(new_requirement.kind, StepPausedEvent)
+        pause_event = event_type(
+            step_name=new_requirement.step_name,
+            step_path=new_requirement.step_path,
+            step_type=new_requirement.step_type,
+            requirement=new_requirement,
+        )
+        return [pause_event, WorkflowPausedEvent(requirement=new_requirement, pause_kind=run.pause_kind)]
+    if run.status == RunStatus.COMPLETED:
+        return [WorkflowCompletedEvent(content=run.content, step_results=results)]
+    if run.status == RunStatus.CANCELLED:
+        return [WorkflowCancelledEvent(reason=run.content)]
+    return [WorkflowErrorEvent(error=run.error)]

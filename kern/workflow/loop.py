@@ -61,7 +61,8 @@ class Loop(Container):
         done = ctx.enter(self, path)
         if done is not None:
             return done
-        await ctx.emit_detail(LoopStartedEvent(step_name=self.name, step_path=path, step_type=self.step_type))
+        if ctx.streams_detail:
+            await ctx.emit_detail(LoopStartedEvent(step_name=self.name, step_path=path, step_type=self.step_type))
         if await self.confirm_start(ctx, path) != "run":
             return self.skip(ctx, path)
         review = self.human_review

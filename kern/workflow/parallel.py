@@ -42,7 +42,8 @@ class Parallel(Container):
         done = ctx.enter(self, path)
         if done is not None:
             return done
-        await ctx.emit_detail(ParallelStartedEvent(step_name=self.name, step_path=path, step_type=self.step_type))
+        if ctx.streams_detail:
+            await ctx.emit_detail(ParallelStartedEvent(step_name=self.name, step_path=path, step_type=self.step_type))
         if await self.confirm_start(ctx, path) != "run":
             return self.skip(ctx, path)
         branches = [chain.fork() for _ in self.steps]

@@ -77,7 +77,8 @@ class Router(Container):
         if done is not None:
             return done
         review = self.human_review
-        await ctx.emit_detail(RouterStartedEvent(step_name=self.name, step_path=path, step_type=self.step_type))
+        if ctx.streams_detail:
+            await ctx.emit_detail(RouterStartedEvent(step_name=self.name, step_path=path, step_type=self.step_type))
         if await self.confirm_start(ctx, path) != "run":
             return self.skip(ctx, path)
         if review.requires_user_input:

@@ -78,7 +78,8 @@ class Step(Node):
         if done is not None:
             return done
         review = self.human_review
-        await ctx.emit_detail(StepStartedEvent(step_name=self.name, step_path=path, step_type=self.step_type))
+        if ctx.streams_detail:
+            await ctx.emit_detail(StepStartedEvent(step_name=self.name, step_path=path, step_type=self.step_type))
         extra: dict[str, Any] = {}
         if review.requires_confirmation:
             decision = await ctx.gate(

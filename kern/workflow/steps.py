@@ -34,7 +34,8 @@ class Steps(Container):
         done = ctx.enter(self, path)
         if done is not None:
             return done
-        await ctx.emit_detail(StepsStartedEvent(step_name=self.name, step_path=path, step_type=self.step_type))
+        if ctx.streams_detail:
+            await ctx.emit_detail(StepsStartedEvent(step_name=self.name, step_path=path, step_type=self.step_type))
         if await self.confirm_start(ctx, path) != "run":
             return self.skip(ctx, path)
         output = self.result(await run_sequence(ctx, self.steps, path, chain))

@@ -7,11 +7,12 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from kern._json import to_jsonable
+from kern.run.stored import JSONABLE, StoredForm
 
 
 class _StrEnum(StrEnum):
@@ -135,8 +136,8 @@ class UserInputField:
     field_type: str = "str"
     description: str | None = None
     required: bool = True
-    allowed_values: list[Any] | None = None
-    value: Any = None
+    allowed_values: Annotated[list[Any] | None, JSONABLE] = None
+    value: Annotated[Any, JSONABLE] = None
 
     def __post_init__(self) -> None:
         self.field_type = field_type_name(self.field_type)
@@ -153,32 +154,22 @@ class UserInputField:
         return value is None or (isinstance(value, str) and not value.strip())
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "field_type": self.field_type,
-            "description": self.description,
-            "required": self.required,
-            "allowed_values": to_jsonable(self.allowed_values),
-            "value": to_jsonable(self.value),
-        }
+        """The stored form (see `kern.run.stored`): JSON-ready, unset (None) fields left out."""
+        return _USER_INPUT_FIELD.dump(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UserInputField:
-        return cls(
-            name=data["name"],
-            field_type=data.get("field_type", "str"),
-            description=data.get("description"),
-            required=data.get("required", True),
-            allowed_values=data.get("allowed_values"),
-            value=data.get("value"),
-        )
+        return _USER_INPUT_FIELD.load(data)
+
+
+_USER_INPUT_FIELD = StoredForm(UserInputField)
 
 
 @dataclass
 class StepOutput:
     """What a step produced. An executor may return one, or any plain value (it is wrapped)."""
 
-    content: Any = None
+    content: Annotated[Any, JSONABLE] = None
     step_name: str | None = None
     success: bool = True
     error: str | None = None
@@ -191,57 +182,22 @@ class StepOutput:
     executor_type: str | None = None  # "agent", "team" or "function"
     executor_name: str | None = None
     step_run_id: str | None = None
-    images: list[Any] | None = None
-    videos: list[Any] | None = None
-    audio: list[Any] | None = None
-    files: list[Any] | None = None
-    metrics: Any = None
+    images: Annotated[list[Any] | None, JSONABLE] = None
+    videos: Annotated[list[Any] | None, JSONABLE] = None
+    audio: Annotated[list[Any] | None, JSONABLE] = None
+    files: Annotated[list[Any] | None, JSONABLE] = None
+    metrics: Annotated[Any, JSONABLE] = None
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "content": to_jsonable(self.content),
-            "step_name": self.step_name,
-            "success": self.success,
-            "error": self.error,
-            "stop": self.stop,
-            "skipped": self.skipped,
-            "step_type": self.step_type,
-        }
-        if self.steps is not None:
-            data["steps"] = [s.to_dict() for s in self.steps]
-        for name in _STEP_OUTPUT_OPTIONAL:  # only when set: stored runs stay small
-            value = getattr(self, name)
-            if value is not None:
-                data[name] = to_jsonable(value)
-        return data
+        """The stored form (see `kern.run.stored`): JSON-ready, unset (None) fields left out."""
+        return _STEP_OUTPUT.dump(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StepOutput:
-        steps = data.get("steps")
-        return cls(
-            content=data.get("content"),
-            step_name=data.get("step_name"),
-            success=data.get("success", True),
-            error=data.get("error"),
-            stop=data.get("stop", False),
-            skipped=data.get("skipped", False),
-            step_type=data.get("step_type", "Step"),
-            steps=[cls.from_dict(s) for s in steps] if steps is not None else None,
-            **{name: data.get(name) for name in _STEP_OUTPUT_OPTIONAL},
-        )
+        return _STEP_OUTPUT.load(data)
 
 
-_STEP_OUTPUT_OPTIONAL = (
-    "step_id",
-    "executor_type",
-    "executor_name",
-    "step_run_id",
-    "images",
-    "videos",
-    "audio",
-    "files",
-    "metrics",
-)
+_STEP_OUTPUT = StoredForm(StepOutput)
 
 
 @dataclass
@@ -359,24 +315,7 @@ class HumanReview(BaseModel):
                 "HumanReview.requires_output_review is a callable and cannot be serialized; "
                 "use True/False in configurations that must be stored."
             )
-        return {
-            "requires_confirmation": self.requires_confirmation,
-            "confirmation_message": self.confirmation_message,
-            "requires_user_input": self.requires_user_input,
-            "user_input_message": self.user_input_message,
-            "user_input_schema": [f.to_dict() for f in self.user_input_schema]
-            if self.user_input_schema is not None
-            else None,
-            "requires_output_review": self.requires_output_review,
-            "output_review_message": self.output_review_message,
-            "requires_iteration_review": self.requires_iteration_review,
-            "iteration_review_message": self.iteration_review_message,
-            "on_reject": self.on_reject.value,
-            "on_error": self.on_error.value if self.on_error else None,
-            "max_retries": self.max_retries,
-            "timeout": self.timeout,
-            "on_timeout": self.on_timeout.value if self.on_timeout else None,
-        }
+        return self.model_dump(mode="json")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HumanReview:

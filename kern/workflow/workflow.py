@@ -178,7 +178,8 @@ class Workflow(StoredRuns):
 
         async def start(emit: Emit | None) -> WorkflowRunOutput:
             ctx = RunContext(run, {}, self.db, 0, self._sink(emit, lambda: ctx), stream_events)
-            await ctx.emit(WorkflowStartedEvent(input=input))
+            if ctx.has_listener:
+                await ctx.emit(WorkflowStartedEvent(input=input))
             return await drive(ctx, self.steps)
 
         return event_stream(start) if stream else start(None)
@@ -330,7 +331,7 @@ class Workflow(StoredRuns):
                 with contextlib.suppress(ValueError):
                     run.input = self.validate_input(run.input)
             ctx = RunContext(run, stored.journal, self.db, version, self._sink(emit, lambda: ctx), stream_events)
-            if resolved:
+            if resolved and ctx.has_listener:
                 req = resolved[0]
                 event = StepExecutorContinuedEvent if req.kind == EXECUTOR else StepContinuedEvent
                 await ctx.emit(
