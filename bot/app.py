@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler, async_default_handlers
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -26,6 +27,7 @@ from bot.registry import Registry
 from bot.runner import Runner
 from bot.start_forms import StartForms
 from bot.store import BotStore
+from bot.teams import TeamClients, current_team
 from bot.tool_calls import ToolCalls
 from bot.welcome import Welcome
 
@@ -47,24 +49,48 @@ class KernBot:
     metrics: Metrics = field(default_factory=Metrics)
 
 
-def make_client(token: str, api_url: str | None = None) -> AsyncWebClient:
-    """A Web API client that retries rate limits (429) and connection errors."""
+def make_client(token: str | None, api_url: str | None = None) -> AsyncWebClient:
+    """A Web API client that retries rate limits (429) and connection errors (no token: OAuth mode's base
+    client, which exchanges install codes; each workspace's client is made from it, `bot.teams`)."""
     handlers = [*async_default_handlers(), AsyncRateLimitErrorRetryHandler(max_retry_count=3)]
     kwargs: dict[str, Any] = {"base_url": api_url} if api_url else {}
     return AsyncWebClient(token=token, retry_handlers=handlers, **kwargs)
 
 
 def build_bot(
-    registry: Registry, client: AsyncWebClient, signing_secret: str | None, *, command: str = "/kern"
+    registry: Registry,
+    client: AsyncWebClient,
+    signing_secret: str | None,
+    *,
+    command: str = "/kern",
+    clients: TeamClients | None = None,
+    oauth_flow: AsyncOAuthFlow | None = None,
 ) -> KernBot:
+    """The bot, in token mode (`client` carries the bot token) or, with `clients` and `oauth_flow`
+    (bot/oauth.py), in OAuth mode: each workspace's requests are authorized by its installation and
+    answered with its token."""
     app = AsyncApp(
         client=client,
         signing_secret=signing_secret or "socket-mode",
         process_before_response=True,  # listeners ack first and spawn their work; no 10 ms ack polling
         request_verification_enabled=bool(signing_secret),
+        oauth_flow=oauth_flow,
     )
+    teams = clients or TeamClients(client)
+    if teams.multi:  # token mode: every request is for team '' (the default), no middleware needed
+
+        @app.middleware
+        async def for_team(context: AsyncBoltContext, next: Callable[[], Awaitable[Any]]) -> Any:
+            """Each request's work (and what it spawns) is for the workspace the request came from. Set,
+            not reset: Bolt runs the listener after the middleware returns, in this same task (each request
+            has a task of its own, as for `bot.background.REQUEST_GATE`)."""
+            current_team.set(teams.key(context.enterprise_id, context.team_id, context.is_enterprise_install))
+            return await next()
+
+    if oauth_flow is not None:
+        app.enable_token_revocation_listeners()  # app_uninstalled, tokens_revoked: the installation goes
     background = Background()
-    gateway = SlackGateway(client)
+    gateway = SlackGateway(client, teams)
     store = BotStore(registry.db)
     presenter = Presenter(gateway, registry, store)
     outbox = Outbox(store, presenter, registry)

@@ -20,7 +20,8 @@ from bot.gateway import SlackGateway
 from bot.pause_notes import Tally
 from bot.presenter import Presenter
 from bot.registry import BotWorkflow
-from bot.store import BotStore, Card, insert_once, votes
+from bot.store import BotStore, Card, insert_once
+from bot.tables import votes
 from kern.db.base import BaseDb
 from kern.db.hot import INSERT_AUDIT, Tx
 from kern.run import requirement as kinds
@@ -38,11 +39,19 @@ class Ballots:
         self.db = db
 
     async def cast(
-        self, req: StepRequirement, run_id: str, workflow_name: str, user: str, *, approve: bool, note: str | None
+        self,
+        req: StepRequirement,
+        card: Card,
+        workflow_name: str,
+        user: str,
+        *,
+        approve: bool,
+        note: str | None,
     ) -> bool:
         """Record `user`'s vote on the pause `req`, with its line in kern's audit log, in one transaction;
         False if they had voted on it already (nothing changes)."""
         at = time.time()  # also this vote's token: the row holds it only if this call inserted it
+        run_id = card.run_id
         audit_line = {
             "run_id": run_id,
             "requirement_id": req.requirement_id,
@@ -62,6 +71,7 @@ class Ballots:
                 tx.execute(self.db.prepare(INSERT_AUDIT), audit_line)
 
         values: dict[str, Any] = {"requirement_id": req.requirement_id, "user_id": user, "run_id": run_id}
+        values["team_id"] = card.team_id
         values.update(approve=approve, note=note, at=at)
         return await insert_once(self.db, votes, values, also=audit_if_ours)
 
@@ -101,7 +111,7 @@ class Voting:
     ) -> bool:
         """Record the vote; True if the votes now resolve the pause (`req` is resolved: continue the run)."""
         rules = entry.approvers_for(req.step_name)
-        first = await self.ballots.cast(req, run_id, entry.name, user, approve=approve, note=note)
+        first = await self.ballots.cast(req, card, entry.name, user, approve=approve, note=note)
         tally = await self.ballots.tally(req.requirement_id)
         if tally.rejected(rules):  # a reject (or enough of them) decides at once, even after approvals
             by = user if user in tally.rejections else tally.rejections[-1]

@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             f"kern-bot: serving /slack/events on http://{args.host}:{args.port} "
             f"({len(bot.registry.entries)} workflows, db {settings.db})"
         )
+        if settings.oauth:
+            serving += f"; workspaces install the app at http://{args.host}:{args.port}/slack/install"
         if log_format == "json":
             logging.getLogger("kern_bot").info("%s", serving)
         else:

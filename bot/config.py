@@ -44,8 +44,26 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field("text", validation_alias="KERN_LOG_FORMAT")
     # How long /health trusts its last answer from Slack's auth.test (health checks must not hammer Slack).
     health_cache_seconds: float = Field(15.0, validation_alias="KERN_HEALTH_CACHE_SECONDS")
+    # OAuth mode (HTTP only, several workspaces): the app's credentials instead of SLACK_BOT_TOKEN.
+    client_id: str | None = Field(None, validation_alias="SLACK_CLIENT_ID")
+    client_secret: str | None = Field(None, validation_alias="SLACK_CLIENT_SECRET", repr=False)
+    # Comma-separated bot scopes asked for at install: the manifests' (manifests/http.json).
+    scopes: str = Field(
+        "commands,chat:write,chat:write.public,im:write,usergroups:read,channels:read,groups:read",
+        validation_alias="SLACK_SCOPES",
+    )
+    # The OAuth redirect URL registered with the app (https://<host>/slack/oauth_redirect); optional when
+    # the app has exactly one registered.
+    redirect_uri: str | None = Field(None, validation_alias="SLACK_REDIRECT_URI")
+    # How long an install link (its OAuth state) stays valid.
+    state_seconds: float = Field(600.0, validation_alias="SLACK_STATE_EXPIRATION_SECONDS")
 
-    @field_validator("lease_seconds", "health_cache_seconds", mode="before")
+    @property
+    def oauth(self) -> bool:
+        """True in OAuth mode (SLACK_CLIENT_ID set): each workspace's token comes from its installation."""
+        return bool(self.client_id)
+
+    @field_validator("lease_seconds", "health_cache_seconds", "state_seconds", mode="before")
     @classmethod
     def _positive_seconds(cls, value: object) -> float:
         try:
@@ -88,7 +106,22 @@ class Settings(BaseSettings):
     def check(self, mode: str) -> Settings:
         """Raise `SettingsError` naming the first missing or malformed setting for `mode`
         ("serve" for HTTP, "socket" for Socket Mode, "dev", "db")."""
-        if mode in ("serve", "socket"):
+        if self.client_id and not self.client_secret:
+            raise SettingsError("SLACK_CLIENT_SECRET is missing: OAuth mode (SLACK_CLIENT_ID is set) needs both.")
+        if self.client_secret and not self.client_id:
+            raise SettingsError("SLACK_CLIENT_ID is missing: OAuth mode (SLACK_CLIENT_SECRET is set) needs both.")
+        if self.oauth and self.bot_token:
+            raise SettingsError(
+                "SLACK_BOT_TOKEN and SLACK_CLIENT_ID are both set: unset SLACK_BOT_TOKEN for OAuth mode "
+                "(several workspaces), or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET for token mode."
+            )
+        if self.oauth and mode == "socket":
+            raise SettingsError("SLACK_CLIENT_ID is set: OAuth mode runs over HTTP (kern-bot serve), not Socket Mode.")
+        if self.oauth and not [s for s in self.scopes.split(",") if s.strip()]:
+            raise SettingsError("SLACK_SCOPES is empty: list the bot scopes, comma-separated (manifests/http.json).")
+        if self.redirect_uri and not self.redirect_uri.startswith(("http://", "https://")):
+            raise SettingsError(f"SLACK_REDIRECT_URI must be an http(s) URL, got {self.redirect_uri!r}.")
+        if mode in ("serve", "socket") and not self.oauth:
             if not self.bot_token:
                 raise SettingsError("SLACK_BOT_TOKEN is missing: set it to the app's Bot User OAuth Token (xoxb-...).")
             if not self.bot_token.startswith("xoxb-"):

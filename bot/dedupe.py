@@ -22,7 +22,8 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.background import REQUEST_GATE
 from bot.inbound import WINDOW, request_key
-from bot.store import insert_once, seen_requests
+from bot.records import insert_once
+from bot.tables import seen_requests
 from kern.db.base import BaseDb
 
 log = logging.getLogger("kern_bot")

@@ -1,4 +1,5 @@
-"""The Slack gateway: one Web API client on one connection pool, and the calls the bot makes with it.
+"""The Slack gateway: the Web API clients (one per workspace in OAuth mode: `bot.teams`) on one connection
+pool, and the calls the bot makes with them.
 
 `send` raises `SlackCallFailed` (with Slack's error and any Retry-After) so the outbox can retry what
 is owed; `call` is the best-effort form for what is not (status lines, ephemeral replies, modals).
@@ -16,6 +17,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot.teams import TeamClients, team
+
 log = logging.getLogger("kern_bot")
 
 
@@ -30,10 +33,12 @@ class SlackCallFailed(Exception):
 
 
 class SlackGateway:
-    """Every Slack call of the bot goes through here."""
+    """Every Slack call of the bot goes through here, with the client of the workspace it is for
+    (`bot.teams.team()`). `clients` (OAuth mode) makes them; else `client` serves every call."""
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, clients: TeamClients | None = None) -> None:
         self.client = client
+        self.clients = clients or TeamClients(client)
 
     @contextlib.asynccontextmanager
     async def pooled(self) -> AsyncIterator[None]:
@@ -42,17 +47,22 @@ class SlackGateway:
         if self.client.session is not None:  # the caller brought its own session
             yield
             return
-        self.client.session = aiohttp.ClientSession()
+        session = aiohttp.ClientSession()
+        self.clients.use_session(session)
         try:
             yield
         finally:
-            await self.client.session.close()
-            self.client.session = None
+            await session.close()
+            self.clients.use_session(None)
 
     async def send(self, method: str, **kwargs: Any) -> dict[str, Any]:
-        """Call the Web API; raises `SlackCallFailed` if Slack refused or could not be reached."""
+        """Call the Web API for the current workspace; raises `SlackCallFailed` if Slack refused or could not
+        be reached, or the workspace has not installed the app (`not_installed`, OAuth mode)."""
+        client = await self.clients.client(team())
+        if client is None:
+            raise SlackCallFailed(method, "not_installed")
         try:
-            response = await getattr(self.client, method)(**kwargs)
+            response = await getattr(client, method)(**kwargs)
         except SlackApiError as exc:
             data = exc.response.data if exc.response is not None else None
             error = data.get("error", "error") if isinstance(data, dict) else str(exc)

@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot import blocks as ui
-from bot.store import Card, grants
+from bot.store import Card
+from bot.tables import grants
 from kern.db.base import BaseDb
 from kern.db.hot import INSERT_AUDIT
 from kern.run import requirement as kinds
@@ -68,19 +69,21 @@ class Grants:
         }
 
         def body(conn: Connection) -> None:
-            conn.execute(grants.insert().values(**row))
+            conn.execute(grants.insert().values(**row, team_id=loaded.card.team_id))
             conn.execute(INSERT_AUDIT, _audit(loaded, user, "grant", row, now))
 
         await self._tx(body)
         return row
 
-    async def covering(self, entry: BotWorkflow, run_id: str, tool_name: str) -> dict[str, Any] | None:
-        """The live grant that allows `tool_name` in this run, if any (run-wide first, then workflow-wide)."""
+    async def covering(self, entry: BotWorkflow, run_id: str, tool_name: str, *, team: str) -> dict[str, Any] | None:
+        """The live grant that allows `tool_name` in this run, if any (run-wide first, then workflow-wide):
+        a workflow-wide grant made in workspace `team` (a grant in one workspace allows nothing in another)."""
         c, now = grants.c, time.time()
         query = (
             sa.select(grants)
             .where(
                 c.tool_name == tool_name,
+                c.team_id == team,
                 c.workflow == entry.name,
                 c.revoked_at.is_(None),
                 sa.or_(
@@ -94,9 +97,10 @@ class Grants:
         row = await self._tx(lambda conn: conn.execute(query).mappings().first(), write=False)
         return dict(row) if row else None
 
-    async def active(self, workflow: str | None = None) -> list[dict[str, Any]]:
-        """Grants not revoked and not expired, newest first (for the App Home and operators)."""
-        return await active_grants(self.db, workflow)
+    async def active(self, workflow: str | None = None, team: str | None = None) -> list[dict[str, Any]]:
+        """Grants not revoked and not expired, newest first (for the App Home and operators); of workspace
+        `team` (None: of every workspace)."""
+        return await active_grants(self.db, workflow, team=team)
 
     async def revoke(self, grant_id: str, user: str) -> bool:
         """Revoke a grant (compare-and-set: once); False if unknown or already revoked."""
@@ -113,7 +117,7 @@ class Grants:
         for index, call in enumerate(calls):
             if index in decided or not _plain(call):
                 continue
-            grant = await self.covering(entry, loaded.run.run_id, call.tool_execution.tool_name)
+            grant = await self.covering(entry, loaded.run.run_id, call.tool_execution.tool_name, team=card.team_id)
             if grant is None:
                 continue
             call.confirm(by=grant["granted_by"])
@@ -123,21 +127,25 @@ class Grants:
                 f"allowed {where} (by {ui.who(grant['granted_by'])} at {ui.slack_time(grant['granted_at'])})"
             )
             recorded = await self.calls.store.record_tool_decision(
-                loaded.req.requirement_id, index, call.to_dict(), grant["granted_by"], summary
+                loaded.req.requirement_id, index, call.to_dict(), grant["granted_by"], summary, team=card.team_id
             )
             applied = applied or recorded
         if applied:  # else a person decided meanwhile, and their click continues the run
             await self.calls.calls_decided(loaded, "kern")
 
 
-async def active_grants(db: BaseDb, workflow: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-    """Grants not revoked and not expired, newest first."""
+async def active_grants(
+    db: BaseDb, workflow: str | None = None, limit: int = 200, *, team: str | None = None
+) -> list[dict[str, Any]]:
+    """Grants not revoked and not expired, newest first; of workspace `team` (None: of every workspace)."""
     from bot.migrations import BOT
 
     c, now = grants.c, time.time()
     query = sa.select(grants).where(c.revoked_at.is_(None), sa.or_(c.expires_at.is_(None), c.expires_at > now))
     if workflow is not None:
         query = query.where(c.workflow == workflow)
+    if team is not None:
+        query = query.where(c.team_id == team)
     query = query.order_by(c.granted_at.desc()).limit(limit)
     return await db.run_transaction(
         lambda conn: [dict(r) for r in conn.execute(query).mappings()], write=False, tables=BOT

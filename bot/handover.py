@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from bot import blocks as ui
-from bot.store import handovers, insert_once
+from bot.records import insert_once
+from bot.tables import handovers
 from kern.db.hot import INSERT_AUDIT, Tx, dumps_or_none
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ class Handovers:
 
     async def hand_over(self, requirement_id: str, by: str, to: str, note: str | None) -> None:
         """Record the hand-over (if `by` may answer the pause), owe the notice, and show it on the message."""
-        loaded = await self.ix.ready({"user": {"id": by}, "channel": {}, "message": {}}, requirement_id)
+        loaded = await self.ix.ready_for(by, requirement_id)
         if loaded is None:
             return
         run_id, outbox = loaded.run.run_id, self.ix.runner.outbox
@@ -95,6 +96,7 @@ class Handovers:
             outbox.store.owe(tx, run_id, "notice", requirement_id, detail, holder=outbox.me, hold=outbox.hold)
 
         values = {"requirement_id": requirement_id, "to_user": to, "run_id": run_id, "by_user": by, "note": note}
+        values["team_id"] = loaded.card.team_id
         first = await insert_once(self.db, handovers, {**values, "at": at}, also=also)
         card = loaded.card
         if not first:

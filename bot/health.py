@@ -63,6 +63,10 @@ class Health:
         return problem
 
     async def _auth_test(self) -> None:
+        # OAuth mode has no one token to test: api.test says Slack's Web API answers.
+        if self.gateway.clients.multi:
+            await self.gateway.client.api_test()
+            return
         try:
             await self.gateway.send("auth_test")
         except SlackCallFailed as exc:

@@ -25,7 +25,9 @@ from bot.grants import active_grants, grant_line, revoke_grant
 from bot.pause_notes import pause_notes
 from bot.presenter import Presenter, RunView, card_view
 from bot.registry import BotWorkflow, Registry
-from bot.store import BotStore, Card, Delivery, PauseMessage, cards, home_viewers, pauses
+from bot.store import CARD_COLUMNS, BotStore, Card, Delivery, PauseMessage
+from bot.tables import cards, home_viewers, pauses
+from bot.teams import team
 from kern.exceptions import RunNotFoundError
 from kern.run import requirement as kinds
 from kern.run.requirement import StepRequirement
@@ -35,6 +37,12 @@ Ack = Callable[..., Awaitable[Any]]
 MOST_PAUSES = 200  # open pauses looked at, newest first
 MOST_RUNS = 10  # runs listed under "Your runs"
 MOST_VIEWERS = 200  # people refreshed when a pause opens or closes (the most recent to open the tab)
+_VIEWERS = (
+    sa.select(home_viewers.c.user_id, home_viewers.c.page)
+    .where(home_viewers.c.team_id == sa.bindparam("b_team"))
+    .order_by(home_viewers.c.opened_at.desc())
+    .limit(MOST_VIEWERS)
+)
 
 
 @dataclass
@@ -58,37 +66,38 @@ class HomeQueries:
     async def _tx(self, body: Callable[[Connection], Any], write: bool = True) -> Any:
         return await self.db.run_transaction(body, write=write, tables=self._tables)
 
-    async def open_pauses(self, limit: int = MOST_PAUSES) -> list[tuple[PauseMessage, Card]]:
-        """Pauses whose message is not yet decided, newest first, with their run's card."""
+    async def open_pauses(self, team: str, limit: int = MOST_PAUSES) -> list[tuple[PauseMessage, Card]]:
+        """Pauses of workspace `team` whose message is not yet decided, newest first, with their run's card."""
         p, c = pauses.c, cards.c
         query = (
             sa.select(p.requirement_id, p.run_id, p.channel, p.ts, p.status, p.decided_by, p.outcome)
-            .add_columns(c.run_id, c.workflow, c.channel, c.ts, c.started_by, c.input)
+            .add_columns(*CARD_COLUMNS)
             .join_from(pauses, cards, c.run_id == p.run_id)
-            .where(p.status == "open")
+            .where(p.status == "open", c.team_id == team)
             .order_by(p.posted_at.desc())
             .limit(limit)
         )
         rows = await self._tx(lambda conn: conn.execute(query).all(), write=False)
         return [(PauseMessage(*r[:7]), Card(*r[7:])) for r in rows]
 
-    async def cards_started_by(self, user: str, limit: int = MOST_RUNS) -> list[Card]:
-        """The runs `user` started, newest first."""
+    async def cards_started_by(self, user: str, team: str, limit: int = MOST_RUNS) -> list[Card]:
+        """The runs `user` started in workspace `team`, newest first."""
         c = cards.c
         query = (
-            sa.select(c.run_id, c.workflow, c.channel, c.ts, c.started_by, c.input)
-            .where(c.started_by == user)
+            sa.select(*CARD_COLUMNS)
+            .where(c.started_by == user, c.team_id == team)
             .order_by(c.created_at.desc())
             .limit(limit)
         )
         return await self._tx(lambda conn: [Card(*r) for r in conn.execute(query)], write=False)
 
-    async def viewed(self, user: str, page: int) -> None:
-        """Remember that `user` looks at page `page` of their Home (a refresh keeps them there)."""
+    async def viewed(self, user: str, page: int, team: str) -> None:
+        """Remember that `user` (of workspace `team`) looks at page `page` of their Home (a refresh keeps
+        them there)."""
         c = home_viewers.c
 
         def body(conn: Connection) -> None:
-            values = {"page": page, "opened_at": time.time()}
+            values = {"page": page, "opened_at": time.time(), "team_id": team}
             if conn.execute(home_viewers.update().where(c.user_id == user).values(**values)).rowcount:
                 return
             try:
@@ -99,11 +108,13 @@ class HomeQueries:
 
         await self._tx(body)
 
-    async def viewers(self, limit: int = MOST_VIEWERS) -> dict[str, int]:
-        """Who opened the Home (most recent first, at most `limit`), with the page each is on."""
-        c = home_viewers.c
-        query = sa.select(c.user_id, c.page).order_by(c.opened_at.desc()).limit(limit)
-        return await self._tx(lambda conn: {r.user_id: r.page for r in conn.execute(query)}, write=False)
+    async def viewers(self, team: str) -> dict[str, int]:
+        """Who opened the Home in workspace `team` (most recent first, at most MOST_VIEWERS), with the page
+        each is on. Asked after every delivered pause or decision, so it is one statement on the bare driver."""
+        rows = await self.db.run_hot(
+            lambda tx: tx.all(self.db.prepare(_VIEWERS), {"b_team": team}), write=False, tables=self._tables
+        )
+        return {user: page for user, page in rows}
 
 
 class Home:
@@ -150,7 +161,7 @@ class Home:
     async def show(self, user: str, page: int | None = None, waiting: list[Waiting] | None = None) -> None:
         """Publish `user`'s Home at `page` (None: the page they were on)."""
         if page is None:
-            page = (await self.queries.viewers()).get(user, 0)
+            page = (await self.queries.viewers(team())).get(user, 0)
         if waiting is None:
             waiting = await self.waiting()
         answers: dict[tuple[str, str, str, bool], str | None] = {}
@@ -158,13 +169,13 @@ class Home:
         rendered = [await self._pause_blocks(w) for w in mine]
         view = ui.home_view(rendered, page, await self._runs(user), await self._grants(user))
         if await self.gateway.call("views_publish", user_id=user, view=view) is not None:
-            await self.queries.viewed(user, page)
+            await self.queries.viewed(user, page, team())
 
     async def refresh(self, changed: RunView) -> None:
         """Republish the Home of everyone who opened theirs and whom this run concerns: its starter and
         those who may answer its pauses. Best effort: a failure is logged."""
         try:
-            viewers = await self.queries.viewers()
+            viewers = await self.queries.viewers(changed.card.team_id)
             concerned = [
                 user
                 for user in viewers
@@ -181,7 +192,7 @@ class Home:
     async def waiting(self) -> list[Waiting]:
         """Every open pause the Home can show (its run still waits at it), newest first."""
         found = []
-        for pause, card in await self.queries.open_pauses():
+        for pause, card in await self.queries.open_pauses(team()):
             entry = self.registry.get(card.workflow)
             if entry is None:
                 continue
@@ -235,13 +246,13 @@ class Home:
             return False
         if grant["granted_by"] == user:
             return True
-        card = await self.store.card(grant["run_id"]) if grant["run_id"] else None
+        card = await self.store.card(grant["run_id"], team=team()) if grant["run_id"] else None
         card = card or Card(run_id="", workflow=entry.name, channel="", ts="", started_by="")
         return await self.access.may_answer(entry, card, user) is None
 
     async def _grants(self, user: str) -> list[tuple[str, str]]:
         shown = []
-        for grant in await active_grants(self.store.db):
+        for grant in await active_grants(self.store.db, team=team()):
             if await self.may_revoke(grant, user):
                 shown.append((grant["id"], grant_line(grant)))
         return shown
@@ -252,14 +263,14 @@ class Home:
         self.background.spawn(self._revoke(body["user"]["id"], action["value"]))
 
     async def _revoke(self, user: str, grant_id: str) -> None:
-        grant = next((g for g in await active_grants(self.store.db) if g["id"] == grant_id), None)
+        grant = next((g for g in await active_grants(self.store.db, team=team()) if g["id"] == grant_id), None)
         if grant is not None and await self.may_revoke(grant, user):
             await revoke_grant(self.store.db, grant_id, user)
         await self.show(user)
 
     async def _runs(self, user: str) -> list[str]:
         lines = []
-        for card in await self.queries.cards_started_by(user):
+        for card in await self.queries.cards_started_by(user, team()):
             entry = self.registry.get(card.workflow)
             if entry is None:
                 continue

@@ -24,6 +24,7 @@ from bot.presenter import Presenter, output_text
 from bot.registry import BotWorkflow, Registry
 from bot.runner import Runner
 from bot.store import BotStore, Card, PauseMessage
+from bot.teams import team
 from kern.exceptions import JournalMismatchError, RunNotPausedError, StoreError
 from kern.run.requirement import StepRequirement
 from kern.run.workflow import WorkflowRunOutput
@@ -71,7 +72,7 @@ class Interactions:
     # ----- loading and permission ---------------------------------------------------------------
     async def load(self, requirement_id: str) -> Loaded | str:
         """Everything about a pause, read from the db; or why it cannot be answered."""
-        pause, card = await self.store.pause_with_card(requirement_id)
+        pause, card = await self.store.pause_with_card(requirement_id, team=team())
         if pause is None:
             return "This card does not belong to a run I know."
         entry = self.registry.get(card.workflow) if card else None
@@ -94,21 +95,28 @@ class Interactions:
         return None if isinstance(loaded, str) else loaded
 
     async def ready(self, body: dict[str, Any], requirement_id: str) -> Loaded | None:
+        """The pause a click in `body` answers, if its clicker may answer it; else None, the clicker told why."""
         user, channel, thread = who_where(body)
+        reply = body.get("response_url")
+        return await self.ready_for(user, requirement_id, channel=channel, thread=thread, reply=reply)
+
+    async def ready_for(
+        self, user: str, requirement_id: str, *, channel: str = "", thread: str | None = None, reply: str | None = None
+    ) -> Loaded | None:
+        """The pause `requirement_id`, if `user` may answer it; else None, and `user` is told why (in
+        `channel`'s `thread`, or through the `reply` response URL; with no channel, in the run's thread)."""
         about(requirement_id=requirement_id)
         loaded = await self.load(requirement_id)
         if isinstance(loaded, str):
             if not channel and self.on_stale_view is not None:  # on the App Home: show it as it is now
                 self.on_stale_view(user)
                 return None
-            await self.gateway.tell(channel, user, loaded, thread, body.get("response_url"))
+            await self.gateway.tell(channel, user, loaded, thread, reply)
             return None
         about(run_id=loaded.run.run_id)
         refusal = await self.may_answer(loaded, user)
         if refusal:
-            await self.gateway.tell(
-                channel or loaded.card.channel, user, refusal, thread or loaded.card.ts, body.get("response_url")
-            )
+            await self.gateway.tell(channel or loaded.card.channel, user, refusal, thread or loaded.card.ts, reply)
             return None
         return loaded
 
@@ -283,7 +291,7 @@ class Interactions:
         value = action["value"]
         if value.startswith("run:"):
             opened = await self.gateway.call("views_open", trigger_id=body["trigger_id"], view=ui.loading_modal())
-            card = await self.store.card(value[4:])
+            card = await self.store.card(value[4:], team=team())
             entry = self.registry.get(card.workflow) if card else None
             if opened and card and entry:
                 refusal = await self.access.may_read(entry, card, body["user"]["id"])

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy.engine import Connection
 
-from bot.store import outbox
+from bot.tables import outbox
 from kern.db.base import BaseDb
 from kern.db.schema import runs
 from kern.run.base import RunStatus

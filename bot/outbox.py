@@ -31,6 +31,7 @@ from bot.gateway import SlackCallFailed
 from bot.presenter import RETRY_SOON, NotYet, Presenter, RunView
 from bot.registry import BotWorkflow, Registry
 from bot.store import BotStore, Delivery, OwedMessage, PauseMessage
+from bot.teams import acting_for
 from kern.db.base import RunChange
 from kern.db.hot import Tx
 
@@ -41,9 +42,9 @@ COPIES = frozenset({"dm", "close_dm"})  # one row per DM copy: each is retried o
 
 
 def owed_for(change: RunChange, entry: BotWorkflow) -> list[tuple[str, str | None, dict[str, Any] | None]]:
-    """The messages `change` owes Slack, as (kind, requirement id, detail): a decision owes the decided
-    form of its pause message (and of each DM copy); a pause owes its message (and a DM copy to each
-    recipient) and a card update; an end owes the final card."""
+    """The messages `change` owes Slack, as (kind, requirement id, detail), in the order they are sent: a
+    decision owes the decided form of its pause message (and of each DM copy); a pause owes a card update
+    and its message (and a DM copy to each recipient); an end owes the final card."""
     owed: list[tuple[str, str | None, dict[str, Any] | None]] = []
     recipients = notify.dm_recipients(entry.notify, entry.approvers)
     for resolution in change.resolutions:
@@ -57,8 +58,9 @@ def owed_for(change: RunChange, entry: BotWorkflow) -> list[tuple[str, str | Non
             owed.append(("close", resolution.requirement_id, detail))
             owed.extend(("close_dm", resolution.requirement_id, {**detail, "to": to}) for to in recipients)
     if change.status == "PAUSED" and change.requirement_id:
-        owed.append(("pause", change.requirement_id, None))
+        # The card first: the pause message is then the batch's last, recorded with the rest in one transaction.
         owed.append(("card", None, None))
+        owed.append(("pause", change.requirement_id, None))
         owed.extend(("dm", change.requirement_id, {"to": to}) for to in recipients)
     elif change.status in ENDED:
         owed.append(("card", None, None))
@@ -108,8 +110,7 @@ class Outbox:
             timers.schedule(
                 conn, self.store.db, entry.approvers_for(change.step_name), change.run_id, change.requirement_id, now
             )
-        for kind, requirement_id, detail in owed_for(change, entry):
-            self.store.owe(conn, change.run_id, kind, requirement_id, detail, holder=self.me, hold=self.hold)
+        self.store.owe_all(conn, change.run_id, owed_for(change, entry), holder=self.me, hold=self.hold)
 
     async def deliver(self, run_id: str | None = None) -> int:
         """Send what is due; returns how many were delivered.
@@ -152,6 +153,10 @@ class Outbox:
         view = await self.presenter.load(run_id)
         if view is None:
             return [Delivery(m, dropped=True) for m in owed]
+        with acting_for(view.card.team_id):  # sent with the token of the run's workspace
+            return await self._deliver_view(view, owed)
+
+    async def _deliver_view(self, view: RunView, owed: list[OwedMessage]) -> list[Delivery]:
         done: list[Delivery] = []
         posted: dict[str, PauseMessage] = {}
         last_card = max((i for i, m in enumerate(owed) if m.kind == "card"), default=-1)
@@ -161,9 +166,11 @@ class Outbox:
                 continue
             try:
                 delivery = await self.presenter.deliver(message, view, posted)
-                if delivery.pause is not None or delivery.copy is not None:
-                    # recorded at once: a decision on it may be owed any moment
+                if (delivery.pause is not None or delivery.copy is not None) and index < len(owed) - 1:
+                    # recorded at once (the last of a batch is recorded with the batch, right after): a decision
+                    # on it may be owed any moment
                     await self.store.delivered([delivery])
+                    delivery.recorded = True
                 done.append(delivery)
             except NotYet as exc:
                 if message.kind in COPIES:  # a copy waits alone; the others go on

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from bot.policy import Approvers
-from bot.store import escalations, handovers, votes
+from bot.tables import escalations, handovers, votes
 from kern.db.base import BaseDb
 
 

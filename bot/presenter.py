@@ -6,7 +6,7 @@ Everything is rendered from the run as stored, at the moment it is sent, so a me
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot import blocks as ui
@@ -16,6 +16,7 @@ from bot.grants import describe_duration
 from bot.pause_notes import pause_notes
 from bot.registry import BotWorkflow, Registry
 from bot.store import BotStore, Card, Delivery, OwedMessage, PauseCopy, PauseMessage
+from bot.teams import team
 from kern.exceptions import RunNotFoundError
 from kern.run import requirement as kinds
 from kern.run.base import RunStatus
@@ -28,11 +29,13 @@ RETRY_SOON = 1.0  # seconds: a decided message waits this long for its pause mes
 
 @dataclass
 class RunView:
-    """A run as the presenter shows it: the bot's entry for its workflow, its card, its stored state."""
+    """A run as the presenter shows it: the bot's entry for its workflow, its card, its stored state, and
+    its pause messages not yet decided (by requirement id, as they were when it was loaded)."""
 
     entry: BotWorkflow
     card: Card
     run: WorkflowRunOutput
+    open_pauses: dict[str, PauseMessage] = field(default_factory=dict)
 
 
 class NotYet(Exception):
@@ -221,7 +224,7 @@ class Presenter:
         given = given.strip().strip("`")
         if len(given) < MIN_PREFIX:
             return f"Give at least {MIN_PREFIX} characters of the run id (the card shows 12)."
-        matches = await self.store.cards_by_prefix(given)
+        matches = await self.store.cards_by_prefix(given, team=team())
         exact = next((c for c in matches if c.run_id == given), None)
         if exact is None and len(matches) > 1:
             listed = ", ".join(f"`{c.run_id[:12]}` ({ui.escape(c.workflow)})" for c in matches[:5])
@@ -232,7 +235,7 @@ class Presenter:
     async def load(self, run_id: str) -> RunView | None:
         """The run with its card and workflow, or None if this bot cannot show it (no card, a workflow it no
         longer offers): messages about it are dropped, there is nowhere to show them."""
-        card = await self.store.card(run_id)
+        card, open_pauses = await self.store.card_with_open_pauses(run_id)
         entry = self.registry.get(card.workflow) if card else None
         if card is None or entry is None:
             return None
@@ -240,7 +243,7 @@ class Presenter:
             run = await entry.workflow.aget_run(run_id)
         except RunNotFoundError:
             return None
-        return RunView(entry, card, run)
+        return RunView(entry, card, run, open_pauses)
 
     async def deliver(self, message: OwedMessage, view: RunView, posted: dict[str, PauseMessage]) -> Delivery:
         """Send one owed message about `view`'s run. `posted` holds pause messages posted earlier in the same
@@ -252,7 +255,7 @@ class Presenter:
             fallback, blocks = ui.card_blocks(card_view(entry, card, run))
             await self.gateway.send("chat_update", channel=card.channel, ts=card.ts, text=fallback, blocks=blocks)
         elif message.kind == "pause" and req is not None:
-            already = await self.store.pause(req.requirement_id)
+            already = view.open_pauses.get(req.requirement_id) or await self.store.pause(req.requirement_id)
             if already is not None and already.ts:
                 return done  # posted by an earlier attempt that recorded it
             fallback, blocks = self.pause_view(entry, req, starter=card.started_by)
@@ -288,7 +291,9 @@ class Presenter:
             blocks = await self._elsewhere(entry, card, blocks)
             await self.gateway.send("chat_update", channel=copy.channel, ts=copy.ts, text=fallback, blocks=blocks)
         elif message.kind == "close" and req is not None:
-            pause = posted.get(req.requirement_id) or await self.store.pause(req.requirement_id)
+            pause = posted.get(req.requirement_id) or view.open_pauses.get(req.requirement_id)
+            if pause is None or not pause.ts:
+                pause = await self.store.pause(req.requirement_id)  # posted (or decided) since the view was read
             if pause is None or not pause.ts:
                 if await self.store.pause_still_owed(req.requirement_id):
                     raise NotYet(f"pause {req.requirement_id} is not posted yet")
@@ -310,4 +315,4 @@ class Presenter:
         fallback, blocks = self.pause_view(view.entry, req, starter=view.card.started_by)
         blocks = await self._elsewhere(view.entry, view.card, blocks)
         sent = await self.gateway.send("chat_postMessage", channel=channel, text=fallback, blocks=blocks)
-        return PauseCopy(req.requirement_id, to, view.run.run_id, channel, sent["ts"])
+        return PauseCopy(req.requirement_id, to, view.run.run_id, channel, sent["ts"], view.card.team_id)

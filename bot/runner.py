@@ -16,6 +16,7 @@ from bot.outbox import Outbox
 from bot.presenter import Presenter, card_view
 from bot.registry import BotWorkflow
 from bot.store import BotStore, Card
+from bot.teams import team
 from kern.exceptions import LostOwnershipError, StoreError
 from kern.run.workflow import (
     StepCompletedEvent,
@@ -63,7 +64,7 @@ class Runner:
         `text` when no value is given. Returns the run id (None if the card could not be posted: the
         command's reply says why, through `response_url` if given)."""
         run_id, started = uuid.uuid4().hex, time.time()
-        card = Card(run_id=run_id, workflow=entry.name, channel=channel, ts="", started_by=user, input=text)
+        card = Card(run_id, entry.name, channel, ts="", started_by=user, input=text, team_id=team())
         fallback, blocks = ui.card_blocks(card_view(entry, card, None, started_at=started))
         posted = await self.gateway.call("chat_postMessage", channel=channel, text=fallback, blocks=blocks)
         if posted is None:

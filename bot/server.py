@@ -1,5 +1,6 @@
 """The HTTP server of `kern-bot serve`: Bolt on aiohttp at POST /slack/events, plus the deadline sweeper,
-GET /health (bot/health.py) and GET /metrics (bot/metrics.py)."""
+GET /health (bot/health.py), GET /metrics (bot/metrics.py) and, in OAuth mode, the install pages
+(bot/oauth.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from bot.config import Settings
 from bot.health import Health
 from bot.inbound import RequestRejected, decode, guard_listeners, looks_like_click, parse, verify_signature
 from bot.metrics import CONTENT_TYPE
+from bot.oauth import add_oauth_routes, oauth_parts
 from bot.registry import load_registry
 from bot.sweeper import sweep_forever
 
@@ -28,6 +30,9 @@ log = logging.getLogger("kern_bot")
 def create_bot(settings: Settings) -> KernBot:
     """The bot for these settings (raises SettingsError for a bad KERN_DB or KERN_WORKFLOWS)."""
     registry = load_registry(settings.workflows, settings.open_db())
+    if settings.oauth:
+        clients, flow = oauth_parts(settings, registry.db)
+        return build_bot(registry, clients.base, settings.signing_secret, clients=clients, oauth_flow=flow)
     client = make_client(settings.bot_token or "", settings.api_url)
     return build_bot(registry, client, settings.signing_secret)
 
@@ -133,6 +138,8 @@ def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0, health_cache: f
     app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
+    if bot.app.oauth_flow is not None:  # OAuth mode: /slack/install and /slack/oauth_redirect
+        add_oauth_routes(app, bot.app.oauth_flow)
     app.cleanup_ctx.append(slack_session)  # set up first, so it closes after the sweeper stops
     if sweep_interval > 0:
         app.cleanup_ctx.append(sweeper)

@@ -21,6 +21,7 @@ from bot.logs import about
 from bot.metrics import Metrics
 from bot.registry import Registry
 from bot.runner import Runner
+from bot.teams import acting_for
 from bot.timers import Timers
 from kern.exceptions import RunNotPausedError
 
@@ -40,7 +41,8 @@ async def take_over(runner: Runner, registry: Registry, run_id: str, metrics: Me
             await entry.workflow.acontinue_run(run_id=run_id)
         else:
             events = entry.workflow.acontinue_run(run_id=run_id, stream=True, stream_events=True)
-            await runner.follow(entry, card, events)
+            with acting_for(card.team_id):  # what it says on Slack, it says with that workspace's token
+                await runner.follow(entry, card, events)
     except RunNotPausedError:
         return False
     if metrics is not None:

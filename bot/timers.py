@@ -21,7 +21,8 @@ from sqlalchemy.engine import Connection
 
 from bot import blocks as ui
 from bot.policy import Approvers
-from bot.store import escalations, timers
+from bot.records import card_team
+from bot.tables import escalations, timers
 from kern.db.base import BaseDb
 from kern.db.hot import INSERT_AUDIT, Tx, insert_statement
 
@@ -33,7 +34,9 @@ log = logging.getLogger("kern_bot")
 BATCH = 50
 
 
-_SCHEDULE = insert_statement(timers, "requirement_id", "kind", "run_id", "due_at", "count")
+_SCHEDULE = insert_statement(timers, "requirement_id", "kind", "run_id", "due_at", "count").values(
+    team_id=card_team("b_team_run")
+)
 _CANCEL = (
     timers.update()
     .where(timers.c.requirement_id == sa.bindparam("b_requirement_id"), timers.c.done_at.is_(None))
@@ -50,7 +53,8 @@ def schedule(tx: Tx, db: BaseDb, rules: Approvers, run_id: str, requirement_id: 
     if rules.escalate_after:
         rows.append({"kind": "escalate", "due_at": now + rules.escalate_after})
     for row in rows:
-        tx.execute(db.prepare(_SCHEDULE), {"requirement_id": requirement_id, "run_id": run_id, "count": 0, **row})
+        values = {"requirement_id": requirement_id, "run_id": run_id, "count": 0, "b_team_run": run_id}
+        tx.execute(db.prepare(_SCHEDULE), {**values, **row})
 
 
 def cancel(tx: Tx, db: BaseDb, requirement_id: str, now: float) -> None:
@@ -115,7 +119,8 @@ class Timers:
             def body(conn: Connection) -> bool:
                 if not self._claim(conn, requirement_id, kind, count, None, now):
                     return False
-                conn.execute(escalations.insert().values(requirement_id=requirement_id, run_id=run_id, at=now))
+                row = {"requirement_id": requirement_id, "run_id": run_id, "at": now, "team_id": view.card.team_id}
+                conn.execute(escalations.insert().values(**row))
                 conn.execute(INSERT_AUDIT, _audit(view, req, up, now))
                 self._tell(conn, view, requirement_id, text, up)
                 return True

@@ -189,7 +189,8 @@ class ToolCalls:
         except ValueError as exc:
             await self.gateway.tell(loaded.card.channel, user, str(exc), loaded.card.ts, body.get("response_url"))
             return
-        if not await self.store.record_tool_decision(rid, index, calls[index].to_dict(), user, summary):
+        decision = calls[index].to_dict()
+        if not await self.store.record_tool_decision(rid, index, decision, user, summary, team=loaded.card.team_id):
             decided = (await self.store.tool_decisions(rid)).get(index, {})
             await self.gateway.tell(
                 loaded.card.channel,

@@ -81,7 +81,7 @@ async def env(db_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> A
 async def run_id_of_card(env: Env) -> str:
     """The run id behind the newest run card (the card shows only its first 12 characters)."""
     message = env.card()
-    card = await env.bot.store.card_at(message.channel, message.ts)
+    card = await env.bot.store.card_at(message.channel, message.ts, team="")  # token mode: team '' (as before)
     assert card is not None
     return card.run_id
 

@@ -86,7 +86,7 @@ async def test_agent_questions_answered_in_a_modal(db_kind: str, tmp_path: Path,
             assert "choose one" in shown and "choose any" in shown
             with pytest.raises(LookupError):
                 slack.find(ui.TOOL_OK)  # not shown as a confirmation any more
-            card = await bot.store.card_at(card_of(slack).channel, card_of(slack).ts)
+            card = await bot.store.card_at(card_of(slack).channel, card_of(slack).ts, team="")
             assert card is not None
             run = await wf.aget_run(card.run_id)
             rid = run.step_requirements[-1].requirement_id

@@ -187,7 +187,7 @@ async def test_waiting_on_you_is_paged_within_100_blocks(env: Env) -> None:
     assert len(set(rids[0]) | set(rids[1])) == 24  # every pause once, on one page or the other
     # newest first (the runs started at once: "newest" is the order their pauses were made)
     assert env.bot.home is not None
-    newest_first = [pause.requirement_id for pause, _card in await env.bot.home.queries.open_pauses()]
+    newest_first = [pause.requirement_id for pause, _card in await env.bot.home.queries.open_pauses("")]
     assert rids[0] + rids[1] == newest_first
     assert any(
         el["text"]["text"] == "Previous" for b in second["blocks"] if b["type"] == "actions" for el in b["elements"]

@@ -20,7 +20,7 @@ from bot.dedupe import KEEP, SeenRequests
 from bot.devslack import DevSlack
 from bot.examples import example_workflows
 from bot.registry import BotWorkflow, Registry
-from bot.store import metadata, seen_requests
+from bot.tables import metadata, seen_requests
 from kern.db import schema
 from kern.db.base import BaseDb
 from kern.workflow import Step, Workflow

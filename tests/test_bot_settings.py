@@ -22,6 +22,11 @@ NAMES = [
     "KERN_DB_AUTO_UPGRADE",
     "KERN_LOG_FORMAT",
     "KERN_HEALTH_CACHE_SECONDS",
+    "SLACK_CLIENT_ID",
+    "SLACK_CLIENT_SECRET",
+    "SLACK_SCOPES",
+    "SLACK_REDIRECT_URI",
+    "SLACK_STATE_EXPIRATION_SECONDS",
 ]
 
 
@@ -89,6 +94,35 @@ def test_settings_from_env_and_dotenv(clean_env: pytest.MonkeyPatch, tmp_path: P
         ({"KERN_LEASE_SECONDS": "0"}, "dev", "KERN_LEASE_SECONDS must be a positive number of seconds, got '0'"),
         ({"KERN_DB_AUTO_UPGRADE": "maybe"}, "dev", "KERN_DB_AUTO_UPGRADE must be 1 .* or 0, got 'maybe'"),
         ({"KERN_LOG_FORMAT": "xml"}, "dev", "KERN_LOG_FORMAT must be text or json, got 'xml'"),
+        ({"SLACK_CLIENT_ID": "1.2", "SLACK_SIGNING_SECRET": "s"}, "serve", "SLACK_CLIENT_SECRET is missing"),
+        ({"SLACK_CLIENT_SECRET": "c", "SLACK_SIGNING_SECRET": "s"}, "serve", "SLACK_CLIENT_ID is missing"),
+        (
+            {"SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "c", "SLACK_BOT_TOKEN": "xoxb-1"},
+            "serve",
+            "SLACK_BOT_TOKEN and SLACK_CLIENT_ID are both set",
+        ),
+        ({"SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "c"}, "serve", "SLACK_SIGNING_SECRET is missing"),
+        (
+            {"SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "c", "SLACK_APP_TOKEN": "xapp-1"},
+            "socket",
+            "OAuth mode runs over HTTP",
+        ),
+        (
+            {"SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "c", "SLACK_SIGNING_SECRET": "s", "SLACK_SCOPES": " , "},
+            "serve",
+            "SLACK_SCOPES is empty",
+        ),
+        (
+            {
+                "SLACK_CLIENT_ID": "1.2",
+                "SLACK_CLIENT_SECRET": "c",
+                "SLACK_SIGNING_SECRET": "s",
+                "SLACK_REDIRECT_URI": "x",
+            },
+            "serve",
+            "SLACK_REDIRECT_URI must be an http",
+        ),
+        ({"SLACK_STATE_EXPIRATION_SECONDS": "-1"}, "dev", "SLACK_STATE_EXPIRATION_SECONDS must be a positive"),
     ],
 )
 def test_bad_settings_name_the_setting(
@@ -99,6 +133,15 @@ def test_bad_settings_name_the_setting(
     with pytest.raises(SettingsError, match=message) as error:
         Settings.load().check(mode)
     assert "\n" not in str(error.value)
+
+
+def test_oauth_mode_needs_no_bot_token(clean_env: pytest.MonkeyPatch) -> None:
+    for name, value in {"SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "c", "SLACK_SIGNING_SECRET": "s"}.items():
+        clean_env.setenv(name, value)
+    settings = Settings.load().check("serve")
+    assert settings.oauth and settings.bot_token is None and "chat:write" in settings.scopes.split(",")
+    assert "client_secret" not in repr(settings)  # never printed
+    assert not Settings.load(dotenv=None).model_copy(update={"client_id": None}).oauth
 
 
 def cli(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

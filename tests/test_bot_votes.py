@@ -18,7 +18,7 @@ from bot.config import SettingsError
 from bot.devslack import DevSlack
 from bot.policy import Approvers
 from bot.registry import BotWorkflow, Registry
-from bot.store import votes
+from bot.tables import votes
 from kern.run.base import RunStatus
 from kern.workflow import Step, Workflow
 from tests.conftest import make_db, unique

@@ -50,6 +50,8 @@ class Dev:
     async def __aenter__(self) -> Dev:
         self.http = aiohttp.ClientSession()
         for _attempt in range(3):  # a free port can be taken by another process before the child binds it
+            # The log is shared by every process of the test: only this one's lines say it is up.
+            self.log_from = self.log.stat().st_size if self.log.exists() else 0
             self.proc = await asyncio.to_thread(self.spawn)
             if await self._ready():
                 return self
@@ -67,7 +69,7 @@ class Dev:
                 return False
             try:
                 async with self.http.get(f"{self.url}/ui/state?user=U1") as resp:
-                    if resp.status == 200 and "Ctrl-C stops" in self.log.read_text():
+                    if resp.status == 200 and b"Ctrl-C stops" in self.log.read_bytes()[self.log_from :]:
                         return True
             except aiohttp.ClientError:
                 pass

@@ -355,7 +355,7 @@ async def test_postgres_database_made_before_migrations(
     def make_v1(conn: Connection) -> None:
         KERN.metadata.create_all(conn)
         conn.execute(sa.text("INSERT INTO kern_meta VALUES ('schema_version', '1')"))
-        from bot.store import cards, pauses, tool_decisions  # the bot's tables before migrations
+        from bot.tables import cards, pauses, tool_decisions  # the bot's tables before migrations
 
         BOT.metadata.create_all(conn, tables=[cards, pauses, tool_decisions])
 

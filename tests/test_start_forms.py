@@ -171,7 +171,7 @@ async def test_valid_submit_starts_the_run_with_typed_input(env: Env) -> None:
     shown = json.dumps(card.blocks[1])  # the input, as the card shows it: a line per field
     for line in ("Item: teapot", "Quantity: 3", "Size: S", "Gift: yes", "Notes: fragile, wrap it", "Colors: L"):
         assert line in shown, shown
-    stored = await env.bot.store.card_at(card.channel, card.ts)
+    stored = await env.bot.store.card_at(card.channel, card.ts, team="")
     assert stored is not None and stored.started_by == "U1"
     assert env.errors() == []
 

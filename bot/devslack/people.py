@@ -32,6 +32,7 @@ class PeopleApi:
     home_tab_enabled: bool
     messages: dict[str, Any]
     base_url: str
+    team_id: str
 
     def _user_exists(self, user: str) -> bool:
         return bool(USER_ID.match(user or "")) and (not self.users or user in self.users)
@@ -135,7 +136,7 @@ class PeopleApi:
                     return {
                         "type": "block_actions",
                         "user": {"id": user, "username": user},
-                        "team": {"id": "T1"},
+                        "team": {"id": self.team_id},
                         "api_app_id": "A1",
                         "token": "t",
                         "trigger_id": self._trigger(user),  # type: ignore[attr-defined]

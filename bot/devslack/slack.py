@@ -1,5 +1,6 @@
 """A local Slack: the Web API methods kern-bot uses (Block Kit validated like Slack does), Socket Mode,
-and signed slash commands, clicks and form submissions sent to the bot's real HTTP endpoint.
+and signed slash commands, clicks and form submissions sent to the bot's real HTTP endpoint. Its other
+parts are mixins: people.py (DMs, the App Home), oauth.py (the install), responses.py (response_url).
 
 Tests and benchmarks drive it from Python; `kern-bot dev` (to come) serves it with a web page.
 """
@@ -21,37 +22,25 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.devslack.messages import Ephemeral, Message
+from bot.devslack.oauth import OAuthApi
 from bot.devslack.people import PeopleApi
+from bot.devslack.responses import ResponseUrls
 from bot.devslack.validate import validate_blocks, validate_view
 
 
 @dataclass
-class Message:
-    channel: str
-    ts: str
-    text: str
-    blocks: list[dict[str, Any]]
-    thread_ts: str | None = None
-    broadcast: bool = False  # a thread reply also shown in the channel (reply_broadcast)
-    edits: int = 0
-    posted_at: float = field(default_factory=time.perf_counter)
-    at: float = field(default_factory=time.time)  # wall-clock time, for the page
+class DevSlack(PeopleApi, OAuthApi, ResponseUrls):
+    """Run with `async with DevSlack(secret) as slack`; point the bot's client at `slack.api_url`.
 
-
-class Ephemeral(dict[str, Any]):
-    """An ephemeral message as posted (compares as that dict), and when (`at`, for the page's order)."""
-
-    def __init__(self, fields: dict[str, Any]) -> None:
-        super().__init__(fields)
-        self.at = time.time()
-
-
-@dataclass
-class DevSlack(PeopleApi):
-    """Run with `async with DevSlack(secret) as slack`; point the bot's client at `slack.api_url`."""
+    It hosts workspace `team_id` (its bot token: `token`), and any other a test installs the app in
+    (bot/devslack/oauth.py): `teams` maps each bot token to its workspace; requests to the bot are sent
+    as from `team_id` (switch with `as_team`)."""
 
     signing_secret: str
     token: str = "xoxb-test"
+    team_id: str = "T1"
+    teams: dict[str, str] = field(default_factory=dict)  # bot token -> its workspace
     bot_endpoint: str = ""
     trigger_ttl: float = 3.0
     messages: dict[str, Message] = field(default_factory=dict)
@@ -91,6 +80,9 @@ class DevSlack(PeopleApi):
         self.api_url = ""
         self.base_url = ""
         self.session: aiohttp.ClientSession | None = None
+        self.teams.setdefault(self.token, self.team_id)
+        self.caller_team = ""  # the workspace of the token of the call being answered
+        self.init_oauth()
 
     # ----- Web API ---------------------------------------------------------------------------------
     async def _api(self, request: web.Request) -> web.Response:
@@ -99,8 +91,10 @@ class DevSlack(PeopleApi):
             if not request.headers.get("Authorization", "").startswith("Bearer xapp-"):
                 return self._answer(method, {}, {"ok": False, "error": "invalid_auth"})
             return self._answer(method, {}, {"ok": True, "url": self.api_url.replace("http", "ws") + "socket"})
-        if request.headers.get("Authorization") != f"Bearer {self.token}":
+        caller = self.teams.get(request.headers.get("Authorization", "").removeprefix("Bearer "))
+        if caller is None and method not in self.no_token_methods:
             return self._answer(method, {}, {"ok": False, "error": "invalid_auth"})
+        self.caller_team = caller or ""
         args: dict[str, Any] = dict(request.query)  # Slack reads arguments from the query string too
         if request.method != "GET" and request.content_type == "application/json":
             args.update(await request.json())
@@ -129,6 +123,9 @@ class DevSlack(PeopleApi):
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         if handler is None:
             return self._answer(method, args, {"ok": False, "error": "unknown_method"})
+        if method in self.no_token_methods:
+            return self._answer(method, args, handler(args, request))
+        self.caller_team = caller or ""  # again: another call may have answered while this one awaited
         return self._answer(method, args, handler(args))
 
     def _answer(self, method: str, args: dict[str, Any], body: dict[str, Any]) -> web.Response:
@@ -159,7 +156,14 @@ class DevSlack(PeopleApi):
         return {"ok": False, "error": code, "errors": errors, "response_metadata": {"messages": errors}}
 
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1", "user": "kern", "team": "Test"}
+        return {
+            "ok": True,
+            "user_id": "UBOT",
+            "bot_id": "BBOT",
+            "team_id": self.caller_team,
+            "user": "kern",
+            "team": "Test",
+        }
 
     def _chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
         if args.get("channel") in self.not_joined:
@@ -174,7 +178,13 @@ class DevSlack(PeopleApi):
         ts = f"{self._epoch + next(self._ts)}.000100"  # unique across stand-ins, as Slack's are in a channel
         broadcast = str(args.get("reply_broadcast", "")).lower() in ("true", "1") and bool(args.get("thread_ts"))
         self.messages[ts] = Message(
-            args["channel"], ts, args.get("text", ""), args.get("blocks") or [], args.get("thread_ts"), broadcast
+            args["channel"],
+            ts,
+            args.get("text", ""),
+            args.get("blocks") or [],
+            args.get("thread_ts"),
+            broadcast,
+            team=self.caller_team,
         )
         return {"ok": True, "channel": args["channel"], "ts": ts, "message": {"ts": ts, "text": args.get("text")}}
 
@@ -259,76 +269,6 @@ class DevSlack(PeopleApi):
     def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "users": self.groups.get(args.get("usergroup", ""), [])}
 
-    # ----- response_url ----------------------------------------------------------------------------
-    def _response_url(self, user: str, channel: str, message: Message | None = None) -> str:
-        """A fresh response_url for one command or click (`message`: the message clicked)."""
-        token = f"R{next(self._ts)}"
-        self._response_urls[token] = {
-            "created": time.monotonic(),
-            "uses": 0,
-            "user": user,
-            "channel": channel,
-            "message": message,
-            "reply": None,  # a command's ephemeral ack, which replace_original replaces
-        }
-        return f"{self.base_url}response/{token}"
-
-    async def _respond(self, request: web.Request) -> web.Response:
-        """POST to a response_url, with Slack's rules: 5 uses within 30 minutes, then refused. The error
-        words are this stand-in's (Slack answers a refused response_url with an HTTP error status)."""
-        record = self._response_urls.get(request.match_info["token"])
-        try:
-            args = await request.json()
-        except ValueError:
-            args = {}
-        if record is None:
-            answer, status = {"ok": False, "error": "no_service"}, 404
-        elif time.monotonic() - record["created"] > self.response_url_ttl:
-            answer, status = {"ok": False, "error": "expired_url"}, 404
-        elif record["uses"] >= self.response_url_uses:
-            answer, status = {"ok": False, "error": "used_url"}, 404
-        else:
-            record["uses"] += 1
-            answer = self._apply_response(record, args)
-            status = 200 if answer.get("ok") else 400
-        self.calls.append(("response_url", args, answer))
-        if not answer.get("ok"):
-            self.rejected.append({"method": "response_url", "error": answer.get("error"), "errors": []})
-        self.changed()
-        return web.json_response(answer, status=status)
-
-    def _apply_response(self, record: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
-        message: Message | None = record["message"]
-        if args.get("delete_original"):
-            # Deletes the message clicked, or a command's ephemeral reply, which chat.delete cannot
-            # (https://docs.slack.dev/messaging/modifying-messages: ephemeral messages change only by response_url).
-            if message is not None:
-                self.messages.pop(message.ts, None)
-            elif record["reply"] is None:
-                record["deleted"] = True  # before the reply is shown here: it never is
-            else:
-                self.ephemeral[:] = [e for e in self.ephemeral if e is not record["reply"]]
-            return {"ok": True}
-        if not args.get("text") and not args.get("blocks"):
-            return {"ok": False, "error": "no_text"}
-        bad = self._invalid(validate_blocks(args.get("blocks") or []))
-        if bad:
-            return bad
-        if args.get("replace_original"):
-            if message is not None:
-                message.text, message.edits = args.get("text", message.text), message.edits + 1
-                message.blocks = args.get("blocks") or []
-                return {"ok": True}
-            if record["reply"] is not None:
-                record["reply"].update(text=args.get("text", ""), blocks=args.get("blocks") or [])
-                return {"ok": True}
-        if args.get("response_type") == "in_channel":
-            return self._chat_postMessage({**args, "channel": record["channel"]})
-        thread_ts = (message.thread_ts or message.ts) if message is not None else None
-        entry = {"channel": record["channel"], "user": record["user"], "text": args.get("text", "")}
-        self.ephemeral.append(Ephemeral({**entry, "blocks": args.get("blocks") or [], "thread_ts": thread_ts}))
-        return {"ok": True}
-
     # ----- Socket Mode -----------------------------------------------------------------------------
     async def _socket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
@@ -350,7 +290,7 @@ class DevSlack(PeopleApi):
             "accepts_response_payload": True,
             "payload": {
                 "token": "t",
-                "team_id": "T1",
+                "team_id": self.team_id,
                 "channel_id": channel,
                 "user_id": user,
                 "user_name": user,
@@ -395,7 +335,7 @@ class DevSlack(PeopleApi):
         response_url = self._response_url(user, channel)
         form = {
             "token": "t",
-            "team_id": "T1",
+            "team_id": self.team_id,
             "channel_id": channel,
             "user_id": user,
             "user_name": user,
@@ -423,13 +363,15 @@ class DevSlack(PeopleApi):
         (https://docs.slack.dev/reference/events/member_joined_channel/ shows the wrapper)."""
         return {
             "token": "t",
-            "team_id": "T1",
+            "team_id": self.team_id,
             "api_app_id": "A1",
             "event": {"event_ts": f"{time.time():.6f}", **event},
             "type": "event_callback",
             "event_id": f"Ev{next(self._ts)}",
             "event_time": int(time.time()),
-            "authorizations": [{"team_id": "T1", "user_id": "UBOT", "is_bot": True, "is_enterprise_install": False}],
+            "authorizations": [
+                {"team_id": self.team_id, "user_id": "UBOT", "is_bot": True, "is_enterprise_install": False}
+            ],
         }
 
     async def event(self, event: dict[str, Any]) -> tuple[int, str, float]:
@@ -448,7 +390,13 @@ class DevSlack(PeopleApi):
             self.members[channel].append(user)
         if user == "UBOT":
             self.not_joined.discard(channel)
-        event = {"type": "member_joined_channel", "user": user, "channel": channel, "channel_type": "C", "team": "T1"}
+        event = {
+            "type": "member_joined_channel",
+            "user": user,
+            "channel": channel,
+            "channel_type": "C",
+            "team": self.team_id,
+        }
         return await self.event({**event, "inviter": inviter})
 
     async def shortcut(self, callback_id: str, *, user: str = "U1") -> tuple[int, str, float]:
@@ -458,8 +406,8 @@ class DevSlack(PeopleApi):
             "type": "shortcut",
             "token": "t",
             "action_ts": f"{time.time():.6f}",
-            "team": {"id": "T1", "domain": "dev"},
-            "user": {"id": user, "username": user, "team_id": "T1"},
+            "team": {"id": self.team_id, "domain": "dev"},
+            "user": {"id": user, "username": user, "team_id": self.team_id},
             "is_enterprise_install": False,
             "enterprise": None,
             "callback_id": callback_id,
@@ -526,7 +474,7 @@ class DevSlack(PeopleApi):
         return {
             "type": "block_actions",
             "user": {"id": user, "username": user},
-            "team": {"id": "T1"},
+            "team": {"id": self.team_id},
             "api_app_id": "A1",
             "token": "t",
             "trigger_id": self._trigger(user),
@@ -559,7 +507,7 @@ class DevSlack(PeopleApi):
         payload = {
             "type": "view_submission",
             "user": {"id": user, "username": user},
-            "team": {"id": "T1"},
+            "team": {"id": self.team_id},
             "api_app_id": "A1",
             "token": "t",
             "trigger_id": self._trigger(user),
@@ -624,6 +572,7 @@ class DevSlack(PeopleApi):
         app.router.add_get("/api/socket", self._socket)
         app.router.add_get("/api/{method}", self._api)
         app.router.add_post("/response/{token}", self._respond)
+        self.add_oauth_routes(app)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)

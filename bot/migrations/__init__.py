@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Connection
 
-from bot.store import cards, metadata
+from bot.tables import cards, metadata
 from kern.db.migrations import AUTO_UPGRADE_ENV, MigrationSet
 
 
