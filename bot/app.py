@@ -18,9 +18,11 @@ from bot.background import Background
 from bot.commands import Commands
 from bot.dedupe import SeenRequests, gate_requests
 from bot.gateway import SlackGateway
+from bot.handover import Handovers
 from bot.home import Home
 from bot.interactions import Interactions
 from bot.metrics import Metrics
+from bot.modals import Modals
 from bot.outbox import Outbox
 from bot.presenter import Presenter
 from bot.registry import Registry
@@ -46,6 +48,8 @@ class KernBot:
     signing_secret: str | None = None
     tool_calls: ToolCalls | None = None
     home: Home | None = None
+    modals: Modals | None = None
+    handovers: Handovers | None = None
     metrics: Metrics = field(default_factory=Metrics)
 
 
@@ -98,8 +102,9 @@ def build_bot(
     access = Access(gateway, registry.db)
     metrics = Metrics()
     interactions = Interactions(runner, registry, store, gateway, background, access, presenter, metrics)
-    tool_calls = ToolCalls(interactions)
-    handovers = interactions.handovers
+    modals = Modals(interactions)
+    tool_calls = ToolCalls(interactions, modals)
+    handovers = Handovers(interactions, modals)
     start_forms = StartForms(runner, registry, gateway, background, access)
     commands = Commands(runner, registry, store, gateway, background, access, start_forms)
     home = Home(registry, store, presenter, access, gateway, background)
@@ -114,10 +119,10 @@ def build_bot(
         **{action_id: interactions.button(action_id) for action_id in (ui.CONFIRM, ui.REJECT, ui.RETRY, ui.SKIP)},
         ui.ROUTE_PICK: interactions.on_route_pick,
         ui.ROUTE_GO: interactions.on_route_go,
-        ui.OPEN_INPUT: interactions.on_open_input,
-        ui.OPEN_EDIT: interactions.on_open_edit,
-        ui.OPEN_FEEDBACK: interactions.on_open_feedback,
-        ui.VIEW_FULL: interactions.on_view_full,
+        ui.OPEN_INPUT: modals.on_open_input,
+        ui.OPEN_EDIT: modals.on_open_edit,
+        ui.OPEN_FEEDBACK: modals.on_open_feedback,
+        ui.VIEW_FULL: modals.on_view_full,
         ui.TOOL_OK: tool_calls.on_tool_ok,
         ui.TOOL_NO: tool_calls.on_tool_no,
         ui.TOOL_INPUT: tool_calls.on_tool_input,
@@ -137,9 +142,9 @@ def build_bot(
         app.action(re.compile(f"^{re.escape(action_id)}(:\\d+){{0,2}}$"))(handler)
     app.event("app_home_opened")(home.on_home_opened)
     views: dict[str, Callable[..., Awaitable[None]]] = {
-        ui.V_INPUT: interactions.on_submit_input,
-        ui.V_EDIT: interactions.on_submit_edit,
-        ui.V_FEEDBACK: interactions.on_submit_feedback,
+        ui.V_INPUT: modals.on_submit_input,
+        ui.V_EDIT: modals.on_submit_edit,
+        ui.V_FEEDBACK: modals.on_submit_feedback,
         ui.V_TOOL_NOTE: tool_calls.on_submit_tool_note,
         ui.V_TOOL_INPUT: tool_calls.on_submit_tool_input,
         ui.V_TOOL_RESULT: tool_calls.on_submit_tool_result,
@@ -163,5 +168,7 @@ def build_bot(
         signing_secret,
         tool_calls=tool_calls,
         home=home,
+        modals=modals,
+        handovers=handovers,
         metrics=metrics,
     )

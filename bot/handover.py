@@ -19,6 +19,7 @@ from kern.db.hot import INSERT_AUDIT, Tx, dumps_or_none
 
 if TYPE_CHECKING:
     from bot.interactions import Ack, Interactions, Loaded
+    from bot.modals import Modals
 
 TO_BLOCK, NOTE_BLOCK = "to", "note"
 
@@ -52,14 +53,17 @@ _HANDED_AT = sa.select(handovers.c.at).where(
 class Handovers:
     """The hand-over button, form and rule (a person a pause was handed to may answer it)."""
 
-    def __init__(self, interactions: Interactions) -> None:
+    def __init__(self, interactions: Interactions, modals: Modals) -> None:
         self.ix = interactions
+        self.modals = modals
         self.db = interactions.store.db
 
     async def on_open(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         self.ix.background.spawn(
-            self.ix.open_form(body, action["value"], lambda ld: handover_modal(ld.req.requirement_id, ld.req.step_name))
+            self.modals.open_form(
+                body, action["value"], lambda ld: handover_modal(ld.req.requirement_id, ld.req.step_name)
+            )
         )
 
     async def on_submit(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:

@@ -42,7 +42,7 @@ MAX_DEPTH = 48  # nesting of a JSON payload; Slack's deepest (rich text in a cli
 TIMESTAMP = "X-Slack-Request-Timestamp"
 SIGNATURE = "X-Slack-Signature"
 
-_TOOL_ID = re.compile(r"[^:]+(:\d{1,6})?")  # `requirement_id:call_index`, as interactions._split reads it
+_TOOL_ID = re.compile(r"[^:]+(:\d{1,6})?")  # `requirement_id:call_index`, as tool_calls._split reads it
 _TOOL_ACTIONS = (ui.TOOL_OK, ui.TOOL_NO, ui.TOOL_INPUT, ui.TOOL_RESULT, ui.TOOL_ANSWER)
 _TOOL_VIEWS = {ui.V_TOOL_NOTE, ui.V_TOOL_INPUT, ui.V_TOOL_RESULT, ui.V_TOOL_FEEDBACK}
 _TEXT_VIEWS = {ui.V_EDIT, ui.V_FEEDBACK, ui.V_TOOL_NOTE, ui.V_TOOL_RESULT}  # read values["text"]["v"]

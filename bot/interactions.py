@@ -1,4 +1,9 @@
-"""Button clicks and form submissions: check who may answer, resolve the pause, continue the run.
+"""Clicks that decide a pause: check who may answer, resolve the pause, continue the run.
+
+The core every pause handler shares: `load` a pause, check the clicker may answer it (`ready`), apply a
+decision, count it as a vote where the step needs several people, and resume the run (`decide`). The
+buttons that decide outright (approve, reject, retry, skip) and the route picker are here; the forms
+(`bot.modals`), tool-call cards (`bot.tool_calls`) and hand-overs (`bot.handover`) decide through it.
 
 Every handler acks first. Resolution is compare-and-set in kern: of two people clicking at once, one
 resumes the run and the other is told, privately, who got there first.
@@ -6,7 +11,6 @@ resumes the run and the other is told, privately, who got there first.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,10 +21,9 @@ from bot.access import Access
 from bot.background import Background
 from bot.ballots import Ballots, Voting
 from bot.gateway import SlackGateway
-from bot.handover import Handovers
 from bot.logs import about
 from bot.metrics import Metrics
-from bot.presenter import Presenter, output_text
+from bot.presenter import Presenter
 from bot.registry import BotWorkflow, Registry
 from bot.runner import Runner
 from bot.store import BotStore, Card, PauseMessage
@@ -43,7 +46,8 @@ class Loaded:
 
 
 class Interactions:
-    """The handlers behind every interactive element the bot posts."""
+    """Loading a pause, the rules on who may answer it, and deciding it; the listeners of the buttons that
+    decide a pause outright and of the route picker."""
 
     def __init__(
         self,
@@ -65,7 +69,6 @@ class Interactions:
         self.presenter = presenter
         self.metrics = metrics or Metrics()
         self.voting = Voting(Ballots(store.db), gateway, presenter, store)
-        self.handovers = Handovers(self)
         # Called with the user when their click on a view (the App Home) finds its pause over.
         self.on_stale_view: Callable[[str], None] | None = None
 
@@ -209,157 +212,6 @@ class Interactions:
 
         self.background.spawn(self.decide(body, action["value"], apply))
 
-    # ----- modals: open fast, fill in after --------------------------------------------------------
-    async def open_form(
-        self,
-        body: dict[str, Any],
-        requirement_id: str,
-        build: Callable[[Loaded], dict[str, Any]],
-        *,
-        reading: bool = False,
-    ) -> None:
-        """Open a modal at once (a loading view: the trigger expires in 3 s), then fill it in once the pause
-        is loaded and the user's right to answer it (or, `reading`, to read the run) is checked."""
-        opened = await self.gateway.call("views_open", trigger_id=body["trigger_id"], view=ui.loading_modal())
-        loaded = await self.load(requirement_id)
-        if opened is None:
-            user, channel, thread = who_where(body)
-            await self.gateway.tell(
-                channel,
-                user,
-                "Slack would not open the form (it took too long); click again.",
-                thread,
-                body.get("response_url"),
-            )
-            return
-        view = opened["view"]
-        if isinstance(loaded, str):
-            new = ui.info_modal("Not available", loaded)
-        else:
-            who = body["user"]["id"]
-            refusal = await (
-                self.access.may_read(loaded.entry, loaded.card, who) if reading else self.may_answer(loaded, who)
-            )
-            new = ui.info_modal("Not allowed", refusal) if refusal else build(loaded)
-        await self.gateway.call("views_update", view_id=view["id"], hash=view.get("hash"), view=new)
-
-    async def on_open_input(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
-        await ack()
-        self.background.spawn(
-            self.open_form(
-                body,
-                action["value"],
-                lambda ld: ui.input_modal(
-                    ld.req.user_input_schema or [],
-                    callback_id=ui.V_INPUT,
-                    metadata=ld.req.requirement_id,
-                    message=ld.req.message,
-                    title=ui.form_title(ld.req.step_name),
-                ),
-            )
-        )
-
-    async def on_open_edit(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
-        await ack()
-        self.background.spawn(
-            self.open_form(
-                body,
-                action["value"],
-                lambda ld: ui.text_modal(
-                    ui.V_EDIT,
-                    ui.form_title(ld.req.step_name, "Edit: "),
-                    metadata=ld.req.requirement_id,
-                    label="Output",
-                    initial=ui.review_text(ld.req),
-                    submit="Save",
-                ),
-            )
-        )
-
-    async def on_open_feedback(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
-        await ack()
-        self.background.spawn(
-            self.open_form(
-                body,
-                action["value"],
-                lambda ld: ui.feedback_form(ld.req),
-            )
-        )
-
-    async def on_view_full(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
-        await ack()
-        value = action["value"]
-        if value.startswith("run:"):
-            opened = await self.gateway.call("views_open", trigger_id=body["trigger_id"], view=ui.loading_modal())
-            card = await self.store.card(value[4:], team=team())
-            entry = self.registry.get(card.workflow) if card else None
-            if opened and card and entry:
-                refusal = await self.access.may_read(entry, card, body["user"]["id"])
-                if refusal:
-                    new = ui.info_modal("Not allowed", refusal)
-                else:
-                    run = await entry.workflow.aget_run(value[4:])
-                    new = ui.full_text_modal("Output", output_text(run))
-                await self.gateway.call("views_update", view_id=opened["view"]["id"], view=new)
-            return
-        self.background.spawn(
-            self.open_form(body, value, lambda ld: ui.full_text_modal("Output", ui.review_text(ld.req)), reading=True)
-        )
-
-    # ----- modal submissions --------------------------------------------------------------------------
-    async def on_submit_input(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        loaded = await self.load(view["private_metadata"])
-        if isinstance(loaded, str):
-            await ack(response_action="update", view=ui.info_modal("Not available", loaded))
-            return
-        schema = loaded.req.user_input_schema or []
-        values = ui.read_inputs(schema, view["state"]["values"])
-        if not schema:
-            raw = view["state"]["values"].get("free", {}).get("v", {}).get("value") or "{}"
-            try:
-                parsed = json.loads(raw)
-            except (ValueError, RecursionError):
-                parsed = None
-            if not isinstance(parsed, dict):  # null, a list, a number or a string is no set of fields
-                await ack(response_action="errors", errors={"free": "Enter a JSON object"})
-                return
-            values = parsed
-        _, problems = loaded.req.check_user_input(**values)
-        if problems:
-            index = {f.name: i for i, f in enumerate(schema)}
-            errors = {
-                ui.field_block_id(index[name]): ui.field_error(name, problem)
-                for name, problem in problems.items()
-                if name in index
-            }
-            await ack(response_action="errors", errors=errors or {"free": "; ".join(problems.values())})
-            return
-        await ack()
-
-        def apply(req: StepRequirement, user: str) -> None:
-            req.set_user_input(by=user, **values)
-
-        self.background.spawn(self.decide(as_action_body(body), loaded.req.requirement_id, apply))
-
-    async def on_submit_edit(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        await ack()
-        text = view["state"]["values"]["text"]["v"].get("value") or ""
-
-        def apply(req: StepRequirement, user: str) -> None:
-            req.edit(text, by=user)
-
-        self.background.spawn(self.decide(as_action_body(body), view["private_metadata"], apply))
-
-    async def on_submit_feedback(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        await ack()
-        feedback = view["state"]["values"]["text"]["v"].get("value") or None
-
-        def apply(req: StepRequirement, user: str) -> None:
-            req.reject(feedback=feedback, by=user)
-
-        vote = (False, feedback or None)
-        self.background.spawn(self.decide(as_action_body(body), view["private_metadata"], apply, vote))
-
 
 SIMPLE_DECISIONS: dict[str, Callable[[StepRequirement, str], None]] = {
     ui.CONFIRM: lambda req, user: req.confirm(by=user),
@@ -407,12 +259,8 @@ def route_state(body: dict[str, Any], action: dict[str, Any]) -> dict[str, Any]:
 
 
 def who_where(body: dict[str, Any]) -> tuple[str, str, str | None]:
+    """Who clicked, and where: the channel and thread of the clicked message ('' and None off a message)."""
     user = body["user"]["id"]
     channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
     message = body.get("message") or {}
     return user, channel, message.get("thread_ts") or message.get("ts")
-
-
-def as_action_body(body: dict[str, Any]) -> dict[str, Any]:
-    """A view submission has no channel; the handlers look the card up instead."""
-    return {"user": body["user"], "channel": {}, "message": {}}

@@ -64,7 +64,7 @@ class OutboxRows(StoreBase):
 
     def owe(
         self,
-        tx: Tx | Connection,
+        tx: Tx,
         run_id: str,
         kind: str,
         requirement_id: str | None = None,
@@ -73,26 +73,10 @@ class OutboxRows(StoreBase):
         holder: str | None = None,
         hold: float = 0.0,
     ) -> None:
-        """Record a message owed to Slack, inside the caller's transaction (a kern watcher's `Tx`, or a
-        SQLAlchemy connection), held by `holder` (the process that will send it right away) for `hold`
+        """Record a message owed to Slack, inside the caller's transaction (a `kern.db.hot.Tx`: a kern
+        watcher's, or `run_hot`'s), held by `holder` (the process that will send it right away) for `hold`
         seconds: others take it only if that process died."""
-        if not isinstance(tx, Connection):
-            self.owe_all(tx, run_id, [(kind, requirement_id, detail)], holder=holder, hold=hold)
-            return
-        now = time.time()
-        row = {
-            "run_id": run_id,
-            "kind": kind,
-            "requirement_id": requirement_id,
-            "detail": detail,
-            "status": "pending",
-            "attempts": 0,
-            "next_at": now,
-            "claimed_by": holder,
-            "claimed_until": now + hold if holder else None,
-            "created_at": now,
-        }
-        tx.execute(outbox.insert().values(**row, team_id=card_team("b_team_run")), {"b_team_run": run_id})
+        self.owe_all(tx, run_id, [(kind, requirement_id, detail)], holder=holder, hold=hold)
 
     def owe_all(
         self,
@@ -104,7 +88,7 @@ class OutboxRows(StoreBase):
         hold: float,
     ) -> None:
         """`owe` for several messages of one run, as (kind, requirement id, detail), in order: one statement
-        (the rows' ids follow that order), inside a kern watcher's transaction."""
+        (the rows' ids follow that order), inside the caller's `Tx`."""
         if not messages:
             return
         now = time.time()

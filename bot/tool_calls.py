@@ -10,16 +10,18 @@ from typing import Any
 
 from bot import blocks as ui
 from bot.grants import Grants
-from bot.interactions import Ack, Interactions, Loaded, as_action_body, who_where
+from bot.interactions import Ack, Interactions, Loaded, who_where
+from bot.modals import Modals, as_action_body
 from kern.run.agent import RunRequirement
 
 
 class ToolCalls:
     """The handlers behind a tool-call card's buttons and forms (loading, rules and resuming are the
-    `Interactions` ones)."""
+    `Interactions` ones; forms open as `Modals` opens them)."""
 
-    def __init__(self, base: Interactions) -> None:
+    def __init__(self, base: Interactions, modals: Modals) -> None:
         self.base = base
+        self.modals = modals
         self.gateway = base.gateway
         self.background = base.background
         self.store = base.store
@@ -52,7 +54,7 @@ class ToolCalls:
                     return ui.info_modal("Not available", "This tool call is no longer waiting.")
                 return build(ld, calls[index], action["value"])
 
-            self.background.spawn(self.base.open_form(body, rid, form))
+            self.background.spawn(self.modals.open_form(body, rid, form))
 
         return on_click
 

@@ -237,7 +237,7 @@ async def test_only_those_who_may_answer_can_hand_over(env: Env) -> None:
     await env.slack.click(ui.HANDOVER, user="UOUTSIDER")
     await settle(env)
     assert "may answer this" in json.dumps(env.slack.last_view())  # the form says no instead
-    await env.bot.interactions.handovers.hand_over(
+    await env.bot.handovers.hand_over(
         env.slack.find(ui.CONFIRM)[2].removeprefix("a:"), "UOUTSIDER", "UNEW", None
     )  # a forged submission is checked again
     await settle(env)
