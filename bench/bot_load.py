@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -217,6 +218,7 @@ async def measure(slack: DevSlack, runs: int, db_kind: str, bot_pid: int, quorum
         payload["actions"][0]["value"] = f"bench-probe-{i}"
         probes.append(slack.interaction_body(payload))
     cpu_before = cpu_seconds(bot_pid)
+    calls_before = len(slack.calls)
     timings = await send_clicks(slack.bot_endpoint, burst, probes, slack)
     assert all(r["status"] == 200 for r in timings["burst"] + timings["probes"]), "a click was not acked with 200"
     clicked_at: dict[str, float] = {}  # when the deciding (last) vote of each run was sent
@@ -227,6 +229,10 @@ async def measure(slack: DevSlack, runs: int, db_kind: str, bot_pid: int, quorum
 
     await until_quiet(slack, lambda: pauses_named(slack, "second"), runs)
     burst_cpu = cpu_seconds(bot_pid) - cpu_before  # the bot's CPU for the burst (and the probes meanwhile)
+    burst_calls = Counter(  # the Slack calls the burst (and the probes meanwhile) cost, a status line apart
+        "status line" if method == "chat.update" and "Running" in str(args.get("text", "")) else method
+        for method, args, _ in slack.calls[calls_before:]
+    )
     next_card, last_card = [], 0.0
     for card in cards:
         second = [m for m in slack.thread(card.ts) if "second" in m.text]
@@ -258,6 +264,7 @@ async def measure(slack: DevSlack, runs: int, db_kind: str, bot_pid: int, quorum
         f"(the bot used {burst_cpu:.2f} s of CPU); "
         f"Slack errors: {len(errors)}"
     )
+    print("Slack calls meanwhile: " + ", ".join(f"{method} {n}" for method, n in sorted(burst_calls.items())))
     print(f"{'measure':<44}{'n':>5}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}")
     for name, values in (
         ("slash command ack (ms)", ms(command_acks)),

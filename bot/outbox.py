@@ -18,12 +18,13 @@ other messages.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
 import uuid
-from collections import defaultdict
-from collections.abc import Callable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from bot import notify, timers
@@ -92,7 +93,22 @@ class Outbox:
         # Called with each batch delivered for a run (e.g. to refresh the App Home); must not block.
         self.listeners: list[Callable[[RunView, list[Delivery]], None]] = []
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # Runs whose messages this process is about to deliver itself (`delivering`): sweeps leave them be.
+        self._in_flight: Counter[str] = Counter()
         registry.db.watch(self.record)
+
+    @contextlib.contextmanager
+    def delivering(self, run_id: str) -> Iterator[None]:
+        """While inside, this process will deliver what `run_id` owes (`deliver(run_id)` before leaving):
+        a sweep (`deliver()`) does not claim this process's messages of that run meanwhile. Without it, a
+        sweep during a burst re-claimed every message still on its way, one UPDATE each, to send none."""
+        self._in_flight[run_id] += 1
+        try:
+            yield
+        finally:
+            self._in_flight[run_id] -= 1
+            if not self._in_flight[run_id]:
+                del self._in_flight[run_id]
 
     def record(self, conn: Tx, change: RunChange) -> None:
         """kern's watcher: runs inside the transaction of `change`, so the rows commit with it (`conn` is
@@ -128,7 +144,7 @@ class Outbox:
                     await self.store.delivered(done)
             self._forget_lock(run_id)
             return sum(1 for d in done if not d.dropped)
-        messages = await self.store.claim_owed(None, hold=self.hold, holder=self.me)
+        messages = await self.store.claim_owed(None, hold=self.hold, holder=self.me, skip_runs=list(self._in_flight))
         by_run: dict[str, list[OwedMessage]] = {}
         for message in messages:
             by_run.setdefault(message.run_id, []).append(message)

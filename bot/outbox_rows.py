@@ -4,6 +4,7 @@ due ones for delivery, and leaving failed ones for later."""
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from typing import Any
 
 import sqlalchemy as sa
@@ -112,10 +113,17 @@ class OutboxRows(StoreBase):
         return [OwedMessage(i, run, kind, req, self.db.read_json(detail), n) for i, run, kind, req, detail, n in rows]
 
     async def claim_owed(
-        self, run_id: str | None, *, hold: float, holder: str | None = None, limit: int = 100
+        self,
+        run_id: str | None,
+        *,
+        hold: float,
+        holder: str | None = None,
+        limit: int = 100,
+        skip_runs: Collection[str] = (),
     ) -> list[OwedMessage]:
         """Take due messages for delivery (of one run, or of any), oldest first, for `hold` seconds: another
-        process skips them meanwhile, and takes them once the hold expires (this one died).
+        process skips them meanwhile, and takes them once the hold expires (this one died). `holder`'s own
+        messages are taken too, except those of `skip_runs` (runs it is delivering right now).
 
         The hold's end is this call's token: if a retry follows a cut-off COMMIT, rows already held with
         it are this call's own and are taken again rather than left waiting for the hold to expire."""
@@ -127,7 +135,8 @@ class OutboxRows(StoreBase):
             now = time.time()
             free = sa.or_(c.claimed_until.is_(None), c.claimed_until < now)
             if holder is not None:  # what this process's own transactions owe, it holds already
-                free = sa.or_(free, c.claimed_by == holder)
+                mine = c.claimed_by == holder
+                free = sa.or_(free, sa.and_(mine, c.run_id.not_in(list(skip_runs))) if skip_runs else mine)
             if attempt.commit_unknown:
                 free = sa.or_(free, c.claimed_until == until)
             query = (
@@ -138,14 +147,18 @@ class OutboxRows(StoreBase):
             )
             if run_id is not None:
                 query = query.where(c.run_id == run_id)
-            taken = []
-            for row in conn.execute(query).all():
-                claimed = conn.execute(
-                    outbox.update().where(c.id == row.id, free).values(claimed_until=until, claimed_by=holder)
-                )
-                if claimed.rowcount == 1:
-                    taken.append(OwedMessage(*row))
-            return taken
+            rows = conn.execute(query).all()
+            if not rows:
+                return []
+            # One compare-and-set for the lot: a row another process took since the read is not returned.
+            claim = (
+                outbox.update()
+                .where(c.id.in_([row.id for row in rows]), free)
+                .values(claimed_until=until, claimed_by=holder)
+                .returning(c.id)
+            )
+            taken = set(conn.execute(claim).scalars())
+            return [OwedMessage(*row) for row in rows if row.id in taken]
 
         return await self.db.run_transaction(body, tables=self._tables, attempt=attempt)
 

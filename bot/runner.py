@@ -102,6 +102,12 @@ class Runner:
         the run moved (a resume refused: `RunNotPausedError`, `JournalMismatchError`, `StoreError`) are
         the caller's to report.
         """
+        with self.outbox.delivering(card.run_id):  # a sweep meanwhile leaves what the run owes to this drive
+            await self._follow(entry, card, events, started_at)
+
+    async def _follow(
+        self, entry: BotWorkflow, card: Card, events: AsyncIterator[Any], started_at: float | None = None
+    ) -> None:
         seen, stopped, tools = False, asyncio.Event(), False
         status = StatusLine(self.presenter, entry, card, started_at)
         try:

@@ -256,3 +256,32 @@ async def test_two_processes_sweep_one_orphan_it_is_taken_over_once(db_kind: str
             await asyncio.gather(bot_a.background.idle(10), bot_b.background.idle(10))
             await server_a.cleanup()
             await server_b.cleanup()
+
+
+async def test_a_sweep_leaves_a_run_being_driven_here_to_its_own_delivery(
+    gated_env: tuple[Env, asyncio.Event],
+) -> None:
+    """What a run owes while this process drives it is this process's to deliver when the drive stops: a
+    sweep meanwhile does not claim it (in a burst that was one UPDATE per message in flight, to send none);
+    once the drive has stopped, a sweep takes what is left."""
+    env, gate = gated_env
+    run_id = await started(env)  # its first step is running (waiting on the gate): driven by this process
+    outbox = env.bot.outbox
+
+    def owe(tx: Any) -> None:
+        env.bot.store.owe(tx, run_id, "card", holder=outbox.me, hold=outbox.hold)
+
+    await env.db.run_hot(owe)
+    before = await env.bot.store.owed(run_id)
+    await sweep_once(env.bot.runner, env.bot.registry)
+    after_sweep = await env.bot.store.owed(run_id)
+    assert after_sweep == before and [r["status"] for r in after_sweep] == ["pending"]  # not even claimed
+    gate.set()  # the drive goes on to its pause and delivers everything it owes, ours included
+    await env.bot.background.idle(10)
+    assert {r["status"] for r in await env.bot.store.owed(run_id)} == {"done"}
+    assert len(thread_pauses(env)) == 1
+
+    # Owed by this process for a run nobody drives here (as a deadline's decision in a sweep): swept at once.
+    await env.db.run_hot(owe)
+    await sweep_once(env.bot.runner, env.bot.registry)
+    assert {r["status"] for r in await env.bot.store.owed(run_id)} == {"done"}
