@@ -300,14 +300,15 @@ class Workflow(StoredRuns):
                     return stored.output, journal, []
                 output = dict(stored.output)
                 history = list(output["step_requirements"])
-                active = StepRequirement.from_dict(history[-1])
-                if only_requirement is not None and active.requirement_id != only_requirement:
+                active_id = history[-1].get("requirement_id")
+                if only_requirement is not None and active_id != only_requirement:
                     raise RunAlreadyResumedError(
                         f"Run {stored.run_id} moved past requirement {only_requirement}.", run_id=stored.run_id
                     )
-                for candidate in supplied:
-                    if candidate.requirement_id == active.requirement_id:
-                        active = StepRequirement.from_dict(candidate.to_dict())  # the caller's object stays as is
+                # The caller's copy carries the decision (a copy: the caller's object stays as is); without
+                # one, the stored pause is resolved as it stands (a decision made through the store).
+                mine = next((c for c in reversed(supplied) if c.requirement_id == active_id), None)
+                active = StepRequirement.from_dict(mine.to_dict() if mine is not None else history[-1])
                 decision = journal[active.gate_key] = _decide(stored.run_id, active, now)
                 resolved.append(active)
                 history[-1] = active.to_dict()
