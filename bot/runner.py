@@ -32,6 +32,10 @@ from kern.run.workflow import (
 log = logging.getLogger("kern_bot")
 STATUS_EVERY = 0.5  # seconds between run-card status updates while steps run
 STATUS_AFTER = 0.3  # seconds a step runs before the card says so (a quicker step leaves the card as it is)
+# Runs this process drives at once above which cards get no status line: under a burst every step takes
+# longer than STATUS_AFTER (it waits its turn), and the lines (best effort, replaced a moment later by
+# the run's next state) would cost as many Slack calls again as what the runs owe.
+STATUS_BUSY = 20
 STEP_ENDS = (StepCompletedEvent, StepErrorEvent, StepPausedEvent, StepExecutorPausedEvent)
 DECIDED_SOON = 0.3  # seconds after a resume by which the decided message is delivered, whatever the run does
 
@@ -109,7 +113,7 @@ class Runner:
         self, entry: BotWorkflow, card: Card, events: AsyncIterator[Any], started_at: float | None = None
     ) -> None:
         seen, stopped, tools = False, asyncio.Event(), False
-        status = StatusLine(self.presenter, entry, card, started_at)
+        status = StatusLine(self.presenter, entry, card, started_at, busy=lambda: self.outbox.driving > STATUS_BUSY)
         try:
             async for event in events:
                 seen = True
@@ -151,13 +155,22 @@ class Runner:
 class StatusLine:
     """The card's status line for the step running now: shown once the step has run for STATUS_AFTER
     seconds, at most every STATUS_EVERY seconds, best effort. A quicker step changes nothing on the card
-    (no Slack call, no flicker), and the run never waits for Slack to show it."""
+    (no Slack call, no flicker), and the run never waits for Slack to show it. None is shown while the
+    process is `busy` (driving more than STATUS_BUSY runs)."""
 
-    def __init__(self, presenter: Presenter, entry: BotWorkflow, card: Card, started_at: float | None = None) -> None:
+    def __init__(
+        self,
+        presenter: Presenter,
+        entry: BotWorkflow,
+        card: Card,
+        started_at: float | None = None,
+        busy: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.presenter = presenter
         self.entry = entry
         self.card = card
         self.started_at = started_at  # the run's start, shown on the card
+        self.busy = busy  # True while the process is too busy for status lines (see STATUS_BUSY)
         self._due: asyncio.Task[None] | None = None  # waiting to be shown
         self._sending: set[asyncio.Task[None]] = set()
         self._last = -STATUS_EVERY
@@ -182,6 +195,8 @@ class StatusLine:
 
     async def _show(self, step_name: str, delay: float) -> None:
         await asyncio.sleep(delay)
+        if self.busy():
+            return
         task = asyncio.current_task()
         assert task is not None
         self._due = None  # from here on it is being sent: not dropped, waited for

@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 
 from bot import blocks as ui
+from bot import runner as runner_module
 from bot.devslack import DevSlack
 from bot.outbox import backoff
 from bot.registry import BotWorkflow, Registry
+from bot.runner import STATUS_AFTER
 from bot.store import Card
 from bot.sweeper import sweep_once
 from kern.run.base import RunStatus
@@ -148,6 +150,27 @@ async def test_the_card_says_running_only_for_a_step_that_takes_a_while(gated_en
     updates = card_updates()
     assert "Completed" in updates[-1]
     assert [u for u in updates if "Running" in u] == [updates[0]]  # the quick steps ran without one
+
+
+async def test_no_running_line_while_the_bot_drives_many_runs(
+    gated_env: tuple[Env, asyncio.Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above STATUS_BUSY runs driven at once (a burst, where every step waits its turn), cards get no
+    "Running" line: what the runs owe goes to Slack first. Here the limit is 0, so one run is a burst."""
+    monkeypatch.setattr(runner_module, "STATUS_BUSY", 0)
+    env, gate = gated_env
+    await started(env)
+    card = env.card()
+    await asyncio.sleep(STATUS_AFTER + 0.4)  # the slow step has run well past STATUS_AFTER
+    gate.set()
+    await env.bot.background.idle(10)
+    updates = [
+        json.dumps(args.get("blocks"))
+        for method, args, _ in env.slack.calls
+        if method == "chat.update" and args.get("ts") == card.ts
+    ]
+    assert updates and "Waiting: check" in updates[-1]
+    assert not [u for u in updates if "Running" in u]
 
 
 async def test_cancel_a_running_run_stops_it_at_the_next_node(gated_env: tuple[Env, asyncio.Event]) -> None:
