@@ -97,11 +97,6 @@ class Outbox:
         self._in_flight: Counter[str] = Counter()
         registry.db.watch(self.record)
 
-    @property
-    def driving(self) -> int:
-        """How many runs this process is driving now (each inside `delivering`)."""
-        return len(self._in_flight)
-
     @contextlib.contextmanager
     def delivering(self, run_id: str) -> Iterator[None]:
         """While inside, this process will deliver what `run_id` owes (`deliver(run_id)` before leaving):

@@ -32,10 +32,11 @@ from kern.run.workflow import (
 log = logging.getLogger("kern_bot")
 STATUS_EVERY = 0.5  # seconds between run-card status updates while steps run
 STATUS_AFTER = 0.3  # seconds a step runs before the card says so (a quicker step leaves the card as it is)
-# Runs this process drives at once above which cards get no status line: under a burst every step takes
-# longer than STATUS_AFTER (it waits its turn), and the lines (best effort, replaced a moment later by
-# the run's next state) would cost as many Slack calls again as what the runs owe.
-STATUS_BUSY = 20
+# Status lines per second a process sends at most (a line waits for its turn, or is dropped if its step
+# ends first). Under a burst every step waits its turn longer than STATUS_AFTER, and unbudgeted lines
+# (best effort, replaced a moment later by the run's next state) cost almost as many Slack calls again
+# as what the runs owe. Messages the runs owe are never held back by this.
+STATUS_RATE = 5.0
 STEP_ENDS = (StepCompletedEvent, StepErrorEvent, StepPausedEvent, StepExecutorPausedEvent)
 DECIDED_SOON = 0.3  # seconds after a resume by which the decided message is delivered, whatever the run does
 
@@ -51,6 +52,7 @@ class Runner:
         self.store = store
         self.presenter = presenter
         self.outbox = outbox
+        self.status_budget = Budget(STATUS_RATE)  # shared by the status lines of every run followed here
         # Called after a run this process follows stops at tool calls (standing approvals, bot/grants.py).
         self.on_tool_pause: list[Callable[[BotWorkflow, Card], Awaitable[None]]] = []
 
@@ -113,7 +115,7 @@ class Runner:
         self, entry: BotWorkflow, card: Card, events: AsyncIterator[Any], started_at: float | None = None
     ) -> None:
         seen, stopped, tools = False, asyncio.Event(), False
-        status = StatusLine(self.presenter, entry, card, started_at, busy=lambda: self.outbox.driving > STATUS_BUSY)
+        status = StatusLine(self.presenter, entry, card, started_at, budget=self.status_budget)
         try:
             async for event in events:
                 seen = True
@@ -155,8 +157,9 @@ class Runner:
 class StatusLine:
     """The card's status line for the step running now: shown once the step has run for STATUS_AFTER
     seconds, at most every STATUS_EVERY seconds, best effort. A quicker step changes nothing on the card
-    (no Slack call, no flicker), and the run never waits for Slack to show it. None is shown while the
-    process is `busy` (driving more than STATUS_BUSY runs)."""
+    (no Slack call, no flicker), and the run never waits for Slack to show it. Lines are sent within the
+    process's `budget` (STATUS_RATE per second): one over it waits its turn, and is dropped if its step
+    ends first."""
 
     def __init__(
         self,
@@ -164,13 +167,13 @@ class StatusLine:
         entry: BotWorkflow,
         card: Card,
         started_at: float | None = None,
-        busy: Callable[[], bool] = lambda: False,
+        budget: Budget | None = None,
     ) -> None:
         self.presenter = presenter
         self.entry = entry
         self.card = card
         self.started_at = started_at  # the run's start, shown on the card
-        self.busy = busy  # True while the process is too busy for status lines (see STATUS_BUSY)
+        self.budget = budget or Budget(STATUS_RATE)
         self._due: asyncio.Task[None] | None = None  # waiting to be shown
         self._sending: set[asyncio.Task[None]] = set()
         self._last = -STATUS_EVERY
@@ -195,8 +198,13 @@ class StatusLine:
 
     async def _show(self, step_name: str, delay: float) -> None:
         await asyncio.sleep(delay)
-        if self.busy():
-            return
+        wait = self.budget.reserve()  # over the process's budget: wait for this line's turn
+        if wait:
+            try:
+                await asyncio.sleep(wait)
+            except asyncio.CancelledError:  # the step ended first: the line is dropped, its turn given back
+                self.budget.refund()
+                raise
         task = asyncio.current_task()
         assert task is not None
         self._due = None  # from here on it is being sent: not dropped, waited for
@@ -206,3 +214,26 @@ class StatusLine:
             await self.presenter.status_line(self.entry, self.card, f":gear: Running {step_name}…", self.started_at)
         finally:
             self._sending.discard(task)
+
+
+class Budget:
+    """Turns at `rate` a second (a token bucket holding up to one second's worth): `reserve()` takes the next
+    turn and says how long to wait for it; `refund()` gives back a turn not used."""
+
+    def __init__(self, rate: float) -> None:
+        if rate <= 0:
+            raise ValueError(f"a budget's rate must be positive, got {rate}")
+        self.rate = rate
+        self._tokens = rate
+        self._at = time.monotonic()
+
+    def reserve(self) -> float:
+        """Take the next turn; returns the seconds until it comes (0: now)."""
+        now = time.monotonic()
+        self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate) - 1
+        self._at = now
+        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+    def refund(self) -> None:
+        """Give back a turn that was reserved and not used."""
+        self._tokens += 1

@@ -15,11 +15,10 @@ from typing import Any
 import pytest
 
 from bot import blocks as ui
-from bot import runner as runner_module
 from bot.devslack import DevSlack
 from bot.outbox import backoff
 from bot.registry import BotWorkflow, Registry
-from bot.runner import STATUS_AFTER
+from bot.runner import STATUS_AFTER, Budget
 from bot.store import Card
 from bot.sweeper import sweep_once
 from kern.run.base import RunStatus
@@ -152,25 +151,39 @@ async def test_the_card_says_running_only_for_a_step_that_takes_a_while(gated_en
     assert [u for u in updates if "Running" in u] == [updates[0]]  # the quick steps ran without one
 
 
-async def test_no_running_line_while_the_bot_drives_many_runs(
-    gated_env: tuple[Env, asyncio.Event], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Above STATUS_BUSY runs driven at once (a burst, where every step waits its turn), cards get no
-    "Running" line: what the runs owe goes to Slack first. Here the limit is 0, so one run is a burst."""
-    monkeypatch.setattr(runner_module, "STATUS_BUSY", 0)
+async def test_status_lines_wait_for_the_process_budget(gated_env: tuple[Env, asyncio.Event]) -> None:
+    """Status lines are sent within a process-wide budget (STATUS_RATE a second; under a burst every step
+    waits its turn longer than STATUS_AFTER, and unbudgeted lines nearly doubled the Slack calls). A line
+    over the budget waits while its step runs, and is sent when its turn comes."""
     env, gate = gated_env
+    env.bot.runner.status_budget = Budget(0.5)  # half a turn in hand: the line waits 1 s for its turn
     await started(env)
     card = env.card()
+
+    def running_lines() -> list[str]:
+        return [
+            json.dumps(args.get("blocks"))
+            for method, args, _ in env.slack.calls
+            if method == "chat.update" and args.get("ts") == card.ts and "Running" in json.dumps(args.get("blocks"))
+        ]
+
     await asyncio.sleep(STATUS_AFTER + 0.4)  # the slow step has run well past STATUS_AFTER
+    assert running_lines() == []  # over the budget: waiting for its turn
+    await env.slack.until(lambda: len(running_lines()) == 1, within=5)
     gate.set()
     await env.bot.background.idle(10)
-    updates = [
-        json.dumps(args.get("blocks"))
-        for method, args, _ in env.slack.calls
-        if method == "chat.update" and args.get("ts") == card.ts
-    ]
-    assert updates and "Waiting: check" in updates[-1]
-    assert not [u for u in updates if "Running" in u]
+    assert "Waiting: check" in json.dumps(env.card().blocks) and len(running_lines()) == 1
+
+
+def test_budget_gives_turns_at_its_rate_and_takes_back_unused_ones() -> None:
+    budget = Budget(5.0)
+    assert [budget.reserve() for _ in range(5)] == [0.0] * 5  # a quiet second's worth at once
+    assert budget.reserve() == pytest.approx(0.2, abs=0.01)  # then one every fifth of a second
+    assert budget.reserve() == pytest.approx(0.4, abs=0.01)
+    budget.refund()  # the last one was not used
+    assert budget.reserve() == pytest.approx(0.4, abs=0.01)
+    with pytest.raises(ValueError, match="rate must be positive"):
+        Budget(0)
 
 
 async def test_cancel_a_running_run_stops_it_at_the_next_node(gated_env: tuple[Env, asyncio.Event]) -> None:
