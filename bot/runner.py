@@ -220,16 +220,17 @@ class Budget:
     """Turns at `rate` a second (a token bucket holding up to one second's worth): `reserve()` takes the next
     turn and says how long to wait for it; `refund()` gives back a turn not used."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
         if rate <= 0:
             raise ValueError(f"a budget's rate must be positive, got {rate}")
         self.rate = rate
+        self._clock = clock
         self._tokens = rate
-        self._at = time.monotonic()
+        self._at = clock()
 
     def reserve(self) -> float:
         """Take the next turn; returns the seconds until it comes (0: now)."""
-        now = time.monotonic()
+        now = self._clock()
         self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate) - 1
         self._at = now
         return 0.0 if self._tokens >= 0 else -self._tokens / self.rate

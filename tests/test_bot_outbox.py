@@ -156,7 +156,7 @@ async def test_status_lines_wait_for_the_process_budget(gated_env: tuple[Env, as
     waits its turn longer than STATUS_AFTER, and unbudgeted lines nearly doubled the Slack calls). A line
     over the budget waits while its step runs, and is sent when its turn comes."""
     env, gate = gated_env
-    env.bot.runner.status_budget = Budget(0.5)  # half a turn in hand: the line waits 1 s for its turn
+    env.bot.runner.status_budget = Budget(0.2)  # a fifth of a turn in hand: the line waits 4 s for its turn
     await started(env)
     card = env.card()
 
@@ -169,19 +169,22 @@ async def test_status_lines_wait_for_the_process_budget(gated_env: tuple[Env, as
 
     await asyncio.sleep(STATUS_AFTER + 0.4)  # the slow step has run well past STATUS_AFTER
     assert running_lines() == []  # over the budget: waiting for its turn
-    await env.slack.until(lambda: len(running_lines()) == 1, within=5)
+    await env.slack.until(lambda: len(running_lines()) == 1, within=15)
     gate.set()
     await env.bot.background.idle(10)
     assert "Waiting: check" in json.dumps(env.card().blocks) and len(running_lines()) == 1
 
 
 def test_budget_gives_turns_at_its_rate_and_takes_back_unused_ones() -> None:
-    budget = Budget(5.0)
+    now = [100.0]
+    budget = Budget(5.0, clock=lambda: now[0])
     assert [budget.reserve() for _ in range(5)] == [0.0] * 5  # a quiet second's worth at once
-    assert budget.reserve() == pytest.approx(0.2, abs=0.01)  # then one every fifth of a second
-    assert budget.reserve() == pytest.approx(0.4, abs=0.01)
+    assert budget.reserve() == pytest.approx(0.2)  # then one every fifth of a second
+    assert budget.reserve() == pytest.approx(0.4)
     budget.refund()  # the last one was not used
-    assert budget.reserve() == pytest.approx(0.4, abs=0.01)
+    assert budget.reserve() == pytest.approx(0.4)
+    now[0] += 10  # a quiet spell refills one second's worth, no more
+    assert [budget.reserve() for _ in range(6)] == [0.0] * 5 + [pytest.approx(0.2)]
     with pytest.raises(ValueError, match="rate must be positive"):
         Budget(0)
 
