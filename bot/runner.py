@@ -166,14 +166,14 @@ class StatusLine:
         presenter: Presenter,
         entry: BotWorkflow,
         card: Card,
-        started_at: float | None = None,
-        budget: Budget | None = None,
+        started_at: float | None,
+        budget: Budget,
     ) -> None:
         self.presenter = presenter
         self.entry = entry
         self.card = card
         self.started_at = started_at  # the run's start, shown on the card
-        self.budget = budget or Budget(STATUS_RATE)
+        self.budget = budget  # the process's, shared by every run's status lines
         self._due: asyncio.Task[None] | None = None  # waiting to be shown
         self._sending: set[asyncio.Task[None]] = set()
         self._last = -STATUS_EVERY

@@ -126,27 +126,28 @@ async def test_pause_message_survives_slack_errors(gated_env: tuple[Env, asyncio
     assert len(thread_pauses(env)) == 1 and RAN == ["gated", "after", "after"]
 
 
+def card_updates(env: Env, ts: str) -> list[str]:
+    """The blocks of every accepted chat.update of the message `ts` (the run card), oldest first."""
+    return [
+        json.dumps(args.get("blocks"))
+        for method, args, body in env.slack.calls
+        if method == "chat.update" and args.get("ts") == ts and body.get("ok")
+    ]
+
+
 async def test_the_card_says_running_only_for_a_step_that_takes_a_while(gated_env: tuple[Env, asyncio.Event]) -> None:
     """A status line for the slow step (after STATUS_AFTER), none for the quick ones, and never one that
     lands after the card's next state."""
     env, gate = gated_env
     await started(env)
     card = env.card()
-
-    def card_updates() -> list[str]:
-        return [
-            json.dumps(args.get("blocks"))
-            for method, args, body in env.slack.calls
-            if method == "chat.update" and args.get("ts") == card.ts and body.get("ok")
-        ]
-
-    await env.slack.until(lambda: any("Running wait" in u for u in card_updates()), within=5)
+    await env.slack.until(lambda: any("Running wait" in u for u in card_updates(env, card.ts)), within=5)
     gate.set()
     await env.bot.background.idle(10)
-    assert "Waiting: check" in card_updates()[-1]
+    assert "Waiting: check" in card_updates(env, card.ts)[-1]
     await env.slack.click(ui.CONFIRM)
     await env.bot.background.idle(10)
-    updates = card_updates()
+    updates = card_updates(env, card.ts)
     assert "Completed" in updates[-1]
     assert [u for u in updates if "Running" in u] == [updates[0]]  # the quick steps ran without one
 
@@ -161,11 +162,7 @@ async def test_status_lines_wait_for_the_process_budget(gated_env: tuple[Env, as
     card = env.card()
 
     def running_lines() -> list[str]:
-        return [
-            json.dumps(args.get("blocks"))
-            for method, args, _ in env.slack.calls
-            if method == "chat.update" and args.get("ts") == card.ts and "Running" in json.dumps(args.get("blocks"))
-        ]
+        return [u for u in card_updates(env, card.ts) if "Running" in u]
 
     await asyncio.sleep(STATUS_AFTER + 0.4)  # the slow step has run well past STATUS_AFTER
     assert running_lines() == []  # over the budget: waiting for its turn
