@@ -39,6 +39,28 @@ log = logging.getLogger("kern.db")
 _RECENT_RUNS = 1024
 
 
+def due_query(workflow_names: Sequence[str], now: float, limit: int) -> sa.Select[Any]:
+    """The deadline sweeper's query: paused runs of these workflows whose deadline is at or before `now`,
+    soonest first. Answered from the partial index ix_kern_runs_due (`deadline <= now` implies it holds)."""
+    return (
+        sa.select(RUNS.run_id, RUNS.requirement_id)
+        .where(RUNS.status == PAUSED, RUNS.deadline <= now, RUNS.workflow_name.in_(list(workflow_names)))
+        .order_by(RUNS.deadline)
+        .limit(limit)
+    )
+
+
+def orphaned_query(workflow_names: Sequence[str], now: float, limit: int) -> sa.Select[Any]:
+    """The recovery sweeper's query: running runs of these workflows whose lease expired before `now`,
+    oldest lease first. Answered from ix_kern_runs_lease."""
+    return (
+        sa.select(RUNS.run_id)
+        .where(RUNS.status == RUNNING, RUNS.lease_until < now, RUNS.workflow_name.in_(list(workflow_names)))
+        .order_by(RUNS.lease_until)
+        .limit(limit)
+    )
+
+
 @dataclass
 class StoredRun:
     """A run row as read from the store."""
@@ -628,32 +650,14 @@ class BaseDb(Retries, ABC):
         self, workflow_names: Sequence[str], *, now: float | None = None, limit: int = 100
     ) -> list[tuple[str, str]]:
         """(run_id, requirement_id) of paused runs whose deadline has passed (an indexed query)."""
-        query = (
-            sa.select(RUNS.run_id, RUNS.requirement_id)
-            .where(
-                RUNS.status == PAUSED,
-                RUNS.deadline <= (time.time() if now is None else now),
-                RUNS.workflow_name.in_(list(workflow_names)),
-            )
-            .order_by(RUNS.deadline)
-            .limit(limit)
-        )
+        query = due_query(workflow_names, time.time() if now is None else now, limit)
         return await self._tx(lambda conn: [(r.run_id, r.requirement_id) for r in conn.execute(query)], write=False)
 
     async def orphaned_runs(
         self, workflow_names: Sequence[str], *, now: float | None = None, limit: int = 100
     ) -> list[str]:
         """Ids of running runs whose lease expired (their process died): an indexed query."""
-        query = (
-            sa.select(RUNS.run_id)
-            .where(
-                RUNS.status == RUNNING,
-                RUNS.lease_until < (time.time() if now is None else now),
-                RUNS.workflow_name.in_(list(workflow_names)),
-            )
-            .order_by(RUNS.lease_until)
-            .limit(limit)
-        )
+        query = orphaned_query(workflow_names, time.time() if now is None else now, limit)
         return await self._tx(lambda conn: [r.run_id for r in conn.execute(query)], write=False)
 
     async def audit_log(

@@ -42,8 +42,15 @@ runs = sa.Table(
     sa.Column("journal", sa.JSON, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
-    # The deadline sweeper's query: paused runs whose deadline has passed.
-    sa.Index("ix_kern_runs_due", "status", "deadline"),
+    # The deadline sweeper's query: paused runs whose deadline has passed. Partial: a run without a deadline
+    # (most) has no entry, so its pause and resume write no page of this index (see migration 0003).
+    sa.Index(
+        "ix_kern_runs_due",
+        "status",
+        "deadline",
+        sqlite_where=sa.text("deadline IS NOT NULL"),
+        postgresql_where=sa.text("deadline IS NOT NULL"),
+    ),
     # The recovery sweeper's query: running runs whose lease expired (their process died).
     sa.Index("ix_kern_runs_lease", "status", "lease_until"),
 )

@@ -232,11 +232,13 @@ class RunContext:
         async with self._save_lock:
             self.run.updated_at = time.time()
             self._dirty = False
+            output = self.run.to_dict()
             self.version = await self.db.save_run(
-                self.run.to_dict(),
+                output,
                 self.journal,
                 version=self.version,
-                new_requirement=new_requirement.to_dict() if new_requirement else None,
+                # the new pause is the run's last requirement: its stored form is already in `output`
+                new_requirement=output["step_requirements"][-1] if new_requirement else None,
             )
             self.run.version = self.version
 
