@@ -20,12 +20,18 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-_PARTIAL = {"sqlite_where": sa.text("deadline IS NOT NULL"), "postgresql_where": sa.text("deadline IS NOT NULL")}
+_HAS_DEADLINE = "deadline IS NOT NULL"
 
 
 def upgrade() -> None:
     op.drop_index("ix_kern_runs_due", table_name="kern_runs")
-    op.create_index("ix_kern_runs_due", "kern_runs", ["status", "deadline"], **_PARTIAL)
+    op.create_index(
+        "ix_kern_runs_due",
+        "kern_runs",
+        ["status", "deadline"],
+        sqlite_where=sa.text(_HAS_DEADLINE),
+        postgresql_where=sa.text(_HAS_DEADLINE),
+    )
 
 
 def downgrade() -> None:
