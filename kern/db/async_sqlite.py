@@ -5,8 +5,9 @@ loop, the connection set up as `SqliteDb` sets up its own (WAL, `synchronous=NOR
 write transactions opened with `BEGIN IMMEDIATE` so writers queue on SQLite's lock instead of failing
 on upgrade), and SQLite's busy/locked errors treated as transient, as `SqliteDb` treats them.
 
-`SqliteDb` remains the default: it runs a whole transaction in one worker-thread hop, where aiosqlite
-hops to its connection thread once per statement (see `bench/pause_cycle.py --db async-sqlite`).
+`SqliteDb` remains the default: it runs a hot transaction inline on the event loop when it need not wait
+for a lock, and any other in one worker-thread hop, where aiosqlite hops to its connection thread once per
+statement (see `bench/pause_cycle.py --db async-sqlite`).
 """
 
 from __future__ import annotations

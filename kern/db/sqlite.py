@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -81,19 +81,44 @@ class _SqliteTx(Tx):
             raise driver_failure(sql, args, exc) from exc
 
 
+def _raw_transaction(conn: sqlite3.Connection, body: Callable[[Tx], T]) -> T:
+    """`body` as one transaction on `conn`: committed if it wrote and returned, else rolled back."""
+    tx = _SqliteTx(conn)
+    try:
+        result = body(tx)
+        if tx.began:
+            conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # a failed COMMIT (busy) leaves the transaction open: nothing committed
+            conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+# What `SqliteDb._raw_inline` returns for a transaction that would have had to wait for SQLite's lock.
+_WOULD_WAIT = object()
+
+
 class SqliteDb(BaseDb):
     """A SQLite file (or, with no `db_file`, a process-local in-memory database).
 
-    Each transaction runs whole in one thread, so the event loop never blocks and a transaction costs
-    one thread hop (an async driver costs several per statement); on a sync call's private loop it runs
-    inline. Reads run on a pool of `max_threads` threads, writes one at a time on a thread of their own
-    (and behind a lock shared with inline writers), so this process's writers never wait on SQLite's
+    Each transaction runs whole on one thread. The hot operations (save, claim, load, renew, and what
+    `run_hot` runs) of an async caller run inline on its event loop when they need not wait: on a
+    connection that never waits for SQLite's lock (busy_timeout 0), and a write only while no writer of
+    this process is writing. Such a transaction is statements prepared once and a little Python (tens of
+    microseconds, no fsync: `synchronous=NORMAL`), less than the thread hop it saves. One that would have
+    waited (another process, or a writer thread of this one, holds the lock) has written nothing, and runs
+    again in a thread, so the event loop never waits on a lock. A sync API call runs inline on its own
+    private loop, which serves that call alone.
+
+    In threads, reads run on a pool of `max_threads` threads, writes one at a time on a thread of their
+    own (and behind a lock shared with inline writers), so this process's writers never wait on SQLite's
     lock. A write transaction sends `BEGIN IMMEDIATE` before its first write (see `_SqliteTx`), so writers
     of other processes queue on SQLite's lock (up to `busy_timeout` seconds) instead of failing; a lock held
     longer than that ("database is locked") is retried by the store for up to `retry_for` seconds more.
 
-    The hot operations (save, claim, load, renew) run on a sqlite3 connection each thread keeps (see
-    `kern.db.base.Tx`); everything else goes through SQLAlchemy's pool.
+    The hot operations run on sqlite3 connections each thread keeps (see `kern.db.base.Tx`); everything
+    else goes through SQLAlchemy's pool, in threads.
     """
 
     dialect_insert = staticmethod(sqlite_insert)
@@ -208,25 +233,50 @@ class SqliteDb(BaseDb):
         return conn
 
     def _raw_in_thread(self, body: Callable[[Tx], T], write: bool) -> T:
-        conn = self._kept_connection()
         with self._write_lock if write else contextlib.nullcontext():
-            tx = _SqliteTx(conn)
-            try:
-                result = body(tx)
-                if tx.began:
-                    conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:  # a failed COMMIT (busy) leaves the transaction open: nothing committed
-                    conn.execute("ROLLBACK")
-                raise
+            result = _raw_transaction(self._kept_connection(), body)
         if write and self._checkpointer is not None:
             self._checkpointer.wrote()
         return result
 
+    def _raw_inline(self, body: Callable[[Tx], T], write: bool) -> T | object:
+        """The transaction on the calling thread (the event loop's) if it needs no wait: its connection
+        never waits on SQLite's lock (busy_timeout 0), and a write runs only if no writer of this process
+        is writing. `_WOULD_WAIT` if it would have waited: then nothing was written (a busy BEGIN, write or
+        COMMIT leaves nothing committed; what began is rolled back) and it runs again in a thread."""
+        if write and not self._write_lock.acquire(blocking=False):
+            return _WOULD_WAIT
+        try:
+            result = _raw_transaction(self._inline_connection(), body)
+        except Exception as exc:
+            if self._transient_error(getattr(exc, "orig", exc)):  # a hot statement's error comes wrapped
+                return _WOULD_WAIT
+            raise
+        finally:
+            if write:
+                self._write_lock.release()
+        if write and self._checkpointer is not None:
+            self._checkpointer.wrote()
+        return result
+
+    def _inline_connection(self) -> sqlite3.Connection:
+        """This thread's connection for inline transactions: one that never waits for a lock."""
+        conn: sqlite3.Connection | None = getattr(self._local, "inline", None)
+        if conn is None:
+            conn = self._local.inline = self._connect()
+            conn.execute("PRAGMA busy_timeout=0")
+            with self._kept_lock:
+                self._kept.append((threading.current_thread(), conn))
+        return conn
+
     async def _run_raw(self, body: Callable[[Tx], T], *, write: bool) -> T:
         loop = asyncio.get_running_loop()
-        if is_private_loop(loop) and self.db_file:
-            return self._raw_in_thread(body, write)
+        if self.db_file:
+            if is_private_loop(loop):
+                return self._raw_in_thread(body, write)
+            result = self._raw_inline(body, write)
+            if result is not _WOULD_WAIT:
+                return cast(T, result)
         return await loop.run_in_executor(self._writer if write else self._threads, self._raw_in_thread, body, write)
 
     def _transient_error(self, err: BaseException) -> bool:
