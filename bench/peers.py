@@ -1,6 +1,7 @@
 """The same human-in-the-loop workflow on kern, LangGraph and Agno, interleaved in one sitting.
 
     python bench/peers.py [--runs 200] [--db sqlite|postgres|both] [--only kern,langgraph,agno] [--warmup 5]
+                          [--block 1]
 
 The workflow: 3 function steps, each needing a person's confirmation before it runs. A run therefore
 takes 4 cycles: the run call (it pauses before step 1) and 3 resume calls (each confirms, runs a step,
@@ -17,9 +18,12 @@ and pauses before the next or finishes). A cycle is one run or one resume call, 
 
 Every contender gets the same warm-up, then the runs are interleaved: round i does run i of every
 contender, in an order that rotates each round, so that a noisy moment on a shared machine hits all of
-them alike. PostgreSQL work happens in a fresh database on the server (KERN_BENCH_PG_URL, default the
-local `test` server), dropped at the end. The peers are optional (`pip install -e '.[bench]'`); one that
-is not installed is skipped and the output says so. The last lines are machine-readable:
+them alike. `--block N` makes a round N runs of each contender in a row, so that each runs as one busy
+client does rather than just after another client's run (on PostgreSQL, that ordering alone cost kern
+about 0.2 ms a cycle in one sitting: 1.38-1.40 ms at --block 1, 1.16-1.19 ms at --block 20). PostgreSQL
+work happens in a fresh database on the server (KERN_BENCH_PG_URL, default the local `test` server),
+dropped at the end. The peers are optional (`pip install -e '.[bench]'`); one that is not installed is
+skipped and the output says so. The last lines are machine-readable:
     peers <db>: kern_ms=<x> [langgraph_ms=<y>] [agno_ms=<z>] floor_ms=<f> floor_implicit_ms=<g>
 """
 
@@ -245,19 +249,21 @@ NAMES = {
 }
 
 
-def measure(contenders: list[Contender], runs: int, warmup: int) -> dict[str, list[float]]:
-    """Warm each contender up alike, then interleave their runs, rotating who goes first."""
+def measure(contenders: list[Contender], runs: int, warmup: int, block: int = 1) -> dict[str, list[float]]:
+    """Warm each contender up alike, then interleave their runs `block` at a time, rotating who goes first."""
     for contender in contenders:
         contender.cycles(warmup)
     times: dict[str, list[float]] = {c.label: [] for c in contenders}
-    for i in range(runs):
+    for i, start in enumerate(range(0, runs, block)):
         k = i % len(contenders)
         for contender in contenders[k:] + contenders[:k]:
-            times[contender.label].extend(contender.cycles(1))
+            times[contender.label].extend(contender.cycles(min(block, runs - start)))
     return times
 
 
-def bench_db(db: str, frameworks: list[str], runs: int, warmup: int, notes: list[str]) -> dict[str, Stats]:
+def bench_db(
+    db: str, frameworks: list[str], runs: int, warmup: int, notes: list[str], block: int = 1
+) -> dict[str, Stats]:
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kern-peers-")))
         pg_url = stack.enter_context(fresh_pg_database(PG_SERVER_URL)) if db == "postgres" else ""
@@ -273,7 +279,7 @@ def bench_db(db: str, frameworks: list[str], runs: int, warmup: int, notes: list
         floor = Floor(db, tmp, pg_url)
         stack.callback(floor.close)
         contenders.append(floor)
-        times = measure(contenders, runs, warmup)
+        times = measure(contenders, runs, warmup, block)
         times["floor_implicit"] = floor.impl.single_ms[-len(times["floor"]) :]
         return {label: summarize(ms) for label, ms in times.items()}
 
@@ -318,6 +324,7 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--only", default=",".join(FRAMEWORKS), help="comma-separated: kern,langgraph,agno")
     parser.add_argument("--warmup", type=int, default=5, help="runs of each contender before measuring")
+    parser.add_argument("--block", type=int, default=1, help="runs of one contender in a row, per round")
     args = parser.parse_args()
     frameworks = [f.strip() for f in args.only.split(",") if f.strip()]
     unknown = set(frameworks) - set(FRAMEWORKS)
@@ -325,7 +332,7 @@ def main() -> None:
         parser.error(f"--only: unknown {sorted(unknown)}; choose from {', '.join(FRAMEWORKS)}")
     notes: list[str] = []
     dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
-    results = {db: bench_db(db, frameworks, args.runs, args.warmup, notes) for db in dbs}
+    results = {db: bench_db(db, frameworks, args.runs, args.warmup, notes, args.block) for db in dbs}
     report(results, args.runs, args.warmup, notes)
 
 

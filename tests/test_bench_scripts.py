@@ -65,6 +65,15 @@ def test_peers_runs_kern_alone() -> None:
     assert re.match(r"peers postgres: kern_ms=[\d.]+ floor_ms=[\d.]+ ", lines[-1]), out
 
 
+def test_peers_in_blocks_runs_every_run_once() -> None:
+    """--block 2 with 3 runs: a round of 2 and a round of 1, 4 cycles a run, for kern and the floor alike."""
+    args = ("--runs", "3", "--warmup", "1", "--only", "kern", "--db", "sqlite", "--block", "2")
+    out = run_script("bench/peers.py", *args)
+    lines = out.splitlines()
+    assert any(re.match(r"sqlite +kern +12 ", line) for line in lines), out
+    assert any(re.match(r"sqlite +floor \(2 tx, sqlite3\) +12 ", line) for line in lines), out
+
+
 def test_peers_says_which_peers_it_skipped(tmp_path: Path) -> None:
     """CI has no peers installed: peers.py must skip them and say so (made to happen here by shadowing them
     with packages whose import fails)."""
