@@ -314,7 +314,9 @@ class BaseDb(Retries, ABC):
     ) -> T:
         """`run_transaction` for statements prepared with `prepare`: `body(tx)` runs them on the bare
         driver connection (see `kern.db.hot.Tx`), as kern's own hot operations do. Same retries, same
-        rules for `tables` and `attempt`."""
+        rules for `tables` and `attempt`. On SQLite an async caller's `body` may run on its event loop's
+        thread (see `SqliteDb`), and again in a worker thread if SQLite was busy (nothing it wrote was
+        kept): keep it to its statements and a little Python, with no waiting of its own."""
         if tables is not None and id(tables) not in self._extra_tables:
             await self.run_transaction(lambda conn: None, tables=tables)
         return await self._tx(body, write=write, attempt=attempt, raw=True)
