@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from kern.workflow import Parallel, Step, StepInput, Workflow
+from kern.workflow.lease import LeaseKeeper
 from tests.conftest import make_db, unique
 
 LEASE = 0.6
@@ -95,3 +96,40 @@ def test_parallel_sync_branches_still_run_concurrently_on_the_sync_api(tmp_path:
     wf.run("x")
     assert time.monotonic() - started < 0.9
     assert threading.current_thread().name not in threads
+
+
+class _CountingCondition(threading.Condition):
+    """A condition that counts how often the keeper thread is woken."""
+
+    def __init__(self) -> None:
+        super().__init__(threading.Lock())
+        self.wakeups = 0
+
+    def notify(self, n: int = 1) -> None:
+        self.wakeups += 1
+        super().notify(n)
+
+
+def test_short_drives_do_not_wake_the_lease_keeper_after_it_went_idle() -> None:
+    """A run of drives that end before their first renewal must not each wake the keeper thread, also
+    after the keeper has once woken and found none registered (the state of every long-running worker)."""
+    keeper = LeaseKeeper()
+    keeper._cond = condition = _CountingCondition()  # the keeper's wake-ups, counted
+    renewed: list[float] = []
+
+    async def renew() -> None:
+        renewed.append(time.monotonic())
+
+    keeper.remove(keeper.add(renew, 0.05))  # starts the keeper, which wakes at 0.05 s and finds none
+    time.sleep(0.3)
+    for _ in range(20):
+        keeper.remove(keeper.add(renew, 0.05))
+    assert condition.wakeups == 0
+    assert renewed == []
+
+    lease = keeper.add(renew, 0.05)  # a drive that lasts: renewed on time all the same
+    deadline = time.monotonic() + 5
+    while len(renewed) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    keeper.remove(lease)
+    assert len(renewed) >= 2

@@ -8,8 +8,12 @@ therefore kept alive by the `LeaseKeeper`: one daemon thread for the process tha
 every registered drive every `lease_seconds / 3`, on an event loop of its own.
 
 Registering and unregistering a drive is a dict insert and delete under a lock: the keeper thread is
-only woken for a drive whose renewal is due sooner than its next planned wake-up (the first drive,
-or one with a shorter lease), so a drive that ends before its first renewal costs no thread switch.
+only woken for a drive whose renewal is due sooner than its next planned wake-up (one with a shorter
+lease), so a drive that ends before its first renewal costs no thread switch. With no drive registered,
+the keeper still wakes every renewal interval (of the last drive registered), rather than sleeping until
+told: otherwise, once it had woken and found none, each drive of a run of short ones that began before it
+next looked would wake it (measured in a worker with 1 s renewals: woken on about a tenth of all pause
+cycles, 6% fewer cycles done).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class LeaseKeeper:
         self._cond = threading.Condition(threading.Lock())
         self._live: dict[int, Lease] = {}
         self._wake_at = math.inf  # when the keeper thread wakes next; -inf while it is renewing
+        self._idle = math.inf  # how long the keeper sleeps with no drive registered: the last one's interval
         self._thread: threading.Thread | None = None
 
     def add(self, renew: Callable[[], Awaitable[None]], interval: float) -> Lease:
@@ -54,6 +59,7 @@ class LeaseKeeper:
         lease = Lease(renew, interval)
         with self._cond:
             self._live[id(lease)] = lease
+            self._idle = interval
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._serve, name="kern-lease", daemon=True)
                 self._thread.start()
@@ -75,7 +81,7 @@ class LeaseKeeper:
                     due = [lease for lease in self._live.values() if lease.due <= now]
                     if due:
                         break
-                    self._wake_at = min((lease.due for lease in self._live.values()), default=math.inf)
+                    self._wake_at = min((lease.due for lease in self._live.values()), default=now + self._idle)
                     self._cond.wait(None if self._wake_at == math.inf else self._wake_at - now)
                 for lease in due:
                     lease.due = now + lease.interval
