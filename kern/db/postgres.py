@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
-import sqlalchemy as sa
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
@@ -17,6 +16,7 @@ from sqlalchemy.util import await_, greenlet_spawn
 
 from kern.db.async_engine import AsyncEngineDb
 from kern.db.hot import Sql, Tx, driver_failure, loads
+from kern.db.pg_spare import SpareConnections
 from kern.db.retry import CommitUnknownError
 
 T = TypeVar("T")
@@ -111,7 +111,8 @@ class PostgresDb(AsyncEngineDb):
     (Opening a connection in a burst costs its handshake and codec set-up while every request waits: with
     10 kept and 20 more opened and closed per burst, 200 clicks at once were acked after 120-180 ms in a
     third of the runs, against 30-55 ms.) `max_overflow` adds connections opened for a burst and closed
-    after it.
+    after it. Each event loop also keeps one connection out of the pool for the hot transactions (see
+    `kern.db.pg_spare`): at most `pool_size + max_overflow + 1` per loop.
     """
 
     dialect_insert = staticmethod(pg_insert)
@@ -131,6 +132,7 @@ class PostgresDb(AsyncEngineDb):
         self.db_url = db_url
         self._url = asyncpg_url(db_url)
         self._pool: dict[str, Any] = {"pool_size": pool_size, "max_overflow": max_overflow}
+        self._spares = SpareConnections(self)
         if application_name is not None:
             self._pool["connect_args"] = {"server_settings": {"application_name": application_name}}
 
@@ -139,21 +141,25 @@ class PostgresDb(AsyncEngineDb):
         return create_async_engine(self._url, json_deserializer=loads, **self._pool)
 
     async def _run_raw(self, body: Callable[[Tx], T], *, write: bool) -> T:
-        # The whole transaction (checkout, body, COMMIT, return) in one greenlet: each greenlet costs about
-        # 10 us of CPU, and the pool's checkout and return need one each when run from here.
-        return await greenlet_spawn(self._raw_transaction, self._engine().sync_engine, body)
+        # The whole transaction (connection, body, COMMIT, give-back) in one greenlet: each greenlet costs
+        # about 10 us of CPU, and a pool checkout and return need one each when run from here.
+        return await greenlet_spawn(self._raw_transaction, asyncio.get_running_loop(), body)
 
-    def _raw_transaction(self, engine: sa.Engine, body: Callable[[Tx], T]) -> T:
-        """A connection of the engine's pool, used bare: the body's prepared statements, BEGIN before its
-        first write and COMMIT after it (see `_PgTx`). Runs in a greenlet (IO through `await_`)."""
-        pooled = engine.raw_connection()
-        conn = pooled.driver_connection
-        assert conn is not None  # a pool's connection always has its driver's
+    def _raw_transaction(self, loop: asyncio.AbstractEventLoop, body: Callable[[Tx], T]) -> T:
+        """The loop's spare connection (see `kern.db.pg_spare`), else one of its pool, used bare: the
+        body's prepared statements, BEGIN before its first write and COMMIT after it (see `_PgTx`). Runs
+        in a greenlet (IO through `await_`)."""
+        conn = self._spares.take(loop)
+        pooled: PoolProxiedConnection | None = None
+        if conn is None:
+            pooled = self._engine().sync_engine.raw_connection()
+            conn = pooled.driver_connection
+            assert conn is not None  # a pool's connection always has its driver's
         tx = _PgTx(conn)
         try:
             result = body(tx)
         except BaseException as exc:
-            self._discard_raw(pooled, exc, rollback=tx.began)
+            self._discard_raw(loop, conn, pooled, exc, rollback=tx.began)
             if tx.alone and isinstance(exc, Exception) and self._transient(exc):
                 # The single-statement write was in flight when the connection broke: it may have committed.
                 raise CommitUnknownError("the connection failed during a single-statement write") from exc
@@ -162,31 +168,57 @@ class PostgresDb(AsyncEngineDb):
             try:
                 await_(conn.execute("COMMIT;"))
             except BaseException as exc:
-                self._discard_raw(pooled, exc, rollback=False)
+                self._discard_raw(loop, conn, pooled, exc, rollback=False)
                 if isinstance(exc, Exception) and self._transient(exc):
                     raise CommitUnknownError("the connection failed during COMMIT") from exc
                 raise
-        # Back to the pool (its reset finds no transaction: nothing to send; an overflow connection returned
-        # to a full pool is closed).
-        pooled.close()
+        self._give_back(loop, conn, pooled)
         return result
 
-    def _discard_raw(self, pooled: PoolProxiedConnection, exc: BaseException, rollback: bool = True) -> None:
-        """`_discard` for a bare connection: roll back (if a transaction began) and return it, or invalidate
-        it if it is broken."""
+    def _give_back(
+        self, loop: asyncio.AbstractEventLoop, conn: asyncpg.Connection, pooled: PoolProxiedConnection | None
+    ) -> None:
+        """After a transaction that left nothing begun: the spare is idle again; a pool connection becomes
+        the loop's spare if it has none, else goes back to the pool (its reset finds no transaction:
+        nothing to send; an overflow connection returned to a full pool is closed)."""
+        if pooled is None:
+            self._spares.put(loop, conn)
+        elif self._spares.wanted(loop):
+            pooled.detach()  # the pool forgets it (and will open another in its place when needed)
+            self._spares.put(loop, conn)
+        else:
+            pooled.close()
+
+    def _discard_raw(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        conn: asyncpg.Connection,
+        pooled: PoolProxiedConnection | None,
+        exc: BaseException,
+        rollback: bool = True,
+    ) -> None:
+        """`_discard` for a bare connection: roll back (if a transaction began) and give it back, or drop
+        it if it is broken (a pool connection is invalidated, the spare terminated)."""
         if isinstance(exc, Exception) and not self._transient(exc):
             try:
-                driver = pooled.driver_connection
-                if rollback and driver is not None:
-                    await_(driver.execute("ROLLBACK;"))
-                pooled.close()
+                if rollback:
+                    await_(conn.execute("ROLLBACK;"))
+                self._give_back(loop, conn, pooled)
                 return
             except Exception:  # the rollback failing means the connection is broken after all
                 pass
         try:
-            pooled.invalidate(exc if isinstance(exc, Exception) else None)
+            if pooled is None:
+                self._spares.lose(loop, conn)
+            else:
+                pooled.invalidate(exc if isinstance(exc, Exception) else None)
         except Exception:  # already gone
             pass
+
+    async def close(self) -> None:
+        """Close the running loop's spare connection and dispose of its engine (see `AsyncEngineDb`)."""
+        await self._spares.close(asyncio.get_running_loop())
+        await super().close()
 
     def _transient_error(self, err: BaseException) -> bool:
         if isinstance(err, (OSError, asyncio.TimeoutError)):  # refused, reset, unreachable, timed out
