@@ -1,14 +1,17 @@
-"""PostgreSQL: each event loop's spare connection for the hot transactions (kern.db.pg_spare), on the real
-server. What it must keep: a bound on connections, recovery when the server drops it, nothing left begun
-on it after a failed transaction, and no connection left behind by a closed or forgotten store."""
+"""PostgreSQL: the spare connection a sync-API thread's loop keeps for the hot transactions
+(kern.db.pg_spare), on the real server. What it must keep: a bound on connections, recovery when the
+server drops it, nothing left begun on it after a failed transaction, no connection left behind by a
+closed or forgotten store, and none at all on an async caller's loop.
+
+Each test body runs through `run_sync`, on the main thread's own loop, as a sync kern call does."""
 
 from __future__ import annotations
 
 import asyncio
-import gc
+import subprocess
+import sys
 import time
-import warnings
-from typing import Any
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -20,6 +23,7 @@ from kern.db.postgres import PostgresDb
 from kern.exceptions import StoreError
 from tests.conftest import PG_URL, require_postgres, unique
 
+ROOT = Path(__file__).resolve().parent.parent
 ADMIN_URL = PG_URL.replace("postgresql://", "postgres://")
 PID = sa.text("SELECT pg_backend_pid()")
 
@@ -56,7 +60,11 @@ def _postgres() -> None:
     require_postgres()
 
 
-async def test_hot_transactions_on_one_loop_reuse_its_spare_and_stay_within_the_bound() -> None:
+def test_hot_transactions_on_one_loop_reuse_its_spare_and_stay_within_the_bound() -> None:
+    run_sync(_hot_transactions_on_one_loop_reuse_its_spare_and_stay_within_the_bound())
+
+
+async def _hot_transactions_on_one_loop_reuse_its_spare_and_stay_within_the_bound() -> None:
     app = unique("kern-spare")
     db = PostgresDb(PG_URL, application_name=app, pool_size=2, max_overflow=0)
     try:
@@ -81,7 +89,11 @@ async def test_hot_transactions_on_one_loop_reuse_its_spare_and_stay_within_the_
     assert await ended(app), "close() left a session open"
 
 
-async def test_spare_dropped_by_the_server_is_replaced_without_an_error() -> None:
+def test_spare_dropped_by_the_server_is_replaced_without_an_error() -> None:
+    run_sync(_spare_dropped_by_the_server_is_replaced_without_an_error())
+
+
+async def _spare_dropped_by_the_server_is_replaced_without_an_error() -> None:
     app = unique("kern-spare-kill")
     db = PostgresDb(PG_URL, application_name=app, retry_for=5)
     try:
@@ -100,7 +112,11 @@ async def test_spare_dropped_by_the_server_is_replaced_without_an_error() -> Non
         await db.close()
 
 
-async def test_spare_killed_mid_transaction_is_retried_on_a_fresh_connection() -> None:
+def test_spare_killed_mid_transaction_is_retried_on_a_fresh_connection() -> None:
+    run_sync(_spare_killed_mid_transaction_is_retried_on_a_fresh_connection())
+
+
+async def _spare_killed_mid_transaction_is_retried_on_a_fresh_connection() -> None:
     app = unique("kern-spare-mid")
     db = PostgresDb(PG_URL, application_name=app, retry_for=5)
     attempts: list[int] = []
@@ -123,7 +139,11 @@ async def test_spare_killed_mid_transaction_is_retried_on_a_fresh_connection() -
         await db.close()
 
 
-async def test_failed_transaction_leaves_the_spare_clean_and_kept() -> None:
+def test_failed_transaction_leaves_the_spare_clean_and_kept() -> None:
+    run_sync(_failed_transaction_leaves_the_spare_clean_and_kept())
+
+
+async def _failed_transaction_leaves_the_spare_clean_and_kept() -> None:
     app = unique("kern-spare-fail")
     db = PostgresDb(PG_URL, application_name=app)
     table = unique("spare_t").replace("-", "_")
@@ -149,7 +169,11 @@ async def test_failed_transaction_leaves_the_spare_clean_and_kept() -> None:
         await admin.close()
 
 
-async def test_cancelled_transaction_drops_the_spare() -> None:
+def test_cancelled_transaction_drops_the_spare() -> None:
+    run_sync(_cancelled_transaction_drops_the_spare())
+
+
+async def _cancelled_transaction_drops_the_spare() -> None:
     app = unique("kern-spare-cancel")
     db = PostgresDb(PG_URL, application_name=app)
     try:
@@ -167,18 +191,49 @@ async def test_cancelled_transaction_drops_the_spare() -> None:
         await db.close()
 
 
+async def test_an_async_callers_loop_keeps_no_spare() -> None:
+    """On a loop that is not a sync call's (the bot's, an `asyncio.run`), the pool serves every
+    transaction: two at once with pool_size=1 share its one connection, one after the other."""
+    app = unique("kern-spare-async")
+    db = PostgresDb(PG_URL, application_name=app, pool_size=1, max_overflow=0)
+    sql = db.prepare(sa.text("SELECT pg_backend_pid(), pg_sleep(0.05)"))
+    try:
+        rows = await asyncio.gather(*(db.run_hot(lambda tx: tx.first(sql, {}), write=False) for _ in range(2)))
+        assert len({row[0] for row in rows if row is not None}) == 1
+        assert len(await backends(app)) == 1
+    finally:
+        await db.close()
+    assert await ended(app)
+
+
+FORGETFUL_SCRIPT = """
+import asyncio, gc, sys
+from kern._sync import run_sync
+from kern.db.postgres import PostgresDb
+from tests.test_pg_spare import ended, hot_pid
+
+url, app = sys.argv[1:3]
+db = PostgresDb(url, application_name=app)
+run_sync(hot_pid(db))
+del db  # never closed
+gc.collect()
+run_sync(asyncio.sleep(0.05))  # the thread's loop runs again: the dropped socket is closed there
+print("ended" if asyncio.run(ended(app)) else "still connected")
+"""
+
+
 def test_sync_store_forgotten_without_close_ends_its_spare_quietly() -> None:
-    """A script that never closes its store: the spare kept on the thread's loop is terminated when the
-    store is collected, with no ResourceWarning, and the server's session ends."""
+    """A script that never closes its store: the spare kept on its thread's loop is terminated when the
+    store is collected, with no ResourceWarning, and the server's session ends. (Its own interpreter, so
+    that no other test's garbage is collected, and warned about, with it.)"""
     app = unique("kern-spare-gc")
-    db: Any = PostgresDb(PG_URL, application_name=app)
-    spare = run_sync(hot_pid(db))
-    assert spare in {r["pid"] for r in asyncio.run(backends(app))}
-    run_sync(asyncio.sleep(0))  # (the thread's loop is used again below: that is where the socket closes)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        del db
-        gc.collect()
-        run_sync(asyncio.sleep(0.05))
-    assert not [w for w in caught if "unclosed" in str(w.message)], [str(w.message) for w in caught]
-    assert asyncio.run(ended(app, spare)), "the forgotten store's spare is still connected"
+    done = subprocess.run(
+        [sys.executable, "-W", "always::ResourceWarning", "-c", FORGETFUL_SCRIPT, PG_URL, app],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "ended"
+    assert "unclosed" not in done.stderr, done.stderr[-2000:]

@@ -1,15 +1,19 @@
-"""One PostgreSQL connection per event loop, kept out of the pool for the hot transactions.
+"""One PostgreSQL connection per sync-API thread, kept out of the pool for the hot transactions.
 
 Checking a connection out of SQLAlchemy's pool and returning it costs about 8% of the client's CPU in a
-pause cycle (a sync `continue_run` is two hot transactions). So each loop keeps one spare connection of
-its own: a hot transaction takes it when it is idle, and the pool serves only transactions that run
-while it is busy (the bot's bursts). The spare is a pool connection detached from the pool the first time
-a pooled hot transaction ends with no spare on its loop, so a store has at most one connection per loop
-beyond its pool's `pool_size + max_overflow`.
+sync pause cycle (a `continue_run` is two hot transactions). So the long-lived loop a thread's sync kern
+calls run on (`kern._sync`) keeps one spare connection of its own per store: its hot transactions take it
+(one at a time: that loop serves one call), and the pool serves everything else. The spare is a pool
+connection detached from the pool the first time a hot transaction there ends with no spare, so a store
+has at most one connection per such thread beyond its pool's `pool_size + max_overflow`.
 
-Lifetime: the spare is closed by the store's `close()` on its loop, and terminated (no IO: the socket is
-dropped, the server ends the backend) when the store is garbage-collected or the interpreter exits. A
-spare whose loop was closed is only dropped.
+Only those loops keep one. An async caller's loop (the bot's, or one of many `asyncio.run`s) uses the
+pool alone: its transactions overlap, and nothing closes a connection when such a loop ends without the
+store's `close()`, so a spare there would outlive its loop until the garbage collector found it.
+
+Lifetime: the spare is closed by the store's `close()` called on that thread, and terminated (no IO: the
+socket is dropped, the server ends the backend) when the store is garbage-collected or the interpreter
+exits.
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ from typing import Any
 
 import asyncpg
 
+from kern._sync import is_private_loop
+
 _BUSY = object()  # the loop's spare is in use by a transaction
 
 
 class SpareConnections:
-    """Each event loop's spare connection: idle (the connection), busy, or none yet (no entry)."""
+    """The spare connection of each sync-API loop: idle (the connection), busy, or none yet (no entry)."""
 
     def __init__(self, owner: object) -> None:
         self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
@@ -42,8 +48,8 @@ class SpareConnections:
         return conn
 
     def wanted(self, loop: asyncio.AbstractEventLoop) -> bool:
-        """True if the loop has no spare: a pooled connection ending cleanly should become it."""
-        return loop not in self._by_loop
+        """True if the loop keeps a spare and has none: a pooled connection ending cleanly should become it."""
+        return loop not in self._by_loop and is_private_loop(loop)
 
     def put(self, loop: asyncio.AbstractEventLoop, conn: asyncpg.Connection) -> None:
         """`conn` is the loop's idle spare (after a clean transaction: nothing begun on it)."""

@@ -111,8 +111,8 @@ class PostgresDb(AsyncEngineDb):
     (Opening a connection in a burst costs its handshake and codec set-up while every request waits: with
     10 kept and 20 more opened and closed per burst, 200 clicks at once were acked after 120-180 ms in a
     third of the runs, against 30-55 ms.) `max_overflow` adds connections opened for a burst and closed
-    after it. Each event loop also keeps one connection out of the pool for the hot transactions (see
-    `kern.db.pg_spare`): at most `pool_size + max_overflow + 1` per loop.
+    after it. The loop of each thread making sync kern calls also keeps one connection out of the pool for
+    the hot transactions (see `kern.db.pg_spare`): at most `pool_size + max_overflow + 1` there.
     """
 
     dialect_insert = staticmethod(pg_insert)
@@ -146,7 +146,7 @@ class PostgresDb(AsyncEngineDb):
         return await greenlet_spawn(self._raw_transaction, asyncio.get_running_loop(), body)
 
     def _raw_transaction(self, loop: asyncio.AbstractEventLoop, body: Callable[[Tx], T]) -> T:
-        """The loop's spare connection (see `kern.db.pg_spare`), else one of its pool, used bare: the
+        """The loop's spare connection (sync-API loops: see `kern.db.pg_spare`), else one of its pool, used bare: the
         body's prepared statements, BEGIN before its first write and COMMIT after it (see `_PgTx`). Runs
         in a greenlet (IO through `await_`)."""
         conn = self._spares.take(loop)
