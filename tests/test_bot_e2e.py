@@ -353,7 +353,7 @@ async def test_slack_limits_hold_and_approvers(env: Env) -> None:
     await env.slack.click(ui.CONFIRM, user="UADMIN")
     await settle(env)
     assert "Completed" in env.card_text()
-    audit = [a for a in await env.db.audit_log(actor="UADMIN")]
+    audit = await env.db.audit_log(run_id=await run_id_of_card(env), actor="UADMIN")
     assert audit and audit[-1]["decision"] == "confirm"
 
 

@@ -92,6 +92,11 @@ async def settle(env: Env) -> None:
     await env.bot.background.idle(15)
 
 
+# The audit log is read oldest first, and the shared PostgreSQL database keeps every test run's rows: read
+# all of this actor's, not the first 1,000.
+LOG_ALL = 1_000_000
+
+
 def tool_cards(env: Env) -> list[str]:
     return [
         json.dumps(m.blocks, ensure_ascii=False)
@@ -129,13 +134,13 @@ async def test_always_allow_in_this_run_covers_the_agents_later_calls(env: Env) 
     cards = tool_cards(env)
     assert "<@U2>" in cards[0]
     assert "Approved automatically: `deploy` is always allowed in this run (by <@U2>" in cards[1]
-    assert [a for a in await env.bot.registry.db.audit_log(actor="U2") if a["decision"] == "grant"]
+    assert [a for a in await env.bot.registry.db.audit_log(actor="U2", limit=LOG_ALL) if a["decision"] == "grant"]
     assert "drop_table" in cards[2] and "Approve once" in cards[2] and deployed == ["api", "web"]
     await env.slack.click(ui.TOOL_OK, user="U2")
     await env.slack.until(lambda: len(tool_cards(env)) == 4)
     await env.slack.until(lambda: "Completed" in card_text(env))
     assert deployed == ["api", "web", "drop users", "db"]
-    audit = await env.bot.registry.db.audit_log(actor="U2")
+    audit = await env.bot.registry.db.audit_log(actor="U2", limit=LOG_ALL)
     assert [
         a["data"]["tool_name"] for a in audit if a["decision"] == "grant" and a["workflow_name"] == env.names["ship"]
     ] == ["deploy"]
@@ -174,7 +179,7 @@ async def test_workflow_wide_grants_expire_and_can_be_revoked(env: Env) -> None:
     assert "Approve once" in tool_cards(env)[-1] and deployed == ["api", "web"]
     revoked = [
         a
-        for a in await env.bot.registry.db.audit_log(actor="U3")
+        for a in await env.bot.registry.db.audit_log(actor="U3", limit=LOG_ALL)
         if a["decision"] == "revoke_grant" and a["workflow_name"] == env.names["fleet"]
     ]
     assert len(revoked) == 1 and revoked[0]["data"]["tool"] == "deploy"
