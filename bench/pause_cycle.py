@@ -1,6 +1,7 @@
 """Pause-cycle benchmark: how long one `run` or `continue_run` call takes when every step pauses.
 
     python bench/pause_cycle.py --db sqlite|async-sqlite|postgres --runs 200 [--api sync|async] [--floor] [--paused N]
+                                [--gap MS]
 
 A workflow of 3 function steps, each with requires_confirmation=True; all runs in ONE session (one
 Workflow object); each run pauses 3 times and is continued. A cycle is one run or continue_run call.
@@ -11,6 +12,13 @@ slower as the session grows (target: at most 1.3 over --runs 1000).
 INSERT plus a compare-and-set UPDATE of a row with a JSON payload of similar size, each in its own
 transaction, on the bare driver (sqlite3 WAL + synchronous=NORMAL, asyncpg); prints it next to kern's
 median and their ratio.
+
+--gap MS: sleep MS milliseconds after each run (sync API), as a bot idles between clicks. On a virtual
+machine a short burst of work after an idle moment runs slower until the CPU warms up again: on the
+2-core VM of 2026-11-24, a 12 ms sleep between runs took SQLite's cycle from 0.26 to 0.52-0.61 ms, the
+first cycle after the sleep from 0.13 to 0.64 ms and the fourth from 0.24 to 0.33 ms. The interleaved
+benchmarks (--floor here, bench/peers.py) put other work, and its waits, between kern's runs in the same
+way.
 
 --paused N: then put N paused runs in the same database (one paused through kern, N-1 bulk-inserted
 copies of its rows with new ids, so it takes seconds), and time loading, confirming and continuing a
@@ -23,6 +31,7 @@ PostgresDb uses) instead of `SqliteDb` (one worker-thread hop per transaction); 
 PostgreSQL runs in a fresh database on the server (KERN_BENCH_PG_URL, default the local `test` server),
 dropped at the end. The last line is machine-readable:
     pause_cycle <db>: median_ms=<x> first20_ms=<y> last20_ms=<z> [floor_ms=<f>] [paused_median_ms=<m> paused_p99_ms=<p>]
+                      [gap_ms=<g>]
 """
 
 from __future__ import annotations
@@ -224,9 +233,12 @@ def main() -> None:
     parser.add_argument("--floor", action="store_true", help="also time the two-transaction floor")
     parser.add_argument("--paused", type=int, default=0, metavar="N", help="then time a random one of N paused runs")
     parser.add_argument("--samples", type=int, default=200, help="random paused runs timed with --paused")
+    parser.add_argument("--gap", type=float, default=0.0, metavar="MS", help="sleep MS ms after each run (sync API)")
     args = parser.parse_args()
     if args.paused and args.paused < 2:
         parser.error("--paused needs at least 2 runs")
+    if args.gap < 0 or (args.gap and args.api != "sync"):
+        parser.error("--gap takes a duration of 0 ms or more, with --api sync")
     dialect = "postgres" if args.db == "postgres" else "sqlite"  # of the floor and the --paused bulk copy
 
     with contextlib.ExitStack() as stack:
@@ -244,9 +256,15 @@ def main() -> None:
             floor.cycles(4 * args.warmup)
 
         measure: Callable[[int], list[float]]
+
+        def between(floor: SqliteFloor | PostgresFloor | None) -> None:
+            if floor is not None:
+                floor_ms.extend(floor.cycles(4))
+            if args.gap:
+                time.sleep(args.gap / 1000)
+
         if args.api == "sync":
-            between = (lambda: floor_ms.extend(floor.cycles(4))) if floor else None
-            measure = lambda n: measure_sync(workflow, n, between)  # noqa: E731
+            measure = lambda n: measure_sync(workflow, n, lambda: between(floor))  # noqa: E731
         else:
             measure = lambda n: asyncio.run(measure_async(workflow, n))  # noqa: E731
         measure(args.warmup)
@@ -273,6 +291,8 @@ def main() -> None:
         f"{s.p99:>9.3f}{s.first20:>9.3f}{s.last20:>9.3f}{s.drift:>7.2f}"
     )
     print("(milliseconds per cycle; a cycle is one run or continue_run call; ratio = last20/first20, target <= 1.3)")
+    if args.gap:
+        print(f"(each run followed by {args.gap:g} ms of sleep)")
     summary = f"pause_cycle {args.db}: median_ms={s.median:.3f} first20_ms={s.first20:.3f} last20_ms={s.last20:.3f}"
     if floor is not None:
         f, single = summarize(floor_ms), summarize(floor.single_ms)
@@ -295,6 +315,8 @@ def main() -> None:
             f"{p.cycles} samples: median {p.median:.3f} ms p90 {p.p90:.3f} p99 {p.p99:.3f}"
         )
         summary += f" paused_median_ms={p.median:.3f} paused_p99_ms={p.p99:.3f}"
+    if args.gap:
+        summary += f" gap_ms={args.gap:g}"
     print(summary)
 
 

@@ -47,6 +47,25 @@ def test_pause_cycle_floor_and_paused_runs() -> None:
     ), lines[-1]
 
 
+def test_pause_cycle_with_a_gap_between_runs() -> None:
+    out = run_script("bench/pause_cycle.py", "--db", "sqlite", "--runs", "3", "--warmup", "1", "--gap", "20")
+    lines = out.splitlines()
+    assert "(each run followed by 20 ms of sleep)" in lines, out
+    assert re.match(r"pause_cycle sqlite: median_ms=[\d.]+ .* gap_ms=20$", lines[-1]), lines[-1]
+
+
+def test_pause_cycle_refuses_a_gap_it_cannot_keep() -> None:
+    for bad in (("--gap", "-1"), ("--gap", "5", "--api", "async")):
+        done = subprocess.run(
+            [sys.executable, "bench/pause_cycle.py", "--runs", "1", *bad],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2 and "--gap takes a duration of 0 ms or more, with --api sync" in done.stderr
+
+
 def test_pause_cycle_paused_runs_on_postgres() -> None:
     require_postgres()
     out = run_script("bench/pause_cycle.py", "--db", "postgres", "--runs", "2", "--warmup", "1", "--paused", "50",
