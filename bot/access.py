@@ -48,20 +48,27 @@ class Access:
         return f"Only {rules.describe()} may answer this."
 
     async def may_answer_pause(
-        self, entry: BotWorkflow, card: Card, user: str, req: StepRequirement, by_rules: str | None = ""
+        self,
+        entry: BotWorkflow,
+        card: Card,
+        user: str,
+        req: StepRequirement,
+        by_rules: str | None = "",
+        notes: pause_notes.Notes | None = None,
     ) -> str | None:
         """Why `user` may not answer this pause, or None: its step's approvers, anyone it was handed to,
         and, once it escalated, the escalation group. `by_rules` is the answer of `may_answer` when the
-        caller already knows it ("" to ask)."""
+        caller already knows it ("" to ask); `notes`, the pause's notes when the caller read them already."""
         refusal = await self.may_answer(entry, card, user, req.step_name) if by_rules == "" else by_rules
         if refusal is None or self.db is None:
             return refusal
-        if await pause_notes.handed_to(self.db, req.requirement_id, user):
+        if notes is None:
+            notes = (await pause_notes.read_notes(self.db, [req.requirement_id]))[req.requirement_id]
+        if notes.handed_to(user):
             return None
         up = entry.approvers_for(req.step_name).escalate_to
-        if up is not None and await pause_notes.escalated(self.db, req.requirement_id):
-            if await self._approver(up, user, card):
-                return None
+        if up is not None and notes.escalated_at is not None and await self._approver(up, user, card):
+            return None
         return refusal
 
     async def _in(self, audience: Audience, entry: BotWorkflow, user: str, card: Card | None, channel: str) -> bool:

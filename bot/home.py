@@ -22,7 +22,7 @@ from bot.access import Access
 from bot.background import Background
 from bot.gateway import SlackGateway
 from bot.grants import active_grants, grant_line, revoke_grant
-from bot.pause_notes import pause_notes
+from bot.pause_notes import Notes, read_notes
 from bot.presenter import Presenter, RunView, card_view
 from bot.registry import BotWorkflow, Registry
 from bot.store import CARD_COLUMNS, BotStore, Card, Delivery, PauseMessage
@@ -31,6 +31,7 @@ from bot.teams import team
 from kern.exceptions import RunNotFoundError
 from kern.run import requirement as kinds
 from kern.run.requirement import StepRequirement
+from kern.run.workflow import WorkflowRunOutput
 
 log = logging.getLogger("kern_bot")
 Ack = Callable[..., Awaitable[Any]]
@@ -47,11 +48,13 @@ _VIEWERS = (
 
 @dataclass
 class Waiting:
-    """An open pause the Home can show: its run's workflow entry and card, and the requirement."""
+    """An open pause the Home can show: its run's workflow entry and card, the requirement, and what was
+    done to it so far."""
 
     entry: BotWorkflow
     card: Card
     req: StepRequirement
+    notes: Notes
 
 
 class HomeQueries:
@@ -190,20 +193,21 @@ class Home:
             log.exception("App Home refresh failed")
 
     async def waiting(self) -> list[Waiting]:
-        """Every open pause the Home can show (its run still waits at it), newest first."""
+        """Every open pause the Home can show (its run still waits at it), newest first. The runs and the
+        pauses' notes are read in one query and one transaction, whatever the number of pauses."""
+        opened = [(p, c, e) for p, c in await self.queries.open_pauses(team()) if (e := self.registry.get(c.workflow))]
+        stored = await self.store.db.load_runs([card.run_id for _, card, _ in opened])
         found = []
-        for pause, card in await self.queries.open_pauses(team()):
-            entry = self.registry.get(card.workflow)
-            if entry is None:
+        for pause, card, entry in opened:
+            row = stored.get(card.run_id)
+            if row is None:
                 continue
-            try:
-                run = await entry.workflow.aget_run(card.run_id)
-            except RunNotFoundError:
-                continue
+            run = WorkflowRunOutput.from_dict(row.output, row.version)
             req = run.step_requirements[-1] if run.is_paused and run.step_requirements else None
             if req is not None and req.requirement_id == pause.requirement_id and req.status == "pending":
-                found.append(Waiting(entry, card, req))
-        return found
+                found.append((entry, card, req))
+        notes = await read_notes(self.store.db, [req.requirement_id for _, _, req in found])
+        return [Waiting(entry, card, req, notes[req.requirement_id]) for entry, card, req in found]
 
     async def _may_answer(
         self, waiting: Waiting, user: str, known: dict[tuple[str, str, str, bool], str | None]
@@ -220,7 +224,9 @@ class Home:
         if key not in known:
             known[key] = await self.access.may_answer(waiting.entry, waiting.card, user, waiting.req.step_name)
         # the rules' answer, then what was done to this pause (handed to them, escalated to their group)
-        refusal = await self.access.may_answer_pause(waiting.entry, waiting.card, user, waiting.req, known[key])
+        refusal = await self.access.may_answer_pause(
+            waiting.entry, waiting.card, user, waiting.req, known[key], waiting.notes
+        )
         return refusal is None
 
     async def _pause_blocks(self, waiting: Waiting) -> ui.Blocks:
@@ -229,9 +235,7 @@ class Home:
             decided = {
                 i: d["summary"] for i, d in (await self.store.tool_decisions(waiting.req.requirement_id)).items()
             }
-        notes = await pause_notes(
-            self.store.db, waiting.entry.approvers_for(waiting.req.step_name), waiting.req.requirement_id
-        )
+        notes = waiting.notes.text(waiting.entry.approvers_for(waiting.req.step_name))
         _, blocks = self.presenter.pause_view(
             waiting.entry, waiting.req, decided, waiting.card.started_by, notes or None
         )

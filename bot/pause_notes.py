@@ -55,48 +55,72 @@ async def tally(db: BaseDb, requirement_id: str) -> Tally:
     rows = await db.run_transaction(lambda conn: conn.execute(query).all(), write=False, tables=BOT)
     result = Tally()
     for user, approve, note in rows:
-        (result.approvals if approve else result.rejections).append(user)
-        if note:
-            result.notes[user] = note
+        _count(result, user, approve, note)
     return result
 
 
-async def handed_to(db: BaseDb, requirement_id: str, user: str) -> bool:
-    """True if the pause was handed to `user`."""
+def _count(tally: Tally, user: str, approve: bool, note: str | None) -> None:
+    (tally.approvals if approve else tally.rejections).append(user)
+    if note:
+        tally.notes[user] = note
+
+
+@dataclass
+class Notes:
+    """What was done to one pause so far: its hand-overs (to, by), in order; when it escalated (None: it
+    has not); its votes."""
+
+    handed: list[tuple[str, str]] = field(default_factory=list)
+    escalated_at: float | None = None
+    votes: Tally = field(default_factory=Tally)
+
+    def handed_to(self, user: str) -> bool:
+        """True if the pause was handed to `user`."""
+        return any(to == user for to, _by in self.handed)
+
+    def text(self, rules: Approvers) -> str:
+        """The lines a pause message shows about it ("" when nothing was done)."""
+        lines = [self.votes.line(rules)] if rules.votes else []
+        lines.extend(f":busts_in_silhouette: Handed to <@{to}> by <@{by}>" for to, by in self.handed)
+        if self.escalated_at is not None and rules.escalate_to is not None:
+            from bot.blocks import slack_time
+
+            who = rules.escalate_to.mentions() or rules.escalate_to.describe()
+            lines.append(
+                f":arrow_double_up: Escalated to {who} at {slack_time(self.escalated_at)}: they may answer too"
+            )
+        return "\n".join(lines)
+
+
+async def read_notes(db: BaseDb, requirement_ids: list[str]) -> dict[str, Notes]:
+    """The notes of each of these pauses (every id gets one), read in one transaction: the Home shows a page
+    of pauses at once, a pause message one."""
     from bot.migrations import BOT
 
-    c = handovers.c
-    query = sa.select(c.to_user).where(c.requirement_id == requirement_id, c.to_user == user)
-    return await db.run_transaction(lambda conn: conn.execute(query).first(), write=False, tables=BOT) is not None
+    wanted = list(dict.fromkeys(requirement_ids))
+    h, e, v = handovers.c, escalations.c, votes.c
 
+    def read(conn: sa.Connection) -> dict[str, Notes]:
+        notes = {requirement_id: Notes() for requirement_id in wanted}
+        if not wanted:
+            return notes
+        handed = sa.select(h.requirement_id, h.to_user, h.by_user).where(h.requirement_id.in_(wanted)).order_by(h.at)
+        for requirement_id, to, by in conn.execute(handed):
+            notes[requirement_id].handed.append((to, by))
+        for requirement_id, at in conn.execute(sa.select(e.requirement_id, e.at).where(e.requirement_id.in_(wanted))):
+            notes[requirement_id].escalated_at = at
+        cast = (
+            sa.select(v.requirement_id, v.user_id, v.approve, v.note)
+            .where(v.requirement_id.in_(wanted))
+            .order_by(v.at, v.user_id)
+        )
+        for requirement_id, user, approve, note in conn.execute(cast):
+            _count(notes[requirement_id].votes, user, approve, note)
+        return notes
 
-async def escalated(db: BaseDb, requirement_id: str) -> bool:
-    from bot.migrations import BOT
-
-    query = sa.select(escalations.c.at).where(escalations.c.requirement_id == requirement_id)
-    return await db.run_transaction(lambda conn: conn.execute(query).first(), write=False, tables=BOT) is not None
+    return await db.run_transaction(read, write=False, tables=BOT)
 
 
 async def pause_notes(db: BaseDb, rules: Approvers, requirement_id: str) -> str:
     """The lines a pause message shows about what happened to it so far ("" when nothing did)."""
-    from bot.migrations import BOT
-
-    def read(conn: sa.Connection) -> tuple[list[tuple[str, str]], float | None]:
-        c = handovers.c
-        handed = conn.execute(
-            sa.select(c.to_user, c.by_user).where(c.requirement_id == requirement_id).order_by(c.at)
-        ).all()
-        up = conn.execute(sa.select(escalations.c.at).where(escalations.c.requirement_id == requirement_id)).scalar()
-        return [tuple(r) for r in handed], up
-
-    handed, escalated_at = await db.run_transaction(read, write=False, tables=BOT)
-    lines = []
-    if rules.votes:
-        lines.append((await tally(db, requirement_id)).line(rules))
-    lines.extend(f":busts_in_silhouette: Handed to <@{to}> by <@{by}>" for to, by in handed)
-    if escalated_at is not None and rules.escalate_to is not None:
-        from bot.blocks import slack_time
-
-        who = rules.escalate_to.mentions() or rules.escalate_to.describe()
-        lines.append(f":arrow_double_up: Escalated to {who} at {slack_time(escalated_at)}: they may answer too")
-    return "\n".join(lines)
+    return (await read_notes(db, [requirement_id]))[requirement_id].text(rules)

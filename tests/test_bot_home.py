@@ -308,3 +308,39 @@ async def test_home_over_socket_mode(tmp_path: Path) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await bot.background.idle()
+
+
+async def test_a_refresh_reads_the_store_as_often_with_many_open_pauses_as_with_few(env: Env) -> None:
+    """Every pause posted or closed republishes the Home of those it concerns, so a refresh must not read
+    the store once (or more) per open pause: with 4 or 16 pauses open, a click that closes one (and the
+    refresh of two viewers' Homes) reads the store the same number of times."""
+    calls: list[str] = []
+    for name in ("run_transaction", "run_hot", "load_run", "load_runs"):
+        method = getattr(env.db, name)
+
+        def counted(*args: Any, _method: Any = method, _name: str = name, **kwargs: Any) -> Any:
+            calls.append(_name)
+            return _method(*args, **kwargs)
+
+        setattr(env.db, name, counted)
+
+    async def store_reads_of_a_click(open_pauses: int) -> int:
+        while sum(1 for m in env.slack.messages.values() if m.thread_ts and "Approve" in json.dumps(m.blocks)) < (
+            open_pauses
+        ):
+            await env.slack.command("run group more")
+            await settle(env)
+        await open_home(env, "UAPP")
+        await open_home(env, "UOPS")
+        calls.clear()
+        before = env.slack.homes["UOPS"]["hash"]
+        await env.slack.click(ui.CONFIRM, user="UAPP")  # the newest pause, in its thread
+        await settle(env)
+        await env.slack.until(lambda: env.slack.homes["UOPS"]["hash"] != before)  # both Homes refreshed
+        await settle(env)
+        return len(calls)
+
+    few = await store_reads_of_a_click(4)
+    many = await store_reads_of_a_click(16)
+    assert few == many, (few, many)
+    assert env.errors() == []

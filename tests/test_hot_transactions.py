@@ -18,7 +18,7 @@ from kern.db.hot import Tx, dumps, insert_statement
 from kern.db.postgres import PostgresDb
 from kern.exceptions import RunNotFoundError
 from kern.run.base import RunStatus
-from kern.workflow import Workflow
+from kern.workflow import Step, Workflow
 from tests.conftest import PG_URL, require_postgres, unique
 from tests.test_db_faults import PgProxy, counting_step, proxy  # noqa: F401 - `proxy` is a fixture
 
@@ -142,3 +142,27 @@ async def test_overflow_connections_are_closed_when_returned(caplog: pytest.LogC
     (open_now,) = await db.run_hot(lambda tx: tx.first(count, {"app": app}), write=False)
     assert open_now == 1  # the pool's one connection; the three overflow ones were closed
     await db.close()
+
+
+async def test_load_runs_reads_many_runs_at_once(db: BaseDb) -> None:
+    """`load_runs`: the stored runs with these ids, by id, as `load_run` reads each; unknown ids are left
+    out and a repeated id is read once."""
+    step = Step(name="gate", executor=lambda s: "done", requires_confirmation=True)
+    workflow = Workflow(name=unique("many"), db=db, steps=[step])
+    paused = [await workflow.arun("x") for _ in range(3)]
+    paused[0].step_requirements[-1].confirm()
+    done = await workflow.acontinue_run(paused[0])
+    ids = [r.run_id for r in paused]
+    found = await db.load_runs([*ids, "no-such-run", ids[1]])
+    assert sorted(found) == sorted(ids)
+    for run_id in ids:
+        one = await db.load_run(run_id)
+        assert (found[run_id].status, found[run_id].version, found[run_id].output) == (
+            one.status,
+            one.version,
+            one.output,
+        )
+    assert found[done.run_id].status == RunStatus.COMPLETED.value and found[ids[1]].status == RunStatus.PAUSED.value
+    assert await db.load_runs([]) == {}
+    with pytest.raises(RunNotFoundError):
+        await db.load_run("no-such-run")
