@@ -1,6 +1,6 @@
 """kern-bot under load: concurrent clicks through the real HTTP endpoint against the local Slack (bot.devslack).
 
-    python bench/bot_load.py [--runs 200] [--db sqlite|postgres] [--quorum]
+    python bench/bot_load.py [--runs 200] [--db sqlite|postgres] [--quorum] [--home-viewers N]
 
 PostgreSQL runs in a fresh database on the server (KERN_BENCH_PG_URL, default the local `test` server),
 dropped afterwards.
@@ -16,6 +16,10 @@ It starts --runs paused runs of a three-gate function workflow, then:
 2. while those --runs resumptions are still being worked through, sends a click every 5 ms and times
    its ack (clicks arriving while the bot is busy);
 3. times click to next pause card posted, for the burst and for one click at a time.
+
+--home-viewers N: before the burst, N people open the bot's App Home (and may answer every pause), so
+each pause posted or closed republishes their Homes, each listing the open pauses, as a team using the
+Home would see.
 
 --quorum: the same on a workflow whose gates need two approvals (`Approvers(required=2)`): the burst
 sends both votes of every run at once (2 x --runs clicks), and "click to next card" is timed from the
@@ -131,7 +135,7 @@ async def send_clicks(endpoint: str, burst: list[bytes], probes: list[bytes], sl
 
 
 # ----- the bench ----------------------------------------------------------------------------------------
-async def main(runs: int, db_kind: str, quorum: bool, db: str) -> None:
+async def main(runs: int, db_kind: str, quorum: bool, db: str, home_viewers: int = 0) -> None:
     port = 3400 + os.getpid() % 500
     async with DevSlack(SECRET) as slack:
         env = {
@@ -150,7 +154,7 @@ async def main(runs: int, db_kind: str, quorum: bool, db: str) -> None:
         slack.bot_endpoint = f"http://127.0.0.1:{port}/slack/events"
         try:
             await wait_healthy(f"http://127.0.0.1:{port}/health", bot)
-            await measure(slack, runs, db_kind, bot.pid, quorum)
+            await measure(slack, runs, db_kind, bot.pid, quorum, home_viewers)
         finally:
             bot.terminate()
             try:
@@ -195,7 +199,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def measure(slack: DevSlack, runs: int, db_kind: str, bot_pid: int, quorum: bool = False) -> None:
+async def measure(
+    slack: DevSlack, runs: int, db_kind: str, bot_pid: int, quorum: bool = False, home_viewers: int = 0
+) -> None:
     workflow, voters = ("quorum", VOTERS) if quorum else ("load", VOTERS[:1])
     started = time.perf_counter()
     command_acks = [r[2] for r in await asyncio.gather(*(slack.command(f"run {workflow}") for _ in range(runs)))]
@@ -217,6 +223,10 @@ async def measure(slack: DevSlack, runs: int, db_kind: str, bot_pid: int, quorum
         payload = slack.click_payload(ui.CONFIRM, stale=slack.find(ui.CONFIRM, thread_ts=cards[i % runs].ts))
         payload["actions"][0]["value"] = f"bench-probe-{i}"
         probes.append(slack.interaction_body(payload))
+    for i in range(home_viewers):  # each Home published before the clock starts
+        user = f"UHOME{i}"
+        await slack.open_home(user)
+        await until_quiet(slack, lambda u=user: int(u in slack.homes), 1, within=30)
     cpu_before = cpu_seconds(bot_pid)
     calls_before = len(slack.calls)
     timings = await send_clicks(slack.bot_endpoint, burst, probes, slack)
@@ -258,6 +268,8 @@ async def measure(slack: DevSlack, runs: int, db_kind: str, bot_pid: int, quorum
 
     acks_ms, busy_ms = ms([r["took"] for r in timings["burst"]]), ms(busy_probes)
     mode, tag = (" (2-of-M votes)", " quorum") if quorum else ("", "")
+    if home_viewers:
+        mode, tag = f"{mode} ({home_viewers} App Home viewers)", f"{tag} home_viewers={home_viewers}"
     print(
         f"kern-bot load{mode}, {runs} runs on {db_kind}; setup (commands to first pause) {setup_s:.1f} s; "
         f"burst worked through in {last_card - min(clicked_at.values()):.2f} s "
@@ -295,11 +307,13 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--quorum", action="store_true", help="gates that need two approvals; both sent at once")
+    parser.add_argument("--home-viewers", type=int, default=0, metavar="N", help="N people have the App Home open")
     args = parser.parse_args()
     if args.db == "sqlite":
-        asyncio.run(main(args.runs, args.db, args.quorum, str(Path(tempfile.mkdtemp()) / "bench.db")))
+        db_file = str(Path(tempfile.mkdtemp()) / "bench.db")
+        asyncio.run(main(args.runs, args.db, args.quorum, db_file, args.home_viewers))
     else:  # a fresh database: rows a killed bench bot left owing (outbox) would be delivered by this one
         from benchlib import fresh_pg_database  # (the bot process imports this module as bench.bot_load)
 
         with fresh_pg_database() as url:
-            asyncio.run(main(args.runs, args.db, args.quorum, url))
+            asyncio.run(main(args.runs, args.db, args.quorum, url, args.home_viewers))

@@ -139,6 +139,9 @@ class Home:
         self.gateway = gateway
         self.background = background
         self.queries = HomeQueries(store)
+        # (team, user) whose Home is being republished, and those that changed since their republish began
+        self._publishing: set[tuple[str, str]] = set()
+        self._changed: set[tuple[str, str]] = set()
 
     # ----- listeners -------------------------------------------------------------------------------
     async def on_home_opened(self, event: dict[str, Any]) -> None:
@@ -161,12 +164,11 @@ class Home:
             self.background.spawn(self.refresh(view))
 
     # ----- publishing ------------------------------------------------------------------------------
-    async def show(self, user: str, page: int | None = None, waiting: list[Waiting] | None = None) -> None:
+    async def show(self, user: str, page: int | None = None) -> None:
         """Publish `user`'s Home at `page` (None: the page they were on)."""
         if page is None:
             page = (await self.queries.viewers(team())).get(user, 0)
-        if waiting is None:
-            waiting = await self.waiting()
+        waiting = await self.waiting()
         answers: dict[tuple[str, str, str, bool], str | None] = {}
         mine = [w for w in waiting if await self._may_answer(w, user, answers)]
         rendered = [await self._pause_blocks(w) for w in mine]
@@ -185,12 +187,31 @@ class Home:
                 if user == changed.card.started_by
                 or await self.access.may_answer(changed.entry, changed.card, user) is None
             ]
-            if concerned:
-                waiting = await self.waiting()
-                for user in concerned:
-                    await self.show(user, viewers[user], waiting)
+            for user in concerned:
+                self._republish_soon(user)
         except Exception:  # never let a Home refresh break delivery; the next open shows it anyway
             log.exception("App Home refresh failed")
+
+    def _republish_soon(self, user: str) -> None:
+        """Republish `user`'s Home, coalesced: one republish at a time per person, and one more after it if
+        anything changed meanwhile. A burst of clicks (each closing a pause and posting the next) then
+        costs each viewer a few republishes, not one per pause posted or closed."""
+        key = (team(), user)
+        self._changed.add(key)
+        if key not in self._publishing:
+            self._publishing.add(key)
+            self.background.spawn(self._republish(key))
+
+    async def _republish(self, key: tuple[str, str]) -> None:
+        try:
+            while key in self._changed:
+                self._changed.discard(key)  # what changes from here on is republished once more
+                try:
+                    await self.show(key[1])
+                except Exception:  # best effort, like every refresh: the next change or open shows it
+                    log.exception("App Home refresh failed")
+        finally:
+            self._publishing.discard(key)
 
     async def waiting(self) -> list[Waiting]:
         """Every open pause the Home can show (its run still waits at it), newest first. The runs and the

@@ -5,6 +5,7 @@ runs" lists the runs they started; the tab is refreshed when a pause opens or cl
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -343,4 +344,27 @@ async def test_a_refresh_reads_the_store_as_often_with_many_open_pauses_as_with_
     few = await store_reads_of_a_click(4)
     many = await store_reads_of_a_click(16)
     assert few == many, (few, many)
+    assert env.errors() == []
+
+
+async def test_a_burst_of_clicks_republishes_a_viewers_home_a_few_times_not_once_per_pause(env: Env) -> None:
+    """Each pause closed republishes the Home of those it concerns; a burst of them is coalesced (one
+    republish at a time per person, and one more if anything changed meanwhile), and the last one shows
+    the final state."""
+    for i in range(8):
+        await env.slack.command(f"run mine burst{i}")
+    await settle(env)
+    await env.slack.until(lambda: sum(1 for m in env.slack.messages.values() if m.thread_ts) == 8)
+    view = await open_home(env, "UAPP")
+    assert len(confirm_values(view)) == 8
+    threads = [m.ts for m in env.slack.messages.values() if m.thread_ts is None]
+    published = len([c for c in env.slack.calls if c[0] == "views.publish"])
+
+    await asyncio.gather(*(env.slack.click(ui.CONFIRM, user="UAPP", thread_ts=ts) for ts in threads))
+    await settle(env)
+    await env.slack.until(lambda: "Nothing waits on you" in text_of(env.slack.homes["UAPP"]))
+    await settle(env)
+    republished = len([c for c in env.slack.calls if c[0] == "views.publish"]) - published
+    assert 1 <= republished < 8, republished  # one per closed pause before
+    assert "Nothing waits on you" in text_of(env.slack.homes["UAPP"])
     assert env.errors() == []
