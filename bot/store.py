@@ -43,6 +43,14 @@ _CARD_WITH_OPEN_PAUSES = (  # one row per open pause (or one with no pause)
     .where(cards.c.run_id == sa.bindparam("b_run_id"))
 )
 
+_COPIES = sa.select(
+    pause_copies.c.requirement_id, pause_copies.c.recipient, pause_copies.c.run_id, pause_copies.c.channel,
+    pause_copies.c.ts, pause_copies.c.team_id,
+).where(pause_copies.c.requirement_id == sa.bindparam("b_requirement_id"))  # fmt: skip
+_TOOL_DECISIONS = sa.select(
+    tool_decisions.c.call_index, tool_decisions.c.decision, tool_decisions.c.decided_by, tool_decisions.c.summary
+).where(tool_decisions.c.requirement_id == sa.bindparam("b_requirement_id"))
+
 
 _PAUSE_POSTED = (
     pauses.update()
@@ -137,18 +145,11 @@ class BotStore(OutboxRows):
         )
 
     async def tool_decisions(self, requirement_id: str) -> dict[int, dict[str, Any]]:
-        rows = await self._tx(
-            lambda c: c.execute(
-                sa.select(
-                    tool_decisions.c.call_index,
-                    tool_decisions.c.decision,
-                    tool_decisions.c.decided_by,
-                    tool_decisions.c.summary,
-                ).where(tool_decisions.c.requirement_id == requirement_id)
-            ).all(),
-            write=False,
-        )
-        return {r[0]: {"decision": r[1], "by": r[2], "summary": r[3]} for r in rows}
+        """The decisions on a tool-call pause's calls so far, by call index (one statement: every card and
+        Home drawing of the pause asks)."""
+        params = {"b_requirement_id": requirement_id}
+        rows = await self._hot(lambda tx: tx.all(self.db.prepare(_TOOL_DECISIONS), params), write=False)
+        return {r[0]: {"decision": self.db.read_json(r[1]), "by": r[2], "summary": r[3]} for r in rows}
 
     def expect_pause(self, tx: Tx, run_id: str, requirement_id: str) -> None:
         """Record a pause whose message is owed (no channel or ts yet), inside the caller's transaction."""
@@ -208,8 +209,8 @@ class BotStore(OutboxRows):
 
     # ----- DM copies of pause messages --------------------------------------------------------------
     async def copies(self, requirement_id: str) -> list[PauseCopy]:
-        c = pause_copies.c
-        query = sa.select(c.requirement_id, c.recipient, c.run_id, c.channel, c.ts, c.team_id).where(
-            c.requirement_id == requirement_id
-        )
-        return await self._tx(lambda conn: [PauseCopy(*r) for r in conn.execute(query)], write=False)
+        """Where copies of a pause's message were posted (DMs, approvals channel): one statement, as every
+        redrawing of the pause asks."""
+        params = {"b_requirement_id": requirement_id}
+        rows = await self._hot(lambda tx: tx.all(self.db.prepare(_COPIES), params), write=False)
+        return [PauseCopy(*r) for r in rows]
