@@ -146,9 +146,9 @@ class PostgresDb(AsyncEngineDb):
         return await greenlet_spawn(self._raw_transaction, asyncio.get_running_loop(), body)
 
     def _raw_transaction(self, loop: asyncio.AbstractEventLoop, body: Callable[[Tx], T]) -> T:
-        """The loop's spare connection (sync-API loops: see `kern.db.pg_spare`), else one of its pool, used bare: the
-        body's prepared statements, BEGIN before its first write and COMMIT after it (see `_PgTx`). Runs
-        in a greenlet (IO through `await_`)."""
+        """The loop's spare connection (sync-API loops: see `kern.db.pg_spare`), else one of its pool,
+        used bare: the body's prepared statements, BEGIN before its first write and COMMIT after it (see
+        `_PgTx`). Runs in a greenlet (IO through `await_`)."""
         conn = self._spares.take(loop)
         pooled: PoolProxiedConnection | None = None
         if conn is None:
