@@ -11,7 +11,9 @@ import asyncio
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -60,11 +62,18 @@ def _postgres() -> None:
     require_postgres()
 
 
-def test_hot_transactions_on_one_loop_reuse_its_spare_and_stay_within_the_bound() -> None:
-    run_sync(_hot_transactions_on_one_loop_reuse_its_spare_and_stay_within_the_bound())
+def on_a_sync_callers_loop(body: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
+    """The test's body run through `run_sync`: on the main thread's own loop, as a sync kern call runs."""
+
+    def test() -> None:
+        run_sync(body())
+
+    test.__doc__ = body.__doc__
+    return test
 
 
-async def _hot_transactions_on_one_loop_reuse_its_spare_and_stay_within_the_bound() -> None:
+@on_a_sync_callers_loop
+async def test_hot_transactions_on_one_loop_reuse_its_spare_and_stay_within_the_bound() -> None:
     app = unique("kern-spare")
     db = PostgresDb(PG_URL, application_name=app, pool_size=2, max_overflow=0)
     try:
@@ -89,11 +98,8 @@ async def _hot_transactions_on_one_loop_reuse_its_spare_and_stay_within_the_boun
     assert await ended(app), "close() left a session open"
 
 
-def test_spare_dropped_by_the_server_is_replaced_without_an_error() -> None:
-    run_sync(_spare_dropped_by_the_server_is_replaced_without_an_error())
-
-
-async def _spare_dropped_by_the_server_is_replaced_without_an_error() -> None:
+@on_a_sync_callers_loop
+async def test_spare_dropped_by_the_server_is_replaced_without_an_error() -> None:
     app = unique("kern-spare-kill")
     db = PostgresDb(PG_URL, application_name=app, retry_for=5)
     try:
@@ -112,11 +118,8 @@ async def _spare_dropped_by_the_server_is_replaced_without_an_error() -> None:
         await db.close()
 
 
-def test_spare_killed_mid_transaction_is_retried_on_a_fresh_connection() -> None:
-    run_sync(_spare_killed_mid_transaction_is_retried_on_a_fresh_connection())
-
-
-async def _spare_killed_mid_transaction_is_retried_on_a_fresh_connection() -> None:
+@on_a_sync_callers_loop
+async def test_spare_killed_mid_transaction_is_retried_on_a_fresh_connection() -> None:
     app = unique("kern-spare-mid")
     db = PostgresDb(PG_URL, application_name=app, retry_for=5)
     attempts: list[int] = []
@@ -139,11 +142,8 @@ async def _spare_killed_mid_transaction_is_retried_on_a_fresh_connection() -> No
         await db.close()
 
 
-def test_failed_transaction_leaves_the_spare_clean_and_kept() -> None:
-    run_sync(_failed_transaction_leaves_the_spare_clean_and_kept())
-
-
-async def _failed_transaction_leaves_the_spare_clean_and_kept() -> None:
+@on_a_sync_callers_loop
+async def test_failed_transaction_leaves_the_spare_clean_and_kept() -> None:
     app = unique("kern-spare-fail")
     db = PostgresDb(PG_URL, application_name=app)
     table = unique("spare_t").replace("-", "_")
@@ -169,11 +169,8 @@ async def _failed_transaction_leaves_the_spare_clean_and_kept() -> None:
         await admin.close()
 
 
-def test_cancelled_transaction_drops_the_spare() -> None:
-    run_sync(_cancelled_transaction_drops_the_spare())
-
-
-async def _cancelled_transaction_drops_the_spare() -> None:
+@on_a_sync_callers_loop
+async def test_cancelled_transaction_drops_the_spare() -> None:
     app = unique("kern-spare-cancel")
     db = PostgresDb(PG_URL, application_name=app)
     try:
