@@ -63,7 +63,7 @@ class Access:
         if refusal is None or self.db is None:
             return refusal
         if notes is None:
-            notes = (await pause_notes.read_notes(self.db, [req.requirement_id]))[req.requirement_id]
+            notes = (await pause_notes.read_notes(self.db, [req.requirement_id], with_votes=False))[req.requirement_id]
         if notes.handed_to(user):
             return None
         up = entry.approvers_for(req.step_name).escalate_to

@@ -92,9 +92,9 @@ class Notes:
         return "\n".join(lines)
 
 
-async def read_notes(db: BaseDb, requirement_ids: list[str]) -> dict[str, Notes]:
+async def read_notes(db: BaseDb, requirement_ids: list[str], *, with_votes: bool = True) -> dict[str, Notes]:
     """The notes of each of these pauses (every id gets one), read in one transaction: the Home shows a page
-    of pauses at once, a pause message one."""
+    of pauses at once, a pause message one. `with_votes=False` leaves the votes out (rules that count none)."""
     from bot.migrations import BOT
 
     wanted = list(dict.fromkeys(requirement_ids))
@@ -109,6 +109,8 @@ async def read_notes(db: BaseDb, requirement_ids: list[str]) -> dict[str, Notes]
             notes[requirement_id].handed.append((to, by))
         for requirement_id, at in conn.execute(sa.select(e.requirement_id, e.at).where(e.requirement_id.in_(wanted))):
             notes[requirement_id].escalated_at = at
+        if not with_votes:
+            return notes
         cast = (
             sa.select(v.requirement_id, v.user_id, v.approve, v.note)
             .where(v.requirement_id.in_(wanted))
@@ -123,4 +125,4 @@ async def read_notes(db: BaseDb, requirement_ids: list[str]) -> dict[str, Notes]
 
 async def pause_notes(db: BaseDb, rules: Approvers, requirement_id: str) -> str:
     """The lines a pause message shows about what happened to it so far ("" when nothing did)."""
-    return (await read_notes(db, [requirement_id]))[requirement_id].text(rules)
+    return (await read_notes(db, [requirement_id], with_votes=rules.votes))[requirement_id].text(rules)
