@@ -47,16 +47,22 @@ async def tally(db: BaseDb, requirement_id: str) -> Tally:
     """The votes cast on a pause."""
     from bot.migrations import BOT
 
-    query = (
-        sa.select(votes.c.user_id, votes.c.approve, votes.c.note)
-        .where(votes.c.requirement_id == requirement_id)
-        .order_by(votes.c.at, votes.c.user_id)
-    )
+    query = _votes_query([requirement_id])
     rows = await db.run_transaction(lambda conn: conn.execute(query).all(), write=False, tables=BOT)
     result = Tally()
-    for user, approve, note in rows:
+    for _, user, approve, note in rows:
         _count(result, user, approve, note)
     return result
+
+
+def _votes_query(requirement_ids: list[str]) -> sa.Select[str, str, bool, str | None]:
+    """The votes cast on these pauses, in voting order: (requirement id, user, approve, note)."""
+    v = votes.c
+    return (
+        sa.select(v.requirement_id, v.user_id, v.approve, v.note)
+        .where(v.requirement_id.in_(requirement_ids))
+        .order_by(v.at, v.user_id)
+    )
 
 
 def _count(tally: Tally, user: str, approve: bool, note: str | None) -> None:
@@ -98,7 +104,7 @@ async def read_notes(db: BaseDb, requirement_ids: list[str], *, with_votes: bool
     from bot.migrations import BOT
 
     wanted = list(dict.fromkeys(requirement_ids))
-    h, e, v = handovers.c, escalations.c, votes.c
+    h, e = handovers.c, escalations.c
 
     def read(conn: sa.Connection) -> dict[str, Notes]:
         notes = {requirement_id: Notes() for requirement_id in wanted}
@@ -111,12 +117,7 @@ async def read_notes(db: BaseDb, requirement_ids: list[str], *, with_votes: bool
             notes[requirement_id].escalated_at = at
         if not with_votes:
             return notes
-        cast = (
-            sa.select(v.requirement_id, v.user_id, v.approve, v.note)
-            .where(v.requirement_id.in_(wanted))
-            .order_by(v.at, v.user_id)
-        )
-        for requirement_id, user, approve, note in conn.execute(cast):
+        for requirement_id, user, approve, note in conn.execute(_votes_query(wanted)):
             _count(notes[requirement_id].votes, user, approve, note)
         return notes
 

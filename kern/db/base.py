@@ -24,7 +24,20 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from kern.db import migrations, schema
-from kern.db.hot import INSERT_AUDIT, PAUSED, RUNNING, RUNS, HotSql, SaTx, Sql, Tx, dumps, dumps_or_none, loads
+from kern.db.hot import (
+    INSERT_AUDIT,
+    PAUSED,
+    RUN_COLUMNS,
+    RUNNING,
+    RUNS,
+    HotSql,
+    SaTx,
+    Sql,
+    Tx,
+    dumps,
+    dumps_or_none,
+    loads,
+)
 from kern.db.retry import Attempt, Retries
 from kern.exceptions import (
     LostOwnershipError,
@@ -639,9 +652,7 @@ class BaseDb(Retries, ABC):
         wanted = list(dict.fromkeys(run_ids))
         if not wanted:
             return {}
-        c = schema.runs.c
-        columns = (c.run_id, c.session_id, c.workflow_name, c.status, c.version, c.lease_until, c.output, c.journal)
-        query = sa.select(*columns).where(c.run_id.in_(wanted))
+        query = sa.select(*RUN_COLUMNS).where(RUNS.run_id.in_(wanted))
 
         def body(conn: Connection) -> dict[str, StoredRun]:
             found = (self._stored(tuple(row)) for row in conn.execute(query))

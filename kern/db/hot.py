@@ -97,7 +97,8 @@ _RENEW_LEASE = (
 _SELECT_WRITTEN = sa.select(RUNS.version, RUNS.updated_at, RUNS.output, RUNS.journal).where(
     RUNS.run_id == sa.bindparam("b_run_id")
 )
-_SELECT_RUN = sa.select(
+# A stored run's columns, in `StoredRun`'s order.
+RUN_COLUMNS = (
     RUNS.run_id,
     RUNS.session_id,
     RUNS.workflow_name,
@@ -106,7 +107,8 @@ _SELECT_RUN = sa.select(
     RUNS.lease_until,
     RUNS.output,
     RUNS.journal,
-).where(RUNS.run_id == sa.bindparam("b_run_id"))
+)
+_SELECT_RUN = sa.select(*RUN_COLUMNS).where(RUNS.run_id == sa.bindparam("b_run_id"))
 
 
 _AUDIT_COLUMNS = (
