@@ -12,7 +12,6 @@ just then, the pause stays as it is, with its buttons: a person approves it, not
 from __future__ import annotations
 
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -23,6 +22,7 @@ from bot.store import Card
 from bot.tables import grants
 from kern.db.base import BaseDb
 from kern.db.hot import INSERT_AUDIT
+from kern.ids import new_id
 from kern.run import requirement as kinds
 from kern.run.agent import RunRequirement
 
@@ -58,7 +58,7 @@ class Grants:
         now = time.time()
         lasts = loaded.entry.standing_seconds
         row = {
-            "id": uuid.uuid4().hex,
+            "id": new_id(),
             "scope": "workflow" if workflow_wide else "run",
             "workflow": loaded.entry.name,
             "run_id": None if workflow_wide else loaded.run.run_id,

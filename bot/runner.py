@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -18,6 +17,7 @@ from bot.registry import BotWorkflow
 from bot.store import BotStore, Card
 from bot.teams import team
 from kern.exceptions import LostOwnershipError, StoreError
+from kern.ids import new_id
 from kern.run.workflow import (
     StepCompletedEvent,
     StepContinuedEvent,
@@ -69,7 +69,7 @@ class Runner:
         """Post the run card (showing `text`), then run the workflow in the background on `value`, or on
         `text` when no value is given. Returns the run id (None if the card could not be posted: the
         command's reply says why, through `response_url` if given)."""
-        run_id, started = uuid.uuid4().hex, time.time()
+        run_id, started = new_id(), time.time()
         card = Card(run_id, entry.name, channel, ts="", started_by=user, input=text, team_id=team())
         fallback, blocks = ui.card_blocks(card_view(entry, card, None, started_at=started))
         posted = await self.gateway.call("chat_postMessage", channel=channel, text=fallback, blocks=blocks)

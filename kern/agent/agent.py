@@ -11,6 +11,7 @@ from typing import Any, Literal, Unpack, overload
 from kern._sync import EventStream, event_stream, iterate_sync, run_sync
 from kern.db.base import BaseDb, Resolution, StoredRun
 from kern.exceptions import RequirementNotResolvedError, StoreError
+from kern.ids import new_id
 from kern.models.base import Model, ModelResponse, ToolCall
 from kern.models.message import Message
 from kern.run.agent import (
@@ -92,7 +93,7 @@ class Agent:
 
             db = SqliteDb()
         self.db = db
-        self.session_id = session_id or uuid.uuid4().hex
+        self.session_id = session_id or new_id()
         self.user_id = user_id
         self.max_tool_rounds = max_tool_rounds
 
@@ -147,7 +148,7 @@ class Agent:
         if conversation is not None:
             input = conversation
         run = RunOutput(
-            run_id=run_id or uuid.uuid4().hex,
+            run_id=run_id or new_id(),
             session_id=session_id or self.session_id,
             agent_name=self.name,
             agent_id=self.id if self.kind == AGENT_KIND else None,
@@ -529,7 +530,7 @@ class _Driver:
                 continue
             requirement = RunRequirement(tool_execution=execution)
             if tool.approval_type == "required":
-                requirement.approval_id = uuid.uuid4().hex
+                requirement.approval_id = new_id()
                 approvals.append(
                     {
                         "id": requirement.approval_id,

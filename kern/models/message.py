@@ -8,10 +8,11 @@ stored one back with `Message.from_dict(run_output.messages[i])`.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from kern.ids import new_id
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 
@@ -23,7 +24,7 @@ class Message(BaseModel):
 
     role: Role
     content: Any = None
-    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = Field(default_factory=new_id)
     name: str | None = None
     # assistant messages: the calls the model asked for, as {"id", "name", "arguments"} dicts
     tool_calls: list[dict[str, Any]] | None = None

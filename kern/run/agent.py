@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
@@ -12,6 +11,7 @@ from pydantic import Field, GetCoreSchemaHandler
 from pydantic_core import CoreSchema, core_schema
 
 from kern._json import to_jsonable
+from kern.ids import new_id
 from kern.run.base import RunStatus
 from kern.run.item_access import ItemAccess
 from kern.run.requirement import _coerce
@@ -118,7 +118,7 @@ class RunRequirement(ItemAccess):
     )
 
     tool_execution: ToolExecution
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = field(default_factory=new_id)
     member_agent_id: str | None = None
     member_agent_name: str | None = None
     member_run_id: str | None = None

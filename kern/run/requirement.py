@@ -15,6 +15,7 @@ from pydantic import Field, GetCoreSchemaHandler
 from pydantic_core import CoreSchema, core_schema
 
 from kern._json import to_jsonable
+from kern.ids import new_id
 from kern.run.stored import JSONABLE, StoredForm, custom_form
 from kern.workflow.types import FIELD_TYPES, OnReject, OnTimeout, StepOutput, UserInputField
 
@@ -148,7 +149,7 @@ class StepRequirement:
     kind: str
     step_path: str = ""
     step_type: str = "Step"
-    requirement_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    requirement_id: str = field(default_factory=new_id)
     gate_key: str = ""
     message: str | None = None
     user_input_schema: list[UserInputField] | None = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
@@ -13,6 +12,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import Field
 
 from kern._json import to_jsonable
+from kern.ids import new_id
 from kern.run.base import RunStatus
 from kern.run.requirement import (
     CONFIRMATION,
@@ -87,8 +87,8 @@ __all__ = [
 class WorkflowRunOutput:
     """The state of one workflow run: its result when finished, its pauses while paused."""
 
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    session_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    run_id: str = field(default_factory=new_id)
+    session_id: str = field(default_factory=new_id)
     workflow_name: str | None = None
     input: Annotated[Any, JSONABLE] = None
     content: Annotated[Any, JSONABLE] = None

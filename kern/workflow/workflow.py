@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from kern._sync import EventStream, event_stream, iterate_sync, run_sync
 from kern.db.base import BaseDb, Resolution, StoredRun
 from kern.exceptions import RequirementNotResolvedError, RunAlreadyResumedError, RunNotPausedError
+from kern.ids import new_id
 from kern.run.base import RunStatus
 from kern.run.options import WorkflowAsyncContinueOptions, WorkflowContinueOptions, WorkflowRunOptions
 from kern.run.requirement import EXECUTOR, StepRequirement
@@ -66,7 +67,7 @@ class Workflow(StoredRuns):
             raise TypeError(f"Workflow {self.name!r}: db must be a SqliteDb or PostgresDb, got {type(db).__name__}")
         self.db = db
         self.steps: list[Node] = as_nodes(list(steps) if steps is not None else [])
-        self.session_id = session_id or uuid.uuid4().hex
+        self.session_id = session_id or new_id()
         self.user_id = user_id
         self.description = description
         self.additional_data = additional_data or {}
@@ -166,7 +167,7 @@ class Workflow(StoredRuns):
         input is validated first (see `validate_input`; raises `ValueError` before anything runs)."""
         input = self.validate_input(input)
         run = WorkflowRunOutput(
-            run_id=run_id or uuid.uuid4().hex,
+            run_id=run_id or new_id(),
             session_id=session_id or self.session_id,
             workflow_name=self.name,
             input=input,
