@@ -24,6 +24,11 @@ Home would see.
 --quorum: the same on a workflow whose gates need two approvals (`Approvers(required=2)`): the burst
 sends both votes of every run at once (2 x --runs clicks), and "click to next card" is timed from the
 second vote.
+
+The last line is machine-readable:
+    bot_load <db>[ quorum][ home_viewers=N]: ack_p50_ms=<a> ack_p99_ms=<b> busy_ack_p99_ms=<c>
+        next_card_median_ms=<d> burst_s=<e> bot_cpu_s=<f>
+(burst_s: first click of the burst to the last next card posted; bot_cpu_s: the bot's CPU meanwhile).
 """
 
 from __future__ import annotations
@@ -267,12 +272,13 @@ async def measure(
         return [x * 1000 for x in xs]
 
     acks_ms, busy_ms = ms([r["took"] for r in timings["burst"]]), ms(busy_probes)
+    burst_s = last_card - min(clicked_at.values())
     mode, tag = (" (2-of-M votes)", " quorum") if quorum else ("", "")
     if home_viewers:
         mode, tag = f"{mode} ({home_viewers} App Home viewers)", f"{tag} home_viewers={home_viewers}"
     print(
         f"kern-bot load{mode}, {runs} runs on {db_kind}; setup (commands to first pause) {setup_s:.1f} s; "
-        f"burst worked through in {last_card - min(clicked_at.values()):.2f} s "
+        f"burst worked through in {burst_s:.2f} s "
         f"(the bot used {burst_cpu:.2f} s of CPU); "
         f"Slack errors: {len(errors)}"
     )
@@ -295,7 +301,7 @@ async def measure(
     print(
         f"bot_load {db_kind}{tag}: ack_p50_ms={statistics.median(acks_ms):.1f} ack_p99_ms={pct(acks_ms, 0.99):.1f} "
         f"busy_ack_p99_ms={pct(busy_ms, 0.99) if busy_ms else float('nan'):.1f} "
-        f"next_card_median_ms={statistics.median(ms(single)):.1f}"
+        f"next_card_median_ms={statistics.median(ms(single)):.1f} burst_s={burst_s:.2f} bot_cpu_s={burst_cpu:.2f}"
     )
 
 

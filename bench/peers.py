@@ -16,22 +16,38 @@ and pauses before the next or finishes). A cycle is one run or one resume call, 
   transactions, on the bare driver (sqlite3 WAL + synchronous=NORMAL; asyncpg), see benchlib.py; and
   floor_implicit, the same two statements each as its own implicit transaction (one round trip each).
 
-Every contender gets the same warm-up, then the runs are interleaved: round i does run i of every
-contender, in an order that rotates each round, so that a noisy moment on a shared machine hits all of
-them alike. `--block N` makes a round N runs of each contender in a row, so that each runs as one busy
-client does rather than just after another client's run (on PostgreSQL, that ordering alone cost kern
-about 0.2 ms a cycle in one sitting: 1.38-1.40 ms at --block 1, 1.16-1.19 ms at --block 20). PostgreSQL
-work happens in a fresh database on the server (KERN_BENCH_PG_URL, default the local `test` server),
-dropped at the end. The peers are optional (`pip install -e '.[bench]'`); one that is not installed is
-skipped and the output says so. The last lines are machine-readable:
-    peers <db>: kern_ms=<x> [langgraph_ms=<y>] [agno_ms=<z>] floor_ms=<f> floor_implicit_ms=<g>
+Every contender gets the same warm-up, then the runs are interleaved: round i does run i of every contender,
+so that a noisy moment on a shared machine hits all of them alike, in an order that changes each round so
+that each contender runs just after each other one about as often (`round_orders`). `--block N` makes a
+round N runs of each contender in a row, so that each runs as one busy client does rather than just after
+another client's run (on PostgreSQL, that ordering alone cost kern about 0.2 ms a cycle in one sitting:
+1.38-1.40 ms at --block 1, 1.16-1.19 ms at --block 20).
+
+What runs just before a contender costs it: another framework's run leaves the CPU caches full of its own
+memory, and the next run's first cycles fetch theirs again. The cost is about the same in time for every
+contender (so a bigger share of a short cycle), grows with how much memory the run before touched, and is
+gone by the third cycle. Measured on 2026-11-24 (SQLite, kern's four cycles, medians in ms): after a kern
+run 0.077 / 0.166 / 0.162 / 0.161; after a LangGraph run 0.256 / 0.288 / 0.195 / 0.168; after an Agno run
+0.357 / 0.334 / 0.191 / 0.160; after touching 32 MB of memory 0.417 / 0.376 / 0.224 / 0.178 (as much or more
+with the other framework in a process of its own: after LangGraph 0.334 / 0.318 / 0.191 / 0.167). So orders
+matter, and `round_orders` lets each contender follow each other one about as often. The sitting's numbers,
+kern against LangGraph on SQLite: rotating one order, 10.3-10.7x with `--only kern,langgraph` and 7.5-8.1x
+with Agno too; with every order in turn, 9.8-10.4x and 10.5x; at --block 20, 17.1x.
+
+PostgreSQL work happens in a fresh database on the server (KERN_BENCH_PG_URL, default the local `test`
+server), dropped at the end. The peers are optional (`pip install -e '.[bench]'`); one that is not installed
+is skipped and the output says so. The last lines are machine-readable:
+    peers <db>: kern_ms=<x> [langgraph_ms=<y>] [agno_ms=<z>] floor_ms=<f> floor_implicit_ms=<g> kern_drift=<d>
+(kern_drift: kern's last20/first20).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import os
+import random
 import sqlite3
 import tempfile
 import time
@@ -249,14 +265,30 @@ NAMES = {
 }
 
 
+def round_orders(count: int, rounds: int, seed: int = 14) -> list[tuple[int, ...]]:
+    """The order of `count` contenders in each of `rounds` rounds: every permutation in turn (each set of
+    them shuffled, with a fixed seed), so that each contender runs just after each other one about as often.
+    (Rotating one order instead let a contender follow the same one in two rounds of three: with kern,
+    LangGraph and the floor, the floor ran after LangGraph, whose PostgreSQL traffic left the server awake,
+    and kern after the floor.)"""
+    every = list(itertools.permutations(range(count)))
+    rng = random.Random(seed)
+    orders: list[tuple[int, ...]] = []
+    while len(orders) < rounds:
+        rng.shuffle(every)
+        orders.extend(every)
+    return orders[:rounds]
+
+
 def measure(contenders: list[Contender], runs: int, warmup: int, block: int = 1) -> dict[str, list[float]]:
-    """Warm each contender up alike, then interleave their runs `block` at a time, rotating who goes first."""
+    """Warm each contender up alike, then interleave their runs `block` at a time, in `round_orders`."""
     for contender in contenders:
         contender.cycles(warmup)
     times: dict[str, list[float]] = {c.label: [] for c in contenders}
-    for i, start in enumerate(range(0, runs, block)):
-        k = i % len(contenders)
-        for contender in contenders[k:] + contenders[:k]:
+    starts = range(0, runs, block)
+    for start, order in zip(starts, round_orders(len(contenders), len(starts)), strict=True):
+        for index in order:
+            contender = contenders[index]
             times[contender.label].extend(contender.cycles(min(block, runs - start)))
     return times
 
@@ -315,7 +347,9 @@ def report(results: dict[str, dict[str, Stats]], runs: int, warmup: int, notes: 
                 f"(/ implicit-transaction floor = {kern.median / implicit.median:.2f}); {peers}"
             )
     for db, stats in results.items():
-        print(f"peers {db}: " + " ".join(f"{label}_ms={s.median:.3f}" for label, s in stats.items()))
+        line = " ".join(f"{label}_ms={s.median:.3f}" for label, s in stats.items())
+        drift = f" kern_drift={stats['kern'].drift:.2f}" if "kern" in stats else ""
+        print(f"peers {db}: {line}{drift}")
 
 
 def main() -> None:
