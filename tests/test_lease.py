@@ -81,10 +81,13 @@ def test_long_sync_step_keeps_its_lease_on_a_shared_loop(db_kind: str, tmp_path:
 def test_parallel_sync_branches_still_run_concurrently_on_the_sync_api(tmp_path: Path) -> None:
     """Inline user code must not serialize a Parallel's branches: each still runs in its own thread."""
     threads: list[str] = []
+    spans: list[tuple[float, float]] = []
 
     def branch(step_input: StepInput) -> str:
         threads.append(threading.current_thread().name)
+        began = time.monotonic()
         time.sleep(0.5)
+        spans.append((began, time.monotonic()))
         return "ok"
 
     wf = Workflow(
@@ -92,10 +95,13 @@ def test_parallel_sync_branches_still_run_concurrently_on_the_sync_api(tmp_path:
         db=make_db("sqlite", tmp_path),
         steps=[Parallel(Step(name="a", executor=branch), Step(name="b", executor=branch), name="both")],
     )
-    started = time.monotonic()
     wf.run("x")
-    assert time.monotonic() - started < 0.9
+    # Overlapping sleeps prove concurrency without a wall-clock bound that a loaded CI machine can miss:
+    # run one after the other, the later branch would start only after the earlier one ended.
+    assert len(spans) == 2
+    assert max(start for start, _ in spans) < min(end for _, end in spans), spans
     assert threading.current_thread().name not in threads
+    assert len(set(threads)) == 2, threads
 
 
 class _CountingCondition(threading.Condition):
