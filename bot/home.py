@@ -7,6 +7,7 @@ opens or closes (called from the outbox's delivery, so a click's ack never waits
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -30,8 +31,8 @@ from bot.tables import cards, home_viewers, pauses
 from bot.teams import team
 from kern.exceptions import RunNotFoundError
 from kern.run import requirement as kinds
+from kern.run.base import RunStatus
 from kern.run.requirement import StepRequirement
-from kern.run.workflow import WorkflowRunOutput
 
 log = logging.getLogger("kern_bot")
 Ack = Callable[..., Awaitable[Any]]
@@ -44,6 +45,19 @@ _VIEWERS = (
     .order_by(home_viewers.c.opened_at.desc())
     .limit(MOST_VIEWERS)
 )
+
+
+# Pauses looked at (and drawn) between two chances for the event loop to serve others: a click's ack
+# would otherwise wait behind a whole Home.
+_BETWEEN_YIELDS = 10
+
+
+def _active_pause(output: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored form of the pause a stored run waits at (its last requirement), or None if it does not wait."""
+    if output.get("status") != RunStatus.PAUSED.value:
+        return None
+    history = output.get("step_requirements") or []
+    return history[-1] if history else None
 
 
 @dataclass
@@ -170,8 +184,12 @@ class Home:
             page = (await self.queries.viewers(team())).get(user, 0)
         waiting = await self.waiting()
         answers: dict[tuple[str, str, str, bool], str | None] = {}
-        mine = [w for w in waiting if await self._may_answer(w, user, answers)]
-        rendered = [await self._pause_blocks(w) for w in mine]
+        rendered = []
+        for n, pause in enumerate(waiting, 1):
+            if await self._may_answer(pause, user, answers):
+                rendered.append(await self._pause_blocks(pause))
+            if n % _BETWEEN_YIELDS == 0:
+                await asyncio.sleep(0)  # 200 pauses take tens of ms: clicks are acked in between
         view = ui.home_view(rendered, page, await self._runs(user), await self._grants(user))
         if await self.gateway.call("views_publish", user_id=user, view=view) is not None:
             await self.queries.viewed(user, page, team())
@@ -221,12 +239,11 @@ class Home:
         found = []
         for pause, card, entry in opened:
             row = stored.get(card.run_id)
-            if row is None:
-                continue
-            run = WorkflowRunOutput.from_dict(row.output, row.version)
-            req = run.step_requirements[-1] if run.is_paused and run.step_requirements else None
-            if req is not None and req.requirement_id == pause.requirement_id and req.status == "pending":
-                found.append((entry, card, req))
+            active = _active_pause(row.output) if row is not None else None
+            # Only the pause shown is read into objects: a run's whole history is not needed here.
+            if active is not None and active.get("requirement_id") == pause.requirement_id:
+                if active.get("status") == "pending":
+                    found.append((entry, card, StepRequirement.from_dict(active)))
         notes = await read_notes(self.store.db, [req.requirement_id for _, _, req in found])
         return [Waiting(entry, card, req, notes[req.requirement_id]) for entry, card, req in found]
 

@@ -368,3 +368,41 @@ async def test_a_burst_of_clicks_republishes_a_viewers_home_a_few_times_not_once
     assert 1 <= republished < 8, republished  # one per closed pause before
     assert "Nothing waits on you" in text_of(env.slack.homes["UAPP"])
     assert env.errors() == []
+
+
+async def test_drawing_a_home_of_many_pauses_lets_other_work_run_in_between(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Home of many pauses takes tens of ms of CPU to draw, on the event loop that acks every click: the
+    draw gives the loop back every few pauses, so an ack never waits behind a whole Home."""
+    for i in range(25):
+        await env.slack.command(f"run mine many{i}")
+    await settle(env)
+    await env.slack.until(lambda: sum(1 for m in env.slack.messages.values() if m.thread_ts) == 25)
+
+    ticks = 0
+
+    async def other_work() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    presenter = env.bot.home.presenter
+    draw = presenter.pause_view
+    ticks_at_each_draw: list[int] = []
+
+    def drawn(*args: Any, **kwargs: Any) -> Any:
+        ticks_at_each_draw.append(ticks)
+        return draw(*args, **kwargs)
+
+    monkeypatch.setattr(presenter, "pause_view", drawn)
+    ticker = asyncio.create_task(other_work())
+    try:
+        await env.bot.home.show("UAPP")
+    finally:
+        ticker.cancel()
+    assert len(ticks_at_each_draw) == 25
+    assert ticks_at_each_draw[-1] > ticks_at_each_draw[0], ticks_at_each_draw
+    assert len(confirm_values(env.slack.homes["UAPP"])) >= 1  # and the Home was published
+    assert env.errors() == []
