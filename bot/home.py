@@ -241,9 +241,12 @@ class Home:
             row = stored.get(card.run_id)
             active = _active_pause(row.output) if row is not None else None
             # Only the pause shown is read into objects: a run's whole history is not needed here.
-            if active is not None and active.get("requirement_id") == pause.requirement_id:
-                if active.get("status") == "pending":
-                    found.append((entry, card, StepRequirement.from_dict(active)))
+            if (
+                active is not None
+                and active.get("requirement_id") == pause.requirement_id
+                and active.get("status", "pending") == "pending"  # the stored form's default, as from_dict reads it
+            ):
+                found.append((entry, card, StepRequirement.from_dict(active)))
         notes = await read_notes(self.store.db, [req.requirement_id for _, _, req in found])
         return [Waiting(entry, card, req, notes[req.requirement_id]) for entry, card, req in found]
 
