@@ -127,7 +127,8 @@ class Home:
         of the viewers per round, not one per delivery (a burst of clicks delivers hundreds)."""
         try:
             while changed := self._changed_runs.pop(workspace, None):
-                await self.refresh(workspace, changed)
+                latest = {view.card.run_id: view for view in changed}  # a run's pause closed, its next posted
+                await self.refresh(workspace, list(latest.values()))
         finally:
             self._refreshing.discard(workspace)
 
