@@ -127,8 +127,7 @@ class Home:
         of the viewers per round, not one per delivery (a burst of clicks delivers hundreds)."""
         try:
             while changed := self._changed_runs.pop(workspace, None):
-                latest = {view.card.run_id: view for view in changed}  # a run's pause closed, its next posted
-                await self.refresh(workspace, list(latest.values()))
+                await self.refresh(workspace, changed)
         finally:
             self._refreshing.discard(workspace)
 
