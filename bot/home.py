@@ -77,9 +77,6 @@ class Home:
         # (team, user) whose Home is being republished, and those that changed since their republish began
         self._publishing: set[tuple[str, str]] = set()
         self._changed: set[tuple[str, str]] = set()
-        # Per workspace: the runs changed since its viewers were last looked up, and whether a lookup runs
-        self._changed_runs: dict[str, list[RunView]] = {}
-        self._refreshing: set[str] = set()
 
     # ----- listeners -------------------------------------------------------------------------------
     async def on_home_opened(self, event: dict[str, Any]) -> None:
@@ -99,11 +96,7 @@ class Home:
     def on_delivered(self, view: RunView, done: list[Delivery]) -> None:
         """The outbox's listener: a pause posted or closed changes the Home of those it concerns."""
         if any(d.message.kind in ("pause", "close") and not d.dropped for d in done):
-            workspace = view.card.team_id
-            self._changed_runs.setdefault(workspace, []).append(view)
-            if workspace not in self._refreshing:
-                self._refreshing.add(workspace)
-                self.background.spawn(self._refresh_changed(workspace))
+            self.background.spawn(self.refresh(view))
 
     # ----- publishing ------------------------------------------------------------------------------
     async def show(self, user: str, page: int | None = None) -> None:
@@ -122,31 +115,19 @@ class Home:
         if await self.gateway.call("views_publish", user_id=user, view=view) is not None:
             await self.queries.viewed(user, page, team())
 
-    async def _refresh_changed(self, workspace: str) -> None:
-        """Refresh for the runs of `workspace` changed so far, then for those changed meanwhile: one lookup
-        of the viewers per round, not one per delivery (a burst of clicks delivers hundreds)."""
+    async def refresh(self, changed: RunView) -> None:
+        """Republish the Home of everyone who opened theirs and whom this run concerns: its starter and
+        those who may answer its pauses. Best effort: a failure is logged."""
         try:
-            while changed := self._changed_runs.pop(workspace, None):
-                await self.refresh(workspace, changed)
-        finally:
-            self._refreshing.discard(workspace)
-
-    async def refresh(self, workspace: str, changed: list[RunView]) -> None:
-        """Republish the Home of everyone in `workspace` who opened theirs and whom one of these runs
-        concerns: its starter and those who may answer its pauses. Best effort: a failure is logged."""
-        try:
-            checks = 0
-            for user in await self.queries.viewers(workspace):
-                for view in changed:
-                    checks += 1
-                    if checks % (_BETWEEN_YIELDS * 5) == 0:
-                        await asyncio.sleep(0)  # many viewers and runs: clicks are acked in between
-                    if (
-                        user == view.card.started_by
-                        or await self.access.may_answer(view.entry, view.card, user) is None
-                    ):
-                        self._republish_soon(user)
-                        break
+            viewers = await self.queries.viewers(changed.card.team_id)
+            concerned = [
+                user
+                for user in viewers
+                if user == changed.card.started_by
+                or await self.access.may_answer(changed.entry, changed.card, user) is None
+            ]
+            for user in concerned:
+                self._republish_soon(user)
         except Exception:  # never let a Home refresh break delivery; the next open shows it anyway
             log.exception("App Home refresh failed")
 

@@ -81,7 +81,7 @@ class HomeQueries:
 
     async def viewers(self, team: str) -> dict[str, int]:
         """Who opened the Home in workspace `team` (most recent first, at most MOST_VIEWERS), with the page
-        each is on. Asked for each round of delivered changes, so it is one statement on the bare driver."""
+        each is on. Asked after every delivered pause or decision, so it is one statement on the bare driver."""
         rows = await self.db.run_hot(
             lambda tx: tx.all(self.db.prepare(_VIEWERS), {"b_team": team}), write=False, tables=self._tables
         )
