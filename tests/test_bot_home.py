@@ -314,7 +314,9 @@ async def test_home_over_socket_mode(tmp_path: Path) -> None:
 async def test_a_refresh_reads_the_store_as_often_with_many_open_pauses_as_with_few(env: Env) -> None:
     """Every pause posted or closed republishes the Home of those it concerns, so a refresh must not read
     the store once (or more) per open pause: with 4 or 16 pauses open, a click that closes one (and the
-    refresh of two viewers' Homes) reads the store the same number of times."""
+    refresh of two viewers' Homes) reads the store about as often, the difference well under the 12 pauses
+    between them. (Not exactly as often: how the outbox batches a click's deliveries, and whether a change
+    lands during a republish, which then runs once more, depends on timing.)"""
     calls: list[str] = []
     for name in ("run_transaction", "run_hot", "load_run", "load_runs"):
         method = getattr(env.db, name)
@@ -343,7 +345,7 @@ async def test_a_refresh_reads_the_store_as_often_with_many_open_pauses_as_with_
 
     few = await store_reads_of_a_click(4)
     many = await store_reads_of_a_click(16)
-    assert few == many, (few, many)
+    assert abs(many - few) < 16 - 4, (few, many)  # reading once per pause gave 24 and 57
     assert env.errors() == []
 
 
