@@ -128,18 +128,19 @@ class Outbox:
             )
         self.store.owe_all(conn, change.run_id, owed_for(change, entry), holder=self.me, hold=self.hold)
 
-    async def deliver(self, run_id: str | None = None) -> int:
+    async def deliver(self, run_id: str | None = None, *, as_written: bool = False) -> int:
         """Send what is due; returns how many were delivered.
 
         With `run_id` (right after this process changed that run): what this process's own transactions
-        owe for it, which it holds from the start, so finding them is a read. Without (a sweep): whatever
-        is due and held by nobody, or by a process whose hold expired, claimed first. Messages of one run
-        go in the order they were owed, one delivery at a time per run; a failure leaves that one and the
-        run's later ones for a later attempt (with backoff, honouring Retry-After).
+        owe for it, which it holds from the start, so finding them is a read (`as_written`: for a drive
+        that has just ended here, the run is shown as it saved it, see `Presenter.load`). Without (a
+        sweep): whatever is due and held by nobody, or by a process whose hold expired, claimed first.
+        Messages of one run go in the order they were owed, one delivery at a time per run; a failure leaves
+        that one and the run's later ones for a later attempt (with backoff, honouring Retry-After).
         """
         if run_id is not None:
             async with self._locks[run_id]:
-                done = await self._deliver_run(run_id, await self.store.held(run_id, self.me))
+                done = await self._deliver_run(run_id, await self.store.held(run_id, self.me), as_written)
                 if done:
                     await self.store.delivered(done)
             self._forget_lock(run_id)
@@ -163,10 +164,10 @@ class Outbox:
         if lock is not None and not lock.locked() and not lock._waiters:  # nobody is waiting on it either
             del self._locks[run_id]
 
-    async def _deliver_run(self, run_id: str, owed: list[OwedMessage]) -> list[Delivery]:
+    async def _deliver_run(self, run_id: str, owed: list[OwedMessage], as_written: bool = False) -> list[Delivery]:
         if not owed:
             return []
-        view = await self.presenter.load(run_id)
+        view = await self.presenter.load(run_id, as_written=as_written)
         if view is None:
             return [Delivery(m, dropped=True) for m in owed]
         with acting_for(view.card.team_id):  # sent with the token of the run's workspace

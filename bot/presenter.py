@@ -232,13 +232,21 @@ class Presenter:
         found = await self.load((exact or matches[0]).run_id) if matches else None
         return found or f"No run `{ui.escape(given)}` started from Slack."
 
-    async def load(self, run_id: str) -> RunView | None:
+    async def load(self, run_id: str, *, as_written: bool = False) -> RunView | None:
         """The run with its card and workflow, or None if this bot cannot show it (no card, a workflow it no
-        longer offers): messages about it are dropped, there is nowhere to show them."""
+        longer offers): messages about it are dropped, there is nowhere to show them.
+
+        `as_written`: this process has just moved the run (a drive that ended where it stopped): show the
+        state it wrote last (`BaseDb.written`) instead of reading it back, if the store still holds it. A
+        change another process made since shows with that process's own delivery, as it would if it had
+        landed just after a read."""
         card, open_pauses = await self.store.card_with_open_pauses(run_id)
         entry = self.registry.get(card.workflow) if card else None
         if card is None or entry is None:
             return None
+        written = entry.workflow.db.written(run_id) if as_written else None
+        if written is not None:
+            return RunView(entry, card, WorkflowRunOutput.from_dict(written.output, written.version), open_pauses)
         try:
             run = await entry.workflow.aget_run(run_id)
         except RunNotFoundError:

@@ -114,7 +114,7 @@ class Runner:
     async def _follow(
         self, entry: BotWorkflow, card: Card, events: AsyncIterator[Any], started_at: float | None = None
     ) -> None:
-        seen, stopped, tools = False, asyncio.Event(), False
+        seen, stopped, tools, ended = False, asyncio.Event(), False, False
         status = StatusLine(self.presenter, entry, card, started_at, budget=self.status_budget)
         try:
             async for event in events:
@@ -127,6 +127,7 @@ class Runner:
                     status.started(event.step_name or "")
                 elif isinstance(event, STEP_ENDS):
                     status.drop()
+            ended = True  # the drive saved where it stopped: the store holds that state as written
         except LostOwnershipError as exc:  # cancelled meanwhile, or taken over: the new owner shows it
             log.info("run %s left this process: %s", card.run_id, exc)
         except StoreError as exc:  # the database stayed down: the message has an id, never SQL
@@ -141,7 +142,7 @@ class Runner:
         finally:
             stopped.set()
             await status.settle()
-        await self.outbox.deliver(card.run_id)
+        await self.outbox.deliver(card.run_id, as_written=ended)
         for hook in self.on_tool_pause if tools else []:
             await hook(entry, card)
 

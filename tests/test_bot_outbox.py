@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from bot import blocks as ui
+from bot import runner as runner_module
 from bot.devslack import DevSlack
 from bot.outbox import backoff
 from bot.registry import BotWorkflow, Registry
@@ -321,3 +322,79 @@ async def test_a_sweep_leaves_a_run_being_driven_here_to_its_own_delivery(
     await env.db.run_hot(owe)
     await sweep_once(env.bot.runner, env.bot.registry)
     assert {r["status"] for r in await env.bot.store.owed(run_id)} == {"done"}
+
+
+def counting_run_reads(env: Env) -> list[str]:
+    """The run ids `env.db.load_run` reads from now on (a run read back from the store)."""
+    reads: list[str] = []
+    load_run = env.db.load_run
+
+    async def counted(run_id: str) -> Any:
+        reads.append(run_id)
+        return await load_run(run_id)
+
+    env.db.load_run = counted  # type: ignore[method-assign]
+    return reads
+
+
+async def test_after_a_drive_the_cards_are_drawn_from_what_it_wrote_not_read_back(
+    gated_env: tuple[Env, asyncio.Event],
+) -> None:
+    """A click reads the run once (to check the click against the stored pause); the card and the next
+    pause's message are drawn from the state the drive wrote, without reading it back."""
+    env, gate = gated_env
+    run_id = await started(env)
+    gate.set()
+    await env.slack.until(lambda: len(thread_pauses(env)) == 1)
+    await env.bot.background.idle(10)
+    reads = counting_run_reads(env)
+    await env.slack.click(ui.CONFIRM)
+    await env.slack.until(lambda: "Completed" in json.dumps(env.card().blocks))
+    await env.bot.background.idle(10)
+    assert "after gated done" in json.dumps(env.card().blocks)  # the drive's last step, as it wrote it
+    assert reads == [run_id], reads  # the click's check; before, the delivery read the run a second time
+    assert env.errors() == []
+
+
+async def test_a_drive_that_lost_its_run_draws_the_card_from_the_store(
+    db_kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Approved, then cancelled by another process while the next step runs: the drive stops (its next
+    write fails its compare-and-set), and what it still owes (the decided message) is delivered, drawn
+    from the run as stored now rather than as this process last wrote it."""
+    monkeypatch.setattr(runner_module, "DECIDED_SOON", 30.0)  # the decided message waits for the drive's end
+    gate = unique("gate")
+    GATE[gate] = asyncio.Event()
+    RAN.clear()
+    workflow = Workflow(
+        name=unique("approve-then-wait"),
+        additional_data={"gate": gate},
+        steps=[Step(name="check", executor=after, requires_confirmation=True), Step(name="wait", executor=gated)],
+    )
+    db = make_db(db_kind, tmp_path)
+    elsewhere = Workflow(name=workflow.name, steps=workflow.steps, db=make_db(db_kind, tmp_path))
+    async with DevSlack(SECRET) as slack:
+        bot, server, endpoint = await start_bot(slack, Registry([BotWorkflow(workflow, name="gated")], db))
+        slack.bot_endpoint = endpoint
+        env = Env(slack, bot, db)
+        try:
+            await slack.command("run gated")
+            await slack.until(lambda: len(thread_pauses(env)) == 1)
+            run_id = await run_id_of_card(env)
+            await bot.background.idle(10)
+            await slack.click(ui.CONFIRM)
+            await slack.until(lambda: RAN == ["after", "gated"])  # approved; the next step is running
+            await elsewhere.acancel_run(run_id, by="another process")
+            reads = counting_run_reads(env)
+            GATE[gate].set()
+            decided = thread_pauses(env)[0].ts
+            await slack.until(lambda: "Approved by <@U1>" in json.dumps(slack.messages[decided].blocks))
+            await bot.background.idle(10)
+            assert run_id in reads  # drawn from the store: this process's last write is not the run's state now
+            assert (await elsewhere.aget_run(run_id)).status == RunStatus.CANCELLED
+            assert RAN == ["after", "gated"] and env.errors() == []
+        finally:
+            GATE[gate].set()
+            await bot.background.idle(10)
+            await server.cleanup()
+            await elsewhere.db.close()

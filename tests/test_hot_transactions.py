@@ -166,3 +166,33 @@ async def test_load_runs_reads_many_runs_at_once(db: BaseDb) -> None:
     assert await db.load_runs([]) == {}
     with pytest.raises(RunNotFoundError):
         await db.load_run("no-such-run")
+
+
+async def test_written_is_the_last_state_this_process_saved_and_none_after_a_claim(db: BaseDb) -> None:
+    """`written(run_id)`: what this process saved last for the run, as `load_run` reads it back: after a
+    pause, and after a resume's drive; None once a claim here (a cancel) has moved the run on, and for a
+    run this store never wrote."""
+    step = Step(name="gate", executor=lambda s: "done", requires_confirmation=True)
+    again_step = Step(name="again", executor=lambda s: "again", requires_confirmation=True)
+    workflow = Workflow(name=unique("written"), db=db, steps=[step, again_step])
+    assert db.written("no-such-run") is None
+
+    async def same_as_stored(run_id: str) -> None:
+        mine, stored = db.written(run_id), await db.load_run(run_id)
+        assert mine is not None
+        assert (mine.status, mine.version, mine.output, mine.journal) == (
+            stored.status,
+            stored.version,
+            stored.output,
+            stored.journal,
+        )
+
+    paused = await workflow.arun("x")
+    await same_as_stored(paused.run_id)
+    paused.step_requirements[-1].confirm()
+    again = await workflow.acontinue_run(paused)
+    assert again.is_paused
+    await same_as_stored(paused.run_id)
+    await workflow.acancel_run(paused.run_id, by="U1")
+    assert db.written(paused.run_id) is None
+    assert (await db.load_run(paused.run_id)).status == RunStatus.CANCELLED.value

@@ -151,8 +151,9 @@ class BaseDb(Retries, ABC):
         self._tables_ready = False
         self._known_sessions: set[str] = set()
         self._extra_tables: set[int] = set()
-        # The last state this process wrote for recent runs: a claim at that exact version can skip its
-        # read (the compare-and-set on the version still catches anyone who moved the run since).
+        # The last state this process saved for recent runs (none after a claim here, until the next save):
+        # a claim at that exact version can skip its read (the compare-and-set on the version still catches
+        # anyone who moved the run since), and `written` hands it out.
         self._recent: OrderedDict[str, StoredRun] = OrderedDict()
         self._watchers: list[RunWatcher] = []
         self._sql: HotSql | None = None
@@ -177,6 +178,14 @@ class BaseDb(Retries, ABC):
         if prepared is None or prepared[0] is not statement:
             prepared = self._prepared[id(statement)] = (statement, Sql(statement, self._sa_dialect()))
         return prepared[1]
+
+    def written(self, run_id: str) -> StoredRun | None:
+        """The run as this process last saved it, if it is among the recent ones this store keeps and no
+        claim here (a resume, a cancel) has moved it since; None otherwise. No read: another process may
+        have written the run since. For a caller that has just driven the run here and shows where it
+        stopped (kern-bot's card after a drive), this is the state it needs, without reading it back.
+        Treat it as read-only."""
+        return self._recent.get(run_id)
 
     def _remember(self, stored: StoredRun) -> None:
         self._recent[stored.run_id] = stored
@@ -564,7 +573,9 @@ class BaseDb(Retries, ABC):
             stored.output, stored.journal = output, journal
             return stored, stored.version + 1
 
-        return await self._hot(body, attempt=attempt)
+        claimed = await self._hot(body, attempt=attempt)
+        self._recent.pop(run_id, None)  # moved on from the state remembered: `written` has none until a save
+        return claimed
 
     def _record_resolution(self, tx: Tx, stored: StoredRun, resolution: Resolution) -> None:
         sql = self.sql
