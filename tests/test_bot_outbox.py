@@ -338,10 +338,12 @@ def counting_run_reads(env: Env) -> list[str]:
 
 
 async def test_after_a_drive_the_cards_are_drawn_from_what_it_wrote_not_read_back(
-    gated_env: tuple[Env, asyncio.Event],
+    gated_env: tuple[Env, asyncio.Event], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A click reads the run once (to check the click against the stored pause); the card and the next
     pause's message are drawn from the state the drive wrote, without reading it back."""
+    # One delivery at the drive's end, however slow the machine (not the decided message on its own first).
+    monkeypatch.setattr(runner_module, "DECIDED_SOON", 30.0)
     env, gate = gated_env
     run_id = await started(env)
     gate.set()
@@ -356,7 +358,7 @@ async def test_after_a_drive_the_cards_are_drawn_from_what_it_wrote_not_read_bac
     assert env.errors() == []
 
 
-async def test_a_drive_that_lost_its_run_draws_the_card_from_the_store(
+async def test_a_drive_that_lost_its_run_draws_what_it_owes_from_the_store(
     db_kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Approved, then cancelled by another process while the next step runs: the drive stops (its next
