@@ -237,16 +237,16 @@ class Presenter:
         longer offers): messages about it are dropped, there is nowhere to show them.
 
         `as_written`: this process has just moved the run (a drive that ended where it stopped): show the
-        state it wrote last (`BaseDb.written`) instead of reading it back, if the store still holds it. A
+        state it saved last (`saved_here`) instead of reading it back, if the store still holds it. A
         change another process made since shows with that process's own delivery, as it would if it had
         landed just after a read."""
         card, open_pauses = await self.store.card_with_open_pauses(run_id)
         entry = self.registry.get(card.workflow) if card else None
         if card is None or entry is None:
             return None
-        written = entry.workflow.db.written(run_id) if as_written else None
-        if written is not None:
-            return RunView(entry, card, WorkflowRunOutput.from_dict(written.output, written.version), open_pauses)
+        saved = entry.workflow.saved_here(run_id) if as_written else None
+        if saved is not None:
+            return RunView(entry, card, saved, open_pauses)
         try:
             run = await entry.workflow.aget_run(run_id)
         except RunNotFoundError:

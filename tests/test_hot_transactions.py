@@ -186,6 +186,8 @@ async def test_written_is_the_last_state_this_process_saved_and_none_after_a_cla
             stored.output,
             stored.journal,
         )
+        saved = workflow.saved_here(run_id)  # the same, as a run output
+        assert saved is not None and saved.to_dict() == (await workflow.aget_run(run_id)).to_dict()
 
     paused = await workflow.arun("x")
     await same_as_stored(paused.run_id)
@@ -194,5 +196,5 @@ async def test_written_is_the_last_state_this_process_saved_and_none_after_a_cla
     assert again.is_paused
     await same_as_stored(paused.run_id)
     await workflow.acancel_run(paused.run_id, by="U1")
-    assert db.written(paused.run_id) is None
+    assert db.written(paused.run_id) is None and workflow.saved_here(paused.run_id) is None
     assert (await db.load_run(paused.run_id)).status == RunStatus.CANCELLED.value

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kern._sync import run_sync
-from kern.db.base import BaseDb
+from kern.db.base import BaseDb, StoredRun
 from kern.exceptions import RunNotFoundError
 from kern.run.workflow import WorkflowRunOutput, WorkflowSession
 
@@ -17,8 +17,14 @@ class StoredRuns:
 
     async def aget_run(self, run_id: str) -> WorkflowRunOutput:
         """The stored run (with its version, ready for `continue_run`)."""
-        stored = await self.db.load_run(run_id)
-        return WorkflowRunOutput.from_dict(stored.output, stored.version)
+        return _run_of(await self.db.load_run(run_id))
+
+    def saved_here(self, run_id: str) -> WorkflowRunOutput | None:
+        """The run as this process last saved it, as `aget_run` would read it then, without a read; None if
+        the store no longer holds it or a claim here moved it on (see `BaseDb.written`). Another process
+        may have written the run since."""
+        stored = self.db.written(run_id)
+        return _run_of(stored) if stored is not None else None
 
     def get_run(self, run_id: str) -> WorkflowRunOutput:
         return run_sync(self.aget_run(run_id))
@@ -60,3 +66,7 @@ class StoredRuns:
 
     def get_session(self, session_id: str | None = None) -> WorkflowSession:
         return run_sync(self.aget_session(session_id))
+
+
+def _run_of(stored: StoredRun) -> WorkflowRunOutput:
+    return WorkflowRunOutput.from_dict(stored.output, stored.version)
