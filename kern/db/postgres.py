@@ -12,9 +12,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolProxiedConnection
-from sqlalchemy.util import await_, greenlet_spawn
+from sqlalchemy.util import await_
 
 from kern.db.async_engine import AsyncEngineDb
+from kern.db.greenlets import run_in_greenlet
 from kern.db.hot import Sql, Tx, driver_failure, loads
 from kern.db.pg_spare import SpareConnections
 from kern.db.retry import CommitUnknownError
@@ -141,9 +142,9 @@ class PostgresDb(AsyncEngineDb):
         return create_async_engine(self._url, json_deserializer=loads, **self._pool)
 
     async def _run_raw(self, body: Callable[[Tx], T], *, write: bool) -> T:
-        # The whole transaction (connection, body, COMMIT, give-back) in one greenlet: each greenlet costs
-        # about 10 us of CPU, and a pool checkout and return need one each when run from here.
-        return await greenlet_spawn(self._raw_transaction, asyncio.get_running_loop(), body)
+        # The whole transaction (connection, body, COMMIT, give-back) in one greenlet, a kept one (see
+        # `kern.db.greenlets`): a pool checkout and return would need one each if run from here.
+        return await run_in_greenlet(self._raw_transaction, asyncio.get_running_loop(), body)
 
     def _raw_transaction(self, loop: asyncio.AbstractEventLoop, body: Callable[[Tx], T]) -> T:
         """The loop's spare connection (sync-API loops: see `kern.db.pg_spare`), else one of its pool,
