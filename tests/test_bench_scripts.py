@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import operator
 import os
 import re
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import PG_URL, require_postgres
 
@@ -140,6 +143,8 @@ def test_targets_runs_every_benchmark_and_says_what_it_could_not_measure(tmp_pat
     assert "peers: 3 runs on SQLite, 3 on PostgreSQL; pause_cycle --floor: 3 runs; 100 paused runs" in out, out
     row = next(line for line in lines if "SQLite: LangGraph / kern" in line)
     assert row.endswith(" -  not measured"), row
+    beside = next(line for line in lines if "kern / floor (peers, beside LangGraph)" in line)
+    assert beside.endswith(" -  not measured (information, not judged)"), beside
     paused = next(line for line in lines if "paused runs: median ms" in line)
     assert re.search(r"<=2 +[\d.]+ +[01]/1$", paused), paused
     assert re.match(
@@ -166,6 +171,28 @@ def test_targets_refuses_nonsense_counts() -> None:
             [sys.executable, "bench/targets.py", *bad], cwd=ROOT, capture_output=True, text=True, timeout=60
         )
         assert done.returncode == 2 and "--repeat takes a count of 1 or more, --scale a number above 0" in done.stderr
+
+
+def test_targets_prints_an_information_row_but_judges_without_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    spec = importlib.util.spec_from_file_location("bench_targets", ROOT / "bench" / "targets.py")
+    assert spec is not None and spec.loader is not None
+    targets = importlib.util.module_from_spec(spec)
+    sys.modules["bench_targets"] = targets  # (its dataclasses look their module up there)
+    try:
+        spec.loader.exec_module(targets)
+    finally:
+        del sys.modules["bench_targets"]
+    found = [
+        targets.Check(2, "judged", 1.5, operator.le, "<=", measured=[1.2, 1.3]),
+        targets.Check(2, "beside", 1.5, operator.le, "<=", judged=False, measured=[1.1, 1.8]),
+        targets.Check(3, "judged too", 2, operator.le, "<=", measured=[1.0, 2.5]),
+    ]
+    targets.report(found, 2)
+    lines = capsys.readouterr().out.splitlines()
+    assert next(line for line in lines if "beside" in line).endswith("1/2 (information, not judged)")
+    assert lines[-1] == "targets: 2=met 3=not met"  # the failing informational row does not fail target 2
 
 
 def test_peers_round_orders_let_each_contender_follow_each_other_alike() -> None:
