@@ -37,6 +37,7 @@ async def test_a_body_awaits_through_await_and_returns_its_result() -> None:
         return await_(value_later(a)) + await_(value_later(b))
 
     assert await run_in_greenlet(body, 2, 3) == 5
+    assert await run_in_greenlet(lambda: None) is None  # a body that awaits nothing, and returns nothing
 
 
 async def test_consecutive_bodies_run_on_one_kept_greenlet() -> None:

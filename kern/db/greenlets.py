@@ -23,14 +23,9 @@ _KEEP = 64
 _local = threading.local()
 
 
-class _Done:
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
 class _Failed:
+    """A job's outcome when it raised."""
+
     __slots__ = ("error",)
 
     def __init__(self, error: BaseException) -> None:
@@ -45,7 +40,7 @@ class _Worker(greenlet):
     """A kept greenlet. SQLAlchemy's `await_` works in any greenlet that carries this marker."""
 
     __sqlalchemy_greenlet_provider__ = True
-    outcome: _Done | _Failed | None = None
+    outcome: Any = None  # the last job's result, or `_Failed`; taken (reset) by the driver
 
 
 def _serve() -> None:
@@ -58,7 +53,7 @@ def _serve() -> None:
         fn, args = job
         del job
         try:
-            me.outcome = _Done(fn(*args))
+            me.outcome = fn(*args)
         except GreenletExit:  # the worker itself is being ended (collected mid-body): end
             raise
         except BaseException as exc:
@@ -95,6 +90,5 @@ async def run_in_greenlet(fn: Callable[..., T], *args: Any) -> T:
         idle.append(worker)
     if isinstance(outcome, _Failed):
         raise outcome.error
-    assert outcome is not None
-    result: T = outcome.value
+    result: T = outcome
     return result
