@@ -11,6 +11,7 @@ import asyncio
 import contextvars
 import gc
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -30,6 +31,18 @@ async def value_later(value: Any, delay: float = 0.0) -> Any:
 async def failing_later(error: Exception) -> None:
     await asyncio.sleep(0)
     raise error
+
+
+def waiting_long(cleaned: list[str]) -> Callable[[], None]:
+    """A body that waits 10 s in an `await_` and notes, in `cleaned`, that its cleanup ran."""
+
+    def body() -> None:
+        try:
+            await_(asyncio.sleep(10))
+        finally:
+            cleaned.append("cleaned")
+
+    return body
 
 
 async def test_a_body_awaits_through_await_and_returns_its_result() -> None:
@@ -81,19 +94,12 @@ async def test_an_error_of_what_the_body_awaited_is_raised_in_the_body_where_it_
 
 async def test_cancelling_the_caller_cancels_the_body_where_it_awaits_and_runs_its_cleanup() -> None:
     cleaned: list[str] = []
-
-    def slow() -> None:
-        try:
-            await_(asyncio.sleep(10))
-        finally:
-            cleaned.append("rolled back")
-
-    task = asyncio.create_task(run_in_greenlet(slow))
+    task = asyncio.create_task(run_in_greenlet(waiting_long(cleaned)))
     await asyncio.sleep(0.05)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert cleaned == ["rolled back"]
+    assert cleaned == ["cleaned"]
     assert await run_in_greenlet(lambda: await_(value_later(1))) == 1  # the greenlet went back, usable
 
 
@@ -130,14 +136,7 @@ async def test_bodies_suspended_at_once_interleave_on_greenlets_of_their_own() -
 
 async def test_a_body_abandoned_half_way_runs_its_cleanup_and_its_greenlet_serves_again() -> None:
     cleaned: list[str] = []
-
-    def waits() -> None:
-        try:
-            await_(asyncio.sleep(10))
-        finally:
-            cleaned.append("cleaned")
-
-    call = run_in_greenlet(waits)
+    call = run_in_greenlet(waiting_long(cleaned))
     step = call.send(None)  # runs the body up to its await (the sleep's future is yielded)
     assert step is not None
     call.close()  # the caller is abandoned: GeneratorExit reaches the body at its await_
