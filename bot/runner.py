@@ -152,7 +152,7 @@ class Runner:
             log.warning("run %s stopped by a database failure: %s", card.run_id, exc)
             await status.settle()
             await self.presenter.status_line(
-                entry, card, f":warning: {exc} A sweep picks the run up again.", started_at
+                entry, card, f":warning: {ui.escape(str(exc))} A sweep picks the run up again.", started_at
             )
             return
         finally:
@@ -237,7 +237,9 @@ class StatusLine:
         self._sending.add(task)
         try:
             self._last = time.monotonic()
-            await self.presenter.status_line(self.entry, self.card, f":gear: Running {step_name}…", self.started_at)
+            await self.presenter.status_line(
+                self.entry, self.card, f":gear: Running {ui.escape(step_name)}…", self.started_at
+            )
         finally:
             self._sending.discard(task)
 

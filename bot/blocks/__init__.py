@@ -74,6 +74,7 @@ from bot.blocks.kit import (
     humanize,
     md,
     plain,
+    reason_line,
     rejecting_cancels,
     retries_used_up,
     section,
@@ -94,7 +95,7 @@ from bot.blocks.start import (
     read_start,
     start_modal,
 )
-from bot.text import as_text, escape, escape_keeping_mentions, quote, truncate
+from bot.text import as_text, clip, escape, quote, truncate
 
 _MODULES = {"card", "decided", "forms", "guide", "home", "kit", "pauses", "start"}
 __all__ = [name for name in dir() if not name.startswith("_") and name not in _MODULES]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.blocks.kit import Blocks, context, section
-from bot.text import SECTION_TEXT, escape, truncate
+from bot.text import SECTION_TEXT, clip, escape, truncate
 
 # (usage, what it does, example arguments or None)
 COMMANDS: tuple[tuple[str, str, str | None], ...] = (
@@ -39,7 +39,7 @@ def workflows_text(workflows: Sequence[tuple[str, str]]) -> str:
     lines = [f"• `{name}`: {escape(truncate(desc, 300)) or '_no description_'}" for name, desc in workflows]
     more = len(workflows) - SHOWN_WORKFLOWS
     text = "\n".join(lines[:SHOWN_WORKFLOWS]) + (f"\n…and {more} more (`/kern list`)" if more > 0 else "")
-    return truncate(text, SECTION_TEXT - 40)
+    return clip(text, SECTION_TEXT - 40)
 
 
 def help_text(command: str, workflows: Sequence[tuple[str, str]]) -> str:
