@@ -52,7 +52,7 @@ class Commands:
                 return
             entry = self.registry.get(name)
             if entry is None:
-                known = ", ".join(f"`{n}`" for n in self.registry.entries) or "none"
+                known = ", ".join(f"`{ui.escape(n)}`" for n in self.registry.entries) or "none"
                 await ack(
                     response_type="ephemeral",
                     text=f"Unknown workflow `{ui.escape(name or '?')}`. Workflows: {known}. {USAGE}",
@@ -64,11 +64,12 @@ class Commands:
                 return
             if await self.start_forms.takes_over(ack, entry, given.strip(), command):  # a form, or bad input
                 return
-            await ack(response_type="ephemeral", text=f"Starting `{entry.name}`…")
+            await ack(response_type="ephemeral", text=f"Starting `{ui.escape(entry.name)}`…")
             self.background.spawn(self.runner.start(entry, given.strip(), user, channel, command.get("response_url")))
         elif verb == "list":
             lines = [
-                f"• `{e.name}`: {ui.escape(e.description or 'no description')}" for e in self.registry.entries.values()
+                f"• `{ui.escape(e.name)}`: {ui.escape(e.description or 'no description')}"
+                for e in self.registry.entries.values()
             ]
             await ack(response_type="ephemeral", text="Workflows you can run:\n" + "\n".join(lines))
         elif verb == "status" and rest:

@@ -88,7 +88,7 @@ class Runner:
         posted = await self.gateway.call("chat_postMessage", channel=channel, text=fallback, blocks=blocks)
         if posted is None:
             why = (
-                f"I could not post in this channel, so `{entry.name}` did not start. "
+                f"I could not post in this channel, so `{ui.escape(entry.name)}` did not start. "
                 "Invite me to the channel (`/invite @kern`) and try again."
             )
             if not (response_url and await self.gateway.respond(response_url, why, replace_original=True)):

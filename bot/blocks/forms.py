@@ -63,7 +63,9 @@ def loading_modal() -> dict[str, Any]:
 
 
 def info_modal(title: str, text: str) -> dict[str, Any]:
-    return modal(V_INFO, title, [section(escape(text))], submit=None)
+    """A modal that only tells something: `text` is mrkdwn (the bot's own words, mentions kept live; text
+    from people in it escaped where it was put in)."""
+    return modal(V_INFO, title, [section(text)], submit=None)
 
 
 def field_block_id(index: int) -> str:

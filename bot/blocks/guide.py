@@ -35,8 +35,8 @@ def commands_text(command: str, example_workflow: str) -> str:
 
 
 def workflows_text(workflows: Sequence[tuple[str, str]]) -> str:
-    """`• name: description` per workflow (names as written; descriptions escaped)."""
-    lines = [f"• `{name}`: {escape(truncate(desc, 300)) or '_no description_'}" for name, desc in workflows]
+    """`• name: description` per workflow (both escaped)."""
+    lines = [f"• `{escape(name)}`: {escape(truncate(desc, 300)) or '_no description_'}" for name, desc in workflows]
     more = len(workflows) - SHOWN_WORKFLOWS
     text = "\n".join(lines[:SHOWN_WORKFLOWS]) + (f"\n…and {more} more (`/kern list`)" if more > 0 else "")
     return clip(text, SECTION_TEXT - 40)
