@@ -164,11 +164,21 @@ async def test_text_from_people_and_models_mentions_nobody(env: Env) -> None:
     assert any(":x: *Error*" in t and f"bad input: {SHOWN}" in t for t in shown_in(env, "chat.update"))
     await slack.command(f"run stuck {EVIL}", user=STARTER)
     await settle(env)
-    assert any(
-        "A step failed" in json.dumps(m.blocks) and SHOWN in json.dumps(m.blocks) for m in slack.messages.values()
-    )
+    pauses = [json.dumps(m.blocks) for m in slack.messages.values() if "A step failed" in json.dumps(m.blocks)]
+    assert pauses and f"bad input: {SHOWN}" in pauses[-1]
+    # a hand-over of that pause with a note: the thread's notice quotes it
+    await slack.click(ui.HANDOVER, user=STARTER)
+    await settle(env)
+    handed = {
+        "to": {"v": {"type": "users_select", "selected_user": REVIEWER}},
+        "note": {"v": {"type": "plain_text_input", "value": EVIL}},
+    }
+    await slack.submit(slack.last_view()["id"], handed, user=STARTER)
+    await settle(env)
+    assert any("handed you" in t for t in shown_in(env, "chat.postMessage"))
 
-    # an output quoting the input, reviewed by the reviewer (thread and DM copy), rejected with feedback that cancels
+    # an output quoting the input, reviewed by the reviewer (thread and DM copy), rejected with feedback that
+    # cancels the run
     await slack.command(f"run review {EVIL}", user=STARTER)
     await settle(env)
     dm_copies = [m for m in slack.messages.values() if m.channel.startswith("D")]
