@@ -5,6 +5,7 @@ who cancelled, when, and which step was running, not that the run was "taken ove
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from pathlib import Path
 
@@ -89,3 +90,40 @@ async def test_a_run_taken_over_is_still_told_so(db: BaseDb, tmp_path: Path) -> 
     assert not isinstance(raised.value, RunCancelledWhileRunningError) and "taken over" in str(raised.value)
     assert (await db.load_run(run_id)).status == "RUNNING"
     assert await db.audit_log(run_id=run_id) == []
+
+
+def test_the_sync_api_records_it_too(db: BaseDb, tmp_path: Path) -> None:
+    """`Workflow.run` (sync user code inline on the call's own loop) cancelled from another thread."""
+    started, go_on = threading.Event(), threading.Event()
+    side_effect = tmp_path / "side-effect.txt"
+
+    def write(step_input: StepInput) -> str:
+        started.set()
+        go_on.wait(20)
+        side_effect.write_text("deployed")
+        return "wrote deployed"
+
+    wf = Workflow(
+        name=unique("cancel-sync"),
+        db=db,
+        steps=[Step(name="write", executor=write), Step(name="later", executor=lambda s: "later")],
+    )
+    run_id = uuid.uuid4().hex
+    raised: list[BaseException] = []
+
+    def drive() -> None:
+        try:
+            wf.run("x", run_id=run_id)
+        except BaseException as exc:  # handed to the test's thread
+            raised.append(exc)
+
+    thread = threading.Thread(target=drive)
+    thread.start()
+    assert started.wait(20)
+    wf.cancel_run(run_id, by="U7")
+    go_on.set()
+    thread.join(30)
+    assert len(raised) == 1 and isinstance(raised[0], RunCancelledWhileRunningError)
+    assert "cancelled by U7 at " in str(raised[0]) and "while step 'write' was running" in str(raised[0])
+    assert side_effect.read_text() == "deployed"
+    assert wf.get_run(run_id).status == RunStatus.CANCELLED
