@@ -6,6 +6,11 @@ tool call of an executor pause); everything else is read from the database when 
 One module per job: `kit` (ids and building blocks), `card` (the run card), `pauses` (pause
 messages), `decided` (the same once decided), `forms` (modals and reading them back), `guide` (help
 and the intro in a new channel), `home` (the App Home tab). Callers use `from bot import blocks as ui`.
+
+Text from people and models (inputs, outputs, errors quoting them, feedback, form values, tool arguments)
+is passed in raw and escaped once, where it is put into markup, by `bot.text` (`escape`, `quote`,
+`code_block`); every `text` the building blocks receive (`md`, `section`, `context`, a Card's status line)
+is mrkdwn already, and is only cut (`clip`: never inside an escape or a mention), never escaped again.
 """
 
 # ruff: noqa: F401 - the package re-exports its modules' names
