@@ -270,3 +270,16 @@ def test_a_cut_never_splits_an_escape_or_a_mention(limit: int) -> None:
         assert len(cut) <= limit
         assert not CUT_ESCAPE.search(cut) and not re.search(r"<[^>]*…", cut)
         assert text.startswith(cut[:-1]) if cut != text else True
+
+
+def test_only_bot_text_escapes() -> None:
+    """One place: no other module of the bot escapes by hand (the stand-in plays Slack, and is not the bot)."""
+    root = Path(__file__).resolve().parent.parent / "bot"
+    by_hand = re.compile(r"&(?:amp|lt|gt);|\.replace\(\s*[\"'][&<>][\"']")
+    found = [
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if path.name != "text.py" and "devslack" not in path.parts and by_hand.search(path.read_text())
+    ]
+    assert found == []
+    assert by_hand.search((root / "text.py").read_text())  # the pattern finds the one place that does
