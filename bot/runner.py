@@ -143,7 +143,10 @@ class Runner:
             ended = True  # the drive saved where it stopped: the store holds that state as written
         except RunCancelledWhileRunningError as exc:  # the step in flight finished after the cancel: say so
             log.info("run %s left this process: %s", card.run_id, exc)
-            await self._owe_notice(card.run_id, finished_after_cancel(exc))
+            try:
+                await self._owe_notice(card.run_id, finished_after_cancel(exc))
+            except StoreError as failed:  # kern recorded the step; only the thread's line is lost
+                log.warning("run %s: the line on its cancelled step is not owed: %s", card.run_id, failed)
         except LostOwnershipError as exc:  # taken over: the new owner shows it
             log.info("run %s left this process: %s", card.run_id, exc)
         except StoreError as exc:  # the database stayed down: the message has an id, never SQL
