@@ -8,6 +8,7 @@ from bot.gateway import SlackGateway
 from bot.policy import Approvers, Audience
 from bot.registry import BotWorkflow
 from bot.store import Card
+from bot.text import escape
 from kern.db.base import BaseDb
 from kern.run.requirement import StepRequirement
 
@@ -84,7 +85,7 @@ class Access:
     async def may_start(self, entry: BotWorkflow, user: str, channel: str) -> str | None:
         if await self._in(entry.starters, entry, user, None, channel):
             return None
-        return f"Only {entry.starters.describe(entry.approvers)} may start `{entry.name}`."
+        return f"Only {entry.starters.describe(entry.approvers)} may start `{escape(entry.name)}`."
 
     async def may_cancel(self, entry: BotWorkflow, card: Card, user: str) -> str | None:
         if await self._in(entry.cancellers, entry, user, card, card.channel):

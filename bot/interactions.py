@@ -162,7 +162,9 @@ class Interactions:
             else:
                 apply(loaded.req, user)
         except ValueError as exc:
-            await self.gateway.tell(loaded.card.channel, user, str(exc), loaded.card.ts, body.get("response_url"))
+            await self.gateway.tell(
+                loaded.card.channel, user, ui.escape(str(exc)), loaded.card.ts, body.get("response_url")
+            )
             return
         await self.resume(loaded, user, body.get("response_url"))
 
@@ -172,10 +174,10 @@ class Interactions:
             await self.runner.follow(loaded.entry, loaded.card, events, loaded.run.created_at)
         except RunNotPausedError as exc:
             run = await loaded.entry.workflow.aget_run(loaded.run.run_id)
-            text = already_answered(run, loaded.req.requirement_id) or str(exc)
+            text = already_answered(run, loaded.req.requirement_id) or ui.escape(str(exc))
             await self.gateway.tell(loaded.card.channel, user, text, loaded.card.ts, response_url)
         except (JournalMismatchError, StoreError) as exc:  # nothing changed: the pause still waits
-            text = f"I could not continue this run, and nothing changed: {exc}"
+            text = f"I could not continue this run, and nothing changed: {ui.escape(str(exc))}"
             await self.gateway.tell(loaded.card.channel, user, text, loaded.card.ts, response_url)
         else:
             self.metrics.decisions.labels("person").inc()
@@ -231,7 +233,7 @@ def already_answered(run: WorkflowRunOutput, requirement_id: str) -> str | None:
     if req.error_action:
         verb = "retried" if req.error_action == "retry" else "skipped"
     elif req.selected_choices:
-        verb = f"routed to {', '.join(req.selected_choices)}"
+        verb = f"routed to {', '.join(ui.escape(c) for c in req.selected_choices)}"
     elif req.user_input is not None:
         verb = "answered"
     elif req.kind == "executor":

@@ -189,7 +189,9 @@ class ToolCalls:
         try:
             summary = apply(calls[index], user)
         except ValueError as exc:
-            await self.gateway.tell(loaded.card.channel, user, str(exc), loaded.card.ts, body.get("response_url"))
+            await self.gateway.tell(
+                loaded.card.channel, user, ui.escape(str(exc)), loaded.card.ts, body.get("response_url")
+            )
             return
         decision = calls[index].to_dict()
         if not await self.store.record_tool_decision(rid, index, decision, user, summary, team=loaded.card.team_id):

@@ -39,7 +39,18 @@ from bot.blocks.kit import (
     section,
     sent_back,
 )
-from bot.text import FIELD_TEXT, OPTION_TEXT, OUTPUT_PREVIEW, SECTION_TEXT, as_text, code_block, escape, quote, truncate
+from bot.text import (
+    FIELD_TEXT,
+    OPTION_TEXT,
+    OUTPUT_PREVIEW,
+    SECTION_TEXT,
+    as_text,
+    clip,
+    code_block,
+    escape,
+    quote,
+    truncate,
+)
 from kern.run import requirement as kinds
 from kern.run.requirement import StepRequirement
 from kern.workflow.types import OnReject
@@ -140,12 +151,12 @@ def pause_blocks(
         blocks.append(context(line))
     blocks.append(context(f"Who may answer: {approvers}"))
     blocks.append({"type": "actions", "block_id": f"h:{rid}", "elements": [button("Hand over…", HANDOVER, rid)]})
-    fallback = f"{pause_title(req).split(' ', 1)[1]}: {workflow} / {req.step_name}"
+    fallback = f"{pause_title(req).split(' ', 1)[1]}: {escape(workflow)} / {escape(req.step_name)}"
     if req.message:
-        fallback += f" — {req.message}"
+        fallback += f" — {escape(req.message)}"
     if mention:
         fallback = f"{mention} {fallback}"
-    return truncate(fallback, 3000), blocks
+    return clip(fallback, 3000), blocks
 
 
 def _confirm_actions(req: StepRequirement, branches: tuple[str, str] | None) -> dict[str, Any]:
