@@ -125,10 +125,20 @@ class Access:
             return f"<@{to}> started this run, and its rules forbid them to answer it: hand it to someone else."
         return None
 
-    async def may_apply_grant(self, entry: BotWorkflow, card: Card, grant_by: str, step: str) -> bool:
-        """Whether a standing approval given by `grant_by` may decide a pause of `step` in this run: only if
-        they could answer it themselves by the step's own rules (not, say, as this run's starter)."""
-        return await self.may_answer(entry, card, grant_by, step) is None
+    async def may_grant(self, entry: BotWorkflow, card: Card, user: str, req: StepRequirement) -> str | None:
+        """Why `user` may not give a standing approval ("always allow this tool") at this pause, or None. A
+        grant outlives the pause, so only the step's own approvers give one: not someone it was handed to,
+        nor an escalation group (they answer this pause, not the step's later ones)."""
+        refusal = await self.may_answer(entry, card, user, req.step_name)
+        if refusal is None or refusal == SELF_APPROVAL:
+            return refusal
+        return f"{refusal} Only they may allow a tool always, at this step."
+
+    async def may_apply_grant(self, entry: BotWorkflow, card: Card, granted_by: str, step: str | None) -> bool:
+        """Whether a standing approval given by `granted_by` at the step `step` may decide a pause of that
+        step in this run: only if they could answer it themselves by the step's own rules here (not, say,
+        as this run's starter). A grant without a step (made before grants named theirs) decides nothing."""
+        return step is not None and await self.may_answer(entry, card, granted_by, step) is None
 
     async def _in(self, audience: Audience, entry: BotWorkflow, user: str, card: Card | None, channel: str) -> bool:
         if audience.anyone:
