@@ -69,19 +69,24 @@ def workflows(model: FakeOpenAI, names: dict[str, str]) -> list[BotWorkflow]:
         )
         return Workflow(name=unique(name), steps=[Step(name="ship", agent=agent)])
 
-    def staged(name: str) -> Workflow:  # the same tool at two steps: "plan", then "prod"
-        steps = [
-            Step(name=stage, agent=Agent(name=f"Deployer {stage}", model=model_of(), tools=[deploy]))
-            for stage in ("plan", "prod")
-        ]
-        return Workflow(name=unique(name), steps=steps)
-
-    def model_of() -> OpenAIChat:
-        return OpenAIChat(id="m", base_url=model.base_url, api_key="t")
-
     return [
         BotWorkflow(agentic("ship"), name=names["ship"]),
         BotWorkflow(agentic("fleet"), name=names["fleet"], standing_approval=timedelta(hours=8)),
+    ]
+
+
+def guarded_workflows(model: FakeOpenAI, names: dict[str, str]) -> list[BotWorkflow]:
+    """Workflows whose rules differ per step, or forbid self-approval (issue 24, item 4)."""
+
+    def agent(stage: str) -> Agent:
+        return Agent(
+            name=f"Deployer {stage}", model=OpenAIChat(id="m", base_url=model.base_url, api_key="t"), tools=[deploy]
+        )
+
+    def staged(name: str) -> Workflow:  # the same tool at two steps: "plan", then "prod"
+        return Workflow(name=unique(name), steps=[Step(name=stage, agent=agent(stage)) for stage in ("plan", "prod")])
+
+    return [
         BotWorkflow(  # anyone may answer "plan"; only USRE may answer "prod"
             staged("stages"),
             name=names["stages"],
@@ -89,7 +94,7 @@ def workflows(model: FakeOpenAI, names: dict[str, str]) -> list[BotWorkflow]:
             standing_approval=timedelta(hours=8),
         ),
         BotWorkflow(
-            agentic("selfie"),
+            Workflow(name=unique("selfie"), steps=[Step(name="ship", agent=agent("ship"))]),
             name=names["selfie"],
             approvers=Approvers(users=("UA", "UB"), forbid_self_approval=True),
             standing_approval=timedelta(hours=8),
@@ -103,7 +108,8 @@ async def env(db_kind: str, tmp_path: Path, model: FakeOpenAI) -> AsyncIterator[
     db = make_db(db_kind, tmp_path)
     async with DevSlack(SECRET) as slack:
         names = {name: unique(name) for name in ("ship", "fleet", "stages", "selfie")}
-        bot, server, endpoint = await start_bot(slack, Registry(workflows(model, names), db))
+        entries = workflows(model, names) + guarded_workflows(model, names)
+        bot, server, endpoint = await start_bot(slack, Registry(entries, db))
         slack.bot_endpoint = endpoint
         try:
             yield Env(slack, bot, model, names)
