@@ -1,5 +1,12 @@
 """Who may do what, checked on every request from the database (the run's card: its channel and who
-started it) and Slack (group and channel membership), never from the request's payload."""
+started it) and Slack (group and channel membership), never from the request's payload.
+
+Every route to a decision on a pause asks here (a button, a form, a vote, a DM copy, the App Home, a
+hand-over, a standing approval), so a rule holds on all of them. A hand-over or a grant never gives more
+than its giver had: only those the step's own rules name hand over or give a grant; a hand-over passes its
+giver's one vote on an N-of-M pause; a grant allows only at its own step, and only where its giver could
+answer; and where self-approval is forbidden the run's starter answers through none of them.
+"""
 
 from __future__ import annotations
 
