@@ -87,7 +87,7 @@ from bot.blocks.kit import (
     stamp,
     who,
 )
-from bot.blocks.pauses import MAX_SHOWN_CALLS, pause_blocks, review_text
+from bot.blocks.pauses import MAX_SHOWN_CALLS, call_value, pause_blocks, read_call_value, review_text
 from bot.blocks.start import (
     CHANNEL_BLOCK,
     WORKFLOW_BLOCK,
