@@ -156,3 +156,13 @@ def test_readme_is_a_front_door() -> None:
     for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
         if "://" not in target:
             assert (ROOT / target).exists(), f"README.md links to {target}, which does not exist"
+
+
+def test_make_demo_runs_to_its_end(capsys: pytest.CaptureFixture[str]) -> None:
+    """`make demo`, which the README offers, answers its pauses (`--auto` off a terminal) and ends pointing
+    at `make run`, not at something still to come."""
+    from kern import demo
+
+    assert demo.main(["--auto"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()
+    assert last[-2].startswith("COMPLETED: ") and "make run" in last[-1]
