@@ -151,11 +151,18 @@ def test_site_builds_strict(tmp_path: Path) -> None:
 
 
 def test_readme_is_a_front_door() -> None:
+    """README.md is not part of the site, so its links are checked here: files, and headings for anchors
+    (slugged as the site slugs them)."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert len(text.splitlines()) <= 200, "README.md is the front door: move detail into docs/"
-    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
-        if "://" not in target:
-            assert (ROOT / target).exists(), f"README.md links to {target}, which does not exist"
+    for target, anchor in re.findall(r"\]\(([^)#\s]+)(?:#([^)]*))?\)", text):
+        if "://" in target:
+            continue
+        assert (ROOT / target).exists(), f"README.md links to {target}, which does not exist"
+        if anchor:
+            headings = re.findall(r"^#+\s+(.*)$", (ROOT / target).read_text(encoding="utf-8"), re.MULTILINE)
+            slugs = {re.sub(r"[-\s]+", "-", re.sub(r"[^\w\s-]", "", h).strip().lower()) for h in headings}
+            assert anchor in slugs, f"README.md links to {target}#{anchor}: no such heading"
 
 
 def test_make_demo_runs_to_its_end(capsys: pytest.CaptureFixture[str]) -> None:
