@@ -1,4 +1,4 @@
-"""The installation and OAuth state stores on kern's database (bot/installations.py), SQLite and PostgreSQL."""
+"""The installation and OAuth state stores on kern's database (bot/slack/installations.py), SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from slack_sdk.oauth.installation_store import Installation
 
-from bot.installations import DbInstallationStore, DbOAuthStateStore, team_key
+from bot.slack.installations import DbInstallationStore, DbOAuthStateStore, team_key
 from kern.db.base import BaseDb
 from tests.conftest import unique
 

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from bot import blocks as ui
-from bot.app import KernBot
+from bot.blocks.text import clip, code_block, escape, quote
 from bot.devslack import DevSlack
 from bot.policy import Approvers
 from bot.registry import BotWorkflow, Registry
-from bot.text import clip, code_block, escape, quote
+from bot.slack.app import KernBot
 from kern.agent import Agent
 from kern.models.openai import OpenAIChat
 from kern.tools import tool

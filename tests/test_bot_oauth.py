@@ -25,14 +25,14 @@ from aiohttp import web
 from sqlalchemy.engine import Connection
 
 from bot import blocks as ui
-from bot.app import KernBot, build_bot
 from bot.config import Settings
 from bot.devslack import DevSlack
-from bot.installations import DbInstallationStore
-from bot.oauth import oauth_parts
 from bot.registry import Registry
-from bot.server import create_web_app
-from bot.tables import metadata
+from bot.slack.app import KernBot, build_bot
+from bot.slack.installations import DbInstallationStore
+from bot.slack.oauth import oauth_parts
+from bot.slack.server import create_web_app
+from bot.store.tables import metadata
 from kern.db.base import BaseDb
 from tests.conftest import make_db, unique
 from tests.openai_stub import FakeOpenAI, call, echo_tool_results

@@ -22,10 +22,10 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot import blocks as ui
-from bot.app import build_bot, make_client
 from bot.devslack import DevSlack
-from bot.server import create_web_app
-from bot.sweeper import sweep_once
+from bot.runs.sweeper import sweep_once
+from bot.slack.app import build_bot, make_client
+from bot.slack.server import create_web_app
 from kern.db.postgres import PostgresDb
 from tests.conftest import PG_URL, make_db, require_postgres
 from tests.test_bot_cluster import timed_registry

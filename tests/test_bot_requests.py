@@ -16,11 +16,11 @@ import pytest
 import sqlalchemy as sa
 
 from bot import blocks as ui
-from bot.dedupe import KEEP, SeenRequests
 from bot.devslack import DevSlack
 from bot.examples import example_workflows
 from bot.registry import BotWorkflow, Registry
-from bot.tables import metadata, seen_requests
+from bot.slack.dedupe import KEEP, SeenRequests
+from bot.store.tables import metadata, seen_requests
 from kern.db import schema
 from kern.db.base import BaseDb
 from kern.workflow import Step, Workflow

@@ -1,0 +1,85 @@
+"""What a bot process does every sweep, whatever else it is doing: nothing is left waiting on a process
+that died or on a Slack call that failed.
+
+- Deadlines: pauses past their deadline get their `on_timeout` applied, with nobody clicking.
+- Recovery: runs whose process died (their lease expired) are taken over and followed here.
+- Timers: reminders and escalations of open pauses that are due (bot/approvals/timers.py).
+- The outbox: messages still owed to Slack (a failed call, a crash before sending) are delivered.
+
+Each part is one indexed query when there is nothing to do, and safe with several bot processes on one
+database: expiry and takeover are kern's compare-and-set claims, outbox rows are claimed before sending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import kern
+from bot.approvals.timers import Timers
+from bot.logs import about
+from bot.registry import Registry
+from bot.runs.runner import Runner
+from bot.slack.workspaces import acting_for
+from bot.store.metrics import Metrics
+from kern.exceptions import RunNotPausedError
+
+log = logging.getLogger("kern_bot")
+
+
+async def take_over(runner: Runner, registry: Registry, run_id: str, metrics: Metrics | None = None) -> bool:
+    """Continue a run whose process died, following it here; False if another process got it first."""
+    about(run_id=run_id)
+    stored = await registry.db.load_run(run_id)
+    entry = registry.by_workflow_name(stored.workflow_name)
+    if entry is None:
+        return False
+    card = await runner.store.card(run_id)
+    try:
+        if card is None:  # started outside the bot: finish it, nothing to show
+            await entry.workflow.acontinue_run(run_id=run_id)
+        else:
+            events = entry.workflow.acontinue_run(run_id=run_id, stream=True, stream_events=True)
+            with acting_for(card.team_id):  # what it says on Slack, it says with that workspace's token
+                await runner.follow(entry, card, events)
+    except RunNotPausedError:
+        return False
+    if metrics is not None:
+        metrics.takeovers.inc()
+    log.info("took over run %s (its process had stopped)", run_id)
+    return True
+
+
+async def sweep_once(
+    runner: Runner, registry: Registry, now: float | None = None, metrics: Metrics | None = None
+) -> int:
+    """One sweep; returns how many runs moved on by deadline plus how many orphans it began to take over
+    (each takeover goes on in the background). `metrics` counts timeouts, takeovers and the sweep itself."""
+    started = time.monotonic()
+    moved = len(await kern.expire_due(registry.db, registry.workflows, now=now))
+    if metrics is not None and moved:
+        metrics.decisions.labels("timeout").inc(moved)
+    names = [w.name for w in registry.workflows]
+    for run_id in await registry.db.orphaned_runs(names):  # leases expire by the real clock, as claims judge them
+        runner.background.spawn(take_over(runner, registry, run_id, metrics))
+        moved += 1
+    await Timers(runner).fire_due(now)  # reminders and escalations
+    await runner.outbox.deliver()
+    if metrics is not None:
+        metrics.swept(started)
+    return moved
+
+
+async def sweep_forever(
+    runner: Runner, registry: Registry, interval: float = 1.0, metrics: Metrics | None = None
+) -> None:
+    """The background task: sweep every `interval` seconds until cancelled."""
+    while True:
+        try:
+            await sweep_once(runner, registry, metrics=metrics)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("sweep failed")
+        await asyncio.sleep(interval)

@@ -1,0 +1,87 @@
+"""GET /health: is this bot process able to work? Its database answers a read, and Slack accepts its token.
+
+200 with {"ok": true, ...} when both are fine; 503 with {"ok": false, "down": [...], ...} naming what is
+not, and why. Slack is asked (`auth.test`) at most once per `cache_seconds`, however often a load balancer
+or an orchestrator checks; concurrent checks share one call to each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from bot.slack.gateway import SlackCallFailed, SlackGateway
+from kern.db.base import BaseDb
+
+TIMEOUT = 3.0  # seconds a check may take before its part counts as down
+
+
+class Down(Exception):
+    """A part answered, and said no: the message is its answer (Slack's error code)."""
+
+
+class Health:
+    """The checks behind /health for one bot."""
+
+    def __init__(self, db: BaseDb, gateway: SlackGateway, *, cache_seconds: float = 15.0) -> None:
+        self.db = db
+        self.gateway = gateway
+        self.cache_seconds = cache_seconds
+        self._slack: tuple[float, str | None] | None = None  # (checked at, problem or None)
+        self._slack_check: asyncio.Future[str | None] | None = None
+        self._db_check: asyncio.Future[str | None] | None = None
+
+    async def check(self) -> tuple[bool, dict[str, Any]]:
+        """(healthy?, the body to answer with)."""
+        db_problem, slack_problem = await asyncio.gather(self._database(), self._slack_status())
+        problems = {"database": db_problem, "slack": slack_problem}
+        down = [name for name, problem in problems.items() if problem]
+        body: dict[str, Any] = {"ok": not down, **{k: v or "ok" for k, v in problems.items()}}
+        if down:
+            body["down"] = down
+        return not down, body
+
+    async def _database(self) -> str | None:
+        if self._db_check is None or self._db_check.done():  # checks in flight at once share one read
+            self._db_check = asyncio.ensure_future(_within(self._read_db()))
+        return await asyncio.shield(self._db_check)
+
+    async def _read_db(self) -> None:
+        await self.db.run_transaction(lambda conn: conn.execute(sa.text("SELECT 1")).scalar_one(), write=False)
+
+    async def _slack_status(self) -> str | None:
+        now = time.monotonic()
+        if self._slack is not None and now - self._slack[0] < self.cache_seconds:
+            return self._slack[1]
+        if self._slack_check is None or self._slack_check.done():
+            self._slack_check = asyncio.ensure_future(_within(self._auth_test()))
+        problem = await asyncio.shield(self._slack_check)
+        self._slack = (time.monotonic(), problem)
+        return problem
+
+    async def _auth_test(self) -> None:
+        # OAuth mode has no one token to test: api.test says Slack's Web API answers.
+        if self.gateway.clients.multi:
+            await self.gateway.client.api_test()
+            return
+        try:
+            await self.gateway.send("auth_test")
+        except SlackCallFailed as exc:
+            raise Down(exc.error) from None
+
+
+async def _within(check: Any) -> str | None:
+    """None if `check` completes within TIMEOUT, else what went wrong, in one line."""
+    try:
+        await asyncio.wait_for(check, TIMEOUT)
+    except TimeoutError:
+        return f"no answer within {TIMEOUT:g} s"
+    except Down as exc:
+        return str(exc)
+    except Exception as exc:  # any failure means this part is down; say which
+        lines = str(exc).strip().splitlines()
+        return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
+    return None
