@@ -108,3 +108,12 @@ def quote(value: Any, limit: int) -> str:
     if "\n" in text or "`" in text:
         return code_block(text, limit)
     return "`" + clip(escape(text), limit - 2) + "`"
+
+
+def describe_duration(seconds: float) -> str:
+    """ "8 h", "30 min", "2 d": how long a workflow-wide grant lasts, for its button."""
+    if seconds >= 86400 and seconds % 86400 == 0:
+        return f"{int(seconds // 86400)} d"
+    if seconds >= 3600:
+        return f"{seconds / 3600:g} h"
+    return f"{max(1, round(seconds / 60))} min"

@@ -11,7 +11,7 @@ from typing import Any
 
 from bot import blocks as ui
 from bot import notify
-from bot.approvals.grants import describe_duration
+from bot.blocks.text import describe_duration
 from bot.registry import BotWorkflow, Registry
 from bot.slack.gateway import SlackGateway
 from bot.slack.workspaces import team
