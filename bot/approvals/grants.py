@@ -19,6 +19,7 @@ just then, the pause stays as it is, with its buttons: a person approves it, not
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -34,17 +35,26 @@ from kern.run import requirement as kinds
 from kern.run.agent import RunRequirement
 
 if TYPE_CHECKING:
+    from bot.approvals.access import Access
+    from bot.approvals.types import Loaded
     from bot.registry import BotWorkflow
-    from bot.surfaces.interactions import Loaded
-    from bot.surfaces.tool_calls import ToolCalls
+    from bot.store import BotStore
+
+    # Loads a card's run as a pause (`Interactions.load_run`); continues a run whose calls are all decided
+    # (`ToolCalls.calls_decided`). The tool-call cards pass both in: grants know nothing of the surfaces.
+    LoadRun = Callable[[BotWorkflow, Card], Awaitable[Loaded | None]]
+    CallsDecided = Callable[[Loaded, str], Awaitable[None]]
 
 
 class Grants:
     """Records, finds, applies and revokes standing approvals."""
 
-    def __init__(self, tool_calls: ToolCalls) -> None:
-        self.calls = tool_calls
-        self.db = tool_calls.store.db
+    def __init__(self, store: BotStore, access: Access, load_run: LoadRun, calls_decided: CallsDecided) -> None:
+        self.store = store
+        self.access = access
+        self.load_run = load_run
+        self.calls_decided = calls_decided
+        self.db = store.db
 
     async def _tx(self, body: Any, write: bool = True) -> Any:
         from bot.store.migrations import BOT
@@ -98,7 +108,7 @@ class Grants:
             .limit(20)
         )
         rows = await self._tx(lambda conn: [dict(r) for r in conn.execute(query).mappings()], write=False)
-        access = self.calls.base.access
+        access = self.access
         for row in rows:
             if await access.may_apply_grant(entry, card, row["granted_by"], row["step_name"]):
                 return row
@@ -115,11 +125,11 @@ class Grants:
 
     async def apply(self, entry: BotWorkflow, card: Card) -> None:
         """After a run paused: approve the tool calls live grants cover; continue if none is left."""
-        loaded = await self.calls.base.load_run(entry, card)
+        loaded = await self.load_run(entry, card)
         if loaded is None or loaded.req.kind != kinds.EXECUTOR:
             return
         calls = loaded.req.executor_requirements or []
-        decided = await self.calls.store.tool_decisions(loaded.req.requirement_id)
+        decided = await self.store.tool_decisions(loaded.req.requirement_id)
         applied = False
         for index, call in enumerate(calls):
             if index in decided or not _plain(call):
@@ -133,12 +143,12 @@ class Grants:
                 f":white_check_mark: Approved automatically: `{ui.escape(call.tool_execution.tool_name)}` is always "
                 f"allowed {where} (by {ui.who(grant['granted_by'])} at {ui.slack_time(grant['granted_at'])})"
             )
-            recorded = await self.calls.store.record_tool_decision(
+            recorded = await self.store.record_tool_decision(
                 loaded.req.requirement_id, index, call.to_dict(), grant["granted_by"], summary, team=card.team_id
             )
             applied = applied or recorded
         if applied:  # else a person decided meanwhile, and their click continues the run
-            await self.calls.calls_decided(loaded, "kern")
+            await self.calls_decided(loaded, "kern")
 
 
 async def active_grants(

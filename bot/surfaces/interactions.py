@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from bot import blocks as ui
 from bot.approvals.access import Access
 from bot.approvals.ballots import Ballots, Voting
+from bot.approvals.types import Check, Loaded
 from bot.delivery.presenter import Presenter
 from bot.logs import about
 from bot.registry import BotWorkflow, Registry
@@ -27,7 +27,7 @@ from bot.runs.background import Background
 from bot.runs.runner import Runner
 from bot.slack.gateway import SlackGateway
 from bot.slack.workspaces import team
-from bot.store import BotStore, Card, PauseMessage
+from bot.store import BotStore, Card
 from bot.store.metrics import Metrics
 from kern.exceptions import JournalMismatchError, RunNotPausedError, StoreError
 from kern.run.requirement import StepRequirement
@@ -35,19 +35,6 @@ from kern.run.workflow import WorkflowRunOutput
 
 Ack = Callable[..., Awaitable[Any]]
 log = logging.getLogger("kern_bot")
-
-
-@dataclass
-class Loaded:
-    entry: BotWorkflow
-    card: Card
-    pause: PauseMessage
-    run: WorkflowRunOutput
-    req: StepRequirement
-
-
-# A rule asked of a loaded pause and a person: why they may not (None: they may).
-Check = Callable[[Loaded, str], Awaitable[str | None]]
 
 
 class Interactions:

@@ -28,7 +28,7 @@ class ToolCalls:
         self.background = base.background
         self.store = base.store
         self.presenter = base.presenter
-        self.grants = Grants(self)
+        self.grants = Grants(self.store, base.access, base.load_run, self.calls_decided)
         base.runner.on_tool_pause.append(self.grants.apply)
         self.on_allow_run, self.on_allow_workflow = self._allow(False), self._allow(True)
         self._tool_forms()
