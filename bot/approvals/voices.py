@@ -1,7 +1,7 @@
 """One voice per person on a pause decided by votes (N of M): a hand-over passes its giver's vote, it does
 not add one. So the same person's vote and hand-over of one pause exclude each other, as do two hand-overs
 by them. `Access` refuses these before anything is written; the transactions that record a vote
-(`bot.approvals.ballots`) or a hand-over (`bot.approvals.handover`) check again, under a lock on the pause,
+(`bot.approvals.ballots`) or a hand-over (`bot.surfaces.handover`) check again, under a lock on the pause,
 for the clicks that race.
 """
 

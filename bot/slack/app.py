@@ -14,7 +14,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks as ui
 from bot.approvals.access import Access
-from bot.approvals.handover import Handovers
 from bot.delivery.outbox import Outbox
 from bot.delivery.presenter import Presenter
 from bot.registry import Registry
@@ -26,6 +25,7 @@ from bot.slack.workspaces import TeamClients, current_team
 from bot.store import BotStore
 from bot.store.metrics import Metrics
 from bot.surfaces.commands import Commands
+from bot.surfaces.handover import Handovers
 from bot.surfaces.home import Home
 from bot.surfaces.interactions import Interactions
 from bot.surfaces.modals import Modals

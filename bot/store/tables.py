@@ -96,7 +96,7 @@ votes = sa.Table(
 )
 
 
-# Pauses handed to someone else (bot/approvals/handover.py): they may answer it too. One row per pause and person.
+# Pauses handed to someone else (bot/surfaces/handover.py): they may answer it too. One row per pause and person.
 handovers = sa.Table(
     "kern_bot_handovers",
     metadata,

@@ -4,7 +4,7 @@ The core every pause handler shares: `load` a pause, check the clicker may answe
 decision, count it as a vote where the step needs several people, and resume the run (`decide`). The
 buttons that decide outright (approve, reject, retry, skip) and the route picker are here; the forms
 (`bot.surfaces.modals`), tool-call cards (`bot.surfaces.tool_calls`) and hand-overs
-(`bot.approvals.handover`) decide through it.
+(`bot.surfaces.handover`) decide through it.
 
 Every handler acks first. Resolution is compare-and-set in kern: of two people clicking at once, one
 resumes the run and the other is told, privately, who got there first.

@@ -5,7 +5,7 @@ A modal opens at once with a loading view (the trigger id expires in 3 s) and is
 is loaded and the user's right to answer (or read) it is checked. A submission is read and checked here
 (bad fields are shown in the form), then decided as a click is: loading, rules, votes and resuming are
 `bot.surfaces.interactions.Interactions`'s, as for tool-call forms (`bot.surfaces.tool_calls`) and hand-overs
-(`bot.approvals.handover`), which open their forms with `Modals.open_form` too.
+(`bot.surfaces.handover`), which open their forms with `Modals.open_form` too.
 """
 
 from __future__ import annotations
