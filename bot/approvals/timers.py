@@ -2,8 +2,8 @@
 
 `Approvers(remind_after=..., max_reminders=...)` nudges the people a pause mentions; `escalate_after` with
 `escalate_to=Approvers(...)` lets another group answer too, and tells them. The timers are rows written in
-the same kern transaction that opens the pause (`schedule`, called by the outbox's watcher), and in the
-one that decides it they are cancelled (`cancel`). Every sweep of every bot process fires what is due
+the same kern transaction that opens the pause and cancelled in the one that decides it (by the outbox's
+watcher: bot/store/timer_rows.py). Every sweep of every bot process fires what is due
 (`fire_due`): a timer fires through a compare-and-set on its row, in the same transaction (a `run_hot` one,
 statements prepared once) as the messages it owes (outbox rows, written by one INSERT: the thread's notice
 and a DM per person mentioned) and, for an escalation, its record and audit line; so it fires once across
@@ -22,9 +22,7 @@ import sqlalchemy as sa
 
 from bot import blocks as ui
 from bot.policy import Approvers
-from bot.store.records import card_team
 from bot.store.tables import escalations, timers
-from kern.db.base import BaseDb
 from kern.db.hot import INSERT_AUDIT, Tx, dumps_or_none, insert_statement
 
 if TYPE_CHECKING:
@@ -36,14 +34,6 @@ BATCH = 50
 T = TypeVar("T")
 
 
-_SCHEDULE = insert_statement(timers, "requirement_id", "kind", "run_id", "due_at", "count").values(
-    team_id=card_team("b_team_run")
-)
-_CANCEL = (
-    timers.update()
-    .where(timers.c.requirement_id == sa.bindparam("b_requirement_id"), timers.c.done_at.is_(None))
-    .values(done_at=sa.bindparam("b_now"))
-)
 _DUE = (
     sa.select(timers.c.requirement_id, timers.c.kind, timers.c.run_id, timers.c.count)
     .where(timers.c.done_at.is_(None), timers.c.due_at <= sa.bindparam("b_now"))
@@ -70,24 +60,6 @@ def _claim_statement(**values: Any) -> sa.Update:
 _CLAIM_AGAIN = _claim_statement(due_at=sa.bindparam("b_due_at"))  # a reminder with more to come
 _CLAIM_DONE = _claim_statement(done_at=sa.bindparam("b_now"))  # fired for the last time, or cancelled
 _ESCALATED = insert_statement(escalations, "requirement_id", "run_id", "at", "team_id")
-
-
-def schedule(tx: Tx, db: BaseDb, rules: Approvers, run_id: str, requirement_id: str, now: float) -> None:
-    """Inside the transaction that opens a pause (kern's watcher `Tx`): its reminder and escalation timers,
-    per its rules."""
-    rows = []
-    if rules.remind_after and rules.max_reminders:
-        rows.append({"kind": "remind", "due_at": now + rules.remind_after})
-    if rules.escalate_after:
-        rows.append({"kind": "escalate", "due_at": now + rules.escalate_after})
-    for row in rows:
-        values = {"requirement_id": requirement_id, "run_id": run_id, "count": 0, "b_team_run": run_id}
-        tx.execute(db.prepare(_SCHEDULE), {**values, **row})
-
-
-def cancel(tx: Tx, db: BaseDb, requirement_id: str, now: float) -> None:
-    """Inside the transaction that decides a pause: its timers will not fire."""
-    tx.execute(db.prepare(_CANCEL), {"b_requirement_id": requirement_id, "b_now": now})
 
 
 class Timers:

@@ -28,12 +28,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from bot import notify
-from bot.approvals import timers
 from bot.delivery.presenter import RETRY_SOON, NotYet, Presenter, RunView
 from bot.registry import BotWorkflow, Registry
 from bot.slack.gateway import SlackCallFailed
 from bot.slack.workspaces import acting_for
-from bot.store import BotStore, Delivery, OwedMessage, PauseMessage
+from bot.store import BotStore, Delivery, OwedMessage, PauseMessage, timer_rows
 from kern.db.base import RunChange
 from kern.db.hot import Tx
 
@@ -120,11 +119,11 @@ class Outbox:
         now = time.time()
         for resolution in change.resolutions if entry.has_timers else ():  # a decided pause: its timers end
             if resolution.requirement_id:
-                timers.cancel(conn, self.store.db, resolution.requirement_id, now)
+                timer_rows.cancel(conn, self.store.db, resolution.requirement_id, now)
         if change.status == "PAUSED" and change.requirement_id:
             # Known from now on, so a click on its message is understood even before its ts is recorded.
             self.store.expect_pause(conn, change.run_id, change.requirement_id)
-            timers.schedule(
+            timer_rows.schedule(
                 conn, self.store.db, entry.approvers_for(change.step_name), change.run_id, change.requirement_id, now
             )
         self.store.owe_all(conn, change.run_id, owed_for(change, entry), holder=self.me, hold=self.hold)
