@@ -3,7 +3,7 @@ that died or on a Slack call that failed.
 
 - Deadlines: pauses past their deadline get their `on_timeout` applied, with nobody clicking.
 - Recovery: runs whose process died (their lease expired) are taken over and followed here.
-- Timers: reminders and escalations of open pauses that are due (bot/approvals/timers.py).
+- Timers: reminders and escalations of open pauses that are due (bot/runs/timers.py).
 - The outbox: messages still owed to Slack (a failed call, a crash before sending) are delivered.
 
 Each part is one indexed query when there is nothing to do, and safe with several bot processes on one
@@ -17,10 +17,10 @@ import logging
 import time
 
 import kern
-from bot.approvals.timers import Timers
 from bot.logs import about
 from bot.registry import Registry
 from bot.runs.runner import Runner
+from bot.runs.timers import Timers
 from bot.slack.workspaces import acting_for
 from bot.store.metrics import Metrics
 from kern.exceptions import RunNotPausedError

@@ -132,7 +132,7 @@ grants = sa.Table(
 )
 
 
-# Reminders and escalations (bot/approvals/timers.py): one row per pause and kind, fired by a sweep (compare-and-set),
+# Reminders and escalations (bot/runs/timers.py): one row per pause and kind, fired by a sweep (compare-and-set),
 # cancelled when the pause is decided.
 timers = sa.Table(
     "kern_bot_timers",
