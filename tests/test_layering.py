@@ -1,10 +1,11 @@
 """bot/'s imports go one way and never in a circle (issue 25; DESIGN.md "Layout").
 
-A small walk over the `import` statements of every module under bot/ (at any depth: imports inside
-functions count). Imports under `if TYPE_CHECKING:` are exempt: they name a type for the checker and run
-nothing, so they may point at a higher layer (an object passed down, typed by its class). Every other
-import must go down the layers below (or stay in its own layer), and no modules may import each other in
-a circle, whatever their layers.
+A small walk over the `import` statements of every module under bot/, at any depth: imports inside
+functions count, and so do imports under `if TYPE_CHECKING:` (no exemption: a type named from a higher
+layer is a dependency on it too; where a lower layer needs one, it moves down, as `bot.approvals.types`
+did). Every import must go down the layers (or stay in its own layer), and no modules may import each
+other in a circle, whatever their layers. Dynamic imports (`importlib.import_module("bot.examples")` in
+`bot.registry.load_registry`, the way any KERN_WORKFLOWS module is loaded) are not seen.
 
 A new module under bot/ must be given its layer in LAYERS (the most specific prefix wins).
 """
@@ -66,18 +67,6 @@ def modules() -> dict[str, Path]:
     return found
 
 
-def _type_checking_only(tree: ast.Module) -> set[int]:
-    """ids of the import nodes under `if TYPE_CHECKING:`."""
-    exempt: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If):
-            test = node.test
-            name = test.id if isinstance(test, ast.Name) else test.attr if isinstance(test, ast.Attribute) else ""
-            if name == "TYPE_CHECKING":
-                exempt.update(id(n) for stmt in node.body for n in ast.walk(stmt))
-    return exempt
-
-
 def graph() -> dict[str, set[str]]:
     """module -> the bot modules it imports (a package's own __init__ is not counted as imported when a
     module of it is)."""
@@ -91,12 +80,9 @@ def graph() -> dict[str, set[str]]:
     edges: dict[str, set[str]] = {}
     for module, path in known.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        exempt = _type_checking_only(tree)
         package = module if path.name == "__init__.py" else module.rpartition(".")[0]
         targets: set[str | None] = set()
         for node in ast.walk(tree):
-            if id(node) in exempt:
-                continue
             if isinstance(node, ast.Import):
                 targets.update(resolve(alias.name) for alias in node.names if alias.name.split(".")[0] == "bot")
             elif isinstance(node, ast.ImportFrom):
