@@ -27,7 +27,8 @@ from bot.store.tables import handovers
 from kern.db.hot import INSERT_AUDIT, Tx, dumps_or_none
 
 if TYPE_CHECKING:
-    from bot.surfaces.interactions import Ack, Check, Interactions, Loaded
+    from bot.approvals.types import Check, Loaded
+    from bot.surfaces.interactions import Ack, Interactions
     from bot.surfaces.modals import Modals
 
 TO_BLOCK, NOTE_BLOCK = "to", "note"

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 from bot import blocks as ui
+from bot.approvals.types import Check, Loaded
 from bot.delivery.presenter import output_text
 from bot.slack.workspaces import team
-from bot.surfaces.interactions import Ack, Check, Interactions, Loaded, who_where
+from bot.surfaces.interactions import Ack, Interactions, who_where
 from kern.run.requirement import StepRequirement
 
 

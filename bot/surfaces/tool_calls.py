@@ -10,7 +10,8 @@ from typing import Any
 
 from bot import blocks as ui
 from bot.approvals.grants import Grants
-from bot.surfaces.interactions import Ack, Check, Interactions, Loaded, who_where
+from bot.approvals.types import Check, Loaded
+from bot.surfaces.interactions import Ack, Interactions, who_where
 from bot.surfaces.modals import Modals, as_action_body
 from kern.run.agent import RunRequirement
 
