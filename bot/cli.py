@@ -11,6 +11,7 @@ import sys
 
 from bot.config import Settings, SettingsError
 from bot.logs import setup_logging
+from kern.db.base import BaseDb
 from kern.exceptions import SchemaVersionError
 
 
@@ -136,15 +137,37 @@ async def _prepare_db(settings: Settings, *, upgrade: bool = False) -> list[str]
 
     db = settings.open_db()
     try:
+        done: list[str] = []
         if upgrade or settings.auto_upgrade:
             done = await db.upgrade(BOT)
             if not upgrade:
                 print("\n".join(f"kern-bot: {line}" for line in done), flush=True)
-            return done
-        await db.run_transaction(lambda _conn: None, write=False, tables=BOT)
-        return []
+        else:
+            await db.run_transaction(lambda _conn: None, write=False, tables=BOT)
+        if settings.oauth:
+            done += await _encrypt_installations(settings, db)
+        return done
     finally:
         await db.close()
+
+
+async def _encrypt_installations(settings: Settings, db: BaseDb) -> list[str]:
+    """OAuth mode: encrypt stored installations still in clear text, and re-encrypt the others with the
+    first key of KERN_TOKEN_KEYS (rotation). Raises SettingsError if some cannot be decrypted."""
+    from bot.installations import DbInstallationStore
+    from bot.token_keys import SETTING
+
+    encrypted, rotated, unreadable = await DbInstallationStore(db, settings.cipher).encrypt_all()
+    if unreadable:
+        raise SettingsError(
+            f"{SETTING} does not decrypt {len(unreadable)} stored installation(s) ({'; '.join(unreadable[:3])}): "
+            f"put back the key they were encrypted with, after the new ones."
+        )
+    if not (encrypted or rotated):
+        return []
+    line = f"installations: {encrypted} encrypted, {rotated} re-encrypted with the first key of {SETTING}"
+    logging.getLogger("kern_bot").info("%s", line)
+    return [line]
 
 
 async def _dev(settings: Settings, port: int, bot_port: int) -> int:
