@@ -89,13 +89,19 @@ def main(argv: list[str] | None = None) -> int:
         )
         if settings.oauth:
             serving += f"; workspaces install the app at http://{args.host}:{args.port}/slack/install"
+        serving += f"; GET /health and /metrics on http://{settings.ops_host}:{settings.ops_port}"
         if log_format == "json":
             logging.getLogger("kern_bot").info("%s", serving)
         else:
             print(serving)
         _settle_heap()
         web.run_app(
-            create_web_app(bot, sweep_interval=args.sweep_interval, health_cache=settings.health_cache_seconds),
+            create_web_app(
+                bot,
+                sweep_interval=args.sweep_interval,
+                health_cache=settings.health_cache_seconds,
+                ops=(settings.ops_host, settings.ops_port),
+            ),
             host=args.host,
             port=args.port,
             print=None,
@@ -199,7 +205,7 @@ async def _dev(settings: Settings, port: int, bot_port: int) -> int:
     slack_web.bot_endpoint = f"http://127.0.0.1:{bot_port}/slack/events"
     async with slack_web as slack:
         bot = build_bot(registry, make_client(slack.token, slack.api_url), secret)
-        runner = web.AppRunner(create_web_app(bot))
+        runner = web.AppRunner(create_web_app(bot, ops=(settings.ops_host, settings.ops_port)))
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", bot_port).start()
         model = (
@@ -210,7 +216,8 @@ async def _dev(settings: Settings, port: int, bot_port: int) -> int:
         )
         print(
             f"kern-bot dev: open {slack.base_url} (a local Slack channel; type /kern list). "
-            f"{len(registry.entries)} workflows, runs kept in {settings.db}, the channel in {state_file}.{model} "
+            f"{len(registry.entries)} workflows, runs kept in {settings.db}, the channel in {state_file}; "
+            f"GET /health and /metrics on http://{settings.ops_host}:{settings.ops_port}.{model} "
             "Ctrl-C stops.",
             flush=True,
         )

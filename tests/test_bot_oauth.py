@@ -247,8 +247,9 @@ async def test_the_stand_in_refuses_a_wrong_secret_or_redirect_like_slack(oauth:
 
 async def test_health_in_oauth_mode_asks_slack_without_a_token(oauth: OAuthEnv) -> None:
     async with oauth.browser() as browser, browser.get(oauth.base + "/health") as health:
-        body = await health.json()
-    assert health.status == 200, body
+        body = await health.text()
+    assert (health.status, body) == (200, "ok")
+    assert [c[0] for c in oauth.slack.calls if c[0] in ("api.test", "auth.test")] == ["api.test"]
     await asyncio.sleep(0)
 
 
