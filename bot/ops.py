@@ -39,9 +39,7 @@ def create_ops_app(bot: KernBot, checks: Health) -> web.Application:
     return app
 
 
-def ops_server(
-    bot: KernBot, checks: Health, host: str, port: int
-) -> Callable[[web.Application], AsyncIterator[None]]:
+def ops_server(bot: KernBot, checks: Health, host: str, port: int) -> Callable[[web.Application], AsyncIterator[None]]:
     """A cleanup context for the public app: the operations server on `host`:`port` (0: a free port) while
     the public app runs; its URL in the public app's OPS_URL."""
 
