@@ -8,11 +8,17 @@ import asyncio
 import gc
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from bot.config import Settings, SettingsError
 from bot.logs import setup_logging
 from kern.db.base import BaseDb
 from kern.exceptions import SchemaVersionError
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from bot.connections import ConnectionGuard
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,8 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kern-bot: {exc}", file=sys.stderr)
         return 2
     if args.mode == "serve":
-        from aiohttp import web
-
+        from bot.connections import ConnectionGuard
         from bot.server import create_web_app
 
         serving = (
@@ -94,22 +99,42 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger("kern_bot").info("%s", serving)
         else:
             print(serving)
-        _settle_heap()
-        web.run_app(
-            create_web_app(
-                bot,
-                sweep_interval=args.sweep_interval,
-                health_cache=settings.health_cache_seconds,
-                ops=(settings.ops_host, settings.ops_port),
-            ),
-            host=args.host,
-            port=args.port,
-            print=None,
-            access_log=web.access_logger if args.access_log else None,
+        guard = ConnectionGuard(max_connections=settings.max_connections, read_seconds=settings.read_seconds)
+        app = create_web_app(
+            bot,
+            sweep_interval=args.sweep_interval,
+            health_cache=settings.health_cache_seconds,
+            ops=(settings.ops_host, settings.ops_port),
+            guard=guard,
         )
+        _settle_heap()
+        asyncio.run(_serve_http(app, args.host, args.port, guard, access_log=args.access_log))
         return 0
     _settle_heap()
     return asyncio.run(_socket_mode(bot, settings, args.sweep_interval))
+
+
+async def _serve_http(app: web.Application, host: str, port: int, guard: ConnectionGuard, *, access_log: bool) -> None:
+    """Serve `app` on host:port through `guard` until SIGINT or SIGTERM, then shut down as aiohttp's
+    `run_app` does (requests in progress get up to 60 s)."""
+    import signal
+
+    from aiohttp import web
+
+    from bot.connections import GuardedSite
+
+    runner = web.AppRunner(
+        app, access_log=web.access_logger if access_log else None, keepalive_timeout=guard.idle_seconds
+    )
+    await runner.setup()
+    try:
+        await GuardedSite(runner, host, port, guard).start()
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 def _settle_heap() -> None:

@@ -16,6 +16,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 
 from bot.app import KernBot, build_bot, make_client
 from bot.config import Settings
+from bot.connections import ConnectionGuard
 from bot.health import Health
 from bot.inbound import RequestRejected, decode, guard_listeners, looks_like_click, parse, verify_signature
 from bot.oauth import add_oauth_routes, oauth_parts
@@ -57,6 +58,7 @@ def create_web_app(
     sweep_interval: float = 1.0,
     health_cache: float = 15.0,
     ops: tuple[str, int] | None = None,
+    guard: ConnectionGuard | None = None,
 ) -> web.Application:
     """An aiohttp application serving Slack's requests; the sweeper runs while it is up.
 
@@ -67,7 +69,8 @@ def create_web_app(
 
     GET /health answers 200 `ok` while the database takes a write and Slack answers (Slack's answer is kept
     `health_cache` seconds), else 503 `not ok`. With `ops` (host, port), the operations server runs beside
-    it (bot/ops.py): /health naming what is down, and /metrics.
+    it (bot/ops.py): /health naming what is down, and /metrics. With `guard`, requests tell it when they
+    have been read and answered (bot/connections.py; serve the app through its `GuardedSite`).
     """
     secret = bot.signing_secret
     checks = Health(bot.registry.db, bot.gateway, cache_seconds=health_cache)
@@ -136,7 +139,7 @@ def create_web_app(
             await task
         await bot.background.idle(10)
 
-    app = web.Application()
+    app = web.Application(middlewares=[guard.middleware] if guard is not None else [])
     app[BOT_KEY] = bot
     app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/health", health)

@@ -15,7 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -308,9 +308,15 @@ def _without_root_file_access() -> None:
 
 
 @contextlib.asynccontextmanager
-async def bot_process(slack: DevSlack, db_file: Path) -> AsyncIterator[tuple[subprocess.Popen[bytes], str, str]]:
-    """`kern-bot serve` on `db_file` (tables made beforehand), not allowed to bypass file modes:
-    (the process, its public base URL, its operations URL)."""
+async def bot_process(
+    slack: DevSlack,
+    db_file: Path,
+    settings: dict[str, str] | None = None,
+    preexec: Callable[[], None] = _without_root_file_access,
+) -> AsyncIterator[tuple[subprocess.Popen[bytes], str, str]]:
+    """`kern-bot serve` on `db_file` (tables made beforehand), with `settings` in its environment, `preexec`
+    run in the child before exec (by default: it may not bypass file modes): (the process, its public base
+    URL, its operations URL)."""
     port, ops_port = free_port(), free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "KERN_"))},
@@ -321,6 +327,7 @@ async def bot_process(slack: DevSlack, db_file: Path) -> AsyncIterator[tuple[sub
         "KERN_OPS_PORT": str(ops_port),
         "KERN_HEALTH_CACHE_SECONDS": "60",
         "PYTHONPATH": str(ROOT),
+        **(settings or {}),
     }
     command = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(  # noqa: ASYNC220 (started once; the test then only talks HTTP to it)
@@ -329,7 +336,7 @@ async def bot_process(slack: DevSlack, db_file: Path) -> AsyncIterator[tuple[sub
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        preexec_fn=_without_root_file_access,
+        preexec_fn=preexec,
     )
     try:
         base = f"http://127.0.0.1:{port}"
