@@ -150,7 +150,9 @@ class DbInstallationStore(StoreBase, AsyncInstallationStore):
             c = installations.c
             encrypted = rotated = 0
             unreadable: list[str] = []
-            for row in conn.execute(sa.select(c.enterprise_id, c.team_id, c.user_id, c.data)).all():
+            # One order for every process, so that two starting at once do not deadlock.
+            keys = (c.enterprise_id, c.team_id, c.user_id)
+            for row in conn.execute(sa.select(*keys, c.data).order_by(*keys)).all():
                 if self.cipher.is_current(row.data):
                     continue
                 try:

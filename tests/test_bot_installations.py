@@ -145,11 +145,11 @@ async def test_clear_text_rows_are_read_once_and_encrypted_in_place(db: BaseDb, 
         assert sorted(r[:1] for r in await _stored(db, read)) == ["g", "{"]  # the installer's row: not read
         assert await store.bot_token(read) == f"xoxb-{read}"
         # the migration (every start in OAuth mode, and `kern-bot db upgrade`): every clear row, in place
-        encrypted, _, unreadable = await store.encrypt_all()
-        assert encrypted >= 3 and unreadable == []
+        encrypted, _, unreadable = await store.encrypt_all()  # (PostgreSQL's rows are shared with other tests)
+        assert encrypted >= 3 and not [name for name in unreadable if read in name or migrated in name]
         for team in (read, migrated):
             assert all(r.startswith("gAAAAA") for r in await _stored(db, team))
-        assert await store.encrypt_all() == (0, 0, [])  # nothing left to do
+        assert (await store.encrypt_all())[:2] == (0, 0)  # nothing left to do
         found = await store.async_find_installation(enterprise_id=None, team_id=migrated, user_id="U1")
         assert found is not None and found.bot_token == f"xoxb-{migrated}"
         if db_kind == "sqlite":
@@ -171,7 +171,7 @@ async def test_keys_rotate_and_a_wrong_key_is_named(db: BaseDb) -> None:
         # step 1 of a rotation: the new key first, the old one after it; both read the row
         rotating = DbInstallationStore(db, TokenCipher([KEY_B, KEY_A]))
         assert await rotating.bot_token(team) == f"xoxb-{team}"
-        assert await rotating.encrypt_all() >= (0, 2, [])
+        assert (await rotating.encrypt_all())[1] >= 2
         # step 2: the old key is dropped; the rows were re-encrypted with the new one
         new = DbInstallationStore(db, TokenCipher([KEY_B]))
         assert await new.bot_token(team) == f"xoxb-{team}"
@@ -181,7 +181,7 @@ async def test_keys_rotate_and_a_wrong_key_is_named(db: BaseDb) -> None:
         ) as error:
             await old.bot_token(team)
         assert "xoxb" not in str(error.value)
-        assert (await old.encrypt_all())[2] == [
+        assert [name for name in (await old.encrypt_all())[2] if team in name] == [
             f"the installation of team {team} (user -)",
             f"the installation of team {team} (user U1)",
         ]
