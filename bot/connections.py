@@ -11,8 +11,8 @@ At the limit, a new connection closes the connection that has waited longest wit
 progress (one still sending its request, or idle between two); a request being worked on is never cut
 off. If every connection has a request in progress, the new one is closed instead.
 
-The guard wraps the protocol of each accepted connection (`GuardedSite`), and a middleware
-(`ConnectionGuard.middleware`) tells it when a request has been read and when its answer is done.
+The guard wraps the protocol of each accepted connection (`GuardedSite`), and each route's handler
+(`ConnectionGuard.bounded`) tells it when a request has been read and when its answer is done.
 """
 
 from __future__ import annotations
@@ -30,14 +30,21 @@ log = logging.getLogger("kern_bot")
 LOG_EVERY = 60.0  # seconds between two log lines about connections closed for being slow or too many
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
 class _Connection(asyncio.Protocol):
-    """One accepted connection: aiohttp's protocol for it (`inner`), plus its deadline."""
+    """One accepted connection: aiohttp's protocol for it (`inner`), plus its deadline. One timer per
+    connection, moved lazily (as aiohttp's keep-alive timer is): a request costs no timer of its own."""
 
     def __init__(self, guard: ConnectionGuard, inner: asyncio.Protocol) -> None:
         self.guard = guard
         self.inner = inner
         self.transport: asyncio.Transport | None = None
-        self.deadline: asyncio.TimerHandle | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0  # loop time by which a request must have been read (or the connection closes)
+        self.busy = False  # a request has been read and is being answered: never closed then
+        self.idle = False  # answered, waiting for the next request
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -45,6 +52,14 @@ class _Connection(asyncio.Protocol):
         self.guard.opened(self)
 
     def data_received(self, data: bytes) -> None:
+        if self.idle:  # the next request begins: it has read_seconds, as the first one had
+            self.idle = False
+            deadline = self.guard.loop.time() + self.guard.read_seconds
+            if deadline < self.deadline:
+                self.deadline = deadline
+                if self.timer is not None:
+                    self.timer.cancel()
+                self.timer = self.guard.loop.call_at(deadline, self._check)
         self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -60,16 +75,25 @@ class _Connection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.inner.resume_writing()
 
-    def wait(self, seconds: float, why: str) -> None:
+    def expire_in(self, seconds: float) -> None:
         """Close this connection unless a request has been read within `seconds`."""
-        if self.deadline is not None:
-            self.deadline.cancel()
-        self.deadline = asyncio.get_running_loop().call_later(seconds, self.guard.drop, self, why)
+        self.deadline = self.guard.loop.time() + seconds
+        if self.timer is None:
+            self.timer = self.guard.loop.call_at(self.deadline, self._check)
+
+    def _check(self) -> None:
+        self.timer = None
+        if self.busy or self.transport is None:
+            return  # re-armed when the answer is done
+        if self.guard.loop.time() < self.deadline:
+            self.timer = self.guard.loop.call_at(self.deadline, self._check)
+        else:
+            self.guard.drop(self, "slow request" if not self.idle else "idle")
 
     def close(self) -> None:
-        if self.deadline is not None:
-            self.deadline.cancel()
-            self.deadline = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if self.transport is not None:
             self.transport.abort()  # no lingering: the descriptor is what is scarce
 
@@ -84,7 +108,11 @@ class ConnectionGuard:
         self._by_transport: dict[Any, _Connection] = {}
         self._waiting: OrderedDict[_Connection, None] = OrderedDict()  # no request in progress, oldest first
         self._dropped: dict[str, int] = {}
-        self._logged_at = 0.0
+        self._logged_at = -LOG_EVERY
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
 
     @property
     def open(self) -> int:
@@ -98,7 +126,7 @@ class ConnectionGuard:
     def opened(self, conn: _Connection) -> None:
         self._by_transport[conn.transport] = conn
         self._waiting[conn] = None
-        conn.wait(self.read_seconds, "slow request")
+        conn.expire_in(self.read_seconds)
         if len(self._by_transport) > self.max_connections:
             oldest = next(iter(self._waiting))  # `conn` itself when every other one has a request in progress
             self.drop(oldest, "over the connection limit")
@@ -106,13 +134,12 @@ class ConnectionGuard:
     def closed(self, conn: _Connection) -> None:
         self._by_transport.pop(conn.transport, None)
         self._waiting.pop(conn, None)
-        if conn.deadline is not None:
-            conn.deadline.cancel()
+        conn.transport = None
 
     def drop(self, conn: _Connection, why: str) -> None:
         """Close `conn` now (it was too slow, or the oldest waiting one at the limit)."""
-        self.closed(conn)
         conn.close()
+        self.closed(conn)
         self._dropped[why] = self._dropped.get(why, 0) + 1
         now = time.monotonic()
         if now - self._logged_at >= LOG_EVERY:
@@ -121,30 +148,31 @@ class ConnectionGuard:
             log.warning("connections closed: %s; %d open", counts, len(self._by_transport))
             self._dropped.clear()
 
-    @web.middleware
-    async def middleware(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        """Reads the request's body under its connection's deadline, then keeps the connection from being
-        closed while the request is worked on; once answered, the connection may idle `idle_seconds`."""
-        conn = self._by_transport.get(request.transport)
-        if conn is None:  # not accepted through this guard
-            return await handler(request)
-        if request.body_exists:
+    def bounded(self, handler: Handler) -> Handler:
+        """`handler`, reading the request's body under its connection's deadline, then keeping the connection
+        from being closed while the request is answered; once answered, it may idle `idle_seconds`.
+        (A wrapper on each route rather than a middleware: aiohttp rebuilds a middleware chain per request.)"""
+
+        async def bounded_handler(request: web.Request) -> web.StreamResponse:
+            conn = self._by_transport.get(request.transport)
+            if conn is None:  # not accepted through this guard
+                return await handler(request)
+            if request.body_exists:
+                try:
+                    await request.read()  # kept by the request: the handler's own read() returns it at once
+                except ConnectionError:  # closed for being too slow: nobody is left to answer
+                    return web.Response(status=408)
+            conn.busy = True
+            self._waiting.pop(conn, None)
             try:
-                await request.read()  # kept by the request: the handler's own read() returns it at once
-            except ConnectionError:  # closed for being too slow: nobody is left to answer
-                return web.Response(status=408)
-        self._waiting.pop(conn, None)
-        if conn.deadline is not None:
-            conn.deadline.cancel()
-            conn.deadline = None
-        try:
-            return await handler(request)
-        finally:
-            if conn.transport is not None and conn.transport in self._by_transport:
-                self._waiting[conn] = None  # the newest waiting one: the last to be closed at the limit
-                conn.wait(self.idle_seconds, "idle")
+                return await handler(request)
+            finally:
+                conn.busy, conn.idle = False, True
+                if conn.transport is not None:
+                    self._waiting[conn] = None  # the newest waiting one: the last to be closed at the limit
+                    conn.expire_in(self.idle_seconds)
+
+        return bounded_handler
 
 
 class GuardedSite(web.BaseSite):

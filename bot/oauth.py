@@ -12,6 +12,8 @@ workspace's requests are authorized by its installation, and the bot's calls for
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
@@ -20,6 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import make_client
 from bot.config import Settings
+from bot.connections import Handler
 from bot.installations import DbInstallationStore
 from bot.oauth_state import SignedStateStore
 from bot.teams import TeamClients
@@ -70,8 +73,10 @@ def oauth_parts(settings: Settings, db: BaseDb) -> tuple[TeamClients, AsyncOAuth
     return clients, oauth_flow(settings, db, clients.base, installations)
 
 
-def add_oauth_routes(app: web.Application, flow: AsyncOAuthFlow) -> None:
-    """Serve the flow's two pages on `app`."""
+def add_oauth_routes(
+    app: web.Application, flow: AsyncOAuthFlow, wrap: Callable[[Handler], Handler] = lambda handler: handler
+) -> None:
+    """Serve the flow's two pages on `app` (each handler as `wrap` makes it)."""
 
     async def install(request: web.Request) -> web.Response:
         return await to_aiohttp_response(await flow.handle_installation(await to_bolt_request(request)))
@@ -79,5 +84,5 @@ def add_oauth_routes(app: web.Application, flow: AsyncOAuthFlow) -> None:
     async def redirect(request: web.Request) -> web.Response:
         return await to_aiohttp_response(await flow.handle_callback(await to_bolt_request(request)))
 
-    app.router.add_get(flow.install_path, install)
-    app.router.add_get(flow.redirect_uri_path, redirect)
+    app.router.add_get(flow.install_path, wrap(install))
+    app.router.add_get(flow.redirect_uri_path, wrap(redirect))

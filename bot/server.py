@@ -16,7 +16,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 
 from bot.app import KernBot, build_bot, make_client
 from bot.config import Settings
-from bot.connections import ConnectionGuard
+from bot.connections import ConnectionGuard, Handler
 from bot.health import Health
 from bot.inbound import RequestRejected, decode, guard_listeners, looks_like_click, parse, verify_signature
 from bot.oauth import add_oauth_routes, oauth_parts
@@ -69,8 +69,8 @@ def create_web_app(
 
     GET /health answers 200 `ok` while the database takes a write and Slack answers (Slack's answer is kept
     `health_cache` seconds), else 503 `not ok`. With `ops` (host, port), the operations server runs beside
-    it (bot/ops.py): /health naming what is down, and /metrics. With `guard`, requests tell it when they
-    have been read and answered (bot/connections.py; serve the app through its `GuardedSite`).
+    it (bot/ops.py): /health naming what is down, and /metrics. With `guard`, each route tells it when its
+    request has been read and answered (bot/connections.py; serve the app through its `GuardedSite`).
     """
     secret = bot.signing_secret
     checks = Health(bot.registry.db, bot.gateway, cache_seconds=health_cache)
@@ -139,15 +139,20 @@ def create_web_app(
             await task
         await bot.background.idle(10)
 
-    app = web.Application(middlewares=[guard.middleware] if guard is not None else [])
+    bounded = guard.bounded if guard is not None else _as_is
+    app = web.Application()
     app[BOT_KEY] = bot
-    app.router.add_post("/slack/events", slack_events)
-    app.router.add_get("/health", health)
+    app.router.add_post("/slack/events", bounded(slack_events))
+    app.router.add_get("/health", bounded(health))
     if bot.app.oauth_flow is not None:  # OAuth mode: /slack/install and /slack/oauth_redirect
-        add_oauth_routes(app, bot.app.oauth_flow)
+        add_oauth_routes(app, bot.app.oauth_flow, bounded)
     app.cleanup_ctx.append(slack_session)  # set up first, so it closes after the sweeper stops
     if ops is not None:
         app.cleanup_ctx.append(ops_server(bot, checks, *ops))
     if sweep_interval > 0:
         app.cleanup_ctx.append(sweeper)
     return app
+
+
+def _as_is(handler: Handler) -> Handler:
+    return handler

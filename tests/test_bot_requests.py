@@ -16,8 +16,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from aiohttp import web
 
 from bot import blocks as ui
+from bot.connections import ConnectionGuard, GuardedSite
 from bot.dedupe import KEEP, SeenRequests
 from bot.devslack import DevSlack
 from bot.examples import example_workflows
@@ -394,3 +396,46 @@ async def test_slow_connections_do_not_starve_the_bot(tmp_path: Path) -> None:
         assert alone is not None and read_seconds - 0.2 < alone < read_seconds + 1.5, alone
         status, body, _ = await asyncio.wait_for(slack.command("help"), 3)  # and it keeps serving
         assert status == 200
+
+
+async def test_the_guard_never_cuts_an_answer_short_and_closes_the_oldest_waiting_connection() -> None:
+    """The guard alone (bot/connections.py): a request answered after longer than the read bound is not cut
+    off; the next request on that connection gets the read bound from its first byte, not the idle bound;
+    at the connection limit the oldest connection without a request in progress is closed, never a busy one."""
+    guard = ConnectionGuard(max_connections=2, read_seconds=0.3, idle_seconds=5.0)
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.6)
+        return web.Response(text=(await request.read()).decode())
+
+    app = web.Application()
+    app.router.add_post("/x", guard.bounded(slow))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = GuardedSite(runner, "127.0.0.1", 0, guard)
+    await site.start()
+    request = b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\ndone"
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", site.port)
+        writer.write(request)
+        answer = await asyncio.wait_for(reader.readuntil(b"done"), 3)
+        assert answer.startswith(b"HTTP/1.1 200")  # 0.6 s of work, twice the read bound: not cut off
+        await asyncio.sleep(0.5)  # idle past the read bound: still open (the idle bound is 5 s)
+        writer.write(b"POST /x HTTP/1.1\r\n")  # the next request, never finished
+        began = time.monotonic()
+        assert await _closed_after(reader, began, 3) is not None
+        assert 0.2 < time.monotonic() - began < 1.0
+        writer.close()
+
+        busy_reader, busy_writer = await asyncio.open_connection("127.0.0.1", site.port)
+        busy_writer.write(request)  # answered in 0.6 s
+        await asyncio.sleep(0.1)
+        idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", site.port)  # sends nothing
+        await asyncio.sleep(0.05)
+        _, third = await asyncio.open_connection("127.0.0.1", site.port)  # over the limit of 2
+        assert await _closed_after(idle_reader, time.monotonic(), 0.2) is not None  # the waiting one, at once
+        assert (await asyncio.wait_for(busy_reader.readuntil(b"done"), 3)).startswith(b"HTTP/1.1 200")
+        for w in (busy_writer, idle_writer, third):
+            w.close()
+    finally:
+        await runner.cleanup()
