@@ -32,7 +32,7 @@ from bot.ops import OPS_URL
 from bot.server import create_web_app
 from bot.sweeper import sweep_once
 from kern.db.postgres import PostgresDb
-from tests.conftest import PG_URL, make_db, require_postgres
+from tests.conftest import PG_URL, make_db, require_postgres, unique
 from tests.test_bot_cluster import timed_registry
 from tests.test_bot_e2e import OPS_URLS, SECRET, Env, registry_for, run, settle, start_bot
 
@@ -278,6 +278,35 @@ async def test_the_public_port_says_ok_or_not_ok_and_nothing_more(fresh: Env) ->
     assert status == 200 and body["database"] == "ok" and "deploy" in body["workflows"]  # type: ignore[operator]
     assert ops_of(endpoint) != base and ops_of(endpoint).startswith("http://127.0.0.1:")
     assert ("kern_bot_open_pauses", ()) in await scrape(endpoint)
+
+
+async def test_health_names_the_database_when_postgres_turns_read_only() -> None:
+    """The database answers reads but refuses writes (as a standby after a failover does): /health says so."""
+    require_postgres()
+    import asyncpg
+
+    name = unique("kern-health")
+    db = PostgresDb(db_url=PG_URL, application_name=name)
+    database = urlsplit(PG_URL).path.lstrip("/")
+    admin = await asyncpg.connect(PG_URL)
+    async with DevSlack(SECRET) as slack:
+        _bot, server, endpoint = await start_bot(slack, registry_for(db))
+        try:
+            status, body = await health(endpoint)
+            assert status == 200 and body["database"] == "ok"
+            await admin.execute(f'ALTER DATABASE "{database}" SET default_transaction_read_only = on')
+            # the bot's sessions end; the ones it opens next are read-only
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", name
+            )
+            await asyncio.sleep(PROBE_SECONDS)
+            status, body = await health(endpoint)
+            assert status == 503 and body["down"] == ["database"], body
+            assert "read-only" in str(body["database"]) or "within" in str(body["database"]), body
+        finally:
+            await admin.execute(f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
+            await admin.close()
+            await server.cleanup()
 
 
 # ----- /health when the database can no longer be written (a real bot process) ---------------------------
