@@ -184,16 +184,21 @@ async def _prepare_db(settings: Settings, *, upgrade: bool = False) -> list[str]
 
 async def _encrypt_installations(settings: Settings, db: BaseDb) -> list[str]:
     """OAuth mode: encrypt stored installations still in clear text, and re-encrypt the others with the
-    first key of KERN_TOKEN_KEYS (rotation). Raises SettingsError if some cannot be decrypted."""
+    first key of KERN_TOKEN_KEYS (rotation). Raises SettingsError if the keys decrypt none of them (wrong
+    keys); rows that some key decrypts are served, and the others are named in an error line (a fault of
+    those rows stays theirs)."""
     from bot.installations import DbInstallationStore
     from bot.token_keys import SETTING
 
-    encrypted, rotated, unreadable = await DbInstallationStore(db, settings.cipher).encrypt_all()
+    encrypted, rotated, unreadable, total = await DbInstallationStore(db, settings.cipher).encrypt_all()
     if unreadable:
-        raise SettingsError(
+        problem = (
             f"{SETTING} does not decrypt {len(unreadable)} stored installation(s) ({'; '.join(unreadable[:3])}): "
             f"put back the key they were encrypted with, after the new ones."
         )
+        if len(unreadable) == total:
+            raise SettingsError(problem)
+        logging.getLogger("kern_bot").error("%s Their workspaces' requests fail until then.", problem)
     if not (encrypted or rotated):
         return []
     line = f"installations: {encrypted} encrypted, {rotated} re-encrypted with the first key of {SETTING}"

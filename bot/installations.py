@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from slack_sdk.oauth.installation_store import Bot, Installation
@@ -136,13 +136,11 @@ class DbInstallationStore(StoreBase, AsyncInstallationStore):
             await self._tx(lambda conn: _replace(conn, row, self.cipher.encrypt(row.data)))
         return dict(json.loads(self.cipher.decrypt(row.data, _named(row))))
 
-    async def encrypt_all(self) -> tuple[int, int, list[str]]:
+    async def encrypt_all(self) -> Encrypted:
         """Encrypt every installation still in clear text and re-encrypt the others with the first key
-        (one transaction): (encrypted, re-encrypted, the rows no key decrypts, named by team and user).
+        (one transaction). Safe to repeat, and to run on several processes at once."""
 
-        Safe to repeat, and to run on several processes at once."""
-
-        def body(conn: Connection) -> tuple[int, int, list[str]]:
+        def body(conn: Connection) -> Encrypted:
             if conn.dialect.name == "sqlite":
                 # The replaced clear text is zeroed in the file, not left in free space (the default of many
                 # SQLite builds, not of all; left on for this connection: it only costs on deletes).
@@ -152,7 +150,8 @@ class DbInstallationStore(StoreBase, AsyncInstallationStore):
             unreadable: list[str] = []
             # One order for every process, so that two starting at once do not deadlock.
             keys = (c.enterprise_id, c.team_id, c.user_id)
-            for row in conn.execute(sa.select(*keys, c.data).order_by(*keys)).all():
+            rows = conn.execute(sa.select(*keys, c.data).order_by(*keys)).all()
+            for row in rows:
                 if self.cipher.is_current(row.data):
                     continue
                 try:
@@ -163,7 +162,7 @@ class DbInstallationStore(StoreBase, AsyncInstallationStore):
                 encrypted += self.cipher.is_clear(row.data)
                 rotated += not self.cipher.is_clear(row.data)
                 _replace(conn, row, self.cipher.encrypt(clear))
-            return encrypted, rotated, unreadable
+            return Encrypted(encrypted, rotated, unreadable, len(rows))
 
         return await self._tx(body)
 
@@ -183,6 +182,16 @@ class DbInstallationStore(StoreBase, AsyncInstallationStore):
         await self._tx(lambda conn: conn.execute(installations.delete().where(where)))
         if self.on_saved is not None:
             self.on_saved(team_key(enterprise_id, team_id, not team_id))
+
+
+class Encrypted(NamedTuple):
+    """What `encrypt_all` did: rows encrypted (they were in clear text), re-encrypted with the first key,
+    the rows no key decrypts (named by team and user), and the rows there are."""
+
+    encrypted: int
+    rotated: int
+    unreadable: list[str]
+    total: int
 
 
 def _named(row: Any) -> str:

@@ -145,7 +145,7 @@ async def test_clear_text_rows_are_read_once_and_encrypted_in_place(db: BaseDb, 
         assert sorted(r[:1] for r in await _stored(db, read)) == ["g", "{"]  # the installer's row: not read
         assert await store.bot_token(read) == f"xoxb-{read}"
         # the migration (every start in OAuth mode, and `kern-bot db upgrade`): every clear row, in place
-        encrypted, _, unreadable = await store.encrypt_all()  # (PostgreSQL's rows are shared with other tests)
+        encrypted, _, unreadable, _ = await store.encrypt_all()  # (PostgreSQL's rows are shared with other tests)
         assert encrypted >= 3 and not [name for name in unreadable if read in name or migrated in name]
         for team in (read, migrated):
             assert all(r.startswith("gAAAAA") for r in await _stored(db, team))

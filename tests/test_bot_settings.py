@@ -266,3 +266,14 @@ async def test_cli_refuses_a_key_that_does_not_decrypt_the_stored_installations(
     assert rotated.returncode == 0 and "installations: 0 encrypted, 2 re-encrypted" in rotated.stdout, rotated
     assert cli(tmp_path, {**env, "KERN_TOKEN_KEYS": other}, "db", "upgrade").returncode == 0  # type: ignore[dict-item]
     assert cli(tmp_path, {**env, "KERN_TOKEN_KEYS": first}, "db", "upgrade").returncode == 2  # type: ignore[dict-item]
+    # one workspace's rows under a key nobody has (a bad row): the others are served, that one is named
+    db = SqliteDb(db_file=tmp_path / "k.db")
+    lost = Fernet.generate_key().decode()
+    await DbInstallationStore(db, TokenCipher([lost])).async_save(
+        Installation(app_id="A1", team_id="T2", bot_token="xoxb-2", bot_id="B2", bot_user_id="UB", user_id="U2")
+    )
+    await db.close()
+    served = cli(tmp_path, {**env, "KERN_TOKEN_KEYS": other}, "db", "upgrade")  # type: ignore[dict-item]
+    assert served.returncode == 0, served.stderr
+    assert "KERN_TOKEN_KEYS does not decrypt 2 stored installation(s) (the installation of team T2" in served.stderr
+    assert "xoxb" not in served.stderr + served.stdout
