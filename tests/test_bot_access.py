@@ -65,12 +65,13 @@ async def test_outsiders_cannot_cancel_or_read(env: Env) -> None:
     entry = env.bot.registry.get("guarded")
     assert entry is not None
     _, body, _ = await env.slack.command(f"status {run_id}", user="UOUT")
-    assert "may see this run" in body and "deploy" not in body
+    assert "that you may see" in body and "deploy" not in body
     _, body, _ = await env.slack.command(f"status {run_id}", user="UREADER")  # a channel member may read
     assert "waiting at deploy" in body
     await env.slack.command(f"cancel {run_id}", user="UOUT")
     await settle(env)
-    assert env.slack.ephemeral[-1]["user"] == "UOUT" and "may cancel this run" in env.slack.ephemeral[-1]["text"]
+    # one who may not see the run is not told it exists (not even refused to cancel it)
+    assert env.slack.ephemeral[-1]["user"] == "UOUT" and "that you may see" in env.slack.ephemeral[-1]["text"]
     await env.slack.command(f"cancel {run_id}", user="UREADER")  # reading is not cancelling
     await settle(env)
     assert "may cancel this run" in env.slack.ephemeral[-1]["text"]
@@ -87,7 +88,7 @@ async def test_outsiders_cannot_cancel_or_read(env: Env) -> None:
     refused = env.slack.last_view()
     assert (
         refused["user"] == "UOUT"
-        and "may see this run" in json.dumps(refused)
+        and "that you may see" in json.dumps(refused)
         and "result line" not in json.dumps(refused)
     )
     await env.slack.click(ui.VIEW_FULL, user="UREADER")
@@ -129,7 +130,7 @@ async def test_the_short_id_on_the_card_and_its_buttons(env: Env) -> None:
     # the card's Status button answers privately, by the same rules as /kern status
     await env.slack.click(ui.RUN_STATUS, user="UOUT")
     await settle(env)
-    assert env.slack.ephemeral[-1]["user"] == "UOUT" and "may see this run" in env.slack.ephemeral[-1]["text"]
+    assert env.slack.ephemeral[-1]["user"] == "UOUT" and "that you may see" in env.slack.ephemeral[-1]["text"]
     await env.slack.click(ui.RUN_STATUS, user="UREADER")
     await settle(env)
     assert "waiting at deploy" in env.slack.ephemeral[-1]["text"]
