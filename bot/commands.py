@@ -94,13 +94,18 @@ class Commands:
         refusals = await asyncio.gather(*(self.access.may_start(e, user, channel) for e in entries))
         return [(e.name, e.description) for e, no in zip(entries, refusals, strict=True) if not no]
 
-    async def _find(self, given: str, user: str) -> RunView | str:
-        """The run `user` means by `given` among those they may see (the others are as if they did not
-        exist: the same line answers a run they may not see and one that does not exist)."""
+    async def _find(self, given: str, user: str, *, cancelling: bool = False) -> RunView | str:
+        """The run `user` means by `given` among those they may see (or, `cancelling`, cancel): the others
+        are as if they did not exist, the same line answering a run they may not see and one that does not
+        exist."""
 
         async def visible(card: Card) -> bool:
             entry = self.registry.get(card.workflow)
-            return entry is not None and await self.access.may_read(entry, card, user) is None
+            if entry is None:
+                return False
+            if await self.access.may_read(entry, card, user) is None:
+                return True
+            return cancelling and await self.access.may_cancel(entry, card, user) is None
 
         return await self.runner.presenter.find(given, visible)
 
@@ -138,7 +143,7 @@ class Commands:
 
     async def cancel(self, run_id: str, user: str, channel: str, response_url: str | None = None) -> None:
         """Cancel a paused or running run (a running one stops at its next step boundary)."""
-        found = await self._find(run_id, user)  # one they may not see: not even a refusal to cancel it
+        found = await self._find(run_id, user, cancelling=True)  # one they may not see: not even a refusal
         if isinstance(found, str):
             await self.gateway.tell(channel, user, found, response_url=response_url)
             return

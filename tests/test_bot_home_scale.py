@@ -26,6 +26,7 @@ from bot.tables import cards, grants, pauses
 from kern.db.schema import runs
 from kern.workflow import Step, Workflow
 from tests.conftest import make_db, unique
+from tests.test_bot_access import forget_home_viewers
 from tests.test_bot_e2e import SECRET, Env, run_id_of_card, settle, start_bot
 
 OPEN_PAUSES = 10_000
@@ -79,6 +80,7 @@ async def env(db_kind: str, tmp_path: Path) -> AsyncIterator[Env]:
 
             if cloned:
                 await db.run_transaction(forget, tables=BOT)
+            await forget_home_viewers(db, slack.homes)
 
 
 async def paused_run(env: Env, workflow: str) -> str:
