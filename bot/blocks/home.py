@@ -18,8 +18,10 @@ PAUSE_BLOCKS = HOME_BLOCKS - FRAME  # what the pauses shown may take, a divider 
 
 
 def _unique_in_view(blocks: Blocks, n: int) -> Blocks:
-    """A pause's blocks made unique among the others on the page: its action ids get `:<n>` (listeners
-    match `kern:<action>` followed by such numbers) and its route picker a block id of its own."""
+    """A pause's blocks made unique among the others on the page: its route picker gets a block id of its
+    own (block ids are unique in a view), and its action ids `:<n>` (listeners match `kern:<action>`
+    followed by such numbers). Slack asks action ids to be unique only in their block, so the latter is
+    for telling the pauses apart, not for Slack."""
     out = []
     for block in blocks:
         block = dict(block)
