@@ -160,8 +160,8 @@ class Home:
     async def waiting_on(self, user: str) -> list[tuple[BotWorkflow, OpenPause]]:
         """Every open pause `user` may answer, newest first: all open pauses read lightly in one query, each
         decided by the rules (asked once per workflow and what they depend on, so a group or a channel is
-        asked of Slack once); a pause the rules refuse but that was handed to them or escalated is read in
-        full and decided by its own notes."""
+        asked of Slack once); a pause handed to or by them, or escalated, is read in full and decided with
+        what was done to it (`Access.may_answer_pause`)."""
         step_rules = [e.name for e in self.registry.entries.values() if e.step_approvers]
         rows = await self.queries.open_pauses(team(), user, step_rules)
         known: dict[tuple[str, str, str, bool], str | None] = {}
@@ -189,11 +189,9 @@ class Home:
         )
         if key not in known:
             known[key] = await self.access.may_answer(entry, row.card, user, row.step)
-        if known[key] is None:
-            return True
-        if not (row.handed or row.escalated):
-            return False
-        # what was done to this pause (handed to them, escalated to their group): decided on the pause itself
+        if not row.touched:
+            return known[key] is None
+        # what was done to this pause (a hand-over to or by them, an escalation): decided on the pause itself
         (waiting,) = await self._read([(entry, row)])
         if waiting is None:
             return False
@@ -253,8 +251,8 @@ class Home:
         return [*blocks, ui.context(where)]
 
     async def may_revoke(self, grant: dict[str, Any], user: str) -> bool:
-        """Who may revoke a standing approval: whoever gave it, and those who may answer the workflow's
-        pauses (of its run, for a run's grant)."""
+        """Who may revoke a standing approval: whoever gave it, and those who may answer its step's pauses
+        (of its run, for a run's grant)."""
         entry = self.registry.get(grant["workflow"])
         if entry is None:
             return False
@@ -262,7 +260,7 @@ class Home:
             return True
         card = await self.store.card(grant["run_id"], team=team()) if grant["run_id"] else None
         card = card or Card(run_id="", workflow=entry.name, channel="", ts="", started_by="")
-        return await self.access.may_answer(entry, card, user) is None
+        return await self.access.may_answer(entry, card, user, grant.get("step_name")) is None
 
     async def _grants(self, user: str) -> list[tuple[str, str]]:
         shown = []

@@ -4,8 +4,8 @@ started, and who has the Home open (and where in their list).
 Every open pause is read, not the newest few: a person's Home counts exactly the pauses waiting on them
 and shows their own however many others wait. So the read is light (no run's stored output, only what the
 rules depend on: the workflow, the run's channel and starter, the step for workflows with per-step
-rules, and whether the pause was handed to the person or escalated), and a pause counts as open only while
-its run still waits at it (kern's run row names its active pause).
+rules, and whether the pause was handed to or by the person, or escalated), and a pause counts as open
+only while its run still waits at it (kern's run row names its active pause).
 """
 
 from __future__ import annotations
@@ -59,14 +59,14 @@ def _active_step_postgresql(element: _ActiveStep, compiler: sa.sql.compiler.SQLC
 @dataclass
 class OpenPause:
     """An open pause as the Home decides on it: its run's card, when it was posted, its step (None unless
-    its workflow has per-step rules), and whether it was handed to the person asking or escalated."""
+    its workflow has per-step rules), and whether anything was done to it that may change who answers it
+    beside its rules (`touched`: handed to or by the person asking, or escalated)."""
 
     requirement_id: str
     card: Card
     posted_at: float
     step: str | None
-    handed: bool
-    escalated: bool
+    touched: bool
 
 
 class HomeQueries:
@@ -86,20 +86,23 @@ class HomeQueries:
         newest first, as the Home decides on it for `user` (see `OpenPause`). `step_workflows`: the
         workflows whose pauses' step names are read (those with per-step rules)."""
         p, c, r = pauses.c, cards.c, runs.c
-        handed = sa.exists().where(handovers.c.requirement_id == p.requirement_id, handovers.c.to_user == user)
-        escalated = sa.exists().where(escalations.c.requirement_id == p.requirement_id)
+        h = handovers.c
+        touched = sa.or_(
+            sa.exists().where(h.requirement_id == p.requirement_id, sa.or_(h.to_user == user, h.by_user == user)),
+            sa.exists().where(escalations.c.requirement_id == p.requirement_id),
+        )
         step: sa.ColumnElement[Any] = sa.null()
         if step_workflows:
             step = sa.case((c.workflow.in_(list(step_workflows)), _ActiveStep(r.output)), else_=sa.null())
         query = (
-            sa.select(p.requirement_id, p.posted_at, step, handed, escalated, *CARD_COLUMNS)
+            sa.select(p.requirement_id, p.posted_at, step, touched, *CARD_COLUMNS)
             .join_from(pauses, cards, c.run_id == p.run_id)
             .join(runs, sa.and_(r.run_id == p.run_id, r.requirement_id == p.requirement_id))
             .where(p.status == "open", c.team_id == team, r.status == RunStatus.PAUSED.value)
             .order_by(p.posted_at.desc(), p.requirement_id)
         )
         rows = await self._tx(lambda conn: conn.execute(query).all(), write=False)
-        return [OpenPause(row[0], Card(*row[5:]), row[1], row[2], bool(row[3]), bool(row[4])) for row in rows]
+        return [OpenPause(row[0], Card(*row[4:]), row[1], row[2], bool(row[3])) for row in rows]
 
     async def cards_started_by(self, user: str, team: str, limit: int = MOST_RUNS) -> list[Card]:
         """The runs `user` started in workspace `team`, newest first."""
