@@ -160,25 +160,39 @@ class Home:
     async def waiting_on(self, user: str) -> list[tuple[BotWorkflow, OpenPause]]:
         """Every open pause `user` may answer, newest first: all open pauses read lightly in one query, each
         decided by the rules (asked once per workflow and what they depend on, so a group or a channel is
-        asked of Slack once); a pause handed to or by them, or escalated, is read in full and decided with
-        what was done to it (`Access.may_answer_pause`)."""
+        asked of Slack once); the pauses handed to or by them, or escalated, are read in full (together)
+        and decided with what was done to them (`Access.may_answer_pause`)."""
         step_rules = [e.name for e in self.registry.entries.values() if e.step_approvers]
         rows = await self.queries.open_pauses(team(), user, step_rules)
         known: dict[tuple[str, str, str, bool], str | None] = {}
-        mine = []
+        decided: list[tuple[BotWorkflow, OpenPause, str | None]] = []
         for n, row in enumerate(rows, 1):
             entry = self.registry.get(row.card.workflow)
-            if entry is not None and await self._may_answer(entry, row, user, known):
-                mine.append((entry, row))
+            if entry is not None:
+                decided.append((entry, row, await self._by_rules(entry, row, user, known)))
             if n % _BETWEEN_YIELDS == 0:
                 await asyncio.sleep(0)
-        return mine
+        touched = [(entry, row, refusal) for entry, row, refusal in decided if row.touched]
+        allowed = {row.requirement_id for _, row, refusal in decided if not row.touched and refusal is None}
+        for at in range(0, len(touched), _BETWEEN_YIELDS):
+            chunk = touched[at : at + _BETWEEN_YIELDS]
+            for (entry, row, refusal), waiting in zip(
+                chunk, await self._read([(e, r) for e, r, _ in chunk]), strict=True
+            ):
+                if (
+                    waiting is not None
+                    and (await self.access.may_answer_pause(entry, row.card, user, waiting.req, refusal, waiting.notes))
+                    is None
+                ):
+                    allowed.add(row.requirement_id)
+        return [(entry, row) for entry, row, _ in decided if row.requirement_id in allowed]
 
-    async def _may_answer(
+    async def _by_rules(
         self, entry: BotWorkflow, row: OpenPause, user: str, known: dict[tuple[str, str, str, bool], str | None]
-    ) -> bool:
-        """Whether `user` may answer this pause; the rules asked once per workflow and what they depend on
-        (the step's own rules, the run's channel, whether `user` started it)."""
+    ) -> str | None:
+        """Why `user` may not answer this pause by its step's rules (`Access.may_answer`), or None; asked
+        once per workflow and what the rules depend on (the step's own rules, the run's channel, whether
+        `user` started it)."""
         rules = entry.approvers_for(row.step)
         channel = row.card.channel
         key = (
@@ -189,13 +203,7 @@ class Home:
         )
         if key not in known:
             known[key] = await self.access.may_answer(entry, row.card, user, row.step)
-        if not row.touched:
-            return known[key] is None
-        # what was done to this pause (a hand-over to or by them, an escalation): decided on the pause itself
-        (waiting,) = await self._read([(entry, row)])
-        if waiting is None:
-            return False
-        return await self.access.may_answer_pause(entry, row.card, user, waiting.req, known[key], waiting.notes) is None
+        return known[key]
 
     async def _read(self, pauses: list[tuple[BotWorkflow, OpenPause]]) -> list[Waiting | None]:
         """These pauses read in full (their runs in one query, their notes in another); None for one its run

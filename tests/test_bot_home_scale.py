@@ -171,6 +171,9 @@ async def test_ten_thousand_open_pauses(env: Env, db_kind: str) -> None:
 
     started = time.perf_counter()
     await home.show("UOTHER")
+    took_first = time.perf_counter() - started  # statements compiled, connections warmed
+    started = time.perf_counter()
+    await home.show("UOTHER")
     took_others = time.perf_counter() - started
     view = env.slack.homes["UOTHER"]
     assert len(view["blocks"]) <= 100 and validate_blocks(view["blocks"], modal=True) == []
@@ -188,8 +191,8 @@ async def test_ten_thousand_open_pauses(env: Env, db_kind: str) -> None:
     assert set(own) | set(planned) | {handed} <= shown_pauses(view)  # older than 9,990 others, shown all the same
     assert "more: *Next*" not in text_of(view)
     print(
-        f"\nApp Home build at {OPEN_PAUSES} open pauses on {db_kind}: {took_others:.3f} s (a page of many), "
-        f"{took_own:.3f} s (seven of their own)"
+        f"\nApp Home build at {OPEN_PAUSES} open pauses on {db_kind}: {took_others:.3f} s (a window of many; "
+        f"{took_first:.3f} s the first time), {took_own:.3f} s (seven of their own)"
     )
     assert took_others < 30 and took_own < 30  # a bound for a loaded machine; the numbers are in the report
     assert env.errors() == []
