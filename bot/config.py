@@ -49,12 +49,15 @@ class Settings(BaseSettings):
     client_secret: str | None = Field(None, validation_alias="SLACK_CLIENT_SECRET", repr=False)
     # Comma-separated bot scopes asked for at install: the manifests' (manifests/http.json).
     scopes: str = Field(
-        "commands,chat:write,chat:write.public,im:write,usergroups:read,channels:read,groups:read",
+        "commands,chat:write,chat:write.public,im:write,usergroups:read,channels:read,groups:read,"
+        "channels:history,groups:history,im:history",
         validation_alias="SLACK_SCOPES",
     )
     # The OAuth redirect URL registered with the app (https://<host>/slack/oauth_redirect); optional when
     # the app has exactly one registered.
     redirect_uri: str | None = Field(None, validation_alias="SLACK_REDIRECT_URI")
+    # A channel where messages Slack refused for good are told (else each run's starter is told by DM).
+    ops_channel: str | None = Field(None, validation_alias="KERN_OPS_CHANNEL")
     # How long an install link (its OAuth state) stays valid.
     state_seconds: float = Field(600.0, validation_alias="SLACK_STATE_EXPIRATION_SECONDS")
 

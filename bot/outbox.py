@@ -27,6 +27,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from bot import blocks as ui
 from bot import notify, timers
 from bot.gateway import SlackCallFailed
 from bot.presenter import RETRY_SOON, NotYet, Presenter, RunView
@@ -38,8 +39,21 @@ from kern.db.hot import Tx
 
 log = logging.getLogger("kern_bot")
 MAX_BACKOFF = 300.0
+SWEEP_RUNS = 16  # runs a sweep delivers to at once
 ENDED = frozenset({"COMPLETED", "CANCELLED", "ERROR"})
 COPIES = frozenset({"dm", "close_dm"})  # one row per DM copy: each is retried on its own
+# Rows retried on their own, the run's later ones going on meanwhile: DM copies, and card updates (each
+# shows the run as it is when sent, so a late one shows the same as an on-time one, and a rate-limited
+# chat.update holds back no pause message).
+ALONE = COPIES | {"card"}
+# What each kind of row shows, for the notice that says Slack refused it.
+SHOWS = {
+    "pause": "the pause message",
+    "card": "an update of the run card",
+    "close": "the decided form of a pause message",
+    "dm": "a DM copy of a pause message",
+    "close_dm": "the decided form of a DM copy",
+}
 
 
 def owed_for(change: RunChange, entry: BotWorkflow) -> list[tuple[str, str | None, dict[str, Any] | None]]:
@@ -82,8 +96,16 @@ class Outbox:
     if the process dies meanwhile, another one sends it after that. `first_retry` is the first backoff.
     """
 
-    def __init__(self, store: BotStore, presenter: Presenter, registry: Registry, first_retry: float = 1.0) -> None:
+    def __init__(
+        self,
+        store: BotStore,
+        presenter: Presenter,
+        registry: Registry,
+        first_retry: float = 1.0,
+        ops_channel: str | None = None,
+    ) -> None:
         self.first_retry = first_retry
+        self.ops_channel = ops_channel  # where refused messages are told (None: to each run's starter)
         self.hold = registry.db.lease_seconds
         self.me = uuid.uuid4().hex  # this process, as the holder of the messages its transactions owe
         self.store = store
@@ -95,6 +117,8 @@ class Outbox:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         # Runs whose messages this process is about to deliver itself (`delivering`): sweeps leave them be.
         self._in_flight: Counter[str] = Counter()
+        self._sweeping = asyncio.Semaphore(SWEEP_RUNS)
+        self._pass: asyncio.Future[int] | None = None  # the sweep's delivery now going on
         registry.db.watch(self.record)
 
     @contextlib.contextmanager
@@ -149,31 +173,48 @@ class Outbox:
         by_run: dict[str, list[OwedMessage]] = {}
         for message in messages:
             by_run.setdefault(message.run_id, []).append(message)
-        done = []
-        for run, owed in by_run.items():
-            async with self._locks[run]:
-                pending = await self.store.still_pending([m.id for m in owed])  # the fast path may have sent some
-                done.extend(await self._deliver_run(run, [m for m in owed if m.id in pending]))
-            self._forget_lock(run)
-        if done:
-            await self.store.delivered(done)
+        # Each run on its own: one waiting on Slack (no answer yet, a turn to come) holds back no other.
+        counts = await asyncio.gather(*(self._sweep_run(run, owed) for run, owed in by_run.items()))
+        return sum(counts)
+
+    async def _sweep_run(self, run: str, owed: list[OwedMessage]) -> int:
+        async with self._sweeping, self._locks[run]:
+            pending = await self.store.still_pending([m.id for m in owed])  # the fast path may have sent some
+            done = await self._deliver_run(run, [m for m in owed if m.id in pending], swept=True)
+            if done:
+                await self.store.delivered(done)
+        self._forget_lock(run)
         return sum(1 for d in done if not d.dropped)
+
+    async def sweep(self, wait: float | None = None) -> None:
+        """A sweep's delivery (`deliver()`), waited for at most `wait` seconds (None: to its end), so a slow
+        Slack never delays the sweep's other work (deadlines, takeovers). A pass still going from an earlier
+        sweep goes on; no second one starts beside it."""
+        if self._pass is None or self._pass.done():
+            self._pass = asyncio.ensure_future(self.deliver())
+            self._pass.add_done_callback(_log_failure)
+        if wait is None:
+            await asyncio.shield(self._pass)
+        else:
+            await asyncio.wait({self._pass}, timeout=wait)
 
     def _forget_lock(self, run_id: str) -> None:
         lock = self._locks.get(run_id)
         if lock is not None and not lock.locked() and not lock._waiters:  # nobody is waiting on it either
             del self._locks[run_id]
 
-    async def _deliver_run(self, run_id: str, owed: list[OwedMessage], as_written: bool = False) -> list[Delivery]:
+    async def _deliver_run(
+        self, run_id: str, owed: list[OwedMessage], as_written: bool = False, *, swept: bool = False
+    ) -> list[Delivery]:
         if not owed:
             return []
         view = await self.presenter.load(run_id, as_written=as_written)
         if view is None:
             return [Delivery(m, dropped=True) for m in owed]
         with acting_for(view.card.team_id):  # sent with the token of the run's workspace
-            return await self._deliver_view(view, owed)
+            return await self._deliver_view(view, owed, swept)
 
-    async def _deliver_view(self, view: RunView, owed: list[OwedMessage]) -> list[Delivery]:
+    async def _deliver_view(self, view: RunView, owed: list[OwedMessage], swept: bool = False) -> list[Delivery]:
         done: list[Delivery] = []
         posted: dict[str, PauseMessage] = {}
         last_card = max((i for i, m in enumerate(owed) if m.kind == "card"), default=-1)
@@ -182,7 +223,9 @@ class Outbox:
                 done.append(Delivery(message))  # a later card update of this batch shows the same state
                 continue
             try:
-                delivery = await self.presenter.deliver(message, view, posted)
+                # A post that may have been made before (an attempt that got no answer, or a process that died
+                # holding it) first looks for its earlier self.
+                delivery = await self.presenter.deliver(message, view, posted, look_first=swept or message.attempts > 0)
                 if (delivery.pause is not None or delivery.copy is not None) and index < len(owed) - 1:
                     # recorded at once (the last of a batch is recorded with the batch, right after): a decision
                     # on it may be owed any moment
@@ -196,21 +239,52 @@ class Outbox:
                 await self._later(owed[index:], time.time() + RETRY_SOON, str(exc), counted=False)
                 break
             except SlackCallFailed as exc:
-                delay = backoff(message.attempts, exc.retry_after, self.first_retry)
+                if exc.kind == "permanent":  # refused for good: recorded, a person told; the others go on
+                    await self._give_up(view, message, exc)
+                    continue
+                # Not sent (its turn had not come): no attempt made, it waits just that long.
+                delay = backoff(message.attempts, exc.retry_after, self.first_retry) if exc.sent else exc.retry_after
                 log.warning(
                     "outbox: %s (message %s, attempt %d; retry in %.1fs)", exc, message.id, message.attempts + 1, delay
                 )
-                if message.kind in COPIES:
-                    await self._later([message], time.time() + delay, str(exc), counted=True)
+                at = time.time() + (delay or RETRY_SOON)
+                if message.kind in ALONE:
+                    await self._later([message], at, str(exc), counted=exc.sent)
                     continue
-                await self._later(owed[index:], time.time() + delay, str(exc), counted=True)
+                await self._later(owed[index:], at, str(exc), counted=exc.sent)
                 break
         for listener in self.listeners:
             listener(view, done)
         return done
+
+    async def _give_up(self, view: RunView, message: OwedMessage, exc: SlackCallFailed) -> None:
+        """Slack refused `message` for good: record it as failed and tell a person (the operators' channel if
+        set, else the run's starter by DM), once per run and error. A notice refused is only recorded."""
+        log.warning("outbox: %s (message %s): refused for good, not retried", exc, message.id)
+        notice = None
+        if message.kind != "notice":
+            card = view.card
+            hint = ""
+            if exc.error == "not_in_channel":
+                hint = " Invite me to the channel (`/invite @kern`) so the run's next messages reach it."
+            elif message.kind in ("pause", "dm"):
+                hint = f" The run still waits: `/kern status {card.run_id[:12]}` shows it."
+            text = (
+                f":warning: Slack refused {SHOWS.get(message.kind, 'a message')} of run `{card.run_id[:12]}` "
+                f"(`{ui.escape(view.entry.name)}`, started by <@{card.started_by}> in <#{card.channel}>): "
+                f"`{exc.error}`. I will not try it again.{hint}"
+            )
+            to = {"channel": self.ops_channel} if self.ops_channel else {"dm": card.started_by}
+            notice = {**to, "text": text}
+        await self.store.fail_owed(message, error=exc.error, notice=notice, team=view.card.team_id)
 
     async def _later(self, owed: list[OwedMessage], at: float, error: str, *, counted: bool) -> None:
         """Leave the first message (and the run's later ones, behind it) pending until `at`."""
         await self.store.retry_owed(owed[0], at=at, error=error, count=counted)
         for message in owed[1:]:
             await self.store.retry_owed(message, at=at, error="waits for an earlier message", count=False)
+
+
+def _log_failure(task: asyncio.Future[int]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("outbox delivery failed", exc_info=task.exception())

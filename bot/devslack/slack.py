@@ -1,6 +1,7 @@
 """A local Slack: the Web API methods kern-bot uses (Block Kit validated like Slack does), Socket Mode,
 and signed slash commands, clicks and form submissions sent to the bot's real HTTP endpoint. Its other
-parts are mixins: people.py (DMs, the App Home), oauth.py (the install), responses.py (response_url).
+parts are mixins: people.py (DMs, the App Home), oauth.py (the install), responses.py (response_url),
+faults.py (429s, errors, hangs and lost answers on purpose), history.py (reading channels and threads).
 
 Tests and benchmarks drive it from Python; `kern-bot dev` (to come) serves it with a web page.
 """
@@ -22,6 +23,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.devslack.faults import Faults
+from bot.devslack.history import History, check_metadata
 from bot.devslack.messages import Ephemeral, Message
 from bot.devslack.oauth import OAuthApi
 from bot.devslack.people import PeopleApi
@@ -30,7 +33,7 @@ from bot.devslack.validate import validate_blocks, validate_view
 
 
 @dataclass
-class DevSlack(PeopleApi, OAuthApi, ResponseUrls):
+class DevSlack(PeopleApi, OAuthApi, ResponseUrls, Faults, History):
     """Run with `async with DevSlack(secret) as slack`; point the bot's client at `slack.api_url`.
 
     It hosts workspace `team_id` (its bot token: `token`), and any other a test installs the app in
@@ -83,6 +86,7 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls):
         self.teams.setdefault(self.token, self.team_id)
         self.caller_team = ""  # the workspace of the token of the call being answered
         self.init_oauth()
+        self.init_faults()
 
     # ----- Web API ---------------------------------------------------------------------------------
     async def _api(self, request: web.Request) -> web.Response:
@@ -100,9 +104,12 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls):
             args.update(await request.json())
         elif request.method != "GET":
             args.update(await request.post())
-        for key in ("blocks", "view"):
+        for key in ("blocks", "view", "metadata"):
             if isinstance(args.get(key), str):
                 args[key] = json.loads(args[key])
+        fault = self.take_fault(method, args)
+        if fault is not None and fault.answer != "lose":
+            return await self.fault_answer(fault, method, args)
         if self.rate_limit_next.get(method, 0) > 0:
             self.rate_limit_next[method] -= 1
             self.calls.append((method, args, {"ok": False, "error": "ratelimited"}))
@@ -126,7 +133,8 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls):
         if method in self.no_token_methods:
             return self._answer(method, args, handler(args, request))
         self.caller_team = caller or ""  # again: another call may have answered while this one awaited
-        return self._answer(method, args, handler(args))
+        answer = self._answer(method, args, handler(args))
+        return answer if fault is None else await self.lose(method, args, answer)
 
     def _answer(self, method: str, args: dict[str, Any], body: dict[str, Any]) -> web.Response:
         self.calls.append((method, args, body))
@@ -175,6 +183,9 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls):
             return bad
         if len(args.get("text") or "") > 40000:
             return {"ok": False, "error": "msg_too_long"}
+        refused = check_metadata(args.get("metadata"))
+        if refused:
+            return {"ok": False, "error": refused}
         ts = f"{self._epoch + next(self._ts)}.000100"  # unique across stand-ins, as Slack's are in a channel
         broadcast = str(args.get("reply_broadcast", "")).lower() in ("true", "1") and bool(args.get("thread_ts"))
         self.messages[ts] = Message(
@@ -185,6 +196,7 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls):
             args.get("thread_ts"),
             broadcast,
             team=self.caller_team,
+            metadata=args.get("metadata"),
         )
         return {"ok": True, "channel": args["channel"], "ts": ts, "message": {"ts": ts, "text": args.get("text")}}
 
