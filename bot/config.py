@@ -6,6 +6,7 @@ which the CLI prints before it exits.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -13,6 +14,8 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kern.db.base import BaseDb
+
+CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")  # a channel's id (not its name), as settings must give it
 
 
 class SettingsError(ValueError):
@@ -88,6 +91,15 @@ class Settings(BaseSettings):
         if text in ("0", "false", "no"):
             return False
         raise ValueError(f"must be 1 (upgrade at start-up) or 0, got {value!r}.")
+
+    @field_validator("ops_channel", mode="before")
+    @classmethod
+    def _channel_id(cls, value: object) -> str | None:
+        if value is None:
+            return None
+        if not CHANNEL_ID.match(str(value)):
+            raise ValueError(f"must be a channel id (C… or G…, from the channel's details in Slack), got {value!r}.")
+        return str(value)
 
     @field_validator("log_format", mode="before")
     @classmethod

@@ -124,7 +124,7 @@ class SlackGateway:
             error = data.get("error", "error") if isinstance(data, dict) else f"http_{status}"
             retry_after = _retry_after(exc.response.headers if exc.response is not None else None)
             if status == 429:
-                self.limits.limited(workspace, method, channel, retry_after or 1.0)
+                self.limits.limited(workspace, method, channel, 1.0 if retry_after is None else retry_after)
             raise self._failed(workspace, SlackCallFailed(method, str(error), retry_after, status=status)) from exc
         except TimeoutError as exc:
             raise SlackCallFailed(method, "timeout") from exc

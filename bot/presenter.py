@@ -305,7 +305,8 @@ class Presenter:
                     "chat_postMessage", channel=card.channel, thread_ts=card.ts, text=detail["text"]
                 )
         elif message.kind == "dm" and req is not None:
-            done.copy = await self._send_copy(view, req, (message.detail or {}).get("to") or card.started_by)
+            to = (message.detail or {}).get("to") or card.started_by
+            done.copy = await self._send_copy(view, req, to, look_first=look_first)
         elif message.kind == "close_dm" and req is not None:
             detail = message.detail or {}
             to = detail.get("to") or card.started_by
@@ -364,14 +365,23 @@ class Presenter:
                 return None
         return None
 
-    async def _send_copy(self, view: RunView, req: StepRequirement, to: str) -> PauseCopy | None:
+    async def _send_copy(
+        self, view: RunView, req: StepRequirement, to: str, *, look_first: bool = False
+    ) -> PauseCopy | None:
         """Send the DM copy of a pause to `to` (once: a copy already sent is not sent again; none once the
-        pause is decided). Raises SlackCallFailed (the outbox retries this copy alone)."""
+        pause is decided; `look_first`: found in the DM by its metadata if an earlier attempt posted it).
+        Raises SlackCallFailed (the outbox retries this copy alone)."""
         if req.status != "pending" or any(c.recipient == to for c in await self.store.copies(req.requirement_id)):
             return None
         opened = await self.gateway.send("conversations_open", users=to)
         channel = opened["channel"]["id"]
-        fallback, blocks = self.pause_view(view.entry, req, starter=view.card.started_by)
-        blocks = await self._elsewhere(view.entry, view.card, blocks)
-        sent = await self.gateway.send("chat_postMessage", channel=channel, text=fallback, blocks=blocks)
-        return PauseCopy(req.requirement_id, to, view.run.run_id, channel, sent["ts"], view.card.team_id)
+        mark = pause_mark(view.run.run_id, req.requirement_id)
+        ts = await self.find_posted({"channel": channel}, view.card, mark) if look_first else None
+        if ts is None:
+            fallback, blocks = self.pause_view(view.entry, req, starter=view.card.started_by)
+            blocks = await self._elsewhere(view.entry, view.card, blocks)
+            sent = await self.gateway.send(
+                "chat_postMessage", channel=channel, text=fallback, blocks=blocks, metadata=mark
+            )
+            ts = sent["ts"]
+        return PauseCopy(req.requirement_id, to, view.run.run_id, channel, ts, view.card.team_id)

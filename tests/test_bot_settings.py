@@ -27,6 +27,7 @@ NAMES = [
     "SLACK_SCOPES",
     "SLACK_REDIRECT_URI",
     "SLACK_STATE_EXPIRATION_SECONDS",
+    "KERN_OPS_CHANNEL",
 ]
 
 
@@ -123,6 +124,7 @@ def test_settings_from_env_and_dotenv(clean_env: pytest.MonkeyPatch, tmp_path: P
             "SLACK_REDIRECT_URI must be an http",
         ),
         ({"SLACK_STATE_EXPIRATION_SECONDS": "-1"}, "dev", "SLACK_STATE_EXPIRATION_SECONDS must be a positive"),
+        ({"KERN_OPS_CHANNEL": "#ops"}, "dev", "KERN_OPS_CHANNEL must be a channel id"),
     ],
 )
 def test_bad_settings_name_the_setting(
