@@ -7,8 +7,15 @@ an end owes the final card. A Slack error or a crash between the commit and the 
 the row stays pending and is delivered by `deliver` (right after the change, and by every sweep of
 every bot process). Delivery claims a row for a while first, so two processes do not send it twice, and
 renders from the run as stored, so a repeated send shows the same thing. A pause message is posted once:
-its ts is recorded in the same transaction that marks the row done. (A crash after Slack accepted a post
-but before that commit can post it again: Slack offers no idempotency key for chat.postMessage.)
+its ts is recorded in the same transaction that marks the row done, and it carries message metadata naming
+the pause, so a retry after an attempt whose outcome is unknown (no answer, a process that died before
+that commit) finds it in Slack and adopts it instead of posting it again (Slack offers no idempotency key
+for chat.postMessage).
+
+Slack's errors are told apart (bot/slack_errors.py): a passing one leaves the row for later (backoff, never
+before Retry-After; a rate limit still running defers the row without an attempt); one Slack would repeat
+marks the row failed and owes a notice to a person; a refused token waits for the workspace to come back.
+A sweep delivers each run's rows on its own, so one run waiting on Slack holds back no other.
 
 A workflow with notify="dm" also owes a DM copy of each pause per recipient, and its decided form: one
 row each, retried on its own, so a Slack error on one copy delays neither the others nor the run's
@@ -159,8 +166,10 @@ class Outbox:
         owe for it, which it holds from the start, so finding them is a read (`as_written`: for a drive
         that has just ended here, the run is shown as it saved it, see `Presenter.load`). Without (a
         sweep): whatever is due and held by nobody, or by a process whose hold expired, claimed first.
-        Messages of one run go in the order they were owed, one delivery at a time per run; a failure leaves
-        that one and the run's later ones for a later attempt (with backoff, honouring Retry-After).
+        Messages of one run go in the order they were owed, one delivery at a time per run; a passing failure
+        leaves that one and the run's later ones for a later attempt (with backoff, honouring Retry-After),
+        except a card update or a DM copy, which waits alone; a message Slack refused for good is recorded as
+        failed and told (`_give_up`), and the others go on.
         """
         if run_id is not None:
             async with self._locks[run_id]:
