@@ -147,6 +147,9 @@ async def test_a_permanent_error_stops_retrying_is_recorded_and_told(env: Env, o
     assert await env.bot.store.failed_owed(run_id) == [
         {"kind": "pause", "requirement_id": pause["requirement_id"], "error": "is_archived"}
     ]
+    scraped = (await env.bot.metrics.render(env.db)).decode()
+    failed = next(line for line in scraped.splitlines() if line.startswith("kern_bot_outbox_failed "))
+    assert float(failed.split()[1]) >= 1
     run = await env.bot.registry.get("elsewhere").workflow.aget_run(run_id)  # type: ignore[union-attr]
     assert run.status == RunStatus.PAUSED  # the run still waits; its card says so
     assert "Waiting: check" in json.dumps(env.slack.messages[first_card(env, run_id)].blocks)
