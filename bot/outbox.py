@@ -125,7 +125,7 @@ class Outbox:
         # Runs whose messages this process is about to deliver itself (`delivering`): sweeps leave them be.
         self._in_flight: Counter[str] = Counter()
         self._sweeping = asyncio.Semaphore(SWEEP_RUNS)
-        self._pass: asyncio.Future[int] | None = None  # the sweep's delivery now going on
+        self._swept: Counter[str] = Counter()  # runs a sweep is delivering right now
         registry.db.watch(self.record)
 
     @contextlib.contextmanager
@@ -178,34 +178,37 @@ class Outbox:
                     await self.store.delivered(done)
             self._forget_lock(run_id)
             return sum(1 for d in done if not d.dropped)
-        messages = await self.store.claim_owed(None, hold=self.hold, holder=self.me, skip_runs=list(self._in_flight))
+        # This process's own messages of runs it is delivering right now are left to that delivery (an earlier
+        # sweep's still waiting on Slack, or a drive's).
+        busy = [*self._in_flight, *self._swept]
+        messages = await self.store.claim_owed(None, hold=self.hold, holder=self.me, skip_runs=busy)
         by_run: dict[str, list[OwedMessage]] = {}
         for message in messages:
             by_run.setdefault(message.run_id, []).append(message)
-        # Each run on its own: one waiting on Slack (no answer yet, a turn to come) holds back no other.
-        counts = await asyncio.gather(*(self._sweep_run(run, owed) for run, owed in by_run.items()))
-        return sum(counts)
+        # Each run on its own: one waiting on Slack (no answer yet, a turn to come) holds back no other. Sweeps
+        # may overlap (bot/sweeper.py waits for one only so long): a later one skips the runs this one holds.
+        counts = await asyncio.gather(
+            *(self._sweep_run(run, owed) for run, owed in by_run.items()), return_exceptions=True
+        )
+        for run, count in zip(by_run, counts, strict=True):
+            if isinstance(count, BaseException):  # that run's messages wait for a later sweep; the others went
+                log.error("outbox: delivering what run %s owes failed", run, exc_info=count)
+        return sum(count for count in counts if isinstance(count, int))
 
     async def _sweep_run(self, run: str, owed: list[OwedMessage]) -> int:
-        async with self._sweeping, self._locks[run]:
-            pending = await self.store.still_pending([m.id for m in owed])  # the fast path may have sent some
-            done = await self._deliver_run(run, [m for m in owed if m.id in pending], swept=True)
-            if done:
-                await self.store.delivered(done)
+        self._swept[run] += 1
+        try:
+            async with self._locks[run], self._sweeping:
+                pending = await self.store.still_pending([m.id for m in owed])  # the fast path may have sent some
+                done = await self._deliver_run(run, [m for m in owed if m.id in pending], swept=True)
+                if done:
+                    await self.store.delivered(done)
+        finally:
+            self._swept[run] -= 1
+            if not self._swept[run]:
+                del self._swept[run]
         self._forget_lock(run)
         return sum(1 for d in done if not d.dropped)
-
-    async def sweep(self, wait: float | None = None) -> None:
-        """A sweep's delivery (`deliver()`), waited for at most `wait` seconds (None: to its end), so a slow
-        Slack never delays the sweep's other work (deadlines, takeovers). A pass still going from an earlier
-        sweep goes on; no second one starts beside it."""
-        if self._pass is None or self._pass.done():
-            self._pass = asyncio.ensure_future(self.deliver())
-            self._pass.add_done_callback(_log_failure)
-        if wait is None:
-            await asyncio.shield(self._pass)
-        else:
-            await asyncio.wait({self._pass}, timeout=wait)
 
     def _forget_lock(self, run_id: str) -> None:
         lock = self._locks.get(run_id)
@@ -292,8 +295,3 @@ class Outbox:
         await self.store.retry_owed(owed[0], at=at, error=error, count=counted)
         for message in owed[1:]:
             await self.store.retry_owed(message, at=at, error="waits for an earlier message", count=False)
-
-
-def _log_failure(task: asyncio.Future[int]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("outbox delivery failed", exc_info=task.exception())

@@ -197,6 +197,35 @@ async def test_a_call_that_never_answers_is_given_up_and_retried(env: Env) -> No
     assert time.monotonic() - began < 8  # two calls with no answer cost about a second, not Slack's mercy
 
 
+async def test_a_sweep_does_not_wait_on_a_call_that_never_answers(env: Env) -> None:
+    first = await start(env, "ask")
+    timed = await start(env, "timed")
+    env.slack.fault("chat.update", "error", error="internal_error", times=2)  # the decision's updates: left owed
+    await env.slack.click(ui.CONFIRM, thread_ts=first_card(env, first))
+    await env.bot.background.idle(10)
+    assert {r["status"] for r in await rows(env, first, "close")} == {"pending"}
+    env.bot.gateway.timeout = 5.0
+    hang = env.slack.fault("chat.update", "hang", times=0)  # from now on Slack never answers a chat.update
+    began = time.monotonic()
+    assert await sweep_once(env.bot.runner, env.bot.registry, now=time.time() + 120, outbox_wait=0.3) == 1
+    assert time.monotonic() - began < 2  # the deadline fired; the delivery waits on Slack in the background
+    pause_ts = pauses_in(env, "C1", first_card(env, first))[0].ts
+    hung_on_it = lambda: [a for m, a in env.slack.hung if a.get("ts") == pause_ts]  # noqa: E731
+    await env.slack.until(lambda: len(hung_on_it()) == 1)  # the decided form of the first run's pause
+    await sweep_once(env.bot.runner, env.bot.registry, outbox_wait=0.3)  # the next sweep leaves that run be
+    await asyncio.sleep(0.3)
+    assert len(hung_on_it()) == 1 and hang.hits >= 1
+    run = await env.bot.registry.get("timed").workflow.aget_run(timed)  # type: ignore[union-attr]
+    assert run.status == RunStatus.COMPLETED
+    env.slack.faults.clear()
+    await env.bot.background.idle(10)  # the hung call is given up after 5 s, and retried
+    [close] = await rows(env, first, "close")
+    assert close["status"] == "pending" and close["error"].endswith("timeout")
+    await all_due_now(env)
+    await sweeps(env, 2)
+    assert {r["status"] for r in await rows(env, first)} == {"done"}
+
+
 # ----- 20: a 429 holds back only its own method (or channel) ----------------------------------------
 async def test_a_rate_limited_update_holds_back_no_other_run(env: Env) -> None:
     first = await start(env, "ask")

@@ -53,6 +53,7 @@ class Faults:
         self.post_limit: tuple[float, int] | None = None
         self.limited: list[tuple[str, str | None, float]] = []  # 429s answered: (method, channel, Retry-After)
         self.lost: list[tuple[str, dict[str, Any]]] = []  # calls done whose answer was lost
+        self.hung: list[tuple[str, dict[str, Any]]] = []  # calls never answered (and not done)
         self._post_buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, at)
 
     def fault(
@@ -116,6 +117,7 @@ class Faults:
             self.calls.append((method, args, body))
             self.rejected.append({"method": method, "error": fault.error, "errors": []})
             return web.json_response(body)
+        self.hung.append((method, args))
         await self.never_answer()
         return web.json_response({"ok": False, "error": "request_timeout"}, status=504)
 
