@@ -200,11 +200,12 @@ async def test_a_call_that_never_answers_is_given_up_and_retried(env: Env) -> No
 async def test_a_sweep_does_not_wait_on_a_call_that_never_answers(env: Env) -> None:
     first = await start(env, "ask")
     timed = await start(env, "timed")
-    env.slack.fault("chat.update", "error", error="internal_error", times=2)  # the decision's updates: left owed
+    env.slack.fault("chat.update", "error", error="internal_error")  # the decided message: left owed
     await env.slack.click(ui.CONFIRM, thread_ts=first_card(env, first))
     await env.bot.background.idle(10)
     assert {r["status"] for r in await rows(env, first, "close")} == {"pending"}
     env.bot.gateway.timeout = 5.0
+    env.slack.faults.clear()
     hang = env.slack.fault("chat.update", "hang", times=0)  # from now on Slack never answers a chat.update
     began = time.monotonic()
     assert await sweep_once(env.bot.runner, env.bot.registry, now=time.time() + 120, outbox_wait=0.3) == 1
