@@ -211,7 +211,7 @@ async def test_a_sweep_does_not_wait_on_a_call_that_never_answers(env: Env) -> N
     assert await sweep_once(env.bot.runner, env.bot.registry, now=time.time() + 120, outbox_wait=0.3) == 1
     assert time.monotonic() - began < 2  # the deadline fired; the delivery waits on Slack in the background
     pause_ts = pauses_in(env, "C1", first_card(env, first))[0].ts
-    hung_on_it = lambda: [a for m, a in env.slack.hung if a.get("ts") == pause_ts]  # noqa: E731
+    hung_on_it = lambda: [a for m, a in env.slack.swallowed if a.get("ts") == pause_ts]  # noqa: E731
     await env.slack.until(lambda: len(hung_on_it()) == 1)  # the decided form of the first run's pause
     await sweep_once(env.bot.runner, env.bot.registry, outbox_wait=0.3)  # the next sweep leaves that run be
     await asyncio.sleep(0.3)
@@ -272,7 +272,7 @@ def first_card(env: Env, run_id: str) -> str:
 
 # ----- 21: pacing posts, and passing errors on the card -------------------------------------------
 async def test_a_passing_error_on_the_card_does_not_cancel_a_start(env: Env) -> None:
-    env.slack.fault("chat.postMessage", "error", error="internal_error", channel="C1")
+    env.slack.fault("chat.postMessage", "error", error="internal_error", channel="C1", status=500)
     run_id = await start(env, "ask")
     assert len(posts_to(env, "C1")) == 3  # refused, posted again, then the pause message
     assert [r["status"] for r in await rows(env, run_id, "pause")] == ["done"]

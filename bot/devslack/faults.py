@@ -26,7 +26,8 @@ class Fault:
     every call until removed from `faults`), once the first `after` such calls have gone through:
 
     - "ratelimited": HTTP 429, `Retry-After: retry_after`, nothing done;
-    - "error": `{"ok": false, "error": error}` (HTTP 200, as Slack answers its errors), nothing done;
+    - "error": `{"ok": false, "error": error}` with HTTP `status` (200, as Slack answers its errors; 500 or
+      503 when Slack itself fails), nothing done;
     - "hang": no answer (until the stand-in closes, or 60 s), nothing done;
     - "lose": the call is done, and its answer never comes back (as "hang")."""
 
@@ -37,15 +38,21 @@ class Fault:
     channel: str | None = None
     times: int = 1
     after: int = 0
+    status: int = 200
     hits: int = 0
 
 
 class Faults:
-    """Uses DevSlack's `calls`, `rejected`, `_released` and `changed`."""
+    """Uses DevSlack's `calls`, `_released`, `_answer`, and its shorthands `rate_limit_next` (method -> how
+    many 429s), `fail_next` (method -> an error, or errors in turn) and `swallow_next` (method -> how many
+    calls to hang on)."""
 
     calls: list[tuple[str, dict[str, Any], dict[str, Any]]]
-    rejected: list[dict[str, Any]]
     _released: asyncio.Event
+    _answer: Any  # DevSlack's: records the call and answers it
+    rate_limit_next: dict[str, int]
+    fail_next: dict[str, str | list[str]]
+    swallow_next: dict[str, int]
 
     def init_faults(self) -> None:
         self.faults: list[Fault] = []
@@ -53,7 +60,7 @@ class Faults:
         self.post_limit: tuple[float, int] | None = None
         self.limited: list[tuple[str, str | None, float]] = []  # 429s answered: (method, channel, Retry-After)
         self.lost: list[tuple[str, dict[str, Any]]] = []  # calls done whose answer was lost
-        self.hung: list[tuple[str, dict[str, Any]]] = []  # calls never answered (and not done)
+        self.swallowed: list[tuple[str, dict[str, Any]]] = []  # calls never answered (and not done)
         self._post_buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, at)
 
     def fault(
@@ -66,15 +73,19 @@ class Faults:
         channel: str | None = None,
         times: int = 1,
         after: int = 0,
+        status: int = 200,
     ) -> Fault:
         """Misbehave on the next `times` calls of `method` (see `Fault`); returns the fault (its `hits`)."""
-        fault = Fault(method, answer, error, retry_after, channel, times, after)
+        fault = Fault(method, answer, error, retry_after, channel, times, after, status)
         self.faults.append(fault)
         return fault
 
     def take_fault(self, method: str, args: dict[str, Any]) -> Fault | None:
         """The fault that answers this call, if any (counted as hit; a spent one is removed), or Slack's own
         429 for a post over its channel's pace."""
+        shorthand = self._shorthand(method)
+        if shorthand is not None:
+            return shorthand
         channel = args.get("channel")
         for fault in self.faults:
             if fault.method == method and fault.channel in (None, channel):
@@ -89,6 +100,21 @@ class Faults:
             wait = self._post_turn(channel)
             if wait > 0:
                 return Fault(method, "ratelimited", retry_after=math.ceil(wait), channel=channel)
+        return None
+
+    def _shorthand(self, method: str) -> Fault | None:
+        """The fault a shorthand asks for this call, if any (and taken from it)."""
+        if self.rate_limit_next.get(method, 0) > 0:
+            self.rate_limit_next[method] -= 1
+            return Fault(method, "ratelimited")
+        if method in self.fail_next:
+            errors = self.fail_next[method]
+            if isinstance(errors, str) or len(errors) <= 1:
+                self.fail_next.pop(method)
+            return Fault(method, "error", errors if isinstance(errors, str) else errors.pop(0))
+        if self.swallow_next.get(method, 0) > 0:
+            self.swallow_next[method] -= 1
+            return Fault(method, "hang")
         return None
 
     def _post_turn(self, channel: str) -> float:
@@ -113,11 +139,10 @@ class Faults:
             self.limited.append((method, args.get("channel"), fault.retry_after))
             return web.json_response(body, status=429, headers={"Retry-After": f"{fault.retry_after:g}"})
         if fault.answer == "error":
-            body = {"ok": False, "error": fault.error}
-            self.calls.append((method, args, body))
-            self.rejected.append({"method": method, "error": fault.error, "errors": []})
-            return web.json_response(body)
-        self.hung.append((method, args))
+            answer = self._answer(method, args, {"ok": False, "error": fault.error})
+            answer.set_status(fault.status)
+            return answer
+        self.swallowed.append((method, args))
         await self.never_answer()
         return web.json_response({"ok": False, "error": "request_timeout"}, status=504)
 

@@ -9,7 +9,6 @@ Tests and benchmarks drive it from Python; `kern-bot dev` (to come) serves it wi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import itertools
@@ -52,9 +51,10 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls, Faults, History):
     views: dict[str, dict[str, Any]] = field(default_factory=dict)
     members: dict[str, list[str]] = field(default_factory=dict)
     groups: dict[str, list[str]] = field(default_factory=dict)
+    # Shorthands for faults (bot/devslack/faults.py has the general form, `fault()`), taken before those:
     fail_next: dict[str, str | list[str]] = field(default_factory=dict)  # method -> error (or errors, in turn)
     swallow_next: dict[str, int] = field(default_factory=dict)  # method -> how many calls to hang on, undone
-    rate_limit_next: dict[str, int] = field(default_factory=dict)  # method -> how many 429s to answer first
+    rate_limit_next: dict[str, int] = field(default_factory=dict)  # method -> how many 429s (Retry-After 0) first
     host: str = "127.0.0.1"
     port: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)  # calls Slack would have refused, newest last
@@ -68,7 +68,6 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls, Faults, History):
 
     def __post_init__(self) -> None:
         self.socket_sent: list[dict[str, Any]] = []
-        self.swallowed: list[tuple[str, dict[str, Any]]] = []
         self._released = asyncio.Event()
         self._ts = itertools.count(1)
         self._epoch = time.time_ns() // 1000 - 1_700_000_000_000_000  # microseconds: no two stand-ins collide
@@ -110,23 +109,6 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls, Faults, History):
         fault = self.take_fault(method, args)
         if fault is not None and fault.answer != "lose":
             return await self.fault_answer(fault, method, args)
-        if self.rate_limit_next.get(method, 0) > 0:
-            self.rate_limit_next[method] -= 1
-            self.calls.append((method, args, {"ok": False, "error": "ratelimited"}))
-            return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "0"})
-        if method in self.fail_next:
-            errors = self.fail_next[method]
-            if isinstance(errors, str) or len(errors) <= 1:
-                self.fail_next.pop(method)
-            error = errors if isinstance(errors, str) else errors.pop(0)
-            return self._answer(method, args, {"ok": False, "error": error})
-        if self.swallow_next.get(method, 0) > 0:
-            # The request never reaches "Slack": the caller waits (and is killed, in tests) with nothing done.
-            self.swallow_next[method] -= 1
-            self.swallowed.append((method, args))
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._released.wait(), 60)
-            return web.json_response({"ok": False, "error": "request_timeout"}, status=504)
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         if handler is None:
             return self._answer(method, args, {"ok": False, "error": "unknown_method"})
