@@ -200,7 +200,7 @@ class Outbox:
         try:
             async with self._locks[run], self._sweeping:
                 pending = await self.store.still_pending([m.id for m in owed])  # the fast path may have sent some
-                done = await self._deliver_run(run, [m for m in owed if m.id in pending], swept=True)
+                done = await self._deliver_run(run, [m for m in owed if m.id in pending])
                 if done:
                     await self.store.delivered(done)
         finally:
@@ -215,18 +215,16 @@ class Outbox:
         if lock is not None and not lock.locked() and not lock._waiters:  # nobody is waiting on it either
             del self._locks[run_id]
 
-    async def _deliver_run(
-        self, run_id: str, owed: list[OwedMessage], as_written: bool = False, *, swept: bool = False
-    ) -> list[Delivery]:
+    async def _deliver_run(self, run_id: str, owed: list[OwedMessage], as_written: bool = False) -> list[Delivery]:
         if not owed:
             return []
         view = await self.presenter.load(run_id, as_written=as_written)
         if view is None:
             return [Delivery(m, dropped=True) for m in owed]
         with acting_for(view.card.team_id):  # sent with the token of the run's workspace
-            return await self._deliver_view(view, owed, swept)
+            return await self._deliver_view(view, owed)
 
-    async def _deliver_view(self, view: RunView, owed: list[OwedMessage], swept: bool = False) -> list[Delivery]:
+    async def _deliver_view(self, view: RunView, owed: list[OwedMessage]) -> list[Delivery]:
         done: list[Delivery] = []
         posted: dict[str, PauseMessage] = {}
         last_card = max((i for i, m in enumerate(owed) if m.kind == "card"), default=-1)
@@ -235,9 +233,10 @@ class Outbox:
                 done.append(Delivery(message))  # a later card update of this batch shows the same state
                 continue
             try:
-                # A post that may have been made before (an attempt that got no answer, or a process that died
-                # holding it) first looks for its earlier self.
-                delivery = await self.presenter.deliver(message, view, posted, look_first=swept or message.attempts > 0)
+                # A post that may have been made before (an attempt that failed, perhaps with no answer, or a
+                # process that died holding it) first looks for its earlier self.
+                unknown = message.attempts > 0 or message.taken_over
+                delivery = await self.presenter.deliver(message, view, posted, look_first=unknown)
                 if (delivery.pause is not None or delivery.copy is not None) and index < len(owed) - 1:
                     # recorded at once (the last of a batch is recorded with the batch, right after): a decision
                     # on it may be owed any moment

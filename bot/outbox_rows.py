@@ -140,7 +140,7 @@ class OutboxRows(StoreBase):
             if attempt.commit_unknown:
                 free = sa.or_(free, c.claimed_until == until)
             query = (
-                sa.select(c.id, c.run_id, c.kind, c.requirement_id, c.detail, c.attempts)
+                sa.select(c.id, c.run_id, c.kind, c.requirement_id, c.detail, c.attempts, c.claimed_by)
                 .where(c.status == "pending", c.next_at <= now, free)
                 .order_by(c.id)
                 .limit(limit)
@@ -158,7 +158,8 @@ class OutboxRows(StoreBase):
                 .returning(c.id)
             )
             taken = set(conn.execute(claim).scalars())
-            return [OwedMessage(*row) for row in rows if row.id in taken]
+            ours = (None, holder)  # held by nobody, or by this process: not taken over from another
+            return [OwedMessage(*row[:6], taken_over=row.claimed_by not in ours) for row in rows if row.id in taken]
 
         return await self.db.run_transaction(body, tables=self._tables, attempt=attempt)
 
