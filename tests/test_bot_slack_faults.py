@@ -263,6 +263,18 @@ async def test_a_rate_limited_update_holds_back_no_other_run(env: Env) -> None:
     assert "*Approved*" in json.dumps(pauses_in(env, "C1", env.slack.messages[first_card(env, first)].ts)[0].blocks)
 
 
+async def test_a_rate_limited_post_holds_back_only_its_channel(env: Env) -> None:
+    env.slack.fault("chat.postMessage", "ratelimited", retry_after=20, channel="C1", after=1)  # the pause, not the card
+    held = await start(env, "ask", channel="C1")
+    [pause] = await rows(env, held, "pause")
+    assert pause["status"] == "pending" and pause["next_at"] > time.time() + 15
+    other = await start(env, "ask", channel="C2")  # another channel posts on at once
+    assert len(pauses_in(env, "C2", first_card(env, other))) == 1
+    await sweeps(env, 2)
+    assert len(posts_to(env, "C1")) == 2 and len(env.slack.limited) == 1  # the card, the limited pause: no more
+    assert env.bot.gateway.limits.reserve("", "chat_postMessage", "C1") > 15  # C1 waits out its Retry-After
+
+
 def first_card(env: Env, run_id: str) -> str:
     """The ts of the run card of `run_id` (its first 12 characters are on it)."""
     return next(
