@@ -10,11 +10,15 @@ and the bot's calls for it use its bot token (`bot.teams`).
 
 from __future__ import annotations
 
+import base64
+from typing import Any
+
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.app import make_client
 from bot.config import Settings
@@ -35,13 +39,40 @@ def authorization_url(api_url: str | None) -> str:
     return api_url.rstrip("/").removesuffix("/api") + "/oauth/v2/authorize"
 
 
+class CodeExchangeClient(AsyncWebClient):
+    """The client that exchanges install codes. slack_sdk's `oauth_v2_access` wraps the app's credentials in
+    aiohttp's `BasicAuth`, which aiohttp deprecates (a DeprecationWarning on every install); this one sends
+    the same `Authorization: Basic` header (the form Slack prefers) built here, and is otherwise the client
+    it was made from."""
+
+    @classmethod
+    def like(cls, client: AsyncWebClient) -> CodeExchangeClient:
+        return cls(base_url=client.base_url, retry_handlers=client.retry_handlers, timeout=client.timeout)
+
+    async def oauth_v2_access(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        code: str | None = None,
+        redirect_uri: str | None = None,
+        grant_type: str | None = None,
+        refresh_token: str | None = None,
+        **kwargs: Any,
+    ) -> AsyncSlackResponse:
+        given = {"code": code, "redirect_uri": redirect_uri, "grant_type": grant_type, "refresh_token": refresh_token}
+        kwargs.update({k: v for k, v in given.items() if v is not None})
+        basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode("ascii")
+        return await self.api_call("oauth.v2.access", data=kwargs, headers={"Authorization": f"Basic {basic}"})
+
+
 def oauth_flow(
     settings: Settings, db: BaseDb, client: AsyncWebClient, installations: DbInstallationStore
 ) -> AsyncOAuthFlow:
     """The install flow for these settings (OAuth mode), storing in `db`. `client` (no token) exchanges
     codes; `installations` is also what authorizes each request."""
     return AsyncOAuthFlow(
-        client=client,
+        client=CodeExchangeClient.like(client),
         settings=AsyncOAuthSettings(
             client_id=settings.client_id,
             client_secret=settings.client_secret,

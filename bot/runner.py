@@ -17,7 +17,8 @@ from bot.presenter import Presenter, card_view
 from bot.registry import BotWorkflow
 from bot.store import BotStore, Card
 from bot.teams import team
-from kern.exceptions import LostOwnershipError, StoreError
+from kern.db.hot import Tx
+from kern.exceptions import LostOwnershipError, RunCancelledWhileRunningError, StoreError
 from kern.ids import new_id
 from kern.run.workflow import (
     StepCompletedEvent,
@@ -31,6 +32,7 @@ from kern.run.workflow import (
 )
 
 log = logging.getLogger("kern_bot")
+
 STATUS_EVERY = 0.5  # seconds between run-card status updates while steps run
 STATUS_AFTER = 0.3  # seconds a step runs before the card says so (a quicker step leaves the card as it is)
 # Status lines per second a process sends at most (a line waits for its turn, or is dropped if its step
@@ -48,6 +50,7 @@ DECIDED_SOON = 0.3  # seconds after a resume by which the decided message is del
 def not_started(workflow: str, exc: SlackCallFailed) -> str:
     """What its person is told when a run card could not be posted: invite the bot only if Slack said the
     bot is not in the channel."""
+    workflow = ui.escape(workflow)
     if exc.error == "not_in_channel":
         return (
             f"I could not post in this channel, so `{workflow}` did not start. "
@@ -56,6 +59,17 @@ def not_started(workflow: str, exc: SlackCallFailed) -> str:
     if exc.kind == "transient":
         return f"Slack did not take the run card in time (`{exc.error}`), so `{workflow}` did not start. Try again."
     return f"Slack refused the run card (`{exc.error}`), so `{workflow}` did not start."
+
+
+def finished_after_cancel(exc: RunCancelledWhileRunningError) -> str:
+    """The thread's line when a step ran on past the run's cancel: who cancelled, when, which step, and
+    that what it did is recorded (its result in the run's journal, an entry in the audit log)."""
+    steps = ", ".join(f"*{ui.escape(name)}*" for name in exc.steps) or "A step"
+    verb = "was" if len(exc.steps) <= 1 else "were"
+    return (
+        f":warning: {steps} {verb} running when {ui.stamp('the run was cancelled', exc.cancelled_by, exc.cancelled_at)}"
+        "; it finished after the cancel, and what it did is recorded in the run's audit log. Nothing after it ran."
+    )
 
 
 class Runner:
@@ -147,7 +161,13 @@ class Runner:
                 elif isinstance(event, STEP_ENDS):
                     status.drop()
             ended = True  # the drive saved where it stopped: the store holds that state as written
-        except LostOwnershipError as exc:  # cancelled meanwhile, or taken over: the new owner shows it
+        except RunCancelledWhileRunningError as exc:  # the step in flight finished after the cancel: say so
+            log.info("run %s left this process: %s", card.run_id, exc)
+            try:
+                await self._owe_notice(card.run_id, finished_after_cancel(exc))
+            except StoreError as failed:  # kern recorded the step; only the thread's line is lost
+                log.warning("run %s: the line on its cancelled step is not owed: %s", card.run_id, failed)
+        except LostOwnershipError as exc:  # taken over: the new owner shows it
             log.info("run %s left this process: %s", card.run_id, exc)
         except StoreError as exc:  # the database stayed down: the message has an id, never SQL
             if not seen:
@@ -155,7 +175,7 @@ class Runner:
             log.warning("run %s stopped by a database failure: %s", card.run_id, exc)
             await status.settle()
             await self.presenter.status_line(
-                entry, card, f":warning: {exc} A sweep picks the run up again.", started_at
+                entry, card, f":warning: {ui.escape(str(exc))} A sweep picks the run up again.", started_at
             )
             return
         finally:
@@ -164,6 +184,15 @@ class Runner:
         await self.outbox.deliver(card.run_id, as_written=ended)
         for hook in self.on_tool_pause if tools else []:
             await hook(entry, card)
+
+    async def _owe_notice(self, run_id: str, text: str) -> None:
+        """Owe a line in the run's thread (delivered with what else the run owes)."""
+        from bot.migrations import BOT
+
+        def body(tx: Tx) -> None:
+            self.store.owe(tx, run_id, "notice", None, {"text": text}, holder=self.outbox.me, hold=self.outbox.hold)
+
+        await self.store.db.run_hot(body, tables=BOT)
 
     async def _deliver_unless(self, stopped: asyncio.Event, run_id: str) -> None:
         """The decided message, soon after a resume: at once if the run is still going after DECIDED_SOON
@@ -231,6 +260,8 @@ class StatusLine:
         self._sending.add(task)
         try:
             self._last = time.monotonic()
-            await self.presenter.status_line(self.entry, self.card, f":gear: Running {step_name}…", self.started_at)
+            await self.presenter.status_line(
+                self.entry, self.card, f":gear: Running {ui.escape(step_name)}…", self.started_at
+            )
         finally:
             self._sending.discard(task)
