@@ -330,7 +330,8 @@ async def test_a_pause_whose_answer_was_lost_is_not_posted_twice(env: Env, workf
     assert pause["status"] == "pending" and pause["attempts"] == 1
     await sweeps(env, 2)
     posted = pauses_in(env, where)
-    assert len(posted) == 1  # looked up by its metadata and adopted, not posted again
+    said = [(m, a.get("channel"), a.get("thread_ts") or a.get("ts"), b.get("error")) for m, a, b in env.slack.calls]
+    assert len(posted) == 1, said  # looked up by its metadata and adopted, not posted again
     assert posted[0].metadata == {
         "event_type": "kern_pause",
         "event_payload": {"run_id": run_id, "requirement_id": pause["requirement_id"]},
