@@ -33,9 +33,16 @@ def create_bot(settings: Settings) -> KernBot:
     registry = load_registry(settings.workflows, settings.open_db())
     if settings.oauth:
         clients, flow = oauth_parts(settings, registry.db)
-        return build_bot(registry, clients.base, settings.signing_secret, clients=clients, oauth_flow=flow)
+        return build_bot(
+            registry,
+            clients.base,
+            settings.signing_secret,
+            clients=clients,
+            oauth_flow=flow,
+            ops_channel=settings.ops_channel,
+        )
     client = make_client(settings.bot_token or "", settings.api_url)
-    return build_bot(registry, client, settings.signing_secret)
+    return build_bot(registry, client, settings.signing_secret, ops_channel=settings.ops_channel)
 
 
 @contextlib.asynccontextmanager
