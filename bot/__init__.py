@@ -10,9 +10,10 @@ The tree by job, imports going one way, top to bottom (checked by tests/test_lay
                                          approvals, timers
     bot/runs/                            start and follow runs, background work, the sweeper
     bot/delivery/                        the outbox and how runs and pauses are presented
-    bot/slack/ (Web API side)            the gateway, workspaces, installations
+    bot/slack/ (Web API side)            the gateway, Slack's errors and rate limits, workspaces,
+                                         installations
     bot/store/                           tables, migrations, records
-    bot/blocks/, bot/registry.py, bot/policy.py, bot/notify.py, bot/config.py, bot/logs.py,
+    bot/blocks/, bot/registry.py, bot/policy.py, bot/notify.py, bot/config.py, bot/token_keys.py, bot/logs.py,
     bot/examples.py, bot/scripted_model.py
                                          foundations: pure Block Kit rendering, the public workflow
                                          registry and approval policies, settings, logging

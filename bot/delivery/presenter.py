@@ -6,14 +6,15 @@ Everything is rendered from the run as stored, at the moment it is sent, so a me
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot import blocks as ui
 from bot import notify
-from bot.blocks.text import describe_duration
+from bot.blocks.text import describe_duration, unseen
 from bot.registry import BotWorkflow, Registry
-from bot.slack.gateway import SlackGateway
+from bot.slack.gateway import SlackCallFailed, SlackGateway
 from bot.slack.workspaces import team
 from bot.store import BotStore, Card, Delivery, OwedMessage, PauseCopy, PauseMessage
 from bot.store.pause_notes import pause_notes
@@ -36,6 +37,15 @@ class RunView:
     card: Card
     run: WorkflowRunOutput
     open_pauses: dict[str, PauseMessage] = field(default_factory=dict)
+
+
+PAUSE_EVENT = "kern_pause"  # the metadata event type of a pause message
+LOOK_PAGES = 5  # pages of a thread or channel read when looking for a pause message posted before
+
+
+def pause_mark(run_id: str, requirement_id: str) -> dict[str, Any]:
+    """The metadata a pause message is posted with, by which a retry finds it (`Presenter.find_posted`)."""
+    return {"event_type": PAUSE_EVENT, "event_payload": {"run_id": run_id, "requirement_id": requirement_id}}
 
 
 class NotYet(Exception):
@@ -219,19 +229,24 @@ class Presenter:
             shown = blocks if card is not None and channel == card.channel else away
             await self.gateway.call("chat_update", channel=channel, ts=ts, text=fallback, blocks=shown)
 
-    async def find(self, given: str) -> RunView | str:
+    async def find(self, given: str, visible: Callable[[Card], Awaitable[bool]] | None = None) -> RunView | str:
         """The run a person means by `given` (its id, or a unique prefix of at least MIN_PREFIX characters,
-        as on the card), or what to tell them."""
+        as on the card), or what to tell them. `visible`: whether the person may see a run (its card); the
+        others are as if they did not exist, and none found says only that (`unseen`)."""
         given = given.strip().strip("`")
         if len(given) < MIN_PREFIX:
             return f"Give at least {MIN_PREFIX} characters of the run id (the card shows 12)."
         matches = await self.store.cards_by_prefix(given, team=team())
+        if visible is not None:
+            matches = [card for card in matches if await visible(card)]
+            if not matches:
+                return unseen(given)
         exact = next((c for c in matches if c.run_id == given), None)
         if exact is None and len(matches) > 1:
             listed = ", ".join(f"`{c.run_id[:12]}` ({ui.escape(c.workflow)})" for c in matches[:5])
             return f"`{ui.escape(given)}` matches several runs: {listed}. Give more of the id."
         found = await self.load((exact or matches[0]).run_id) if matches else None
-        return found or f"No run `{ui.escape(given)}` started from Slack."
+        return found or unseen(given)
 
     async def load(self, run_id: str, *, as_written: bool = False) -> RunView | None:
         """The run with its card and workflow, or None if this bot cannot show it (no card, a workflow it no
@@ -254,9 +269,13 @@ class Presenter:
             return None
         return RunView(entry, card, run, open_pauses)
 
-    async def deliver(self, message: OwedMessage, view: RunView, posted: dict[str, PauseMessage]) -> Delivery:
+    async def deliver(
+        self, message: OwedMessage, view: RunView, posted: dict[str, PauseMessage], *, look_first: bool = False
+    ) -> Delivery:
         """Send one owed message about `view`'s run. `posted` holds pause messages posted earlier in the same
-        batch (not yet recorded). Raises `SlackCallFailed` (retry later) or `NotYet`."""
+        batch (not yet recorded). `look_first`: an earlier attempt may have posted it without being told
+        (its answer lost, its process dead): a pause message is looked for before it is posted again.
+        Raises `SlackCallFailed` (retry later, or refused for good) or `NotYet`."""
         done = Delivery(message)
         entry, card, run = view.entry, view.card, view.run
         req = next((r for r in run.step_requirements if r.requirement_id == message.requirement_id), None)
@@ -274,20 +293,27 @@ class Presenter:
                 blocks = await self._elsewhere(entry, card, blocks)
             elif entry.notify == "broadcast":
                 where["reply_broadcast"] = True  # the thread reply is shown in the channel too
-            sent = await self.gateway.send("chat_postMessage", **where, text=fallback, blocks=blocks)
-            done.pause = PauseMessage(req.requirement_id, run.run_id, where["channel"], sent["ts"], "open", None, None)
+            mark = pause_mark(run.run_id, req.requirement_id)
+            ts = await self.find_posted(where, card, mark) if look_first else None
+            if ts is None:
+                sent = await self.gateway.send("chat_postMessage", **where, text=fallback, blocks=blocks, metadata=mark)
+                ts = sent["ts"]
+            done.pause = PauseMessage(req.requirement_id, run.run_id, where["channel"], ts, "open", None, None)
             posted[req.requirement_id] = done.pause
         elif message.kind == "notice":  # a line that tells people (a hand-over, a reminder, an escalation)
             detail = message.detail or {}
             if detail.get("dm"):  # to one person, by DM
                 opened = await self.gateway.send("conversations_open", users=detail["dm"])
                 await self.gateway.send("chat_postMessage", channel=opened["channel"]["id"], text=detail["text"])
+            elif detail.get("channel"):  # to a channel of its own (the operators')
+                await self.gateway.send("chat_postMessage", channel=detail["channel"], text=detail["text"])
             else:  # in the run's thread
                 await self.gateway.send(
                     "chat_postMessage", channel=card.channel, thread_ts=card.ts, text=detail["text"]
                 )
         elif message.kind == "dm" and req is not None:
-            done.copy = await self._send_copy(view, req, (message.detail or {}).get("to") or card.started_by)
+            to = (message.detail or {}).get("to") or card.started_by
+            done.copy = await self._send_copy(view, req, to, look_first=look_first)
         elif message.kind == "close_dm" and req is not None:
             detail = message.detail or {}
             to = detail.get("to") or card.started_by
@@ -314,14 +340,55 @@ class Presenter:
             await self.gateway.send("chat_update", channel=pause.channel, ts=pause.ts, text=fallback, blocks=blocks)
         return done
 
-    async def _send_copy(self, view: RunView, req: StepRequirement, to: str) -> PauseCopy | None:
+    async def find_posted(self, where: dict[str, Any], card: Card, mark: dict[str, Any]) -> str | None:
+        """The ts of a pause message already posted `where` (the card's thread, or the approvals channel since
+        the card), found by the metadata it was posted with (`mark`), or None. Slack has no idempotency key
+        for chat.postMessage; its message metadata, read back with include_all_metadata, serves as one
+        (https://docs.slack.dev/messaging/message-metadata)."""
+        wanted = mark["event_payload"]["requirement_id"]
+        cursor = None
+        for _page in range(LOOK_PAGES):
+            page: dict[str, Any] = {"channel": where["channel"], "include_all_metadata": True, "limit": 200}
+            if cursor:
+                page["cursor"] = cursor
+            try:
+                if "thread_ts" in where:
+                    found = await self.gateway.send("conversations_replies", ts=where["thread_ts"], **page)
+                else:
+                    found = await self.gateway.send("conversations_history", oldest=card.ts, **page)
+            except SlackCallFailed as exc:
+                if exc.kind == "transient":
+                    raise  # looked for later, with the post
+                return None  # cannot be read (a scope missing, say): post, as when nothing was found
+            for posted in found.get("messages") or []:
+                meta = posted.get("metadata") or {}
+                if (
+                    meta.get("event_type") == PAUSE_EVENT
+                    and (meta.get("event_payload") or {}).get("requirement_id") == wanted
+                ):
+                    return str(posted["ts"])
+            cursor = (found.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+        return None
+
+    async def _send_copy(
+        self, view: RunView, req: StepRequirement, to: str, *, look_first: bool = False
+    ) -> PauseCopy | None:
         """Send the DM copy of a pause to `to` (once: a copy already sent is not sent again; none once the
-        pause is decided). Raises SlackCallFailed (the outbox retries this copy alone)."""
+        pause is decided; `look_first`: found in the DM by its metadata if an earlier attempt posted it).
+        Raises SlackCallFailed (the outbox retries this copy alone)."""
         if req.status != "pending" or any(c.recipient == to for c in await self.store.copies(req.requirement_id)):
             return None
         opened = await self.gateway.send("conversations_open", users=to)
         channel = opened["channel"]["id"]
-        fallback, blocks = self.pause_view(view.entry, req, starter=view.card.started_by)
-        blocks = await self._elsewhere(view.entry, view.card, blocks)
-        sent = await self.gateway.send("chat_postMessage", channel=channel, text=fallback, blocks=blocks)
-        return PauseCopy(req.requirement_id, to, view.run.run_id, channel, sent["ts"], view.card.team_id)
+        mark = pause_mark(view.run.run_id, req.requirement_id)
+        ts = await self.find_posted({"channel": channel}, view.card, mark) if look_first else None
+        if ts is None:
+            fallback, blocks = self.pause_view(view.entry, req, starter=view.card.started_by)
+            blocks = await self._elsewhere(view.entry, view.card, blocks)
+            sent = await self.gateway.send(
+                "chat_postMessage", channel=channel, text=fallback, blocks=blocks, metadata=mark
+            )
+            ts = sent["ts"]
+        return PauseCopy(req.requirement_id, to, view.run.run_id, channel, ts, view.card.team_id)

@@ -26,6 +26,7 @@ from bot.store.metrics import Metrics
 from kern.exceptions import RunNotPausedError
 
 log = logging.getLogger("kern_bot")
+OUTBOX_WAIT = 0.5  # seconds a sweep waits for its outbox delivery before going on (it goes on in the background)
 
 
 async def take_over(runner: Runner, registry: Registry, run_id: str, metrics: Metrics | None = None) -> bool:
@@ -52,10 +53,16 @@ async def take_over(runner: Runner, registry: Registry, run_id: str, metrics: Me
 
 
 async def sweep_once(
-    runner: Runner, registry: Registry, now: float | None = None, metrics: Metrics | None = None
+    runner: Runner,
+    registry: Registry,
+    now: float | None = None,
+    metrics: Metrics | None = None,
+    outbox_wait: float | None = None,
 ) -> int:
     """One sweep; returns how many runs moved on by deadline plus how many orphans it began to take over
-    (each takeover goes on in the background). `metrics` counts timeouts, takeovers and the sweep itself."""
+    (each takeover goes on in the background). `metrics` counts timeouts, takeovers and the sweep itself.
+    The outbox's delivery is waited for at most `outbox_wait` seconds (None: to its end): a slow Slack
+    delays no deadline of the next sweep."""
     started = time.monotonic()
     moved = len(await kern.expire_due(registry.db, registry.workflows, now=now))
     if metrics is not None and moved:
@@ -65,7 +72,12 @@ async def sweep_once(
         runner.background.spawn(take_over(runner, registry, run_id, metrics))
         moved += 1
     await Timers(runner).fire_due(now)  # reminders and escalations
-    await runner.outbox.deliver()
+    # What Slack is owed, delivered meanwhile: a slow Slack delays no deadline of the next sweep.
+    delivery = runner.background.spawn(runner.outbox.deliver())
+    if outbox_wait is None:
+        await delivery
+    else:
+        await asyncio.wait({delivery}, timeout=outbox_wait)
     if metrics is not None:
         metrics.swept(started)
     return moved
@@ -77,7 +89,7 @@ async def sweep_forever(
     """The background task: sweep every `interval` seconds until cancelled."""
     while True:
         try:
-            await sweep_once(runner, registry, metrics=metrics)
+            await sweep_once(runner, registry, metrics=metrics, outbox_wait=OUTBOX_WAIT)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -9,7 +9,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler, async_default_handlers
+from slack_sdk.http_retry.builtin_async_handlers import async_default_handlers
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks as ui
@@ -20,7 +20,7 @@ from bot.registry import Registry
 from bot.runs.background import Background
 from bot.runs.runner import Runner
 from bot.slack.dedupe import SeenRequests, gate_requests
-from bot.slack.gateway import SlackGateway
+from bot.slack.gateway import CALL_TIMEOUT, SlackGateway
 from bot.slack.workspaces import TeamClients, current_team
 from bot.store import BotStore
 from bot.store.metrics import Metrics
@@ -54,11 +54,12 @@ class KernBot:
 
 
 def make_client(token: str | None, api_url: str | None = None) -> AsyncWebClient:
-    """A Web API client that retries rate limits (429) and connection errors (no token: OAuth mode's base
-    client, which exchanges install codes; each workspace's client is made from it, `bot.slack.workspaces`)."""
-    handlers = [*async_default_handlers(), AsyncRateLimitErrorRetryHandler(max_retry_count=3)]
+    """A Web API client that retries connection errors (no token: OAuth mode's base client, which exchanges
+    install codes; each workspace's client is made from it, `bot.slack.workspaces`). A 429 is not slept on here: it
+    comes back to the gateway, which holds back just that method (or channel) for its Retry-After
+    (bot/slack/pacing.py), so one rate-limited call delays nothing unrelated."""
     kwargs: dict[str, Any] = {"base_url": api_url} if api_url else {}
-    return AsyncWebClient(token=token, retry_handlers=handlers, **kwargs)
+    return AsyncWebClient(token=token, retry_handlers=async_default_handlers(), timeout=int(CALL_TIMEOUT), **kwargs)
 
 
 def build_bot(
@@ -69,10 +70,12 @@ def build_bot(
     command: str = "/kern",
     clients: TeamClients | None = None,
     oauth_flow: AsyncOAuthFlow | None = None,
+    ops_channel: str | None = None,
 ) -> KernBot:
     """The bot, in token mode (`client` carries the bot token) or, with `clients` and `oauth_flow`
     (bot/slack/oauth.py), in OAuth mode: each workspace's requests are authorized by its installation and
-    answered with its token."""
+    answered with its token. `ops_channel`: where messages Slack refused for good are told (else each
+    run's starter, by DM)."""
     app = AsyncApp(
         client=client,
         signing_secret=signing_secret or "socket-mode",
@@ -97,7 +100,7 @@ def build_bot(
     gateway = SlackGateway(client, teams)
     store = BotStore(registry.db)
     presenter = Presenter(gateway, registry, store)
-    outbox = Outbox(store, presenter, registry)
+    outbox = Outbox(store, presenter, registry, ops_channel=ops_channel)
     runner = Runner(background, gateway, store, presenter, outbox)
     access = Access(gateway, registry.db)
     metrics = Metrics()
@@ -137,7 +140,7 @@ def build_bot(
         ui.GRANT_REVOKE: home.on_revoke,
     }
     # Tool-call buttons carry their call index (kern:tool_ok:2); on the App Home every button also
-    # carries its place on the page (kern:confirm:3, kern:tool_ok:2:3), as action ids must be unique there.
+    # carries its place on the page (kern:confirm:3, kern:tool_ok:2:3), telling the pauses there apart.
     for action_id, handler in actions.items():
         app.action(re.compile(f"^{re.escape(action_id)}(:\\d+){{0,2}}$"))(handler)
     app.event("app_home_opened")(home.on_home_opened)

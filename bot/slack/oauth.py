@@ -1,16 +1,19 @@
-"""HTTP mode's OAuth install (OAuth mode): Bolt's `AsyncOAuthFlow` with its installations and states kept
-in kern's database (bot/slack/installations.py), served at GET /slack/install and GET /slack/oauth_redirect.
+"""HTTP mode's OAuth install (OAuth mode): Bolt's `AsyncOAuthFlow` with its installations kept in kern's
+database (bot/slack/installations.py), served at GET /slack/install and GET /slack/oauth_redirect.
 
 /slack/install shows the "Add to Slack" page: its link goes to Slack's authorize page with a new state
-(also set as a cookie in the browser). Slack sends the browser back to /slack/oauth_redirect with a code
-and that state; Bolt checks the cookie, consumes the state (once), exchanges the code with oauth.v2.access
-and stores the installation. From then on the workspace's requests are authorized by its installation,
-and the bot's calls for it use its bot token (`bot.slack.workspaces`).
+(also set as a cookie in the browser), signed, not stored: the page writes nothing (bot/slack/oauth_state.py).
+Slack sends the browser back to /slack/oauth_redirect with a code and that state; Bolt checks the cookie,
+consumes the state (its signature and age checked, then recorded: once), exchanges the code with
+oauth.v2.access and stores the installation, encrypted (bot/slack/installations.py). From then on the
+workspace's requests are authorized by its installation, and the bot's calls for it use its bot token
+(`bot.slack.workspaces`).
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -22,7 +25,9 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.config import Settings
 from bot.slack.app import make_client
-from bot.slack.installations import DbInstallationStore, DbOAuthStateStore
+from bot.slack.connections import Handler
+from bot.slack.installations import DbInstallationStore
+from bot.slack.oauth_state import SignedStateStore
 from bot.slack.workspaces import TeamClients
 from kern.db.base import BaseDb
 
@@ -83,7 +88,7 @@ def oauth_flow(
             authorization_url=authorization_url(settings.api_url),
             installation_store=installations,
             installation_store_bot_only=True,  # the bot acts with its own token only: one read per request
-            state_store=DbOAuthStateStore(db, expiration_seconds=settings.state_seconds),
+            state_store=SignedStateStore(db, settings.client_secret or "", expiration_seconds=settings.state_seconds),
             state_expiration_seconds=int(settings.state_seconds),
         ),
     )
@@ -91,15 +96,17 @@ def oauth_flow(
 
 def oauth_parts(settings: Settings, db: BaseDb) -> tuple[TeamClients, AsyncOAuthFlow]:
     """OAuth mode's client factory (each workspace's client from its installation in `db`) and install
-    flow, for `bot.slack.app.build_bot`."""
-    installations = DbInstallationStore(db)
+    flow, for `bot.slack.app.build_bot`. Raises SettingsError when KERN_TOKEN_KEYS is missing."""
+    installations = DbInstallationStore(db, settings.cipher)
     clients = TeamClients(make_client(None, settings.api_url), installations)
     installations.on_saved = clients.forget  # a reinstall's (or an uninstall's) token takes effect at once
     return clients, oauth_flow(settings, db, clients.base, installations)
 
 
-def add_oauth_routes(app: web.Application, flow: AsyncOAuthFlow) -> None:
-    """Serve the flow's two pages on `app`."""
+def add_oauth_routes(
+    app: web.Application, flow: AsyncOAuthFlow, wrap: Callable[[Handler], Handler] = lambda handler: handler
+) -> None:
+    """Serve the flow's two pages on `app` (each handler as `wrap` makes it)."""
 
     async def install(request: web.Request) -> web.Response:
         return await to_aiohttp_response(await flow.handle_installation(await to_bolt_request(request)))
@@ -107,5 +114,5 @@ def add_oauth_routes(app: web.Application, flow: AsyncOAuthFlow) -> None:
     async def redirect(request: web.Request) -> web.Response:
         return await to_aiohttp_response(await flow.handle_callback(await to_bolt_request(request)))
 
-    app.router.add_get(flow.install_path, install)
-    app.router.add_get(flow.redirect_uri_path, redirect)
+    app.router.add_get(flow.install_path, wrap(install))
+    app.router.add_get(flow.redirect_uri_path, wrap(redirect))

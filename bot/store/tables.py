@@ -167,7 +167,7 @@ outbox = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),  # pause | card | close | notice
     sa.Column("requirement_id", sa.String(64)),
     sa.Column("detail", sa.JSON),
-    sa.Column("status", sa.String(16), nullable=False),  # pending | done
+    sa.Column("status", sa.String(16), nullable=False),  # pending | done | failed (refused for good: error)
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("next_at", sa.Float, nullable=False),
     sa.Column("claimed_until", sa.Float),
@@ -190,7 +190,8 @@ seen_requests = sa.Table(
 
 
 # HTTP mode's OAuth install (bot/slack/installations.py): one row per (enterprise, team, installer), plus the
-# workspace's latest under installer ''. `data` is slack_sdk's Installation as JSON, bot token included.
+# workspace's latest under installer ''. `data` is slack_sdk's Installation as JSON, bot token included,
+# encrypted with KERN_TOKEN_KEYS (a Fernet token; rows of older versions in clear until migrated).
 installations = sa.Table(
     "kern_bot_installations",
     metadata,
@@ -204,7 +205,8 @@ installations = sa.Table(
     sa.Index("ix_kern_bot_installations_team_key", "team_key", "user_id"),
 )
 
-# OAuth states issued by /slack/install, each consumed once by /slack/oauth_redirect before it expires.
+# The OAuth states consumed by /slack/oauth_redirect (their nonces: bot/slack/oauth_state.py), each kept until the
+# state would have expired, so that none is consumed twice. Issuing a state writes nothing.
 oauth_states = sa.Table(
     "kern_bot_oauth_states",
     metadata,

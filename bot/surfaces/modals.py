@@ -16,6 +16,7 @@ from typing import Any
 
 from bot import blocks as ui
 from bot.approvals.types import Check, Loaded
+from bot.blocks.text import unseen
 from bot.delivery.presenter import output_text
 from bot.slack.workspaces import team
 from bot.surfaces.interactions import Ack, Interactions, who_where
@@ -120,10 +121,10 @@ class Modals:
             opened = await self.gateway.call("views_open", trigger_id=body["trigger_id"], view=ui.loading_modal())
             card = await self.store.card(value[4:], team=team())
             entry = self.registry.get(card.workflow) if card else None
-            if opened and card and entry:
-                refusal = await self.access.may_read(entry, card, body["user"]["id"])
-                if refusal:
-                    new = ui.info_modal("Not allowed", refusal)
+            if opened:  # a run that is not there and one they may not see: the same line
+                refusal = await self.access.may_read(entry, card, body["user"]["id"]) if card and entry else None
+                if card is None or entry is None or refusal:
+                    new = ui.info_modal("Not available", refusal or unseen(value[4:16]))
                 else:
                     run = await entry.workflow.aget_run(value[4:])
                     new = ui.full_text_modal("Output", output_text(run))
