@@ -9,6 +9,7 @@ from kern.exceptions import (
     RunNotPausedError,
     StoreError,
     StoreUnavailableError,
+    WrongWorkflowError,
 )
 from kern.workflow.timeouts import expire_due, recover_orphans
 
@@ -23,6 +24,7 @@ __all__ = [
     "RunNotPausedError",
     "StoreError",
     "StoreUnavailableError",
+    "WrongWorkflowError",
     "__version__",
     "expire_due",
     "recover_orphans",

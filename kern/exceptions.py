@@ -58,6 +58,19 @@ class JournalMismatchError(KernError):
         self.found = found
 
 
+class WrongWorkflowError(KernError):
+    """A run was given to a workflow other than the one that started it; nothing was changed.
+
+    `run_workflow` is the workflow the run belongs to, `workflow` the one that was asked to continue (or
+    cancel) it: its steps are not the run's steps, so it must never drive it."""
+
+    def __init__(self, message: str, *, run_id: str, run_workflow: str | None, workflow: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.run_workflow = run_workflow
+        self.workflow = workflow
+
+
 class SchemaVersionError(KernError):
     """The database's tables are at a schema revision this code will not use as is.
 

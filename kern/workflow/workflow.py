@@ -13,7 +13,12 @@ from pydantic import BaseModel
 
 from kern._sync import EventStream, event_stream, iterate_sync, run_sync
 from kern.db.base import BaseDb, Resolution, StoredRun
-from kern.exceptions import RequirementNotResolvedError, RunAlreadyResumedError, RunNotPausedError
+from kern.exceptions import (
+    RequirementNotResolvedError,
+    RunAlreadyResumedError,
+    RunNotPausedError,
+    WrongWorkflowError,
+)
 from kern.ids import new_id
 from kern.run.base import RunStatus
 from kern.run.options import WorkflowAsyncContinueOptions, WorkflowContinueOptions, WorkflowRunOptions
@@ -295,6 +300,7 @@ class Workflow(StoredRuns):
             resolved: list[StepRequirement] = []
 
             def prepare(stored: StoredRun) -> tuple[dict[str, Any], dict[str, Any], list[Resolution]]:
+                self._check_owner(stored)
                 journal = dict(stored.journal)
                 check_journal(self.steps, stored.run_id, journal, stored.output.get("step_requirements") or [])
                 if stored.status != "PAUSED":  # taking over a run whose process died
@@ -354,6 +360,7 @@ class Workflow(StoredRuns):
         reason = reason or "Cancelled" + (f" by {by}" if by else "")
 
         def prepare(stored: StoredRun) -> tuple[dict[str, Any], dict[str, Any], list[Resolution]]:
+            self._check_owner(stored)
             if stored.status not in ("PAUSED", "RUNNING"):
                 raise RunNotPausedError(
                     f"Run {run_id} is {stored.status}; only a paused or running run can be cancelled.",
@@ -379,6 +386,17 @@ class Workflow(StoredRuns):
 
         stored, version = await self.db.claim(run_id, expected_version=None, prepare=prepare, running_ok=True)
         return WorkflowRunOutput.from_dict(stored.output, version)
+
+    def _check_owner(self, stored: StoredRun) -> None:
+        """Refuse (`WrongWorkflowError`) a run another workflow started: these steps are not its steps."""
+        if stored.workflow_name != self.name:
+            raise WrongWorkflowError(
+                f"Run {stored.run_id} belongs to workflow {stored.workflow_name!r}, not {self.name!r}; "
+                f"continue or cancel it through {stored.workflow_name!r}. Nothing was changed.",
+                run_id=stored.run_id,
+                run_workflow=stored.workflow_name,
+                workflow=self.name,
+            )
 
     def cancel_run(self, run_id: str, *, by: str | None = None, reason: str | None = None) -> WorkflowRunOutput:
         return run_sync(self.acancel_run(run_id, by=by, reason=reason))
