@@ -1,6 +1,7 @@
 """kern: durable workflows and agents with human-in-the-loop pauses."""
 
 from kern.exceptions import (
+    CorruptRunError,
     KernError,
     LostOwnershipError,
     RequirementNotResolvedError,
@@ -16,6 +17,7 @@ from kern.workflow.timeouts import expire_due, recover_orphans
 __version__ = "0.1.0"
 
 __all__ = [
+    "CorruptRunError",
     "KernError",
     "LostOwnershipError",
     "RequirementNotResolvedError",

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from kern.db.base import BaseDb
-from kern.exceptions import JournalMismatchError, RequirementNotResolvedError, RunNotPausedError
+from kern.exceptions import CorruptRunError, JournalMismatchError, RequirementNotResolvedError, RunNotPausedError
 from kern.run.workflow import WorkflowRunOutput
 
 if TYPE_CHECKING:
@@ -27,8 +27,9 @@ async def expire_due(
 
     Cheap when nothing is due (one indexed query), safe to call from several processes at once: each
     expiry is a compare-and-set claim, so exactly one caller applies it and the rest skip. A decision
-    made before the deadline always wins, because resolving a pause moves the run past it. Returns the
-    runs this call moved on.
+    made before the deadline always wins, because resolving a pause moves the run past it. A run that
+    cannot be read (`CorruptRunError`) is skipped, named in the log once and quarantined, and the others
+    are served. Returns the runs this call moved on.
     """
     items = workflows.values() if isinstance(workflows, Mapping) else workflows
     by_name = {w.name: w for w in items}
@@ -36,12 +37,15 @@ async def expire_due(
         return []
     moved: list[WorkflowRunOutput] = []
     for run_id, requirement_id in await db.due_requirements(list(by_name), now=now, limit=limit):
-        stored = await db.load_run(run_id)
-        workflow = by_name.get(stored.workflow_name or "")
-        if workflow is None or stored.status != "PAUSED":
-            continue
         try:
+            stored = await db.load_run(run_id)
+            workflow = by_name.get(stored.workflow_name or "")
+            if workflow is None or stored.status != "PAUSED":
+                continue
             result = await workflow.acontinue_run(run_id=run_id, only_requirement=requirement_id, now=now)
+        except CorruptRunError as exc:  # named in the log once, left out of the next sweeps; the others go on
+            db.quarantine.hold(exc)
+            continue
         except RunNotPausedError:
             continue  # another process (or a person) got there first
         except RequirementNotResolvedError:
@@ -72,12 +76,14 @@ async def recover_orphans(
         return []
     recovered: list[WorkflowRunOutput] = []
     for run_id in await db.orphaned_runs(list(by_name), now=now, limit=limit):
-        stored = await db.load_run(run_id)
-        workflow = by_name.get(stored.workflow_name or "")
-        if workflow is None:
-            continue
         try:
+            stored = await db.load_run(run_id)
+            workflow = by_name.get(stored.workflow_name or "")
+            if workflow is None:
+                continue
             recovered.append(await workflow.acontinue_run(run_id=run_id))
+        except CorruptRunError as exc:
+            db.quarantine.hold(exc)
         except RunNotPausedError:
             continue  # another process took it over first
     return recovered

@@ -35,7 +35,7 @@ from kern.workflow import journal
 from kern.workflow.engine import RunContext, drive
 from kern.workflow.journal import check_journal
 from kern.workflow.node import Node, as_nodes
-from kern.workflow.stored_runs import StoredRuns
+from kern.workflow.stored_runs import StoredRuns, read_run
 
 Emit = Callable[[WorkflowEvent], Awaitable[None]]
 
@@ -231,7 +231,9 @@ class Workflow(StoredRuns):
         resolved, or none to apply a passed deadline). Works from any process: everything is read from
         the database. Raises `RequirementNotResolvedError` (a ValueError) if the active requirement is
         unresolved and not past its deadline, `RunAlreadyResumedError` if another caller resumed it
-        first, `RunNotPausedError` if it is not paused, `RunNotFoundError` for an unknown id.
+        first, `RunNotPausedError` if it is not paused, `RunNotFoundError` for an unknown id; and, changing
+        nothing, `WrongWorkflowError` for another workflow's run, `JournalMismatchError` if the definition
+        or the journal no longer fits the run, `CorruptRunError` for a run that cannot be read.
         """
         result = self.acontinue_run(
             run_output,
@@ -298,9 +300,13 @@ class Workflow(StoredRuns):
 
         async def resume(emit: Emit | None) -> WorkflowRunOutput:
             resolved: list[StepRequirement] = []
+            # The run as read by `prepare`, per stored version: read (and so checked, `CorruptRunError`)
+            # before anything is claimed, and then used as the claimed run instead of being read again.
+            runs: dict[int, WorkflowRunOutput] = {}
 
             def prepare(stored: StoredRun) -> tuple[dict[str, Any], dict[str, Any], list[Resolution]]:
                 self._check_owner(stored)
+                run = runs[stored.version] = read_run(stored)
                 journal = dict(stored.journal)
                 check_journal(self.steps, stored.run_id, journal, stored.output.get("step_requirements") or [])
                 if stored.status != "PAUSED":  # taking over a run whose process died
@@ -321,6 +327,8 @@ class Workflow(StoredRuns):
                 history[-1] = active.to_dict()
                 output["step_requirements"] = history
                 output["status"] = RunStatus.RUNNING.value
+                run.step_requirements[-1] = StepRequirement.from_dict(history[-1])
+                run.status = RunStatus.RUNNING
                 resolution = Resolution(
                     requirement_id=active.requirement_id,
                     status=active.status,
@@ -334,7 +342,8 @@ class Workflow(StoredRuns):
                 return output, journal, [resolution]
 
             stored, version = await self.db.claim(target, expected_version=expected_version, prepare=prepare)
-            run = WorkflowRunOutput.from_dict(stored.output, version)
+            run = runs.get(stored.version) or WorkflowRunOutput.from_dict(stored.output, version)
+            run.version = version
             if self.input_schema is not None:  # stored as JSON: the steps see the model again
                 with contextlib.suppress(ValueError):
                     run.input = self.validate_input(run.input)
@@ -355,12 +364,15 @@ class Workflow(StoredRuns):
         A paused run is cancelled at its pause. A running run is cancelled at once in the database; the
         process running it stops at its next node boundary (its next write fails its compare-and-set),
         so nothing after the step in flight runs. A run whose process died is cancelled the same way.
-        Raises `RunNotPausedError` if the run already ended, `RunNotFoundError` for an unknown id.
+        Raises `RunNotPausedError` if the run already ended, `RunNotFoundError` for an unknown id, and
+        (changing nothing) `WrongWorkflowError` for another workflow's run, `CorruptRunError` for a run
+        that cannot be read.
         """
         reason = reason or "Cancelled" + (f" by {by}" if by else "")
 
         def prepare(stored: StoredRun) -> tuple[dict[str, Any], dict[str, Any], list[Resolution]]:
             self._check_owner(stored)
+            read_run(stored)  # a run this kern cannot read is refused (`CorruptRunError`), not half-cancelled
             if stored.status not in ("PAUSED", "RUNNING"):
                 raise RunNotPausedError(
                     f"Run {run_id} is {stored.status}; only a paused or running run can be cancelled.",
