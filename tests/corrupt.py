@@ -43,3 +43,38 @@ def cut_output(db: BaseDb, run_id: str, keep: int = 60) -> None:
         return
     statement = sa.text("UPDATE kern_runs SET output = :text WHERE run_id = :run_id")
     run_sync(db.run_transaction(lambda conn: conn.execute(statement, {"text": text, "run_id": run_id})))
+
+
+def set_output_text(db: BaseDb, run_id: str, text: str) -> None:
+    """Store `text` as the output's JSON text as it is (it must be JSON for PostgreSQL's column)."""
+    cast = "CAST(:text AS json)" if isinstance(db, PostgresDb) else ":text"
+    statement = sa.text(f"UPDATE kern_runs SET output = {cast} WHERE run_id = :run_id")
+    run_sync(db.run_transaction(lambda conn: conn.execute(statement, {"text": text, "run_id": run_id})))
+
+
+def _pop_requirements(output: dict[str, Any]) -> None:
+    del output["step_requirements"]
+
+
+def _newer_kind(output: dict[str, Any]) -> None:
+    output["step_requirements"][-1]["kind"] = "quorum_v9"
+
+
+def _archived(output: dict[str, Any]) -> None:
+    output["status"] = "ARCHIVED"
+
+
+def _huge_number(db: BaseDb, run_id: str) -> None:
+    text = json.dumps(run_sync(db.load_run(run_id)).output)
+    set_output_text(db, run_id, text.replace('"input": "', '"count": ' + "7" * 5000 + ', "input": "', 1))
+
+
+# Each way a stored run is damaged, and what `CorruptRunError.problem` says of it.
+DAMAGES: dict[str, tuple[Any, str]] = {
+    "cut off": (cut_output, r"its stored output (cannot be read as JSON \(cut off\?\)|is a string where a JSON)"),
+    "unknown status": (lambda db, run_id: edit_output(db, run_id, _archived), r"status 'ARCHIVED' is not one"),
+    "newer pause kind": (lambda db, run_id: edit_output(db, run_id, _newer_kind), r"of kind 'quorum_v9'"),
+    "no step_requirements": (lambda db, run_id: edit_output(db, run_id, _pop_requirements), r"no step_requirements"),
+    "journal a list": (lambda db, run_id: set_columns(db, run_id, journal=[1, 2]), r"journal is a list where"),
+    "5,000-digit number": (_huge_number, r"cannot be read as JSON .*4300 digits"),
+}

@@ -283,7 +283,7 @@ class BaseDb(Retries, ABC):
         if isinstance(value, dict):
             return value
         if isinstance(value, Unreadable):
-            raise CorruptRunError(run_id, f"its stored {column} is not valid JSON (cut off?): {value.error}")
+            raise CorruptRunError(run_id, f"its stored {column} cannot be read as JSON (cut off?): {value.error}")
         kind = "a list" if isinstance(value, list) else "a string" if isinstance(value, str) else type(value).__name__
         raise CorruptRunError(run_id, f"its stored {column} is {kind} where a JSON object belongs")
 
