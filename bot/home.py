@@ -24,16 +24,18 @@ from bot.presenter import Presenter, RunView, card_view
 from bot.registry import BotWorkflow, Registry
 from bot.store import BotStore, Card, Delivery
 from bot.teams import team
-from kern.exceptions import RunNotFoundError
+from kern.exceptions import CorruptRunError, RunNotFoundError
 from kern.run import requirement as kinds
 from kern.run.base import RunStatus
 from kern.run.requirement import StepRequirement
+from kern.workflow.stored_runs import read_pause
 
 log = logging.getLogger("kern_bot")
 Ack = Callable[..., Awaitable[Any]]
 # Pauses looked at (and drawn) between two chances for the event loop to serve others: a click's ack
 # would otherwise wait behind a whole Home.
 _BETWEEN_YIELDS = 10
+UNREADABLE = ":warning: Cannot be read (its stored state is damaged; an operator was told in the log)"
 
 
 def _active_pause(output: dict[str, Any]) -> dict[str, Any] | None:
@@ -167,7 +169,10 @@ class Home:
                 and active.get("requirement_id") == pause.requirement_id
                 and active.get("status", "pending") == "pending"  # the stored form's default, as from_dict reads it
             ):
-                found.append((entry, card, StepRequirement.from_dict(active)))
+                try:
+                    found.append((entry, card, read_pause(card.run_id, active)))
+                except CorruptRunError as exc:  # one unreadable run is left out, not everyone's Home
+                    self.store.db.quarantine.hold(exc)
         notes = await read_notes(self.store.db, [req.requirement_id for _, _, req in found])
         return [Waiting(entry, card, req, notes[req.requirement_id]) for entry, card, req in found]
 
@@ -244,6 +249,10 @@ class Home:
                 run = await entry.workflow.aget_run(card.run_id)
             except RunNotFoundError:
                 run = None
+            except CorruptRunError as exc:
+                self.store.db.quarantine.hold(exc)
+                lines.append(ui.run_line(card.run_id, entry.name, card.channel, UNREADABLE, None))
+                continue
             status = card_view(entry, card, run).status if run is not None else ":hourglass: Starting…"
             link = await self.presenter.card_link(card, must=False) if card.ts else None
             lines.append(ui.run_line(card.run_id, entry.name, card.channel, status, link))

@@ -23,7 +23,7 @@ from bot.registry import Registry
 from bot.runner import Runner
 from bot.teams import acting_for
 from bot.timers import Timers
-from kern.exceptions import RunNotPausedError
+from kern.exceptions import CorruptRunError, RunNotPausedError
 
 log = logging.getLogger("kern_bot")
 
@@ -31,18 +31,21 @@ log = logging.getLogger("kern_bot")
 async def take_over(runner: Runner, registry: Registry, run_id: str, metrics: Metrics | None = None) -> bool:
     """Continue a run whose process died, following it here; False if another process got it first."""
     about(run_id=run_id)
-    stored = await registry.db.load_run(run_id)
-    entry = registry.by_workflow_name(stored.workflow_name)
-    if entry is None:
-        return False
-    card = await runner.store.card(run_id)
     try:
+        stored = await registry.db.load_run(run_id)
+        entry = registry.by_workflow_name(stored.workflow_name)
+        if entry is None:
+            return False
+        card = await runner.store.card(run_id)
         if card is None:  # started outside the bot: finish it, nothing to show
             await entry.workflow.acontinue_run(run_id=run_id)
         else:
             events = entry.workflow.acontinue_run(run_id=run_id, stream=True, stream_events=True)
             with acting_for(card.team_id):  # what it says on Slack, it says with that workspace's token
                 await runner.follow(entry, card, events)
+    except CorruptRunError as exc:  # named in the log once and left out of later sweeps; the others go on
+        registry.db.quarantine.hold(exc)
+        return False
     except RunNotPausedError:
         return False
     if metrics is not None:
