@@ -1,7 +1,10 @@
 """What a bot process does every sweep, whatever else it is doing: nothing is left waiting on a process
 that died or on a Slack call that failed.
 
-- Deadlines: pauses past their deadline get their `on_timeout` applied, with nobody clicking.
+- Deadlines: pauses past their deadline get their `on_timeout` applied, with nobody clicking. The sweep
+  only applies them (the decision is durable at once); each run then goes on in the background, at most
+  MOST_CONTINUING at a time, so a run that goes on into a slow step never delays another run's deadline.
+  A run whose process dies meanwhile is taken over like any other (its lease expires).
 - Recovery: runs whose process died (their lease expired) are taken over and followed here.
 - Timers: reminders and escalations of open pauses that are due (bot/timers.py).
 - The outbox: messages still owed to Slack (a failed call, a crash before sending) are delivered.
@@ -15,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 import kern
 from bot.logs import about
@@ -24,8 +29,10 @@ from bot.runner import Runner
 from bot.teams import acting_for
 from bot.timers import Timers
 from kern.exceptions import CorruptRunError, RunNotPausedError
+from kern.run.workflow import WorkflowRunOutput
 
 log = logging.getLogger("kern_bot")
+MOST_CONTINUING = 32  # runs continued in the background after their deadline, at once, per process
 
 
 async def take_over(runner: Runner, registry: Registry, run_id: str, metrics: Metrics | None = None) -> bool:
@@ -54,13 +61,34 @@ async def take_over(runner: Runner, registry: Registry, run_id: str, metrics: Me
     return True
 
 
+def _continuer(runner: Runner) -> kern.Spawn:
+    """How a sweep continues a run whose deadline it applied: in the background, then delivering what the
+    run owes Slack (its card) at once rather than at the next sweep."""
+
+    def spawn(run: WorkflowRunOutput, rest: Coroutine[Any, Any, WorkflowRunOutput]) -> None:
+        runner.continuing.add(run.run_id)
+
+        async def go_on() -> None:
+            try:
+                about(run_id=run.run_id)
+                await rest
+            finally:
+                runner.continuing.discard(run.run_id)
+            await runner.outbox.deliver(run.run_id)
+
+        runner.background.spawn(go_on())
+
+    return spawn
+
+
 async def sweep_once(
     runner: Runner, registry: Registry, now: float | None = None, metrics: Metrics | None = None
 ) -> int:
     """One sweep; returns how many runs moved on by deadline plus how many orphans it began to take over
     (each takeover goes on in the background). `metrics` counts timeouts, takeovers and the sweep itself."""
     started = time.monotonic()
-    moved = len(await kern.expire_due(registry.db, registry.workflows, now=now))
+    room = MOST_CONTINUING - len(runner.continuing)  # past it, the next sweeps apply what is due
+    moved = len(await kern.expire_due(registry.db, registry.workflows, now=now, limit=room, spawn=_continuer(runner)))
     if metrics is not None and moved:
         metrics.decisions.labels("timeout").inc(moved)
     names = [w.name for w in registry.workflows]

@@ -12,7 +12,7 @@ from kern.exceptions import (
     StoreUnavailableError,
     WrongWorkflowError,
 )
-from kern.workflow.timeouts import expire_due, recover_orphans
+from kern.workflow.timeouts import Spawn, expire_due, recover_orphans
 
 __version__ = "0.1.0"
 
@@ -24,6 +24,7 @@ __all__ = [
     "RunAlreadyResumedError",
     "RunNotFoundError",
     "RunNotPausedError",
+    "Spawn",
     "StoreError",
     "StoreUnavailableError",
     "WrongWorkflowError",

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from kern.db.base import BaseDb
 from kern.exceptions import CorruptRunError, JournalMismatchError, RequirementNotResolvedError, RunNotPausedError
@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from kern.workflow.workflow import Workflow
 
 log = logging.getLogger(__name__)
+# Takes a run whose deadline was applied, and the coroutine that drives the rest of it (see `expire_due`).
+Spawn = Callable[[WorkflowRunOutput, Coroutine[Any, Any, WorkflowRunOutput]], object]
 
 
 async def expire_due(
@@ -22,6 +24,7 @@ async def expire_due(
     *,
     now: float | None = None,
     limit: int = 100,
+    spawn: Spawn | None = None,
 ) -> list[WorkflowRunOutput]:
     """Apply `on_timeout` to every pending pause of `workflows` whose deadline has passed.
 
@@ -30,6 +33,12 @@ async def expire_due(
     made before the deadline always wins, because resolving a pause moves the run past it. A run that
     cannot be read (`CorruptRunError`) is skipped, named in the log once and quarantined, and the others
     are served. Returns the runs this call moved on.
+
+    `spawn` continues each run off this call: here the deadline is applied (the decision recorded, the
+    run RUNNING under this process's lease), and `spawn(run, coroutine)` is handed the rest of the run to
+    drive, say as a task, so that a run that goes on into a slow step does not hold back the next deadline.
+    If this process dies before that ends, nothing is lost: the lease expires and `recover_orphans` (in
+    any process) takes the run over. The runs are then returned as taken (RUNNING).
     """
     items = workflows.values() if isinstance(workflows, Mapping) else workflows
     by_name = {w.name: w for w in items}
@@ -42,7 +51,11 @@ async def expire_due(
             workflow = by_name.get(stored.workflow_name or "")
             if workflow is None or stored.status != "PAUSED":
                 continue
-            result = await workflow.acontinue_run(run_id=run_id, only_requirement=requirement_id, now=now)
+            result, rest = await workflow._expire(run_id, requirement_id, now=now)
+            if spawn is not None:
+                spawn(result, rest)
+            else:
+                result = await rest
         except CorruptRunError as exc:  # named in the log once, left out of the next sweeps; the others go on
             db.quarantine.hold(exc)
             continue
