@@ -360,7 +360,7 @@ LOSSES: dict[str, tuple[Build, Callable[[dict[str, Any]], None], str, str]] = {
         "0",
         "Step:fetch",
     ),
-    "a step inside a finished branch": (nested, lambda j: j.pop("1/if/0") and j.pop("1"), "1/if/0", "Step:a"),
+    "a step inside a finished branch": (nested, lambda j: j.pop("1/if/0"), "1/if/0", "Step:a"),
     "a finished container": (nested, lambda j: j.pop("1"), "1", "Condition:check"),
 }
 
