@@ -346,7 +346,7 @@ class Workflow(StoredRuns):
             history[-1] = active.to_dict()
             output["step_requirements"] = history
             output["status"] = RunStatus.RUNNING.value
-            run.step_requirements[-1] = StepRequirement.from_dict(history[-1])
+            run.step_requirements[-1] = active  # the run's own: the continued event gets a copy
             run.status = RunStatus.RUNNING
             resolution = Resolution(
                 requirement_id=active.requirement_id,
@@ -374,6 +374,7 @@ class Workflow(StoredRuns):
         ctx = RunContext(run, claimed.journal, self.db, claimed.version, self._sink(emit, lambda: ctx), stream_events)
         req = claimed.resolved
         if req is not None and ctx.has_listener:
+            req = StepRequirement.from_dict(req.to_dict())
             event = StepExecutorContinuedEvent if req.kind == EXECUTOR else StepContinuedEvent
             await ctx.emit(
                 event(step_name=req.step_name, step_path=req.step_path, step_type=req.step_type, requirement=req)
