@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import sweeper
 from bot.devslack import DevSlack
 from bot.registry import BotWorkflow, Registry
 from bot.sweeper import sweep_forever
@@ -142,3 +143,28 @@ async def test_a_continuation_that_dies_is_taken_over(env: Env) -> None:
     assert (await env.db.load_run(slow)).status == RunStatus.COMPLETED.value
     assert started == ["c", "c"]  # the step in flight ran again; the decision was not re-made
     assert len(await env.db.audit_log(run_id=slow)) == 1
+
+
+async def test_continuations_are_bounded(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With room for one continuation, the quick deadline waits for the slow run to end (the next sweeps
+    apply it then): the bound holds, and nothing is lost meanwhile."""
+    monkeypatch.setattr(sweeper, "MOST_CONTINUING", 1)
+    await run(env, "slow d")
+    slow = await run_id_of_card(env)
+    await run(env, "quick e")
+    quick = await run_id_of_card(env)
+    most = 0
+    task = asyncio.create_task(sweep_forever(env.bot.runner, env.bot.registry, interval=0.05))
+    try:
+        for _ in range(200):
+            most = max(most, len(env.bot.runner.continuing))
+            if await env.db.audit_log(run_id=quick):
+                break
+            await asyncio.sleep(0.05)
+        quick_late = await decided_at(env.db, quick) - await deadline_of(env, quick)
+        assert (await env.db.load_run(slow)).status == RunStatus.COMPLETED.value  # it ended first
+    finally:
+        task.cancel()
+    assert most == 1 and quick_late > SLOW - (QUICK_DEADLINE - SLOW_DEADLINE) - 0.5, quick_late
+    await settle(env)
+    assert (await env.db.load_run(quick)).status == RunStatus.COMPLETED.value
