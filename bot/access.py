@@ -1,15 +1,30 @@
 """Who may do what, checked on every request from the database (the run's card: its channel and who
-started it) and Slack (group and channel membership), never from the request's payload."""
+started it) and Slack (group and channel membership), never from the request's payload.
+
+Every route to a decision on a pause asks here (a button, a form, a vote, a DM copy, the App Home, a
+hand-over, a standing approval), so a rule holds on all of them. A hand-over or a grant never gives more
+than its giver had: only those the step's own rules name hand over or give a grant; a hand-over passes its
+giver's one vote on an N-of-M pause; a grant allows only at its own step, and only where its giver could
+answer; and where self-approval is forbidden the run's starter answers through none of them.
+"""
 
 from __future__ import annotations
 
-from bot import pause_notes
+from bot import pause_notes, voices
 from bot.gateway import SlackGateway
+from bot.pause_notes import Notes, takes_votes
 from bot.policy import Approvers, Audience
 from bot.registry import BotWorkflow
 from bot.store import Card
+from bot.text import escape
 from kern.db.base import BaseDb
 from kern.run.requirement import StepRequirement
+
+SELF_APPROVAL = "You started this run, so someone else has to answer it."
+
+
+def _self_refused(rules: Approvers, card: Card, user: str) -> bool:
+    return rules.forbid_self_approval and user == card.started_by
 
 
 class Access:
@@ -39,13 +54,31 @@ class Access:
         return await self._listed(user, rules.users, rules.groups, card.channel if rules.channel_members else None)
 
     async def may_answer(self, entry: BotWorkflow, card: Card, user: str, step: str | None = None) -> str | None:
-        """Why `user` may not answer this run's pauses (of the step named `step`), or None if they may."""
+        """Why `user` may not answer this run's pauses (of the step named `step`) by that step's own rules,
+        or None if they may. Standing approvals are given and applied by this rule alone."""
         rules = entry.approvers_for(step)
-        if rules.forbid_self_approval and user == card.started_by:
-            return "You started this run, so someone else has to answer it."
+        if _self_refused(rules, card, user):
+            return SELF_APPROVAL
         if await self._approver(rules, user, card):
             return None
         return f"Only {rules.describe()} may answer this."
+
+    async def _notes(self, req: StepRequirement, notes: pause_notes.Notes | None, votes: bool) -> pause_notes.Notes:
+        if notes is not None or self.db is None:
+            return notes or pause_notes.Notes()
+        return (await pause_notes.read_notes(self.db, [req.requirement_id], with_votes=votes))[req.requirement_id]
+
+    async def _by_rules(
+        self, entry: BotWorkflow, card: Card, user: str, req: StepRequirement, by_rules: str | None, notes: Notes
+    ) -> str | None:
+        """The step's own rules: its approvers, and once it escalated, the escalation group (never a hand-over)."""
+        refusal = await self.may_answer(entry, card, user, req.step_name) if by_rules == "" else by_rules
+        if refusal is None or refusal == SELF_APPROVAL:
+            return refusal
+        up = entry.approvers_for(req.step_name).escalate_to
+        if up is not None and notes.escalated_at is not None and await self._approver(up, user, card):
+            return None
+        return refusal
 
     async def may_answer_pause(
         self,
@@ -56,20 +89,64 @@ class Access:
         by_rules: str | None = "",
         notes: pause_notes.Notes | None = None,
     ) -> str | None:
-        """Why `user` may not answer this pause, or None: its step's approvers, anyone it was handed to,
-        and, once it escalated, the escalation group. `by_rules` is the answer of `may_answer` when the
-        caller already knows it ("" to ask); `notes`, the pause's notes when the caller read them already."""
+        """Why `user` may not answer (or vote on) this pause, or None: its step's approvers, once it
+        escalated the escalation group, and anyone it was handed to. Never the run's starter where the step
+        forbids self-approval, whatever was handed to them; and on a pause decided by votes, not someone who
+        handed it on (a hand-over passes their one vote, it does not add one). `by_rules` is the answer of
+        `may_answer` when the caller already knows it ("" to ask); `notes`, the pause's notes when the
+        caller read them already."""
+        rules = entry.approvers_for(req.step_name)
+        if _self_refused(rules, card, user):
+            return SELF_APPROVAL  # whatever was handed to them or escalated
+        voting = takes_votes(rules, req.kind)
         refusal = await self.may_answer(entry, card, user, req.step_name) if by_rules == "" else by_rules
-        if refusal is None or self.db is None:
-            return refusal
-        if notes is None:
-            notes = (await pause_notes.read_notes(self.db, [req.requirement_id], with_votes=False))[req.requirement_id]
-        if notes.handed_to(user):
-            return None
-        up = entry.approvers_for(req.step_name).escalate_to
-        if up is not None and notes.escalated_at is not None and await self._approver(up, user, card):
+        if refusal is None and not voting:
+            return None  # the rules let them, and nothing done to this pause can take it away
+        notes = await self._notes(req, notes, votes=False)
+        if voting and (to := notes.handed_on_by(user)) is not None:
+            return voices.vote_passed(to)
+        refusal = await self._by_rules(entry, card, user, req, refusal, notes)
+        if refusal is None or notes.handed_to(user):
             return None
         return refusal
+
+    async def may_hand_over(
+        self, entry: BotWorkflow, card: Card, by: str, req: StepRequirement, to: str | None = None
+    ) -> str | None:
+        """Why `by` may not hand this pause (to `to`, when known), or None. A hand-over passes what its giver
+        has and no more: only someone who may answer by the step's own rules hands over (not someone it was
+        handed to); on a pause decided by votes, only once and only before voting (it passes their one
+        vote); and never to the run's starter where the step forbids self-approval."""
+        rules = entry.approvers_for(req.step_name)
+        voting = takes_votes(rules, req.kind)
+        notes = await self._notes(req, None, votes=voting)
+        refusal = await self._by_rules(entry, card, by, req, "", notes)
+        if refusal is not None:
+            if refusal != SELF_APPROVAL and notes.handed_to(by):
+                return "This pause was handed to you: you may answer it, but only its own approvers may hand it on."
+            return refusal
+        if voting and notes.voted(by):
+            return voices.VOTED
+        if voting and (earlier := notes.handed_on_by(by)) is not None:
+            return voices.handed_already(earlier)
+        if to is not None and _self_refused(rules, card, to):
+            return f"<@{to}> started this run, and its rules forbid them to answer it: hand it to someone else."
+        return None
+
+    async def may_grant(self, entry: BotWorkflow, card: Card, user: str, req: StepRequirement) -> str | None:
+        """Why `user` may not give a standing approval ("always allow this tool") at this pause, or None. A
+        grant outlives the pause, so only the step's own approvers give one: not someone it was handed to,
+        nor an escalation group (they answer this pause, not the step's later ones)."""
+        refusal = await self.may_answer(entry, card, user, req.step_name)
+        if refusal is None or refusal == SELF_APPROVAL:
+            return refusal
+        return f"{refusal} Only they may allow a tool always, at this step."
+
+    async def may_apply_grant(self, entry: BotWorkflow, card: Card, granted_by: str, step: str | None) -> bool:
+        """Whether a standing approval given by `granted_by` at the step `step` may decide a pause of that
+        step in this run: only if they could answer it themselves by the step's own rules here (not, say,
+        as this run's starter). A grant without a step (made before grants named theirs) decides nothing."""
+        return step is not None and await self.may_answer(entry, card, granted_by, step) is None
 
     async def _in(self, audience: Audience, entry: BotWorkflow, user: str, card: Card | None, channel: str) -> bool:
         if audience.anyone:
@@ -84,7 +161,7 @@ class Access:
     async def may_start(self, entry: BotWorkflow, user: str, channel: str) -> str | None:
         if await self._in(entry.starters, entry, user, None, channel):
             return None
-        return f"Only {entry.starters.describe(entry.approvers)} may start `{entry.name}`."
+        return f"Only {entry.starters.describe(entry.approvers)} may start `{escape(entry.name)}`."
 
     async def may_cancel(self, entry: BotWorkflow, card: Card, user: str) -> str | None:
         if await self._in(entry.cancellers, entry, user, card, card.channel):

@@ -52,7 +52,7 @@ class Commands:
                 return
             entry = self.registry.get(name)
             if entry is None:
-                known = ", ".join(f"`{n}`" for n in self.registry.entries) or "none"
+                known = ", ".join(f"`{ui.escape(n)}`" for n in self.registry.entries) or "none"
                 await ack(
                     response_type="ephemeral",
                     text=f"Unknown workflow `{ui.escape(name or '?')}`. Workflows: {known}. {USAGE}",
@@ -64,11 +64,12 @@ class Commands:
                 return
             if await self.start_forms.takes_over(ack, entry, given.strip(), command):  # a form, or bad input
                 return
-            await ack(response_type="ephemeral", text=f"Starting `{entry.name}`…")
+            await ack(response_type="ephemeral", text=f"Starting `{ui.escape(entry.name)}`…")
             self.background.spawn(self.runner.start(entry, given.strip(), user, channel, command.get("response_url")))
         elif verb == "list":
             lines = [
-                f"• `{e.name}`: {ui.escape(e.description or 'no description')}" for e in self.registry.entries.values()
+                f"• `{ui.escape(e.name)}`: {ui.escape(e.description or 'no description')}"
+                for e in self.registry.entries.values()
             ]
             await ack(response_type="ephemeral", text="Workflows you can run:\n" + "\n".join(lines))
         elif verb == "status" and rest:
@@ -114,12 +115,12 @@ class Commands:
         refusal = await self.access.may_read(entry, card, user)
         if refusal:
             return refusal
-        line = f"`{entry.name}` run `{run.run_id}`: {run.status.value.lower()}"
+        line = f"`{ui.escape(entry.name)}` run `{run.run_id}`: {run.status.value.lower()}"
         if run.is_paused:
             req = run.step_requirements[-1]
-            line += f", waiting at {req.step_name} ({req.kind.replace('_', ' ')})"
-        elif run.is_cancelled:  # kern's reason, e.g. "Cancelled by <@U1>": its mention stays one
-            line += f": {ui.escape_keeping_mentions(ui.truncate(ui.as_text(run.content), 1500))}"
+            line += f", waiting at {ui.escape(req.step_name)} ({req.kind.replace('_', ' ')})"
+        elif run.is_cancelled:  # kern's reason: "Cancelled by <@U1>" names the canceller, feedback is text
+            line += f": {ui.reason_line(ui.truncate(ui.as_text(run.content), 1500))}"
         elif run.content is not None:
             line += f": {ui.quote(run.content, 1500)}"
         return line
@@ -138,6 +139,6 @@ class Commands:
         try:
             await entry.workflow.acancel_run(run_id, by=user, reason=f"Cancelled by <@{user}>")
         except RunNotPausedError as exc:
-            await self.gateway.tell(channel, user, f"Cannot cancel: {exc}", response_url=response_url)
+            await self.gateway.tell(channel, user, f"Cannot cancel: {ui.escape(str(exc))}", response_url=response_url)
             return
         await self.runner.outbox.deliver(run_id)

@@ -210,8 +210,8 @@ class Home:
         return [*blocks, ui.context(where)]
 
     async def may_revoke(self, grant: dict[str, Any], user: str) -> bool:
-        """Who may revoke a standing approval: whoever gave it, and those who may answer the workflow's
-        pauses (of its run, for a run's grant)."""
+        """Who may revoke a standing approval: whoever gave it, and those who may answer its step's pauses
+        (of its run, for a run's grant)."""
         entry = self.registry.get(grant["workflow"])
         if entry is None:
             return False
@@ -219,7 +219,7 @@ class Home:
             return True
         card = await self.store.card(grant["run_id"], team=team()) if grant["run_id"] else None
         card = card or Card(run_id="", workflow=entry.name, channel="", ts="", started_by="")
-        return await self.access.may_answer(entry, card, user) is None
+        return await self.access.may_answer(entry, card, user, grant.get("step_name")) is None
 
     async def _grants(self, user: str) -> list[tuple[str, str]]:
         shown = []

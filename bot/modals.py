@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot import blocks as ui
-from bot.interactions import Ack, Interactions, Loaded, who_where
+from bot.interactions import Ack, Check, Interactions, Loaded, who_where
 from bot.presenter import output_text
 from bot.teams import team
 from kern.run.requirement import StepRequirement
@@ -40,9 +40,11 @@ class Modals:
         build: Callable[[Loaded], dict[str, Any]],
         *,
         reading: bool = False,
+        check: Check | None = None,
     ) -> None:
         """Open a modal at once (a loading view: the trigger expires in 3 s), then fill it in once the pause
-        is loaded and the user's right to answer it (or, `reading`, to read the run) is checked."""
+        is loaded and the user's right to answer it (or, `reading`, to read the run; or what `check` asks) is
+        checked."""
         opened = await self.gateway.call("views_open", trigger_id=body["trigger_id"], view=ui.loading_modal())
         loaded = await self.ix.load(requirement_id)
         if opened is None:
@@ -60,9 +62,10 @@ class Modals:
             new = ui.info_modal("Not available", loaded)
         else:
             who = body["user"]["id"]
-            refusal = await (
-                self.access.may_read(loaded.entry, loaded.card, who) if reading else self.ix.may_answer(loaded, who)
-            )
+            if reading:
+                refusal = await self.access.may_read(loaded.entry, loaded.card, who)
+            else:
+                refusal = await (check or self.ix.may_answer)(loaded, who)
             new = ui.info_modal("Not allowed", refusal) if refusal else build(loaded)
         await self.gateway.call("views_update", view_id=view["id"], hash=view.get("hash"), view=new)
 

@@ -61,13 +61,14 @@ def card_view(
         view.status = status or view.status
     elif run.is_paused and run.step_requirements:
         req = run.step_requirements[-1]
-        view.status = f":double_vertical_bar: Waiting: {req.step_name} ({req.kind.replace('_', ' ')})"
+        view.status = f":double_vertical_bar: Waiting: {ui.escape(req.step_name)} ({req.kind.replace('_', ' ')})"
     elif run.status == RunStatus.COMPLETED:
         view.status, view.output, view.finished = ":white_check_mark: Completed", run.content, True
         view.routes = route_outputs(run)
     elif run.status == RunStatus.CANCELLED:
         reason = ui.as_text(run.content)  # kern's reason: "Cancelled by <@U1>", "Max retries (3) reached ..."
-        view.status = ":no_entry: " + (reason if reason.startswith("Cancelled") else f"Cancelled: {reason}")
+        line = ui.reason_line(reason)
+        view.status = ":no_entry: " + (line if reason.startswith("Cancelled") else f"Cancelled: {line}")
         view.finished, view.ended = True, "Cancelled"
     elif run.status == RunStatus.ERROR:
         view.status, view.error, view.finished = ":x: Failed", run.error or str(run.content), True

@@ -62,7 +62,9 @@ class StartForms:
         try:
             entry.workflow.validate_input(given)
         except ValueError as exc:
-            problems = "; ".join(f"*{_label(k)}*: {v}" for k, v in ui.form_errors(schema, exc).items())
+            problems = "; ".join(
+                f"*{ui.escape(_label(k))}*: {ui.escape(v)}" for k, v in ui.form_errors(schema, exc).items()
+            )
             await ack(
                 response_type="ephemeral",
                 text=f"That input does not fit `{entry.name}`: {problems}. "

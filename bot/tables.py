@@ -110,8 +110,9 @@ handovers = sa.Table(
 )
 
 
-# Standing approvals of tool calls (bot/grants.py): a tool always allowed in one run, or in a workflow
-# until `expires_at`, unless revoked.
+# Standing approvals of tool calls (bot/grants.py): a tool always allowed at one step (`step_name`, the step
+# it was given at) in one run, or in a workflow until `expires_at`, unless revoked. A grant without a step
+# (made before grants named theirs, see migration 0007) allows nothing.
 grants = sa.Table(
     "kern_bot_grants",
     metadata,
@@ -126,6 +127,7 @@ grants = sa.Table(
     sa.Column("revoked_by", sa.String(64)),
     sa.Column("revoked_at", sa.Float),
     sa.Column("team_id", sa.String(64), nullable=False, server_default=""),  # see TEAM above
+    sa.Column("step_name", sa.String(256)),
     sa.Index("ix_kern_bot_grants_tool", "tool_name", "workflow"),
 )
 

@@ -143,7 +143,6 @@ VIEW_CASES: dict[str, tuple[str, Any]] = {  # name -> (callback_id to submit und
     "without private_metadata": (ui.V_INPUT, lambda v: v.pop("private_metadata")),
     "without state": (ui.V_INPUT, lambda v: v.pop("state")),
     "private_metadata not text": (ui.V_INPUT, lambda v: v.update(private_metadata={"id": 1})),
-    "tool private_metadata with a bad index": (ui.V_TOOL_INPUT, lambda v: v.update(private_metadata="rid:first")),
     "text form without its text": (ui.V_EDIT, lambda v: v.update(state={"values": {}})),
     "state values not objects": (ui.V_INPUT, lambda v: v.update(state={"values": {"f0": ["x"]}})),
 }

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.blocks.kit import ROUTE_BLOCK, Blocks, button, context
-from bot.text import SECTION_TEXT, escape, truncate
+from bot.text import SECTION_TEXT, clip, escape
 
 HOME_PAGE = "kern:home_page"  # Next / Previous: the value is the page to show
 GRANT_REVOKE = "kern:grant_revoke"  # the value is the grant's id
@@ -73,7 +73,7 @@ def home_view(
         blocks.append({"type": "actions", "block_id": "home_pages", "elements": nav})
     blocks.append({"type": "header", "text": {"type": "plain_text", "text": ":clipboard: Your runs"}})
     if runs:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": truncate("\n".join(runs), SECTION_TEXT)}})
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": clip("\n".join(runs), SECTION_TEXT)}})
     else:
         blocks.append(context("You have not started a run yet: `/kern run <workflow>` in a channel."))
     if grants:
@@ -82,7 +82,7 @@ def home_view(
             blocks.append(
                 {
                     "type": "section",
-                    "text": {"type": "mrkdwn", "text": truncate(text, SECTION_TEXT)},
+                    "text": {"type": "mrkdwn", "text": clip(text, SECTION_TEXT)},
                     "accessory": button("Revoke", GRANT_REVOKE, grant_id, "danger"),
                 }
             )
@@ -90,6 +90,6 @@ def home_view(
 
 
 def run_line(run_id: str, workflow: str, channel: str, status: str, link: str | None = None) -> str:
-    """One line of "Your runs" (`link`: to the run card)."""
+    """One line of "Your runs" (`link`: to the run card; `status`: the card's status line, mrkdwn)."""
     shown = f"<{link}|{run_id[:12]}>" if link else f"`{run_id[:12]}`"
-    return f"{shown} *{escape(workflow)}* in <#{channel}>: {escape(truncate(status, 200))}"
+    return f"{shown} *{escape(workflow)}* in <#{channel}>: {clip(status, 200)}"

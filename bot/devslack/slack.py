@@ -453,12 +453,15 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls):
         thread_ts: str | None = None,
         state: dict[str, Any] | None = None,
         stale: tuple[Message, dict[str, Any], str] | None = None,
+        value: str | None = None,
     ) -> tuple[int, str, float]:
         """Click the newest element `action_id`, or `stale` (a `find()` result kept from before an update,
-        as a client still showing an old copy of the message would send it)."""
-        return await self._interaction(
-            self.click_payload(action_id, user=user, thread_ts=thread_ts, state=state, stale=stale)
-        )
+        as a client still showing an old copy of the message would send it). `value` replaces the
+        element's value (a tampered payload)."""
+        payload = self.click_payload(action_id, user=user, thread_ts=thread_ts, state=state, stale=stale)
+        if value is not None:
+            payload["actions"][0]["value"] = value
+        return await self._interaction(payload)
 
     def click_payload(
         self,
