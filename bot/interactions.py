@@ -98,8 +98,13 @@ class Interactions:
         return Loaded(entry, card, pause, run, req)
 
     async def load_run(self, entry: BotWorkflow, card: Card) -> Loaded | None:
-        """The run's current pause, loaded as a click would load it; None if it is not paused."""
-        run = await entry.workflow.aget_run(card.run_id)
+        """The run's current pause, loaded as a click would load it; None if it is not paused (or cannot be
+        read: then it is quarantined, named in the log once)."""
+        try:
+            run = await entry.workflow.aget_run(card.run_id)
+        except CorruptRunError as exc:
+            self.store.db.quarantine.hold(exc)
+            return None
         if not run.is_paused or not run.step_requirements:
             return None
         loaded = await self.load(run.step_requirements[-1].requirement_id)

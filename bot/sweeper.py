@@ -87,8 +87,13 @@ async def sweep_once(
     """One sweep; returns how many runs moved on by deadline plus how many orphans it began to take over
     (each takeover goes on in the background). `metrics` counts timeouts, takeovers and the sweep itself."""
     started = time.monotonic()
-    room = MOST_CONTINUING - len(runner.continuing)  # past it, the next sweeps apply what is due
-    moved = len(await kern.expire_due(registry.db, registry.workflows, now=now, limit=room, spawn=_continuer(runner)))
+    room = MOST_CONTINUING - len(runner.continuing)  # none left: the next sweeps apply what is due
+    fired = (
+        await kern.expire_due(registry.db, registry.workflows, now=now, limit=room, spawn=_continuer(runner))
+        if room > 0
+        else []
+    )
+    moved = len(fired)
     if metrics is not None and moved:
         metrics.decisions.labels("timeout").inc(moved)
     names = [w.name for w in registry.workflows]
