@@ -61,6 +61,8 @@ def test_one_corrupt_run_past_its_deadline_does_not_stop_the_others(
     err = info.value
     assert isinstance(err, KernError) and err.run_id == bad.run_id and bad.run_id in str(err)
     assert not isinstance(err.__cause__, CorruptRunError)  # one error type, whatever broke
+    with pytest.raises(CorruptRunError, match=problem):
+        wf.get_session()  # the session holds both runs
     bad.step_requirements[-1].confirm(by="alice")
     for refused in (
         lambda: wf.continue_run(run_id=bad.run_id, step_requirements=bad.step_requirements),

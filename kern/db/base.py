@@ -80,6 +80,11 @@ def orphaned_query(workflow_names: Sequence[str], now: float, limit: int, skip: 
     return query.where(RUNS.run_id.not_in(list(skip))) if skip else query
 
 
+# A run's columns for `_stored`, the JSON ones as the driver gives them (decoded there, one row at a time):
+# a row that cannot be decoded is then one CorruptRunError, not a failure of the whole result.
+_AS_STORED = [sa.type_coerce(c, sa.Text) if isinstance(c.type, sa.JSON) else c for c in RUN_COLUMNS]
+
+
 @dataclass
 class StoredRun:
     """A run row as read from the store."""
@@ -740,10 +745,7 @@ class BaseDb(Retries, ABC):
         wanted = list(dict.fromkeys(run_ids))
         if not wanted:
             return {}
-        # The JSON columns as the driver gives them (decoded here, one row at a time), so that a row that
-        # cannot be decoded is one CorruptRunError, not a failure of the whole result.
-        columns = [sa.type_coerce(c, sa.Text) if isinstance(c.type, sa.JSON) else c for c in RUN_COLUMNS]
-        query = sa.select(*columns).where(RUNS.run_id.in_(wanted))
+        query = sa.select(*_AS_STORED).where(RUNS.run_id.in_(wanted))
 
         def body(conn: Connection) -> tuple[dict[str, StoredRun], list[CorruptRunError]]:
             found: dict[str, StoredRun] = {}
@@ -763,11 +765,16 @@ class BaseDb(Retries, ABC):
             self.quarantine.hold(error)
         return found
 
-    async def session_runs(self, session_id: str, kind: str = "workflow") -> list[tuple[dict[str, Any], int]]:
-        """(output, version) of every run of a session, oldest first."""
+    async def session_runs(self, session_id: str, kind: str = "workflow") -> list[StoredRun]:
+        """Every run of a session, oldest first; `CorruptRunError` for the first that cannot be read."""
         c = schema.runs.c
-        query = sa.select(c.output, c.version).where(c.session_id == session_id, c.kind == kind).order_by(c.seq)
-        return await self._tx(lambda conn: [(r.output, r.version) for r in conn.execute(query)], write=False)
+        query = sa.select(*_AS_STORED).where(c.session_id == session_id, c.kind == kind).order_by(c.seq)
+
+        def body(conn: Connection) -> list[StoredRun]:
+            rows = conn.execute(query).all()  # all fetched (the cursor closed) before a row may raise
+            return [stored for row in rows if (stored := self._stored(tuple(row))) is not None]
+
+        return await self._tx(body, write=False)
 
     async def get_session_row(self, session_id: str) -> dict[str, Any] | None:
         query = sa.select(schema.sessions).where(schema.sessions.c.session_id == session_id)

@@ -65,10 +65,10 @@ class StoredRuns:
         return run_sync(self.aget_last_run_output(session_id))
 
     async def aget_session(self, session_id: str | None = None) -> WorkflowSession:
-        """The session (default: this workflow's) with its runs, oldest first."""
+        """The session (default: this workflow's) with its runs, oldest first (`CorruptRunError` if one of
+        them cannot be read)."""
         sid = session_id or self.session_id
-        rows = await self.db.session_runs(sid)
-        runs = [WorkflowRunOutput.from_dict(output, version) for output, version in rows]
+        runs = [read_run(stored) for stored in await self.db.session_runs(sid)]
         row = await self.db.get_session_row(sid)
         return WorkflowSession(
             session_id=sid,
