@@ -6,6 +6,12 @@ hand-over, a standing approval), so a rule holds on all of them. A hand-over or 
 than its giver had: only those the step's own rules name hand over or give a grant; a hand-over passes its
 giver's one vote on an N-of-M pause; a grant allows only at its own step, and only where its giver could
 answer; and where self-approval is forbidden the run's starter answers through none of them.
+
+A run started in a direct message with the bot (an "im", whose conversation id starts with "D") is private
+to that conversation: rules that open a run to anyone, or to its channel's members, resolve to the DM's
+members, i.e. the person who started it; only people a rule names (users, groups) reach it from outside.
+Reading is never open by way of open approvers: an approver who is "anyone" reads as a member of the
+run's channel (those who see its pause messages).
 """
 
 from __future__ import annotations
@@ -16,15 +22,23 @@ from bot.pause_notes import Notes, takes_votes
 from bot.policy import Approvers, Audience
 from bot.registry import BotWorkflow
 from bot.store import Card
-from bot.text import escape
+from bot.text import escape, unseen
 from kern.db.base import BaseDb
 from kern.run.requirement import StepRequirement
 
+# Members asked of Slack per conversations.members page (Slack's default is 100; it recommends at most 200:
+# https://docs.slack.dev/reference/methods/conversations.members).
+MEMBERS_PAGE = 200
 SELF_APPROVAL = "You started this run, so someone else has to answer it."
 
 
 def _self_refused(rules: Approvers, card: Card, user: str) -> bool:
     return rules.forbid_self_approval and user == card.started_by
+
+
+def is_private(channel: str) -> bool:
+    """True for a direct message conversation (Slack's ids for an im start with "D")."""
+    return channel.startswith("D")
 
 
 class Access:
@@ -42,13 +56,37 @@ class Access:
             members = await self.gateway.call("usergroups_users_list", usergroup=group)
             if members and user in members.get("users", []):
                 return True
-        if channel:
-            members = await self.gateway.call("conversations_members", channel=channel)
-            if members and user in members.get("members", []):
+        return channel is not None and bool(channel) and await self.member(user, channel)
+
+    async def member(self, user: str, channel: str) -> bool:
+        """`user` is a member of `channel`, as Slack says: every page of conversations.members (its
+        `response_metadata.next_cursor`, empty at the end), stopping at the page that names them. A failed
+        call answers no."""
+        cursor, seen = "", set[str]()
+        while True:
+            page = await self.gateway.call(
+                "conversations_members", channel=channel, limit=MEMBERS_PAGE, cursor=cursor or None
+            )
+            if not page:
+                return False
+            if user in page.get("members", []):
                 return True
-        return False
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or ""
+            if not cursor or cursor in seen:  # the end (or a cursor that loops)
+                return False
+            seen.add(cursor)
+
+    async def _in_conversation(self, user: str, card: Card) -> bool:
+        """`user` is in the run's conversation: the starter for a DM, else a member of its channel."""
+        if is_private(card.channel):
+            return user == card.started_by
+        return await self.member(user, card.channel)
 
     async def _approver(self, rules: Approvers, user: str, card: Card) -> bool:
+        if is_private(card.channel):  # open and channel rules mean the DM's members; named people still count
+            if (rules.anyone or rules.channel_members) and user == card.started_by:
+                return True
+            return await self._listed(user, rules.users, rules.groups, None)
         if rules.anyone:
             return True
         return await self._listed(user, rules.users, rules.groups, card.channel if rules.channel_members else None)
@@ -148,20 +186,40 @@ class Access:
         as this run's starter). A grant without a step (made before grants named theirs) decides nothing."""
         return step is not None and await self.may_answer(entry, card, granted_by, step) is None
 
-    async def _in(self, audience: Audience, entry: BotWorkflow, user: str, card: Card | None, channel: str) -> bool:
-        if audience.anyone:
+    async def _in(
+        self, audience: Audience, entry: BotWorkflow, user: str, card: Card | None, channel: str, reading: bool = False
+    ) -> bool:
+        """`user` is in `audience` for `card`'s run (None: a run not started yet, in `channel`). `reading`:
+        open approvers count as the run's channel's members, not as anyone."""
+        if audience.anyone and (card is None or not is_private(card.channel)):
             return True
         if audience.starter and card is not None and user == card.started_by:
             return True
-        if audience.approvers and card is not None and await self._approver(entry.approvers, user, card):
-            return True
-        where = (card.channel if card is not None else channel) if audience.channel_members else None
-        return await self._listed(user, audience.users, audience.groups, where)
+        if audience.approvers and card is not None:
+            if reading and entry.approvers.anyone:
+                if await self._in_conversation(user, card):
+                    return True
+            elif await self._approver(entry.approvers, user, card):
+                return True
+        if audience.anyone or audience.channel_members:  # (anyone, here: a private run's, so its DM's members)
+            if card is not None:
+                if await self._in_conversation(user, card):
+                    return True
+            elif channel and await self.member(user, channel):
+                return True
+        return await self._listed(user, audience.users, audience.groups, None)
 
     async def may_start(self, entry: BotWorkflow, user: str, channel: str) -> str | None:
         if await self._in(entry.starters, entry, user, None, channel):
             return None
         return f"Only {entry.starters.describe(entry.approvers)} may start `{escape(entry.name)}`."
+
+    async def may_post_in(self, user: str, channel: str) -> str | None:
+        """Why `user` may not have a run card posted into `channel`, a channel they picked (not the one they
+        typed in): they must be a member of it, as Slack says. None if they may."""
+        if await self.member(user, channel):
+            return None
+        return f"You are not a member of <#{channel}>: pick a channel you are in."
 
     async def may_cancel(self, entry: BotWorkflow, card: Card, user: str) -> str | None:
         if await self._in(entry.cancellers, entry, user, card, card.channel):
@@ -169,6 +227,7 @@ class Access:
         return f"Only {entry.cancellers.describe(entry.approvers)} may cancel this run."
 
     async def may_read(self, entry: BotWorkflow, card: Card, user: str) -> str | None:
-        if await self._in(entry.readers, entry, user, card, card.channel):
+        """None if `user` may see the run, else the line that says nothing of whether it exists."""
+        if await self._in(entry.readers, entry, user, card, card.channel, reading=True):
             return None
-        return f"Only {entry.readers.describe(entry.approvers)} may see this run."
+        return unseen(card.run_id[:12])

@@ -18,6 +18,7 @@ from bot import blocks as ui
 from bot.interactions import Ack, Check, Interactions, Loaded, who_where
 from bot.presenter import output_text
 from bot.teams import team
+from bot.text import unseen
 from kern.run.requirement import StepRequirement
 
 
@@ -119,10 +120,10 @@ class Modals:
             opened = await self.gateway.call("views_open", trigger_id=body["trigger_id"], view=ui.loading_modal())
             card = await self.store.card(value[4:], team=team())
             entry = self.registry.get(card.workflow) if card else None
-            if opened and card and entry:
-                refusal = await self.access.may_read(entry, card, body["user"]["id"])
-                if refusal:
-                    new = ui.info_modal("Not allowed", refusal)
+            if opened:  # a run that is not there and one they may not see: the same line
+                refusal = await self.access.may_read(entry, card, body["user"]["id"]) if card and entry else None
+                if card is None or entry is None or refusal:
+                    new = ui.info_modal("Not available", refusal or unseen(value[4:16]))
                 else:
                     run = await entry.workflow.aget_run(value[4:])
                     new = ui.full_text_modal("Output", output_text(run))

@@ -6,6 +6,7 @@ Everything is rendered from the run as stored, at the moment it is sent, so a me
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from bot.pause_notes import pause_notes
 from bot.registry import BotWorkflow, Registry
 from bot.store import BotStore, Card, Delivery, OwedMessage, PauseCopy, PauseMessage
 from bot.teams import team
+from bot.text import unseen
 from kern.exceptions import CorruptRunError, RunNotFoundError
 from kern.run import requirement as kinds
 from kern.run.base import RunStatus
@@ -219,13 +221,18 @@ class Presenter:
             shown = blocks if card is not None and channel == card.channel else away
             await self.gateway.call("chat_update", channel=channel, ts=ts, text=fallback, blocks=shown)
 
-    async def find(self, given: str) -> RunView | str:
+    async def find(self, given: str, visible: Callable[[Card], Awaitable[bool]] | None = None) -> RunView | str:
         """The run a person means by `given` (its id, or a unique prefix of at least MIN_PREFIX characters,
-        as on the card), or what to tell them."""
+        as on the card), or what to tell them. `visible`: whether the person may see a run (its card); the
+        others are as if they did not exist, and none found says only that (`unseen`)."""
         given = given.strip().strip("`")
         if len(given) < MIN_PREFIX:
             return f"Give at least {MIN_PREFIX} characters of the run id (the card shows 12)."
         matches = await self.store.cards_by_prefix(given, team=team())
+        if visible is not None:
+            matches = [card for card in matches if await visible(card)]
+            if not matches:
+                return unseen(given)
         exact = next((c for c in matches if c.run_id == given), None)
         if exact is None and len(matches) > 1:
             listed = ", ".join(f"`{c.run_id[:12]}` ({ui.escape(c.workflow)})" for c in matches[:5])
@@ -235,7 +242,7 @@ class Presenter:
         except CorruptRunError as exc:
             self.store.db.quarantine.hold(exc)
             return f"Run `{ui.escape(exc.run_id[:12])}` cannot be read, so I cannot show it: {ui.escape(exc.problem)}."
-        return found or f"No run `{ui.escape(given)}` started from Slack."
+        return found or unseen(given)
 
     async def load(self, run_id: str, *, as_written: bool = False) -> RunView | None:
         """The run with its card and workflow, or None if this bot cannot show it (no card, a workflow it no

@@ -190,7 +190,8 @@ seen_requests = sa.Table(
 
 
 # HTTP mode's OAuth install (bot/installations.py): one row per (enterprise, team, installer), plus the
-# workspace's latest under installer ''. `data` is slack_sdk's Installation as JSON, bot token included.
+# workspace's latest under installer ''. `data` is slack_sdk's Installation as JSON, bot token included,
+# encrypted with KERN_TOKEN_KEYS (a Fernet token; rows of older versions in clear until migrated).
 installations = sa.Table(
     "kern_bot_installations",
     metadata,
@@ -204,7 +205,8 @@ installations = sa.Table(
     sa.Index("ix_kern_bot_installations_team_key", "team_key", "user_id"),
 )
 
-# OAuth states issued by /slack/install, each consumed once by /slack/oauth_redirect before it expires.
+# The OAuth states consumed by /slack/oauth_redirect (their nonces: bot/oauth_state.py), each kept until the
+# state would have expired, so that none is consumed twice. Issuing a state writes nothing.
 oauth_states = sa.Table(
     "kern_bot_oauth_states",
     metadata,

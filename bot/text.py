@@ -36,6 +36,12 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def unseen(given: str) -> str:
+    """The one line for a run that does not exist and for one the person may not see (bot/access.py): it
+    tells them nothing about which."""
+    return f"No run `{escape(given.strip().strip('`')[:64])}` that you may see."
+
+
 def truncate(text: str, limit: int, marker: str = "…") -> str:
     """Raw (or plain_text) `text` cut to at most `limit` characters, ending with `marker` when cut."""
     if len(text) <= limit:

@@ -36,7 +36,7 @@ from bot.blocks.forms import (
     text_modal,
 )
 from bot.blocks.guide import help_text, intro_blocks
-from bot.blocks.home import GRANT_REVOKE, HOME_PAGE, home_view, paginate, run_line
+from bot.blocks.home import GRANT_REVOKE, HOME_PAGE, PAUSE_BLOCKS, home_view, run_line
 from bot.blocks.kit import (
     CONFIRM,
     HANDOVER,

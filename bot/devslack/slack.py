@@ -8,6 +8,7 @@ Tests and benchmarks drive it from Python; `kern-bot dev` (to come) serves it wi
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -264,9 +265,32 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls):
         return {"ok": True, "view": self.views[current["id"]]}
 
     def _conversations_members(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "members": self.members.get(args.get("channel", ""), [])}
+        """https://docs.slack.dev/reference/methods/conversations.members: paged by cursor, as Slack pages
+        (https://docs.slack.dev/apis/web-api/pagination): `limit` (default 100, at most 1000) members from
+        `cursor` (an opaque string; "" or none: the first page), and `response_metadata.next_cursor` for the
+        next page ("" after the last). Errors: invalid_limit, invalid_cursor."""
+        members = self.members.get(args.get("channel", ""), [])
+        try:
+            limit = int(args.get("limit") or 100)
+        except ValueError:
+            return {"ok": False, "error": "invalid_limit"}
+        if not 1 <= limit <= 1000:
+            return {"ok": False, "error": "invalid_limit"}
+        start = 0
+        if args.get("cursor"):
+            try:
+                given = base64.b64decode(str(args["cursor"]), validate=True).decode()
+                start = members.index(given.removeprefix("user:"))
+            except ValueError:  # not base64, or no longer a member
+                return {"ok": False, "error": "invalid_cursor"}
+        page = members[start : start + limit]
+        after = members[start + limit : start + limit + 1]
+        next_cursor = base64.b64encode(f"user:{after[0]}".encode()).decode() if after else ""
+        return {"ok": True, "members": page, "response_metadata": {"next_cursor": next_cursor}}
 
     def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        """https://docs.slack.dev/reference/methods/usergroups.users.list: every member at once (the method
+        takes no cursor or limit)."""
         return {"ok": True, "users": self.groups.get(args.get("usergroup", ""), [])}
 
     # ----- Socket Mode -----------------------------------------------------------------------------
