@@ -16,7 +16,7 @@ from sqlalchemy.util import await_
 
 from kern.db.async_engine import AsyncEngineDb
 from kern.db.greenlets import run_in_greenlet
-from kern.db.hot import Sql, Tx, driver_failure, loads
+from kern.db.hot import Sql, Tx, driver_failure, loads_or_unreadable
 from kern.db.pg_spare import SpareConnections
 from kern.db.retry import CommitUnknownError
 
@@ -139,7 +139,7 @@ class PostgresDb(AsyncEngineDb):
 
     def _create_engine(self) -> AsyncEngine:
         # asyncpg decodes JSON columns with the engine's deserializer (SQLAlchemy registers the codec)
-        return create_async_engine(self._url, json_deserializer=loads, **self._pool)
+        return create_async_engine(self._url, json_deserializer=loads_or_unreadable, **self._pool)
 
     async def _run_raw(self, body: Callable[[Tx], T], *, write: bool) -> T:
         # The whole transaction (connection, body, COMMIT, give-back) in one greenlet, a kept one (see

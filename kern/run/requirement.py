@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 from pydantic import Field, GetCoreSchemaHandler
 from pydantic_core import CoreSchema, core_schema
 
-from kern._json import to_jsonable
+from kern._json import TOO_BIG_INT, to_jsonable, unstorable
 from kern.ids import new_id
 from kern.run.stored import JSONABLE, StoredForm, custom_form
 from kern.workflow.types import FIELD_TYPES, OnReject, OnTimeout, StepOutput, UserInputField
@@ -80,7 +80,10 @@ def _coerce(field_def: UserInputField, value: Any) -> Any:
             else:
                 raise ValueError
         except ValueError:
-            raise ValueError(f"{field_def.name}: expected {kind}, got {value!r}") from None
+            if kind == "int" and text.lstrip("+-").isdigit():  # beyond what Python reads as an int
+                raise ValueError(f"{field_def.name}: {unstorable(TOO_BIG_INT)}") from None
+            shown = value if len(value) <= 80 else f"{value[:40]}…({len(value):,} characters)"
+            raise ValueError(f"{field_def.name}: expected {kind}, got {shown!r}") from None
     if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if isinstance(value, bool) and kind in ("int", "float"):
@@ -90,6 +93,9 @@ def _coerce(field_def: UserInputField, value: Any) -> Any:
     if field_def.allowed_values is not None and value not in field_def.allowed_values:
         allowed = ", ".join(repr(v) for v in field_def.allowed_values)
         raise ValueError(f"{field_def.name}: {value!r} is not allowed; choose one of {allowed}")
+    problem = unstorable(value)
+    if problem is not None:  # kept, it would make the run unreadable for everyone after
+        raise ValueError(f"{field_def.name}: {problem}")
     return value
 
 
@@ -388,7 +394,8 @@ class StepRequirement:
         """
         schema = self.user_input_schema
         if not schema:
-            return dict(values), {}
+            unreadable = {name: problem for name, value in values.items() if (problem := unstorable(value))}
+            return dict(values), unreadable
         known = {f.name: f for f in schema}
         problems: dict[str, str] = {}
         for name in values:
