@@ -32,7 +32,6 @@ ALLOWED: dict[frozenset[str], str] = {
         "kern.run.workflow kern.tools.tool kern.tools.user_feedback kern.workflow.engine "
         "kern.workflow.executor_scope kern.workflow.types".split()
     ): "in progress",
-    frozenset({"kern.workflow.node", "kern.workflow.step"}): "in progress",
 }
 
 

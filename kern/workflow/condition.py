@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from kern.run.workflow import ConditionCompletedEvent, ConditionStartedEvent
 from kern.workflow.container import Container
 from kern.workflow.engine import call_user, run_sequence
-from kern.workflow.node import as_nodes
+from kern.workflow.step import as_nodes
 from kern.workflow.types import HumanReview, OnReject, StepOutput
 
 if TYPE_CHECKING:

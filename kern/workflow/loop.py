@@ -14,7 +14,7 @@ from kern.run.workflow import (
 )
 from kern.workflow.container import Container
 from kern.workflow.engine import call_user, run_sequence
-from kern.workflow.node import as_nodes
+from kern.workflow.step import as_nodes
 from kern.workflow.types import HumanReview, StepOutput
 
 if TYPE_CHECKING:

@@ -9,7 +9,8 @@ from kern.run import requirement as kinds
 from kern.run.workflow import RouterCompletedEvent, RouterStartedEvent
 from kern.workflow.container import Container
 from kern.workflow.engine import Cancel, call_user
-from kern.workflow.node import Node, as_nodes
+from kern.workflow.node import Node
+from kern.workflow.step import as_nodes
 from kern.workflow.types import HumanReview, StepOutput
 
 if TYPE_CHECKING:
