@@ -5,10 +5,11 @@ in `kern/**/*.py`, relative ones resolved, at module level and inside functions 
 ties two modules together; it only hides the circle from the interpreter). Imports under
 `if TYPE_CHECKING:` are left out: they never run, they only name types for the checker.
 
-An import points at the most specific module it names: `from kern.workflow import types` is an edge to
-`kern.workflow.types`, `from kern.workflow.types import Step` is an edge to `kern.workflow.types` (not to
-the `kern.workflow` package whose `__init__` the interpreter also runs; a package's `__init__` is a
-facade of re-exports for users, and its own imports are edges like any other module's).
+An import points at the most specific module it names (`from kern.workflow import types` and
+`from kern.workflow.types import StepOutput` are both edges to `kern.workflow.types`), and also at every
+package above it that the interpreter runs first (`kern.workflow`, whose `__init__` imports the whole
+workflow package): a module of `kern.run` importing `kern.workflow.types` would tie `kern.run` to all of
+`kern.workflow`. Packages the importer itself sits in are not counted (they are already running).
 
 A circle is a strongly connected component of more than one module (or a module importing itself).
 `ALLOWED` lists the ones the reference API's import paths force on us, each with why; keep it empty if at
@@ -25,14 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 KERN = ROOT / "kern"
 
 # Circles the reference API's public paths force (frozenset of modules -> why). Keep it empty.
-ALLOWED: dict[frozenset[str], str] = {
-    # Being broken on this branch (issue 25); these entries go as each circle does.
-    frozenset(
-        "kern.run.agent kern.run.error_requirement kern.run.requirement kern.run.requirement_args kern.run.stored "
-        "kern.run.workflow kern.tools.tool kern.tools.user_feedback kern.workflow.engine "
-        "kern.workflow.executor_scope kern.workflow.types".split()
-    ): "in progress",
-}
+ALLOWED: dict[frozenset[str], str] = {}
 
 
 def module_name(path: Path) -> str:
@@ -95,6 +89,12 @@ def import_graph() -> dict[str, dict[str, int]]:
                     target = target.rpartition(".")[0]
                 if target and target != name:
                     edges.setdefault(target, stmt.lineno)
+                # The packages above the target run first: `kern.workflow.types` runs `kern/workflow/__init__.py`.
+                parts = target.split(".")
+                for depth in range(2, len(parts)):
+                    package = ".".join(parts[:depth])
+                    if package in files and not name.startswith(package + "."):
+                        edges.setdefault(package, stmt.lineno)
         graph[name] = edges
     return graph
 
@@ -164,6 +164,8 @@ def test_graph_reads_the_tree() -> None:
     graph = import_graph()
     assert "kern.workflow.workflow" in graph
     assert "kern.run.base" in graph["kern.workflow"]
+    assert "kern.db" in graph["kern.workflow.engine"]  # `from kern.db.base import BaseDb` runs kern/db/__init__.py
+    assert "kern.workflow" not in graph["kern.workflow.engine"]  # its own package is already running
     assert all(target in graph for edges in graph.values() for target in edges)
 
 

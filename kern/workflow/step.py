@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from kern._sync import call_user
 from kern.run import requirement as kinds
 from kern.run.base import RunStatus
 from kern.run.workflow import StepCompletedEvent, StepErrorEvent, StepOutputEvent, StepStartedEvent
-from kern.workflow.engine import Cancel, StepFailed, call_user, skipped
+from kern.workflow.engine import Cancel, StepFailed, skipped
 from kern.workflow.executor_scope import STEP_SCOPE, ExecutorPaused, StepScope
 from kern.workflow.node import Node
 from kern.workflow.types import HumanReview, OnError, StepInput, StepOutput, UserInputField
