@@ -35,7 +35,8 @@ from kern.run.workflow import (
 from kern.workflow import journal
 from kern.workflow.engine import RunContext, drive
 from kern.workflow.journal import check_journal
-from kern.workflow.node import Node, as_nodes
+from kern.workflow.node import Node
+from kern.workflow.step import as_nodes
 from kern.workflow.stored_runs import StoredRuns, read_run
 
 Emit = Callable[[WorkflowEvent], Awaitable[None]]
