@@ -1,6 +1,7 @@
 """kern: durable workflows and agents with human-in-the-loop pauses."""
 
 from kern.exceptions import (
+    CorruptRunError,
     KernError,
     LostOwnershipError,
     RequirementNotResolvedError,
@@ -10,12 +11,14 @@ from kern.exceptions import (
     RunNotPausedError,
     StoreError,
     StoreUnavailableError,
+    WrongWorkflowError,
 )
-from kern.workflow.timeouts import expire_due, recover_orphans
+from kern.workflow.timeouts import Spawn, expire_due, recover_orphans
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CorruptRunError",
     "KernError",
     "LostOwnershipError",
     "RequirementNotResolvedError",
@@ -23,8 +26,10 @@ __all__ = [
     "RunCancelledWhileRunningError",
     "RunNotFoundError",
     "RunNotPausedError",
+    "Spawn",
     "StoreError",
     "StoreUnavailableError",
+    "WrongWorkflowError",
     "__version__",
     "expire_due",
     "recover_orphans",

@@ -9,6 +9,8 @@ cannot block that loop's thread on itself, so it goes to one private loop in a d
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import inspect
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Generator, Iterator
 from typing import Any, Generic, TypeVar
@@ -131,3 +133,26 @@ async def _event_stream(body: Callable[[Callable[[E], Awaitable[None]]], Awaitab
             break
         yield item
     await task
+
+
+# Set for the branches of a Parallel: their sync user code must run in threads to run concurrently.
+CONCURRENT: contextvars.ContextVar[bool] = contextvars.ContextVar("kern_concurrent", default=False)
+
+
+async def call_user(fn: Callable[..., Any], *args: Any) -> Any:
+    """Call user code: coroutine functions are awaited, sync functions run in a worker thread.
+
+    On a sync API call's private loop (which serves that call alone) sync functions run inline, in a
+    copy of the context like a thread would: a thread hop per call was a third of a pause cycle. The
+    drive's lease is then renewed from a thread (`kern.workflow.lease`), since the loop is blocked.
+    Parallel branches still go to threads, so that they run concurrently.
+    """
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__):
+        return await fn(*args)
+    if is_private_loop(asyncio.get_running_loop()) and not CONCURRENT.get():
+        result = contextvars.copy_context().run(fn, *args)
+    else:
+        result = await asyncio.to_thread(fn, *args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result

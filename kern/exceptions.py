@@ -39,6 +39,20 @@ class RequirementNotResolvedError(KernError, ValueError):
     """`continue_run` was called while the active requirement is still unresolved."""
 
 
+class CorruptRunError(KernError):
+    """A stored run cannot be read: its JSON is cut off or is not an object, or it holds what this kern does
+    not know (a status, a pause kind: a newer kern's), or misses what a run in its state must have.
+
+    `run_id` names the run and `problem` says what is wrong, in a line safe to show (no stored values).
+    Nothing was changed: the row stays as it is for someone to repair or delete, and sweeps and the
+    bot's views leave it out (see `kern.db.quarantine`) while serving every other run."""
+
+    def __init__(self, run_id: str, problem: str) -> None:
+        super().__init__(f"Run {run_id} cannot be read: {problem}. It is left as stored; repair or delete its row.")
+        self.run_id = run_id
+        self.problem = problem
+
+
 class LostOwnershipError(KernError):
     """Another process took the run over (its lease had expired); this process stops writing to it."""
 
@@ -77,6 +91,19 @@ class JournalMismatchError(KernError):
         self.path = path
         self.recorded = recorded
         self.found = found
+
+
+class WrongWorkflowError(KernError):
+    """A run was given to a workflow other than the one that started it; nothing was changed.
+
+    `run_workflow` is the workflow the run belongs to, `workflow` the one that was asked to continue (or
+    cancel) it: its steps are not the run's steps, so it must never drive it."""
+
+    def __init__(self, message: str, *, run_id: str, run_workflow: str | None, workflow: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.run_workflow = run_workflow
+        self.workflow = workflow
 
 
 class SchemaVersionError(KernError):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -16,10 +17,11 @@ import pytest
 
 from kern._sync import run_sync
 from kern.db.base import BaseDb
-from kern.exceptions import JournalMismatchError
+from kern.exceptions import JournalMismatchError, WrongWorkflowError
 from kern.workflow import Condition, HumanReview, Loop, OnReject, Parallel, Router, RunStatus, Steps, Workflow
 from kern.workflow.journal import NODES, check_journal, node_at, tag
 from kern.workflow.node import Node
+from tests import corrupt
 from tests.conftest import unique
 from tests.fixtures import legacy_journal_flows as legacy
 
@@ -324,3 +326,62 @@ def test_a_step_named_after_a_repr_continues_in_another_process(db: BaseDb) -> N
     out.step_requirements[-1].confirm()
     done = again.continue_run(out)
     assert done.status == RunStatus.COMPLETED and done.content == "ask<fetched>" and log == ["fetch"]
+
+
+# ----- a run given to another workflow, a journal that lost a finished step (issue 24, item 25) ---------------
+def test_a_run_of_another_workflow_is_refused_naming_both(db: BaseDb) -> None:
+    beta_calls, alpha_calls = legacy.Calls(), legacy.Calls()
+    beta = Workflow(name=unique("beta"), db=db, steps=confirm(beta_calls))
+    alpha = Workflow(name=unique("alpha"), db=db, steps=confirm(alpha_calls))  # the same shape: journal check passes
+    out = beta.run("in")
+    before = row(db, out.run_id)
+    out.step_requirements[-1].confirm(by="alice")
+    for attempt in (
+        lambda: alpha.continue_run(out),
+        lambda: alpha.continue_run(run_id=out.run_id, step_requirements=out.step_requirements),
+        lambda: alpha.cancel_run(out.run_id, by="mallory"),
+    ):
+        with pytest.raises(WrongWorkflowError) as info:
+            attempt()
+        err = info.value
+        assert (err.run_id, err.run_workflow, err.workflow) == (out.run_id, beta.name, alpha.name)
+        assert repr(beta.name) in str(err) and repr(alpha.name) in str(err)
+    assert row(db, out.run_id) == before and before["status"] == "PAUSED"  # nothing changed
+    assert run_sync(db.audit_log(run_id=out.run_id)) == [] and alpha_calls.log == []
+    done = beta.continue_run(out)
+    assert done.status == RunStatus.COMPLETED and beta_calls.log == ["fetch", "review", "publish"]
+
+
+LOSSES: dict[str, tuple[Build, Callable[[dict[str, Any]], None], str, str]] = {
+    "a finished step's result": (confirm, lambda j: [j.pop(k) for k in ("0", "0~0")], "0", "Step:fetch"),
+    "its result and its node record": (
+        confirm,
+        lambda j: [j.pop(k) for k in ("0", "0~0")] and j[NODES].pop("0"),
+        "0",
+        "Step:fetch",
+    ),
+    "a step inside a finished branch": (nested, lambda j: j.pop("1/if/0"), "1/if/0", "Step:a"),
+    "a finished container": (nested, lambda j: j.pop("1"), "1", "Condition:check"),
+}
+
+
+@pytest.mark.parametrize("lost", list(LOSSES))
+def test_a_journal_that_lost_a_finished_step_is_refused(db: BaseDb, lost: str) -> None:
+    build, edit, path, found = LOSSES[lost]
+    name = unique("lost")
+    out = Workflow(name=name, db=db, steps=build(legacy.Calls())).run("in")
+    assert out.is_paused
+    corrupt.edit_journal(db, out.run_id, edit)
+    before = row(db, out.run_id)
+    calls = legacy.Calls()
+    wf = Workflow(name=name, db=db, steps=build(calls))
+    req = out.step_requirements[-1]
+    req.confirm(by="alice")
+    with pytest.raises(JournalMismatchError) as info:
+        wf.continue_run(run_id=out.run_id, step_requirements=[req])
+    err = info.value
+    assert (err.run_id, err.path, err.recorded, err.found) == (out.run_id, path, "no result", found)
+    assert f"at path {path!r}" in str(err) and "second time" in str(err)
+    assert row(db, out.run_id) == before and run_sync(db.audit_log(run_id=out.run_id)) == []
+    assert calls.log == []  # the finished step did not run again
+    assert wf.expire_due(now=time.time() + 3600) == []  # a sweep leaves it alone too

@@ -18,7 +18,7 @@ from bot.slack.gateway import SlackCallFailed, SlackGateway
 from bot.slack.workspaces import team
 from bot.store import BotStore, Card, Delivery, OwedMessage, PauseCopy, PauseMessage
 from bot.store.pause_notes import pause_notes
-from kern.exceptions import RunNotFoundError
+from kern.exceptions import CorruptRunError, RunNotFoundError
 from kern.run import requirement as kinds
 from kern.run.base import RunStatus
 from kern.run.requirement import StepRequirement
@@ -245,17 +245,30 @@ class Presenter:
         if exact is None and len(matches) > 1:
             listed = ", ".join(f"`{c.run_id[:12]}` ({ui.escape(c.workflow)})" for c in matches[:5])
             return f"`{ui.escape(given)}` matches several runs: {listed}. Give more of the id."
-        found = await self.load((exact or matches[0]).run_id) if matches else None
+        try:
+            found = await self.view((exact or matches[0]).run_id) if matches else None
+        except CorruptRunError as exc:
+            self.store.db.quarantine.hold(exc)
+            return f"Run `{ui.escape(exc.run_id[:12])}` cannot be read, so I cannot show it: {ui.escape(exc.problem)}."
         return found or unseen(given)
 
     async def load(self, run_id: str, *, as_written: bool = False) -> RunView | None:
         """The run with its card and workflow, or None if this bot cannot show it (no card, a workflow it no
-        longer offers): messages about it are dropped, there is nowhere to show them.
+        longer offers, a run that cannot be read): messages about it are dropped, there is nowhere to show
+        them. A run that cannot be read is quarantined (named in the log once).
 
         `as_written`: this process has just moved the run (a drive that ended where it stopped): show the
         state it saved last (`saved_here`) instead of reading it back, if the store still holds it. A
         change another process made since shows with that process's own delivery, as it would if it had
         landed just after a read."""
+        try:
+            return await self.view(run_id, as_written=as_written)
+        except CorruptRunError as exc:
+            self.store.db.quarantine.hold(exc)
+            return None
+
+    async def view(self, run_id: str, *, as_written: bool = False) -> RunView | None:
+        """`load`, but a run that cannot be read raises `CorruptRunError`."""
         card, open_pauses = await self.store.card_with_open_pauses(run_id)
         entry = self.registry.get(card.workflow) if card else None
         if card is None or entry is None:

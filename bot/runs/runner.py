@@ -85,6 +85,8 @@ class Runner:
         self.outbox = outbox
         self.status_budget = Budget(STATUS_RATE)  # shared by the status lines of every run followed here
         self.card_within = CARD_WITHIN
+        # Runs whose deadline a sweep applied, being continued in the background (bot/runs/sweeper.py).
+        self.continuing: set[str] = set()
         # Called after a run this process follows stops at tool calls (standing approvals, bot/approvals/grants.py).
         self.on_tool_pause: list[Callable[[BotWorkflow, Card], Awaitable[None]]] = []
 

@@ -29,10 +29,11 @@ from bot.slack.workspaces import team
 from bot.store import BotStore, Card, Delivery
 from bot.store.pause_notes import Notes, read_notes
 from bot.surfaces.home_queries import HomeQueries, OpenPause
-from kern.exceptions import RunNotFoundError
+from kern.exceptions import CorruptRunError, RunNotFoundError
 from kern.run import requirement as kinds
 from kern.run.base import RunStatus
 from kern.run.requirement import StepRequirement
+from kern.workflow.stored_runs import read_pause
 
 log = logging.getLogger("kern_bot")
 Ack = Callable[..., Awaitable[Any]]
@@ -40,6 +41,7 @@ Ack = Callable[..., Awaitable[Any]]
 # otherwise wait behind a whole Home); a pause drawn gives it one each.
 _BETWEEN_YIELDS = 100
 _READ_AT_ONCE = 12  # pauses read in full (their runs, notes) per query while filling the Home
+UNREADABLE = ":warning: Cannot be read (its stored state is damaged; an operator was told in the log)"
 
 
 def _active_pause(output: dict[str, Any]) -> dict[str, Any] | None:
@@ -218,7 +220,11 @@ class Home:
                 and active.get("requirement_id") == row.requirement_id
                 and active.get("status", "pending") == "pending"  # the stored form's default, as from_dict reads it
             ):
-                found.append(Waiting(entry, row.card, StepRequirement.from_dict(active), Notes()))
+                try:
+                    found.append(Waiting(entry, row.card, read_pause(row.card.run_id, active), Notes()))
+                except CorruptRunError as exc:  # one unreadable run is left out, not everyone's Home
+                    self.store.db.quarantine.hold(exc)
+                    found.append(None)
             else:
                 found.append(None)
         notes = await read_notes(self.store.db, [w.req.requirement_id for w in found if w is not None])
@@ -298,6 +304,10 @@ class Home:
                 run = await entry.workflow.aget_run(card.run_id)
             except RunNotFoundError:
                 run = None
+            except CorruptRunError as exc:
+                self.store.db.quarantine.hold(exc)
+                lines.append(ui.run_line(card.run_id, entry.name, card.channel, UNREADABLE, None))
+                continue
             status = card_view(entry, card, run).status if run is not None else ":hourglass: Starting…"
             link = await self.presenter.card_link(card, must=False) if card.ts else None
             lines.append(ui.run_line(card.run_id, entry.name, card.channel, status, link))

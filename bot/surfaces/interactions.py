@@ -29,7 +29,7 @@ from bot.slack.gateway import SlackGateway
 from bot.slack.workspaces import team
 from bot.store import BotStore, Card
 from bot.store.metrics import Metrics
-from kern.exceptions import JournalMismatchError, RunNotPausedError, StoreError
+from kern.exceptions import CorruptRunError, JournalMismatchError, RunNotPausedError, StoreError
 from kern.run.requirement import StepRequirement
 from kern.run.workflow import WorkflowRunOutput
 
@@ -73,7 +73,11 @@ class Interactions:
         entry = self.registry.get(card.workflow) if card else None
         if card is None or entry is None:
             return "The workflow of this run is no longer offered by this bot."
-        run = await entry.workflow.aget_run(pause.run_id)
+        try:
+            run = await entry.workflow.aget_run(pause.run_id)
+        except CorruptRunError as exc:
+            self.store.db.quarantine.hold(exc)
+            return f"This run cannot be read, so this pause cannot be answered: {ui.escape(exc.problem)}."
         req = run.step_requirements[-1] if run.is_paused and run.step_requirements else None
         if req is None or req.requirement_id != requirement_id:
             return (
@@ -82,8 +86,13 @@ class Interactions:
         return Loaded(entry, card, pause, run, req)
 
     async def load_run(self, entry: BotWorkflow, card: Card) -> Loaded | None:
-        """The run's current pause, loaded as a click would load it; None if it is not paused."""
-        run = await entry.workflow.aget_run(card.run_id)
+        """The run's current pause, loaded as a click would load it; None if it is not paused (or cannot be
+        read: then it is quarantined, named in the log once)."""
+        try:
+            run = await entry.workflow.aget_run(card.run_id)
+        except CorruptRunError as exc:
+            self.store.db.quarantine.hold(exc)
+            return None
         if not run.is_paused or not run.step_requirements:
             return None
         loaded = await self.load(run.step_requirements[-1].requirement_id)
@@ -178,7 +187,7 @@ class Interactions:
             run = await loaded.entry.workflow.aget_run(loaded.run.run_id)
             text = already_answered(run, loaded.req.requirement_id) or ui.escape(str(exc))
             await self.gateway.tell(loaded.card.channel, user, text, loaded.card.ts, response_url)
-        except (JournalMismatchError, StoreError) as exc:  # nothing changed: the pause still waits
+        except (JournalMismatchError, CorruptRunError, StoreError) as exc:  # nothing changed: the pause still waits
             text = f"I could not continue this run, and nothing changed: {ui.escape(str(exc))}"
             await self.gateway.tell(loaded.card.channel, user, text, loaded.card.ts, response_url)
         else:

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from kern.db.async_engine import AsyncEngineDb, named_tables
-from kern.db.sqlite import SqliteDb, prepare_db_file
+from kern.db.sqlite_dialect import DRIVER_ERRORS, is_transient, prepare_db_file, sqlite_insert
 
 T = TypeVar("T")
 
@@ -44,9 +44,9 @@ class AsyncSqliteDb(AsyncEngineDb):
     keeps its own tables (see docs/differences.md).
     """
 
-    dialect_insert = staticmethod(SqliteDb.dialect_insert)
+    dialect_insert = staticmethod(sqlite_insert)
     json_as_text = True  # the driver returns JSON columns as text on the hot path
-    driver_errors = SqliteDb.driver_errors
+    driver_errors = DRIVER_ERRORS
 
     def __init__(
         self,
@@ -131,7 +131,7 @@ class AsyncSqliteDb(AsyncEngineDb):
             _WRITING.reset(token)
 
     def _transient_error(self, err: BaseException) -> bool:
-        return SqliteDb._transient_error(self, err)  # type: ignore[arg-type]  # the same driver errors
+        return is_transient(err)  # the same driver errors as SqliteDb's
 
     async def close(self) -> None:
         await super().close()

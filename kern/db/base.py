@@ -34,12 +34,15 @@ from kern.db.hot import (
     SaTx,
     Sql,
     Tx,
+    Unreadable,
     dumps,
     dumps_or_none,
     loads,
 )
+from kern.db.quarantine import Quarantine
 from kern.db.retry import Attempt, Retries
 from kern.exceptions import (
+    CorruptRunError,
     LostOwnershipError,
     RunAlreadyResumedError,
     RunNotFoundError,
@@ -52,26 +55,34 @@ log = logging.getLogger("kern.db")
 _RECENT_RUNS = 1024
 
 
-def due_query(workflow_names: Sequence[str], now: float, limit: int) -> sa.Select[Any]:
+def due_query(workflow_names: Sequence[str], now: float, limit: int, skip: Sequence[str] = ()) -> sa.Select[Any]:
     """The deadline sweeper's query: paused runs of these workflows whose deadline is at or before `now`,
-    soonest first. Answered from the partial index ix_kern_runs_due (`deadline <= now` implies it holds)."""
-    return (
+    soonest first, but those in `skip` (quarantined). Answered from the partial index ix_kern_runs_due
+    (`deadline <= now` implies it holds)."""
+    query = (
         sa.select(RUNS.run_id, RUNS.requirement_id)
         .where(RUNS.status == PAUSED, RUNS.deadline <= now, RUNS.workflow_name.in_(list(workflow_names)))
         .order_by(RUNS.deadline)
         .limit(limit)
     )
+    return query.where(RUNS.run_id.not_in(list(skip))) if skip else query
 
 
-def orphaned_query(workflow_names: Sequence[str], now: float, limit: int) -> sa.Select[Any]:
+def orphaned_query(workflow_names: Sequence[str], now: float, limit: int, skip: Sequence[str] = ()) -> sa.Select[Any]:
     """The recovery sweeper's query: running runs of these workflows whose lease expired before `now`,
-    oldest lease first. Answered from ix_kern_runs_lease."""
-    return (
+    oldest lease first, but those in `skip` (quarantined). Answered from ix_kern_runs_lease."""
+    query = (
         sa.select(RUNS.run_id)
         .where(RUNS.status == RUNNING, RUNS.lease_until < now, RUNS.workflow_name.in_(list(workflow_names)))
         .order_by(RUNS.lease_until)
         .limit(limit)
     )
+    return query.where(RUNS.run_id.not_in(list(skip))) if skip else query
+
+
+# A run's columns for `_stored`, the JSON ones as the driver gives them (decoded there, one row at a time):
+# a row that cannot be decoded is then one CorruptRunError, not a failure of the whole result.
+_AS_STORED = [sa.type_coerce(c, sa.Text) if isinstance(c.type, sa.JSON) else c for c in RUN_COLUMNS]
 
 
 @dataclass
@@ -156,6 +167,8 @@ class BaseDb(Retries, ABC):
         # anyone who moved the run since), and `written` hands it out.
         self._recent: OrderedDict[str, StoredRun] = OrderedDict()
         self._watchers: list[RunWatcher] = []
+        # Runs found unreadable: logged once, left out of the sweeps' queries for a while.
+        self.quarantine = Quarantine()
         self._sql: HotSql | None = None
         self._prepared: dict[int, tuple[sa.ClauseElement, Sql]] = {}
 
@@ -259,11 +272,25 @@ class BaseDb(Retries, ABC):
         return loads(value) if self.json_as_text and isinstance(value, str) else value
 
     def _stored(self, row: Sequence[Any] | None) -> StoredRun | None:
+        """The row as a `StoredRun`; `CorruptRunError` if its output or journal is not a JSON object."""
         if row is None:
             return None
         run_id, session_id, workflow_name, status, version, lease_until, output, journal = row
-        output, journal = self.read_json(output), self.read_json(journal)
+        output, journal = self._object(run_id, "output", output), self._object(run_id, "journal", journal)
         return StoredRun(run_id, session_id, workflow_name, status, version, lease_until, output, journal)
+
+    def _object(self, run_id: str, column: str, value: Any) -> dict[str, Any]:
+        if self.json_as_text and isinstance(value, str):
+            try:
+                value = loads(value)
+            except ValueError as exc:
+                value = Unreadable(f"{type(exc).__name__}: {exc}"[:300])
+        if isinstance(value, dict):
+            return value
+        if isinstance(value, Unreadable):
+            raise CorruptRunError(run_id, f"its stored {column} cannot be read as JSON (cut off?): {value.error}")
+        kind = "a list" if isinstance(value, list) else "a string" if isinstance(value, str) else type(value).__name__
+        raise CorruptRunError(run_id, f"its stored {column} is {kind} where a JSON object belongs")
 
     async def _ensure_tables(self) -> None:
         await self._run(self._create_tables, write=True)
@@ -705,7 +732,7 @@ class BaseDb(Retries, ABC):
         return self._stored(tx.first(self.sql.select_run, {"b_run_id": run_id}))
 
     async def load_run(self, run_id: str) -> StoredRun:
-        """The stored run, or `RunNotFoundError`."""
+        """The stored run, or `RunNotFoundError`; `CorruptRunError` if its JSON cannot be read as a run's."""
         stored = await self._hot(lambda tx: self._read(tx, run_id), write=False)
         if stored is None:
             raise RunNotFoundError(f"No run with id {run_id!r} in this database.")
@@ -713,23 +740,41 @@ class BaseDb(Retries, ABC):
 
     async def load_runs(self, run_ids: Sequence[str]) -> dict[str, StoredRun]:
         """The stored runs with these ids, by id, read in one query (an id with no run is left out): for
-        a caller that shows many runs at once, instead of one `load_run` each."""
+        a caller that shows many runs at once, instead of one `load_run` each. A run that cannot be read
+        is left out too, and quarantined (see `kern.db.quarantine`): one bad row never hides the others."""
         wanted = list(dict.fromkeys(run_ids))
         if not wanted:
             return {}
-        query = sa.select(*RUN_COLUMNS).where(RUNS.run_id.in_(wanted))
+        query = sa.select(*_AS_STORED).where(RUNS.run_id.in_(wanted))
 
-        def body(conn: Connection) -> dict[str, StoredRun]:
-            found = (self._stored(tuple(row)) for row in conn.execute(query))
-            return {stored.run_id: stored for stored in found if stored is not None}
+        def body(conn: Connection) -> tuple[dict[str, StoredRun], list[CorruptRunError]]:
+            found: dict[str, StoredRun] = {}
+            unreadable: list[CorruptRunError] = []
+            for row in conn.execute(query):
+                try:
+                    stored = self._stored(tuple(row))
+                except CorruptRunError as exc:
+                    unreadable.append(exc)
+                    continue
+                if stored is not None:
+                    found[stored.run_id] = stored
+            return found, unreadable
+
+        found, unreadable = await self._tx(body, write=False)
+        for error in unreadable:
+            self.quarantine.hold(error)
+        return found
+
+    async def session_runs(self, session_id: str, kind: str = "workflow") -> list[StoredRun]:
+        """Every run of a session, oldest first; `CorruptRunError` for the first that cannot be read."""
+        c = schema.runs.c
+        query = sa.select(*_AS_STORED).where(c.session_id == session_id, c.kind == kind).order_by(c.seq)
+
+        def body(conn: Connection) -> list[StoredRun]:
+            rows = conn.execute(query).all()  # all fetched (the cursor closed) before a row may raise
+            return [stored for row in rows if (stored := self._stored(tuple(row))) is not None]
 
         return await self._tx(body, write=False)
-
-    async def session_runs(self, session_id: str, kind: str = "workflow") -> list[tuple[dict[str, Any], int]]:
-        """(output, version) of every run of a session, oldest first."""
-        c = schema.runs.c
-        query = sa.select(c.output, c.version).where(c.session_id == session_id, c.kind == kind).order_by(c.seq)
-        return await self._tx(lambda conn: [(r.output, r.version) for r in conn.execute(query)], write=False)
 
     async def get_session_row(self, session_id: str) -> dict[str, Any] | None:
         query = sa.select(schema.sessions).where(schema.sessions.c.session_id == session_id)
@@ -743,15 +788,17 @@ class BaseDb(Retries, ABC):
     async def due_requirements(
         self, workflow_names: Sequence[str], *, now: float | None = None, limit: int = 100
     ) -> list[tuple[str, str]]:
-        """(run_id, requirement_id) of paused runs whose deadline has passed (an indexed query)."""
-        query = due_query(workflow_names, time.time() if now is None else now, limit)
+        """(run_id, requirement_id) of paused runs whose deadline has passed (an indexed query), but the
+        quarantined ones."""
+        query = due_query(workflow_names, time.time() if now is None else now, limit, self.quarantine.held())
         return await self._tx(lambda conn: [(r.run_id, r.requirement_id) for r in conn.execute(query)], write=False)
 
     async def orphaned_runs(
         self, workflow_names: Sequence[str], *, now: float | None = None, limit: int = 100
     ) -> list[str]:
-        """Ids of running runs whose lease expired (their process died): an indexed query."""
-        query = orphaned_query(workflow_names, time.time() if now is None else now, limit)
+        """Ids of running runs whose lease expired (their process died): an indexed query, but the
+        quarantined ones."""
+        query = orphaned_query(workflow_names, time.time() if now is None else now, limit, self.quarantine.held())
         return await self._tx(lambda conn: [r.run_id for r in conn.execute(query)], write=False)
 
     async def audit_log(

@@ -66,6 +66,25 @@ def loads(text: str | bytes) -> Any:
         return json.loads(text)
 
 
+class Unreadable:
+    """What a JSON column held that could not be read (an integer beyond Python's limit), with why: a
+    decoder that runs inside the driver (asyncpg) returns it instead of failing the whole query, so one bad
+    row does not hide the others read with it."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+
+def loads_or_unreadable(text: str | bytes) -> Any:
+    """`loads`, or an `Unreadable` saying why not."""
+    try:
+        return loads(text)
+    except ValueError as exc:
+        return Unreadable(f"{type(exc).__name__}: {exc}"[:300])
+
+
 def dumps_or_none(value: Any) -> str | None:
     return None if value is None else dumps(value)
 

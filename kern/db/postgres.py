@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -14,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import await_
 
-from kern.db.async_engine import AsyncEngineDb
+from kern.db.async_engine import AsyncEngineDb, named_tables
 from kern.db.greenlets import run_in_greenlet
-from kern.db.hot import Sql, Tx, driver_failure, loads
+from kern.db.hot import Sql, Tx, driver_failure, loads_or_unreadable
 from kern.db.pg_spare import SpareConnections
 from kern.db.retry import CommitUnknownError
 
@@ -139,7 +140,7 @@ class PostgresDb(AsyncEngineDb):
 
     def _create_engine(self) -> AsyncEngine:
         # asyncpg decodes JSON columns with the engine's deserializer (SQLAlchemy registers the codec)
-        return create_async_engine(self._url, json_deserializer=loads, **self._pool)
+        return create_async_engine(self._url, json_deserializer=loads_or_unreadable, **self._pool)
 
     async def _run_raw(self, body: Callable[[Tx], T], *, write: bool) -> T:
         # The whole transaction (connection, body, COMMIT, give-back) in one greenlet, a kept one (see
@@ -240,10 +241,47 @@ class PostgresDb(AsyncEngineDb):
         return f"PostgresDb(db_url={self.db_url!r})"
 
 
-def __getattr__(name: str) -> Any:
-    # `from kern.db.postgres import AsyncPostgresDb`, the documented path; it lives in its own module.
-    if name == "AsyncPostgresDb":
-        from kern.db.async_postgres import AsyncPostgresDb
+# `AsyncPostgresDb` is the reference API's name, at this path; it lives here, beside the class it
+# configures, so that `kern.db.async_postgres` (kept as an import path) imports this module and not back.
+class AsyncPostgresDb(PostgresDb):
+    """`PostgresDb` taking the documented arguments: `db_url` (any `postgresql[+driver]://` URL, e.g.
+    `postgresql+psycopg_async://`; kern connects with asyncpg) or `db_engine` (an `AsyncEngine`, whose
+    URL is used: kern keeps one engine per event loop), and `id`. `db_schema` and the `*_table` names are
+    accepted for compatibility; kern keeps its own tables (docs/differences.md).
+    """
 
-        return AsyncPostgresDb
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __init__(
+        self,
+        db_url: str | None = None,
+        *,
+        db_engine: AsyncEngine | None = None,
+        id: str | None = None,
+        db_schema: str | None = None,
+        session_table: str | None = None,
+        memory_table: str | None = None,
+        metrics_table: str | None = None,
+        eval_table: str | None = None,
+        knowledge_table: str | None = None,
+        traces_table: str | None = None,
+        spans_table: str | None = None,
+        **options: Any,
+    ) -> None:
+        if db_url is None:
+            if db_engine is None:
+                raise ValueError("AsyncPostgresDb needs db_url or db_engine")
+            db_url = db_engine.url.render_as_string(hide_password=False)
+        super().__init__(db_url, **options)
+        self.id = id or str(uuid.uuid4())
+        self.db_schema = db_schema
+        self.table_names = named_tables(
+            session_table=session_table,
+            memory_table=memory_table,
+            metrics_table=metrics_table,
+            eval_table=eval_table,
+            knowledge_table=knowledge_table,
+            traces_table=traces_table,
+            spans_table=spans_table,
+        )
+
+    def __repr__(self) -> str:
+        return f"AsyncPostgresDb(db_url={self.db_url!r})"

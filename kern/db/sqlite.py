@@ -13,7 +13,6 @@ from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
 
@@ -21,16 +20,9 @@ from kern._sync import is_private_loop
 from kern.db.base import BaseDb
 from kern.db.checkpoint import BACKSTOP_PAGES, WalCheckpointer
 from kern.db.hot import Sql, Tx, driver_failure
+from kern.db.sqlite_dialect import DRIVER_ERRORS, is_transient, prepare_db_file, sqlite_insert
 
 T = TypeVar("T")
-
-
-def prepare_db_file(db_file: str | Path | None) -> str | None:
-    """The database file as a path string (None: in memory), its folder created if missing."""
-    if not db_file or str(db_file) == ":memory:":
-        return None
-    Path(db_file).parent.mkdir(parents=True, exist_ok=True)
-    return str(db_file)
 
 
 class _SqliteTx(Tx):
@@ -122,7 +114,7 @@ class SqliteDb(BaseDb):
     """
 
     dialect_insert = staticmethod(sqlite_insert)
-    driver_errors = (sqlite3.Error,)
+    driver_errors = DRIVER_ERRORS
     json_as_text = True
 
     def __init__(
@@ -280,13 +272,7 @@ class SqliteDb(BaseDb):
         return await loop.run_in_executor(self._writer if write else self._threads, self._raw_in_thread, body, write)
 
     def _transient_error(self, err: BaseException) -> bool:
-        # SQLITE_BUSY ("database is locked") and SQLITE_LOCKED ("database table is locked"): another
-        # connection holds the lock. Nothing was written; the transaction was rolled back or never began.
-        # (A failed COMMIT in SQLite leaves nothing committed, so no outcome here is ever unknown.)
-        if isinstance(err, sqlite3.OperationalError):
-            text = str(err).lower()
-            return "locked" in text or "busy" in text
-        return False
+        return is_transient(err)  # SQLite's busy/locked errors (kern.db.sqlite_dialect)
 
     async def close(self) -> None:
         if self._checkpointer is not None:
@@ -305,7 +291,8 @@ class SqliteDb(BaseDb):
 
 
 def __getattr__(name: str) -> Any:
-    # `from kern.db.sqlite import AsyncSqliteDb`, the documented path; it lives in its own module.
+    # `from kern.db.sqlite import AsyncSqliteDb`, the reference API's path; it lives in its own module,
+    # which imports kern.db.sqlite_dialect, not this one (one way: sqlite -> async_sqlite).
     if name == "AsyncSqliteDb":
         from kern.db.async_sqlite import AsyncSqliteDb
 

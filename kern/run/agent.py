@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, GetCoreSchemaHandler
 from pydantic_core import CoreSchema, core_schema
@@ -14,13 +14,9 @@ from kern._json import to_jsonable
 from kern.ids import new_id
 from kern.run.base import RunStatus
 from kern.run.item_access import ItemAccess
-from kern.run.requirement import _coerce
 from kern.run.requirement_args import as_timestamp
 from kern.run.stored import JSONABLE, StoredForm, custom_form
-from kern.workflow.types import UserInputField
-
-if TYPE_CHECKING:
-    from kern.tools.user_feedback import AskUserQuestion
+from kern.run.values import AskUserQuestion, UserInputField, coerce_field
 
 
 @dataclass
@@ -287,7 +283,7 @@ class RunRequirement(ItemAccess):
                     problems.append(f"{name}: required" + ("" if blank else " (only spaces given)"))
                 continue
             try:
-                result[name] = _coerce(field_def, value)
+                result[name] = coerce_field(field_def, value)
             except ValueError as exc:
                 problems.append(str(exc))
         if problems:

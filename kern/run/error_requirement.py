@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kern.run.requirement import ERROR, STEP_REQUIREMENT, StepRequirement, _split_error
+from kern.run.requirement import ERROR, LOADED_AS, STEP_REQUIREMENT, StepRequirement, _split_error
 
 _DECISIONS = ("retry", "skip")
 
@@ -92,5 +92,7 @@ class ErrorRequirement(StepRequirement):
             **kept,
         )
 
+
+LOADED_AS[ERROR] = ErrorRequirement  # every stored error pause loads as one
 
 __all__ = ["ErrorRequirement"]

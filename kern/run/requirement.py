@@ -9,27 +9,28 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, GetCoreSchemaHandler
 from pydantic_core import CoreSchema, core_schema
 
-from kern._json import to_jsonable
+from kern._json import to_jsonable, unstorable
 from kern.ids import new_id
+from kern.run.agent import RunRequirement  # an executor pause holds the agent's; also the reference API's path
+from kern.run.kinds import (  # re-exported: `kinds.CONFIRMATION` with `from kern.run import requirement as kinds`
+    CONFIRMATION,
+    ERROR,
+    EXECUTOR,
+    ITERATION_REVIEW,
+    KINDS,  # noqa: F401
+    OUTPUT_REVIEW,
+    ROUTE_SELECTION,
+    USER_INPUT,
+)
+from kern.run.requirement_args import DOCUMENTED_KEYS, DOCUMENTED_ONLY, documented_arguments
 from kern.run.stored import JSONABLE, StoredForm, custom_form
-from kern.workflow.types import FIELD_TYPES, OnReject, OnTimeout, StepOutput, UserInputField
-
-if TYPE_CHECKING:
-    from kern.run.agent import RunRequirement
-
-CONFIRMATION = "confirmation"
-USER_INPUT = "user_input"
-OUTPUT_REVIEW = "output_review"
-ITERATION_REVIEW = "iteration_review"
-ROUTE_SELECTION = "route_selection"
-ERROR = "error"
-EXECUTOR = "executor"
-KINDS = (CONFIRMATION, USER_INPUT, OUTPUT_REVIEW, ITERATION_REVIEW, ROUTE_SELECTION, ERROR, EXECUTOR)
+from kern.run.values import OnReject, OnTimeout, StepOutput, UserInputField
+from kern.run.values import coerce_field as _coerce
 
 # Which resolution methods each kind of pause accepts.
 _METHODS = {
@@ -60,37 +61,6 @@ def _split_error(error: str | None) -> tuple[str | None, str | None]:
         if is_exception or short.endswith(("Error", "Exception")):
             return short, found.group(2)
     return None, error
-
-
-def _coerce(field_def: UserInputField, value: Any) -> Any:
-    """Coerce a form value (often a string) to the field's type, or raise ValueError naming the field."""
-    kind = field_def.field_type
-    if isinstance(value, str) and kind != "str":
-        text = value.strip()
-        try:
-            if kind == "int":
-                value = int(text)
-            elif kind == "float":
-                value = float(text)
-            elif kind == "bool":
-                lowered = text.lower()
-                if lowered not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
-                    raise ValueError
-                value = lowered in ("true", "yes", "1", "on")
-            else:
-                raise ValueError
-        except ValueError:
-            raise ValueError(f"{field_def.name}: expected {kind}, got {value!r}") from None
-    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if isinstance(value, bool) and kind in ("int", "float"):
-        raise ValueError(f"{field_def.name}: expected {kind}, got a bool")
-    if not isinstance(value, FIELD_TYPES[kind]):
-        raise ValueError(f"{field_def.name}: expected {kind}, got {type(value).__name__} {value!r}")
-    if field_def.allowed_values is not None and value not in field_def.allowed_values:
-        allowed = ", ".join(repr(v) for v in field_def.allowed_values)
-        raise ValueError(f"{field_def.name}: {value!r} is not allowed; choose one of {allowed}")
-    return value
 
 
 class _Parsed:
@@ -188,8 +158,6 @@ class StepRequirement:
 
     def __post_init__(self) -> None:
         if self.executor_requirements and any(isinstance(r, dict) for r in self.executor_requirements):
-            from kern.run.agent import RunRequirement  # run.agent imports this module
-
             self.executor_requirements = [
                 RunRequirement.from_dict(r) if isinstance(r, dict) else r for r in self.executor_requirements
             ]
@@ -388,7 +356,8 @@ class StepRequirement:
         """
         schema = self.user_input_schema
         if not schema:
-            return dict(values), {}
+            unreadable = {name: problem for name, value in values.items() if (problem := unstorable(value))}
+            return dict(values), unreadable
         known = {f.name: f for f in schema}
         problems: dict[str, str] = {}
         for name in values:
@@ -560,6 +529,11 @@ class StepRequirement:
 # the bare content of a row stored before step outputs were StepOutputs.
 _STEP_OUTPUT_KEYS = frozenset(("success", "stop", "skipped", "step_type"))
 
+# The subclass a stored pause of a kind loads as: `ErrorRequirement` for `error`. It subclasses
+# StepRequirement, so this module cannot import it; `kern.run.error_requirement` adds itself here, and
+# `kern.run`'s __init__ imports it, so it is always in place before anything is loaded.
+LOADED_AS: dict[str, type[StepRequirement]] = {}
+
 
 def _load_requirement(data: Any, load: core_schema.ValidatorFunctionWrapHandler) -> StepRequirement:
     if not isinstance(data, dict):
@@ -574,10 +548,9 @@ def _load_requirement(data: Any, load: core_schema.ValidatorFunctionWrapHandler)
     for key in StepRequirement.STORED_EXTRA_KEYS:
         if data.get(key) is not None:
             req.__dict__[key] = data[key]
-    if req.kind == ERROR:
-        from kern.run.error_requirement import ErrorRequirement  # it subclasses this one
-
-        req.__class__ = ErrorRequirement  # the same fields; every error pause, stored ones from before included
+    loaded_as = LOADED_AS.get(req.kind)
+    if loaded_as is not None:
+        req.__class__ = loaded_as  # the same fields; every error pause, stored ones from before included
     return req
 
 
@@ -598,8 +571,6 @@ def _from_documented(data: dict[str, Any]) -> StepRequirement:
     return StepRequirement(**values)
 
 
-from kern.run.requirement_args import DOCUMENTED_KEYS, DOCUMENTED_ONLY, documented_arguments  # noqa: E402 - needs the kinds above
-
 STEP_REQUIREMENT = StoredForm(StepRequirement)
 _dataclass_init = StepRequirement.__init__
 
@@ -618,13 +589,3 @@ def _init(self: StepRequirement, *args: Any, **kwargs: Any) -> None:
 
 
 StepRequirement.__init__ = _init  # type: ignore[method-assign]
-
-
-def __getattr__(name: str) -> Any:
-    # `from kern.run.requirement import RunRequirement`, the documented path. The tool-call requirement
-    # lives with the agent run output (`kern.run.agent`), which imports this module: resolved lazily.
-    if name == "RunRequirement":
-        from kern.run.agent import RunRequirement
-
-        return RunRequirement
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

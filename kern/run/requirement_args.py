@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from kern.run import requirement as kinds
+from kern.run import kinds
 
 # The first flag set decides the kind. A review also sets `requires_confirmation` in the reference API
 # (it resolves with confirm/reject), so a review flag is looked at first and confirmation beside it is fine.

@@ -63,12 +63,8 @@ class StoredForm(Generic[T]):
         return self.load(data)
 
     def _build(self) -> None:
-        # The names the stored types' annotations use across modules: pydantic resolves them here.
-        from kern.run.agent import RunRequirement, ToolExecution  # noqa: F401
-        from kern.run.requirement import StepRequirement  # noqa: F401
-        from kern.tools.user_feedback import AskUserQuestion  # noqa: F401
-        from kern.workflow.types import StepOutput, UserInputField  # noqa: F401
-
+        # pydantic resolves each stored type's annotations in the module that defines it, which imports
+        # every name they use (this module, below them all, imports none of them).
         adapter = TypeAdapter(self._type)
         serializer = SchemaSerializer(_read_instance_dicts(copy.deepcopy(adapter.core_schema)), _CONFIG)
         self.dump = functools.partial(serializer.to_python, mode="json", exclude_none=True)

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from kern._json import to_jsonable
 from kern.ids import new_id
+from kern.run.agent import RunRequirement
 from kern.run.base import RunStatus
 from kern.run.requirement import (
     CONFIRMATION,
@@ -27,7 +28,7 @@ from kern.run.requirement import (
     derived_step_id,
 )
 from kern.run.stored import JSONABLE, StoredForm
-from kern.workflow.types import StepOutput
+from kern.run.values import StepOutput
 
 __all__ = [
     "WORKFLOW_RUN_EVENT_TYPE_REGISTRY",
@@ -287,8 +288,6 @@ def _load_requirement(value: Any) -> Any:
 
 def _load_executor_requirement(value: Any) -> Any:
     if isinstance(value, dict) and "tool_execution" in value and "id" in value:
-        from kern.run.agent import RunRequirement  # run.agent imports this package's requirement module
-
         return RunRequirement.from_dict(value)
     return value
 

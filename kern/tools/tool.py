@@ -7,16 +7,13 @@ import inspect
 import json
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, get_type_hints
+from typing import Any, get_type_hints
 
 from pydantic import create_model
 
 from kern._json import to_jsonable
-from kern.workflow.engine import call_user
-from kern.workflow.types import UserInputField
-
-if TYPE_CHECKING:
-    from kern.tools.user_feedback import AskUserQuestion
+from kern._sync import call_user
+from kern.run.values import AskUserQuestion, UserInputField
 
 TOOL_OPTIONS = (
     "name",

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
-from pydantic.json_schema import SkipJsonSchema
-
+# The question types live in kern.run.values (a paused run stores them); their public path is this one.
+from kern.run.values import AskUserOption, AskUserQuestion
 from kern.tools.tool import Tool
 
 DEFAULT_INSTRUCTIONS = (
@@ -23,24 +22,6 @@ DEFAULT_INSTRUCTIONS = (
     "when several options may be chosen. The run pauses until the user answers; their choices come back as "
     "the tool's result."
 )
-
-
-class AskUserOption(BaseModel):
-    """One option the person may pick."""
-
-    label: str = Field(description="The option's text, one to five words.")
-    description: str | None = Field(default=None, description="What choosing it means.")
-
-
-class AskUserQuestion(BaseModel):
-    """One question with predefined options."""
-
-    question: str = Field(description="The question; it ends with a question mark.")
-    header: str = Field(description="A short label for the question, at most 12 characters.")
-    options: list[AskUserOption] = Field(min_length=1, description="Two to four options.")
-    multi_select: bool = Field(default=False, description="True if several options may be chosen.")
-    # The person's answer once given (hidden from the model's schema).
-    selected_options: SkipJsonSchema[list[str] | None] = None
 
 
 def ask_user(questions: list[AskUserQuestion]) -> str:

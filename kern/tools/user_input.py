@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from kern.run.values import UserInputField
 from kern.tools.tool import Tool
-from kern.workflow.types import UserInputField
 
 
 class RequestedField(BaseModel):

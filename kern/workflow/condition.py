@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from kern._sync import call_user
 from kern.run.workflow import ConditionCompletedEvent, ConditionStartedEvent
 from kern.workflow.container import Container
-from kern.workflow.engine import call_user, run_sequence
-from kern.workflow.node import as_nodes
+from kern.workflow.engine import run_sequence
+from kern.workflow.step import as_nodes
 from kern.workflow.types import HumanReview, OnReject, StepOutput
 
 if TYPE_CHECKING:

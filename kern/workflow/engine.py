@@ -11,8 +11,6 @@ resumption on another process are all the same case.
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import inspect
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -72,29 +70,6 @@ class StepFailed(_ControlFlow):
         super().__init__(f"Step '{step_name}' failed: {error}")
         self.step_name = step_name
         self.error = error
-
-
-# Set for the branches of a Parallel: their sync user code must run in threads to run concurrently.
-CONCURRENT: contextvars.ContextVar[bool] = contextvars.ContextVar("kern_concurrent", default=False)
-
-
-async def call_user(fn: Callable[..., Any], *args: Any) -> Any:
-    """Call user code: coroutine functions are awaited, sync functions run in a worker thread.
-
-    On a sync API call's private loop (which serves that call alone) sync functions run inline, in a
-    copy of the context like a thread would: a thread hop per call was a third of a pause cycle. The
-    drive's lease is then renewed from a thread (`kern.workflow.lease`), since the loop is blocked.
-    Parallel branches still go to threads, so that they run concurrently.
-    """
-    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__):
-        return await fn(*args)
-    if is_private_loop(asyncio.get_running_loop()) and not CONCURRENT.get():
-        result = contextvars.copy_context().run(fn, *args)
-    else:
-        result = await asyncio.to_thread(fn, *args)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
 
 
 @dataclass

@@ -10,6 +10,11 @@ as it enters each node, like durable-execution engines check recorded step names
 
 Journals written before node records existed are checked through their pauses: every requirement names
 its step's path, type and name.
+
+Steps in a sequence (the workflow's top level, a Steps, a Condition's branch, a Loop's iteration) run one
+after another, and each one's result is journaled as it finishes: a node recorded at `…/3` means `…/0` to
+`…/2` finished. A journal without one of those results (edited or cut off by hand) is refused too, rather
+than running that step a second time.
 """
 
 from __future__ import annotations
@@ -25,6 +30,13 @@ if TYPE_CHECKING:
 
 NODES = "__nodes__"
 _UNKNOWN = object()  # a path under a node kind this module cannot look into
+_BUILT_IN = frozenset(("Step", "Steps", "Parallel", "Router", "Condition", "Loop"))
+
+
+def _journals_its_result(node: Node) -> bool:
+    """Whether the node is one of kern's primitives, which journal their result as they finish (a custom
+    primitive may not)."""
+    return node.step_type in _BUILT_IN and type(node).__module__.startswith("kern.workflow.")
 
 
 def tag(node: Node) -> str:
@@ -86,10 +98,50 @@ def mismatch(run_id: str | None, path: str, recorded: str, found: str | None) ->
     )
 
 
+def _lost_result(steps: list[Node], journal: Mapping[str, Any], paths: Iterable[str]) -> tuple[str, Node, str] | None:
+    """A node that must have finished before one at `paths` was entered (an earlier one in the same
+    sequence) but has no journaled result: (its path, the node, the later path), or None. Each sequence is
+    checked up to the furthest node entered in it, so a long journal costs one look per node."""
+    furthest: dict[str, tuple[int, list[Node], str]] = {}  # sequence (its path prefix) -> index, nodes, path
+    for path in paths:
+        parts = path.split("/")
+        children: list[Node] | None = steps
+        base, sequential, i = "", True, 0
+        while children is not None and i < len(parts):
+            segment = parts[i].split("~", 1)[0]
+            if not segment.isdigit() or int(segment) >= len(children):
+                break
+            index = int(segment)
+            if sequential and index > furthest.get(base, (-1,))[0]:
+                furthest[base] = (index, children, path)
+            container: Any = children[index]  # a built-in primitive's children are looked at by its step_type
+            here, i = f"{base}{parts[i]}", i + 1
+            kind = container.step_type
+            if kind == "Steps":
+                children, base, sequential = container.steps, f"{here}/", True
+            elif kind == "Condition" and i + 1 < len(parts) and parts[i] in ("if", "else"):
+                children = container.steps if parts[i] == "if" else container.else_steps
+                base, sequential, i = f"{here}/{parts[i]}/", True, i + 1
+            elif kind == "Loop" and i + 2 < len(parts) and parts[i] == "iter":
+                children, base, sequential, i = container.steps, f"{here}/iter/{parts[i + 1]}/", True, i + 2
+            elif kind in ("Parallel", "Router"):  # branches run side by side, routes as chosen: no order to check
+                children = container.steps if kind == "Parallel" else container.choices
+                base, sequential = f"{here}/", False
+            else:
+                break
+    for base, (index, children, later) in furthest.items():
+        for earlier in range(index):
+            node = children[earlier]
+            if f"{base}{earlier}" not in journal and _journals_its_result(node):
+                return f"{base}{earlier}", node, later
+    return None
+
+
 def check_journal(
     steps: list[Node], run_id: str | None, journal: Mapping[str, Any], requirements: Iterable[Mapping[str, Any]]
 ) -> None:
-    """Raise `JournalMismatchError` unless every node the run journaled is still at its path."""
+    """Raise `JournalMismatchError` unless every node the run journaled is still at its path, and every node
+    that finished before one it entered has its result journaled."""
     recorded = dict(journal.get(NODES) or {})
     for req in requirements:
         path = req.get("step_path")
@@ -102,3 +154,15 @@ def check_journal(
         found = tag(node) if node is not None else None
         if found != expected:
             raise mismatch(run_id, path, expected, found)
+    lost = _lost_result(steps, journal, recorded)
+    if lost is not None:
+        where, node, path = lost
+        raise JournalMismatchError(
+            f"Run {run_id} cannot continue: its journal has no result for {node.step_type.lower()} "
+            f"'{node.name}' at path {where!r}, which finished before the step at {path!r} began (the journal "
+            "was edited or cut off). Continuing would run it a second time; cancel the run instead.",
+            run_id=run_id,
+            path=where,
+            recorded="no result",
+            found=tag(node),
+        )

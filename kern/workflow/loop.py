@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from kern._sync import call_user
 from kern.run import requirement as kinds
 from kern.run.workflow import (
     LoopCompletedEvent,
@@ -13,8 +14,8 @@ from kern.run.workflow import (
     LoopStartedEvent,
 )
 from kern.workflow.container import Container
-from kern.workflow.engine import call_user, run_sequence
-from kern.workflow.node import as_nodes
+from kern.workflow.engine import run_sequence
+from kern.workflow.step import as_nodes
 from kern.workflow.types import HumanReview, StepOutput
 
 if TYPE_CHECKING:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kern.workflow.hitl import FLAT_PARAMS, build_human_review
@@ -72,22 +71,3 @@ def _flat_setting(flat_name: str, field: str) -> property:
 
 for _flat_name, _field in FLAT_PARAMS.items():
     setattr(Node, _flat_name, _flat_setting(_flat_name, _field))
-
-
-def as_node(item: Node | Callable[..., Any]) -> Node:
-    """A step-tree entry: a primitive as is, a bare function as a Step named after it."""
-    if isinstance(item, Node):
-        return item
-    if callable(item):
-        from kern.workflow.step import Step
-
-        return Step(name=getattr(item, "__name__", None) or repr(item), executor=item)
-    raise TypeError(f"Workflow steps must be primitives or functions, got {type(item).__name__}: {item!r}")
-
-
-def as_nodes(items: Any) -> list[Node]:
-    if items is None:
-        return []
-    if isinstance(items, (Node,)) or callable(items):
-        items = [items]
-    return [as_node(i) for i in items]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from kern._sync import CONCURRENT
 from kern.run.workflow import ParallelCompletedEvent, ParallelStartedEvent
 from kern.workflow.container import Container
-from kern.workflow.engine import CONCURRENT, Pause
-from kern.workflow.node import as_node
+from kern.workflow.engine import Pause
+from kern.workflow.step import as_node
 from kern.workflow.types import HumanReview, StepOutput
 
 if TYPE_CHECKING:

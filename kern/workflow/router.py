@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from kern._sync import call_user
 from kern.run import requirement as kinds
 from kern.run.workflow import RouterCompletedEvent, RouterStartedEvent
 from kern.workflow.container import Container
-from kern.workflow.engine import Cancel, call_user
-from kern.workflow.node import Node, as_nodes
+from kern.workflow.engine import Cancel
+from kern.workflow.node import Node
+from kern.workflow.step import as_nodes
 from kern.workflow.types import HumanReview, StepOutput
 
 if TYPE_CHECKING:

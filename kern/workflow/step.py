@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from kern._sync import call_user
 from kern.run import requirement as kinds
 from kern.run.base import RunStatus
 from kern.run.workflow import StepCompletedEvent, StepErrorEvent, StepOutputEvent, StepStartedEvent
-from kern.workflow.engine import Cancel, StepFailed, call_user, skipped
+from kern.workflow.engine import Cancel, StepFailed, skipped
 from kern.workflow.executor_scope import STEP_SCOPE, ExecutorPaused, StepScope
 from kern.workflow.node import Node
 from kern.workflow.types import HumanReview, OnError, StepInput, StepOutput, UserInputField
@@ -235,16 +236,32 @@ class Step(Node):
 
 
 def _executor_fields(runner: Any, result: Any, name: str) -> dict[str, Any]:
-    """Who paused inside the step, for the executor pause (`executor_id`, `executor_name`, ...)."""
-    from kern.team.team import Team
-
+    """Who paused inside the step, for the executor pause (`executor_id`, `executor_name`, ...). A team
+    says so by its `kind` (kern.team sits above kern.workflow: no import of Team here)."""
     ident = getattr(runner, "id", None) or getattr(runner, "team_id", None) or getattr(runner, "agent_id", None)
     return {
         "executor_id": ident if isinstance(ident, str) else name,
         "executor_name": name,
-        "executor_type": "team" if isinstance(runner, Team) else "agent",
+        "executor_type": "team" if getattr(runner, "kind", None) == "team" else "agent",
         "executor_run_id": getattr(result, "run_id", None),
     }
+
+
+def as_node(item: Node | Callable[..., Any]) -> Node:
+    """A step-tree entry: a primitive as is, a bare function as a Step named after it."""
+    if isinstance(item, Node):
+        return item
+    if callable(item):
+        return Step(name=getattr(item, "__name__", None) or repr(item), executor=item)
+    raise TypeError(f"Workflow steps must be primitives or functions, got {type(item).__name__}: {item!r}")
+
+
+def as_nodes(items: Any) -> list[Node]:
+    if items is None:
+        return []
+    if isinstance(items, (Node,)) or callable(items):
+        items = [items]
+    return [as_node(i) for i in items]
 
 
 _FLAT = {

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from kern.run.workflow import StepsCompletedEvent, StepsStartedEvent
 from kern.workflow.container import Container
 from kern.workflow.engine import run_sequence
-from kern.workflow.node import as_nodes
+from kern.workflow.step import as_nodes
 from kern.workflow.types import HumanReview, StepOutput
 
 if TYPE_CHECKING:

@@ -2,66 +2,27 @@
 
 from __future__ import annotations
 
-import types
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from kern._json import to_jsonable
-from kern.run.stored import JSONABLE, StoredForm
 
-
-class _StrEnum(StrEnum):
-    """A str enum whose unknown values fail with a message listing the valid ones."""
-
-    @classmethod
-    def _missing_(cls, value: object) -> _StrEnum | None:
-        if isinstance(value, str):
-            for member in cls:
-                if value.lower() in (member.value, member.name):
-                    return member
-        return None
-
-    @classmethod
-    def parse(cls, value: Any, field_name: str) -> Any:
-        """Convert `value` (member or string) to a member; `None` stays `None`."""
-        if value is None or isinstance(value, cls):
-            return value
-        try:
-            return cls(value)
-        except ValueError:
-            valid = ", ".join(m.value for m in cls)
-            raise ValueError(f"Invalid {field_name} {value!r}. Valid values: {valid}.") from None
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class OnReject(_StrEnum):
-    """What a rejection does."""
-
-    skip = "skip"
-    cancel = "cancel"
-    retry = "retry"
-    else_branch = "else"
-
-
-class OnTimeout(_StrEnum):
-    """What happens when nobody answers a pause before its deadline (`skip` is an alias of `reject`)."""
-
-    approve = "approve"
-    reject = "reject"
-    cancel = "cancel"
-
-    @classmethod
-    def _missing_(cls, value: object) -> OnTimeout | None:
-        if isinstance(value, str) and value.lower() == "skip":
-            return cls.reject
-        return super()._missing_(value)  # type: ignore[return-value]
+# The reference API's paths: `from kern.workflow.types import StepRequirement, ErrorRequirement` and the
+# values below. They are defined in kern.run, which never imports this module (one way: workflow -> run).
+from kern.run.error_requirement import ErrorRequirement
+from kern.run.requirement import StepRequirement
+from kern.run.values import (
+    FIELD_TYPES,
+    OnReject,
+    OnTimeout,
+    StepOutput,
+    UserInputField,
+    _StrEnum,
+    field_type_name,
+)
 
 
 class OnError(_StrEnum):
@@ -83,121 +44,6 @@ class StepType(_StrEnum):
     CONDITION = "Condition"
     ROUTER = "Router"
     WORKFLOW = "Workflow"
-
-
-FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "str": (str,),
-    "int": (int,),
-    "float": (float, int),
-    "bool": (bool,),
-    "list": (list,),
-    "dict": (dict,),
-}
-
-
-# Other spellings of the six field types: JSON-schema names, and common long names.
-_FIELD_TYPE_ALIASES = {
-    "string": "str",
-    "text": "str",
-    "integer": "int",
-    "number": "float",
-    "boolean": "bool",
-    "array": "list",
-    "object": "dict",
-}
-
-
-def field_type_name(field_type: Any) -> Any:
-    """A field type as one of `FIELD_TYPES`' names: a name ("int"), a JSON-schema name ("integer"), a
-    Python type (`int`) or a typing form (`list[str]`, `List[str]`, `Optional[int]`). Anything else is
-    returned as given, for the caller to reject."""
-    if isinstance(field_type, str):
-        lowered = field_type.strip().lower()
-        return _FIELD_TYPE_ALIASES.get(lowered, lowered)
-    origin = typing.get_origin(field_type)
-    if origin in (typing.Union, types.UnionType):  # Optional[int] / int | None: the non-None member
-        members = [a for a in typing.get_args(field_type) if a is not type(None)]
-        return field_type_name(members[0]) if len(members) == 1 else field_type
-    if origin is not None:  # list[str], Dict[str, int], ...
-        field_type = origin
-    if isinstance(field_type, type):
-        for name, accepted in FIELD_TYPES.items():
-            if field_type is accepted[0]:
-                return name
-        return field_type.__name__
-    return field_type
-
-
-@dataclass
-class UserInputField:
-    """One value a person provides at a user-input pause."""
-
-    name: str
-    field_type: str = "str"
-    description: str | None = None
-    required: bool = True
-    allowed_values: Annotated[list[Any] | None, JSONABLE] = None
-    value: Annotated[Any, JSONABLE] = None
-
-    def __post_init__(self) -> None:
-        self.field_type = field_type_name(self.field_type)
-        if self.field_type not in FIELD_TYPES:
-            raise ValueError(
-                f"UserInputField {self.name!r}: field_type {self.field_type!r} is not supported. "
-                f"Use one of: {', '.join(FIELD_TYPES)}."
-            )
-
-    @staticmethod
-    def is_missing(value: Any) -> bool:
-        """True for a value that gives nothing: None, or a string that is empty or only whitespace (a
-        required field left blank in a form is missing, not filled in)."""
-        return value is None or (isinstance(value, str) and not value.strip())
-
-    def to_dict(self) -> dict[str, Any]:
-        """The stored form (see `kern.run.stored`): JSON-ready, unset (None) fields left out."""
-        return _USER_INPUT_FIELD.dump(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> UserInputField:
-        return _USER_INPUT_FIELD.load(data)
-
-
-_USER_INPUT_FIELD = StoredForm(UserInputField)
-
-
-@dataclass
-class StepOutput:
-    """What a step produced. An executor may return one, or any plain value (it is wrapped)."""
-
-    content: Annotated[Any, JSONABLE] = None
-    step_name: str | None = None
-    success: bool = True
-    error: str | None = None
-    stop: bool = False
-    skipped: bool = False
-    step_type: str = "Step"
-    steps: list[StepOutput] | None = None
-    # Documented fields kern does not fill itself; kept (and stored) when an executor sets them.
-    step_id: str | None = None
-    executor_type: str | None = None  # "agent", "team" or "function"
-    executor_name: str | None = None
-    step_run_id: str | None = None
-    images: Annotated[list[Any] | None, JSONABLE] = None
-    videos: Annotated[list[Any] | None, JSONABLE] = None
-    audio: Annotated[list[Any] | None, JSONABLE] = None
-    files: Annotated[list[Any] | None, JSONABLE] = None
-    metrics: Annotated[Any, JSONABLE] = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The stored form (see `kern.run.stored`): JSON-ready, unset (None) fields left out."""
-        return _STEP_OUTPUT.dump(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> StepOutput:
-        return _STEP_OUTPUT.load(data)
-
-
-_STEP_OUTPUT = StoredForm(StepOutput)
 
 
 @dataclass
@@ -331,15 +177,17 @@ class HumanReview(BaseModel):
         return cls(**values)
 
 
-def __getattr__(name: str) -> Any:
-    # The documented import paths `from kern.workflow.types import StepRequirement, ErrorRequirement`.
-    # Both live in `kern.run`, which imports this module: resolved lazily.
-    if name == "StepRequirement":
-        from kern.run.requirement import StepRequirement
-
-        return StepRequirement
-    if name == "ErrorRequirement":
-        from kern.run.error_requirement import ErrorRequirement
-
-        return ErrorRequirement
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = [
+    "FIELD_TYPES",
+    "ErrorRequirement",
+    "HumanReview",
+    "OnError",
+    "OnReject",
+    "OnTimeout",
+    "StepInput",
+    "StepOutput",
+    "StepRequirement",
+    "StepType",
+    "UserInputField",
+    "field_type_name",
+]

@@ -7,13 +7,19 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, Literal, Unpack, overload
 
 from pydantic import BaseModel
 
 from kern._sync import EventStream, event_stream, iterate_sync, run_sync
 from kern.db.base import BaseDb, Resolution, StoredRun
-from kern.exceptions import RequirementNotResolvedError, RunAlreadyResumedError, RunNotPausedError
+from kern.exceptions import (
+    RequirementNotResolvedError,
+    RunAlreadyResumedError,
+    RunNotPausedError,
+    WrongWorkflowError,
+)
 from kern.ids import new_id
 from kern.run.base import RunStatus
 from kern.run.options import WorkflowAsyncContinueOptions, WorkflowContinueOptions, WorkflowRunOptions
@@ -29,8 +35,9 @@ from kern.run.workflow import (
 from kern.workflow import journal
 from kern.workflow.engine import RunContext, drive
 from kern.workflow.journal import check_journal
-from kern.workflow.node import Node, as_nodes
-from kern.workflow.stored_runs import StoredRuns
+from kern.workflow.node import Node
+from kern.workflow.step import as_nodes
+from kern.workflow.stored_runs import StoredRuns, read_run
 
 Emit = Callable[[WorkflowEvent], Awaitable[None]]
 
@@ -226,7 +233,9 @@ class Workflow(StoredRuns):
         resolved, or none to apply a passed deadline). Works from any process: everything is read from
         the database. Raises `RequirementNotResolvedError` (a ValueError) if the active requirement is
         unresolved and not past its deadline, `RunAlreadyResumedError` if another caller resumed it
-        first, `RunNotPausedError` if it is not paused, `RunNotFoundError` for an unknown id.
+        first, `RunNotPausedError` if it is not paused, `RunNotFoundError` for an unknown id; and, changing
+        nothing, `WrongWorkflowError` for another workflow's run, `JournalMismatchError` if the definition
+        or the journal no longer fits the run, `CorruptRunError` for a run that cannot be read.
         """
         result = self.acontinue_run(
             run_output,
@@ -292,56 +301,99 @@ class Workflow(StoredRuns):
         expected_version = run_output.version if run_output is not None and run_output.version else None
 
         async def resume(emit: Emit | None) -> WorkflowRunOutput:
-            resolved: list[StepRequirement] = []
-
-            def prepare(stored: StoredRun) -> tuple[dict[str, Any], dict[str, Any], list[Resolution]]:
-                journal = dict(stored.journal)
-                check_journal(self.steps, stored.run_id, journal, stored.output.get("step_requirements") or [])
-                if stored.status != "PAUSED":  # taking over a run whose process died
-                    return stored.output, journal, []
-                output = dict(stored.output)
-                history = list(output["step_requirements"])
-                active_id = history[-1].get("requirement_id")
-                if only_requirement is not None and active_id != only_requirement:
-                    raise RunAlreadyResumedError(
-                        f"Run {stored.run_id} moved past requirement {only_requirement}.", run_id=stored.run_id
-                    )
-                # The caller's copy carries the decision (a copy: the caller's object stays as is); without
-                # one, the stored pause is resolved as it stands (a decision made through the store).
-                mine = next((c for c in reversed(supplied) if c.requirement_id == active_id), None)
-                active = StepRequirement.from_dict(mine.to_dict() if mine is not None else history[-1])
-                decision = journal[active.gate_key] = _decide(stored.run_id, active, now)
-                resolved.append(active)
-                history[-1] = active.to_dict()
-                output["step_requirements"] = history
-                output["status"] = RunStatus.RUNNING.value
-                resolution = Resolution(
-                    requirement_id=active.requirement_id,
-                    status=active.status,
-                    resolved_by=active.resolved_by,
-                    resolved_at=active.resolved_at or time.time(),
-                    decision=decision,
-                    step_name=active.step_name,
-                    kind=active.kind,
-                    note=active.rejection_feedback,
-                )
-                return output, journal, [resolution]
-
-            stored, version = await self.db.claim(target, expected_version=expected_version, prepare=prepare)
-            run = WorkflowRunOutput.from_dict(stored.output, version)
-            if self.input_schema is not None:  # stored as JSON: the steps see the model again
-                with contextlib.suppress(ValueError):
-                    run.input = self.validate_input(run.input)
-            ctx = RunContext(run, stored.journal, self.db, version, self._sink(emit, lambda: ctx), stream_events)
-            if resolved and ctx.has_listener:
-                req = resolved[0]
-                event = StepExecutorContinuedEvent if req.kind == EXECUTOR else StepContinuedEvent
-                await ctx.emit(
-                    event(step_name=req.step_name, step_path=req.step_path, step_type=req.step_type, requirement=req)
-                )
-            return await drive(ctx, self.steps)
+            claimed = await self._claim(
+                target, expected_version=expected_version, supplied=supplied, only_requirement=only_requirement, now=now
+            )
+            return await self._drive(claimed, emit, stream_events)
 
         return event_stream(resume) if stream else resume(None)
+
+    async def _claim(
+        self,
+        target: str,
+        *,
+        expected_version: int | None,
+        supplied: list[StepRequirement],
+        only_requirement: str | None,
+        now: float | None,
+    ) -> _Claimed:
+        """The first half of `continue_run`: apply the decision (the caller's, or the deadline's) and take the
+        run (a compare-and-set: the decision is recorded and the run is RUNNING, with this process's lease)."""
+        resolved: list[StepRequirement] = []
+        # The run as read by `prepare`, per stored version: read (and so checked, `CorruptRunError`)
+        # before anything is claimed, and then used as the claimed run instead of being read again.
+        runs: dict[int, WorkflowRunOutput] = {}
+
+        def prepare(stored: StoredRun) -> tuple[dict[str, Any], dict[str, Any], list[Resolution]]:
+            self._check_owner(stored)
+            run = runs[stored.version] = read_run(stored)
+            journal = dict(stored.journal)
+            check_journal(self.steps, stored.run_id, journal, stored.output.get("step_requirements") or [])
+            if stored.status != "PAUSED":  # taking over a run whose process died
+                return stored.output, journal, []
+            output = dict(stored.output)
+            history = list(output["step_requirements"])
+            active_id = history[-1].get("requirement_id")
+            if only_requirement is not None and active_id != only_requirement:
+                raise RunAlreadyResumedError(
+                    f"Run {stored.run_id} moved past requirement {only_requirement}.", run_id=stored.run_id
+                )
+            # The caller's copy carries the decision (a copy: the caller's object stays as is); without
+            # one, the stored pause is resolved as it stands (a decision made through the store).
+            mine = next((c for c in reversed(supplied) if c.requirement_id == active_id), None)
+            active = StepRequirement.from_dict(mine.to_dict() if mine is not None else history[-1])
+            decision = journal[active.gate_key] = _decide(stored.run_id, active, now)
+            resolved.append(active)
+            history[-1] = active.to_dict()
+            output["step_requirements"] = history
+            output["status"] = RunStatus.RUNNING.value
+            run.step_requirements[-1] = active  # the run's own: the continued event gets a copy
+            run.status = RunStatus.RUNNING
+            resolution = Resolution(
+                requirement_id=active.requirement_id,
+                status=active.status,
+                resolved_by=active.resolved_by,
+                resolved_at=active.resolved_at or time.time(),
+                decision=decision,
+                step_name=active.step_name,
+                kind=active.kind,
+                note=active.rejection_feedback,
+            )
+            return output, journal, [resolution]
+
+        stored, version = await self.db.claim(target, expected_version=expected_version, prepare=prepare)
+        run = runs.get(stored.version) or WorkflowRunOutput.from_dict(stored.output, version)
+        run.version = version
+        if self.input_schema is not None:  # stored as JSON: the steps see the model again
+            with contextlib.suppress(ValueError):
+                run.input = self.validate_input(run.input)
+        return _Claimed(run, stored.journal, version, resolved[0] if resolved else None)
+
+    async def _drive(self, claimed: _Claimed, emit: Emit | None, stream_events: bool) -> WorkflowRunOutput:
+        """The second half of `continue_run`: run the claimed run to its end or its next pause."""
+        run = claimed.run
+        ctx = RunContext(run, claimed.journal, self.db, claimed.version, self._sink(emit, lambda: ctx), stream_events)
+        req = claimed.resolved
+        if req is not None and ctx.has_listener:
+            req = StepRequirement.from_dict(req.to_dict())
+            event = StepExecutorContinuedEvent if req.kind == EXECUTOR else StepContinuedEvent
+            await ctx.emit(
+                event(step_name=req.step_name, step_path=req.step_path, step_type=req.step_type, requirement=req)
+            )
+        return await drive(ctx, self.steps)
+
+    async def _expire(
+        self, run_id: str, requirement_id: str, *, now: float | None = None
+    ) -> tuple[WorkflowRunOutput, Coroutine[Any, Any, WorkflowRunOutput]]:
+        """Apply the deadline of pause `requirement_id` (its `on_timeout`) and take the run, without running
+        it further: returns the run as taken (RUNNING, the decision recorded) and the coroutine that runs it
+        to its end or next pause, for the caller to await now or hand to a task (see `kern.expire_due`).
+        Until it ends, the run holds this process's lease: if the process dies first, the lease expires
+        and `recover_orphans` (any process) takes the run over. Raises as `continue_run` does."""
+        claimed = await self._claim(
+            run_id, expected_version=None, supplied=[], only_requirement=requirement_id, now=now
+        )
+        return claimed.run, self._drive(claimed, None, False)
 
     async def acancel_run(self, run_id: str, *, by: str | None = None, reason: str | None = None) -> WorkflowRunOutput:
         """Cancel a paused or running run (compare-and-set: exactly one of concurrent callers wins).
@@ -349,11 +401,15 @@ class Workflow(StoredRuns):
         A paused run is cancelled at its pause. A running run is cancelled at once in the database; the
         process running it stops at its next node boundary (its next write fails its compare-and-set),
         so nothing after the step in flight runs. A run whose process died is cancelled the same way.
-        Raises `RunNotPausedError` if the run already ended, `RunNotFoundError` for an unknown id.
+        Raises `RunNotPausedError` if the run already ended, `RunNotFoundError` for an unknown id, and
+        (changing nothing) `WrongWorkflowError` for another workflow's run, `CorruptRunError` for a run
+        that cannot be read.
         """
         reason = reason or "Cancelled" + (f" by {by}" if by else "")
 
         def prepare(stored: StoredRun) -> tuple[dict[str, Any], dict[str, Any], list[Resolution]]:
+            self._check_owner(stored)
+            read_run(stored)  # a run this kern cannot read is refused (`CorruptRunError`), not half-cancelled
             if stored.status not in ("PAUSED", "RUNNING"):
                 raise RunNotPausedError(
                     f"Run {run_id} is {stored.status}; only a paused or running run can be cancelled.",
@@ -379,6 +435,17 @@ class Workflow(StoredRuns):
 
         stored, version = await self.db.claim(run_id, expected_version=None, prepare=prepare, running_ok=True)
         return WorkflowRunOutput.from_dict(stored.output, version)
+
+    def _check_owner(self, stored: StoredRun) -> None:
+        """Refuse (`WrongWorkflowError`) a run another workflow started: these steps are not its steps."""
+        if stored.workflow_name != self.name:
+            raise WrongWorkflowError(
+                f"Run {stored.run_id} belongs to workflow {stored.workflow_name!r}, not {self.name!r}; "
+                f"continue or cancel it through {stored.workflow_name!r}. Nothing was changed.",
+                run_id=stored.run_id,
+                run_workflow=stored.workflow_name,
+                workflow=self.name,
+            )
 
     def cancel_run(self, run_id: str, *, by: str | None = None, reason: str | None = None) -> WorkflowRunOutput:
         return run_sync(self.acancel_run(run_id, by=by, reason=reason))
@@ -412,6 +479,17 @@ class Workflow(StoredRuns):
 
     def expire_due(self, *, now: float | None = None, limit: int = 100) -> list[WorkflowRunOutput]:
         return run_sync(self.aexpire_due(now=now, limit=limit))
+
+
+@dataclass
+class _Claimed:
+    """A run `continue_run` has taken, ready to drive: the run, its journal and version, and the
+    requirement whose decision let it go on (None for a takeover)."""
+
+    run: WorkflowRunOutput
+    journal: dict[str, Any]
+    version: int
+    resolved: StepRequirement | None
 
 
 def _decide(run_id: str, active: StepRequirement, now: float | None = None) -> dict[str, Any]:
