@@ -33,6 +33,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "bot.slack.connections",
             "bot.slack.oauth_state",
             "bot.slack.ops",
+            "bot.slack.acknowledged",  # t24-acks, once merged and moved
             "bot.devslack",
         ],
     ),
