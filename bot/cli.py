@@ -18,7 +18,7 @@ from kern.exceptions import SchemaVersionError
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from bot.connections import ConnectionGuard
+    from bot.slack.connections import ConnectionGuard
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     try:
         settings = loaded.check(args.mode)
-        from bot.server import create_bot
+        from bot.slack.server import create_bot
 
         bot = create_bot(settings)
         asyncio.run(_prepare_db(settings))
@@ -85,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kern-bot: {exc}", file=sys.stderr)
         return 2
     if args.mode == "serve":
-        from bot.connections import ConnectionGuard
-        from bot.server import create_web_app
+        from bot.slack.connections import ConnectionGuard
+        from bot.slack.server import create_web_app
 
         serving = (
             f"kern-bot: serving /slack/events on http://{args.host}:{args.port} "
@@ -121,7 +121,7 @@ async def _serve_http(app: web.Application, host: str, port: int, guard: Connect
 
     from aiohttp import web
 
-    from bot.connections import GuardedSite
+    from bot.slack.connections import GuardedSite
 
     runner = web.AppRunner(
         app, access_log=web.access_logger if access_log else None, keepalive_timeout=guard.idle_seconds
@@ -147,7 +147,7 @@ def _settle_heap() -> None:
 
 def _db_command(args: argparse.Namespace, loaded: Settings) -> int:
     if args.db_command == "revision":
-        from bot.migrations import BOT
+        from bot.store.migrations import BOT
 
         print(f"kern-bot: wrote {BOT.new_revision(args.message)}; read it before committing it")
         return 0
@@ -164,7 +164,7 @@ def _db_command(args: argparse.Namespace, loaded: Settings) -> int:
 async def _prepare_db(settings: Settings, *, upgrade: bool = False) -> list[str]:
     """Before serving: check that kern's and the bot's tables are at the revision this code needs (one
     line and exit if not), upgrading them with `upgrade` or KERN_DB_AUTO_UPGRADE=1. Returns what was done."""
-    from bot.migrations import BOT
+    from bot.store.migrations import BOT
 
     db = settings.open_db()
     try:
@@ -187,7 +187,7 @@ async def _encrypt_installations(settings: Settings, db: BaseDb) -> list[str]:
     first key of KERN_TOKEN_KEYS (rotation). Raises SettingsError if the keys decrypt none of them (wrong
     keys); rows that some key decrypts are served, and the others are named in an error line (a fault of
     those rows stays theirs)."""
-    from bot.installations import DbInstallationStore
+    from bot.slack.installations import DbInstallationStore
     from bot.token_keys import SETTING
 
     encrypted, rotated, unreadable, total = await DbInstallationStore(db, settings.cipher).encrypt_all()
@@ -213,12 +213,12 @@ async def _dev(settings: Settings, port: int, bot_port: int) -> int:
 
     from aiohttp import web
 
-    from bot.app import build_bot, make_client
     from bot.devslack.persist import state_file_for
     from bot.devslack.web import DevSlackWeb
     from bot.registry import load_registry
     from bot.scripted_model import ScriptedModel, alert_script
-    from bot.server import create_web_app
+    from bot.slack.app import build_bot, make_client
+    from bot.slack.server import create_web_app
 
     secret = secrets.token_hex(16)
     scripted = None
@@ -266,8 +266,8 @@ async def _dev(settings: Settings, port: int, bot_port: int) -> int:
 async def _socket_mode(bot: object, settings: Settings, sweep_interval: float) -> int:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    from bot.server import serving
-    from bot.sweeper import sweep_forever
+    from bot.runs.sweeper import sweep_forever
+    from bot.slack.server import serving
 
     handler = AsyncSocketModeHandler(bot.app, settings.app_token)  # type: ignore[attr-defined]
     sweeper = asyncio.create_task(sweep_forever(bot.runner, bot.registry, sweep_interval, bot.metrics))  # type: ignore[attr-defined]

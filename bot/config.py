@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     # port (the one Slack calls) answers only GET /health, with ok or not ok.
     ops_host: str = Field("127.0.0.1", validation_alias="KERN_OPS_HOST")
     ops_port: int = Field(3030, validation_alias="KERN_OPS_PORT")
-    # The public port's guard against slow or idle connections (bot/connections.py).
+    # The public port's guard against slow or idle connections (bot/slack/connections.py).
     max_connections: int = Field(512, validation_alias="KERN_MAX_CONNECTIONS")
     read_seconds: float = Field(10.0, validation_alias="KERN_REQUEST_READ_SECONDS")
 

@@ -159,13 +159,17 @@ def coerce_entries(value: Any, source: str) -> list[BotWorkflow]:
     return entries
 
 
+EXAMPLES = "bot.examples"  # the workflows served when KERN_WORKFLOWS is not set
+
+
 def load_registry(spec: str | None, db: BaseDb, *, scripted_model_url: str | None = None) -> Registry:
     """The workflows `spec` ("package.module:attribute") names, or the bundled examples (their agent
     example on the scripted model at `scripted_model_url` when OPENAI_BASE_URL is not set)."""
     if not spec:
-        from bot.examples import example_workflows
-
-        return Registry(example_workflows(scripted_model_url), db)
+        # The bundled examples are a workflows module like any KERN_WORKFLOWS names, loaded by name: they
+        # import this module (BotWorkflow), and this module does not import them.
+        examples = importlib.import_module(EXAMPLES)
+        return Registry(examples.example_workflows(scripted_model_url), db)
     module_name, _, attribute = spec.partition(":")
     try:
         module = importlib.import_module(module_name)

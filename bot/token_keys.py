@@ -9,7 +9,7 @@ start), then drop the old keys. A key is 32 random bytes, URL-safe base64:
 
 A stored value is either a Fernet token (it starts with `gAAAAA`: version byte 0x80 in base64) or, for a
 row written before encryption, the clear JSON (it starts with `{`): that one is still read, and is then
-encrypted in place (bot/installations.py).
+encrypted in place (bot/slack/installations.py).
 """
 
 from __future__ import annotations

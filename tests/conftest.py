@@ -67,7 +67,7 @@ def shared_postgres_at_this_revision() -> None:
         return  # the PostgreSQL tests fail (CI) or skip on their own
 
     async def upgrade() -> None:
-        from bot.migrations import BOT
+        from bot.store.migrations import BOT
 
         db = PostgresDb(db_url=PG_URL)
         try:

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from bot import blocks as ui
+from bot.blocks.text import unseen
 from bot.devslack import DevSlack
 from bot.devslack.people import dm_id
-from bot.migrations import BOT
 from bot.policy import Approvers, Audience
 from bot.registry import BotWorkflow, Registry
 from bot.store import Card
-from bot.tables import home_viewers
-from bot.text import unseen
+from bot.store.migrations import BOT
+from bot.store.tables import home_viewers
 from kern.db.base import BaseDb
 from kern.run.base import RunStatus
 from kern.workflow import Step, Workflow

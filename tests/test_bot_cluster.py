@@ -17,7 +17,7 @@ import pytest
 from bot import blocks as ui
 from bot.devslack import DevSlack
 from bot.registry import BotWorkflow, Registry
-from bot.sweeper import sweep_once
+from bot.runs.sweeper import sweep_once
 from kern.agent import Agent
 from kern.models.openai import OpenAIChat
 from kern.tools import tool

@@ -16,7 +16,7 @@ from typing import Any
 from bot import blocks as ui
 from bot.devslack import DevSlack
 from bot.registry import BotWorkflow, Registry
-from bot.sweeper import sweep_once
+from bot.runs.sweeper import sweep_once
 from kern.db.base import BaseDb
 from kern.db.postgres import PostgresDb
 from kern.db.sqlite import SqliteDb

@@ -15,15 +15,15 @@ import pytest
 from aiohttp import web
 
 from bot import blocks as ui
-from bot.app import KernBot, build_bot, make_client
-from bot.background import MAX_DEFER, QUIET
 from bot.devslack import DevSlack
 from bot.examples import example_workflows
-from bot.ops import OPS_URL
 from bot.policy import Approvers
 from bot.registry import BotWorkflow, Registry
-from bot.server import create_web_app
-from bot.sweeper import sweep_once
+from bot.runs.background import MAX_DEFER, QUIET
+from bot.runs.sweeper import sweep_once
+from bot.slack.app import KernBot, build_bot, make_client
+from bot.slack.ops import OPS_URL
+from bot.slack.server import create_web_app
 from kern.db.base import BaseDb
 from kern.workflow import Router, Step, UserInputField, Workflow
 from tests.conftest import make_db, unique

@@ -14,12 +14,12 @@ import pytest
 import sqlalchemy as sa
 
 from bot import blocks as ui
-from bot.app import KernBot
 from bot.config import SettingsError
 from bot.devslack import DevSlack
 from bot.policy import Approvers
 from bot.registry import BotWorkflow, Registry
-from bot.tables import grants, tool_decisions
+from bot.slack.app import KernBot
+from bot.store.tables import grants, tool_decisions
 from kern.agent import Agent
 from kern.models.openai import OpenAIChat
 from kern.run.base import RunStatus

@@ -297,9 +297,9 @@ async def test_home_over_socket_mode(tmp_path: Path) -> None:
     import asyncio
     import contextlib
 
-    from bot.app import build_bot, make_client
     from bot.cli import _socket_mode
     from bot.config import Settings
+    from bot.slack.app import build_bot, make_client
 
     db = make_db("sqlite", tmp_path)
     async with DevSlack(SECRET) as slack:

@@ -19,10 +19,10 @@ from sqlalchemy.engine import Connection
 from bot import blocks as ui
 from bot.devslack import DevSlack
 from bot.devslack.validate import validate_blocks
-from bot.migrations import BOT
 from bot.policy import Approvers
 from bot.registry import BotWorkflow, Registry
-from bot.tables import cards, grants, handovers, pauses
+from bot.store.migrations import BOT
+from bot.store.tables import cards, grants, handovers, pauses
 from kern.db.schema import runs
 from kern.workflow import Step, Workflow
 from tests.conftest import make_db, unique

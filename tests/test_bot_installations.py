@@ -1,5 +1,5 @@
-"""The installation store (bot/installations.py, tokens encrypted at rest) and the signed OAuth states
-(bot/oauth_state.py) on kern's database, SQLite and PostgreSQL."""
+"""The installation store (bot/slack/installations.py, tokens encrypted at rest) and the signed OAuth states
+(bot/slack/oauth_state.py) on kern's database, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from slack_sdk.oauth.installation_store import Installation
 
-from bot.installations import DbInstallationStore, team_key
-from bot.migrations import BOT
-from bot.oauth_state import SignedStateStore
-from bot.tables import installations, oauth_states
+from bot.slack.installations import DbInstallationStore, team_key
+from bot.slack.oauth_state import SignedStateStore
+from bot.store.migrations import BOT
+from bot.store.tables import installations, oauth_states
 from bot.token_keys import TokenCipher, TokenKeyError
 from kern.db.base import BaseDb
 from tests.conftest import unique

@@ -20,7 +20,7 @@ from bot.config import SettingsError
 from bot.devslack import DevSlack, Message
 from bot.policy import Approvers
 from bot.registry import BotWorkflow, Registry
-from bot.sweeper import sweep_once
+from bot.runs.sweeper import sweep_once
 from kern.agent import Agent
 from kern.models.openai import OpenAIChat
 from kern.tools import tool

@@ -28,14 +28,14 @@ from slack_sdk.oauth.installation_store import Installation
 from sqlalchemy.engine import Connection
 
 from bot import blocks as ui
-from bot.app import KernBot, build_bot
 from bot.config import Settings
 from bot.devslack import DevSlack
-from bot.installations import DbInstallationStore
-from bot.oauth import oauth_parts
 from bot.registry import Registry
-from bot.server import create_web_app
-from bot.tables import metadata, oauth_states
+from bot.slack.app import KernBot, build_bot
+from bot.slack.installations import DbInstallationStore
+from bot.slack.oauth import oauth_parts
+from bot.slack.server import create_web_app
+from bot.store.tables import metadata, oauth_states
 from kern.db.base import BaseDb
 from tests.conftest import make_db, unique
 from tests.openai_stub import FakeOpenAI, call, echo_tool_results
@@ -437,8 +437,8 @@ async def test_an_uninstall_deletes_the_token_and_a_reinstall_brings_a_new_one(o
 
 async def _older_installation(db_file: Path, team: str, token: str) -> None:
     """A database with the bot's tables and one workspace installed by a version that kept tokens in clear."""
-    from bot.migrations import BOT
-    from bot.tables import installations
+    from bot.store.migrations import BOT
+    from bot.store.tables import installations
     from kern.db.sqlite import SqliteDb
 
     db = SqliteDb(db_file=db_file)

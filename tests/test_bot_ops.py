@@ -25,12 +25,12 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot import blocks as ui
-from bot.app import build_bot, make_client
 from bot.devslack import DevSlack
-from bot.health import PROBE_SECONDS
-from bot.ops import OPS_URL
-from bot.server import create_web_app
-from bot.sweeper import sweep_once
+from bot.runs.sweeper import sweep_once
+from bot.slack.app import build_bot, make_client
+from bot.slack.health import PROBE_SECONDS
+from bot.slack.ops import OPS_URL
+from bot.slack.server import create_web_app
 from kern.db.postgres import PostgresDb
 from tests.conftest import PG_URL, make_db, require_postgres, unique
 from tests.test_bot_cluster import timed_registry
@@ -378,7 +378,7 @@ async def bot_process(
 
 
 async def _tables(db_file: Path) -> None:
-    from bot.migrations import BOT
+    from bot.store.migrations import BOT
     from kern.db.sqlite import SqliteDb
 
     db = SqliteDb(db_file=db_file)

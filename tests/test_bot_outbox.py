@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 
 from bot import blocks as ui
-from bot import runner as runner_module
+from bot.delivery.outbox import backoff
 from bot.devslack import DevSlack
-from bot.outbox import backoff
 from bot.registry import BotWorkflow, Registry
-from bot.runner import STATUS_AFTER, Budget
+from bot.runs import runner as runner_module
+from bot.runs.runner import STATUS_AFTER, Budget
+from bot.runs.sweeper import sweep_once
 from bot.store import Card
-from bot.sweeper import sweep_once
 from kern.run.base import RunStatus
 from kern.run.workflow import WorkflowRunOutput
 from kern.workflow import Step, Workflow

@@ -17,8 +17,8 @@ import pytest
 
 from bot import blocks as ui
 from bot.devslack import DevSlack
-from bot.sweeper import sweep_once
-from bot.tables import home_viewers
+from bot.runs.sweeper import sweep_once
+from bot.store.tables import home_viewers
 from kern._sync import run_sync
 from tests import corrupt
 from tests.conftest import make_db

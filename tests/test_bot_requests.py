@@ -19,12 +19,12 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from bot import blocks as ui
-from bot.connections import ConnectionGuard, GuardedSite
-from bot.dedupe import KEEP, SeenRequests
 from bot.devslack import DevSlack
 from bot.examples import example_workflows
 from bot.registry import BotWorkflow, Registry
-from bot.tables import metadata, seen_requests
+from bot.slack.connections import ConnectionGuard, GuardedSite
+from bot.slack.dedupe import KEEP, SeenRequests
+from bot.store.tables import metadata, seen_requests
 from kern.db import schema
 from kern.db.base import BaseDb
 from kern.workflow import Step, Workflow
@@ -398,7 +398,7 @@ async def test_slow_connections_do_not_starve_the_bot(tmp_path: Path) -> None:
 
 
 async def test_the_guard_never_cuts_an_answer_short_and_closes_the_oldest_waiting_connection() -> None:
-    """The guard alone (bot/connections.py): a request answered after longer than the read bound is not cut
+    """The guard alone (bot/slack/connections.py): a request answered after longer than the read bound is not cut
     off; the next request on that connection gets the read bound from its first byte, not the idle bound;
     at the connection limit the oldest connection without a request in progress is closed, never a busy one."""
     guard = ConnectionGuard(max_connections=2, read_seconds=0.3, idle_seconds=5.0)

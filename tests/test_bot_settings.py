@@ -244,8 +244,8 @@ async def test_cli_refuses_a_key_that_does_not_decrypt_the_stored_installations(
     from cryptography.fernet import Fernet
     from slack_sdk.oauth.installation_store import Installation
 
-    from bot.installations import DbInstallationStore
-    from bot.migrations import BOT
+    from bot.slack.installations import DbInstallationStore
+    from bot.store.migrations import BOT
     from bot.token_keys import TokenCipher
     from kern.db.sqlite import SqliteDb
 

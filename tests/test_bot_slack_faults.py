@@ -18,11 +18,11 @@ import pytest
 
 from bot import blocks as ui
 from bot.devslack import DevSlack
-from bot.pacing import Budget, RateLimits
 from bot.registry import BotWorkflow, Registry
-from bot.slack_errors import classify
-from bot.sweeper import sweep_once
-from bot.tables import outbox
+from bot.runs.sweeper import sweep_once
+from bot.slack.errors import classify
+from bot.slack.pacing import Budget, RateLimits
+from bot.store.tables import outbox
 from kern.run.base import RunStatus
 from kern.workflow import OnTimeout, Step, Workflow
 from tests.conftest import make_db, unique
@@ -172,7 +172,7 @@ async def test_a_refused_token_waits_and_shows_in_health(env: Env) -> None:
 
 
 async def health_of(env: Env) -> tuple[bool, dict[str, Any]]:
-    from bot.health import Health
+    from bot.slack.health import Health
 
     return await Health(env.db, env.bot.gateway, cache_seconds=0).check()
 

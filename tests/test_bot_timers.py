@@ -16,7 +16,7 @@ from bot import blocks as ui
 from bot.devslack import DevSlack
 from bot.policy import Approvers
 from bot.registry import BotWorkflow, Registry
-from bot.sweeper import sweep_once
+from bot.runs.sweeper import sweep_once
 from kern.workflow import OnTimeout, Step, Workflow
 from tests.conftest import make_db, unique
 from tests.test_bot_e2e import SECRET, start_bot

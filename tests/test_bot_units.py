@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from bot import blocks as ui
-from bot.app import make_client
 from bot.config import Settings, SettingsError
 from bot.devslack import DevSlack
 from bot.examples import example_workflows
-from bot.gateway import SlackCallFailed, SlackGateway
 from bot.policy import Approvers
 from bot.registry import BotWorkflow, Registry, load_registry
+from bot.slack.app import make_client
+from bot.slack.gateway import SlackCallFailed, SlackGateway
 from kern.db.sqlite import SqliteDb
 from kern.workflow import Step, Workflow
 from tests.conftest import unique
@@ -90,8 +90,8 @@ async def test_channel_members_rule(tmp_path: Path) -> None:
 
 
 async def test_socket_mode(tmp_path: Path) -> None:
-    from bot.app import build_bot
     from bot.cli import _socket_mode
+    from bot.slack.app import build_bot
 
     db = SqliteDb(db_file=tmp_path / "k.db")
     async with DevSlack(SECRET) as slack:
@@ -121,7 +121,7 @@ async def test_socket_mode(tmp_path: Path) -> None:
 
 
 def test_user_text_is_shown_as_written() -> None:
-    from bot.text import quote
+    from bot.blocks.text import quote
 
     assert quote("plain <b> & text", 100) == "plain &lt;b&gt; &amp; text"  # nothing to neutralize: stays plain
     assert quote("ship *it* _now_", 100) == "`ship *it* _now_`"  # a code span: Slack formats nothing inside

@@ -16,10 +16,10 @@ import pytest
 import yaml
 from aiohttp import web
 
-from bot.app import build_bot, make_client
 from bot.devslack import DevSlack
-from bot.ops import OPS_URL
-from bot.server import create_web_app
+from bot.slack.app import build_bot, make_client
+from bot.slack.ops import OPS_URL
+from bot.slack.server import create_web_app
 from tests.conftest import make_db
 from tests.test_bot_e2e import SECRET, registry_for
 

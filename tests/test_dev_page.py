@@ -44,8 +44,8 @@ async def test_the_page_serves_the_map() -> None:
 
 async def test_views_push_is_checked_as_slack_checks_it() -> None:
     from bot import blocks as ui
-    from bot.app import make_client
-    from bot.gateway import SlackCallFailed, SlackGateway
+    from bot.slack.app import make_client
+    from bot.slack.gateway import SlackCallFailed, SlackGateway
 
     async with DevSlackWeb("s") as slack:
         gateway = SlackGateway(make_client(slack.token, slack.api_url))

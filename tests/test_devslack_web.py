@@ -11,8 +11,8 @@ import pytest
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks as ui
-from bot.app import make_client
 from bot.devslack.web import DevSlackWeb
+from bot.slack.app import make_client
 from kern.db.sqlite import SqliteDb
 from tests.test_bot_e2e import SECRET, registry_for, start_bot
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from bot.dedupe import SeenRequests
+from bot.slack.dedupe import SeenRequests
 from kern.db.base import BaseDb, RunChange
 from kern.db.hot import Tx, dumps, insert_statement
 from kern.db.postgres import PostgresDb
@@ -113,7 +113,7 @@ async def test_lost_commit_answer_leaves_one_watcher_row(proxy: PgProxy, lost: s
 
 
 async def test_lost_commit_answer_of_a_first_request_still_counts_as_first(proxy: PgProxy) -> None:  # noqa: F811
-    """bot.dedupe's insert, retried after its COMMIT's answer was lost, recognises its own row: the
+    """bot.slack.dedupe's insert, retried after its COMMIT's answer was lost, recognises its own row: the
     request is acted on (once), and a real repeat is still refused."""
     db = PostgresDb(proxy.url, pool_size=2)  # type: ignore[attr-defined]
     seen = SeenRequests(db)

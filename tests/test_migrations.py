@@ -24,8 +24,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.migrations import BOT
 from bot.store import BotStore
+from bot.store.migrations import BOT
 from kern.db import migrations
 from kern.db.base import BaseDb
 from kern.db.migrations import BASELINE, KERN, MigrationSet
@@ -355,7 +355,7 @@ async def test_postgres_database_made_before_migrations(
     def make_v1(conn: Connection) -> None:
         KERN.metadata.create_all(conn)
         conn.execute(sa.text("INSERT INTO kern_meta VALUES ('schema_version', '1')"))
-        from bot.tables import cards, pauses, tool_decisions  # the bot's tables before migrations
+        from bot.store.tables import cards, pauses, tool_decisions  # the bot's tables before migrations
 
         BOT.metadata.create_all(conn, tables=[cards, pauses, tool_decisions])
 
@@ -427,8 +427,8 @@ def test_kern_alone_upgrades_its_own_tables_and_never_imports_the_bot(v1_db: Pat
 
 async def test_grants_made_before_they_named_their_step_get_it_from_their_audit_line(target: str) -> None:
     """Migration 0007 (issue 24, item 4): a stored grant is given the step of its `grant` audit line; one
-    without that line keeps no step (and so allows nothing: `bot.grants`)."""
-    from bot.tables import grants
+    without that line keeps no step (and so allows nothing: `bot.approvals.grants`)."""
+    from bot.store.tables import grants
     from kern.db.schema import audit
 
     def before_and_after(conn: Connection) -> list[tuple[str, str | None]]:

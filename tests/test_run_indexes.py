@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from bot.metrics import RUNS_BY_STATUS
+from bot.store.metrics import RUNS_BY_STATUS
 from kern.db import schema
 from kern.db.base import BaseDb, due_query, orphaned_query
 from kern.workflow import Step, Workflow

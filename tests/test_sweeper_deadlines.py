@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from bot import sweeper
 from bot.devslack import DevSlack
 from bot.registry import BotWorkflow, Registry
-from bot.sweeper import sweep_forever
+from bot.runs import sweeper
+from bot.runs.sweeper import sweep_forever
 from kern.db.base import BaseDb
 from kern.workflow import RunStatus, Step, StepInput, Workflow
 from tests.conftest import make_db, unique

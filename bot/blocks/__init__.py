@@ -5,10 +5,11 @@ tool call of an executor pause); everything else is read from the database when 
 
 One module per job: `kit` (ids and building blocks), `card` (the run card), `pauses` (pause
 messages), `decided` (the same once decided), `forms` (modals and reading them back), `guide` (help
-and the intro in a new channel), `home` (the App Home tab). Callers use `from bot import blocks as ui`.
+and the intro in a new channel), `home` (the App Home tab), `text` (escaping and cutting text). Callers use
+`from bot import blocks as ui`. Imports nothing of the bot's but itself: any layer may import it.
 
 Text from people and models (inputs, outputs, errors quoting them, feedback, form values, tool arguments)
-is passed in raw and escaped once, where it is put into markup, by `bot.text` (`escape`, `quote`,
+is passed in raw and escaped once, where it is put into markup, by `bot.blocks.text` (`escape`, `quote`,
 `code_block`); every `text` the building blocks receive (`md`, `section`, `context`, a Card's status line)
 is mrkdwn already, and is only cut (`clip`: never inside an escape or a mention), never escaped again.
 """
@@ -100,7 +101,7 @@ from bot.blocks.start import (
     read_start,
     start_modal,
 )
-from bot.text import as_text, clip, escape, quote, truncate
+from bot.blocks.text import as_text, clip, escape, quote, truncate
 
 _MODULES = {"card", "decided", "forms", "guide", "home", "kit", "pauses", "start"}
 __all__ = [name for name in dir() if not name.startswith("_") and name not in _MODULES]

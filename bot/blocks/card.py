@@ -18,7 +18,7 @@ from bot.blocks.kit import (
     section,
     slack_time,
 )
-from bot.text import (
+from bot.blocks.text import (
     FIELD_TEXT,
     HEADER_TEXT,
     OUTPUT_PREVIEW,

@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.blocks.kit import Blocks, context, humanize, md, retries_used_up, section, slack_time, who
 from bot.blocks.pauses import MAX_SHOWN_CALLS, call_blocks, head_line, pause_title, review_text
-from bot.text import FIELD_TEXT, SECTION_TEXT, as_text, clip, code_block, escape, quote, truncate
+from bot.blocks.text import FIELD_TEXT, SECTION_TEXT, as_text, clip, code_block, escape, quote, truncate
 from kern.run import requirement as kinds
 from kern.run.requirement import StepRequirement
 from kern.workflow.types import OnReject

@@ -20,7 +20,7 @@ from bot.blocks.kit import (
     section,
     sent_back,
 )
-from bot.text import (
+from bot.blocks.text import (
     INPUT_HINT,
     INPUT_LABEL,
     MODAL_TITLE,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.blocks.kit import Blocks, context, section
-from bot.text import SECTION_TEXT, clip, escape, truncate
+from bot.blocks.text import SECTION_TEXT, clip, escape, truncate
 
 # (usage, what it does, example arguments or None)
 COMMANDS: tuple[tuple[str, str, str | None], ...] = (

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.blocks.kit import ROUTE_BLOCK, Blocks, button, context
-from bot.text import SECTION_TEXT, clip, escape
+from bot.blocks.text import SECTION_TEXT, clip, escape
 
 HOME_PAGE = "kern:home_page"  # Next / Previous: the value is the place in the list of the first pause to show
 GRANT_REVOKE = "kern:grant_revoke"  # the value is the grant's id

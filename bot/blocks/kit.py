@@ -7,7 +7,7 @@ import re
 import time
 from typing import Any
 
-from bot.text import BUTTON_TEXT, SECTION_TEXT, clip, escape, truncate
+from bot.blocks.text import BUTTON_TEXT, SECTION_TEXT, clip, escape, truncate
 from kern.run import requirement as kinds
 from kern.run.requirement import StepRequirement
 from kern.workflow.types import OnReject, OnTimeout

@@ -39,7 +39,7 @@ from bot.blocks.kit import (
     section,
     sent_back,
 )
-from bot.text import (
+from bot.blocks.text import (
     FIELD_TEXT,
     OPTION_TEXT,
     OUTPUT_PREVIEW,

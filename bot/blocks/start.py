@@ -23,7 +23,7 @@ from pydantic_core import PydanticUndefined
 
 from bot.blocks.forms import modal
 from bot.blocks.kit import V_START, V_START_PICK, Blocks, humanize, plain, section
-from bot.text import INPUT_HINT, INPUT_LABEL, OPTION_TEXT, PLACEHOLDER, TEXT_INPUT_MAX, as_text, escape, truncate
+from bot.blocks.text import INPUT_HINT, INPUT_LABEL, OPTION_TEXT, PLACEHOLDER, TEXT_INPUT_MAX, as_text, escape, truncate
 
 WORKFLOW_BLOCK, CHANNEL_BLOCK, FREE_BLOCK = "start_wf", "start_ch", "start_input"
 MAX_CHOICES = 100  # a select's options; more and the field is a text input naming them

@@ -1,4 +1,4 @@
-"""Schema migrations (Alembic) for kern's tables; kern-bot keeps its own set (`bot.migrations`) the same way.
+"""Schema migrations (Alembic) for kern's tables; kern-bot keeps its own set (`bot.store.migrations`) the same way.
 
 Every schema change is a migration. Each set is a directory of Alembic revisions with its own version
 table, run in code (no alembic.ini): `MigrationSet.ensure` at a store's first use, `BaseDb.upgrade`,
@@ -12,7 +12,7 @@ auto-upgrade is on; one at a revision this code does not know (a newer kern wrot
 
 Adding a migration (say, a column for kern's runs):
 
-1. Change the table in `kern/db/schema.py` (the bot: `bot/store.py`).
+1. Change the table in `kern/db/schema.py` (the bot: `bot/store/__init__.py`).
 2. `python -m kern.db revision -m "add runs.owner"` (the bot: `kern-bot db revision -m ...`) writes
    `versions/NNNN_add_runs_owner.py`, numbered after the newest one, with the operations Alembic finds
    between the migrated schema and the tables in code. Read it and fix what it guessed wrong

@@ -1,0 +1,94 @@
+"""Background work of one bot process: tasks it owns, and click work deferred until a burst has passed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+log = logging.getLogger("kern_bot")
+QUIET = 0.002  # seconds without a new click before deferred click work starts
+MAX_DEFER = 0.25  # deferred click work starts after this long however busy the endpoint is
+
+# Set while a Slack request is handled (bot/slack/server.py): work spawned for it runs only if the gate says this
+# request was not acted on before (`bot.slack.dedupe`). Acks never wait for it; only the work does.
+REQUEST_GATE: contextvars.ContextVar[Callable[[], Awaitable[bool]] | None] = contextvars.ContextVar(
+    "kern_bot_request_gate", default=None
+)
+
+
+class Background:
+    """Spawned tasks (kept referenced, failures logged) and deferred click work."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self._deferred: deque[tuple[float, Callable[[], Coroutine[Any, Any, Any]]]] = deque()
+        self._quiet_at = 0.0
+        self._drainer: asyncio.Task[Any] | None = None
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run `coro` in the background, keeping a reference and logging its failure. Spawned while a
+        request is handled, it runs only if that request is acted on for the first time (REQUEST_GATE)."""
+        gate = REQUEST_GATE.get()
+        task = asyncio.ensure_future(coro if gate is None else _gated(gate, coro))
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background work failed", exc_info=task.exception())
+
+    def defer(self, work: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+        """Start `work()` in the background once clicks stop arriving (or after MAX_DEFER).
+
+        Slack waits for a click's ack, not for its effect: while a burst of clicks is coming in, their
+        acks go first and the resolutions they trigger start in a pause between requests. Without this,
+        every ack in a burst of 200 waits behind the work of the clicks before it.
+        """
+        now = asyncio.get_running_loop().time()
+        self._deferred.append((now, work))
+        self._quiet_at = now + QUIET
+        if self._drainer is None or self._drainer.done():
+            # A context of its own: the drainer must not carry the gate of the request that started it.
+            self._drainer = asyncio.get_running_loop().create_task(self._drain(), context=contextvars.Context())
+            self.tasks.add(self._drainer)
+            self._drainer.add_done_callback(self._done)
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._deferred:
+            queued_at, work = self._deferred[0]
+            now = loop.time()
+            if now < self._quiet_at and now - queued_at < MAX_DEFER:
+                await asyncio.sleep(min(self._quiet_at, queued_at + MAX_DEFER) - now)
+                continue
+            self._deferred.popleft()
+            self.spawn(work())
+            await asyncio.sleep(0)  # one start per loop pass, so requests arriving meanwhile are read first
+
+    async def idle(self, within: float = 30.0) -> None:
+        """Wait until no background work is left (tests and shutdown)."""
+        deadline = time.monotonic() + within
+        while self.tasks and time.monotonic() < deadline:  # the drainer is a task while work is deferred
+            await asyncio.wait(list(self.tasks), timeout=max(0.0, deadline - time.monotonic()))
+
+    async def cancel_all(self) -> None:
+        """Stop what is still running (shutdown after `idle` gave up): runs are durable, so a cancelled
+        follower loses nothing; another process takes the run over once its lease expires."""
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=5)
+
+
+async def _gated(gate: Callable[[], Awaitable[bool]], coro: Coroutine[Any, Any, Any]) -> Any:
+    if await gate():
+        return await coro
+    coro.close()  # a repeat of a request already acted on: nothing of it runs
+    return None
