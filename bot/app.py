@@ -12,6 +12,7 @@ from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler, async_default_handlers
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import acknowledged
 from bot import blocks as ui
 from bot.access import Access
 from bot.background import Background
@@ -21,6 +22,7 @@ from bot.gateway import SlackGateway
 from bot.handover import Handovers
 from bot.home import Home
 from bot.interactions import Interactions
+from bot.jobs import GIVE_UP, Jobs
 from bot.metrics import Metrics
 from bot.modals import Modals
 from bot.outbox import Outbox
@@ -51,6 +53,7 @@ class KernBot:
     modals: Modals | None = None
     handovers: Handovers | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    jobs: Jobs | None = None
 
 
 def make_client(token: str | None, api_url: str | None = None) -> AsyncWebClient:
@@ -69,10 +72,12 @@ def build_bot(
     command: str = "/kern",
     clients: TeamClients | None = None,
     oauth_flow: AsyncOAuthFlow | None = None,
+    give_up: float = GIVE_UP,
 ) -> KernBot:
     """The bot, in token mode (`client` carries the bot token) or, with `clients` and `oauth_flow`
     (bot/oauth.py), in OAuth mode: each workspace's requests are authorized by its installation and
-    answered with its token."""
+    answered with its token. Acknowledged clicks and starts are retried for `give_up` seconds
+    (bot/jobs.py)."""
     app = AsyncApp(
         client=client,
         signing_secret=signing_secret or "socket-mode",
@@ -99,6 +104,8 @@ def build_bot(
     presenter = Presenter(gateway, registry, store)
     outbox = Outbox(store, presenter, registry)
     runner = Runner(background, gateway, store, presenter, outbox)
+    jobs = Jobs(registry.db, background, give_up=give_up)
+    acknowledged.register(jobs, app, runner, registry, gateway, teams)
     access = Access(gateway, registry.db)
     metrics = Metrics()
     interactions = Interactions(runner, registry, store, gateway, background, access, presenter, metrics)
@@ -106,7 +113,7 @@ def build_bot(
     tool_calls = ToolCalls(interactions, modals)
     handovers = Handovers(interactions, modals)
     start_forms = StartForms(runner, registry, gateway, background, access)
-    commands = Commands(runner, registry, store, gateway, background, access, start_forms)
+    commands = Commands(runner, registry, store, gateway, background, access, start_forms, jobs)
     home = Home(registry, store, presenter, access, gateway, background)
     outbox.listeners.append(home.on_delivered)
     interactions.on_stale_view = home.republish
@@ -171,4 +178,5 @@ def build_bot(
         modals=modals,
         handovers=handovers,
         metrics=metrics,
+        jobs=jobs,
     )

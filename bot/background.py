@@ -8,7 +8,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger("kern_bot")
 QUIET = 0.002  # seconds without a new click before deferred click work starts
@@ -18,6 +18,21 @@ MAX_DEFER = 0.25  # deferred click work starts after this long however busy the 
 # request was not acted on before (`bot.dedupe`). Acks never wait for it; only the work does.
 REQUEST_GATE: contextvars.ContextVar[Callable[[], Awaitable[bool]] | None] = contextvars.ContextVar(
     "kern_bot_request_gate", default=None
+)
+
+
+class JobContext(Protocol):
+    """The acknowledged job (bot/jobs.py) that work is being done for: the work names the run it acts on,
+    so that the transaction applying it to that run also records the job done."""
+
+    def working_on(self, run_id: str, user: str | None = None) -> None: ...
+
+
+# Set while a job runs (bot/jobs.py), for all the work it does; JOB_TASKS only for the job's own code, so
+# that the job waits for the tasks that code spawns (not for what those spawn in turn: a run's follower).
+CURRENT_JOB: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar("kern_bot_job", default=None)
+JOB_TASKS: contextvars.ContextVar[list[asyncio.Task[Any]] | None] = contextvars.ContextVar(
+    "kern_bot_job_tasks", default=None
 )
 
 
@@ -34,7 +49,18 @@ class Background:
         """Run `coro` in the background, keeping a reference and logging its failure. Spawned while a
         request is handled, it runs only if that request is acted on for the first time (REQUEST_GATE)."""
         gate = REQUEST_GATE.get()
-        task = asyncio.ensure_future(coro if gate is None else _gated(gate, coro))
+        job_tasks = JOB_TASKS.get()
+        work = coro if gate is None else _gated(gate, coro)
+        task = asyncio.ensure_future(work if job_tasks is None else _part_of_job(work))
+        if job_tasks is not None:  # the job is done when this is (bot/jobs.py)
+            job_tasks.append(task)
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def spawn_apart(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """`spawn`, in a context of its own: the work carries no request's gate and no job of the caller's."""
+        task = asyncio.get_running_loop().create_task(coro, context=contextvars.Context())
         self.tasks.add(task)
         task.add_done_callback(self._done)
         return task
@@ -85,6 +111,11 @@ class Background:
             task.cancel()
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=5)
+
+
+async def _part_of_job(coro: Coroutine[Any, Any, Any]) -> Any:
+    JOB_TASKS.set(None)  # in this task's own context: what it spawns is not waited for by the job
+    return await coro
 
 
 async def _gated(gate: Callable[[], Awaitable[bool]], coro: Coroutine[Any, Any, Any]) -> Any:

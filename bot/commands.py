@@ -10,11 +10,14 @@ from bot import blocks as ui
 from bot.access import Access
 from bot.background import Background
 from bot.gateway import SlackGateway
+from bot.jobs import REFUSED, START, Job, Jobs
 from bot.registry import Registry
 from bot.runner import Runner
 from bot.start_forms import StartForms
 from bot.store import BotStore
-from kern.exceptions import RunNotPausedError
+from bot.teams import team
+from kern.exceptions import RunNotPausedError, StoreError
+from kern.ids import new_id
 
 USAGE = (
     "Usage: `/kern run [workflow] [input]` · `/kern list` · `/kern status <run>` · `/kern cancel <run>` · `/kern help`"
@@ -31,6 +34,7 @@ class Commands:
         background: Background,
         access: Access,
         start_forms: StartForms,
+        jobs: Jobs,
     ) -> None:
         self.runner = runner
         self.registry = registry
@@ -39,8 +43,11 @@ class Commands:
         self.background = background
         self.access = access
         self.start_forms = start_forms
+        self.jobs = jobs
 
-    async def on_command(self, ack: Callable[..., Awaitable[Any]], command: dict[str, Any]) -> None:
+    async def on_command(
+        self, ack: Callable[..., Awaitable[Any]], command: dict[str, Any], context: dict[str, Any]
+    ) -> None:
         text = (command.get("text") or "").strip()
         user, channel = command["user_id"], command["channel_id"]
         verb, _, rest = text.partition(" ")
@@ -64,8 +71,7 @@ class Commands:
                 return
             if await self.start_forms.takes_over(ack, entry, given.strip(), command):  # a form, or bad input
                 return
-            await ack(response_type="ephemeral", text=f"Starting `{entry.name}`…")
-            self.background.spawn(self.runner.start(entry, given.strip(), user, channel, command.get("response_url")))
+            await self.start(ack, entry.name, given.strip(), command, context["request_key"])
         elif verb == "list":
             lines = [
                 f"• `{e.name}`: {ui.escape(e.description or 'no description')}" for e in self.registry.entries.values()
@@ -80,6 +86,28 @@ class Commands:
             await ack(response_type="ephemeral", text=await self.help(command.get("command") or "/kern", user, channel))
         else:
             await ack(response_type="ephemeral", text=f"I don't know `{ui.escape(text[:100])}`. {USAGE}")
+
+    async def start(
+        self, ack: Callable[..., Awaitable[Any]], name: str, text: str, command: dict[str, Any], key: str
+    ) -> None:
+        """Acknowledged means durable: the start is written (bot/jobs.py) before "Starting…" is answered,
+        and runs from there; if it cannot be written, the answer says it did not start."""
+        payload = {
+            "workflow": name,
+            "text": text,
+            "user": command["user_id"],
+            "channel": command["channel_id"],
+            "response_url": command.get("response_url"),
+            "run_id": new_id(),
+            "team": team(),
+        }
+        job = Job(key, START, payload)
+        try:
+            await self.jobs.accept_before_ack(job, lambda: self.jobs.launch(job))
+        except StoreError as exc:
+            await ack(response_type="ephemeral", text=self.jobs.message(job, REFUSED, exc))
+            return
+        await ack(response_type="ephemeral", text=f"Starting `{name}`…")  # a repeat is answered the same
 
     async def help(self, command: str, user: str, channel: str) -> str:
         """Every command with an example, and the workflows `user` may start here with their descriptions."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from bot import blocks as ui
 from bot.access import Access
-from bot.background import Background
+from bot.background import CURRENT_JOB, Background
 from bot.ballots import Ballots, Voting
 from bot.gateway import SlackGateway
 from bot.logs import about
@@ -121,6 +121,9 @@ class Interactions:
         if refusal:
             await self.gateway.tell(channel or loaded.card.channel, user, refusal, thread or loaded.card.ts, reply)
             return None
+        job = CURRENT_JOB.get()
+        if job is not None:  # an acknowledged click: the transaction recording `user`'s decision ends it
+            job.working_on(loaded.run.run_id, user)
         return loaded
 
     async def may_answer(self, loaded: Loaded, user: str) -> str | None:
@@ -175,6 +178,8 @@ class Interactions:
             text = already_answered(run, loaded.req.requirement_id) or str(exc)
             await self.gateway.tell(loaded.card.channel, user, text, loaded.card.ts, response_url)
         except (JournalMismatchError, StoreError) as exc:  # nothing changed: the pause still waits
+            if isinstance(exc, StoreError) and CURRENT_JOB.get() is not None:
+                raise  # an acknowledged click: kept, and tried again until the database answers (bot/jobs.py)
             text = f"I could not continue this run, and nothing changed: {exc}"
             await self.gateway.tell(loaded.card.channel, user, text, loaded.card.ts, response_url)
         else:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from bot import blocks as ui
-from bot.background import Background
+from bot.background import CURRENT_JOB, Background
 from bot.gateway import SlackGateway
 from bot.outbox import Outbox
 from bot.presenter import Presenter, card_view
@@ -55,6 +55,7 @@ class Runner:
         self.status_budget = Budget(STATUS_RATE)  # shared by the status lines of every run followed here
         # Called after a run this process follows stops at tool calls (standing approvals, bot/grants.py).
         self.on_tool_pause: list[Callable[[BotWorkflow, Card], Awaitable[None]]] = []
+        self._posted: dict[str, str] = {}  # run id -> ts of a card posted whose row is not saved yet
 
     async def start(
         self,
@@ -65,26 +66,40 @@ class Runner:
         response_url: str | None = None,
         *,
         value: Any = None,
+        run_id: str | None = None,
     ) -> str | None:
-        """Post the run card (showing `text`), then run the workflow in the background on `value`, or on
-        `text` when no value is given. Returns the run id (None if the card could not be posted: the
-        command's reply says why, through `response_url` if given)."""
-        run_id, started = new_id(), time.time()
+        """Post the run card (showing `text`), then run the workflow on `value`, or on `text` when no value
+        is given, following it until it pauses or ends. Returns the run id (None if the card could not be
+        posted: the command's reply says why, through `response_url` if given).
+
+        `run_id`, fixed by an acknowledged start (bot/jobs.py), makes a start safe to run again: a card
+        already posted for it is reused, and the transaction that creates the run marks the job done."""
+        run_id, started = run_id or new_id(), time.time()
         card = Card(run_id, entry.name, channel, ts="", started_by=user, input=text, team_id=team())
-        fallback, blocks = ui.card_blocks(card_view(entry, card, None, started_at=started))
-        posted = await self.gateway.call("chat_postMessage", channel=channel, text=fallback, blocks=blocks)
-        if posted is None:
-            why = (
-                f"I could not post in this channel, so `{entry.name}` did not start. "
-                "Invite me to the channel (`/invite @kern`) and try again."
-            )
-            if not (response_url and await self.gateway.respond(response_url, why, replace_original=True)):
-                await self.gateway.tell(channel, user, why)
-            return None
-        card.ts = posted["ts"]
-        await self.store.save_card(card)
+        saved = await self.store.card(run_id) if run_id in self._posted or CURRENT_JOB.get() else None
+        if saved is not None:
+            card = saved
+        else:
+            if run_id not in self._posted:  # posted by an earlier attempt here whose card was not saved
+                fallback, blocks = ui.card_blocks(card_view(entry, card, None, started_at=started))
+                posted = await self.gateway.call("chat_postMessage", channel=channel, text=fallback, blocks=blocks)
+                if posted is None:
+                    why = (
+                        f"I could not post in this channel, so `{entry.name}` did not start. "
+                        "Invite me to the channel (`/invite @kern`) and try again."
+                    )
+                    if not (response_url and await self.gateway.respond(response_url, why, replace_original=True)):
+                        await self.gateway.tell(channel, user, why)
+                    return None
+                self._posted[run_id] = posted["ts"]
+            card.ts = self._posted[run_id]
+            await self.store.save_card(card)
+        self._posted.pop(run_id, None)
         if response_url:  # the card is there now: the "Starting…" reply has done its job
             self.background.spawn(self.gateway.delete_reply(response_url))
+        job = CURRENT_JOB.get()
+        if job is not None:
+            job.working_on(run_id)  # the run's creation marks its start done
         events = entry.workflow.arun(
             value if value is not None else (text or None),
             run_id=run_id,
@@ -93,7 +108,7 @@ class Runner:
             stream_events=True,
             additional_data={"slack_channel": channel, "slack_user": user},
         )
-        self.background.spawn(self.follow(entry, card, events, started))
+        await self.follow(entry, card, events, started)
         return run_id
 
     async def follow(

@@ -9,19 +9,22 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 
+from bot.acknowledged import click_job
 from bot.app import KernBot, build_bot, make_client
 from bot.config import Settings
 from bot.health import Health
-from bot.inbound import RequestRejected, decode, guard_listeners, looks_like_click, parse, verify_signature
+from bot.inbound import RequestRejected, decode, guard_listeners, looks_like_click, parse, request_key, verify_signature
+from bot.jobs import REFUSED, Job
 from bot.metrics import CONTENT_TYPE
 from bot.oauth import add_oauth_routes, oauth_parts
 from bot.registry import load_registry
 from bot.sweeper import sweep_forever
+from kern.exceptions import StoreError
 
 BOT_KEY = web.AppKey("kern_bot", KernBot)
 log = logging.getLogger("kern_bot")
@@ -32,9 +35,16 @@ def create_bot(settings: Settings) -> KernBot:
     registry = load_registry(settings.workflows, settings.open_db())
     if settings.oauth:
         clients, flow = oauth_parts(settings, registry.db)
-        return build_bot(registry, clients.base, settings.signing_secret, clients=clients, oauth_flow=flow)
+        return build_bot(
+            registry,
+            clients.base,
+            settings.signing_secret,
+            clients=clients,
+            oauth_flow=flow,
+            give_up=settings.give_up_seconds,
+        )
     client = make_client(settings.bot_token or "", settings.api_url)
-    return build_bot(registry, client, settings.signing_secret)
+    return build_bot(registry, client, settings.signing_secret, give_up=settings.give_up_seconds)
 
 
 @contextlib.asynccontextmanager
@@ -63,6 +73,8 @@ def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0, health_cache: f
     seconds), else 503 naming what is down; GET /metrics serves the Prometheus text format.
     """
     secret = bot.signing_secret
+    jobs = bot.jobs
+    assert jobs is not None, "a bot built by build_bot has its jobs"
     checks = Health(bot.registry.db, bot.gateway, cache_seconds=health_cache)
     ack_seconds = bot.metrics.click_ack
     guard_listeners(bot.app)
@@ -86,11 +98,12 @@ def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0, health_cache: f
                 verify_signature(secret, raw, headers)
             text = decode(raw)
             if secret and looks_like_click(text):
-                # A click's ack is always an empty 200: answer it here, once the signature is checked, and
-                # parse, deduplicate and route it later (Runner.defer). Under load the ack no longer waits
-                # behind other requests' work (commands and form submissions, whose ack carries content,
-                # are parsed and checked before their answer).
-                bot.background.defer(lambda: dispatch_click(text, query, headers))
+                # A click's ack is always an empty 200. Acknowledged means durable: the click is written
+                # first (bot/jobs.py: a few milliseconds, shared by the clicks arriving together), then
+                # acked; it is parsed and routed later, once clicks stop arriving (Background.defer), so
+                # under load the ack waits for no other request's work. If it cannot be written, the
+                # clicker is told nothing happened.
+                await accept_click(click_job(request_key(raw), text, headers.get("Content-Type", "")))
                 ack_seconds.observe(time.perf_counter() - started)
                 return web.Response(status=200)
             bolt_request = parse(text, query, headers)
@@ -98,20 +111,14 @@ def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0, health_cache: f
             return web.json_response({"error": exc.reason}, status=exc.status)
         return await to_aiohttp_response(await bot.app.async_dispatch(bolt_request))
 
-    async def dispatch_click(text: str, query: str, headers: Mapping[str, str]) -> None:
-        """A click's work, after its ack: checked here rather than before the ack.
-
-        Still safe: Slack gets the same empty 200 for every delivery of a click, whatever it holds, so
-        answering before the check changes no answer; and nothing of a click happens before this point,
-        so a malformed one is dropped before it can act (a repeated one, by the gate, as for every
-        request). Doing it in the ack path would put a payload parse in front of every ack of a burst.
-        """
+    async def accept_click(job: Job) -> None:
+        """Still safe to answer before the click is parsed: Slack gets the same empty 200 for every delivery
+        of a click, whatever it holds, and nothing of a click happens before its job runs, so a malformed
+        one is dropped there before it can act (a repeated one is not run: its row exists)."""
         try:
-            bolt_request = parse(text, query, headers)
-        except RequestRejected as exc:
-            log.warning("click dropped: %s", exc.reason)
-            return
-        await bot.app.async_dispatch(bolt_request)
+            await jobs.accept_before_ack(job, lambda: bot.background.defer(lambda: jobs.run(job)))
+        except StoreError as exc:
+            bot.background.spawn_apart(jobs.tell(job, REFUSED, exc))
 
     async def health(_request: web.Request) -> web.Response:
         healthy, body = await checks.check()
@@ -126,7 +133,7 @@ def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0, health_cache: f
             yield
 
     async def sweeper(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(sweep_forever(bot.runner, bot.registry, sweep_interval, bot.metrics))
+        task = asyncio.create_task(sweep_forever(bot.runner, bot.registry, sweep_interval, bot.metrics, jobs=jobs))
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -5,6 +5,8 @@ that died or on a Slack call that failed.
 - Recovery: runs whose process died (their lease expired) are taken over and followed here.
 - Timers: reminders and escalations of open pauses that are due (bot/timers.py).
 - The outbox: messages still owed to Slack (a failed call, a crash before sending) are delivered.
+- Acknowledged jobs: clicks and starts whose process died, or whose attempt failed, are run again
+  (bot/jobs.py).
 
 Each part is one indexed query when there is nothing to do, and safe with several bot processes on one
 database: expiry and takeover are kern's compare-and-set claims, outbox rows are claimed before sending.
@@ -17,6 +19,7 @@ import logging
 import time
 
 import kern
+from bot.jobs import Jobs
 from bot.logs import about
 from bot.metrics import Metrics
 from bot.registry import Registry
@@ -52,7 +55,12 @@ async def take_over(runner: Runner, registry: Registry, run_id: str, metrics: Me
 
 
 async def sweep_once(
-    runner: Runner, registry: Registry, now: float | None = None, metrics: Metrics | None = None
+    runner: Runner,
+    registry: Registry,
+    now: float | None = None,
+    metrics: Metrics | None = None,
+    *,
+    jobs: Jobs | None = None,
 ) -> int:
     """One sweep; returns how many runs moved on by deadline plus how many orphans it began to take over
     (each takeover goes on in the background). `metrics` counts timeouts, takeovers and the sweep itself."""
@@ -66,18 +74,25 @@ async def sweep_once(
         moved += 1
     await Timers(runner).fire_due(now)  # reminders and escalations
     await runner.outbox.deliver()
+    if jobs is not None:
+        await jobs.sweep()
     if metrics is not None:
         metrics.swept(started)
     return moved
 
 
 async def sweep_forever(
-    runner: Runner, registry: Registry, interval: float = 1.0, metrics: Metrics | None = None
+    runner: Runner,
+    registry: Registry,
+    interval: float = 1.0,
+    metrics: Metrics | None = None,
+    *,
+    jobs: Jobs | None = None,
 ) -> None:
     """The background task: sweep every `interval` seconds until cancelled."""
     while True:
         try:
-            await sweep_once(runner, registry, metrics=metrics)
+            await sweep_once(runner, registry, metrics=metrics, jobs=jobs)
         except asyncio.CancelledError:
             raise
         except Exception:
