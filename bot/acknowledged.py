@@ -9,6 +9,7 @@ its person is told what became of it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import urllib.parse
@@ -22,6 +23,7 @@ from bot.jobs import CLICK, START, Job, Jobs
 from bot.registry import Registry
 from bot.runner import Runner
 from bot.teams import TeamClients, acting_for
+from kern.exceptions import StoreError
 
 log = logging.getLogger("kern_bot")
 
@@ -68,14 +70,21 @@ def register(
             await tell_starter(job, f"`{p['workflow']}` is no longer offered by this bot, so it did not start.")
             return
         with acting_for(p["team"]):
-            await runner.start(entry, p["text"], p["user"], p["channel"], p.get("response_url"), run_id=p["run_id"])
+            since = job.created_at if job.taken_up else None  # an earlier attempt may have posted its card
+            await runner.start(
+                entry, p["text"], p["user"], p["channel"], p.get("response_url"), run_id=p["run_id"], since=since
+            )
 
     async def tell_starter(job: Job, text: str) -> None:
+        """Privately (the "Starting…" reply may be gone: the card replaced it), and on the card if there is one."""
         p = job.payload
         with acting_for(p["team"]):
-            url = p.get("response_url")
-            if not (url and await gateway.respond(url, text, replace_original=True)):
-                await gateway.tell(p["channel"], p["user"], text)
+            await gateway.tell(p["channel"], p["user"], text, None, p.get("response_url"))
+            entry = registry.get(p["workflow"])
+            with contextlib.suppress(StoreError):  # the database that failed the start may fail this read too
+                card = await runner.store.card(p["run_id"])
+                if entry is not None and card is not None:
+                    await runner.presenter.status_line(entry, card, text, None)
 
     jobs.handlers.update({CLICK: run_click, START: run_start})
     jobs.tellers.update({CLICK: tell_clicker, START: tell_starter})

@@ -27,6 +27,10 @@ class JobContext(Protocol):
 
     def working_on(self, run_id: str, user: str | None = None) -> None: ...
 
+    def applied(self) -> bool:
+        """Whether a transaction applying the job (its decision, its run's creation) has run."""
+        ...
+
 
 # Set while a job runs (bot/jobs.py), for all the work it does; JOB_TASKS only for the job's own code, so
 # that the job waits for the tasks that code spawns (not for what those spawn in turn: a run's follower).

@@ -52,7 +52,8 @@ class Settings(BaseSettings):
     client_secret: str | None = Field(None, validation_alias="SLACK_CLIENT_SECRET", repr=False)
     # Comma-separated bot scopes asked for at install: the manifests' (manifests/http.json).
     scopes: str = Field(
-        "commands,chat:write,chat:write.public,im:write,usergroups:read,channels:read,groups:read",
+        "commands,chat:write,chat:write.public,im:write,usergroups:read,channels:read,groups:read,"
+        "channels:history,groups:history",
         validation_alias="SLACK_SCOPES",
     )
     # The OAuth redirect URL registered with the app (https://<host>/slack/oauth_redirect); optional when

@@ -120,6 +120,7 @@ class Job:
     payload: dict[str, Any]
     attempts: int = 0
     created_at: float = field(default_factory=time.time)
+    taken_up: bool = False  # claimed by a sweep: an earlier attempt (perhaps in a process that died) ran it
 
 
 class JobRun:
@@ -134,6 +135,9 @@ class JobRun:
     def working_on(self, run_id: str, user: str | None = None) -> None:
         self.runs[run_id] = user
         self.jobs._working.setdefault(run_id, set()).add(self)
+
+    def applied(self) -> bool:
+        return self.settled
 
     def settles(self, change: RunChange) -> bool:
         if change.run_id not in self.runs:
@@ -338,7 +342,11 @@ class Jobs(StoreBase):
                 .returning(_c.key)
             )
             taken = set(conn.execute(claim).scalars())
-            return [Job(r.key, r.kind, json.loads(r.payload), r.attempts, r.created_at) for r in rows if r.key in taken]
+            return [
+                Job(r.key, r.kind, json.loads(r.payload), r.attempts, r.created_at, taken_up=True)
+                for r in rows
+                if r.key in taken
+            ]
 
         claimed = await self._tx(body)
         for job in claimed:

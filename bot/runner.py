@@ -67,22 +67,29 @@ class Runner:
         *,
         value: Any = None,
         run_id: str | None = None,
+        since: float | None = None,
     ) -> str | None:
         """Post the run card (showing `text`), then run the workflow on `value`, or on `text` when no value
         is given, following it until it pauses or ends. Returns the run id (None if the card could not be
         posted: the command's reply says why, through `response_url` if given).
 
-        `run_id`, fixed by an acknowledged start (bot/jobs.py), makes a start safe to run again: a card
-        already posted for it is reused, and the transaction that creates the run marks the job done."""
+        `run_id`, fixed by an acknowledged start (bot/jobs.py), makes a start safe to run again: the
+        transaction that creates the run marks the job done, and a start run again (`since`: when it was
+        first accepted) reuses the card an earlier attempt posted, saved or found in the channel by the run
+        id its metadata carries (Slack has no idempotent post: a process may die between the post and
+        the card's row)."""
         run_id, started = run_id or new_id(), time.time()
         card = Card(run_id, entry.name, channel, ts="", started_by=user, input=text, team_id=team())
-        saved = await self.store.card(run_id) if run_id in self._posted or CURRENT_JOB.get() else None
+        saved = await self.store.card(run_id) if since is not None else None
         if saved is not None:
             card = saved
         else:
-            if run_id not in self._posted:  # posted by an earlier attempt here whose card was not saved
+            ts = self._posted.get(run_id) or (await self._card_posted(channel, run_id, since) if since else None)
+            if ts is None:
                 fallback, blocks = ui.card_blocks(card_view(entry, card, None, started_at=started))
-                posted = await self.gateway.call("chat_postMessage", channel=channel, text=fallback, blocks=blocks)
+                posted = await self.gateway.call(
+                    "chat_postMessage", channel=channel, text=fallback, blocks=blocks, metadata=card_metadata(run_id)
+                )
                 if posted is None:
                     why = (
                         f"I could not post in this channel, so `{entry.name}` did not start. "
@@ -91,8 +98,8 @@ class Runner:
                     if not (response_url and await self.gateway.respond(response_url, why, replace_original=True)):
                         await self.gateway.tell(channel, user, why)
                     return None
-                self._posted[run_id] = posted["ts"]
-            card.ts = self._posted[run_id]
+                ts = self._posted[run_id] = posted["ts"]  # kept until saved: a retry here reuses it
+            card.ts = ts
             await self.store.save_card(card)
         self._posted.pop(run_id, None)
         if response_url:  # the card is there now: the "Starting…" reply has done its job
@@ -110,6 +117,17 @@ class Runner:
         )
         await self.follow(entry, card, events, started)
         return run_id
+
+    async def _card_posted(self, channel: str, run_id: str, since: float) -> str | None:
+        """The ts of the card of `run_id` posted in `channel` since `since` (by an attempt that died before
+        saving it), from the channel's history; None if there is none (or Slack did not answer)."""
+        found = await self.gateway.call(
+            "conversations_history", channel=channel, oldest=f"{since - 5:.6f}", include_all_metadata=True, limit=200
+        )
+        for message in (found or {}).get("messages", []):
+            if (message.get("metadata") or {}).get("event_payload") == card_metadata(run_id)["event_payload"]:
+                return str(message["ts"])
+        return None
 
     async def follow(
         self, entry: BotWorkflow, card: Card, events: AsyncIterator[Any], started_at: float | None = None
@@ -146,8 +164,11 @@ class Runner:
         except LostOwnershipError as exc:  # cancelled meanwhile, or taken over: the new owner shows it
             log.info("run %s left this process: %s", card.run_id, exc)
         except StoreError as exc:  # the database stayed down: the message has an id, never SQL
-            if not seen:
-                raise  # nothing happened yet (a resume was refused): the caller tells the person
+            job = CURRENT_JOB.get()
+            if not seen or (job is not None and not job.applied()):
+                # Nothing happened yet (a resume refused, a start whose run was never saved): the caller
+                # tells the person, or the acknowledged job is tried again (bot/jobs.py).
+                raise
             log.warning("run %s stopped by a database failure: %s", card.run_id, exc)
             await status.settle()
             await self.presenter.status_line(
@@ -168,6 +189,12 @@ class Runner:
             await asyncio.wait_for(stopped.wait(), DECIDED_SOON)
         except TimeoutError:
             await self.outbox.deliver(run_id)
+
+
+def card_metadata(run_id: str) -> dict[str, Any]:
+    """What a run card carries besides its blocks (Slack's message metadata): the run it shows, so that a
+    start run again finds the card an earlier attempt posted."""
+    return {"event_type": "kern_run_card", "event_payload": {"run_id": run_id}}
 
 
 class StatusLine:

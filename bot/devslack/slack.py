@@ -100,7 +100,7 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls):
             args.update(await request.json())
         elif request.method != "GET":
             args.update(await request.post())
-        for key in ("blocks", "view"):
+        for key in ("blocks", "view", "metadata"):
             if isinstance(args.get(key), str):
                 args[key] = json.loads(args[key])
         if self.rate_limit_next.get(method, 0) > 0:
@@ -175,6 +175,13 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls):
             return bad
         if len(args.get("text") or "") > 40000:
             return {"ok": False, "error": "msg_too_long"}
+        metadata = args.get("metadata")
+        if metadata is not None and not (
+            isinstance(metadata, dict)
+            and isinstance(metadata.get("event_type"), str)
+            and isinstance(metadata.get("event_payload"), dict)
+        ):
+            return {"ok": False, "error": "invalid_metadata_format"}
         ts = f"{self._epoch + next(self._ts)}.000100"  # unique across stand-ins, as Slack's are in a channel
         broadcast = str(args.get("reply_broadcast", "")).lower() in ("true", "1") and bool(args.get("thread_ts"))
         self.messages[ts] = Message(
@@ -185,6 +192,7 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls):
             args.get("thread_ts"),
             broadcast,
             team=self.caller_team,
+            metadata=metadata,
         )
         return {"ok": True, "channel": args["channel"], "ts": ts, "message": {"ts": ts, "text": args.get("text")}}
 
@@ -262,6 +270,25 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls):
             "closed": current.get("closed", False),
         }
         return {"ok": True, "view": self.views[current["id"]]}
+
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A channel's messages (not thread replies), newest first, from `oldest` on, at most `limit`; each
+        with its `metadata` when `include_all_metadata` is set (https://docs.slack.dev/messaging/message-metadata)."""
+        oldest = float(args.get("oldest") or 0)
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in ("true", "1")
+        found = [
+            m
+            for m in self.messages.values()
+            if m.channel == args.get("channel") and m.thread_ts is None and m.at >= oldest  # (ts here is no time)
+        ]
+        found.sort(key=lambda m: m.at, reverse=True)
+        shown = []
+        for m in found[: int(args.get("limit") or 100)]:
+            message: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text}
+            if with_metadata and m.metadata is not None:
+                message["metadata"] = m.metadata
+            shown.append(message)
+        return {"ok": True, "messages": shown, "has_more": len(found) > len(shown)}
 
     def _conversations_members(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "members": self.members.get(args.get("channel", ""), [])}
