@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, Protocol
 
 log = logging.getLogger("kern_bot")
@@ -47,6 +48,7 @@ class Background:
         self.tasks: set[asyncio.Task[Any]] = set()
         self._deferred: deque[tuple[float, Callable[[], Coroutine[Any, Any, Any]]]] = deque()
         self._quiet_at = 0.0
+        self._arriving = 0  # clicks being acknowledged right now (bot/server.py): deferred work waits for them
         self._drainer: asyncio.Task[Any] | None = None
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
@@ -90,13 +92,24 @@ class Background:
             self.tasks.add(self._drainer)
             self._drainer.add_done_callback(self._done)
 
+    @contextlib.contextmanager
+    def arriving(self) -> Iterator[None]:
+        """While a click is being acknowledged (its job written before its ack, bot/jobs.py): it counts as
+        arriving, so deferred work does not start and compete with its ack."""
+        self._arriving += 1
+        try:
+            yield
+        finally:
+            self._arriving -= 1
+            self._quiet_at = max(self._quiet_at, asyncio.get_running_loop().time() + QUIET)
+
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         while self._deferred:
             queued_at, work = self._deferred[0]
             now = loop.time()
-            if now < self._quiet_at and now - queued_at < MAX_DEFER:
-                await asyncio.sleep(min(self._quiet_at, queued_at + MAX_DEFER) - now)
+            if (now < self._quiet_at or self._arriving) and now - queued_at < MAX_DEFER:
+                await asyncio.sleep(max(QUIET, min(self._quiet_at, queued_at + MAX_DEFER) - now))
                 continue
             self._deferred.popleft()
             self.spawn(work())

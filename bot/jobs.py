@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import json
 import logging
 import random
@@ -50,7 +49,8 @@ log = logging.getLogger("kern_bot")
 CLICK, START = "click", "start"
 ACK_WAIT = 2.0  # seconds an ack waits for its job's row (Slack gives up at 3)
 GIVE_UP = 300.0  # seconds a job is retried before its person is told it did not happen
-MAX_BATCH = 64  # rows written by one accepting transaction
+MAX_BATCH = 256  # rows written by one accepting transaction
+WRITERS = 4  # accepting transactions in flight at once (clicks arriving meanwhile wait for the next one)
 KEEP = 600.0  # seconds an ended job's row is kept: a repeated delivery is recognised that long (2 x 300 s)
 PRUNE_EVERY = 60.0
 _FIRST_RETRY, _MAX_RETRY = 0.5, 15.0
@@ -85,6 +85,12 @@ _LATER = (
 )
 _PRUNE = jobs.delete().where(_c.status != "pending", _c.next_at < sa.bindparam("b_before"))
 _INSERTS: dict[tuple[Any, int], tuple[sa.Insert, sa.Select[Any]]] = {}
+
+
+def _size(n: int) -> int:
+    """The batch size `n` rows are written with: a power of two, so that a few statements serve every
+    burst (each compiled once; a batch is padded by repeating its last row, which the INSERT skips)."""
+    return 1 << (n - 1).bit_length()
 
 
 def _batch_statements(db: BaseDb, n: int) -> tuple[sa.Insert, sa.Select[Any]]:
@@ -156,6 +162,7 @@ class Jobs(StoreBase):
     def __init__(self, db: BaseDb, background: Background, *, give_up: float = GIVE_UP) -> None:
         super().__init__(db)
         self.background = background
+        self.writes = _accepting_store(db)
         self.hold = db.lease_seconds  # how long a process holds a job it runs (as it holds a running run)
         self.give_up = give_up
         self.me = uuid.uuid4().hex
@@ -164,7 +171,7 @@ class Jobs(StoreBase):
         self.running: set[str] = set()
         self._working: dict[str, set[JobRun]] = {}
         self._queue: list[tuple[Job, asyncio.Future[bool]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writers = 0
         self._pruned_at = 0.0
         db.watch(self.record)
 
@@ -174,8 +181,9 @@ class Jobs(StoreBase):
         repeated delivery). Raises StoreError if it could not be written. Concurrent calls share a write."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._queue.append((job, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(self._write_queue(), context=contextvars.Context())
+        if self._writers < WRITERS:
+            self._writers += 1
+            self.background.spawn_apart(self._write_queue())
         return await future
 
     async def accept_before_ack(self, job: Job, then: Callable[[], None]) -> bool:
@@ -203,6 +211,13 @@ class Jobs(StoreBase):
             then()
 
     async def _write_queue(self) -> None:
+        try:
+            await self._write_batches()
+        finally:
+            self._writers -= 1
+
+    async def _write_batches(self) -> None:
+        await asyncio.sleep(0)  # the requests read in this loop pass join the batch
         while self._queue:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
             try:
@@ -219,21 +234,36 @@ class Jobs(StoreBase):
     async def _insert(self, batch: list[Job]) -> set[str]:
         attempt = Attempt()
         token = time.time()  # this write's mark (created_at): a retry after a cut-off COMMIT finds its rows
-        insert, mine = _batch_statements(self.db, len(batch))
+        size = _size(len(batch))
+        insert, mine = _batch_statements(self.writes, size)
         params: dict[str, Any] = {"b_until": token + self.hold, "b_me": self.me, "b_token": token}
-        for i, job in enumerate(batch):
+        for i in range(size):
+            job = batch[min(i, len(batch) - 1)]
             params |= {f"r{i}_key": job.key, f"r{i}_kind": job.kind, f"r{i}_payload": json.dumps(job.payload)}
 
         def body(tx: Tx) -> set[str]:
             if attempt.commit_unknown:
-                done = {row[0] for row in tx.all(self.db.prepare(mine), params)}
+                done = {row[0] for row in tx.all(self.writes.prepare(mine), params)}
                 if done:
                     return done
-            if tx.execute(self.db.prepare(insert), params) == len(batch):
+            # One statement, a transaction of its own where the dialect can (one round trip before the ack).
+            if tx.write_alone(self.writes.prepare(insert), params) == len({job.key for job in batch}):
                 return {job.key for job in batch}
-            return {row[0] for row in tx.all(self.db.prepare(mine), params)}
+            return {row[0] for row in tx.all(self.writes.prepare(mine), params)}
 
-        return await self._hot(body)
+        return await self.writes.run_hot(body, tables=self._tables)
+
+    async def close(self) -> None:
+        """Release the accepting connections (the store itself is its owner's to close)."""
+        if self.writes is not self.db:
+            await self.writes.close()
+
+    async def ready(self) -> None:
+        """The table exists and the accepting statements are compiled, before the first ack waits on them."""
+        await super().ready()
+        for n in (1 << i for i in range(MAX_BATCH.bit_length())):
+            for statement in _batch_statements(self.writes, n):
+                self.writes.prepare(statement)
 
     # ----- running ---------------------------------------------------------------------------------
     async def run(self, job: Job) -> None:
@@ -358,6 +388,18 @@ class Jobs(StoreBase):
         """A job's status (pending, done, dropped), None if unknown (for tests and operators)."""
         query = sa.select(_c.status).where(_c.key == key)
         return await self._tx(lambda conn: conn.execute(query).scalar(), write=False)
+
+
+def _accepting_store(db: BaseDb) -> BaseDb:
+    """Where accepts write: on PostgreSQL a small pool of their own, so an ack never queues for a connection
+    behind the work of clicks acked before it; on SQLite the store itself (one writer at a time anyway)."""
+    from kern.db.postgres import PostgresDb  # imported here: asyncpg is only needed with PostgreSQL
+
+    if isinstance(db, PostgresDb):
+        return PostgresDb(
+            db.db_url, pool_size=2, max_overflow=2, lease_seconds=db.lease_seconds, retry_for=db.retry_for
+        )
+    return db
 
 
 def _why(failure: BaseException) -> str:

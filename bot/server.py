@@ -53,12 +53,16 @@ async def serving(bot: KernBot) -> AsyncIterator[None]:
     background work gets 10 s to finish and is then cancelled (runs are durable: another process takes
     over a run left RUNNING once its lease expires)."""
     await bot.store.ready()
+    if bot.jobs is not None:
+        await bot.jobs.ready()
     async with bot.gateway.pooled():
         try:
             yield
         finally:
             await bot.background.idle(10)
             await bot.background.cancel_all()
+            if bot.jobs is not None:
+                await bot.jobs.close()
 
 
 def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0, health_cache: float = 15.0) -> web.Application:
@@ -103,7 +107,8 @@ def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0, health_cache: f
                 # acked; it is parsed and routed later, once clicks stop arriving (Background.defer), so
                 # under load the ack waits for no other request's work. If it cannot be written, the
                 # clicker is told nothing happened.
-                await accept_click(click_job(request_key(raw), text, headers.get("Content-Type", "")))
+                with bot.background.arriving():
+                    await accept_click(click_job(request_key(raw), text, headers.get("Content-Type", "")))
                 ack_seconds.observe(time.perf_counter() - started)
                 return web.Response(status=200)
             bolt_request = parse(text, query, headers)
