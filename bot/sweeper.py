@@ -65,17 +65,19 @@ async def sweep_once(
     """One sweep; returns how many runs moved on by deadline plus how many orphans it began to take over
     (each takeover goes on in the background). `metrics` counts timeouts, takeovers and the sweep itself."""
     started = time.monotonic()
-    moved = len(await kern.expire_due(registry.db, registry.workflows, now=now))
-    if metrics is not None and moved:
-        metrics.decisions.labels("timeout").inc(moved)
-    names = [w.name for w in registry.workflows]
-    for run_id in await registry.db.orphaned_runs(names):  # leases expire by the real clock, as claims judge them
-        runner.background.spawn(take_over(runner, registry, run_id, metrics))
-        moved += 1
-    await Timers(runner).fire_due(now)  # reminders and escalations
-    await runner.outbox.deliver()
-    if jobs is not None:
-        await jobs.sweep()
+    try:
+        moved = len(await kern.expire_due(registry.db, registry.workflows, now=now))
+        if metrics is not None and moved:
+            metrics.decisions.labels("timeout").inc(moved)
+        names = [w.name for w in registry.workflows]
+        for run_id in await registry.db.orphaned_runs(names):  # leases expire by the real clock, as claims judge them
+            runner.background.spawn(take_over(runner, registry, run_id, metrics))
+            moved += 1
+        await Timers(runner).fire_due(now)  # reminders and escalations
+        await runner.outbox.deliver()
+    finally:
+        if jobs is not None:  # even while the runs' table fails: a job that cannot be applied is told in time
+            await jobs.sweep()
     if metrics is not None:
         metrics.swept(started)
     return moved

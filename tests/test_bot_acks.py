@@ -15,6 +15,8 @@ import contextlib
 import json
 import os
 import resource
+import shutil
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -184,6 +186,40 @@ async def test_disk_full_refuses_visibly_then_applies(tmp_path: Path) -> None:
             bots.stop_all()
 
 
+def read_only(path: Path, on: bool) -> None:
+    """Make a file read-only even for root (who ignores its mode bits): the immutable attribute."""
+    if on:
+        path.chmod(0o444)
+    if shutil.which("chattr") and os.geteuid() == 0:
+        subprocess.run(["chattr", "+i" if on else "-i", str(path)], check=on)
+    if not on:
+        path.chmod(0o644)
+
+
+async def test_read_only_database_refuses_visibly(tmp_path: Path) -> None:
+    """The database file turns read-only under a running bot's successor: a click and a `/kern run` are
+    answered, and their people told that nothing happened."""
+    db = tmp_path / "kern.db"
+    async with DevSlack(SECRET) as slack:
+        bots = acks_bots(slack, str(db), tmp_path)
+        ports = _ports(6)
+        try:
+            await bots.start(next(ports))
+            await slack.command("run acks")
+            await slack.until(lambda: len(pause_messages(slack)) == 1, within=20)
+            bots.stop_all()  # a clean stop: the next process opens the file anew
+            read_only(db, True)
+            await bots.start(next(ports))
+            assert await click_pause(slack, pause_messages(slack)[0]) == 200
+            await slack.until(lambda: any("click was not recorded" in t for t in told(slack)), within=10)
+            status, answer, _ = await slack.command("run acks")
+            assert status == 200 and "did not start" in answer
+            assert shipped(tmp_path) == [] and len(cards(slack)) == 1
+        finally:
+            bots.stop_all()
+            read_only(db, False)
+
+
 # ----- 3. a PostgreSQL table lock with statement_timeout --------------------------------------------------
 @contextlib.asynccontextmanager
 async def fresh_database(statement_timeout_ms: int = 0) -> AsyncIterator[str]:
@@ -224,6 +260,36 @@ async def test_postgres_lock_keeps_clicks_and_starts_until_it_ends(tmp_path: Pat
             await slack.until(lambda: any("Completed" in c for c in cards(slack)), within=30)
             await slack.until(lambda: len(pause_messages(slack)) == 2, within=30)  # the second run started
             assert len(shipped(tmp_path)) == 1 and len(cards(slack)) == 2
+            everything = told(slack) + cards(slack)
+            assert not any("database failed" in t or "(error" in t for t in everything), everything
+        finally:
+            bots.stop_all()
+
+
+async def test_postgres_lock_longer_than_give_up_tells_people_plainly(tmp_path: Path) -> None:
+    """The lock outlasts KERN_GIVE_UP_SECONDS: the click and the start are dropped, their people told so in
+    plain words, and neither happens once the lock is gone."""
+    async with fresh_database(300) as url, DevSlack(SECRET) as slack:
+        bots = acks_bots(slack, url, tmp_path, KERN_GIVE_UP_SECONDS="2")
+        try:
+            await bots.start(next(_ports(5)))
+            await slack.command("run acks")
+            await slack.until(lambda: len(pause_messages(slack)) == 1, within=20)
+            locker = await asyncpg.connect(url, server_settings={"statement_timeout": "0"})
+            try:
+                await locker.execute("BEGIN; LOCK TABLE kern_runs IN ACCESS EXCLUSIVE MODE")
+                assert await click_pause(slack, pause_messages(slack)[0]) == 200
+                status, answer, _ = await slack.command("run acks")
+                assert status == 200 and "Starting" in answer
+                await slack.until(lambda: any("click was not applied" in t for t in told(slack)), within=20)
+                await slack.until(lambda: any("did not start" in t for t in told(slack)), within=20)
+            finally:
+                await locker.execute("COMMIT")
+                await locker.close()
+            await asyncio.sleep(3)  # sweeps meanwhile: nothing dropped comes back
+            assert shipped(tmp_path) == [] and "Completed" not in cards(slack)[0]
+            assert sum("Approval needed" in json.dumps(m.blocks) for m in slack.messages.values()) == 1
+            assert any("did not start" in c for c in cards(slack)[1:])  # the second card says so too
             everything = told(slack) + cards(slack)
             assert not any("database failed" in t or "(error" in t for t in everything), everything
         finally:
