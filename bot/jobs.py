@@ -3,8 +3,10 @@
 A click is acked with an empty 200 and a `/kern run` with "Starting…", and Slack never sends either again.
 So before that answer the request is written as a job (`accept`): one row keyed by the request, so a
 repeated delivery is a repeat (the row is its dedupe record, as `bot.dedupe`'s are for other requests).
-Rows of requests arriving together are written in one transaction (a burst of clicks costs a few commits,
-not one each), and an ack waits for its row at most ACK_WAIT seconds.
+Rows of requests arriving together are written in one statement (a burst of clicks costs a few commits,
+not one each; on PostgreSQL through a small pool of their own, so an ack never queues for a connection
+behind the work of earlier clicks), and an ack waits for its row at most ACK_WAIT seconds: past that it
+goes, and the row is still written (the job then runs) or its person told it was not.
 
 A job is then run (`run`) by the process that accepted it, which holds it (`next_at` is the hold's end).
 It is done in the transaction that applies it: the work names the run it acts on (`working_on`), and
@@ -302,7 +304,7 @@ class Jobs(StoreBase):
     def record(self, tx: Tx, change: RunChange) -> None:
         """kern's watcher: a transaction that applies a job running here (a decision on its run, its run
         created) marks the job done with it."""
-        for current in self._working.get(change.run_id, ()):
+        for current in tuple(self._working.get(change.run_id, ())):  # (it may run on a store's worker thread)
             if current.settles(change):
                 tx.execute(self.db.prepare(_DONE), {"b_key": current.job.key, "b_status": "done", "b_now": time.time()})
                 current.settled = True
