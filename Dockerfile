@@ -20,8 +20,12 @@ ENV PATH=/opt/kern/bin:$PATH PYTHONUNBUFFERED=1 KERN_DB=/data/kern.db
 # Settings come from the environment (or a .env mounted here: it is read from the working directory).
 WORKDIR /data
 USER 10001:10001
+# 3000: the port Slack calls (POST /slack/events; GET /health says only ok or not ok). The operations port
+# (KERN_OPS_PORT, 3030: /health with details, /metrics) listens on 127.0.0.1 inside the container unless
+# KERN_OPS_HOST says otherwise (compose.yaml opens it to the compose network, never to the host).
 EXPOSE 3000
-# 200 while the database and Slack answer (GET /health); urlopen raises on a 503, so the check fails.
+# 200 while the database takes a write and Slack answers (GET /health on the operations port); urlopen
+# raises on a 503, so the check fails.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:3000/health', timeout=4)"]
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:3030/health', timeout=4)"]
 CMD ["kern-bot", "serve", "--host", "0.0.0.0", "--port", "3000"]

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint setup clean browser
+.PHONY: run demo docs test lint setup clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ run: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m kern.demo
+
+# The documentation site (mkdocs.yml, docs/) at http://127.0.0.1:8000, rebuilt on each change. `make test`
+# builds it with --strict and runs its Python examples (tests/test_docs.py).
+docs: $(STAMP)
+	$(BIN)/mkdocs serve
 
 # The browser test drives Debian's chromium (no browser download), with Debian's emoji and Lato fonts so the
 # page and docs/*.png look as in Slack. Each is installed when missing and possible.
@@ -43,4 +48,4 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info site

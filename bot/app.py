@@ -144,7 +144,7 @@ def build_bot(
         ui.GRANT_REVOKE: home.on_revoke,
     }
     # Tool-call buttons carry their call index (kern:tool_ok:2); on the App Home every button also
-    # carries its place on the page (kern:confirm:3, kern:tool_ok:2:3), as action ids must be unique there.
+    # carries its place on the page (kern:confirm:3, kern:tool_ok:2:3), telling the pauses there apart.
     for action_id, handler in actions.items():
         app.action(re.compile(f"^{re.escape(action_id)}(:\\d+){{0,2}}$"))(handler)
     app.event("app_home_opened")(home.on_home_opened)

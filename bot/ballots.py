@@ -17,14 +17,14 @@ import sqlalchemy as sa
 
 from bot import pause_notes
 from bot.gateway import SlackGateway
-from bot.pause_notes import Tally
+from bot.pause_notes import Tally, takes_votes
 from bot.presenter import Presenter
 from bot.registry import BotWorkflow
 from bot.store import BotStore, Card, insert_once
 from bot.tables import votes
+from bot.voices import Refused, check_vote
 from kern.db.base import BaseDb
 from kern.db.hot import INSERT_AUDIT, Tx
-from kern.run import requirement as kinds
 from kern.run.requirement import StepRequirement
 
 _VOTE_AT = sa.select(votes.c.at).where(
@@ -49,7 +49,8 @@ class Ballots:
         note: str | None,
     ) -> bool:
         """Record `user`'s vote on the pause `req`, with its line in kern's audit log, in one transaction;
-        False if they had voted on it already (nothing changes)."""
+        False if they had voted on it already (nothing changes). Raises `Refused` (nothing written) if
+        they handed the pause on meanwhile (`bot.voices`)."""
         at = time.time()  # also this vote's token: the row holds it only if this call inserted it
         run_id = card.run_id
         audit_line = {
@@ -68,6 +69,7 @@ class Ballots:
         def audit_if_ours(tx: Tx) -> None:
             row = tx.first(self.db.prepare(_VOTE_AT), {"b_requirement_id": req.requirement_id, "b_user_id": user})
             if row is not None and row[0] == at:
+                check_vote(self.db, tx, req.requirement_id, user)
                 tx.execute(self.db.prepare(INSERT_AUDIT), audit_line)
 
         values: dict[str, Any] = {"requirement_id": req.requirement_id, "user_id": user, "run_id": run_id}
@@ -77,10 +79,6 @@ class Ballots:
 
     async def tally(self, requirement_id: str) -> Tally:
         return await pause_notes.tally(self.db, requirement_id)
-
-
-# The pauses people vote on: those resolved by approving or rejecting. Edits and form inputs are answers.
-VOTING_KINDS = (kinds.CONFIRMATION, kinds.OUTPUT_REVIEW, kinds.ITERATION_REVIEW)
 
 
 class Voting:
@@ -95,7 +93,7 @@ class Voting:
 
     @staticmethod
     def applies(entry: BotWorkflow, req: StepRequirement) -> bool:
-        return req.kind in VOTING_KINDS and entry.approvers_for(req.step_name).votes
+        return takes_votes(entry.approvers_for(req.step_name), req.kind)
 
     async def vote(
         self,
@@ -111,7 +109,11 @@ class Voting:
     ) -> bool:
         """Record the vote; True if the votes now resolve the pause (`req` is resolved: continue the run)."""
         rules = entry.approvers_for(req.step_name)
-        first = await self.ballots.cast(req, card, entry.name, user, approve=approve, note=note)
+        try:
+            first = await self.ballots.cast(req, card, entry.name, user, approve=approve, note=note)
+        except Refused as exc:
+            await self.gateway.tell(card.channel, user, str(exc), card.ts, response_url)
+            return False
         tally = await self.ballots.tally(req.requirement_id)
         if tally.rejected(rules):  # a reject (or enough of them) decides at once, even after approvals
             by = user if user in tally.rejections else tally.rejections[-1]

@@ -8,10 +8,17 @@ import asyncio
 import gc
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from bot.config import Settings, SettingsError
 from bot.logs import setup_logging
+from kern.db.base import BaseDb
 from kern.exceptions import SchemaVersionError
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from bot.connections import ConnectionGuard
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,8 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kern-bot: {exc}", file=sys.stderr)
         return 2
     if args.mode == "serve":
-        from aiohttp import web
-
+        from bot.connections import ConnectionGuard
         from bot.server import create_web_app
 
         serving = (
@@ -88,21 +94,47 @@ def main(argv: list[str] | None = None) -> int:
         )
         if settings.oauth:
             serving += f"; workspaces install the app at http://{args.host}:{args.port}/slack/install"
+        serving += f"; GET /health and /metrics on http://{settings.ops_host}:{settings.ops_port}"
         if log_format == "json":
             logging.getLogger("kern_bot").info("%s", serving)
         else:
             print(serving)
-        _settle_heap()
-        web.run_app(
-            create_web_app(bot, sweep_interval=args.sweep_interval, health_cache=settings.health_cache_seconds),
-            host=args.host,
-            port=args.port,
-            print=None,
-            access_log=web.access_logger if args.access_log else None,
+        guard = ConnectionGuard(max_connections=settings.max_connections, read_seconds=settings.read_seconds)
+        app = create_web_app(
+            bot,
+            sweep_interval=args.sweep_interval,
+            health_cache=settings.health_cache_seconds,
+            ops=(settings.ops_host, settings.ops_port),
+            guard=guard,
         )
+        _settle_heap()
+        asyncio.run(_serve_http(app, args.host, args.port, guard, access_log=args.access_log))
         return 0
     _settle_heap()
     return asyncio.run(_socket_mode(bot, settings, args.sweep_interval))
+
+
+async def _serve_http(app: web.Application, host: str, port: int, guard: ConnectionGuard, *, access_log: bool) -> None:
+    """Serve `app` on host:port through `guard` until SIGINT or SIGTERM, then shut down as aiohttp's
+    `run_app` does (requests in progress get up to 60 s)."""
+    import signal
+
+    from aiohttp import web
+
+    from bot.connections import GuardedSite
+
+    runner = web.AppRunner(
+        app, access_log=web.access_logger if access_log else None, keepalive_timeout=guard.idle_seconds
+    )
+    await runner.setup()
+    try:
+        await GuardedSite(runner, host, port, guard).start()
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 def _settle_heap() -> None:
@@ -136,15 +168,42 @@ async def _prepare_db(settings: Settings, *, upgrade: bool = False) -> list[str]
 
     db = settings.open_db()
     try:
+        done: list[str] = []
         if upgrade or settings.auto_upgrade:
             done = await db.upgrade(BOT)
             if not upgrade:
                 print("\n".join(f"kern-bot: {line}" for line in done), flush=True)
-            return done
-        await db.run_transaction(lambda _conn: None, write=False, tables=BOT)
-        return []
+        else:
+            await db.run_transaction(lambda _conn: None, write=False, tables=BOT)
+        if settings.oauth:
+            done += await _encrypt_installations(settings, db)
+        return done
     finally:
         await db.close()
+
+
+async def _encrypt_installations(settings: Settings, db: BaseDb) -> list[str]:
+    """OAuth mode: encrypt stored installations still in clear text, and re-encrypt the others with the
+    first key of KERN_TOKEN_KEYS (rotation). Raises SettingsError if the keys decrypt none of them (wrong
+    keys); rows that some key decrypts are served, and the others are named in an error line (a fault of
+    those rows stays theirs)."""
+    from bot.installations import DbInstallationStore
+    from bot.token_keys import SETTING
+
+    encrypted, rotated, unreadable, total = await DbInstallationStore(db, settings.cipher).encrypt_all()
+    if unreadable:
+        problem = (
+            f"{SETTING} does not decrypt {len(unreadable)} stored installation(s) ({'; '.join(unreadable[:3])}): "
+            f"put back the key they were encrypted with, after the new ones."
+        )
+        if len(unreadable) == total:
+            raise SettingsError(problem)
+        logging.getLogger("kern_bot").error("%s Their workspaces' requests fail until then.", problem)
+    if not (encrypted or rotated):
+        return []
+    line = f"installations: {encrypted} encrypted, {rotated} re-encrypted with the first key of {SETTING}"
+    logging.getLogger("kern_bot").info("%s", line)
+    return [line]
 
 
 async def _dev(settings: Settings, port: int, bot_port: int) -> int:
@@ -176,7 +235,7 @@ async def _dev(settings: Settings, port: int, bot_port: int) -> int:
     slack_web.bot_endpoint = f"http://127.0.0.1:{bot_port}/slack/events"
     async with slack_web as slack:
         bot = build_bot(registry, make_client(slack.token, slack.api_url), secret)
-        runner = web.AppRunner(create_web_app(bot))
+        runner = web.AppRunner(create_web_app(bot, ops=(settings.ops_host, settings.ops_port)))
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", bot_port).start()
         model = (
@@ -187,7 +246,8 @@ async def _dev(settings: Settings, port: int, bot_port: int) -> int:
         )
         print(
             f"kern-bot dev: open {slack.base_url} (a local Slack channel; type /kern list). "
-            f"{len(registry.entries)} workflows, runs kept in {settings.db}, the channel in {state_file}.{model} "
+            f"{len(registry.entries)} workflows, runs kept in {settings.db}, the channel in {state_file}; "
+            f"GET /health and /metrics on http://{settings.ops_host}:{settings.ops_port}.{model} "
             "Ctrl-C stops.",
             flush=True,
         )

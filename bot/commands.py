@@ -11,10 +11,11 @@ from bot.access import Access
 from bot.background import Background
 from bot.gateway import SlackGateway
 from bot.jobs import REFUSED, START, Job, Jobs
+from bot.presenter import RunView
 from bot.registry import Registry
 from bot.runner import Runner
 from bot.start_forms import StartForms
-from bot.store import BotStore
+from bot.store import BotStore, Card
 from bot.teams import team
 from kern.exceptions import RunNotPausedError, StoreError
 from kern.ids import new_id
@@ -59,7 +60,7 @@ class Commands:
                 return
             entry = self.registry.get(name)
             if entry is None:
-                known = ", ".join(f"`{n}`" for n in self.registry.entries) or "none"
+                known = ", ".join(f"`{ui.escape(n)}`" for n in self.registry.entries) or "none"
                 await ack(
                     response_type="ephemeral",
                     text=f"Unknown workflow `{ui.escape(name or '?')}`. Workflows: {known}. {USAGE}",
@@ -74,9 +75,10 @@ class Commands:
             await self.start(ack, entry.name, given.strip(), command, context["request_key"])
         elif verb == "list":
             lines = [
-                f"• `{e.name}`: {ui.escape(e.description or 'no description')}" for e in self.registry.entries.values()
+                f"• `{ui.escape(name)}`: {ui.escape(about or 'no description')}"
+                for name, about in await self.startable(user, channel)
             ]
-            await ack(response_type="ephemeral", text="Workflows you can run:\n" + "\n".join(lines))
+            await ack(response_type="ephemeral", text="Workflows you can run:\n" + ("\n".join(lines) or "none here."))
         elif verb == "status" and rest:
             await ack(response_type="ephemeral", text=await self.status(rest, user))
         elif verb == "cancel" and rest:
@@ -107,15 +109,33 @@ class Commands:
         except StoreError as exc:
             await ack(response_type="ephemeral", text=self.jobs.message(job, REFUSED, exc))
             return
-        await ack(response_type="ephemeral", text=f"Starting `{name}`…")  # a repeat is answered the same
+        await ack(response_type="ephemeral", text=f"Starting `{ui.escape(name)}`…")  # a repeat: answered the same
 
     async def help(self, command: str, user: str, channel: str) -> str:
         """Every command with an example, and the workflows `user` may start here with their descriptions."""
+        return ui.help_text(command, await self.startable(user, channel))
+
+    async def startable(self, user: str, channel: str) -> list[tuple[str, str]]:
+        """The workflows `user` may start in `channel` (name, description), as `/kern help` and `/kern list`
+        show them."""
         entries = list(self.registry.entries.values())
         refusals = await asyncio.gather(*(self.access.may_start(e, user, channel) for e in entries))
-        return ui.help_text(
-            command, [(e.name, e.description) for e, no in zip(entries, refusals, strict=True) if not no]
-        )
+        return [(e.name, e.description) for e, no in zip(entries, refusals, strict=True) if not no]
+
+    async def _find(self, given: str, user: str, *, cancelling: bool = False) -> RunView | str:
+        """The run `user` means by `given` among those they may see (or, `cancelling`, cancel): the others
+        are as if they did not exist, the same line answering a run they may not see and one that does not
+        exist."""
+
+        async def visible(card: Card) -> bool:
+            entry = self.registry.get(card.workflow)
+            if entry is None:
+                return False
+            if await self.access.may_read(entry, card, user) is None:
+                return True
+            return cancelling and await self.access.may_cancel(entry, card, user) is None
+
+        return await self.runner.presenter.find(given, visible)
 
     # ----- the run card's buttons (same rules as the commands) ---------------------------------------
     async def on_run_status(
@@ -135,26 +155,23 @@ class Commands:
         self.background.spawn(self.cancel(action["value"], user, channel, body.get("response_url")))
 
     async def status(self, run_id: str, user: str) -> str:
-        found = await self.runner.presenter.find(run_id)
+        found = await self._find(run_id, user)
         if isinstance(found, str):
             return found
-        entry, card, run = found.entry, found.card, found.run
-        refusal = await self.access.may_read(entry, card, user)
-        if refusal:
-            return refusal
-        line = f"`{entry.name}` run `{run.run_id}`: {run.status.value.lower()}"
+        entry, run = found.entry, found.run
+        line = f"`{ui.escape(entry.name)}` run `{run.run_id}`: {run.status.value.lower()}"
         if run.is_paused:
             req = run.step_requirements[-1]
-            line += f", waiting at {req.step_name} ({req.kind.replace('_', ' ')})"
-        elif run.is_cancelled:  # kern's reason, e.g. "Cancelled by <@U1>": its mention stays one
-            line += f": {ui.escape_keeping_mentions(ui.truncate(ui.as_text(run.content), 1500))}"
+            line += f", waiting at {ui.escape(req.step_name)} ({req.kind.replace('_', ' ')})"
+        elif run.is_cancelled:  # kern's reason: "Cancelled by <@U1>" names the canceller, feedback is text
+            line += f": {ui.reason_line(ui.truncate(ui.as_text(run.content), 1500))}"
         elif run.content is not None:
             line += f": {ui.quote(run.content, 1500)}"
         return line
 
     async def cancel(self, run_id: str, user: str, channel: str, response_url: str | None = None) -> None:
         """Cancel a paused or running run (a running one stops at its next step boundary)."""
-        found = await self.runner.presenter.find(run_id)
+        found = await self._find(run_id, user, cancelling=True)  # one they may not see: not even a refusal
         if isinstance(found, str):
             await self.gateway.tell(channel, user, found, response_url=response_url)
             return
@@ -166,6 +183,6 @@ class Commands:
         try:
             await entry.workflow.acancel_run(run_id, by=user, reason=f"Cancelled by <@{user}>")
         except RunNotPausedError as exc:
-            await self.gateway.tell(channel, user, f"Cannot cancel: {exc}", response_url=response_url)
+            await self.gateway.tell(channel, user, f"Cannot cancel: {ui.escape(str(exc))}", response_url=response_url)
             return
         await self.runner.outbox.deliver(run_id)

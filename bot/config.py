@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.token_keys import GENERATE, TokenCipher, parse_keys
+from bot.token_keys import SETTING as KEYS
 from kern.db.base import BaseDb
 
 
@@ -61,13 +63,25 @@ class Settings(BaseSettings):
     redirect_uri: str | None = Field(None, validation_alias="SLACK_REDIRECT_URI")
     # How long an install link (its OAuth state) stays valid.
     state_seconds: float = Field(600.0, validation_alias="SLACK_STATE_EXPIRATION_SECONDS")
+    # OAuth mode: the keys that encrypt stored installations (bot/token_keys.py), comma-separated Fernet
+    # keys; the first encrypts, all decrypt (rotation: put a new one first).
+    token_keys: str | None = Field(None, validation_alias="KERN_TOKEN_KEYS", repr=False)
+    # The operations port (`kern-bot serve`, `dev`): GET /health with details and GET /metrics. The public
+    # port (the one Slack calls) answers only GET /health, with ok or not ok.
+    ops_host: str = Field("127.0.0.1", validation_alias="KERN_OPS_HOST")
+    ops_port: int = Field(3030, validation_alias="KERN_OPS_PORT")
+    # The public port's guard against slow or idle connections (bot/connections.py).
+    max_connections: int = Field(512, validation_alias="KERN_MAX_CONNECTIONS")
+    read_seconds: float = Field(10.0, validation_alias="KERN_REQUEST_READ_SECONDS")
 
     @property
     def oauth(self) -> bool:
         """True in OAuth mode (SLACK_CLIENT_ID set): each workspace's token comes from its installation."""
         return bool(self.client_id)
 
-    @field_validator("lease_seconds", "health_cache_seconds", "state_seconds", "give_up_seconds", mode="before")
+    @field_validator(
+        "lease_seconds", "health_cache_seconds", "state_seconds", "read_seconds", "give_up_seconds", mode="before"
+    )
     @classmethod
     def _positive_seconds(cls, value: object) -> float:
         try:
@@ -77,6 +91,39 @@ class Settings(BaseSettings):
         if not seconds > 0:
             raise ValueError(f"must be a positive number of seconds, got {value!r}.")
         return seconds
+
+    @field_validator("token_keys", mode="after")
+    @classmethod
+    def _token_keys(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_keys(value)
+        return value
+
+    @field_validator("ops_port", mode="before")
+    @classmethod
+    def _port(cls, value: object) -> int:
+        text = str(value).strip()
+        if not (text.isdigit() and 0 <= int(text) <= 65535):
+            raise ValueError(f"must be a port number (0 to 65535; 0 picks a free one), got {value!r}.")
+        return int(text)
+
+    @field_validator("max_connections", mode="before")
+    @classmethod
+    def _count(cls, value: object) -> int:
+        text = str(value).strip()
+        if not (text.isdigit() and int(text) >= 1):
+            raise ValueError(f"must be a whole number of connections (1 or more), got {value!r}.")
+        return int(text)
+
+    @property
+    def cipher(self) -> TokenCipher:
+        """The cipher of KERN_TOKEN_KEYS (OAuth mode). Raises SettingsError if it is not set."""
+        if not self.token_keys:
+            raise SettingsError(
+                f"{KEYS} is missing: OAuth mode (SLACK_CLIENT_ID is set) keeps each workspace's bot token "
+                f"encrypted with it. Make a key with {GENERATE} and set {KEYS} to it."
+            )
+        return TokenCipher(parse_keys(self.token_keys))
 
     @field_validator("auto_upgrade", mode="before")
     @classmethod
@@ -119,6 +166,8 @@ class Settings(BaseSettings):
                 "SLACK_BOT_TOKEN and SLACK_CLIENT_ID are both set: unset SLACK_BOT_TOKEN for OAuth mode "
                 "(several workspaces), or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET for token mode."
             )
+        if self.oauth and mode in ("serve", "db"):
+            self.cipher  # noqa: B018 (raises SettingsError when KERN_TOKEN_KEYS is missing)
         if self.oauth and mode == "socket":
             raise SettingsError("SLACK_CLIENT_ID is set: OAuth mode runs over HTTP (kern-bot serve), not Socket Mode.")
         if self.oauth and not [s for s in self.scopes.split(",") if s.strip()]:

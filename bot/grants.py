@@ -1,5 +1,12 @@
 """Standing approvals of tool calls: "Always allow `tool` in this run" (or in this workflow, for a while).
 
+A grant gives no more than its giver had. It is given only by someone who may answer the step by its own
+rules (`Access.may_grant`: not someone the pause was handed to), it allows the tool only at the step it
+was given at (the step's rules are what the giver answered by), and it decides a pause only where its
+giver could answer that pause themselves (`Access.may_apply_grant`: never in a run its giver started where
+the step forbids self-approval). Grants stored before they named their step are given it from their
+audit line (migration 0007); one without allows nothing.
+
 Without them, an agent that loops makes people click for every call. A grant is a row and a `grant` line
 in kern's audit log, written together. When a run pauses on tool calls, the calls a live grant covers
 are approved on its behalf (the card says by which grant, granted by whom); if none is left to a
@@ -63,6 +70,7 @@ class Grants:
             "workflow": loaded.entry.name,
             "run_id": None if workflow_wide else loaded.run.run_id,
             "tool_name": tool_name,
+            "step_name": loaded.req.step_name,
             "granted_by": user,
             "granted_at": now,
             "expires_at": now + lasts if workflow_wide and lasts else None,
@@ -75,27 +83,35 @@ class Grants:
         await self._tx(body)
         return row
 
-    async def covering(self, entry: BotWorkflow, run_id: str, tool_name: str, *, team: str) -> dict[str, Any] | None:
-        """The live grant that allows `tool_name` in this run, if any (run-wide first, then workflow-wide):
-        a workflow-wide grant made in workspace `team` (a grant in one workspace allows nothing in another)."""
+    async def covering(self, entry: BotWorkflow, card: Card, step: str, tool_name: str) -> dict[str, Any] | None:
+        """The live grant that allows `tool_name` at the step named `step` in this card's run, if any
+        (run-wide first, then workflow-wide). Only a grant given at that same step, in the run's workspace
+        (a grant in one workspace allows nothing in another), by someone who may answer that step in this
+        run by its own rules (`Access.may_apply_grant`: a grant never lets a starter approve their own
+        run where that is forbidden, nor someone answer where they no longer may)."""
         c, now = grants.c, time.time()
         query = (
             sa.select(grants)
             .where(
                 c.tool_name == tool_name,
-                c.team_id == team,
+                c.step_name == step,  # a grant without a step (NULL) matches none
+                c.team_id == card.team_id,
                 c.workflow == entry.name,
                 c.revoked_at.is_(None),
                 sa.or_(
-                    sa.and_(c.scope == "run", c.run_id == run_id),
+                    sa.and_(c.scope == "run", c.run_id == card.run_id),
                     sa.and_(c.scope == "workflow", c.expires_at > now),
                 ),
             )
             .order_by(c.scope.desc(), c.granted_at)  # "run" before "workflow"
-            .limit(1)
+            .limit(20)
         )
-        row = await self._tx(lambda conn: conn.execute(query).mappings().first(), write=False)
-        return dict(row) if row else None
+        rows = await self._tx(lambda conn: [dict(r) for r in conn.execute(query).mappings()], write=False)
+        access = self.calls.base.access
+        for row in rows:
+            if await access.may_apply_grant(entry, card, row["granted_by"], row["step_name"]):
+                return row
+        return None
 
     async def active(self, workflow: str | None = None, team: str | None = None) -> list[dict[str, Any]]:
         """Grants not revoked and not expired, newest first (for the App Home and operators); of workspace
@@ -117,7 +133,7 @@ class Grants:
         for index, call in enumerate(calls):
             if index in decided or not _plain(call):
                 continue
-            grant = await self.covering(entry, loaded.run.run_id, call.tool_execution.tool_name, team=card.team_id)
+            grant = await self.covering(entry, card, loaded.req.step_name, call.tool_execution.tool_name)
             if grant is None:
                 continue
             call.confirm(by=grant["granted_by"])
@@ -189,8 +205,10 @@ def grant_line(grant: dict[str, Any]) -> str:
     """How the App Home lists a grant."""
     where = f"in run `{(grant['run_id'] or '')[:12]}`" if grant["scope"] == "run" else "in every run"
     until = f" until {ui.slack_time(grant['expires_at'])}" if grant["expires_at"] else ""
+    step = grant.get("step_name")
+    at = f" at *{ui.escape(step)}*" if step else " (given before grants named their step: it allows nothing)"
     return (
-        f"`{ui.escape(grant['tool_name'])}` always allowed {where} of *{ui.escape(grant['workflow'])}*{until} "
+        f"`{ui.escape(grant['tool_name'])}` always allowed {where} of *{ui.escape(grant['workflow'])}*{at}{until} "
         f"· by {ui.who(grant['granted_by'])}"
     )
 

@@ -1,5 +1,12 @@
 """Reassignment: someone who may answer a pause hands it to another person, who may then answer it too.
 
+A hand-over passes what its giver has and no more (`Access.may_hand_over` decides): only someone who may
+answer by the step's own rules hands over, never someone it was handed to; never to the run's starter
+where the step forbids self-approval; and on a pause decided by votes (N of M) it passes the giver's one
+vote: they hand over once, before voting, and then no longer vote themselves. The transaction that records
+it checks the last two again under a lock on the pause, so a vote and a hand-over clicked at once by the
+same person cannot both count.
+
 The hand-over is one transaction: its row, its line in kern's audit log, and the notice owed to the new
 person (a thread message mentioning them, delivered through the outbox like every other message, so a
 Slack error or a crash does not lose it). The pause message then says who it was handed to.
@@ -13,12 +20,14 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from bot import blocks as ui
+from bot.pause_notes import takes_votes
 from bot.records import insert_once
 from bot.tables import handovers
+from bot.voices import Refused, check_handover
 from kern.db.hot import INSERT_AUDIT, Tx, dumps_or_none
 
 if TYPE_CHECKING:
-    from bot.interactions import Ack, Interactions, Loaded
+    from bot.interactions import Ack, Check, Interactions, Loaded
     from bot.modals import Modals
 
 TO_BLOCK, NOTE_BLOCK = "to", "note"
@@ -62,9 +71,16 @@ class Handovers:
         await ack()
         self.ix.background.spawn(
             self.modals.open_form(
-                body, action["value"], lambda ld: handover_modal(ld.req.requirement_id, ld.req.step_name)
+                body,
+                action["value"],
+                lambda ld: handover_modal(ld.req.requirement_id, ld.req.step_name),
+                check=self._may_hand_over(None),
             )
         )
+
+    def _may_hand_over(self, to: str | None) -> Check:
+        access = self.ix.access
+        return lambda ld, by: access.may_hand_over(ld.entry, ld.card, by, ld.req, to)
 
     async def on_submit(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         values = view["state"]["values"]
@@ -81,10 +97,12 @@ class Handovers:
         self.ix.background.spawn(self.hand_over(view["private_metadata"], by, to, note))
 
     async def hand_over(self, requirement_id: str, by: str, to: str, note: str | None) -> None:
-        """Record the hand-over (if `by` may answer the pause), owe the notice, and show it on the message."""
-        loaded = await self.ix.ready_for(by, requirement_id)
+        """Record the hand-over (if `by` may hand it to `to`: `Access.may_hand_over`), owe the notice, and
+        show it on the message. A refusal is told to `by` privately, and nothing is recorded."""
+        loaded = await self.ix.ready_for(by, requirement_id, check=self._may_hand_over(to))
         if loaded is None:
             return
+        voting = takes_votes(loaded.entry.approvers_for(loaded.req.step_name), loaded.req.kind)
         run_id, outbox = loaded.run.run_id, self.ix.runner.outbox
         at = time.time()
         text = f"<@{to}>, <@{by}> handed you *{ui.escape(loaded.req.step_name)}* to answer" + (
@@ -95,14 +113,20 @@ class Handovers:
             row = tx.first(self.db.prepare(_HANDED_AT), {"b_requirement_id": requirement_id, "b_to_user": to})
             if row is None or row[0] != at:
                 return  # handed to this person before: nothing new to record or tell
+            if voting:
+                check_handover(self.db, tx, requirement_id, by, to)
             tx.execute(self.db.prepare(INSERT_AUDIT), _audit(loaded, by, to, note, at))
             detail = {"text": text, "to": to}
             outbox.store.owe(tx, run_id, "notice", requirement_id, detail, holder=outbox.me, hold=outbox.hold)
 
         values = {"requirement_id": requirement_id, "to_user": to, "run_id": run_id, "by_user": by, "note": note}
         values["team_id"] = loaded.card.team_id
-        first = await insert_once(self.db, handovers, {**values, "at": at}, also=also)
         card = loaded.card
+        try:
+            first = await insert_once(self.db, handovers, {**values, "at": at}, also=also)
+        except Refused as exc:
+            await self.ix.gateway.tell(card.channel, by, str(exc), card.ts, None)
+            return
         if not first:
             await self.ix.gateway.tell(card.channel, by, f"<@{to}> was already handed this pause.", card.ts, None)
             return

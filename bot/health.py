@@ -1,22 +1,32 @@
-"""GET /health: is this bot process able to work? Its database answers a read, and Slack accepts its token.
+"""GET /health: is this bot process able to work? Its database takes a write, and Slack accepts its token.
 
 200 with {"ok": true, ...} when both are fine; 503 with {"ok": false, "down": [...], ...} naming what is
-not, and why. Slack is asked (`auth.test`) at most once per `cache_seconds`, however often a load balancer
-or an orchestrator checks; concurrent checks share one call to each.
+not, and why (on the operations port; the public port says only ok or not ok: bot/server.py). Slack is
+asked (`auth.test`) at most once per `cache_seconds`, however often a load balancer or an orchestrator
+checks; concurrent checks share one call to each.
+
+The database check is a real write, because a database that still reads but can no longer write (a full
+disk, a read-only file, a PostgreSQL standby) loses every click: it updates this process's row in the
+table of seen requests (key `health:<host>:<pid>`, pruned with them once the process is gone), one small
+transaction, at most once per PROBE_SECONDS whatever the rate of checks, and given TIMEOUT to finish.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
 from typing import Any
 
-import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from bot.gateway import SlackCallFailed, SlackGateway
+from bot.tables import seen_requests
 from kern.db.base import BaseDb
 
 TIMEOUT = 3.0  # seconds a check may take before its part counts as down
+PROBE_SECONDS = 1.0  # a database probe's answer is reused this long: checks cost at most one write a second
 
 
 class Down(Exception):
@@ -33,6 +43,8 @@ class Health:
         self._slack: tuple[float, str | None] | None = None  # (checked at, problem or None)
         self._slack_check: asyncio.Future[str | None] | None = None
         self._db_check: asyncio.Future[str | None] | None = None
+        self._db_checked_at = -PROBE_SECONDS
+        self._probe_key = f"health:{socket.gethostname()[:40]}:{os.getpid()}"
 
     async def check(self) -> tuple[bool, dict[str, Any]]:
         """(healthy?, the body to answer with)."""
@@ -45,12 +57,24 @@ class Health:
         return not down, body
 
     async def _database(self) -> str | None:
-        if self._db_check is None or self._db_check.done():  # checks in flight at once share one read
-            self._db_check = asyncio.ensure_future(_within(self._read_db()))
+        # Checks in flight at once share one probe, and later ones reuse its answer for PROBE_SECONDS.
+        fresh = time.monotonic() - self._db_checked_at < PROBE_SECONDS
+        if self._db_check is None or (self._db_check.done() and not fresh):
+            self._db_checked_at = time.monotonic()
+            self._db_check = asyncio.ensure_future(_within(self._write_db()))
         return await asyncio.shield(self._db_check)
 
-    async def _read_db(self) -> None:
-        await self.db.run_transaction(lambda conn: conn.execute(sa.text("SELECT 1")).scalar_one(), write=False)
+    async def _write_db(self) -> None:
+        from bot.migrations import BOT
+
+        key, now = self._probe_key, time.time()
+        row = seen_requests.c.key == key
+
+        def probe(conn: Connection) -> None:
+            if conn.execute(seen_requests.update().where(row).values(seen_at=now)).rowcount == 0:
+                conn.execute(seen_requests.insert().values(key=key, seen_at=now))
+
+        await self.db.run_transaction(probe, tables=BOT)
 
     async def _slack_status(self) -> str | None:
         now = time.monotonic()
@@ -81,7 +105,12 @@ async def _within(check: Any) -> str | None:
         return f"no answer within {TIMEOUT:g} s"
     except Down as exc:
         return str(exc)
-    except Exception as exc:  # any failure means this part is down; say which
-        lines = str(exc).strip().splitlines()
-        return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
+    except Exception as exc:  # any failure means this part is down; say which, and why (the store's cause)
+        cause = exc.__cause__ or exc.__context__
+        return _line(exc) + (f" ({_line(cause)})" if isinstance(cause, Exception) else "")
     return None
+
+
+def _line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__

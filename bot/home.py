@@ -3,6 +3,11 @@
 Published with views.publish when the person opens the tab (`app_home_opened`) or turns a page, and
 refreshed, best effort and in the background, for the people concerned when a pause it could show
 opens or closes (called from the outbox's delivery, so a click's ack never waits for it).
+
+Which pauses wait on a person is decided over every open pause (a light read, bot/home_queries.py), by
+the rules as `Access` answers them, asked once per combination the rules depend on; only the pauses
+shown (as many as fit in Slack's 100 blocks) are read in full and drawn. The count is exact however many
+pauses are open.
 """
 
 from __future__ import annotations
@@ -14,11 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import blocks as ui
-from bot.access import Access
+from bot.access import Access, is_private
 from bot.background import Background
 from bot.gateway import SlackGateway
 from bot.grants import active_grants, grant_line, revoke_grant
-from bot.home_queries import HomeQueries
+from bot.home_queries import HomeQueries, OpenPause
 from bot.pause_notes import Notes, read_notes
 from bot.presenter import Presenter, RunView, card_view
 from bot.registry import BotWorkflow, Registry
@@ -31,9 +36,10 @@ from kern.run.requirement import StepRequirement
 
 log = logging.getLogger("kern_bot")
 Ack = Callable[..., Awaitable[Any]]
-# Pauses looked at (and drawn) between two chances for the event loop to serve others: a click's ack
-# would otherwise wait behind a whole Home.
-_BETWEEN_YIELDS = 10
+# Open pauses decided on between two chances for the event loop to serve others (a click's ack would
+# otherwise wait behind a whole Home); a pause drawn gives it one each.
+_BETWEEN_YIELDS = 100
+_READ_AT_ONCE = 12  # pauses read in full (their runs, notes) per query while filling the Home
 
 
 def _active_pause(output: dict[str, Any]) -> dict[str, Any] | None:
@@ -99,21 +105,20 @@ class Home:
             self.background.spawn(self.refresh(view))
 
     # ----- publishing ------------------------------------------------------------------------------
-    async def show(self, user: str, page: int | None = None) -> None:
-        """Publish `user`'s Home at `page` (None: the page they were on)."""
-        if page is None:
-            page = (await self.queries.viewers(team())).get(user, 0)
-        waiting = await self.waiting()
-        answers: dict[tuple[str, str, str, bool], str | None] = {}
-        rendered = []
-        for n, pause in enumerate(waiting, 1):
-            if await self._may_answer(pause, user, answers):
-                rendered.append(await self._pause_blocks(pause))
-            if n % _BETWEEN_YIELDS == 0:
-                await asyncio.sleep(0)  # 200 pauses take tens of ms: clicks are acked in between
-        view = ui.home_view(rendered, page, await self._runs(user), await self._grants(user))
+    async def show(self, user: str, start: int | None = None) -> None:
+        """Publish `user`'s Home from place `start` of the pauses waiting on them (None: where they were)."""
+        if start is None:
+            start = (await self.queries.viewers(team())).get(user, 0)
+        mine = await self.waiting_on(user)
+        start = max(0, start)
+        if start >= len(mine):  # fewer wait now: the last of them
+            start = min((i for i, _ in await self._fill(mine, range(len(mine) - 1, -1, -1))), default=0)
+        shown = await self._fill(mine, range(start, len(mine)))
+        previous = min((i for i, _ in await self._fill(mine, range(start - 1, -1, -1))), default=0) if start else None
+        runs, grants = await self._runs(user), await self._grants(user)
+        view = ui.home_view([b for _, b in shown], len(mine), start, previous, runs, grants)
         if await self.gateway.call("views_publish", user_id=user, view=view) is not None:
-            await self.queries.viewed(user, page, team())
+            await self.queries.viewed(user, start, team())
 
     async def refresh(self, changed: RunView) -> None:
         """Republish the Home of everyone who opened theirs and whom this run concerns: its starter and
@@ -152,44 +157,93 @@ class Home:
         finally:
             self._publishing.discard(key)
 
-    async def waiting(self) -> list[Waiting]:
-        """Every open pause the Home can show (its run still waits at it), newest first. The runs and the
-        pauses' notes are read in one query and one transaction, whatever the number of pauses."""
-        opened = [(p, c, e) for p, c in await self.queries.open_pauses(team()) if (e := self.registry.get(c.workflow))]
-        stored = await self.store.db.load_runs([card.run_id for _, card, _ in opened])
-        found = []
-        for pause, card, entry in opened:
-            row = stored.get(card.run_id)
-            active = _active_pause(row.output) if row is not None else None
-            # Only the pause shown is read into objects: a run's whole history is not needed here.
-            if (
-                active is not None
-                and active.get("requirement_id") == pause.requirement_id
-                and active.get("status", "pending") == "pending"  # the stored form's default, as from_dict reads it
+    async def waiting_on(self, user: str) -> list[tuple[BotWorkflow, OpenPause]]:
+        """Every open pause `user` may answer, newest first: all open pauses read lightly in one query, each
+        decided by the rules (asked once per workflow and what they depend on, so a group or a channel is
+        asked of Slack once); the pauses handed to or by them, or escalated, are read in full (together)
+        and decided with what was done to them (`Access.may_answer_pause`)."""
+        step_rules = [e.name for e in self.registry.entries.values() if e.step_approvers]
+        rows = await self.queries.open_pauses(team(), user, step_rules)
+        known: dict[tuple[str, str, str, bool], str | None] = {}
+        decided: list[tuple[BotWorkflow, OpenPause, str | None]] = []
+        for n, row in enumerate(rows, 1):
+            entry = self.registry.get(row.card.workflow)
+            if entry is not None:
+                decided.append((entry, row, await self._by_rules(entry, row, user, known)))
+            if n % _BETWEEN_YIELDS == 0:
+                await asyncio.sleep(0)
+        touched = [(entry, row, refusal) for entry, row, refusal in decided if row.touched]
+        allowed = {row.requirement_id for _, row, refusal in decided if not row.touched and refusal is None}
+        for at in range(0, len(touched), _BETWEEN_YIELDS):
+            chunk = touched[at : at + _BETWEEN_YIELDS]
+            for (entry, row, refusal), waiting in zip(
+                chunk, await self._read([(e, r) for e, r, _ in chunk]), strict=True
             ):
-                found.append((entry, card, StepRequirement.from_dict(active)))
-        notes = await read_notes(self.store.db, [req.requirement_id for _, _, req in found])
-        return [Waiting(entry, card, req, notes[req.requirement_id]) for entry, card, req in found]
+                if (
+                    waiting is not None
+                    and (await self.access.may_answer_pause(entry, row.card, user, waiting.req, refusal, waiting.notes))
+                    is None
+                ):
+                    allowed.add(row.requirement_id)
+        return [(entry, row) for entry, row, _ in decided if row.requirement_id in allowed]
 
-    async def _may_answer(
-        self, waiting: Waiting, user: str, known: dict[tuple[str, str, str, bool], str | None]
-    ) -> bool:
-        """Whether `user` may answer this pause; asked once per workflow and what the rules depend on (the
-        run's channel, whether `user` started it), so a page of one group's pauses asks Slack once."""
-        rules = waiting.entry.approvers_for(waiting.req.step_name)
+    async def _by_rules(
+        self, entry: BotWorkflow, row: OpenPause, user: str, known: dict[tuple[str, str, str, bool], str | None]
+    ) -> str | None:
+        """Why `user` may not answer this pause by its step's rules (`Access.may_answer`), or None; asked
+        once per workflow and what the rules depend on (the step's own rules, the run's channel, whether
+        `user` started it)."""
+        rules = entry.approvers_for(row.step)
+        channel = row.card.channel
         key = (
-            waiting.entry.name,
-            waiting.req.step_name if waiting.req.step_name in waiting.entry.step_approvers else "",
-            waiting.card.channel if rules.channel_members else "",
-            waiting.card.started_by == user,
+            entry.name,
+            row.step if row.step is not None and row.step in entry.step_approvers else "",
+            channel if rules.channel_members or is_private(channel) else "",
+            row.card.started_by == user,
         )
         if key not in known:
-            known[key] = await self.access.may_answer(waiting.entry, waiting.card, user, waiting.req.step_name)
-        # the rules' answer, then what was done to this pause (handed to them, escalated to their group)
-        refusal = await self.access.may_answer_pause(
-            waiting.entry, waiting.card, user, waiting.req, known[key], waiting.notes
-        )
-        return refusal is None
+            known[key] = await self.access.may_answer(entry, row.card, user, row.step)
+        return known[key]
+
+    async def _read(self, pauses: list[tuple[BotWorkflow, OpenPause]]) -> list[Waiting | None]:
+        """These pauses read in full (their runs in one query, their notes in another); None for one its run
+        no longer waits at."""
+        stored = await self.store.db.load_runs([row.card.run_id for _, row in pauses])
+        found: list[Waiting | None] = []
+        for entry, row in pauses:
+            record = stored.get(row.card.run_id)
+            active = _active_pause(record.output) if record is not None else None
+            if (
+                active is not None
+                and active.get("requirement_id") == row.requirement_id
+                and active.get("status", "pending") == "pending"  # the stored form's default, as from_dict reads it
+            ):
+                found.append(Waiting(entry, row.card, StepRequirement.from_dict(active), Notes()))
+            else:
+                found.append(None)
+        notes = await read_notes(self.store.db, [w.req.requirement_id for w in found if w is not None])
+        for w in found:
+            if w is not None:
+                w.notes = notes[w.req.requirement_id]
+        return found
+
+    async def _fill(self, mine: list[tuple[BotWorkflow, OpenPause]], places: range) -> list[tuple[int, ui.Blocks]]:
+        """The pauses at `places` of `mine`, in that order, drawn, as many as fit in the Home (at least one):
+        (place, blocks) each."""
+        drawn: list[tuple[int, ui.Blocks]] = []
+        used = 0
+        for at in range(0, len(places), _READ_AT_ONCE):
+            chunk = places[at : at + _READ_AT_ONCE]
+            for place, waiting in zip(chunk, await self._read([mine[i] for i in chunk]), strict=True):
+                if waiting is None:
+                    continue
+                blocks = await self._pause_blocks(waiting)
+                await asyncio.sleep(0)  # a drawing takes a while: clicks are acked in between
+                if drawn and used + len(blocks) + 1 > ui.PAUSE_BLOCKS:
+                    return drawn
+                drawn.append((place, blocks))
+                used += len(blocks) + 1
+        return drawn
 
     async def _pause_blocks(self, waiting: Waiting) -> ui.Blocks:
         decided = None
@@ -205,8 +259,8 @@ class Home:
         return [*blocks, ui.context(where)]
 
     async def may_revoke(self, grant: dict[str, Any], user: str) -> bool:
-        """Who may revoke a standing approval: whoever gave it, and those who may answer the workflow's
-        pauses (of its run, for a run's grant)."""
+        """Who may revoke a standing approval: whoever gave it, and those who may answer its step's pauses
+        (of its run, for a run's grant)."""
         entry = self.registry.get(grant["workflow"])
         if entry is None:
             return False
@@ -214,7 +268,7 @@ class Home:
             return True
         card = await self.store.card(grant["run_id"], team=team()) if grant["run_id"] else None
         card = card or Card(run_id="", workflow=entry.name, channel="", ts="", started_by="")
-        return await self.access.may_answer(entry, card, user) is None
+        return await self.access.may_answer(entry, card, user, grant.get("step_name")) is None
 
     async def _grants(self, user: str) -> list[tuple[str, str]]:
         shown = []

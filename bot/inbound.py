@@ -12,7 +12,9 @@ Anyone can reach the endpoint, so a request is treated as hostile until proven o
 3. the fields the bot's listeners rely on, for each payload type the bot handles (400).
 
 A malformed request is answered 400 or 401 and changes nothing; the listeners behind this layer may index
-what it checked. `guard_listeners` is the last resort for what slips through anyway.
+what it checked. What a value means (a tool call's index among its pause's calls) is judged by the
+listener that reads it, which refuses a wrong one privately (`bot.tool_calls`). `guard_listeners` is the
+last resort for what slips through anyway.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import hashlib
 import hmac
 import json
 import logging
-import re
 import time
 import urllib.parse
 import uuid
@@ -42,9 +43,6 @@ MAX_DEPTH = 48  # nesting of a JSON payload; Slack's deepest (rich text in a cli
 TIMESTAMP = "X-Slack-Request-Timestamp"
 SIGNATURE = "X-Slack-Signature"
 
-_TOOL_ID = re.compile(r"[^:]+(:\d{1,6})?")  # `requirement_id:call_index`, as tool_calls._split reads it
-_TOOL_ACTIONS = (ui.TOOL_OK, ui.TOOL_NO, ui.TOOL_INPUT, ui.TOOL_RESULT, ui.TOOL_ANSWER)
-_TOOL_VIEWS = {ui.V_TOOL_NOTE, ui.V_TOOL_INPUT, ui.V_TOOL_RESULT, ui.V_TOOL_FEEDBACK}
 _TEXT_VIEWS = {ui.V_EDIT, ui.V_FEEDBACK, ui.V_TOOL_NOTE, ui.V_TOOL_RESULT}  # read values["text"]["v"]
 _FORM_VIEWS = {ui.V_INPUT, ui.V_TOOL_INPUT}  # read_inputs: a static_select's option value is an index
 _CLICK_HEAD = 'payload={"type":"block_actions"'
@@ -190,8 +188,6 @@ def _check_click(body: dict[str, Any]) -> None:
         _check_element(action)
         if action["action_id"].startswith("kern:") and action.get("type") == "button":
             _need(_text(action.get("value")), "a kern button without its value")
-            if action["action_id"].startswith(_TOOL_ACTIONS):
-                _need(_TOOL_ID.fullmatch(action["value"]) is not None, "a tool button with a malformed value")
 
 
 def _check_event(body: dict[str, Any]) -> None:
@@ -209,9 +205,7 @@ def _check_submission(body: dict[str, Any]) -> None:
     _need(isinstance(view.get("private_metadata"), str), "view without private_metadata")
     _need(isinstance(view.get("state"), dict), "view without state")
     _check_state(view["state"])
-    callback, metadata, values = view["callback_id"], view["private_metadata"], view["state"]["values"]
-    if callback in _TOOL_VIEWS:
-        _need(_TOOL_ID.fullmatch(metadata) is not None, "malformed private_metadata")
+    callback, values = view["callback_id"], view["state"]["values"]
     if callback in _TEXT_VIEWS:
         _need(isinstance(values.get("text"), dict) and isinstance(values["text"].get("v"), dict), "form without text")
     if callback in _FORM_VIEWS:

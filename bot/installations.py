@@ -1,33 +1,32 @@
-"""Slack installations and OAuth states in kern's database: Bolt's `AsyncInstallationStore` and
-`AsyncOAuthStateStore`, written through the same `BaseDb` transactions and migrations as the bot's other
-tables (SQLite and PostgreSQL alike), for HTTP mode's OAuth install (bot/oauth.py).
+"""Slack installations in kern's database: Bolt's `AsyncInstallationStore`, written through the same
+`BaseDb` transactions and migrations as the bot's other tables (SQLite and PostgreSQL alike), for HTTP
+mode's OAuth install (bot/oauth.py).
 
-An installation is kept as the JSON of slack_sdk's `Installation` (what its own file store writes), under
-(enterprise, team, installer): the installer's row, and the workspace's latest under installer '' (what
-the bot's calls use). An org-wide install (Enterprise Grid) is kept under team ''. The row holds the bot
-token: nothing here logs a row or a token.
+An installation is kept as the JSON of slack_sdk's `Installation` (what its own file store writes),
+encrypted with KERN_TOKEN_KEYS (bot/token_keys.py), under (enterprise, team, installer): the installer's
+row, and the workspace's latest under installer '' (what the bot's calls use). An org-wide install
+(Enterprise Grid) is kept under team ''. The row holds the bot token: nothing here logs a row or a token.
+A row written in clear text by an older version is still read, and is encrypted in place as it is read;
+`encrypt_all` encrypts every such row and re-encrypts the others with the first key (rotation).
 
-A state is issued for one browser's install and consumed once: a single DELETE that also checks expiry,
-so two callbacks with the same state cannot both succeed.
+OAuth states are in bot/oauth_state.py.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import secrets
-import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from slack_sdk.oauth.installation_store import Bot, Installation
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
-from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 from sqlalchemy.engine import Connection
 
 from bot.records import StoreBase
-from bot.tables import installations, oauth_states
+from bot.tables import installations
+from bot.token_keys import TokenCipher, TokenKeyError
 from kern.db.base import BaseDb
 
 log = logging.getLogger("kern_bot")
@@ -45,8 +44,9 @@ class DbInstallationStore(StoreBase, AsyncInstallationStore):
     """Bolt's installation store on kern's database. `on_saved(team)` runs after each save (the bot
     forgets a cached client for that team, so a reinstall's new token is used at once)."""
 
-    def __init__(self, db: BaseDb, on_saved: Callable[[str], None] | None = None) -> None:
+    def __init__(self, db: BaseDb, cipher: TokenCipher, on_saved: Callable[[str], None] | None = None) -> None:
         super().__init__(db)
+        self.cipher = cipher
         self.on_saved = on_saved
 
     @property
@@ -62,7 +62,7 @@ class DbInstallationStore(StoreBase, AsyncInstallationStore):
         enterprise, team = self._keys(
             installation.enterprise_id, installation.team_id, installation.is_enterprise_install
         )
-        data = json.dumps(installation.__dict__)
+        data = self.cipher.encrypt(json.dumps(installation.__dict__))
         key = team_key(installation.enterprise_id, installation.team_id, installation.is_enterprise_install)
         c = installations.c
 
@@ -103,9 +103,9 @@ class DbInstallationStore(StoreBase, AsyncInstallationStore):
         """The installer's installation (`user_id`), else the workspace's latest; None if not installed."""
         enterprise, team = self._keys(enterprise_id, team_id, is_enterprise_install)
         c = installations.c
-        query = sa.select(c.data).where(c.enterprise_id == enterprise, c.team_id == team, c.user_id == (user_id or ""))
-        data = await self._tx(lambda conn: conn.execute(query).scalar(), write=False)
-        return Installation(**json.loads(data)) if data is not None else None
+        where = sa.and_(c.enterprise_id == enterprise, c.team_id == team, c.user_id == (user_id or ""))
+        data = await self._read(where)
+        return Installation(**data) if data is not None else None
 
     async def async_find_bot(
         self, *, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None = False
@@ -119,9 +119,52 @@ class DbInstallationStore(StoreBase, AsyncInstallationStore):
     async def bot_token(self, key: str) -> str | None:
         """The bot token of the workspace (or org) `key` (see `team_key`); None if not installed."""
         c = installations.c
-        query = sa.select(c.data).where(c.team_key == key, c.user_id == "").order_by(c.installed_at.desc()).limit(1)
-        data = await self._tx(lambda conn: conn.execute(query).scalar(), write=False)
-        return json.loads(data).get("bot_token") if data is not None else None
+        data = await self._read(sa.and_(c.team_key == key, c.user_id == ""), latest=True)
+        return data.get("bot_token") if data is not None else None
+
+    async def _read(self, where: sa.ColumnElement[bool], latest: bool = False) -> dict[str, Any] | None:
+        """The installation of the row `where` selects (the latest one with `latest`), decrypted; a row
+        still in clear text is encrypted in place first. Raises TokenKeyError if no key decrypts it."""
+        c = installations.c
+        query = sa.select(c.enterprise_id, c.team_id, c.user_id, c.data).where(where)
+        if latest:
+            query = query.order_by(c.installed_at.desc()).limit(1)
+        row = await self._tx(lambda conn: conn.execute(query).first(), write=False)
+        if row is None:
+            return None
+        if self.cipher.is_clear(row.data):
+            await self._tx(lambda conn: _replace(conn, row, self.cipher.encrypt(row.data)))
+        return dict(json.loads(self.cipher.decrypt(row.data, _named(row))))
+
+    async def encrypt_all(self) -> Encrypted:
+        """Encrypt every installation still in clear text and re-encrypt the others with the first key
+        (one transaction). Safe to repeat, and to run on several processes at once."""
+
+        def body(conn: Connection) -> Encrypted:
+            if conn.dialect.name == "sqlite":
+                # The replaced clear text is zeroed in the file, not left in free space (the default of many
+                # SQLite builds, not of all; left on for this connection: it only costs on deletes).
+                conn.exec_driver_sql("PRAGMA secure_delete=ON")
+            c = installations.c
+            encrypted = rotated = 0
+            unreadable: list[str] = []
+            # One order for every process, so that two starting at once do not deadlock.
+            keys = (c.enterprise_id, c.team_id, c.user_id)
+            rows = conn.execute(sa.select(*keys, c.data).order_by(*keys)).all()
+            for row in rows:
+                if self.cipher.is_current(row.data):
+                    continue
+                try:
+                    clear = self.cipher.decrypt(row.data, _named(row))
+                except TokenKeyError:
+                    unreadable.append(_named(row))
+                    continue
+                encrypted += self.cipher.is_clear(row.data)
+                rotated += not self.cipher.is_clear(row.data)
+                _replace(conn, row, self.cipher.encrypt(clear))
+            return Encrypted(encrypted, rotated, unreadable, len(rows))
+
+        return await self._tx(body)
 
     async def async_delete_bot(self, *, enterprise_id: str | None, team_id: str | None) -> None:
         """Forget the workspace's bot token (an uninstall or a revoked token)."""
@@ -141,32 +184,25 @@ class DbInstallationStore(StoreBase, AsyncInstallationStore):
             self.on_saved(team_key(enterprise_id, team_id, not team_id))
 
 
-class DbOAuthStateStore(StoreBase, AsyncOAuthStateStore):
-    """Bolt's OAuth state store on kern's database: a state lives `expiration_seconds` and is consumed once."""
+class Encrypted(NamedTuple):
+    """What `encrypt_all` did: rows encrypted (they were in clear text), re-encrypted with the first key,
+    the rows no key decrypts (named by team and user), and the rows there are."""
 
-    def __init__(self, db: BaseDb, expiration_seconds: float = 600.0) -> None:
-        super().__init__(db)
-        self.expiration_seconds = expiration_seconds
+    encrypted: int
+    rotated: int
+    unreadable: list[str]
+    total: int
 
-    @property
-    def logger(self) -> logging.Logger:
-        return log
 
-    async def async_issue(self, *args: Any, **kwargs: Any) -> str:
-        """A new state for one install, valid for `expiration_seconds` (expired ones are dropped here)."""
-        state = secrets.token_urlsafe(24)
-        now = time.time()
+def _named(row: Any) -> str:
+    """A stored installation, named for an error message (never its data)."""
+    return f"the installation of team {row.team_id or row.enterprise_id or '-'} (user {row.user_id or '-'})"
 
-        def body(conn: Connection) -> None:
-            conn.execute(oauth_states.delete().where(oauth_states.c.expire_at <= now))
-            conn.execute(oauth_states.insert().values(state=state, expire_at=now + self.expiration_seconds))
 
-        await self._tx(body)
-        return state
-
-    async def async_consume(self, state: str) -> bool:
-        """True once for a state this store issued and that has not expired; False for any other."""
-        c = oauth_states.c
-        delete = oauth_states.delete().where(c.state == (state or ""), c.expire_at > time.time())
-        deleted: int = await self._tx(lambda conn: conn.execute(delete).rowcount)
-        return deleted == 1
+def _replace(conn: Connection, row: Any, data: str) -> None:
+    """Store `data` in place of the row's data, if the row still holds what was read."""
+    c = installations.c
+    where = sa.and_(
+        c.enterprise_id == row.enterprise_id, c.team_id == row.team_id, c.user_id == row.user_id, c.data == row.data
+    )
+    conn.execute(installations.update().where(where).values(data=data))

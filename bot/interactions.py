@@ -45,6 +45,10 @@ class Loaded:
     req: StepRequirement
 
 
+# A rule asked of a loaded pause and a person: why they may not (None: they may).
+Check = Callable[[Loaded, str], Awaitable[str | None]]
+
+
 class Interactions:
     """Loading a pause, the rules on who may answer it, and deciding it; the listeners of the buttons that
     decide a pause outright and of the route picker."""
@@ -97,17 +101,27 @@ class Interactions:
         loaded = await self.load(run.step_requirements[-1].requirement_id)
         return None if isinstance(loaded, str) else loaded
 
-    async def ready(self, body: dict[str, Any], requirement_id: str) -> Loaded | None:
-        """The pause a click in `body` answers, if its clicker may answer it; else None, the clicker told why."""
+    async def ready(self, body: dict[str, Any], requirement_id: str, check: Check | None = None) -> Loaded | None:
+        """The pause a click in `body` answers, if its clicker may answer it (or pass `check`); else None,
+        the clicker told why."""
         user, channel, thread = who_where(body)
         reply = body.get("response_url")
-        return await self.ready_for(user, requirement_id, channel=channel, thread=thread, reply=reply)
+        return await self.ready_for(user, requirement_id, channel=channel, thread=thread, reply=reply, check=check)
 
     async def ready_for(
-        self, user: str, requirement_id: str, *, channel: str = "", thread: str | None = None, reply: str | None = None
+        self,
+        user: str,
+        requirement_id: str,
+        *,
+        channel: str = "",
+        thread: str | None = None,
+        reply: str | None = None,
+        check: Check | None = None,
     ) -> Loaded | None:
-        """The pause `requirement_id`, if `user` may answer it; else None, and `user` is told why (in
-        `channel`'s `thread`, or through the `reply` response URL; with no channel, in the run's thread)."""
+        """The pause `requirement_id`, if `user` may answer it (`check(loaded, user)`, when given, asks
+        something else of `Access`: handing it over, giving a standing approval); else None, and `user` is
+        told why (in `channel`'s `thread`, or through the `reply` response URL; with no channel, in the
+        run's thread)."""
         about(requirement_id=requirement_id)
         loaded = await self.load(requirement_id)
         if isinstance(loaded, str):
@@ -117,7 +131,7 @@ class Interactions:
             await self.gateway.tell(channel, user, loaded, thread, reply)
             return None
         about(run_id=loaded.run.run_id)
-        refusal = await self.may_answer(loaded, user)
+        refusal = await (check or self.may_answer)(loaded, user)
         if refusal:
             await self.gateway.tell(channel or loaded.card.channel, user, refusal, thread or loaded.card.ts, reply)
             return None
@@ -165,7 +179,9 @@ class Interactions:
             else:
                 apply(loaded.req, user)
         except ValueError as exc:
-            await self.gateway.tell(loaded.card.channel, user, str(exc), loaded.card.ts, body.get("response_url"))
+            await self.gateway.tell(
+                loaded.card.channel, user, ui.escape(str(exc)), loaded.card.ts, body.get("response_url")
+            )
             return
         await self.resume(loaded, user, body.get("response_url"))
 
@@ -175,12 +191,12 @@ class Interactions:
             await self.runner.follow(loaded.entry, loaded.card, events, loaded.run.created_at)
         except RunNotPausedError as exc:
             run = await loaded.entry.workflow.aget_run(loaded.run.run_id)
-            text = already_answered(run, loaded.req.requirement_id) or str(exc)
+            text = already_answered(run, loaded.req.requirement_id) or ui.escape(str(exc))
             await self.gateway.tell(loaded.card.channel, user, text, loaded.card.ts, response_url)
         except (JournalMismatchError, StoreError) as exc:  # nothing changed: the pause still waits
             if isinstance(exc, StoreError) and CURRENT_JOB.get() is not None:
                 raise  # an acknowledged click: kept, and tried again until the database answers (bot/jobs.py)
-            text = f"I could not continue this run, and nothing changed: {exc}"
+            text = f"I could not continue this run, and nothing changed: {ui.escape(str(exc))}"
             await self.gateway.tell(loaded.card.channel, user, text, loaded.card.ts, response_url)
         else:
             self.metrics.decisions.labels("person").inc()
@@ -236,7 +252,7 @@ def already_answered(run: WorkflowRunOutput, requirement_id: str) -> str | None:
     if req.error_action:
         verb = "retried" if req.error_action == "retry" else "skipped"
     elif req.selected_choices:
-        verb = f"routed to {', '.join(req.selected_choices)}"
+        verb = f"routed to {', '.join(ui.escape(c) for c in req.selected_choices)}"
     elif req.user_input is not None:
         verb = "answered"
     elif req.kind == "executor":

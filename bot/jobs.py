@@ -41,6 +41,7 @@ import sqlalchemy as sa
 from bot.background import CURRENT_JOB, JOB_TASKS, Background
 from bot.records import StoreBase
 from bot.tables import jobs
+from bot.text import escape
 from kern.db.base import BaseDb, RunChange
 from kern.db.hot import Tx
 from kern.db.retry import Attempt
@@ -342,7 +343,7 @@ class Jobs(StoreBase):
         minutes = max(1, round(self.give_up / 60))
         return MESSAGES[job.kind][event].format(
             why=_why(failure),
-            workflow=job.payload.get("workflow", ""),
+            workflow=escape(job.payload.get("workflow", "")),
             minutes=f"{minutes} minute{'s' if minutes > 1 else ''}",
         )
 

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 from bot import blocks as ui
-from bot.interactions import Ack, Interactions, Loaded, who_where
+from bot.interactions import Ack, Check, Interactions, Loaded, who_where
 from bot.presenter import output_text
 from bot.teams import team
+from bot.text import unseen
 from kern.run.requirement import StepRequirement
 
 
@@ -40,9 +41,11 @@ class Modals:
         build: Callable[[Loaded], dict[str, Any]],
         *,
         reading: bool = False,
+        check: Check | None = None,
     ) -> None:
         """Open a modal at once (a loading view: the trigger expires in 3 s), then fill it in once the pause
-        is loaded and the user's right to answer it (or, `reading`, to read the run) is checked."""
+        is loaded and the user's right to answer it (or, `reading`, to read the run; or what `check` asks) is
+        checked."""
         opened = await self.gateway.call("views_open", trigger_id=body["trigger_id"], view=ui.loading_modal())
         loaded = await self.ix.load(requirement_id)
         if opened is None:
@@ -60,9 +63,10 @@ class Modals:
             new = ui.info_modal("Not available", loaded)
         else:
             who = body["user"]["id"]
-            refusal = await (
-                self.access.may_read(loaded.entry, loaded.card, who) if reading else self.ix.may_answer(loaded, who)
-            )
+            if reading:
+                refusal = await self.access.may_read(loaded.entry, loaded.card, who)
+            else:
+                refusal = await (check or self.ix.may_answer)(loaded, who)
             new = ui.info_modal("Not allowed", refusal) if refusal else build(loaded)
         await self.gateway.call("views_update", view_id=view["id"], hash=view.get("hash"), view=new)
 
@@ -116,10 +120,10 @@ class Modals:
             opened = await self.gateway.call("views_open", trigger_id=body["trigger_id"], view=ui.loading_modal())
             card = await self.store.card(value[4:], team=team())
             entry = self.registry.get(card.workflow) if card else None
-            if opened and card and entry:
-                refusal = await self.access.may_read(entry, card, body["user"]["id"])
-                if refusal:
-                    new = ui.info_modal("Not allowed", refusal)
+            if opened:  # a run that is not there and one they may not see: the same line
+                refusal = await self.access.may_read(entry, card, body["user"]["id"]) if card and entry else None
+                if card is None or entry is None or refusal:
+                    new = ui.info_modal("Not available", refusal or unseen(value[4:16]))
                 else:
                     run = await entry.workflow.aget_run(value[4:])
                     new = ui.full_text_modal("Output", output_text(run))

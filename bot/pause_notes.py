@@ -11,6 +11,15 @@ import sqlalchemy as sa
 from bot.policy import Approvers
 from bot.tables import escalations, handovers, votes
 from kern.db.base import BaseDb
+from kern.run import requirement as kinds
+
+# The pauses people vote on: those resolved by approving or rejecting. Edits and form inputs are answers.
+VOTING_KINDS = (kinds.CONFIRMATION, kinds.OUTPUT_REVIEW, kinds.ITERATION_REVIEW)
+
+
+def takes_votes(rules: Approvers, kind: str) -> bool:
+    """True when a pause of this kind, under these rules, is decided by several people's votes (N of M)."""
+    return kind in VOTING_KINDS and rules.votes
 
 
 @dataclass
@@ -83,6 +92,14 @@ class Notes:
     def handed_to(self, user: str) -> bool:
         """True if the pause was handed to `user`."""
         return any(to == user for to, _by in self.handed)
+
+    def handed_on_by(self, user: str) -> str | None:
+        """Whom `user` handed this pause to (the first, if several), or None if they handed it to nobody."""
+        return next((to for to, by in self.handed if by == user), None)
+
+    def voted(self, user: str) -> bool:
+        """True if `user` voted on this pause (read with votes)."""
+        return user in self.votes.approvals or user in self.votes.rejections
 
     def text(self, rules: Approvers) -> str:
         """The lines a pause message shows about it ("" when nothing was done)."""

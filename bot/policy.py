@@ -11,12 +11,14 @@ class Approvers:
     or anyone in the channel (the default).
 
     With `users` or `groups` set, only those people may answer; `channel_members=True` adds everyone in
-    the run's channel. `forbid_self_approval` stops the person who started a run from answering it.
+    the run's channel. `forbid_self_approval` stops the person who started a run from answering it (nor
+    can a hand-over or a standing approval let them).
 
     N of M: with `required=2`, a confirmation or a review is approved once two different allowed people
     have approved it; one reject rejects it, unless `reject_required` asks for more. Each vote is recorded
-    once per person (and in kern's audit log). Edits, form inputs, route choices, error decisions and
-    tool calls take one person's answer: they are answers, not votes.
+    once per person (and in kern's audit log); a hand-over passes its giver's vote, it adds none. Edits,
+    form inputs, route choices, error decisions and tool calls take one person's answer: they are
+    answers, not votes.
     """
 
     users: tuple[str, ...] = field(default_factory=tuple)

@@ -6,6 +6,7 @@ Everything is rendered from the run as stored, at the moment it is sent, so a me
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from bot.pause_notes import pause_notes
 from bot.registry import BotWorkflow, Registry
 from bot.store import BotStore, Card, Delivery, OwedMessage, PauseCopy, PauseMessage
 from bot.teams import team
+from bot.text import unseen
 from kern.exceptions import RunNotFoundError
 from kern.run import requirement as kinds
 from kern.run.base import RunStatus
@@ -61,13 +63,14 @@ def card_view(
         view.status = status or view.status
     elif run.is_paused and run.step_requirements:
         req = run.step_requirements[-1]
-        view.status = f":double_vertical_bar: Waiting: {req.step_name} ({req.kind.replace('_', ' ')})"
+        view.status = f":double_vertical_bar: Waiting: {ui.escape(req.step_name)} ({req.kind.replace('_', ' ')})"
     elif run.status == RunStatus.COMPLETED:
         view.status, view.output, view.finished = ":white_check_mark: Completed", run.content, True
         view.routes = route_outputs(run)
     elif run.status == RunStatus.CANCELLED:
         reason = ui.as_text(run.content)  # kern's reason: "Cancelled by <@U1>", "Max retries (3) reached ..."
-        view.status = ":no_entry: " + (reason if reason.startswith("Cancelled") else f"Cancelled: {reason}")
+        line = ui.reason_line(reason)
+        view.status = ":no_entry: " + (line if reason.startswith("Cancelled") else f"Cancelled: {line}")
         view.finished, view.ended = True, "Cancelled"
     elif run.status == RunStatus.ERROR:
         view.status, view.error, view.finished = ":x: Failed", run.error or str(run.content), True
@@ -218,19 +221,24 @@ class Presenter:
             shown = blocks if card is not None and channel == card.channel else away
             await self.gateway.call("chat_update", channel=channel, ts=ts, text=fallback, blocks=shown)
 
-    async def find(self, given: str) -> RunView | str:
+    async def find(self, given: str, visible: Callable[[Card], Awaitable[bool]] | None = None) -> RunView | str:
         """The run a person means by `given` (its id, or a unique prefix of at least MIN_PREFIX characters,
-        as on the card), or what to tell them."""
+        as on the card), or what to tell them. `visible`: whether the person may see a run (its card); the
+        others are as if they did not exist, and none found says only that (`unseen`)."""
         given = given.strip().strip("`")
         if len(given) < MIN_PREFIX:
             return f"Give at least {MIN_PREFIX} characters of the run id (the card shows 12)."
         matches = await self.store.cards_by_prefix(given, team=team())
+        if visible is not None:
+            matches = [card for card in matches if await visible(card)]
+            if not matches:
+                return unseen(given)
         exact = next((c for c in matches if c.run_id == given), None)
         if exact is None and len(matches) > 1:
             listed = ", ".join(f"`{c.run_id[:12]}` ({ui.escape(c.workflow)})" for c in matches[:5])
             return f"`{ui.escape(given)}` matches several runs: {listed}. Give more of the id."
         found = await self.load((exact or matches[0]).run_id) if matches else None
-        return found or f"No run `{ui.escape(given)}` started from Slack."
+        return found or unseen(given)
 
     async def load(self, run_id: str, *, as_written: bool = False) -> RunView | None:
         """The run with its card and workflow, or None if this bot cannot show it (no card, a workflow it no

@@ -16,7 +16,8 @@ from bot.presenter import Presenter, card_view
 from bot.registry import BotWorkflow
 from bot.store import BotStore, Card
 from bot.teams import team
-from kern.exceptions import LostOwnershipError, StoreError
+from kern.db.hot import Tx
+from kern.exceptions import LostOwnershipError, RunCancelledWhileRunningError, StoreError
 from kern.ids import new_id
 from kern.run.workflow import (
     StepCompletedEvent,
@@ -30,6 +31,7 @@ from kern.run.workflow import (
 )
 
 log = logging.getLogger("kern_bot")
+
 STATUS_EVERY = 0.5  # seconds between run-card status updates while steps run
 STATUS_AFTER = 0.3  # seconds a step runs before the card says so (a quicker step leaves the card as it is)
 # Status lines per second a process sends at most (a line waits for its turn, or is dropped if its step
@@ -39,6 +41,17 @@ STATUS_AFTER = 0.3  # seconds a step runs before the card says so (a quicker ste
 STATUS_RATE = 5.0
 STEP_ENDS = (StepCompletedEvent, StepErrorEvent, StepPausedEvent, StepExecutorPausedEvent)
 DECIDED_SOON = 0.3  # seconds after a resume by which the decided message is delivered, whatever the run does
+
+
+def finished_after_cancel(exc: RunCancelledWhileRunningError) -> str:
+    """The thread's line when a step ran on past the run's cancel: who cancelled, when, which step, and
+    that what it did is recorded (its result in the run's journal, an entry in the audit log)."""
+    steps = ", ".join(f"*{ui.escape(name)}*" for name in exc.steps) or "A step"
+    verb = "was" if len(exc.steps) <= 1 else "were"
+    return (
+        f":warning: {steps} {verb} running when {ui.stamp('the run was cancelled', exc.cancelled_by, exc.cancelled_at)}"
+        "; it finished after the cancel, and what it did is recorded in the run's audit log. Nothing after it ran."
+    )
 
 
 class Runner:
@@ -92,7 +105,7 @@ class Runner:
                 )
                 if posted is None:
                     why = (
-                        f"I could not post in this channel, so `{entry.name}` did not start. "
+                        f"I could not post in this channel, so `{ui.escape(entry.name)}` did not start. "
                         "Invite me to the channel (`/invite @kern`) and try again."
                     )
                     if not (response_url and await self.gateway.respond(response_url, why, replace_original=True)):
@@ -161,7 +174,13 @@ class Runner:
                 elif isinstance(event, STEP_ENDS):
                     status.drop()
             ended = True  # the drive saved where it stopped: the store holds that state as written
-        except LostOwnershipError as exc:  # cancelled meanwhile, or taken over: the new owner shows it
+        except RunCancelledWhileRunningError as exc:  # the step in flight finished after the cancel: say so
+            log.info("run %s left this process: %s", card.run_id, exc)
+            try:
+                await self._owe_notice(card.run_id, finished_after_cancel(exc))
+            except StoreError as failed:  # kern recorded the step; only the thread's line is lost
+                log.warning("run %s: the line on its cancelled step is not owed: %s", card.run_id, failed)
+        except LostOwnershipError as exc:  # taken over: the new owner shows it
             log.info("run %s left this process: %s", card.run_id, exc)
         except StoreError as exc:  # the database stayed down: the message has an id, never SQL
             job = CURRENT_JOB.get()
@@ -172,7 +191,7 @@ class Runner:
             log.warning("run %s stopped by a database failure: %s", card.run_id, exc)
             await status.settle()
             await self.presenter.status_line(
-                entry, card, f":warning: {exc} A sweep picks the run up again.", started_at
+                entry, card, f":warning: {ui.escape(str(exc))} A sweep picks the run up again.", started_at
             )
             return
         finally:
@@ -181,6 +200,15 @@ class Runner:
         await self.outbox.deliver(card.run_id, as_written=ended)
         for hook in self.on_tool_pause if tools else []:
             await hook(entry, card)
+
+    async def _owe_notice(self, run_id: str, text: str) -> None:
+        """Owe a line in the run's thread (delivered with what else the run owes)."""
+        from bot.migrations import BOT
+
+        def body(tx: Tx) -> None:
+            self.store.owe(tx, run_id, "notice", None, {"text": text}, holder=self.outbox.me, hold=self.outbox.hold)
+
+        await self.store.db.run_hot(body, tables=BOT)
 
     async def _deliver_unless(self, stopped: asyncio.Event, run_id: str) -> None:
         """The decided message, soon after a resume: at once if the run is still going after DECIDED_SOON
@@ -254,7 +282,9 @@ class StatusLine:
         self._sending.add(task)
         try:
             self._last = time.monotonic()
-            await self.presenter.status_line(self.entry, self.card, f":gear: Running {step_name}…", self.started_at)
+            await self.presenter.status_line(
+                self.entry, self.card, f":gear: Running {ui.escape(step_name)}…", self.started_at
+            )
         finally:
             self._sending.discard(task)
 

@@ -1,6 +1,6 @@
 """The HTTP server of `kern-bot serve`: Bolt on aiohttp at POST /slack/events, plus the deadline sweeper,
-GET /health (bot/health.py), GET /metrics (bot/metrics.py) and, in OAuth mode, the install pages
-(bot/oauth.py)."""
+GET /health (ok or not ok: bot/health.py) and, in OAuth mode, the install pages (bot/oauth.py). The details
+of /health and GET /metrics are served on the operations port (bot/ops.py)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,12 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from bot.acknowledged import click_job
 from bot.app import KernBot, build_bot, make_client
 from bot.config import Settings
+from bot.connections import ConnectionGuard, Handler
 from bot.health import Health
 from bot.inbound import RequestRejected, decode, guard_listeners, looks_like_click, parse, request_key, verify_signature
 from bot.jobs import REFUSED, Job
-from bot.metrics import CONTENT_TYPE
 from bot.oauth import add_oauth_routes, oauth_parts
+from bot.ops import ops_server
 from bot.registry import load_registry
 from bot.sweeper import sweep_forever
 from kern.exceptions import StoreError
@@ -65,7 +66,14 @@ async def serving(bot: KernBot) -> AsyncIterator[None]:
                 await bot.jobs.close()
 
 
-def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0, health_cache: float = 15.0) -> web.Application:
+def create_web_app(
+    bot: KernBot,
+    *,
+    sweep_interval: float = 1.0,
+    health_cache: float = 15.0,
+    ops: tuple[str, int] | None = None,
+    guard: ConnectionGuard | None = None,
+) -> web.Application:
     """An aiohttp application serving Slack's requests; the sweeper runs while it is up.
 
     Every request is checked (`bot.inbound`: signature, then body, then fields) before Bolt dispatches
@@ -73,8 +81,10 @@ def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0, health_cache: f
     answered like the first, and the work it would start does not run (`bot.dedupe`, checked by that work,
     so acks never wait for the database).
 
-    GET /health answers 200 while the database and Slack answer (Slack's answer is kept `health_cache`
-    seconds), else 503 naming what is down; GET /metrics serves the Prometheus text format.
+    GET /health answers 200 `ok` while the database takes a write and Slack answers (Slack's answer is kept
+    `health_cache` seconds), else 503 `not ok`. With `ops` (host, port), the operations server runs beside
+    it (bot/ops.py): /health naming what is down, and /metrics. With `guard`, each route tells it when its
+    request has been read and answered (bot/connections.py; serve the app through its `GuardedSite`).
     """
     secret = bot.signing_secret
     jobs = bot.jobs
@@ -126,12 +136,8 @@ def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0, health_cache: f
             bot.background.spawn_apart(jobs.tell(job, REFUSED, exc))
 
     async def health(_request: web.Request) -> web.Response:
-        healthy, body = await checks.check()
-        body["workflows"] = sorted(bot.registry.entries)
-        return web.json_response(body, status=200 if healthy else 503)
-
-    async def metrics(_request: web.Request) -> web.Response:
-        return web.Response(body=await bot.metrics.render(bot.registry.db), headers={"Content-Type": CONTENT_TYPE})
+        healthy, _ = await checks.check()
+        return web.Response(text="ok" if healthy else "not ok", status=200 if healthy else 503)
 
     async def slack_session(app: web.Application) -> AsyncIterator[None]:
         async with serving(bot):
@@ -145,14 +151,20 @@ def create_web_app(bot: KernBot, *, sweep_interval: float = 1.0, health_cache: f
             await task
         await bot.background.idle(10)
 
+    bounded = guard.bounded if guard is not None else _as_is
     app = web.Application()
     app[BOT_KEY] = bot
-    app.router.add_post("/slack/events", slack_events)
-    app.router.add_get("/health", health)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/slack/events", bounded(slack_events))
+    app.router.add_get("/health", bounded(health))
     if bot.app.oauth_flow is not None:  # OAuth mode: /slack/install and /slack/oauth_redirect
-        add_oauth_routes(app, bot.app.oauth_flow)
+        add_oauth_routes(app, bot.app.oauth_flow, bounded)
     app.cleanup_ctx.append(slack_session)  # set up first, so it closes after the sweeper stops
+    if ops is not None:
+        app.cleanup_ctx.append(ops_server(bot, checks, *ops))
     if sweep_interval > 0:
         app.cleanup_ctx.append(sweeper)
     return app
+
+
+def _as_is(handler: Handler) -> Handler:
+    return handler

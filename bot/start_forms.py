@@ -4,7 +4,8 @@ the workflows the person may start, then the form.
 
 The form carries the workflow and the channel in `private_metadata`; on submit the input is validated by
 the workflow's own model (errors shown inline, per field), the person's right to start it is checked
-again (from the registry's rules, never from the payload), and the run starts exactly as `/kern run`
+again (from the registry's rules, never from the payload; in a channel picked in the picker, only if
+Slack says they are a member of it), and the run starts exactly as `/kern run`
 with input starts it: the same card, in the channel the command was typed in (or, from the shortcut,
 the channel picked in the picker).
 """
@@ -62,7 +63,9 @@ class StartForms:
         try:
             entry.workflow.validate_input(given)
         except ValueError as exc:
-            problems = "; ".join(f"*{_label(k)}*: {v}" for k, v in ui.form_errors(schema, exc).items())
+            problems = "; ".join(
+                f"*{ui.escape(_label(k))}*: {ui.escape(v)}" for k, v in ui.form_errors(schema, exc).items()
+            )
             await ack(
                 response_type="ephemeral",
                 text=f"That input does not fit `{entry.name}`: {problems}. "
@@ -78,8 +81,10 @@ class StartForms:
         self.background.spawn(self.open_picker(body["user"]["id"], None, body["trigger_id"], None))
 
     # ----- views ---------------------------------------------------------------------------------------
-    def form(self, entry: BotWorkflow, channel: str) -> dict[str, Any]:
-        metadata = json.dumps({"wf": entry.name, "ch": channel})
+    def form(self, entry: BotWorkflow, channel: str, *, picked: bool = False) -> dict[str, Any]:
+        """The start form of `entry` for a run in `channel` (`picked`: chosen in the picker, not where the
+        command was typed, so the person's membership is checked again on submit)."""
+        metadata = json.dumps({"wf": entry.name, "ch": channel, "picked": picked})
         return ui.start_modal(entry.name, entry.description, entry.workflow.input_schema, metadata=metadata)
 
     async def open_picker(
@@ -123,12 +128,15 @@ class StartForms:
         if not channel:
             await ack(response_action="errors", errors={ui.CHANNEL_BLOCK: "Choose a channel."})
             return
-        refusal = await self.access.may_start(entry, user, channel)
+        picked = not _metadata(view).get("ch")
+        refusal = (await self.access.may_post_in(user, channel) if picked else None) or await self.access.may_start(
+            entry, user, channel
+        )
         if refusal:
             block = ui.CHANNEL_BLOCK if picked_channel else ui.WORKFLOW_BLOCK
             await ack(response_action="errors", errors={block: refusal})
             return
-        await ack(response_action="update", view=self.form(entry, channel))
+        await ack(response_action="update", view=self.form(entry, channel, picked=picked))
 
     async def on_submit_start(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         """ "Start": validate with the workflow's model (inline errors), check the right to start, start."""
@@ -148,7 +156,9 @@ class StartForms:
         except ValueError as exc:
             await ack(response_action="errors", errors=ui.form_errors(schema, exc))
             return
-        refusal = await self.access.may_start(entry, user, channel)
+        refusal = (await self.access.may_post_in(user, channel) if meta.get("picked") else None) or (
+            await self.access.may_start(entry, user, channel)
+        )
         if refusal:
             await ack(response_action="errors", errors={first: refusal})
             return

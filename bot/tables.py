@@ -110,8 +110,9 @@ handovers = sa.Table(
 )
 
 
-# Standing approvals of tool calls (bot/grants.py): a tool always allowed in one run, or in a workflow
-# until `expires_at`, unless revoked.
+# Standing approvals of tool calls (bot/grants.py): a tool always allowed at one step (`step_name`, the step
+# it was given at) in one run, or in a workflow until `expires_at`, unless revoked. A grant without a step
+# (made before grants named theirs, see migration 0007) allows nothing.
 grants = sa.Table(
     "kern_bot_grants",
     metadata,
@@ -126,6 +127,7 @@ grants = sa.Table(
     sa.Column("revoked_by", sa.String(64)),
     sa.Column("revoked_at", sa.Float),
     sa.Column("team_id", sa.String(64), nullable=False, server_default=""),  # see TEAM above
+    sa.Column("step_name", sa.String(256)),
     sa.Index("ix_kern_bot_grants_tool", "tool_name", "workflow"),
 )
 
@@ -207,7 +209,8 @@ jobs = sa.Table(
 
 
 # HTTP mode's OAuth install (bot/installations.py): one row per (enterprise, team, installer), plus the
-# workspace's latest under installer ''. `data` is slack_sdk's Installation as JSON, bot token included.
+# workspace's latest under installer ''. `data` is slack_sdk's Installation as JSON, bot token included,
+# encrypted with KERN_TOKEN_KEYS (a Fernet token; rows of older versions in clear until migrated).
 installations = sa.Table(
     "kern_bot_installations",
     metadata,
@@ -221,7 +224,8 @@ installations = sa.Table(
     sa.Index("ix_kern_bot_installations_team_key", "team_key", "user_id"),
 )
 
-# OAuth states issued by /slack/install, each consumed once by /slack/oauth_redirect before it expires.
+# The OAuth states consumed by /slack/oauth_redirect (their nonces: bot/oauth_state.py), each kept until the
+# state would have expired, so that none is consumed twice. Issuing a state writes nothing.
 oauth_states = sa.Table(
     "kern_bot_oauth_states",
     metadata,

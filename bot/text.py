@@ -1,9 +1,9 @@
-"""Making arbitrary text safe for Slack: escaping and truncation within Block Kit's limits."""
+"""Making text from people and models safe for Slack: the one place it is escaped for mrkdwn, and cut to
+Block Kit's limits without breaking an escape or a mention."""
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 # Block Kit limits the renderer stays within (SLACK.md, section 2).
@@ -26,24 +26,45 @@ OUTPUT_PREVIEW = 2500
 
 
 def escape(text: str) -> str:
-    """Escape the three characters Slack's mrkdwn requires escaped (`&`, `<`, `>`)."""
+    """Text from a person or a model, made safe for mrkdwn (message text, section and context text).
+
+    Slack asks for exactly three characters to be escaped (`&`, `<`, `>`); that also takes the power from
+    control sequences in the text (`<!channel>`, `<!here>`, `<@U123>`, `<#C1>`, links). Nothing else is
+    changed: backticks and formatting characters stay as written. Escape raw text once, where it is put
+    into markup (`quote`, `code_block`, or an f-string naming it); plain_text fields take it unescaped.
+    """
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]+)&gt;")
-
-
-def escape_keeping_mentions(text: str) -> str:
-    """`escape(text)`, except that user mentions (`<@U123>`) stay mentions (kern's own texts carry them,
-    e.g. "Cancelled by <@U123>"); nothing else can form a link."""
-    return _MENTION.sub(r"<@\1>", escape(text))
+def unseen(given: str) -> str:
+    """The one line for a run that does not exist and for one the person may not see (bot/access.py): it
+    tells them nothing about which."""
+    return f"No run `{escape(given.strip().strip('`')[:64])}` that you may see."
 
 
 def truncate(text: str, limit: int, marker: str = "…") -> str:
-    """`text` cut to at most `limit` characters, ending with `marker` when cut."""
+    """Raw (or plain_text) `text` cut to at most `limit` characters, ending with `marker` when cut."""
     if len(text) <= limit:
         return text
     return text[: max(0, limit - len(marker))] + marker
+
+
+_LONGEST_ENTITY = len("&amp;")
+
+
+def clip(markup: str, limit: int, marker: str = "…") -> str:
+    """mrkdwn `markup` cut to at most `limit` characters, ending with `marker` when cut, never inside an
+    escape (`&l…`) or a control sequence (a mention, a link, a date): those are left out whole."""
+    if len(markup) <= limit:
+        return markup
+    head = markup[: max(0, limit - len(marker))]
+    amp = head.rfind("&", len(head) - _LONGEST_ENTITY + 1)
+    if amp != -1 and ";" not in head[amp:]:
+        head = head[:amp]
+    opened = head.rfind("<")
+    if opened != -1 and ">" not in head[opened:]:
+        head = head[:opened]
+    return head + marker
 
 
 def as_text(value: Any) -> str:
@@ -58,22 +79,38 @@ def as_text(value: Any) -> str:
         return str(value)
 
 
+def escaped_parts(text: str, size: int) -> list[str]:
+    """`text` escaped and split into parts of at most `size` characters, none split inside an escape."""
+    parts: list[str] = []
+    current: list[str] = []
+    length = 0
+    for char in text:
+        shown = escape(char)
+        if length + len(shown) > size:
+            parts.append("".join(current))
+            current, length = [], 0
+        current.append(shown)
+        length += len(shown)
+    if current:
+        parts.append("".join(current))
+    return parts
+
+
 def code_block(value: Any, limit: int) -> str:
     """`value` in a mrkdwn code block (no formatting inside), escaped and cut to fit `limit`."""
-    body = escape(as_text(value)).replace("```", "`\u200b``")
-    return "```" + truncate(body, limit - 6) + "```"
+    return "```" + clip(escape(as_text(value)), limit - 6) + "```"
 
 
 def quote(value: Any, limit: int) -> str:
-    """User text shown as written inside mrkdwn.
+    """Text from a person or a model shown as written inside mrkdwn, escaped and cut to fit `limit`.
 
     mrkdwn has no escape for `*`, `_`, `~` or backticks, so text that contains them goes into a code
-    span (a code block if it spans lines), where Slack applies no formatting; other text stays plain.
+    span, or a code block if it spans lines or holds a backtick (where Slack applies no formatting); other
+    text stays plain. The characters themselves are never changed.
     """
     text = as_text(value)
     if not any(marker in text for marker in "*_~`"):
-        return truncate(escape(text), limit)
-    if "\n" in text:
+        return clip(escape(text), limit)
+    if "\n" in text or "`" in text:
         return code_block(text, limit)
-    body = escape(text).replace("`", "\u02cb")  # a code span cannot contain a backtick
-    return "`" + truncate(body, limit - 2) + "`"
+    return "`" + clip(escape(text), limit - 2) + "`"

@@ -10,9 +10,11 @@ from typing import Any
 
 from bot import blocks as ui
 from bot.grants import Grants
-from bot.interactions import Ack, Interactions, Loaded, who_where
+from bot.interactions import Ack, Check, Interactions, Loaded, who_where
 from bot.modals import Modals, as_action_body
 from kern.run.agent import RunRequirement
+
+NOT_A_CALL = "That tool call is not one of this pause's: nothing was decided."
 
 
 class ToolCalls:
@@ -46,13 +48,13 @@ class ToolCalls:
 
         async def on_click(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
             await ack()
-            rid, index = _split(action["value"])
+            rid, index = ui.read_call_value(action["value"])
 
             def form(ld: Loaded) -> dict[str, Any]:
-                calls = ld.req.executor_requirements or []
-                if index >= len(calls):
-                    return ui.info_modal("Not available", "This tool call is no longer waiting.")
-                return build(ld, calls[index], action["value"])
+                call = _call(ld, index)
+                if call is None:
+                    return ui.info_modal("Not available", NOT_A_CALL)
+                return build(ld, call, action["value"])
 
             self.background.spawn(self.modals.open_form(body, rid, form))
 
@@ -99,18 +101,18 @@ class ToolCalls:
     async def on_submit_tool_feedback(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         """Answers to an agent's questions: checked here (inline errors, nothing recorded), then recorded
         with `provide_user_feedback` like any tool decision."""
-        rid, index = _split(view["private_metadata"])
+        rid, index = ui.read_call_value(view["private_metadata"])
         loaded = await self.base.load(rid)
-        calls = [] if isinstance(loaded, str) else loaded.req.executor_requirements or []
-        if isinstance(loaded, str) or index >= len(calls):
-            text = loaded if isinstance(loaded, str) else "This question is no longer asked."
+        asked = None if isinstance(loaded, str) else _call(loaded, index)
+        if isinstance(loaded, str) or asked is None:
+            text = loaded if isinstance(loaded, str) else NOT_A_CALL
             await ack(response_action="update", view=ui.info_modal("Not available", text))
             return
-        questions = calls[index].user_feedback_schema or []
+        questions = asked.user_feedback_schema or []
         answers, errors = ui.read_feedback(questions, view["state"]["values"])
         if not errors:
             try:  # kern is the authority on what a valid answer is
-                RunRequirement.from_dict(calls[index].to_dict()).provide_user_feedback(answers)
+                RunRequirement.from_dict(asked.to_dict()).provide_user_feedback(answers)
             except ValueError as exc:
                 shown = questions[: ui.MAX_QUESTIONS]
                 named = [i for i, q in enumerate(shown) if repr(q.question) in str(exc)] or [0]
@@ -138,12 +140,13 @@ class ToolCalls:
         self.background.spawn(self.tool_decision(as_action_body(body), view["private_metadata"], reject))
 
     async def on_submit_tool_input(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        rid, index = _split(view["private_metadata"])
+        rid, index = ui.read_call_value(view["private_metadata"])
         loaded = await self.base.load(rid)
-        if isinstance(loaded, str):
-            await ack(response_action="update", view=ui.info_modal("Not available", loaded))
+        call = None if isinstance(loaded, str) else _call(loaded, index)
+        if isinstance(loaded, str) or call is None:
+            text = loaded if isinstance(loaded, str) else NOT_A_CALL
+            await ack(response_action="update", view=ui.info_modal("Not available", text))
             return
-        call = _call(loaded, index)
         schema = call.user_input_schema or []
         values = ui.read_inputs(schema, view["state"]["values"])
         probe = RunRequirement.from_dict(call.to_dict())
@@ -178,18 +181,17 @@ class ToolCalls:
         self, body: dict[str, Any], value: str, apply: Callable[[RunRequirement, str], str]
     ) -> None:
         """Record one tool call's decision; when every call of the pause is decided, continue the run."""
-        rid, index = _split(value)
-        loaded = await self.base.ready(body, rid)
-        if loaded is None:
+        target = await self._target(body, value)
+        if target is None:
             return
-        user = body["user"]["id"]
-        calls = loaded.req.executor_requirements or []
-        if index >= len(calls):
-            return
+        loaded, index = target
+        rid, user, calls = loaded.req.requirement_id, body["user"]["id"], loaded.req.executor_requirements or []
         try:
             summary = apply(calls[index], user)
         except ValueError as exc:
-            await self.gateway.tell(loaded.card.channel, user, str(exc), loaded.card.ts, body.get("response_url"))
+            await self.gateway.tell(
+                loaded.card.channel, user, ui.escape(str(exc)), loaded.card.ts, body.get("response_url")
+            )
             return
         decision = calls[index].to_dict()
         if not await self.store.record_tool_decision(rid, index, decision, user, summary, team=loaded.card.team_id):
@@ -205,6 +207,20 @@ class ToolCalls:
         _user, channel, _thread = who_where(body)
         clicked = (channel, (body.get("message") or {}).get("ts", "")) if channel else None
         await self.calls_decided(loaded, user, clicked, body.get("response_url"))
+
+    async def _target(self, body: dict[str, Any], value: str, check: Check | None = None) -> tuple[Loaded, int] | None:
+        """The pause and the index of the call a button or form names (`value`), if the person may answer it
+        (or pass `check`); else None, and they are told why, privately. An index that is not one of the
+        pause's calls (a tampered payload: `-1`, `7` of 2, `x`) is refused, and nothing is recorded."""
+        rid, index = ui.read_call_value(value)
+        loaded = await self.base.ready(body, rid, check)
+        if loaded is None:
+            return None
+        if index is None or _call(loaded, index) is None:
+            user, reply = body["user"]["id"], body.get("response_url")
+            await self.gateway.tell(loaded.card.channel, user, NOT_A_CALL, loaded.card.ts, reply)
+            return None
+        return loaded, index
 
     async def calls_decided(
         self,
@@ -240,15 +256,16 @@ class ToolCalls:
         return on_click
 
     async def _allow_and_approve(self, body: dict[str, Any], value: str, workflow_wide: bool) -> None:
-        rid, index = _split(value)
-        loaded = await self.base.ready(body, rid)
-        if loaded is None or index >= len(loaded.req.executor_requirements or []):
+        access = self.base.access
+        target = await self._target(body, value, lambda ld, u: access.may_grant(ld.entry, ld.card, u, ld.req))
+        if target is None:
             return
-        user = body["user"]["id"]
+        loaded, index = target
+        user, call = body["user"]["id"], (loaded.req.executor_requirements or [])[index]
         if workflow_wide and not loaded.entry.standing_seconds:
             await self.gateway.tell(loaded.card.channel, user, "This workflow allows no workflow-wide approvals.")
             return
-        tool = _call(loaded, index).tool_execution.tool_name
+        tool = call.tool_execution.tool_name
         where = "in this workflow" if workflow_wide else "in this run"
         await self.grants.grant(loaded, tool, user, workflow_wide=workflow_wide)
 
@@ -263,10 +280,7 @@ def _asker(call: RunRequirement) -> str:
     return f"*{ui.escape(call.member_agent_name)}*" if call.member_agent_name else "The agent"
 
 
-def _split(value: str) -> tuple[str, int]:
-    rid, _, index = value.partition(":")
-    return rid, int(index or 0)
-
-
-def _call(loaded: Loaded, index: int) -> RunRequirement:
-    return (loaded.req.executor_requirements or [])[index]
+def _call(loaded: Loaded, index: int | None) -> RunRequirement | None:
+    """The pause's call at `index` (as `ui.read_call_value` reads it), or None if it has none there."""
+    calls = loaded.req.executor_requirements or []
+    return calls[index] if index is not None and 0 <= index < len(calls) else None

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             req.set_user_input(**values)
         run = workflow.continue_run(run)
     print(f"\n{run.status.value}: {run.content}")
-    print(f"(state kept in {db_file}; the bot and the browser demo arrive with kern-bot)")
+    print(f"(state kept in {db_file}; `make run` answers pauses like these in a local Slack in your browser)")
     return 0
 
 

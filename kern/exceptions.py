@@ -43,6 +43,27 @@ class LostOwnershipError(KernError):
     """Another process took the run over (its lease had expired); this process stops writing to it."""
 
 
+class RunCancelledWhileRunningError(LostOwnershipError):
+    """The run was cancelled while this process ran a step of it; the process stops, and what its steps
+    did after the cancel (`steps`, by name) is recorded on the cancelled run: their results in its
+    journal and one audit entry each (decision `finished_after_cancel`)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        run_id: str,
+        cancelled_by: str | None = None,
+        cancelled_at: float | None = None,
+        steps: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.cancelled_by = cancelled_by
+        self.cancelled_at = cancelled_at
+        self.steps = steps
+
+
 class JournalMismatchError(KernError):
     """The workflow changed since this run was journaled: the step at `path` is not the one that produced
     the journal's entries there. Nothing was changed; the run can be continued with the definition it

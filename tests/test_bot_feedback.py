@@ -96,7 +96,7 @@ async def test_agent_questions_answered_in_a_modal(db_kind: str, tmp_path: Path,
             await slack.click(ui.TOOL_ANSWER, user="URANDOM")
             await bot.background.idle()
             refused = slack.last_view()
-            assert refused["title"]["text"] == "Not allowed" and "UBOSS" in json.dumps(refused["blocks"])
+            assert refused["title"]["text"] == "Not allowed" and "<@UBOSS>" in json.dumps(refused["blocks"])
 
             await slack.click(ui.TOOL_ANSWER, user="UBOSS")
             await bot.background.idle()

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from bot import blocks as ui
 from bot.app import KernBot
@@ -18,8 +19,10 @@ from bot.config import SettingsError
 from bot.devslack import DevSlack
 from bot.policy import Approvers
 from bot.registry import BotWorkflow, Registry
+from bot.tables import grants, tool_decisions
 from kern.agent import Agent
 from kern.models.openai import OpenAIChat
+from kern.run.base import RunStatus
 from kern.tools import tool
 from kern.workflow import Step, Workflow
 from tests.conftest import make_db, unique
@@ -72,13 +75,41 @@ def workflows(model: FakeOpenAI, names: dict[str, str]) -> list[BotWorkflow]:
     ]
 
 
+def guarded_workflows(model: FakeOpenAI, names: dict[str, str]) -> list[BotWorkflow]:
+    """Workflows whose rules differ per step, or forbid self-approval (issue 24, item 4)."""
+
+    def agent(stage: str) -> Agent:
+        return Agent(
+            name=f"Deployer {stage}", model=OpenAIChat(id="m", base_url=model.base_url, api_key="t"), tools=[deploy]
+        )
+
+    def staged(name: str) -> Workflow:  # the same tool at two steps: "plan", then "prod"
+        return Workflow(name=unique(name), steps=[Step(name=stage, agent=agent(stage)) for stage in ("plan", "prod")])
+
+    return [
+        BotWorkflow(  # anyone may answer "plan"; only USRE may answer "prod"
+            staged("stages"),
+            name=names["stages"],
+            step_approvers={"prod": Approvers(users=("USRE",))},
+            standing_approval=timedelta(hours=8),
+        ),
+        BotWorkflow(
+            Workflow(name=unique("selfie"), steps=[Step(name="ship", agent=agent("ship"))]),
+            name=names["selfie"],
+            approvers=Approvers(users=("UA", "UB"), forbid_self_approval=True),
+            standing_approval=timedelta(hours=8),
+        ),
+    ]
+
+
 @pytest.fixture
 async def env(db_kind: str, tmp_path: Path, model: FakeOpenAI) -> AsyncIterator[Env]:
     deployed.clear()
     db = make_db(db_kind, tmp_path)
     async with DevSlack(SECRET) as slack:
-        names = {"ship": unique("ship"), "fleet": unique("fleet")}
-        bot, server, endpoint = await start_bot(slack, Registry(workflows(model, names), db))
+        names = {name: unique(name) for name in ("ship", "fleet", "stages", "selfie")}
+        entries = workflows(model, names) + guarded_workflows(model, names)
+        bot, server, endpoint = await start_bot(slack, Registry(entries, db))
         slack.bot_endpoint = endpoint
         try:
             yield Env(slack, bot, model, names)
@@ -222,3 +253,160 @@ async def test_grants_are_listed_and_revoked_on_the_app_home(env: Env) -> None:
     await settle(env)
     assert await _grants(env).active(env.names["fleet"]) == []
     assert "Standing approvals" not in json.dumps(env.slack.homes["U2"]["blocks"])  # shown again, without it
+
+
+# ----- a grant never gives more than its giver had (issue 24, items 4 and 5) ------------------------------
+async def grant_rows(env: Env, workflow: str) -> list[tuple[str, str, str, str | None]]:
+    """(scope, tool, granted by, step) of every grant of `workflow`, revoked or not."""
+    g = grants.c
+    query = sa.select(g.scope, g.tool_name, g.granted_by, g.step_name).where(g.workflow == workflow)
+    db = env.bot.registry.db
+    return await db.run_transaction(lambda c: [tuple(r) for r in c.execute(query.order_by(g.granted_at))])
+
+
+async def run_status(env: Env, name: str) -> RunStatus:
+    entry = env.bot.registry.get(name)
+    assert entry is not None
+    message = [m for m in env.slack.messages.values() if m.thread_ts is None][-1]
+    card = await env.bot.store.card_at(message.channel, message.ts, team="")
+    assert card is not None
+    return (await entry.workflow.aget_run(card.run_id)).status
+
+
+def told(env: Env, user: str) -> str:
+    return next(e["text"] for e in reversed(env.slack.ephemeral) if e["user"] == user)
+
+
+async def test_a_run_wide_grant_stays_at_the_step_it_was_given_at(env: Env) -> None:
+    name = env.names["stages"]
+    env.server.script(
+        call("deploy", service="plan-1"), echo_tool_results, call("deploy", service="prod-1"), echo_tool_results
+    )
+    await env.slack.command(f"run {name} go", user="U1")
+    await env.slack.until(lambda: len(tool_cards(env)) == 1)
+    await env.slack.click(ui.TOOL_ALLOW_RUN, user="U2")  # at "plan", where anyone may answer
+    await env.slack.until(lambda: len(tool_cards(env)) == 2)  # the same tool at "prod": it waits for USRE
+    await settle(env)
+    assert "Approve once" in tool_cards(env)[-1] and "prod-1" not in deployed
+    assert await grant_rows(env, name) == [("run", "deploy", "U2", "plan")]
+    await env.slack.click(ui.TOOL_ALLOW_RUN, user="U2")  # nor may U2 allow it at "prod"
+    await settle(env)
+    assert "Only <@USRE> may answer this." in told(env, "U2")
+    assert await grant_rows(env, name) == [("run", "deploy", "U2", "plan")]
+    assert await run_status(env, name) == RunStatus.PAUSED and deployed == ["plan-1"]
+    await env.slack.click(ui.TOOL_OK, user="USRE")
+    await env.slack.until(lambda: "Completed" in card_text(env))
+    assert deployed == ["plan-1", "prod-1"]
+
+
+async def test_an_outsiders_workflow_wide_grant_does_not_reach_a_stricter_step(env: Env) -> None:
+    name = env.names["stages"]
+    env.server.script(call("deploy", service="plan-1"), echo_tool_results)
+    await env.slack.command(f"run {name} one", user="U1")
+    await env.slack.until(lambda: len(tool_cards(env)) == 1)
+    await env.slack.click(ui.TOOL_ALLOW_WORKFLOW, user="UOUT")  # anyone may answer "plan": UOUT too
+    await env.slack.until(lambda: len(tool_cards(env)) == 1 and deployed == ["plan-1"])
+    env.server.script(call("deploy", service="prod-1"), echo_tool_results)
+    await env.slack.until(lambda: len(tool_cards(env)) == 2)  # "prod" of the same run: waits for USRE
+    await settle(env)
+    assert "Approve once" in tool_cards(env)[-1] and deployed == ["plan-1"]
+    await env.slack.click(ui.TOOL_OK, user="USRE")
+    await env.slack.until(lambda: "Completed" in card_text(env))
+
+    # a later run: the grant approves "plan" (where UOUT may answer), never "prod"
+    env.server.script(
+        call("deploy", service="plan-2"), echo_tool_results, call("deploy", service="prod-2"), echo_tool_results
+    )
+    await env.slack.command(f"run {name} two", user="U1")
+    await env.slack.until(lambda: len(tool_cards(env)) == 4)
+    await settle(env)
+    cards = tool_cards(env)
+    assert "Approved automatically" in cards[2] and "Approve once" in cards[3]
+    assert deployed == ["plan-1", "prod-1", "plan-2"] and await run_status(env, name) == RunStatus.PAUSED
+    assert await grant_rows(env, name) == [("workflow", "deploy", "UOUT", "plan")]
+
+
+async def test_no_grant_lets_a_starter_approve_their_own_run(env: Env) -> None:
+    name = env.names["selfie"]  # UA and UB answer; not the run's starter
+    env.server.script(call("deploy", service="r1"), echo_tool_results)
+    await env.slack.command(f"run {name} one", user="UB")
+    await env.slack.until(lambda: len(tool_cards(env)) == 1)
+    await env.slack.click(ui.HANDOVER, user="UA")
+    await settle(env)
+    handing = {"to": {"v": {"type": "users_select", "selected_user": "UX"}}, "note": {"v": {"value": ""}}}
+    await env.slack.submit(env.slack.last_view()["id"], handing, user="UA")
+    await settle(env)
+    await env.slack.click(ui.TOOL_ALLOW_WORKFLOW, user="UX")  # handed one pause: no standing approval
+    await settle(env)
+    assert "Only they may allow a tool always, at this step." in told(env, "UX")
+    assert await grant_rows(env, name) == [] and await run_status(env, name) == RunStatus.PAUSED and deployed == []
+    await env.slack.click(ui.TOOL_ALLOW_WORKFLOW, user="UA")  # UA may
+    await env.slack.until(lambda: "Completed" in card_text(env) and deployed == ["r1"])
+
+    env.server.script(call("deploy", service="r2"), echo_tool_results)
+    await env.slack.command(f"run {name} two", user="UA")  # UA's own run: their grant does not answer it
+    await env.slack.until(lambda: len(tool_cards(env)) == 2)
+    await settle(env)
+    assert "Approve once" in tool_cards(env)[-1] and deployed == ["r1"]
+    assert await run_status(env, name) == RunStatus.PAUSED
+    await env.slack.click(ui.TOOL_ALLOW_RUN, user="UA")  # nor may they grant one in it
+    await settle(env)
+    assert "You started this run" in told(env, "UA")
+    assert await grant_rows(env, name) == [("workflow", "deploy", "UA", "ship")]
+    assert await run_status(env, name) == RunStatus.PAUSED and deployed == ["r1"]
+    await env.slack.click(ui.TOOL_OK, user="UB")  # someone else approves it
+    await env.slack.until(lambda: "Completed" in card_text(env) and deployed == ["r1", "r2"])
+
+    env.server.script(call("deploy", service="r3"), echo_tool_results)
+    await env.slack.command(f"run {name} three", user="UB")  # someone else's run: the grant holds
+    await env.slack.until(lambda: "r3" in deployed)
+
+
+async def test_a_grant_stored_without_its_step_allows_nothing(env: Env) -> None:
+    name = env.names["fleet"]
+    row = {"id": "legacy" + name[-8:], "scope": "workflow", "workflow": name, "tool_name": "deploy"}
+    row.update(granted_by="U2", granted_at=1.0, expires_at=4e9)  # made before grants named their step
+    await env.bot.registry.db.run_transaction(lambda c: c.execute(grants.insert().values(**row)))
+    env.server.script(call("deploy", service="api"), echo_tool_results)
+    await env.slack.command(f"run {name} go", user="U1")
+    await env.slack.until(lambda: len(tool_cards(env)) == 1)
+    await settle(env)
+    assert "Approve once" in tool_cards(env)[0] and deployed == [] and await run_status(env, name) == RunStatus.PAUSED
+    await env.slack.open_home("U2")  # listed, to revoke, saying it allows nothing
+    await settle(env)
+    assert "given before grants named their step: it allows nothing" in json.dumps(env.slack.homes["U2"]["blocks"])
+
+
+async def test_a_tampered_tool_call_index_is_refused_and_changes_nothing(env: Env) -> None:
+    name = env.names["fleet"]
+    env.server.script(call("deploy", service="api"), echo_tool_results)
+    await env.slack.command(f"run {name} go", user="U1")
+    await env.slack.until(lambda: len(tool_cards(env)) == 1)
+    rid = env.slack.find(ui.TOOL_OK)[1]["value"].partition(":")[0]
+    for action in (ui.TOOL_ALLOW_RUN, ui.TOOL_ALLOW_WORKFLOW, ui.TOOL_OK):
+        for index in ("-1", "1", "7", "x", "", "1e3", "٣"):  # the card has one call: index 0
+            await env.slack.click(action, user="U2", value=f"{rid}:{index}")
+            await settle(env)
+            assert "That tool call is not one of this pause's: nothing was decided." in told(env, "U2"), (action, index)
+    await env.slack.click(ui.TOOL_NO, user="U2", value=f"{rid}:-1")  # a form about no call: says so
+    await settle(env)
+    assert "not one of this pause's" in json.dumps(env.slack.last_view())
+    await env.slack.click(ui.TOOL_NO, user="U2")  # the right form, submitted with a tampered index
+    await settle(env)
+    form = env.slack.last_view()
+    env.slack.views[form["id"]]["private_metadata"] = f"{rid}:-1"
+    status, _, _ = await env.slack.submit(form["id"], {"text": {"v": {"type": "plain_text_input", "value": "no"}}})
+    await settle(env)
+    assert status == 200 and "not one of this pause's" in told(env, "U2")
+    for callback in (ui.V_TOOL_INPUT, ui.V_TOOL_FEEDBACK):  # forms that check before they answer
+        env.slack.views[form["id"]].update(callback_id=callback, private_metadata=f"{rid}:first", closed=False)
+        status, body, _ = await env.slack.submit(form["id"], {})
+        assert status == 200 and "not one of this pause" in body, (callback, body)
+    await settle(env)
+    assert await grant_rows(env, name) == [] and deployed == []
+    t = tool_decisions.c
+    query = sa.select(t.call_index).where(t.requirement_id == rid)
+    assert await env.bot.registry.db.run_transaction(lambda c: c.execute(query).all()) == []
+    assert await run_status(env, name) == RunStatus.PAUSED and "Approve once" in tool_cards(env)[0]
+    await env.slack.click(ui.TOOL_OK, user="U2")  # the untampered button still works
+    await env.slack.until(lambda: "Completed" in card_text(env) and deployed == ["api"])

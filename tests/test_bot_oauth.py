@@ -10,6 +10,7 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -22,6 +23,8 @@ import aiohttp
 import pytest
 import sqlalchemy as sa
 from aiohttp import web
+from cryptography.fernet import Fernet
+from slack_sdk.oauth.installation_store import Installation
 from sqlalchemy.engine import Connection
 
 from bot import blocks as ui
@@ -32,7 +35,7 @@ from bot.installations import DbInstallationStore
 from bot.oauth import oauth_parts
 from bot.registry import Registry
 from bot.server import create_web_app
-from bot.tables import metadata
+from bot.tables import metadata, oauth_states
 from kern.db.base import BaseDb
 from tests.conftest import make_db, unique
 from tests.openai_stub import FakeOpenAI, call, echo_tool_results
@@ -41,6 +44,7 @@ from tests.test_bot_grants import deployed
 from tests.test_bot_grants import workflows as grant_workflows
 
 ROOT = Path(__file__).resolve().parent.parent
+KEY = Fernet.generate_key().decode()
 
 
 @dataclass
@@ -80,7 +84,11 @@ async def oauth_bot(db: BaseDb, registry: Registry) -> AsyncIterator[OAuthEnv]:
     has the app's redirect URL registered and hosts no workspace the app is installed in yet."""
     async with DevSlack(SECRET, token="xoxb-none", team_id="T-none") as slack:
         settings = Settings(
-            client_id=slack.client_id, client_secret=slack.client_secret, api_url=slack.api_url, signing_secret=SECRET
+            client_id=slack.client_id,
+            client_secret=slack.client_secret,
+            api_url=slack.api_url,
+            signing_secret=SECRET,
+            token_keys=KEY,
         )
         settings.check("serve")
         clients, flow = oauth_parts(settings, db)
@@ -118,6 +126,50 @@ async def test_install_from_the_install_page_to_the_stored_installation(oauth: O
     # the exchange was made with the app's credentials and the stand-in checked them
     assert [c[0] for c in oauth.slack.calls if c[0].startswith("oauth")] == ["oauth.v2.access"]
     assert oauth.slack.rejected == []
+
+
+async def test_the_install_page_writes_nothing_and_a_state_works_once(oauth: OAuthEnv) -> None:
+    """300 anonymous GETs of /slack/install write no row; the callbacks' consumed states are the only rows."""
+    tables = [t for t in metadata.sorted_tables if t.name in ("kern_bot_oauth_states", "kern_bot_installations")]
+
+    def counts(conn: Connection) -> dict[str, int]:
+        return {t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() for t in tables}
+
+    before = await oauth.db.run_transaction(counts, write=False)
+    async with aiohttp.ClientSession() as anonymous:
+
+        async def get() -> int:
+            async with anonymous.get(oauth.base + "/slack/install") as page:
+                await page.read()
+                return page.status
+
+        statuses = [await get() for _ in range(300)]
+    assert statuses == [200] * 300
+    assert await oauth.db.run_transaction(counts, write=False) == before
+    live = sa.select(sa.func.count()).select_from(oauth_states).where(oauth_states.c.expire_at > sa.bindparam("now"))
+
+    async def live_states() -> int:
+        return int(await oauth.db.run_transaction(lambda c: c.execute(live, {"now": time.time()}).scalar_one()))
+
+    live_before = await live_states()
+    team = unique("TW")
+    status, page = await oauth.install(team)  # a real install still works...
+    assert status == 200 and "Thank you" in page, page
+    # ...and records its state once (expired states of earlier tests may be deleted meanwhile: not counted)
+    assert await live_states() == live_before + 1
+    assert await oauth.installations.bot_token(team) == oauth.slack.token_of(team)
+
+
+async def test_an_expired_state_is_refused(oauth: OAuthEnv) -> None:
+    oauth.slack.installing_team = unique("TX")
+    store = oauth.bot.app.oauth_flow.settings.state_store  # type: ignore[union-attr]
+    store.expiration_seconds = 1
+    async with oauth.browser() as browser:
+        code, state = await _code_and_state(oauth, browser)
+        await asyncio.sleep(1.1)
+        async with browser.get(oauth.base + "/slack/oauth_redirect", params={"code": code, "state": state}) as late:
+            assert late.status == 401 and "invalid_state" in await late.text()
+    assert await oauth.installations.bot_token(oauth.slack.installing_team) is None
 
 
 async def _code_and_state(oauth: OAuthEnv, browser: aiohttp.ClientSession) -> tuple[str, str]:
@@ -201,8 +253,9 @@ async def test_the_stand_in_refuses_a_wrong_secret_or_redirect_like_slack(oauth:
 
 async def test_health_in_oauth_mode_asks_slack_without_a_token(oauth: OAuthEnv) -> None:
     async with oauth.browser() as browser, browser.get(oauth.base + "/health") as health:
-        body = await health.json()
-    assert health.status == 200, body
+        body = await health.text()
+    assert (health.status, body) == (200, "ok")
+    assert [c[0] for c in oauth.slack.calls if c[0] in ("api.test", "auth.test")] == ["api.test"]
     await asyncio.sleep(0)
 
 
@@ -382,9 +435,35 @@ async def test_an_uninstall_deletes_the_token_and_a_reinstall_brings_a_new_one(o
     assert slack.rejected == []
 
 
+async def _older_installation(db_file: Path, team: str, token: str) -> None:
+    """A database with the bot's tables and one workspace installed by a version that kept tokens in clear."""
+    from bot.migrations import BOT
+    from bot.tables import installations
+    from kern.db.sqlite import SqliteDb
+
+    db = SqliteDb(db_file=db_file)
+    await db.upgrade(BOT)
+    installation = Installation(
+        app_id="A1", team_id=team, bot_token=token, bot_id="B1", bot_user_id="UBOT", user_id="U1"
+    )
+    data = json.dumps(installation.__dict__)
+    rows = [
+        {"enterprise_id": "", "team_id": team, "user_id": user, "team_key": team, "is_enterprise_install": False,
+         "data": data, "installed_at": time.time()}
+        for user in ("", "U1")
+    ]  # fmt: skip
+    await db.run_transaction(lambda conn: conn.execute(installations.insert(), rows), tables=BOT)
+    await db.close()
+
+
 async def test_kern_bot_serve_in_oauth_mode_installs_and_answers_and_logs_no_token(tmp_path: Path) -> None:
     """The real `kern-bot serve` process with SLACK_CLIENT_ID/SECRET: the install through the stand-in,
-    then a command answered with the new token; its log never shows a token or the client secret."""
+    then a command answered with the new token; its log never shows a token or the client secret. A
+    workspace installed by an older version (its row in clear text) is encrypted as the process starts,
+    and still served; no byte of the database file holds a token afterwards."""
+    db_file = tmp_path / "kern.db"
+    old_team, old_token = unique("TO"), "xoxb-installed-by-an-older-version"
+    await _older_installation(db_file, old_team, old_token)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -397,8 +476,10 @@ async def test_kern_bot_serve_in_oauth_mode_installs_and_answers_and_logs_no_tok
             "SLACK_CLIENT_SECRET": slack.client_secret,
             "SLACK_SIGNING_SECRET": SECRET,
             "SLACK_API_URL": slack.api_url,
-            "KERN_DB": str(tmp_path / "kern.db"),
+            "KERN_DB": str(db_file),
             "KERN_DB_AUTO_UPGRADE": "1",
+            "KERN_TOKEN_KEYS": KEY,
+            "KERN_OPS_PORT": "0",
             "PYTHONPATH": str(ROOT),
         }
         command = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -429,9 +510,18 @@ async def test_kern_bot_serve_in_oauth_mode_installs_and_answers_and_logs_no_tok
                 status, body, _ = await slack.command("run deploy api", channel="CS")
             assert status == 200 and "Starting" in body
             await slack.until(lambda: any(m.channel == "CS" and m.team == team for m in slack.messages.values()))
+            slack.teams[old_token] = old_team
+            with slack.as_team(old_team):  # the workspace installed before: served with its (decrypted) token
+                status, body, _ = await slack.command("run deploy old", channel="CO")
+            assert status == 200 and "Starting" in body
+            await slack.until(lambda: any(m.channel == "CO" and m.team == old_team for m in slack.messages.values()))
         finally:
             proc.terminate()
             out, err = proc.communicate(timeout=30)
     logged = out.decode() + err.decode()
+    assert "installations: 2 encrypted" in logged
+    with sqlite3.connect(db_file) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert b"xoxb-" not in db_file.read_bytes() and old_team.encode() in db_file.read_bytes()
     assert "/slack/install" in logged and "installed in team" in logged
     assert slack.token_of(team) not in logged and slack.client_secret not in logged and "xoxb-" not in logged

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import os
+import resource
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,20 +27,28 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot import blocks as ui
 from bot.app import build_bot, make_client
 from bot.devslack import DevSlack
+from bot.health import PROBE_SECONDS
+from bot.ops import OPS_URL
 from bot.server import create_web_app
 from bot.sweeper import sweep_once
 from kern.db.postgres import PostgresDb
-from tests.conftest import PG_URL, make_db, require_postgres
+from tests.conftest import PG_URL, make_db, require_postgres, unique
 from tests.test_bot_cluster import timed_registry
-from tests.test_bot_e2e import SECRET, Env, registry_for, run, settle, start_bot
+from tests.test_bot_e2e import OPS_URLS, SECRET, Env, registry_for, run, settle, start_bot
 
 ROOT = Path(__file__).resolve().parent.parent
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
+def ops_of(endpoint: str) -> str:
+    """The operations server of the test bot whose /slack/events is `endpoint` (or `endpoint` itself, when it
+    is an operations URL already)."""
+    return OPS_URLS.get(endpoint, endpoint)
+
+
 async def scrape(endpoint: str) -> Samples:
-    """GET /metrics beside `endpoint` (the bot's /slack/events), parsed by prometheus_client's parser."""
-    async with aiohttp.ClientSession() as session, session.get(endpoint.replace("/slack/events", "/metrics")) as resp:
+    """GET /metrics of the bot at `endpoint` (its operations port), parsed by prometheus_client's parser."""
+    async with aiohttp.ClientSession() as session, session.get(ops_of(endpoint) + "/metrics") as resp:
         assert resp.status == 200 and resp.content_type == "text/plain"
         text = await resp.text()
     samples: Samples = {}
@@ -48,8 +59,15 @@ async def scrape(endpoint: str) -> Samples:
 
 
 async def health(endpoint: str) -> tuple[int, dict[str, object]]:
-    async with aiohttp.ClientSession() as session, session.get(endpoint.replace("/slack/events", "/health")) as resp:
+    """GET /health of the bot at `endpoint`, on its operations port: (status, the body naming what is down)."""
+    async with aiohttp.ClientSession() as session, session.get(ops_of(endpoint) + "/health") as resp:
         return resp.status, await resp.json()
+
+
+async def public_health(base: str) -> tuple[int, str]:
+    """GET /health on the port Slack calls (`base`: http://host:port)."""
+    async with aiohttp.ClientSession() as session, session.get(base + "/health") as resp:
+        return resp.status, await resp.text()
 
 
 def runs(samples: Samples, status: str) -> float:
@@ -153,14 +171,11 @@ async def test_sweeper_reports_its_lag(tmp_path: Path) -> None:
     """With its sweeper running (every 50 ms), a bot's sweep lag stays small; the sweeps take time."""
     async with DevSlack(SECRET) as slack:
         bot = build_bot(registry_for(make_db("sqlite", tmp_path)), make_client(slack.token, slack.api_url), SECRET)
-        runner = web.AppRunner(create_web_app(bot, sweep_interval=0.05))
+        runner = web.AppRunner(create_web_app(bot, sweep_interval=0.05, ops=("127.0.0.1", 0)))
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         try:
             await asyncio.sleep(0.5)
-            samples = await scrape(f"http://127.0.0.1:{port}/slack/events")
+            samples = await scrape(runner.app[OPS_URL])
             assert samples[("kern_bot_sweep_lag_seconds", ())] < 0.4
             assert 0 < samples[("kern_bot_sweep_duration_seconds", ())] < 0.4
         finally:
@@ -171,11 +186,9 @@ async def test_sweeper_reports_its_lag(tmp_path: Path) -> None:
 async def test_health_names_slack_when_slack_refuses(tmp_path: Path) -> None:
     async with DevSlack(SECRET) as slack:
         bot = build_bot(registry_for(make_db("sqlite", tmp_path)), make_client(slack.token, slack.api_url), SECRET)
-        runner = web.AppRunner(create_web_app(bot, sweep_interval=0, health_cache=0.3))
+        runner = web.AppRunner(create_web_app(bot, sweep_interval=0, health_cache=0.3, ops=("127.0.0.1", 0)))
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        endpoint = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/slack/events"  # type: ignore[union-attr]
+        endpoint = runner.app[OPS_URL]
         try:
             status, body = await health(endpoint)
             assert status == 200 and body["ok"] is True
@@ -242,6 +255,7 @@ async def test_health_names_the_database_when_it_is_down() -> None:
             status, body = await health(endpoint)
             assert status == 200 and body["database"] == "ok"
             await proxy.close()
+            await asyncio.sleep(PROBE_SECONDS)  # past the last probe's answer
             started = time.monotonic()
             status, body = await health(endpoint)
             assert status == 503 and body["down"] == ["database"], body
@@ -249,6 +263,157 @@ async def test_health_names_the_database_when_it_is_down() -> None:
             assert time.monotonic() - started < 5  # a health check does not hang on a dead database
         finally:
             await server.cleanup()
+
+
+async def test_the_public_port_says_ok_or_not_ok_and_nothing_more(fresh: Env) -> None:
+    """The port Slack calls: GET /health is `ok` or `not ok`, /metrics is not there; the operations port has
+    the details (the workflows, each part's state) and the metrics."""
+    endpoint = fresh.slack.bot_endpoint
+    base = endpoint.removesuffix("/slack/events")
+    status, text = await public_health(base)
+    assert (status, text) == (200, "ok")
+    async with aiohttp.ClientSession() as session, session.get(base + "/metrics") as resp:
+        assert resp.status == 404 and "kern_" not in await resp.text()
+    status, body = await health(endpoint)
+    assert status == 200 and body["database"] == "ok" and "deploy" in body["workflows"]  # type: ignore[operator]
+    assert ops_of(endpoint) != base and ops_of(endpoint).startswith("http://127.0.0.1:")
+    assert ("kern_bot_open_pauses", ()) in await scrape(endpoint)
+
+
+async def test_health_names_the_database_when_postgres_turns_read_only() -> None:
+    """The database answers reads but refuses writes (as a standby after a failover does): /health says so."""
+    require_postgres()
+    import asyncpg
+
+    name = unique("kern-health")
+    db = PostgresDb(db_url=PG_URL, application_name=name)
+    database = urlsplit(PG_URL).path.lstrip("/")
+    admin = await asyncpg.connect(PG_URL)
+    async with DevSlack(SECRET) as slack:
+        _bot, server, endpoint = await start_bot(slack, registry_for(db))
+        try:
+            status, body = await health(endpoint)
+            assert status == 200 and body["database"] == "ok"
+            await admin.execute(f'ALTER DATABASE "{database}" SET default_transaction_read_only = on')
+            # the bot's sessions end; the ones it opens next are read-only
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", name
+            )
+            await asyncio.sleep(PROBE_SECONDS)
+            status, body = await health(endpoint)
+            assert status == 503 and body["down"] == ["database"], body
+            assert "read-only" in str(body["database"]) or "within" in str(body["database"]), body
+        finally:
+            await admin.execute(f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
+            await admin.close()
+            await server.cleanup()
+
+
+# ----- /health when the database can no longer be written (a real bot process) ---------------------------
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def until_up(proc: subprocess.Popen[bytes], base: str) -> None:
+    """Wait until the bot process at `base` answers GET /health (ok or not)."""
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None, proc.communicate()
+        with contextlib.suppress(aiohttp.ClientError):
+            await public_health(base)
+            return
+        assert time.monotonic() < deadline, "kern-bot serve did not come up"
+        await asyncio.sleep(0.05)
+
+
+def _without_root_file_access() -> None:
+    """In the child, before exec: give up root's power to write files whatever their mode (CAP_DAC_OVERRIDE,
+    dropped from the bounding set), as the unprivileged user of the container image runs."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if os.geteuid() == 0 and libc.prctl(24, 1, 0, 0, 0) != 0:  # PR_CAPBSET_DROP, CAP_DAC_OVERRIDE
+        raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+@contextlib.asynccontextmanager
+async def bot_process(
+    slack: DevSlack,
+    db_file: Path,
+    settings: dict[str, str] | None = None,
+    preexec: Callable[[], None] = _without_root_file_access,
+) -> AsyncIterator[tuple[subprocess.Popen[bytes], str, str]]:
+    """`kern-bot serve` on `db_file` (tables made beforehand), with `settings` in its environment, `preexec`
+    run in the child before exec (by default: it may not bypass file modes): (the process, its public base
+    URL, its operations URL)."""
+    port, ops_port = free_port(), free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "KERN_"))},
+        "SLACK_BOT_TOKEN": slack.token,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "KERN_DB": str(db_file),
+        "KERN_OPS_PORT": str(ops_port),
+        "KERN_HEALTH_CACHE_SECONDS": "60",
+        "PYTHONPATH": str(ROOT),
+        **(settings or {}),
+    }
+    command = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(  # noqa: ASYNC220 (started once; the test then only talks HTTP to it)
+        command,
+        cwd=db_file.parent,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=preexec,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        await until_up(proc, base)
+        yield proc, base, f"http://127.0.0.1:{ops_port}"
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
+async def _tables(db_file: Path) -> None:
+    from bot.migrations import BOT
+    from kern.db.sqlite import SqliteDb
+
+    db = SqliteDb(db_file=db_file)
+    await db.upgrade(BOT)
+    await db.close()
+
+
+async def test_health_is_not_ok_when_the_database_file_is_read_only(tmp_path: Path) -> None:
+    db_file = tmp_path / "kern.db"
+    await _tables(db_file)
+    db_file.chmod(0o444)
+    async with DevSlack(SECRET) as slack, bot_process(slack, db_file) as (_proc, base, ops):
+        status, body = await health(ops)
+        assert status == 503 and body["down"] == ["database"], body
+        assert "readonly" in str(body["database"]) and body["slack"] == "ok"
+        assert await public_health(base) == (503, "not ok")
+
+
+async def test_health_is_not_ok_while_the_disk_is_full(tmp_path: Path) -> None:
+    """RLIMIT_FSIZE set to 0 on the running bot: no file of it can grow or be written, as on a full disk."""
+    db_file = tmp_path / "kern.db"
+    await _tables(db_file)
+    async with DevSlack(SECRET) as slack, bot_process(slack, db_file) as (proc, base, ops):
+        assert (await health(ops))[0] == 200 and await public_health(base) == (200, "ok")
+        soft, hard = resource.prlimit(proc.pid, resource.RLIMIT_FSIZE)
+        resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (0, hard))
+        await asyncio.sleep(PROBE_SECONDS)  # past the last probe's answer
+        started = time.monotonic()
+        status, body = await health(ops)
+        assert status == 503 and body["down"] == ["database"], body
+        assert time.monotonic() - started < 4  # the probe is bounded
+        assert await public_health(base) == (503, "not ok")
+        resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (soft, hard))  # room again
+        await asyncio.sleep(PROBE_SECONDS)
+        status, body = await health(ops)
+        assert status == 200, body
 
 
 # ----- JSON logs -------------------------------------------------------------------------------------
@@ -265,6 +430,7 @@ async def test_json_logs_through_the_cli(tmp_path: Path) -> None:
             "SLACK_API_URL": slack.api_url,
             "KERN_DB": str(db_file),
             "KERN_DB_AUTO_UPGRADE": "1",
+            "KERN_OPS_PORT": "0",
             "PYTHONPATH": str(ROOT),
         }
         env.pop("KERN_LOG_FORMAT", None)
@@ -274,14 +440,7 @@ async def test_json_logs_through_the_cli(tmp_path: Path) -> None:
         )
         try:
             endpoint = f"http://127.0.0.1:{port}/slack/events"
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.poll() is None, proc.communicate()
-                with contextlib.suppress(aiohttp.ClientError):
-                    if (await health(endpoint))[0] == 200:
-                        break
-                assert time.monotonic() < deadline, "kern-bot serve did not come up"
-                await asyncio.sleep(0.05)
+            await until_up(proc, f"http://127.0.0.1:{port}")
             slack.bot_endpoint = endpoint
             await slack.command("run deploy api")
             await slack.until(

@@ -197,6 +197,14 @@ async def test_cancel_a_running_run_stops_it_at_the_next_node(gated_env: tuple[E
     run = await env.bot.registry.get("gated").workflow.aget_run(run_id)  # type: ignore[union-attr]
     assert run.status == RunStatus.CANCELLED and run.content == "Cancelled by <@U1>"
     assert RAN == ["gated"] and thread_pauses(env) == []
+    # what the step did after the cancel is recorded, and the thread is told who cancelled it mid-step
+    assert (await env.db.load_run(run_id)).journal["0"]["content"] == "gated done"
+    audit = await env.db.audit_log(run_id=run_id)
+    assert [(a["decision"], a["step_name"]) for a in audit] == [("cancel", ""), ("finished_after_cancel", "wait")]
+    await env.slack.until(lambda: any("was running when" in m.text for m in env.slack.messages.values()))
+    told = next(m.text for m in env.slack.messages.values() if "was running when" in m.text)
+    assert told.startswith(":warning: *wait* was running when the run was cancelled by <@U1> at <!date^")
+    assert "finished after the cancel" in told
     await env.slack.command(f"cancel {run_id}", user="U1")
     await env.slack.until(lambda: "Cannot cancel" in env.slack.ephemeral[-1]["text"])
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import resource
 import time
 import urllib.parse
 import uuid
@@ -14,8 +16,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from aiohttp import web
 
 from bot import blocks as ui
+from bot.connections import ConnectionGuard, GuardedSite
 from bot.dedupe import KEEP, SeenRequests
 from bot.devslack import DevSlack
 from bot.examples import example_workflows
@@ -26,7 +30,8 @@ from kern.db.base import BaseDb
 from kern.workflow import Step, Workflow
 from tests import test_bot_e2e
 from tests.conftest import make_db, unique
-from tests.test_bot_e2e import Env, run, settle, start_bot
+from tests.test_bot_e2e import SECRET, Env, run, settle, start_bot
+from tests.test_bot_ops import _tables, bot_process
 
 env = test_bot_e2e.env  # the fixture: a bot on the real endpoint and the stand-in, on SQLite or PostgreSQL
 
@@ -143,7 +148,6 @@ VIEW_CASES: dict[str, tuple[str, Any]] = {  # name -> (callback_id to submit und
     "without private_metadata": (ui.V_INPUT, lambda v: v.pop("private_metadata")),
     "without state": (ui.V_INPUT, lambda v: v.pop("state")),
     "private_metadata not text": (ui.V_INPUT, lambda v: v.update(private_metadata={"id": 1})),
-    "tool private_metadata with a bad index": (ui.V_TOOL_INPUT, lambda v: v.update(private_metadata="rid:first")),
     "text form without its text": (ui.V_EDIT, lambda v: v.update(state={"values": {}})),
     "state values not objects": (ui.V_INPUT, lambda v: v.update(state={"values": {"f0": ["x"]}})),
 }
@@ -307,3 +311,130 @@ async def test_seen_requests_are_forgotten_after_the_window(db: BaseDb) -> None:
     assert not await pruner.first(old)  # still remembered: the prune runs after the insert attempt...
     assert await pruner.first(old)  # ...and forgot it
     assert not await seen.first(fresh)  # a recent key stays
+
+
+# ----- slow connections (issue 24, item 27) ------------------------------------------------------------------
+SLOW_KINDS = (
+    b"",  # connects, sends nothing
+    b"POST /slack/events HTTP/1.1\r\nHost: bot\r\n",  # headers begun, never finished
+    b"POST /slack/events HTTP/1.1\r\nHost: bot\r\nContent-Length: 1000\r\n\r\ncommand=/k",  # a body never finished
+)
+
+
+async def _slow_connection(port: int, start: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    """A connection that begins a request and never finishes it; None if the bot closed it at once."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 20)
+        if start:
+            writer.write(start)
+            await writer.drain()
+    except (ConnectionError, TimeoutError):
+        return None
+    return reader, writer
+
+
+async def _closed_after(reader: asyncio.StreamReader, started: float, bound: float) -> float | None:
+    """Seconds from `started` until the bot closes the connection; None if still open after `bound`."""
+    try:
+        while await asyncio.wait_for(reader.read(65536), max(0.01, started + bound - time.monotonic())):
+            pass
+    except TimeoutError:
+        return None
+    except ConnectionError:
+        pass
+    return time.monotonic() - started
+
+
+def _as_deployed() -> None:
+    """In the bot's process, before exec: the usual limit of 1,024 open files."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+
+
+async def test_slow_connections_do_not_starve_the_bot(tmp_path: Path) -> None:
+    """1,100 connections that never finish their request, against the real `kern-bot serve` (1,024 files):
+    a signed command still gets its answer within Slack's 3 s and its run's card is posted (the bot can
+    still reach its database and Slack); every slow connection is closed within the read bound."""
+    read_seconds = 2.0
+    db_file = tmp_path / "kern.db"
+    await _tables(db_file)
+    settings = {"KERN_REQUEST_READ_SECONDS": str(read_seconds), "KERN_MAX_CONNECTIONS": "512"}
+    async with DevSlack(SECRET) as slack, bot_process(slack, db_file, settings, _as_deployed) as (proc, base, _ops):
+        slack.bot_endpoint = base + "/slack/events"
+        port = int(base.rsplit(":", 1)[1])
+        started = time.monotonic()
+        opened = await asyncio.gather(*(_slow_connection(port, SLOW_KINDS[i % 3]) for i in range(1100)))
+        slow = [c for c in opened if c is not None]
+        assert len(slow) > 900  # most got in (the others were closed at once, to keep the bot's files)
+        files = len(os.listdir(f"/proc/{proc.pid}/fd"))
+        asked = time.monotonic()
+        status, body, _ = await asyncio.wait_for(slack.command("run deploy api"), 10)
+        answered = time.monotonic() - asked
+        assert status == 200 and "Starting" in body, body
+        assert answered < 3.0, answered
+        await slack.until(lambda: any("Deploy to production?" in json.dumps(m.blocks) for m in slack.messages.values()))
+        assert files < 1024 - 64, files  # room kept for the database and Slack
+        bound = read_seconds + 3.0  # the bound, plus the time the 1,100 connections took to open
+        closed = await asyncio.gather(*(_closed_after(reader, started, bound + 5) for reader, _ in slow))
+        assert max(c for c in closed if c is not None) < bound + (asked - started), closed
+        # A connection that sent nothing may never have reached the bot: when 1,100 arrive at once the kernel's
+        # accept queue overflows and it keeps a few half-open (the client believes it is connected). Its first
+        # byte hands it to the bot, which then closes it within the bound as well.
+        unseen = [(reader, writer) for (reader, writer), c in zip(slow, closed, strict=True) if c is None]
+        assert len(unseen) < len(slow) // 20, len(unseen)
+        for _, writer in unseen:
+            writer.write(b"P")
+        nudged = time.monotonic()
+        late = await asyncio.gather(*(_closed_after(reader, nudged, read_seconds + 3) for reader, _ in unseen))
+        assert None not in late, late
+        for _, writer in slow:
+            writer.close()
+        # one slow connection alone (under the limit): closed at the read bound, not before
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        alone = await _closed_after(reader, time.monotonic(), read_seconds + 5)
+        writer.close()
+        assert alone is not None and read_seconds - 0.2 < alone < read_seconds + 1.5, alone
+        status, body, _ = await asyncio.wait_for(slack.command("help"), 3)  # and it keeps serving
+        assert status == 200
+
+
+async def test_the_guard_never_cuts_an_answer_short_and_closes_the_oldest_waiting_connection() -> None:
+    """The guard alone (bot/connections.py): a request answered after longer than the read bound is not cut
+    off; the next request on that connection gets the read bound from its first byte, not the idle bound;
+    at the connection limit the oldest connection without a request in progress is closed, never a busy one."""
+    guard = ConnectionGuard(max_connections=2, read_seconds=0.3, idle_seconds=5.0)
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.6)
+        return web.Response(text=(await request.read()).decode())
+
+    app = web.Application()
+    app.router.add_post("/x", guard.bounded(slow))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = GuardedSite(runner, "127.0.0.1", 0, guard)
+    await site.start()
+    request = b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\ndone"
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", site.port)
+        writer.write(request)
+        answer = await asyncio.wait_for(reader.readuntil(b"done"), 3)
+        assert answer.startswith(b"HTTP/1.1 200")  # 0.6 s of work, twice the read bound: not cut off
+        await asyncio.sleep(0.5)  # idle past the read bound: still open (the idle bound is 5 s)
+        writer.write(b"POST /x HTTP/1.1\r\n")  # the next request, never finished
+        began = time.monotonic()
+        assert await _closed_after(reader, began, 3) is not None
+        assert 0.2 < time.monotonic() - began < 1.0
+        writer.close()
+
+        busy_reader, busy_writer = await asyncio.open_connection("127.0.0.1", site.port)
+        busy_writer.write(request)  # answered in 0.6 s
+        await asyncio.sleep(0.1)
+        idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", site.port)  # sends nothing
+        await asyncio.sleep(0.05)
+        _, third = await asyncio.open_connection("127.0.0.1", site.port)  # over the limit of 2
+        assert await _closed_after(idle_reader, time.monotonic(), 0.2) is not None  # the waiting one, at once
+        assert (await asyncio.wait_for(busy_reader.readuntil(b"done"), 3)).startswith(b"HTTP/1.1 200")
+        for w in (busy_writer, idle_writer, third):
+            w.close()
+    finally:
+        await runner.cleanup()

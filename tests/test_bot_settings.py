@@ -27,7 +27,13 @@ NAMES = [
     "SLACK_SCOPES",
     "SLACK_REDIRECT_URI",
     "SLACK_STATE_EXPIRATION_SECONDS",
+    "KERN_TOKEN_KEYS",
+    "KERN_OPS_HOST",
+    "KERN_OPS_PORT",
+    "KERN_MAX_CONNECTIONS",
+    "KERN_REQUEST_READ_SECONDS",
 ]
+KEY = "a" * 43 + "="  # a well-formed Fernet key (32 bytes, URL-safe base64)
 
 
 @pytest.fixture
@@ -101,14 +107,38 @@ def test_settings_from_env_and_dotenv(clean_env: pytest.MonkeyPatch, tmp_path: P
             "serve",
             "SLACK_BOT_TOKEN and SLACK_CLIENT_ID are both set",
         ),
-        ({"SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "c"}, "serve", "SLACK_SIGNING_SECRET is missing"),
+        (
+            {"SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "c", "KERN_TOKEN_KEYS": KEY},
+            "serve",
+            "SLACK_SIGNING_SECRET is missing",
+        ),
+        (
+            {"SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "c", "SLACK_SIGNING_SECRET": "s"},
+            "serve",
+            "KERN_TOKEN_KEYS is missing: OAuth mode .* keeps each workspace's bot token encrypted with it. "
+            "Make a key with python -c .*Fernet.generate_key",
+        ),
+        (
+            {"SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "c", "KERN_TOKEN_KEYS": f"{KEY},not-a-key"},
+            "serve",
+            "KERN_TOKEN_KEYS key #2 is not a Fernet key",
+        ),
+        ({"KERN_OPS_PORT": "http"}, "dev", "KERN_OPS_PORT must be a port number"),
+        ({"KERN_MAX_CONNECTIONS": "0"}, "dev", "KERN_MAX_CONNECTIONS must be a whole number"),
+        ({"KERN_REQUEST_READ_SECONDS": "0"}, "dev", "KERN_REQUEST_READ_SECONDS must be a positive"),
         (
             {"SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "c", "SLACK_APP_TOKEN": "xapp-1"},
             "socket",
             "OAuth mode runs over HTTP",
         ),
         (
-            {"SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "c", "SLACK_SIGNING_SECRET": "s", "SLACK_SCOPES": " , "},
+            {
+                "SLACK_CLIENT_ID": "1.2",
+                "SLACK_CLIENT_SECRET": "c",
+                "SLACK_SIGNING_SECRET": "s",
+                "SLACK_SCOPES": " , ",
+                "KERN_TOKEN_KEYS": KEY,
+            },
             "serve",
             "SLACK_SCOPES is empty",
         ),
@@ -118,6 +148,7 @@ def test_settings_from_env_and_dotenv(clean_env: pytest.MonkeyPatch, tmp_path: P
                 "SLACK_CLIENT_SECRET": "c",
                 "SLACK_SIGNING_SECRET": "s",
                 "SLACK_REDIRECT_URI": "x",
+                "KERN_TOKEN_KEYS": KEY,
             },
             "serve",
             "SLACK_REDIRECT_URI must be an http",
@@ -136,9 +167,11 @@ def test_bad_settings_name_the_setting(
 
 
 def test_oauth_mode_needs_no_bot_token(clean_env: pytest.MonkeyPatch) -> None:
-    for name, value in {"SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "c", "SLACK_SIGNING_SECRET": "s"}.items():
+    oauth = {"SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "c", "SLACK_SIGNING_SECRET": "s", "KERN_TOKEN_KEYS": KEY}
+    for name, value in oauth.items():
         clean_env.setenv(name, value)
     settings = Settings.load().check("serve")
+    assert KEY not in repr(settings)
     assert settings.oauth and settings.bot_token is None and "chat:write" in settings.scopes.split(",")
     assert "client_secret" not in repr(settings)  # never printed
     assert not Settings.load(dotenv=None).model_copy(update={"client_id": None}).oauth
@@ -193,3 +226,54 @@ def test_cli_settings_errors(tmp_path: Path, dotenv: str, env: dict[str, str], l
     result = cli(tmp_path, {"KERN_DB": str(tmp_path / "k.db"), **env}, "serve")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [line]
+
+
+def test_cli_refuses_oauth_mode_without_a_key(tmp_path: Path) -> None:
+    oauth = {"SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "c", "SLACK_SIGNING_SECRET": "s"}
+    result = cli(tmp_path, {"KERN_DB": str(tmp_path / "k.db"), **oauth}, "serve")
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("kern-bot: KERN_TOKEN_KEYS is missing: OAuth mode (SLACK_CLIENT_ID is set)")
+    assert 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"' in line
+
+
+async def test_cli_refuses_a_key_that_does_not_decrypt_the_stored_installations(tmp_path: Path) -> None:
+    """Installations encrypted with one key, `kern-bot serve` started with another: one line, exit 2."""
+    from cryptography.fernet import Fernet
+    from slack_sdk.oauth.installation_store import Installation
+
+    from bot.installations import DbInstallationStore
+    from bot.migrations import BOT
+    from bot.token_keys import TokenCipher
+    from kern.db.sqlite import SqliteDb
+
+    db = SqliteDb(db_file=tmp_path / "k.db")
+    await db.upgrade(BOT)
+    first, other = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    await DbInstallationStore(db, TokenCipher([first])).async_save(
+        Installation(app_id="A1", team_id="T1", bot_token="xoxb-1", bot_id="B1", bot_user_id="UB", user_id="U1")
+    )
+    await db.close()
+    env = {"SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "c", "SLACK_SIGNING_SECRET": "s", "KERN_DB": db.db_file}
+    result = cli(tmp_path, {**env, "KERN_TOKEN_KEYS": other}, "serve", "--port", "0")  # type: ignore[dict-item]
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "kern-bot: KERN_TOKEN_KEYS does not decrypt 2 stored installation(s) (the installation of team T1 (user -); "
+        "the installation of team T1 (user U1)): put back the key they were encrypted with, after the new ones."
+    ]
+    # a rotation: the new key first, the old one after it; `kern-bot db upgrade` re-encrypts with the new one
+    rotated = cli(tmp_path, {**env, "KERN_TOKEN_KEYS": f"{other},{first}"}, "db", "upgrade")  # type: ignore[dict-item]
+    assert rotated.returncode == 0 and "installations: 0 encrypted, 2 re-encrypted" in rotated.stdout, rotated
+    assert cli(tmp_path, {**env, "KERN_TOKEN_KEYS": other}, "db", "upgrade").returncode == 0  # type: ignore[dict-item]
+    assert cli(tmp_path, {**env, "KERN_TOKEN_KEYS": first}, "db", "upgrade").returncode == 2  # type: ignore[dict-item]
+    # one workspace's rows under a key nobody has (a bad row): the others are served, that one is named
+    db = SqliteDb(db_file=tmp_path / "k.db")
+    lost = Fernet.generate_key().decode()
+    await DbInstallationStore(db, TokenCipher([lost])).async_save(
+        Installation(app_id="A1", team_id="T2", bot_token="xoxb-2", bot_id="B2", bot_user_id="UB", user_id="U2")
+    )
+    await db.close()
+    served = cli(tmp_path, {**env, "KERN_TOKEN_KEYS": other}, "db", "upgrade")  # type: ignore[dict-item]
+    assert served.returncode == 0, served.stderr
+    assert "KERN_TOKEN_KEYS does not decrypt 2 stored installation(s) (the installation of team T2" in served.stderr
+    assert "xoxb" not in served.stderr + served.stdout

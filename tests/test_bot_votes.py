@@ -18,7 +18,7 @@ from bot.config import SettingsError
 from bot.devslack import DevSlack
 from bot.policy import Approvers
 from bot.registry import BotWorkflow, Registry
-from bot.tables import votes
+from bot.tables import handovers, votes
 from kern.run.base import RunStatus
 from kern.workflow import Step, Workflow
 from tests.conftest import make_db, unique
@@ -57,6 +57,21 @@ def workflows() -> list[BotWorkflow]:
             name="mixed",
             approvers=Approvers(users=TEAM),
             step_approvers={"ship": two_of_m},
+        ),
+        BotWorkflow(
+            Workflow(name=unique("selfish"), steps=[Step(name="ship", executor=ship, requires_confirmation=True)]),
+            name="selfish",
+            approvers=Approvers(users=TEAM, forbid_self_approval=True),
+        ),
+        BotWorkflow(
+            Workflow(name=unique("selfish2"), steps=[Step(name="ship", executor=ship, requires_confirmation=True)]),
+            name="selfish2",
+            approvers=Approvers(users=TEAM, required=2, forbid_self_approval=True),
+        ),
+        BotWorkflow(
+            Workflow(name=unique("single"), steps=[Step(name="ship", executor=ship, requires_confirmation=True)]),
+            name="single",
+            approvers=Approvers(users=TEAM),
         ),
     ]
 
@@ -251,13 +266,114 @@ async def test_the_app_home_shows_where_each_pause_stands(env: Env) -> None:
     await paused(env, "quorum")
     await env.slack.click(ui.CONFIRM, user="U01")
     await settle(env)
-    await hand_over(env, "U01", "UNEW")
-    for user in ("U02", "UNEW"):  # an approver, and the person it was handed to (not an approver)
+    await hand_over(env, "U02", "UNEW")  # U02's vote goes to UNEW
+    for user in ("U03", "UNEW"):  # an approver, and the person it was handed to (not an approver)
         await env.slack.open_home(user)
         await settle(env)
         home = json.dumps(env.slack.homes[user]["blocks"])
         assert "kern:confirm" in home  # listed, with its controls
-        assert "Approvals: 1 of 2 (<@U01>)" in home and "Handed to <@UNEW> by <@U01>" in home
+        assert "Approvals: 1 of 2 (<@U01>)" in home and "Handed to <@UNEW> by <@U02>" in home
     await env.slack.open_home("UOUTSIDER")
     await settle(env)
     assert "Approvals: 1 of 2" not in json.dumps(env.slack.homes["UOUTSIDER"]["blocks"])
+
+
+# ----- hand-overs never give more than their giver had (issue 24, items 1-3) -------------------------------
+async def handover_rows(env: Env, run_id: str) -> list[tuple[str, str]]:
+    h = handovers.c
+    query = sa.select(h.by_user, h.to_user).where(h.run_id == run_id).order_by(h.at)
+    return await env.db.run_transaction(lambda c: [tuple(r) for r in c.execute(query)], write=False)
+
+
+def told(env: Env, user: str) -> str:
+    return next(e["text"] for e in reversed(env.slack.ephemeral) if e["user"] == user)
+
+
+async def pause_id(env: Env) -> str:
+    return env.slack.find(ui.CONFIRM)[2].removeprefix("a:")
+
+
+@pytest.mark.parametrize("name", ["selfish", "selfish2"])
+async def test_nobody_hands_a_pause_to_its_starter_where_self_approval_is_forbidden(env: Env, name: str) -> None:
+    run_id = await paused(env, name)  # started by U01, one of the approvers: the rules forbid them this run
+    await hand_over(env, "U02", "U01")
+    assert "<@U01> started this run, and its rules forbid them to answer it" in told(env, "U02")
+    assert await handover_rows(env, run_id) == []
+    assert not [a for a in await env.db.audit_log(run_id=run_id) if a["decision"] == "handover"]
+
+    # Even a hand-over recorded anyway (by a bot before this rule, or by hand) gives the starter nothing.
+    rid = await pause_id(env)
+    row = {"requirement_id": rid, "to_user": "U01", "run_id": run_id, "by_user": "U02", "at": 1.0}
+    await env.db.run_transaction(lambda c: c.execute(handovers.insert().values(**row)))
+    await env.slack.click(ui.CONFIRM, user="U01")
+    await settle(env)
+    assert "You started this run, so someone else has to answer it." in told(env, "U01")
+    await env.slack.open_home("U01")  # nor is it waiting on them in their App Home
+    await settle(env)
+    assert rid not in json.dumps(env.slack.homes["U01"]["blocks"])
+    assert await vote_rows(env, run_id) == [] and await status(env, name, run_id) == RunStatus.PAUSED
+    assert shipped == []
+
+
+async def test_a_hand_over_passes_the_givers_vote_and_adds_none(env: Env) -> None:
+    run_id = await paused(env, "twice")  # two approvals of U01..U20 (or two rejections)
+    await hand_over(env, "U01", "UX")
+    await env.slack.click(ui.CONFIRM, user="U01")  # U01's vote went to UX
+    await settle(env)
+    assert "You handed this pause to <@UX>: your vote is theirs now." in told(env, "U01")
+    await env.slack.click(ui.CONFIRM, user="UX")
+    await settle(env)
+    assert "Approvals: 1 of 2 (<@UX>)" in told(env, "UX")  # U01 and UX: one voice, not 2 of 2
+    assert await vote_rows(env, run_id) == [("UX", True)] and await status(env, "twice", run_id) == RunStatus.PAUSED
+
+    await env.slack.click(ui.HANDOVER, user="U01")  # a second hand-over would pass a second vote
+    await settle(env)
+    assert "already: a hand-over passes your one vote" in json.dumps(env.slack.last_view())
+    await env.bot.handovers.hand_over(await pause_id(env), "U01", "UY", None)  # submitted anyway
+    await settle(env)
+    assert "You handed this pause to <@UX> already" in told(env, "U01")
+    await env.slack.click(ui.REJECT, user="U03")  # 1 of 2 rejections
+    await settle(env)
+    await env.slack.click(ui.HANDOVER, user="U03")  # nor may a voter hand over: their vote is cast
+    await settle(env)
+    assert "You have voted on this pause" in json.dumps(env.slack.last_view())
+    await env.bot.handovers.hand_over(await pause_id(env), "U03", "UZ", None)
+    await settle(env)
+    assert "You have voted on this pause" in told(env, "U03")
+    assert await handover_rows(env, run_id) == [("U01", "UX")]
+    assert await status(env, "twice", run_id) == RunStatus.PAUSED and shipped == []
+    await env.slack.click(ui.CONFIRM, user="U04")
+    await env.slack.until(lambda: "Completed" in json.dumps(env.card().blocks))  # UX and U04: two voices
+    assert shipped == ["release-0"]
+    assert await vote_rows(env, run_id) == [("UX", True), ("U03", False), ("U04", True)]
+
+
+async def test_a_vote_and_a_hand_over_at_once_count_once(env: Env) -> None:
+    run_id = await paused(env, "quorum")
+    for by in ("U04", "U05", "U06"):
+        await env.slack.click(ui.HANDOVER, user=by)
+        await settle(env)
+        form = env.slack.last_view()
+        handing = {"to": {"v": {"type": "users_select", "selected_user": f"UX{by}"}}, "note": {"v": {"value": ""}}}
+        await asyncio.gather(env.slack.submit(form["id"], handing, user=by), env.slack.click(ui.CONFIRM, user=by))
+        await settle(env)
+    voted = {u for u, _ in await vote_rows(env, run_id)}
+    handed = {by for by, _ in await handover_rows(env, run_id)}
+    assert voted | handed == {"U04", "U05", "U06"} and not voted & handed  # one voice each: a vote or a hand-over
+
+
+async def test_a_person_handed_a_pause_cannot_hand_it_on(env: Env) -> None:
+    run_id = await paused(env, "single")
+    await hand_over(env, "U02", "UX")
+    await env.slack.click(ui.HANDOVER, user="UX")
+    await settle(env)
+    assert "only its own approvers may hand it on" in json.dumps(env.slack.last_view())  # the form says no
+    await env.bot.handovers.hand_over(await pause_id(env), "UX", "UY", None)  # a forged submission: no either
+    await settle(env)
+    assert "only its own approvers may hand it on" in told(env, "UX")
+    assert await handover_rows(env, run_id) == [("U02", "UX")]
+    await env.slack.click(ui.CONFIRM, user="UY")
+    await settle(env)
+    assert "may answer this" in told(env, "UY") and await status(env, "single", run_id) == RunStatus.PAUSED
+    await env.slack.click(ui.CONFIRM, user="UX")  # the person it was handed to may answer it
+    await env.slack.until(lambda: "Completed" in json.dumps(env.card().blocks))

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from bot.app import build_bot, make_client
 from bot.devslack import DevSlack
+from bot.ops import OPS_URL
 from bot.server import create_web_app
 from tests.conftest import make_db
 from tests.test_bot_e2e import SECRET, registry_for
@@ -50,27 +51,25 @@ def test_dockerfile_essentials() -> None:
     users = [args for op, args in final if op == "USER"]
     assert users and users[-1].split(":")[0] not in ("root", "0")
     (health,) = [args for op, args in final if op == "HEALTHCHECK"]
-    assert "/health" in health
+    assert "127.0.0.1:3030/health" in health  # the operations port, inside the container
     (cmd,) = [json.loads(args) for op, args in final if op == "CMD"]
     assert cmd[:2] == ["kern-bot", "serve"] and "3000" in cmd
     assert any(op == "EXPOSE" and args == "3000" for op, args in final)
 
 
 def healthcheck_command(port: int) -> list[str]:
-    """The HEALTHCHECK's CMD as written, pointed at `port` instead of the container's 3000."""
+    """The HEALTHCHECK's CMD as written, pointed at `port` instead of the container's operations port 3030."""
     (health,) = [args for op, args in instructions() if op == "HEALTHCHECK"]
     command = json.loads(health[health.index("CMD") + 3 :].strip())
-    return [sys.executable if part == "python" else part.replace(":3000/", f":{port}/") for part in command]
+    return [sys.executable if part == "python" else part.replace(":3030/", f":{port}/") for part in command]
 
 
 async def test_the_health_check_command_passes_and_fails(tmp_path: Path) -> None:
     async with DevSlack(SECRET) as slack:
         bot = build_bot(registry_for(make_db("sqlite", tmp_path)), make_client(slack.token, slack.api_url), SECRET)
-        runner = web.AppRunner(create_web_app(bot, sweep_interval=0, health_cache=0.1))
+        runner = web.AppRunner(create_web_app(bot, sweep_interval=0, health_cache=0.1, ops=("127.0.0.1", 0)))
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = int(runner.app[OPS_URL].rsplit(":", 1)[1])
         try:
             check = await asyncio.create_subprocess_exec(*healthcheck_command(port))
             assert await check.wait() == 0
@@ -96,6 +95,7 @@ def test_compose_runs_postgres_and_two_replicas() -> None:
         assert service["environment"]["KERN_DB"].startswith("postgresql://kern:")
         assert "@postgres:5432/" in service["environment"]["KERN_DB"]
         assert service["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+        assert service["environment"]["KERN_OPS_HOST"] == "0.0.0.0"  # the compose network; 3030 is not published
         (mapping,) = service["ports"]
         host, container = mapping.split(":")
         assert container == "3000"

@@ -42,7 +42,7 @@ class Dev:
 
     def spawn(self) -> subprocess.Popen[bytes]:
         env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_BASE_URL", "KERN_WORKFLOWS")}
-        env.update(KERN_DB=str(self.tmp / "kern.db"), PYTHONPATH=str(ROOT))
+        env.update(KERN_DB=str(self.tmp / "kern.db"), PYTHONPATH=str(ROOT), KERN_OPS_PORT="0")
         command = [sys.executable, "-m", "bot.cli", "dev", "--port", str(self.port), "--bot-port", str(self.bot_port)]
         with open(self.log, "ab") as log:
             return subprocess.Popen(command, cwd=self.tmp, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -423,3 +423,27 @@ def test_kern_alone_upgrades_its_own_tables_and_never_imports_the_bot(v1_db: Pat
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == f"kern: tables made before migrations recognised as revision {BASELINE}"
     assert asyncio.run(versions(str(v1_db))) == {"kern": KERN.head, "kern-bot": None}
+
+
+async def test_grants_made_before_they_named_their_step_get_it_from_their_audit_line(target: str) -> None:
+    """Migration 0007 (issue 24, item 4): a stored grant is given the step of its `grant` audit line; one
+    without that line keeps no step (and so allows nothing: `bot.grants`)."""
+    from bot.tables import grants
+    from kern.db.schema import audit
+
+    def before_and_after(conn: Connection) -> list[tuple[str, str | None]]:
+        KERN.alembic_upgrade(conn)
+        BOT.alembic_upgrade(conn, "0006")
+        old = sa.table(grants.name, *(sa.column(c.name) for c in grants.c if c.name != "step_name"))
+        for grant_id in ("g-audited", "g-lost"):
+            row = {"id": grant_id, "scope": "workflow", "workflow": "w", "tool_name": "deploy", "granted_by": "U1"}
+            conn.execute(old.insert().values(**row, granted_at=1.0, expires_at=4e9, team_id=""))
+        line = {"run_id": "r", "workflow_name": "w", "step_name": "plan", "decision": "grant", "at": 1.0}
+        conn.execute(audit.insert().values(**line, data={"id": "g-audited", "scope": "workflow"}))
+        conn.execute(
+            audit.insert().values(**{**line, "step_name": "other", "decision": "vote_approve"}, data={"id": "g-lost"})
+        )
+        BOT.alembic_upgrade(conn)
+        return [tuple(r) for r in conn.execute(sa.select(grants.c.id, grants.c.step_name).order_by(grants.c.id))]
+
+    assert await in_db(target, before_and_after) == [("g-audited", "plan"), ("g-lost", None)]

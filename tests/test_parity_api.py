@@ -276,7 +276,7 @@ def test_step_max_retries(db: BaseDb) -> None:
     wf = Workflow(name=unique("retries"), db=db, steps=[Step(name="fetch", executor=flaky, max_retries=2)])
     out = wf.run("x")
     assert out.status == RunStatus.completed and out.content == "fetched" and len(calls) == 3
-    assert Step(name="d", executor=ok).max_retries == 0  # kern's default: no automatic re-run (README)
+    assert Step(name="d", executor=ok).max_retries == 0  # kern's default: no automatic re-run (docs/differences.md)
     with pytest.raises(ValueError, match="max_retries"):
         Step(name="neg", executor=ok, max_retries=-1)
 

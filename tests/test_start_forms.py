@@ -251,6 +251,7 @@ async def test_shortcut_picker_asks_for_the_channel(env: Env) -> None:
     _, body, _ = await env.slack.submit(picker["id"], pick)
     assert json.loads(body)["errors"] == {ui.CHANNEL_BLOCK: "Choose a channel."}
     pick[ui.CHANNEL_BLOCK] = {"v": {"type": "conversations_select", "selected_conversation": "C5"}}
+    env.slack.members["C5"] = ["U2"]  # a channel they are in (tests/test_bot_access.py: one they are not)
     await env.slack.submit(picker["id"], pick, user="U2")
     form = env.slack.views[picker["id"]]
     assert form["callback_id"] == ui.V_START and "start_item" in blocks_of(form)

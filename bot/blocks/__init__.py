@@ -6,6 +6,11 @@ tool call of an executor pause); everything else is read from the database when 
 One module per job: `kit` (ids and building blocks), `card` (the run card), `pauses` (pause
 messages), `decided` (the same once decided), `forms` (modals and reading them back), `guide` (help
 and the intro in a new channel), `home` (the App Home tab). Callers use `from bot import blocks as ui`.
+
+Text from people and models (inputs, outputs, errors quoting them, feedback, form values, tool arguments)
+is passed in raw and escaped once, where it is put into markup, by `bot.text` (`escape`, `quote`,
+`code_block`); every `text` the building blocks receive (`md`, `section`, `context`, a Card's status line)
+is mrkdwn already, and is only cut (`clip`: never inside an escape or a mention), never escaped again.
 """
 
 # ruff: noqa: F401 - the package re-exports its modules' names
@@ -31,7 +36,7 @@ from bot.blocks.forms import (
     text_modal,
 )
 from bot.blocks.guide import help_text, intro_blocks
-from bot.blocks.home import GRANT_REVOKE, HOME_PAGE, home_view, paginate, run_line
+from bot.blocks.home import GRANT_REVOKE, HOME_PAGE, PAUSE_BLOCKS, home_view, run_line
 from bot.blocks.kit import (
     CONFIRM,
     HANDOVER,
@@ -74,6 +79,7 @@ from bot.blocks.kit import (
     humanize,
     md,
     plain,
+    reason_line,
     rejecting_cancels,
     retries_used_up,
     section,
@@ -81,7 +87,7 @@ from bot.blocks.kit import (
     stamp,
     who,
 )
-from bot.blocks.pauses import MAX_SHOWN_CALLS, pause_blocks, review_text
+from bot.blocks.pauses import MAX_SHOWN_CALLS, call_value, pause_blocks, read_call_value, review_text
 from bot.blocks.start import (
     CHANNEL_BLOCK,
     WORKFLOW_BLOCK,
@@ -94,7 +100,7 @@ from bot.blocks.start import (
     read_start,
     start_modal,
 )
-from bot.text import as_text, escape, escape_keeping_mentions, quote, truncate
+from bot.text import as_text, clip, escape, quote, truncate
 
 _MODULES = {"card", "decided", "forms", "guide", "home", "kit", "pauses", "start"}
 __all__ = [name for name in dir() if not name.startswith("_") and name not in _MODULES]

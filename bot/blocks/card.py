@@ -24,9 +24,9 @@ from bot.text import (
     OUTPUT_PREVIEW,
     SECTION_TEXT,
     as_text,
+    clip,
     code_block,
     escape,
-    escape_keeping_mentions,
     quote,
     truncate,
 )
@@ -42,7 +42,7 @@ class Card:
     workflow: str
     input: Any
     started_by: str
-    status: str = "Starting…"
+    status: str = "Starting…"  # mrkdwn: text from people in it is escaped by whoever wrote the line
     output: Any = None
     error: str | None = None
     finished: bool = False
@@ -64,7 +64,7 @@ def card_blocks(card: Card) -> tuple[str, Blocks]:
                 md(f"*Started by*\n<@{card.started_by}>", FIELD_TEXT),
             ],
         },
-        context(f"{escape_keeping_mentions(card.status)}  ·  run `{card.run_id[:12]}`"),
+        context(f"{card.status}  ·  run `{card.run_id[:12]}`"),
     ]
     times = []
     if card.started_at:
@@ -100,8 +100,8 @@ def card_blocks(card: Card) -> tuple[str, Blocks]:
                 ],
             }
         )
-    fallback = f"{card.workflow}: {card.status}"
-    return truncate(fallback, 3000), blocks
+    fallback = f"{escape(card.workflow)}: {card.status}"
+    return clip(fallback, 3000), blocks
 
 
 def _route_outputs(card: Card) -> Blocks:

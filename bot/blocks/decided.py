@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.blocks.kit import Blocks, context, humanize, md, retries_used_up, section, slack_time, who
 from bot.blocks.pauses import MAX_SHOWN_CALLS, call_blocks, head_line, pause_title, review_text
-from bot.text import FIELD_TEXT, SECTION_TEXT, as_text, code_block, escape, quote, truncate
+from bot.text import FIELD_TEXT, SECTION_TEXT, as_text, clip, code_block, escape, quote, truncate
 from kern.run import requirement as kinds
 from kern.run.requirement import StepRequirement
 from kern.workflow.types import OnReject
@@ -54,8 +54,8 @@ class Outcome:
 
     @property
     def summary(self) -> str:
-        """One line: the header, who and when (the notification text, and what the bot's store keeps)."""
-        return f"{self.emoji} {self.header} · {self.byline}"
+        """One line of mrkdwn: the header, who and when (the notification text, and what the bot's store keeps)."""
+        return f"{self.emoji} {escape(self.header)} · {self.byline}"
 
 
 def outcome(req: StepRequirement, detail: dict[str, Any], branches: tuple[str, str] | None = None) -> Outcome:
@@ -142,7 +142,7 @@ def decided_blocks(
         blocks.append(section(quote(req.message, SECTION_TEXT)))
     blocks.extend(_kept(req, decision, tool_summaries or {}))
     blocks.append(context(f"{pause_title(req)} · {outcome.byline}"))
-    return truncate(f"{workflow} / {req.step_name}: {outcome.summary}", 3000), blocks
+    return clip(f"{escape(workflow)} / {escape(req.step_name)}: {outcome.summary}", 3000), blocks
 
 
 def _kept(req: StepRequirement, decision: dict[str, Any], summaries: dict[int, str]) -> Blocks:
@@ -164,7 +164,7 @@ def _kept(req: StepRequirement, decision: dict[str, Any], summaries: dict[int, s
     if req.kind == kinds.ROUTE_SELECTION and req.available_choices:
         chosen = set(decision.get("choices") or [])
         shown = ", ".join(f"*{escape(c)}*" if c in chosen else escape(c) for c in req.available_choices)
-        return [context(truncate(f"Routes: {shown}", 1900))]
+        return [context(clip(f"Routes: {shown}", 1900))]
     if req.kind == kinds.EXECUTOR:
         return _calls(req, summaries)
     return []
@@ -180,7 +180,7 @@ def _values_block(values: dict[str, Any]) -> dict[str, Any]:
             ],
         }
     lines = [f"*{escape(truncate(humanize(k), 100))}*: {quote(v, 200) or '_empty_'}" for k, v in values.items()]
-    return section(truncate("\n".join(lines), SECTION_TEXT))
+    return section(clip("\n".join(lines), SECTION_TEXT))
 
 
 def _calls(req: StepRequirement, summaries: dict[int, str]) -> Blocks:

@@ -28,7 +28,9 @@ from bot.text import (
     SECTION_TEXT,
     TEXT_INPUT_MAX,
     as_text,
+    clip,
     escape,
+    escaped_parts,
     quote,
     truncate,
 )
@@ -61,7 +63,9 @@ def loading_modal() -> dict[str, Any]:
 
 
 def info_modal(title: str, text: str) -> dict[str, Any]:
-    return modal(V_INFO, title, [section(escape(text))], submit=None)
+    """A modal that only tells something: `text` is mrkdwn (the bot's own words, mentions kept live; text
+    from people in it escaped where it was put in)."""
+    return modal(V_INFO, title, [section(text)], submit=None)
 
 
 def field_block_id(index: int) -> str:
@@ -191,7 +195,7 @@ def questions_text(questions: list[AskUserQuestion]) -> str:
         for o in q.options:
             desc = f" — {escape(truncate(o.description, 200))}" if o.description else ""
             lines.append(f"   • {escape(truncate(o.label, 200))}{desc}")
-    return truncate("\n".join(lines) or "_no questions_", QUESTIONS_SHOWN)
+    return clip("\n".join(lines) or "_no questions_", QUESTIONS_SHOWN)
 
 
 def question_block_id(index: int) -> str:
@@ -268,7 +272,7 @@ def feedback_summary(questions: list[AskUserQuestion], answers: dict[str, list[s
         f"*{escape(truncate(q.header, 100))}*: {escape(truncate(', '.join(answers.get(q.question, [])), 300))}"
         for q in questions
     ]
-    return truncate("; ".join(parts), 1200)
+    return clip("; ".join(parts), 1200)
 
 
 def text_modal(
@@ -342,12 +346,9 @@ def feedback_form(req: StepRequirement) -> dict[str, Any]:
 
 def full_text_modal(title: str, text: str) -> dict[str, Any]:
     """Long text split over sections, within the modal's block and size limits."""
-    chunk = 2900
-    body = escape(text)
-    parts = [body[i : i + chunk] for i in range(0, len(body), chunk)] or [" "]
-    blocks: Blocks = [
-        {"type": "section", "text": md("```" + p.replace("```", "`\u200b``") + "```")} for p in parts[:60]
-    ]
+    parts = escaped_parts(text, 2900) or [" "]
+    blocks: Blocks = [{"type": "section", "text": md("```" + p + "```")} for p in parts[:60]]
     if len(parts) > 60:
-        blocks.append(context(f"{len(body) - 60 * chunk} more characters are not shown."))
+        hidden = sum(len(p) for p in parts[60:])
+        blocks.append(context(f"About {hidden} more characters are not shown."))
     return modal(V_INFO, title, blocks, submit=None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.blocks.kit import Blocks, context, section
-from bot.text import SECTION_TEXT, escape, truncate
+from bot.text import SECTION_TEXT, clip, escape, truncate
 
 # (usage, what it does, example arguments or None)
 COMMANDS: tuple[tuple[str, str, str | None], ...] = (
@@ -35,11 +35,11 @@ def commands_text(command: str, example_workflow: str) -> str:
 
 
 def workflows_text(workflows: Sequence[tuple[str, str]]) -> str:
-    """`• name: description` per workflow (names as written; descriptions escaped)."""
-    lines = [f"• `{name}`: {escape(truncate(desc, 300)) or '_no description_'}" for name, desc in workflows]
+    """`• name: description` per workflow (both escaped)."""
+    lines = [f"• `{escape(name)}`: {escape(truncate(desc, 300)) or '_no description_'}" for name, desc in workflows]
     more = len(workflows) - SHOWN_WORKFLOWS
     text = "\n".join(lines[:SHOWN_WORKFLOWS]) + (f"\n…and {more} more (`/kern list`)" if more > 0 else "")
-    return truncate(text, SECTION_TEXT - 40)
+    return clip(text, SECTION_TEXT - 40)
 
 
 def help_text(command: str, workflows: Sequence[tuple[str, str]]) -> str:

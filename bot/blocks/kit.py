@@ -7,7 +7,7 @@ import re
 import time
 from typing import Any
 
-from bot.text import BUTTON_TEXT, SECTION_TEXT, truncate
+from bot.text import BUTTON_TEXT, SECTION_TEXT, clip, escape, truncate
 from kern.run import requirement as kinds
 from kern.run.requirement import StepRequirement
 from kern.workflow.types import OnReject, OnTimeout
@@ -45,7 +45,8 @@ def plain(text: str, limit: int = SECTION_TEXT) -> dict[str, Any]:
 
 
 def md(text: str, limit: int = SECTION_TEXT) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": truncate(text or " ", limit)}
+    """A mrkdwn text object of `text`, which is markup already (text from people escaped where it was put in)."""
+    return {"type": "mrkdwn", "text": clip(text or " ", limit)}
 
 
 def section(text: str, **extra: Any) -> dict[str, Any]:
@@ -108,6 +109,17 @@ def slack_time(at: float, fallback: str = "") -> str:
 def who(user: str | None) -> str:
     """A Slack mention for a user id, or kern itself (timeouts, sweeps)."""
     return f"<@{user}>" if user and user.startswith(("U", "W")) else "kern"
+
+
+_CANCELLED_BY = re.compile(r"Cancelled by (?:<@([UW][A-Z0-9]+)>|([UW][A-Z0-9]+))")
+
+
+def reason_line(reason: str) -> str:
+    """kern's reason for ending a run, as mrkdwn: the bot's own "Cancelled by <@U1>" (or kern's "Cancelled
+    by U1") names the person; any other reason (a rejection with its feedback, ...) may quote a person or
+    a model, and is shown escaped, so a mention in it stays text."""
+    named = _CANCELLED_BY.fullmatch(reason)
+    return f"Cancelled by {who(named[1] or named[2])}" if named else escape(reason)
 
 
 def stamp(verb: str, by: str | None, at: float | None) -> str:

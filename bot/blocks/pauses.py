@@ -39,7 +39,18 @@ from bot.blocks.kit import (
     section,
     sent_back,
 )
-from bot.text import FIELD_TEXT, OPTION_TEXT, OUTPUT_PREVIEW, SECTION_TEXT, as_text, code_block, escape, quote, truncate
+from bot.text import (
+    FIELD_TEXT,
+    OPTION_TEXT,
+    OUTPUT_PREVIEW,
+    SECTION_TEXT,
+    as_text,
+    clip,
+    code_block,
+    escape,
+    quote,
+    truncate,
+)
 from kern.run import requirement as kinds
 from kern.run.requirement import StepRequirement
 from kern.workflow.types import OnReject
@@ -140,12 +151,12 @@ def pause_blocks(
         blocks.append(context(line))
     blocks.append(context(f"Who may answer: {approvers}"))
     blocks.append({"type": "actions", "block_id": f"h:{rid}", "elements": [button("Hand over…", HANDOVER, rid)]})
-    fallback = f"{pause_title(req).split(' ', 1)[1]}: {workflow} / {req.step_name}"
+    fallback = f"{pause_title(req).split(' ', 1)[1]}: {escape(workflow)} / {escape(req.step_name)}"
     if req.message:
-        fallback += f" — {req.message}"
+        fallback += f" — {escape(req.message)}"
     if mention:
         fallback = f"{mention} {fallback}"
-    return truncate(fallback, 3000), blocks
+    return clip(fallback, 3000), blocks
 
 
 def _confirm_actions(req: StepRequirement, branches: tuple[str, str] | None) -> dict[str, Any]:
@@ -202,13 +213,25 @@ def _route_blocks(req: StepRequirement) -> Blocks:
     ]
 
 
+def call_value(requirement_id: str, index: int) -> str:
+    """What a tool call's buttons and forms carry: `<pause id>:<call index>` (read by `read_call_value`)."""
+    return f"{requirement_id}:{index}"
+
+
+def read_call_value(value: str) -> tuple[str, int | None]:
+    """The pause id and call index of a `call_value`. The index is None unless it is a plain whole number
+    of a few digits (a payload can be tampered with: `-1` would pick the last call)."""
+    rid, _, index = value.partition(":")
+    return rid, int(index) if index.isascii() and index.isdigit() and len(index) <= 6 else None
+
+
 def _tool_blocks(req: StepRequirement, decided: dict[int, str], standing: str | None = None) -> Blocks:
     rid = req.requirement_id
     blocks: Blocks = []
     calls = req.executor_requirements or []
     for index, call in enumerate(calls[:MAX_SHOWN_CALLS]):
         blocks.extend(call_blocks(call))
-        value = f"{rid}:{index}"
+        value = call_value(rid, index)
 
         def tool_button(text: str, action: str, style: str) -> dict[str, Any]:
             # action_ids must be unique within a message: one set of buttons per call

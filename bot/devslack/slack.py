@@ -8,6 +8,7 @@ Tests and benchmarks drive it from Python; `kern-bot dev` (to come) serves it wi
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -291,9 +292,32 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls):
         return {"ok": True, "messages": shown, "has_more": len(found) > len(shown)}
 
     def _conversations_members(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "members": self.members.get(args.get("channel", ""), [])}
+        """https://docs.slack.dev/reference/methods/conversations.members: paged by cursor, as Slack pages
+        (https://docs.slack.dev/apis/web-api/pagination): `limit` (default 100, at most 1000) members from
+        `cursor` (an opaque string; "" or none: the first page), and `response_metadata.next_cursor` for the
+        next page ("" after the last). Errors: invalid_limit, invalid_cursor."""
+        members = self.members.get(args.get("channel", ""), [])
+        try:
+            limit = int(args.get("limit") or 100)
+        except ValueError:
+            return {"ok": False, "error": "invalid_limit"}
+        if not 1 <= limit <= 1000:
+            return {"ok": False, "error": "invalid_limit"}
+        start = 0
+        if args.get("cursor"):
+            try:
+                given = base64.b64decode(str(args["cursor"]), validate=True).decode()
+                start = members.index(given.removeprefix("user:"))
+            except ValueError:  # not base64, or no longer a member
+                return {"ok": False, "error": "invalid_cursor"}
+        page = members[start : start + limit]
+        after = members[start + limit : start + limit + 1]
+        next_cursor = base64.b64encode(f"user:{after[0]}".encode()).decode() if after else ""
+        return {"ok": True, "members": page, "response_metadata": {"next_cursor": next_cursor}}
 
     def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        """https://docs.slack.dev/reference/methods/usergroups.users.list: every member at once (the method
+        takes no cursor or limit)."""
         return {"ok": True, "users": self.groups.get(args.get("usergroup", ""), [])}
 
     # ----- Socket Mode -----------------------------------------------------------------------------
@@ -480,12 +504,15 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls):
         thread_ts: str | None = None,
         state: dict[str, Any] | None = None,
         stale: tuple[Message, dict[str, Any], str] | None = None,
+        value: str | None = None,
     ) -> tuple[int, str, float]:
         """Click the newest element `action_id`, or `stale` (a `find()` result kept from before an update,
-        as a client still showing an old copy of the message would send it)."""
-        return await self._interaction(
-            self.click_payload(action_id, user=user, thread_ts=thread_ts, state=state, stale=stale)
-        )
+        as a client still showing an old copy of the message would send it). `value` replaces the
+        element's value (a tampered payload)."""
+        payload = self.click_payload(action_id, user=user, thread_ts=thread_ts, state=state, stale=stale)
+        if value is not None:
+            payload["actions"][0]["value"] = value
+        return await self._interaction(payload)
 
     def click_payload(
         self,

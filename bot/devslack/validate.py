@@ -17,7 +17,9 @@ def validate_blocks(blocks: list[dict[str, Any]], *, modal: bool = False) -> lis
     limit = 100 if modal else 50
     if len(blocks) > limit:
         errors.append(f"no more than {limit} items allowed [json-pointer:/blocks]")
-    action_ids: set[str] = set()
+    # block_id: unique in the message or view (https://docs.slack.dev/reference/block-kit/blocks); action_id:
+    # "unique among all other action_ids in the containing block" (each element's reference, e.g.
+    # https://docs.slack.dev/reference/block-kit/block-elements/button-element), so two blocks may share one.
     block_ids: set[str] = set()
     total_text = 0
 
@@ -133,12 +135,8 @@ def validate_blocks(blocks: list[dict[str, Any]], *, modal: bool = False) -> lis
                 errors.append(f"no more than 10 items allowed [json-pointer:{where}/fields]")
             for fi, f in enumerate(fields):
                 text_obj(f, f"{where}/fields/{fi}", 2000)
-            if "accessory" in block:  # one element beside the text (a button, a select, ...)
+            if "accessory" in block:  # one element beside the text (a button, a select, ...): alone in its block
                 element(block["accessory"], f"{where}/accessory")
-                aid = block["accessory"].get("action_id")
-                if aid in action_ids:
-                    errors.append(f"duplicate action_id {aid} [json-pointer:{where}/accessory]")
-                action_ids.add(aid)
         elif kind == "header":
             text_obj(block.get("text"), f"{where}/text", 150, plain_only=True)
         elif kind == "context":
@@ -151,12 +149,14 @@ def validate_blocks(blocks: list[dict[str, Any]], *, modal: bool = False) -> lis
             elements = block.get("elements", [])
             if not 1 <= len(elements) <= 25:
                 errors.append(f"must have 1-25 elements [json-pointer:{where}/elements]")
+            action_ids: set[str] = set()
             for ei, e in enumerate(elements):
                 element(e, f"{where}/elements/{ei}")
                 aid = e.get("action_id")
-                if aid in action_ids:
+                if aid is not None and aid in action_ids:
                     errors.append(f"duplicate action_id {aid} [json-pointer:{where}/elements/{ei}]")
-                action_ids.add(aid)
+                if aid is not None:
+                    action_ids.add(aid)
         elif kind == "input":
             if not modal:
                 errors.append(f"input blocks are for modals [json-pointer:{where}]")

@@ -93,5 +93,5 @@ class AsyncEngineDb(BaseDb):
 
 def named_tables(**tables: str | None) -> dict[str, str]:
     """The reference API's `*_table` constructor arguments that were given (accepted for compatibility:
-    kern keeps its own tables, see README, "Differences from the reference API")."""
+    kern keeps its own tables, see docs/differences.md)."""
     return {name: value for name, value in tables.items() if value is not None}

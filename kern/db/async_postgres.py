@@ -16,7 +16,7 @@ class AsyncPostgresDb(PostgresDb):
     """`PostgresDb` taking the documented arguments: `db_url` (any `postgresql[+driver]://` URL, e.g.
     `postgresql+psycopg_async://`; kern connects with asyncpg) or `db_engine` (an `AsyncEngine`, whose
     URL is used: kern keeps one engine per event loop), and `id`. `db_schema` and the `*_table` names are
-    accepted for compatibility; kern keeps its own tables (README, "Differences from the reference API").
+    accepted for compatibility; kern keeps its own tables (docs/differences.md).
     """
 
     def __init__(

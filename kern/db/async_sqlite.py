@@ -41,7 +41,7 @@ class AsyncSqliteDb(AsyncEngineDb):
     Constructor as documented for the reference API: `db_file`, `db_url` (`sqlite+aiosqlite:///...`,
     or any sqlite URL) or `db_engine` (an `AsyncEngine`, whose URL is used: kern keeps one engine per
     event loop). `id` names the store; the `*_table` names are accepted for compatibility, and kern
-    keeps its own tables (see README, "Differences from the reference API").
+    keeps its own tables (see docs/differences.md).
     """
 
     dialect_insert = staticmethod(SqliteDb.dialect_insert)

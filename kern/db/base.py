@@ -577,6 +577,60 @@ class BaseDb(Retries, ABC):
         self._recent.pop(run_id, None)  # moved on from the state remembered: `written` has none until a save
         return claimed
 
+    async def amend_ended(
+        self,
+        run_id: str,
+        amend: Callable[[StoredRun], tuple[dict[str, Any], list[Resolution]] | None],
+    ) -> StoredRun | None:
+        """Add to a run that ended under a drive still running (cancelled while a step ran) what that drive
+        did afterwards, so it is not lost: `amend(stored)` returns the new journal and the audit entries
+        naming what was added, or None to leave the run as it is.
+
+        The run keeps its status and output; the journal and the audit entries are one compare-and-set
+        transaction (a concurrent amendment makes `amend` run again on the newer row). Returns the run as
+        it stood before, or None when it is still running or paused (nothing ended under the drive) or
+        `amend` added nothing. Raises `RunNotFoundError` for an unknown id.
+        """
+        attempt = Attempt()
+        now = time.time()  # this write's token
+        sql = self.sql
+
+        def body(tx: Tx) -> StoredRun | None:
+            while True:
+                stored = self._read(tx, run_id)
+                if stored is None:
+                    raise RunNotFoundError(f"No run with id {run_id!r} in this database.")
+                if attempt.commit_unknown:
+                    row = tx.first(sql.select_written, {"b_run_id": run_id})
+                    if row is not None and row[1] == now:  # the attempt whose commit went unanswered landed
+                        return stored
+                if stored.status in (RUNNING, PAUSED):
+                    return None
+                amended = amend(stored)
+                if amended is None:
+                    return None
+                journal, resolutions = amended
+                update = {
+                    "b_run_id": run_id,
+                    "b_version": stored.version,
+                    "b_status": stored.status,
+                    "b_new_version": stored.version + 1,
+                    "b_lease": None,
+                    "b_requirement_id": None,
+                    "b_deadline": None,
+                    "b_output": dumps(stored.output),
+                    "b_journal": dumps(journal),
+                    "b_now": now,
+                }
+                if tx.execute(sql.update_run, update) == 1:
+                    for resolution in resolutions:
+                        self._record_resolution(tx, stored, resolution)
+                    return stored
+
+        amended = await self._hot(body, attempt=attempt)
+        self._recent.pop(run_id, None)
+        return amended
+
     def _record_resolution(self, tx: Tx, stored: StoredRun, resolution: Resolution) -> None:
         sql = self.sql
         if resolution.approval_type == "audit":

@@ -39,6 +39,7 @@ from kern.run.workflow import (
     WorkflowRunOutput,
 )
 from kern.workflow import journal as journal_nodes
+from kern.workflow.cancelled import record_after_cancel
 from kern.workflow.executor_scope import STEP_SCOPE
 from kern.workflow.lease import KEEPER, Lease
 from kern.workflow.signals import _ControlFlow
@@ -233,13 +234,17 @@ class RunContext:
             self.run.updated_at = time.time()
             self._dirty = False
             output = self.run.to_dict()
-            self.version = await self.db.save_run(
-                output,
-                self.journal,
-                version=self.version,
-                # the new pause is the run's last requirement: its stored form is already in `output`
-                new_requirement=output["step_requirements"][-1] if new_requirement else None,
-            )
+            try:
+                self.version = await self.db.save_run(
+                    output,
+                    self.journal,
+                    version=self.version,
+                    # the new pause is the run's last requirement: its stored form is already in `output`
+                    new_requirement=output["step_requirements"][-1] if new_requirement else None,
+                )
+            except LostOwnershipError:  # cancelled under this drive: keep what it did, say so (or taken over)
+                await record_after_cancel(self.db, self.run.run_id, self.journal)
+                raise
             self.run.version = self.version
 
     def start_heartbeat(self) -> asyncio.TimerHandle | Lease:

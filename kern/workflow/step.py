@@ -62,7 +62,7 @@ class Step(Node):
         self.executor = executor
         self.agent = agent
         self.team = team
-        # Extra attempts when the executor fails, before on_error applies (0: kern's default, see README).
+        # Extra attempts when the executor fails, before on_error applies (0: kern's default, see docs/differences.md).
         self.max_retries = max_retries
         flat = {k: v for k, v in locals().items() if k in _FLAT and v is not None}
         if human_review is None and not flat and executor is not None:
