@@ -9,7 +9,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler, async_default_handlers
+from slack_sdk.http_retry.builtin_async_handlers import async_default_handlers
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import acknowledged
@@ -18,7 +18,7 @@ from bot.access import Access
 from bot.background import Background
 from bot.commands import Commands
 from bot.dedupe import SeenRequests, gate_requests
-from bot.gateway import SlackGateway
+from bot.gateway import CALL_TIMEOUT, SlackGateway
 from bot.handover import Handovers
 from bot.home import Home
 from bot.interactions import Interactions
@@ -57,11 +57,12 @@ class KernBot:
 
 
 def make_client(token: str | None, api_url: str | None = None) -> AsyncWebClient:
-    """A Web API client that retries rate limits (429) and connection errors (no token: OAuth mode's base
-    client, which exchanges install codes; each workspace's client is made from it, `bot.teams`)."""
-    handlers = [*async_default_handlers(), AsyncRateLimitErrorRetryHandler(max_retry_count=3)]
+    """A Web API client that retries connection errors (no token: OAuth mode's base client, which exchanges
+    install codes; each workspace's client is made from it, `bot.teams`). A 429 is not slept on here: it
+    comes back to the gateway, which holds back just that method (or channel) for its Retry-After
+    (bot/pacing.py), so one rate-limited call delays nothing unrelated."""
     kwargs: dict[str, Any] = {"base_url": api_url} if api_url else {}
-    return AsyncWebClient(token=token, retry_handlers=handlers, **kwargs)
+    return AsyncWebClient(token=token, retry_handlers=async_default_handlers(), timeout=int(CALL_TIMEOUT), **kwargs)
 
 
 def build_bot(
@@ -73,11 +74,13 @@ def build_bot(
     clients: TeamClients | None = None,
     oauth_flow: AsyncOAuthFlow | None = None,
     give_up: float = GIVE_UP,
+    ops_channel: str | None = None,
 ) -> KernBot:
     """The bot, in token mode (`client` carries the bot token) or, with `clients` and `oauth_flow`
     (bot/oauth.py), in OAuth mode: each workspace's requests are authorized by its installation and
     answered with its token. Acknowledged clicks and starts are retried for `give_up` seconds
-    (bot/jobs.py)."""
+    (bot/jobs.py). `ops_channel`: where messages Slack refused for good are told (else each run's starter,
+    by DM)."""
     app = AsyncApp(
         client=client,
         signing_secret=signing_secret or "socket-mode",
@@ -102,7 +105,7 @@ def build_bot(
     gateway = SlackGateway(client, teams)
     store = BotStore(registry.db)
     presenter = Presenter(gateway, registry, store)
-    outbox = Outbox(store, presenter, registry)
+    outbox = Outbox(store, presenter, registry, ops_channel=ops_channel)
     runner = Runner(background, gateway, store, presenter, outbox)
     jobs = Jobs(registry.db, background, give_up=give_up)
     acknowledged.register(jobs, app, runner, registry, gateway, teams)

@@ -6,6 +6,7 @@ which the CLI prints before it exits.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bot.token_keys import GENERATE, TokenCipher, parse_keys
 from bot.token_keys import SETTING as KEYS
 from kern.db.base import BaseDb
+
+CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")  # a channel's id (not its name), as settings must give it
 
 
 class SettingsError(ValueError):
@@ -55,12 +58,14 @@ class Settings(BaseSettings):
     # Comma-separated bot scopes asked for at install: the manifests' (manifests/http.json).
     scopes: str = Field(
         "commands,chat:write,chat:write.public,im:write,usergroups:read,channels:read,groups:read,"
-        "channels:history,groups:history",
+        "channels:history,groups:history,im:history",
         validation_alias="SLACK_SCOPES",
     )
     # The OAuth redirect URL registered with the app (https://<host>/slack/oauth_redirect); optional when
     # the app has exactly one registered.
     redirect_uri: str | None = Field(None, validation_alias="SLACK_REDIRECT_URI")
+    # A channel where messages Slack refused for good are told (else each run's starter is told by DM).
+    ops_channel: str | None = Field(None, validation_alias="KERN_OPS_CHANNEL")
     # How long an install link (its OAuth state) stays valid.
     state_seconds: float = Field(600.0, validation_alias="SLACK_STATE_EXPIRATION_SECONDS")
     # OAuth mode: the keys that encrypt stored installations (bot/token_keys.py), comma-separated Fernet
@@ -136,6 +141,15 @@ class Settings(BaseSettings):
         if text in ("0", "false", "no"):
             return False
         raise ValueError(f"must be 1 (upgrade at start-up) or 0, got {value!r}.")
+
+    @field_validator("ops_channel", mode="before")
+    @classmethod
+    def _channel_id(cls, value: object) -> str | None:
+        if value is None:
+            return None
+        if not CHANNEL_ID.match(str(value)):
+            raise ValueError(f"must be a channel id (C… or G…, from the channel's details in Slack), got {value!r}.")
+        return str(value)
 
     @field_validator("log_format", mode="before")
     @classmethod

@@ -49,12 +49,19 @@ class Health:
     async def check(self) -> tuple[bool, dict[str, Any]]:
         """(healthy?, the body to answer with)."""
         db_problem, slack_problem = await asyncio.gather(self._database(), self._slack_status())
-        problems = {"database": db_problem, "slack": slack_problem}
+        problems = {"database": db_problem, "slack": slack_problem, "workspaces": self._workspaces()}
         down = [name for name, problem in problems.items() if problem]
         body: dict[str, Any] = {"ok": not down, **{k: v or "ok" for k, v in problems.items()}}
         if down:
             body["down"] = down
         return not down, body
+
+    def _workspaces(self) -> str | None:
+        """Workspaces whose token Slack refused on the bot's last call for them (revoked, uninstalled, a
+        deactivated workspace): nothing reaches them until they reinstall (bot/gateway.py `unhealthy`); the
+        default workspace (token mode) is named `default`."""
+        refused = self.gateway.unhealthy
+        return ", ".join(f"{team or 'default'}: {error}" for team, error in sorted(refused.items())) or None
 
     async def _database(self) -> str | None:
         # Checks in flight at once share one probe, and later ones reuse its answer for PROBE_SECONDS.

@@ -34,7 +34,7 @@ STATUSES = tuple(dict.fromkeys(RunStatus))  # each status once (the lower-case n
 class Metrics:
     """The metrics of one bot. Names (the `_total` suffix is added by the text format):
 
-    kern_runs{status}, kern_bot_open_pauses, kern_bot_outbox_backlog (read on scrape);
+    kern_runs{status}, kern_bot_open_pauses, kern_bot_outbox_backlog, kern_bot_outbox_failed (read on scrape);
     kern_bot_decisions_total{source="person"|"timeout"}, kern_bot_click_ack_seconds (histogram),
     kern_bot_takeovers_total, kern_bot_sweep_lag_seconds, kern_bot_sweep_duration_seconds (this process).
     """
@@ -50,6 +50,9 @@ class Metrics:
         )
         self.outbox_backlog = Gauge(
             "kern_bot_outbox_backlog", "Messages owed to Slack and not yet delivered (pending outbox rows).", registry=r
+        )
+        self.outbox_failed = Gauge(
+            "kern_bot_outbox_failed", "Messages Slack refused for good, not retried (failed outbox rows).", registry=r
         )
         self.decisions = Counter(
             "kern_bot_decisions",
@@ -89,11 +92,12 @@ class Metrics:
         """The text exposition, after reading the database's numbers."""
         from bot.migrations import BOT
 
-        by_status, backlog = await db.run_transaction(_read_state, write=False, tables=BOT)
+        by_status, outbox_rows = await db.run_transaction(_read_state, write=False, tables=BOT)
         for status in STATUSES:
             self.runs.labels(status.value).set(by_status.get(status.value, 0))
         self.open_pauses.set(by_status.get(RunStatus.PAUSED.value, 0))
-        self.outbox_backlog.set(backlog)
+        self.outbox_backlog.set(outbox_rows.get("pending", 0))
+        self.outbox_failed.set(outbox_rows.get("failed", 0))
         return generate_latest(self.registry)
 
 
@@ -102,8 +106,14 @@ class Metrics:
 RUNS_BY_STATUS = sa.select(runs.c.status, sa.func.count()).group_by(runs.c.status)
 
 
-def _read_state(conn: Connection) -> tuple[dict[str, int], int]:
+OUTBOX_BY_STATUS = (
+    sa.select(outbox.c.status, sa.func.count())
+    .where(outbox.c.status.in_(("pending", "failed")))
+    .group_by(outbox.c.status)
+)
+
+
+def _read_state(conn: Connection) -> tuple[dict[str, int], dict[str, int]]:
     # Both queries are answered from indexes: ix_kern_runs_lease (status, lease_until), ix_kern_bot_outbox_due.
     by_status: dict[str, int] = dict(conn.execute(RUNS_BY_STATUS).all())
-    backlog = conn.execute(sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status == "pending"))
-    return by_status, int(backlog.scalar_one())
+    return by_status, dict(conn.execute(OUTBOX_BY_STATUS).all())

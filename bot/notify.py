@@ -4,13 +4,10 @@ gets a copy by DM. Configured per workflow (`BotWorkflow(notify=..., approvals_c
 
 from __future__ import annotations
 
-import re
-
-from bot.config import SettingsError
+from bot.config import CHANNEL_ID, SettingsError
 from bot.policy import Approvers
 
 NOTIFY = ("thread", "broadcast", "dm")
-CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
 
 
 def check(name: str, notify: str, approvals_channel: str | None, approvers: Approvers) -> None:

@@ -7,8 +7,15 @@ an end owes the final card. A Slack error or a crash between the commit and the 
 the row stays pending and is delivered by `deliver` (right after the change, and by every sweep of
 every bot process). Delivery claims a row for a while first, so two processes do not send it twice, and
 renders from the run as stored, so a repeated send shows the same thing. A pause message is posted once:
-its ts is recorded in the same transaction that marks the row done. (A crash after Slack accepted a post
-but before that commit can post it again: Slack offers no idempotency key for chat.postMessage.)
+its ts is recorded in the same transaction that marks the row done, and it carries message metadata naming
+the pause, so a retry after an attempt whose outcome is unknown (no answer, a process that died before
+that commit) finds it in Slack and adopts it instead of posting it again (Slack offers no idempotency key
+for chat.postMessage).
+
+Slack's errors are told apart (bot/slack_errors.py): a passing one leaves the row for later (backoff, never
+before Retry-After; a rate limit still running defers the row without an attempt); one Slack would repeat
+marks the row failed and owes a notice to a person; a refused token waits for the workspace to come back.
+A sweep delivers each run's rows on its own, so one run waiting on Slack holds back no other.
 
 A workflow with notify="dm" also owes a DM copy of each pause per recipient, and its decided form: one
 row each, retried on its own, so a Slack error on one copy delays neither the others nor the run's
@@ -27,6 +34,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from bot import blocks as ui
 from bot import notify, timers
 from bot.gateway import SlackCallFailed
 from bot.presenter import RETRY_SOON, NotYet, Presenter, RunView
@@ -38,8 +46,21 @@ from kern.db.hot import Tx
 
 log = logging.getLogger("kern_bot")
 MAX_BACKOFF = 300.0
+SWEEP_RUNS = 16  # runs a sweep delivers to at once
 ENDED = frozenset({"COMPLETED", "CANCELLED", "ERROR"})
 COPIES = frozenset({"dm", "close_dm"})  # one row per DM copy: each is retried on its own
+# Rows retried on their own, the run's later ones going on meanwhile: DM copies, and card updates (each
+# shows the run as it is when sent, so a late one shows the same as an on-time one, and a rate-limited
+# chat.update holds back no pause message).
+ALONE = COPIES | {"card"}
+# What each kind of row shows, for the notice that says Slack refused it.
+SHOWS = {
+    "pause": "the pause message",
+    "card": "an update of the run card",
+    "close": "the decided form of a pause message",
+    "dm": "a DM copy of a pause message",
+    "close_dm": "the decided form of a DM copy",
+}
 
 
 def owed_for(change: RunChange, entry: BotWorkflow) -> list[tuple[str, str | None, dict[str, Any] | None]]:
@@ -82,8 +103,16 @@ class Outbox:
     if the process dies meanwhile, another one sends it after that. `first_retry` is the first backoff.
     """
 
-    def __init__(self, store: BotStore, presenter: Presenter, registry: Registry, first_retry: float = 1.0) -> None:
+    def __init__(
+        self,
+        store: BotStore,
+        presenter: Presenter,
+        registry: Registry,
+        first_retry: float = 1.0,
+        ops_channel: str | None = None,
+    ) -> None:
         self.first_retry = first_retry
+        self.ops_channel = ops_channel  # where refused messages are told (None: to each run's starter)
         self.hold = registry.db.lease_seconds
         self.me = uuid.uuid4().hex  # this process, as the holder of the messages its transactions owe
         self.store = store
@@ -95,6 +124,8 @@ class Outbox:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         # Runs whose messages this process is about to deliver itself (`delivering`): sweeps leave them be.
         self._in_flight: Counter[str] = Counter()
+        self._sweeping = asyncio.Semaphore(SWEEP_RUNS)
+        self._swept: Counter[str] = Counter()  # runs a sweep is delivering right now
         registry.db.watch(self.record)
 
     @contextlib.contextmanager
@@ -135,8 +166,10 @@ class Outbox:
         owe for it, which it holds from the start, so finding them is a read (`as_written`: for a drive
         that has just ended here, the run is shown as it saved it, see `Presenter.load`). Without (a
         sweep): whatever is due and held by nobody, or by a process whose hold expired, claimed first.
-        Messages of one run go in the order they were owed, one delivery at a time per run; a failure leaves
-        that one and the run's later ones for a later attempt (with backoff, honouring Retry-After).
+        Messages of one run go in the order they were owed, one delivery at a time per run; a passing failure
+        leaves that one and the run's later ones for a later attempt (with backoff, honouring Retry-After),
+        except a card update or a DM copy, which waits alone; a message Slack refused for good is recorded as
+        failed and told (`_give_up`), and the others go on.
         """
         if run_id is not None:
             async with self._locks[run_id]:
@@ -145,18 +178,36 @@ class Outbox:
                     await self.store.delivered(done)
             self._forget_lock(run_id)
             return sum(1 for d in done if not d.dropped)
-        messages = await self.store.claim_owed(None, hold=self.hold, holder=self.me, skip_runs=list(self._in_flight))
+        # This process's own messages of runs it is delivering right now are left to that delivery (an earlier
+        # sweep's still waiting on Slack, or a drive's).
+        busy = [*self._in_flight, *self._swept]
+        messages = await self.store.claim_owed(None, hold=self.hold, holder=self.me, skip_runs=busy)
         by_run: dict[str, list[OwedMessage]] = {}
         for message in messages:
             by_run.setdefault(message.run_id, []).append(message)
-        done = []
-        for run, owed in by_run.items():
-            async with self._locks[run]:
+        # Each run on its own: one waiting on Slack (no answer yet, a turn to come) holds back no other. Sweeps
+        # may overlap (bot/sweeper.py waits for one only so long): a later one skips the runs this one holds.
+        counts = await asyncio.gather(
+            *(self._sweep_run(run, owed) for run, owed in by_run.items()), return_exceptions=True
+        )
+        for run, count in zip(by_run, counts, strict=True):
+            if isinstance(count, BaseException):  # that run's messages wait for a later sweep; the others went
+                log.error("outbox: delivering what run %s owes failed", run, exc_info=count)
+        return sum(count for count in counts if isinstance(count, int))
+
+    async def _sweep_run(self, run: str, owed: list[OwedMessage]) -> int:
+        self._swept[run] += 1
+        try:
+            async with self._locks[run], self._sweeping:
                 pending = await self.store.still_pending([m.id for m in owed])  # the fast path may have sent some
-                done.extend(await self._deliver_run(run, [m for m in owed if m.id in pending]))
-            self._forget_lock(run)
-        if done:
-            await self.store.delivered(done)
+                done = await self._deliver_run(run, [m for m in owed if m.id in pending])
+                if done:
+                    await self.store.delivered(done)
+        finally:
+            self._swept[run] -= 1
+            if not self._swept[run]:
+                del self._swept[run]
+        self._forget_lock(run)
         return sum(1 for d in done if not d.dropped)
 
     def _forget_lock(self, run_id: str) -> None:
@@ -182,7 +233,10 @@ class Outbox:
                 done.append(Delivery(message))  # a later card update of this batch shows the same state
                 continue
             try:
-                delivery = await self.presenter.deliver(message, view, posted)
+                # A post that may have been made before (an attempt that failed, perhaps with no answer, or a
+                # process that died holding it) first looks for its earlier self.
+                unknown = message.attempts > 0 or message.taken_over
+                delivery = await self.presenter.deliver(message, view, posted, look_first=unknown)
                 if (delivery.pause is not None or delivery.copy is not None) and index < len(owed) - 1:
                     # recorded at once (the last of a batch is recorded with the batch, right after): a decision
                     # on it may be owed any moment
@@ -196,18 +250,44 @@ class Outbox:
                 await self._later(owed[index:], time.time() + RETRY_SOON, str(exc), counted=False)
                 break
             except SlackCallFailed as exc:
-                delay = backoff(message.attempts, exc.retry_after, self.first_retry)
+                if exc.kind == "permanent":  # refused for good: recorded, a person told; the others go on
+                    await self._give_up(view, message, exc)
+                    continue
+                # Not sent (its turn had not come): no attempt made, it waits just that long.
+                delay = backoff(message.attempts, exc.retry_after, self.first_retry) if exc.sent else exc.retry_after
                 log.warning(
                     "outbox: %s (message %s, attempt %d; retry in %.1fs)", exc, message.id, message.attempts + 1, delay
                 )
-                if message.kind in COPIES:
-                    await self._later([message], time.time() + delay, str(exc), counted=True)
+                at = time.time() + (delay or RETRY_SOON)
+                if message.kind in ALONE:
+                    await self._later([message], at, str(exc), counted=exc.sent)
                     continue
-                await self._later(owed[index:], time.time() + delay, str(exc), counted=True)
+                await self._later(owed[index:], at, str(exc), counted=exc.sent)
                 break
         for listener in self.listeners:
             listener(view, done)
         return done
+
+    async def _give_up(self, view: RunView, message: OwedMessage, exc: SlackCallFailed) -> None:
+        """Slack refused `message` for good: record it as failed and tell a person (the operators' channel if
+        set, else the run's starter by DM), once per run and error. A notice refused is only recorded."""
+        log.warning("outbox: %s (message %s): refused for good, not retried", exc, message.id)
+        notice = None
+        if message.kind != "notice":
+            card = view.card
+            hint = ""
+            if exc.error == "not_in_channel":
+                hint = " Invite me to the channel (`/invite @kern`) so the run's next messages reach it."
+            elif message.kind in ("pause", "dm"):
+                hint = f" The run still waits: `/kern status {card.run_id[:12]}` shows it."
+            text = (
+                f":warning: Slack refused {SHOWS.get(message.kind, 'a message')} of run `{card.run_id[:12]}` "
+                f"(`{ui.escape(view.entry.name)}`, started by <@{card.started_by}> in <#{card.channel}>): "
+                f"`{exc.error}`. I will not try it again.{hint}"
+            )
+            to = {"channel": self.ops_channel} if self.ops_channel else {"dm": card.started_by}
+            notice = {**to, "text": text}
+        await self.store.fail_owed(message, error=exc.error, notice=notice, team=view.card.team_id)
 
     async def _later(self, owed: list[OwedMessage], at: float, error: str, *, counted: bool) -> None:
         """Leave the first message (and the run's later ones, behind it) pending until `at`."""

@@ -140,7 +140,7 @@ class OutboxRows(StoreBase):
             if attempt.commit_unknown:
                 free = sa.or_(free, c.claimed_until == until)
             query = (
-                sa.select(c.id, c.run_id, c.kind, c.requirement_id, c.detail, c.attempts)
+                sa.select(c.id, c.run_id, c.kind, c.requirement_id, c.detail, c.attempts, c.claimed_by)
                 .where(c.status == "pending", c.next_at <= now, free)
                 .order_by(c.id)
                 .limit(limit)
@@ -158,7 +158,8 @@ class OutboxRows(StoreBase):
                 .returning(c.id)
             )
             taken = set(conn.execute(claim).scalars())
-            return [OwedMessage(*row) for row in rows if row.id in taken]
+            ours = (None, holder)  # held by nobody, or by this process: not taken over from another
+            return [OwedMessage(*row[:6], taken_over=row.claimed_by not in ours) for row in rows if row.id in taken]
 
         return await self.db.run_transaction(body, tables=self._tables, attempt=attempt)
 
@@ -197,3 +198,40 @@ class OutboxRows(StoreBase):
         query = sa.select(c.detail).where(c.requirement_id == requirement_id, c.kind == "dm", c.status == "pending")
         rows = await self._tx(lambda conn: conn.execute(query).all(), write=False)
         return any((row.detail or {}).get("to") == to for row in rows)
+
+    async def fail_owed(self, message: OwedMessage, *, error: str, notice: dict[str, Any] | None, team: str) -> bool:
+        """Stop trying to send `message`: Slack refused it for good (`error`). It is recorded as failed and,
+        with `notice` (a "notice" row's detail: who is told, and what), a notice is owed in the same
+        transaction, unless an earlier message of the run failed with the same error (told once). Returns
+        whether the notice was owed."""
+        c = outbox.c
+        recorded = error[:500]
+
+        def body(conn: Connection) -> bool:
+            failed = outbox.update().where(c.id == message.id)
+            values = {"status": "failed", "error": recorded, "claimed_until": None, "claimed_by": None}
+            conn.execute(failed.values(attempts=c.attempts + 1, **values))
+            if notice is None:
+                return False
+            earlier = sa.select(c.id).where(
+                c.run_id == message.run_id, c.status == "failed", c.error == recorded, c.id != message.id
+            )
+            if conn.execute(earlier.limit(1)).first() is not None:
+                return False
+            now = time.time()
+            owed = {"run_id": message.run_id, "kind": "notice", "requirement_id": message.requirement_id}
+            conn.execute(
+                outbox.insert().values(
+                    **owed, detail=notice, status="pending", attempts=0, next_at=now, created_at=now, team_id=team
+                )
+            )
+            return True
+
+        return bool(await self._tx(body))
+
+    async def failed_owed(self, run_id: str) -> list[dict[str, Any]]:
+        """The messages of a run that Slack refused for good (kind, requirement id, error), oldest first."""
+        c = outbox.c
+        query = sa.select(c.kind, c.requirement_id, c.error).where(c.run_id == run_id, c.status == "failed")
+        query = query.order_by(c.id)
+        return await self._tx(lambda conn: [dict(r) for r in conn.execute(query).mappings()], write=False)

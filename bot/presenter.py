@@ -12,7 +12,7 @@ from typing import Any
 
 from bot import blocks as ui
 from bot import notify
-from bot.gateway import SlackGateway
+from bot.gateway import SlackCallFailed, SlackGateway
 from bot.grants import describe_duration
 from bot.pause_notes import pause_notes
 from bot.registry import BotWorkflow, Registry
@@ -38,6 +38,23 @@ class RunView:
     card: Card
     run: WorkflowRunOutput
     open_pauses: dict[str, PauseMessage] = field(default_factory=dict)
+
+
+PAUSE_EVENT = "kern_pause"  # the metadata event type of a pause message
+LOOK_PAGES = 5  # pages of a thread or channel read when looking for a pause message posted before
+
+
+CARD_EVENT = "kern_run_card"  # the metadata event type of a run card
+
+
+def card_mark(run_id: str) -> dict[str, Any]:
+    """The metadata a run card is posted with, by which a start taken up again finds it (`find_posted`)."""
+    return {"event_type": CARD_EVENT, "event_payload": {"run_id": run_id}}
+
+
+def pause_mark(run_id: str, requirement_id: str) -> dict[str, Any]:
+    """The metadata a pause message is posted with, by which a retry finds it (`Presenter.find_posted`)."""
+    return {"event_type": PAUSE_EVENT, "event_payload": {"run_id": run_id, "requirement_id": requirement_id}}
 
 
 class NotYet(Exception):
@@ -261,9 +278,13 @@ class Presenter:
             return None
         return RunView(entry, card, run, open_pauses)
 
-    async def deliver(self, message: OwedMessage, view: RunView, posted: dict[str, PauseMessage]) -> Delivery:
+    async def deliver(
+        self, message: OwedMessage, view: RunView, posted: dict[str, PauseMessage], *, look_first: bool = False
+    ) -> Delivery:
         """Send one owed message about `view`'s run. `posted` holds pause messages posted earlier in the same
-        batch (not yet recorded). Raises `SlackCallFailed` (retry later) or `NotYet`."""
+        batch (not yet recorded). `look_first`: an earlier attempt may have posted it without being told
+        (its answer lost, its process dead): a pause message is looked for before it is posted again.
+        Raises `SlackCallFailed` (retry later, or refused for good) or `NotYet`."""
         done = Delivery(message)
         entry, card, run = view.entry, view.card, view.run
         req = next((r for r in run.step_requirements if r.requirement_id == message.requirement_id), None)
@@ -281,20 +302,27 @@ class Presenter:
                 blocks = await self._elsewhere(entry, card, blocks)
             elif entry.notify == "broadcast":
                 where["reply_broadcast"] = True  # the thread reply is shown in the channel too
-            sent = await self.gateway.send("chat_postMessage", **where, text=fallback, blocks=blocks)
-            done.pause = PauseMessage(req.requirement_id, run.run_id, where["channel"], sent["ts"], "open", None, None)
+            mark = pause_mark(run.run_id, req.requirement_id)
+            ts = await self.find_posted(where, mark, card.ts) if look_first else None
+            if ts is None:
+                sent = await self.gateway.send("chat_postMessage", **where, text=fallback, blocks=blocks, metadata=mark)
+                ts = sent["ts"]
+            done.pause = PauseMessage(req.requirement_id, run.run_id, where["channel"], ts, "open", None, None)
             posted[req.requirement_id] = done.pause
         elif message.kind == "notice":  # a line that tells people (a hand-over, a reminder, an escalation)
             detail = message.detail or {}
             if detail.get("dm"):  # to one person, by DM
                 opened = await self.gateway.send("conversations_open", users=detail["dm"])
                 await self.gateway.send("chat_postMessage", channel=opened["channel"]["id"], text=detail["text"])
+            elif detail.get("channel"):  # to a channel of its own (the operators')
+                await self.gateway.send("chat_postMessage", channel=detail["channel"], text=detail["text"])
             else:  # in the run's thread
                 await self.gateway.send(
                     "chat_postMessage", channel=card.channel, thread_ts=card.ts, text=detail["text"]
                 )
         elif message.kind == "dm" and req is not None:
-            done.copy = await self._send_copy(view, req, (message.detail or {}).get("to") or card.started_by)
+            to = (message.detail or {}).get("to") or card.started_by
+            done.copy = await self._send_copy(view, req, to, look_first=look_first)
         elif message.kind == "close_dm" and req is not None:
             detail = message.detail or {}
             to = detail.get("to") or card.started_by
@@ -321,14 +349,52 @@ class Presenter:
             await self.gateway.send("chat_update", channel=pause.channel, ts=pause.ts, text=fallback, blocks=blocks)
         return done
 
-    async def _send_copy(self, view: RunView, req: StepRequirement, to: str) -> PauseCopy | None:
+    async def find_posted(self, where: dict[str, Any], mark: dict[str, Any], oldest: str) -> str | None:
+        """The ts of a message already posted `where` (a thread, or a channel since `oldest`) with the
+        metadata `mark`, or None: a pause message (`pause_mark`), a run card (`card_mark`). Slack has no
+        idempotency key for chat.postMessage; its message metadata, read back with include_all_metadata,
+        serves as one (https://docs.slack.dev/messaging/message-metadata)."""
+        cursor = None
+        for _page in range(LOOK_PAGES):
+            page: dict[str, Any] = {"channel": where["channel"], "include_all_metadata": True, "limit": 200}
+            if cursor:
+                page["cursor"] = cursor
+            try:
+                if "thread_ts" in where:
+                    found = await self.gateway.send("conversations_replies", ts=where["thread_ts"], **page)
+                else:
+                    found = await self.gateway.send("conversations_history", oldest=oldest, **page)
+            except SlackCallFailed as exc:
+                if exc.kind == "transient":
+                    raise  # looked for later, with the post
+                return None  # cannot be read (a scope missing, say): post, as when nothing was found
+            for posted in found.get("messages") or []:
+                meta = posted.get("metadata") or {}
+                if meta.get("event_type") == mark["event_type"] and meta.get("event_payload") == mark["event_payload"]:
+                    return str(posted["ts"])
+            cursor = (found.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+        return None
+        return None
+
+    async def _send_copy(
+        self, view: RunView, req: StepRequirement, to: str, *, look_first: bool = False
+    ) -> PauseCopy | None:
         """Send the DM copy of a pause to `to` (once: a copy already sent is not sent again; none once the
-        pause is decided). Raises SlackCallFailed (the outbox retries this copy alone)."""
+        pause is decided; `look_first`: found in the DM by its metadata if an earlier attempt posted it).
+        Raises SlackCallFailed (the outbox retries this copy alone)."""
         if req.status != "pending" or any(c.recipient == to for c in await self.store.copies(req.requirement_id)):
             return None
         opened = await self.gateway.send("conversations_open", users=to)
         channel = opened["channel"]["id"]
-        fallback, blocks = self.pause_view(view.entry, req, starter=view.card.started_by)
-        blocks = await self._elsewhere(view.entry, view.card, blocks)
-        sent = await self.gateway.send("chat_postMessage", channel=channel, text=fallback, blocks=blocks)
-        return PauseCopy(req.requirement_id, to, view.run.run_id, channel, sent["ts"], view.card.team_id)
+        mark = pause_mark(view.run.run_id, req.requirement_id)
+        ts = await self.find_posted({"channel": channel}, mark, view.card.ts) if look_first else None
+        if ts is None:
+            fallback, blocks = self.pause_view(view.entry, req, starter=view.card.started_by)
+            blocks = await self._elsewhere(view.entry, view.card, blocks)
+            sent = await self.gateway.send(
+                "chat_postMessage", channel=channel, text=fallback, blocks=blocks, metadata=mark
+            )
+            ts = sent["ts"]
+        return PauseCopy(req.requirement_id, to, view.run.run_id, channel, ts, view.card.team_id)

@@ -44,6 +44,8 @@ class OwedMessage:
     requirement_id: str | None
     detail: dict[str, Any] | None
     attempts: int
+    # Taken from another process that held it (and died): it may have been sent without being recorded.
+    taken_over: bool = False
 
 
 @dataclass

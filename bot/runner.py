@@ -10,9 +10,10 @@ from typing import Any
 
 from bot import blocks as ui
 from bot.background import CURRENT_JOB, Background
-from bot.gateway import SlackGateway
+from bot.gateway import SlackCallFailed, SlackGateway
 from bot.outbox import Outbox
-from bot.presenter import Presenter, card_view
+from bot.pacing import Budget
+from bot.presenter import Presenter, card_mark, card_view
 from bot.registry import BotWorkflow
 from bot.store import BotStore, Card
 from bot.teams import team
@@ -40,7 +41,24 @@ STATUS_AFTER = 0.3  # seconds a step runs before the card says so (a quicker ste
 # as what the runs owe. Messages the runs owe are never held back by this.
 STATUS_RATE = 5.0
 STEP_ENDS = (StepCompletedEvent, StepErrorEvent, StepPausedEvent, StepExecutorPausedEvent)
+# Seconds a run card's post is retried for (transient errors, a channel's turn under Slack's rate limit)
+# before its person is told the run did not start.
+CARD_WITHIN = 60.0
 DECIDED_SOON = 0.3  # seconds after a resume by which the decided message is delivered, whatever the run does
+
+
+def not_started(workflow: str, exc: SlackCallFailed) -> str:
+    """What its person is told when a run card could not be posted: invite the bot only if Slack said the
+    bot is not in the channel."""
+    workflow = ui.escape(workflow)
+    if exc.error == "not_in_channel":
+        return (
+            f"I could not post in this channel, so `{workflow}` did not start. "
+            "Invite me to the channel (`/invite @kern`) and try again."
+        )
+    if exc.kind == "transient":
+        return f"Slack did not take the run card in time (`{exc.error}`), so `{workflow}` did not start. Try again."
+    return f"Slack refused the run card (`{exc.error}`), so `{workflow}` did not start."
 
 
 def finished_after_cancel(exc: RunCancelledWhileRunningError) -> str:
@@ -66,6 +84,7 @@ class Runner:
         self.presenter = presenter
         self.outbox = outbox
         self.status_budget = Budget(STATUS_RATE)  # shared by the status lines of every run followed here
+        self.card_within = CARD_WITHIN
         # Called after a run this process follows stops at tool calls (standing approvals, bot/grants.py).
         self.on_tool_pause: list[Callable[[BotWorkflow, Card], Awaitable[None]]] = []
         self._posted: dict[str, str] = {}  # run id -> ts of a card posted whose row is not saved yet
@@ -100,14 +119,18 @@ class Runner:
             ts = self._posted.get(run_id) or (await self._card_posted(channel, run_id, since) if since else None)
             if ts is None:
                 fallback, blocks = ui.card_blocks(card_view(entry, card, None, started_at=started))
-                posted = await self.gateway.call(
-                    "chat_postMessage", channel=channel, text=fallback, blocks=blocks, metadata=card_metadata(run_id)
-                )
-                if posted is None:
-                    why = (
-                        f"I could not post in this channel, so `{ui.escape(entry.name)}` did not start. "
-                        "Invite me to the channel (`/invite @kern`) and try again."
+                try:  # its person waits for it: Slack's turns and passing errors are waited out, within a bound
+                    posted = await self.gateway.send_retrying(
+                        "chat_postMessage",
+                        within=self.card_within,
+                        channel=channel,
+                        text=fallback,
+                        blocks=blocks,
+                        metadata=card_mark(run_id),
                     )
+                except SlackCallFailed as exc:
+                    log.warning("run card of %s not posted: %s", entry.name, exc)
+                    why = not_started(entry.name, exc)
                     if not (response_url and await self.gateway.respond(response_url, why, replace_original=True)):
                         await self.gateway.tell(channel, user, why)
                     return None
@@ -133,14 +156,11 @@ class Runner:
 
     async def _card_posted(self, channel: str, run_id: str, since: float) -> str | None:
         """The ts of the card of `run_id` posted in `channel` since `since` (by an attempt that died before
-        saving it), from the channel's history; None if there is none (or Slack did not answer)."""
-        found = await self.gateway.call(
-            "conversations_history", channel=channel, oldest=f"{since - 5:.6f}", include_all_metadata=True, limit=200
-        )
-        for message in (found or {}).get("messages", []):
-            if (message.get("metadata") or {}).get("event_payload") == card_metadata(run_id)["event_payload"]:
-                return str(message["ts"])
-        return None
+        saving it), found in the channel by its metadata; None if there is none (or it cannot be read)."""
+        try:
+            return await self.presenter.find_posted({"channel": channel}, card_mark(run_id), f"{since - 5:.6f}")
+        except SlackCallFailed:  # Slack did not answer: post; at worst a second card, as before the lookup
+            return None
 
     async def follow(
         self, entry: BotWorkflow, card: Card, events: AsyncIterator[Any], started_at: float | None = None
@@ -219,12 +239,6 @@ class Runner:
             await self.outbox.deliver(run_id)
 
 
-def card_metadata(run_id: str) -> dict[str, Any]:
-    """What a run card carries besides its blocks (Slack's message metadata): the run it shows, so that a
-    start run again finds the card an earlier attempt posted."""
-    return {"event_type": "kern_run_card", "event_payload": {"run_id": run_id}}
-
-
 class StatusLine:
     """The card's status line for the step running now: shown once the step has run for STATUS_AFTER
     seconds, at most every STATUS_EVERY seconds, best effort. A quicker step changes nothing on the card
@@ -287,27 +301,3 @@ class StatusLine:
             )
         finally:
             self._sending.discard(task)
-
-
-class Budget:
-    """Turns at `rate` a second (a token bucket holding up to one second's worth): `reserve()` takes the next
-    turn and says how long to wait for it; `refund()` gives back a turn not used."""
-
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
-        if rate <= 0:
-            raise ValueError(f"a budget's rate must be positive, got {rate}")
-        self.rate = rate
-        self._clock = clock
-        self._tokens = rate
-        self._at = clock()
-
-    def reserve(self) -> float:
-        """Take the next turn; returns the seconds until it comes (0: now)."""
-        now = self._clock()
-        self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate) - 1
-        self._at = now
-        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
-
-    def refund(self) -> None:
-        """Give back a turn that was reserved and not used."""
-        self._tokens += 1

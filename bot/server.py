@@ -43,9 +43,12 @@ def create_bot(settings: Settings) -> KernBot:
             clients=clients,
             oauth_flow=flow,
             give_up=settings.give_up_seconds,
+            ops_channel=settings.ops_channel,
         )
     client = make_client(settings.bot_token or "", settings.api_url)
-    return build_bot(registry, client, settings.signing_secret, give_up=settings.give_up_seconds)
+    return build_bot(
+        registry, client, settings.signing_secret, give_up=settings.give_up_seconds, ops_channel=settings.ops_channel
+    )
 
 
 @contextlib.asynccontextmanager

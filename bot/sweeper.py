@@ -29,6 +29,7 @@ from bot.timers import Timers
 from kern.exceptions import RunNotPausedError
 
 log = logging.getLogger("kern_bot")
+OUTBOX_WAIT = 0.5  # seconds a sweep waits for its outbox delivery before going on (it goes on in the background)
 
 
 async def take_over(runner: Runner, registry: Registry, run_id: str, metrics: Metrics | None = None) -> bool:
@@ -59,11 +60,13 @@ async def sweep_once(
     registry: Registry,
     now: float | None = None,
     metrics: Metrics | None = None,
-    *,
+    outbox_wait: float | None = None,
     jobs: Jobs | None = None,
 ) -> int:
     """One sweep; returns how many runs moved on by deadline plus how many orphans it began to take over
-    (each takeover goes on in the background). `metrics` counts timeouts, takeovers and the sweep itself."""
+    (each takeover goes on in the background). `metrics` counts timeouts, takeovers and the sweep itself.
+    The outbox's delivery is waited for at most `outbox_wait` seconds (None: to its end): a slow Slack
+    delays no deadline of the next sweep."""
     started = time.monotonic()
     try:
         moved = len(await kern.expire_due(registry.db, registry.workflows, now=now))
@@ -74,7 +77,12 @@ async def sweep_once(
             runner.background.spawn(take_over(runner, registry, run_id, metrics))
             moved += 1
         await Timers(runner).fire_due(now)  # reminders and escalations
-        await runner.outbox.deliver()
+        # What Slack is owed, delivered meanwhile: a slow Slack delays no deadline of the next sweep.
+        delivery = runner.background.spawn(runner.outbox.deliver())
+        if outbox_wait is None:
+            await delivery
+        else:
+            await asyncio.wait({delivery}, timeout=outbox_wait)
     finally:
         if jobs is not None:  # even while the runs' table fails: a job that cannot be applied is told in time
             await jobs.sweep()
@@ -94,7 +102,7 @@ async def sweep_forever(
     """The background task: sweep every `interval` seconds until cancelled."""
     while True:
         try:
-            await sweep_once(runner, registry, metrics=metrics, jobs=jobs)
+            await sweep_once(runner, registry, metrics=metrics, outbox_wait=OUTBOX_WAIT, jobs=jobs)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -167,7 +167,7 @@ outbox = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),  # pause | card | close | notice
     sa.Column("requirement_id", sa.String(64)),
     sa.Column("detail", sa.JSON),
-    sa.Column("status", sa.String(16), nullable=False),  # pending | done
+    sa.Column("status", sa.String(16), nullable=False),  # pending | done | failed (refused for good: error)
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("next_at", sa.Float, nullable=False),
     sa.Column("claimed_until", sa.Float),

@@ -76,6 +76,7 @@ class TeamClients:
                 base_url=self.base.base_url,
                 retry_handlers=self.base.retry_handlers,
                 session=self.base.session,
+                timeout=self.base.timeout,
             )
             self._clients[team_id] = client
         return client

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 
@@ -186,6 +187,22 @@ async def test_disk_full_refuses_visibly_then_applies(tmp_path: Path) -> None:
             bots.stop_all()
 
 
+async def start_unhealthy(bots: Bots, port: int) -> None:
+    """A new `kern-bot serve` on `port`, once it answers /health at all (it may well say the database is not
+    ok); Slack now calls it."""
+    bots.spawn(port)
+    async with aiohttp.ClientSession() as session:
+        for _ in range(400):
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/health"):
+                    break
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("kern-bot serve did not start")
+    bots.slack.bot_endpoint = f"http://127.0.0.1:{port}/slack/events"
+
+
 def read_only(path: Path, on: bool) -> None:
     """Make a file read-only even for root (who ignores its mode bits): the immutable attribute."""
     if on:
@@ -209,7 +226,7 @@ async def test_read_only_database_refuses_visibly(tmp_path: Path) -> None:
             await slack.until(lambda: len(pause_messages(slack)) == 1, within=20)
             bots.stop_all()  # a clean stop: the next process opens the file anew
             read_only(db, True)
-            await bots.start(next(ports))
+            await start_unhealthy(bots, next(ports))
             assert await click_pause(slack, pause_messages(slack)[0]) == 200
             await slack.until(lambda: any("click was not recorded" in t for t in told(slack)), within=10)
             status, answer, _ = await slack.command("run acks")

@@ -201,12 +201,13 @@ async def test_health_names_slack_when_slack_refuses(tmp_path: Path) -> None:
             await asyncio.sleep(0.35)  # the cached answer is now too old
             slack.fail_next["auth.test"] = "invalid_auth"  # a revoked token
             status, body = await health(endpoint)
-            assert status == 503 and body["ok"] is False and body["down"] == ["slack"]
+            assert status == 503 and body["ok"] is False and body["down"] == ["slack", "workspaces"]
             assert body["slack"] == "invalid_auth" and body["database"] == "ok"
+            assert body["workspaces"] == "default: invalid_auth"  # the workspace whose token Slack refused
 
             await asyncio.sleep(0.35)
             status, body = await health(endpoint)  # Slack answers again
-            assert status == 200 and body["slack"] == "ok"
+            assert status == 200 and body["slack"] == "ok" and body["workspaces"] == "ok"
         finally:
             await runner.cleanup()
 

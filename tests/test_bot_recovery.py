@@ -209,3 +209,30 @@ async def test_killed_between_the_pause_and_its_message(db_url: str, tmp_path: P
             assert len(pause_messages(slack)) == 1
         finally:
             bots.stop_all()
+
+
+async def test_killed_after_slack_posted_the_pause_but_before_its_answer(db_url: str, tmp_path: Path) -> None:
+    """Slack posted the pause message and its answer was lost with the process: the next process finds the
+    post by its metadata (conversations.replies with include_all_metadata) and adopts it, not posting again."""
+    async with DevSlack(SECRET) as slack:
+        bots = Bots(slack, db_url, tmp_path)
+        first, second = _ports()
+        try:
+            bots.hold.touch()
+            await bots.start(first)
+            await slack.command("run crash")
+            await slack.until(lambda: bots.steps() == ["first", "slow-start"], within=20)
+            slack.fault("chat.postMessage", "lose")  # the pause message is posted, its answer never comes...
+            bots.hold.unlink()
+            await slack.until(lambda: bool(slack.lost), within=20)
+            bots.kill()  # ...and the process dies waiting for it: Slack shows the message, nobody recorded it
+            assert len(pause_messages(slack)) == 1
+            await bots.start(second)
+            await slack.until(lambda: "Waiting: check" in card(slack), within=20)
+            await slack.until(lambda: any(c[0] == "conversations.replies" for c in slack.calls), within=20)
+            await slack.click(ui.CONFIRM)  # the adopted message is the pause's: a click on it decides it
+            await slack.until(lambda: "Completed" in card(slack), within=20)
+            assert len(pause_messages(slack)) == 1 and "*Approved*" in json.dumps(pause_messages(slack)[0].blocks)
+            assert bots.steps() == ["first", "slow-start", "slow-end", "last"]
+        finally:
+            bots.stop_all()

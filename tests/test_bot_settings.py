@@ -32,6 +32,7 @@ NAMES = [
     "KERN_OPS_PORT",
     "KERN_MAX_CONNECTIONS",
     "KERN_REQUEST_READ_SECONDS",
+    "KERN_OPS_CHANNEL",
 ]
 KEY = "a" * 43 + "="  # a well-formed Fernet key (32 bytes, URL-safe base64)
 
@@ -154,6 +155,7 @@ def test_settings_from_env_and_dotenv(clean_env: pytest.MonkeyPatch, tmp_path: P
             "SLACK_REDIRECT_URI must be an http",
         ),
         ({"SLACK_STATE_EXPIRATION_SECONDS": "-1"}, "dev", "SLACK_STATE_EXPIRATION_SECONDS must be a positive"),
+        ({"KERN_OPS_CHANNEL": "#ops"}, "dev", "KERN_OPS_CHANNEL must be a channel id"),
     ],
 )
 def test_bad_settings_name_the_setting(

@@ -14,6 +14,7 @@ from bot.app import make_client
 from bot.config import Settings, SettingsError
 from bot.devslack import DevSlack
 from bot.examples import example_workflows
+from bot.gateway import SlackCallFailed, SlackGateway
 from bot.policy import Approvers
 from bot.registry import BotWorkflow, Registry, load_registry
 from kern.db.sqlite import SqliteDb
@@ -41,11 +42,18 @@ def test_registry_loading(tmp_path: Path) -> None:
     assert entry is not None and entry.workflow.db is db
 
 
-async def test_rate_limited_calls_are_retried(tmp_path: Path) -> None:
+async def test_rate_limited_calls_are_retried_by_whoever_owes_them(tmp_path: Path) -> None:
+    """The client does not sleep on a 429 (that held back every call behind it): the gateway says so at once,
+    and a call someone waits on (`send_retrying`) is tried again after Slack's Retry-After."""
     async with DevSlack(SECRET) as slack:
         slack.rate_limit_next["chat.postMessage"] = 2
-        client = make_client(slack.token, slack.api_url)
-        response = await client.chat_postMessage(channel="C1", text="hi", blocks=[ui.section("hi")])
+        gateway = SlackGateway(make_client(slack.token, slack.api_url))
+        with pytest.raises(SlackCallFailed) as refused:
+            await gateway.send("chat_postMessage", channel="C1", text="hi")
+        assert (refused.value.kind, refused.value.retry_after, refused.value.sent) == ("transient", 0.0, True)
+        response = await gateway.send_retrying(
+            "chat_postMessage", within=10, channel="C1", text="hi", blocks=[ui.section("hi")]
+        )
         assert response["ok"]
         assert [c[2].get("error") for c in slack.calls if c[0] == "chat.postMessage"] == [
             "ratelimited",

@@ -21,7 +21,7 @@ class Message:
     posted_at: float = field(default_factory=time.perf_counter)
     at: float = field(default_factory=time.time)  # wall-clock time, for the page
     team: str = ""  # the workspace whose bot token posted it
-    metadata: dict[str, Any] | None = None  # chat.postMessage's `metadata` (event_type, event_payload)
+    metadata: dict[str, Any] | None = None  # the app's message metadata (event_type, event_payload)
 
 
 class Ephemeral(dict[str, Any]):

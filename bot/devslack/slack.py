@@ -1,6 +1,7 @@
 """A local Slack: the Web API methods kern-bot uses (Block Kit validated like Slack does), Socket Mode,
 and signed slash commands, clicks and form submissions sent to the bot's real HTTP endpoint. Its other
-parts are mixins: people.py (DMs, the App Home), oauth.py (the install), responses.py (response_url).
+parts are mixins: people.py (DMs, the App Home), oauth.py (the install), responses.py (response_url),
+faults.py (429s, errors, hangs and lost answers on purpose), history.py (reading channels and threads).
 
 Tests and benchmarks drive it from Python; `kern-bot dev` (to come) serves it with a web page.
 """
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import itertools
@@ -23,6 +23,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.devslack.faults import Faults
+from bot.devslack.history import History, check_metadata
 from bot.devslack.messages import Ephemeral, Message
 from bot.devslack.oauth import OAuthApi
 from bot.devslack.people import PeopleApi
@@ -31,7 +33,7 @@ from bot.devslack.validate import validate_blocks, validate_view
 
 
 @dataclass
-class DevSlack(PeopleApi, OAuthApi, ResponseUrls):
+class DevSlack(PeopleApi, OAuthApi, ResponseUrls, Faults, History):
     """Run with `async with DevSlack(secret) as slack`; point the bot's client at `slack.api_url`.
 
     It hosts workspace `team_id` (its bot token: `token`), and any other a test installs the app in
@@ -50,9 +52,10 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls):
     views: dict[str, dict[str, Any]] = field(default_factory=dict)
     members: dict[str, list[str]] = field(default_factory=dict)
     groups: dict[str, list[str]] = field(default_factory=dict)
+    # Shorthands for faults (bot/devslack/faults.py has the general form, `fault()`), taken before those:
     fail_next: dict[str, str | list[str]] = field(default_factory=dict)  # method -> error (or errors, in turn)
     swallow_next: dict[str, int] = field(default_factory=dict)  # method -> how many calls to hang on, undone
-    rate_limit_next: dict[str, int] = field(default_factory=dict)  # method -> how many 429s to answer first
+    rate_limit_next: dict[str, int] = field(default_factory=dict)  # method -> how many 429s (Retry-After 0) first
     host: str = "127.0.0.1"
     port: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)  # calls Slack would have refused, newest last
@@ -66,7 +69,6 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls):
 
     def __post_init__(self) -> None:
         self.socket_sent: list[dict[str, Any]] = []
-        self.swallowed: list[tuple[str, dict[str, Any]]] = []
         self._released = asyncio.Event()
         self._ts = itertools.count(1)
         self._epoch = time.time_ns() // 1000 - 1_700_000_000_000_000  # microseconds: no two stand-ins collide
@@ -84,6 +86,7 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls):
         self.teams.setdefault(self.token, self.team_id)
         self.caller_team = ""  # the workspace of the token of the call being answered
         self.init_oauth()
+        self.init_faults()
 
     # ----- Web API ---------------------------------------------------------------------------------
     async def _api(self, request: web.Request) -> web.Response:
@@ -104,30 +107,17 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls):
         for key in ("blocks", "view", "metadata"):
             if isinstance(args.get(key), str):
                 args[key] = json.loads(args[key])
-        if self.rate_limit_next.get(method, 0) > 0:
-            self.rate_limit_next[method] -= 1
-            self.calls.append((method, args, {"ok": False, "error": "ratelimited"}))
-            return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "0"})
-        if method in self.fail_next:
-            errors = self.fail_next[method]
-            if isinstance(errors, str) or len(errors) <= 1:
-                self.fail_next.pop(method)
-            error = errors if isinstance(errors, str) else errors.pop(0)
-            return self._answer(method, args, {"ok": False, "error": error})
-        if self.swallow_next.get(method, 0) > 0:
-            # The request never reaches "Slack": the caller waits (and is killed, in tests) with nothing done.
-            self.swallow_next[method] -= 1
-            self.swallowed.append((method, args))
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._released.wait(), 60)
-            return web.json_response({"ok": False, "error": "request_timeout"}, status=504)
+        fault = self.take_fault(method, args)
+        if fault is not None and fault.answer != "lose":
+            return await self.fault_answer(fault, method, args)
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         if handler is None:
             return self._answer(method, args, {"ok": False, "error": "unknown_method"})
         if method in self.no_token_methods:
             return self._answer(method, args, handler(args, request))
         self.caller_team = caller or ""  # again: another call may have answered while this one awaited
-        return self._answer(method, args, handler(args))
+        answer = self._answer(method, args, handler(args))
+        return answer if fault is None else await self.lose(method, args, answer)
 
     def _answer(self, method: str, args: dict[str, Any], body: dict[str, Any]) -> web.Response:
         self.calls.append((method, args, body))
@@ -176,13 +166,9 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls):
             return bad
         if len(args.get("text") or "") > 40000:
             return {"ok": False, "error": "msg_too_long"}
-        metadata = args.get("metadata")
-        if metadata is not None and not (
-            isinstance(metadata, dict)
-            and isinstance(metadata.get("event_type"), str)
-            and isinstance(metadata.get("event_payload"), dict)
-        ):
-            return {"ok": False, "error": "invalid_metadata_format"}
+        refused = check_metadata(args.get("metadata"))
+        if refused:
+            return {"ok": False, "error": refused}
         ts = f"{self._epoch + next(self._ts)}.000100"  # unique across stand-ins, as Slack's are in a channel
         broadcast = str(args.get("reply_broadcast", "")).lower() in ("true", "1") and bool(args.get("thread_ts"))
         self.messages[ts] = Message(
@@ -193,7 +179,7 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls):
             args.get("thread_ts"),
             broadcast,
             team=self.caller_team,
-            metadata=metadata,
+            metadata=args.get("metadata"),
         )
         return {"ok": True, "channel": args["channel"], "ts": ts, "message": {"ts": ts, "text": args.get("text")}}
 
@@ -271,25 +257,6 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls):
             "closed": current.get("closed", False),
         }
         return {"ok": True, "view": self.views[current["id"]]}
-
-    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
-        """A channel's messages (not thread replies), newest first, from `oldest` on, at most `limit`; each
-        with its `metadata` when `include_all_metadata` is set (https://docs.slack.dev/messaging/message-metadata)."""
-        oldest = float(args.get("oldest") or 0)
-        with_metadata = str(args.get("include_all_metadata", "")).lower() in ("true", "1")
-        found = [
-            m
-            for m in self.messages.values()
-            if m.channel == args.get("channel") and m.thread_ts is None and m.at >= oldest  # (ts here is no time)
-        ]
-        found.sort(key=lambda m: m.at, reverse=True)
-        shown = []
-        for m in found[: int(args.get("limit") or 100)]:
-            message: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text}
-            if with_metadata and m.metadata is not None:
-                message["metadata"] = m.metadata
-            shown.append(message)
-        return {"ok": True, "messages": shown, "has_more": len(found) > len(shown)}
 
     def _conversations_members(self, args: dict[str, Any]) -> dict[str, Any]:
         """https://docs.slack.dev/reference/methods/conversations.members: paged by cursor, as Slack pages
