@@ -19,6 +19,7 @@ import pytest
 from bot import blocks as ui
 from bot.devslack import DevSlack
 from bot.pacing import Budget, RateLimits
+from bot.presenter import PAUSE_EVENT
 from bot.registry import BotWorkflow, Registry
 from bot.slack_errors import classify
 from bot.sweeper import sweep_once
@@ -92,7 +93,9 @@ def pauses_in(env: Env, channel: str, thread: str | None = None) -> list[Any]:
     return [
         m
         for m in env.slack.messages.values()
-        if m.channel == channel and (thread is None or m.thread_ts == thread) and (m.metadata or {}).get("event_type")
+        if m.channel == channel
+        and (thread is None or m.thread_ts == thread)
+        and (m.metadata or {}).get("event_type") == PAUSE_EVENT  # (run cards carry metadata of their own)
     ]
 
 
