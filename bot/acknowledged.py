@@ -19,7 +19,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.gateway import SlackGateway
 from bot.inbound import RequestRejected, parse
-from bot.jobs import CLICK, START, Job, Jobs
+from bot.jobs import CLICK, START, Job, Jobs, NotHere
 from bot.registry import Registry
 from bot.runner import Runner
 from bot.teams import TeamClients, acting_for
@@ -65,10 +65,9 @@ def register(
 
     async def run_start(job: Job) -> None:
         p = job.payload
-        entry = registry.get(p["workflow"])
-        if entry is None:  # no longer offered here (a process with other workflows took it up)
-            await tell_starter(job, f"`{p['workflow']}` is no longer offered by this bot, so it did not start.")
-            return
+        entry = registry.by_workflow_name(p["kern_workflow"])
+        if entry is None:  # not offered by this process: left for one that offers it (or told at give-up)
+            raise NotHere(f"workflow {p['kern_workflow']!r} is not offered here")
         with acting_for(p["team"]):
             since = job.created_at if job.taken_up else None  # an earlier attempt may have posted its card
             await runner.start(

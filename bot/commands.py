@@ -12,7 +12,7 @@ from bot.background import Background
 from bot.gateway import SlackGateway
 from bot.jobs import REFUSED, START, Job, Jobs
 from bot.presenter import RunView
-from bot.registry import Registry
+from bot.registry import BotWorkflow, Registry
 from bot.runner import Runner
 from bot.start_forms import StartForms
 from bot.store import BotStore, Card
@@ -72,7 +72,7 @@ class Commands:
                 return
             if await self.start_forms.takes_over(ack, entry, given.strip(), command):  # a form, or bad input
                 return
-            await self.start(ack, entry.name, given.strip(), command, context["request_key"])
+            await self.start(ack, entry, given.strip(), command, context["request_key"])
         elif verb == "list":
             lines = [
                 f"• `{ui.escape(name)}`: {ui.escape(about or 'no description')}"
@@ -90,12 +90,14 @@ class Commands:
             await ack(response_type="ephemeral", text=f"I don't know `{ui.escape(text[:100])}`. {USAGE}")
 
     async def start(
-        self, ack: Callable[..., Awaitable[Any]], name: str, text: str, command: dict[str, Any], key: str
+        self, ack: Callable[..., Awaitable[Any]], entry: BotWorkflow, text: str, command: dict[str, Any], key: str
     ) -> None:
         """Acknowledged means durable: the start is written (bot/jobs.py) before "Starting…" is answered,
         and runs from there; if it cannot be written, the answer says it did not start."""
+        name = entry.name
         payload = {
             "workflow": name,
+            "kern_workflow": entry.workflow.name,  # what identifies it in any process (`name` is for people)
             "text": text,
             "user": command["user_id"],
             "channel": command["channel_id"],

@@ -84,7 +84,7 @@ _DONE = (
 _LATER = (
     jobs.update()
     .where(_c.key == sa.bindparam("b_key"), _c.status == "pending")
-    .values(attempts=_c.attempts + 1, next_at=sa.bindparam("b_at"), claimed_by=sa.null())
+    .values(attempts=_c.attempts + sa.bindparam("b_count"), next_at=sa.bindparam("b_at"), claimed_by=sa.null())
 )
 _PRUNE = jobs.delete().where(_c.status != "pending", _c.next_at < sa.bindparam("b_before"))
 _INSERTS: dict[tuple[Any, int], tuple[sa.Insert, sa.Select[Any]]] = {}
@@ -118,6 +118,11 @@ def _batch_statements(db: BaseDb, n: int) -> tuple[sa.Insert, sa.Select[Any]]:
         )
         statements = _INSERTS[key] = (insert, mine)
     return statements
+
+
+class NotHere(Exception):
+    """Raised by a handler for a job this process cannot run (a workflow it does not offer): the job is left
+    for another process, without counting as a failure or telling anyone (until `give_up`)."""
 
 
 @dataclass
@@ -315,17 +320,22 @@ class Jobs(StoreBase):
         await self._hot(lambda tx: tx.write_alone(self.db.prepare(_DONE), params))
 
     async def _failed(self, job: Job, failure: BaseException) -> None:
-        log.warning("job %s (%s) failed on attempt %d", job.key[:12], job.kind, job.attempts + 1, exc_info=failure)
+        elsewhere = isinstance(failure, NotHere)
+        if elsewhere:
+            log.info("job %s (%s) left for another process: %s", job.key[:12], job.kind, failure)
+        else:
+            log.warning("job %s (%s) failed on attempt %d", job.key[:12], job.kind, job.attempts + 1, exc_info=failure)
         if time.time() - job.created_at >= self.give_up:
             with contextlib.suppress(StoreError):  # unrecorded, it is dropped here anyway: told once
                 await self._end(job, "dropped")
             await self.tell(job, GAVE_UP, failure)
             return
-        if job.attempts == 0:
+        if job.attempts == 0 and not elsewhere:
             await self.tell(job, RETRYING, failure)
         at = time.time() + min(_MAX_RETRY, _FIRST_RETRY * 2.0**job.attempts) * random.uniform(0.75, 1.0)
+        params = {"b_key": job.key, "b_at": time.time() + self.hold if elsewhere else at, "b_count": int(not elsewhere)}
         with contextlib.suppress(StoreError):  # not recorded: the hold ends and a sweep takes it up anyway
-            await self._hot(lambda tx: tx.write_alone(self.db.prepare(_LATER), {"b_key": job.key, "b_at": at}))
+            await self._hot(lambda tx: tx.write_alone(self.db.prepare(_LATER), params))
 
     async def tell(self, job: Job, event: str, failure: BaseException) -> None:
         """Tell the job's person what `event` (REFUSED, RETRYING, GAVE_UP) means for their request, and why
@@ -407,6 +417,8 @@ def _accepting_store(db: BaseDb) -> BaseDb:
 
 def _why(failure: BaseException) -> str:
     """What people are told about a failure, in a few plain words (the details are in the log)."""
+    if isinstance(failure, NotHere):
+        return "no running copy of the bot offers it"
     if isinstance(failure, StoreUnavailableError):
         return "the bot's database is not answering"
     if isinstance(failure, StoreError):
