@@ -52,7 +52,7 @@ log = logging.getLogger("kern_bot")
 CLICK, START = "click", "start"
 ACK_WAIT = 2.0  # seconds an ack waits for its job's row (Slack gives up at 3)
 GIVE_UP = 300.0  # seconds a job is retried before its person is told it did not happen
-MAX_BATCH = 256  # rows written by one accepting transaction
+MAX_BATCH = 64  # rows written by one accepting statement
 WRITERS = 4  # accepting transactions in flight at once (clicks arriving meanwhile wait for the next one)
 KEEP = 600.0  # seconds an ended job's row is kept: a repeated delivery is recognised that long (2 x 300 s)
 PRUNE_EVERY = 60.0
@@ -245,9 +245,10 @@ class Jobs(StoreBase):
         size = _size(len(batch))
         insert, mine = _batch_statements(self.writes, size)
         params: dict[str, Any] = {"b_until": token + self.hold, "b_me": self.me, "b_token": token}
-        for i in range(size):
-            job = batch[min(i, len(batch) - 1)]
+        for i, job in enumerate(batch):
             params |= {f"r{i}_key": job.key, f"r{i}_kind": job.kind, f"r{i}_payload": json.dumps(job.payload)}
+        for i in range(len(batch), size):  # padding: the last key again, skipped by the INSERT (no payload)
+            params |= {f"r{i}_key": batch[-1].key, f"r{i}_kind": batch[-1].kind, f"r{i}_payload": ""}
 
         def body(tx: Tx) -> set[str]:
             if attempt.commit_unknown:
