@@ -270,7 +270,9 @@ async def _socket_mode(bot: object, settings: Settings, sweep_interval: float) -
     from bot.slack.server import serving
 
     handler = AsyncSocketModeHandler(bot.app, settings.app_token)  # type: ignore[attr-defined]
-    sweeper = asyncio.create_task(sweep_forever(bot.runner, bot.registry, sweep_interval, bot.metrics))  # type: ignore[attr-defined]
+    sweeper = asyncio.create_task(
+        sweep_forever(bot.runner, bot.registry, sweep_interval, bot.metrics, jobs=bot.jobs)  # type: ignore[attr-defined]
+    )
     try:
         async with serving(bot):  # type: ignore[arg-type]
             await handler.start_async()

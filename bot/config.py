@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # KERN_DB_AUTO_UPGRADE=1: upgrade the database's tables at start-up
     auto_upgrade: bool = Field(False, validation_alias="KERN_DB_AUTO_UPGRADE")
     log_format: Literal["text", "json"] = Field("text", validation_alias="KERN_LOG_FORMAT")
+    # How long an acknowledged click or start is retried while it fails before its person is told it did
+    # not happen (bot/runs/jobs.py).
+    give_up_seconds: float = Field(300.0, validation_alias="KERN_GIVE_UP_SECONDS")
     # How long /health trusts its last answer from Slack's auth.test (health checks must not hammer Slack).
     health_cache_seconds: float = Field(15.0, validation_alias="KERN_HEALTH_CACHE_SECONDS")
     # OAuth mode (HTTP only, several workspaces): the app's credentials instead of SLACK_BOT_TOKEN.
@@ -81,7 +84,9 @@ class Settings(BaseSettings):
         """True in OAuth mode (SLACK_CLIENT_ID set): each workspace's token comes from its installation."""
         return bool(self.client_id)
 
-    @field_validator("lease_seconds", "health_cache_seconds", "state_seconds", "read_seconds", mode="before")
+    @field_validator(
+        "lease_seconds", "health_cache_seconds", "state_seconds", "read_seconds", "give_up_seconds", mode="before"
+    )
     @classmethod
     def _positive_seconds(cls, value: object) -> float:
         try:

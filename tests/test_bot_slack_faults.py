@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 from bot import blocks as ui
+from bot.delivery.presenter import PAUSE_EVENT
 from bot.devslack import DevSlack
 from bot.registry import BotWorkflow, Registry
 from bot.runs.sweeper import sweep_once
@@ -92,7 +93,9 @@ def pauses_in(env: Env, channel: str, thread: str | None = None) -> list[Any]:
     return [
         m
         for m in env.slack.messages.values()
-        if m.channel == channel and (thread is None or m.thread_ts == thread) and (m.metadata or {}).get("event_type")
+        if m.channel == channel
+        and (thread is None or m.thread_ts == thread)
+        and (m.metadata or {}).get("event_type") == PAUSE_EVENT  # (run cards carry metadata of their own)
     ]
 
 

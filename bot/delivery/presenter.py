@@ -43,6 +43,14 @@ PAUSE_EVENT = "kern_pause"  # the metadata event type of a pause message
 LOOK_PAGES = 5  # pages of a thread or channel read when looking for a pause message posted before
 
 
+CARD_EVENT = "kern_run_card"  # the metadata event type of a run card
+
+
+def card_mark(run_id: str) -> dict[str, Any]:
+    """The metadata a run card is posted with, by which a start taken up again finds it (`find_posted`)."""
+    return {"event_type": CARD_EVENT, "event_payload": {"run_id": run_id}}
+
+
 def pause_mark(run_id: str, requirement_id: str) -> dict[str, Any]:
     """The metadata a pause message is posted with, by which a retry finds it (`Presenter.find_posted`)."""
     return {"event_type": PAUSE_EVENT, "event_payload": {"run_id": run_id, "requirement_id": requirement_id}}
@@ -307,7 +315,7 @@ class Presenter:
             elif entry.notify == "broadcast":
                 where["reply_broadcast"] = True  # the thread reply is shown in the channel too
             mark = pause_mark(run.run_id, req.requirement_id)
-            ts = await self.find_posted(where, card, mark) if look_first else None
+            ts = await self.find_posted(where, mark, card.ts) if look_first else None
             if ts is None:
                 sent = await self.gateway.send("chat_postMessage", **where, text=fallback, blocks=blocks, metadata=mark)
                 ts = sent["ts"]
@@ -353,12 +361,11 @@ class Presenter:
             await self.gateway.send("chat_update", channel=pause.channel, ts=pause.ts, text=fallback, blocks=blocks)
         return done
 
-    async def find_posted(self, where: dict[str, Any], card: Card, mark: dict[str, Any]) -> str | None:
-        """The ts of a pause message already posted `where` (the card's thread, or the approvals channel since
-        the card), found by the metadata it was posted with (`mark`), or None. Slack has no idempotency key
-        for chat.postMessage; its message metadata, read back with include_all_metadata, serves as one
-        (https://docs.slack.dev/messaging/message-metadata)."""
-        wanted = mark["event_payload"]["requirement_id"]
+    async def find_posted(self, where: dict[str, Any], mark: dict[str, Any], oldest: str) -> str | None:
+        """The ts of a message already posted `where` (a thread, or a channel since `oldest`) with the
+        metadata `mark`, or None: a pause message (`pause_mark`), a run card (`card_mark`). Slack has no
+        idempotency key for chat.postMessage; its message metadata, read back with include_all_metadata,
+        serves as one (https://docs.slack.dev/messaging/message-metadata)."""
         cursor = None
         for _page in range(LOOK_PAGES):
             page: dict[str, Any] = {"channel": where["channel"], "include_all_metadata": True, "limit": 200}
@@ -368,21 +375,19 @@ class Presenter:
                 if "thread_ts" in where:
                     found = await self.gateway.send("conversations_replies", ts=where["thread_ts"], **page)
                 else:
-                    found = await self.gateway.send("conversations_history", oldest=card.ts, **page)
+                    found = await self.gateway.send("conversations_history", oldest=oldest, **page)
             except SlackCallFailed as exc:
                 if exc.kind == "transient":
                     raise  # looked for later, with the post
                 return None  # cannot be read (a scope missing, say): post, as when nothing was found
             for posted in found.get("messages") or []:
                 meta = posted.get("metadata") or {}
-                if (
-                    meta.get("event_type") == PAUSE_EVENT
-                    and (meta.get("event_payload") or {}).get("requirement_id") == wanted
-                ):
+                if meta.get("event_type") == mark["event_type"] and meta.get("event_payload") == mark["event_payload"]:
                     return str(posted["ts"])
             cursor = (found.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 return None
+        return None
         return None
 
     async def _send_copy(
@@ -396,7 +401,7 @@ class Presenter:
         opened = await self.gateway.send("conversations_open", users=to)
         channel = opened["channel"]["id"]
         mark = pause_mark(view.run.run_id, req.requirement_id)
-        ts = await self.find_posted({"channel": channel}, view.card, mark) if look_first else None
+        ts = await self.find_posted({"channel": channel}, mark, view.card.ts) if look_first else None
         if ts is None:
             fallback, blocks = self.pause_view(view.entry, req, starter=view.card.started_by)
             blocks = await self._elsewhere(view.entry, view.card, blocks)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from typing import Any, Protocol
 
 log = logging.getLogger("kern_bot")
 QUIET = 0.002  # seconds without a new click before deferred click work starts
@@ -21,6 +22,25 @@ REQUEST_GATE: contextvars.ContextVar[Callable[[], Awaitable[bool]] | None] = con
 )
 
 
+class JobContext(Protocol):
+    """The acknowledged job (bot/runs/jobs.py) that work is being done for: the work names the run it acts on,
+    so that the transaction applying it to that run also records the job done."""
+
+    def working_on(self, run_id: str, user: str | None = None) -> None: ...
+
+    def applied(self) -> bool:
+        """Whether a transaction applying the job (its decision, its run's creation) has run."""
+        ...
+
+
+# Set while a job runs (bot/runs/jobs.py), for all the work it does; JOB_TASKS only for the job's own code, so
+# that the job waits for the tasks that code spawns (not for what those spawn in turn: a run's follower).
+CURRENT_JOB: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar("kern_bot_job", default=None)
+JOB_TASKS: contextvars.ContextVar[list[asyncio.Task[Any]] | None] = contextvars.ContextVar(
+    "kern_bot_job_tasks", default=None
+)
+
+
 class Background:
     """Spawned tasks (kept referenced, failures logged) and deferred click work."""
 
@@ -28,13 +48,25 @@ class Background:
         self.tasks: set[asyncio.Task[Any]] = set()
         self._deferred: deque[tuple[float, Callable[[], Coroutine[Any, Any, Any]]]] = deque()
         self._quiet_at = 0.0
+        self._arriving = 0  # clicks being acknowledged right now (bot/slack/server.py): deferred work waits for them
         self._drainer: asyncio.Task[Any] | None = None
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run `coro` in the background, keeping a reference and logging its failure. Spawned while a
         request is handled, it runs only if that request is acted on for the first time (REQUEST_GATE)."""
         gate = REQUEST_GATE.get()
-        task = asyncio.ensure_future(coro if gate is None else _gated(gate, coro))
+        job_tasks = JOB_TASKS.get()
+        work = coro if gate is None else _gated(gate, coro)
+        task = asyncio.ensure_future(work if job_tasks is None else _part_of_job(work))
+        if job_tasks is not None:  # the job is done when this is (bot/runs/jobs.py)
+            job_tasks.append(task)
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def spawn_apart(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """`spawn`, in a context of its own: the work carries no request's gate and no job of the caller's."""
+        task = asyncio.get_running_loop().create_task(coro, context=contextvars.Context())
         self.tasks.add(task)
         task.add_done_callback(self._done)
         return task
@@ -60,13 +92,24 @@ class Background:
             self.tasks.add(self._drainer)
             self._drainer.add_done_callback(self._done)
 
+    @contextlib.contextmanager
+    def arriving(self) -> Iterator[None]:
+        """While a click is being acknowledged (its job written before its ack, bot/runs/jobs.py): it counts as
+        arriving, so deferred work does not start and compete with its ack."""
+        self._arriving += 1
+        try:
+            yield
+        finally:
+            self._arriving -= 1
+            self._quiet_at = max(self._quiet_at, asyncio.get_running_loop().time() + QUIET)
+
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         while self._deferred:
             queued_at, work = self._deferred[0]
             now = loop.time()
-            if now < self._quiet_at and now - queued_at < MAX_DEFER:
-                await asyncio.sleep(min(self._quiet_at, queued_at + MAX_DEFER) - now)
+            if (now < self._quiet_at or self._arriving) and now - queued_at < MAX_DEFER:
+                await asyncio.sleep(max(QUIET, min(self._quiet_at, queued_at + MAX_DEFER) - now))
                 continue
             self._deferred.popleft()
             self.spawn(work())
@@ -85,6 +128,11 @@ class Background:
             task.cancel()
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=5)
+
+
+async def _part_of_job(coro: Coroutine[Any, Any, Any]) -> Any:
+    JOB_TASKS.set(None)  # in this task's own context: what it spawns is not waited for by the job
+    return await coro
 
 
 async def _gated(gate: Callable[[], Awaitable[bool]], coro: Coroutine[Any, Any, Any]) -> Any:

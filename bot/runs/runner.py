@@ -10,9 +10,9 @@ from typing import Any
 
 from bot import blocks as ui
 from bot.delivery.outbox import Outbox
-from bot.delivery.presenter import Presenter, card_view
+from bot.delivery.presenter import Presenter, card_mark, card_view
 from bot.registry import BotWorkflow
-from bot.runs.background import Background
+from bot.runs.background import CURRENT_JOB, Background
 from bot.slack.gateway import SlackCallFailed, SlackGateway
 from bot.slack.pacing import Budget
 from bot.slack.workspaces import team
@@ -89,6 +89,7 @@ class Runner:
         self.continuing: set[str] = set()
         # Called after a run this process follows stops at tool calls (standing approvals, bot/approvals/grants.py).
         self.on_tool_pause: list[Callable[[BotWorkflow, Card], Awaitable[None]]] = []
+        self._posted: dict[str, str] = {}  # run id -> ts of a card posted whose row is not saved yet
 
     async def start(
         self,
@@ -99,27 +100,51 @@ class Runner:
         response_url: str | None = None,
         *,
         value: Any = None,
+        run_id: str | None = None,
+        since: float | None = None,
     ) -> str | None:
-        """Post the run card (showing `text`), then run the workflow in the background on `value`, or on
-        `text` when no value is given. Returns the run id (None if the card could not be posted: the
-        command's reply says why, through `response_url` if given)."""
-        run_id, started = new_id(), time.time()
+        """Post the run card (showing `text`), then run the workflow on `value`, or on `text` when no value
+        is given, following it until it pauses or ends. Returns the run id (None if the card could not be
+        posted: the command's reply says why, through `response_url` if given).
+
+        `run_id`, fixed by an acknowledged start (bot/runs/jobs.py), makes a start safe to run again: the
+        transaction that creates the run marks the job done, and a start run again (`since`: when it was
+        first accepted) reuses the card an earlier attempt posted, saved or found in the channel by the run
+        id its metadata carries (Slack has no idempotent post: a process may die between the post and
+        the card's row)."""
+        run_id, started = run_id or new_id(), time.time()
         card = Card(run_id, entry.name, channel, ts="", started_by=user, input=text, team_id=team())
-        fallback, blocks = ui.card_blocks(card_view(entry, card, None, started_at=started))
-        try:  # its person waits for it: Slack's turns and passing errors are waited out, within a bound
-            posted = await self.gateway.send_retrying(
-                "chat_postMessage", within=self.card_within, channel=channel, text=fallback, blocks=blocks
-            )
-        except SlackCallFailed as exc:
-            log.warning("run card of %s not posted: %s", entry.name, exc)
-            why = not_started(entry.name, exc)
-            if not (response_url and await self.gateway.respond(response_url, why, replace_original=True)):
-                await self.gateway.tell(channel, user, why)
-            return None
-        card.ts = posted["ts"]
-        await self.store.save_card(card)
+        saved = await self.store.card(run_id) if since is not None else None
+        if saved is not None:
+            card = saved
+        else:
+            ts = self._posted.get(run_id) or (await self._card_posted(channel, run_id, since) if since else None)
+            if ts is None:
+                fallback, blocks = ui.card_blocks(card_view(entry, card, None, started_at=started))
+                try:  # its person waits for it: Slack's turns and passing errors are waited out, within a bound
+                    posted = await self.gateway.send_retrying(
+                        "chat_postMessage",
+                        within=self.card_within,
+                        channel=channel,
+                        text=fallback,
+                        blocks=blocks,
+                        metadata=card_mark(run_id),
+                    )
+                except SlackCallFailed as exc:
+                    log.warning("run card of %s not posted: %s", entry.name, exc)
+                    why = not_started(entry.name, exc)
+                    if not (response_url and await self.gateway.respond(response_url, why, replace_original=True)):
+                        await self.gateway.tell(channel, user, why)
+                    return None
+                ts = self._posted[run_id] = posted["ts"]  # kept until saved: a retry here reuses it
+            card.ts = ts
+            await self.store.save_card(card)
+        self._posted.pop(run_id, None)
         if response_url:  # the card is there now: the "Starting…" reply has done its job
             self.background.spawn(self.gateway.delete_reply(response_url))
+        job = CURRENT_JOB.get()
+        if job is not None:
+            job.working_on(run_id)  # the run's creation marks its start done
         events = entry.workflow.arun(
             value if value is not None else (text or None),
             run_id=run_id,
@@ -128,8 +153,16 @@ class Runner:
             stream_events=True,
             additional_data={"slack_channel": channel, "slack_user": user},
         )
-        self.background.spawn(self.follow(entry, card, events, started))
+        await self.follow(entry, card, events, started)
         return run_id
+
+    async def _card_posted(self, channel: str, run_id: str, since: float) -> str | None:
+        """The ts of the card of `run_id` posted in `channel` since `since` (by an attempt that died before
+        saving it), found in the channel by its metadata; None if there is none (or it cannot be read)."""
+        try:
+            return await self.presenter.find_posted({"channel": channel}, card_mark(run_id), f"{since - 5:.6f}")
+        except SlackCallFailed:  # Slack did not answer: post; at worst a second card, as before the lookup
+            return None
 
     async def follow(
         self, entry: BotWorkflow, card: Card, events: AsyncIterator[Any], started_at: float | None = None
@@ -172,8 +205,11 @@ class Runner:
         except LostOwnershipError as exc:  # taken over: the new owner shows it
             log.info("run %s left this process: %s", card.run_id, exc)
         except StoreError as exc:  # the database stayed down: the message has an id, never SQL
-            if not seen:
-                raise  # nothing happened yet (a resume was refused): the caller tells the person
+            job = CURRENT_JOB.get()
+            if not seen or (job is not None and not job.applied()):
+                # Nothing happened yet (a resume refused, a start whose run was never saved): the caller
+                # tells the person, or the acknowledged job is tried again (bot/runs/jobs.py).
+                raise
             log.warning("run %s stopped by a database failure: %s", card.run_id, exc)
             await status.settle()
             await self.presenter.status_line(

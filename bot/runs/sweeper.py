@@ -8,6 +8,8 @@ that died or on a Slack call that failed.
 - Recovery: runs whose process died (their lease expired) are taken over and followed here.
 - Timers: reminders and escalations of open pauses that are due (bot/runs/timers.py).
 - The outbox: messages still owed to Slack (a failed call, a crash before sending) are delivered.
+- Acknowledged jobs: clicks and starts whose process died, or whose attempt failed, are run again
+  (bot/runs/jobs.py).
 
 Each part is one indexed query when there is nothing to do, and safe with several bot processes on one
 database: expiry and takeover are kern's compare-and-set claims, outbox rows are claimed before sending.
@@ -24,6 +26,7 @@ from typing import Any
 import kern
 from bot.logs import about
 from bot.registry import Registry
+from bot.runs.jobs import Jobs
 from bot.runs.runner import Runner
 from bot.runs.timers import Timers
 from bot.slack.workspaces import acting_for
@@ -88,44 +91,54 @@ async def sweep_once(
     now: float | None = None,
     metrics: Metrics | None = None,
     outbox_wait: float | None = None,
+    jobs: Jobs | None = None,
 ) -> int:
     """One sweep; returns how many runs moved on by deadline plus how many orphans it began to take over
     (each takeover goes on in the background). `metrics` counts timeouts, takeovers and the sweep itself.
     The outbox's delivery is waited for at most `outbox_wait` seconds (None: to its end): a slow Slack
     delays no deadline of the next sweep."""
     started = time.monotonic()
-    room = MOST_CONTINUING - len(runner.continuing)  # none left: the next sweeps apply what is due
-    fired = (
-        await kern.expire_due(registry.db, registry.workflows, now=now, limit=room, spawn=_continuer(runner))
-        if room > 0
-        else []
-    )
-    moved = len(fired)
-    if metrics is not None and moved:
-        metrics.decisions.labels("timeout").inc(moved)
-    names = [w.name for w in registry.workflows]
-    for run_id in await registry.db.orphaned_runs(names):  # leases expire by the real clock, as claims judge them
-        runner.background.spawn(take_over(runner, registry, run_id, metrics))
-        moved += 1
-    await Timers(runner).fire_due(now)  # reminders and escalations
-    # What Slack is owed, delivered meanwhile: a slow Slack delays no deadline of the next sweep.
-    delivery = runner.background.spawn(runner.outbox.deliver())
-    if outbox_wait is None:
-        await delivery
-    else:
-        await asyncio.wait({delivery}, timeout=outbox_wait)
+    try:
+        room = MOST_CONTINUING - len(runner.continuing)  # none left: the next sweeps apply what is due
+        fired = (
+            await kern.expire_due(registry.db, registry.workflows, now=now, limit=room, spawn=_continuer(runner))
+            if room > 0
+            else []
+        )
+        moved = len(fired)
+        if metrics is not None and moved:
+            metrics.decisions.labels("timeout").inc(moved)
+        names = [w.name for w in registry.workflows]
+        for run_id in await registry.db.orphaned_runs(names):  # leases expire by the real clock, as claims judge them
+            runner.background.spawn(take_over(runner, registry, run_id, metrics))
+            moved += 1
+        await Timers(runner).fire_due(now)  # reminders and escalations
+        # What Slack is owed, delivered meanwhile: a slow Slack delays no deadline of the next sweep.
+        delivery = runner.background.spawn(runner.outbox.deliver())
+        if outbox_wait is None:
+            await delivery
+        else:
+            await asyncio.wait({delivery}, timeout=outbox_wait)
+    finally:
+        if jobs is not None:  # even while the runs' table fails: a job that cannot be applied is told in time
+            await jobs.sweep()
     if metrics is not None:
         metrics.swept(started)
     return moved
 
 
 async def sweep_forever(
-    runner: Runner, registry: Registry, interval: float = 1.0, metrics: Metrics | None = None
+    runner: Runner,
+    registry: Registry,
+    interval: float = 1.0,
+    metrics: Metrics | None = None,
+    *,
+    jobs: Jobs | None = None,
 ) -> None:
     """The background task: sweep every `interval` seconds until cancelled."""
     while True:
         try:
-            await sweep_once(runner, registry, metrics=metrics, outbox_wait=OUTBOX_WAIT)
+            await sweep_once(runner, registry, metrics=metrics, outbox_wait=OUTBOX_WAIT, jobs=jobs)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -18,7 +18,9 @@ from bot.delivery.outbox import Outbox
 from bot.delivery.presenter import Presenter
 from bot.registry import Registry
 from bot.runs.background import Background
+from bot.runs.jobs import GIVE_UP, Jobs
 from bot.runs.runner import Runner
+from bot.slack import acknowledged
 from bot.slack.dedupe import SeenRequests, gate_requests
 from bot.slack.gateway import CALL_TIMEOUT, SlackGateway
 from bot.slack.workspaces import TeamClients, current_team
@@ -51,6 +53,7 @@ class KernBot:
     modals: Modals | None = None
     handovers: Handovers | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    jobs: Jobs | None = None
 
 
 def make_client(token: str | None, api_url: str | None = None) -> AsyncWebClient:
@@ -70,12 +73,14 @@ def build_bot(
     command: str = "/kern",
     clients: TeamClients | None = None,
     oauth_flow: AsyncOAuthFlow | None = None,
+    give_up: float = GIVE_UP,
     ops_channel: str | None = None,
 ) -> KernBot:
     """The bot, in token mode (`client` carries the bot token) or, with `clients` and `oauth_flow`
     (bot/slack/oauth.py), in OAuth mode: each workspace's requests are authorized by its installation and
-    answered with its token. `ops_channel`: where messages Slack refused for good are told (else each
-    run's starter, by DM)."""
+    answered with its token. Acknowledged clicks and starts are retried for `give_up` seconds
+    (bot/runs/jobs.py). `ops_channel`: where messages Slack refused for good are told (else each run's
+    starter, by DM)."""
     app = AsyncApp(
         client=client,
         signing_secret=signing_secret or "socket-mode",
@@ -102,6 +107,8 @@ def build_bot(
     presenter = Presenter(gateway, registry, store)
     outbox = Outbox(store, presenter, registry, ops_channel=ops_channel)
     runner = Runner(background, gateway, store, presenter, outbox)
+    jobs = Jobs(registry.db, background, give_up=give_up)
+    acknowledged.register(jobs, app, runner, registry, gateway, teams)
     access = Access(gateway, registry.db)
     metrics = Metrics()
     interactions = Interactions(runner, registry, store, gateway, background, access, presenter, metrics)
@@ -109,7 +116,7 @@ def build_bot(
     tool_calls = ToolCalls(interactions, modals)
     handovers = Handovers(interactions, modals)
     start_forms = StartForms(runner, registry, gateway, background, access)
-    commands = Commands(runner, registry, store, gateway, background, access, start_forms)
+    commands = Commands(runner, registry, store, gateway, background, access, start_forms, jobs)
     home = Home(registry, store, presenter, access, gateway, background)
     outbox.listeners.append(home.on_delivered)
     interactions.on_stale_view = home.republish
@@ -174,4 +181,5 @@ def build_bot(
         modals=modals,
         handovers=handovers,
         metrics=metrics,
+        jobs=jobs,
     )

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from bot.runs.background import REQUEST_GATE
+from bot.runs.background import CURRENT_JOB, REQUEST_GATE
 from bot.slack.inbound import WINDOW, request_key
 from bot.store.records import insert_once
 from bot.store.tables import seen_requests
@@ -78,7 +78,9 @@ def gate_requests(app: AsyncApp, seen: SeenRequests) -> None:
 
     async def gate(req: AsyncBoltRequest, next: Callable[[], Awaitable[Any]]) -> Any:
         raw = req.raw_body.encode() if req.raw_body else json.dumps(req.body, sort_keys=True).encode()
-        REQUEST_GATE.set(seen.gate(request_key(raw)))
+        key = req.context["request_key"] = request_key(raw)  # an acknowledged job's key (bot/runs/jobs.py)
+        # A job's request is deduplicated by its row already: what it spawns runs without another check.
+        REQUEST_GATE.set(None if CURRENT_JOB.get() is not None else seen.gate(key))
         return await next()
 
     app.use(gate)

@@ -104,11 +104,13 @@ def looks_like_click(text: str) -> bool:
     return urllib.parse.unquote_plus(text[:120]).replace(" ", "").startswith(_CLICK_HEAD)
 
 
-def parse(text: str, query: str, headers: Mapping[str, str]) -> AsyncBoltRequest:
+def parse(text: str, query: str, headers: Mapping[str, str], *, mode: str = "http") -> AsyncBoltRequest:
     """Bolt's request for this body, checked: RequestRejected(400) for what Bolt cannot parse, a body that
-    is not an object, JSON nested deeper than MAX_DEPTH, or a payload without what the listeners read."""
+    is not an object, JSON nested deeper than MAX_DEPTH, or a payload without what the listeners read.
+    `mode="socket_mode"`: Bolt does not check the signature again (a body whose signature was checked
+    when it arrived, run again later from the database: `bot.runs.jobs`)."""
     try:
-        req = AsyncBoltRequest(body=text, query=query, headers=headers)  # type: ignore[arg-type]
+        req = AsyncBoltRequest(body=text, query=query, headers=headers, mode=mode)  # type: ignore[arg-type]
     except RecursionError:
         raise _bad(f"JSON nested deeper than {MAX_DEPTH} levels") from None
     except json.JSONDecodeError:

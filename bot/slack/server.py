@@ -9,20 +9,31 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 
 from bot.config import Settings
 from bot.registry import load_registry
+from bot.runs.jobs import REFUSED, Job
 from bot.runs.sweeper import sweep_forever
+from bot.slack.acknowledged import click_job
 from bot.slack.app import KernBot, build_bot, make_client
 from bot.slack.connections import ConnectionGuard, Handler
 from bot.slack.health import Health
-from bot.slack.inbound import RequestRejected, decode, guard_listeners, looks_like_click, parse, verify_signature
+from bot.slack.inbound import (
+    RequestRejected,
+    decode,
+    guard_listeners,
+    looks_like_click,
+    parse,
+    request_key,
+    verify_signature,
+)
 from bot.slack.oauth import add_oauth_routes, oauth_parts
 from bot.slack.ops import ops_server
+from kern.exceptions import StoreError
 
 BOT_KEY = web.AppKey("kern_bot", KernBot)
 log = logging.getLogger("kern_bot")
@@ -39,10 +50,13 @@ def create_bot(settings: Settings) -> KernBot:
             settings.signing_secret,
             clients=clients,
             oauth_flow=flow,
+            give_up=settings.give_up_seconds,
             ops_channel=settings.ops_channel,
         )
     client = make_client(settings.bot_token or "", settings.api_url)
-    return build_bot(registry, client, settings.signing_secret, ops_channel=settings.ops_channel)
+    return build_bot(
+        registry, client, settings.signing_secret, give_up=settings.give_up_seconds, ops_channel=settings.ops_channel
+    )
 
 
 @contextlib.asynccontextmanager
@@ -51,12 +65,16 @@ async def serving(bot: KernBot) -> AsyncIterator[None]:
     background work gets 10 s to finish and is then cancelled (runs are durable: another process takes
     over a run left RUNNING once its lease expires)."""
     await bot.store.ready()
+    if bot.jobs is not None:
+        await bot.jobs.ready()
     async with bot.gateway.pooled():
         try:
             yield
         finally:
             await bot.background.idle(10)
             await bot.background.cancel_all()
+            if bot.jobs is not None:
+                await bot.jobs.close()
 
 
 def create_web_app(
@@ -80,6 +98,8 @@ def create_web_app(
     request has been read and answered (bot/slack/connections.py; serve the app through its `GuardedSite`).
     """
     secret = bot.signing_secret
+    jobs = bot.jobs
+    assert jobs is not None, "a bot built by build_bot has its jobs"
     checks = Health(bot.registry.db, bot.gateway, cache_seconds=health_cache)
     ack_seconds = bot.metrics.click_ack
     guard_listeners(bot.app)
@@ -103,11 +123,13 @@ def create_web_app(
                 verify_signature(secret, raw, headers)
             text = decode(raw)
             if secret and looks_like_click(text):
-                # A click's ack is always an empty 200: answer it here, once the signature is checked, and
-                # parse, deduplicate and route it later (Runner.defer). Under load the ack no longer waits
-                # behind other requests' work (commands and form submissions, whose ack carries content,
-                # are parsed and checked before their answer).
-                bot.background.defer(lambda: dispatch_click(text, query, headers))
+                # A click's ack is always an empty 200. Acknowledged means durable: the click is written
+                # first (bot/runs/jobs.py: a few milliseconds, shared by the clicks arriving together), then
+                # acked; it is parsed and routed later, once clicks stop arriving (Background.defer), so
+                # under load the ack waits for no other request's work. If it cannot be written, the
+                # clicker is told nothing happened.
+                with bot.background.arriving():
+                    await accept_click(click_job(request_key(raw), text, headers.get("Content-Type", "")))
                 ack_seconds.observe(time.perf_counter() - started)
                 return web.Response(status=200)
             bolt_request = parse(text, query, headers)
@@ -115,20 +137,14 @@ def create_web_app(
             return web.json_response({"error": exc.reason}, status=exc.status)
         return await to_aiohttp_response(await bot.app.async_dispatch(bolt_request))
 
-    async def dispatch_click(text: str, query: str, headers: Mapping[str, str]) -> None:
-        """A click's work, after its ack: checked here rather than before the ack.
-
-        Still safe: Slack gets the same empty 200 for every delivery of a click, whatever it holds, so
-        answering before the check changes no answer; and nothing of a click happens before this point,
-        so a malformed one is dropped before it can act (a repeated one, by the gate, as for every
-        request). Doing it in the ack path would put a payload parse in front of every ack of a burst.
-        """
+    async def accept_click(job: Job) -> None:
+        """Still safe to answer before the click is parsed: Slack gets the same empty 200 for every delivery
+        of a click, whatever it holds, and nothing of a click happens before its job runs, so a malformed
+        one is dropped there before it can act (a repeated one is not run: its row exists)."""
         try:
-            bolt_request = parse(text, query, headers)
-        except RequestRejected as exc:
-            log.warning("click dropped: %s", exc.reason)
-            return
-        await bot.app.async_dispatch(bolt_request)
+            await jobs.accept_before_ack(job, lambda: bot.background.defer(lambda: jobs.run(job)))
+        except StoreError as exc:
+            bot.background.spawn_apart(jobs.tell(job, REFUSED, exc))
 
     async def health(_request: web.Request) -> web.Response:
         healthy, _ = await checks.check()
@@ -139,7 +155,7 @@ def create_web_app(
             yield
 
     async def sweeper(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(sweep_forever(bot.runner, bot.registry, sweep_interval, bot.metrics))
+        task = asyncio.create_task(sweep_forever(bot.runner, bot.registry, sweep_interval, bot.metrics, jobs=jobs))
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -189,6 +189,25 @@ seen_requests = sa.Table(
 )
 
 
+# Work the bot acknowledged to Slack (bot/runs/jobs.py): a click, a `/kern run`. Written before the ack, keyed
+# by the request (as seen_requests: a repeated delivery is a repeat), done in the transaction that applies
+# it; until then held by one process (`next_at` is its hold's end), and any process's sweep takes it up
+# once that hold expires, until it is applied or its person is told it was not.
+jobs = sa.Table(
+    "kern_bot_jobs",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # click | start
+    sa.Column("payload", sa.Text, nullable=False),  # JSON: what the job needs to run again in any process
+    sa.Column("status", sa.String(16), nullable=False),  # pending | done | dropped (its person was told)
+    sa.Column("attempts", sa.Integer, nullable=False),  # failed attempts so far
+    sa.Column("next_at", sa.Float, nullable=False),  # pending: due then (held until then); else: when it ended
+    sa.Column("claimed_by", sa.String(32)),  # the process holding it
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_kern_bot_jobs_due", "status", "next_at"),
+)
+
+
 # HTTP mode's OAuth install (bot/slack/installations.py): one row per (enterprise, team, installer), plus the
 # workspace's latest under installer ''. `data` is slack_sdk's Installation as JSON, bot token included,
 # encrypted with KERN_TOKEN_KEYS (a Fernet token; rows of older versions in clear until migrated).

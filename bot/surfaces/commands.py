@@ -9,13 +9,16 @@ from typing import Any
 from bot import blocks as ui
 from bot.approvals.access import Access
 from bot.delivery.presenter import RunView
-from bot.registry import Registry
+from bot.registry import BotWorkflow, Registry
 from bot.runs.background import Background
+from bot.runs.jobs import REFUSED, START, Job, Jobs
 from bot.runs.runner import Runner
 from bot.slack.gateway import SlackGateway
+from bot.slack.workspaces import team
 from bot.store import BotStore, Card
 from bot.surfaces.start_forms import StartForms
-from kern.exceptions import RunNotPausedError
+from kern.exceptions import RunNotPausedError, StoreError
+from kern.ids import new_id
 
 USAGE = (
     "Usage: `/kern run [workflow] [input]` · `/kern list` · `/kern status <run>` · `/kern cancel <run>` · `/kern help`"
@@ -32,6 +35,7 @@ class Commands:
         background: Background,
         access: Access,
         start_forms: StartForms,
+        jobs: Jobs,
     ) -> None:
         self.runner = runner
         self.registry = registry
@@ -40,8 +44,11 @@ class Commands:
         self.background = background
         self.access = access
         self.start_forms = start_forms
+        self.jobs = jobs
 
-    async def on_command(self, ack: Callable[..., Awaitable[Any]], command: dict[str, Any]) -> None:
+    async def on_command(
+        self, ack: Callable[..., Awaitable[Any]], command: dict[str, Any], context: dict[str, Any]
+    ) -> None:
         text = (command.get("text") or "").strip()
         user, channel = command["user_id"], command["channel_id"]
         verb, _, rest = text.partition(" ")
@@ -65,8 +72,7 @@ class Commands:
                 return
             if await self.start_forms.takes_over(ack, entry, given.strip(), command):  # a form, or bad input
                 return
-            await ack(response_type="ephemeral", text=f"Starting `{ui.escape(entry.name)}`…")
-            self.background.spawn(self.runner.start(entry, given.strip(), user, channel, command.get("response_url")))
+            await self.start(ack, entry, given.strip(), command, context["request_key"])
         elif verb == "list":
             lines = [
                 f"• `{ui.escape(name)}`: {ui.escape(about or 'no description')}"
@@ -82,6 +88,30 @@ class Commands:
             await ack(response_type="ephemeral", text=await self.help(command.get("command") or "/kern", user, channel))
         else:
             await ack(response_type="ephemeral", text=f"I don't know `{ui.escape(text[:100])}`. {USAGE}")
+
+    async def start(
+        self, ack: Callable[..., Awaitable[Any]], entry: BotWorkflow, text: str, command: dict[str, Any], key: str
+    ) -> None:
+        """Acknowledged means durable: the start is written (bot/runs/jobs.py) before "Starting…" is answered,
+        and runs from there; if it cannot be written, the answer says it did not start."""
+        name = entry.name
+        payload = {
+            "workflow": name,
+            "kern_workflow": entry.workflow.name,  # what identifies it in any process (`name` is for people)
+            "text": text,
+            "user": command["user_id"],
+            "channel": command["channel_id"],
+            "response_url": command.get("response_url"),
+            "run_id": new_id(),
+            "team": team(),
+        }
+        job = Job(key, START, payload)
+        try:
+            await self.jobs.accept_before_ack(job, lambda: self.jobs.launch(job))
+        except StoreError as exc:
+            await ack(response_type="ephemeral", text=self.jobs.message(job, REFUSED, exc))
+            return
+        await ack(response_type="ephemeral", text=f"Starting `{ui.escape(name)}`…")  # a repeat: answered the same
 
     async def help(self, command: str, user: str, channel: str) -> str:
         """Every command with an example, and the workflows `user` may start here with their descriptions."""

@@ -23,7 +23,7 @@ from bot.approvals.types import Check, Loaded
 from bot.delivery.presenter import Presenter
 from bot.logs import about
 from bot.registry import BotWorkflow, Registry
-from bot.runs.background import Background
+from bot.runs.background import CURRENT_JOB, Background
 from bot.runs.runner import Runner
 from bot.slack.gateway import SlackGateway
 from bot.slack.workspaces import team
@@ -132,6 +132,9 @@ class Interactions:
         if refusal:
             await self.gateway.tell(channel or loaded.card.channel, user, refusal, thread or loaded.card.ts, reply)
             return None
+        job = CURRENT_JOB.get()
+        if job is not None:  # an acknowledged click: the transaction recording `user`'s decision ends it
+            job.working_on(loaded.run.run_id, user)
         return loaded
 
     async def may_answer(self, loaded: Loaded, user: str) -> str | None:
@@ -188,6 +191,8 @@ class Interactions:
             text = already_answered(run, loaded.req.requirement_id) or ui.escape(str(exc))
             await self.gateway.tell(loaded.card.channel, user, text, loaded.card.ts, response_url)
         except (JournalMismatchError, CorruptRunError, StoreError) as exc:  # nothing changed: the pause still waits
+            if isinstance(exc, StoreError) and CURRENT_JOB.get() is not None:
+                raise  # an acknowledged click: kept, and tried again until the database answers (bot/runs/jobs.py)
             text = f"I could not continue this run, and nothing changed: {ui.escape(str(exc))}"
             await self.gateway.tell(loaded.card.channel, user, text, loaded.card.ts, response_url)
         else:
