@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,22 @@ def db(db_kind: str, tmp_path: Path) -> Iterator[BaseDb]:
 @pytest.fixture
 def sqlite_db(tmp_path: Path) -> SqliteDb:
     return SqliteDb(db_file=tmp_path / "kern.db")
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(statement_timeout_ms: int = 0) -> AsyncIterator[str]:
+    """The URL of a new database on the PostgreSQL test server, dropped afterwards, for a test that sweeps
+    every row of its tables (the shared `test` database holds other tests' rows, left by earlier runs);
+    its sessions time statements out after `statement_timeout_ms` (0: never)."""
+    import asyncpg
+
+    require_postgres()
+    name = f"kern_t_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(PG_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(f"ALTER DATABASE \"{name}\" SET statement_timeout = '{statement_timeout_ms}ms'")
+        yield PG_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

@@ -11,13 +11,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import resource
 import shutil
 import subprocess
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,7 @@ from bot import blocks as ui
 from bot.devslack import DevSlack
 from bot.registry import BotWorkflow
 from kern.workflow import Step, Workflow
-from tests.conftest import PG_URL, require_postgres, unique
+from tests.conftest import fresh_database, unique
 from tests.test_bot_e2e import SECRET
 from tests.test_bot_recovery import Bots
 
@@ -238,22 +236,6 @@ async def test_read_only_database_refuses_visibly(tmp_path: Path) -> None:
 
 
 # ----- 3. a PostgreSQL table lock with statement_timeout --------------------------------------------------
-@contextlib.asynccontextmanager
-async def fresh_database(statement_timeout_ms: int = 0) -> AsyncIterator[str]:
-    """A new database on the test server, dropped afterwards; its sessions time statements out after
-    `statement_timeout_ms` (0: never)."""
-    require_postgres()
-    name = f"kern_acks_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(PG_URL)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        await admin.execute(f"ALTER DATABASE \"{name}\" SET statement_timeout = '{statement_timeout_ms}ms'")
-        yield PG_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
 async def test_postgres_lock_keeps_clicks_and_starts_until_it_ends(tmp_path: Path) -> None:
     async with fresh_database(300) as url, DevSlack(SECRET) as slack:
         bots = acks_bots(slack, url, tmp_path)

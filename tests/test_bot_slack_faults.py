@@ -7,6 +7,7 @@ found again by its metadata instead of being posted twice (22)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -24,9 +25,11 @@ from bot.runs.sweeper import sweep_once
 from bot.slack.errors import classify
 from bot.slack.pacing import Budget, RateLimits
 from bot.store.tables import outbox
+from kern.db.base import BaseDb
+from kern.db.postgres import PostgresDb
 from kern.run.base import RunStatus
 from kern.workflow import OnTimeout, Step, Workflow
-from tests.conftest import make_db, unique
+from tests.conftest import fresh_database, make_db, unique
 from tests.test_bot_e2e import SECRET, Env, start_bot
 
 APPROVALS = "CAPPROVE"  # the approvals channel of the `elsewhere` workflow
@@ -61,7 +64,20 @@ def flows() -> list[BotWorkflow]:
 
 @pytest.fixture
 async def env(db_kind: str, tmp_path: Path) -> AsyncIterator[Env]:
-    db = make_db(db_kind, tmp_path)
+    # Sweeps deliver every pending row of the database: on PostgreSQL, a database of the test's own, so
+    # that rows other tests left in the shared one are not delivered to this test's stand-in.
+    async with contextlib.AsyncExitStack() as stack:
+        if db_kind == "sqlite":
+            db: BaseDb = make_db(db_kind, tmp_path)
+        else:
+            db = PostgresDb(db_url=await stack.enter_async_context(fresh_database()))
+            stack.push_async_callback(db.close)
+        async with running_env(db) as env:
+            yield env
+
+
+@contextlib.asynccontextmanager
+async def running_env(db: BaseDb) -> AsyncIterator[Env]:
     async with DevSlack(SECRET) as slack:
         bot, server, endpoint = await start_bot(slack, Registry(flows(), db))
         bot.outbox.first_retry = 0.01
