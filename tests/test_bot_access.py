@@ -263,7 +263,9 @@ async def test_the_shortcut_posts_only_where_its_person_is_a_member(env: Env) ->
         ui.CHANNEL_BLOCK: {"v": {"type": "conversations_select", "selected_conversation": "C7"}},
     }
     _, body, _ = await env.slack.submit(picker["id"], pick, user="U1")
-    assert json.loads(body)["errors"] == {ui.CHANNEL_BLOCK: "You are not a member of <#C7>: pick a channel you are in."}
+    assert json.loads(body)["errors"] == {
+        ui.CHANNEL_BLOCK: "You are not a member of that channel: pick a channel you are in."
+    }
     # a channel they are in: the form; then they leave it before submitting: refused, nothing started
     pick[ui.CHANNEL_BLOCK]["v"]["selected_conversation"] = "C1"
     await env.slack.submit(picker["id"], pick, user="U1")
@@ -272,7 +274,7 @@ async def test_the_shortcut_posts_only_where_its_person_is_a_member(env: Env) ->
     env.slack.members["C1"].remove("U1")
     first = next(b["block_id"] for b in form["blocks"] if b["type"] == "input")
     _, body, _ = await env.slack.submit(form["id"], {}, user="U1")
-    assert json.loads(body)["errors"] == {first: "You are not a member of <#C1>: pick a channel you are in."}
+    assert json.loads(body)["errors"] == {first: "You are not a member of that channel: pick a channel you are in."}
     await settle(env)
     assert len([c for c in env.slack.calls if c[0] == "chat.postMessage"]) == posted  # no card anywhere
     env.slack.members["C1"].append("U1")

@@ -219,7 +219,7 @@ class Access:
         typed in): they must be a member of it, as Slack says. None if they may."""
         if await self.member(user, channel):
             return None
-        return f"You are not a member of <#{channel}>: pick a channel you are in."
+        return "You are not a member of that channel: pick a channel you are in."  # plain text (an input's error)
 
     async def may_cancel(self, entry: BotWorkflow, card: Card, user: str) -> str | None:
         if await self._in(entry.cancellers, entry, user, card, card.channel):

@@ -37,6 +37,9 @@ class DevSlackWeb(DevSlack):
 
     async def __aenter__(self) -> DevSlackWeb:
         self._saver = None
+        for channel in CHANNELS:  # the page's people are in its channel, as in a workspace's #general
+            members = self.members.setdefault(channel["id"], [])
+            members.extend(user for user in USERS if user not in members)
         if self.state_file is not None:
             self.messages.update(persist.load(self.state_file))
             self._saver = persist.Saver(self.state_file, lambda: persist.snapshot(self.messages))
