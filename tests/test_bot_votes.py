@@ -350,7 +350,11 @@ async def test_a_hand_over_passes_the_givers_vote_and_adds_none(env: Env) -> Non
 
 async def test_a_vote_and_a_hand_over_at_once_count_once(env: Env) -> None:
     run_id = await paused(env, "quorum")
+    acted: set[str] = set()
     for by in ("U04", "U05", "U06"):
+        if await status(env, "quorum", run_id) != RunStatus.PAUSED:
+            break  # two votes won their races: 2 of M reached, the pause is decided
+        acted.add(by)
         await env.slack.click(ui.HANDOVER, user=by)
         await settle(env)
         form = env.slack.last_view()
@@ -359,7 +363,7 @@ async def test_a_vote_and_a_hand_over_at_once_count_once(env: Env) -> None:
         await settle(env)
     voted = {u for u, _ in await vote_rows(env, run_id)}
     handed = {by for by, _ in await handover_rows(env, run_id)}
-    assert voted | handed == {"U04", "U05", "U06"} and not voted & handed  # one voice each: a vote or a hand-over
+    assert len(acted) >= 2 and voted | handed == acted and not voted & handed  # one voice each: a vote or a hand-over
 
 
 async def test_a_person_handed_a_pause_cannot_hand_it_on(env: Env) -> None:

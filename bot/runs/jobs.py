@@ -273,6 +273,12 @@ class Jobs(StoreBase):
         for n in (1 << i for i in range(MAX_BATCH.bit_length())):
             for statement in _batch_statements(self.writes, n):
                 self.writes.prepare(statement)
+        if self.writes is not self.db:  # its connections opened now, not by the first burst's acks (a
+            # PostgreSQL connection takes tens of milliseconds to open; each writer holds one)
+            hold = sa.text("SELECT pg_sleep(0.02)")  # held together, so that each takes a connection of its own
+            await asyncio.gather(
+                *(self.writes.run_transaction(lambda conn: conn.execute(hold), write=False) for _ in range(WRITERS))
+            )
 
     # ----- running ---------------------------------------------------------------------------------
     async def run(self, job: Job) -> None:
@@ -411,7 +417,7 @@ def _accepting_store(db: BaseDb) -> BaseDb:
 
     if isinstance(db, PostgresDb):
         return PostgresDb(
-            db.db_url, pool_size=2, max_overflow=2, lease_seconds=db.lease_seconds, retry_for=db.retry_for
+            db.db_url, pool_size=WRITERS, max_overflow=0, lease_seconds=db.lease_seconds, retry_for=db.retry_for
         )
     return db
 
