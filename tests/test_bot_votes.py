@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from bot.config import SettingsError
 from bot.devslack import DevSlack
 from bot.policy import Approvers
 from bot.registry import BotWorkflow, Registry
-from bot.store.tables import handovers, votes
+from bot.runs.sweeper import sweep_once
+from bot.store.tables import handovers, outbox, votes
 from kern.run.base import RunStatus
 from kern.workflow import Step, Workflow
 from tests.conftest import make_db, unique
@@ -381,3 +383,39 @@ async def test_a_person_handed_a_pause_cannot_hand_it_on(env: Env) -> None:
     assert "may answer this" in told(env, "UY") and await status(env, "single", run_id) == RunStatus.PAUSED
     await env.slack.click(ui.CONFIRM, user="UX")  # the person it was handed to may answer it
     await env.slack.until(lambda: "Completed" in json.dumps(env.card().blocks))
+
+
+async def redraws(env: Env, run_id: str) -> list[str]:
+    query = sa.select(outbox.c.status).where(outbox.c.run_id == run_id, outbox.c.kind == "redraw").order_by(outbox.c.id)
+    return await env.db.run_transaction(lambda c: [r[0] for r in c.execute(query)], write=False)
+
+
+async def test_the_tally_is_owed_with_the_vote_and_survives_slack_failing(env: Env) -> None:
+    """One pass per click (issue 25): the vote's transaction writes the redraw of the pause message it owes;
+    Slack failing on it leaves it owed, and a sweep shows the tally later. The vote that decides owes one
+    too, dropped at delivery: the decided form shows everything."""
+    run_id = await paused(env, "quorum")
+    env.slack.fault("chat.update", "error", error="internal_error", times=5)
+    await env.slack.click(ui.CONFIRM, user="U01")
+    await settle(env)
+    assert "Your approval is counted" in env.slack.ephemeral[-1]["text"]  # the vote stands; Slack failed after
+    assert await redraws(env, run_id) == ["pending"] and "Approvals: 1 of 2" not in pause_message(env)
+    env.slack.faults.clear()
+    deadline = time.monotonic() + 10
+    while "Approvals: 1 of 2 (<@U01>)" not in pause_message(env):  # once its retry is due (about a second)
+        assert time.monotonic() < deadline, "the owed tally was never shown"
+        await sweep_once(env.bot.runner, env.bot.registry, outbox_wait=1.0)
+        await asyncio.sleep(0.2)
+    assert await redraws(env, run_id) == ["done"]
+
+    await env.slack.click(ui.CONFIRM, user="U01")  # a repeat owes nothing
+    await settle(env)
+    assert await redraws(env, run_id) == ["done"]
+    before = len(env.slack.calls)
+    await env.slack.click(ui.CONFIRM, user="U02")
+    await env.slack.until(lambda: "Completed" in json.dumps(env.card().blocks))
+    await settle(env)
+    assert await redraws(env, run_id) == ["done", "done"]
+    pause_ts = next(m.ts for m in env.slack.messages.values() if m.thread_ts)
+    to_pause = [a for m, a, _b in env.slack.calls[before:] if m == "chat.update" and a.get("ts") == pause_ts]
+    assert to_pause and all("Approved by <@U02>" in json.dumps(a["blocks"]) for a in to_pause)  # decided form only

@@ -1,34 +1,32 @@
 """N of M: votes on a pause that needs more than one person (`Approvers(required=2)`).
 
-A vote is a row per person and pause, inserted once (a second click by the same person changes
-nothing) in the same transaction as its line in kern's audit log. After each vote the tally is read
-back; the vote that reaches `required` approvals (or `reject_required` rejections) resolves the pause
-through kern's compare-and-set, so however many replicas count at once, the run resumes exactly once.
-Because every vote is committed before its tally is read, the last vote to commit always sees the
-threshold reached: no resolution is missed.
+A vote is a row per person and pause, inserted once (a second click by the same person changes nothing), in
+one transaction with its line in kern's audit log, the redraw of the pause message it owes Slack (the tally
+on it) and the tally read back. The transaction takes a lock on the pause (`bot.approvals.voices`) before it
+reads the tally, so the last of several votes committing at once sees all of them: no resolution is missed.
+The vote that reaches `required` approvals (or `reject_required` rejections) resolves the pause through
+kern's compare-and-set, so however many replicas count at once, the run resumes exactly once.
+
+One pass per click: checked (`bot.approvals.access`), written with what it owes and counted (`Ballots.cast`),
+decided (`Voting.vote`), and handed to delivery (the outbox) or to the run.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
-import sqlalchemy as sa
-
 from bot.approvals.voices import Refused, check_vote
-from bot.delivery.presenter import Presenter
+from bot.delivery.outbox import Outbox
 from bot.registry import BotWorkflow
 from bot.slack.gateway import SlackGateway
-from bot.store import BotStore, Card, insert_once, pause_notes
-from bot.store.pause_notes import Tally, takes_votes
+from bot.store import Card, insert_once
+from bot.store.pause_notes import Tally, takes_votes, tally_in
 from bot.store.tables import votes
 from kern.db.base import BaseDb
 from kern.db.hot import INSERT_AUDIT, Tx
 from kern.run.requirement import StepRequirement
-
-_VOTE_AT = sa.select(votes.c.at).where(
-    votes.c.requirement_id == sa.bindparam("b_requirement_id"), votes.c.user_id == sa.bindparam("b_user_id")
-)
 
 
 class Ballots:
@@ -46,11 +44,12 @@ class Ballots:
         *,
         approve: bool,
         note: str | None,
-    ) -> bool:
-        """Record `user`'s vote on the pause `req`, with its line in kern's audit log, in one transaction;
-        False if they had voted on it already (nothing changes). Raises `Refused` (nothing written) if
-        they handed the pause on meanwhile (`bot.approvals.voices`)."""
-        at = time.time()  # also this vote's token: the row holds it only if this call inserted it
+        owes: Callable[[Tx], None] | None = None,
+    ) -> tuple[bool, Tally]:
+        """Record `user`'s vote on the pause `req`, with its line in kern's audit log and what it `owes`, in
+        one transaction; and the votes on it now. False if they had voted on it already (nothing changes).
+        Raises `Refused` (nothing written) if they handed the pause on meanwhile (`bot.approvals.voices`)."""
+        at = time.time()
         run_id = card.run_id
         audit_line = {
             "run_id": run_id,
@@ -65,30 +64,34 @@ class Ballots:
             "at": at,
         }
 
-        def audit_if_ours(tx: Tx) -> None:
-            row = tx.first(self.db.prepare(_VOTE_AT), {"b_requirement_id": req.requirement_id, "b_user_id": user})
-            if row is not None and row[0] == at:
-                check_vote(self.db, tx, req.requirement_id, user)
-                tx.execute(self.db.prepare(INSERT_AUDIT), audit_line)
+        def counted(tx: Tx) -> None:
+            check_vote(self.db, tx, req.requirement_id, user)
+            tx.execute(self.db.prepare(INSERT_AUDIT), audit_line)
+            if owes is not None:
+                owes(tx)
 
         values: dict[str, Any] = {"requirement_id": req.requirement_id, "user_id": user, "run_id": run_id}
         values["team_id"] = card.team_id
         values.update(approve=approve, note=note, at=at)
-        return await insert_once(self.db, votes, values, also=audit_if_ours)
+        now = Tally()
 
-    async def tally(self, requirement_id: str) -> Tally:
-        return await pause_notes.tally(self.db, requirement_id)
+        def read_tally(tx: Tx) -> None:
+            nonlocal now
+            now = tally_in(tx, self.db, req.requirement_id)
+
+        first = await insert_once(self.db, votes, values, if_first=counted, also=read_tally)
+        return first, now
 
 
 class Voting:
-    """A click that counts as a vote: record it, tell the voter privately, show the tally on the pause
-    message, and resolve the pause once the votes reach the threshold."""
+    """A click that counts as a vote: record it with the redraw of the pause message it owes (the tally),
+    hand that to delivery, tell the voter privately, and resolve the pause once the votes reach the
+    threshold."""
 
-    def __init__(self, ballots: Ballots, gateway: SlackGateway, presenter: Presenter, store: BotStore) -> None:
+    def __init__(self, ballots: Ballots, gateway: SlackGateway, outbox: Outbox) -> None:
         self.ballots = ballots
         self.gateway = gateway
-        self.presenter = presenter
-        self.store = store
+        self.outbox = outbox
 
     @staticmethod
     def applies(entry: BotWorkflow, req: StepRequirement) -> bool:
@@ -108,12 +111,15 @@ class Voting:
     ) -> bool:
         """Record the vote; True if the votes now resolve the pause (`req` is resolved: continue the run)."""
         rules = entry.approvers_for(req.step_name)
+
+        def owes(tx: Tx) -> None:  # the tally on the pause message (dropped at delivery if this vote decides)
+            self.outbox.owe_redraw(tx, run_id, req.requirement_id)
+
         try:
-            first = await self.ballots.cast(req, card, entry.name, user, approve=approve, note=note)
+            first, tally = await self.ballots.cast(req, card, entry.name, user, approve=approve, note=note, owes=owes)
         except Refused as exc:
             await self.gateway.tell(card.channel, user, str(exc), card.ts, response_url)
             return False
-        tally = await self.ballots.tally(req.requirement_id)
         if tally.rejected(rules):  # a reject (or enough of them) decides at once, even after approvals
             by = user if user in tally.rejections else tally.rejections[-1]
             req.reject(feedback=tally.notes.get(by), by=by)
@@ -127,6 +133,7 @@ class Voting:
             if first
             else f"You have already voted on this pause; each person counts once. {tally.line(rules)}."
         )
+        if first:
+            await self.outbox.deliver(run_id)
         await self.gateway.tell(card.channel, user, text, card.ts, response_url)
-        await self.presenter.redraw(entry, req, card)  # the tally on every copy of the pause message
         return False

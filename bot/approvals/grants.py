@@ -29,7 +29,7 @@ from bot import blocks as ui
 from bot.store import Card
 from bot.store.tables import grants
 from kern.db.base import BaseDb
-from kern.db.hot import INSERT_AUDIT
+from kern.db.hot import INSERT_AUDIT, Tx
 from kern.ids import new_id
 from kern.run import requirement as kinds
 from kern.run.agent import RunRequirement
@@ -37,6 +37,7 @@ from kern.run.agent import RunRequirement
 if TYPE_CHECKING:
     from bot.approvals.access import Access
     from bot.approvals.types import Loaded
+    from bot.delivery.outbox import Outbox
     from bot.registry import BotWorkflow
     from bot.store import BotStore
 
@@ -49,9 +50,12 @@ if TYPE_CHECKING:
 class Grants:
     """Records, finds, applies and revokes standing approvals."""
 
-    def __init__(self, store: BotStore, access: Access, load_run: LoadRun, calls_decided: CallsDecided) -> None:
+    def __init__(
+        self, store: BotStore, access: Access, outbox: Outbox, load_run: LoadRun, calls_decided: CallsDecided
+    ) -> None:
         self.store = store
         self.access = access
+        self.outbox = outbox
         self.load_run = load_run
         self.calls_decided = calls_decided
         self.db = store.db
@@ -129,8 +133,13 @@ class Grants:
         if loaded is None or loaded.req.kind != kinds.EXECUTOR:
             return
         calls = loaded.req.executor_requirements or []
-        decided = await self.store.tool_decisions(loaded.req.requirement_id)
+        rid = loaded.req.requirement_id
+        decided = await self.store.tool_decisions(rid)
         applied = False
+
+        def owes(tx: Tx) -> None:  # the call shown decided on the pause message, while others wait
+            self.outbox.owe_redraw(tx, card.run_id, rid)
+
         for index, call in enumerate(calls):
             if index in decided or not _plain(call):
                 continue
@@ -144,7 +153,7 @@ class Grants:
                 f"allowed {where} (by {ui.who(grant['granted_by'])} at {ui.slack_time(grant['granted_at'])})"
             )
             recorded = await self.store.record_tool_decision(
-                loaded.req.requirement_id, index, call.to_dict(), grant["granted_by"], summary, team=card.team_id
+                rid, index, call.to_dict(), grant["granted_by"], summary, team=card.team_id, owes=owes
             )
             applied = applied or recorded
         if applied:  # else a person decided meanwhile, and their click continues the run

@@ -17,6 +17,10 @@ before Retry-After; a rate limit still running defers the row without an attempt
 marks the row failed and owes a notice to a person; a refused token waits for the workspace to come back.
 A sweep delivers each run's rows on its own, so one run waiting on Slack holds back no other.
 
+What happens to an open pause before it is decided (a vote counted, a hand-over, a tool call decided while
+others wait) owes a redraw of its message and copies, written in the transaction that records it
+(`owe_redraw`), and handed to delivery like the rest (`deliver`): a crash after that commit loses no tally.
+
 A workflow with notify="dm" also owes a DM copy of each pause per recipient, and its decided form: one
 row each, retried on its own, so a Slack error on one copy delays neither the others nor the run's
 other messages.
@@ -52,7 +56,7 @@ COPIES = frozenset({"dm", "close_dm"})  # one row per DM copy: each is retried o
 # Rows retried on their own, the run's later ones going on meanwhile: DM copies, and card updates (each
 # shows the run as it is when sent, so a late one shows the same as an on-time one, and a rate-limited
 # chat.update holds back no pause message).
-ALONE = COPIES | {"card"}
+ALONE = COPIES | {"card", "redraw"}
 # What each kind of row shows, for the notice that says Slack refused it.
 SHOWS = {
     "pause": "the pause message",
@@ -60,6 +64,7 @@ SHOWS = {
     "close": "the decided form of a pause message",
     "dm": "a DM copy of a pause message",
     "close_dm": "the decided form of a DM copy",
+    "redraw": "an update of a pause message",
 }
 
 
@@ -159,6 +164,14 @@ class Outbox:
             )
         self.store.owe_all(conn, change.run_id, owed_for(change, entry), holder=self.me, hold=self.hold)
 
+    def owe_redraw(self, tx: Tx, run_id: str, requirement_id: str, clicked: tuple[str, str] | None = None) -> None:
+        """Owe a redraw of the open pause `requirement_id` (its message, its DM copies and `clicked`, the
+        message clicked, if its ts may not be recorded yet), inside the transaction `tx` that records what
+        changed on it; this process sends it (`deliver(run_id)`). Dropped when delivered after the pause
+        was decided: its decided form shows everything."""
+        detail = {"clicked": list(clicked)} if clicked else None
+        self.store.owe(tx, run_id, "redraw", requirement_id, detail, holder=self.me, hold=self.hold)
+
     async def deliver(self, run_id: str | None = None, *, as_written: bool = False) -> int:
         """Send what is due; returns how many were delivered.
 
@@ -228,9 +241,12 @@ class Outbox:
         done: list[Delivery] = []
         posted: dict[str, PauseMessage] = {}
         last_card = max((i for i, m in enumerate(owed) if m.kind == "card"), default=-1)
+        last_redraw = {m.requirement_id: i for i, m in enumerate(owed) if m.kind == "redraw"}
         for index, message in enumerate(owed):
-            if message.kind == "card" and index != last_card:
-                done.append(Delivery(message))  # a later card update of this batch shows the same state
+            if (message.kind == "card" and index != last_card) or (
+                message.kind == "redraw" and index != last_redraw[message.requirement_id]
+            ):
+                done.append(Delivery(message))  # a later one of this batch shows the same state
                 continue
             try:
                 # A post that may have been made before (an attempt that failed, perhaps with no answer, or a

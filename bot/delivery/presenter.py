@@ -197,45 +197,28 @@ class Presenter:
         fallback, blocks = ui.card_blocks(card_view(entry, card, None, status, started_at))
         await self.gateway.call("chat_update", channel=card.channel, ts=card.ts, text=fallback, blocks=blocks)
 
-    async def show_tool_decisions(
-        self,
-        entry: BotWorkflow,
-        req: StepRequirement,
-        decided: dict[int, str],
-        clicked: tuple[str, str] | None,
-        card: Card | None = None,
-    ) -> None:
-        """Best effort: mark tool calls decided on a pause message and its DM copies while others still
-        wait. The messages are where the store says, and (`clicked`: channel, ts) the one clicked, if its
-        ts is not recorded yet."""
-        await self.redraw(entry, req, card, decided=decided, clicked=clicked)
-
     async def redraw(
-        self,
-        entry: BotWorkflow,
-        req: StepRequirement,
-        card: Card | None,
-        *,
-        decided: dict[int, str] | None = None,
-        clicked: tuple[str, str] | None = None,
+        self, entry: BotWorkflow, req: StepRequirement, card: Card, clicked: tuple[str, str] | None = None
     ) -> None:
-        """Best effort: draw an open pause's message and its copies again, with what happened to it so far
-        (tool calls decided, votes, hand-overs, an escalation). A later redraw or the decision shows the
-        same, so a failed update loses nothing."""
+        """Draw an open pause's message and its copies again (and `clicked`, the message clicked, if the store
+        does not know its ts yet), with what happened to it so far: tool calls decided, votes, hand-overs.
+        Owed (`Outbox.owe_redraw`): raises `SlackCallFailed`, and the outbox tries again; a later redraw or
+        the decision shows the same."""
         pause = await self.store.pause(req.requirement_id)
         main = (pause.channel, pause.ts) if pause is not None and pause.ts else None
         copies = [(c.channel, c.ts) for c in await self.store.copies(req.requirement_id)]
         places = [p for p in dict.fromkeys([main, *copies, clicked]) if p and p[1]]
-        if decided is None and req.kind == kinds.EXECUTOR:
+        decided = None
+        if req.kind == kinds.EXECUTOR:
             decided = {i: d["summary"] for i, d in (await self.store.tool_decisions(req.requirement_id)).items()}
         notes = await pause_notes(self.store.db, entry.approvers_for(req.step_name), req.requirement_id)
-        fallback, blocks = self.pause_view(entry, req, decided, card.started_by if card else "", notes or None)
+        fallback, blocks = self.pause_view(entry, req, decided, card.started_by, notes or None)
         away = blocks
-        if card is not None and (entry.approvals_channel or copies):
+        if entry.approvals_channel or copies:
             away = await self._elsewhere(entry, card, blocks, must=False)
         for channel, ts in places:
-            shown = blocks if card is not None and channel == card.channel else away
-            await self.gateway.call("chat_update", channel=channel, ts=ts, text=fallback, blocks=shown)
+            shown = blocks if channel == card.channel else away
+            await self.gateway.send("chat_update", channel=channel, ts=ts, text=fallback, blocks=shown)
 
     async def find(self, given: str, visible: Callable[[Card], Awaitable[bool]] | None = None) -> RunView | str:
         """The run a person means by `given` (its id, or a unique prefix of at least MIN_PREFIX characters,
@@ -332,6 +315,10 @@ class Presenter:
                 await self.gateway.send(
                     "chat_postMessage", channel=card.channel, thread_ts=card.ts, text=detail["text"]
                 )
+        elif message.kind == "redraw" and req is not None:
+            if req.status == "pending":  # decided meanwhile: its decided form (owed with the decision) shows all
+                clicked = (message.detail or {}).get("clicked")
+                await self.redraw(entry, req, card, tuple(clicked) if clicked else None)
         elif message.kind == "dm" and req is not None:
             to = (message.detail or {}).get("to") or card.started_by
             done.copy = await self._send_copy(view, req, to, look_first=look_first)

@@ -118,13 +118,12 @@ class Timers:
                 tx.execute(self.db.prepare(_ESCALATED), row)
                 tx.execute(self.db.prepare(INSERT_AUDIT), _audit(view, req, up, now))
                 self._tell(tx, view, requirement_id, text, up)
+                self.outbox.owe_redraw(tx, run_id, requirement_id)  # "escalated to" on the pause message
                 return True
 
         if not await self._hot(body):
             return 0
         await self.outbox.deliver(run_id)
-        if kind == "escalate":
-            await self.runner.presenter.redraw(view.entry, req, view.card)
         return 1
 
     def _claim(self, tx: Tx, requirement_id: str, kind: str, count: int, next_due: float | None, now: float) -> bool:

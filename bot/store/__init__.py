@@ -14,6 +14,7 @@ Kept in the same database as the runs, through `BaseDb.run_transaction`.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -131,10 +132,18 @@ class BotStore(OutboxRows):
         return PauseMessage(*row) if row else None
 
     async def record_tool_decision(
-        self, requirement_id: str, index: int, decision: dict[str, Any], by: str, summary: str, *, team: str
+        self,
+        requirement_id: str,
+        index: int,
+        decision: dict[str, Any],
+        by: str,
+        summary: str,
+        *,
+        team: str,
+        owes: Callable[[Tx], None] | None = None,
     ) -> bool:
-        """Record one tool call's decision (in workspace `team`, the run's); False if that call was already
-        decided."""
+        """Record one tool call's decision (in workspace `team`, the run's), and what it `owes` Slack in the
+        same transaction; False if that call was already decided (nothing written)."""
         return await insert_once(
             self.db,
             tool_decisions,
@@ -147,6 +156,7 @@ class BotStore(OutboxRows):
                 "at": time.time(),
                 "team_id": team,
             },
+            if_first=owes,
         )
 
     async def tool_decisions(self, requirement_id: str) -> dict[int, dict[str, Any]]:

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from bot.policy import Approvers
 from bot.store.tables import escalations, handovers, votes
 from kern.db.base import BaseDb
+from kern.db.hot import Tx
 from kern.run import requirement as kinds
 
 # The pauses people vote on: those resolved by approving or rejecting. Edits and form inputs are answers.
@@ -52,14 +53,18 @@ def _people(ids: list[str]) -> str:
     return ", ".join(f"<@{u}>" for u in ids)
 
 
-async def tally(db: BaseDb, requirement_id: str) -> Tally:
-    """The votes cast on a pause."""
-    from bot.store.migrations import BOT
+_VOTES_ON = (
+    sa.select(votes.c.requirement_id, votes.c.user_id, votes.c.approve, votes.c.note)
+    .where(votes.c.requirement_id == sa.bindparam("b_requirement_id"))
+    .order_by(votes.c.at, votes.c.user_id)
+)
 
-    query = _votes_query([requirement_id])
-    rows = await db.run_transaction(lambda conn: conn.execute(query).all(), write=False, tables=BOT)
+
+def tally_in(tx: Tx, db: BaseDb, requirement_id: str) -> Tally:
+    """The votes cast on a pause, read inside the caller's transaction (a vote's: after its lock on the
+    pause, it sees every vote committed before it)."""
     result = Tally()
-    for _, user, approve, note in rows:
+    for _, user, approve, note in tx.all(db.prepare(_VOTES_ON), {"b_requirement_id": requirement_id}):
         _count(result, user, approve, note)
     return result
 

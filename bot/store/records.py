@@ -98,10 +98,17 @@ def _inserts_ignoring(db: BaseDb, table: sa.Table, names: tuple[str, ...]) -> tu
 
 
 def insert_once(
-    db: BaseDb, table: sa.Table, values: dict[str, Any], *, also: Callable[[Tx], Any] | None = None
+    db: BaseDb,
+    table: sa.Table,
+    values: dict[str, Any],
+    *,
+    also: Callable[[Tx], Any] | None = None,
+    if_first: Callable[[Tx], Any] | None = None,
 ) -> Awaitable[bool]:
     """Insert a row in the bot's tables; False (nothing changed) if its key exists already, whoever wrote it.
-    `also(tx)` runs in the same transaction (a `kern.db.hot.Tx`: statements from `db.prepare`).
+    `if_first(tx)` runs in the same transaction (a `kern.db.hot.Tx`: statements from `db.prepare`) when this
+    call inserted the row (what the new row owes: its audit line, a message to Slack), then `also(tx)`,
+    whoever inserted it. An exception from either rolls the insert back.
 
     Safe under the store's retries: if an earlier attempt's COMMIT was cut off (it may have committed),
     a row with this key and exactly these values is recognised as this call's own (the values carry a
@@ -121,7 +128,10 @@ def insert_once(
         if attempt.commit_unknown and (row := tx.first(select, key)) is not None:
             stored = dict(zip(names, row, strict=True))
             mine = stored | {n: db.read_json(stored[n]) for n in json_columns} == values
-        first = mine or (tx.execute if also else tx.write_alone)(insert, params) == 1
+        alone = also is None and if_first is None
+        first = mine or (tx.write_alone if alone else tx.execute)(insert, params) == 1
+        if first and if_first is not None:
+            if_first(tx)
         if also is not None:
             also(tx)
         return first

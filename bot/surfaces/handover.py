@@ -17,8 +17,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
 from bot import blocks as ui
 from bot.approvals.voices import Refused, check_handover
 from bot.store.pause_notes import takes_votes
@@ -53,11 +51,6 @@ def handover_modal(requirement_id: str, step_name: str) -> dict[str, Any]:
         },
     ]
     return ui.modal(ui.V_HANDOVER, "Hand over", blocks, metadata=requirement_id, submit="Hand over")
-
-
-_HANDED_AT = sa.select(handovers.c.at).where(
-    handovers.c.requirement_id == sa.bindparam("b_requirement_id"), handovers.c.to_user == sa.bindparam("b_to_user")
-)
 
 
 class Handovers:
@@ -110,21 +103,19 @@ class Handovers:
             f": {ui.quote(note, 1000)}" if note else "."
         )
 
-        def also(tx: Tx) -> None:
-            row = tx.first(self.db.prepare(_HANDED_AT), {"b_requirement_id": requirement_id, "b_to_user": to})
-            if row is None or row[0] != at:
-                return  # handed to this person before: nothing new to record or tell
+        def recorded(tx: Tx) -> None:  # a first hand-over to this person: its audit line and what it owes Slack
             if voting:
                 check_handover(self.db, tx, requirement_id, by, to)
             tx.execute(self.db.prepare(INSERT_AUDIT), _audit(loaded, by, to, note, at))
             detail = {"text": text, "to": to}
             outbox.store.owe(tx, run_id, "notice", requirement_id, detail, holder=outbox.me, hold=outbox.hold)
+            outbox.owe_redraw(tx, run_id, requirement_id)  # "handed to" on the pause message
 
         values = {"requirement_id": requirement_id, "to_user": to, "run_id": run_id, "by_user": by, "note": note}
         values["team_id"] = loaded.card.team_id
         card = loaded.card
         try:
-            first = await insert_once(self.db, handovers, {**values, "at": at}, also=also)
+            first = await insert_once(self.db, handovers, {**values, "at": at}, if_first=recorded)
         except Refused as exc:
             await self.ix.gateway.tell(card.channel, by, str(exc), card.ts, None)
             return
@@ -135,7 +126,6 @@ class Handovers:
         if self.ix.on_stale_view is not None:
             self.ix.on_stale_view(to)  # their App Home now lists it
         await self.ix.gateway.tell(card.channel, by, f"Handed to <@{to}>; they are told.", card.ts, None)
-        await self.ix.presenter.redraw(loaded.entry, loaded.req, card)
 
 
 def _audit(loaded: Loaded, by: str, to: str, note: str | None, at: float) -> dict[str, Any]:

@@ -60,7 +60,7 @@ class Interactions:
         self.access = access
         self.presenter = presenter
         self.metrics = metrics or Metrics()
-        self.voting = Voting(Ballots(store.db), gateway, presenter, store)
+        self.voting = Voting(Ballots(store.db), gateway, runner.outbox)
         # Called with the user when their click on a view (the App Home) finds its pause over.
         self.on_stale_view: Callable[[str], None] | None = None
 

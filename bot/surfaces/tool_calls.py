@@ -13,6 +13,7 @@ from bot.approvals.grants import Grants
 from bot.approvals.types import Check, Loaded
 from bot.surfaces.interactions import Ack, Interactions, who_where
 from bot.surfaces.modals import Modals, as_action_body
+from kern.db.hot import Tx
 from kern.run.agent import RunRequirement
 
 NOT_A_CALL = "That tool call is not one of this pause's: nothing was decided."
@@ -29,7 +30,8 @@ class ToolCalls:
         self.background = base.background
         self.store = base.store
         self.presenter = base.presenter
-        self.grants = Grants(self.store, base.access, base.load_run, self.calls_decided)
+        self.outbox = base.runner.outbox
+        self.grants = Grants(self.store, base.access, self.outbox, base.load_run, self.calls_decided)
         base.runner.on_tool_pause.append(self.grants.apply)
         self.on_allow_run, self.on_allow_workflow = self._allow(False), self._allow(True)
         self._tool_forms()
@@ -195,7 +197,15 @@ class ToolCalls:
             )
             return
         decision = calls[index].to_dict()
-        if not await self.store.record_tool_decision(rid, index, decision, user, summary, team=loaded.card.team_id):
+        _user, channel, _thread = who_where(body)
+        clicked = (channel, (body.get("message") or {}).get("ts", "")) if channel else None
+
+        def owes(tx: Tx) -> None:  # this call shown decided on the pause message, while others wait
+            self.outbox.owe_redraw(tx, loaded.card.run_id, rid, clicked)
+
+        if not await self.store.record_tool_decision(
+            rid, index, decision, user, summary, team=loaded.card.team_id, owes=owes
+        ):
             decided = (await self.store.tool_decisions(rid)).get(index, {})
             await self.gateway.tell(
                 loaded.card.channel,
@@ -205,9 +215,7 @@ class ToolCalls:
                 body.get("response_url"),
             )
             return
-        _user, channel, _thread = who_where(body)
-        clicked = (channel, (body.get("message") or {}).get("ts", "")) if channel else None
-        await self.calls_decided(loaded, user, clicked, body.get("response_url"))
+        await self.calls_decided(loaded, user, body.get("response_url"))
 
     async def _target(self, body: dict[str, Any], value: str, check: Check | None = None) -> tuple[Loaded, int] | None:
         """The pause and the index of the call a button or form names (`value`), if the person may answer it
@@ -223,23 +231,15 @@ class ToolCalls:
             return None
         return loaded, index
 
-    async def calls_decided(
-        self,
-        loaded: Loaded,
-        user: str,
-        clicked: tuple[str, str] | None = None,
-        response_url: str | None = None,
-    ) -> None:
-        """After a call's decision: continue the run if every call is decided, else show the ones that are
-        (on the pause message: where the store says, or `clicked`, the message clicked)."""
+    async def calls_decided(self, loaded: Loaded, user: str, response_url: str | None = None) -> None:
+        """After a call's decision (recorded with the redraw of the pause message it owes): continue the run
+        if every call is decided, else hand the redraw to delivery (the calls decided shown, others waiting)."""
         calls = loaded.req.executor_requirements or []
         decisions = await self.store.tool_decisions(loaded.req.requirement_id)
         if not decisions:
             return
-        if len(decisions) < len(calls):  # others still wait: show this one as decided
-            await self.presenter.show_tool_decisions(
-                loaded.entry, loaded.req, {i: d["summary"] for i, d in decisions.items()}, clicked, loaded.card
-            )
+        if len(decisions) < len(calls):
+            await self.outbox.deliver(loaded.card.run_id)
             return
         loaded.req.executor_requirements = [
             RunRequirement.from_dict(decisions[i]["decision"]) for i in range(len(calls))
