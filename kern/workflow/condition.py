@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kern._sync import call_user
 from kern.run.workflow import ConditionCompletedEvent, ConditionStartedEvent
+from kern.workflow.cel import CelExpression, step_input_variables
 from kern.workflow.container import Container
 from kern.workflow.engine import run_sequence
+from kern.workflow.injected import call_with
 from kern.workflow.step import as_nodes
 from kern.workflow.types import HumanReview, OnReject, StepOutput
 
@@ -17,7 +18,9 @@ if TYPE_CHECKING:
 
 
 class Condition(Container):
-    """Branch on `evaluator` (a bool, or a sync/async function of `StepInput` returning bool).
+    """Branch on `evaluator`: a bool, a sync/async function of `StepInput` returning bool (it may also
+    declare `session_state` and/or `run_context`), or a CEL expression string (see `kern.workflow.cel`).
+    The default, True, always runs `steps`.
 
     With `requires_confirmation` the person decides instead and the evaluator is ignored: confirm runs
     `steps`; reject follows `on_reject` (default `else_branch`: run `else_steps`, or skip if none).
@@ -29,7 +32,7 @@ class Condition(Container):
     def __init__(
         self,
         name: str | None = None,
-        evaluator: bool | Callable[..., Any] | None = None,
+        evaluator: bool | str | Callable[..., Any] = True,
         steps: list[Any] | None = None,
         else_steps: list[Any] | None = None,
         description: str | None = None,
@@ -45,16 +48,36 @@ class Condition(Container):
                 f"on_reject=retry is not supported on Condition '{self.name}'. "
                 "Supported: else (the default), skip, cancel."
             )
-        if evaluator is None and not self.human_review.requires_confirmation:
-            raise ValueError(
-                f"Condition '{self.name}' needs an evaluator (a bool or a function of StepInput) "
-                "unless it has requires_confirmation=True."
+        self._cel: CelExpression | None = None
+        if isinstance(evaluator, str):
+            self._cel = CelExpression(evaluator, f"Condition '{self.name}' evaluator")
+        elif evaluator is None or not (isinstance(evaluator, bool) or callable(evaluator)):
+            raise TypeError(
+                f"Condition '{self.name}': evaluator must be a bool, a function of StepInput or a CEL "
+                f"expression string, got {type(evaluator).__name__}."
             )
 
     async def _evaluate(self, ctx: RunContext, chain: Chain) -> str:
-        if not callable(self.evaluator):
+        if isinstance(self.evaluator, bool):
             return "if" if self.evaluator else "else"
-        return "if" if await call_user(self.evaluator, chain.step_input(ctx.run)) else "else"
+        step_input = chain.step_input(ctx.run)
+        if self._cel is not None:
+            return "if" if self._cel.is_true(step_input_variables(step_input)) else "else"
+        assert callable(self.evaluator)
+        return "if" if await call_with(self.evaluator, (step_input,), ctx.user_values()) else "else"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["steps"] = [node.to_dict() for node in self.steps]
+        data["else_steps"] = [node.to_dict() for node in self.else_steps]
+        if isinstance(self.evaluator, bool):
+            data["evaluator"], data["evaluator_type"] = self.evaluator, "bool"
+        elif isinstance(self.evaluator, str):
+            data["evaluator"], data["evaluator_type"] = self.evaluator, "cel"
+        else:
+            data["evaluator"] = getattr(self.evaluator, "__name__", repr(self.evaluator))
+            data["evaluator_type"] = "function"
+        return data
 
     async def execute(self, ctx: RunContext, path: str, chain: Chain) -> StepOutput:
         done = ctx.enter(self, path)

@@ -22,6 +22,7 @@ from kern.db.base import BaseDb
 from kern.exceptions import LostOwnershipError, StoreError
 from kern.run import requirement as kinds
 from kern.run.base import RunStatus
+from kern.run.context import RunContext as UserRunContext
 from kern.run.error_requirement import ErrorRequirement
 from kern.run.requirement import StepRequirement
 from kern.run.workflow import (
@@ -127,8 +128,11 @@ class RunContext:
         version: int,
         emit: Callable[[WorkflowEvent], Awaitable[None]] | None,
         stream_events: bool,
+        workflow_id: str | None = None,
     ) -> None:
         self.run = run
+        self.workflow_id = workflow_id
+        self._run_context: UserRunContext | None = None
         self.journal = journal
         self.db = db
         self.version = version
@@ -166,6 +170,24 @@ class RunContext:
         """Step-level events, sent only with stream_events=True."""
         if self._emit is not None and self.stream_events:
             await self._emit(self._stamp(event))
+
+    # ----- user code -------------------------------------------------------------------------------
+    def user_values(self, **more: Any) -> dict[str, Any]:
+        """What user code may ask for by parameter name (`kern.workflow.injected`): the run's
+        `session_state` (its own dict, stored with it) and a `kern.run.RunContext`."""
+        run = self.run
+        if run.session_state is None:
+            run.session_state = {}
+        if self._run_context is None or self._run_context.session_state is not run.session_state:
+            self._run_context = UserRunContext(
+                run_id=run.run_id,
+                session_id=run.session_id,
+                user_id=run.user_id,
+                workflow_id=self.workflow_id,
+                workflow_name=run.workflow_name,
+                session_state=run.session_state,
+            )
+        return {"session_state": run.session_state, "run_context": self._run_context, **more}
 
     # ----- journal ----------------------------------------------------------------------------------
     def enter(self, node: Node, path: str) -> StepOutput | None:
@@ -335,6 +357,8 @@ async def drive(ctx: RunContext, steps: list[Node]) -> WorkflowRunOutput:
     """Walk the workflow from the root to its end or its next pause, and persist the outcome."""
     run = ctx.run
     run.status = RunStatus.RUNNING
+    if run.session_state is None:  # user code always gets a dict to read and change
+        run.session_state = {}
     chain = Chain(run.input)
     scope_token = STEP_SCOPE.set(None)  # a workflow run inside a step is not that step's agent
     results: list[StepOutput] = []

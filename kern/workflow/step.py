@@ -11,6 +11,7 @@ from kern.run.base import RunStatus
 from kern.run.workflow import StepCompletedEvent, StepErrorEvent, StepOutputEvent, StepStartedEvent
 from kern.workflow.engine import Cancel, StepFailed, skipped
 from kern.workflow.executor_scope import STEP_SCOPE, ExecutorPaused, StepScope
+from kern.workflow.injected import call_with
 from kern.workflow.node import Node
 from kern.workflow.types import HumanReview, OnError, StepInput, StepOutput, UserInputField
 
@@ -185,7 +186,7 @@ class Step(Node):
         token = STEP_SCOPE.set(StepScope(ctx, f"{path}~{attempt}"))
         try:
             if self.executor is not None:
-                result = await call_user(self.executor, step_input)
+                result = await call_with(self.executor, (step_input,), ctx.user_values())
             else:
                 result = await self._run_agent(step_input)
         except ExecutorPaused as paused:
