@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from kern.run.workflow import ConditionCompletedEvent, ConditionStartedEvent
 from kern.workflow.cel import CelExpression, step_input_variables
 from kern.workflow.container import Container
 from kern.workflow.engine import run_sequence
 from kern.workflow.injected import call_with
-from kern.workflow.step import as_nodes
+from kern.workflow.step import Step, as_nodes
 from kern.workflow.types import HumanReview, OnReject, StepOutput
 
 if TYPE_CHECKING:
@@ -79,6 +79,32 @@ class Condition(Container):
             data["evaluator_type"] = "function"
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], registry: Any = None) -> Condition:
+        """A Condition from its `to_dict()` form. A function evaluator (and a Step's executor) is looked up
+        by name with `registry.get_function(name)`; without a registry (or when it has none by that name)
+        that is a `ValueError` naming it. A string evaluator is a CEL expression when `evaluator_type` is
+        "cel" or, with no type given, when it is not a plain name."""
+        evaluator: Any = data.get("evaluator", True)
+        if isinstance(evaluator, str):
+            kind = data.get("evaluator_type")
+            if kind != "cel" and (kind == "function" or evaluator.isidentifier()):
+                evaluator = _function(registry, evaluator, f"Condition {data.get('name')!r} evaluator")
+        elif not isinstance(evaluator, bool):
+            raise ValueError(f"Condition {data.get('name')!r}: invalid evaluator {evaluator!r} in data.")
+        review = data.get("human_review")
+        if not review:
+            flat = ("requires_confirmation", "confirmation_message", "on_reject", "on_error")
+            review = {key: data[key] for key in flat if data.get(key) is not None}
+        return cls(
+            name=data.get("name"),
+            evaluator=evaluator,
+            steps=[_node_from_dict(item, registry) for item in data.get("steps") or []],
+            else_steps=[_node_from_dict(item, registry) for item in data.get("else_steps") or []],
+            description=data.get("description"),
+            human_review=review or None,
+        )
+
     async def execute(self, ctx: RunContext, path: str, chain: Chain) -> StepOutput:
         done = ctx.enter(self, path)
         if done is not None:
@@ -99,3 +125,29 @@ class Condition(Container):
             )
         )
         return ctx.finish(path, output)
+
+
+def _function(registry: Any, name: str, what: str) -> Callable[..., Any]:
+    found = registry.get_function(name) if registry is not None else None
+    if found is None:
+        where = "in the registry" if registry is not None else "(no registry given to from_dict)"
+        raise ValueError(f"{what}: function {name!r} not found {where}.")
+    return cast("Callable[..., Any]", found)
+
+
+def _node_from_dict(data: dict[str, Any], registry: Any) -> Any:
+    """A Condition's child from its dict form: a Condition, or a Step whose executor the registry has."""
+    kind = data.get("type", "Step")
+    if kind == "Condition":
+        return Condition.from_dict(data, registry)
+    if kind == "Step" and isinstance(data.get("executor"), str):
+        executor = _function(registry, data["executor"], f"Step {data.get('name')!r} executor")
+        return Step(
+            name=data.get("name"),
+            executor=executor,
+            description=data.get("description"),
+            human_review=data.get("human_review") or None,
+        )
+    raise ValueError(
+        f"Condition.from_dict cannot rebuild a {kind} ({data.get('name')!r}) from a dict: build it in code."
+    )

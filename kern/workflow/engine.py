@@ -65,12 +65,17 @@ class Cancel(_ControlFlow):
 
 
 class StepFailed(_ControlFlow):
-    """Control flow: a step failed and its on_error says the run fails."""
+    """Control flow: a step failed and its on_error says the run fails. With `reraise` (an explicit
+    `on_error="fail"`) the run is stored as ERROR and then `exception` is raised to the caller."""
 
-    def __init__(self, step_name: str, error: str) -> None:
+    def __init__(
+        self, step_name: str, error: str, *, exception: BaseException | None = None, reraise: bool = False
+    ) -> None:
         super().__init__(f"Step '{step_name}' failed: {error}")
         self.step_name = step_name
         self.error = error
+        self.exception = exception
+        self.reraise = reraise
 
 
 @dataclass
@@ -132,6 +137,8 @@ class RunContext:
     ) -> None:
         self.run = run
         self.workflow_id = workflow_id
+        # the exceptions user code raised in this drive, by attempt key (`<path>~<attempt>`)
+        self.errors: dict[str, BaseException] = {}
         self._run_context: UserRunContext | None = None
         self.journal = journal
         self.db = db
@@ -364,6 +371,7 @@ async def drive(ctx: RunContext, steps: list[Node]) -> WorkflowRunOutput:
     results: list[StepOutput] = []
     ctx.start_heartbeat()
     new_requirement: StepRequirement | None = None
+    reraise: StepFailed | None = None
     try:
         for index, node in enumerate(steps):
             output = await node.execute(ctx, str(index), chain)
@@ -384,6 +392,7 @@ async def drive(ctx: RunContext, steps: list[Node]) -> WorkflowRunOutput:
         run.status = RunStatus.ERROR
         run.error = str(failed)
         run.content = str(failed)
+        reraise = failed if failed.reraise else None
     except (LostOwnershipError, StoreError):
         # Not the run's failure: the run stays as last stored (RUNNING with its lease), to be continued
         # by this process or taken over by another once the lease expires. Never ERROR for a db blip.
@@ -400,6 +409,8 @@ async def drive(ctx: RunContext, steps: list[Node]) -> WorkflowRunOutput:
     if ctx.has_listener:  # events are built only for someone who receives them
         for event in outcome_events(run, new_requirement, results):
             await ctx.emit(event)
+    if reraise is not None:  # stored as ERROR first: the run can still be read and listed
+        raise reraise.exception or RuntimeError(str(reraise))
     return run
 
 

@@ -24,7 +24,9 @@ class Node(ABC):
 
     def _setup(self, name: str | None, description: str | None, human_review: Any, flat: dict[str, Any]) -> None:
         if not name:
-            raise ValueError(f"{self.step_type} needs a name.")
+            if self.step_type == "Step":
+                raise ValueError(f"{self.step_type} needs a name.")
+            name = self.step_type  # a container's name is optional, as in the reference API ("Parallel")
         self.name = name
         self.description = description
         self.human_review = build_human_review(

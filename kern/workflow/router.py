@@ -14,7 +14,7 @@ from kern.workflow.injected import call_with
 from kern.workflow.node import Node
 from kern.workflow.step import as_nodes
 from kern.workflow.steps import Steps
-from kern.workflow.types import HumanReview, StepOutput
+from kern.workflow.types import HumanReview, StepInput, StepOutput, StepRequirement
 
 if TYPE_CHECKING:
     from kern.workflow.engine import Chain, RunContext
@@ -70,6 +70,28 @@ class Router(Container):
     @property
     def choice_names(self) -> list[str]:
         return [c.name for c in self.choices]
+
+    def create_output_review_requirement(
+        self, step_index: int, step_input: StepInput | None, step_output: StepOutput, retry_count: int = 0
+    ) -> StepRequirement:
+        """The review pause after the chosen route(s) ran, as a detached requirement (the engine builds its
+        own at the pause; this is for callers that present or test one)."""
+        review = self.human_review
+        message = review.output_review_message or f"Review the output of router '{self.name}'"
+        return StepRequirement(
+            step_name=self.name,
+            kind=kinds.OUTPUT_REVIEW,
+            step_path=str(step_index),
+            step_type=self.step_type,
+            message=message,
+            on_reject=review.on_reject,
+            step_output=step_output,
+            retry_count=retry_count,
+            max_retries=review.max_retries,
+            available_choices=self.choice_names,
+            allow_multiple_selections=self.allow_multiple_selections,
+            step_input=step_input,
+        )
 
     def _names(self, picked: Any) -> list[str]:
         items = picked if isinstance(picked, (list, tuple)) else [picked]

@@ -126,8 +126,10 @@ class Step(Node):
                     attempt += 1
                     continue
                 on_error = review.on_error or OnError.fail
-                if on_error is OnError.fail:
-                    raise StepFailed(self.name, output.error or "unknown error")
+                if on_error is OnError.fail:  # explicit: the caller gets the exception, as in the reference
+                    explicit = review.on_error is OnError.fail
+                    error = ctx.errors.get(f"{path}~{attempt}") if explicit else None
+                    raise StepFailed(self.name, output.error or "unknown error", exception=error, reraise=explicit)
                 if on_error is OnError.skip:
                     return ctx.finish(path, skipped(self.name, self.step_type, output.error))
                 decision = await ctx.gate(
@@ -203,6 +205,7 @@ class Step(Node):
             )
             raise AssertionError("unreachable: the gate pauses") from paused  # pragma: no cover
         except Exception as exc:  # user errors; the engine's signals are BaseExceptions and pass through
+            ctx.errors[f"{path}~{attempt}"] = exc
             return StepOutput(step_name=self.name, success=False, error=f"{type(exc).__name__}: {exc}")
         finally:
             STEP_SCOPE.reset(token)
