@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, Unpack, overload
+from typing import Any, ClassVar, Literal, Unpack, overload
 
 from pydantic import BaseModel
 
@@ -49,6 +49,8 @@ class Workflow(StoredRuns):
     `db` keeps runs, pauses and the journal (`SqliteDb` or `PostgresDb`); without one, runs live in a
     process-local in-memory database and pauses do not survive the process.
     """
+
+    kind: ClassVar[str] = "workflow"  # how a step tree recognises a Workflow given as a step
 
     def __init__(
         self,
