@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kern.run import requirement as kinds
-from kern.run.requirement import StepRequirement
 from kern.workflow.engine import skipped
 from kern.workflow.hitl import flat_params
 from kern.workflow.node import Node
-from kern.workflow.types import StepInput, StepOutput
+from kern.workflow.types import StepOutput
 
 if TYPE_CHECKING:
     from kern.workflow.engine import RunContext
@@ -38,20 +37,6 @@ class Container(Node):
             return "run"
         outcome = ctx.rejected(self, decision)
         return "run" if outcome == "retry" else outcome
-
-    def create_step_requirement(self, step_index: int, step_input: StepInput | None = None) -> StepRequirement:
-        """The confirmation pause this primitive asks for before it runs, as a detached requirement (the
-        engine builds its own at the pause; this is for callers that present or test one)."""
-        message = self.human_review.confirmation_message or f"Run {self.step_type.lower()} '{self.name}'?"
-        return StepRequirement(
-            step_name=self.name,
-            kind=kinds.CONFIRMATION,
-            step_path=str(step_index),
-            step_type=self.step_type,
-            message=message,
-            on_reject=self.human_review.on_reject,
-            step_input=step_input,
-        )
 
     def result(self, outputs: list[StepOutput], **extra: Any) -> StepOutput:
         ran = [o for o in outputs if not o.skipped]

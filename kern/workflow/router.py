@@ -74,24 +74,11 @@ class Router(Container):
     def create_output_review_requirement(
         self, step_index: int, step_input: StepInput | None, step_output: StepOutput, retry_count: int = 0
     ) -> StepRequirement:
-        """The review pause after the chosen route(s) ran, as a detached requirement (the engine builds its
-        own at the pause; this is for callers that present or test one)."""
-        review = self.human_review
-        message = review.output_review_message or f"Review the output of router '{self.name}'"
-        return StepRequirement(
-            step_name=self.name,
-            kind=kinds.OUTPUT_REVIEW,
-            step_path=str(step_index),
-            step_type=self.step_type,
-            message=message,
-            on_reject=review.on_reject,
-            step_output=step_output,
-            retry_count=retry_count,
-            max_retries=review.max_retries,
-            available_choices=self.choice_names,
-            allow_multiple_selections=self.allow_multiple_selections,
-            step_input=step_input,
-        )
+        """The review pause after the chosen route(s) ran, with the choices a re-route may pick."""
+        requirement = super().create_output_review_requirement(step_index, step_input, step_output, retry_count)
+        requirement.available_choices = self.choice_names
+        requirement.allow_multiple_selections = self.allow_multiple_selections
+        return requirement
 
     def _names(self, picked: Any) -> list[str]:
         items = picked if isinstance(picked, (list, tuple)) else [picked]
