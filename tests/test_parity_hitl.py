@@ -8,6 +8,7 @@ goes through the public API, on SQLite and PostgreSQL, and is continued from wha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -468,12 +469,19 @@ def test_on_error_fail_fails_the_workflow_immediately(db: BaseDb, on_error: Any)
         db=db,
         steps=[Step(name="broken", executor=broken, on_error=on_error), Step(name="next", executor=ran.append)],
     )
-    out = workflow.run("x")
+    if on_error is None:  # unset: the run ends with ERROR, returned
+        out = workflow.run("x")
+    else:  # an explicit "fail" raises the step's exception, as in the reference, once the run is stored
+        with pytest.raises(ValueError, match="bad input"):
+            workflow.run("x")
+        out = workflow.get_session().runs[-1]
     assert out.status == RunStatus.ERROR and "ValueError: bad input" in (out.error or "")
     assert not out.is_paused and out.error_requirements == [] and out.step_requirements == [] and ran == []
     assert workflow.get_run(out.run_id).status == RunStatus.ERROR
 
-    events = list(workflow.run("x", stream=True, stream_events=True))
+    events: list[Any] = []
+    with contextlib.nullcontext() if on_error is None else pytest.raises(ValueError, match="bad input"):
+        events.extend(workflow.run("x", stream=True, stream_events=True))
     errors = [e for e in events if isinstance(e, StepErrorEvent)]
     assert [(e.step_name, e.error) for e in errors] == [("broken", "ValueError: bad input")]
     assert workflow.get_session().runs[-1].status == RunStatus.ERROR and ran == []

@@ -5,5 +5,6 @@
 # its own subclass.
 from kern.run import error_requirement as _error_requirement  # noqa: F401
 from kern.run.base import RunStatus
+from kern.run.context import RunContext
 
-__all__ = ["RunStatus"]
+__all__ = ["RunContext", "RunStatus"]

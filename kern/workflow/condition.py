@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from kern._sync import call_user
 from kern.run.workflow import ConditionCompletedEvent, ConditionStartedEvent
+from kern.workflow.cel import CelExpression, step_input_variables
 from kern.workflow.container import Container
 from kern.workflow.engine import run_sequence
-from kern.workflow.step import as_nodes
+from kern.workflow.injected import call_with
+from kern.workflow.step import Step, as_nodes
 from kern.workflow.types import HumanReview, OnReject, StepOutput
 
 if TYPE_CHECKING:
@@ -17,7 +18,9 @@ if TYPE_CHECKING:
 
 
 class Condition(Container):
-    """Branch on `evaluator` (a bool, or a sync/async function of `StepInput` returning bool).
+    """Branch on `evaluator`: a bool, a sync/async function of `StepInput` returning bool (it may also
+    declare `session_state` and/or `run_context`), or a CEL expression string (see `kern.workflow.cel`).
+    The default, True, always runs `steps`.
 
     With `requires_confirmation` the person decides instead and the evaluator is ignored: confirm runs
     `steps`; reject follows `on_reject` (default `else_branch`: run `else_steps`, or skip if none).
@@ -29,7 +32,7 @@ class Condition(Container):
     def __init__(
         self,
         name: str | None = None,
-        evaluator: bool | Callable[..., Any] | None = None,
+        evaluator: bool | str | Callable[..., Any] = True,
         steps: list[Any] | None = None,
         else_steps: list[Any] | None = None,
         description: str | None = None,
@@ -45,16 +48,62 @@ class Condition(Container):
                 f"on_reject=retry is not supported on Condition '{self.name}'. "
                 "Supported: else (the default), skip, cancel."
             )
-        if evaluator is None and not self.human_review.requires_confirmation:
-            raise ValueError(
-                f"Condition '{self.name}' needs an evaluator (a bool or a function of StepInput) "
-                "unless it has requires_confirmation=True."
+        self._cel: CelExpression | None = None
+        if isinstance(evaluator, str):
+            self._cel = CelExpression(evaluator, f"Condition '{self.name}' evaluator")
+        elif evaluator is None or not (isinstance(evaluator, bool) or callable(evaluator)):
+            raise TypeError(
+                f"Condition '{self.name}': evaluator must be a bool, a function of StepInput or a CEL "
+                f"expression string, got {type(evaluator).__name__}."
             )
 
     async def _evaluate(self, ctx: RunContext, chain: Chain) -> str:
-        if not callable(self.evaluator):
+        if isinstance(self.evaluator, bool):
             return "if" if self.evaluator else "else"
-        return "if" if await call_user(self.evaluator, chain.step_input(ctx.run)) else "else"
+        step_input = chain.step_input(ctx.run)
+        if self._cel is not None:
+            return "if" if self._cel.is_true(step_input_variables(step_input)) else "else"
+        assert callable(self.evaluator)
+        return "if" if await call_with(self.evaluator, (step_input,), ctx.user_values()) else "else"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["steps"] = [node.to_dict() for node in self.steps]
+        data["else_steps"] = [node.to_dict() for node in self.else_steps]
+        if isinstance(self.evaluator, bool):
+            data["evaluator"], data["evaluator_type"] = self.evaluator, "bool"
+        elif isinstance(self.evaluator, str):
+            data["evaluator"], data["evaluator_type"] = self.evaluator, "cel"
+        else:
+            data["evaluator"] = getattr(self.evaluator, "__name__", repr(self.evaluator))
+            data["evaluator_type"] = "function"
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], registry: Any = None) -> Condition:
+        """A Condition from its `to_dict()` form. A function evaluator (and a Step's executor) is looked up
+        by name with `registry.get_function(name)`; without a registry (or when it has none by that name)
+        that is a `ValueError` naming it. A string evaluator is a CEL expression when `evaluator_type` is
+        "cel" or, with no type given, when it is not a plain name."""
+        evaluator: Any = data.get("evaluator", True)
+        if isinstance(evaluator, str):
+            kind = data.get("evaluator_type")
+            if kind != "cel" and (kind == "function" or evaluator.isidentifier()):
+                evaluator = _function(registry, evaluator, f"Condition {data.get('name')!r} evaluator")
+        elif not isinstance(evaluator, bool):
+            raise ValueError(f"Condition {data.get('name')!r}: invalid evaluator {evaluator!r} in data.")
+        review = data.get("human_review")
+        if not review:
+            flat = ("requires_confirmation", "confirmation_message", "on_reject", "on_error")
+            review = {key: data[key] for key in flat if data.get(key) is not None}
+        return cls(
+            name=data.get("name"),
+            evaluator=evaluator,
+            steps=[_node_from_dict(item, registry) for item in data.get("steps") or []],
+            else_steps=[_node_from_dict(item, registry) for item in data.get("else_steps") or []],
+            description=data.get("description"),
+            human_review=review or None,
+        )
 
     async def execute(self, ctx: RunContext, path: str, chain: Chain) -> StepOutput:
         done = ctx.enter(self, path)
@@ -76,3 +125,29 @@ class Condition(Container):
             )
         )
         return ctx.finish(path, output)
+
+
+def _function(registry: Any, name: str, what: str) -> Callable[..., Any]:
+    found = registry.get_function(name) if registry is not None else None
+    if found is None:
+        where = "in the registry" if registry is not None else "(no registry given to from_dict)"
+        raise ValueError(f"{what}: function {name!r} not found {where}.")
+    return cast("Callable[..., Any]", found)
+
+
+def _node_from_dict(data: dict[str, Any], registry: Any) -> Any:
+    """A Condition's child from its dict form: a Condition, or a Step whose executor the registry has."""
+    kind = data.get("type", "Step")
+    if kind == "Condition":
+        return Condition.from_dict(data, registry)
+    if kind == "Step" and isinstance(data.get("executor"), str):
+        executor = _function(registry, data["executor"], f"Step {data.get('name')!r} executor")
+        return Step(
+            name=data.get("name"),
+            executor=executor,
+            description=data.get("description"),
+            human_review=data.get("human_review") or None,
+        )
+    raise ValueError(
+        f"Condition.from_dict cannot rebuild a {kind} ({data.get('name')!r}) from a dict: build it in code."
+    )

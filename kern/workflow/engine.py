@@ -22,6 +22,7 @@ from kern.db.base import BaseDb
 from kern.exceptions import LostOwnershipError, StoreError
 from kern.run import requirement as kinds
 from kern.run.base import RunStatus
+from kern.run.context import RunContext as UserRunContext
 from kern.run.error_requirement import ErrorRequirement
 from kern.run.requirement import StepRequirement
 from kern.run.workflow import (
@@ -64,12 +65,17 @@ class Cancel(_ControlFlow):
 
 
 class StepFailed(_ControlFlow):
-    """Control flow: a step failed and its on_error says the run fails."""
+    """Control flow: a step failed and its on_error says the run fails. With `reraise` (an explicit
+    `on_error="fail"`) the run is stored as ERROR and then `exception` is raised to the caller."""
 
-    def __init__(self, step_name: str, error: str) -> None:
+    def __init__(
+        self, step_name: str, error: str, *, exception: BaseException | None = None, reraise: bool = False
+    ) -> None:
         super().__init__(f"Step '{step_name}' failed: {error}")
         self.step_name = step_name
         self.error = error
+        self.exception = exception
+        self.reraise = reraise
 
 
 @dataclass
@@ -127,8 +133,13 @@ class RunContext:
         version: int,
         emit: Callable[[WorkflowEvent], Awaitable[None]] | None,
         stream_events: bool,
+        workflow_id: str | None = None,
     ) -> None:
         self.run = run
+        self.workflow_id = workflow_id
+        # the exceptions user code raised in this drive, by attempt key (`<path>~<attempt>`)
+        self.errors: dict[str, BaseException] = {}
+        self._run_context: UserRunContext | None = None
         self.journal = journal
         self.db = db
         self.version = version
@@ -166,6 +177,24 @@ class RunContext:
         """Step-level events, sent only with stream_events=True."""
         if self._emit is not None and self.stream_events:
             await self._emit(self._stamp(event))
+
+    # ----- user code -------------------------------------------------------------------------------
+    def user_values(self, **more: Any) -> dict[str, Any]:
+        """What user code may ask for by parameter name (`kern.workflow.injected`): the run's
+        `session_state` (its own dict, stored with it) and a `kern.run.RunContext`."""
+        run = self.run
+        if run.session_state is None:
+            run.session_state = {}
+        if self._run_context is None or self._run_context.session_state is not run.session_state:
+            self._run_context = UserRunContext(
+                run_id=run.run_id,
+                session_id=run.session_id,
+                user_id=run.user_id,
+                workflow_id=self.workflow_id,
+                workflow_name=run.workflow_name,
+                session_state=run.session_state,
+            )
+        return {"session_state": run.session_state, "run_context": self._run_context, **more}
 
     # ----- journal ----------------------------------------------------------------------------------
     def enter(self, node: Node, path: str) -> StepOutput | None:
@@ -335,11 +364,14 @@ async def drive(ctx: RunContext, steps: list[Node]) -> WorkflowRunOutput:
     """Walk the workflow from the root to its end or its next pause, and persist the outcome."""
     run = ctx.run
     run.status = RunStatus.RUNNING
+    if run.session_state is None:  # user code always gets a dict to read and change
+        run.session_state = {}
     chain = Chain(run.input)
     scope_token = STEP_SCOPE.set(None)  # a workflow run inside a step is not that step's agent
     results: list[StepOutput] = []
     ctx.start_heartbeat()
     new_requirement: StepRequirement | None = None
+    reraise: StepFailed | None = None
     try:
         for index, node in enumerate(steps):
             output = await node.execute(ctx, str(index), chain)
@@ -360,6 +392,7 @@ async def drive(ctx: RunContext, steps: list[Node]) -> WorkflowRunOutput:
         run.status = RunStatus.ERROR
         run.error = str(failed)
         run.content = str(failed)
+        reraise = failed if failed.reraise else None
     except (LostOwnershipError, StoreError):
         # Not the run's failure: the run stays as last stored (RUNNING with its lease), to be continued
         # by this process or taken over by another once the lease expires. Never ERROR for a db blip.
@@ -376,6 +409,8 @@ async def drive(ctx: RunContext, steps: list[Node]) -> WorkflowRunOutput:
     if ctx.has_listener:  # events are built only for someone who receives them
         for event in outcome_events(run, new_requirement, results):
             await ctx.emit(event)
+    if reraise is not None:  # stored as ERROR first: the run can still be read and listed
+        raise reraise.exception or RuntimeError(str(reraise))
     return run
 
 

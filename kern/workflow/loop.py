@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kern._sync import call_user
 from kern.run import requirement as kinds
 from kern.run.workflow import (
     LoopCompletedEvent,
@@ -13,8 +12,10 @@ from kern.run.workflow import (
     LoopIterationStartedEvent,
     LoopStartedEvent,
 )
+from kern.workflow.cel import CelExpression, iteration_variables
 from kern.workflow.container import Container
 from kern.workflow.engine import run_sequence
+from kern.workflow.injected import call_with
 from kern.workflow.step import as_nodes
 from kern.workflow.types import HumanReview, StepOutput
 
@@ -23,8 +24,9 @@ if TYPE_CHECKING:
 
 
 class Loop(Container):
-    """Repeat `steps`. `end_condition(outputs: list[StepOutput]) -> bool` (sync or async) is asked after
-    each iteration with that iteration's outputs; True ends the loop.
+    """Repeat `steps`. `end_condition(outputs: list[StepOutput]) -> bool` (sync or async; it may also
+    declare `session_state` and/or `run_context`) is asked after each iteration with that iteration's
+    outputs; True ends the loop. A string `end_condition` is a CEL expression (see `kern.workflow.cel`).
 
     HITL: `requires_confirmation` (before the loop) and `requires_iteration_review`: after each iteration
     that would be followed by another, the run pauses. `confirm()` (or `edit(...)`) ends the loop with
@@ -43,7 +45,7 @@ class Loop(Container):
         self,
         name: str | None = None,
         steps: list[Any] | None = None,
-        end_condition: Callable[..., Any] | None = None,
+        end_condition: str | Callable[..., Any] | None = None,
         max_iterations: int = 3,
         description: str | None = None,
         forward_iteration_output: bool = False,
@@ -57,6 +59,14 @@ class Loop(Container):
         self.max_iterations = max_iterations
         self.forward_iteration_output = forward_iteration_output
         self._setup_container(name, description, human_review, hitl)
+        self._cel: CelExpression | None = None
+        if isinstance(end_condition, str):
+            self._cel = CelExpression(end_condition, f"Loop '{self.name}' end_condition")
+        elif end_condition is not None and not callable(end_condition):
+            raise TypeError(
+                f"Loop '{self.name}': end_condition must be a function or a CEL expression string, "
+                f"got {type(end_condition).__name__}."
+            )
 
     async def execute(self, ctx: RunContext, path: str, chain: Chain) -> StepOutput:
         done = ctx.enter(self, path)
@@ -128,7 +138,7 @@ class Loop(Container):
             return True
         if self.end_condition is None:
             return False
-        return bool(await ctx.decide(f"{path}/iter/{index}|end", lambda: self._ended(outputs)))
+        return bool(await ctx.decide(f"{path}/iter/{index}|end", lambda: self._ended(ctx, index, outputs)))
 
     async def _review(
         self, ctx: RunContext, path: str, index: int, attempt: int, outputs: list[StepOutput]
@@ -175,9 +185,11 @@ class Loop(Container):
         )
         return ctx.finish(path, output)
 
-    async def _ended(self, outputs: list[StepOutput]) -> bool:
-        assert self.end_condition is not None
-        return bool(await call_user(self.end_condition, outputs))
+    async def _ended(self, ctx: RunContext, index: int, outputs: list[StepOutput]) -> bool:
+        if self._cel is not None:
+            return self._cel.is_true(iteration_variables(outputs, index + 1, self.max_iterations))
+        assert callable(self.end_condition)
+        return bool(await call_with(self.end_condition, (outputs,), ctx.user_values()))
 
 
 def _ran(journal: dict[str, Any], prefix: str) -> bool:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
+from kern.run import requirement as kinds
+from kern.run.requirement import StepRequirement
 from kern.workflow.hitl import FLAT_PARAMS, build_human_review
-from kern.workflow.types import HumanReview, OnReject, StepOutput
+from kern.workflow.types import HumanReview, OnReject, StepInput, StepOutput
 
 if TYPE_CHECKING:
     from kern.workflow.engine import Chain, RunContext
@@ -24,7 +27,9 @@ class Node(ABC):
 
     def _setup(self, name: str | None, description: str | None, human_review: Any, flat: dict[str, Any]) -> None:
         if not name:
-            raise ValueError(f"{self.step_type} needs a name.")
+            if self.step_type == "Step":
+                raise ValueError(f"{self.step_type} needs a name.")
+            name = self.step_type  # a container's name is optional, as in the reference API ("Parallel")
         self.name = name
         self.description = description
         self.human_review = build_human_review(
@@ -34,6 +39,45 @@ class Node(ABC):
     @abstractmethod
     async def execute(self, ctx: RunContext, path: str, chain: Chain) -> StepOutput:
         """Run (or replay from the journal) this node at `path`."""
+
+    def create_step_requirement(self, step_index: int, step_input: StepInput | None = None) -> StepRequirement:
+        """The confirmation pause this primitive asks for before it runs, as a detached requirement (the
+        engine builds its own at the pause; this is for callers that present or test one)."""
+        message = self.human_review.confirmation_message or f"Run {self.step_type.lower()} '{self.name}'?"
+        return self._requirement(kinds.CONFIRMATION, step_index, message, step_input=step_input)
+
+    def create_output_review_requirement(
+        self, step_index: int, step_input: StepInput | None, step_output: StepOutput, retry_count: int = 0
+    ) -> StepRequirement:
+        """The review pause after this primitive ran, as a detached requirement (as `create_step_requirement`)."""
+        review = self.human_review
+        message = review.output_review_message or f"Review the output of {self.step_type.lower()} '{self.name}'"
+        return self._requirement(
+            kinds.OUTPUT_REVIEW,
+            step_index,
+            message,
+            step_input=step_input,
+            step_output=step_output,
+            retry_count=retry_count,
+        )
+
+    def _requirement(self, kind: str, step_index: int, message: str, **fields: Any) -> StepRequirement:
+        review = self.human_review
+        now = time.time()
+        return StepRequirement(
+            step_name=self.name,
+            kind=kind,
+            step_path=str(step_index),
+            step_type=self.step_type,
+            message=message,
+            on_reject=review.on_reject,
+            max_retries=review.max_retries,
+            timeout=review.timeout,
+            on_timeout=review.on_timeout,
+            deadline=now + review.timeout if review.timeout else None,
+            created_at=now,
+            **fields,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A description of this node with its HITL settings under one `"human_review"` key."""

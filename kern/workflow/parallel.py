@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 
 class Parallel(Container):
-    """`Parallel(step_a, step_b, name="both")`: every branch gets the same input and runs concurrently.
+    """`Parallel(step_a, step_b, name="both")` (or `Parallel("both", step_a, step_b)`; the name defaults
+    to "Parallel"): every branch gets the same input and runs concurrently.
 
     Finished branches are journaled even when another one pauses, so they never run again. The
     content is the branches' contents joined under `## <name>` headings. Supports
@@ -34,9 +35,10 @@ class Parallel(Container):
         human_review: HumanReview | dict[str, Any] | None = None,
         **hitl: Any,
     ) -> None:
+        if steps and isinstance(steps[0], str):  # Parallel("name", step_a, step_b)
+            name = name if name is not None else steps[0]
+            steps = steps[1:]
         self.steps = [as_node(s) for s in steps]
-        if not self.steps:
-            raise ValueError(f"Parallel {name!r} needs at least one step.")
         self._setup_container(name, description, human_review, hitl)
 
     async def execute(self, ctx: RunContext, path: str, chain: Chain) -> StepOutput:

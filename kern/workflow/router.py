@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kern._sync import call_user
 from kern.run import requirement as kinds
 from kern.run.workflow import RouterCompletedEvent, RouterStartedEvent
+from kern.workflow.cel import CelExpression, step_input_variables
 from kern.workflow.container import Container
 from kern.workflow.engine import Cancel
+from kern.workflow.injected import call_with
 from kern.workflow.node import Node
 from kern.workflow.step import as_nodes
-from kern.workflow.types import HumanReview, StepOutput
+from kern.workflow.steps import Steps
+from kern.workflow.types import HumanReview, StepInput, StepOutput, StepRequirement
 
 if TYPE_CHECKING:
     from kern.workflow.engine import Chain, RunContext
@@ -21,10 +23,14 @@ if TYPE_CHECKING:
 class Router(Container):
     """Pick routes from `choices` and run them in order.
 
-    `selector(step_input)` (sync or async) returns a choice, a list of choices, or their names. With
-    `requires_user_input=True` the person selects instead (`req.select(name)`; several with
-    `allow_multiple_selections=True`); the selector, if any, is what an approving timeout picks.
-    Also supports `requires_confirmation` (before selection) and `requires_output_review`.
+    `selector(step_input)` (sync or async) returns a choice, a list of choices, or their names; it may
+    also declare `session_state`, `run_context` and `step_choices` (the choices). A string selector is a
+    CEL expression giving a choice's name (see `kern.workflow.cel`). A list among `choices` becomes a
+    `Steps` of those steps, named `steps_group_<index>`. With `requires_user_input=True` the person
+    selects instead (`req.select(name)`; several with `allow_multiple_selections=True`); the selector,
+    if any, is what an approving timeout picks. Also supports `requires_confirmation` (before
+    selection) and `requires_output_review`. A Router with neither a selector nor
+    `requires_user_input` can be built but not run (its run ends with ERROR, naming it).
     """
 
     step_type = "Router"
@@ -32,7 +38,7 @@ class Router(Container):
     def __init__(
         self,
         name: str | None = None,
-        selector: Callable[..., Any] | None = None,
+        selector: str | Callable[..., Any] | None = None,
         choices: list[Any] | None = None,
         description: str | None = None,
         allow_multiple_selections: bool = False,
@@ -40,7 +46,11 @@ class Router(Container):
         **hitl: Any,
     ) -> None:
         self.selector = selector
-        self.choices = as_nodes(choices)
+        self.choices = [
+            Steps(name=f"steps_group_{index}", steps=choice) if isinstance(choice, list) else choice
+            for index, choice in enumerate(choices or [])
+        ]
+        self.choices = as_nodes(self.choices)
         if not self.choices:
             raise ValueError(f"Router {name!r} needs at least one choice.")
         names = [c.name for c in self.choices]
@@ -48,15 +58,27 @@ class Router(Container):
             raise ValueError(f"Router {name!r}: choice names must be unique, got {names}.")
         self.allow_multiple_selections = allow_multiple_selections
         self._setup_container(name, description, human_review, hitl)
-        if selector is None and not self.human_review.requires_user_input:
-            raise ValueError(
-                f"Router '{self.name}' needs a selector unless it has requires_user_input=True "
-                "(the person selects the route)."
+        self._cel: CelExpression | None = None
+        if isinstance(selector, str):
+            self._cel = CelExpression(selector, f"Router '{self.name}' selector")
+        elif selector is not None and not callable(selector):
+            raise TypeError(
+                f"Router '{self.name}': selector must be a function or a CEL expression string, "
+                f"got {type(selector).__name__}."
             )
 
     @property
     def choice_names(self) -> list[str]:
         return [c.name for c in self.choices]
+
+    def create_output_review_requirement(
+        self, step_index: int, step_input: StepInput | None, step_output: StepOutput, retry_count: int = 0
+    ) -> StepRequirement:
+        """The review pause after the chosen route(s) ran, with the choices a re-route may pick."""
+        requirement = super().create_output_review_requirement(step_index, step_input, step_output, retry_count)
+        requirement.available_choices = self.choice_names
+        requirement.allow_multiple_selections = self.allow_multiple_selections
+        return requirement
 
     def _names(self, picked: Any) -> list[str]:
         items = picked if isinstance(picked, (list, tuple)) else [picked]
@@ -71,8 +93,18 @@ class Router(Container):
 
     async def _select(self, ctx: RunContext, chain: Chain) -> list[str]:
         if self.selector is None:
-            return []
-        return self._names(await call_user(self.selector, chain.step_input(ctx.run)))
+            if self.human_review.requires_user_input:  # an approving timeout with nothing to pick: skipped
+                return []
+            raise ValueError(
+                f"Router '{self.name}' has no selector and no requires_user_input: nothing picks its route."
+            )
+        step_input = chain.step_input(ctx.run)
+        if self._cel is not None:
+            variables = {**step_input_variables(step_input), "step_choices": self.choice_names}
+            picked = self._cel.evaluate(variables)
+            return self._names(picked if isinstance(picked, (list, tuple)) else str(picked))
+        assert callable(self.selector)
+        return self._names(await call_with(self.selector, (step_input,), ctx.user_values(step_choices=self.choices)))
 
     async def execute(self, ctx: RunContext, path: str, chain: Chain) -> StepOutput:
         done = ctx.enter(self, path)

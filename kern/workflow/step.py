@@ -11,6 +11,7 @@ from kern.run.base import RunStatus
 from kern.run.workflow import StepCompletedEvent, StepErrorEvent, StepOutputEvent, StepStartedEvent
 from kern.workflow.engine import Cancel, StepFailed, skipped
 from kern.workflow.executor_scope import STEP_SCOPE, ExecutorPaused, StepScope
+from kern.workflow.injected import call_with
 from kern.workflow.node import Node
 from kern.workflow.types import HumanReview, OnError, StepInput, StepOutput, UserInputField
 
@@ -21,8 +22,10 @@ PAUSE_ATTR = "_kern_pause"
 
 
 class Step(Node):
-    """One step. Give exactly one of `executor` (a sync or async function of `StepInput`), `agent`
-    or `team`. HITL: `human_review=HumanReview(...)` or the flat parameters (human_review wins).
+    """One step. Give exactly one of `executor` (a sync or async function of `StepInput`; it may also
+    declare `session_state` and/or `run_context`), `agent`, `team` or `workflow` (a nested Workflow, run
+    to its end as this step: its content is the step's). HITL: `human_review=HumanReview(...)` or the
+    flat parameters (human_review wins).
     """
 
     step_type = "Step"
@@ -36,6 +39,7 @@ class Step(Node):
         description: str | None = None,
         human_review: HumanReview | dict[str, Any] | None = None,
         *,
+        workflow: Any = None,
         requires_confirmation: bool | None = None,
         confirmation_message: str | None = None,
         requires_user_input: bool | None = None,
@@ -52,10 +56,11 @@ class Step(Node):
         on_timeout: Any = None,
         max_retries: int = 0,
     ) -> None:
-        given = [k for k, v in (("executor", executor), ("agent", agent), ("team", team)) if v is not None]
+        sources = (("executor", executor), ("agent", agent), ("team", team), ("workflow", workflow))
+        given = [k for k, v in sources if v is not None]
         if len(given) != 1:
             raise ValueError(
-                f"Step {name or ''!r} needs exactly one of executor=, agent= or team= "
+                f"Step {name or ''!r} needs exactly one of executor=, agent=, team= or workflow= "
                 f"(got {', '.join(given) or 'none'})."
             )
         if max_retries < 0:
@@ -63,13 +68,14 @@ class Step(Node):
         self.executor = executor
         self.agent = agent
         self.team = team
+        self.workflow = workflow
         # Extra attempts when the executor fails, before on_error applies (0: kern's default, see docs/differences.md).
         self.max_retries = max_retries
         flat = {k: v for k, v in locals().items() if k in _FLAT and v is not None}
         if human_review is None and not flat and executor is not None:
             human_review = getattr(executor, PAUSE_ATTR, None)
         if name is None:
-            source = executor or agent or team
+            source = executor or agent or team or workflow
             name = getattr(source, "name", None) or getattr(source, "__name__", None)
         self._setup(name, description, human_review, flat)
 
@@ -125,8 +131,10 @@ class Step(Node):
                     attempt += 1
                     continue
                 on_error = review.on_error or OnError.fail
-                if on_error is OnError.fail:
-                    raise StepFailed(self.name, output.error or "unknown error")
+                if on_error is OnError.fail:  # explicit: the caller gets the exception, as in the reference
+                    explicit = review.on_error is OnError.fail
+                    error = ctx.errors.get(f"{path}~{attempt}") if explicit else None
+                    raise StepFailed(self.name, output.error or "unknown error", exception=error, reraise=explicit)
                 if on_error is OnError.skip:
                     return ctx.finish(path, skipped(self.name, self.step_type, output.error))
                 decision = await ctx.gate(
@@ -185,7 +193,9 @@ class Step(Node):
         token = STEP_SCOPE.set(StepScope(ctx, f"{path}~{attempt}"))
         try:
             if self.executor is not None:
-                result = await call_user(self.executor, step_input)
+                result = await call_with(self.executor, (step_input,), ctx.user_values())
+            elif self.workflow is not None:
+                result = await self._run_workflow(step_input)
             else:
                 result = await self._run_agent(step_input)
         except ExecutorPaused as paused:
@@ -202,6 +212,7 @@ class Step(Node):
             )
             raise AssertionError("unreachable: the gate pauses") from paused  # pragma: no cover
         except Exception as exc:  # user errors; the engine's signals are BaseExceptions and pass through
+            ctx.errors[f"{path}~{attempt}"] = exc
             return StepOutput(step_name=self.name, success=False, error=f"{type(exc).__name__}: {exc}")
         finally:
             STEP_SCOPE.reset(token)
@@ -211,6 +222,27 @@ class Step(Node):
                 result.success = False
             return result
         return StepOutput(step_name=self.name, content=result)
+
+    async def _run_workflow(self, step_input: StepInput) -> StepOutput:
+        """Run the nested workflow on the step's input, to its end, in its own session. It shares this
+        run's `session_state`. A nested run that pauses or does not complete fails this step (the pause
+        cannot be continued through the outer run)."""
+        nested = await self.workflow.arun(
+            step_input.input,
+            user_id=step_input.user_id,
+            session_state=step_input.session_state,
+            additional_data=dict(step_input.additional_data),
+        )
+        status = nested.status
+        if status == RunStatus.PAUSED:
+            raise RuntimeError(
+                f"nested workflow {self.workflow.name!r} paused at step "
+                f"'{nested.step_requirements[-1].step_name}' (run {nested.run_id}); a pause inside a nested "
+                "workflow is not continued through the outer run: give its steps to this workflow instead"
+            )
+        if status != RunStatus.COMPLETED:
+            raise RuntimeError(f"nested workflow {self.workflow.name!r} ended {status.value}: {nested.content}")
+        return StepOutput(step_name=self.name, step_type="Workflow", content=nested.content, steps=nested.step_results)
 
     async def _run_agent(self, step_input: StepInput) -> Any:
         """Run the step's agent or team on the input (and the previous step's output)."""
@@ -230,7 +262,7 @@ class Step(Node):
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
-        source = self.executor or self.agent or self.team
+        source = self.executor or self.agent or self.team or self.workflow
         data["executor"] = getattr(source, "__name__", None) or getattr(source, "name", None)
         return data
 
@@ -247,13 +279,24 @@ def _executor_fields(runner: Any, result: Any, name: str) -> dict[str, Any]:
     }
 
 
-def as_node(item: Node | Callable[..., Any]) -> Node:
-    """A step-tree entry: a primitive as is, a bare function as a Step named after it."""
+def as_node(item: Any) -> Node:
+    """A step-tree entry: a primitive as is, an Agent, Team or Workflow as a Step running it (named after
+    it), a bare function as a Step named after it."""
     if isinstance(item, Node):
         return item
+    kind = getattr(item, "kind", None)  # kern.agent, kern.team and Workflow sit above this module
+    if kind in ("agent", "team", "workflow") and isinstance(getattr(item, "name", None), str):
+        description = getattr(item, "description", None)
+        if kind == "workflow":
+            return Step(name=item.name, description=description, workflow=item)
+        if kind == "team":
+            return Step(name=item.name, description=description, team=item)
+        return Step(name=item.name, description=description, agent=item)
     if callable(item):
         return Step(name=getattr(item, "__name__", None) or repr(item), executor=item)
-    raise TypeError(f"Workflow steps must be primitives or functions, got {type(item).__name__}: {item!r}")
+    raise TypeError(
+        f"Workflow steps must be primitives, agents, teams, workflows or functions, got {type(item).__name__}: {item!r}"
+    )
 
 
 def as_nodes(items: Any) -> list[Node]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, Unpack, overload
+from typing import Any, ClassVar, Literal, Unpack, overload
 
 from pydantic import BaseModel
 
@@ -48,6 +49,8 @@ class Workflow(StoredRuns):
     `db` keeps runs, pauses and the journal (`SqliteDb` or `PostgresDb`); without one, runs live in a
     process-local in-memory database and pauses do not survive the process.
     """
+
+    kind: ClassVar[str] = "workflow"  # how a step tree recognises a Workflow given as a step
 
     def __init__(
         self,
@@ -180,12 +183,12 @@ class Workflow(StoredRuns):
             input=input,
             status=RunStatus.RUNNING,
             additional_data={**self.additional_data, **(additional_data or {})},
-            session_state=session_state if session_state is not None else self.session_state,
+            session_state=_merge_under(session_state if session_state is not None else {}, self.session_state),
             user_id=user_id or self.user_id,
         )
 
         async def start(emit: Emit | None) -> WorkflowRunOutput:
-            ctx = RunContext(run, {}, self.db, 0, self._sink(emit, lambda: ctx), stream_events)
+            ctx = RunContext(run, {}, self.db, 0, self._sink(emit, lambda: ctx), stream_events, self.id)
             if ctx.has_listener:
                 await ctx.emit(WorkflowStartedEvent(input=input))
             return await drive(ctx, self.steps)
@@ -372,7 +375,9 @@ class Workflow(StoredRuns):
     async def _drive(self, claimed: _Claimed, emit: Emit | None, stream_events: bool) -> WorkflowRunOutput:
         """The second half of `continue_run`: run the claimed run to its end or its next pause."""
         run = claimed.run
-        ctx = RunContext(run, claimed.journal, self.db, claimed.version, self._sink(emit, lambda: ctx), stream_events)
+        ctx = RunContext(
+            run, claimed.journal, self.db, claimed.version, self._sink(emit, lambda: ctx), stream_events, self.id
+        )
         req = claimed.resolved
         if req is not None and ctx.has_listener:
             req = StepRequirement.from_dict(req.to_dict())
@@ -490,6 +495,17 @@ class _Claimed:
     journal: dict[str, Any]
     version: int
     resolved: StepRequirement | None
+
+
+def _merge_under(state: dict[str, Any], defaults: dict[str, Any] | None) -> dict[str, Any]:
+    """`state` (the run's own dict, changed in place) with `defaults` (the workflow's session_state)
+    filled in under it: keys `state` has win, nested dicts are merged, the defaults are copied."""
+    for key, value in (defaults or {}).items():
+        if key not in state:
+            state[key] = copy.deepcopy(value)
+        elif isinstance(state[key], dict) and isinstance(value, dict):
+            _merge_under(state[key], value)
+    return state
 
 
 def _decide(run_id: str, active: StepRequirement, now: float | None = None) -> dict[str, Any]:
