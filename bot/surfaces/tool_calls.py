@@ -244,7 +244,30 @@ class ToolCalls:
         loaded.req.executor_requirements = [
             RunRequirement.from_dict(decisions[i]["decision"]) for i in range(len(calls))
         ]
+        await self._resolve_approvals(loaded, decisions, user, response_url)
         await self.base.resume(loaded, user, response_url)
+
+    async def _resolve_approvals(
+        self, loaded: Loaded, decisions: dict[int, dict[str, Any]], user: str, response_url: str | None
+    ) -> None:
+        """Calls of `@approval` tools (`type="required"`) wait on their approval record, not on the pause: the
+        person who decided each call on its card resolves its record (compare-and-set, recorded in kern's
+        audit log with who decided). A record resolved first elsewhere (`db.resolve_approval` from Python)
+        keeps its decision: kern continues with it, and the person is told."""
+        for index, call in enumerate(loaded.req.executor_requirements or []):
+            if not call.approval_id or call.tool_execution.approval_type != "required":
+                continue
+            approved = call.tool_execution.confirmed is not False
+            try:
+                await self.store.db.resolve_approval(
+                    call.approval_id,
+                    approved=approved,
+                    resolved_by=decisions[index]["by"],
+                    note=call.tool_execution.confirmation_note,
+                )
+            except (ValueError, LookupError) as exc:
+                text = f"{ui.escape(str(exc))} That decision stands for `{ui.escape(call.tool_execution.tool_name)}`."
+                await self.gateway.tell(loaded.card.channel, user, text, loaded.card.ts, response_url)
 
     def _allow(self, workflow_wide: bool) -> Callable[..., Any]:
         """The listener of "Always allow <tool> in this run" (or "… in this workflow"): record the
