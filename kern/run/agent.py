@@ -55,6 +55,16 @@ class ToolExecution(ItemAccess):
     requires_user_feedback: bool = False
     user_feedback_schema: list[AskUserQuestion] | None = None
 
+    @property
+    def is_paused(self) -> bool:
+        """Whether the call pauses its run: it asks for a confirmation, input, answers or an outside result."""
+        return (
+            self.requires_confirmation
+            or self.requires_user_input
+            or self.requires_user_feedback
+            or self.external_execution_required
+        )
+
     def __post_init__(self) -> None:
         if self.user_feedback_schema and not self.requires_user_feedback:
             self.requires_user_feedback = True  # the reference API's form says it by the questions alone
@@ -558,6 +568,15 @@ class RunEvent:
     team_id: str | None = None
     team_name: str | None = None
     content: Any = None
+    # Where the run sits when an agent runs inside a workflow step or under another run (the reference API's
+    # fields; None for a run of its own).
+    parent_run_id: str | None = None
+    workflow_id: str | None = None
+    workflow_run_id: str | None = None
+    step_id: str | None = None
+    step_name: str | None = None
+    step_index: int | None = None
+    nested_depth: int = 0
 
     def __post_init__(self) -> None:
         self.event = type(self).__name__.removesuffix("Event")
@@ -594,9 +613,22 @@ class ToolCallCompletedEvent(RunEvent):
 
 @dataclass
 class RunPausedEvent(WaitingTools, RunEvent):
-    """The run waits for people; resolve `active_requirements`, then continue with `requirements`."""
+    """The run waits for people; resolve `active_requirements`, then continue with `requirements`.
+
+    `tools` are the paused calls (each requirement's `tool_execution`). Given only `tools`, the event makes a
+    requirement for each call that waits for something, as a run does."""
 
     requirements: list[RunRequirement] = field(default_factory=list)
+    tools: list[ToolExecution] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.requirements is None:
+            self.requirements = []
+        if self.tools is None:
+            self.tools = [r.tool_execution for r in self.requirements]
+        elif not self.requirements:
+            self.requirements = [RunRequirement(tool_execution=t) for t in self.tools if t.is_paused]
 
     @property
     def is_paused(self) -> bool:
@@ -605,10 +637,6 @@ class RunPausedEvent(WaitingTools, RunEvent):
     @property
     def active_requirements(self) -> list[RunRequirement]:
         return [r for r in self.requirements if not r.is_resolved]
-
-    @property
-    def tools(self) -> list[ToolExecution]:
-        return [r.tool_execution for r in self.requirements]
 
 
 @dataclass

@@ -177,6 +177,7 @@ class Workflow(StoredRuns):
             run_id=run_id or new_id(),
             session_id=session_id or self.session_id,
             workflow_name=self.name,
+            workflow_id=self.id,
             input=input,
             status=RunStatus.RUNNING,
             additional_data={**self.additional_data, **(additional_data or {})},
