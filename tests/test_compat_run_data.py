@@ -272,3 +272,15 @@ def test_tool_call_decision_survives_a_reload(tmp_path: Path, db_kind: str) -> N
         assert done.status == RunStatus.COMPLETED and done.content == "Final: wiped logs"
         kept = done.requirements[0]
         assert kept.is_resolved and not kept.needs_confirmation and kept.tool_execution.confirmed is True
+
+
+def test_check_timeout() -> None:
+    from kern.workflow.utils.hitl import check_timeout
+
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    assert check_timeout(StepRequirement(step_id="s")) is None
+    assert check_timeout(StepRequirement(step_id="s", timeout_at=past, on_timeout="approve")) == "approve"
+    assert check_timeout(StepRequirement(step_id="s", requires_confirmation=True, timeout_at=past)) is OnTimeout.cancel
+    decided = StepRequirement(step_id="s", requires_confirmation=True, timeout_at=past, on_timeout="skip")
+    decided.reject()
+    assert check_timeout(decided) is None  # a decision there when the deadline is applied wins, as in continue_run
