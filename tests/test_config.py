@@ -85,8 +85,9 @@ def test_common_fields_everywhere(primitive: str) -> None:
         OnReject.cancel,
         5,
         9,
-        OnTimeout.reject,
+        OnTimeout.skip,  # kept as spelled; it decides as a rejection
     )
+    assert review.on_timeout.rejects
 
 
 def test_human_review_wins_over_flat_parameters() -> None:
@@ -118,7 +119,9 @@ def test_validation_errors() -> None:
         Step(name="s")
     with pytest.raises(ValueError, match="on_reject=retry is not supported on Condition"):
         Condition(name="c", steps=[noop], requires_confirmation=True, on_reject="retry")
-    assert OnTimeout("skip") is OnTimeout.reject and OnReject("else") is OnReject.else_branch
+    # "skip" keeps its spelling and decides as a rejection (the alias of reject)
+    assert OnTimeout("skip") is OnTimeout.skip and OnTimeout.skip.rejects and OnTimeout.reject.rejects
+    assert OnReject("else") is OnReject.else_branch
 
 
 def test_condition_defaults_to_else_branch() -> None:

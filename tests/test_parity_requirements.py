@@ -90,8 +90,10 @@ def test_documented_constructor_fields_make_each_kind() -> None:
 
 
 def test_documented_constructor_refuses_what_it_cannot_mean() -> None:
-    with pytest.raises(TypeError, match="requires_confirmation=True"):
-        StepRequirement(step_id="s", step_name="x")
+    nothing = StepRequirement(step_id="s", step_name="x")  # no flag: it asks for nothing, as documented
+    assert nothing.is_resolved and not nothing.needs_confirmation
+    with pytest.raises(ValueError, match="asks for nothing"):
+        nothing.confirm()
     with pytest.raises(ValueError, match="cannot also have requires_confirmation=True"):
         StepRequirement(step_name="x", requires_user_input=True, requires_confirmation=True)
     with pytest.raises(ValueError, match="is_post_execution=True applies to output and iteration reviews"):

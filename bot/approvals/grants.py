@@ -225,9 +225,7 @@ def grant_line(grant: dict[str, Any]) -> str:
 
 def _plain(call: RunRequirement) -> bool:
     """A call that only needs approval (not input, a result or answers): the only kind a grant covers."""
-    return call.needs_confirmation and not (
-        call.needs_user_input or call.is_external_tool_execution or call.needs_user_feedback
-    )
+    return call.kind == "confirmation" and call.tool_execution.requires_confirmation
 
 
 def _audit(loaded: Loaded, user: str, decision: str, row: dict[str, Any], at: float) -> dict[str, Any]:

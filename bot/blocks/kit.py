@@ -87,7 +87,12 @@ def confirm_dialog(title: str, text: str, confirm: str, deny: str) -> dict[str, 
 def retries_used_up(req: StepRequirement) -> bool:
     """An output review whose step was sent back `max_retries` times: kern cancels the run on the next
     rejection ("Max retries (N) reached for step ...") instead of running the step again."""
-    return req.kind == kinds.OUTPUT_REVIEW and req.on_reject is OnReject.retry and req.retry_count >= req.max_retries
+    return (
+        req.kind == kinds.OUTPUT_REVIEW
+        and req.on_reject is OnReject.retry
+        and req.max_retries is not None
+        and req.retry_count >= req.max_retries
+    )
 
 
 def sent_back(req: StepRequirement) -> str:
@@ -142,6 +147,7 @@ def deadline_line(req: StepRequirement) -> str | None:
     outcomes: dict[OnTimeout | None, str] = {
         OnTimeout.approve: "it is approved automatically",
         OnTimeout.reject: "it is rejected automatically",
+        OnTimeout.skip: "it is rejected automatically",
     }
     action = outcomes.get(req.on_timeout, "the run is cancelled")
     return f":alarm_clock: If nobody answers by {slack_time(req.deadline)}, {action}."

@@ -130,7 +130,8 @@ def pause_blocks(
         elif req.on_reject is OnReject.retry:
             blocks.append(
                 context(
-                    f"Rejecting sends it back with your feedback (retry {req.retry_count + 1} of {req.max_retries})."
+                    f"Rejecting sends it back with your feedback (retry {req.retry_count + 1}"
+                    + (f" of {req.max_retries})." if req.max_retries is not None else ").")
                 )
             )
     elif req.kind == kinds.ROUTE_SELECTION:
@@ -240,15 +241,16 @@ def _tool_blocks(req: StepRequirement, decided: dict[int, str], standing: str | 
         if index in decided:
             blocks.append(context(decided[index]))
             continue
-        if call.needs_user_feedback:
+        # by what the call asks for (`kind`), not by what it still needs: a decided call keeps its buttons' meaning
+        if call.kind == "user_feedback":
             first = tool_button("Answer", TOOL_ANSWER, "primary")
-        elif call.needs_user_input:
+        elif call.kind == "user_input":
             first = tool_button("Fill in", TOOL_INPUT, "primary")
-        elif call.is_external_tool_execution:
+        elif call.kind == "external_execution":
             first = tool_button("Paste result", TOOL_RESULT, "primary")
         else:
             first = tool_button("Approve once", TOOL_OK, "primary")
-        plain_call = not (call.needs_user_input or call.is_external_tool_execution or call.needs_user_feedback)
+        plain_call = call.kind == "confirmation"
         reject_text = "Reject with note" if plain_call else "Reject"
         elements = [first]
         if plain_call:

@@ -352,7 +352,7 @@ def apply_resolutions(
             req.tool_execution.confirmation_note = (record.get("resolution_data") or {}).get("note")
             req.resolved_by = record.get("resolved_by")
             req.resolved_at = record.get("resolved_at")
-        if req.needs_external_execution and req.external_result is None and req.tool_execution.result is not None:
+        if req.is_external_tool_execution and req.external_result is None and req.tool_execution.result is not None:
             req.external_result = tool_result_text(req.tool_execution.result)
         if not req.is_resolved:
             unresolved.append(f"'{req.tool_execution.tool_name}' ({req.kind}: {req._needs})")
@@ -560,7 +560,7 @@ class _Driver:
                 )
             elif req.is_external_tool_execution:
                 result = req.external_result or te.result or ""
-            elif req.needs_user_feedback:
+            elif te.requires_user_feedback:
                 result = te.result or "{}"
             else:
                 tool = by_name.get(te.tool_name)
@@ -570,7 +570,7 @@ class _Driver:
                     await self.emit(ToolCallStartedEvent(tool=te))
                     result = await self.agent.run_tool(run, tool, te)
             te.result = result
-            self._tool_message(te.tool_call_id, te.tool_name, result)
+            self._tool_message(te.tool_call_id or "", te.tool_name, result)  # the model's calls have ids
             await self.emit(ToolCallCompletedEvent(tool=te))
 
     def _tool_message(self, call_id: str, name: str, content: str) -> None:

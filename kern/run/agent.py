@@ -39,8 +39,8 @@ class ToolExecution(ItemAccess):
         "user_feedback_schema",
     )
 
-    tool_call_id: str
-    tool_name: str
+    tool_call_id: str | None = None  # the model's id for the call (None for a call built by hand)
+    tool_name: str = ""
     tool_args: Annotated[dict[str, Any], JSONABLE] = field(default_factory=dict)
     result: str | None = None
     requires_confirmation: bool = False
@@ -50,10 +50,24 @@ class ToolExecution(ItemAccess):
     approval_type: str | None = None
     confirmed: bool | None = None
     confirmation_note: str | None = None
-    answered: bool = False
+    answered: bool | None = None  # True once the person gave the input or the answers it asks for
     member_agent_name: str | None = None
     requires_user_feedback: bool = False
     user_feedback_schema: list[AskUserQuestion] | None = None
+
+    @property
+    def is_paused(self) -> bool:
+        """Whether the call pauses its run: it asks for a confirmation, input, answers or an outside result."""
+        return (
+            self.requires_confirmation
+            or self.requires_user_input
+            or self.requires_user_feedback
+            or self.external_execution_required
+        )
+
+    def __post_init__(self) -> None:
+        if self.user_feedback_schema and not self.requires_user_feedback:
+            self.requires_user_feedback = True  # the reference API's form says it by the questions alone
 
     def to_dict(self) -> dict[str, Any]:
         """The stored form (see `kern.run.stored`): JSON-ready, unset (None) fields left out."""
@@ -133,22 +147,28 @@ class RunRequirement(ItemAccess):
     def requirement_id(self) -> str:
         return self.id
 
+    # `needs_*`: what the call still waits for (False once decided, as in the reference API); `kind` says
+    # what it asks for whatever its state.
     @property
     def needs_confirmation(self) -> bool:
-        return self.tool_execution.requires_confirmation
+        """The call waits for `confirm()` or `reject()` (False once either was given)."""
+        return self.tool_execution.requires_confirmation and not self.is_resolved
 
     @property
     def needs_user_input(self) -> bool:
-        return self.tool_execution.requires_user_input
+        """The call waits for `provide_user_input(...)` (False once given, or rejected)."""
+        return self.tool_execution.requires_user_input and not self.is_resolved
 
     @property
     def is_external_tool_execution(self) -> bool:
+        """The tool runs outside the agent (whether or not its result was given)."""
         return self.tool_execution.external_execution_required
 
     @property
     def needs_user_feedback(self) -> bool:
-        """The agent asks structured questions (`user_feedback_schema`): answer with `provide_user_feedback`."""
-        return self.tool_execution.requires_user_feedback
+        """The agent asks structured questions (`user_feedback_schema`) still unanswered: answer with
+        `provide_user_feedback`."""
+        return self.tool_execution.requires_user_feedback and not self.is_resolved
 
     @property
     def user_feedback_schema(self) -> list[AskUserQuestion] | None:
@@ -160,7 +180,8 @@ class RunRequirement(ItemAccess):
 
     @property
     def needs_external_execution(self) -> bool:
-        return self.is_external_tool_execution
+        """The call waits for `set_external_execution_result(...)` (False once given, or rejected)."""
+        return self.is_external_tool_execution and not self.is_resolved
 
     @property
     def is_resolved(self) -> ResolvedFlag:
@@ -169,12 +190,10 @@ class RunRequirement(ItemAccess):
         te = self.tool_execution
         if self.status != "pending":
             return ResolvedFlag(True)
-        if self.needs_confirmation:
+        if te.requires_confirmation:
             return ResolvedFlag(te.confirmed is not None)
-        if self.needs_user_feedback:
-            return ResolvedFlag(te.answered or te.confirmed is False)
-        if self.needs_user_input:
-            return ResolvedFlag(te.answered or te.confirmed is False)
+        if te.requires_user_feedback or te.requires_user_input:
+            return ResolvedFlag(bool(te.answered) or te.confirmed is False)
         if self.is_external_tool_execution:
             # `tool_execution.result` may be set directly instead of set_external_execution_result()
             given = self.external_result is not None or te.result is not None
@@ -220,9 +239,10 @@ class RunRequirement(ItemAccess):
 
     @property
     def kind(self) -> str:
-        if self.needs_user_feedback:
+        te = self.tool_execution
+        if te.requires_user_feedback:
             return "user_feedback"
-        if self.needs_user_input:
+        if te.requires_user_input:
             return "user_input"
         if self.is_external_tool_execution:
             return "external_execution"
@@ -242,13 +262,11 @@ class RunRequirement(ItemAccess):
 
     @property
     def _needs(self) -> str:
-        if self.needs_user_feedback:
-            return "provide_user_feedback(selections)"
-        if self.needs_user_input:
-            return "provide_user_input(values)"
-        if self.is_external_tool_execution:
-            return "set_external_execution_result(result)"
-        return "confirm() or reject(note=...)"
+        return {
+            "user_feedback": "provide_user_feedback(selections)",
+            "user_input": "provide_user_input(values)",
+            "external_execution": "set_external_execution_result(result)",
+        }.get(self.kind, "confirm() or reject(note=...)")
 
     def _mark(self, by: str | None) -> None:
         self.resolved_by = by
@@ -256,7 +274,7 @@ class RunRequirement(ItemAccess):
 
     def confirm(self, *, by: str | None = None) -> None:
         """Let the tool run."""
-        self._check("confirm", self.needs_confirmation, self._needs)
+        self._check("confirm", self.tool_execution.requires_confirmation, self._needs)
         self.tool_execution.confirmed = True
         self.tool_execution.confirmation_note = None
         self._mark(by)
@@ -270,7 +288,7 @@ class RunRequirement(ItemAccess):
 
     def provide_user_input(self, values: dict[str, Any], *, by: str | None = None) -> None:
         """Fill in the tool's user-input fields. Validated and coerced; a ValueError names every bad field."""
-        self._check("provide_user_input", self.needs_user_input, self._needs)
+        self._check("provide_user_input", self.tool_execution.requires_user_input, self._needs)
         schema = self.user_input_schema or []
         known = {f.name: f for f in schema}
         problems = [f"unknown field {k!r}" for k in values if k not in known]
@@ -298,7 +316,7 @@ class RunRequirement(ItemAccess):
         """Answer the agent's questions: `{question text: [chosen option labels]}` (a single label may be
         given as a string). Every question needs an answer, single-select questions exactly one, and
         labels must be among the options; a ValueError names every problem and nothing changes."""
-        self._check("provide_user_feedback", self.needs_user_feedback, self._needs)
+        self._check("provide_user_feedback", self.tool_execution.requires_user_feedback, self._needs)
         questions = self.user_feedback_schema or []
         known = {q.question: q for q in questions}
         problems = [f"unknown question {k!r}" for k in selections if k not in known]
@@ -319,6 +337,8 @@ class RunRequirement(ItemAccess):
             raise ValueError(f"Invalid feedback for tool '{self.tool_execution.tool_name}': " + "; ".join(problems))
         for question in questions:
             question.selected_options = answers[question.question]
+            for option in question.options:
+                option.selected = option.label in question.selected_options
         self.tool_execution.result = json.dumps(answers)
         self.tool_execution.answered = True
         self._mark(by)
@@ -346,8 +366,11 @@ class RunRequirement(ItemAccess):
         return custom_form(handler(source), load=_load_run_requirement)
 
 
-# Keys only the reference API's form of a tool-call requirement has.
-_REFERENCE_KEYS = frozenset(("confirmation", "confirmation_note", "external_execution_result"))
+# Keys only the reference API's form of a tool-call requirement has (kern keeps the decision and the
+# schemas on the tool call).
+_REFERENCE_KEYS = frozenset(
+    ("confirmation", "confirmation_note", "external_execution_result", "user_input_schema", "user_feedback_schema")
+)
 
 
 def _load_run_requirement(data: Any, load: core_schema.ValidatorFunctionWrapHandler) -> RunRequirement:
@@ -363,24 +386,75 @@ def _load_run_requirement(data: Any, load: core_schema.ValidatorFunctionWrapHand
 
 
 def _from_reference(data: dict[str, Any]) -> dict[str, Any]:
-    """The reference API's form (or a partial one) as kern's: the decision moved onto the tool call."""
-    tool = data["tool_execution"]
+    """The reference API's form (or a partial one) as kern's: the decision moved onto the tool call. What
+    the tool call itself says wins over the requirement-level copy of the same thing."""
+    tool = data.get("tool_execution")
+    if tool is None:  # a requirement stored without its call: a placeholder, as the reference API makes
+        tool = ToolExecution(tool_name="unknown")
     tool = tool if isinstance(tool, ToolExecution) else ToolExecution.from_dict(tool)
     if data.get("confirmation") is not None and tool.confirmed is None:
         tool.confirmed = bool(data["confirmation"])
     if data.get("confirmation_note") is not None:
         tool.confirmation_note = data["confirmation_note"]
+    _merge_user_input(tool, data.get("user_input_schema"))
+    _merge_user_feedback(tool, data.get("user_feedback_schema"))
     created = data.get("created_at", 0.0)
     values = {k: v for k, v in data.items() if k not in _REFERENCE_KEYS and v is not None}
     values.update(
         tool_execution=tool,
-        id=data.get("id") or tool.tool_call_id,
         created_at=as_timestamp(created, "created_at") if created is not None else 0.0,
     )
+    given_id = data.get("id") or tool.tool_call_id
+    if given_id:
+        values["id"] = given_id
     external = data.get("external_result", data.get("external_execution_result"))
     if external is not None:
         values["external_result"] = external
     return values
+
+
+def _merge_user_input(tool: ToolExecution, schema: list[Any] | None) -> None:
+    """Values filled in on the requirement's copy of the form reach the call's own fields (a value the call
+    already has stays). Only when that fills the last empty field is the call answered: a stored pause may
+    carry values the model pre-filled, and reading it again must not answer it."""
+    if not schema:
+        return
+    fields = [f if isinstance(f, UserInputField) else UserInputField.from_dict(f) for f in schema]
+    if tool.user_input_schema is None:
+        tool.user_input_schema = fields
+        return
+    given = {f.name: f.value for f in fields if f.value is not None}
+    merged = False
+    for own in tool.user_input_schema:
+        if own.value is None and own.name in given:
+            own.value = coerce_field(own, given[own.name])
+            merged = True
+    if merged and tool.answered is None and all(f.value is not None for f in tool.user_input_schema):
+        tool.tool_args.update({f.name: f.value for f in tool.user_input_schema})
+        tool.answered = True
+
+
+def _merge_user_feedback(tool: ToolExecution, questions: list[Any] | None) -> None:
+    """Answers given on the requirement's copy of the questions reach the call's own (the same rule as
+    `_merge_user_input`)."""
+    if not questions:
+        return
+    parsed = [q if isinstance(q, AskUserQuestion) else AskUserQuestion.model_validate(q) for q in questions]
+    if tool.user_feedback_schema is None:
+        tool.user_feedback_schema = parsed
+        tool.requires_user_feedback = True
+        return
+    given = {q.question: q.selected_options for q in parsed if q.selected_options is not None}
+    merged = False
+    for own in tool.user_feedback_schema:
+        if own.selected_options is None and own.question in given:
+            own.selected_options = list(given[own.question] or [])
+            for option in own.options:
+                option.selected = option.label in own.selected_options
+            merged = True
+    if merged and tool.answered is None and all(q.selected_options is not None for q in tool.user_feedback_schema):
+        tool.result = json.dumps({q.question: q.selected_options for q in tool.user_feedback_schema})
+        tool.answered = True
 
 
 class WaitingTools:
@@ -494,6 +568,15 @@ class RunEvent:
     team_id: str | None = None
     team_name: str | None = None
     content: Any = None
+    # Where the run sits when an agent runs inside a workflow step or under another run (the reference API's
+    # fields; None for a run of its own).
+    parent_run_id: str | None = None
+    workflow_id: str | None = None
+    workflow_run_id: str | None = None
+    step_id: str | None = None
+    step_name: str | None = None
+    step_index: int | None = None
+    nested_depth: int = 0
 
     def __post_init__(self) -> None:
         self.event = type(self).__name__.removesuffix("Event")
@@ -530,9 +613,22 @@ class ToolCallCompletedEvent(RunEvent):
 
 @dataclass
 class RunPausedEvent(WaitingTools, RunEvent):
-    """The run waits for people; resolve `active_requirements`, then continue with `requirements`."""
+    """The run waits for people; resolve `active_requirements`, then continue with `requirements`.
+
+    `tools` are the paused calls (each requirement's `tool_execution`). Given only `tools`, the event makes a
+    requirement for each call that waits for something, as a run does."""
 
     requirements: list[RunRequirement] = field(default_factory=list)
+    tools: list[ToolExecution] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.requirements is None:
+            self.requirements = []
+        if self.tools is None:
+            self.tools = [r.tool_execution for r in self.requirements]
+        elif not self.requirements:
+            self.requirements = [RunRequirement(tool_execution=t) for t in self.tools if t.is_paused]
 
     @property
     def is_paused(self) -> bool:
@@ -541,10 +637,6 @@ class RunPausedEvent(WaitingTools, RunEvent):
     @property
     def active_requirements(self) -> list[RunRequirement]:
         return [r for r in self.requirements if not r.is_resolved]
-
-    @property
-    def tools(self) -> list[ToolExecution]:
-        return [r.tool_execution for r in self.requirements]
 
 
 @dataclass

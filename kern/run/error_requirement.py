@@ -61,6 +61,21 @@ class ErrorRequirement(StepRequirement):
         """`"retry"`, `"skip"`, or None while undecided."""
         return self.error_action
 
+    @property
+    def needs_decision(self) -> bool:
+        """True while neither `retry()` nor `skip()` was chosen (and no deadline decided)."""
+        return not self.is_resolved
+
+    @property
+    def should_retry(self) -> bool:
+        """True when the decision is to run the step again."""
+        return self.error_action == "retry"
+
+    @property
+    def should_skip(self) -> bool:
+        """True when the decision is to skip the step and go on."""
+        return self.error_action == "skip"
+
     def to_dict(self) -> dict[str, Any]:
         """The stored form (as every requirement's) with the documented fields beside it: `step_id`,
         `step_index`, `error_message`, `error_type`, `decision`, `step_input` (None ones left out)."""

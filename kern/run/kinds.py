@@ -12,6 +12,9 @@ ITERATION_REVIEW = "iteration_review"
 ROUTE_SELECTION = "route_selection"
 ERROR = "error"
 EXECUTOR = "executor"
+# A requirement built with the reference API's constructor and none of its `requires_*` flags: it asks for
+# nothing (and so is resolved from the start). kern's engine never makes one; it is not in KINDS.
+UNSPECIFIED = ""
 KINDS = (CONFIRMATION, USER_INPUT, OUTPUT_REVIEW, ITERATION_REVIEW, ROUTE_SELECTION, ERROR, EXECUTOR)
 
 __all__ = [
@@ -22,5 +25,6 @@ __all__ = [
     "KINDS",
     "OUTPUT_REVIEW",
     "ROUTE_SELECTION",
+    "UNSPECIFIED",
     "USER_INPUT",
 ]

@@ -25,6 +25,7 @@ from kern.run.kinds import (  # re-exported: `kinds.CONFIRMATION` with `from ker
     KINDS,  # noqa: F401
     OUTPUT_REVIEW,
     ROUTE_SELECTION,
+    UNSPECIFIED,
     USER_INPUT,
 )
 from kern.run.requirement_args import DOCUMENTED_KEYS, DOCUMENTED_ONLY, documented_arguments
@@ -129,7 +130,7 @@ class StepRequirement:
     allow_multiple_selections: bool = False
     error: str | None = None
     on_reject: OnReject = _Parsed(lambda v: OnReject.parse(v, "on_reject") or OnReject.skip, OnReject.skip)  # type: ignore[assignment]
-    max_retries: int = 3
+    max_retries: int | None = 3  # None (the documented constructor's default): no limit of its own
     retry_count: int = 0
     timeout: float | None = None
     on_timeout: OnTimeout | None = _Parsed(lambda v: OnTimeout.parse(v, "on_timeout"), None)  # type: ignore[assignment]
@@ -249,7 +250,16 @@ class StepRequirement:
 
     @property
     def is_timed_out(self) -> bool:
-        return self.timed_out
+        """True once its deadline applied (`timed_out`), or while its deadline has passed with no decision
+        made yet. A decision made before the deadline is never counted as timed out."""
+        if self.timed_out:
+            return True
+        return (
+            self.deadline is not None
+            and self.status == "pending"
+            and not self._decided()
+            and time.time() >= self.deadline
+        )
 
     @property
     def needs_confirmation(self) -> bool:
@@ -277,12 +287,14 @@ class StepRequirement:
 
     @property
     def is_resolved(self) -> bool:
-        """True once the person (or a timeout) has decided."""
-        if self.status != "pending":
-            return True
-        if self.kind == EXECUTOR:
-            reqs = self.executor_requirements or []
-            return bool(reqs) and all(getattr(r, "is_resolved", False) for r in reqs)
+        """True once the person (or a timeout) has decided; a requirement that asks for nothing (built with
+        none of the `requires_*` flags) is resolved from the start."""
+        return self.status != "pending" or self.kind == UNSPECIFIED or self._decided()
+
+    def _decided(self) -> bool:
+        """Whether a decision is recorded (whatever the status)."""
+        if self.kind == EXECUTOR:  # (none at all: nothing to decide, as in the reference API)
+            return all(getattr(r, "is_resolved", False) for r in self.executor_requirements or [])
         return (
             self.confirmed is not None
             or self.user_input is not None
@@ -301,10 +313,16 @@ class StepRequirement:
             ROUTE_SELECTION: "select(...)",
             ERROR: "retry() or skip()",
             EXECUTOR: "a decision on each of its executor_requirements",
+            UNSPECIFIED: "nothing (it asks for nothing: none of the requires_* flags was set)",
         }[self.kind]
 
     # ----- resolution -----------------------------------------------------------------------------
     def _check(self, method: str) -> None:
+        if self.kind == UNSPECIFIED:
+            raise ValueError(
+                f"{method}() does not apply: the requirement of step '{self.step_name}' asks for nothing "
+                "(it was built with none of the requires_* flags)."
+            )
         if self.kind not in _METHODS[method]:
             raise ValueError(
                 f"{method}() does not apply to the {self.kind} pause of step '{self.step_name}'; it needs {self.needs}."
@@ -507,9 +525,31 @@ class StepRequirement:
         return {"action": "confirm" if approve else "reject", "feedback": None, "timed_out": True}
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict, the stored form (see `kern.run.stored`): unset (None) fields are left out
-        to keep stored runs small."""
-        return STEP_REQUIREMENT.dump(self)
+        """A JSON-ready dict: the stored form (see `kern.run.stored`; unset (None) fields left out), with the
+        reference API's keys beside it (`step_id`, `step_index`, the `requires_*` flags, the per-kind
+        messages, `is_post_execution`, `timeout_at` as ISO 8601). `from_dict` reads it back."""
+        return {**STEP_REQUIREMENT.dump(self), **self._documented_keys()}
+
+    def _documented_keys(self) -> dict[str, Any]:
+        keys: dict[str, Any] = {
+            "step_id": self.step_id,
+            "step_index": self.step_index,
+            "requires_confirmation": self.requires_confirmation,
+            "requires_user_input": self.requires_user_input,
+            "requires_route_selection": self.requires_route_selection,
+            "requires_output_review": self.requires_output_review,
+            "is_post_execution": self.is_post_execution,
+            "confirmation_message": self.confirmation_message,
+            "user_input_message": self.user_input_message,
+            "output_review_message": self.output_review_message,
+            "timeout_at": self.timeout_at.isoformat() if self.timeout_at is not None else None,
+        }
+        if self.requires_executor_input:
+            keys["requires_executor_input"] = True
+        kept = {k: v for k, v in keys.items() if v is not None}
+        if self.max_retries is None:  # written, or it would read back as the field's default
+            kept["max_retries"] = None
+        return kept
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StepRequirement:

@@ -48,13 +48,11 @@ def documented_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[
     if kind is None:
         if not raised and post_execution:
             raised = [kinds.OUTPUT_REVIEW]
-        if not raised:
-            raise TypeError(
-                "StepRequirement needs to know what the pause asks for: pass kind=... or one of "
-                + ", ".join(f"{name}=True" for name, _ in KIND_FLAGS)
-            )
-        kind = raised[0]
+        kind = raised[0] if raised else kinds.UNSPECIFIED  # no flag: a requirement that asks for nothing
         kwargs["kind"] = kind
+        # The documented constructor's defaults (kern's engine always passes its primitive's values).
+        kwargs.setdefault("on_reject", "cancel")
+        kwargs.setdefault("max_retries", None)
     allowed = {kind, kinds.CONFIRMATION} if kind in REVIEWS else {kind}
     if kind == kinds.ITERATION_REVIEW:
         allowed.add(kinds.OUTPUT_REVIEW)  # an iteration review is an output review of a Loop

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from kern._json import TOO_BIG_INT, unstorable
@@ -57,17 +57,21 @@ class OnReject(_StrEnum):
 
 
 class OnTimeout(_StrEnum):
-    """What happens when nobody answers a pause before its deadline (`skip` is an alias of `reject`)."""
+    """What happens when nobody answers a pause before its deadline.
+
+    `skip` (the reference API's name) does what `reject` does; it is its own member so that a requirement
+    keeps the spelling it was given (`req.on_timeout == "skip"` after a round trip through the store).
+    """
 
     approve = "approve"
     reject = "reject"
     cancel = "cancel"
+    skip = "skip"
 
-    @classmethod
-    def _missing_(cls, value: object) -> OnTimeout | None:
-        if isinstance(value, str) and value.lower() == "skip":
-            return cls.reject
-        return super()._missing_(value)  # type: ignore[return-value]
+    @property
+    def rejects(self) -> bool:
+        """True for `reject` and `skip`: the pause is decided as a rejection."""
+        return self in (OnTimeout.reject, OnTimeout.skip)
 
 
 FIELD_TYPES: dict[str, tuple[type, ...]] = {
@@ -209,6 +213,11 @@ class StepOutput:
     audio: Annotated[list[Any] | None, JSONABLE] = None
     files: Annotated[list[Any] | None, JSONABLE] = None
     metrics: Annotated[Any, JSONABLE] = None
+    # True when the step's agent or team paused on a tool call (an executor pause) instead of finishing.
+    is_paused: bool = False
+    # The reference API's signal from a loop iteration to its workflow; kern's engine pauses for an iteration
+    # review itself, so this is accepted and kept on the object, never stored.
+    requires_iteration_review_pause: Annotated[bool, Field(exclude=True)] = False
 
     def to_dict(self) -> dict[str, Any]:
         """The stored form (see `kern.run.stored`): JSON-ready, unset (None) fields left out."""
@@ -227,6 +236,8 @@ class AskUserOption(BaseModel):
 
     label: str = Field(description="The option's text, one to five words.")
     description: str | None = Field(default=None, description="What choosing it means.")
+    # Whether the person chose it, once answered (hidden from the model's schema).
+    selected: SkipJsonSchema[bool] = False
 
 
 class AskUserQuestion(BaseModel):
@@ -238,6 +249,12 @@ class AskUserQuestion(BaseModel):
     multi_select: bool = Field(default=False, description="True if several options may be chosen.")
     # The person's answer once given (hidden from the model's schema).
     selected_options: SkipJsonSchema[list[str] | None] = None
+
+    @field_validator("header", mode="before")
+    @classmethod
+    def _no_header(cls, value: Any) -> Any:
+        """A stored question without a header (the reference API's form allows None) reads as ""."""
+        return "" if value is None else value
 
 
 __all__ = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from kern._json import to_jsonable
 from kern.ids import new_id
 from kern.run.agent import RunRequirement
 from kern.run.base import RunStatus
+from kern.run.error_requirement import ErrorRequirement
 from kern.run.requirement import (
     CONFIRMATION,
     ERROR,
@@ -94,6 +96,7 @@ class WorkflowRunOutput:
     input: Annotated[Any, JSONABLE] = None
     content: Annotated[Any, JSONABLE] = None
     status: RunStatus = RunStatus.PENDING
+    workflow_id: str | None = None
     error: str | None = None
     step_results: list[StepOutput] = field(default_factory=list)
     step_requirements: list[StepRequirement] = field(default_factory=list)
@@ -137,14 +140,22 @@ class WorkflowRunOutput:
 
     @property
     def paused_step_name(self) -> str | None:
-        active = self.active_requirement
-        return active.step_name if active else None
+        """Name of the step the run is paused at (None when not paused)."""
+        if self.step_requirements:
+            active = self.active_requirement
+            return active.step_name if active else None
+        return self.__dict__.get("_paused_step_name")  # given to the constructor or read from a dict
 
     @property
     def paused_step_index(self) -> int | None:
-        """Index of the top-level step the run is paused in (`active_requirement.step_path` is exact)."""
-        active = self.active_requirement
-        return active.step_index if active else None
+        """Index of the top-level step the run is paused in (`active_requirement.step_path` is exact).
+
+        Read from the active requirement; the value given to the constructor (or found by `from_dict`) is
+        used only by a run with no `step_requirements`, so it can never go stale."""
+        if self.step_requirements:
+            active = self.active_requirement
+            return active.step_index if active else None
+        return self.__dict__.get("_paused_step_index")
 
     @property
     def active_step_requirements(self) -> list[StepRequirement]:
@@ -153,8 +164,10 @@ class WorkflowRunOutput:
 
     @property
     def error_requirements(self) -> list[StepRequirement]:
-        """Every error pause of this run (`on_error="pause"`), resolved ones included, oldest first."""
-        return [r for r in self.step_requirements if r.kind == ERROR]
+        """Every error pause of this run (`on_error="pause"`), resolved ones included, oldest first. They
+        are entries of `step_requirements` (an `error_requirements=` given to the constructor is added
+        there)."""
+        return [r for r in self.step_requirements or [] if r.kind == ERROR]
 
     @property
     def active_error_requirements(self) -> list[StepRequirement]:
@@ -162,7 +175,9 @@ class WorkflowRunOutput:
         return self._open(ERROR)
 
     def _open(self, *kinds: str) -> list[StepRequirement]:
-        return [r for r in self.step_requirements if r.kind in kinds and r.status == "pending" and not r.is_resolved]
+        return [
+            r for r in self.step_requirements or [] if r.kind in kinds and r.status == "pending" and not r.is_resolved
+        ]
 
     @property
     def steps_requiring_confirmation(self) -> list[StepRequirement]:
@@ -195,17 +210,75 @@ class WorkflowRunOutput:
 
     # ----- persistence ----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """The stored form (see `kern.run.stored`): JSON-ready, unset (None) fields left out."""
-        return _WORKFLOW_RUN_OUTPUT.dump(self)
+        """The stored form (see `kern.run.stored`): JSON-ready, unset (None) fields left out; while paused,
+        with `paused_step_index` and `paused_step_name` (error pauses are in `step_requirements`)."""
+        data = _WORKFLOW_RUN_OUTPUT.dump(self)
+        for key in _PAUSED_KEYS:
+            value = getattr(self, key)
+            if value is not None:
+                data[key] = value
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], version: int = 0) -> WorkflowRunOutput:
+        """From `to_dict()` data, or the reference API's form (`paused_step_index`, `paused_step_name` and
+        `error_requirements` beside `step_requirements`)."""
+        extra = {key: data[key] for key in (*_PAUSED_KEYS, "error_requirements") if data.get(key) is not None}
+        if extra:
+            data = {k: v for k, v in data.items() if k not in extra}
         run = _WORKFLOW_RUN_OUTPUT.load(data)
         run.version = version
+        if extra:
+            _set_documented(run, **extra)
         return run
 
 
 _WORKFLOW_RUN_OUTPUT = StoredForm(WorkflowRunOutput)
+_PAUSED_KEYS = ("paused_step_index", "paused_step_name")
+_run_output_init = WorkflowRunOutput.__init__
+
+
+def _set_documented(
+    run: WorkflowRunOutput,
+    paused_step_index: int | None = None,
+    paused_step_name: str | None = None,
+    error_requirements: list[Any] | None = None,
+) -> None:
+    """Apply the reference API's run fields kern derives: the paused step (kept for a run without
+    requirements) and error pauses (added to `step_requirements`, once each)."""
+    if paused_step_index is not None:
+        run.__dict__["_paused_step_index"] = paused_step_index
+    if paused_step_name is not None:
+        run.__dict__["_paused_step_name"] = paused_step_name
+    if error_requirements:
+        if run.step_requirements is None:
+            run.step_requirements = []
+        known = {r.requirement_id for r in run.step_requirements}
+        for entry in error_requirements:
+            req = ErrorRequirement.from_dict(entry) if isinstance(entry, dict) else entry
+            if req.kind != ERROR:
+                raise ValueError(f"error_requirements holds error pauses; got a {req.kind or 'plain'} requirement")
+            if req.requirement_id not in known:
+                run.step_requirements.append(req)
+                known.add(req.requirement_id)
+
+
+@functools.wraps(_run_output_init)
+def _init(
+    self: WorkflowRunOutput,
+    *args: Any,
+    paused_step_index: int | None = None,
+    paused_step_name: str | None = None,
+    error_requirements: list[Any] | None = None,
+    **kwargs: Any,
+) -> None:
+    """The fields, plus the reference API's `paused_step_index`, `paused_step_name` and
+    `error_requirements` (see `_set_documented`)."""
+    _run_output_init(self, *args, **kwargs)
+    _set_documented(self, paused_step_index, paused_step_name, error_requirements)
+
+
+WorkflowRunOutput.__init__ = _init  # type: ignore[method-assign]
 
 
 @dataclass

@@ -88,7 +88,7 @@ class Team(Agent):
         except ValueError as exc:
             return str(exc)
         result = await member.arun(str(args.get("task", "")), session_id=run.session_id, user_id=run.user_id)
-        return self._absorb(run, execution.tool_call_id, member, result)
+        return self._absorb(run, execution.tool_call_id or "", member, result)  # the model's calls have ids
 
     def _absorb(self, run: RunOutput, call_id: str, member: Agent, result: RunOutput) -> str | None:
         """The delegation's result, or None while the member waits (its requirements join the team run)."""

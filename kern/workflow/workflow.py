@@ -24,7 +24,7 @@ from kern.exceptions import (
 from kern.ids import new_id
 from kern.run.base import RunStatus
 from kern.run.options import WorkflowAsyncContinueOptions, WorkflowContinueOptions, WorkflowRunOptions
-from kern.run.requirement import EXECUTOR, StepRequirement
+from kern.run.requirement import EXECUTOR, STEP_REQUIREMENT, StepRequirement
 from kern.run.workflow import (
     StepContinuedEvent,
     StepExecutorContinuedEvent,
@@ -180,6 +180,7 @@ class Workflow(StoredRuns):
             run_id=run_id or new_id(),
             session_id=session_id or self.session_id,
             workflow_name=self.name,
+            workflow_id=self.id,
             input=input,
             status=RunStatus.RUNNING,
             additional_data={**self.additional_data, **(additional_data or {})},
@@ -347,7 +348,7 @@ class Workflow(StoredRuns):
             active = StepRequirement.from_dict(mine.to_dict() if mine is not None else history[-1])
             decision = journal[active.gate_key] = _decide(stored.run_id, active, now)
             resolved.append(active)
-            history[-1] = active.to_dict()
+            history[-1] = STEP_REQUIREMENT.dump(active)  # the stored form (to_dict adds the documented keys)
             output["step_requirements"] = history
             output["status"] = RunStatus.RUNNING.value
             run.step_requirements[-1] = active  # the run's own: the continued event gets a copy

@@ -1,0 +1,1 @@
+"""Helpers at the reference API's `workflow.utils` paths."""
