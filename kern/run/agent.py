@@ -39,8 +39,9 @@ class ToolExecution(ItemAccess):
         "user_feedback_schema",
     )
 
-    tool_call_id: str
-    tool_name: str
+    # A call the model made has its id; one built by hand gets a fresh one (a requirement's id follows it).
+    tool_call_id: str = field(default_factory=lambda: f"call_{new_id()}")
+    tool_name: str = field(kw_only=True)
     tool_args: Annotated[dict[str, Any], JSONABLE] = field(default_factory=dict)
     result: str | None = None
     requires_confirmation: bool = False
@@ -533,6 +534,13 @@ class RunPausedEvent(WaitingTools, RunEvent):
     """The run waits for people; resolve `active_requirements`, then continue with `requirements`."""
 
     requirements: list[RunRequirement] = field(default_factory=list)
+    # The paused calls (by default, the requirements' calls).
+    tools: list[ToolExecution] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.tools is None and self.requirements:
+            self.tools = [r.tool_execution for r in self.requirements]
 
     @property
     def is_paused(self) -> bool:
@@ -540,11 +548,11 @@ class RunPausedEvent(WaitingTools, RunEvent):
 
     @property
     def active_requirements(self) -> list[RunRequirement]:
-        return [r for r in self.requirements if not r.is_resolved]
-
-    @property
-    def tools(self) -> list[ToolExecution]:
-        return [r.tool_execution for r in self.requirements]
+        """The requirements still waiting; an event made with `tools` alone waits on those calls."""
+        if self.requirements or not self.tools:
+            return [r for r in self.requirements if not r.is_resolved]
+        waiting = (RunRequirement(tool_execution=t, id=t.tool_call_id) for t in self.tools)
+        return [r for r in waiting if not r.is_resolved]
 
 
 @dataclass
