@@ -281,8 +281,15 @@ class PostgresDb(AsyncEngineDb):
     def _lock_for_create(self, conn: Connection) -> None:
         # CREATE TABLE IF NOT EXISTS still races in PostgreSQL; serialize creators.
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CREATE_LOCK_KEY})
-        if self.db_schema is not None and self.create_schema:
+        if self.db_schema is None:
+            return
+        if self.create_schema:
             conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {_quote(self.db_schema)}"))
+        elif conn.execute(text("SELECT to_regnamespace(:s)"), {"s": _quote(self.db_schema)}).scalar() is None:
+            raise ValueError(
+                f"PostgresDb: schema {self.db_schema!r} does not exist (create_schema=False): create it, "
+                "or let kern create it"
+            )
 
     def __repr__(self) -> str:
         return f"PostgresDb(db_url={self.db_url!r})"

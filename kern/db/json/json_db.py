@@ -11,7 +11,7 @@ class JsonDb:
     on its version, its journal written with it), which a folder of JSON files cannot give.
 
     Constructing one raises `NotImplementedError` naming the stores to use: `SqliteDb(db_file=...)` (one
-    file; `db_path` folder works as its folder) or `InMemoryDb()`.
+    file, which may sit in the `db_path` folder) or `InMemoryDb()`.
     """
 
     def __init__(
