@@ -268,7 +268,7 @@ def test_reference_module_paths_name_kern_classes() -> None:
     assert UserInputField(name="city", field_type=str).field_type == "str"
     assert http_utils._global_async_client is None
     assert AgentSession(session_id="s").runs == [] and WorkflowSession(session_id="s").get_run("r") is None
-    assert hasattr(Workflow, "get_session")
+    assert hasattr(Workflow, "get_session") and Workflow(name="w", telemetry=False).telemetry is False
 
 
 def test_pprint_run_response_prints_the_answer(db: BaseDb, server: FakeOpenAI, model_factory) -> None:
