@@ -186,6 +186,10 @@ def test_postgres_db_engine_and_arguments() -> None:
     ):
         assert pause_and_continue(db) == "ok<x>"
     assert PostgresDb(db_url=PG_URL, id="pg").id == "pg"
+    from bot.runs.jobs import _accepting_store  # kern-bot's pool of writers reaches the same schema
+
+    writers = _accepting_store(PostgresDb(PG_URL, db_schema="elsewhere", create_schema=False))
+    assert isinstance(writers, PostgresDb) and (writers.db_schema, writers.create_schema) == ("elsewhere", False)
     with pytest.raises(ValueError, match="db_url or db_engine"):
         PostgresDb()
     with pytest.raises(TypeError, match="session_tabel"):
