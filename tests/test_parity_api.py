@@ -58,7 +58,7 @@ def test_documented_import_paths_are_the_one_implementation() -> None:
     assert TeamRunOutput is RunOutput and issubclass(TeamRunPausedEvent, RunPausedEvent)  # a team class
     assert ResponsesFromModule is OpenAIResponses and ChatFromModule is OpenAIChat
     assert issubclass(AsyncPostgresDb, PostgresDb)
-    assert AsyncSqliteDb.__module__ == "kern.db.async_sqlite"
+    assert AsyncSqliteDb.__module__ == "kern.db.sqlite.async_sqlite"
     assert [s.value for s in StepType] == [
         "Function",
         "Step",

@@ -417,7 +417,13 @@ def _accepting_store(db: BaseDb) -> BaseDb:
 
     if isinstance(db, PostgresDb):
         return PostgresDb(
-            db.db_url, pool_size=WRITERS, max_overflow=0, lease_seconds=db.lease_seconds, retry_for=db.retry_for
+            db.db_url,
+            db_schema=db.db_schema,
+            create_schema=db.create_schema,
+            pool_size=WRITERS,
+            max_overflow=0,
+            lease_seconds=db.lease_seconds,
+            retry_for=db.retry_for,
         )
     return db
 

@@ -30,11 +30,17 @@ from kern.run.agent import (
 )
 from kern.run.base import RunStatus
 from kern.run.options import AgentContinueOptions, AgentRunOptions
+from kern.session.agent import AgentSession, session_fields
 from kern.tools.tool import Tool, tool_result_text
 from kern.workflow.executor_scope import STEP_SCOPE
 
 Emit = Callable[[RunEvent], Awaitable[None]]
 AGENT_KIND = "agent"
+
+
+def toolkit_instructions(items: Iterable[Any] | None) -> list[str]:
+    """The instructions of the toolkits among `items` that ask to add them (`add_instructions=True`)."""
+    return [item.instructions for item in items or [] if getattr(item, "add_instructions", False) and item.instructions]
 
 
 def as_tools(items: Iterable[Any] | None) -> list[Tool]:
@@ -79,13 +85,24 @@ class Agent:
         user_id: str | None = None,
         max_tool_rounds: int = 20,
         id: str | None = None,
+        role: str | None = None,
+        markdown: bool = False,
+        add_history_to_context: bool = False,
+        num_history_runs: int = 3,
+        telemetry: bool = True,
     ) -> None:
+        """`role` is what the agent does in a team (its leader reads it); `markdown=True` asks the model
+        to answer in markdown; `add_history_to_context=True` gives the model the session's last
+        `num_history_runs` completed runs' messages before the new input. `telemetry` has no meaning
+        in kern (it sends none): accepted and unused (docs/differences.md)."""
         self.name = name or "agent"
         # Stable across processes (derived from the name unless given), so a run's events and stored
         # output name the same agent whichever process continues it.
         self.id = id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"kern:{self.kind}:{self.name}"))
         self.model = model
-        self.tools = as_tools(tools)
+        given = list(tools or [])
+        self.tools = as_tools(given)
+        self._toolkit_instructions = toolkit_instructions(given)
         self.instructions = instructions
         self.description = description
         if db is None:
@@ -96,6 +113,13 @@ class Agent:
         self.session_id = session_id or new_id()
         self.user_id = user_id
         self.max_tool_rounds = max_tool_rounds
+        self.role = role
+        self.markdown = markdown
+        if num_history_runs < 1:
+            raise ValueError(f"num_history_runs must be at least 1, got {num_history_runs}")
+        self.add_history_to_context = add_history_to_context
+        self.num_history_runs = num_history_runs
+        self.telemetry = telemetry
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
@@ -161,6 +185,8 @@ class Agent:
         )
 
         async def start(emit: Emit | None) -> RunOutput:
+            if self.add_history_to_context:
+                await self._add_history(run)
             driver = _Driver(self, run, 0, emit, stream)
             await driver.emit(RunStartedEvent())
             return await driver.drive()
@@ -253,6 +279,31 @@ class Agent:
 
         return event_stream(resume) if stream else resume(None)
 
+    async def _stored_runs(self, session_id: str) -> list[RunOutput]:
+        return [RunOutput.from_dict(s.output, s.version) for s in await self.db.session_runs(session_id, self.kind)]
+
+    async def _add_history(self, run: RunOutput) -> None:
+        """Put the session's last completed runs' messages (their own, not the history they were given)
+        before the new input, each marked `from_history`."""
+        earlier = [r for r in await self._stored_runs(run.session_id) if r.status == RunStatus.COMPLETED]
+        history = [
+            {**message, "from_history": True}
+            for past in earlier[-self.num_history_runs :]
+            for message in past.messages
+            if message.get("role") != "system" and not message.get("from_history")
+        ]
+        at = 1 if run.messages and run.messages[0].get("role") == "system" else 0
+        run.messages[at:at] = history
+
+    async def aget_session(self, session_id: str | None = None) -> AgentSession:
+        """The session (default: this agent's) with its runs, oldest first, as stored."""
+        sid = session_id or self.session_id
+        runs = await self._stored_runs(sid)
+        return AgentSession(agent_id=self.id, **session_fields(sid, runs))
+
+    def get_session(self, session_id: str | None = None) -> AgentSession:
+        return run_sync(self.aget_session(session_id))
+
     async def aget_run(self, run_id: str) -> RunOutput:
         stored = await self.db.load_run(run_id)
         return RunOutput.from_dict(stored.output, stored.version)
@@ -270,6 +321,9 @@ class Agent:
         elif self.instructions:
             parts.extend(self.instructions)
         parts.extend(t.instructions for t in self.tools if t.instructions)
+        parts.extend(self._toolkit_instructions)
+        if self.markdown:
+            parts.append("Use markdown to format your answers.")
         return "\n\n".join(parts) or None
 
     def _first_messages(self, input: Any, conversation: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:

@@ -89,9 +89,3 @@ class AsyncEngineDb(BaseDb):
         engine = self._engines.pop(asyncio.get_running_loop(), None)
         if engine is not None:
             await engine.dispose()
-
-
-def named_tables(**tables: str | None) -> dict[str, str]:
-    """The reference API's `*_table` constructor arguments that were given (accepted for compatibility:
-    kern keeps its own tables, see docs/differences.md)."""
-    return {name: value for name, value in tables.items() if value is not None}

@@ -39,6 +39,7 @@ from kern.db.hot import (
     dumps_or_none,
     loads,
 )
+from kern.db.options import store_id
 from kern.db.quarantine import Quarantine
 from kern.db.retry import Attempt, Retries
 from kern.exceptions import (
@@ -171,6 +172,15 @@ class BaseDb(Retries, ABC):
         self.quarantine = Quarantine()
         self._sql: HotSql | None = None
         self._prepared: dict[int, tuple[sa.ClauseElement, Sql]] = {}
+        self.id = ""  # the store's name (see `_keep_reference_arguments`)
+        # The reference API's `*_table` arguments given (kern's tables keep their names: kern.db.options).
+        self.table_names: dict[str, str] = {}
+
+    def _keep_reference_arguments(self, id: str | None, table_names: dict[str, str], where: str | None) -> None:
+        """Keep the store's `id` and the `*_table` names given. The id defaults to a UUID derived from
+        `where` the store keeps its data (a random one for a database of this process alone: None)."""
+        self.id = store_id(id, where)
+        self.table_names = table_names
 
     def watch(self, watcher: RunWatcher) -> None:
         """Call `watcher(tx, change)` inside every transaction that changes a run's status (a start, a
@@ -295,6 +305,10 @@ class BaseDb(Retries, ABC):
     async def _ensure_tables(self) -> None:
         await self._run(self._create_tables, write=True)
         self._tables_ready = True
+
+    async def _create_all_tables(self) -> None:
+        """Create (or check) kern's tables now rather than at first use; the reference's name."""
+        await self._ensure_tables()
 
     def _create_tables(self, conn: Connection) -> None:
         self._lock_for_create(conn)

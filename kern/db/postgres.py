@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
+import sqlalchemy as sa
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
@@ -15,9 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import await_
 
-from kern.db.async_engine import AsyncEngineDb, named_tables
+from kern.db.async_engine import AsyncEngineDb
 from kern.db.greenlets import run_in_greenlet
 from kern.db.hot import Sql, Tx, driver_failure, loads_or_unreadable
+from kern.db.options import engine_url, table_arguments
 from kern.db.pg_spare import SpareConnections
 from kern.db.retry import CommitUnknownError
 
@@ -109,6 +110,12 @@ class PostgresDb(AsyncEngineDb):
     `AsyncEngineDb`, which also says how a failed connection is replaced). `application_name` names this
     store's connections on the server (`pg_stat_activity`).
 
+    The database is `db_url` (any `postgresql[+driver]://` URL: kern connects with asyncpg) or that of
+    `db_engine` (a SQLAlchemy `Engine` or `AsyncEngine`; kern opens its own connections there, an engine
+    per event loop). With `db_schema`, kern's tables live in that schema (every connection's
+    `search_path`), created at first use unless `create_schema=False`. `id` and the `*_table` names are
+    the reference API's, as for every store (see `kern.db.options`).
+
     Up to `pool_size` connections (30) are opened as needed and kept: a burst of work then finds them open.
     (Opening a connection in a burst costs its handshake and codec set-up while every request waits: with
     10 kept and 20 more opened and closed per burst, 200 clicks at once were acked after 120-180 ms in a
@@ -122,8 +129,35 @@ class PostgresDb(AsyncEngineDb):
 
     def __init__(
         self,
-        db_url: str,
+        db_url: str | None = None,
         *,
+        db_engine: AsyncEngine | sa.Engine | None = None,
+        db_schema: str | None = None,
+        session_table: str | None = None,
+        culture_table: str | None = None,
+        memory_table: str | None = None,
+        metrics_table: str | None = None,
+        eval_table: str | None = None,
+        knowledge_table: str | None = None,
+        traces_table: str | None = None,
+        spans_table: str | None = None,
+        versions_table: str | None = None,
+        components_table: str | None = None,
+        component_configs_table: str | None = None,
+        component_links_table: str | None = None,
+        learnings_table: str | None = None,
+        schedules_table: str | None = None,
+        schedule_runs_table: str | None = None,
+        approvals_table: str | None = None,
+        auth_tokens_table: str | None = None,
+        service_accounts_table: str | None = None,
+        mcp_oauth_clients_table: str | None = None,
+        mcp_oauth_transactions_table: str | None = None,
+        mcp_oauth_codes_table: str | None = None,
+        mcp_oauth_refresh_tokens_table: str | None = None,
+        mcp_oauth_keys_table: str | None = None,
+        id: str | None = None,
+        create_schema: bool = True,
         pool_size: int = 30,
         max_overflow: int = 0,
         lease_seconds: float = 30.0,
@@ -131,12 +165,23 @@ class PostgresDb(AsyncEngineDb):
         application_name: str | None = None,
     ) -> None:
         super().__init__(lease_seconds=lease_seconds, retry_for=retry_for)
+        if db_url is None:
+            if db_engine is None:
+                raise ValueError(f"{type(self).__name__} needs db_url or db_engine")
+            db_url = engine_url(db_engine)
         self.db_url = db_url
         self._url = asyncpg_url(db_url)
+        self.db_schema = db_schema
+        self.create_schema = create_schema
         self._pool: dict[str, Any] = {"pool_size": pool_size, "max_overflow": max_overflow}
         self._spares = SpareConnections(self)
-        if application_name is not None:
-            self._pool["connect_args"] = {"server_settings": {"application_name": application_name}}
+        settings = {"application_name": application_name} if application_name is not None else {}
+        if db_schema is not None:
+            # Every connection resolves kern's (unqualified) table names in this schema alone.
+            settings["search_path"] = _quote(db_schema)
+        if settings:
+            self._pool["connect_args"] = {"server_settings": settings}
+        self._keep_reference_arguments(id, table_arguments(locals()), f"{self._url}#{db_schema or ''}")
 
     def _create_engine(self) -> AsyncEngine:
         # asyncpg decodes JSON columns with the engine's deserializer (SQLAlchemy registers the codec)
@@ -236,52 +281,31 @@ class PostgresDb(AsyncEngineDb):
     def _lock_for_create(self, conn: Connection) -> None:
         # CREATE TABLE IF NOT EXISTS still races in PostgreSQL; serialize creators.
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CREATE_LOCK_KEY})
+        if self.db_schema is None:
+            return
+        if self.create_schema:
+            conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {_quote(self.db_schema)}"))
+        elif conn.execute(text("SELECT to_regnamespace(:s)"), {"s": _quote(self.db_schema)}).scalar() is None:
+            raise ValueError(
+                f"PostgresDb: schema {self.db_schema!r} does not exist (create_schema=False): create it, "
+                "or let kern create it"
+            )
 
     def __repr__(self) -> str:
         return f"PostgresDb(db_url={self.db_url!r})"
 
 
 # `AsyncPostgresDb` is the reference API's name, at this path; it lives here, beside the class it
-# configures, so that `kern.db.async_postgres` (kept as an import path) imports this module and not back.
+# names, so that `kern.db.async_postgres` (kept as an import path) imports this module and not back.
 class AsyncPostgresDb(PostgresDb):
-    """`PostgresDb` taking the documented arguments: `db_url` (any `postgresql[+driver]://` URL, e.g.
-    `postgresql+psycopg_async://`; kern connects with asyncpg) or `db_engine` (an `AsyncEngine`, whose
-    URL is used: kern keeps one engine per event loop), and `id`. `db_schema` and the `*_table` names are
-    accepted for compatibility; kern keeps its own tables (docs/differences.md).
-    """
-
-    def __init__(
-        self,
-        db_url: str | None = None,
-        *,
-        db_engine: AsyncEngine | None = None,
-        id: str | None = None,
-        db_schema: str | None = None,
-        session_table: str | None = None,
-        memory_table: str | None = None,
-        metrics_table: str | None = None,
-        eval_table: str | None = None,
-        knowledge_table: str | None = None,
-        traces_table: str | None = None,
-        spans_table: str | None = None,
-        **options: Any,
-    ) -> None:
-        if db_url is None:
-            if db_engine is None:
-                raise ValueError("AsyncPostgresDb needs db_url or db_engine")
-            db_url = db_engine.url.render_as_string(hide_password=False)
-        super().__init__(db_url, **options)
-        self.id = id or str(uuid.uuid4())
-        self.db_schema = db_schema
-        self.table_names = named_tables(
-            session_table=session_table,
-            memory_table=memory_table,
-            metrics_table=metrics_table,
-            eval_table=eval_table,
-            knowledge_table=knowledge_table,
-            traces_table=traces_table,
-            spans_table=spans_table,
-        )
+    """`PostgresDb`, under the reference API's name for its async PostgreSQL store: kern's is async
+    already (asyncpg), and any `postgresql[+driver]://` URL (`postgresql+psycopg_async://` too) or
+    engine is connected with asyncpg."""
 
     def __repr__(self) -> str:
         return f"AsyncPostgresDb(db_url={self.db_url!r})"
+
+
+def _quote(name: str) -> str:
+    """A PostgreSQL identifier (a schema's name) quoted for SQL and for `search_path`."""
+    return '"' + name.replace('"', '""') + '"'

@@ -290,6 +290,17 @@ class WorkflowSession:
     user_id: str | None = None
     session_state: dict[str, Any] | None = None
     runs: list[WorkflowRunOutput] = field(default_factory=list)
+    workflow_id: str | None = None
+    # The reference's session-level fields: only what the caller puts here (kern writes none back).
+    session_data: dict[str, Any] | None = None
+    workflow_data: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    created_at: float | None = None
+    updated_at: float | None = None
+
+    def get_run(self, run_id: str) -> WorkflowRunOutput | None:
+        """The session's run with this id, or None."""
+        return next((run for run in self.runs if run.run_id == run_id), None)
 
 
 # ----- events ------------------------------------------------------------------------------------

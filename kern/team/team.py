@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from kern._sync import run_sync
 from kern.agent.agent import Agent
 from kern.exceptions import RunNotPausedError
 from kern.models.base import Model
 from kern.run.agent import RunOutput, ToolExecution
 from kern.run.base import RunStatus
+from kern.session.agent import session_fields
+from kern.session.team import TeamSession
 from kern.tools.tool import Tool
 
 DELEGATE = "delegate_task_to_member"
@@ -67,10 +70,20 @@ class Team(Agent):
         raise ValueError(f"Team '{self.name}' has no member {name!r}; members: {[m.name for m in self.members]}")
 
     def system_prompt(self) -> str | None:
-        roster = "\n".join(f"- {m.name}: {m.description or m.system_prompt() or 'a team member'}" for m in self.members)
+        roster = "\n".join(
+            f"- {m.name}: {m.role or m.description or m.system_prompt() or 'a team member'}" for m in self.members
+        )
         base = super().system_prompt()
         lead = f"You lead a team. Delegate tasks with {DELEGATE}. Members:\n{roster}"
         return f"{base}\n\n{lead}" if base else lead
+
+    async def aget_session(self, session_id: str | None = None) -> TeamSession:  # type: ignore[override]
+        """The session (default: this team's) with its runs, oldest first, as stored."""
+        sid = session_id or self.session_id
+        return TeamSession(team_id=self.id, **session_fields(sid, await self._stored_runs(sid)))
+
+    def get_session(self, session_id: str | None = None) -> TeamSession:  # type: ignore[override]
+        return run_sync(self.aget_session(session_id))
 
     def tools_for_run(self, run: RunOutput) -> list[Tool]:
         return [*self.tools, self._delegate]

@@ -25,6 +25,7 @@ class StoredRuns:
     """The read side of a `Workflow`: its runs and sessions as stored, by id, from any process."""
 
     name: str
+    id: str
     db: BaseDb
     session_id: str
 
@@ -76,6 +77,9 @@ class StoredRuns:
             user_id=(row or {}).get("user_id"),
             session_state=runs[-1].session_state if runs else None,
             runs=runs,
+            workflow_id=self.id,
+            created_at=(row or {}).get("created_at"),
+            updated_at=runs[-1].updated_at if runs else None,
         )
 
     def get_session(self, session_id: str | None = None) -> WorkflowSession:

@@ -65,7 +65,9 @@ class Workflow(StoredRuns):
         session_state: dict[str, Any] | None = None,
         id: str | None = None,
         input_schema: type[BaseModel] | None = None,
+        telemetry: bool = True,
     ) -> None:
+        self.telemetry = telemetry  # no meaning in kern (it sends none): accepted, unused (docs/differences.md)
         self.name = name or "workflow"
         # documented `id`; when not given, stable across processes like an Agent's (events' `workflow_id`)
         self.id = id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"kern:workflow:{self.name}"))

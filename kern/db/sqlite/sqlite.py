@@ -14,13 +14,15 @@ from typing import Any, TypeVar, cast
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import StaticPool
 
 from kern._sync import is_private_loop
 from kern.db.base import BaseDb
 from kern.db.checkpoint import BACKSTOP_PAGES, WalCheckpointer
 from kern.db.hot import Sql, Tx, driver_failure
-from kern.db.sqlite_dialect import DRIVER_ERRORS, is_transient, prepare_db_file, sqlite_insert
+from kern.db.options import table_arguments
+from kern.db.sqlite_dialect import DRIVER_ERRORS, is_transient, sqlite_insert, sqlite_location
 
 T = TypeVar("T")
 
@@ -94,6 +96,9 @@ _WOULD_WAIT = object()
 class SqliteDb(BaseDb):
     """A SQLite file (or, with no `db_file`, a process-local in-memory database).
 
+    The file is `db_file`, or the database of `db_url` or of `db_engine` (a SQLAlchemy engine, whose
+    URL is used). `id` and the `*_table` names are the reference API's (see `kern.db.options`).
+
     Each transaction runs whole on one thread. The hot operations (save, claim, load, renew, and what
     `run_hot` runs) of an async caller run inline on its event loop when they need not wait: on a
     connection that never waits for SQLite's lock (busy_timeout 0), and a write only while no writer of
@@ -121,16 +126,40 @@ class SqliteDb(BaseDb):
         self,
         db_file: str | Path | None = None,
         *,
+        db_engine: sa.Engine | AsyncEngine | None = None,
         db_url: str | None = None,
+        session_table: str | None = None,
+        culture_table: str | None = None,
+        memory_table: str | None = None,
+        metrics_table: str | None = None,
+        eval_table: str | None = None,
+        knowledge_table: str | None = None,
+        traces_table: str | None = None,
+        spans_table: str | None = None,
+        versions_table: str | None = None,
+        components_table: str | None = None,
+        component_configs_table: str | None = None,
+        component_links_table: str | None = None,
+        learnings_table: str | None = None,
+        schedules_table: str | None = None,
+        schedule_runs_table: str | None = None,
+        approvals_table: str | None = None,
+        auth_tokens_table: str | None = None,
+        service_accounts_table: str | None = None,
+        mcp_oauth_clients_table: str | None = None,
+        mcp_oauth_transactions_table: str | None = None,
+        mcp_oauth_codes_table: str | None = None,
+        mcp_oauth_refresh_tokens_table: str | None = None,
+        mcp_oauth_keys_table: str | None = None,
+        id: str | None = None,
         busy_timeout: float = 30.0,
         lease_seconds: float = 30.0,
         retry_for: float = 30.0,
         max_threads: int = 4,
     ) -> None:
         super().__init__(lease_seconds=lease_seconds, retry_for=retry_for)
-        if db_url is not None:
-            db_file = sa.make_url(db_url).database or None
-        self.db_file = prepare_db_file(db_file)
+        self.db_file = sqlite_location(db_file, db_url, db_engine)
+        self._keep_reference_arguments(id, table_arguments(locals()), self.db_file)
         self.busy_timeout = busy_timeout
         in_memory = self.db_file is None
         # The one connection of an in-memory database (each connection would have a database of its own).
@@ -288,13 +317,3 @@ class SqliteDb(BaseDb):
 
     def __repr__(self) -> str:
         return f"SqliteDb(db_file={self.db_file!r})"
-
-
-def __getattr__(name: str) -> Any:
-    # `from kern.db.sqlite import AsyncSqliteDb`, the reference API's path; it lives in its own module,
-    # which imports kern.db.sqlite_dialect, not this one (one way: sqlite -> async_sqlite).
-    if name == "AsyncSqliteDb":
-        from kern.db.async_sqlite import AsyncSqliteDb
-
-        return AsyncSqliteDb
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

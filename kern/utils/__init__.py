@@ -1,0 +1,1 @@
+"""Small helpers under the reference API's paths: `kern.utils.pprint`, `kern.utils.http`."""
