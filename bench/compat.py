@@ -797,9 +797,11 @@ def main(argv: list[str] | None = None) -> int:
         description="Run the reference's HITL tests and cookbook examples (agno renamed kern) against this "
         "checkout and report what runs. Exit 0 whenever the runner worked.",
     )
-    parser.add_argument("mirror", type=Path, help="the reference repository: a bare git mirror or a checkout")
-    parser.add_argument("--json", type=Path, help="also write the report as JSON here")
-    parser.add_argument("--causes", type=Path, help="also write the top failure causes (grouped) here")
+    parser.add_argument(
+        "mirror", metavar="MIRROR", type=Path, help="the reference repository: a bare git mirror or a checkout"
+    )
+    parser.add_argument("--json", metavar="PATH", type=Path, help="also write the report as JSON here")
+    parser.add_argument("--causes", metavar="PATH", type=Path, help="also write the top failure causes (grouped) here")
     parser.add_argument("--only", choices=("tests", "cookbook"), help="run only the tests or only the cookbook")
     parser.add_argument("-k", dest="pattern", help="only test files / examples whose path matches this regex")
     parser.add_argument("--test-timeout", type=int, default=30, help="seconds per test (default 30)")
