@@ -6,10 +6,10 @@ it before `python example.py` starts. It answers `input()` and rich's `Prompt.as
 
 - `$COMPAT_ANSWERS` (JSON `[[regex, answer-or-list], ...]`, the runner's table for this example) first: a
   list gives its answers in turn, then repeats its last one;
-- rich's offered choices (`[a/b/c]`): `y` when offered, else the first;
+- rich's offered choices (`[a/b/c]`): `y` when offered, else the first; else rich's default, if shown;
 - `yes/no`, `y/n` -> `y`; `retry/skip` -> `skip`; `[a]pprove / [e]dit` -> `a`; `(1-4)`, "number" -> `1`;
 - "choice"/"select"/"route": the first `- name` or `1. name` item the example printed since the last prompt;
-- a field's allowed values (`[formal, casual]`): the first; `(bool)` -> `true`;
+- a field's allowed values (`[formal, casual]`, `'fast' or 'accurate'`): the first; `(bool)` -> `true`;
 - feedback-like prompts -> a short sentence; anything else -> `$COMPAT_DEFAULT_ANSWER` (`1`).
 
 Each prompt and its answer is echoed to stdout, and after 200 prompts `EOFError` stops a loop that never ends.
@@ -48,8 +48,9 @@ class _Recorder:
         return getattr(self._inner, name)
 
 
-def choose(prompt: str, printed: list[str]) -> str:
-    """The answer to one prompt, given the lines printed since the previous one."""
+def choose(prompt: str, printed: list[str], *, rich: bool = False) -> str:
+    """The answer to one prompt, given the lines printed since the previous one (`rich`: a rich prompt,
+    which shows its default in parentheses at the end)."""
     text = prompt.strip()
     low = text.lower()
     for index, (pattern, answer) in enumerate(_RULES):
@@ -63,6 +64,8 @@ def choose(prompt: str, printed: list[str]) -> str:
     if offered:
         options = [o.strip() for o in offered.group(1).split("/")]
         return "y" if "y" in options else options[0]
+    if rich and re.search(r"\([^()]*\)\s*:?\s*$", text):
+        return ""  # rich's default
     if "retry" in low and "skip" in low:
         return "skip"
     if "[a]pprove" in low:
@@ -80,6 +83,9 @@ def choose(prompt: str, printed: list[str]) -> str:
     listed = re.search(r"\[([\w-]+(?:,\s*[\w-]+)+)\]", text)
     if listed:  # a field's allowed values, "[formal, casual, technical]"
         return listed.group(1).split(",")[0].strip()
+    quoted = re.findall(r"'([\w-]+)'", text)
+    if len(quoted) >= 2:  # "'fast' or 'accurate'"
+        return quoted[0]
     if re.search(r"\(bool(ean)?\)", low):
         return "true"
     if re.search(r"feedback|what should change|edited version|comment|reason", low):
@@ -87,12 +93,12 @@ def choose(prompt: str, printed: list[str]) -> str:
     return _DEFAULT
 
 
-def _answer(prompt: str) -> str:
+def _answer(prompt: str, *, rich: bool = False) -> str:
     _state["count"] += 1
     if _state["count"] > _LIMIT:
         raise EOFError(f"compat runner: more than {_LIMIT} prompts")
     printed, _state["since_prompt"] = _state["since_prompt"], []
-    reply = choose(prompt, printed)
+    reply = choose(prompt, printed, rich=rich)
     echo = sys.__stdout__
     if echo is not None:
         echo.write(f"{prompt}{reply}  [answered by the compat runner]\n")
@@ -106,7 +112,7 @@ def _input(prompt: object = "") -> str:
 
 def _console_input(self: Any, prompt: Any = "", *args: Any, **kwargs: Any) -> str:
     plain = getattr(prompt, "plain", None)
-    return _answer(plain if isinstance(plain, str) else str(prompt))
+    return _answer(plain if isinstance(plain, str) else str(prompt), rich=True)
 
 
 builtins.input = _input

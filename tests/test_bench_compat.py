@@ -367,6 +367,7 @@ def test_examples_get_their_prompts_answered_and_failures_their_last_line(tmp_pa
         assert input("Do you want to continue? (yes/no): ") == "y"
         assert Prompt.ask("Approve?", choices=["y", "n"], default="y") == "y"
         assert Prompt.ask("Your choice", choices=["fast", "slow"]) == "fast"
+        assert Prompt.ask("Enter the result", default="Email sent") == "Email sent"
         print("Available routes:")
         print("  - summarize")
         print("  - translate")
