@@ -31,7 +31,10 @@ def first_error_line(longrepr: Any) -> str:
         return ""
     crash = getattr(longrepr, "reprcrash", None)
     if crash is not None and getattr(crash, "message", None):
-        return str(crash.message).strip().splitlines()[0]
+        lines = [line.strip() for line in str(crash.message).strip().splitlines()]
+        if re.search(r"validation errors? for", lines[0]):  # pydantic: the first error says what
+            return " | ".join(lines[:3])
+        return lines[0]
     if isinstance(longrepr, tuple) and len(longrepr) == 3:  # a skip: (path, line, reason)
         return str(longrepr[2]).strip().splitlines()[0] if str(longrepr[2]).strip() else ""
     lines = str(longrepr).splitlines()

@@ -246,6 +246,15 @@ def test_run_tests_records_each_outcome_and_stops_a_hung_test(tmp_path: Path) ->
 
         async def test_async():
             assert True
+
+
+        def test_pydantic():
+            import pydantic
+
+            class Shape(pydantic.BaseModel):
+                sides: int
+
+            Shape(sides="many")
         """,
     )
     write(work / "tests/test_broken.py", "import kern.no_such_module\n\ndef test_x():\n    pass\n")
@@ -270,6 +279,7 @@ def test_run_tests_records_each_outcome_and_stops_a_hung_test(tmp_path: Path) ->
     assert outcome["test_skip"][0] == "skipped"
     assert outcome["test_hangs"][0] == "failed" and "compat runner budget" in outcome["test_hangs"][1]
     assert outcome["test_async"] == ("passed", "")
+    assert "1 validation error for Shape | sides | Input should be a valid integer" in outcome["test_pydantic"][1]
 
 
 # ----- the scripted model's generic script ------------------------------------------------------------------
