@@ -175,7 +175,6 @@ def test_external_and_regular_tools_in_one_turn(
 def test_team_pause_event_lists_the_calls_it_waits_on() -> None:
     external = ToolExecution(tool_name="send_email", external_execution_required=True)
     internal = ToolExecution(tool_name="get_weather")
-    assert external.tool_call_id != internal.tool_call_id  # made by hand: each gets its own id
     for cls in (RunPausedEvent, TeamRunPausedEvent):
         event = cls(run_id="r", tools=[external, internal])
         assert [t.tool_name for t in event.tools_awaiting_external_execution] == ["send_email"]

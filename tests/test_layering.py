@@ -12,10 +12,9 @@ A new module under bot/ must be given its layer in LAYERS (the most specific pre
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
+from tests.import_graph import ROOT, circles, import_graph
 
-BOT = Path(__file__).resolve().parent.parent / "bot"
+BOT = ROOT / "bot"
 
 # Top to bottom. A module may import its own layer and the layers after it, never one before it.
 LAYERS: list[tuple[str, list[str]]] = [
@@ -71,46 +70,14 @@ LAYERS: list[tuple[str, list[str]]] = [
 PURE = "bot.blocks"  # imports nothing of the bot's but itself
 
 
-def modules() -> dict[str, Path]:
-    found = {}
-    for path in BOT.rglob("*.py"):
-        parts = list(path.relative_to(BOT.parent).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts.pop()
-        found[".".join(parts)] = path
-    return found
+def modules() -> list[str]:
+    return list(graph())
 
 
 def graph() -> dict[str, set[str]]:
-    """module -> the bot modules it imports (a package's own __init__ is not counted as imported when a
-    module of it is)."""
-    known = modules()
-
-    def resolve(name: str) -> str | None:
-        while name and name not in known:
-            name = name.rpartition(".")[0]
-        return name or None
-
-    edges: dict[str, set[str]] = {}
-    for module, path in known.items():
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-        targets: set[str | None] = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                targets.update(resolve(alias.name) for alias in node.names if alias.name.split(".")[0] == "bot")
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    parts = package.split(".")[: len(package.split(".")) - node.level + 1]
-                    base = ".".join(parts + ([node.module] if node.module else []))
-                if base.split(".")[0] != "bot":
-                    continue
-                for alias in node.names:
-                    full = f"{base}.{alias.name}"
-                    targets.add(full if full in known else resolve(base))
-        edges[module] = {t for t in targets if t and t != module}
-    return edges
+    """module -> the bot modules it imports, `if TYPE_CHECKING:` imports included (a package's own __init__
+    is not counted as imported when a module of it is)."""
+    return {module: set(edges) for module, edges in import_graph(BOT, type_checking=True).items()}
 
 
 def layer(module: str) -> int:
@@ -125,48 +92,13 @@ def layer(module: str) -> int:
     return rank
 
 
-def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
-    """The strongly connected components of more than one module (Tarjan)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        on_stack.add(node)
-        for other in edges.get(node, ()):
-            if other not in index:
-                visit(other)
-                low[node] = min(low[node], low[other])
-            elif other in on_stack:
-                low[node] = min(low[node], index[other])
-        if low[node] == index[node]:
-            component = []
-            while True:
-                other = stack.pop()
-                on_stack.discard(other)
-                component.append(other)
-                if other == node:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component))
-
-    for node in sorted(edges):
-        if node not in index:
-            visit(node)
-    return found
-
-
 def test_every_module_has_a_layer() -> None:
     unplaced = sorted(m for m in modules() if layer(m) < 0 and not m.startswith("bot.store.migrations.versions"))
     assert not unplaced, f"give these bot/ modules a layer in LAYERS (and a sub-package): {unplaced}"
 
 
 def test_no_import_circles_in_bot() -> None:
-    assert cycles(graph()) == []
+    assert circles(graph()) == []
 
 
 def test_imports_go_down_the_layers() -> None:
@@ -191,7 +123,7 @@ def test_blocks_are_pure() -> None:
 
 
 def test_the_walk_sees_circles_and_upward_imports() -> None:
-    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert layer("bot.surfaces.interactions") < layer("bot.approvals.ballots") < layer("bot.store.tables")
     assert layer("bot.slack.app") < layer("bot.delivery.outbox") < layer("bot.slack.gateway")
     assert layer("bot.something_new") == -1
