@@ -11,8 +11,10 @@ tests (TEST_FILES, with the conftest.py files they need) and its human-in-the-lo
   kern (an attribute `obj._x`, an imported `_x`, a patch target "kern.x._y");
 - runs each cookbook example as `python example.py` in its (copied) folder, answering its prompts with
   `bench/compat_answers.py` (the EXAMPLE_ANSWERS table below first); an example runs when it exits 0 within
-  --example-timeout seconds. AgentOS examples serve an app forever from `__main__`, so for them "runs" means
-  the module imports and builds its `app`;
+  --example-timeout seconds. AgentOS examples serve an app forever from `__main__`: one with a `--demo`
+  client runs when its app, served on a free port (`AGENT_OS_PORT`, the client's `localhost:7777` pointed
+  there), answers that client and the client exits 0 (mode "demo"); one without, when the module imports
+  and builds its `app` (mode "import");
 - answers every model call from a local OpenAI-compatible server (`bot.scripted_model.ScriptedModel`) with
   `generic_reply`: call an offered tool with arguments built from its schema, then report the tool results.
 
@@ -30,6 +32,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -546,7 +549,7 @@ def static_tests(path: Path) -> list[str]:
 class ExampleResult:
     path: str
     ran: bool
-    mode: str  # run | import (AgentOS apps: imported, app built, not served)
+    mode: str  # run | demo (AgentOS app served, its --demo client run) | import (app built, not served)
     seconds: float
     error: str = ""
     returncode: int | None = None
@@ -571,12 +574,91 @@ def serves_app(source: str) -> bool:
     return bool(re.search(r"\.serve\(", source))
 
 
+def has_demo_client(source: str) -> bool:
+    return serves_app(source) and "--demo" in source and "localhost:7777" in source
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_port(port: int, server: subprocess.Popen[str], deadline: float) -> bool:
+    while time.monotonic() < deadline and server.poll() is None:
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.1)
+    return False
+
+
+def run_demo(
+    work: Path, example: str, env: dict[str, str], *, python: str, timeout: int, log_name: str
+) -> ExampleResult:
+    """Serve an AgentOS example's app on a free port and run its `--demo` client against it."""
+    path = work / example
+    port = _free_port()
+    path.write_text(path.read_text(encoding="utf-8").replace("localhost:7777", f"localhost:{port}"), "utf-8")
+    logs = work / "_runner" / "examples"
+    logs.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    deadline = started + timeout
+    server_log = (logs / f"{log_name}.server.log").open("w", encoding="utf-8")
+    server = subprocess.Popen(
+        [python, path.name],
+        cwd=path.parent,
+        env={**env, "AGENT_OS_PORT": str(port), "AGENT_OS_HOST": "127.0.0.1"},
+        stdout=server_log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        if not _wait_for_port(port, server, deadline):
+            server_log.flush()
+            text = (logs / f"{log_name}.server.log").read_text(encoding="utf-8")
+            why = example_error(text, "") or "the app never listened"
+            return ExampleResult(example, False, "demo", round(time.monotonic() - started, 2), f"server: {why}")
+        command = [python, path.name, "--demo"]
+        try:
+            done = subprocess.run(
+                command, cwd=path.parent, env=env, capture_output=True, text=True, timeout=deadline - time.monotonic()
+            )
+        except subprocess.TimeoutExpired:
+            return ExampleResult(example, False, "demo", timeout, f"Timeout after {timeout} s (demo client)")
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        server_log.close()
+    (logs / f"{log_name}.log").write_text(
+        f"$ {' '.join(command)}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}", encoding="utf-8"
+    )
+    ran = done.returncode == 0
+    error = "" if ran else example_error(done.stderr, done.stdout)
+    return ExampleResult(example, ran, "demo", round(time.monotonic() - started, 2), error, done.returncode)
+
+
 def run_example(
     work: Path, example: str, env: dict[str, str], *, python: str, timeout: int, home: Path
 ) -> ExampleResult:
     path = work / example
     relative = example[len("cookbook/") :]
-    imported = serves_app(path.read_text(encoding="utf-8"))
+    source = path.read_text(encoding="utf-8")
+    imported = serves_app(source)
+    if has_demo_client(source):
+        env = {
+            **env,
+            "HOME": str(home),
+            "PYTHONPATH": os.pathsep.join([str(ROOT), str(work), str(work / "_answers")]),
+            "COMPAT_ANSWERS": "[]",
+        }
+        log_name = re.sub(r"[^\w.-]", "_", relative)
+        return run_demo(work, example, env, python=python, timeout=timeout, log_name=log_name)
     if imported:
         command = [
             python,
@@ -752,7 +834,7 @@ def render(report: dict[str, Any]) -> str:
                 out.append(f"  {f['file']}: {f['collection_error']}")
     if cookbook["examples"]:
         out.append("")
-        out.append("Cookbook examples (exit 0 within the timeout; AgentOS apps: imported and app built, not served)")
+        out.append("Cookbook examples (exit 0 within the timeout; AgentOS apps: served and their --demo client run)")
         for folder, row in cookbook["folders"].items():
             out.append(f"  {folder:<58} {row['ran']:>3}/{row['total']:<3}")
         out.append(f"  {'total':<58} {cookbook['ran']:>3}/{cookbook['total']:<3} ({cookbook['share']:.1%})")

@@ -367,6 +367,8 @@ def take_decision(stored: RunRequirement, given: RunRequirement) -> RunRequireme
     if src.answered:
         te.tool_args = dict(src.tool_args)
         te.user_input_schema = src.user_input_schema
+        # values filled in on the form (a REST client sets `value` on each field) are the call's input
+        te.tool_args.update({f.name: f.value for f in src.user_input_schema or [] if f.value is not None})
         if te.requires_user_feedback:
             te.user_feedback_schema, te.result = src.user_feedback_schema, src.result
     merged.external_result = given.external_result

@@ -37,16 +37,21 @@ class Team(Agent):
         tools: Iterable[Any] | None = None,
         instructions: str | list[str] | None = None,
         db: Any = None,
+        *,
+        store_member_responses: bool = False,
         **kwargs: Any,
     ) -> None:
+        """A team with no members is a leader with its own tools only (it has no delegation tool).
+        `store_member_responses`: kern stores every member's run as its own run whatever the value (a
+        delegation's requirements name it by `member_run_id`); the team's output has no
+        `member_responses` list (docs/differences.md)."""
         super().__init__(name=name or "team", model=model, tools=tools, instructions=instructions, db=db, **kwargs)
         self.members = list(members or [])
-        if not self.members:
-            raise ValueError(f"Team '{self.name}' needs at least one member.")
+        self.store_member_responses = store_member_responses
         names = [m.name for m in self.members]
         if len(set(names)) != len(names):
             raise ValueError(f"Team '{self.name}': member names must be unique, got {names}.")
-        self._delegate = self._delegation_tool(names)
+        self._delegate = self._delegation_tool(names) if names else None
 
     def _delegation_tool(self, names: list[str]) -> Tool:
         def delegate_task_to_member(member_name: str, task: str) -> str:
@@ -70,6 +75,8 @@ class Team(Agent):
         raise ValueError(f"Team '{self.name}' has no member {name!r}; members: {[m.name for m in self.members]}")
 
     def system_prompt(self) -> str | None:
+        if not self.members:
+            return super().system_prompt()
         roster = "\n".join(
             f"- {m.name}: {m.role or m.description or m.system_prompt() or 'a team member'}" for m in self.members
         )
@@ -86,14 +93,14 @@ class Team(Agent):
         return run_sync(self.aget_session(session_id))
 
     def tools_for_run(self, run: RunOutput) -> list[Tool]:
-        return [*self.tools, self._delegate]
+        return [*self.tools, self._delegate] if self._delegate is not None else list(self.tools)
 
     def _delegations(self, run: RunOutput) -> dict[str, dict[str, Any]]:
         run.team_state = run.team_state or {}
         return run.team_state.setdefault("delegations", {})
 
     async def run_tool(self, run: RunOutput, tool: Tool, execution: ToolExecution) -> str | None:  # type: ignore[override]
-        if tool is not self._delegate:
+        if self._delegate is None or tool is not self._delegate:
             return await super().run_tool(run, tool, execution)
         args = execution.tool_args
         try:
