@@ -378,13 +378,34 @@ def take_decision(stored: RunRequirement, given: RunRequirement) -> RunRequireme
     return merged
 
 
+def apply_approval(req: RunRequirement, record: dict[str, Any]) -> None:
+    """Put a decided approval record's decision on its call: the approver's, whatever the caller said."""
+    te = req.tool_execution
+    data = record.get("resolution_data") or {}
+    if record["status"] != "approved":
+        te.confirmed, te.confirmation_note = False, data.get("note")
+    else:
+        te.confirmed, te.confirmation_note = True, None
+        if te.requires_user_input and not te.answered:
+            values = data.get("values", data)
+            known = {f.name for f in te.user_input_schema or []}
+            req.provide_user_input({k: v for k, v in values.items() if k in known})
+        if te.external_execution_required and "result" in data:
+            req.external_result = tool_result_text(data["result"])
+            te.result = req.external_result
+    req.resolved_by = record.get("resolved_by")
+    req.resolved_at = record.get("resolved_at")
+
+
 def apply_resolutions(
     output: RunOutput, supplied: list[RunRequirement], approvals: dict[str, dict[str, Any]]
 ) -> list[Resolution]:
     """Merge the caller's decisions into the stored pending requirements; refuse if any is missing.
 
-    Approval-gated calls take their decision from the approval record: pending refuses, approved
-    confirms, rejected rejects with the approver's note.
+    An approval-gated call takes its decision from its approval record once the record is decided
+    (approved confirms, or gives the approver's `values` / `result`; rejected rejects with the note);
+    the record is then the run's `metadata["approval"]`. While the record is pending the caller's own
+    decision counts, as in the reference API (the record stays pending); with neither, it refuses.
     """
     by_id = {r.id: r for r in supplied}
     resolutions: list[Resolution] = []
@@ -397,15 +418,14 @@ def apply_resolutions(
             req = output.requirements[index] = take_decision(req, given)
         record = approvals.get(req.approval_id or "")
         if record is not None and req.tool_execution.approval_type == "required":
-            if record["status"] == "pending":
+            if record["status"] != "pending":
+                apply_approval(req, record)
+                output.metadata = {**(output.metadata or {}), "approval": record}
+            elif not req.is_resolved:
                 raise RequirementNotResolvedError(
                     f"Approval {record['id']} for tool '{req.tool_execution.tool_name}' is still pending; "
-                    "resolve it (db.resolve_approval) before continuing."
+                    "resolve it (db.update_approval / db.resolve_approval) or decide the call before continuing."
                 )
-            req.tool_execution.confirmed = record["status"] == "approved"
-            req.tool_execution.confirmation_note = (record.get("resolution_data") or {}).get("note")
-            req.resolved_by = record.get("resolved_by")
-            req.resolved_at = record.get("resolved_at")
         if req.is_external_tool_execution and req.external_result is None and req.tool_execution.result is not None:
             req.external_result = tool_result_text(req.tool_execution.result)
         if not req.is_resolved:

@@ -507,6 +507,8 @@ class RunOutput(WaitingTools):
     model: str | None = None
     user_id: str | None = None
     team_state: dict[str, Any] | None = None
+    # Free-form data about the run; `metadata["approval"]` is the approval record that decided a gated call.
+    metadata: dict[str, Any] | None = None
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     # Compare-and-set version of the stored row this copy was read at (managed by kern; not stored).
