@@ -105,6 +105,8 @@ class Agent:
         self._toolkit_instructions = toolkit_instructions(given)
         self.instructions = instructions
         self.description = description
+        # No db: a process-local in-memory SQLite, unless a team this agent joins gives it the team's.
+        self.db_given = db is not None
         if db is None:
             from kern.db.sqlite import SqliteDb
 

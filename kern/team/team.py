@@ -1,6 +1,6 @@
 """Team: a leader that delegates tasks to member agents through a tool call.
 
-A member's HITL tool pauses the whole team run; each requirement carries `member_agent_name`.
+A member given no `db` stores its runs in the team's. A member's HITL tool pauses the whole team run; each requirement carries `member_agent_name`.
 `team.continue_run(run_response)` forwards the decisions to the member's own (stored) run, and the
 member's answer becomes the result of the leader's delegation call. HITL tools on the team itself work
 as on any agent.
@@ -41,6 +41,9 @@ class Team(Agent):
     ) -> None:
         super().__init__(name=name or "team", model=model, tools=tools, instructions=instructions, db=db, **kwargs)
         self.members = list(members or [])
+        for member in self.members:  # a member given no db keeps its runs (and approvals) in the team's
+            if not member.db_given and self.db_given:
+                member.db = self.db
         if not self.members:
             raise ValueError(f"Team '{self.name}' needs at least one member.")
         names = [m.name for m in self.members]
