@@ -103,7 +103,9 @@ class Team(Agent):
             member = self.member(str(args.get("member_name")))
         except ValueError as exc:
             return str(exc)
-        result = await member.arun(str(args.get("task", "")), session_id=run.session_id, user_id=run.user_id)
+        result = await member.arun(
+            str(args.get("task", "")), session_id=run.session_id, user_id=run.user_id, dependencies=run.dependencies
+        )
         return self._absorb(run, execution.tool_call_id or "", member, result)  # the model's calls have ids
 
     def _absorb(self, run: RunOutput, call_id: str, member: Agent, result: RunOutput) -> str | None:
@@ -139,7 +141,9 @@ class Team(Agent):
                 continue
             member = self.member(state["member"])
             try:
-                result = await member.acontinue_run(run_id=state["run_id"], requirements=decisions)
+                result = await member.acontinue_run(
+                    run_id=state["run_id"], requirements=decisions, dependencies=run.dependencies
+                )
             except RunNotPausedError:  # continued before a crash: read where it got to
                 result = await member.aget_run(state["run_id"])
                 if result.status == RunStatus.RUNNING:
