@@ -454,6 +454,10 @@ def take_decision(stored: RunRequirement, given: RunRequirement) -> RunRequireme
     if merged.external_result is not None:
         te.result = merged.external_result
     merged.resolved_by, merged.resolved_at = given.resolved_by, given.resolved_at
+    fields = src.user_input_schema or []
+    if te.requires_user_input and not te.answered and te.confirmed is not False and fields:
+        if all(f.value is not None for f in fields):  # answered by setting each field's `value`
+            merged.provide_user_input({f.name: f.value for f in fields}, by=given.resolved_by)
     return merged
 
 
