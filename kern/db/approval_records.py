@@ -63,7 +63,7 @@ def count_records(filters: Mapping[str, Any]) -> sa.Select[Any]:
     return sa.select(sa.func.count()).select_from(select_records(filters).order_by(None).subquery())
 
 
-def record(row: Mapping[str, Any]) -> dict[str, Any]:
+def record(row: Mapping[Any, Any]) -> dict[str, Any]:
     """One row of `select_records` as the reference API's approval record (kern's own columns kept:
     `requirement_id`, `agent_name`, `requested_at`)."""
     output = row.get("run_output") or {}

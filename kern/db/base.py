@@ -1006,7 +1006,9 @@ class BaseDb(Retries, ABC):
         overwritten. Raises `LookupError` for an unknown id. Returns the updated record.
         """
         if status not in ("approved", "rejected"):
-            raise ValueError(f"update_approval decides an approval: status must be 'approved' or 'rejected', got {status!r}.")
+            raise ValueError(
+                f"update_approval decides an approval: status must be 'approved' or 'rejected', got {status!r}."
+            )
         if expected_status not in (None, "pending"):
             raise ValueError(
                 f"update_approval decides a pending approval: expected_status must be 'pending' or None, got "

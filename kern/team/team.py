@@ -1,6 +1,7 @@
 """Team: a leader that delegates tasks to member agents through a tool call.
 
-A member given no `db` stores its runs in the team's. A member's HITL tool pauses the whole team run; each requirement carries `member_agent_name`.
+A member given no `db` stores its runs in the team's.
+A member's HITL tool pauses the whole team run; each requirement carries `member_agent_name`.
 `team.continue_run(run_response)` forwards the decisions to the member's own (stored) run, and the
 member's answer becomes the result of the leader's delegation call. HITL tools on the team itself work
 as on any agent.
