@@ -92,7 +92,9 @@ def test_team_forwards_dependencies_to_a_paused_member(db: BaseDb, server: FakeO
     member = Agent(name="Orders", model=model_factory(), tools=[authorised])
     team = Team(name=unique("desk"), members=[member], model=model_factory(), db=db)
     assert member.db is db  # a member given no db keeps its runs in the team's
-    server.script(call("delegate_task_to_member", member_name="Orders", task="cancel O-3"), call("authorised", order="O-3"))
+    server.script(
+        call("delegate_task_to_member", member_name="Orders", task="cancel O-3"), call("authorised", order="O-3")
+    )
     run = team.run("cancel O-3", dependencies={"token": "T-1"})
     run.active_requirements[0].confirm()
     server.script(echo_tool_results, echo_tool_results)

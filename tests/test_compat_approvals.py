@@ -45,7 +45,11 @@ def test_list_get_resolve_and_continue_from_the_record(db: BaseDb, server: FakeO
     items, total = db.get_approvals(run_id=run.run_id, status="pending")  # type: ignore[attr-defined]
     assert total == 1 and len(items) == 1
     record = items[0]
-    assert (record["source_type"], record["pause_type"], record["approval_type"]) == ("agent", "confirmation", "required")
+    assert (record["source_type"], record["pause_type"], record["approval_type"]) == (
+        "agent",
+        "confirmation",
+        "required",
+    )
     assert record["session_id"] == run.session_id and record["run_status"] == "PAUSED"
     assert record["context"] == {"tool_names": ["wipe_account"], "source_name": agent.name}
     assert record["tool_args"] == {"account": "A-1"}
