@@ -245,19 +245,35 @@ def _output_schema(body: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+# Arguments the examples' tools act on for real, by parameter name: a shell command the examples run
+# (they allow `ls`).
+ARGUMENT_VALUES: dict[str, str] = {"command": "ls"}
+
+
+def _names(tool: str, text: str) -> bool:
+    """Whether `text` names the tool: `send_email`, or `send email` as a person writes it."""
+    return any(re.search(rf"\b{re.escape(form)}\b", text) for form in {tool, tool.replace("_", " ")})
+
+
 def generic_reply(body: dict[str, Any]) -> Reply:
     """The scripted model's answer to a request no test scripted: call a tool when tools are offered and the
-    latest user turn has no tool result yet (the tool named in the user's message, else the first one), with
-    arguments built from its schema; once results are there, a text that includes them; with no tools, a
-    short text echoing the request (a JSON object when the request asks for structured output)."""
+    latest user turn has no tool result yet (the tool the user's message names, else the first one), with
+    arguments built from its schema (ARGUMENT_VALUES by name where they fit); once results are there, a
+    text that includes them; with no tools, a short text echoing the request (a JSON object when the
+    request asks for structured output)."""
     offered = _tools(body)
     results = _answered_since_user(body)
     asked = user_text(body)
     if offered and not results:
-        named = [t for t in offered if re.search(rf"\b{re.escape(t[0])}\b", asked)]
+        named = [t for t in offered if _names(t[0], asked)]
         name, parameters = (named or offered)[0]
         arguments = example_value(parameters) if parameters else {}
-        return Reply(calls=[(name, arguments if isinstance(arguments, dict) else {})])
+        if not isinstance(arguments, dict):
+            arguments = {}
+        for key, value in ARGUMENT_VALUES.items():  # a harmless real value where "example" would not do
+            if isinstance(arguments.get(key), str):
+                arguments[key] = value
+        return Reply(calls=[(name, arguments)])
     schema = _output_schema(body)
     if schema is not None:
         return Reply(text=json.dumps(example_value(schema)))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
@@ -29,6 +31,8 @@ from kern.run.agent import (
     ToolExecution,
 )
 from kern.run.base import RunStatus
+from kern.run.context import RunContext
+from kern.run.injected import call_with
 from kern.run.options import AgentContinueOptions, AgentRunOptions
 from kern.session.agent import AgentSession, session_fields
 from kern.tools.tool import Tool, tool_result_text
@@ -36,6 +40,7 @@ from kern.workflow.executor_scope import STEP_SCOPE
 
 Emit = Callable[[RunEvent], Awaitable[None]]
 AGENT_KIND = "agent"
+log = logging.getLogger("kern.agent")
 
 
 def toolkit_instructions(items: Iterable[Any] | None) -> list[str]:
@@ -90,11 +95,23 @@ class Agent:
         add_history_to_context: bool = False,
         num_history_runs: int = 3,
         telemetry: bool = True,
+        session_state: dict[str, Any] | None = None,
+        dependencies: dict[str, Any] | None = None,
+        post_hooks: list[Callable[..., Any]] | None = None,
     ) -> None:
         """`role` is what the agent does in a team (its leader reads it); `markdown=True` asks the model
         to answer in markdown; `add_history_to_context=True` gives the model the session's last
         `num_history_runs` completed runs' messages before the new input. `telemetry` has no meaning
-        in kern (it sends none): accepted and unused (docs/differences.md)."""
+        in kern (it sends none): accepted and unused (docs/differences.md).
+
+        `session_state` is a new session's state: tools that declare `session_state` or `run_context`
+        read and change it, it is stored with each run and carried to the session's next run
+        (`get_session_state`), and `{key}` in the instructions reads it. `dependencies` are given to
+        tools that declare `dependencies` or `run_context` (a run's own, `run(dependencies=...)`, win);
+        they are never stored, so pass them again to `continue_run`. `post_hooks` are called, in
+        order, when a run completes, with what they declare of `run_output`, `agent`, `run_context`,
+        `session_state`, `dependencies`, `user_id` and `metadata`; one that raises is logged and the
+        run completes (as in the reference API)."""
         self.name = name or "agent"
         # Stable across processes (derived from the name unless given), so a run's events and stored
         # output name the same agent whichever process continues it.
@@ -105,6 +122,8 @@ class Agent:
         self._toolkit_instructions = toolkit_instructions(given)
         self.instructions = instructions
         self.description = description
+        # No db: a process-local in-memory SQLite, unless a team this agent joins gives it the team's.
+        self.db_given = db is not None
         if db is None:
             from kern.db.sqlite import SqliteDb
 
@@ -120,6 +139,9 @@ class Agent:
         self.add_history_to_context = add_history_to_context
         self.num_history_runs = num_history_runs
         self.telemetry = telemetry
+        self.session_state = session_state
+        self.dependencies = dependencies
+        self.post_hooks = list(post_hooks or [])
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
@@ -163,6 +185,8 @@ class Agent:
         user_id: str | None = None,
         run_id: str | None = None,
         messages: list[Any] | None = None,
+        session_state: dict[str, Any] | None = None,
+        dependencies: dict[str, Any] | None = None,
     ) -> Coroutine[Any, Any, RunOutput] | EventStream[RunEvent]:
         """Async `run`: await it, or `async for` over it with `stream=True`.
 
@@ -181,10 +205,13 @@ class Agent:
             status=RunStatus.RUNNING,
             model=getattr(self.model, "id", None),
             user_id=user_id or self.user_id,
-            messages=self._first_messages(input, conversation),
+            dependencies=dependencies if dependencies is not None else self.dependencies,
         )
 
         async def start(emit: Emit | None) -> RunOutput:
+            if session_state is not None or self.session_state is not None:
+                run.session_state = {**(await self.aget_session_state(run.session_id)), **(session_state or {})}
+            run.messages = self._first_messages(input, conversation, run.session_state)
             if self.add_history_to_context:
                 await self._add_history(run)
             driver = _Driver(self, run, 0, emit, stream)
@@ -251,8 +278,9 @@ class Agent:
         requirements: list[RunRequirement] | None = None,
         stream: bool = False,
         session_id: str | None = None,
+        dependencies: dict[str, Any] | None = None,
     ) -> Coroutine[Any, Any, RunOutput] | EventStream[RunEvent]:
-        """Async `continue_run`."""
+        """Async `continue_run` (`dependencies`: as for `run`; they are not stored with the run)."""
         if run_response is None and run_id is None:
             raise ValueError("continue_run needs run_response=... or run_id=...")
         target = run_response.run_id if run_response is not None else run_id
@@ -273,6 +301,7 @@ class Agent:
 
             stored, version = await self.db.claim(target, expected_version=expected, prepare=prepare)
             run = RunOutput.from_dict(stored.output, version)
+            run.dependencies = dependencies if dependencies is not None else self.dependencies
             driver = _Driver(self, run, version, emit, stream)
             await driver.emit(RunContinuedEvent())
             return await driver.drive()
@@ -326,9 +355,13 @@ class Agent:
             parts.append("Use markdown to format your answers.")
         return "\n\n".join(parts) or None
 
-    def _first_messages(self, input: Any, conversation: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    def _first_messages(
+        self, input: Any, conversation: list[dict[str, Any]] | None = None, state: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
         system = self.system_prompt()
+        if system and state:
+            system = re.sub(r"\{(\w+)\}", lambda m: str(state[m[1]]) if m[1] in state else m[0], system)
         if system:
             messages.append({"role": "system", "content": system})
         if conversation is not None:
@@ -351,12 +384,58 @@ class Agent:
         """
         return []
 
+    def run_values(self, run: RunOutput) -> dict[str, Any]:
+        """What the run gives the user code it calls (tools, hooks) that asks for it by parameter name."""
+        if run.session_state is None and self.session_state is not None:
+            run.session_state = dict(self.session_state)
+        context = RunContext(
+            run_id=run.run_id,
+            session_id=run.session_id,
+            user_id=run.user_id,
+            dependencies=run.dependencies,
+            metadata=run.metadata,
+            session_state=run.session_state,
+        )
+        return {
+            "run_context": context,
+            "session_state": run.session_state,
+            "dependencies": run.dependencies,
+            "agent": self,
+            "run_output": run,
+            "user_id": run.user_id,
+            "metadata": run.metadata,
+        }
+
+    async def aget_session_state(self, session_id: str | None = None) -> dict[str, Any]:
+        """The session's state as its last run left it (a copy), else the agent's `session_state`."""
+        for past in reversed(await self._stored_runs(session_id or self.session_id)):
+            if past.session_state is not None:
+                return dict(past.session_state)
+        return dict(self.session_state or {})
+
+    def get_session_state(self, session_id: str | None = None) -> dict[str, Any]:
+        """Sync `aget_session_state`."""
+        return run_sync(self.aget_session_state(session_id))
+
+    async def run_post_hooks(self, run: RunOutput) -> None:
+        """Call the post-hooks on a completed run; one that raises is logged (naming it) and skipped."""
+        values = self.run_values(run)
+        for hook in self.post_hooks:
+            try:
+                await call_with(hook, (), values)
+            except Exception:
+                log.exception("Post-hook %s of agent '%s' failed", getattr(hook, "__name__", hook), self.name)
+        run.session_state = values["run_context"].session_state  # a hook may have replaced the dict
+
     async def run_tool(self, run: RunOutput, tool: Tool, execution: ToolExecution) -> str:
         """Execute a tool call; an exception becomes an error message for the model."""
+        values = self.run_values(run)
         try:
-            return tool_result_text(await tool.execute(execution.tool_args))
+            return tool_result_text(await tool.execute(execution.tool_args, values))
         except Exception as exc:
             return f"Error running tool {tool.name}: {type(exc).__name__}: {exc}"
+        finally:
+            run.session_state = values["run_context"].session_state  # a tool may have replaced the dict
 
 
 def take_decision(stored: RunRequirement, given: RunRequirement) -> RunRequirement:
@@ -377,7 +456,30 @@ def take_decision(stored: RunRequirement, given: RunRequirement) -> RunRequireme
     if merged.external_result is not None:
         te.result = merged.external_result
     merged.resolved_by, merged.resolved_at = given.resolved_by, given.resolved_at
+    fields = src.user_input_schema or []
+    if te.requires_user_input and not te.answered and te.confirmed is not False and fields:
+        if all(f.value is not None for f in fields):  # answered by setting each field's `value`
+            merged.provide_user_input({f.name: f.value for f in fields}, by=given.resolved_by)
     return merged
+
+
+def apply_approval(req: RunRequirement, record: dict[str, Any]) -> None:
+    """Put a decided approval record's decision on its call: the approver's, whatever the caller said."""
+    te = req.tool_execution
+    data = record.get("resolution_data") or {}
+    if record["status"] != "approved":
+        te.confirmed, te.confirmation_note = False, data.get("note")
+    else:
+        te.confirmed, te.confirmation_note = True, None
+        if te.requires_user_input and not te.answered:
+            values = data.get("values", data)
+            known = {f.name for f in te.user_input_schema or []}
+            req.provide_user_input({k: v for k, v in values.items() if k in known})
+        if te.external_execution_required and "result" in data:
+            req.external_result = tool_result_text(data["result"])
+            te.result = req.external_result
+    req.resolved_by = record.get("resolved_by")
+    req.resolved_at = record.get("resolved_at")
 
 
 def apply_resolutions(
@@ -385,8 +487,10 @@ def apply_resolutions(
 ) -> list[Resolution]:
     """Merge the caller's decisions into the stored pending requirements; refuse if any is missing.
 
-    Approval-gated calls take their decision from the approval record: pending refuses, approved
-    confirms, rejected rejects with the approver's note.
+    An approval-gated call takes its decision from its approval record once the record is decided
+    (approved confirms, or gives the approver's `values` / `result`; rejected rejects with the note);
+    the record is then the run's `metadata["approval"]`. While the record is pending the caller's own
+    decision counts, as in the reference API (the record stays pending); with neither, it refuses.
     """
     by_id = {r.id: r for r in supplied}
     resolutions: list[Resolution] = []
@@ -399,15 +503,14 @@ def apply_resolutions(
             req = output.requirements[index] = take_decision(req, given)
         record = approvals.get(req.approval_id or "")
         if record is not None and req.tool_execution.approval_type == "required":
-            if record["status"] == "pending":
+            if record["status"] != "pending":
+                apply_approval(req, record)
+                output.metadata = {**(output.metadata or {}), "approval": record}
+            elif not req.is_resolved:
                 raise RequirementNotResolvedError(
                     f"Approval {record['id']} for tool '{req.tool_execution.tool_name}' is still pending; "
-                    "resolve it (db.resolve_approval) before continuing."
+                    "resolve it (db.update_approval / db.resolve_approval) or decide the call before continuing."
                 )
-            req.tool_execution.confirmed = record["status"] == "approved"
-            req.tool_execution.confirmation_note = (record.get("resolution_data") or {}).get("note")
-            req.resolved_by = record.get("resolved_by")
-            req.resolved_at = record.get("resolved_at")
         if req.is_external_tool_execution and req.external_result is None and req.tool_execution.result is not None:
             req.external_result = tool_result_text(req.tool_execution.result)
         if not req.is_resolved:
@@ -503,6 +606,7 @@ class _Driver:
                 if not response.tool_calls:
                     run.content = response.content
                     run.status = RunStatus.COMPLETED
+                    await self.agent.run_post_hooks(run)
                     break
                 approvals = await self._handle_calls(response.tool_calls)
                 if run.active_requirements:

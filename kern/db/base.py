@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from kern.db import migrations, schema
+from kern.db import approval_records, migrations, schema
 from kern.db.hot import (
     INSERT_AUDIT,
     PAUSED,
@@ -869,21 +869,35 @@ class BaseDb(Retries, ABC):
         whom). Records the decision in the audit log. Returns the updated record. Retried after an
         unknown commit, it recognises its own decision by its token (`now`, written as `resolved_at`).
         """
+        row = await self._decide_approval(
+            approval_id, "approved" if approved else "rejected", resolved_by, {"note": note, **(data or {})}, note
+        )
+        assert row is not None
+        return row
+
+    async def _decide_approval(
+        self,
+        approval_id: str,
+        status: str,
+        resolved_by: str | None,
+        resolution_data: dict[str, Any] | None,
+        note: str | None,
+        *,
+        resolved_at: float | None = None,
+        none_if_decided: bool = False,
+    ) -> dict[str, Any] | None:
+        """The one compare-and-set that decides a pending approval, with its audit line (who decided).
+        An approval decided already raises `ValueError` naming who decided it, or with `none_if_decided`
+        returns None (the reference API's `update_approval(expected_status=...)` guard)."""
         c = schema.approvals.c
         attempt = Attempt()
-        now = time.time()  # this decision's token
+        now = time.time() if resolved_at is None else resolved_at  # this decision's token
 
-        def body(conn: Connection) -> dict[str, Any]:
-            status = "approved" if approved else "rejected"
+        def body(conn: Connection) -> dict[str, Any] | None:
             result = conn.execute(
                 schema.approvals.update()
                 .where(c.id == approval_id, c.status == "pending")
-                .values(
-                    status=status,
-                    resolved_at=now,
-                    resolved_by=resolved_by,
-                    resolution_data={"note": note, **(data or {})},
-                )
+                .values(status=status, resolved_at=now, resolved_by=resolved_by, resolution_data=resolution_data)
             )
             row = conn.execute(sa.select(schema.approvals).where(c.id == approval_id)).mappings().first()
             if row is None:
@@ -892,6 +906,8 @@ class BaseDb(Retries, ABC):
                 if row["status"] == status and row["resolved_by"] == resolved_by:
                     return dict(row)  # our own decision, committed by the attempt that lost its connection
             if result.rowcount != 1:
+                if none_if_decided:
+                    return None
                 raise ValueError(
                     f"Approval {approval_id} was already {row['status']}"
                     + (f" by {row['resolved_by']}" if row["resolved_by"] else "")
@@ -908,10 +924,114 @@ class BaseDb(Retries, ABC):
                     "actor": resolved_by,
                     "decision": status,
                     "note": note,
-                    "data": {"approval_id": approval_id, **(data or {})},
+                    "data": {"approval_id": approval_id, **(resolution_data or {})},
                     "at": now,
                 },
             )
             return dict(row)
 
         return await self._tx(body, attempt=attempt)
+
+    # ----- approvals in the reference API's shape (kern.db.approval_records) -----------------------
+    # The async core: `SqliteDb` and `PostgresDb` offer it under the reference's names as sync
+    # methods, `AsyncSqliteDb` and `AsyncPostgresDb` as async ones (kern.db.approval_api).
+    async def aget_approvals(
+        self,
+        status: str | None = None,
+        source_type: str | None = None,
+        approval_type: str | None = None,
+        pause_type: str | None = None,
+        agent_id: str | None = None,
+        team_id: str | None = None,
+        workflow_id: str | None = None,
+        user_id: str | None = None,
+        schedule_id: str | None = None,
+        run_id: str | None = None,
+        limit: int = 100,
+        page: int = 1,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Approval records, newest first, filtered, one page of `limit`: `(records, total)`, where
+        `total` counts every record the filters match. kern runs no schedules: a `schedule_id` filter
+        matches nothing."""
+        if limit < 1 or page < 1:
+            raise ValueError(f"limit and page must be at least 1, got limit={limit}, page={page}")
+        filters = {
+            "status": status, "source_type": source_type, "approval_type": approval_type,
+            "pause_type": pause_type, "agent_id": agent_id, "team_id": team_id, "workflow_id": workflow_id,
+            "user_id": user_id, "run_id": run_id,
+        }  # fmt: skip
+        if schedule_id is not None:
+            return [], 0
+        offset = (page - 1) * limit
+        in_output = any(filters[name] is not None for name in approval_records.OUTPUT_FILTERS)
+
+        def body(conn: Connection) -> tuple[list[dict[str, Any]], int]:
+            query = approval_records.select_records(filters)
+            if in_output:  # filtered on what the runs' outputs say: in Python, then paged
+                found = [approval_records.record(r) for r in conn.execute(query).mappings()]
+                found = [item for item in found if approval_records.matches(item, filters)]
+                return found[offset : offset + limit], len(found)
+            total = conn.execute(approval_records.count_records(filters)).scalar_one()
+            rows = conn.execute(query.limit(limit).offset(offset)).mappings()
+            return [approval_records.record(r) for r in rows], total
+
+        return await self._tx(body, write=False)
+
+    async def aget_approval(self, approval_id: str) -> dict[str, Any] | None:
+        """One approval record, None if there is none with this id."""
+        query = approval_records.select_records({}).where(schema.approvals.c.id == approval_id)
+
+        def body(conn: Connection) -> dict[str, Any] | None:
+            row = conn.execute(query).mappings().first()
+            return None if row is None else approval_records.record(row)
+
+        return await self._tx(body, write=False)
+
+    async def aupdate_approval(
+        self,
+        approval_id: str,
+        expected_status: str | None = None,
+        *,
+        status: str | None = None,
+        resolved_by: str | None = None,
+        resolved_at: float | None = None,
+        resolution_data: dict[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        """Approve or reject a pending approval: `status="approved"` or `"rejected"`, with who decided and
+        what they gave (`resolution_data`: `values` for a user-input call, `result` for an external one).
+
+        The same compare-and-set as `resolve_approval`, with its audit line. With `expected_status`
+        ("pending"), an approval no longer pending is left as it is and None is returned (the race was
+        lost); without it, that raises `ValueError` naming who decided it. A decision is never
+        overwritten. Raises `LookupError` for an unknown id. Returns the updated record.
+        """
+        if status not in ("approved", "rejected"):
+            raise ValueError(
+                f"update_approval decides an approval: status must be 'approved' or 'rejected', got {status!r}."
+            )
+        if expected_status not in (None, "pending"):
+            raise ValueError(
+                f"update_approval decides a pending approval: expected_status must be 'pending' or None, got "
+                f"{expected_status!r} (a decided approval is never changed)."
+            )
+        note = (resolution_data or {}).get("note")
+        decided = await self._decide_approval(
+            approval_id,
+            status,
+            resolved_by,
+            resolution_data,
+            note if isinstance(note, str) else None,
+            resolved_at=None if resolved_at is None else float(resolved_at),
+            none_if_decided=expected_status is not None,
+        )
+        return None if decided is None else await self.aget_approval(approval_id)
+
+    async def adelete_approval(self, approval_id: str) -> bool:
+        """Delete an approval record; False if there is none with this id. The audit log keeps the decision."""
+        query = schema.approvals.delete().where(schema.approvals.c.id == approval_id)
+        return await self._tx(lambda conn: conn.execute(query).rowcount > 0)
+
+    async def aget_pending_approval_count(self, user_id: str | None = None) -> int:
+        """How many approvals wait for a decision (of one user's sessions, with `user_id`)."""
+        query = approval_records.count_records({"status": "pending", "user_id": user_id})
+        return await self._tx(lambda conn: int(conn.execute(query).scalar_one()), write=False)

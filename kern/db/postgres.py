@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import await_
 
+from kern.db.approval_api import AsyncApprovals, SyncApprovals
 from kern.db.async_engine import AsyncEngineDb
 from kern.db.greenlets import run_in_greenlet
 from kern.db.hot import Sql, Tx, driver_failure, loads_or_unreadable
@@ -103,7 +104,7 @@ class _PgTx(Tx):
         return rows
 
 
-class PostgresDb(AsyncEngineDb):
+class PostgresDb(AsyncEngineDb, SyncApprovals):
     """A PostgreSQL database: the same transactions as SQLite, run over asyncpg.
 
     asyncpg connections belong to the event loop that opened them, so each loop gets its own pool (see
@@ -297,7 +298,7 @@ class PostgresDb(AsyncEngineDb):
 
 # `AsyncPostgresDb` is the reference API's name, at this path; it lives here, beside the class it
 # names, so that `kern.db.async_postgres` (kept as an import path) imports this module and not back.
-class AsyncPostgresDb(PostgresDb):
+class AsyncPostgresDb(AsyncApprovals, PostgresDb):  # type: ignore[misc]  # async approval methods
     """`PostgresDb`, under the reference API's name for its async PostgreSQL store: kern's is async
     already (asyncpg), and any `postgresql[+driver]://` URL (`postgresql+psycopg_async://` too) or
     engine is connected with asyncpg."""

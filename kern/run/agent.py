@@ -507,10 +507,16 @@ class RunOutput(WaitingTools):
     model: str | None = None
     user_id: str | None = None
     team_state: dict[str, Any] | None = None
+    # Free-form data about the run; `metadata["approval"]` is the approval record that decided a gated call.
+    metadata: dict[str, Any] | None = None
+    # The session's state as this run left it (tools change it through `session_state` / `run_context`).
+    session_state: dict[str, Any] | None = None
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     # Compare-and-set version of the stored row this copy was read at (managed by kern; not stored).
     version: Annotated[int, Field(exclude=True)] = 0
+    # What the caller gave run / continue_run as `dependencies` (never stored: they may hold secrets).
+    dependencies: Annotated[dict[str, Any] | None, Field(exclude=True)] = None
 
     @property
     def is_paused(self) -> bool:

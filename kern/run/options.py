@@ -46,6 +46,8 @@ class AgentRunOptions(TypedDict, total=False):
     user_id: str | None
     run_id: str | None
     messages: list[Any] | None
+    session_state: dict[str, Any] | None
+    dependencies: dict[str, Any] | None
 
 
 class AgentContinueOptions(TypedDict, total=False):
@@ -54,3 +56,4 @@ class AgentContinueOptions(TypedDict, total=False):
     run_id: str | None
     requirements: list[RunRequirement] | None
     session_id: str | None
+    dependencies: dict[str, Any] | None

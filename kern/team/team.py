@@ -1,5 +1,6 @@
 """Team: a leader that delegates tasks to member agents through a tool call.
 
+A member given no `db` stores its runs in the team's.
 A member's HITL tool pauses the whole team run; each requirement carries `member_agent_name`.
 `team.continue_run(run_response)` forwards the decisions to the member's own (stored) run, and the
 member's answer becomes the result of the leader's delegation call. HITL tools on the team itself work
@@ -48,6 +49,9 @@ class Team(Agent):
         super().__init__(name=name or "team", model=model, tools=tools, instructions=instructions, db=db, **kwargs)
         self.members = list(members or [])
         self.store_member_responses = store_member_responses
+        for member in self.members:  # a member given no db keeps its runs (and approvals) in the team's
+            if not member.db_given and self.db_given:
+                member.db = self.db
         names = [m.name for m in self.members]
         if len(set(names)) != len(names):
             raise ValueError(f"Team '{self.name}': member names must be unique, got {names}.")
@@ -107,7 +111,9 @@ class Team(Agent):
             member = self.member(str(args.get("member_name")))
         except ValueError as exc:
             return str(exc)
-        result = await member.arun(str(args.get("task", "")), session_id=run.session_id, user_id=run.user_id)
+        result = await member.arun(
+            str(args.get("task", "")), session_id=run.session_id, user_id=run.user_id, dependencies=run.dependencies
+        )
         return self._absorb(run, execution.tool_call_id or "", member, result)  # the model's calls have ids
 
     def _absorb(self, run: RunOutput, call_id: str, member: Agent, result: RunOutput) -> str | None:
@@ -143,7 +149,9 @@ class Team(Agent):
                 continue
             member = self.member(state["member"])
             try:
-                result = await member.acontinue_run(run_id=state["run_id"], requirements=decisions)
+                result = await member.acontinue_run(
+                    run_id=state["run_id"], requirements=decisions, dependencies=run.dependencies
+                )
             except RunNotPausedError:  # continued before a crash: read where it got to
                 result = await member.aget_run(state["run_id"])
                 if result.status == RunStatus.RUNNING:

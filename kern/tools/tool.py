@@ -13,7 +13,11 @@ from pydantic import create_model
 
 from kern._json import to_jsonable
 from kern._sync import call_user
+from kern.run.injected import declared
 from kern.run.values import AskUserQuestion, UserInputField
+
+# Parameters the run fills in (never the model): left out of the tool's schema.
+_RUN_VALUES = frozenset({"self", "agent", "run_context", "session_state", "dependencies"})
 
 TOOL_OPTIONS = (
     "name",
@@ -112,7 +116,7 @@ class Tool:
         hints = get_type_hints(entrypoint)
         fields: dict[str, Any] = {}
         for pname, param in signature.parameters.items():
-            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) or pname in ("self", "agent", "run_context"):
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) or pname in _RUN_VALUES:
                 continue
             annotation = hints.get(pname, Any)
             default = ... if param.default is inspect.Parameter.empty else param.default
@@ -179,9 +183,13 @@ class Tool:
         """Arguments checked and coerced by the schema; a ValueError names what is wrong."""
         return dict(self._model.model_validate(args))
 
-    async def execute(self, args: dict[str, Any]) -> Any:
-        """Run the function (sync ones in a worker thread) with validated arguments."""
+    async def execute(self, args: dict[str, Any], run_values: dict[str, Any] | None = None) -> Any:
+        """Run the function (sync ones in a worker thread) with validated arguments, plus those of
+        `run_values` (`run_context`, `session_state`, `dependencies`, `agent`) it declares."""
         values = self.validate_args(args)
+        for name in declared(self.entrypoint) & _RUN_VALUES:
+            if run_values is not None and name in run_values:
+                values[name] = run_values[name]
         return await call_user(functools.partial(self.entrypoint, **values))
 
     def to_openai_chat(self) -> dict[str, Any]:

@@ -42,7 +42,7 @@ class _AskUserTool(Tool):
             )
         return fields
 
-    async def execute(self, args: dict[str, Any]) -> Any:
+    async def execute(self, args: dict[str, Any], run_values: dict[str, Any] | None = None) -> Any:
         names = [RequestedField.model_validate(f).field_name for f in args.get("user_input_fields") or []]
         return json.dumps({name: args.get(name) for name in names})
 

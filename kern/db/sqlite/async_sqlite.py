@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from kern.db.approval_api import AsyncApprovals
 from kern.db.async_engine import AsyncEngineDb
 from kern.db.options import table_arguments
 from kern.db.sqlite_dialect import DRIVER_ERRORS, is_transient, sqlite_insert, sqlite_location
@@ -36,7 +37,7 @@ T = TypeVar("T")
 _WRITING: ContextVar[bool] = ContextVar("kern_async_sqlite_writing", default=True)
 
 
-class AsyncSqliteDb(AsyncEngineDb):
+class AsyncSqliteDb(AsyncEngineDb, AsyncApprovals):
     """A SQLite file reached through `aiosqlite` (with no `db_file`, a process-local in-memory database).
 
     Constructor as documented for the reference API: `db_file`, `db_url` (`sqlite+aiosqlite:///...`,

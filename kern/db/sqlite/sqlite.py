@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import StaticPool
 
 from kern._sync import is_private_loop
-from kern.db.base import BaseDb
+from kern.db.approval_api import SyncApprovals
 from kern.db.checkpoint import BACKSTOP_PAGES, WalCheckpointer
 from kern.db.hot import Sql, Tx, driver_failure
 from kern.db.options import table_arguments
@@ -93,7 +93,7 @@ def _raw_transaction(conn: sqlite3.Connection, body: Callable[[Tx], T]) -> T:
 _WOULD_WAIT = object()
 
 
-class SqliteDb(BaseDb):
+class SqliteDb(SyncApprovals):
     """A SQLite file (or, with no `db_file`, a process-local in-memory database).
 
     The file is `db_file`, or the database of `db_url` or of `db_engine` (a SQLAlchemy engine, whose
