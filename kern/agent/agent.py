@@ -187,15 +187,15 @@ class Agent:
         async def start(emit: Emit | None) -> RunOutput:
             if self.add_history_to_context:
                 await self._add_history(run)
-            driver = _Driver(self, run, 0, emit, stream)
+            driver = _Driver(self, run, 0, emit, emit is not None)
             await driver.emit(RunStartedEvent())
             return await driver.drive()
 
         if stream:
             return event_stream(start)
         scope = STEP_SCOPE.get()
-        if scope is not None:  # inside a workflow step: journaled, and a pause pauses the workflow
-            return scope.run_agent(self, lambda: start(None))
+        if scope is not None:  # inside a workflow step: journaled, a pause pauses the workflow, events to its stream
+            return scope.run_agent(self, start)
         return start(None)
 
     @overload
@@ -273,7 +273,7 @@ class Agent:
 
             stored, version = await self.db.claim(target, expected_version=expected, prepare=prepare)
             run = RunOutput.from_dict(stored.output, version)
-            driver = _Driver(self, run, version, emit, stream)
+            driver = _Driver(self, run, version, emit, emit is not None)
             await driver.emit(RunContinuedEvent())
             return await driver.drive()
 

@@ -575,7 +575,7 @@ class RunEvent:
     workflow_run_id: str | None = None
     step_id: str | None = None
     step_name: str | None = None
-    step_index: int | None = None
+    step_index: int | tuple[int, ...] | None = None
     nested_depth: int = 0
 
     def __post_init__(self) -> None:

@@ -190,7 +190,7 @@ class Step(Node):
         self, ctx: RunContext, path: str, attempt: int, chain: Chain, extra: dict[str, Any]
     ) -> StepOutput:
         step_input = chain.step_input(ctx.run, extra)
-        token = STEP_SCOPE.set(StepScope(ctx, f"{path}~{attempt}"))
+        token = STEP_SCOPE.set(StepScope(ctx, f"{path}~{attempt}", ctx.agent_events(self.name, path)))
         try:
             if self.executor is not None:
                 result = await call_with(self.executor, (step_input,), ctx.user_values())
