@@ -20,7 +20,6 @@ from kern.run.agent import (
     RunEvent,
     RunPausedEvent,
     RunStartedEvent,
-    ToolCallCompletedEvent,
     ToolCallStartedEvent,
 )
 from kern.run.requirement import derived_step_id
