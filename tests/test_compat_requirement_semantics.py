@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import pytest
 
+from kern import RequirementNotResolvedError
+from kern.agent import Agent
 from kern.db.base import BaseDb
+from kern.models.openai import OpenAIChat
 from kern.models.response import ToolExecution
 from kern.run.requirement import RunRequirement
+from kern.tools import tool
 from kern.workflow import Loop, OnReject, Step, Workflow
 from kern.workflow.types import StepInput, StepOutput
 from tests.conftest import unique
+from tests.openai_stub import FakeOpenAI, call, echo_tool_results
 
 
 def answer(step_input: StepInput) -> str:
@@ -76,3 +81,33 @@ def test_methods_the_call_does_not_ask_for_say_so() -> None:
         _req(requires_confirmation=True).set_external_execution_result("x")
     with pytest.raises(ValueError, match="does not require confirmation; it needs provide_user_input"):
         _req(requires_user_input=True).confirm()
+
+
+@tool(requires_user_input=True, user_input_fields=["to"])
+def send_email(subject: str, to: str) -> str:
+    """Send an email.
+
+    Args:
+        subject: The subject.
+        to: Who gets it.
+    """
+    return f"sent {subject!r} to {to}"
+
+
+def test_fields_filled_in_place_answer_the_call(db: BaseDb, server: FakeOpenAI) -> None:
+    """The reference's user_input_required example sets `field.value` and continues with the requirements."""
+    server.script(call("send_email", subject="Hello"), echo_tool_results)
+    model = OpenAIChat(id="gpt-test", base_url=server.base_url, api_key="t")
+    agent = Agent(name=unique("mailer"), model=model, tools=[send_email], db=db)
+    run = agent.run("mail")
+    [req] = run.active_requirements
+    with pytest.raises(RequirementNotResolvedError):  # nothing filled in yet
+        agent.continue_run(run_id=run.run_id, requirements=run.requirements)
+    for field in req.user_input_schema or []:
+        field.value = "  "
+    with pytest.raises(ValueError, match="to: required"):  # checked as provide_user_input checks it
+        agent.continue_run(run_id=run.run_id, requirements=run.requirements)
+    for field in req.user_input_schema or []:
+        field.value = "ann@example.com"
+    done = agent.continue_run(run_id=run.run_id, requirements=run.requirements)
+    assert done.content == "Final: sent 'Hello' to ann@example.com"

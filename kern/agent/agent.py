@@ -393,6 +393,12 @@ def apply_resolutions(
         if req.status != "pending":
             continue
         given = by_id.get(req.id)
+        if (
+            given is not None
+            and given.needs_user_input
+            and any(f.value is not None for f in given.user_input_schema or [])
+        ):
+            given.provide_user_input({})  # the fields were filled in place (`field.value = ...`): checked as given
         if given is not None and given is not req:
             req = output.requirements[index] = take_decision(req, given)
         record = approvals.get(req.approval_id or "")
