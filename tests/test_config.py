@@ -43,7 +43,9 @@ SUPPORT = {  # seeds/003 "Supported Fields by Component"
     "requires_user_input": {"Step", "Router"},
     "requires_output_review": {"Step", "Router"},
     "requires_iteration_review": {"Loop"},
-    "on_error": {"Step"},
+    # seeds/003's table lists Step only; the reference's Condition takes on_error too (its cookbook's
+    # condition/02_condition_on_error.py), and so does kern's (docs/differences.md)
+    "on_error": {"Step", "Condition"},
 }
 MESSAGE_SUPPORTED = {
     "Step": "requires_confirmation, requires_user_input, requires_output_review",
@@ -67,7 +69,7 @@ def test_support_table(primitive: str, field: str, style: str) -> None:
         assert getattr(node.human_review, field) == value  # type: ignore[attr-defined]
         return
     if field == "on_error":
-        expected = f"on_error is not supported on {primitive}. Supported on: Step."
+        expected = f"on_error is not supported on {primitive}. Supported on: Step, Condition."
     else:
         expected = f"{field} is not supported on {primitive}. Supported: {MESSAGE_SUPPORTED[primitive]}."
     with pytest.raises(ValueError) as error:
@@ -115,7 +117,7 @@ def test_validation_errors() -> None:
         UserInputField(name="x", field_type="decimal")
     with pytest.raises(TypeError, match=r"unexpected keyword argument.*requires_magic"):
         Steps(name="g", steps=[noop], requires_magic=True)
-    with pytest.raises(ValueError, match="needs exactly one of executor=, agent= or team="):
+    with pytest.raises(ValueError, match="needs exactly one of executor=, agent=, team= or workflow="):
         Step(name="s")
     with pytest.raises(ValueError, match="on_reject=retry is not supported on Condition"):
         Condition(name="c", steps=[noop], requires_confirmation=True, on_reject="retry")

@@ -25,15 +25,15 @@ from kern.workflow import Workflow
 
 async def use(wf: Workflow, agent: Agent, team: Team, flag: bool) -> None:
     assert_type(wf.run("x", session_id="s"), WorkflowRunOutput)
-    assert_type(wf.run("x", stream=True, stream_events=True), Iterator[WorkflowEvent])
-    assert_type(wf.run("x", stream=flag), WorkflowRunOutput | Iterator[WorkflowEvent])
+    assert_type(wf.run("x", stream=True, stream_events=True), Iterator[WorkflowEvent | RunEvent])
+    assert_type(wf.run("x", stream=flag), WorkflowRunOutput | Iterator[WorkflowEvent | RunEvent])
     assert_type(wf.continue_run(run_id="r"), WorkflowRunOutput)
     assert_type(await wf.arun("x", run_id="r"), WorkflowRunOutput)
     assert_type(await wf.acontinue_run(run_id="r", now=1.0), WorkflowRunOutput)
     async for event in wf.arun("x", stream=True):
-        assert_type(event, WorkflowEvent)
+        assert_type(event, WorkflowEvent | RunEvent)
     async for event in await wf.acontinue_run(run_id="r", stream=True):
-        assert_type(event, WorkflowEvent)
+        assert_type(event, WorkflowEvent | RunEvent)
     assert_type(agent.run("hi", user_id="u"), RunOutput)
     assert_type(agent.continue_run(run_id="r", requirements=[]), RunOutput)
     assert_type(await agent.arun("hi"), RunOutput)
@@ -67,5 +67,5 @@ def test_a_wrong_expectation_and_an_unknown_option_are_reported(tmp_path: Path) 
         "    wf.run('x', sesion_id='s')\n",
     )
     assert result.returncode == 1
-    assert 'user_code.py:8: error: Expression is of type "Iterator[WorkflowEvent]"' in result.stdout
+    assert 'user_code.py:8: error: Expression is of type "Iterator[WorkflowEvent | RunEvent]"' in result.stdout
     assert 'user_code.py:9: error: Unexpected keyword argument "sesion_id"' in result.stdout

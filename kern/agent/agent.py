@@ -214,15 +214,15 @@ class Agent:
             run.messages = self._first_messages(input, conversation, run.session_state)
             if self.add_history_to_context:
                 await self._add_history(run)
-            driver = _Driver(self, run, 0, emit, stream)
+            driver = _Driver(self, run, 0, emit, emit is not None)
             await driver.emit(RunStartedEvent())
             return await driver.drive()
 
         if stream:
             return event_stream(start)
         scope = STEP_SCOPE.get()
-        if scope is not None:  # inside a workflow step: journaled, and a pause pauses the workflow
-            return scope.run_agent(self, lambda: start(None))
+        if scope is not None:  # inside a workflow step: journaled, a pause pauses the workflow, events to its stream
+            return scope.run_agent(self, start)
         return start(None)
 
     @overload
@@ -302,7 +302,7 @@ class Agent:
             stored, version = await self.db.claim(target, expected_version=expected, prepare=prepare)
             run = RunOutput.from_dict(stored.output, version)
             run.dependencies = dependencies if dependencies is not None else self.dependencies
-            driver = _Driver(self, run, version, emit, stream)
+            driver = _Driver(self, run, version, emit, emit is not None)
             await driver.emit(RunContinuedEvent())
             return await driver.drive()
 
@@ -499,6 +499,12 @@ def apply_resolutions(
         if req.status != "pending":
             continue
         given = by_id.get(req.id)
+        if (
+            given is not None
+            and given.needs_user_input
+            and any(f.value is not None for f in given.user_input_schema or [])
+        ):
+            given.provide_user_input({})  # the fields were filled in place (`field.value = ...`): checked as given
         if given is not None and given is not req:
             req = output.requirements[index] = take_decision(req, given)
         record = approvals.get(req.approval_id or "")

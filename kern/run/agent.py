@@ -102,6 +102,16 @@ class ResolvedFlag:
         return repr(self._value)
 
 
+# What each resolving method gives, for the message when the call does not ask for it.
+_METHOD_ASKS = {
+    "confirm": "confirmation",
+    "reject": "confirmation",
+    "provide_user_input": "user input",
+    "provide_user_feedback": "user feedback",
+    "set_external_execution_result": "external execution",
+}
+
+
 @dataclass
 class RunRequirement(ItemAccess):
     """A tool call waiting for a person: confirm or reject it, fill in its fields, answer its questions,
@@ -188,17 +198,26 @@ class RunRequirement(ItemAccess):
         """Whether a decision is there. Reads as a bool (`if req.is_resolved:`) and can be called
         (`req.is_resolved()`), as the reference documentation writes it."""
         te = self.tool_execution
-        if self.status != "pending":
+        if self.status != "pending" or te.confirmed is False:  # decided, or rejected (whatever it asked)
             return ResolvedFlag(True)
-        if te.requires_confirmation:
-            return ResolvedFlag(te.confirmed is not None)
-        if te.requires_user_feedback or te.requires_user_input:
-            return ResolvedFlag(bool(te.answered) or te.confirmed is False)
-        if self.is_external_tool_execution:
-            # `tool_execution.result` may be set directly instead of set_external_execution_result()
-            given = self.external_result is not None or te.result is not None
-            return ResolvedFlag(given or te.confirmed is False)
-        return ResolvedFlag(False)
+        # every thing the call asks for is given (a call that asks for nothing waits for nothing)
+        if te.requires_confirmation and te.confirmed is not True:
+            return ResolvedFlag(False)
+        if (te.requires_user_feedback or te.requires_user_input) and not te.answered:
+            return ResolvedFlag(False)
+        # `tool_execution.result` may be set directly instead of set_external_execution_result()
+        given = self.external_result is not None or te.result is not None
+        return ResolvedFlag(given or not self.is_external_tool_execution)
+
+    @property
+    def _asks_anything(self) -> bool:
+        te = self.tool_execution
+        return bool(
+            te.requires_confirmation
+            or te.requires_user_input
+            or te.requires_user_feedback
+            or self.is_external_tool_execution
+        )
 
     # ----- the reference API's attribute names ----------------------------------------------------
     @property
@@ -251,7 +270,8 @@ class RunRequirement(ItemAccess):
     def _check(self, method: str, ok: bool, needs: str) -> None:
         if not ok:
             raise ValueError(
-                f"{method}() does not apply to the call of tool '{self.tool_execution.tool_name}': it needs {needs}."
+                f"{method}() does not apply to the call of tool '{self.tool_execution.tool_name}': it does not "
+                f"require {_METHOD_ASKS[method]}; it needs {needs}."
             )
         if self.status != "pending":
             raise ValueError(
@@ -281,7 +301,7 @@ class RunRequirement(ItemAccess):
 
     def reject(self, note: str | None = None, *, by: str | None = None) -> None:
         """Refuse the call; the model is told it was rejected, with `note`, and the run goes on."""
-        self._check("reject", True, self._needs)
+        self._check("reject", self._asks_anything, "nothing: it waits for no one")
         self.tool_execution.confirmed = False
         self.tool_execution.confirmation_note = note
         self._mark(by)
@@ -581,7 +601,7 @@ class RunEvent:
     workflow_run_id: str | None = None
     step_id: str | None = None
     step_name: str | None = None
-    step_index: int | None = None
+    step_index: int | tuple[int, ...] | None = None
     nested_depth: int = 0
 
     def __post_init__(self) -> None:

@@ -170,7 +170,9 @@ class StepRequirement:
     # ----- what the pause asks for -------------------------------------------------------------
     @property
     def requires_confirmation(self) -> bool:
-        return self.kind == CONFIRMATION
+        """True for a confirmation, and for an output or iteration review (resolved by confirm/reject too,
+        as the reference API models it); `needs_confirmation` and `kind` tell a plain confirmation apart."""
+        return self.kind in (CONFIRMATION, OUTPUT_REVIEW, ITERATION_REVIEW)
 
     @property
     def requires_user_input(self) -> bool:
@@ -263,7 +265,7 @@ class StepRequirement:
 
     @property
     def needs_confirmation(self) -> bool:
-        return self.requires_confirmation and not self.is_resolved
+        return self.kind == CONFIRMATION and not self.is_resolved  # a review is listed as a review
 
     @property
     def needs_user_input(self) -> bool:

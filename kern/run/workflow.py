@@ -342,7 +342,7 @@ class WorkflowRunEvent(StrEnum):
     custom_event = "CustomEvent"
 
 
-def _step_index(path: str | None) -> int | tuple[int, ...] | None:
+def step_index_of(path: str | None) -> int | tuple[int, ...] | None:
     """A step path (`2`, `2/else/0`) as the reference API's step index: an int at the top, a tuple below."""
     if not path:
         return None
@@ -455,7 +455,7 @@ class _StepEvent(WorkflowEvent):
         if isinstance(self.step_index, list):  # JSON has no tuples
             self.step_index = tuple(self.step_index)
         if self.step_index is None:
-            self.step_index = _step_index(self.step_path)
+            self.step_index = step_index_of(self.step_path)
         if self.step_id is None:
             self.step_id = _step_id(self.step_path, self.step_name)
 
@@ -508,7 +508,7 @@ class WorkflowPausedEvent(WorkflowEvent):
         if self.paused_step_name is None:
             self.paused_step_name = req.step_name
         if self.paused_step_index is None:
-            index = _step_index(req.step_path.split("/")[0] if req.step_path else None)
+            index = step_index_of(req.step_path.split("/")[0] if req.step_path else None)
             self.paused_step_index = index if isinstance(index, int) else None
         if self.pause_kind is None:
             self.pause_kind = "executor" if req.kind == EXECUTOR else "step"
@@ -651,7 +651,7 @@ class _PauseEvent(_StepEvent):
             self.step_name = req.step_name
         if self.step_path is None and req.step_path:
             self.step_path = req.step_path
-            self.step_index = _step_index(req.step_path) if self.step_index is None else self.step_index
+            self.step_index = step_index_of(req.step_path) if self.step_index is None else self.step_index
         self.step_id = getattr(req, "step_id", None) or self.step_id or _step_id(self.step_path, self.step_name)
         if self.step_type is None:
             self.step_type = req.step_type

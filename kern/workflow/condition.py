@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
+from kern.exceptions import KernError
 from kern.run.workflow import ConditionCompletedEvent, ConditionStartedEvent
 from kern.workflow.cel import CelExpression, step_input_variables
 from kern.workflow.container import Container
-from kern.workflow.engine import run_sequence
+from kern.workflow.engine import StepFailed, run_sequence
 from kern.workflow.injected import call_with
+from kern.workflow.on_error import on_failure
 from kern.workflow.step import Step, as_nodes
 from kern.workflow.types import HumanReview, OnReject, StepOutput
 
@@ -24,6 +26,11 @@ class Condition(Container):
 
     With `requires_confirmation` the person decides instead and the evaluator is ignored: confirm runs
     `steps`; reject follows `on_reject` (default `else_branch`: run `else_steps`, or skip if none).
+
+    `on_error` applies to a failure inside the branch that its step does not handle itself: `skip` ends
+    the Condition there (skipped, with the error) and the run goes on; `fail` ends the run and raises the
+    exception; `pause` waits for a person, whose `retry()` evaluates and runs the Condition again. Unset,
+    the failure fails the run, as a step's does.
     """
 
     step_type = "Condition"
@@ -111,20 +118,44 @@ class Condition(Container):
             return done
         if ctx.streams_detail:
             await ctx.emit_detail(ConditionStartedEvent(step_name=self.name, step_path=path, step_type=self.step_type))
+        confirmed = None
         if self.human_review.requires_confirmation:
-            branch = {"run": "if", "else": "else", "skip": "skip"}[await self.confirm_start(ctx, path)]
-        else:
-            branch = await ctx.decide(f"{path}|branch", lambda: self._evaluate(ctx, chain))
-        nodes = self.steps if branch == "if" else self.else_steps if branch == "else" else []
-        if not nodes:
-            return self.skip(ctx, path)
-        output = self.result(await run_sequence(ctx, nodes, f"{path}/{branch}", chain))
+            confirmed = {"run": "if", "else": "else", "skip": "skip"}[await self.confirm_start(ctx, path)]
+        attempt = 0
+        while True:  # more than once only when a person retries a failure (on_error="pause")
+            base = path if attempt == 0 else f"{path}~{attempt}"  # a retry runs its steps afresh
+            branch = confirmed or await ctx.decide(f"{base}|branch", lambda: self._evaluate(ctx, chain))
+            nodes = self.steps if branch == "if" else self.else_steps if branch == "else" else []
+            if not nodes:
+                return self.skip(ctx, path)
+            inner = chain.fork()
+            try:
+                outputs = await run_sequence(ctx, nodes, f"{base}/{branch}", inner)
+            except (StepFailed, Exception) as failure:
+                if self.human_review.on_error is None or isinstance(failure, KernError):
+                    raise  # unset: the run fails as for a step (docs/differences.md); store errors are not the step's
+                error, exception, step = _failure(failure)
+                failed = await on_failure(ctx, self, path, attempt, error, exception, failed_step=step)
+                if failed is not None:
+                    return failed
+                attempt += 1
+                continue
+            chain.join(inner)
+            break
+        output = self.result(outputs)
         await ctx.emit_detail(
             ConditionCompletedEvent(
                 step_name=self.name, step_path=path, step_type=self.step_type, branch=branch, content=output.content
             )
         )
         return ctx.finish(path, output)
+
+
+def _failure(failure: BaseException) -> tuple[str, BaseException | None, str | None]:
+    """A failure inside the branch: its error text, the exception raised (if known) and the failed step."""
+    if isinstance(failure, StepFailed):
+        return failure.error, failure.exception, failure.step_name
+    return f"{type(failure).__name__}: {failure}", failure, None
 
 
 def _function(registry: Any, name: str, what: str) -> Callable[..., Any]:

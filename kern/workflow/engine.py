@@ -21,10 +21,11 @@ from kern._sync import is_private_loop
 from kern.db.base import BaseDb
 from kern.exceptions import LostOwnershipError, StoreError
 from kern.run import requirement as kinds
+from kern.run.agent import RunCompletedEvent, RunContentEvent, RunEvent
 from kern.run.base import RunStatus
 from kern.run.context import RunContext as UserRunContext
 from kern.run.error_requirement import ErrorRequirement
-from kern.run.requirement import StepRequirement
+from kern.run.requirement import StepRequirement, derived_step_id
 from kern.run.workflow import (
     RouterPausedEvent,
     StepExecutorPausedEvent,
@@ -36,6 +37,7 @@ from kern.run.workflow import (
     WorkflowEvent,
     WorkflowPausedEvent,
     WorkflowRunOutput,
+    step_index_of,
 )
 from kern.workflow import journal as journal_nodes
 from kern.workflow.cancelled import record_after_cancel
@@ -131,12 +133,15 @@ class RunContext:
         journal: dict[str, Any],
         db: BaseDb,
         version: int,
-        emit: Callable[[WorkflowEvent], Awaitable[None]] | None,
+        emit: Callable[[WorkflowEvent | RunEvent], Awaitable[None]] | None,
         stream_events: bool,
         workflow_id: str | None = None,
+        executor_events: bool = True,
     ) -> None:
         self.run = run
         self.workflow_id = workflow_id
+        # whether the events of agents and teams running as steps join the stream (`stream_executor_events`)
+        self.executor_events = executor_events
         # the exceptions user code raised in this drive, by attempt key (`<path>~<attempt>`)
         self.errors: dict[str, BaseException] = {}
         self._run_context: UserRunContext | None = None
@@ -177,6 +182,33 @@ class RunContext:
         """Step-level events, sent only with stream_events=True."""
         if self._emit is not None and self.stream_events:
             await self._emit(self._stamp(event))
+
+    def agent_events(self, step_name: str, path: str) -> Callable[[RunEvent], Awaitable[None]] | None:
+        """A sink for the events of agent (and team) runs inside the step at `path`, or None when nobody
+        wants them. With `stream_events=True` every event of theirs is sent; with a plain stream, their
+        text pieces (`RunContentEvent`) and completion, as the reference API does; with the workflow's
+        `stream_executor_events=False`, their completion only. Each gets the step's
+        context: `workflow_id`, `workflow_run_id`, `step_id`, `step_name`, `step_index`. An agent's own
+        `RunPausedEvent` is not sent: the workflow's executor pause events follow once the pause is stored
+        (a consumer may stop reading at a pause event and continue the run at once)."""
+        if self._emit is None:
+            return None
+        emit, run, everything, wanted = self._emit, self.run, self.stream_events, self.executor_events
+        step_id, step_index = derived_step_id(path, step_name), step_index_of(path)
+
+        async def sink(event: RunEvent) -> None:
+            if event.is_paused:  # the step's executor pause stands for it, sent once the pause is stored
+                return
+            if not isinstance(event, RunCompletedEvent) and not (
+                wanted and (everything or isinstance(event, RunContentEvent))
+            ):
+                return
+            event.workflow_id = self.workflow_id
+            event.workflow_run_id = run.run_id
+            event.step_id, event.step_name, event.step_index = step_id, step_name, step_index
+            await emit(event)
+
+        return sink
 
     # ----- user code -------------------------------------------------------------------------------
     def user_values(self, **more: Any) -> dict[str, Any]:

@@ -6,6 +6,10 @@ journaled (its run id, how often it paused). A paused agent run raises `Executor
 the executor and pauses the workflow. On continue the executor runs again; its n-th agent call finds
 its journaled run and resumes it with the person's decisions instead of starting a new one (a finished
 one is returned as it is). Code of a function executor before its agent calls runs again.
+
+When the workflow's stream wants them, the scope also carries `events`: a sink that puts the agent's own
+events (content, tool calls, its pause) into the workflow's stream with the step's context on them. The
+events are a view: what is journaled, and when, is the same with or without a listener.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ if TYPE_CHECKING:
 
 STEP_SCOPE: ContextVar[StepScope | None] = ContextVar("kern_step_scope", default=None)
 
+# Where an agent run inside a step sends its events (None: nobody listens).
+AgentEvents = Callable[[Any], Awaitable[None]]
+
 
 class ExecutorPaused(_ControlFlow):
     """Control flow: an agent run inside a step paused; the step turns this into an executor pause."""
@@ -37,26 +44,29 @@ class ExecutorPaused(_ControlFlow):
 class StepScope:
     """The agent runs of one attempt of one step."""
 
-    def __init__(self, ctx: RunContext, prefix: str) -> None:
+    def __init__(self, ctx: RunContext, prefix: str, events: AgentEvents | None = None) -> None:
         self.ctx = ctx
         self.prefix = prefix
         self.calls = 0
+        self.events = events
 
-    async def run_agent(self, runner: Any, start: Callable[[], Awaitable[Any]]) -> Any:
+    async def run_agent(self, runner: Any, start: Callable[[AgentEvents | None], Awaitable[Any]]) -> Any:
+        """Run (or resume, or read back) the step's next agent run; `start(events)` starts a new one,
+        sending its events to `events` when given."""
         key = f"{self.prefix}|agent{self.calls}"
         self.calls += 1
         state = self.ctx.journal.get(key)
         token = STEP_SCOPE.set(None)  # the agent's own inner runs (team members) are not the step's
         try:
             if state is None:
-                result = await start()
+                result = await start(self.events)
             elif state.get("done"):
                 return await runner.aget_run(state["run_id"])
             else:
                 decision = self.ctx.journal.get(f"{key}|{state['pauses']}")
                 if decision is None:
                     raise RuntimeError(f"No decision journaled for the paused agent run {state['run_id']}")
-                result = await continue_agent(runner, state["run_id"], decision)
+                result = await continue_agent(runner, state["run_id"], decision, self.events)
         finally:
             STEP_SCOPE.reset(token)
         if getattr(result, "is_paused", False):
@@ -67,8 +77,8 @@ class StepScope:
         return result
 
 
-async def continue_agent(runner: Any, run_id: str, decision: dict[str, Any]) -> Any:
-    """Continue a paused agent run with the decisions journaled for it.
+async def continue_agent(runner: Any, run_id: str, decision: dict[str, Any], events: AgentEvents | None = None) -> Any:
+    """Continue a paused agent run with the decisions journaled for it (its events sent to `events`).
 
     After a crash the agent run may already have been continued: then its stored state is used (a run
     left RUNNING by a dead process is taken over).
@@ -77,7 +87,11 @@ async def continue_agent(runner: Any, run_id: str, decision: dict[str, Any]) -> 
 
     requirements = [RunRequirement.from_dict(r) for r in decision.get("requirements", [])]
     try:
-        return await runner.acontinue_run(run_id=run_id, requirements=requirements)
+        if events is None:
+            return await runner.acontinue_run(run_id=run_id, requirements=requirements)
+        async for event in runner.acontinue_run(run_id=run_id, requirements=requirements, stream=True):
+            await events(event)
+        return await runner.aget_run(run_id)
     except RunNotPausedError:
         stored = await runner.aget_run(run_id)
         if stored.status == RunStatus.RUNNING:

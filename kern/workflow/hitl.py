@@ -25,7 +25,7 @@ FLAT_PARAMS = {
 }
 
 # The HITL modes each primitive supports (seeds/003). Every primitive supports on_reject,
-# max_retries, timeout and on_timeout; only Step supports on_error.
+# max_retries, timeout and on_timeout; Step and Condition support on_error (as in the reference).
 SUPPORTED_MODES: dict[str, tuple[str, ...]] = {
     "Step": ("requires_confirmation", "requires_user_input", "requires_output_review"),
     "Loop": ("requires_confirmation", "requires_iteration_review"),
@@ -34,6 +34,8 @@ SUPPORTED_MODES: dict[str, tuple[str, ...]] = {
     "Steps": ("requires_confirmation",),
     "Parallel": ("requires_confirmation",),
 }
+
+ON_ERROR_PRIMITIVES = ("Step", "Condition")
 
 
 def build_human_review(
@@ -56,8 +58,8 @@ def build_human_review(
     for mode in human_review.enabled_modes:
         if mode not in supported:
             raise ValueError(f"{mode} is not supported on {primitive}. Supported: {', '.join(supported)}.")
-    if human_review.on_error is not None and primitive != "Step":
-        raise ValueError(f"on_error is not supported on {primitive}. Supported on: Step.")
+    if human_review.on_error is not None and primitive not in ON_ERROR_PRIMITIVES:
+        raise ValueError(f"on_error is not supported on {primitive}. Supported on: {', '.join(ON_ERROR_PRIMITIVES)}.")
     return human_review
 
 

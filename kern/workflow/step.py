@@ -9,11 +9,12 @@ from kern._sync import call_user
 from kern.run import requirement as kinds
 from kern.run.base import RunStatus
 from kern.run.workflow import StepCompletedEvent, StepErrorEvent, StepOutputEvent, StepStartedEvent
-from kern.workflow.engine import Cancel, StepFailed, skipped
+from kern.workflow.engine import Cancel, skipped
 from kern.workflow.executor_scope import STEP_SCOPE, ExecutorPaused, StepScope
 from kern.workflow.injected import call_with
 from kern.workflow.node import Node
-from kern.workflow.types import HumanReview, OnError, StepInput, StepOutput, UserInputField
+from kern.workflow.on_error import on_failure
+from kern.workflow.types import HumanReview, StepInput, StepOutput, UserInputField
 
 if TYPE_CHECKING:
     from kern.workflow.engine import Chain, RunContext
@@ -130,27 +131,13 @@ class Step(Node):
                     failures += 1
                     attempt += 1
                     continue
-                on_error = review.on_error or OnError.fail
-                if on_error is OnError.fail:  # explicit: the caller gets the exception, as in the reference
-                    explicit = review.on_error is OnError.fail
-                    error = ctx.errors.get(f"{path}~{attempt}") if explicit else None
-                    raise StepFailed(self.name, output.error or "unknown error", exception=error, reraise=explicit)
-                if on_error is OnError.skip:
-                    return ctx.finish(path, skipped(self.name, self.step_type, output.error))
-                decision = await ctx.gate(
-                    self,
-                    path,
-                    kinds.ERROR,
-                    key=f"{path}|error|{attempt}",
-                    message=f"Step '{self.name}' failed: {output.error}",
-                    error=output.error,
-                    retry_count=attempt,
-                )
-                if decision["action"] == "retry":
-                    attempt += 1
-                    failures = 0  # a person's retry runs the step as configured, max_retries included
-                    continue
-                return ctx.finish(path, skipped(self.name, self.step_type, output.error))
+                error = output.error or "unknown error"
+                failed = await on_failure(ctx, self, path, attempt, error, ctx.errors.get(f"{path}~{attempt}"))
+                if failed is not None:
+                    return failed
+                attempt += 1  # a person's retry runs the step as configured, max_retries included
+                failures = 0
+                continue
             if await self._wants_review(ctx, path, attempt, output):
                 decision = await ctx.gate(
                     self,
@@ -190,7 +177,7 @@ class Step(Node):
         self, ctx: RunContext, path: str, attempt: int, chain: Chain, extra: dict[str, Any]
     ) -> StepOutput:
         step_input = chain.step_input(ctx.run, extra)
-        token = STEP_SCOPE.set(StepScope(ctx, f"{path}~{attempt}"))
+        token = STEP_SCOPE.set(StepScope(ctx, f"{path}~{attempt}", ctx.agent_events(self.name, path)))
         try:
             if self.executor is not None:
                 result = await call_with(self.executor, (step_input,), ctx.user_values())

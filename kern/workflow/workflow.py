@@ -22,6 +22,7 @@ from kern.exceptions import (
     WrongWorkflowError,
 )
 from kern.ids import new_id
+from kern.run.agent import RunEvent
 from kern.run.base import RunStatus
 from kern.run.options import WorkflowAsyncContinueOptions, WorkflowContinueOptions, WorkflowRunOptions
 from kern.run.requirement import EXECUTOR, STEP_REQUIREMENT, StepRequirement
@@ -40,7 +41,8 @@ from kern.workflow.node import Node
 from kern.workflow.step import as_nodes
 from kern.workflow.stored_runs import StoredRuns, read_run
 
-Emit = Callable[[WorkflowEvent], Awaitable[None]]
+# A streamed run yields workflow events and, inside steps run by agents or teams, their own events.
+Emit = Callable[[WorkflowEvent | RunEvent], Awaitable[None]]
 
 
 class Workflow(StoredRuns):
@@ -65,8 +67,12 @@ class Workflow(StoredRuns):
         session_state: dict[str, Any] | None = None,
         id: str | None = None,
         input_schema: type[BaseModel] | None = None,
+        stream_executor_events: bool = True,
         telemetry: bool = True,
     ) -> None:
+        """`stream_executor_events=False` keeps the events of agents and teams running as steps out of a
+        streamed run (their completion still shows)."""
+        self.stream_executor_events = stream_executor_events
         self.telemetry = telemetry  # no meaning in kern (it sends none): accepted, unused (docs/differences.md)
         self.name = name or "workflow"
         # documented `id`; when not given, stable across processes like an Agent's (events' `workflow_id`)
@@ -119,11 +125,11 @@ class Workflow(StoredRuns):
     @overload
     def run(
         self, input: Any = None, *, stream: Literal[True], **options: Unpack[WorkflowRunOptions]
-    ) -> Iterator[WorkflowEvent]: ...
+    ) -> Iterator[WorkflowEvent | RunEvent]: ...
     @overload
     def run(
         self, input: Any = None, *, stream: bool = False, **options: Unpack[WorkflowRunOptions]
-    ) -> WorkflowRunOutput | Iterator[WorkflowEvent]: ...
+    ) -> WorkflowRunOutput | Iterator[WorkflowEvent | RunEvent]: ...
     def run(
         self,
         input: Any = None,
@@ -135,7 +141,7 @@ class Workflow(StoredRuns):
         run_id: str | None = None,
         stream: bool = False,
         stream_events: bool = False,
-    ) -> WorkflowRunOutput | Iterator[WorkflowEvent]:
+    ) -> WorkflowRunOutput | Iterator[WorkflowEvent | RunEvent]:
         """Run the workflow to its end or its first pause. `stream=True` yields events instead."""
         result = self.arun(
             input,
@@ -158,11 +164,11 @@ class Workflow(StoredRuns):
     @overload
     def arun(
         self, input: Any = None, *, stream: Literal[True], **options: Unpack[WorkflowRunOptions]
-    ) -> EventStream[WorkflowEvent]: ...
+    ) -> EventStream[WorkflowEvent | RunEvent]: ...
     @overload
     def arun(
         self, input: Any = None, *, stream: bool = False, **options: Unpack[WorkflowRunOptions]
-    ) -> Coroutine[Any, Any, WorkflowRunOutput] | EventStream[WorkflowEvent]: ...
+    ) -> Coroutine[Any, Any, WorkflowRunOutput] | EventStream[WorkflowEvent | RunEvent]: ...
     def arun(
         self,
         input: Any = None,
@@ -174,7 +180,7 @@ class Workflow(StoredRuns):
         run_id: str | None = None,
         stream: bool = False,
         stream_events: bool = False,
-    ) -> Coroutine[Any, Any, WorkflowRunOutput] | EventStream[WorkflowEvent]:
+    ) -> Coroutine[Any, Any, WorkflowRunOutput] | EventStream[WorkflowEvent | RunEvent]:
         """Async `run`: await it, or `async for` over it with `stream=True`. With an `input_schema`, the
         input is validated first (see `validate_input`; raises `ValueError` before anything runs)."""
         input = self.validate_input(input)
@@ -191,7 +197,9 @@ class Workflow(StoredRuns):
         )
 
         async def start(emit: Emit | None) -> WorkflowRunOutput:
-            ctx = RunContext(run, {}, self.db, 0, self._sink(emit, lambda: ctx), stream_events, self.id)
+            ctx = RunContext(
+                run, {}, self.db, 0, self._sink(emit, lambda: ctx), stream_events, self.id, self.stream_executor_events
+            )
             if ctx.has_listener:
                 await ctx.emit(WorkflowStartedEvent(input=input))
             return await drive(ctx, self.steps)
@@ -214,7 +222,7 @@ class Workflow(StoredRuns):
         *,
         stream: Literal[True],
         **options: Unpack[WorkflowContinueOptions],
-    ) -> Iterator[WorkflowEvent]: ...
+    ) -> Iterator[WorkflowEvent | RunEvent]: ...
     @overload
     def continue_run(
         self,
@@ -222,7 +230,7 @@ class Workflow(StoredRuns):
         *,
         stream: bool = False,
         **options: Unpack[WorkflowContinueOptions],
-    ) -> WorkflowRunOutput | Iterator[WorkflowEvent]: ...
+    ) -> WorkflowRunOutput | Iterator[WorkflowEvent | RunEvent]: ...
     def continue_run(
         self,
         run_output: WorkflowRunOutput | None = None,
@@ -232,7 +240,7 @@ class Workflow(StoredRuns):
         step_requirements: list[StepRequirement] | None = None,
         stream: bool = False,
         stream_events: bool = False,
-    ) -> WorkflowRunOutput | Iterator[WorkflowEvent]:
+    ) -> WorkflowRunOutput | Iterator[WorkflowEvent | RunEvent]:
         """Resume a paused run with the decision on its active (last) requirement.
 
         Pass the paused `run_output` (resolved in place), or `run_id` (plus `step_requirements` you
@@ -270,7 +278,7 @@ class Workflow(StoredRuns):
         *,
         stream: Literal[True],
         **options: Unpack[WorkflowAsyncContinueOptions],
-    ) -> EventStream[WorkflowEvent]: ...
+    ) -> EventStream[WorkflowEvent | RunEvent]: ...
     @overload
     def acontinue_run(
         self,
@@ -278,7 +286,7 @@ class Workflow(StoredRuns):
         *,
         stream: bool = False,
         **options: Unpack[WorkflowAsyncContinueOptions],
-    ) -> Coroutine[Any, Any, WorkflowRunOutput] | EventStream[WorkflowEvent]: ...
+    ) -> Coroutine[Any, Any, WorkflowRunOutput] | EventStream[WorkflowEvent | RunEvent]: ...
     def acontinue_run(
         self,
         run_output: WorkflowRunOutput | None = None,
@@ -290,7 +298,7 @@ class Workflow(StoredRuns):
         stream_events: bool = False,
         only_requirement: str | None = None,
         now: float | None = None,
-    ) -> Coroutine[Any, Any, WorkflowRunOutput] | EventStream[WorkflowEvent]:
+    ) -> Coroutine[Any, Any, WorkflowRunOutput] | EventStream[WorkflowEvent | RunEvent]:
         """Async `continue_run`: await it, or `async for` over it with `stream=True`.
 
         `only_requirement` (used by `expire_due`) resumes only if that requirement is still the active
@@ -379,7 +387,14 @@ class Workflow(StoredRuns):
         """The second half of `continue_run`: run the claimed run to its end or its next pause."""
         run = claimed.run
         ctx = RunContext(
-            run, claimed.journal, self.db, claimed.version, self._sink(emit, lambda: ctx), stream_events, self.id
+            run,
+            claimed.journal,
+            self.db,
+            claimed.version,
+            self._sink(emit, lambda: ctx),
+            stream_events,
+            self.id,
+            self.stream_executor_events,
         )
         req = claimed.resolved
         if req is not None and ctx.has_listener:
@@ -470,7 +485,7 @@ class Workflow(StoredRuns):
         if emit is None:
             return None
 
-        async def sink(event: WorkflowEvent) -> None:
+        async def sink(event: WorkflowEvent | RunEvent) -> None:
             if event.workflow_id is None:
                 event.workflow_id = getattr(self, "id", None)
             if isinstance(event, WorkflowPausedEvent):
