@@ -312,4 +312,39 @@ async def test_the_home_pages_and_a_standing_approval_revoked(browser_page: tupl
     await expect(home).not_to_contain_text("Standing approvals")
 
 
+async def test_a_hand_over_the_intro_and_a_hint(browser_page: tuple[Page, Path]) -> None:
+    """The channel opens with the bot's intro; "Hand over…" opens its modal with a person picker (a
+    users_select), refused while empty as Slack refuses it, then handed to U2: the pause says so; a later
+    modal opens as usual; a command typed without its slash gets the bot's hint."""
+    tab, shots = browser_page
+    channel, modal = tab.locator("#channel"), tab.locator("#modal")
+    await expect(channel.locator(".msg").first).to_contain_text("Hi, I'm kern.")  # posted by the bot at start
+
+    await command(tab, "/kern run deploy api")
+    await tab.get_by_role("button", name="Hand over…").click()
+    await expect(modal).to_contain_text("Hand it to")
+    submit = modal.get_by_role("button", name="Hand over", exact=True)
+    await submit.click()
+    await expect(modal.locator('[data-block="to"]')).to_contain_text("This field is required")
+    picker = modal.locator('[data-block="to"] select')
+    await expect(picker.locator("option")).to_have_text(["Choose a person", "@U1", "@U2", "@UBOSS"])
+    await picker.select_option(label="@U2")
+    await expect(modal).not_to_contain_text("This field is required")  # an edited field's error goes
+    await modal.locator('[data-block="note"] textarea').fill("You know this service best.")
+    await tab.screenshot(path=str(shots / "handover.png"))
+    await submit.click()
+    await expect(modal).to_be_empty()
+    await expect(channel).to_contain_text("Handed to @U2 by @U1")
+    await expect(channel).to_contain_text("handed you deploy to answer")
+
+    await tab.get_by_role("button", name="Hand over…").click()  # nothing left behind blocks the next modal
+    await expect(modal).to_contain_text("Hand it to")
+    await modal.get_by_role("button", name="Cancel").click()
+    await expect(modal).to_be_empty()
+
+    await command(tab, "run deploy web")  # no slash: a message, and the bot's hint to its author
+    await expect(channel).to_contain_text("Commands start with a slash: did you mean /kern run deploy web?")
+    await expect(channel.locator(".msg", has_text="run deploy web").first).to_contain_text("U1")
+
+
 from tests.test_devslack_web import dev_page  # noqa: E402, F401 - kern-bot dev's page, bot and local Slack

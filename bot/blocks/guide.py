@@ -86,7 +86,7 @@ def meant_command(text: str, command: str, workflows: Sequence[str], *, addresse
     if not words:
         return "help" if named else None
     if first in ("list", "help") and (loose or len(words) == 1):
-        return " ".join(words)
+        return first
     if first in ("status", "cancel") and (loose or (len(words) == 2 and RUN_ID.match(words[1]))):
         return " ".join(words)
     if first == "run" and (loose or (len(words) > 1 and words[1] in workflows)):
