@@ -238,6 +238,7 @@ async def _dev(settings: Settings, port: int, bot_port: int) -> int:
         runner = web.AppRunner(create_web_app(bot, ops=(settings.ops_host, settings.ops_port)))
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", bot_port).start()
+        await slack.bot_joins()  # the app is added to the channel: its intro, posted by the bot, comes first
         model = (
             " The `alert` agent runs on a scripted model (replies from a script, not an LLM); "
             "set OPENAI_BASE_URL for a real one."

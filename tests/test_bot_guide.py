@@ -76,3 +76,45 @@ async def test_an_intro_when_added_to_a_channel(env: Env) -> None:
     await settle(env)
     assert len([m for m in env.slack.messages.values() if m.channel in ("C7", "C8")]) == 1
     assert env.errors() == []
+
+
+async def test_a_command_typed_without_its_slash_gets_a_private_hint(env: Env) -> None:
+    """Slack's `message` and `app_mention` events, signed, to the bot's endpoint: a message that reads as a
+    command gets the command meant, to its author only (in its thread, if in one); a mention or a DM gets
+    how to talk to the bot; talk between people, edits and other bots' messages get nothing."""
+
+    async def message(text: str, **extra: object) -> None:
+        event = {"type": "message", "channel": "C1", "user": "U2", "text": text, "ts": "1.000100"}
+        status, _body, _took = await env.slack.event({**event, "channel_type": "channel", **extra})
+        assert status == 200
+
+    await message("run deploy api")
+    await message("kern status 3f2a9c", thread_ts="0.000100")
+    await message("<@UBOT> hello there")  # also an app_mention (below): answered once, there
+    await env.slack.event(
+        {"type": "app_mention", "channel": "C1", "user": "U2", "text": "<@UBOT> hello there", "ts": "2.1"}
+    )
+    await message("help me with the deploy please", channel_type="im", channel="D2")
+    await env.slack.until(lambda: len(env.slack.ephemeral) == 4)
+    await message("help me with the deploy please")  # people talking in a channel
+    await message("run deploy api", subtype="message_changed")
+    await message("run deploy api", bot_id="B9")
+    await env.slack.command("list", user="U3")  # answered after the messages above were handled
+    await env.slack.until(lambda: len(env.slack.ephemeral) == 5)
+    hints = [(e["user"], e["channel"], e.get("thread_ts"), e["text"]) for e in env.slack.ephemeral[:4]]
+    meant = "Commands start with a slash: did you mean "
+    assert sorted(hints, key=str) == sorted(
+        [
+            ("U2", "C1", None, meant + "`/kern run deploy api`?"),
+            ("U2", "C1", "0.000100", meant + "`/kern status 3f2a9c`?"),
+            (
+                "U2",
+                "C1",
+                None,
+                "I answer to `/kern` commands: `/kern run <workflow>` starts one, `/kern list` lists "
+                "them, `/kern help` says more. Pauses are answered with the buttons on their messages.",
+            ),
+            ("U2", "D2", None, meant + "`/kern help`?"),
+        ],
+        key=str,
+    )

@@ -123,8 +123,8 @@ async def test_a_person_answers_every_kind_of_pause(browser_page: tuple[Page, Pa
     await expect(modal).to_contain_text("Report")
     await tab.locator('[data-block="f2"] input').fill("1.5")
     await tab.get_by_role("button", name="Submit").click()
-    await expect(modal).to_contain_text("required")
-    await expect(modal).to_contain_text("expected int, got '1.5'")
+    await expect(modal).to_contain_text("This field is required")  # refused by the page, as Slack's client does
+    await expect(modal).to_contain_text("Enter a whole number")  # is_decimal_allowed: false
     await tab.screenshot(path=str(shots / "pause-user-input.png"))
     await tab.locator('[data-block="f0"] input').fill("Weekly")
     await tab.locator('[data-block="f2"] input').fill("3")
@@ -187,8 +187,8 @@ async def test_a_start_form_the_shortcut_and_emoji(browser_page: tuple[Page, Pat
     await tab.locator('[data-block="start_topic"] input').fill("ab")
     await tab.locator('[data-block="start_sources"] input').fill("12")
     await tab.get_by_role("button", name="Start").click()
-    await expect(modal).to_contain_text("at least 3 characters")
-    await expect(modal).to_contain_text("less than or equal to 10")
+    await expect(modal).to_contain_text("Enter at least 3 characters")  # the element's min_length, in the page
+    await expect(modal).to_contain_text("Enter a number between 1 and 10")  # its min_value and max_value
     await tab.locator('[data-block="start_topic"] input').fill("Durable workflows")
     await tab.locator('[data-block="start_sources"] input').fill("5")
     await tab.locator('[data-block="start_depth"] select').select_option(label="thorough")
@@ -310,6 +310,41 @@ async def test_the_home_pages_and_a_standing_approval_revoked(browser_page: tupl
     await expect(home).to_contain_text(f"Showing 1-{shown}.")
     await home.get_by_role("button", name="Revoke").click()  # beside the grant's text
     await expect(home).not_to_contain_text("Standing approvals")
+
+
+async def test_a_hand_over_the_intro_and_a_hint(browser_page: tuple[Page, Path]) -> None:
+    """The channel opens with the bot's intro; "Hand over…" opens its modal with a person picker (a
+    users_select), refused while empty as Slack refuses it, then handed to U2: the pause says so; a later
+    modal opens as usual; a command typed without its slash gets the bot's hint."""
+    tab, shots = browser_page
+    channel, modal = tab.locator("#channel"), tab.locator("#modal")
+    await expect(channel.locator(".msg").first).to_contain_text("Hi, I'm kern.")  # posted by the bot at start
+
+    await command(tab, "/kern run deploy api")
+    await tab.get_by_role("button", name="Hand over…").click()
+    await expect(modal).to_contain_text("Hand it to")
+    submit = modal.get_by_role("button", name="Hand over", exact=True)
+    await submit.click()
+    await expect(modal.locator('[data-block="to"]')).to_contain_text("This field is required")
+    picker = modal.locator('[data-block="to"] select')
+    await expect(picker.locator("option")).to_have_text(["Choose a person", "@U1", "@U2", "@UBOSS"])
+    await picker.select_option(label="@U2")
+    await expect(modal).not_to_contain_text("This field is required")  # an edited field's error goes
+    await modal.locator('[data-block="note"] textarea').fill("You know this service best.")
+    await tab.screenshot(path=str(shots / "handover.png"))
+    await submit.click()
+    await expect(modal).to_be_empty()
+    await expect(channel).to_contain_text("Handed to @U2 by @U1")
+    await expect(channel).to_contain_text("handed you deploy to answer")
+
+    await tab.get_by_role("button", name="Hand over…").click()  # nothing left behind blocks the next modal
+    await expect(modal).to_contain_text("Hand it to")
+    await modal.get_by_role("button", name="Cancel").click()
+    await expect(modal).to_be_empty()
+
+    await command(tab, "run deploy web")  # no slash: a message, and the bot's hint to its author
+    await expect(channel).to_contain_text("Commands start with a slash: did you mean /kern run deploy web?")
+    await expect(channel.locator(".msg", has_text="run deploy web").first).to_contain_text("U1")
 
 
 from tests.test_devslack_web import dev_page  # noqa: E402, F401 - kern-bot dev's page, bot and local Slack

@@ -36,7 +36,7 @@ from bot.blocks.forms import (
     read_inputs,
     text_modal,
 )
-from bot.blocks.guide import help_text, intro_blocks
+from bot.blocks.guide import help_text, hint_text, intro_blocks
 from bot.blocks.home import GRANT_REVOKE, HOME_PAGE, PAUSE_BLOCKS, home_view, run_line
 from bot.blocks.kit import (
     CONFIRM,

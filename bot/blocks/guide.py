@@ -3,6 +3,7 @@ may start) and the short intro it posts when it is added to a channel."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from bot.blocks.kit import Blocks, context, section
@@ -66,3 +67,47 @@ def intro_blocks(command: str, workflows: Sequence[tuple[str, str]]) -> tuple[st
         blocks.append(section("*Workflows*\n" + workflows_text(workflows)))
     blocks.append(context(f"Who may start or answer each workflow is set per workflow; `{command} help` says more."))
     return f"Hi, I'm kern. Try {command} help.", blocks
+
+
+HINT_ECHO = 200  # characters of the person's text repeated in a suggestion
+RUN_ID = re.compile(r"^[0-9a-fA-F-]{6,36}$")
+
+
+def meant_command(text: str, command: str, workflows: Sequence[str], *, addressed: bool = False) -> str | None:
+    """The command a message reads as, typed without its slash: its arguments ("run deploy api"), or None.
+    Read as one: a message that starts with the command's name ("kern list", "kern deploy api"); "list" or
+    "help" alone; "status"/"cancel" and a run id; "run" and a workflow; and, `addressed` to the bot (a
+    mention, its DM), any command word or workflow first ("deploy api")."""
+    words = text.split()
+    named = bool(words) and words[0].lower().rstrip(":,") in (command.lstrip("/"), command)
+    words = words[1:] if named else words
+    first = words[0].lower() if words else ""
+    loose = named or addressed
+    if not words:
+        return "help" if named else None
+    if first in ("list", "help") and (loose or len(words) == 1):
+        return first
+    if first in ("status", "cancel") and (loose or (len(words) == 2 and RUN_ID.match(words[1]))):
+        return " ".join(words)
+    if first == "run" and (loose or (len(words) > 1 and words[1] in workflows)):
+        return " ".join(words)
+    if loose and words[0] in workflows:
+        return "run " + " ".join(words)
+    return None
+
+
+def hint_text(command: str, text: str, workflows: Sequence[str], *, addressed: bool) -> str | None:
+    """What the bot answers a message that is not a command (only its author sees it): the command it reads
+    as (`meant_command`), else, when it is `addressed` to the bot (a mention, its DM), how to talk to it.
+    None: a message between people, not for the bot."""
+    words = text.split()
+    addressed = addressed or (bool(words) and words[0].lower().rstrip(":,") in (command.lstrip("/"), command))
+    meant = meant_command(text, command, workflows, addressed=addressed)
+    if meant is not None:
+        return f"Commands start with a slash: did you mean `{command} {escape(truncate(meant, HINT_ECHO))}`?"
+    if not addressed:
+        return None
+    return (
+        f"I answer to `{command}` commands: `{command} run <workflow>` starts one, `{command} list` lists them, "
+        f"`{command} help` says more. Pauses are answered with the buttons on their messages."
+    )

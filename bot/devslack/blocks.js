@@ -60,28 +60,93 @@ function options(element) {
   return element.options || (element.option_groups || []).flatMap((g) => g.options);
 }
 
+// A block the page cannot draw is shown as what it is, never left half drawn (nor a modal left invisible).
+function drawFailure(what, error) {
+  return el("div", { class: "block cannot" }, `The page cannot draw ${esc(what)}: ${esc(error && error.message ? error.message : error)}`);
+}
+
 function renderBlocks(blocks, surface) {
   const box = el("div");
   for (const block of blocks || []) {
-    if (block.type === "header") box.append(el("div", { class: "block header" }, textOf(block.text)));
-    else if (block.type === "divider") box.append(el("hr"));
-    else if (block.type === "context") box.append(el("div", { class: "block context" }, (block.elements || []).map(textOf).join(" ")));
-    else if (block.type === "section") {
-      const sec = el("div", { class: block.accessory ? "block beside" : "block" }), text = el("div");
-      if (block.text) text.append(el("div", {}, textOf(block.text)));
-      if (block.fields) { const grid = el("div", { class: "fields" }); block.fields.forEach((f) => grid.append(el("div", {}, textOf(f)))); text.append(grid); }
-      sec.append(text);
-      const accessory = block.accessory && renderElement(block.accessory, block, surface);  // a button beside the text
-      if (accessory) sec.append(accessory);
-      box.append(sec);
-    } else if (block.type === "actions") {
-      const row = el("div", { class: "block actions" });
-      for (const element of block.elements || []) { const node = renderElement(element, block, surface); if (node) row.append(node); }
-      box.append(row);
-    }
+    try { const node = renderBlock(block, surface); if (node) box.append(node); }
+    catch (error) { box.append(drawFailure(`a ${block && block.type} block`, error)); }
   }
   return box;
 }
+
+function renderBlock(block, surface) {
+  if (block.type === "header") return el("div", { class: "block header" }, textOf(block.text));
+  if (block.type === "divider") return el("hr");
+  if (block.type === "context") {
+    const row = el("div", { class: "block context" });
+    (block.elements || []).forEach((e) => row.append(e.type === "image" ? imageOf(e, "context-image") : el("span", {}, textOf(e) + " ")));
+    return row;
+  }
+  if (block.type === "section") {
+    const sec = el("div", { class: block.accessory ? "block beside" : "block" }), text = el("div");
+    if (block.text) text.append(el("div", {}, textOf(block.text)));
+    if (block.fields) { const grid = el("div", { class: "fields" }); block.fields.forEach((f) => grid.append(el("div", {}, textOf(f)))); text.append(grid); }
+    sec.append(text);
+    if (block.accessory) sec.append(renderElement(block.accessory, block, surface));  // beside the text
+    return sec;
+  }
+  if (block.type === "actions") {
+    const row = el("div", { class: "block actions" });
+    for (const element of block.elements || []) row.append(renderElement(element, block, surface));
+    return row;
+  }
+  if (block.type === "image") {
+    const box = el("div", { class: "block" });
+    if (block.title) box.append(el("div", { class: "context" }, textOf(block.title)));
+    box.append(imageOf(block, "image"));
+    return box;
+  }
+  if (block.type === "markdown") return el("div", { class: "block" }, mrkdwn(block.text));
+  if (block.type === "rich_text") return el("div", { class: "block" }, richText(block));
+  if (block.type === "input") return inputField(block, surface);  // a Home tab may hold inputs too
+  throw new Error(`unknown block type ${block.type}`);
+}
+
+function imageOf(e, cls) {
+  const img = el("img", { class: cls, alt: e.alt_text || "" });
+  img.src = e.image_url || "";
+  return img;
+}
+
+// rich_text: its sections, lists, quotes and preformatted parts, with their styled text.
+function richText(obj) {
+  const inline = (e) => {
+    if (e.type === "text") {
+      let html = esc(e.text).replace(/\n/g, "<br>"); const st = e.style || {};
+      if (st.code) html = `<code>${html}</code>`; if (st.bold) html = `<b>${html}</b>`;
+      if (st.italic) html = `<i>${html}</i>`; if (st.strike) html = `<s>${html}</s>`;
+      return html;
+    }
+    if (e.type === "link") return `<a href="${esc(e.url)}">${esc(e.text || e.url)}</a>`;
+    if (e.type === "user") return `<span class="mention">@${esc(e.user_id)}</span>`;
+    if (e.type === "channel") return `<span class="mention">#${esc(channelName(e.channel_id))}</span>`;
+    if (e.type === "emoji") return emoji(`:${e.name}:`);
+    return "";
+  };
+  return (obj.elements || []).map((part) => {
+    const inner = (part.elements || []).map((e) => (e.type && e.type.startsWith("rich_text_") ? richText(e) : inline(e))).join("");
+    if (part.type === "rich_text_preformatted") return `<pre>${inner}</pre>`;
+    if (part.type === "rich_text_quote") return `<blockquote>${inner}</blockquote>`;
+    if (part.type === "rich_text_list") {
+      const tag = part.style === "ordered" ? "ol" : "ul";
+      return `<${tag}>${(part.elements || []).map((item) => `<li>${richText({ elements: [item] })}</li>`).join("")}</${tag}>`;
+    }
+    return inner;
+  }).join("");
+}
+
+// ----- elements ------------------------------------------------------------------------------------
+// Every element Slack draws in messages, Home tabs and modals. A field (anything but a button, an
+// overflow menu or an image) is drawn by `inputFor` and read back by `valueOf` as Slack's view state:
+// the same shape in a modal's submission and in a message's or Home's state sent with a click.
+
+const SELECTS = ["static_select", "multi_static_select", "external_select", "multi_external_select",
+  "users_select", "multi_users_select", "conversations_select", "multi_conversations_select", "channels_select", "multi_channels_select"];
 
 function renderElement(element, block, surface) {
   if (element.type === "button") {
@@ -92,57 +157,170 @@ function renderElement(element, block, surface) {
     };
     return b;
   }
-  if (element.type !== "static_select" && element.type !== "multi_static_select") return null;
-  const multiple = element.type === "multi_static_select";
-  const sel = el("select", multiple ? { multiple: "", size: "4", class: "menu" } : { class: "menu" });
-  if (!multiple) sel.append(el("option", { value: "" }, esc(element.placeholder ? element.placeholder.text : "Choose")));
-  const kept = ((state.selects[surface.key] || {})[block.block_id] || {})[element.action_id] || {};  // chosen before a redraw
-  const chosen = (kept.selected_options || [kept.selected_option]).filter(Boolean).map((o) => o.value);
-  options(element).forEach((o) => { const opt = el("option", { value: o.value }, esc(o.text.text)); opt.selected = chosen.includes(o.value); sel.append(opt); });
-  sel.onchange = () => {
-    const picked = [...sel.selectedOptions].filter((o) => o.value).map((o) => ({ value: o.value }));
+  if (element.type === "overflow") {
+    const menu = el("select", { class: "menu overflow", "aria-label": "More actions" });
+    menu.append(el("option", { value: "" }, "⋯"));
+    element.options.forEach((o) => menu.append(el("option", { value: o.value }, emoji(esc(o.text.text)))));
+    menu.onchange = () => {
+      const option = element.options.find((o) => o.value === menu.value); menu.value = "";
+      if (option) surface.click(element, { selected_option: option });
+    };
+    return menu;
+  }
+  if (element.type === "image") return imageOf(element, "context-image");
+  const input = inputFor(element);
+  if (input.tagName === "SELECT" || input.tagName === "INPUT") input.classList.add("menu");  // drawn as a message's menu
+  const keep = () => {  // the surface's state, as Slack keeps it and sends it with the next click
+    const value = valueOf(input);
     state.selects[surface.key] = state.selects[surface.key] || {};
-    state.selects[surface.key][block.block_id] = { [element.action_id]: multiple
-      ? { type: element.type, selected_options: picked } : { type: element.type, selected_option: picked[0] || null } };
+    state.selects[surface.key][block.block_id] = { ...(state.selects[surface.key][block.block_id] || {}), [element.action_id]: value };
+    return value;
   };
-  return sel;
+  const kept = ((state.selects[surface.key] || {})[block.block_id] || {})[element.action_id];
+  if (kept) setValue(input, kept);  // chosen before a redraw
+  // Slack sends a block_actions for a change of an element outside a modal's input blocks (a select in a
+  // message, a date on a Home tab): what was chosen, with the surface's state.
+  input.addEventListener("change", () => { const value = keep(); const { type, ...chosen } = value; surface.click(element, chosen); });
+  return input;
 }
 
-function inputFor(e, channels) {
+function people() { return (state.data && state.data.users) || []; }
+
+// The conversations a conversations_select offers: the channel, and the person's DM with the app unless
+// the element's filter leaves DMs out.
+function conversations(e) {
+  const channels = ((state.data && state.data.channels) || []).map((c) => ({ id: c.id, name: `# ${c.name}` }));
+  const include = (e.filter || {}).include;
+  if (state.data && state.data.dm_channel && (!include || include.includes("im"))) channels.push({ id: state.data.dm_channel, name: "kern (DM)" });
+  return channels;
+}
+
+function choicesOf(e) {
+  const kind = e.type.replace(/^multi_/, "");
+  if (kind === "users_select") return people().map((u) => ({ value: u, label: `@${u}` }));
+  if (kind === "conversations_select") return conversations(e).map((c) => ({ value: c.id, label: c.name }));
+  if (kind === "channels_select") return ((state.data && state.data.channels) || []).map((c) => ({ value: c.id, label: `# ${c.name}` }));
+  if (kind === "external_select") return (e.initial_option ? [e.initial_option] : e.initial_options || []).map((o) => ({ value: o.value, label: o.text.text, option: o }));
+  return options(e).map((o) => ({ value: o.value, label: o.text.text, option: o }));
+}
+
+function initialOf(e) {
+  const single = { static_select: e.initial_option && e.initial_option.value, external_select: e.initial_option && e.initial_option.value,
+    users_select: e.initial_user, conversations_select: e.initial_conversation, channels_select: e.initial_channel }[e.type];
+  if (single) return [single];
+  if (e.type === "multi_static_select" || e.type === "multi_external_select") return (e.initial_options || []).map((o) => o.value);
+  return e.initial_users || e.initial_conversations || e.initial_channels || [];
+}
+
+function inputFor(e) {
   let input;
-  if (e.type === "plain_text_input") {
-    input = e.multiline ? el("textarea", { rows: "4" }) : el("input", { type: "text" });
+  if (e.type === "plain_text_input" || e.type === "email_text_input" || e.type === "url_text_input" || e.type === "rich_text_input") {
+    const multiline = e.multiline || e.type === "rich_text_input";
+    input = multiline ? el("textarea", { rows: "4" }) : el("input", { type: { email_text_input: "email", url_text_input: "url" }[e.type] || "text" });
     if (e.max_length) input.maxLength = e.max_length;
-    if (e.initial_value !== undefined) input.value = e.initial_value;
+    const initial = e.type === "rich_text_input" ? (e.initial_value ? richPlain(e.initial_value) : undefined) : e.initial_value;
+    if (initial !== undefined) input.value = initial;
   } else if (e.type === "number_input") {
-    input = el("input", { type: "number", step: e.is_decimal_allowed ? "any" : "1" });
-    if (e.min_value !== undefined) input.min = e.min_value;
-    if (e.max_value !== undefined) input.max = e.max_value;
+    input = el("input", { type: "text", inputmode: e.is_decimal_allowed ? "decimal" : "numeric" });  // as Slack: checked on submit
     if (e.initial_value !== undefined) input.value = e.initial_value;
-  } else if (e.type === "static_select" || e.type === "multi_static_select" || e.type === "conversations_select") {
-    const multiple = e.type === "multi_static_select";
-    input = el("select", multiple ? { multiple: "", size: String(Math.min(6, options(e).length)) } : {});
+  } else if (SELECTS.includes(e.type)) {
+    const multiple = e.type.startsWith("multi_"), choices = choicesOf(e);
+    input = el("select", multiple ? { multiple: "", size: String(Math.max(2, Math.min(6, choices.length))) } : {});
     if (!multiple) input.append(el("option", { value: "" }, esc(e.placeholder ? e.placeholder.text : "Choose…")));
-    const choices = e.type === "conversations_select" ? channels.map((c) => ({ value: c.id, text: { text: `# ${c.name}` } })) : options(e);
-    choices.forEach((o) => input.append(el("option", { value: o.value }, emoji(esc(o.text.text)))));
-    const initial = multiple ? (e.initial_options || []).map((o) => o.value) : [e.initial_option ? e.initial_option.value : e.initial_conversation];
-    [...input.options].forEach((o) => { if (initial.includes(o.value)) o.selected = true; });
+    choices.forEach((c) => input.append(el("option", { value: c.value }, emoji(esc(c.label)))));
+    const initial = initialOf(e);
+    [...input.options].forEach((o) => { if (o.value && initial.includes(o.value)) o.selected = true; });
+    input._choices = choices;
   } else if (e.type === "datepicker") {
     input = el("input", { type: "date" });
     if (e.initial_date) input.value = e.initial_date;
-  } else if (e.type === "checkboxes") {
-    input = el("div");
-    const initial = (e.initial_options || []).map((o) => o.value);
+  } else if (e.type === "timepicker") {
+    input = el("input", { type: "time" });
+    if (e.initial_time) input.value = e.initial_time;
+  } else if (e.type === "datetimepicker") {
+    input = el("input", { type: "datetime-local" });
+    if (e.initial_date_time) input.value = localDateTime(e.initial_date_time);
+  } else if (e.type === "checkboxes" || e.type === "radio_buttons") {
+    input = el("div", { class: "choices", role: e.type === "radio_buttons" ? "radiogroup" : "group" });
+    const initial = e.type === "checkboxes" ? (e.initial_options || []).map((o) => o.value) : [e.initial_option && e.initial_option.value];
+    const group = `g${Math.random().toString(36).slice(2)}`;
     e.options.forEach((o) => {
       const row = el("label", { class: "check" });
-      const box = el("input", { type: "checkbox", value: o.value });
+      const box = el("input", { type: e.type === "checkboxes" ? "checkbox" : "radio", value: o.value, name: group });
       box.checked = initial.includes(o.value);
-      row.append(box, el("span", {}, textOf(o.text)));
+      row.append(box, el("span", {}, textOf(o.text) + (o.description ? `<div class="hint">${textOf(o.description)}</div>` : "")));
       input.append(row);
     });
+  } else {
+    throw new Error(`unknown element type ${e.type}`);
   }
   input.dataset.type = e.type; input.dataset.action = e.action_id;
+  input._element = e;
   return input;
+}
+
+function localDateTime(seconds) {
+  const d = new Date(seconds * 1000), pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+function richPlain(value) {
+  const walk = (e) => (e.text || "") + (e.elements || []).map(walk).join("");
+  return walk(value);
+}
+
+function optionFor(input, value) {  // the whole option object, as Slack sends it
+  const e = input._element;
+  return (e.options || options(e) || []).find((o) => o.value === value) || { value };
+}
+
+function valueOf(input) {
+  const type = input.dataset.type, kind = type.replace(/^multi_/, ""), multiple = type.startsWith("multi_");
+  if (type === "checkboxes") return { type, selected_options: [...input.querySelectorAll("input:checked")].map((b) => optionFor(input, b.value)) };
+  if (type === "radio_buttons") { const b = input.querySelector("input:checked"); return { type, selected_option: b ? optionFor(input, b.value) : null }; }
+  if (SELECTS.includes(type)) {
+    const picked = [...input.selectedOptions].map((o) => o.value).filter(Boolean);
+    if (kind === "static_select" || kind === "external_select") {
+      const chosen = picked.map((v) => (input._choices.find((c) => c.value === v) || {}).option || { value: v });
+      return multiple ? { type, selected_options: chosen } : { type, selected_option: chosen[0] || null };
+    }
+    const key = { users_select: "user", conversations_select: "conversation", channels_select: "channel" }[kind];
+    return multiple ? { type, [`selected_${key}s`]: picked } : { type, [`selected_${key}`]: picked[0] || null };
+  }
+  if (type === "datepicker") return { type, selected_date: input.value || null };
+  if (type === "timepicker") return { type, selected_time: input.value || null };
+  if (type === "datetimepicker") return { type, selected_date_time: input.value ? Math.floor(new Date(input.value).getTime() / 1000) : null };
+  if (type === "rich_text_input") {
+    const text = input.value;
+    return { type, rich_text_value: { type: "rich_text", elements: text ? [{ type: "rich_text_section", elements: [{ type: "text", text }] }] : [] } };
+  }
+  return { type, value: input.value === "" ? null : input.value };
+}
+
+function setValue(input, value) {  // a kept state drawn again (the inverse of valueOf)
+  const type = input.dataset.type;
+  const chosen = [value.selected_option && value.selected_option.value, ...(value.selected_options || []).map((o) => o.value),
+    value.selected_user, value.selected_conversation, value.selected_channel,
+    ...(value.selected_users || []), ...(value.selected_conversations || []), ...(value.selected_channels || [])].filter(Boolean);
+  if (type === "checkboxes" || type === "radio_buttons") input.querySelectorAll("input").forEach((b) => (b.checked = chosen.includes(b.value)));
+  else if (SELECTS.includes(type)) [...input.options].forEach((o) => (o.selected = chosen.includes(o.value)));
+  else if (type === "datepicker") input.value = value.selected_date || "";
+  else if (type === "timepicker") input.value = value.selected_time || "";
+  else if (value.value !== undefined && value.value !== null) input.value = value.value;
+}
+
+// ----- modals ------------------------------------------------------------------------------------
+function inputField(block, surface) {
+  const field = el("div", { class: "field", "data-block": block.block_id });
+  field.append(el("label", {}, textOf(block.label) + (block.optional ? " <span class='opt'>(optional)</span>" : "")));
+  const input = inputFor(block.element);
+  const clear = () => { field.classList.remove("invalid"); field.querySelector(".error").textContent = ""; };
+  input.addEventListener("input", clear); input.addEventListener("change", clear);  // an edited field's error goes, as in Slack
+  if (block.dispatch_action && surface !== modalSurface) input.addEventListener("change", () => surface.click(block.element, valueOf(input)));
+  field.append(input);
+  if (block.hint) field.append(el("div", { class: "hint" }, textOf(block.hint)));
+  field.append(el("div", { class: "error" }));
+  return field;
 }
 
 function renderModal(view) {
@@ -158,17 +336,9 @@ function renderModal(view) {
   head.append(x);
   modal.append(head);
   const body = el("div", { class: "body" });
-  for (const block of view.blocks) {
-    if (block.type !== "input") { body.append(renderBlocks([block], modalSurface)); continue; }
-    const field = el("div", { class: "field", "data-block": block.block_id });
-    field.append(el("label", {}, textOf(block.label) + (block.optional ? " <span class='opt'>(optional)</span>" : "")));
-    const input = inputFor(block.element, state.data.channels || []);
-    const clear = () => { field.classList.remove("invalid"); field.querySelector(".error").textContent = ""; };
-    input.addEventListener("input", clear); input.addEventListener("change", clear);  // an edited field's error goes, as in Slack
-    field.append(input);
-    if (block.hint) field.append(el("div", { class: "hint" }, textOf(block.hint)));
-    field.append(el("div", { class: "error" }));
-    body.append(field);
+  for (const block of view.blocks || []) {
+    try { body.append(block.type === "input" ? inputField(block, modalSurface) : renderBlock(block, modalSurface)); }
+    catch (error) { body.append(drawFailure(`a ${block && block.type} block`, error)); }  // the modal still shows, and closes
   }
   modal.append(body);
   const foot = el("div", { class: "foot" });
@@ -180,21 +350,11 @@ function renderModal(view) {
   holder.innerHTML = ""; const overlay = el("div", { class: "overlay" }); overlay.append(modal); holder.append(overlay);
 }
 
-function valueOf(input) {
-  const type = input.dataset.type;
-  if (type === "checkboxes") return { type, selected_options: [...input.querySelectorAll("input:checked")].map((b) => ({ value: b.value })) };
-  if (type === "multi_static_select") return { type, selected_options: [...input.selectedOptions].map((o) => ({ value: o.value })) };
-  if (type === "static_select") return { type, selected_option: input.value ? { value: input.value } : null };
-  if (type === "conversations_select") return { type, selected_conversation: input.value || null };
-  if (type === "datepicker") return { type, selected_date: input.value || null };
-  return { type, value: input.value === "" ? null : input.value };
-}
-
 async function submitView(view) {
   const values = {};
   document.querySelectorAll("#modal [data-block]").forEach((field) => {
     const input = field.querySelector("[data-type]");
-    values[field.dataset.block] = { [input.dataset.action]: valueOf(input) };
+    if (input) values[field.dataset.block] = { [input.dataset.action]: valueOf(input) };
   });
   const answer = await post("/ui/submit", { view_id: view.id, values });
   document.querySelectorAll("#modal .error").forEach((e) => { e.textContent = ""; e.parentNode.classList.remove("invalid"); });

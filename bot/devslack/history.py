@@ -39,6 +39,8 @@ class History:
         shown: dict[str, Any] = {"type": "message", "ts": message.ts, "text": message.text, "blocks": message.blocks}
         if message.thread_ts:
             shown["thread_ts"] = message.thread_ts
+        if message.user:  # a person's message; the app's carry its bot_id in Slack
+            shown["user"] = message.user
         if metadata and message.metadata is not None:
             shown["metadata"] = message.metadata
         return shown

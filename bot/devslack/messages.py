@@ -22,6 +22,7 @@ class Message:
     at: float = field(default_factory=time.time)  # wall-clock time, for the page
     team: str = ""  # the workspace whose bot token posted it
     metadata: dict[str, Any] | None = None  # the app's message metadata (event_type, event_payload)
+    user: str = ""  # who wrote it, for a person's message typed on the dev page ("": the app posted it)
 
 
 class Ephemeral(dict[str, Any]):

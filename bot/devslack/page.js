@@ -10,13 +10,14 @@ const state = {
 // ----- surfaces --------------------------------------------------------------------------------------
 // A surface is where blocks are shown: a message or the Home tab. It says where a click goes and keys the
 // selects' state (a message's ts, or "home"), as Slack sends a message's or a view's state with a click.
+// `chosen`: for a select, an overflow menu or a date, what was chosen (Slack sends it in the action).
 function messageSurface(m) {
-  return { key: m.ts, click: (e) => post("/ui/click", { ts: m.ts, action_id: e.action_id, state: state.selects[m.ts] || {} }) };
+  return { key: m.ts, click: (e, chosen) => post("/ui/click", { ts: m.ts, action_id: e.action_id, state: state.selects[m.ts] || {}, chosen }) };
 }
 
 const homeSurface = {
   key: "home",
-  click: (e) => post("/ui/home_click", { action_id: e.action_id, value: e.value, state: state.selects.home || {} }),
+  click: (e, chosen) => post("/ui/home_click", { action_id: e.action_id, value: e.value, state: state.selects.home || {}, chosen }),
 };
 
 const modalSurface = { key: "modal", click: () => {} };  // a modal's own buttons: none that kern-bot sends
@@ -26,12 +27,16 @@ function clock(at) {
   return at ? new Date(at * 1000).toLocaleTimeString([], { hour: "numeric", minute: "2-digit" }) : "";
 }
 
+// A message from the app (its name and the APP badge), from a person (`author`: typed in the composer), or
+// Slackbot's (an unknown slash command).
 function renderMessage(m, small = false) {
   const box = el("div", { class: small ? "msg small" : "msg" });
   if (m.ts) box.dataset.ts = m.ts.replace(".", "");  // as a permalink names it
-  box.append(el("div", { class: "avatar" }, "k"));
+  const person = m.author && m.author !== "Slackbot";
+  box.append(el("div", { class: person ? "avatar person" : "avatar" }, person ? esc(m.author.slice(0, 2)) : m.author ? "s" : "k"));
   const body = el("div");
-  body.append(el("div", {}, `<span class="who">${APP}</span><span class="badge">APP</span><span class="time">${clock(m.at)}</span>` + (m.edited ? " <span class='edited'>(edited)</span>" : "")));
+  const who = person ? `<span class="who">${esc(m.author)}</span>` : `<span class="who">${m.author ? "Slackbot" : APP}</span><span class="badge">${m.author ? "BOT" : "APP"}</span>`;
+  body.append(el("div", {}, `${who}<span class="time">${clock(m.at)}</span>` + (m.edited ? " <span class='edited'>(edited)</span>" : "")));
   body.append(renderBlocks(blocksOf(m), messageSurface(m)));
   box.append(body);
   return box;
@@ -57,7 +62,7 @@ function renderConversation(main, messages, channel) {
   items.sort((a, b) => a.at - b.at);
   for (const { m, e } of items) {
     if (e) {
-      const box = renderMessage({ at: e.at, blocks: e.blocks, text: e.text });
+      const box = renderMessage({ at: e.at, blocks: e.blocks, text: e.text, author: e.author });
       box.classList.add("ephemeral");
       box.lastChild.prepend(el("div", { class: "only" }, "👁 Only visible to you"));
       main.append(box);
@@ -91,7 +96,7 @@ function seenKey() { return `kern-dev-dm-seen:${state.user}`; }
 
 function unreadInDm() {
   const seen = Number(localStorage.getItem(seenKey()) || 0);
-  return state.data.dm.filter((m) => Number(m.ts) > seen).length;
+  return state.data.dm.filter((m) => Number(m.ts) > seen && !m.author).length;  // the app's, not yours
 }
 
 function renderNav() {
@@ -134,10 +139,27 @@ function render() {
   PANES.forEach((pane) => (document.getElementById(pane).hidden = pane !== state.pane));
   renderNav();
   renderTop();
-  renderConversation(document.getElementById("channel"), data.messages, data.channels[0].id);
-  renderConversation(document.getElementById("dm"), data.dm, data.dm_channel);
-  renderHome(document.getElementById("home"));
-  renderModal(data.view);
+  const problems = [];
+  const attempt = (what, draw) => { try { draw(); } catch (error) { problems.push(`The page cannot draw ${what}: ${error.message}`); } };
+  attempt("the channel", () => renderConversation(document.getElementById("channel"), data.messages, data.channels[0].id));
+  attempt("the DM", () => renderConversation(document.getElementById("dm"), data.dm, data.dm_channel));
+  attempt("the Home tab", () => renderHome(document.getElementById("home")));
+  attempt("the modal", () => renderModal(data.view));
+  if (problems.some((p) => p.includes("the modal"))) brokenModal(data.view, problems[problems.length - 1]);  // never an invisible modal
+  const banner = document.getElementById("problem");
+  banner.textContent = problems.join("\n"); banner.hidden = !problems.length;
+}
+
+// A modal the page could not draw at all: shown as such, with its Close (the person is never stuck).
+function brokenModal(view, problem) {
+  state.viewId = null;
+  const modal = el("div", { class: "modal", role: "dialog" });
+  modal.append(el("div", { class: "head" }, "<h2>Cannot draw this modal</h2>"), el("div", { class: "body" }, `<div class="cannot">${esc(problem)}</div>`));
+  const foot = el("div", { class: "foot" }), close = el("button", { class: "big" }, "Close");
+  close.onclick = () => post("/ui/close", { view_id: view.id });
+  foot.append(close); modal.append(foot);
+  const holder = document.getElementById("modal"), overlay = el("div", { class: "overlay" });
+  overlay.append(modal); holder.innerHTML = ""; holder.append(overlay);
 }
 
 async function post(url, body) {

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
+import urllib.parse
 from typing import Any
 
 
@@ -109,7 +111,27 @@ def validate_blocks(blocks: list[dict[str, Any]], *, modal: bool = False) -> lis
                 text_obj(el["placeholder"], f"{where}/placeholder", 150, plain_only=True)
             if "initial_user" in el and not str(el["initial_user"]).startswith(("U", "W")):
                 errors.append(f"invalid user id [json-pointer:{where}/initial_user]")
-        elif kind == "checkboxes":
+        elif kind in ("multi_users_select", "channels_select", "multi_channels_select", "multi_conversations_select"):
+            if "placeholder" in el:
+                text_obj(el["placeholder"], f"{where}/placeholder", 150, plain_only=True)
+            if kind.startswith("multi_") and "max_selected_items" in el and int(el["max_selected_items"]) < 1:
+                errors.append(f"max_selected_items must be at least 1 [json-pointer:{where}/max_selected_items]")
+        elif kind == "timepicker":
+            # https://docs.slack.dev/reference/block-kit/block-elements/time-picker-element: HH:mm, 24-hour
+            if "initial_time" in el and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", str(el["initial_time"])):
+                errors.append(f"initial_time must be HH:mm [json-pointer:{where}/initial_time]")
+        elif kind in ("datetimepicker", "email_text_input", "url_text_input", "rich_text_input"):
+            if "placeholder" in el:
+                text_obj(el["placeholder"], f"{where}/placeholder", 150, plain_only=True)
+        elif kind == "overflow":  # https://docs.slack.dev/reference/block-kit/block-elements/overflow-menu-element
+            if not 1 <= len(el.get("options", [])) <= 5:
+                errors.append(f"must have 1-5 options [json-pointer:{where}/options]")
+            for oi, option in enumerate(el.get("options", [])):
+                check_option(option, f"{where}/options/{oi}", plain_only=True)
+        elif kind == "image":
+            if not el.get("image_url") or not el.get("alt_text"):
+                errors.append(f"image needs image_url and alt_text [json-pointer:{where}]")
+        elif kind in ("checkboxes", "radio_buttons"):
             if not 1 <= len(el.get("options", [])) <= 10:
                 errors.append(f"must have 1-10 options [json-pointer:{where}/options]")
             for oi, option in enumerate(el.get("options", [])):
@@ -144,7 +166,10 @@ def validate_blocks(blocks: list[dict[str, Any]], *, modal: bool = False) -> lis
             if not 1 <= len(elements) <= 10:
                 errors.append(f"must have 1-10 elements [json-pointer:{where}/elements]")
             for ei, e in enumerate(elements):
-                text_obj(e, f"{where}/elements/{ei}", 3000)
+                if isinstance(e, dict) and e.get("type") == "image":
+                    element(e, f"{where}/elements/{ei}")
+                else:
+                    text_obj(e, f"{where}/elements/{ei}", 3000)
         elif kind == "actions":
             elements = block.get("elements", [])
             if not 1 <= len(elements) <= 25:
@@ -166,6 +191,14 @@ def validate_blocks(blocks: list[dict[str, Any]], *, modal: bool = False) -> lis
             element(block.get("element") or {}, f"{where}/element")
         elif kind == "divider":
             pass
+        elif kind == "image":  # https://docs.slack.dev/reference/block-kit/blocks/image-block
+            element({**block, "type": "image"}, where)
+        elif kind == "markdown":  # https://docs.slack.dev/reference/block-kit/blocks/markdown-block
+            if not 1 <= len(block.get("text") or "") <= 12000:
+                errors.append(f"text must be 1-12000 characters [json-pointer:{where}/text]")
+        elif kind == "rich_text":
+            if not isinstance(block.get("elements"), list):
+                errors.append(f"rich_text needs elements [json-pointer:{where}/elements]")
         else:
             errors.append(f"unknown block type {kind!r} [json-pointer:{where}]")
     if not modal and total_text > 12000:
@@ -208,3 +241,90 @@ def validate_view(view: dict[str, Any]) -> list[str]:
     if len(json.dumps(view)) > 250_000:
         return ["view_too_large"]
     return errors + validate_blocks(view.get("blocks", []), modal=True)
+
+
+# What each input element's state holds when the person left it empty (Slack sends null, or an empty list).
+_STATE_KEYS = {
+    "static_select": "selected_option",
+    "external_select": "selected_option",
+    "radio_buttons": "selected_option",
+    "multi_static_select": "selected_options",
+    "multi_external_select": "selected_options",
+    "checkboxes": "selected_options",
+    "users_select": "selected_user",
+    "multi_users_select": "selected_users",
+    "conversations_select": "selected_conversation",
+    "multi_conversations_select": "selected_conversations",
+    "channels_select": "selected_channel",
+    "multi_channels_select": "selected_channels",
+    "datepicker": "selected_date",
+    "timepicker": "selected_time",
+    "datetimepicker": "selected_date_time",
+    "rich_text_input": "rich_text_value",
+}
+REQUIRED = "This field is required."
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def submission_errors(view: dict[str, Any], values: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """What Slack's client refuses before a modal is submitted, by input block_id (the error it shows under
+    that input; nothing is sent to the app): a required input left empty, a text shorter than `min_length`
+    or longer than `max_length`, a number that is not one, not whole where `is_decimal_allowed` is false,
+    or outside `min_value`/`max_value`, an email or URL input whose text is not one
+    (https://docs.slack.dev/reference/block-kit/blocks/input-block: `optional` defaults to false; each
+    element's reference page for its own limits)."""
+    errors: dict[str, str] = {}
+    for block in view.get("blocks", []):
+        if block.get("type") != "input":
+            continue
+        element = block.get("element") or {}
+        state = (values.get(block.get("block_id", "")) or {}).get(element.get("action_id", "")) or {}
+        problem = _input_problem(element, state, optional=bool(block.get("optional")))
+        if problem:
+            errors[block.get("block_id", "")] = problem
+    return errors
+
+
+def _rich_text_of(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("text", "")) + "".join(_rich_text_of(v) for v in value.get("elements", []))
+    return ""
+
+
+def _input_problem(element: dict[str, Any], state: dict[str, Any], *, optional: bool) -> str | None:
+    kind = element.get("type", "")
+    key = _STATE_KEYS.get(kind)
+    if key is not None:
+        given = state.get(key)
+        empty = given in (None, "", []) or (kind == "rich_text_input" and not _rich_text_of(given).strip())
+        return REQUIRED if empty and not optional else None
+    text = state.get("value")
+    if text is None or text == "":
+        return None if optional else REQUIRED
+    text = str(text)
+    if kind == "plain_text_input":
+        if len(text) < int(element.get("min_length", 0)):
+            return f"Enter at least {element['min_length']} characters."
+        if len(text) > int(element.get("max_length", 3000)):
+            return f"Enter no more than {element.get('max_length', 3000)} characters."
+    elif kind == "number_input":
+        try:
+            number = float(text)
+        except ValueError:
+            return "Enter a number."
+        if number != number or number in (float("inf"), float("-inf")):
+            return "Enter a number."
+        if not element.get("is_decimal_allowed") and (not number.is_integer() or "." in text or "e" in text.lower()):
+            return "Enter a whole number."
+        low, high = element.get("min_value"), element.get("max_value")
+        if (low is not None and number < float(low)) or (high is not None and number > float(high)):
+            if low is not None and high is not None:
+                return f"Enter a number between {low} and {high}."
+            return f"Enter a number of at least {low}." if low is not None else f"Enter a number of at most {high}."
+    elif kind == "email_text_input" and not EMAIL.match(text):
+        return "Enter a valid email address."
+    elif kind == "url_text_input":
+        parsed = urllib.parse.urlparse(text)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            return "Enter a valid URL (https://…)."
+    return None

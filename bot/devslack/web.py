@@ -5,11 +5,18 @@ Routes (on DevSlack's own server): `/` the page, `/ui/blocks.js` and `/ui/page.j
 what a user sees, `/ui/events` server-sent events when anything changes, `/ui/emoji` the shortcodes it
 renders, and `/ui/command`, `/ui/shortcut`, `/ui/click`, `/ui/submit`, `/ui/close`, `/ui/home` (opens the
 Home tab), `/ui/home_click` for the person.
+
+What Slack's own client does is done here too: a modal is not submitted while an input is left empty or
+out of its element's bounds (`validate.submission_errors`, shown under the input); text typed in the
+channel that is not a slash command is posted as the person's message and sent to the app as the
+`message` event (and `app_mention` when it mentions the app); an unknown slash command is answered by
+Slackbot. At start the app joins the channel (`member_joined_channel`), so its intro is the first message.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,12 +26,15 @@ from aiohttp import web
 from bot.blocks.kit import RUN_SHORTCUT
 from bot.devslack import persist
 from bot.devslack.emoji import EMOJI
+from bot.devslack.messages import Ephemeral
 from bot.devslack.people import dm_id
 from bot.devslack.slack import DevSlack, Message
+from bot.devslack.validate import submission_errors
 
 PAGE = Path(__file__).with_name("page.html")
 SCRIPTS = {"blocks": PAGE.with_name("blocks.js"), "page": PAGE.with_name("page.js")}  # the page's two scripts
 USERS = ["U1", "U2", "UBOSS"]
+BOT_USER, BOT_NAME = "UBOT", "kern"  # the app's user (as auth.test names it) and its display name
 CHANNELS = [{"id": "C1", "name": "general"}]  # the page's channel; the shortcut's channel menu offers it
 
 
@@ -39,7 +49,7 @@ class DevSlackWeb(DevSlack):
         self._saver = None
         for channel in CHANNELS:  # the page's people are in its channel, as in a workspace's #general
             members = self.members.setdefault(channel["id"], [])
-            members.extend(user for user in USERS if user not in members)
+            members.extend(user for user in [*USERS, BOT_USER] if user not in members)
         if self.state_file is not None:
             self.messages.update(persist.load(self.state_file))
             self._saver = persist.Saver(self.state_file, lambda: persist.snapshot(self.messages))
@@ -50,6 +60,14 @@ class DevSlackWeb(DevSlack):
         await super().__aexit__(*exc)
         if self._saver is not None:
             await self._saver.close()
+
+    async def bot_joins(self) -> None:
+        """The app is added to the page's channel, as when it is installed and invited: Slack sends it
+        `member_joined_channel`, and the bot posts its intro through its own path. Only into an empty
+        channel (a channel kept from the last start has it already)."""
+        channel = CHANNELS[0]["id"]
+        if not any(m.channel == channel for m in self.messages.values()):
+            await self.join(channel, BOT_USER)
 
     def changed(self) -> None:
         super().changed()
@@ -104,7 +122,14 @@ class DevSlackWeb(DevSlack):
         """The top-level messages of `channel`, oldest first, each with its thread."""
 
         def shown(m: Message) -> dict[str, Any]:
-            return {"ts": m.ts, "at": m.at, "text": m.text, "blocks": m.blocks, "edited": m.edits > 0}
+            return {
+                "ts": m.ts,
+                "at": m.at,
+                "text": m.text,
+                "blocks": m.blocks,
+                "edited": m.edits > 0,
+                "author": m.user,  # "" for the app's own messages
+            }
 
         tops = [m for m in self.messages.values() if m.channel == channel and m.thread_ts is None]
         return [{**shown(m), "replies": [shown(r) for r in self.thread(m.ts)]} for m in tops]
@@ -129,13 +154,41 @@ class DevSlackWeb(DevSlack):
     async def _command(self, request: web.Request) -> web.Response:
         data = await request.json()
         text = str(data.get("text", "")).strip()
-        if not text.startswith("/kern"):
-            return web.json_response({"error": "Only the /kern command is installed here."}, status=400)
         user = data.get("user", "U1")
         # typed in their DM with the app (which exists once they are in it), or in the channel
         channel = self.dms.setdefault(user, dm_id(user)) if data.get("where") == "dm" else CHANNELS[0]["id"]
-        status, _body, _took = await self.command(text.removeprefix("/kern").strip(), user=user, channel=channel)
+        name = text.split(maxsplit=1)[0] if text else ""
+        if name == "/kern":
+            status, _body, _took = await self.command(text.removeprefix("/kern").strip(), user=user, channel=channel)
+            return web.json_response({"status": status})
+        if name.startswith("/"):  # Slack's client answers this itself; nothing is sent to any app
+            said = (
+                f"`{name}` is not a valid command. In Slack, all messages that start with the "
+                '"/" character are interpreted as commands.'
+            )
+            self.ephemeral.append(Ephemeral({"channel": channel, "user": user, "text": said, "author": "Slackbot"}))
+            self.changed()
+            return web.json_response({"status": 0})
+        status = await self.say(user, channel, text)
         return web.json_response({"status": status})
+
+    async def say(self, user: str, channel: str, text: str) -> int:
+        """`user` posts `text` in `channel` (a mention typed as @name becomes Slack's <@id>); the app gets the
+        `message` event (https://docs.slack.dev/reference/events/message: message.channels, message.im) and,
+        when the text mentions it, `app_mention` too (https://docs.slack.dev/reference/events/app_mention),
+        as Slack sends both to an app subscribed to both. Returns the status of the bot's answer."""
+        names = {BOT_NAME: BOT_USER, **{u: u for u in USERS}}
+        text = re.sub(r"(?<![<\w])@(\w+)", lambda m: f"<@{names[m[1]]}>" if m[1] in names else m[0], text)
+        ts = f"{self._epoch + next(self._ts)}.000100"  # as the app's messages are stamped
+        self.messages[ts] = Message(channel, ts, text, [], team=self.team_id, user=user)
+        self.changed()
+        event = {"type": "message", "channel": channel, "user": user, "text": text, "ts": ts}
+        status, _body, _took = await self.event(
+            {**event, "channel_type": "im" if channel.startswith("D") else "channel"}
+        )
+        if f"<@{BOT_USER}>" in text:
+            status, _body, _took = await self.event({**event, "type": "app_mention"})
+        return status
 
     async def _shortcut(self, request: web.Request) -> web.Response:
         data = await request.json()
@@ -153,12 +206,17 @@ class DevSlackWeb(DevSlack):
         for block in message.blocks:
             for element in _interactive(block):
                 if element.get("action_id") == data["action_id"]:
-                    status, body, _ = await self.click(
+                    payload = self.click_payload(
                         data["action_id"],
                         user=data.get("user", "U1"),
                         state=data.get("state"),
                         stale=(message, element, block.get("block_id", "")),
                     )
+                    if isinstance(data.get("chosen"), dict):  # a select or overflow: what was chosen, as Slack sends it
+                        action = payload["actions"][0]
+                        action.pop("value", None)
+                        action.update(data["chosen"], type=element["type"])
+                    status, body, _ = await self._interaction(payload)
                     return web.json_response({"status": status, "body": body})
         return web.json_response({"error": "action_not_found"}, status=404)
 
@@ -169,16 +227,28 @@ class DevSlackWeb(DevSlack):
 
     async def _home_click(self, request: web.Request) -> web.Response:
         data = await request.json()
+        chosen = data.get("chosen")
         try:
-            status, body, _ = await self.home_click(
-                data.get("user", "U1"), data["action_id"], value=data.get("value"), state=data.get("state")
+            value = None if isinstance(chosen, dict) else data.get("value")
+            payload = self.home_click_payload(
+                data.get("user", "U1"), data["action_id"], value=value, state=data.get("state")
             )
         except (KeyError, LookupError):  # no Home published for them, or no such element on it
             return web.json_response({"error": "action_not_found"}, status=404)
+        if isinstance(chosen, dict):  # a select, an overflow menu or a date: what was chosen, as Slack sends it
+            payload["actions"][0].pop("value", None)
+            payload["actions"][0].update(chosen)
+        status, body, _ = await self._interaction(payload)
         return web.json_response({"status": status, "body": body})
 
     async def _submit(self, request: web.Request) -> web.Response:
         data = await request.json()
+        view = self.views.get(data["view_id"])
+        if view is None or view.get("closed"):
+            return web.json_response({"error": "not_found"}, status=404)
+        refused = submission_errors(view, data.get("values", {}))
+        if refused:  # as Slack's client: shown under the inputs, and the app hears nothing
+            return web.json_response({"status": 0, "errors": refused})
         status, body, _ = await self.submit(data["view_id"], data.get("values", {}), user=data.get("user", "U1"))
         answer = json.loads(body) if status == 200 and body else {}
         return web.json_response({"status": status, "errors": answer.get("errors", {})})

@@ -123,7 +123,10 @@ def build_bot(
     gate_requests(app, SeenRequests(registry.db))  # first, so every listener's work is gated
     app.command(command)(commands.on_command)
     app.shortcut(ui.RUN_SHORTCUT)(start_forms.on_shortcut)
-    app.event("member_joined_channel")(Welcome(registry, gateway, background, command).on_member_joined)
+    welcome = Welcome(registry, gateway, background, command)
+    app.event("member_joined_channel")(welcome.on_member_joined)
+    app.event("message")(welcome.on_message)  # a hint for one that reads like a command without its slash
+    app.event("app_mention")(welcome.on_mention)
     # Bolt calls each listener with the arguments it names (ack, body, action, view...).
     actions: dict[str, Callable[..., Awaitable[None]]] = {
         **{action_id: interactions.button(action_id) for action_id in (ui.CONFIRM, ui.REJECT, ui.RETRY, ui.SKIP)},

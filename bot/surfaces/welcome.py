@@ -1,14 +1,20 @@
 """The intro the bot posts when it is added to a channel, so a new channel is not empty: what it does,
-its commands and its workflows (`member_joined_channel` for the bot's own user)."""
+its commands and its workflows (`member_joined_channel` for the bot's own user); and the hint it gives,
+privately, to a message that reads like a command typed without its slash or that is written to it (a
+mention, `app_mention`; its DM), from the `message` events (`message.channels`, `message.groups`,
+`message.im`). Other messages in a channel are people talking: the bot stays out of them."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from bot import blocks as ui
 from bot.registry import Registry
 from bot.runs.background import Background
 from bot.slack.gateway import SlackGateway
+
+MENTION = re.compile(r"<@[UW][A-Z0-9]+(\|[^>]*)?>")
 
 
 class Welcome:
@@ -28,3 +34,25 @@ class Welcome:
         workflows = [(e.name, e.description) for e in self.registry.entries.values()]
         text, blocks = ui.intro_blocks(self.command, workflows)
         await self.gateway.call("chat_postMessage", channel=channel, text=text, blocks=blocks)
+
+    async def on_message(self, event: dict[str, Any], context: Any) -> None:
+        """A message in a channel the bot is in, or in its DM (Slack sends every one: the bot picks)."""
+        if event.get("subtype") or event.get("bot_id") or not event.get("user"):
+            return  # edits, joins, other apps' and the bot's own messages
+        bot = context.get("bot_user_id")
+        if bot and f"<@{bot}>" in (event.get("text") or ""):
+            return  # a mention: answered once, by on_mention
+        self._hint(event, addressed=event.get("channel_type") == "im")
+
+    async def on_mention(self, event: dict[str, Any], context: Any) -> None:
+        """A message that mentions the bot (`app_mention`)."""
+        self._hint(event, addressed=True)
+
+    def _hint(self, event: dict[str, Any], *, addressed: bool) -> None:
+        if not event.get("channel") or not event.get("user"):
+            return
+        text = MENTION.sub(" ", event.get("text") or "").strip()
+        hint = ui.hint_text(self.command, text, list(self.registry.entries), addressed=addressed)
+        if hint is not None:
+            thread = event.get("thread_ts")
+            self.background.spawn(self.gateway.tell(event["channel"], event["user"], hint, thread))
