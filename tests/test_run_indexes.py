@@ -60,7 +60,7 @@ async def test_the_index_is_partial_in_the_migrated_schema(db: BaseDb, index: st
         if conn.dialect.name == "sqlite":
             sql = f"SELECT sql FROM sqlite_master WHERE name = '{index}'"
         else:
-            sql = f"SELECT indexdef FROM pg_indexes WHERE indexname = '{index}'"
+            sql = f"SELECT indexdef FROM pg_indexes WHERE indexname = '{index}' AND schemaname = current_schema()"
         return str(conn.exec_driver_sql(sql).scalar_one())
 
     found = await db.run_transaction(definition, write=False)
