@@ -348,6 +348,12 @@ async def test_slack_limits_hold_and_approvers(env: Env) -> None:
     assert len([b for b in env.slack.last_view()["blocks"] if b["type"] == "input"]) == 30
     assert env.errors() == [], env.errors()[:3]
 
+    cards = len([m for m in env.slack.messages.values() if m.thread_ts is None])
+    _, body, _ = await env.slack.command("run guarded", user="UBOSS")  # SADMINS has nobody: only UBOSS
+    await settle(env)
+    assert "`guarded` was not started" in body and "<@UBOSS>, may not answer runs they start" in body
+    assert len([m for m in env.slack.messages.values() if m.thread_ts is None]) == cards  # nothing started
+    env.slack.groups["SADMINS"] = ["UADMIN"]
     await run(env, "guarded", user="UBOSS")
     await env.slack.click(ui.CONFIRM, user="UBOSS")
     await settle(env)
@@ -355,7 +361,6 @@ async def test_slack_limits_hold_and_approvers(env: Env) -> None:
     await env.slack.click(ui.CONFIRM, user="URANDOM")
     await settle(env)
     assert "Only <@UBOSS>, <!subteam^SADMINS>" in env.slack.ephemeral[-1]["text"]
-    env.slack.groups["SADMINS"] = ["UADMIN"]
     await env.slack.click(ui.CONFIRM, user="UADMIN")
     await settle(env)
     assert "Completed" in env.card_text()
