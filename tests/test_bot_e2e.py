@@ -134,6 +134,7 @@ async def test_confirmation_approve(env: Env) -> None:
     card = await run(env, "deploy api")
     pause = env.slack.thread(card.ts)[-1]
     assert "Deploy to production?" in json.dumps(pause.blocks)
+    assert "*Service*\\napi" in json.dumps(pause.blocks)  # the example's context renderer (`make run` shows it)
     reject = env.slack.find(ui.REJECT)[1]
     assert reject["confirm"]["title"]["text"] == "Reject and cancel?"  # on_reject=cancel asks first
     status, _, took = await env.slack.click(ui.CONFIRM, user="U2")
