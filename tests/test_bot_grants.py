@@ -250,7 +250,10 @@ async def test_grants_are_listed_and_revoked_on_the_app_home(env: Env) -> None:
     assert "Standing approvals" in home
     live = (await _grants(env).active(env.names["fleet"]))[0]
     expiry = ui.slack_time(live["expires_at"])  # its scope and expiry, read clearly
-    assert f"`deploy` always allowed in this workflow, *{env.names['fleet']}* (every run) at *ship*, until {expiry}" in home
+    assert (
+        f"`deploy` always allowed in this workflow, *{env.names['fleet']}* (every run) at *ship*, until {expiry}"
+        in home
+    )
     grant_id = (await _grants(env).active(env.names["fleet"]))[0]["id"]
     await env.slack.home_click("U2", ui.GRANT_REVOKE, value=grant_id)
     await settle(env)
