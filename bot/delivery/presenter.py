@@ -177,7 +177,7 @@ class Presenter:
             return "its steps " + ", ".join(f"*{ui.escape(n)}*" for n in inner[:10])
         executor = getattr(node, "executor", None)
         name = getattr(executor, "__name__", None)
-        return f"`{ui.escape(name)}`" if name and name != "<lambda>" else None
+        return f"`{ui.escape(name)}`" if name and not name.startswith(("_", "<")) else None  # not a private one
 
     def _log_once(self, entry: BotWorkflow, req: StepRequirement, what: str, problem: str) -> None:
         key = (req.requirement_id, what)
