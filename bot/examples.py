@@ -12,12 +12,15 @@ import enum
 import os
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from bot.blocks.text import escape
 from bot.policy import Approvers
 from bot.registry import BotWorkflow
+from kern.run.requirement import StepRequirement
+from kern.run.workflow import WorkflowRunOutput
 from kern.workflow import (
     Condition,
     Loop,
@@ -41,6 +44,14 @@ def _plan(step_input: StepInput) -> str:
 
 def _deploy(step_input: StepInput) -> str:
     return f"Deployed {step_input.input or 'the default service'} ({step_input.previous_step_content})"
+
+
+def _deploy_context(run: WorkflowRunOutput, req: StepRequirement) -> list[dict[str, Any]]:
+    """The deploy example's context renderer (`BotWorkflow(context=...)`): what a person checks before
+    approving, as Block Kit fields. The run's input is a person's text: escaped, as blocks are the author's."""
+    service = escape(str(run.input or "the default service"))
+    fields = [("Service", service), ("Environment", "production"), ("Rollback", "the previous build stays warm")]
+    return [{"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields]}]
 
 
 def _purchase(step_input: StepInput) -> str:
@@ -137,7 +148,8 @@ def example_workflows(scripted_model_url: str | None = None) -> list[BotWorkflow
                         on_reject=OnReject.cancel,
                     ),
                 ],
-            )
+            ),
+            context=_deploy_context,
         ),
         BotWorkflow(
             Workflow(

@@ -75,6 +75,34 @@ class Approvers:
         """True when approving or rejecting takes more than one person (`required` / `reject_required`)."""
         return self.required > 1 or self.reject_required > 1
 
+    def fixed_people(self) -> frozenset[str] | None:
+        """Everyone who may ever answer under these rules, escalation included, when that is a fixed list of
+        users; None when a group, a channel or "anyone" makes it a question for Slack (asked at start)."""
+        if self.groups or self.channel_members or self.anyone:
+            return None
+        people = set(self.users)
+        if self.escalate_to is not None:
+            more = self.escalate_to.fixed_people()
+            if more is None:
+                return None
+            people |= more
+        return frozenset(people)
+
+    def shortfall(self, people: frozenset[str], starter: str | None, need: int, mention: bool = True) -> str | None:
+        """Why a pause under these rules could have nobody to answer it when `people` are all who may (and
+        `starter` started the run; None: not known), needing `need` different people: the problem, or None.
+        `mention`: name people as Slack mentions (else by id, for a log line)."""
+        left = people - {starter} if self.forbid_self_approval and starter is not None else people
+        if len(left) >= need:
+            return None
+        if need > 1:
+            some = f"{len(left)} {'person' if len(left) == 1 else 'people'}"
+            return f"it needs {need} approvals and only {some} may give one"
+        if left != people:
+            who = f"<@{starter}>" if mention else starter
+            return f"its only approver, {who}, may not answer runs they start (forbid_self_approval)"
+        return "nobody may answer it"
+
     def describe(self) -> str:
         parts = [f"<@{u}>" for u in self.users] + [f"<!subteam^{g}>" for g in self.groups]
         if self.channel_members:

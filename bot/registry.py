@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -12,7 +12,12 @@ from bot import notify
 from bot.config import SettingsError
 from bot.policy import ANYONE, CHANNEL_STARTER_AND_APPROVERS, STARTER_AND_APPROVERS, Approvers, Audience
 from kern.db.base import BaseDb
+from kern.run.requirement import StepRequirement
 from kern.workflow import Workflow
+from kern.workflow.types import OnError
+
+# What a pause is about, in the author's words: (run, requirement) -> text, Block Kit blocks, or None.
+ContextRenderer = Callable[[Any, StepRequirement], Any]
 
 
 @dataclass
@@ -30,6 +35,15 @@ class BotWorkflow:
     "dm" (also a DM, with the same controls, to each user in `approvers.users`, or to the starter when
     anyone may answer). `approvals_channel` (a channel id) posts pause messages there instead, as
     top-level messages linking back to the run card.
+
+    Every pause shows what it is about: the run's input, the last step's output, what a confirmed step runs.
+    `context` (or, per step name, `step_context`) adds the author's own: a function `(run, requirement)`
+    returning text (shown as written, escaped), Block Kit blocks (section, context, divider, header, image;
+    at most 5), or None; it is called each time the pause is drawn (thread, DM copy, App Home), so keep it
+    quick. `step_messages` words a step's question from the run's data instead of its kern message: a
+    template (`"Ship {input[version]} to {session_state[env]}?"`, see `bot.blocks.about.template_values`)
+    or a function `(run, requirement) -> str`. A renderer or template that fails is logged once and left
+    out: the pause shows without it.
     """
 
     workflow: Workflow
@@ -43,6 +57,9 @@ class BotWorkflow:
     standing_approval: float | timedelta | None = None
     notify: str = "thread"
     approvals_channel: str | None = None
+    context: ContextRenderer | None = None
+    step_context: Mapping[str, ContextRenderer] = field(default_factory=dict)
+    step_messages: Mapping[str, str | ContextRenderer] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.name = self.name or self.workflow.name
@@ -64,6 +81,8 @@ class BotWorkflow:
                 f"its steps are {', '.join(map(repr, sorted(known)))}."
             )
         notify.check(self.name, self.notify, self.approvals_channel, self.approvers)
+        self._check_context()
+        self.check_answerable()
 
     @property
     def standing_seconds(self) -> float | None:
@@ -81,6 +100,76 @@ class BotWorkflow:
         """Who may answer a pause of the step named `step_name`: its own rules, or the workflow's."""
         return self.step_approvers.get(step_name or "", self.approvers)
 
+    def pausing_rules(self) -> list[tuple[str, Approvers, int]]:
+        """(step name, its rules, how many different people a pause of it needs) for every step that can
+        pause: one with a human review setting, `on_error="pause"`, or an agent or team (tool calls)."""
+        found = []
+        for name, votes in _pausing_steps(self.workflow.steps):
+            rules = self.approvers_for(name)
+            found.append((name, rules, rules.required if votes else 1))
+        return found
+
+    def check_answerable(self) -> None:
+        """Refuse (SettingsError, one line) rules under which a pause of a step could never be answered,
+        whoever starts the run: fewer people than approvals needed, or one approver who may not answer
+        their own runs and is the only one who may start them. Rules whose answer depends on who starts a
+        run, or on Slack (groups, channel members), are checked when a run starts (`Access.may_start`)."""
+        starters = self._fixed_starters()
+        for step, rules, need in self.pausing_rules():
+            people = rules.fixed_people()
+            if people is None:
+                continue
+            problem = rules.shortfall(people, None, need, mention=False)
+            if problem is None and starters:
+                each = [rules.shortfall(people, starter, need, mention=False) for starter in sorted(starters)]
+                if all(each):  # whoever of those who may start it starts a run, nobody could answer
+                    problem = f"{each[0]}, and only {', '.join(sorted(starters))} may start it"
+            if problem is not None:
+                raise SettingsError(
+                    f"BotWorkflow {self.name!r}, step {step!r}: nobody could answer its pauses: {problem}. "
+                    "Fix: name more approvers (users, groups or channel_members), lower `required`, "
+                    "or drop forbid_self_approval."
+                )
+
+    def _check_context(self) -> None:
+        known = set(_step_names(self.workflow.steps))
+        for name, given in (("step_context", self.step_context), ("step_messages", self.step_messages)):
+            unknown = sorted(set(given) - known)
+            if unknown:
+                raise SettingsError(
+                    f"BotWorkflow {self.name!r}: {name} names no step {', '.join(map(repr, unknown))}; "
+                    f"its steps are {', '.join(map(repr, sorted(known)))}."
+                )
+            bad = sorted(
+                step
+                for step, spec in given.items()
+                if not (callable(spec) or (name == "step_messages" and isinstance(spec, str)))
+            )
+            if bad:
+                raise SettingsError(
+                    f"BotWorkflow {self.name!r}: {name}[{bad[0]!r}] must be a function (run, requirement)"
+                    + (" or a template string." if name == "step_messages" else ".")
+                )
+        if self.context is not None and not callable(self.context):
+            raise SettingsError(f"BotWorkflow {self.name!r}: context must be a function (run, requirement).")
+
+    def context_for(self, step_name: str | None) -> ContextRenderer | None:
+        """The context renderer of a pause of the step named `step_name`: its own, or the workflow's."""
+        return self.step_context.get(step_name or "", self.context)
+
+    def _fixed_starters(self) -> frozenset[str] | None:
+        """Everyone who may start a run, when that is a fixed list of users (else None)."""
+        who = self.starters
+        if who.anyone or who.groups or who.channel_members:
+            return None
+        people = set(who.users)
+        if who.approvers:
+            more = self.approvers.fixed_people()
+            if more is None:
+                return None
+            people |= more
+        return frozenset(people) or None
+
 
 def _agents_in(nodes: Iterable[Any]) -> Iterable[Any]:
     for node in nodes:
@@ -91,6 +180,22 @@ def _agents_in(nodes: Iterable[Any]) -> Iterable[Any]:
                 yield from getattr(runner, "members", [])
         for attr in ("steps", "else_steps", "choices"):
             yield from _agents_in(getattr(node, attr, None) or [])
+
+
+def _pausing_steps(nodes: Iterable[Any]) -> Iterable[tuple[str, bool]]:
+    """(name, whether its pauses can be decided by votes) of every named node that can pause, at any depth:
+    confirmations and reviews take votes (N of M); inputs, routes, errors and tool calls one answer."""
+    for node in nodes:
+        review = getattr(node, "human_review", None)
+        votes = review is not None and bool(
+            review.requires_confirmation or review.requires_output_review or review.requires_iteration_review
+        )
+        asks = review is not None and (votes or review.requires_user_input or review.on_error == OnError.pause)
+        tools = getattr(node, "agent", None) is not None or getattr(node, "team", None) is not None
+        if getattr(node, "name", None) and (asks or tools):
+            yield node.name, votes
+        for attr in ("steps", "else_steps", "choices"):
+            yield from _pausing_steps(getattr(node, attr, None) or [])
 
 
 def _step_names(nodes: Iterable[Any]) -> Iterable[str]:

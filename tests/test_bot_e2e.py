@@ -134,6 +134,7 @@ async def test_confirmation_approve(env: Env) -> None:
     card = await run(env, "deploy api")
     pause = env.slack.thread(card.ts)[-1]
     assert "Deploy to production?" in json.dumps(pause.blocks)
+    assert "*Service*\\napi" in json.dumps(pause.blocks)  # the example's context renderer (`make run` shows it)
     reject = env.slack.find(ui.REJECT)[1]
     assert reject["confirm"]["title"]["text"] == "Reject and cancel?"  # on_reject=cancel asks first
     status, _, took = await env.slack.click(ui.CONFIRM, user="U2")
@@ -348,6 +349,12 @@ async def test_slack_limits_hold_and_approvers(env: Env) -> None:
     assert len([b for b in env.slack.last_view()["blocks"] if b["type"] == "input"]) == 30
     assert env.errors() == [], env.errors()[:3]
 
+    cards = len([m for m in env.slack.messages.values() if m.thread_ts is None])
+    _, body, _ = await env.slack.command("run guarded", user="UBOSS")  # SADMINS has nobody: only UBOSS
+    await settle(env)
+    assert "`guarded` was not started" in body and "<@UBOSS>, may not answer runs they start" in body
+    assert len([m for m in env.slack.messages.values() if m.thread_ts is None]) == cards  # nothing started
+    env.slack.groups["SADMINS"] = ["UADMIN"]
     await run(env, "guarded", user="UBOSS")
     await env.slack.click(ui.CONFIRM, user="UBOSS")
     await settle(env)
@@ -355,7 +362,6 @@ async def test_slack_limits_hold_and_approvers(env: Env) -> None:
     await env.slack.click(ui.CONFIRM, user="URANDOM")
     await settle(env)
     assert "Only <@UBOSS>, <!subteam^SADMINS>" in env.slack.ephemeral[-1]["text"]
-    env.slack.groups["SADMINS"] = ["UADMIN"]
     await env.slack.click(ui.CONFIRM, user="UADMIN")
     await settle(env)
     assert "Completed" in env.card_text()

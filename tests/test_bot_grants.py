@@ -164,7 +164,7 @@ async def test_always_allow_in_this_run_covers_the_agents_later_calls(env: Env) 
     await env.slack.until(lambda: "Approved automatically" in tool_cards(env)[1])
     cards = tool_cards(env)
     assert "<@U2>" in cards[0]
-    assert "Approved automatically: `deploy` is always allowed in this run (by <@U2>" in cards[1]
+    assert "Approved automatically: `deploy` is always allowed in this run, until the run ends (by <@U2>" in cards[1]
     assert [a for a in await env.bot.registry.db.audit_log(actor="U2", limit=LOG_ALL) if a["decision"] == "grant"]
     assert "drop_table" in cards[2] and "Approve once" in cards[2] and deployed == ["api", "web"]
     await env.slack.click(ui.TOOL_OK, user="U2")
@@ -247,7 +247,13 @@ async def test_grants_are_listed_and_revoked_on_the_app_home(env: Env) -> None:
     await env.slack.open_home("U2")
     await settle(env)
     home = json.dumps(env.slack.homes["U2"]["blocks"])
-    assert "Standing approvals" in home and f"`deploy` always allowed in every run of *{env.names['fleet']}*" in home
+    assert "Standing approvals" in home
+    live = (await _grants(env).active(env.names["fleet"]))[0]
+    expiry = ui.slack_time(live["expires_at"])  # its scope and expiry, read clearly
+    assert (
+        f"`deploy` always allowed in this workflow, *{env.names['fleet']}* (every run) at *ship*, until {expiry}"
+        in home
+    )
     grant_id = (await _grants(env).active(env.names["fleet"]))[0]["id"]
     await env.slack.home_click("U2", ui.GRANT_REVOKE, value=grant_id)
     await settle(env)
@@ -410,3 +416,64 @@ async def test_a_tampered_tool_call_index_is_refused_and_changes_nothing(env: En
     assert await run_status(env, name) == RunStatus.PAUSED and "Approve once" in tool_cards(env)[0]
     await env.slack.click(ui.TOOL_OK, user="U2")  # the untampered button still works
     await env.slack.until(lambda: "Completed" in card_text(env) and deployed == ["api"])
+
+
+# ----- standing approvals read clearly, and a run's ends with its run (issue 27, item 8) ---------------------
+def home_of(env: Env, user: str) -> str:
+    return json.dumps(env.slack.homes.get(user, {}).get("blocks", []))
+
+
+async def test_grants_show_their_scope_and_expiry_on_the_card_and_the_home(env: Env) -> None:
+    env.server.script(call("deploy", service="api"), echo_tool_results)
+    await env.slack.command(f"run {env.names['fleet']} one", user="U1")
+    await env.slack.until(lambda: len(tool_cards(env)) == 1)
+    await env.slack.click(ui.TOOL_ALLOW_WORKFLOW, user="U2")
+    await env.slack.until(lambda: "Completed" in card_text(env))
+    grant = (await _grants(env).active(env.names["fleet"]))[0]
+    until = f"until {ui.slack_time(grant['expires_at'])}"
+    await env.slack.until(lambda: f"always allowed in this workflow, {until}" in tool_cards(env)[0])
+
+    env.server.script(call("deploy", service="web"), echo_tool_results)
+    await env.slack.command(f"run {env.names['fleet']} two", user="U1")
+    await env.slack.until(lambda: "Completed" in card_text(env) and deployed == ["api", "web"])
+    await env.slack.until(lambda: "Approved automatically" in tool_cards(env)[-1])
+    assert f"`deploy` is always allowed in this workflow, {until} (by <@U2>" in tool_cards(env)[-1]
+
+    await env.slack.open_home("U2")
+    await settle(env)
+    assert f"always allowed in this workflow, *{env.names['fleet']}* (every run) at *ship*, {until}" in home_of(
+        env, "U2"
+    )
+
+
+async def test_a_run_wide_grant_reads_so_and_ends_with_its_run(env: Env) -> None:
+    name = env.names["ship"]
+    env.server.script(
+        call("deploy", service="api"), call("deploy", service="web"), call("drop_table", table="t"), echo_tool_results
+    )
+    await env.slack.command(f"run {name} go", user="U1")
+    await env.slack.until(lambda: len(tool_cards(env)) == 1)
+    await env.slack.click(ui.TOOL_ALLOW_RUN, user="U2")
+    await env.slack.until(lambda: len(tool_cards(env)) == 3)  # deploy(web) approved by the grant; drop_table waits
+    await settle(env)
+    await env.slack.until(lambda: "until the run ends" in tool_cards(env)[0])  # the giver's card says how long
+    await env.slack.until(lambda: "Approved automatically" in tool_cards(env)[1])
+    assert "`deploy` is always allowed in this run, until the run ends (by <@U2>" in tool_cards(env)[1]
+    entry = env.bot.registry.get(name)
+    message = [m for m in env.slack.messages.values() if m.thread_ts is None][-1]
+    card = await env.bot.store.card_at(message.channel, message.ts, team="")
+    assert entry is not None and card is not None
+    await env.slack.open_home("U2")
+    await settle(env)
+    line = f"always allowed in this run (`{card.run_id[:12]}`) of *{name}* at *ship*, until the run ends"
+    assert line in home_of(env, "U2")
+    assert await _grants(env).covering(entry, card, "ship", "deploy") is not None  # while the run goes on
+
+    await env.slack.click(ui.TOOL_OK, user="U2")  # drop_table: the run completes
+    await env.slack.until(lambda: "Completed" in card_text(env))
+    assert await _grants(env).active(name) == []  # ended with its run: not listed...
+    assert await _grants(env).covering(entry, card, "ship", "deploy") is None  # ...nor applied
+    await env.slack.open_home("U2")
+    await settle(env)
+    await env.slack.until(lambda: "Standing approvals" not in home_of(env, "U2"))
+    assert await grant_rows(env, name) == [("run", "deploy", "U2", "ship")]  # the row (and its audit line) stay

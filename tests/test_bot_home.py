@@ -168,28 +168,31 @@ async def test_your_runs_lists_the_runs_the_user_started_with_their_status(env: 
     assert all("/archives/C1/p" in line for line in lines)  # each links to its run card
 
 
+PAGED = 20  # pauses of 8 blocks each (with what each is about): two pages of the Home
+
+
 async def test_waiting_on_you_is_paged_within_100_blocks(env: Env) -> None:
-    for i in range(24):
+    for i in range(PAGED):
         await env.slack.command(f"run mine n{i:02d}")
     await settle(env)
-    await env.slack.until(lambda: sum(1 for m in env.slack.messages.values() if m.thread_ts) == 24)
+    await env.slack.until(lambda: sum(1 for m in env.slack.messages.values() if m.thread_ts) == PAGED)
     view = await open_home(env, "UAPP")
     assert len(view["blocks"]) <= 100
     first = waiting_steps(view)
     shown = len(first)
-    assert 1 < shown < 24
-    assert "24 pauses wait on you" in text_of(view) and f"Showing 1-{shown}." in text_of(view)
-    assert f"...and {24 - shown} more" in text_of(view)
+    assert 1 < shown < PAGED
+    assert f"{PAGED} pauses wait on you" in text_of(view) and f"Showing 1-{shown}." in text_of(view)
+    assert f"...and {PAGED - shown} more" in text_of(view)
     with pytest.raises(LookupError):
         env.slack.home_click_payload("UAPP", ui.HOME_PAGE, value="-1")  # no Previous at the start
     await env.slack.home_click("UAPP", ui.HOME_PAGE, value=str(shown))
     await settle(env)
-    await env.slack.until(lambda: f"Showing {shown + 1}-24." in text_of(env.slack.homes["UAPP"]))
+    await env.slack.until(lambda: f"Showing {shown + 1}-{PAGED}." in text_of(env.slack.homes["UAPP"]))
     second = env.slack.homes["UAPP"]
-    assert len(first) + len(waiting_steps(second)) == 24 and len(second["blocks"]) <= 100
+    assert len(first) + len(waiting_steps(second)) == PAGED and len(second["blocks"]) <= 100
     assert "more: *Next*" not in text_of(second)
     rids = [confirm_values(v) for v in (view, second)]
-    assert len(set(rids[0]) | set(rids[1])) == 24  # every pause once, in one window or the other
+    assert len(set(rids[0]) | set(rids[1])) == PAGED  # every pause once, in one window or the other
     # newest first (the runs started at once: "newest" is the order their pauses were made)
     assert env.bot.home is not None
     newest_first = [row.requirement_id for _, row in await env.bot.home.waiting_on("UAPP")]
@@ -202,7 +205,7 @@ async def test_waiting_on_you_is_paged_within_100_blocks(env: Env) -> None:
     )
     # a refresh keeps the person where they were
     await open_home(env, "UAPP")
-    assert f"Showing {shown + 1}-24." in text_of(env.slack.homes["UAPP"])
+    assert f"Showing {shown + 1}-{PAGED}." in text_of(env.slack.homes["UAPP"])
     assert env.errors() == []
 
 

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
@@ -86,7 +87,8 @@ def extra_workflows(db: object) -> list[BotWorkflow]:
     agent = Agent(
         name="AlertAgent", model=OpenAIChat(id="m", base_url=_model[0].base_url, api_key="t"), tools=[send_alert]
     )
-    return [BotWorkflow(Workflow(name="alert", steps=[Step(name="send_alert", agent=agent)]), name="alert")]
+    alert = Workflow(name="alert", steps=[Step(name="send_alert", agent=agent)])
+    return [BotWorkflow(alert, name="alert", standing_approval=timedelta(hours=8))]
 
 
 @pytest.fixture(autouse=True)
@@ -288,7 +290,8 @@ async def test_the_home_pages_and_a_standing_approval_revoked(browser_page: tupl
     slack, _http = dev_page
     channel, home = tab.locator("#channel"), tab.locator("#home")
     await command(tab, "/kern run alert Tokyo")
-    await channel.locator("button", has_text="Always allow send_alert in this run").click()
+    # in this workflow: a grant in this run would end with the run, just below
+    await channel.locator("button", has_text="… in this workflow (8 h)").click()
     await expect(channel).to_contain_text("Done: Alert sent for Tokyo")
     for n in range(13):  # more pauses than one page of the Home holds
         assert (await slack.command(f"run deploy svc{n}", user="U1"))[0] == 200

@@ -29,6 +29,7 @@ from kern.run.requirement import StepRequirement
 # Members asked of Slack per conversations.members page (Slack's default is 100; it recommends at most 200:
 # https://docs.slack.dev/reference/methods/conversations.members).
 MEMBERS_PAGE = 200
+MOST_MEMBER_PAGES = 10  # a channel of more members than that has someone besides a run's starter
 SELF_APPROVAL = "You started this run, so someone else has to answer it."
 
 
@@ -210,9 +211,71 @@ class Access:
         return await self._listed(user, audience.users, audience.groups, None)
 
     async def may_start(self, entry: BotWorkflow, user: str, channel: str) -> str | None:
-        if await self._in(entry.starters, entry, user, None, channel):
-            return None
-        return f"Only {entry.starters.describe(entry.approvers)} may start `{escape(entry.name)}`."
+        """Why `user` may not start `entry` in `channel`, or None: its starters, then whether each pause it
+        can make would have someone to answer it (`answerable`)."""
+        if not await self._in(entry.starters, entry, user, None, channel):
+            return f"Only {entry.starters.describe(entry.approvers)} may start `{escape(entry.name)}`."
+        return await self.answerable(entry, user, channel)
+
+    async def answerable(self, entry: BotWorkflow, starter: str, channel: str) -> str | None:
+        """Why a run `starter` starts in `channel` could pause with nobody to answer it, or None. Where that
+        depends on who starts (an approver who may not answer their own runs), on a group's members or the
+        channel's (as Slack says now), it is checked here, before anything starts; rules that lock everyone
+        out are refused at start-up (`BotWorkflow.check_answerable`). A Slack lookup that fails refuses nothing."""
+        for step, rules, need in entry.pausing_rules():
+            if not (rules.forbid_self_approval or need > 1 or is_private(channel)):
+                continue  # anyone, a listed user or a member may answer; the run's starter among them
+            people = await self._possible(rules, starter, channel)
+            problem = rules.shortfall(frozenset(people), starter, need) if people is not None else None
+            if problem is not None:
+                return (
+                    f"`{escape(entry.name)}` was not started: its step *{escape(step)}* could have nobody to answer "
+                    f"it here ({problem}). Ask someone else to start it, or its owner to name more approvers."
+                )
+        return None
+
+    async def _possible(self, rules: Approvers, starter: str, channel: str) -> set[str] | None:
+        """Everyone who could answer a pause under `rules` in a run `starter` starts in `channel` (escalation
+        included), or None when that is not limited (anyone in a channel) or Slack could not say."""
+        people = set(rules.users)
+        if rules.anyone or rules.channel_members:
+            if is_private(channel):
+                people.add(starter)  # a DM's run is its member's
+            elif rules.anyone:
+                return None
+            else:
+                members = await self._members(channel)
+                if members is None:
+                    return None
+                people |= members
+        for group in rules.groups:
+            found = await self.gateway.call("usergroups_users_list", usergroup=group)
+            if not found:
+                return None
+            people |= set(found.get("users", []))
+        if rules.escalate_to is not None:
+            more = await self._possible(rules.escalate_to, starter, channel)
+            if more is None:
+                return None
+            people |= more
+        return people
+
+    async def _members(self, channel: str) -> set[str] | None:
+        """Every member of `channel` but the bot itself (every page of conversations.members), or None if
+        Slack could not say."""
+        cursor, found = "", set[str]()
+        for _page in range(MOST_MEMBER_PAGES):
+            page = await self.gateway.call(
+                "conversations_members", channel=channel, limit=MEMBERS_PAGE, cursor=cursor or None
+            )
+            if not page:
+                return None
+            found |= set(page.get("members", []))
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or ""
+            if not cursor:
+                me = await self.gateway.call("auth_test")
+                return found - {me.get("user_id")} if me else found
+        return None  # a very large channel: not limited
 
     async def may_post_in(self, user: str, channel: str) -> str | None:
         """Why `user` may not have a run card posted into `channel`, a channel they picked (not the one they

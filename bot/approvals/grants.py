@@ -11,6 +11,9 @@ Without them, an agent that loops makes people click for every call. A grant is 
 in kern's audit log, written together. When a run pauses on tool calls, the calls a live grant covers
 are approved on its behalf (the card says by which grant, granted by whom); if none is left to a
 person, the run continues. Revoking a grant (App Home, or `revoke`) stops it at once for later calls.
+A grant "in this run" ends with its run (it is no longer listed, nor applied, once the run completed,
+was cancelled or failed); one "in this workflow" at its expiry (`BotWorkflow.standing_approval`). Both
+say so where they show.
 
 Applying grants happens after the pause is stored, in the process that ran the step. If that process dies
 just then, the pause stays as it is, with its buttons: a person approves it, nothing is lost.
@@ -30,9 +33,11 @@ from bot.store import Card
 from bot.store.tables import grants
 from kern.db.base import BaseDb
 from kern.db.hot import INSERT_AUDIT, Tx
+from kern.db.schema import runs
 from kern.ids import new_id
 from kern.run import requirement as kinds
 from kern.run.agent import RunRequirement
+from kern.run.base import RunStatus
 
 if TYPE_CHECKING:
     from bot.approvals.access import Access
@@ -104,7 +109,7 @@ class Grants:
                 c.workflow == entry.name,
                 c.revoked_at.is_(None),
                 sa.or_(
-                    sa.and_(c.scope == "run", c.run_id == card.run_id),
+                    sa.and_(c.scope == "run", c.run_id == card.run_id, _run_goes_on()),
                     sa.and_(c.scope == "workflow", c.expires_at > now),
                 ),
             )
@@ -147,10 +152,10 @@ class Grants:
             if grant is None:
                 continue
             call.confirm(by=grant["granted_by"])
-            where = "in this run" if grant["scope"] == "run" else "in this workflow"
+            given = f"by {ui.who(grant['granted_by'])} at {ui.slack_time(grant['granted_at'])}"
             summary = (
                 f":white_check_mark: Approved automatically: `{ui.escape(call.tool_execution.tool_name)}` is always "
-                f"allowed {where} (by {ui.who(grant['granted_by'])} at {ui.slack_time(grant['granted_at'])})"
+                f"allowed {scope_words(grant)} ({given})"
             )
             recorded = await self.store.record_tool_decision(
                 rid, index, call.to_dict(), grant["granted_by"], summary, team=card.team_id, owes=owes
@@ -167,7 +172,11 @@ async def active_grants(
     from bot.store.migrations import BOT
 
     c, now = grants.c, time.time()
-    query = sa.select(grants).where(c.revoked_at.is_(None), sa.or_(c.expires_at.is_(None), c.expires_at > now))
+    query = sa.select(grants).where(
+        c.revoked_at.is_(None),
+        sa.or_(c.expires_at.is_(None), c.expires_at > now),
+        sa.or_(c.scope != "run", _run_goes_on()),  # a run's grant ends with its run
+    )
     if workflow is not None:
         query = query.where(c.workflow == workflow)
     if team is not None:
@@ -211,16 +220,38 @@ async def revoke_grant(db: BaseDb, grant_id: str, user: str) -> bool:
     return bool(await db.run_transaction(body, tables=BOT))
 
 
+def scope_words(grant: dict[str, Any]) -> str:
+    """Where and until when a grant allows its tool, as a card says it: "in this run, until the run ends" or
+    "in this workflow, until <time>"."""
+    if grant["scope"] == "run":
+        return "in this run, until the run ends"
+    return (
+        f"in this workflow, until {ui.slack_time(grant['expires_at'])}" if grant["expires_at"] else "in this workflow"
+    )
+
+
 def grant_line(grant: dict[str, Any]) -> str:
-    """How the App Home lists a grant."""
-    where = f"in run `{(grant['run_id'] or '')[:12]}`" if grant["scope"] == "run" else "in every run"
-    until = f" until {ui.slack_time(grant['expires_at'])}" if grant["expires_at"] else ""
+    """How the App Home lists a grant: the tool, its scope (the run, or the workflow) and expiry, its step,
+    who gave it."""
+    if grant["scope"] == "run":
+        where = f"in this run (`{(grant['run_id'] or '')[:12]}`) of *{ui.escape(grant['workflow'])}*"
+        until = "until the run ends"
+    else:
+        where = f"in this workflow, *{ui.escape(grant['workflow'])}* (every run)"
+        until = f"until {ui.slack_time(grant['expires_at'])}" if grant["expires_at"] else "until revoked"
     step = grant.get("step_name")
     at = f" at *{ui.escape(step)}*" if step else " (given before grants named their step: it allows nothing)"
     return (
-        f"`{ui.escape(grant['tool_name'])}` always allowed {where} of *{ui.escape(grant['workflow'])}*{at}{until} "
-        f"· by {ui.who(grant['granted_by'])}"
+        f"`{ui.escape(grant['tool_name'])}` always allowed {where}{at}, {until} "
+        f"· by {ui.who(grant['granted_by'])} at {ui.slack_time(grant['granted_at'])}"
     )
+
+
+def _run_goes_on() -> sa.ColumnElement[bool]:
+    """A run grant's run has not ended (still running or paused; a run gone from the store has ended)."""
+    r = runs.c
+    ended = (RunStatus.COMPLETED.value, RunStatus.CANCELLED.value, RunStatus.ERROR.value)
+    return sa.exists().where(r.run_id == grants.c.run_id, r.status.not_in(ended))
 
 
 def _plain(call: RunRequirement) -> bool:

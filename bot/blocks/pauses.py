@@ -41,6 +41,7 @@ from bot.blocks.kit import (
 )
 from bot.blocks.text import (
     FIELD_TEXT,
+    MESSAGE_BLOCK_TEXT_BUDGET,
     OPTION_TEXT,
     OUTPUT_PREVIEW,
     SECTION_TEXT,
@@ -80,6 +81,7 @@ def pause_blocks(
     tool_decisions: dict[int, str] | None = None,
     mention: str = "",
     standing: str | None = None,
+    about: Blocks | None = None,
 ) -> tuple[str, Blocks]:
     """The message a pause posts in the run's thread, with the controls that resolve it.
 
@@ -87,11 +89,13 @@ def pause_blocks(
     calls already decided (by index) while others still wait. `mention` (e.g. `<@U1> <!subteam^S1>`)
     starts the message's text, which drives Slack's notifications. A tool call that only needs approval
     also offers "Always allow" in this run, and, with `standing` (how long, e.g. "8 h"), in this workflow.
+    `about`: what the pause is about, under its question (`bot.blocks.about`: input, the author's context).
     """
     rid = req.requirement_id
     blocks: Blocks = [section(head_line(f"*{pause_title(req)}*", workflow, req))]
     if req.message and req.kind != kinds.EXECUTOR:
         blocks.append(section(quote(req.message, SECTION_TEXT)))
+    at = len(blocks)
     if req.kind == kinds.CONFIRMATION:
         blocks.append(_confirm_actions(req, branches))
     elif req.kind == kinds.USER_INPUT:
@@ -152,12 +156,37 @@ def pause_blocks(
         blocks.append(context(line))
     blocks.append(context(f"Who may answer: {approvers}"))
     blocks.append({"type": "actions", "block_id": f"h:{rid}", "elements": [button("Hand over…", HANDOVER, rid)]})
+    blocks[at:at] = _fitting(about or [], blocks)
     fallback = f"{pause_title(req).split(' ', 1)[1]}: {escape(workflow)} / {escape(req.step_name)}"
     if req.message:
         fallback += f" — {escape(req.message)}"
     if mention:
         fallback = f"{mention} {fallback}"
     return clip(fallback, 3000), blocks
+
+
+def _fitting(about: Blocks, blocks: Blocks) -> Blocks:
+    """As much of `about` as fits beside `blocks` in one message: Slack's 50 blocks, and the budget of
+    text all blocks share (`MESSAGE_BLOCK_TEXT_BUDGET`); the rest is left out, saying so."""
+    room = MESSAGE_BLOCK_TEXT_BUDGET - text_size(blocks)
+    kept: Blocks = []
+    for block in about:
+        size = text_size([block])
+        if len(blocks) + len(kept) + 2 > 50 or size > room - 100:
+            return [*kept, context("_(More about this pause is left out: the message is full.)_")]
+        kept.append(block)
+        room -= size
+    return kept
+
+
+def text_size(blocks: Any) -> int:
+    """The characters of text in `blocks` (every text object's, as Slack adds them up)."""
+    if isinstance(blocks, dict):
+        own = len(blocks["text"]) if isinstance(blocks.get("text"), str) else 0
+        return own + sum(text_size(v) for k, v in blocks.items() if isinstance(v, (dict, list)))
+    if isinstance(blocks, list):
+        return sum(text_size(v) for v in blocks)
+    return 0
 
 
 def _confirm_actions(req: StepRequirement, branches: tuple[str, str] | None) -> dict[str, Any]:

@@ -6,12 +6,15 @@ Everything is rendered from the run as stored, at the moment it is sent, so a me
 
 from __future__ import annotations
 
+import copy
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot import blocks as ui
 from bot import notify
+from bot.blocks import about
 from bot.blocks.text import describe_duration, unseen
 from bot.registry import BotWorkflow, Registry
 from bot.slack.gateway import SlackCallFailed, SlackGateway
@@ -24,6 +27,7 @@ from kern.run.base import RunStatus
 from kern.run.requirement import StepRequirement
 from kern.run.workflow import WorkflowRunOutput
 
+log = logging.getLogger("kern_bot")
 MIN_PREFIX = 6  # characters of a run id that a command accepts
 RETRY_SOON = 1.0  # seconds: a decided message waits this long for its pause message to be posted first
 
@@ -122,6 +126,7 @@ class Presenter:
         self.registry = registry
         self.store = store
         self._links: dict[str, str] = {}  # run id -> permalink of its card
+        self._logged: set[tuple[str, str]] = set()  # (pause, what) whose author's renderer failure was logged
 
     @staticmethod
     def branches(entry: BotWorkflow, req: StepRequirement) -> tuple[str, str] | None:
@@ -134,6 +139,62 @@ class Presenter:
             ", ".join(s.name for s in node.else_steps),  # type: ignore[attr-defined]
         )
 
+    def asked(self, entry: BotWorkflow, req: StepRequirement, run: WorkflowRunOutput | None) -> StepRequirement:
+        """`req` as its pause shows it: with its question worded from the run's data by the workflow's
+        `step_messages` (a copy: the run's own requirement is never changed), or as it is."""
+        made = about.question(entry.step_messages.get(req.step_name), run, req)
+        if made.problem:
+            self._log_once(entry, req, "step_messages", made.problem)
+        if made.text is None:
+            return req
+        shown = copy.copy(req)
+        shown.message = made.text
+        return shown
+
+    def about_view(self, entry: BotWorkflow, req: StepRequirement, run: WorkflowRunOutput | None) -> ui.Blocks:
+        """What a pause is about (`bot.blocks.about`), the author's context renderer's included; a renderer
+        that fails is left out and logged once per pause."""
+        made = about.about_blocks(run, req, self.does(entry, req), entry.context_for(req.step_name))
+        if made.problem:
+            self._log_once(entry, req, "context renderer", made.problem)
+        return made.blocks
+
+    @staticmethod
+    def does(entry: BotWorkflow, req: StepRequirement) -> str | None:
+        """What confirming a pause runs, as mrkdwn: the step's description, its agent or team, its function,
+        or the steps inside it; None when that is not known (or a Condition, whose buttons say it)."""
+        node = entry.workflow.node_at(req.step_path) if req.step_path else None
+        if node is None or req.step_type == "Condition":
+            return None
+        if node.description:
+            return f"*{ui.escape(node.name)}*: {ui.escape(ui.truncate(node.description, 300))}"
+        runner = getattr(node, "agent", None) or getattr(node, "team", None)
+        if runner is not None:
+            kind = "team" if getattr(node, "team", None) is not None else "agent"
+            return f"the {kind} *{ui.escape(getattr(runner, 'name', None) or kind)}*"
+        inner = [getattr(s, "name", None) or "step" for s in getattr(node, "steps", None) or []]
+        if inner:
+            return "its steps " + ", ".join(f"*{ui.escape(n)}*" for n in inner[:10])
+        executor = getattr(node, "executor", None)
+        name = getattr(executor, "__name__", None)
+        return f"`{ui.escape(name)}`" if name and not name.startswith(("_", "<")) else None  # not a private one
+
+    def _log_once(self, entry: BotWorkflow, req: StepRequirement, what: str, problem: str) -> None:
+        key = (req.requirement_id, what)
+        if key in self._logged:
+            return
+        if len(self._logged) > 10000:
+            self._logged.clear()
+        self._logged.add(key)
+        log.error(
+            "Workflow %r, step %r: its %s %s; pause %s is shown without it.",
+            entry.name,
+            req.step_name,
+            what,
+            problem,
+            req.requirement_id,
+        )
+
     def pause_view(
         self,
         entry: BotWorkflow,
@@ -141,13 +202,16 @@ class Presenter:
         decided: dict[int, str] | None = None,
         starter: str = "",
         tally: str | None = None,
+        run: WorkflowRunOutput | None = None,
     ) -> tuple[str, ui.Blocks]:
         """A pause message's text and blocks, mentioning who may answer (`starter`: who started the run);
-        `tally` adds lines under "Who may answer" (votes, hand-overs, escalation)."""
+        `tally` adds lines under "Who may answer" (votes, hand-overs, escalation); `run`, the stored run,
+        says what the pause is about (its input, the author's context)."""
         rules = entry.approvers_for(req.step_name)
         who = notify.who_may_answer(rules, starter) + (f"\n{tally}" if tally else "")
         return ui.pause_blocks(
-            req,
+            self.asked(entry, req, run),
+            about=self.about_view(entry, req, run),
             workflow=entry.name,
             approvers=who,
             branches=self.branches(entry, req),
@@ -179,7 +243,7 @@ class Presenter:
         return [*blocks, ui.context(line)]
 
     async def decided_view(
-        self, entry: BotWorkflow, req: StepRequirement, detail: dict[str, Any]
+        self, entry: BotWorkflow, req: StepRequirement, detail: dict[str, Any], run: WorkflowRunOutput | None = None
     ) -> tuple[str, ui.Blocks, ui.Outcome]:
         """The decided form of a pause message, from the stored requirement and kern's recorded decision."""
         summaries = None
@@ -188,7 +252,11 @@ class Presenter:
             summaries = {i: d["summary"] for i, d in decisions.items()}
         result = ui.outcome(req, detail, self.branches(entry, req))
         fallback, blocks = ui.decided_blocks(
-            req, workflow=entry.name, outcome=result, decision=detail.get("decision"), tool_summaries=summaries
+            self.asked(entry, req, run),
+            workflow=entry.name,
+            outcome=result,
+            decision=detail.get("decision"),
+            tool_summaries=summaries,
         )
         return fallback, blocks, result
 
@@ -198,7 +266,12 @@ class Presenter:
         await self.gateway.call("chat_update", channel=card.channel, ts=card.ts, text=fallback, blocks=blocks)
 
     async def redraw(
-        self, entry: BotWorkflow, req: StepRequirement, card: Card, clicked: tuple[str, str] | None = None
+        self,
+        entry: BotWorkflow,
+        req: StepRequirement,
+        card: Card,
+        clicked: tuple[str, str] | None = None,
+        run: WorkflowRunOutput | None = None,
     ) -> None:
         """Draw an open pause's message and its copies again (and `clicked`, the message clicked, if the store
         does not know its ts yet), with what happened to it so far: tool calls decided, votes, hand-overs.
@@ -212,7 +285,7 @@ class Presenter:
         if req.kind == kinds.EXECUTOR:
             decided = {i: d["summary"] for i, d in (await self.store.tool_decisions(req.requirement_id)).items()}
         notes = await pause_notes(self.store.db, entry.approvers_for(req.step_name), req.requirement_id)
-        fallback, blocks = self.pause_view(entry, req, decided, card.started_by, notes or None)
+        fallback, blocks = self.pause_view(entry, req, decided, card.started_by, notes or None, run)
         away = blocks
         if entry.approvals_channel or copies:
             away = await self._elsewhere(entry, card, blocks, must=False)
@@ -290,7 +363,7 @@ class Presenter:
             already = view.open_pauses.get(req.requirement_id) or await self.store.pause(req.requirement_id)
             if already is not None and already.ts:
                 return done  # posted by an earlier attempt that recorded it
-            fallback, blocks = self.pause_view(entry, req, starter=card.started_by)
+            fallback, blocks = self.pause_view(entry, req, starter=card.started_by, run=run)
             where: dict[str, Any] = {"channel": card.channel, "thread_ts": card.ts}
             if entry.approvals_channel:  # a top-level message there, linking back to the card
                 where = {"channel": entry.approvals_channel}
@@ -318,7 +391,7 @@ class Presenter:
         elif message.kind == "redraw" and req is not None:
             if req.status == "pending":  # decided meanwhile: its decided form (owed with the decision) shows all
                 clicked = (message.detail or {}).get("clicked")
-                await self.redraw(entry, req, card, tuple(clicked) if clicked else None)
+                await self.redraw(entry, req, card, tuple(clicked) if clicked else None, run)
         elif message.kind == "dm" and req is not None:
             to = (message.detail or {}).get("to") or card.started_by
             done.copy = await self._send_copy(view, req, to, look_first=look_first)
@@ -330,7 +403,7 @@ class Presenter:
                 if await self.store.copy_still_owed(req.requirement_id, detail.get("to")):
                     raise NotYet(f"the DM copy of pause {req.requirement_id} for {to} is not posted yet")
                 return done
-            fallback, blocks, _result = await self.decided_view(entry, req, detail)
+            fallback, blocks, _result = await self.decided_view(entry, req, detail, run)
             blocks = await self._elsewhere(entry, card, blocks)
             await self.gateway.send("chat_update", channel=copy.channel, ts=copy.ts, text=fallback, blocks=blocks)
         elif message.kind == "close" and req is not None:
@@ -341,7 +414,7 @@ class Presenter:
                 if await self.store.pause_still_owed(req.requirement_id):
                     raise NotYet(f"pause {req.requirement_id} is not posted yet")
                 return done
-            fallback, blocks, result = await self.decided_view(entry, req, message.detail or {})
+            fallback, blocks, result = await self.decided_view(entry, req, message.detail or {}, run)
             done.outcome = result.summary
             if pause.channel != card.channel:
                 blocks = await self._elsewhere(entry, card, blocks)
@@ -390,7 +463,7 @@ class Presenter:
         mark = pause_mark(view.run.run_id, req.requirement_id)
         ts = await self.find_posted({"channel": channel}, mark, view.card.ts) if look_first else None
         if ts is None:
-            fallback, blocks = self.pause_view(view.entry, req, starter=view.card.started_by)
+            fallback, blocks = self.pause_view(view.entry, req, starter=view.card.started_by, run=view.run)
             blocks = await self._elsewhere(view.entry, view.card, blocks)
             sent = await self.gateway.send(
                 "chat_postMessage", channel=channel, text=fallback, blocks=blocks, metadata=mark

@@ -29,11 +29,12 @@ from bot.slack.workspaces import team
 from bot.store import BotStore, Card, Delivery
 from bot.store.pause_notes import Notes, read_notes
 from bot.surfaces.home_queries import HomeQueries, OpenPause
+from kern.db.base import StoredRun
 from kern.exceptions import CorruptRunError, RunNotFoundError
 from kern.run import requirement as kinds
 from kern.run.base import RunStatus
 from kern.run.requirement import StepRequirement
-from kern.workflow.stored_runs import read_pause
+from kern.workflow.stored_runs import read_pause, read_run
 
 log = logging.getLogger("kern_bot")
 Ack = Callable[..., Awaitable[Any]]
@@ -61,6 +62,7 @@ class Waiting:
     card: Card
     req: StepRequirement
     notes: Notes
+    stored: StoredRun | None = None  # its run as stored (what the pause is about is drawn from it)
 
 
 class Home:
@@ -221,7 +223,7 @@ class Home:
                 and active.get("status", "pending") == "pending"  # the stored form's default, as from_dict reads it
             ):
                 try:
-                    found.append(Waiting(entry, row.card, read_pause(row.card.run_id, active), Notes()))
+                    found.append(Waiting(entry, row.card, read_pause(row.card.run_id, active), Notes(), record))
                 except CorruptRunError as exc:  # one unreadable run is left out, not everyone's Home
                     self.store.db.quarantine.hold(exc)
                     found.append(None)
@@ -258,8 +260,14 @@ class Home:
                 i: d["summary"] for i, d in (await self.store.tool_decisions(waiting.req.requirement_id)).items()
             }
         notes = waiting.notes.text(waiting.entry.approvers_for(waiting.req.step_name))
+        run = None
+        if waiting.stored is not None:
+            try:
+                run = read_run(waiting.stored)
+            except CorruptRunError as exc:  # its pause was read: drawn without what it is about
+                self.store.db.quarantine.hold(exc)
         _, blocks = self.presenter.pause_view(
-            waiting.entry, waiting.req, decided, waiting.card.started_by, notes or None
+            waiting.entry, waiting.req, decided, waiting.card.started_by, notes or None, run
         )
         where = f"Run `{waiting.card.run_id[:12]}` in <#{waiting.card.channel}>"
         return [*blocks, ui.context(where)]

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot import blocks as ui
-from bot.approvals.grants import Grants
+from bot.approvals.grants import Grants, scope_words
 from bot.approvals.types import Check, Loaded
 from bot.surfaces.interactions import Ack, Interactions, who_where
 from bot.surfaces.modals import Modals, as_action_body
@@ -290,8 +290,7 @@ class ToolCalls:
             await self.gateway.tell(loaded.card.channel, user, "This workflow allows no workflow-wide approvals.")
             return
         tool = call.tool_execution.tool_name
-        where = "in this workflow" if workflow_wide else "in this run"
-        await self.grants.grant(loaded, tool, user, workflow_wide=workflow_wide)
+        where = scope_words(await self.grants.grant(loaded, tool, user, workflow_wide=workflow_wide))
 
         def approve(call: RunRequirement, who: str) -> str:
             call.confirm(by=who)
