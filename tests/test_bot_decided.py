@@ -21,7 +21,7 @@ from kern.tools import tool
 from kern.workflow import OnReject, Router, Step, StepInput, StepOutput, UserInputField, Workflow
 from tests.conftest import make_db, unique
 from tests.openai_stub import FakeOpenAI, calls, text, tool_results
-from tests.test_bot_e2e import SECRET, Env, env, run, run_id_of_card, settle, start_bot  # noqa: F401
+from tests.test_bot_e2e import SECRET, Env, env, reject, run, run_id_of_card, settle, start_bot  # noqa: F401
 
 TEXT = "plain_text_input"
 
@@ -53,8 +53,7 @@ async def open_and_submit(env: Env, action_id: str, values: dict[str, Any]) -> t
 async def test_a_rejection_that_cancels_keeps_the_question(env: Env) -> None:
     card = await run(env, "deploy api")
     pause = env.slack.thread(card.ts)[-1]
-    await env.slack.click(ui.REJECT, user="U2")
-    await settle(env)
+    await reject(env, "U2")
     decided = env.slack.messages[pause.ts]
     assert header(decided).startswith(":no_entry: *Rejected: run cancelled* · `deploy` / *deploy*")
     text = json.dumps(decided.blocks)

@@ -132,7 +132,7 @@ def tool_cards(env: Env) -> list[str]:
     return [
         json.dumps(m.blocks, ensure_ascii=False)
         for m in env.slack.messages.values()
-        if "Tool call needs approval" in json.dumps(m.blocks)
+        if "wants to call `" in json.dumps(m.blocks)  # open or decided
     ]
 
 
