@@ -165,6 +165,7 @@ async def test_always_allow_in_this_run_covers_the_agents_later_calls(env: Env) 
     cards = tool_cards(env)
     assert "<@U2>" in cards[0]
     assert "Approved automatically: `deploy` is always allowed in this run (by <@U2>" in cards[1]
+    assert "Tool call needs approval" not in cards[1] and "Decided at" not in cards[1]  # decided: the grant says it
     assert [a for a in await env.bot.registry.db.audit_log(actor="U2", limit=LOG_ALL) if a["decision"] == "grant"]
     assert "drop_table" in cards[2] and "Approve once" in cards[2] and deployed == ["api", "web"]
     await env.slack.click(ui.TOOL_OK, user="U2")
