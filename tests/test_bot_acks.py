@@ -74,7 +74,7 @@ def cards(slack: DevSlack) -> list[str]:
 
 
 def pause_messages(slack: DevSlack) -> list[Any]:
-    return [m for m in slack.messages.values() if m.thread_ts and "Approval needed" in json.dumps(m.blocks)]
+    return [m for m in slack.messages.values() if m.thread_ts and (m.metadata or {}).get("event_type") == "kern_pause"]
 
 
 def told(slack: DevSlack) -> list[str]:

@@ -76,9 +76,7 @@ async def env(db_kind: str, tmp_path: Path, model: FakeOpenAI) -> AsyncIterator[
 
 
 def tool_card(env: Env) -> str:
-    found = [
-        json.dumps(m.blocks) for m in env.slack.messages.values() if "Tool call needs approval" in json.dumps(m.blocks)
-    ]
+    found = [json.dumps(m.blocks) for m in env.slack.messages.values() if "wants to call `" in json.dumps(m.blocks)]
     return found[-1] if found else ""
 
 

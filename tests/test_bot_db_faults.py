@@ -48,7 +48,7 @@ def workflow() -> BotWorkflow:
 
 
 def pauses(slack: DevSlack) -> list[Any]:
-    return [m for m in slack.messages.values() if m.thread_ts and "Approval needed" in json.dumps(m.blocks)]
+    return [m for m in slack.messages.values() if m.thread_ts and (m.metadata or {}).get("event_type") == "kern_pause"]
 
 
 def cards(slack: DevSlack) -> list[str]:

@@ -21,7 +21,7 @@ from kern.tools import tool
 from kern.workflow import OnReject, Router, Step, StepInput, StepOutput, UserInputField, Workflow
 from tests.conftest import make_db, unique
 from tests.openai_stub import FakeOpenAI, calls, text, tool_results
-from tests.test_bot_e2e import SECRET, Env, env, run, run_id_of_card, settle, start_bot  # noqa: F401
+from tests.test_bot_e2e import SECRET, Env, env, reject, run, run_id_of_card, settle, start_bot  # noqa: F401
 
 TEXT = "plain_text_input"
 
@@ -33,6 +33,26 @@ def header(message: Any) -> str:
 
 def controls(message: Any) -> list[dict[str, Any]]:
     return [b for b in message.blocks if b["type"] == "actions"]
+
+
+# What an open pause asks for (its label): a decided message shows its outcome instead, once.
+OPEN_LABELS = (
+    ":raised_hand: Approval needed",
+    ":memo: Input needed",
+    ":mag: Review needed",
+    ":repeat: Review iteration",
+    ":twisted_rightwards_arrows: Choose a route",
+    ":warning: A step failed",
+    ":hammer_and_wrench: Tool call needs approval",
+)
+
+
+def assert_decided_once(message: Any) -> str:
+    """A decided message: no controls, no open label anywhere; its blocks as text (mrkdwn, not ASCII-escaped)."""
+    kept = json.dumps(message.blocks, ensure_ascii=False)
+    assert controls(message) == [], kept
+    assert not [label for label in OPEN_LABELS if label in kept], kept
+    return kept
 
 
 def text_value(value: str | None) -> dict[str, Any]:
@@ -53,8 +73,7 @@ async def open_and_submit(env: Env, action_id: str, values: dict[str, Any]) -> t
 async def test_a_rejection_that_cancels_keeps_the_question(env: Env) -> None:
     card = await run(env, "deploy api")
     pause = env.slack.thread(card.ts)[-1]
-    await env.slack.click(ui.REJECT, user="U2")
-    await settle(env)
+    await reject(env, "U2")
     decided = env.slack.messages[pause.ts]
     assert header(decided).startswith(":no_entry: *Rejected: run cancelled* · `deploy` / *deploy*")
     text = json.dumps(decided.blocks)
@@ -84,6 +103,58 @@ async def test_a_conditions_no_is_a_choice_not_a_rejection(env: Env) -> None:
     await settle(env)
     assert header(env.slack.messages[pause.ts]).startswith(":white_check_mark: *Chose: Yes, ran detailed*")
     assert "Detailed analysis done" in env.card_text()
+
+
+async def test_no_decided_form_keeps_its_open_label(env: Env) -> None:
+    """Every pause kind of the examples, decided: the outcome heads it once, who and when once, no open label."""
+    card = await run(env, "deploy api")  # a confirmation, approved with a comment
+    await env.slack.click(ui.OPEN_APPROVE, user="U2")
+    await settle(env)
+    await env.slack.submit(env.slack.last_view()["id"], text_value("after the <freeze>"), user="U2")
+    await settle(env)
+    kept = assert_decided_once(env.slack.thread(card.ts)[-1])
+    assert "*Comment*\\nafter the &lt;freeze&gt;" in kept and kept.count("Approved by <@U2> at <!date^") == 1
+
+    decided = []
+    card = await run(env, "report")  # user input
+    values = {
+        "f0": {"v": {"type": TEXT, "value": "Weekly"}},
+        "f1": {"v": {"type": "static_select", "selected_option": {"value": "0"}}},
+        "f2": {"v": {"type": "number_input", "value": "4"}},
+        "f3": {"v": {"type": "checkboxes", "selected_options": []}},
+    }
+    await open_and_submit(env, ui.OPEN_INPUT, values)
+    decided.append((env.slack.thread(card.ts)[0], ":memo: *Input provided*", "Submitted by <@U1>"))
+    card = await run(env, "newsletter kern")  # an output review
+    await env.slack.click(ui.CONFIRM)
+    await settle(env)
+    decided.append((env.slack.thread(card.ts)[0], ":white_check_mark: *Approved*", "Approved by <@U1>"))
+    card = await run(env, "refine idea")  # an iteration review
+    await env.slack.click(ui.CONFIRM)
+    await settle(env)
+    decided.append((env.slack.thread(card.ts)[0], ":white_check_mark: *Approved*", "Approved by <@U1>"))
+    card = await run(env, "triage login broken")  # a route
+    state = {ui.ROUTE_BLOCK: {ui.ROUTE_PICK: {"type": "static_select", "selected_option": {"value": "0"}}}}
+    await env.slack.click(ui.ROUTE_GO, state=state, thread_ts=card.ts)
+    await settle(env)
+    decided.append((env.slack.thread(card.ts)[0], ":twisted_rightwards_arrows: *Chose bug*", "Chosen by <@U1>"))
+    card = await run(env, "analysis")  # a Condition
+    await env.slack.click(ui.CONFIRM)
+    await settle(env)
+    decided.append((env.slack.thread(card.ts)[0], ":white_check_mark: *Chose: Yes, ran detailed*", "Answered by"))
+    card = await run(env, "flaky")  # a failed step
+    await env.slack.click(ui.RETRY)
+    await settle(env)
+    decided.append((env.slack.thread(card.ts)[0], ":repeat: *Retried*", "Retried by <@U1>"))
+    card = await run(env, "deploy web")  # a confirmation, rejected with a reason: the run is cancelled
+    await reject(env, "U2", reason="not today")
+    decided.append((env.slack.thread(card.ts)[-1], ":no_entry: *Rejected: run cancelled*", "Rejected by <@U2>"))
+    for message, head, by in decided:
+        kept = assert_decided_once(message)
+        assert header(message).startswith(head), kept
+        assert kept.count(f"{by}") == 1 and kept.count("<!date^") == 1, kept  # who and when, once
+    assert "*Reason*\\nnot today" in json.dumps(decided[-1][0].blocks)
+    assert env.errors() == []
 
 
 # ----- forms: user input, edits, feedback ------------------------------------------------------------------
@@ -343,10 +414,43 @@ async def test_decided_tool_calls_keep_their_arguments(db_kind: str, tmp_path: P
             decided = slack.messages[pause.ts]
             kept = json.dumps(decided.blocks)
             assert header(decided).startswith(":white_check_mark: *Tool calls decided*")
+            assert_decided_once(decided)
+            assert kept.count("Approved by <@U2>") == 1 and kept.count("Rejected by <@U1>") == 1  # each call's, once
             assert kept.count("wants to call `page_oncall`") == 2
             assert "db &lt;core&gt;" in kept and "*urgency*\\nhigh" in kept and "*team*\\nweb" in kept
             assert "Approved by <@U2>" in kept and "Rejected by <@U1>" in kept and "not at night" in kept
             assert controls(decided) == [] and env.errors() == []
+        finally:
+            await bot.background.idle(10)
+            await web_runner.cleanup()
+
+
+async def test_a_cancelled_tool_call_reads_cleanly(db_kind: str, tmp_path: Path, server: FakeOpenAI) -> None:
+    server.script(
+        calls(("page_oncall", {"team": "db", "urgency": "high"}), ("page_oncall", {"team": "web", "urgency": "low"}))
+    )
+    db = make_db(db_kind, tmp_path)
+    agent = Agent(name="Pager", model=OpenAIChat(id="m", base_url=server.base_url, api_key="t"), tools=[page_oncall])
+    entry = BotWorkflow(Workflow(name=unique("pager"), steps=[Step(name="page", agent=agent)]), name="pager")
+    async with DevSlack(SECRET) as slack:
+        bot, web_runner, url = await start_bot(slack, Registry([entry], db))
+        slack.bot_endpoint = url
+        env = Env(slack, bot, db)
+        try:
+            card = await run(env, "pager disk full")
+            await slack.until(lambda: any(ui.TOOL_OK in json.dumps(m.blocks) for m in slack.thread(card.ts)))
+            pause = slack.thread(card.ts)[-1]
+            await slack.click(ui.TOOL_OK, user="U2")  # the first call; the second is never decided
+            await settle(env)
+            await slack.command(f"cancel {(await run_id_of_card(env))[:8]}", user="U1")
+            await settle(env)
+            await slack.until(lambda: not controls(slack.messages[pause.ts]))
+            decided = slack.messages[pause.ts]
+            kept = assert_decided_once(decided)
+            assert header(decided).startswith(":no_entry: *Run cancelled*")
+            assert "Approved by <@U2> at <!date^" in kept and ":heavy_minus_sign: Not decided" in kept
+            assert "Decided by" not in kept and not kept.rstrip("]}").endswith(": ")  # nothing dangles
+            assert kept.count("Cancelled by <@U1> at <!date^") == 1 and env.errors() == []
         finally:
             await bot.background.idle(10)
             await web_runner.cleanup()

@@ -104,6 +104,25 @@ async def run(env: Env, text: str, user: str = "U1") -> Any:
     return env.card()
 
 
+async def open_reject(env: Env, user: str = "U1", thread_ts: str | None = None) -> dict[str, Any]:
+    """Click a confirmation's "Reject…" (the newest, or the newest in `thread_ts`): the form it opens."""
+    await env.slack.click(ui.OPEN_FEEDBACK, user=user, thread_ts=thread_ts)
+    await settle(env)
+    view = env.slack.last_view()
+    assert view["callback_id"] == ui.V_FEEDBACK and view.get("user", user) == user, view
+    return view
+
+
+async def reject(env: Env, user: str = "U1", reason: str | None = None, thread_ts: str | None = None) -> None:
+    """Reject a confirmation as a person does: "Reject…", then the form with its optional reason."""
+    view = await open_reject(env, user, thread_ts)
+    status, body, _took = await env.slack.submit(
+        view["id"], {"text": {"v": {"type": "plain_text_input", "value": reason}}}, user=user
+    )
+    assert status == 200 and body == "", body
+    await settle(env)
+
+
 # ----- requests and commands ------------------------------------------------------------------------
 async def test_signatures_are_checked(env: Env) -> None:
     status, _, _ = await env.slack.send(
@@ -135,8 +154,12 @@ async def test_confirmation_approve(env: Env) -> None:
     pause = env.slack.thread(card.ts)[-1]
     assert "Deploy to production?" in json.dumps(pause.blocks)
     assert "*Service*\\napi" in json.dumps(pause.blocks)  # the example's context renderer (`make run` shows it)
-    reject = env.slack.find(ui.REJECT)[1]
-    assert reject["confirm"]["title"]["text"] == "Reject and cancel?"  # on_reject=cancel asks first
+    message, _, block_id = env.slack.find(ui.CONFIRM)
+    actions = next(b for b in message.blocks if b.get("block_id") == block_id)
+    assert [e["text"]["text"] for e in actions["elements"]] == ["Approve", "Approve with comment…", "Reject…"]
+    form = await open_reject(env, "U2")  # on_reject=cancel: the form says so before anything happens
+    assert ":warning: *Rejecting cancels the run.*" in json.dumps(form["blocks"])
+    assert form["submit"]["text"] == "Reject and cancel" and form["blocks"][-1]["optional"] is True
     status, _, took = await env.slack.click(ui.CONFIRM, user="U2")
     assert status == 200 and took < 1.0
     await settle(env)
@@ -152,7 +175,11 @@ async def test_confirmation_approve(env: Env) -> None:
 async def test_reject_cancels_and_double_click_loses(env: Env) -> None:
     await run(env, "deploy web")
     old_card = env.slack.find(ui.CONFIRM)
-    clicks = await asyncio.gather(env.slack.click(ui.REJECT, user="U2"), env.slack.click(ui.CONFIRM, user="U3"))
+    form = await open_reject(env, "U2")
+    no_reason = {"text": {"v": {"type": "plain_text_input", "value": None}}}
+    clicks = await asyncio.gather(
+        env.slack.submit(form["id"], no_reason, user="U2"), env.slack.click(ui.CONFIRM, user="U3")
+    )
     assert all(c[0] == 200 for c in clicks)
     await settle(env)
     text = env.card_text()

@@ -132,7 +132,7 @@ def tool_cards(env: Env) -> list[str]:
     return [
         json.dumps(m.blocks, ensure_ascii=False)
         for m in env.slack.messages.values()
-        if "Tool call needs approval" in json.dumps(m.blocks)
+        if "wants to call `" in json.dumps(m.blocks)  # open or decided
     ]
 
 
@@ -165,6 +165,7 @@ async def test_always_allow_in_this_run_covers_the_agents_later_calls(env: Env) 
     cards = tool_cards(env)
     assert "<@U2>" in cards[0]
     assert "Approved automatically: `deploy` is always allowed in this run, until the run ends (by <@U2>" in cards[1]
+    assert "Tool call needs approval" not in cards[1] and "Decided at" not in cards[1]  # decided: the grant says it
     assert [a for a in await env.bot.registry.db.audit_log(actor="U2", limit=LOG_ALL) if a["decision"] == "grant"]
     assert "drop_table" in cards[2] and "Approve once" in cards[2] and deployed == ["api", "web"]
     await env.slack.click(ui.TOOL_OK, user="U2")

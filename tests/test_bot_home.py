@@ -104,7 +104,9 @@ async def test_home_lists_only_the_pauses_the_user_may_answer_with_their_control
     assert waiting_steps(view) == ["group", "mine"]  # newest first; not "theirs"
     assert "3 pauses" not in text_of(view) and "2 pauses wait on you" in text_of(view)
     ids = [el["action_id"] for b in view["blocks"] if b["type"] == "actions" for el in b["elements"]]
-    assert len(confirm_values(view)) == 2 and len(ids) == len(set(ids)) == 6  # unique within the view (with Hand over…)
+    assert (
+        len(confirm_values(view)) == 2 and len(ids) == len(set(ids)) == 8
+    )  # unique in the view (4 each, Hand over… too)
     assert "You have not started a run yet" in text_of(view)  # UAPP started nothing
 
     other = await open_home(env, "UOTHER")

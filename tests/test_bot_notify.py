@@ -28,7 +28,7 @@ from kern.workflow import Step, Workflow
 from kern.workflow.types import OnTimeout
 from tests.conftest import make_db, unique
 from tests.openai_stub import FakeOpenAI, calls, text, tool_results
-from tests.test_bot_e2e import SECRET, Env, run_id_of_card, settle, start_bot
+from tests.test_bot_e2e import SECRET, Env, reject, run_id_of_card, settle, start_bot
 
 
 def confirm(name: str, **options: Any) -> Workflow:
@@ -193,8 +193,7 @@ async def test_dm_copies_are_closed_everywhere_when_answered_from_a_dm(env: Env)
 async def test_dm_copies_are_closed_when_answered_in_the_thread(env: Env) -> None:
     card = await start(env, "named")
     await env.slack.until(lambda: len(env.slack.dm_of("UBOSS")) == 1)
-    await env.slack.click(ui.REJECT, user="UOPS", thread_ts=card.ts)  # a member of the group, in the thread
-    await settle(env)
+    await reject(env, "UOPS", thread_ts=card.ts)  # a member of the group, in the thread
     for copy in (env.slack.thread(card.ts)[-1], env.slack.dm_of("UAPP")[0], env.slack.dm_of("UBOSS")[0]):
         assert decided(copy) and "Rejected by <@UOPS>" in json.dumps(copy.blocks)
 

@@ -375,7 +375,7 @@ async def test_a_workflow_wide_grant_in_one_workspace_allows_nothing_in_another(
             return [
                 json.dumps(m.blocks)
                 for m in slack.messages.values()
-                if m.channel == channel and "Tool call needs approval" in json.dumps(m.blocks)
+                if m.channel == channel and "wants to call `" in json.dumps(m.blocks)  # open or decided
             ]
 
         server.script(call("deploy", service="api"), echo_tool_results)

@@ -90,7 +90,9 @@ async def started(env: Env) -> str:
 
 
 def thread_pauses(env: Env) -> list[Any]:
-    return [m for m in env.slack.messages.values() if m.thread_ts and "Approval needed" in json.dumps(m.blocks)]
+    return [
+        m for m in env.slack.messages.values() if m.thread_ts and (m.metadata or {}).get("event_type") == "kern_pause"
+    ]
 
 
 async def sweep_until(env: Env, done: Any, within: float = 10.0) -> None:

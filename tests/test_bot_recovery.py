@@ -159,7 +159,7 @@ def card(slack: DevSlack) -> str:
 
 
 def pause_messages(slack: DevSlack) -> list[Any]:
-    return [m for m in slack.messages.values() if m.thread_ts and "Approval needed" in json.dumps(m.blocks)]
+    return [m for m in slack.messages.values() if m.thread_ts and (m.metadata or {}).get("event_type") == "kern_pause"]
 
 
 async def test_a_killed_process_run_is_taken_over(db_url: str, tmp_path: Path) -> None:

@@ -153,6 +153,10 @@ async def test_a_restart_between_a_reminder_and_the_escalation(
         await slack.click(ui.CONFIRM, user="ULEAD")  # a member of the escalation group may answer now
         await fresh.background.idle(10)
         await slack.until(lambda: "Completed" in json.dumps([m.blocks for m in slack.messages.values()]))
+        decided = next(m for m in slack.messages.values() if "Approved by <@ULEAD>" in json.dumps(m.blocks))
+        kept = json.dumps(decided.blocks)  # the decided message keeps the escalation, with its time
+        assert ":arrow_double_up: Escalated to <@UBOSS> <!subteam^SLEADS> at <!date^" in kept
+        assert "they may answer too" not in kept and "actions" not in kept
     finally:
         await fresh.background.idle(10)
         await server2.cleanup()

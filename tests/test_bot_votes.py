@@ -24,7 +24,7 @@ from bot.store.tables import handovers, outbox, votes
 from kern.run.base import RunStatus
 from kern.workflow import Step, Workflow
 from tests.conftest import make_db, unique
-from tests.test_bot_e2e import SECRET, Env, run_id_of_card, settle, start_bot
+from tests.test_bot_e2e import SECRET, Env, open_reject, reject, run_id_of_card, settle, start_bot
 
 TEAM = tuple(f"U{n:02d}" for n in range(1, 21))  # twenty people allowed to approve
 shipped: list[str] = []
@@ -143,17 +143,16 @@ async def test_a_reject_rejects_at_once_and_reject_required_asks_for_more(env: E
     run_id = await paused(env, "quorum")
     await env.slack.click(ui.CONFIRM, user="U01")
     await settle(env)
-    await env.slack.click(ui.REJECT, user="U03")
+    await reject(env, "U03")
     await env.slack.until(lambda: "Rejected by <@U03>" in pause_message(env))
     assert shipped == [] and await status(env, "quorum", run_id) == RunStatus.COMPLETED  # on_reject=skip
 
     run_id = await paused(env, "twice")
-    await env.slack.click(ui.REJECT, user="U04")
-    await settle(env)
+    await reject(env, "U04")
     assert "Your rejection is counted" in env.slack.ephemeral[-1]["text"]
     assert "Rejections: 1 of 2 (<@U04>)" in env.slack.ephemeral[-1]["text"]
     assert await status(env, "twice", run_id) == RunStatus.PAUSED
-    await env.slack.click(ui.REJECT, user="U05")
+    await reject(env, "U05")
     await env.slack.until(lambda: "Rejected by <@U05>" in pause_message(env))
     assert shipped == [] and await vote_rows(env, run_id) == [("U04", False), ("U05", False)]
 
@@ -334,8 +333,7 @@ async def test_a_hand_over_passes_the_givers_vote_and_adds_none(env: Env) -> Non
     await env.bot.handovers.hand_over(await pause_id(env), "U01", "UY", None)  # submitted anyway
     await settle(env)
     assert "You handed this pause to <@UX> already" in told(env, "U01")
-    await env.slack.click(ui.REJECT, user="U03")  # 1 of 2 rejections
-    await settle(env)
+    await reject(env, "U03")  # 1 of 2 rejections
     await env.slack.click(ui.HANDOVER, user="U03")  # nor may a voter hand over: their vote is cast
     await settle(env)
     assert "You have voted on this pause" in json.dumps(env.slack.last_view())
@@ -419,3 +417,97 @@ async def test_the_tally_is_owed_with_the_vote_and_survives_slack_failing(env: E
     pause_ts = next(m.ts for m in env.slack.messages.values() if m.thread_ts)
     to_pause = [a for m, a, _b in env.slack.calls[before:] if m == "chat.update" and a.get("ts") == pause_ts]
     assert to_pause and all("Approved by <@U02>" in json.dumps(a["blocks"]) for a in to_pause)  # decided form only
+
+
+# ----- the decided message is the audit trail (issue 27) ------------------------------------------------------
+async def approve_with_comment(env: Env, user: str, comment: str | None) -> dict[str, Any]:
+    """ "Approve with comment…", then the form with the comment: the form it opened."""
+    await env.slack.click(ui.OPEN_APPROVE, user=user)
+    await settle(env)
+    view = env.slack.last_view()
+    await env.slack.submit(view["id"], {"text": {"v": {"type": "plain_text_input", "value": comment}}}, user=user)
+    await settle(env)
+    return view
+
+
+def decided_blocks(env: Env, ts: str) -> str:
+    return json.dumps(env.slack.messages[ts].blocks, ensure_ascii=False)
+
+
+async def test_the_decided_message_keeps_every_vote_with_its_time_and_the_tally(env: Env) -> None:
+    run_id = await paused(env, "twice")  # two approvals decide, or two rejections
+    pause = env.slack.find(ui.CONFIRM)[0]
+    form = await approve_with_comment(env, "U01", "checked the <diff>")
+    assert form["title"]["text"] == "Approve: Ship" and form["submit"]["text"] == "Approve"
+    assert form["blocks"][-1]["label"]["text"] == "Comment" and form["blocks"][-1]["optional"] is True
+    assert "Your approval is counted. Approvals: 1 of 2 (<@U01>)" in told(env, "U01")
+    await reject(env, "U03", reason="not on a Friday")
+    await env.slack.click(ui.CONFIRM, user="U02")
+    await env.slack.until(lambda: "Completed" in json.dumps(env.card().blocks))
+    await env.slack.until(lambda: "actions" not in decided_blocks(env, pause.ts))
+    kept = decided_blocks(env, pause.ts)
+    assert env.slack.messages[pause.ts].blocks[0]["text"]["text"].startswith(":white_check_mark: *Approved* ·")
+    first = kept.index(":white_check_mark: <@U01> approved at <!date^")
+    second = kept.index(":no_entry_sign: <@U03> rejected at <!date^")
+    third = kept.index(":white_check_mark: <@U02> approved at <!date^")
+    assert first < second < third  # every vote, in the order cast, with its time
+    assert "checked the &lt;diff&gt;" in kept and "not on a Friday" in kept  # each with its comment or reason
+    assert "Approvals: 2 of 2 · Rejections: 1 of 2" in kept  # the tally
+    assert "Approved by <@U02> at <!date^" in kept and "Approval needed" not in kept
+    audit = [(a["actor"], a["decision"], a["note"]) for a in await env.db.audit_log(run_id=run_id)]
+    assert audit == [
+        ("U01", "vote_approve", "checked the <diff>"),
+        ("U03", "vote_reject", "not on a Friday"),
+        ("U02", "vote_approve", None),
+        ("U02", "confirm", None),
+    ]
+
+
+async def test_a_hand_over_and_a_comment_stay_on_the_decided_message(env: Env) -> None:
+    run_id = await paused(env, "single")
+    pause = env.slack.find(ui.CONFIRM)[0]
+    await hand_over(env, "U02", "UNEW", note="you know this release")
+    await approve_with_comment(env, "UNEW", "ship it <now>")
+    await env.slack.until(lambda: "Completed" in json.dumps(env.card().blocks))
+    await env.slack.until(lambda: "actions" not in decided_blocks(env, pause.ts))
+    kept = decided_blocks(env, pause.ts)
+    assert ":busts_in_silhouette: Handed to <@UNEW> by <@U02> at <!date^" in kept  # the hand-over stays
+    assert "*Comment*\\n" in kept and "ship it &lt;now&gt;" in kept
+    assert kept.count("Approved by <@UNEW> at <!date^") == 1 and "Approval needed" not in kept
+    audit = [(a["actor"], a["decision"], a["note"]) for a in await env.db.audit_log(run_id=run_id)]
+    assert audit == [("U02", "handover", "you know this release"), ("UNEW", "confirm", "ship it <now>")]
+
+
+async def test_a_reason_with_a_rejection_is_in_the_audit_log_and_on_the_message(env: Env) -> None:
+    run_id = await paused(env, "single")
+    pause = env.slack.find(ui.CONFIRM)[0]
+    form = await open_reject(env, "U02")
+    assert form["title"]["text"] == "Reject: Ship" and form["blocks"][-1]["label"]["text"] == "Reason"
+    assert form["blocks"][-1]["optional"] is True and form["submit"]["text"] == "Reject"
+    await env.slack.submit(
+        form["id"], {"text": {"v": {"type": "plain_text_input", "value": "wait for <freeze>"}}}, user="U02"
+    )
+    await env.slack.until(lambda: "actions" not in decided_blocks(env, pause.ts))
+    kept = decided_blocks(env, pause.ts)
+    assert env.slack.messages[pause.ts].blocks[0]["text"]["text"].startswith(":no_entry_sign: *Rejected: step skipped*")
+    assert "*Reason*\\n" in kept and "wait for &lt;freeze&gt;" in kept and "Rejected by <@U02> at <!date^" in kept
+    assert shipped == [] and await status(env, "single", run_id) == RunStatus.COMPLETED
+    audit = [(a["actor"], a["decision"], a["note"]) for a in await env.db.audit_log(run_id=run_id)]
+    assert audit == [("U02", "reject", "wait for <freeze>")]
+
+
+async def test_a_comment_or_reason_goes_through_the_same_rules(env: Env) -> None:
+    run_id = await paused(env, "selfish")  # started by U01, whom the rules forbid to answer it
+    await env.slack.click(ui.OPEN_APPROVE, user="UOUTSIDER")
+    await settle(env)
+    assert "may answer this" in json.dumps(env.slack.last_view())  # the form says no instead
+    await env.slack.click(ui.OPEN_APPROVE, user="U02")
+    await settle(env)
+    form = env.slack.last_view()
+    comment = {"text": {"v": {"type": "plain_text_input", "value": "mine"}}}
+    for forger in ("UOUTSIDER", "U01"):  # a form submitted by someone else is checked again
+        await env.slack.submit(form["id"], comment, user=forger)
+        await settle(env)
+    assert "may answer this" in told(env, "UOUTSIDER") and "someone else has to answer it" in told(env, "U01")
+    assert await status(env, "selfish", run_id) == RunStatus.PAUSED and shipped == []
+    assert await env.db.audit_log(run_id=run_id) == []

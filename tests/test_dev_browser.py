@@ -112,7 +112,7 @@ async def test_a_person_answers_every_kind_of_pause(browser_page: tuple[Page, Pa
     channel = tab.locator("#channel")
 
     await command(tab, "/kern run deploy api")
-    approve = tab.get_by_role("button", name="Approve")
+    approve = tab.get_by_role("button", name="Approve", exact=True)
     await expect(approve).to_be_visible()
     await tab.screenshot(path=str(shots / "pause-confirmation.png"))
     await approve.click()
@@ -145,7 +145,7 @@ async def test_a_person_answers_every_kind_of_pause(browser_page: tuple[Page, Pa
     await command(tab, "/kern run newsletter the browser test")
     await expect(tab.get_by_role("button", name="Reject with feedback")).to_be_visible()
     await tab.screenshot(path=str(shots / "pause-output-review.png"))
-    await tab.get_by_role("button", name="Approve").click()
+    await tab.get_by_role("button", name="Approve", exact=True).click()
     await expect(channel).to_contain_text("This week we shipped the browser test")
     await expect(channel.get_by_text("Completed")).to_have_count(4)
 
@@ -201,7 +201,12 @@ async def test_a_start_form_the_shortcut_and_emoji(browser_page: tuple[Page, Pat
     await expect(modal).to_be_empty()
     await expect(channel).to_contain_text("Run the research now?")
     await expect(channel).to_contain_text("⏸")  # :double_vertical_bar: on the card, as Slack shows it
-    await tab.locator("#channel button", has_text="Approve").last.click()
+    await channel.get_by_role("button", name="Approve with comment…").last.click()  # a form, then one approval
+    await expect(modal).to_contain_text("Comment")
+    await tab.locator("#modal textarea").fill("sources look <fine>")
+    await modal.get_by_role("button", name="Approve", exact=True).click()  # the form's submit
+    await expect(modal).to_be_empty()
+    await expect(channel).to_contain_text("sources look <fine>")  # on the decided message, as typed
     await expect(channel).to_contain_text(
         "A thorough brief on 'Durable workflows' for engineering, from 5 sources, focusing on replay, leases"
     )
@@ -242,7 +247,7 @@ async def test_the_app_home_and_a_dm_d_pause(browser_page: tuple[Page, Path], de
     await expect(home).to_contain_text("1 pause wait")
     await expect(tab.locator("#footer")).to_be_hidden()  # a Home tab has no composer
     await tab.screenshot(path=str(shots / "app-home.png"))
-    await home.get_by_role("button", name="Approve").click()
+    await home.get_by_role("button", name="Approve", exact=True).click()
     await expect(home).to_contain_text("Nothing waits on you")  # refreshed once the pause closed
     await tab.locator('nav [data-pane="channel"]').click()
     await expect(channel).to_contain_text("Approved by @U1")
@@ -252,7 +257,7 @@ async def test_the_app_home_and_a_dm_d_pause(browser_page: tuple[Page, Path], de
     unread = tab.locator("#unread")
     await expect(unread).to_have_text("1")  # a new DM: the badge on the DM entry
     await expect(channel).to_contain_text("Approve this purchase?")  # the thread copy
-    assert await channel.get_by_role("button", name="Approve").count() == 1  # no DM copy in the channel
+    assert await channel.get_by_role("button", name="Approve", exact=True).count() == 1  # no DM copy in the channel
     await tab.locator('nav [data-pane="dm"]').click()
     await expect(dm).to_contain_text("Approve this purchase?")
     await expect(unread).to_have_text("")
@@ -265,14 +270,16 @@ async def test_the_app_home_and_a_dm_d_pause(browser_page: tuple[Page, Path], de
             json={"channel": slack.dms["U1"], "text": ":bell: A text-only line, *in mrkdwn*"},
         )
     await expect(dm).to_contain_text("🔔 A text-only line, in mrkdwn")
-    await dm.get_by_role("button", name="Approve").click()
+    await dm.get_by_role("button", name="Approve", exact=True).click()
     await expect(dm).to_contain_text("Approved by @U1")
-    await expect(dm.get_by_role("button", name="Approve")).to_have_count(0)
+    await expect(dm.get_by_role("button", name="Approve", exact=True)).to_have_count(0)
     await tab.get_by_role("tab", name="Home").click()  # the app's tabs: Home and Messages
     await expect(home).to_contain_text("Nothing waits on you")
     await tab.locator('nav [data-pane="channel"]').click()
     await expect(channel).to_contain_text("Ordered a standing desk.")
-    await expect(channel.get_by_role("button", name="Approve")).to_have_count(0)  # the thread copy closed too
+    await expect(channel.get_by_role("button", name="Approve", exact=True)).to_have_count(
+        0
+    )  # the thread copy closed too
     await slack.until(lambda: "Approved by <@U1>" in json.dumps(slack.dm_of("UBOSS")[0].blocks))  # the other copy
     await tab.locator('nav [data-pane="dm"]').click()
     await dm.get_by_role("link", name="open the run card").click()  # the DM copy's permalink
@@ -308,7 +315,7 @@ async def test_the_home_pages_and_a_standing_approval_revoked(browser_page: tupl
     assert 1 <= shown < 13
     await home.get_by_role("button", name="Next").click()
     await expect(home).to_contain_text(f"Showing {shown + 1}-13.")
-    await expect(home.get_by_role("button", name="Approve")).to_have_count(13 - shown)  # the oldest
+    await expect(home.get_by_role("button", name="Approve", exact=True)).to_have_count(13 - shown)  # the oldest
     await home.get_by_role("button", name="Previous").click()
     await expect(home).to_contain_text(f"Showing 1-{shown}.")
     await home.get_by_role("button", name="Revoke").click()  # beside the grant's text

@@ -125,7 +125,8 @@ class Voting:
             req.reject(feedback=tally.notes.get(by), by=by)
             return True
         if tally.approved(rules):
-            req.confirm(by=user if user in tally.approvals else tally.approvals[-1])
+            by = user if user in tally.approvals else tally.approvals[-1]
+            req.confirm(by=by, note=tally.notes.get(by))
             return True
         own = "approval" if approve else "rejection"
         text = (

@@ -19,6 +19,7 @@ from bot.blocks.card import Card, card_blocks
 from bot.blocks.decided import Outcome, decided_blocks, outcome
 from bot.blocks.forms import (
     MAX_QUESTIONS,
+    approve_form,
     feedback_form,
     feedback_modal,
     feedback_summary,
@@ -41,6 +42,7 @@ from bot.blocks.home import GRANT_REVOKE, HOME_PAGE, PAUSE_BLOCKS, home_view, ru
 from bot.blocks.kit import (
     CONFIRM,
     HANDOVER,
+    OPEN_APPROVE,
     OPEN_EDIT,
     OPEN_FEEDBACK,
     OPEN_INPUT,
@@ -60,6 +62,7 @@ from bot.blocks.kit import (
     TOOL_NO,
     TOOL_OK,
     TOOL_RESULT,
+    V_APPROVE,
     V_EDIT,
     V_FEEDBACK,
     V_HANDOVER,

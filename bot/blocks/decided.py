@@ -1,6 +1,8 @@
 """A pause message once decided: the outcome is its header ("Approved", "Chose quick", "Retries used up:
-run cancelled"), who decided and when are shown, and what was decided on stays (the question, the tool
-calls and their arguments, the submitted values, the reviewed or edited output, the error).
+run cancelled"), shown once; who decided and when are shown, and what was decided on stays (the question,
+the tool calls and their arguments, the submitted values, the reviewed or edited output, the error). It is
+the audit trail: every vote with its voter, time and comment, the tally, hand-overs, the escalation, the
+reason or comment given with the decision, and the standing approval that approved a tool call.
 
 Pure functions of the stored requirement and the decision kern recorded (never of a click's payload),
 so a message delivered late or twice shows the same thing.
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.blocks.kit import Blocks, context, humanize, md, retries_used_up, section, slack_time, who
-from bot.blocks.pauses import MAX_SHOWN_CALLS, call_blocks, head_line, pause_title, review_text
+from bot.blocks.pauses import MAX_SHOWN_CALLS, call_blocks, head_line, review_text
 from bot.blocks.text import FIELD_TEXT, SECTION_TEXT, as_text, clip, code_block, escape, quote, truncate
 from kern.run import requirement as kinds
 from kern.run.requirement import StepRequirement
@@ -132,17 +134,63 @@ def decided_blocks(
     outcome: Outcome,
     decision: dict[str, Any] | None = None,
     tool_summaries: dict[int, str] | None = None,
+    trail: list[str] | None = None,
+    note: str | None = None,
+    voted: bool = False,
 ) -> tuple[str, Blocks]:
-    """The pause message after its decision: the outcome as header, no controls, what was decided on
-    kept, and who and when. `decision` is kern's recorded decision; `tool_summaries` the bot's line
-    per decided tool call (by index)."""
+    """The pause message after its decision: the outcome as header (once: no open label), no controls,
+    what was decided on kept, what was done to it on the way (`trail`: votes with voters and times, the
+    tally, hand-overs, the escalation), the reason or comment given with the decision, and who and when.
+    `decision` is kern's recorded decision and `note` its audit note (a comment with an approval);
+    `voted`: the pause was decided by votes, whose comments and reasons are on the trail, each on its voter's
+    line; `tool_summaries` the bot's line per decided tool call (by index), each naming who decided it."""
     decision = decision or {}
+    trail = trail or []
     blocks: Blocks = [section(head_line(f"{outcome.emoji} *{escape(truncate(outcome.header, 300))}*", workflow, req))]
     if req.message and req.kind != kinds.EXECUTOR:
         blocks.append(section(quote(req.message, SECTION_TEXT)))
     blocks.extend(_kept(req, decision, tool_summaries or {}))
-    blocks.append(context(f"{pause_title(req)} · {outcome.byline}"))
+    if not voted:  # with votes, each voter's comment or reason is on their line of the trail
+        blocks.extend(_said(req, decision, note))
+    blocks.extend(_trail(trail))
+    if req.kind != kinds.EXECUTOR or _by_kern(outcome, decision):  # each tool call says who decided it, and when
+        blocks.append(context(outcome.byline))
     return clip(f"{escape(workflow)} / {escape(req.step_name)}: {outcome.summary}", 3000), blocks
+
+
+def _by_kern(outcome: Outcome, decision: dict[str, Any]) -> bool:
+    """A decision no person made on the message: the run cancelled, or its deadline."""
+    return outcome.header == "Run cancelled" or bool(decision.get("timed_out"))
+
+
+def _said(req: StepRequirement, decision: dict[str, Any], note: str | None) -> Blocks:
+    """The comment given with an approval, or the reason given with a confirmation's rejection (a review's
+    feedback is kept with the output, `_kept`)."""
+    action = decision.get("action")
+    if action in ("confirm", "edit") and note and not decision.get("timed_out"):
+        return [section("*Comment*\n" + quote(note, 1500))]
+    if action == "reject" and req.kind == kinds.CONFIRMATION and decision.get("feedback"):
+        return [section("*Reason*\n" + quote(decision["feedback"], 1500))]
+    return []
+
+
+TRAIL_PART = 1900  # characters of trail lines per context element (Slack allows 2000; up to 10 elements)
+
+
+def _trail(lines: list[str]) -> Blocks:
+    """The trail as one context block: lines grouped into elements within Slack's limits."""
+    parts: list[str] = []
+    for line in lines:
+        line = clip(line, TRAIL_PART)
+        if parts and len(parts[-1]) + 1 + len(line) <= TRAIL_PART:
+            parts[-1] += "\n" + line
+        else:
+            parts.append(line)
+    if not parts:
+        return []
+    if len(parts) > 10:
+        parts = [*parts[:9], f"{len(parts) - 9} more parts of the record are in kern's audit log."]
+    return [{"type": "context", "elements": [md(p, 2000) for p in parts]}]
 
 
 def _kept(req: StepRequirement, decision: dict[str, Any], summaries: dict[int, str]) -> Blocks:
@@ -202,4 +250,7 @@ def _call_summary(call: Any) -> str:
         return f":no_entry_sign: Rejected by {who(call.resolved_by)}{note}"
     if te.confirmed is True:
         return f":white_check_mark: Approved by {who(call.resolved_by)}"
-    return f"Decided by {who(call.resolved_by)}: {escape(truncate(as_text(te.result), 300))}"
+    if te.result is None and not call.resolved_by:  # never decided: the run was cancelled first
+        return ":heavy_minus_sign: Not decided"
+    result = escape(truncate(as_text(te.result), 300)) if te.result is not None else ""
+    return f"Decided by {who(call.resolved_by)}" + (f": {result}" if result else "")

@@ -7,6 +7,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from bot.blocks.kit import (
+    V_APPROVE,
     V_FEEDBACK,
     V_INFO,
     V_TOOL_FEEDBACK,
@@ -34,7 +35,8 @@ from bot.blocks.text import (
     quote,
     truncate,
 )
-from kern.workflow.types import UserInputField
+from kern.run import requirement as kinds
+from kern.workflow.types import OnReject, UserInputField
 
 if TYPE_CHECKING:
     from kern.run.requirement import StepRequirement
@@ -318,29 +320,63 @@ def text_modal(
 
 
 def feedback_form(req: StepRequirement) -> dict[str, Any]:
-    """ "Reject with feedback" on an output or iteration review; when the step's retries are used up it
-    says that submitting cancels the run (the button asked first, too)."""
-    if not rejecting_cancels(req):
+    """A rejection with its reason: "Reject…" on a confirmation (the reason optional) and "Reject with
+    feedback" on an output or iteration review (what should change); where rejecting cancels the run the
+    form says so. Submitted as `V_FEEDBACK`: the reason is kern's `rejection_feedback` and the audit log's
+    note."""
+    return note_form(req, approve=False)
+
+
+def approve_form(req: StepRequirement) -> dict[str, Any]:
+    """ "Approve with comment…": an approval with an optional comment, submitted as `V_APPROVE` (the comment
+    is the audit log's note, shown on the decided message)."""
+    return note_form(req, approve=True)
+
+
+def note_form(req: StepRequirement, *, approve: bool) -> dict[str, Any]:
+    """The one form of a decision with a note on a pause: an approval's comment or a rejection's reason."""
+    if approve:
+        return text_modal(
+            V_APPROVE,
+            form_title(req.step_name, "Approve: "),
+            metadata=req.requirement_id,
+            label="Comment",  # Slack adds "(optional)" to an optional input's label
+            submit="Approve",
+            optional=True,
+        )
+    if rejecting_cancels(req):
+        intro = ":warning: *Rejecting cancels the run.*"
+        if retries_used_up(req):
+            intro = (
+                f":warning: *Retries used up: rejecting cancels the run.* The step was {sent_back(req)}, the most "
+                "allowed."
+            )
         return text_modal(
             V_FEEDBACK,
-            form_title(req.step_name, "Send back: "),
+            form_title(req.step_name, "Reject: "),
             metadata=req.requirement_id,
-            label="What should change?",
-            submit="Reject",
+            label="Why?",
+            intro=intro,
+            submit="Reject and cancel",
+            optional=True,
         )
-    intro = ":warning: *Rejecting cancels the run.*"
-    if retries_used_up(req):
-        intro = (
-            f":warning: *Retries used up: rejecting cancels the run.* The step was {sent_back(req)}, the most allowed."
+    if req.kind == kinds.CONFIRMATION:
+        retried = req.on_reject is OnReject.retry
+        return text_modal(
+            V_FEEDBACK,
+            form_title(req.step_name, "Reject: "),
+            metadata=req.requirement_id,
+            label="Reason",
+            intro="The step runs with your reason as its feedback." if retried else None,
+            submit="Reject",
+            optional=True,
         )
     return text_modal(
         V_FEEDBACK,
-        form_title(req.step_name, "Reject: "),
+        form_title(req.step_name, "Send back: "),
         metadata=req.requirement_id,
-        label="Why?",
-        intro=intro,
-        submit="Reject and cancel",
-        optional=True,
+        label="What should change?",
+        submit="Reject",
     )
 
 

@@ -24,6 +24,7 @@ TOOL_OK, TOOL_NO, TOOL_INPUT, TOOL_RESULT = "kern:tool_ok", "kern:tool_no", "ker
 TOOL_ANSWER = "kern:tool_answer"
 TOOL_ALLOW_RUN, TOOL_ALLOW_WORKFLOW = "kern:tool_allow_run", "kern:tool_allow_workflow"
 HANDOVER = "kern:handover"
+OPEN_APPROVE = "kern:approve_note"  # "Approve with comment…": a form, then an approval with its comment
 # view callback_id values
 V_INPUT, V_EDIT, V_FEEDBACK = "kern:v_input", "kern:v_edit", "kern:v_feedback"
 V_TOOL_NOTE, V_TOOL_INPUT, V_TOOL_RESULT, V_INFO = (
@@ -34,6 +35,7 @@ V_TOOL_NOTE, V_TOOL_INPUT, V_TOOL_RESULT, V_INFO = (
 )
 V_TOOL_FEEDBACK = "kern:v_tool_feedback"
 V_HANDOVER = "kern:v_handover"
+V_APPROVE = "kern:v_approve"
 V_START, V_START_PICK = "kern:v_start", "kern:v_start_pick"
 # global shortcut callback_id (in both manifests)
 RUN_SHORTCUT = "kern:run_shortcut"

@@ -9,6 +9,7 @@ from bot.blocks.forms import questions_text
 from bot.blocks.kit import (
     CONFIRM,
     HANDOVER,
+    OPEN_APPROVE,
     OPEN_EDIT,
     OPEN_FEEDBACK,
     OPEN_INPUT,
@@ -190,19 +191,23 @@ def text_size(blocks: Any) -> int:
 
 
 def _confirm_actions(req: StepRequirement, branches: tuple[str, str] | None) -> dict[str, Any]:
+    """Approve in one click; "Approve with comment…" and "Reject…" open a form for the comment or the
+    reason (`forms.note_form`), which warns when rejecting cancels the run. A Condition's two answers are
+    choices, one click each."""
     rid = req.requirement_id
-    approve_text, reject_text = "Approve", "Reject"
     if branches:
-        approve_text = f"Yes: run {branches[0]}"
-        reject_text = f"No: run {branches[1]}" if branches[1] else "No: skip it"
-    return {
-        "type": "actions",
-        "block_id": f"a:{rid}",
-        "elements": [
-            button(approve_text, CONFIRM, rid, "primary"),
-            button(reject_text, REJECT, rid, "danger", _cancel_confirm(req)),
-        ],
-    }
+        no = f"No: run {branches[1]}" if branches[1] else "No: skip it"
+        elements = [
+            button(f"Yes: run {branches[0]}", CONFIRM, rid, "primary"),
+            button(no, REJECT, rid, "danger", _cancel_confirm(req)),
+        ]
+    else:
+        elements = [
+            button("Approve", CONFIRM, rid, "primary"),
+            button("Approve with comment…", OPEN_APPROVE, rid),
+            button("Reject…", OPEN_FEEDBACK, rid, "danger"),
+        ]
+    return {"type": "actions", "block_id": f"a:{rid}", "elements": elements}
 
 
 def _cancel_confirm(req: StepRequirement) -> dict[str, Any] | None:

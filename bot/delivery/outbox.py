@@ -81,6 +81,7 @@ def owed_for(change: RunChange, entry: BotWorkflow) -> list[tuple[str, str | Non
                 "by": resolution.resolved_by,
                 "at": resolution.resolved_at,
                 "status": resolution.status,
+                "note": resolution.note,  # a comment with an approval, a rejection's reason (kern's audit note)
             }
             owed.append(("close", resolution.requirement_id, detail))
             owed.extend(("close_dm", resolution.requirement_id, {**detail, "to": to}) for to in recipients)

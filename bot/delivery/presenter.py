@@ -20,7 +20,7 @@ from bot.registry import BotWorkflow, Registry
 from bot.slack.gateway import SlackCallFailed, SlackGateway
 from bot.slack.workspaces import team
 from bot.store import BotStore, Card, Delivery, OwedMessage, PauseCopy, PauseMessage
-from bot.store.pause_notes import pause_notes
+from bot.store.pause_notes import pause_notes, read_notes
 from kern.exceptions import CorruptRunError, RunNotFoundError
 from kern.run import requirement as kinds
 from kern.run.base import RunStatus
@@ -245,11 +245,15 @@ class Presenter:
     async def decided_view(
         self, entry: BotWorkflow, req: StepRequirement, detail: dict[str, Any], run: WorkflowRunOutput | None = None
     ) -> tuple[str, ui.Blocks, ui.Outcome]:
-        """The decided form of a pause message, from the stored requirement and kern's recorded decision."""
+        """The decided form of a pause message, from the stored requirement, kern's recorded decision
+        (`detail`: decision, by, at, status, note) and what was done to the pause on the way (its votes,
+        hand-overs and escalation, read from the bot's tables)."""
         summaries = None
         if req.kind == kinds.EXECUTOR:
             decisions = await self.store.tool_decisions(req.requirement_id)
             summaries = {i: d["summary"] for i, d in decisions.items()}
+        rules = entry.approvers_for(req.step_name)
+        notes = (await read_notes(self.store.db, [req.requirement_id]))[req.requirement_id]
         result = ui.outcome(req, detail, self.branches(entry, req))
         fallback, blocks = ui.decided_blocks(
             self.asked(entry, req, run),
@@ -257,6 +261,9 @@ class Presenter:
             outcome=result,
             decision=detail.get("decision"),
             tool_summaries=summaries,
+            trail=notes.trail(rules),
+            note=detail.get("note"),
+            voted=bool(notes.votes.approvals or notes.votes.rejections),
         )
         return fallback, blocks, result
 

@@ -43,7 +43,7 @@ MAX_DEPTH = 48  # nesting of a JSON payload; Slack's deepest (rich text in a cli
 TIMESTAMP = "X-Slack-Request-Timestamp"
 SIGNATURE = "X-Slack-Signature"
 
-_TEXT_VIEWS = {ui.V_EDIT, ui.V_FEEDBACK, ui.V_TOOL_NOTE, ui.V_TOOL_RESULT}  # read values["text"]["v"]
+_TEXT_VIEWS = {ui.V_EDIT, ui.V_FEEDBACK, ui.V_APPROVE, ui.V_TOOL_NOTE, ui.V_TOOL_RESULT}  # read values["text"]["v"]
 _FORM_VIEWS = {ui.V_INPUT, ui.V_TOOL_INPUT}  # read_inputs: a static_select's option value is an index
 _CLICK_HEAD = 'payload={"type":"block_actions"'
 

@@ -30,12 +30,20 @@ class Tally:
     approvals: list[str] = field(default_factory=list)
     rejections: list[str] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)
+    times: dict[str, float] = field(default_factory=dict)  # when each person voted
 
     def approved(self, rules: Approvers) -> bool:
         return len(self.approvals) >= rules.required
 
     def rejected(self, rules: Approvers) -> bool:
         return len(self.rejections) >= rules.reject_required
+
+    def count(self, rules: Approvers) -> str:
+        """`Approvals: 2 of 2` (and rejections, when several are needed or some were cast), without names."""
+        text = f"Approvals: {len(self.approvals)} of {rules.required}"
+        if self.rejections or rules.reject_required > 1:
+            text += f" · Rejections: {len(self.rejections)} of {rules.reject_required}"
+        return text
 
     def line(self, rules: Approvers) -> str:
         """`Approvals: 1 of 2 (<@U1>)` (and rejections, when several are needed or some were cast)."""
@@ -54,7 +62,7 @@ def _people(ids: list[str]) -> str:
 
 
 _VOTES_ON = (
-    sa.select(votes.c.requirement_id, votes.c.user_id, votes.c.approve, votes.c.note)
+    sa.select(votes.c.requirement_id, votes.c.user_id, votes.c.approve, votes.c.note, votes.c.at)
     .where(votes.c.requirement_id == sa.bindparam("b_requirement_id"))
     .order_by(votes.c.at, votes.c.user_id)
 )
@@ -64,35 +72,37 @@ def tally_in(tx: Tx, db: BaseDb, requirement_id: str) -> Tally:
     """The votes cast on a pause, read inside the caller's transaction (a vote's: after its lock on the
     pause, it sees every vote committed before it)."""
     result = Tally()
-    for _, user, approve, note in tx.all(db.prepare(_VOTES_ON), {"b_requirement_id": requirement_id}):
-        _count(result, user, approve, note)
+    for _, user, approve, note, at in tx.all(db.prepare(_VOTES_ON), {"b_requirement_id": requirement_id}):
+        _count(result, user, approve, note, at)
     return result
 
 
-def _votes_query(requirement_ids: list[str]) -> sa.Select[str, str, bool, str | None]:
-    """The votes cast on these pauses, in voting order: (requirement id, user, approve, note)."""
+def _votes_query(requirement_ids: list[str]) -> sa.Select[str, str, bool, str | None, float]:
+    """The votes cast on these pauses, in voting order: (requirement id, user, approve, note, at)."""
     v = votes.c
     return (
-        sa.select(v.requirement_id, v.user_id, v.approve, v.note)
+        sa.select(v.requirement_id, v.user_id, v.approve, v.note, v.at)
         .where(v.requirement_id.in_(requirement_ids))
         .order_by(v.at, v.user_id)
     )
 
 
-def _count(tally: Tally, user: str, approve: bool, note: str | None) -> None:
+def _count(tally: Tally, user: str, approve: bool, note: str | None, at: float) -> None:
     (tally.approvals if approve else tally.rejections).append(user)
+    tally.times[user] = at
     if note:
         tally.notes[user] = note
 
 
 @dataclass
 class Notes:
-    """What was done to one pause so far: its hand-overs (to, by), in order; when it escalated (None: it
-    has not); its votes."""
+    """What was done to one pause so far: its hand-overs (to, by), in order, and when each was made
+    (`handed_at`, in the same order); when it escalated (None: it has not); its votes."""
 
     handed: list[tuple[str, str]] = field(default_factory=list)
     escalated_at: float | None = None
     votes: Tally = field(default_factory=Tally)
+    handed_at: list[float] = field(default_factory=list)
 
     def handed_to(self, user: str) -> bool:
         """True if the pause was handed to `user`."""
@@ -119,6 +129,32 @@ class Notes:
             )
         return "\n".join(lines)
 
+    def trail(self, rules: Approvers) -> list[str]:
+        """What a decided message keeps of what was done to its pause, oldest first (mrkdwn lines): every
+        vote with its voter, time and comment or reason, then the tally; each hand-over; the escalation."""
+        from bot.blocks import slack_time
+        from bot.blocks.text import quote
+
+        timed: list[tuple[float, str]] = []
+        for user in [*self.votes.approvals, *self.votes.rejections]:
+            approved = user in self.votes.approvals
+            at = self.votes.times.get(user, 0.0)
+            line = f"{':white_check_mark:' if approved else ':no_entry_sign:'} <@{user}> "
+            line += f"{'approved' if approved else 'rejected'} at {slack_time(at)}"
+            if note := self.votes.notes.get(user):
+                line += f": {quote(note, 300)}"
+            timed.append((at, line))
+        for (to, by), at in zip(self.handed, self.handed_at, strict=False):
+            timed.append((at, f":busts_in_silhouette: Handed to <@{to}> by <@{by}> at {slack_time(at)}"))
+        if self.escalated_at is not None and rules.escalate_to is not None:
+            who = rules.escalate_to.mentions() or rules.escalate_to.describe()
+            at = self.escalated_at
+            timed.append((at, f":arrow_double_up: Escalated to {who} at {slack_time(at)}"))
+        lines = [line for _at, line in sorted(timed, key=lambda t: t[0])]
+        if rules.votes and (self.votes.approvals or self.votes.rejections):
+            lines.append(self.votes.count(rules))
+        return lines
+
 
 async def read_notes(db: BaseDb, requirement_ids: list[str], *, with_votes: bool = True) -> dict[str, Notes]:
     """The notes of each of these pauses (every id gets one), read in one transaction: the Home shows a page
@@ -132,15 +168,18 @@ async def read_notes(db: BaseDb, requirement_ids: list[str], *, with_votes: bool
         notes = {requirement_id: Notes() for requirement_id in wanted}
         if not wanted:
             return notes
-        handed = sa.select(h.requirement_id, h.to_user, h.by_user).where(h.requirement_id.in_(wanted)).order_by(h.at)
-        for requirement_id, to, by in conn.execute(handed):
+        handed = (
+            sa.select(h.requirement_id, h.to_user, h.by_user, h.at).where(h.requirement_id.in_(wanted)).order_by(h.at)
+        )
+        for requirement_id, to, by, at in conn.execute(handed):
             notes[requirement_id].handed.append((to, by))
+            notes[requirement_id].handed_at.append(at)
         for requirement_id, at in conn.execute(sa.select(e.requirement_id, e.at).where(e.requirement_id.in_(wanted))):
             notes[requirement_id].escalated_at = at
         if not with_votes:
             return notes
-        for requirement_id, user, approve, note in conn.execute(_votes_query(wanted)):
-            _count(notes[requirement_id].votes, user, approve, note)
+        for requirement_id, user, approve, note, at in conn.execute(_votes_query(wanted)):
+            _count(notes[requirement_id].votes, user, approve, note, at)
         return notes
 
     return await db.run_transaction(read, write=False, tables=BOT)

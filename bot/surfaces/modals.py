@@ -1,5 +1,5 @@
 """The pause forms: a modal opened from a pause's button (give input, edit the output, reject with
-feedback, read the full output), and its submission.
+feedback or a reason, approve with a comment, read the full output), and its submission.
 
 A modal opens at once with a loading view (the trigger id expires in 3 s) and is filled in once the pause
 is loaded and the user's right to answer (or read) it is checked. A submission is read and checked here
@@ -114,6 +114,10 @@ class Modals:
             )
         )
 
+    async def on_open_approve(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        self.background.spawn(self.open_form(body, action["value"], lambda ld: ui.approve_form(ld.req)))
+
     async def on_view_full(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         value = action["value"]
@@ -180,12 +184,24 @@ class Modals:
 
     async def on_submit_feedback(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         await ack()
-        feedback = view["state"]["values"]["text"]["v"].get("value") or None
+        feedback = (view["state"]["values"]["text"]["v"].get("value") or "").strip() or None
 
         def apply(req: StepRequirement, user: str) -> None:
             req.reject(feedback=feedback, by=user)
 
         vote = (False, feedback or None)
+        self.background.spawn(self.ix.decide(as_action_body(body), view["private_metadata"], apply, vote))
+
+    async def on_submit_approve(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """An approval with a comment: decided as the Approve button is (the same rules; on a pause decided
+        by votes, a vote with the comment), the comment kept in kern's audit log and on the decided message."""
+        await ack()
+        comment = (view["state"]["values"]["text"]["v"].get("value") or "").strip() or None
+
+        def apply(req: StepRequirement, user: str) -> None:
+            req.confirm(by=user, note=comment)
+
+        vote = (True, comment)
         self.background.spawn(self.ix.decide(as_action_body(body), view["private_metadata"], apply, vote))
 
 

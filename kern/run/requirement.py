@@ -146,6 +146,7 @@ class StepRequirement:
     status: str = "pending"  # pending | resolved | timed_out
     confirmed: bool | None = None
     rejection_feedback: str | None = None
+    note: str | None = None  # what the person said with an approval (a rejection's is `rejection_feedback`)
     user_input: Annotated[dict[str, Any] | None, JSONABLE] = None
     edited_output: Annotated[Any, JSONABLE] = None
     selected_choices: list[str] | None = None
@@ -343,13 +344,16 @@ class StepRequirement:
     def _clear(self) -> None:
         self.confirmed = None
         self.rejection_feedback = None
+        self.note = None
         self.edited_output = None
 
-    def confirm(self, *, by: str | None = None) -> None:
-        """Approve: the gated primitive runs, or the reviewed output is kept."""
+    def confirm(self, *, by: str | None = None, note: str | None = None) -> None:
+        """Approve: the gated primitive runs, or the reviewed output is kept. `note` (a comment with the
+        approval) is kept in the audit log with the decision; the step does not see it."""
         self._check("confirm")
         self._clear()
         self.confirmed = True
+        self.note = note or None
         self._mark(by)
 
     def reject(self, feedback: str | None = None, *, by: str | None = None) -> None:

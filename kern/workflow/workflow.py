@@ -371,7 +371,7 @@ class Workflow(StoredRuns):
                 decision=decision,
                 step_name=active.step_name,
                 kind=active.kind,
-                note=active.rejection_feedback,
+                note=active.note or active.rejection_feedback,
             )
             return output, journal, [resolution]
 
