@@ -125,7 +125,9 @@ def card_text(env: Env) -> str:
 
 
 def pauses(env: Env) -> list[Any]:
-    return [m for m in env.slack.messages.values() if m.thread_ts and "Approval needed" in json.dumps(m.blocks)]
+    return [
+        m for m in env.slack.messages.values() if m.thread_ts and (m.metadata or {}).get("event_type") == "kern_pause"
+    ]
 
 
 def cards(env: Env) -> int:
