@@ -60,6 +60,14 @@ class StartForms:
             view = self.form(entry, command["channel_id"])
             self.background.spawn(self._open(command["trigger_id"], view, command))
             return True
+        if not _json_object(given):
+            await ack(
+                response_type="ephemeral",
+                text=f"`{ui.escape(entry.name)}` takes a form: type `/kern run {ui.escape(entry.name)}` without input "
+                f"to open it, or give its input as JSON, e.g. `/kern run {ui.escape(entry.name)} "
+                f"{ui.escape(ui.json_shape(schema))}`",
+            )
+            return True
         try:
             entry.workflow.validate_input(given)
         except ValueError as exc:
@@ -168,6 +176,14 @@ class StartForms:
         else:
             summary = ui.form_summary(schema, value)
             self.background.spawn(self.runner.start(entry, summary, user, channel, value=value))
+
+
+def _json_object(text: str) -> bool:
+    """Whether `text` reads as a JSON object (the input of a workflow with an input schema, typed inline)."""
+    try:
+        return isinstance(json.loads(text), dict)
+    except (ValueError, RecursionError):
+        return False
 
 
 def _metadata(view: dict[str, Any]) -> dict[str, Any]:
