@@ -289,7 +289,15 @@ def form_summary(model: type[BaseModel], value: BaseModel) -> str:
     return "\n".join(lines)
 
 
-_SAMPLES = {"text": "…", "number": 1, "decimal": 1.5, "bool": True, "lines": ["…"], "date": "2026-01-31", "json": {}}
+_SAMPLES = {
+    "text": "text",
+    "number": 1,
+    "decimal": 1.5,
+    "bool": True,
+    "lines": ["text"],
+    "date": "2026-01-31",
+    "json": {},
+}
 
 
 def json_shape(model: type[BaseModel]) -> str:
@@ -302,8 +310,10 @@ def json_shape(model: type[BaseModel]) -> str:
             value = _plain(f.choices[0]) if f.kind != "multi_select" else [_plain(f.choices[0])]
         if isinstance(value, (list, tuple, set, frozenset)):
             value = [_plain(v) for v in value]
+        if value is None and f.kind in ("number", "decimal"):
+            value = f.limit("ge") if f.limit("ge") is not None else f.limit("le")
         if value is None or not isinstance(value, (str, int, float, bool, list, dict)):
-            value = _SAMPLES.get(f.kind, "…")
+            value = _SAMPLES.get(f.kind, "text")
         sample[f.key or f.name] = value
     return truncate(json.dumps(sample, ensure_ascii=False), 1500)
 

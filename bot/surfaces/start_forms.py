@@ -141,8 +141,7 @@ class StartForms:
             entry, user, channel
         )
         if refusal:
-            block = ui.CHANNEL_BLOCK if picked_channel else ui.WORKFLOW_BLOCK
-            await ack(response_action="errors", errors={block: refusal})
+            await _refuse(ack, ui.CHANNEL_BLOCK if picked_channel else ui.WORKFLOW_BLOCK, refusal)
             return
         await ack(response_action="update", view=self.form(entry, channel, picked=picked))
 
@@ -168,7 +167,7 @@ class StartForms:
             await self.access.may_start(entry, user, channel)
         )
         if refusal:
-            await ack(response_action="errors", errors={first: refusal})
+            await _refuse(ack, first, refusal)
             return
         await ack()
         if schema is None:
@@ -176,6 +175,16 @@ class StartForms:
         else:
             summary = ui.form_summary(schema, value)
             self.background.spawn(self.runner.start(entry, summary, user, channel, value=value))
+
+
+async def _refuse(ack: Ack, block: str, refusal: str) -> None:
+    """Say no in the form: under `block` (an input's error is plain text), or, when the refusal is mrkdwn
+    (mentions, which only mrkdwn shows as names, or code), in a small view pushed over the form, which stays
+    beneath it (another channel or workflow may be chosen after)."""
+    if any(mark in refusal for mark in ("<@", "<!", "`", "*")):
+        await ack(response_action="push", view=ui.info_modal("Not allowed", refusal))
+    else:
+        await ack(response_action="errors", errors={block: refusal})
 
 
 def _json_object(text: str) -> bool:
