@@ -122,6 +122,11 @@ def _flaky(step_input: StepInput) -> str:
     return "Fetched after a retry"
 
 
+def _use(step_input: StepInput) -> str:
+    fetched = step_input.previous_step_content
+    return f"Used: {fetched}" if fetched is not None else "Nothing to use: the fetch step was skipped."
+
+
 def _shard(n: int) -> Callable[[StepInput], str]:
     def run(step_input: StepInput) -> str:
         time.sleep(0.05)
@@ -181,7 +186,9 @@ def example_workflows(scripted_model_url: str | None = None) -> list[BotWorkflow
                         user_input_schema=[
                             UserInputField(name="title", description="Shown on the first page"),
                             UserInputField(name="format", allowed_values=["pdf", "csv", "html"], value="pdf"),
-                            UserInputField(name="pages", field_type="int", required=False, description="1-50"),
+                            UserInputField(
+                                name="pages", field_type="int", required=False, description="1-50", ge=1, le=50
+                            ),
                             UserInputField(name="include_charts", field_type="bool", required=False),
                         ],
                     ),
@@ -270,7 +277,7 @@ def example_workflows(scripted_model_url: str | None = None) -> list[BotWorkflow
                 description="A step fails; you retry or skip it",
                 steps=[
                     Step(name="fetch", executor=_flaky, on_error=OnError.pause),
-                    Step(name="use", executor=lambda s: f"Used: {s.previous_step_content}"),
+                    Step(name="use", executor=_use),
                 ],
             )
         ),

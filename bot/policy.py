@@ -107,12 +107,17 @@ class Approvers:
         parts = [f"<@{u}>" for u in self.users] + [f"<!subteam^{g}>" for g in self.groups]
         if self.channel_members:
             parts.append("members of this channel")
-        who = ", ".join(parts) if parts else "anyone"
+        who = either(parts) if parts else "anyone"
         if self.votes:
             who += f" ({self.required} approvals needed" + (
                 f", {self.reject_required} rejections to reject)" if self.reject_required > 1 else ")"
             )
         return who + (" (not the person who started the run)" if self.forbid_self_approval else "")
+
+
+def either(parts: list[str]) -> str:
+    """Alternatives as a sentence says them: "a", "a or b", "a, b or c"."""
+    return ", ".join(parts[:-1]) + " or " + parts[-1] if len(parts) > 1 else "".join(parts)
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,7 @@ class Audience:
             parts.append(f"those who may answer it ({approvers.describe()})")
         if self.channel_members:
             parts.append("members of the run's channel")
-        return ", ".join(parts) or "nobody"
+        return either(parts) or "nobody"
 
 
 ANYONE = Audience(anyone=True)

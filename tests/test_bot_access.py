@@ -161,7 +161,7 @@ async def test_the_short_id_on_the_card_and_its_buttons(env: Env) -> None:
     short = run_id[:12]
     assert f"run `{short}`" in json.dumps(env.card().blocks)  # what people see is what they can type
     _, body, _ = await env.slack.command(f"status {short}", user="U1")
-    assert f"run `{run_id}`: paused, waiting at deploy" in body
+    assert f"run `{short}`: paused, waiting at deploy" in body  # the id as the card shows it
     _, body, _ = await env.slack.command(f"status {run_id[:5]}", user="U1")
     assert "at least 6 characters" in body
     # the card's Status button answers privately, by the same rules as /kern status

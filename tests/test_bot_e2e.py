@@ -310,7 +310,7 @@ async def test_status_and_cancel(env: Env) -> None:
     pause = await env.bot.store.pause(pause_value)
     assert pause is not None
     _, body, _ = await env.slack.command(f"status {pause.run_id}")
-    assert "waiting at deploy (confirmation)" in body
+    assert f"run `{pause.run_id[:12]}`: paused, waiting at deploy: needs an approval" in json.loads(body)["text"]
     old_card = env.slack.find(ui.CONFIRM)
     await env.slack.command(f"cancel {pause.run_id}", user="U9")
     await settle(env)
@@ -388,7 +388,7 @@ async def test_slack_limits_hold_and_approvers(env: Env) -> None:
     assert "You started this run" in env.slack.ephemeral[-1]["text"]
     await env.slack.click(ui.CONFIRM, user="URANDOM")
     await settle(env)
-    assert "Only <@UBOSS>, <!subteam^SADMINS>" in env.slack.ephemeral[-1]["text"]
+    assert "Only <@UBOSS> or <!subteam^SADMINS>" in env.slack.ephemeral[-1]["text"]
     await env.slack.click(ui.CONFIRM, user="UADMIN")
     await settle(env)
     assert "Completed" in env.card_text()

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from bot import blocks as ui
-from bot.blocks.text import clip, code_block, escape, quote
+from bot.blocks.text import clip, code_block, escape, quote, shown
 from bot.devslack import DevSlack
 from bot.policy import Approvers
 from bot.registry import BotWorkflow, Registry
@@ -257,7 +257,8 @@ def test_escaping_is_once_and_keeps_the_text() -> None:
     assert escape(EVIL) == SHOWN
     assert quote(EVIL, 100) == SHOWN
     assert quote("ship `it` *now*", 100) == "```ship `it` *now*```"  # backticks as written, in a code block
-    assert code_block("a ```b``` c", 100) == "```a ```b``` c```"  # no zero-width spaces put in
+    assert code_block("a ```b``` c", 100) == "a ```b``` c"  # no zero-width spaces put in; no fence it would end
+    assert shown("a ```b``` c", 100) == {"type": "plain_text", "text": "a ```b``` c", "emoji": False}  # as written
     assert ui.reason_line("Cancelled by <@U1>") == "Cancelled by <@U1>"  # the bot's own wording names U1
     assert ui.reason_line("Cancelled by U1") == "Cancelled by <@U1>"
     assert ui.reason_line("Output Review 'd' was rejected: <@U123>") == "Output Review 'd' was rejected: &lt;@U123&gt;"

@@ -208,7 +208,7 @@ async def test_cancel_a_running_run_stops_it_at_the_next_node(gated_env: tuple[E
     assert told.startswith(":warning: *wait* was running when the run was cancelled by <@U1> at <!date^")
     assert "finished after the cancel" in told
     await env.slack.command(f"cancel {run_id}", user="U1")
-    await env.slack.until(lambda: "Cannot cancel" in env.slack.ephemeral[-1]["text"])
+    await env.slack.until(lambda: "was already cancelled; nothing to cancel" in env.slack.ephemeral[-1]["text"])
 
 
 async def orphan(env: Env) -> str:

@@ -125,6 +125,8 @@ def test_user_text_is_shown_as_written() -> None:
 
     assert quote("plain <b> & text", 100) == "plain &lt;b&gt; &amp; text"  # nothing to neutralize: stays plain
     assert quote("ship *it* _now_", 100) == "`ship *it* _now_`"  # a code span: Slack formats nothing inside
-    assert quote("a `tick`", 100) == "```a `tick````"  # backticks kept as written (no look-alikes)
+    assert (
+        quote("a `tick`", 100) == "```a `tick` ```"
+    )  # backticks kept as written (no look-alikes), apart from the fence
     assert quote("line 1\n*line 2*", 100) == "```line 1\n*line 2*```"
     assert len(quote("*" * 5000, 300)) <= 300

@@ -180,8 +180,8 @@ async def test_typed_command_input_is_validated_by_the_model(env: Env) -> None:
     name = env.bot.registry.get("order").name  # type: ignore[union-attr]
     _, body, _ = await env.slack.command(f'run {name} {{"item": "x"}}')
     assert "does not fit" in body and "*Item*" in body and "*Ship to*" in body and "without input for a form" in body
-    _, body, _ = await env.slack.command(f"run {name} not json")
-    assert "does not fit" in body and "JSON object" in body
+    _, body, _ = await env.slack.command(f"run {name} not json")  # how to give it: the form, or the JSON shape
+    assert "takes a form" in body and "without input" in body and "give its input as JSON" in body
     await settle(env)
     assert env.slack.messages == {}
     _, body, _ = await env.slack.command(f'run {name} {{"item": "kettle", "shipTo": "Home"}}')
@@ -201,7 +201,8 @@ async def test_unauthorized_user_gets_no_form_and_cannot_submit_one(env: Env) ->
     view = await open_form(env, "vip", user="UBOSS")
     status, body, _ = await env.slack.submit(view["id"], VALID, user="U1")  # someone else's submission
     answer = json.loads(body)
-    assert status == 200 and answer["response_action"] == "errors" and "may start" in answer["errors"]["start_item"]
+    assert status == 200 and answer["response_action"] == "push"  # the refusal names people: mrkdwn, over the form
+    assert "may start" in answer["view"]["blocks"][0]["text"]["text"]
     await settle(env)
     assert env.slack.messages == {}
     await env.slack.submit(view["id"], VALID, user="UBOSS")

@@ -91,7 +91,15 @@ from bot.blocks.kit import (
     stamp,
     who,
 )
-from bot.blocks.pauses import MAX_SHOWN_CALLS, call_value, pause_blocks, read_call_value, review_text
+from bot.blocks.pauses import (
+    MAX_SHOWN_CALLS,
+    call_value,
+    pause_blocks,
+    read_call_value,
+    review_text,
+    shows_message,
+    waiting_for,
+)
 from bot.blocks.start import (
     CHANNEL_BLOCK,
     WORKFLOW_BLOCK,
@@ -99,12 +107,13 @@ from bot.blocks.start import (
     form_errors,
     form_fields,
     form_summary,
+    json_shape,
     picker_modal,
     read_picker,
     read_start,
     start_modal,
 )
-from bot.blocks.text import as_text, clip, escape, quote, truncate
+from bot.blocks.text import as_text, clip, escape, quote, shown, truncate, value_text
 
 _MODULES = {"card", "decided", "forms", "guide", "home", "kit", "pauses", "start"}
 __all__ = [name for name in dir() if not name.startswith("_") and name not in _MODULES]

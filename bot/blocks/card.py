@@ -15,7 +15,6 @@ from bot.blocks.kit import (
     context,
     md,
     plain,
-    section,
     slack_time,
 )
 from bot.blocks.text import (
@@ -25,13 +24,13 @@ from bot.blocks.text import (
     SECTION_TEXT,
     as_text,
     clip,
-    code_block,
     escape,
-    quote,
+    shown,
     truncate,
 )
 
 MAX_ROUTE_OUTPUTS = 8  # a multi-route Router's outputs shown one by one on the card
+CARD_INPUT = 300  # characters of the input the card shows; the rest is a click away ("View input")
 
 
 @dataclass
@@ -55,17 +54,20 @@ class Card:
 
 def card_blocks(card: Card) -> tuple[str, Blocks]:
     """The run card: workflow, input, who started it, a status line, then the output or the error."""
+    given = as_text(card.input)
     blocks: Blocks = [
         {"type": "header", "text": plain(f"Workflow: {card.workflow}", HEADER_TEXT)},
         {
             "type": "section",
             "fields": [
-                md(f"*Input*\n{quote(card.input, FIELD_TEXT - 20) or '_none_'}", FIELD_TEXT),
+                shown(given, CARD_INPUT, "Input") if given else md("*Input*\n_none_"),
                 md(f"*Started by*\n<@{card.started_by}>", FIELD_TEXT),
             ],
         },
         context(f"{card.status}  ·  run `{card.run_id[:12]}`"),
     ]
+    if len(escape(given)) > CARD_INPUT - 20:  # cut: the whole input is a click away
+        blocks.insert(2, {"type": "actions", "elements": [button("View input", VIEW_FULL, f"input:{card.run_id}")]})
     times = []
     if card.started_at:
         times.append(f"Started {slack_time(card.started_at)}")
@@ -74,13 +76,15 @@ def card_blocks(card: Card) -> tuple[str, Blocks]:
     if times:
         blocks.append(context(" · ".join(times)))
     if card.error:
-        blocks.append(section(":x: *Error*\n" + code_block(card.error, SECTION_TEXT - 20)))
+        blocks.append(
+            {"type": "section", "text": shown(card.error, SECTION_TEXT - 20, "Error", block=True, icon=":x:")}
+        )
     elif card.finished and card.routes:
         blocks.extend(_route_outputs(card))
     elif card.finished and card.output is not None:
         text = as_text(card.output)
-        blocks.append(section("*Output*\n" + code_block(text, OUTPUT_PREVIEW)))
-        if len(escape(text)) > OUTPUT_PREVIEW - 6:
+        blocks.append({"type": "section", "text": shown(text, OUTPUT_PREVIEW, "Output", block=True)})
+        if len(escape(text)) > OUTPUT_PREVIEW - 20:
             blocks.append(
                 {"type": "actions", "elements": [button("View full output", VIEW_FULL, f"run:{card.run_id}")]}
             )
@@ -107,14 +111,14 @@ def card_blocks(card: Card) -> tuple[str, Blocks]:
 def _route_outputs(card: Card) -> Blocks:
     """A multi-route Router's result: each chosen route's output under its name (the run's own output is
     only the last route's)."""
-    shown = card.routes[:MAX_ROUTE_OUTPUTS]
-    each = max(300, min(OUTPUT_PREVIEW, 6000 // len(shown)))
+    routes = card.routes[:MAX_ROUTE_OUTPUTS]
+    each = max(300, min(OUTPUT_PREVIEW, 6000 // len(routes)))
     blocks: Blocks = [
-        section(f"*Output of {escape(truncate(name, 200))}*\n" + code_block(as_text(content), each))
-        for name, content in shown
+        {"type": "section", "text": shown(as_text(content), each, f"Output of {truncate(name, 200)}", block=True)}
+        for name, content in routes
     ]
-    if len(card.routes) > len(shown):
-        blocks.append(context(f"{len(card.routes) - len(shown)} more routes ran."))
-    if len(card.routes) > len(shown) or any(len(escape(as_text(c))) > each - 6 for _, c in shown):
+    if len(card.routes) > len(routes):
+        blocks.append(context(f"{len(card.routes) - len(routes)} more routes ran."))
+    if len(card.routes) > len(routes) or any(len(escape(as_text(c))) > each - 220 for _, c in routes):
         blocks.append({"type": "actions", "elements": [button("View full output", VIEW_FULL, f"run:{card.run_id}")]})
     return blocks

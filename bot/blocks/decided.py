@@ -15,13 +15,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.blocks.kit import Blocks, context, humanize, md, retries_used_up, section, slack_time, who
-from bot.blocks.pauses import MAX_SHOWN_CALLS, call_blocks, head_line, review_text
-from bot.blocks.text import FIELD_TEXT, SECTION_TEXT, as_text, clip, code_block, escape, quote, truncate
+from bot.blocks.pauses import MAX_SHOWN_CALLS, call_blocks, head_line, review_text, shows_message
+from bot.blocks.text import (
+    FIELD_TEXT,
+    SECTION_TEXT,
+    as_text,
+    clip,
+    escape,
+    quote,
+    shown,
+    truncate,
+    value_text,
+)
 from kern.run import requirement as kinds
 from kern.run.requirement import StepRequirement
 from kern.workflow.types import OnReject
 
 DECIDED_OUTPUT = 1200  # characters of a reviewed output kept on the decided message
+SHORT_VALUE = 120  # a submitted value this long or shorter is shown in a field (half the width)
+VALUE_PREVIEW = 600  # characters of a long submitted value shown on the decided message
 TIMED_OUT = {
     "confirm": "approved automatically",
     "reject": "rejected automatically",
@@ -147,7 +159,7 @@ def decided_blocks(
     decision = decision or {}
     trail = trail or []
     blocks: Blocks = [section(head_line(f"{outcome.emoji} *{escape(truncate(outcome.header, 300))}*", workflow, req))]
-    if req.message and req.kind != kinds.EXECUTOR:
+    if shows_message(req):
         blocks.append(section(quote(req.message, SECTION_TEXT)))
     blocks.extend(_kept(req, decision, tool_summaries or {}))
     if not voted:  # with votes, each voter's comment or reason is on their line of the trail
@@ -201,33 +213,32 @@ def _kept(req: StepRequirement, decision: dict[str, Any], summaries: dict[int, s
     if req.kind in (kinds.OUTPUT_REVIEW, kinds.ITERATION_REVIEW):
         blocks: Blocks = []
         if decision.get("action") == "edit":
-            blocks.append(section("*Edited output*\n" + code_block(decision.get("output"), DECIDED_OUTPUT)))
+            edited = shown(decision.get("output"), DECIDED_OUTPUT, "Edited output", block=True)
+            blocks.append({"type": "section", "text": edited})
             blocks.append(context("Replaced the output under review:"))
-        blocks.append(section(code_block(review_text(req), DECIDED_OUTPUT)))
+        blocks.append({"type": "section", "text": shown(review_text(req), DECIDED_OUTPUT, block=True)})
         if decision.get("feedback"):
-            blocks.append(section("*Feedback*\n" + quote(decision["feedback"], 1500)))
+            blocks.append({"type": "section", "text": shown(decision["feedback"], 1500, "Feedback")})
         return blocks
     if req.kind == kinds.ERROR:
-        return [section(code_block(req.error or "unknown error", SECTION_TEXT - 20))]
+        return [{"type": "section", "text": shown(req.error or "unknown error", SECTION_TEXT - 20, block=True)}]
     if req.kind == kinds.ROUTE_SELECTION and req.available_choices:
         chosen = set(decision.get("choices") or [])
-        shown = ", ".join(f"*{escape(c)}*" if c in chosen else escape(c) for c in req.available_choices)
-        return [context(clip(f"Routes: {shown}", 1900))]
+        routes = ", ".join(f"*{escape(c)}*" if c in chosen else escape(c) for c in req.available_choices)
+        return [context(clip(f"Routes: {routes}", 1900))]
     if req.kind == kinds.EXECUTOR:
         return _calls(req, summaries)
     return []
 
 
 def _values_block(values: dict[str, Any]) -> dict[str, Any]:
-    if len(values) <= 10:
-        return {
-            "type": "section",
-            "fields": [
-                md(f"*{escape(truncate(humanize(k), 100))}*\n{quote(v, FIELD_TEXT - 120) or '_empty_'}", FIELD_TEXT)
-                for k, v in values.items()
-            ],
-        }
-    lines = [f"*{escape(truncate(humanize(k), 100))}*: {quote(v, 200) or '_empty_'}" for k, v in values.items()]
+    """The submitted values as given (a checkbox "Yes"/"No"): side by side while they are short, else one
+    full-width line each, a long one cut to a preview with "… (N more characters)"."""
+    given = {truncate(humanize(k), 100): value_text(v) for k, v in values.items()}
+    if len(given) <= 10 and all(len(v) <= SHORT_VALUE and "\n" not in v for v in given.values()):
+        return {"type": "section", "fields": [shown(v, FIELD_TEXT, k) for k, v in given.items()]}
+    each = max(100, (SECTION_TEXT - 100) // len(given))
+    lines = [f"*{escape(k)}*: {quote(v, min(each, VALUE_PREVIEW)) or '_empty_'}" for k, v in given.items()]
     return section(clip("\n".join(lines), SECTION_TEXT))
 
 

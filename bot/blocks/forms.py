@@ -4,6 +4,7 @@ views, and reading their submitted state back."""
 from __future__ import annotations
 
 import json
+import math
 from typing import TYPE_CHECKING, Any
 
 from bot.blocks.kit import (
@@ -14,7 +15,6 @@ from bot.blocks.kit import (
     Blocks,
     context,
     humanize,
-    md,
     plain,
     rejecting_cancels,
     retries_used_up,
@@ -30,9 +30,10 @@ from bot.blocks.text import (
     TEXT_INPUT_MAX,
     as_text,
     clip,
+    cut,
     escape,
-    escaped_parts,
     quote,
+    shown,
     truncate,
 )
 from kern.run import requirement as kinds
@@ -99,6 +100,10 @@ def _field_input(index: int, f: UserInputField) -> dict[str, Any]:
             element["initial_option"] = options[f.allowed_values.index(f.value)]
     elif f.field_type in ("int", "float"):
         element = {"type": "number_input", "action_id": action, "is_decimal_allowed": f.field_type == "float"}
+        for key, bound in (("min_value", f.ge), ("max_value", f.le)):  # Slack keeps the value within them
+            if bound is not None:
+                whole = math.ceil(bound) if key == "min_value" else math.floor(bound)
+                element[key] = f"{bound:g}" if f.field_type == "float" else str(whole)
         if f.value is not None:
             element["initial_value"] = str(f.value)
     else:
@@ -381,10 +386,16 @@ def note_form(req: StepRequirement, *, approve: bool) -> dict[str, Any]:
 
 
 def full_text_modal(title: str, text: str) -> dict[str, Any]:
-    """Long text split over sections, within the modal's block and size limits."""
-    parts = escaped_parts(text, 2900) or [" "]
-    blocks: Blocks = [{"type": "section", "text": md("```" + p + "```")} for p in parts[:60]]
-    if len(parts) > 60:
-        hidden = sum(len(p) for p in parts[60:])
-        blocks.append(context(f"About {hidden} more characters are not shown."))
+    """Long text split over sections, within the modal's block and size limits, each shown as written: a
+    code block, or plain_text where a code block cannot hold the part (see `bot.blocks.text.shown`)."""
+    parts: list[str] = []
+    rest = text
+    while rest and len(parts) <= 60:
+        head, _ = cut(rest, 2900)
+        parts.append(head)
+        rest = rest[len(head) :]
+    blocks: Blocks = [{"type": "section", "text": shown(p, 3000, block=True)} for p in parts[:60]] or [section(" ")]
+    if len(parts) > 60 or rest:
+        hidden = len(text) - sum(len(p) for p in parts[:60])
+        blocks.append(context(f"About {hidden:,} more characters are not shown."))
     return modal(V_INFO, title, blocks, submit=None)

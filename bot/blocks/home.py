@@ -51,7 +51,7 @@ def home_view(
     if not total:
         blocks.append(context("Nothing waits on you. Pauses you may answer show up here."))
     else:
-        count = f"{total} pause{'s' if total != 1 else ''} wait on you, newest first."
+        count = f"{total} pause{'s wait' if total != 1 else ' waits'} on you, newest first."
         if len(waiting) < total:
             count += f" Showing {start + 1}-{start + len(waiting)}."
         blocks.append(context(count))

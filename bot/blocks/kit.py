@@ -108,9 +108,23 @@ def rejecting_cancels(req: StepRequirement) -> bool:
     return req.on_reject is OnReject.cancel or retries_used_up(req)
 
 
-def slack_time(at: float, fallback: str = "") -> str:
-    """A timestamp Slack shows in each reader's own time zone."""
-    return f"<!date^{int(at)}^{{date_short_pretty}} at {{time}}|{fallback or int(at)}>"
+def slack_time(at: float, fallback: str = "", *, seconds: bool = False) -> str:
+    """A timestamp Slack shows in each reader's own time zone (`seconds`: the time of day to the second,
+    for a moment minutes away)."""
+    shown = "{time_secs}" if seconds else "{date_short_pretty} at {time}"
+    return f"<!date^{int(at)}^{shown}|{fallback or int(at)}>"
+
+
+SHORT_WAIT = 600  # a deadline less than this many seconds after its pause is told to the second
+
+
+def in_seconds(seconds: float) -> str:
+    """ "45 s", "2 min 30 s": a short wait, to the second."""
+    whole = max(0, round(seconds))
+    minutes, rest = divmod(whole, 60)
+    if not minutes:
+        return f"{rest} s"
+    return f"{minutes} min" + (f" {rest} s" if rest else "")
 
 
 def who(user: str | None) -> str:
@@ -152,4 +166,8 @@ def deadline_line(req: StepRequirement) -> str | None:
         OnTimeout.skip: "it is rejected automatically",
     }
     action = outcomes.get(req.on_timeout, "the run is cancelled")
+    wait = req.deadline - req.created_at
+    if 0 < wait < SHORT_WAIT:
+        by = slack_time(req.deadline, seconds=True)
+        return f":alarm_clock: If nobody answers within {in_seconds(wait)} (by {by}), {action}."
     return f":alarm_clock: If nobody answers by {slack_time(req.deadline)}, {action}."

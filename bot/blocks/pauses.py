@@ -33,7 +33,6 @@ from bot.blocks.kit import (
     context,
     deadline_line,
     humanize,
-    md,
     plain,
     rejecting_cancels,
     retries_used_up,
@@ -48,9 +47,9 @@ from bot.blocks.text import (
     SECTION_TEXT,
     as_text,
     clip,
-    code_block,
     escape,
     quote,
+    shown,
     truncate,
 )
 from kern.run import requirement as kinds
@@ -94,7 +93,7 @@ def pause_blocks(
     """
     rid = req.requirement_id
     blocks: Blocks = [section(head_line(f"*{pause_title(req)}*", workflow, req))]
-    if req.message and req.kind != kinds.EXECUTOR:
+    if shows_message(req):
         blocks.append(section(quote(req.message, SECTION_TEXT)))
     at = len(blocks)
     if req.kind == kinds.CONFIRMATION:
@@ -111,13 +110,13 @@ def pause_blocks(
         )
     elif req.kind in (kinds.OUTPUT_REVIEW, kinds.ITERATION_REVIEW):
         text = review_text(req)
-        blocks.append(section(code_block(text, OUTPUT_PREVIEW)))
+        blocks.append({"type": "section", "text": shown(text, OUTPUT_PREVIEW, block=True)})
         elements = [
             button("Approve", CONFIRM, rid, "primary"),
             button("Edit", OPEN_EDIT, rid),
             button("Reject with feedback", OPEN_FEEDBACK, rid, "danger", _cancel_confirm(req)),
         ]
-        if len(escape(text)) > OUTPUT_PREVIEW - 6:
+        if len(escape(text)) > OUTPUT_PREVIEW - 20:
             elements.insert(0, button("View full", VIEW_FULL, rid))
         blocks.append({"type": "actions", "block_id": f"a:{rid}", "elements": elements})
         if req.kind == kinds.ITERATION_REVIEW:
@@ -142,7 +141,7 @@ def pause_blocks(
     elif req.kind == kinds.ROUTE_SELECTION:
         blocks.extend(_route_blocks(req))
     elif req.kind == kinds.ERROR:
-        blocks.append(section(code_block(req.error or "unknown error", SECTION_TEXT - 20)))
+        blocks.append({"type": "section", "text": shown(req.error or "unknown error", SECTION_TEXT - 20, block=True)})
         blocks.append(
             {
                 "type": "actions",
@@ -188,6 +187,40 @@ def text_size(blocks: Any) -> int:
     if isinstance(blocks, list):
         return sum(text_size(v) for v in blocks)
     return 0
+
+
+def shows_message(req: StepRequirement) -> bool:
+    """Whether a pause message shows the requirement's message: not a tool call's (the calls say it), nor a
+    failed step's, whose message only repeats the error shown below it ("Step 'x' failed: <error>")."""
+    return bool(req.message) and req.kind not in (kinds.EXECUTOR, kinds.ERROR)
+
+
+_WAITING_FOR = {
+    kinds.CONFIRMATION: "needs an approval",
+    kinds.USER_INPUT: "needs input",
+    kinds.OUTPUT_REVIEW: "its output needs a review",
+    kinds.ROUTE_SELECTION: "a route needs choosing",
+    kinds.ERROR: "it failed: retry or skip it",
+}
+_CALL_WAITS_FOR = {
+    "user_feedback": "the agent asks a question",
+    "user_input": "a tool call needs input",
+    "external_execution": "a tool call needs its result",
+}
+
+
+def waiting_for(req: StepRequirement) -> str:
+    """What a paused run waits for, for its card and `/kern status`: "needs an approval", "a tool call needs
+    approval", "its output needs a review"."""
+    if req.kind == kinds.ITERATION_REVIEW:
+        return f"iteration {req.iteration} needs a review" if req.iteration else "an iteration needs a review"
+    if req.kind == kinds.EXECUTOR:
+        open_calls = [c for c in req.executor_requirements or [] if c.status == "pending"]
+        if len(open_calls) > 1:
+            return f"{len(open_calls)} tool calls need an answer"
+        kind = open_calls[0].kind if open_calls else "confirmation"
+        return _CALL_WAITS_FOR.get(kind, "a tool call needs approval")
+    return _WAITING_FOR.get(req.kind, "needs an answer")
 
 
 def _confirm_actions(req: StepRequirement, branches: tuple[str, str] | None) -> dict[str, Any]:
@@ -317,12 +350,9 @@ def args_block(args: dict[str, Any]) -> dict[str, Any]:
     if args and len(args) <= 10 and short:
         return {
             "type": "section",
-            "fields": [
-                md(f"*{escape(truncate(k, 100))}*\n{quote(v, FIELD_TEXT - 120) or '_empty_'}", FIELD_TEXT)
-                for k, v in args.items()
-            ],
+            "fields": [shown(v, FIELD_TEXT - 120, truncate(k, 100)) for k, v in args.items()],
         }
-    return section(code_block(args, 2000) if args else "_no arguments_")
+    return {"type": "section", "text": shown(args, 2000, block=True)} if args else section("_no arguments_")
 
 
 def review_text(req: StepRequirement) -> str:

@@ -289,6 +289,35 @@ def form_summary(model: type[BaseModel], value: BaseModel) -> str:
     return "\n".join(lines)
 
 
+_SAMPLES = {
+    "text": "text",
+    "number": 1,
+    "decimal": 1.5,
+    "bool": True,
+    "lines": ["text"],
+    "date": "2026-01-31",
+    "json": {},
+}
+
+
+def json_shape(model: type[BaseModel]) -> str:
+    """The JSON object `model` reads, with a sample value per field (its default, its first choice, or one
+    of its type), for people who type a start form's input inline: `{"topic": "…", "depth": "quick"}`."""
+    sample: dict[str, Any] = {}
+    for f in form_fields(model)[:MAX_FIELDS]:
+        value: Any = _plain(f.default) if f.default not in (None, [], {}) else None
+        if value is None and f.choices:
+            value = _plain(f.choices[0]) if f.kind != "multi_select" else [_plain(f.choices[0])]
+        if isinstance(value, (list, tuple, set, frozenset)):
+            value = [_plain(v) for v in value]
+        if value is None and f.kind in ("number", "decimal"):
+            value = f.limit("ge") if f.limit("ge") is not None else f.limit("le")
+        if value is None or not isinstance(value, (str, int, float, bool, list, dict)):
+            value = _SAMPLES.get(f.kind, "text")
+        sample[f.key or f.name] = value
+    return truncate(json.dumps(sample, ensure_ascii=False), 1500)
+
+
 def first_block(model: type[BaseModel] | None) -> str:
     """The block an error about the whole form goes under: the form's first input."""
     fields = form_fields(model)[:1] if model is not None else []

@@ -79,26 +79,55 @@ def as_text(value: Any) -> str:
         return str(value)
 
 
-def escaped_parts(text: str, size: int) -> list[str]:
-    """`text` escaped and split into parts of at most `size` characters, none split inside an escape."""
-    parts: list[str] = []
-    current: list[str] = []
-    length = 0
-    for char in text:
-        shown = escape(char)
-        if length + len(shown) > size:
-            parts.append("".join(current))
-            current, length = [], 0
-        current.append(shown)
-        length += len(shown)
-    if current:
-        parts.append("".join(current))
-    return parts
+def cut(text: str, limit: int) -> tuple[str, int]:
+    """The longest head of raw `text` whose escaped form fits in `limit` characters, and how many characters
+    of `text` are left out. Text is cut on its own characters before it is escaped, so a cut never falls
+    inside an escape (`&l…`)."""
+    if len(text) * 5 <= limit or len(escape(text)) <= limit:
+        return text, 0
+    size = 0
+    for index, char in enumerate(text):
+        size += len(escape(char))
+        if size > limit:
+            return text[:index], len(text) - index
+    return text, 0
+
+
+def more(left: int) -> str:
+    """What a preview says about the characters it leaves out: " … (1,234 more characters)"."""
+    if left <= 0:
+        return ""
+    return f" … ({left:,} more character{'s' if left != 1 else ''})"
+
+
+MORE_ROOM = len(more(10**9))  # the longest `more` line: kept free when a preview is cut
+
+
+def _fit(text: str, room: int) -> tuple[str, int]:
+    """`cut`, keeping room for the `more` line when the text does not fit whole."""
+    if len(text) * 5 <= room or len(escape(text)) <= room:
+        return text, 0
+    return cut(text, max(0, room - MORE_ROOM))
+
+
+def fences(text: str) -> bool:
+    """Whether `text` can be shown as written inside a mrkdwn code block (```…```): mrkdwn has no escape for
+    a backtick, and a run of three ends the block early."""
+    return "```" not in text
 
 
 def code_block(value: Any, limit: int) -> str:
-    """`value` in a mrkdwn code block (no formatting inside), escaped and cut to fit `limit`."""
-    return "```" + clip(escape(as_text(value)), limit - 6) + "```"
+    """`value` in a mrkdwn code block (no formatting inside), escaped and cut to fit `limit` on its own
+    characters, a cut one followed by "… (N more characters)". A backtick at either end is kept apart from
+    the fence by a space. Text a code block cannot hold as written (see `fences`) is given escaped but
+    unfenced: where a block can, show it with `shown` (plain_text)."""
+    text = as_text(value)
+    head, left = _fit(text, limit - 8)
+    if not fences(head):
+        return escape(head) + more(left)
+    body = escape(head)
+    body = (" " if body.startswith("`") else "") + body + (" " if body.endswith("`") else "")
+    return "```" + body + "```" + more(left)
 
 
 def quote(value: Any, limit: int) -> str:
@@ -110,10 +139,39 @@ def quote(value: Any, limit: int) -> str:
     """
     text = as_text(value)
     if not any(marker in text for marker in "*_~`"):
-        return clip(escape(text), limit)
+        head, left = _fit(text, limit)
+        return escape(head) + more(left)
     if "\n" in text or "`" in text:
         return code_block(text, limit)
-    return "`" + clip(escape(text), limit - 2) + "`"
+    head, left = _fit(text, limit - 2)
+    return "`" + escape(head) + "`" + more(left)
+
+
+def shown(value: Any, limit: int, label: str = "", *, block: bool = False, icon: str = "") -> dict[str, Any]:
+    """A text object showing `value` (text from a person or a model) exactly as written, under the bot's
+    `label` (raw text, shown bold after the emoji `icon`): mrkdwn, with the value quoted (`quote`; `block`:
+    always a code block), or, where mrkdwn cannot hold it as written (a run of three backticks, a backtick at
+    the start or the end: `fences`), plain_text, which Slack shows as given (no emoji either). Cut to `limit`
+    with "… (N more characters)"; an empty value reads "_empty_"."""
+    text = as_text(value)
+    head = f"{icon + ' ' if icon else ''}*{escape(label)}*\n" if label else ""
+    if fences(text):
+        room = limit - len(head)
+        body = code_block(text, room) if block or "\n" in text else quote(text, room)
+        return {"type": "mrkdwn", "text": head + (body or "_empty_")}
+    top = f"{label}\n" if label else ""
+    kept = limit - len(top) - (MORE_ROOM if len(top) + len(text) > limit else 0)
+    return {"type": "plain_text", "text": top + text[:kept] + more(len(text) - kept), "emoji": False}
+
+
+def value_text(value: Any) -> str:
+    """A value a person gave in a form as they would say it: a checkbox "Yes" or "No", lists comma-separated,
+    anything else as text."""
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float)) for v in value):
+        return ", ".join(str(v) for v in value)
+    return as_text(value)
 
 
 def describe_duration(seconds: float) -> str:

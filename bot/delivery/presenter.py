@@ -83,7 +83,7 @@ def card_view(
         view.status = status or view.status
     elif run.is_paused and run.step_requirements:
         req = run.step_requirements[-1]
-        view.status = f":double_vertical_bar: Waiting: {ui.escape(req.step_name)} ({req.kind.replace('_', ' ')})"
+        view.status = f":double_vertical_bar: Waiting: {ui.escape(req.step_name)} — {ui.waiting_for(req)}"
     elif run.status == RunStatus.COMPLETED:
         view.status, view.output, view.finished = ":white_check_mark: Completed", run.content, True
         view.routes = route_outputs(run)

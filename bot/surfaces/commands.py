@@ -19,6 +19,7 @@ from bot.store import BotStore, Card
 from bot.surfaces.start_forms import StartForms
 from kern.exceptions import RunNotPausedError, StoreError
 from kern.ids import new_id
+from kern.run.base import RunStatus
 
 USAGE = (
     "Usage: `/kern run [workflow] [input]` · `/kern list` · `/kern status <run>` · `/kern cancel <run>` · `/kern help`"
@@ -79,9 +80,15 @@ class Commands:
                 for name, about in await self.startable(user, channel)
             ]
             await ack(response_type="ephemeral", text="Workflows you can run:\n" + ("\n".join(lines) or "none here."))
-        elif verb == "status" and rest:
+        elif verb in ("status", "cancel") and not rest:
+            await ack(
+                response_type="ephemeral",
+                text=f"Which run? Give its id: `/kern {verb} <run id>` (the run's card shows it; "
+                "its first 6 characters are enough).",
+            )
+        elif verb == "status":
             await ack(response_type="ephemeral", text=await self.status(rest, user))
-        elif verb == "cancel" and rest:
+        elif verb == "cancel":
             await ack(response_type="ephemeral", text=f"Cancelling `{ui.escape(rest)}`…")
             self.background.spawn(self.cancel(rest, user, channel, command.get("response_url")))
         elif verb in ("", "help"):
@@ -137,7 +144,7 @@ class Commands:
                 return True
             return cancelling and await self.access.may_cancel(entry, card, user) is None
 
-        return await self.runner.presenter.find(given, visible)
+        return await self.runner.presenter.find(given.strip().lower(), visible)  # ids are hex: any case
 
     # ----- the run card's buttons (same rules as the commands) ---------------------------------------
     async def on_run_status(
@@ -161,10 +168,10 @@ class Commands:
         if isinstance(found, str):
             return found
         entry, run = found.entry, found.run
-        line = f"`{ui.escape(entry.name)}` run `{run.run_id}`: {run.status.value.lower()}"
-        if run.is_paused:
+        line = f"`{ui.escape(entry.name)}` run `{run.run_id[:12]}`: {run.status.value.lower()}"
+        if run.is_paused and run.step_requirements:
             req = run.step_requirements[-1]
-            line += f", waiting at {ui.escape(req.step_name)} ({req.kind.replace('_', ' ')})"
+            line += f", waiting at {ui.escape(req.step_name)}: {ui.waiting_for(req)}"
         elif run.is_cancelled:  # kern's reason: "Cancelled by <@U1>" names the canceller, feedback is text
             line += f": {ui.reason_line(ui.truncate(ui.as_text(run.content), 1500))}"
         elif run.content is not None:
@@ -182,9 +189,26 @@ class Commands:
         if refusal:
             await self.gateway.tell(channel, user, refusal, response_url=response_url)
             return
-        try:
-            await entry.workflow.acancel_run(run_id, by=user, reason=f"Cancelled by <@{user}>")
-        except RunNotPausedError as exc:
-            await self.gateway.tell(channel, user, f"Cannot cancel: {ui.escape(str(exc))}", response_url=response_url)
+        ended = _ended(found.run)
+        if ended is None:
+            try:
+                await entry.workflow.acancel_run(run_id, by=user, reason=f"Cancelled by <@{user}>")
+            except RunNotPausedError:  # it ended meanwhile
+                ended = _ended(await entry.workflow.aget_run(run_id)) or "already ended"
+        if ended is not None:
+            text = f"Run `{run_id[:12]}` {ended}; nothing to cancel."
+            await self.gateway.tell(channel, user, text, response_url=response_url)
             return
         await self.runner.outbox.deliver(run_id)
+
+
+ENDED = {
+    RunStatus.COMPLETED: "already completed",
+    RunStatus.CANCELLED: "was already cancelled",
+    RunStatus.ERROR: "already failed",
+}
+
+
+def _ended(run: Any) -> str | None:
+    """How a run ended ("already completed", ...), or None while it may still be cancelled."""
+    return ENDED.get(run.status) if run is not None else None

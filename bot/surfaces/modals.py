@@ -22,6 +22,8 @@ from bot.slack.workspaces import team
 from bot.surfaces.interactions import Ack, Interactions, who_where
 from kern.run.requirement import StepRequirement
 
+EMPTY_EDIT = "The output cannot be empty. Write the new output, or close this and approve or reject it."
+
 
 class Modals:
     """The handlers behind the buttons that open a pause's forms, and behind those forms' submissions."""
@@ -121,16 +123,19 @@ class Modals:
     async def on_view_full(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         await ack()
         value = action["value"]
-        if value.startswith("run:"):
+        what, _, run_id = value.partition(":")
+        if what in ("run", "input") and run_id:  # the card's whole output, or its whole input
             opened = await self.gateway.call("views_open", trigger_id=body["trigger_id"], view=ui.loading_modal())
-            card = await self.store.card(value[4:], team=team())
+            card = await self.store.card(run_id, team=team())
             entry = self.registry.get(card.workflow) if card else None
             if opened:  # a run that is not there and one they may not see: the same line
                 refusal = await self.access.may_read(entry, card, body["user"]["id"]) if card and entry else None
                 if card is None or entry is None or refusal:
-                    new = ui.info_modal("Not available", refusal or unseen(value[4:16]))
+                    new = ui.info_modal("Not available", refusal or unseen(run_id[:12]))
+                elif what == "input":
+                    new = ui.full_text_modal("Input", ui.as_text(card.input))
                 else:
-                    run = await entry.workflow.aget_run(value[4:])
+                    run = await entry.workflow.aget_run(run_id)
                     new = ui.full_text_modal("Output", output_text(run))
                 await self.gateway.call("views_update", view_id=opened["view"]["id"], view=new)
             return
@@ -174,8 +179,11 @@ class Modals:
         self.background.spawn(self.ix.decide(as_action_body(body), loaded.req.requirement_id, apply))
 
     async def on_submit_edit(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        text = ((view["state"]["values"].get("text") or {}).get("v") or {}).get("value") or ""
+        if not text.strip():  # an edit replaces the output: with nothing, the run would complete with nothing
+            await ack(response_action="errors", errors={"text": EMPTY_EDIT})
+            return
         await ack()
-        text = view["state"]["values"]["text"]["v"].get("value") or ""
 
         def apply(req: StepRequirement, user: str) -> None:
             req.edit(text, by=user)

@@ -60,6 +60,14 @@ class StartForms:
             view = self.form(entry, command["channel_id"])
             self.background.spawn(self._open(command["trigger_id"], view, command))
             return True
+        if not _json_object(given):
+            await ack(
+                response_type="ephemeral",
+                text=f"`{ui.escape(entry.name)}` takes a form: type `/kern run {ui.escape(entry.name)}` without input "
+                f"to open it, or give its input as JSON, e.g. `/kern run {ui.escape(entry.name)} "
+                f"{ui.escape(ui.json_shape(schema))}`",
+            )
+            return True
         try:
             entry.workflow.validate_input(given)
         except ValueError as exc:
@@ -133,8 +141,7 @@ class StartForms:
             entry, user, channel
         )
         if refusal:
-            block = ui.CHANNEL_BLOCK if picked_channel else ui.WORKFLOW_BLOCK
-            await ack(response_action="errors", errors={block: refusal})
+            await _refuse(ack, ui.CHANNEL_BLOCK if picked_channel else ui.WORKFLOW_BLOCK, refusal)
             return
         await ack(response_action="update", view=self.form(entry, channel, picked=picked))
 
@@ -160,7 +167,7 @@ class StartForms:
             await self.access.may_start(entry, user, channel)
         )
         if refusal:
-            await ack(response_action="errors", errors={first: refusal})
+            await _refuse(ack, first, refusal)
             return
         await ack()
         if schema is None:
@@ -168,6 +175,24 @@ class StartForms:
         else:
             summary = ui.form_summary(schema, value)
             self.background.spawn(self.runner.start(entry, summary, user, channel, value=value))
+
+
+async def _refuse(ack: Ack, block: str, refusal: str) -> None:
+    """Say no in the form: under `block` (an input's error is plain text), or, when the refusal is mrkdwn
+    (mentions, which only mrkdwn shows as names, or code), in a small view pushed over the form, which stays
+    beneath it (another channel or workflow may be chosen after)."""
+    if any(mark in refusal for mark in ("<@", "<!", "`", "*")):
+        await ack(response_action="push", view=ui.info_modal("Not allowed", refusal))
+    else:
+        await ack(response_action="errors", errors={block: refusal})
+
+
+def _json_object(text: str) -> bool:
+    """Whether `text` reads as a JSON object (the input of a workflow with an input schema, typed inline)."""
+    try:
+        return isinstance(json.loads(text), dict)
+    except (ValueError, RecursionError):
+        return False
 
 
 def _metadata(view: dict[str, Any]) -> dict[str, Any]:

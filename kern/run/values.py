@@ -127,6 +127,10 @@ class UserInputField:
     required: bool = True
     allowed_values: Annotated[list[Any] | None, JSONABLE] = None
     value: Annotated[Any, JSONABLE] = None
+    # kern's addition: bounds of an int or float field, as pydantic's `Field(ge=..., le=...)` (a form declares
+    # them; a value outside is refused naming the field).
+    ge: float | None = None
+    le: float | None = None
 
     def __post_init__(self) -> None:
         self.field_type = field_type_name(self.field_type)
@@ -135,6 +139,10 @@ class UserInputField:
                 f"UserInputField {self.name!r}: field_type {self.field_type!r} is not supported. "
                 f"Use one of: {', '.join(FIELD_TYPES)}."
             )
+        if (self.ge is not None or self.le is not None) and self.field_type not in ("int", "float"):
+            raise ValueError(f"UserInputField {self.name!r}: ge and le bound int and float fields only.")
+        if self.ge is not None and self.le is not None and self.ge > self.le:
+            raise ValueError(f"UserInputField {self.name!r}: ge={self.ge} is more than le={self.le}.")
 
     @staticmethod
     def is_missing(value: Any) -> bool:
@@ -182,6 +190,11 @@ def coerce_field(field_def: UserInputField, value: Any) -> Any:
         raise ValueError(f"{field_def.name}: expected {kind}, got a bool")
     if not isinstance(value, FIELD_TYPES[kind]):
         raise ValueError(f"{field_def.name}: expected {kind}, got {type(value).__name__} {value!r}")
+    if isinstance(value, (int, float)):
+        if field_def.ge is not None and value < field_def.ge:
+            raise ValueError(f"{field_def.name}: must be at least {field_def.ge:g}, got {value!r}")
+        if field_def.le is not None and value > field_def.le:
+            raise ValueError(f"{field_def.name}: must be at most {field_def.le:g}, got {value!r}")
     if field_def.allowed_values is not None and value not in field_def.allowed_values:
         allowed = ", ".join(repr(v) for v in field_def.allowed_values)
         raise ValueError(f"{field_def.name}: {value!r} is not allowed; choose one of {allowed}")
