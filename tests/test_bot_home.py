@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from bot import blocks as ui
 from bot.devslack import DevSlack
 from bot.policy import Approvers
 from bot.registry import BotWorkflow, Registry
+from bot.runs.sweeper import sweep_once
 from kern.workflow import Router, Step, Workflow
 from tests.conftest import make_db, unique
 from tests.test_bot_e2e import SECRET, Env, settle, start_bot
@@ -416,4 +418,50 @@ async def test_drawing_a_home_of_many_pauses_lets_other_work_run_in_between(
     assert len(ticks_at_each_draw) > 2  # the pauses that fit, and one more to find they are all that fit
     assert ticks_at_each_draw == sorted(set(ticks_at_each_draw)), ticks_at_each_draw  # other work between each
     assert len(confirm_values(env.slack.homes["UAPP"])) >= 1  # and the Home was published
+    assert env.errors() == []
+
+
+# ----- every Home that listed a pause is redrawn when it is decided (issue 27, defect 2) ---------------------
+@pytest.fixture
+async def escalating(db_kind: str, tmp_path: Path) -> AsyncIterator[Env]:
+    db = make_db(db_kind, tmp_path)
+    leads = Approvers(users=("ULEAD", "ULEAD2"))
+    entry = BotWorkflow(
+        confirm("escalating"),
+        name="escalating",
+        approvers=Approvers(users=("UAPP",), escalate_after=60, escalate_to=leads),
+    )
+    async with DevSlack(SECRET) as slack:
+        bot, server, endpoint = await start_bot(slack, Registry([entry], db))
+        slack.bot_endpoint = endpoint
+        try:
+            yield Env(slack, bot, db)
+        finally:
+            await bot.background.idle(10)
+            await server.cleanup()
+
+
+async def test_an_escalated_pause_approved_from_a_leads_home_leaves_no_home_listing_it(escalating: Env) -> None:
+    env = escalating
+    t0 = time.time()
+    await start(env, "escalating now")
+    for user in ("UAPP", "ULEAD", "ULEAD2", "U1"):
+        await open_home(env, user)
+    assert waiting_steps(env.slack.homes["UAPP"]) == ["escalating"]
+    assert waiting_steps(env.slack.homes["ULEAD"]) == []  # not theirs yet
+    await sweep_once(env.bot.runner, env.bot.registry, now=t0 + 61)  # it escalates to the leads
+    await settle(env)
+    for lead in ("ULEAD", "ULEAD2"):  # listed on their Homes without opening them again
+        await env.slack.until(lambda lead=lead: waiting_steps(env.slack.homes[lead]) == ["escalating"])
+
+    status, _, _ = await env.slack.home_click("ULEAD", ui.CONFIRM)  # approved from a lead's Home
+    assert status == 200
+    await settle(env)
+    await env.slack.until(
+        lambda: "Approved by <@ULEAD>" in json.dumps([m.blocks for m in env.slack.thread(env.card().ts)])
+    )
+    for user in ("ULEAD", "ULEAD2", "UAPP"):  # every Home that listed it is redrawn: nothing waits, no live buttons
+        await env.slack.until(lambda user=user: waiting_steps(env.slack.homes[user]) == [])
+        assert confirm_values(env.slack.homes[user]) == []
+    await env.slack.until(lambda: "Completed" in text_of(env.slack.homes["U1"]))  # the starter's "Your runs"
     assert env.errors() == []

@@ -36,6 +36,10 @@ def confirm(name: str, **options: Any) -> Workflow:
     return Workflow(name=unique(name), steps=[step])
 
 
+def _boom(step_input: Any) -> str:
+    raise RuntimeError("the disk <is> full")
+
+
 def flows() -> list[BotWorkflow]:
     return [
         BotWorkflow(
@@ -51,6 +55,20 @@ def flows() -> list[BotWorkflow]:
             name="elsewhere",
             approvers=Approvers(groups=("SOPS",)),
             approvals_channel="CAPPROVALS",
+        ),
+        BotWorkflow(
+            confirm("rejectable", on_reject="cancel"),
+            name="rejectable",
+            approvers=Approvers(users=("UAPP",)),
+            notify="dm",
+        ),
+        BotWorkflow(
+            Workflow(
+                name=unique("breaks"),
+                steps=[Step(name="deploy", executor=_boom, requires_confirmation=True)],
+            ),
+            name="breaks",
+            approvers=Approvers(users=("UAPP",)),
         ),
         BotWorkflow(
             confirm("timed", hitl_timeout=60, on_timeout=OnTimeout.approve),
@@ -359,3 +377,39 @@ async def test_tool_call_progress_shows_on_every_copy(db_kind: str, tmp_path: Pa
             finally:
                 await bot.background.idle(10)
                 await server.cleanup()
+
+
+# ----- the person who started the run is told how it ended ----------------------------------------------
+async def test_the_starter_is_told_of_a_rejection_in_the_thread_and_by_dm(env: Env) -> None:
+    card = await start(env, "rejectable")
+    run_id = await run_id_of_card(env)
+    await env.slack.click(ui.REJECT, user="UAPP", thread_ts=card.ts)
+    await settle(env)
+    await env.slack.until(lambda: "Cancelled" in json.dumps(env.card().blocks))
+    await env.slack.until(lambda: len(env.slack.dm_of("U1")) == 1)
+    [line] = [m for m in env.slack.thread(card.ts) if "your run" in m.text]
+    expected = f"<@U1>, your run `{run_id[:12]}` of `rejectable` was rejected by <@UAPP>, so it was cancelled."
+    assert line.text == f":no_entry: {expected}"  # a mention of the starter in the card's thread
+    [dm] = env.slack.dm_of("U1")  # and by DM, as the workflow notifies by DM, with a link to the card
+    assert dm.text.startswith(f":no_entry: {expected} <") and "/archives/C1/p" in dm.text
+    assert env.errors() == []
+
+
+async def test_the_starter_is_told_of_a_failure_but_not_of_their_own_cancel(env: Env) -> None:
+    card = await start(env, "breaks")
+    run_id = await run_id_of_card(env)
+    await env.slack.click(ui.CONFIRM, user="UAPP", thread_ts=card.ts)
+    await settle(env)
+    await env.slack.until(lambda: any("your run" in m.text for m in env.slack.thread(card.ts)))
+    [line] = [m for m in env.slack.thread(card.ts) if "your run" in m.text]
+    assert line.text.startswith(f":x: <@U1>, your run `{run_id[:12]}` of `breaks` failed: ")
+    assert "the disk &lt;is&gt; full" in line.text  # the error, escaped
+    assert env.slack.dm_of("U1") == []  # this workflow does not notify by DM
+
+    mine = await start(env, "breaks")  # cancelled by its own starter: they know
+    mine_id = await run_id_of_card(env)
+    await env.slack.command(f"cancel {mine_id}", user="U1")
+    await settle(env)
+    await env.slack.until(lambda: "Cancelled" in json.dumps(env.card().blocks))
+    await env.bot.background.idle(10)
+    assert not [m for m in env.slack.thread(mine.ts) if "your run" in m.text]
