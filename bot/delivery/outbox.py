@@ -24,6 +24,11 @@ others wait) owes a redraw of its message and copies, written in the transaction
 A workflow with notify="dm" also owes a DM copy of each pause per recipient, and its decided form: one
 row each, retried on its own, so a Slack error on one copy delays neither the others nor the run's
 other messages.
+
+Reminders and escalations are "remind" rows (owed by bot/runs/timers.py in the timer's transaction), drawn
+when delivered and dropped then if their pause was decided meanwhile; a decision of a pause with timers
+owes a "close_remind" row that redraws the reminders posted as decided. An end owes an "outcome" row: the
+line telling the run's starter how it ended (and one by DM, for a workflow that notifies by DM).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Published with views.publish when the person opens the tab (`app_home_opened`) or turns a page, and
 refreshed, best effort and in the background, for the people concerned when a pause it could show
-opens or closes (called from the outbox's delivery, so a click's ack never waits for it).
+opens, changes (handed over, escalated) or closes: everyone whose Home listed it, so none keeps live
+buttons for a decided pause (called from the outbox's delivery, so a click's ack never waits for it).
 
 Which pauses wait on a person is decided over every open pause (a light read, bot/surfaces/home_queries.py), by
 the rules as `Access` answers them, asked once per combination the rules depend on; only the pauses
