@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -422,14 +423,18 @@ async def test_drawing_a_home_of_many_pauses_lets_other_work_run_in_between(
 
 
 # ----- every Home that listed a pause is redrawn when it is decided (issue 27, defect 2) ---------------------
+# People of this test's own (the PostgreSQL tables, Home viewers included, are shared by test runs).
+P = {name: f"U{name}{uuid.uuid4().hex[:8].upper()}" for name in ("STARTER", "APP", "LEAD", "LEADTWO")}
+
+
 @pytest.fixture
 async def escalating(db_kind: str, tmp_path: Path) -> AsyncIterator[Env]:
     db = make_db(db_kind, tmp_path)
-    leads = Approvers(users=("ULEAD", "ULEAD2"))
+    leads = Approvers(users=(P["LEAD"], P["LEADTWO"]))
     entry = BotWorkflow(
         confirm("escalating"),
         name="escalating",
-        approvers=Approvers(users=("UAPP",), escalate_after=60, escalate_to=leads),
+        approvers=Approvers(users=(P["APP"],), escalate_after=60, escalate_to=leads),
     )
     async with DevSlack(SECRET) as slack:
         bot, server, endpoint = await start_bot(slack, Registry([entry], db))
@@ -444,24 +449,28 @@ async def escalating(db_kind: str, tmp_path: Path) -> AsyncIterator[Env]:
 async def test_an_escalated_pause_approved_from_a_leads_home_leaves_no_home_listing_it(escalating: Env) -> None:
     env = escalating
     t0 = time.time()
-    await start(env, "escalating now")
-    for user in ("UAPP", "ULEAD", "ULEAD2", "U1"):
+    await start(env, "escalating now", user=P["STARTER"])
+    for user in (P["APP"], P["LEAD"], P["LEADTWO"], P["STARTER"]):
         await open_home(env, user)
-    assert waiting_steps(env.slack.homes["UAPP"]) == ["escalating"]
-    assert waiting_steps(env.slack.homes["ULEAD"]) == []  # not theirs yet
+    assert waiting_steps(env.slack.homes[P["APP"]]) == ["escalating"]
+    assert waiting_steps(env.slack.homes[P["LEAD"]]) == []  # not theirs yet
     await sweep_once(env.bot.runner, env.bot.registry, now=t0 + 61)  # it escalates to the leads
     await settle(env)
-    for lead in ("ULEAD", "ULEAD2"):  # listed on their Homes without opening them again
+    for lead in (P["LEAD"], P["LEADTWO"]):  # listed on their Homes without opening them again
         await env.slack.until(lambda lead=lead: waiting_steps(env.slack.homes[lead]) == ["escalating"])
 
-    status, _, _ = await env.slack.home_click("ULEAD", ui.CONFIRM)  # approved from a lead's Home
+    status, _, _ = await env.slack.home_click(P["LEAD"], ui.CONFIRM)  # approved from a lead's Home
     assert status == 200
     await settle(env)
     await env.slack.until(
-        lambda: "Approved by <@ULEAD>" in json.dumps([m.blocks for m in env.slack.thread(env.card().ts)])
+        lambda: f"Approved by <@{P['LEAD']}>" in json.dumps([m.blocks for m in env.slack.thread(env.card().ts)])
     )
-    for user in ("ULEAD", "ULEAD2", "UAPP"):  # every Home that listed it is redrawn: nothing waits, no live buttons
+    for user in (
+        P["LEAD"],
+        P["LEADTWO"],
+        P["APP"],
+    ):  # every Home that listed it is redrawn: nothing waits, no live buttons
         await env.slack.until(lambda user=user: waiting_steps(env.slack.homes[user]) == [])
         assert confirm_values(env.slack.homes[user]) == []
-    await env.slack.until(lambda: "Completed" in text_of(env.slack.homes["U1"]))  # the starter's "Your runs"
+    await env.slack.until(lambda: "Completed" in text_of(env.slack.homes[P["STARTER"]]))  # the starter's "Your runs"
     assert env.errors() == []

@@ -195,7 +195,7 @@ async def test_a_reminder_owed_before_the_decision_is_not_sent_after_it(
     db_kind: str, tmp_path: Path, names: dict[str, str], slack: DevSlack
 ) -> None:
     bot, server = await start(slack, db_kind, tmp_path, names, "nudge")
-    bot.outbox.first_retry = 0.01
+    bot.outbox.first_retry = 0.5  # the failed reminder is tried again 0.25-0.5 s later, after the decision
     t0 = time.time()
     try:
         slack.fault("chat.postMessage", "error", error="internal_error", status=500)  # the reminder's post fails
@@ -209,7 +209,7 @@ async def test_a_reminder_owed_before_the_decision_is_not_sent_after_it(
         await slack.click(ui.CONFIRM, user="U1")
         await slack.until(lambda: "Completed" in json.dumps([m.blocks for m in slack.messages.values()]))
         await bot.background.idle(10)
-        await asyncio.sleep(0.1)  # past its retry's backoff
+        await asyncio.sleep(0.6)  # past its retry's backoff
         await sweep(bot, t0 + 62)
         await sweep(bot, time.time() + 5)
         assert not [m for m in slack.messages.values() if "Reminder" in m.text]  # never sent
