@@ -27,6 +27,7 @@ async def dev_page(
     async with DevSlackWeb(SECRET) as slack:
         bot, server, url = await start_bot(slack, registry_for(db, extra))
         slack.bot_endpoint = url
+        slack.kern_bot = bot  # type: ignore[attr-defined]  # for a test that moves time on (a sweep's `now`)
         async with aiohttp.ClientSession(base_url=slack.base_url) as http:
             yield slack, http
         await bot.background.idle()

@@ -426,8 +426,9 @@ class Presenter:
 
     async def _tell_outcome(self, view: RunView, detail: dict[str, Any]) -> None:
         """Tell the person who started the run how it ended: a line mentioning them in the card's thread, or
-        (`dm`) by DM, with a link to the card. Not when they ended it themselves (cancelled it, or rejected
-        its pause), nor for a run that never paused and took under `QUICK` seconds: they watched it end."""
+        (`dm`) by DM, with a link to the card. Not when they ended it themselves (cancelled it, rejected its
+        pause, or answered its last pause under `QUICK` seconds before it ended), nor for a run that never
+        paused and took under `QUICK` seconds: they watched it end."""
         run, card, entry = view.run, view.card, view.entry
         status = run.status.value
         if status not in ("COMPLETED", "CANCELLED", "ERROR"):
@@ -442,6 +443,9 @@ class Presenter:
             return
         if last is None and (run.updated_at or 0) - (run.created_at or 0) < QUICK:
             return
+        if last is not None and last.resolved_by == card.started_by:
+            if (run.updated_at or 0) - (last.resolved_at or 0) < QUICK:
+                return  # they answered its last pause, and it ended right after
         text = ui.run_ended_text(
             starter=card.started_by,
             run_id=run.run_id,
