@@ -116,6 +116,15 @@ def output_text(run: WorkflowRunOutput) -> str:
     return "\n\n".join(f"{name}:\n{ui.as_text(content)}" for name, content in routes)
 
 
+def last_answer(req: StepRequirement) -> tuple[str | None, float | None]:
+    """Who answered a pause, and when: its own resolver, or for a tool-call pause whoever decided its last
+    call."""
+    if req.resolved_by is not None or not req.executor_requirements:
+        return req.resolved_by, req.resolved_at
+    last = max(req.executor_requirements, key=lambda c: c.resolved_at or 0.0)
+    return last.resolved_by, last.resolved_at
+
+
 class Presenter:
     """Renders and sends the run card and pause messages."""
 
@@ -443,9 +452,9 @@ class Presenter:
             return
         if last is None and (run.updated_at or 0) - (run.created_at or 0) < QUICK:
             return
-        if last is not None and last.resolved_by == card.started_by:
-            if (run.updated_at or 0) - (last.resolved_at or 0) < QUICK:
-                return  # they answered its last pause, and it ended right after
+        by, at = last_answer(last) if last is not None else (None, None)
+        if by == card.started_by and (run.updated_at or 0) - (at or 0) < QUICK:
+            return  # they answered its last pause, and it ended right after
         text = ui.run_ended_text(
             starter=card.started_by,
             run_id=run.run_id,
