@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from bot import blocks as ui
 from bot.devslack import DevSlack
 from bot.policy import Approvers
 from bot.registry import BotWorkflow, Registry
+from bot.runs.sweeper import sweep_once
 from kern.workflow import Router, Step, Workflow
 from tests.conftest import make_db, unique
 from tests.test_bot_e2e import SECRET, Env, settle, start_bot
@@ -278,7 +281,9 @@ async def test_a_click_on_an_out_of_date_home_shows_it_as_it_is_now(env: Env) ->
     await env.slack.home_click("UAPP", ui.CONFIRM)
     await settle(env)
     await env.slack.until(lambda: waiting_steps(env.slack.homes["UAPP"]) == [])
-    assert "Approved by <@UOPS>" in json.dumps(env.slack.thread(card.ts)[-1].blocks)  # UAPP's click changed nothing
+    assert "Approved by <@UOPS>" in json.dumps(
+        [m for m in env.slack.thread(card.ts) if m.blocks][-1].blocks
+    )  # UAPP's click changed nothing
 
 
 async def test_a_group_is_asked_once_per_publish(env: Env) -> None:
@@ -419,4 +424,58 @@ async def test_drawing_a_home_of_many_pauses_lets_other_work_run_in_between(
     assert len(ticks_at_each_draw) > 2  # the pauses that fit, and one more to find they are all that fit
     assert ticks_at_each_draw == sorted(set(ticks_at_each_draw)), ticks_at_each_draw  # other work between each
     assert len(confirm_values(env.slack.homes["UAPP"])) >= 1  # and the Home was published
+    assert env.errors() == []
+
+
+# ----- every Home that listed a pause is redrawn when it is decided (issue 27, defect 2) ---------------------
+# People of this test's own (the PostgreSQL tables, Home viewers included, are shared by test runs).
+P = {name: f"U{name}{uuid.uuid4().hex[:8].upper()}" for name in ("STARTER", "APP", "LEAD", "LEADTWO")}
+
+
+@pytest.fixture
+async def escalating(db_kind: str, tmp_path: Path) -> AsyncIterator[Env]:
+    db = make_db(db_kind, tmp_path)
+    leads = Approvers(users=(P["LEAD"], P["LEADTWO"]))
+    entry = BotWorkflow(
+        confirm("escalating"),
+        name="escalating",
+        approvers=Approvers(users=(P["APP"],), escalate_after=60, escalate_to=leads),
+    )
+    async with DevSlack(SECRET) as slack:
+        bot, server, endpoint = await start_bot(slack, Registry([entry], db))
+        slack.bot_endpoint = endpoint
+        try:
+            yield Env(slack, bot, db)
+        finally:
+            await bot.background.idle(10)
+            await server.cleanup()
+
+
+async def test_an_escalated_pause_approved_from_a_leads_home_leaves_no_home_listing_it(escalating: Env) -> None:
+    env = escalating
+    t0 = time.time()
+    await start(env, "escalating now", user=P["STARTER"])
+    for user in (P["APP"], P["LEAD"], P["LEADTWO"], P["STARTER"]):
+        await open_home(env, user)
+    assert waiting_steps(env.slack.homes[P["APP"]]) == ["escalating"]
+    assert waiting_steps(env.slack.homes[P["LEAD"]]) == []  # not theirs yet
+    await sweep_once(env.bot.runner, env.bot.registry, now=t0 + 61)  # it escalates to the leads
+    await settle(env)
+    for lead in (P["LEAD"], P["LEADTWO"]):  # listed on their Homes without opening them again
+        await env.slack.until(lambda lead=lead: waiting_steps(env.slack.homes[lead]) == ["escalating"])
+
+    status, _, _ = await env.slack.home_click(P["LEAD"], ui.CONFIRM)  # approved from a lead's Home
+    assert status == 200
+    await settle(env)
+    await env.slack.until(
+        lambda: f"Approved by <@{P['LEAD']}>" in json.dumps([m.blocks for m in env.slack.thread(env.card().ts)])
+    )
+    for user in (
+        P["LEAD"],
+        P["LEADTWO"],
+        P["APP"],
+    ):  # every Home that listed it is redrawn: nothing waits, no live buttons
+        await env.slack.until(lambda user=user: waiting_steps(env.slack.homes[user]) == [])
+        assert confirm_values(env.slack.homes[user]) == []
+    await env.slack.until(lambda: "Completed" in text_of(env.slack.homes[P["STARTER"]]))  # the starter's "Your runs"
     assert env.errors() == []

@@ -36,6 +36,10 @@ def confirm(name: str, **options: Any) -> Workflow:
     return Workflow(name=unique(name), steps=[step])
 
 
+def _boom(step_input: Any) -> str:
+    raise RuntimeError("the disk <is> full")
+
+
 def flows() -> list[BotWorkflow]:
     return [
         BotWorkflow(
@@ -51,6 +55,20 @@ def flows() -> list[BotWorkflow]:
             name="elsewhere",
             approvers=Approvers(groups=("SOPS",)),
             approvals_channel="CAPPROVALS",
+        ),
+        BotWorkflow(
+            confirm("rejectable", on_reject="cancel"),
+            name="rejectable",
+            approvers=Approvers(users=("UAPP",)),
+            notify="dm",
+        ),
+        BotWorkflow(
+            Workflow(
+                name=unique("breaks"),
+                steps=[Step(name="deploy", executor=_boom, requires_confirmation=True)],
+            ),
+            name="breaks",
+            approvers=Approvers(users=("UAPP",)),
         ),
         BotWorkflow(
             confirm("timed", hitl_timeout=60, on_timeout=OnTimeout.approve),
@@ -194,7 +212,11 @@ async def test_dm_copies_are_closed_when_answered_in_the_thread(env: Env) -> Non
     card = await start(env, "named")
     await env.slack.until(lambda: len(env.slack.dm_of("UBOSS")) == 1)
     await reject(env, "UOPS", thread_ts=card.ts)  # a member of the group, in the thread
-    for copy in (env.slack.thread(card.ts)[-1], env.slack.dm_of("UAPP")[0], env.slack.dm_of("UBOSS")[0]):
+    for copy in (
+        [m for m in env.slack.thread(card.ts) if m.blocks][-1],
+        env.slack.dm_of("UAPP")[0],
+        env.slack.dm_of("UBOSS")[0],
+    ):
         assert decided(copy) and "Rejected by <@UOPS>" in json.dumps(copy.blocks)
 
 
@@ -215,7 +237,7 @@ async def test_a_slack_error_on_one_dm_is_retried_without_losing_the_other(env: 
     await env.slack.click(ui.CONFIRM, user="UAPP", stale=element(env.slack.dm_of("UAPP")[0], ui.CONFIRM))
     await settle(env)
     await sweep_until(env, lambda: all(decided(m) for m in env.slack.dm_of("UAPP") + env.slack.dm_of("UBOSS")))
-    assert decided(env.slack.thread(card.ts)[-1])
+    assert decided([m for m in env.slack.thread(card.ts) if m.blocks][-1])
 
 
 @sqlite_only
@@ -238,7 +260,7 @@ async def test_a_dm_still_owed_when_the_pause_is_answered_is_never_sent(env: Env
         await sweep_once(env.bot.runner, env.bot.registry)
         await asyncio.sleep(0.05)
     assert env.slack.dm_of("UAPP") == []  # an answered pause is not sent to anyone any more
-    assert decided(env.slack.dm_of("UBOSS")[0]) and decided(env.slack.thread(card.ts)[-1])
+    assert decided(env.slack.dm_of("UBOSS")[0]) and decided([m for m in env.slack.thread(card.ts) if m.blocks][-1])
 
 
 @sqlite_only
@@ -354,3 +376,39 @@ async def test_tool_call_progress_shows_on_every_copy(db_kind: str, tmp_path: Pa
             finally:
                 await bot.background.idle(10)
                 await server.cleanup()
+
+
+# ----- the person who started the run is told how it ended ----------------------------------------------
+async def test_the_starter_is_told_of_a_rejection_in_the_thread_and_by_dm(env: Env) -> None:
+    card = await start(env, "rejectable")
+    run_id = await run_id_of_card(env)
+    await env.slack.click(ui.REJECT, user="UAPP", thread_ts=card.ts)
+    await settle(env)
+    await env.slack.until(lambda: "Cancelled" in json.dumps(env.card().blocks))
+    await env.slack.until(lambda: len(env.slack.dm_of("U1")) == 1)
+    [line] = [m for m in env.slack.thread(card.ts) if "your run" in m.text]
+    expected = f"<@U1>, your run `{run_id[:12]}` of `rejectable` was rejected by <@UAPP>, so it was cancelled."
+    assert line.text == f":no_entry: {expected}"  # a mention of the starter in the card's thread
+    [dm] = env.slack.dm_of("U1")  # and by DM, as the workflow notifies by DM, with a link to the card
+    assert dm.text.startswith(f":no_entry: {expected} <") and "/archives/C1/p" in dm.text
+    assert env.errors() == []
+
+
+async def test_the_starter_is_told_of_a_failure_but_not_of_their_own_cancel(env: Env) -> None:
+    card = await start(env, "breaks")
+    run_id = await run_id_of_card(env)
+    await env.slack.click(ui.CONFIRM, user="UAPP", thread_ts=card.ts)
+    await settle(env)
+    await env.slack.until(lambda: any("your run" in m.text for m in env.slack.thread(card.ts)))
+    [line] = [m for m in env.slack.thread(card.ts) if "your run" in m.text]
+    assert line.text.startswith(f":x: <@U1>, your run `{run_id[:12]}` of `breaks` failed: ")
+    assert "the disk &lt;is&gt; full" in line.text  # the error, escaped
+    assert env.slack.dm_of("U1") == []  # this workflow does not notify by DM
+
+    mine = await start(env, "breaks")  # cancelled by its own starter: they know
+    mine_id = await run_id_of_card(env)
+    await env.slack.command(f"cancel {mine_id}", user="U1")
+    await settle(env)
+    await env.slack.until(lambda: "Cancelled" in json.dumps(env.card().blocks))
+    await env.bot.background.idle(10)
+    assert not [m for m in env.slack.thread(mine.ts) if "your run" in m.text]

@@ -9,11 +9,12 @@ import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot import blocks as ui
-from bot.devslack import DevSlack
+from bot.devslack import DevSlack, Message
 from bot.policy import Approvers
 from bot.registry import BotWorkflow, Registry
 from bot.runs.sweeper import sweep_once
@@ -26,7 +27,13 @@ LEADS = Approvers(users=("UBOSS",), groups=("SLEADS",))
 
 def registry(db: object, names: dict[str, str]) -> Registry:
     def gate(name: str, **extra: object) -> Workflow:  # the same name after a restart: runs are found by it
-        step = Step(name="ship", executor=lambda s: "shipped", requires_confirmation=True, **extra)
+        step = Step(
+            name="ship",
+            executor=lambda s: "shipped",
+            requires_confirmation=True,
+            confirmation_message="Ship version 2 to production?",
+            **extra,
+        )
         return Workflow(name=name, steps=[step])
 
     return Registry(
@@ -79,6 +86,29 @@ def reminders(slack: DevSlack) -> list[str]:
     return [t for t in thread_texts(slack) if "Reminder" in t]
 
 
+def controls(message: Message) -> list[tuple[str, str]]:
+    """The (action id, value) of each control of a message."""
+    return [
+        (el["action_id"], el.get("value", ""))
+        for block in message.blocks
+        if block["type"] == "actions"
+        for el in block["elements"]
+    ]
+
+
+def element(message: Message, action_id: str) -> tuple[Message, dict[str, Any], str]:
+    """A control of `message`, as `DevSlack.click(stale=...)` takes it (to click that very message)."""
+    for block in message.blocks:
+        for el in block.get("elements", []) if block["type"] == "actions" else []:
+            if el["action_id"] == action_id:
+                return message, el, block.get("block_id", "")
+    raise LookupError(action_id)
+
+
+def shown(message: Message) -> str:
+    return message.text + json.dumps(message.blocks, ensure_ascii=False)
+
+
 async def start(slack: DevSlack, db_kind: str, tmp_path: Path, names: dict[str, str], which: str) -> tuple:
     bot, server, url = await start_bot(slack, registry(make_db(db_kind, tmp_path), names))
     slack.bot_endpoint = url
@@ -105,17 +135,86 @@ async def test_reminders_mention_only_those_notified_then_stop(
         assert reminders(slack) == []
         await sweep(bot, t0 + 61)
         await sweep(bot, t0 + 61)  # the same moment again: no second nudge
-        assert len(reminders(slack)) == 1 and "Reminder 1 of 2: <@U1>" in reminders(slack)[0]
-        assert "UBACKUP" not in reminders(slack)[0]
+        assert len(reminders(slack)) == 1
+        first = reminders(slack)[0]
+        # the question, not the step id; only those the pause mentions are named
+        assert first.startswith("<@U1> Reminder 1 of 2: Ship version 2 to production?")
+        assert "UBACKUP" not in first
         await sweep(bot, t0 + 125)
         await sweep(bot, t0 + 250)  # max_reminders=2
-        assert [r.split(":")[1].strip() for r in reminders(slack)] == ["bell", "bell"]
-        assert "Reminder 2 of 2" in reminders(slack)[1]
-        await slack.click(ui.CONFIRM, user="UBACKUP")  # not pinged, still allowed
+        assert len(reminders(slack)) == 2 and "Reminder 2 of 2" in reminders(slack)[1]
+        await slack.click(ui.CONFIRM, user="UBACKUP", thread_ts=pause.thread_ts)  # not pinged, still allowed
         await slack.until(lambda: "Completed" in json.dumps([m.blocks for m in slack.messages.values()]))
         await bot.background.idle(10)
         await sweep(bot, t0 + 1000)  # decided: the escalation never fires
         assert not [t for t in thread_texts(slack) if "Escalated" in t]
+    finally:
+        await server.cleanup()
+
+
+async def test_a_reminder_carries_the_question_who_and_how_long_and_the_pauses_own_controls(
+    db_kind: str, tmp_path: Path, names: dict[str, str], slack: DevSlack
+) -> None:
+    bot, server = await start(slack, db_kind, tmp_path, names, "nudge")
+    t0 = time.time()
+    try:
+        pause = next(m for m in slack.messages.values() if m.thread_ts)
+        await sweep(bot, t0 + 61)
+        [reminder] = [m for m in slack.messages.values() if m.thread_ts and "Reminder" in m.text]
+        seen = shown(reminder)
+        assert "Ship version 2 to production?" in seen  # the question
+        assert (
+            ":bell: *Reminder 1 of 2* · <@U1>, this has waited *1 min* for your answer (since <!date^" in seen
+        )  # who, how long
+        assert "UBACKUP" not in seen and "SLEADS" not in seen  # nobody else named
+        assert controls(reminder)[:2] == controls(pause)[:2]  # the pause's own Approve and Reject, same values
+        assert "/archives/" in seen and "Open the pause message" in seen  # and a link to the pause
+
+        # the same rules on the reminder's buttons: a lead may not answer before it escalated
+        await slack.click(ui.CONFIRM, user="ULEAD", stale=element(reminder, ui.CONFIRM))
+        await bot.background.idle(10)
+        assert slack.ephemeral[-1]["user"] == "ULEAD" and "may answer this" in slack.ephemeral[-1]["text"]
+        assert controls(slack.messages[pause.ts])  # nothing changed
+        # an approver's click on the reminder approves the pause
+        await slack.click(ui.CONFIRM, user="UBACKUP", stale=element(reminder, ui.CONFIRM))
+        await slack.until(lambda: "Completed" in json.dumps([m.blocks for m in slack.messages.values()]))
+        await bot.background.idle(10)
+        assert "Approved by <@UBACKUP>" in json.dumps(slack.messages[pause.ts].blocks)
+        # the reminder is redrawn decided: no controls, who answered, no "waits"
+        await slack.until(lambda: not controls(slack.messages[reminder.ts]))
+        decided = shown(slack.messages[reminder.ts])
+        assert "Approved by <@UBACKUP>" in decided and "waited" not in decided and "<@U1>" not in decided
+        await sweep(bot, t0 + 1000)  # no reminder nor escalation after the decision
+        assert len([m for m in slack.messages.values() if "Reminder" in m.text or "Escalated" in m.text]) == 1
+        assert slack.rejected == []
+    finally:
+        await server.cleanup()
+
+
+async def test_a_reminder_owed_before_the_decision_is_not_sent_after_it(
+    db_kind: str, tmp_path: Path, names: dict[str, str], slack: DevSlack
+) -> None:
+    bot, server = await start(slack, db_kind, tmp_path, names, "nudge")
+    bot.outbox.first_retry = 0.5  # the failed reminder is tried again 0.25-0.5 s later, after the decision
+    t0 = time.time()
+    try:
+        slack.fault("chat.postMessage", "error", error="internal_error", status=500)  # the reminder's post fails
+        await sweep(bot, t0 + 61)
+        card = next(m for m in slack.messages.values() if m.thread_ts is None)
+        stored = await bot.store.card_at(card.channel, card.ts, team="")
+        assert stored is not None
+        owed = [r for r in await bot.store.owed(stored.run_id) if r["kind"] in ("remind", "notice")]
+        assert [r["status"] for r in owed] == ["pending"]  # owed, not sent yet
+        assert not [m for m in slack.messages.values() if "Reminder" in m.text]
+        await slack.click(ui.CONFIRM, user="U1")
+        await slack.until(lambda: "Completed" in json.dumps([m.blocks for m in slack.messages.values()]))
+        await bot.background.idle(10)
+        await asyncio.sleep(0.6)  # past its retry's backoff
+        await sweep(bot, t0 + 62)
+        await sweep(bot, time.time() + 5)
+        assert not [m for m in slack.messages.values() if "Reminder" in m.text]  # never sent
+        owed = [r for r in await bot.store.owed(stored.run_id) if r["kind"] in ("remind", "notice")]
+        assert [r["status"] for r in owed] == ["done"]  # taken, and dropped: its pause was decided
     finally:
         await server.cleanup()
 
@@ -201,6 +300,21 @@ async def test_reminders_go_by_dm_when_the_workflow_dms(
         dms = [m for m in slack.messages.values() if m.channel.startswith("D") and "Reminder" in m.text]
         assert sorted(m.channel for m in dms) == sorted({m.channel for m in dms}) and len(dms) == 2
         assert len(reminders(slack)) == 1  # and once in the thread
+        to_u1 = next(m for m in dms if m.channel == slack.dms["U1"])
+        to_u2 = next(m for m in dms if m.channel == slack.dms["U2"])
+        # each DM names its recipient alone, and carries the controls
+        assert "<@U1>" in shown(to_u1) and "<@U2>" not in shown(to_u1)
+        assert "<@U2>" in shown(to_u2) and "<@U1>" not in shown(to_u2)
+        assert [a for a, _ in controls(to_u1)][:2] == [ui.CONFIRM, ui.REJECT]
+        # rejected from U2's DM (the step skips on reject): every copy and reminder closes
+        await slack.click(ui.REJECT, user="U2", stale=element(to_u2, ui.REJECT))
+        await slack.until(lambda: "Completed" in json.dumps([m.blocks for m in slack.messages.values()]))
+        await bot.background.idle(10)
+        reminded = [m.ts for m in slack.messages.values() if "Reminder" in m.text]
+        await slack.until(lambda: all(not controls(slack.messages[ts]) for ts in reminded))
+        for ts in reminded:
+            assert "Rejected by <@U2>" in shown(slack.messages[ts])
+        assert slack.rejected == []
     finally:
         await server.cleanup()
 

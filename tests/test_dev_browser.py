@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 
 from bot import blocks as ui
 from bot.registry import BotWorkflow
+from bot.runs.sweeper import sweep_once
 from kern.agent import Agent
 from kern.examples.dual_confirmation import send_alert
 from kern.models.openai import OpenAIChat
@@ -355,6 +357,32 @@ async def test_a_hand_over_the_intro_and_a_hint(browser_page: tuple[Page, Path])
     await command(tab, "run deploy web")  # no slash: a message, and the bot's hint to its author
     await expect(channel).to_contain_text("Commands start with a slash: did you mean /kern run deploy web?")
     await expect(channel.locator(".msg", has_text="run deploy web").first).to_contain_text("U1")
+
+
+async def test_a_reminder_answered_from_its_own_buttons(browser_page: tuple[Page, Path], dev_page) -> None:  # noqa: F811
+    """A reminder (the `purchase` example reminds after 2 minutes, by DM) carries the question and the
+    pause's own buttons: approved from the reminder in the DM, it is redrawn as decided."""
+    tab, shots = browser_page
+    slack, _http = dev_page
+    channel, dm = tab.locator("#channel"), tab.locator("#dm")
+    await command(tab, "/kern run purchase a lamp")
+    await expect(channel).to_contain_text("Approve this purchase?")
+    bot = slack.kern_bot
+    await sweep_once(bot.runner, bot.registry, now=time.time() + 121)  # two minutes on: the first reminder
+    await bot.background.idle(10)
+    await tab.locator('nav [data-pane="dm"]').click()
+    reminder = dm.locator(".msg", has_text="Reminder 1 of 2")
+    await expect(reminder).to_contain_text("this has waited 2 min for your answer")
+    await expect(reminder).to_contain_text("Approve this purchase?")  # the question, not the step's id
+    await expect(reminder).not_to_contain_text("UBOSS")  # it names its recipient alone
+    await tab.screenshot(path=str(shots / "reminder.png"))
+    await reminder.get_by_role("button", name="Approve", exact=True).click()
+    answered = dm.locator(".msg", has_text="This reminder needs nothing more from you")  # redrawn in place
+    await expect(answered).to_contain_text("Approved by @U1")
+    await expect(answered.get_by_role("button")).to_have_count(0)
+    await expect(reminder).to_have_count(0)
+    await tab.locator('nav [data-pane="channel"]').click()
+    await expect(channel).to_contain_text("Ordered a lamp.")
 
 
 from tests.test_devslack_web import dev_page  # noqa: E402, F401 - kern-bot dev's page, bot and local Slack

@@ -27,6 +27,7 @@ async def dev_page(
     async with DevSlackWeb(SECRET) as slack:
         bot, server, url = await start_bot(slack, registry_for(db, extra))
         slack.bot_endpoint = url
+        slack.kern_bot = bot  # type: ignore[attr-defined]  # for a test that moves time on (a sweep's `now`)
         await slack.bot_joins()  # as `kern-bot dev` starts: the bot's intro in the channel
         await slack.until(lambda: any(m.channel == "C1" for m in slack.messages.values()))
         async with aiohttp.ClientSession(base_url=slack.base_url) as http:

@@ -4,7 +4,8 @@ Every interactive element carries an opaque id only (a requirement id, or `<id>:
 tool call of an executor pause); everything else is read from the database when a person acts.
 
 One module per job: `kit` (ids and building blocks), `card` (the run card), `pauses` (pause
-messages), `decided` (the same once decided), `forms` (modals and reading them back), `guide` (help
+messages), `decided` (the same once decided), `reminders` (reminders and escalations, and the line
+that tells a starter how a run ended), `forms` (modals and reading them back), `guide` (help
 and the intro in a new channel), `home` (the App Home tab), `text` (escaping and cutting text). Callers use
 `from bot import blocks as ui`. Imports nothing of the bot's but itself: any layer may import it.
 
@@ -100,6 +101,7 @@ from bot.blocks.pauses import (
     shows_message,
     waiting_for,
 )
+from bot.blocks.reminders import ESCALATE, REMIND, reminder_blocks, reminder_decided_blocks, run_ended_text
 from bot.blocks.start import (
     CHANNEL_BLOCK,
     WORKFLOW_BLOCK,
@@ -115,5 +117,5 @@ from bot.blocks.start import (
 )
 from bot.blocks.text import as_text, clip, escape, quote, shown, truncate, value_text
 
-_MODULES = {"card", "decided", "forms", "guide", "home", "kit", "pauses", "start"}
+_MODULES = {"card", "decided", "forms", "guide", "home", "kit", "pauses", "reminders", "start"}
 __all__ = [name for name in dir() if not name.startswith("_") and name not in _MODULES]

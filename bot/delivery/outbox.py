@@ -24,6 +24,11 @@ others wait) owes a redraw of its message and copies, written in the transaction
 A workflow with notify="dm" also owes a DM copy of each pause per recipient, and its decided form: one
 row each, retried on its own, so a Slack error on one copy delays neither the others nor the run's
 other messages.
+
+Reminders and escalations are "remind" rows (owed by bot/runs/timers.py in the timer's transaction), drawn
+when delivered and dropped then if their pause was decided meanwhile; a decision of a pause with timers
+owes a "close_remind" row that redraws the reminders posted as decided. An end owes an "outcome" row: the
+line telling the run's starter how it ended (and one by DM, for a workflow that notifies by DM).
 """
 
 from __future__ import annotations
@@ -56,7 +61,11 @@ COPIES = frozenset({"dm", "close_dm"})  # one row per DM copy: each is retried o
 # Rows retried on their own, the run's later ones going on meanwhile: DM copies, and card updates (each
 # shows the run as it is when sent, so a late one shows the same as an on-time one, and a rate-limited
 # chat.update holds back no pause message).
-ALONE = COPIES | {"card", "redraw"}
+# Reminders and what closes them, and the line telling a run's starter how it ended, likewise: each shows the
+# run as it is when sent, and a reminder's Slack error must not hold back the decision that came after it.
+ALONE = COPIES | {"card", "redraw", "remind", "close_remind", "outcome"}
+WAIT_ALONE = COPIES | {"close_remind"}  # kinds that wait alone for a message still owed (`NotYet`)
+TOLD = frozenset({"notice", "remind", "close_remind", "outcome"})  # lines to people: one refused is only recorded
 # What each kind of row shows, for the notice that says Slack refused it.
 SHOWS = {
     "pause": "the pause message",
@@ -65,13 +74,18 @@ SHOWS = {
     "dm": "a DM copy of a pause message",
     "close_dm": "the decided form of a DM copy",
     "redraw": "an update of a pause message",
+    "remind": "a reminder",
+    "close_remind": "the decided form of a reminder",
+    "outcome": "the line telling the run's starter how it ended",
 }
 
 
 def owed_for(change: RunChange, entry: BotWorkflow) -> list[tuple[str, str | None, dict[str, Any] | None]]:
     """The messages `change` owes Slack, as (kind, requirement id, detail), in the order they are sent: a
-    decision owes the decided form of its pause message (and of each DM copy); a pause owes a card update
-    and its message (and a DM copy to each recipient); an end owes the final card."""
+    decision owes the decided form of its pause message (and of each DM copy, and of the reminders posted
+    about it, where the step has timers); a pause owes a card update and its message (and a DM copy to each
+    recipient); an end owes the final card and the line that tells the run's starter how it ended, in the
+    card's thread (and by DM, for a workflow that notifies by DM)."""
     owed: list[tuple[str, str | None, dict[str, Any] | None]] = []
     recipients = notify.dm_recipients(entry.notify, entry.approvers)
     for resolution in change.resolutions:
@@ -85,6 +99,8 @@ def owed_for(change: RunChange, entry: BotWorkflow) -> list[tuple[str, str | Non
             }
             owed.append(("close", resolution.requirement_id, detail))
             owed.extend(("close_dm", resolution.requirement_id, {**detail, "to": to}) for to in recipients)
+            if entry.has_timers:
+                owed.append(("close_remind", resolution.requirement_id, detail))
     if change.status == "PAUSED" and change.requirement_id:
         # The card first: the pause message is then the batch's last, recorded with the rest in one transaction.
         owed.append(("card", None, None))
@@ -92,6 +108,9 @@ def owed_for(change: RunChange, entry: BotWorkflow) -> list[tuple[str, str | Non
         owed.extend(("dm", change.requirement_id, {"to": to}) for to in recipients)
     elif change.status in ENDED:
         owed.append(("card", None, None))
+        owed.append(("outcome", None, {"status": change.status}))
+        if entry.notify == "dm":
+            owed.append(("outcome", None, {"status": change.status, "dm": True}))
     return owed
 
 
@@ -261,7 +280,7 @@ class Outbox:
                     delivery.recorded = True
                 done.append(delivery)
             except NotYet as exc:
-                if message.kind in COPIES:  # a copy waits alone; the others go on
+                if message.kind in WAIT_ALONE:  # a copy waits alone; the others go on
                     await self._later([message], time.time() + RETRY_SOON, str(exc), counted=False)
                     continue
                 await self._later(owed[index:], time.time() + RETRY_SOON, str(exc), counted=False)
@@ -290,7 +309,7 @@ class Outbox:
         set, else the run's starter by DM), once per run and error. A notice refused is only recorded."""
         log.warning("outbox: %s (message %s): refused for good, not retried", exc, message.id)
         notice = None
-        if message.kind != "notice":
+        if message.kind not in TOLD:
             card = view.card
             hint = ""
             if exc.error == "not_in_channel":

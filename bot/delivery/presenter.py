@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ from kern.run.workflow import WorkflowRunOutput
 log = logging.getLogger("kern_bot")
 MIN_PREFIX = 6  # characters of a run id that a command accepts
 RETRY_SOON = 1.0  # seconds: a decided message waits this long for its pause message to be posted first
+QUICK = 30.0  # seconds: a run that never paused and ended sooner was watched to its end; its starter is not told
 
 
 @dataclass
@@ -116,6 +118,15 @@ def output_text(run: WorkflowRunOutput) -> str:
     if not routes:
         return ui.as_text(run.content)
     return "\n\n".join(f"{name}:\n{ui.as_text(content)}" for name, content in routes)
+
+
+def last_answer(req: StepRequirement) -> tuple[str | None, float | None]:
+    """Who answered a pause, and when: its own resolver, or for a tool-call pause whoever decided its last
+    call."""
+    if req.resolved_by is not None or not req.executor_requirements:
+        return req.resolved_by, req.resolved_at
+    last = max(req.executor_requirements, key=lambda c: c.resolved_at or 0.0)
+    return last.resolved_by, last.resolved_at
 
 
 class Presenter:
@@ -395,6 +406,12 @@ class Presenter:
                 await self.gateway.send(
                     "chat_postMessage", channel=card.channel, thread_ts=card.ts, text=detail["text"]
                 )
+        elif message.kind == "remind":
+            return await self._remind(message, view, req)
+        elif message.kind == "close_remind" and req is not None:
+            await self._close_reminders(view, req, message.detail or {})
+        elif message.kind == "outcome":
+            await self._tell_outcome(view, message.detail or {})
         elif message.kind == "redraw" and req is not None:
             if req.status == "pending":  # decided meanwhile: its decided form (owed with the decision) shows all
                 clicked = (message.detail or {}).get("clicked")
@@ -427,6 +444,117 @@ class Presenter:
                 blocks = await self._elsewhere(entry, card, blocks)
             await self.gateway.send("chat_update", channel=pause.channel, ts=pause.ts, text=fallback, blocks=blocks)
         return done
+
+    # ----- reminders, escalations, and the starter told how the run ended ----------------------------
+    async def pause_link(self, requirement_id: str) -> str | None:
+        """A link to a pause's message (chat.getPermalink), or None if it is not posted or Slack will not
+        give one (best effort: the reminder then carries its controls without the link)."""
+        pause = await self.store.pause(requirement_id)
+        if pause is None or not pause.ts:
+            return None
+        found = await self.gateway.call("chat_getPermalink", channel=pause.channel, message_ts=pause.ts)
+        return str(found["permalink"]) if found else None
+
+    async def _remind(self, message: OwedMessage, view: RunView, req: StepRequirement | None) -> Delivery:
+        """Post a reminder or an escalation (a "remind" row, bot/runs/timers.py), drawn from the run as it is
+        now: dropped if its pause no longer waits (decided since it was owed). In the run's thread it names
+        those the pause mentions (an escalation: the group it escalated to); by DM, its recipient alone."""
+        done = Delivery(message)
+        run, entry, card = view.run, view.entry, view.card
+        active = run.step_requirements[-1] if run.is_paused and run.step_requirements else None
+        if req is None or active is None or active.requirement_id != req.requirement_id or req.status != "pending":
+            done.dropped = True
+            return done
+        detail = message.detail or {}
+        kind = detail.get("kind", ui.REMIND)
+        rules = entry.approvers_for(req.step_name)
+        if detail.get("dm"):
+            to = f"<@{detail['dm']}>"
+        elif kind == ui.ESCALATE and rules.escalate_to is not None:
+            to = rules.escalate_to.mentions()
+        else:
+            to = notify.mentions(rules, card.started_by)
+        fallback, blocks = ui.reminder_blocks(
+            req,
+            workflow=entry.name,
+            kind=kind,
+            to=to,
+            at=float(detail.get("at") or time.time()),
+            n=int(detail.get("n") or 1),
+            of=int(detail.get("of") or 1),
+            link=await self.pause_link(req.requirement_id),
+            branches=self.branches(entry, req),
+        )
+        if detail.get("dm"):
+            opened = await self.gateway.send("conversations_open", users=detail["dm"])
+            where: dict[str, Any] = {"channel": opened["channel"]["id"]}
+        else:
+            where = {"channel": card.channel, "thread_ts": card.ts}
+        sent = await self.gateway.send("chat_postMessage", **where, text=fallback, blocks=blocks)
+        done.posted = (where["channel"], str(sent["ts"]))
+        return done
+
+    async def _close_reminders(self, view: RunView, req: StepRequirement, detail: dict[str, Any]) -> None:
+        """Redraw every reminder and escalation posted about `req`, now decided: the outcome and who decided,
+        no controls. Waits (`NotYet`) while one may still be on its way (held by a process that read the
+        pause before the decision); one not taken yet is never sent."""
+        posted, sending = await self.store.reminders(view.run.run_id, req.requirement_id)
+        if sending:
+            raise NotYet(f"a reminder of pause {req.requirement_id} may be on its way")
+        if not posted:
+            return
+        result = ui.outcome(req, detail, self.branches(view.entry, req))
+        link = await self.pause_link(req.requirement_id)
+        for reminder in posted:
+            fallback, blocks = ui.reminder_decided_blocks(
+                req, workflow=view.entry.name, kind=reminder.get("kind", ui.REMIND), result=result, link=link
+            )
+            await self.gateway.send(
+                "chat_update", channel=reminder["channel"], ts=reminder["ts"], text=fallback, blocks=blocks
+            )
+
+    async def _tell_outcome(self, view: RunView, detail: dict[str, Any]) -> None:
+        """Tell the person who started the run how it ended: a line mentioning them in the card's thread, or
+        (`dm`) by DM, with a link to the card. Not when they ended it themselves (cancelled it, rejected its
+        pause, or answered its last pause under `QUICK` seconds before it ended), nor for a run that never
+        paused and took under `QUICK` seconds: they watched it end."""
+        run, card, entry = view.run, view.card, view.entry
+        status = run.status.value
+        if status not in ("COMPLETED", "CANCELLED", "ERROR"):
+            return  # ended as owed, then continued (an error pause retried): the later end tells
+        last = run.step_requirements[-1] if run.step_requirements else None
+        rejected_by = None
+        if status == "CANCELLED" and last is not None and last.confirmed is False and not last.timed_out:
+            rejected_by = last.resolved_by or "kern"
+        reason = (run.error or ui.as_text(run.content)) if status != "COMPLETED" else ""
+        by_starter = (f"Cancelled by <@{card.started_by}>", f"Cancelled by {card.started_by}")
+        if rejected_by == card.started_by or reason in by_starter:
+            return
+        if last is None and (run.updated_at or 0) - (run.created_at or 0) < QUICK:
+            return
+        by, at = last_answer(last) if last is not None else (None, None)
+        if by == card.started_by and (run.updated_at or 0) - (at or 0) < QUICK:
+            return  # they answered its last pause, and it ended right after
+        text = ui.run_ended_text(
+            starter=card.started_by,
+            run_id=run.run_id,
+            workflow=entry.name,
+            status=status,
+            reason=reason,
+            rejected_by=rejected_by,
+            feedback=last.rejection_feedback if rejected_by and last is not None else None,
+            timed_out=status == "CANCELLED" and last is not None and last.timed_out,
+        )
+        if detail.get("dm"):
+            if card.channel.startswith("D"):
+                return  # the run lives in their DM with the bot: its thread told them
+            link = await self.card_link(card, must=False)
+            if link:
+                text += f" <{link}|Open the run card>"
+            opened = await self.gateway.send("conversations_open", users=card.started_by)
+            await self.gateway.send("chat_postMessage", channel=opened["channel"]["id"], text=text)
+        else:
+            await self.gateway.send("chat_postMessage", channel=card.channel, thread_ts=card.ts, text=text)
 
     async def find_posted(self, where: dict[str, Any], mark: dict[str, Any], oldest: str) -> str | None:
         """The ts of a message already posted `where` (a thread, or a channel since `oldest`) with the

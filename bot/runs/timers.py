@@ -5,10 +5,14 @@
 the same kern transaction that opens the pause and cancelled in the one that decides it (by the outbox's
 watcher: bot/store/timer_rows.py). Every sweep of every bot process fires what is due
 (`fire_due`): a timer fires through a compare-and-set on its row, in the same transaction (a `run_hot` one,
-statements prepared once) as the messages it owes (outbox rows, written by one INSERT: the thread's notice
-and a DM per person mentioned) and, for an escalation, its record and audit line; so it fires once across
+statements prepared once) as the messages it owes (outbox "remind" rows, written by one INSERT: one in the
+run's thread and a DM per person mentioned) and, for an escalation, its record and audit line; so it fires once across
 replicas and after a restart, and its messages are delivered like any others. A deadline (`timeout`) and a timer
 never both act on a decided pause: whichever decides first cancels the rest.
+
+What a reminder shows is drawn when it is delivered (bot/delivery/presenter.py, bot/blocks/reminders.py): the
+pause's question and controls, whom it waits on and since when, naming only its recipients; a reminder owed
+but not yet delivered when its pause is decided is dropped, and those posted are redrawn as decided.
 """
 
 from __future__ import annotations
@@ -98,18 +102,18 @@ class Timers:
         if kind == "remind":
             more = count + 1 < rules.max_reminders and rules.remind_after
             next_due = now + rules.remind_after if more else None  # type: ignore[operator]
-            text = reminder_text(view, req.step_name, rules, count + 1)
+            nudge = {"kind": ui.REMIND, "n": count + 1, "of": rules.max_reminders, "at": now}
 
             def body(tx: Tx) -> bool:
                 if not self._claim(tx, requirement_id, kind, count, next_due, now):
                     return False  # another process fired it
-                self._tell(tx, view, requirement_id, text, rules)
+                self._tell(tx, view, requirement_id, nudge, rules)
                 return True
 
         else:
             up = rules.escalate_to
             assert up is not None
-            text = escalation_text(view, req.step_name, up)
+            nudge = {"kind": ui.ESCALATE, "at": now}
 
             def body(tx: Tx) -> bool:
                 if not self._claim(tx, requirement_id, kind, count, None, now):
@@ -117,7 +121,7 @@ class Timers:
                 row = {"requirement_id": requirement_id, "run_id": run_id, "at": now, "team_id": view.card.team_id}
                 tx.execute(self.db.prepare(_ESCALATED), row)
                 tx.execute(self.db.prepare(INSERT_AUDIT), _audit(view, req, up, now))
-                self._tell(tx, view, requirement_id, text, up)
+                self._tell(tx, view, requirement_id, nudge, up)
                 self.outbox.owe_redraw(tx, run_id, requirement_id)  # "escalated to" on the pause message
                 return True
 
@@ -133,34 +137,19 @@ class Timers:
             return tx.execute(self.db.prepare(_CLAIM_AGAIN), {**params, "b_due_at": next_due}) == 1
         return tx.execute(self.db.prepare(_CLAIM_DONE), {**params, "b_now": now}) == 1
 
-    def _tell(self, tx: Tx, view: RunView, requirement_id: str, text: str, rules: Approvers) -> None:
+    def _tell(self, tx: Tx, view: RunView, requirement_id: str, nudge: dict[str, Any], rules: Approvers) -> None:
         """Owe the nudge, in one statement: in the run's thread, and by DM to each user mentioned when the
-        workflow DMs."""
-        notices: list[tuple[str, str | None, Any]] = [("notice", requirement_id, {"text": text})]
+        workflow DMs. Each is a "remind" row, drawn when it is delivered (from the run as it is then: none
+        once the pause is decided) and redrawn as decided with the pause (`Outbox`)."""
+        notices: list[tuple[str, str | None, Any]] = [("remind", requirement_id, nudge)]
         if view.entry.notify == "dm":
-            notices.extend(("notice", requirement_id, {"text": text, "dm": user}) for user in _mentioned_users(rules))
+            notices.extend(("remind", requirement_id, {**nudge, "dm": user}) for user in _mentioned_users(rules))
         self.store.owe_all(tx, view.card.run_id, notices, holder=self.outbox.me, hold=self.outbox.hold)
 
 
 def _mentioned_users(rules: Approvers) -> list[str]:
     ids = rules.notify if rules.notify is not None else rules.users
     return [i for i in ids if i in rules.users]
-
-
-def reminder_text(view: RunView, step: str, rules: Approvers, n: int) -> str:
-    who = rules.mentions() or f"<@{view.card.started_by}>"
-    return (
-        f":bell: Reminder {n} of {rules.max_reminders}: {who}, *{ui.escape(step)}* in `{ui.escape(view.entry.name)}` "
-        "is still waiting for an answer."
-    )
-
-
-def escalation_text(view: RunView, step: str, up: Approvers) -> str:
-    who = up.mentions() or up.describe()
-    return (
-        f":arrow_double_up: Escalated: {who}, nobody has answered *{ui.escape(step)}* in "
-        f"`{ui.escape(view.entry.name)}` yet; you may answer it now."
-    )
 
 
 def _audit(view: RunView, req: Any, up: Approvers, now: float) -> dict[str, Any]:

@@ -19,11 +19,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bot.store.outbox_rows import OutboxRows, done_statement
+from bot.store.outbox_rows import POSTED_REMINDER, OutboxRows, done_statement
 from bot.store.records import Card, Delivery, OwedMessage, PauseCopy, PauseMessage, card_team, insert_copy, insert_once
 from bot.store.tables import cards, pause_copies, pauses, tool_decisions
 from kern.db.base import BaseDb
-from kern.db.hot import Tx, insert_statement
+from kern.db.hot import Tx, dumps_or_none, insert_statement
 
 __all__ = ["BotStore", "Card", "Delivery", "OwedMessage", "PauseCopy", "PauseMessage", "insert_once"]
 
@@ -197,6 +197,9 @@ class BotStore(OutboxRows):
                         tx.execute(prepare(_PAUSE_ROW), row)
                 if d.copy is not None and not d.recorded:
                     insert_copy(tx, self.db, d.copy)
+                if d.posted is not None:  # where a reminder lives, in its own row: redrawn once its pause is decided
+                    where = {**(d.message.detail or {}), "channel": d.posted[0], "ts": d.posted[1]}
+                    tx.execute(prepare(POSTED_REMINDER), {"b_id": d.message.id, "b_detail": dumps_or_none(where)})
                 if d.outcome is not None and d.message.requirement_id is not None and d.message.kind == "close":
                     decided = {"b_by": (d.message.detail or {}).get("by"), "b_outcome": d.outcome}
                     tx.execute(prepare(_PAUSE_DECIDED), {"b_requirement_id": d.message.requirement_id, **decided})

@@ -45,6 +45,18 @@ def owe_rows_statement(n: int) -> sa.Insert:
     return statement
 
 
+# A reminder posted: where it lives, kept in its row's detail (redrawn from there once its pause is decided).
+POSTED_REMINDER = (
+    outbox.update()
+    .where(outbox.c.id == sa.bindparam("b_id"))
+    .values(detail=sa.bindparam("b_detail", type_=outbox.c.detail.type))
+)
+_REMINDERS = sa.select(outbox.c.status, outbox.c.detail, outbox.c.claimed_until).where(
+    outbox.c.run_id == sa.bindparam("b_run_id"),
+    outbox.c.requirement_id == sa.bindparam("b_requirement_id"),
+    outbox.c.kind == "remind",
+)
+
 # Messages sent: one statement for a batch of n, prepared once per n.
 _DONE: dict[int, sa.Update] = {}
 
@@ -179,6 +191,17 @@ class OutboxRows(StoreBase):
         c = outbox.c
         query = sa.select(c.id).where(c.requirement_id == requirement_id, c.kind == "pause", c.status == "pending")
         return await self._tx(lambda conn: conn.execute(query).first() is not None, write=False)
+
+    async def reminders(self, run_id: str, requirement_id: str) -> tuple[list[dict[str, Any]], bool]:
+        """The reminders of a pause posted so far (their rows' details, with the `channel` and `ts` of each),
+        and whether one may be on its way to Slack right now: pending and held by a process (one held by
+        nobody is drawn when it is taken, from the run as it is then: once its pause is decided, never)."""
+        params = {"b_run_id": run_id, "b_requirement_id": requirement_id}
+        rows = await self._hot(lambda tx: tx.all(self.db.prepare(_REMINDERS), params), write=False)
+        now = time.time()
+        posted = [d for status, raw, _ in rows if status == "done" and (d := self.db.read_json(raw) or {}).get("ts")]
+        sending = any(status == "pending" and until is not None and until > now for status, _, until in rows)
+        return posted, sending
 
     async def owed(self, run_id: str) -> list[dict[str, Any]]:
         """Every outbox row of a run, oldest first (for tests and operators)."""

@@ -73,8 +73,9 @@ class PauseCopy:
 
 @dataclass
 class Delivery:
-    """What sending an owed message did: a pause message (or a DM copy of it) posted, or a pause decided
-    (with its outcome); `dropped`: nothing could be shown (the run has no card here)."""
+    """What sending an owed message did: a pause message (or a DM copy of it, or a reminder) posted, or a
+    pause decided (with its outcome); `dropped`: nothing could be shown (the run has no card here, or a
+    reminder's pause was decided before it was sent)."""
 
     message: OwedMessage
     pause: PauseMessage | None = None
@@ -82,6 +83,7 @@ class Delivery:
     outcome: str | None = None
     dropped: bool = False
     recorded: bool = False  # its pause message or copy is already recorded (the outbox does it at once)
+    posted: tuple[str, str] | None = None  # a reminder posted: (channel, ts), kept in its row to redraw it decided
 
 
 def _inserts_ignoring(db: BaseDb, table: sa.Table, names: tuple[str, ...]) -> tuple[Sql, Sql]:

@@ -2,7 +2,8 @@
 
 Published with views.publish when the person opens the tab (`app_home_opened`) or turns a page, and
 refreshed, best effort and in the background, for the people concerned when a pause it could show
-opens or closes (called from the outbox's delivery, so a click's ack never waits for it).
+opens, changes (handed over, escalated) or closes: everyone whose Home listed it, so none keeps live
+buttons for a decided pause (called from the outbox's delivery, so a click's ack never waits for it).
 
 Which pauses wait on a person is decided over every open pause (a light read, bot/surfaces/home_queries.py), by
 the rules as `Access` answers them, asked once per combination the rules depend on; only the pauses
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,9 +105,15 @@ class Home:
         self.background.spawn(self.show(user))
 
     def on_delivered(self, view: RunView, done: list[Delivery]) -> None:
-        """The outbox's listener: a pause posted or closed changes the Home of those it concerns."""
-        if any(d.message.kind in ("pause", "close") and not d.dropped for d in done):
-            self.background.spawn(self.refresh(view))
+        """The outbox's listener: a pause posted, changed (handed over, escalated, voted on) or closed
+        changes the Home of those it concerns."""
+        touched = {
+            d.message.requirement_id
+            for d in done
+            if d.message.kind in ("pause", "redraw", "close") and not d.dropped and d.message.requirement_id
+        }
+        if touched:
+            self.background.spawn(self.refresh(view, touched))
 
     # ----- publishing ------------------------------------------------------------------------------
     async def show(self, user: str, start: int | None = None) -> None:
@@ -124,19 +131,32 @@ class Home:
         if await self.gateway.call("views_publish", user_id=user, view=view) is not None:
             await self.queries.viewed(user, start, team())
 
-    async def refresh(self, changed: RunView) -> None:
-        """Republish the Home of everyone who opened theirs and whom this run concerns: its starter and
-        those who may answer its pauses. Best effort: a failure is logged."""
+    async def refresh(self, changed: RunView, pauses: Collection[str] = ()) -> None:
+        """Republish the Home of everyone who opened theirs and whom this run concerns: its starter, those
+        who may answer its pauses by the workflow's rules, and whoever may answer (or, once decided, could
+        answer) one of `pauses` (requirement ids): by its step's rules, as its escalation group once it
+        escalated, or as someone it was handed to. So every Home that listed a pause is redrawn when it is
+        decided. Best effort: a failure is logged."""
         try:
-            viewers = await self.queries.viewers(changed.card.team_id)
-            concerned = [
-                user
-                for user in viewers
-                if user == changed.card.started_by
-                or await self.access.may_answer(changed.entry, changed.card, user) is None
-            ]
-            for user in concerned:
-                self._republish_soon(user)
+            entry, card = changed.entry, changed.card
+            reqs = [r for r in changed.run.step_requirements if r.requirement_id in pauses]
+            notes = await read_notes(self.store.db, [r.requirement_id for r in reqs]) if reqs else {}
+            viewers = await self.queries.viewers(card.team_id)
+
+            async def concerned(user: str) -> bool:
+                if user == card.started_by or await self.access.may_answer(entry, card, user) is None:
+                    return True
+                for req in reqs:
+                    refusal = await self.access.may_answer_pause(
+                        entry, card, user, req, notes=notes[req.requirement_id]
+                    )
+                    if refusal is None:
+                        return True
+                return False
+
+            for user in viewers:
+                if await concerned(user):
+                    self._republish_soon(user)
         except Exception:  # never let a Home refresh break delivery; the next open shows it anyway
             log.exception("App Home refresh failed")
 
