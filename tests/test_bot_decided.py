@@ -72,7 +72,7 @@ async def open_and_submit(env: Env, action_id: str, values: dict[str, Any]) -> t
 # ----- confirmations and Conditions ----------------------------------------------------------------------
 async def test_a_rejection_that_cancels_keeps_the_question(env: Env) -> None:
     card = await run(env, "deploy api")
-    pause = env.slack.thread(card.ts)[-1]
+    pause = pause_in(env, card.ts)
     await reject(env, "U2")
     decided = env.slack.messages[pause.ts]
     assert header(decided).startswith(":no_entry: *Rejected: run cancelled* · `deploy` / *deploy*")
@@ -84,7 +84,7 @@ async def test_a_rejection_that_cancels_keeps_the_question(env: Env) -> None:
 
 async def test_a_conditions_no_is_a_choice_not_a_rejection(env: Env) -> None:
     card = await run(env, "analysis")
-    pause = env.slack.thread(card.ts)[-1]
+    pause = pause_in(env, card.ts)
     stale = env.slack.find(ui.CONFIRM)
     await env.slack.click(ui.REJECT, user="U2")
     await settle(env)
@@ -98,11 +98,16 @@ async def test_a_conditions_no_is_a_choice_not_a_rejection(env: Env) -> None:
     assert "Answered by <@U2>" in json.dumps(decided.blocks)
 
     card = await run(env, "analysis")
-    pause = env.slack.thread(card.ts)[-1]
+    pause = pause_in(env, card.ts)
     await env.slack.click(ui.CONFIRM, user="U3")
     await settle(env)
     assert header(env.slack.messages[pause.ts]).startswith(":white_check_mark: *Chose: Yes, ran detailed*")
     assert "Detailed analysis done" in env.card_text()
+
+
+def pause_in(env: Env, thread_ts: str) -> Any:
+    """The newest pause message of a thread (not the line that tells the starter how the run ended)."""
+    return [m for m in env.slack.thread(thread_ts) if m.blocks][-1]
 
 
 async def test_no_decided_form_keeps_its_open_label(env: Env) -> None:
@@ -112,7 +117,7 @@ async def test_no_decided_form_keeps_its_open_label(env: Env) -> None:
     await settle(env)
     await env.slack.submit(env.slack.last_view()["id"], text_value("after the <freeze>"), user="U2")
     await settle(env)
-    kept = assert_decided_once(env.slack.thread(card.ts)[-1])
+    kept = assert_decided_once([m for m in env.slack.thread(card.ts) if m.blocks][-1])
     assert "*Comment*\\nafter the &lt;freeze&gt;" in kept and kept.count("Approved by <@U2> at <!date^") == 1
 
     decided = []
@@ -148,7 +153,7 @@ async def test_no_decided_form_keeps_its_open_label(env: Env) -> None:
     decided.append((env.slack.thread(card.ts)[0], ":repeat: *Retried*", "Retried by <@U1>"))
     card = await run(env, "deploy web")  # a confirmation, rejected with a reason: the run is cancelled
     await reject(env, "U2", reason="not today")
-    decided.append((env.slack.thread(card.ts)[-1], ":no_entry: *Rejected: run cancelled*", "Rejected by <@U2>"))
+    decided.append((pause_in(env, card.ts), ":no_entry: *Rejected: run cancelled*", "Rejected by <@U2>"))
     for message, head, by in decided:
         kept = assert_decided_once(message)
         assert header(message).startswith(head), kept
@@ -160,7 +165,7 @@ async def test_no_decided_form_keeps_its_open_label(env: Env) -> None:
 # ----- forms: user input, edits, feedback ------------------------------------------------------------------
 async def test_submitted_values_stay_on_the_decided_message(env: Env) -> None:
     card = await run(env, "report")
-    pause = env.slack.thread(card.ts)[-1]
+    pause = pause_in(env, card.ts)
     assert "Fields: Title, Format, Pages, Include charts" in json.dumps(pause.blocks)
     values = {
         "f0": {"v": {"type": TEXT, "value": "Weekly <ops>"}},
@@ -227,7 +232,7 @@ def test_kern_refuses_whitespace_for_a_tools_required_field() -> None:
 
 async def test_an_edit_keeps_the_edited_and_the_reviewed_output(env: Env) -> None:
     card = await run(env, "newsletter the bot")
-    first = env.slack.thread(card.ts)[-1]
+    first = pause_in(env, card.ts)
     view, _ = await open_and_submit(env, ui.OPEN_FEEDBACK, text_value("mention *kern*"))
     assert view["title"]["text"] == "Send back: Draft" and view["submit"]["text"] == "Reject"
     sent_back = env.slack.messages[first.ts]
@@ -235,7 +240,7 @@ async def test_an_edit_keeps_the_edited_and_the_reviewed_output(env: Env) -> Non
     assert "*Feedback*\\n`mention *kern*`" in json.dumps(sent_back.blocks)
     assert "Dear team" in json.dumps(sent_back.blocks) and "Review the newsletter draft" in json.dumps(sent_back.blocks)
 
-    second = env.slack.thread(card.ts)[-1]
+    second = pause_in(env, card.ts)
     view, _ = await open_and_submit(env, ui.OPEN_EDIT, text_value("Final text"))
     assert view["title"]["text"] == "Edit: Draft"
     decided = env.slack.messages[second.ts]
@@ -287,13 +292,13 @@ SUMMARY = [
 @pytest.mark.parametrize("env", [SUMMARY], indirect=True)
 async def test_the_last_reject_asks_first_and_says_it_cancels(env: Env) -> None:
     card = await run(env, "summary")
-    first = env.slack.thread(card.ts)[-1]
+    first = pause_in(env, card.ts)
     button = env.slack.find(ui.OPEN_FEEDBACK)[1]
     assert "confirm" not in button and "retry 1 of 1" in json.dumps(first.blocks)  # a retry is still left
     await open_and_submit(env, ui.OPEN_FEEDBACK, text_value("shorter"))
     assert header(env.slack.messages[first.ts]).startswith(":leftwards_arrow_with_hook: *Sent back with feedback*")
 
-    last = env.slack.thread(card.ts)[-1]
+    last = pause_in(env, card.ts)
     assert "Summary (after: shorter)" in json.dumps(last.blocks)
     assert "Retries used up: rejecting cancels the run" in json.dumps(last.blocks)
     assert "retry 2 of 1" not in json.dumps(last.blocks)
@@ -335,7 +340,7 @@ FANOUT = [
 @pytest.mark.parametrize("env", [FANOUT], indirect=True)
 async def test_every_chosen_routes_output_is_on_the_card(env: Env) -> None:
     card = await run(env, "fanout disk full")
-    pause = env.slack.thread(card.ts)[-1]
+    pause = pause_in(env, card.ts)
     picked = [{"value": "0"}, {"value": "2"}]
     state = {ui.ROUTE_BLOCK: {ui.ROUTE_PICK: {"type": "multi_static_select", "selected_options": picked}}}
     await env.slack.click(ui.ROUTE_GO, state=state, user="U2")
@@ -356,7 +361,7 @@ async def test_every_chosen_routes_output_is_on_the_card(env: Env) -> None:
 # ----- the run card ------------------------------------------------------------------------------------------
 async def test_a_cancelled_card_names_who_and_when(env: Env) -> None:
     card = await run(env, "deploy web")
-    pause = env.slack.thread(card.ts)[-1]
+    pause = pause_in(env, card.ts)
     assert "Started <!date^" in env.card_text()
     await env.slack.command(f"cancel {(await run_id_of_card(env))[:8]}", user="U1")
     await settle(env)

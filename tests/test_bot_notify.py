@@ -382,8 +382,7 @@ async def test_tool_call_progress_shows_on_every_copy(db_kind: str, tmp_path: Pa
 async def test_the_starter_is_told_of_a_rejection_in_the_thread_and_by_dm(env: Env) -> None:
     card = await start(env, "rejectable")
     run_id = await run_id_of_card(env)
-    await env.slack.click(ui.REJECT, user="UAPP", thread_ts=card.ts)
-    await settle(env)
+    await reject(env, "UAPP", thread_ts=card.ts)
     await env.slack.until(lambda: "Cancelled" in json.dumps(env.card().blocks))
     await env.slack.until(lambda: len(env.slack.dm_of("U1")) == 1)
     [line] = [m for m in env.slack.thread(card.ts) if "your run" in m.text]

@@ -305,9 +305,12 @@ async def test_reminders_go_by_dm_when_the_workflow_dms(
         # each DM names its recipient alone, and carries the controls
         assert "<@U1>" in shown(to_u1) and "<@U2>" not in shown(to_u1)
         assert "<@U2>" in shown(to_u2) and "<@U1>" not in shown(to_u2)
-        assert [a for a, _ in controls(to_u1)][:2] == [ui.CONFIRM, ui.REJECT]
-        # rejected from U2's DM (the step skips on reject): every copy and reminder closes
-        await slack.click(ui.REJECT, user="U2", stale=element(to_u2, ui.REJECT))
+        assert [a for a, _ in controls(to_u1)][:3] == [ui.CONFIRM, ui.OPEN_APPROVE, ui.OPEN_FEEDBACK]
+        # rejected from U2's DM (the step skips on reject): "Reject…", its form; every copy and reminder closes
+        await slack.click(ui.OPEN_FEEDBACK, user="U2", stale=element(to_u2, ui.OPEN_FEEDBACK))
+        await bot.background.idle(10)
+        note = {"text": {"v": {"type": "plain_text_input", "value": None}}}
+        await slack.submit(slack.last_view()["id"], note, user="U2")
         await slack.until(lambda: "Completed" in json.dumps([m.blocks for m in slack.messages.values()]))
         await bot.background.idle(10)
         reminded = [m.ts for m in slack.messages.values() if "Reminder" in m.text]
