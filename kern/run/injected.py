@@ -20,10 +20,17 @@ INJECTABLE = frozenset(
 )
 
 
-async def call_with(fn: Callable[..., Any], args: tuple[Any, ...], values: Mapping[str, Any]) -> Any:
-    """`fn(*args)` plus the entries of `values` whose names `fn` declares as parameters."""
+async def call_with(
+    fn: Callable[..., Any], args: tuple[Any, ...], values: Mapping[str, Any] | Callable[[], Mapping[str, Any]]
+) -> Any:
+    """`fn(*args)` plus the entries of `values` whose names `fn` declares as parameters. `values` may be a
+    callable giving them: it is called only when `fn` declares one (a step on the pause cycle's path
+    usually declares none)."""
     wanted = declared(fn)
-    kwargs = {name: values[name] for name in wanted if name in values}
+    if not wanted:
+        return await call_user(fn, *args)
+    given = values() if callable(values) else values
+    kwargs = {name: given[name] for name in wanted if name in given}
     if kwargs:
         return await call_user(functools.partial(fn, **kwargs), *args)
     return await call_user(fn, *args)

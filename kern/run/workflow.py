@@ -212,7 +212,7 @@ class WorkflowRunOutput:
     def to_dict(self) -> dict[str, Any]:
         """The stored form (see `kern.run.stored`): JSON-ready, unset (None) fields left out; while paused,
         with `paused_step_index` and `paused_step_name` (error pauses are in `step_requirements`)."""
-        data = _WORKFLOW_RUN_OUTPUT.dump(self)
+        data = WORKFLOW_RUN_OUTPUT.dump(self)
         for key in _PAUSED_KEYS:
             value = getattr(self, key)
             if value is not None:
@@ -226,14 +226,15 @@ class WorkflowRunOutput:
         extra = {key: data[key] for key in (*_PAUSED_KEYS, "error_requirements") if data.get(key) is not None}
         if extra:
             data = {k: v for k, v in data.items() if k not in extra}
-        run = _WORKFLOW_RUN_OUTPUT.load(data)
+        run = WORKFLOW_RUN_OUTPUT.load(data)
         run.version = version
         if extra:
             _set_documented(run, **extra)
         return run
 
 
-_WORKFLOW_RUN_OUTPUT = StoredForm(WorkflowRunOutput)
+# The stored form itself (what the engine saves): `to_dict` adds the reference API's derived keys to it.
+WORKFLOW_RUN_OUTPUT = StoredForm(WorkflowRunOutput)
 _PAUSED_KEYS = ("paused_step_index", "paused_step_name")
 _run_output_init = WorkflowRunOutput.__init__
 

@@ -71,7 +71,7 @@ class Condition(Container):
         if self._cel is not None:
             return "if" if self._cel.is_true(step_input_variables(step_input)) else "else"
         assert callable(self.evaluator)
-        return "if" if await call_with(self.evaluator, (step_input,), ctx.user_values()) else "else"
+        return "if" if await call_with(self.evaluator, (step_input,), ctx.user_values) else "else"
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()

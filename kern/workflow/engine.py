@@ -27,6 +27,7 @@ from kern.run.context import RunContext as UserRunContext
 from kern.run.error_requirement import ErrorRequirement
 from kern.run.requirement import StepRequirement, derived_step_id
 from kern.run.workflow import (
+    WORKFLOW_RUN_OUTPUT,
     RouterPausedEvent,
     StepExecutorPausedEvent,
     StepOutputReviewEvent,
@@ -269,7 +270,7 @@ class RunContext:
         async with self._save_lock:
             self.run.updated_at = time.time()
             self._dirty = False
-            output = self.run.to_dict()
+            output = WORKFLOW_RUN_OUTPUT.dump(self.run)  # the stored form: `to_dict`'s derived keys left out
             try:
                 self.version = await self.db.save_run(
                     output,

@@ -189,7 +189,7 @@ class Loop(Container):
         if self._cel is not None:
             return self._cel.is_true(iteration_variables(outputs, index + 1, self.max_iterations))
         assert callable(self.end_condition)
-        return bool(await call_with(self.end_condition, (outputs,), ctx.user_values()))
+        return bool(await call_with(self.end_condition, (outputs,), ctx.user_values))
 
 
 def _ran(journal: dict[str, Any], prefix: str) -> bool:

@@ -104,7 +104,9 @@ class Router(Container):
             picked = self._cel.evaluate(variables)
             return self._names(picked if isinstance(picked, (list, tuple)) else str(picked))
         assert callable(self.selector)
-        return self._names(await call_with(self.selector, (step_input,), ctx.user_values(step_choices=self.choices)))
+        return self._names(
+            await call_with(self.selector, (step_input,), lambda: ctx.user_values(step_choices=self.choices))
+        )
 
     async def execute(self, ctx: RunContext, path: str, chain: Chain) -> StepOutput:
         done = ctx.enter(self, path)

@@ -180,7 +180,7 @@ class Step(Node):
         token = STEP_SCOPE.set(StepScope(ctx, f"{path}~{attempt}", ctx.agent_events(self.name, path)))
         try:
             if self.executor is not None:
-                result = await call_with(self.executor, (step_input,), ctx.user_values())
+                result = await call_with(self.executor, (step_input,), ctx.user_values)
             elif self.workflow is not None:
                 result = await self._run_workflow(step_input)
             else:

@@ -355,7 +355,7 @@ class Workflow(StoredRuns):
             # The caller's copy carries the decision (a copy: the caller's object stays as is); without
             # one, the stored pause is resolved as it stands (a decision made through the store).
             mine = next((c for c in reversed(supplied) if c.requirement_id == active_id), None)
-            active = StepRequirement.from_dict(mine.to_dict() if mine is not None else history[-1])
+            active = StepRequirement.from_dict(STEP_REQUIREMENT.dump(mine) if mine is not None else history[-1])
             decision = journal[active.gate_key] = _decide(stored.run_id, active, now)
             resolved.append(active)
             history[-1] = STEP_REQUIREMENT.dump(active)  # the stored form (to_dict adds the documented keys)
@@ -398,7 +398,7 @@ class Workflow(StoredRuns):
         )
         req = claimed.resolved
         if req is not None and ctx.has_listener:
-            req = StepRequirement.from_dict(req.to_dict())
+            req = StepRequirement.from_dict(STEP_REQUIREMENT.dump(req))
             event = StepExecutorContinuedEvent if req.kind == EXECUTOR else StepContinuedEvent
             await ctx.emit(
                 event(step_name=req.step_name, step_path=req.step_path, step_type=req.step_type, requirement=req)
