@@ -18,13 +18,12 @@ import pytest
 
 from bot import blocks as ui
 from bot.config import SettingsError
-from bot.devslack import DevSlack
 from bot.policy import Approvers, Audience
 from bot.registry import BotWorkflow, Registry, load_registry
 from kern.run.requirement import StepRequirement
 from kern.workflow import Step, Workflow
 from tests.conftest import make_db, unique
-from tests.test_bot_e2e import SECRET, Env, settle, start_bot
+from tests.test_bot_e2e import Env, bot_env, settle
 
 
 def notes(run: Any, req: StepRequirement) -> str:
@@ -100,14 +99,8 @@ def flows() -> list[BotWorkflow]:
 @pytest.fixture
 async def env(db_kind: str, tmp_path: Path) -> AsyncIterator[Env]:
     db = make_db(db_kind, tmp_path)
-    async with DevSlack(SECRET) as slack:
-        bot, server, endpoint = await start_bot(slack, Registry(flows(), db))
-        slack.bot_endpoint = endpoint
-        try:
-            yield Env(slack, bot, db)
-        finally:
-            await bot.background.idle(10)
-            await server.cleanup()
+    async with bot_env(Registry(flows(), db), db) as env:
+        yield env
 
 
 async def start(env: Env, text: str, user: str = "U1") -> str:

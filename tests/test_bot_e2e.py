@@ -4,6 +4,7 @@ Block Kit, every pause kind from slash command to final message, on SQLite and P
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -70,18 +71,26 @@ async def start_bot(slack: DevSlack, registry: Registry) -> tuple[KernBot, web.A
     return bot, runner, endpoint
 
 
-@pytest.fixture
-async def env(db_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Env]:
-    db = make_db(db_kind, tmp_path)
-    extra = getattr(request, "param", None)
+@contextlib.asynccontextmanager
+async def bot_env(registry: Registry, db: BaseDb) -> AsyncIterator[Env]:
+    """A bot serving `registry` on a real endpoint behind the stand-in; its background work waited for and
+    its server stopped after."""
     async with DevSlack(SECRET) as slack:
-        bot, runner, endpoint = await start_bot(slack, registry_for(db, extra))
+        bot, server, endpoint = await start_bot(slack, registry)
         slack.bot_endpoint = endpoint
         try:
             yield Env(slack, bot, db)
         finally:
             await bot.background.idle(10)
-            await runner.cleanup()
+            await server.cleanup()
+
+
+@pytest.fixture
+async def env(db_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Env]:
+    db = make_db(db_kind, tmp_path)
+    extra = getattr(request, "param", None)
+    async with bot_env(registry_for(db, extra), db) as env:
+        yield env
 
 
 async def run_id_of_card(env: Env) -> str:

@@ -22,7 +22,7 @@ from bot.registry import BotWorkflow, Registry
 from bot.runs.sweeper import sweep_once
 from kern.workflow import Router, Step, Workflow
 from tests.conftest import make_db, unique
-from tests.test_bot_e2e import SECRET, Env, settle, start_bot
+from tests.test_bot_e2e import SECRET, Env, bot_env, settle, start_bot
 
 
 def confirm(name: str) -> Workflow:
@@ -441,14 +441,8 @@ async def escalating(db_kind: str, tmp_path: Path) -> AsyncIterator[Env]:
         name="escalating",
         approvers=Approvers(users=(P["APP"],), escalate_after=60, escalate_to=leads),
     )
-    async with DevSlack(SECRET) as slack:
-        bot, server, endpoint = await start_bot(slack, Registry([entry], db))
-        slack.bot_endpoint = endpoint
-        try:
-            yield Env(slack, bot, db)
-        finally:
-            await bot.background.idle(10)
-            await server.cleanup()
+    async with bot_env(Registry([entry], db), db) as env:
+        yield env
 
 
 async def test_an_escalated_pause_approved_from_a_leads_home_leaves_no_home_listing_it(escalating: Env) -> None:

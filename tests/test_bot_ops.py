@@ -34,7 +34,7 @@ from bot.slack.server import create_web_app
 from kern.db.postgres import PostgresDb
 from tests.conftest import PG_URL, make_db, require_postgres, unique
 from tests.test_bot_cluster import timed_registry
-from tests.test_bot_e2e import OPS_URLS, SECRET, Env, registry_for, run, settle, start_bot
+from tests.test_bot_e2e import OPS_URLS, SECRET, Env, bot_env, registry_for, run, settle, start_bot
 
 ROOT = Path(__file__).resolve().parent.parent
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -83,14 +83,8 @@ def decisions(samples: Samples, source: str) -> float:
 async def fresh(tmp_path: Path) -> AsyncIterator[Env]:
     """A bot on a SQLite file of its own, so the database's numbers are exactly this test's."""
     db = make_db("sqlite", tmp_path)
-    async with DevSlack(SECRET) as slack:
-        bot, server, endpoint = await start_bot(slack, registry_for(db))
-        slack.bot_endpoint = endpoint
-        try:
-            yield Env(slack, bot, db)
-        finally:
-            await bot.background.idle(10)
-            await server.cleanup()
+    async with bot_env(registry_for(db), db) as env:
+        yield env
 
 
 async def test_metrics_move_as_runs_move(fresh: Env) -> None:

@@ -16,7 +16,6 @@ import sqlalchemy as sa
 
 from bot import blocks as ui
 from bot.config import SettingsError
-from bot.devslack import DevSlack
 from bot.policy import Approvers
 from bot.registry import BotWorkflow, Registry
 from bot.runs.sweeper import sweep_once
@@ -24,7 +23,7 @@ from bot.store.tables import handovers, outbox, votes
 from kern.run.base import RunStatus
 from kern.workflow import Step, Workflow
 from tests.conftest import make_db, unique
-from tests.test_bot_e2e import SECRET, Env, open_reject, reject, run_id_of_card, settle, start_bot
+from tests.test_bot_e2e import Env, bot_env, open_reject, reject, run_id_of_card, settle
 
 TEAM = tuple(f"U{n:02d}" for n in range(1, 21))  # twenty people allowed to approve
 shipped: list[str] = []
@@ -82,14 +81,8 @@ def workflows() -> list[BotWorkflow]:
 async def env(db_kind: str, tmp_path: Path) -> AsyncIterator[Env]:
     shipped.clear()
     db = make_db(db_kind, tmp_path)
-    async with DevSlack(SECRET) as slack:
-        bot, server, endpoint = await start_bot(slack, Registry(workflows(), db))
-        slack.bot_endpoint = endpoint
-        try:
-            yield Env(slack, bot, db)
-        finally:
-            await bot.background.idle(10)
-            await server.cleanup()
+    async with bot_env(Registry(workflows(), db), db) as env:
+        yield env
 
 
 async def paused(env: Env, name: str) -> str:
