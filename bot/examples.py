@@ -319,10 +319,32 @@ def example_workflows(scripted_model_url: str | None = None) -> list[BotWorkflow
         ),
     ]
     if os.environ.get("OPENAI_BASE_URL"):
-        workflows.append(_agent_example(None))
+        workflows.extend([_agent_example(None), _conversation_example(None)])
     elif scripted_model_url:
-        workflows.append(_agent_example(scripted_model_url))
+        workflows.extend([_agent_example(scripted_model_url), _conversation_example(scripted_model_url)])
     return workflows
+
+
+def _conversation_example(scripted_model_url: str | None) -> BotWorkflow:
+    """The agent that answers when the bot is mentioned or DMed (`BotAgent`): it sends alerts, each after a
+    person allows it on the tool-call card in the thread."""
+    from bot.registry import BotAgent
+    from kern.agent import Agent
+    from kern.examples.dual_confirmation import send_alert
+    from kern.models.openai import OpenAIChat
+
+    if scripted_model_url:
+        model = OpenAIChat(id="scripted", base_url=scripted_model_url, api_key="scripted")
+    else:
+        model = OpenAIChat(id=os.environ.get("KERN_MODEL", "gpt-4o-mini"))
+    agent = Agent(
+        name="Assistant",
+        model=model,
+        tools=[send_alert],
+        instructions="Answer briefly. Send alerts with send_alert when asked.",
+        description="Answers when you mention the bot or DM it; it asks before it sends an alert",
+    )
+    return BotAgent(agent, name="assistant")
 
 
 def _agent_example(scripted_model_url: str | None) -> BotWorkflow:

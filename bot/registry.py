@@ -13,7 +13,7 @@ from bot.config import SettingsError
 from bot.policy import ANYONE, CHANNEL_STARTER_AND_APPROVERS, STARTER_AND_APPROVERS, Approvers, Audience
 from kern.db.base import BaseDb
 from kern.run.requirement import StepRequirement
-from kern.workflow import Workflow
+from kern.workflow import Step, Workflow
 from kern.workflow.types import OnError
 
 # What a pause is about, in the author's words: (run, requirement) -> text, Block Kit blocks, or None.
@@ -60,6 +60,9 @@ class BotWorkflow:
     context: ContextRenderer | None = None
     step_context: Mapping[str, ContextRenderer] = field(default_factory=dict)
     step_messages: Mapping[str, str | ContextRenderer] = field(default_factory=dict)
+    # Answers when the bot is mentioned or DMed (see `BotAgent`): a turn is a run whose answer is posted in
+    # the thread, with no run card.
+    conversation: bool = False
 
     def __post_init__(self) -> None:
         self.name = self.name or self.workflow.name
@@ -171,6 +174,21 @@ class BotWorkflow:
         return frozenset(people) or None
 
 
+def BotAgent(agent: Any, *, name: str = "", **rules: Any) -> BotWorkflow:
+    """An agent (or team) that answers when the bot is mentioned in a channel (in the mention's thread) or
+    DMed, as a one-step workflow with `conversation=True`. Every message of a thread is a turn of one kern
+    session (team, channel and thread), so a follow-up sees the turns before it (`add_history_to_context`
+    is switched on). `rules` are BotWorkflow's: who may start a turn (`starters`), who answers its tool
+    calls (`approvers`), `notify`, ... At most one entry of a registry converses.
+    """
+    agent.add_history_to_context = True
+    as_team = getattr(agent, "kind", "") == "team"
+    step = Step(name=agent.name or "agent", team=agent) if as_team else Step(name=agent.name or "agent", agent=agent)
+    description = getattr(agent, "description", None) or ""
+    workflow = Workflow(name=name or agent.name or "agent", description=description, steps=[step])
+    return BotWorkflow(workflow, name=name, conversation=True, **rules)
+
+
 def _agents_in(nodes: Iterable[Any]) -> Iterable[Any]:
     for node in nodes:
         for attr in ("agent", "team"):
@@ -224,6 +242,17 @@ class Registry:
             if entry.name in self.entries:
                 raise SettingsError(f"Two workflows are named {entry.name!r}; names must be unique.")
             self.entries[entry.name] = bind(entry, db)
+        talking = [e.name for e in self.entries.values() if e.conversation]
+        if len(talking) > 1:
+            raise SettingsError(
+                f"Workflows {', '.join(map(repr, talking))} all have conversation=True; "
+                "one entry answers mentions and DMs."
+            )
+
+    @property
+    def conversational(self) -> BotWorkflow | None:
+        """The entry that answers mentions and DMs (`BotAgent`), if any."""
+        return next((e for e in self.entries.values() if e.conversation), None)
 
     def get(self, name: str) -> BotWorkflow | None:
         return self.entries.get(name)

@@ -308,13 +308,29 @@ def user_text(body: dict[str, Any]) -> str:
     return ""
 
 
+CONVERSING = "Answer briefly."  # how the conversation example's instructions begin (bot/examples.py)
+
+
+def _conversing(body: dict[str, Any]) -> bool:
+    return any(
+        m.get("role") == "system" and CONVERSING in str(m.get("content")) for m in body.get("messages") or []
+    ) or CONVERSING in str(body.get("instructions") or "")
+
+
 def alert_script(body: dict[str, Any]) -> Reply:
-    """The agent example's script: call `send_alert` for the first capitalized word of the request (the
-    city, "Tokyo" if none), then, once the tool has answered, say what it answered."""
+    """The agent examples' script: call `send_alert` for the first capitalized word of the request (the
+    city, "Tokyo" if none), then, once the tool has answered, say what it answered. The conversation
+    example (its instructions begin with CONVERSING) is answered with what was said unless it asks for an
+    alert."""
     results = tool_results(body)
     if results:
         return text("Done (scripted model): " + results[-1])
     asked = user_text(body)
+    if _conversing(body) and "alert" not in asked.lower():
+        return text(
+            f"You said: {asked} (I am a scripted model, not an LLM. Ask me to send an alert for a city, "
+            "say `alert Osaka about heavy rain`, and I ask before I send it.)"
+        )
     words = re.findall(r"\b[A-Z][a-zA-Z-]+\b", asked)
     city = next((w for w in words if w not in {"Warn", "Send", "Alert", "Please", "The"}), "Tokyo")
     return call("send_alert", city=city, message=f"Weather alert for {city} (sent by the scripted model)")

@@ -28,7 +28,9 @@ other messages.
 Reminders and escalations are "remind" rows (owed by bot/runs/timers.py in the timer's transaction), drawn
 when delivered and dropped then if their pause was decided meanwhile; a decision of a pause with timers
 owes a "close_remind" row that redraws the reminders posted as decided. An end owes an "outcome" row: the
-line telling the run's starter how it ended (and one by DM, for a workflow that notifies by DM).
+line telling the run's starter how it ended (and one by DM, for a workflow that notifies by DM). A turn of a
+conversation (`BotAgent`) has no run card: its end owes an "answer" row, posted in the conversation's thread
+(found there by its metadata before a retry posts it again).
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ SHOWS = {
     "remind": "a reminder",
     "close_remind": "the decided form of a reminder",
     "outcome": "the line telling the run's starter how it ended",
+    "answer": "the answer in a conversation",
 }
 
 
@@ -101,6 +104,13 @@ def owed_for(change: RunChange, entry: BotWorkflow) -> list[tuple[str, str | Non
             owed.extend(("close_dm", resolution.requirement_id, {**detail, "to": to}) for to in recipients)
             if entry.has_timers:
                 owed.append(("close_remind", resolution.requirement_id, detail))
+    if entry.conversation:  # a turn of a conversation: no run card; its end owes the answer in the thread
+        if change.status == "PAUSED" and change.requirement_id:
+            owed.append(("pause", change.requirement_id, None))
+            owed.extend(("dm", change.requirement_id, {"to": to}) for to in recipients)
+        elif change.status in ENDED:
+            owed.append(("answer", None, {"status": change.status}))
+        return owed
     if change.status == "PAUSED" and change.requirement_id:
         # The card first: the pause message is then the batch's last, recorded with the rest in one transaction.
         owed.append(("card", None, None))

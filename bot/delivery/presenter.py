@@ -49,12 +49,19 @@ PAUSE_EVENT = "kern_pause"  # the metadata event type of a pause message
 LOOK_PAGES = 5  # pages of a thread or channel read when looking for a pause message posted before
 
 
+ANSWER_EVENT = "kern_answer"  # the metadata event type of a conversation's answer
+ANSWER_LIMIT = 39_000  # characters of an answer shown (Slack truncates a message's text past 40,000)
 CARD_EVENT = "kern_run_card"  # the metadata event type of a run card
 
 
 def card_mark(run_id: str) -> dict[str, Any]:
     """The metadata a run card is posted with, by which a start taken up again finds it (`find_posted`)."""
     return {"event_type": CARD_EVENT, "event_payload": {"run_id": run_id}}
+
+
+def answer_mark(run_id: str) -> dict[str, Any]:
+    """The metadata a conversation's answer is posted with, by which a retry finds it (`Presenter.find_posted`)."""
+    return {"event_type": ANSWER_EVENT, "event_payload": {"run_id": run_id}}
 
 
 def pause_mark(run_id: str, requirement_id: str) -> dict[str, Any]:
@@ -412,6 +419,8 @@ class Presenter:
             await self._close_reminders(view, req, message.detail or {})
         elif message.kind == "outcome":
             await self._tell_outcome(view, message.detail or {})
+        elif message.kind == "answer":
+            await self._answer(view, look_first=look_first)
         elif message.kind == "redraw" and req is not None:
             if req.status == "pending":  # decided meanwhile: its decided form (owed with the decision) shows all
                 clicked = (message.detail or {}).get("clicked")
@@ -512,6 +521,25 @@ class Presenter:
             await self.gateway.send(
                 "chat_update", channel=reminder["channel"], ts=reminder["ts"], text=fallback, blocks=blocks
             )
+
+    async def _answer(self, view: RunView, *, look_first: bool) -> None:
+        """Post a conversation turn's answer in its thread (the model's text, escaped once), or why there is
+        none (rejected, cancelled, failed). Posted once: a retry first looks for it by its metadata."""
+        run, card = view.run, view.card
+        status = run.status.value
+        if status == "COMPLETED":
+            text = ui.clip(ui.escape(ui.as_text(run.content)), ANSWER_LIMIT) or "_(no answer)_"
+        elif status == "CANCELLED":
+            text = f":no_entry_sign: Stopped: {ui.escape(run.error or ui.as_text(run.content) or 'cancelled')}"
+        elif status == "ERROR":
+            text = f":warning: I could not answer: {ui.escape(run.error or 'the run failed')}"
+        else:
+            return  # ended as owed, then continued: the later end answers
+        where: dict[str, Any] = {"channel": card.channel, "thread_ts": card.ts}
+        mark = answer_mark(run.run_id)
+        if look_first and await self.find_posted(where, mark, card.ts) is not None:
+            return
+        await self.gateway.send("chat_postMessage", **where, text=text, metadata=mark)
 
     async def _tell_outcome(self, view: RunView, detail: dict[str, Any]) -> None:
         """Tell the person who started the run how it ended: a line mentioning them in the card's thread, or

@@ -338,10 +338,21 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls, Faults, History):
         return trigger
 
     async def send(
-        self, body: bytes, content_type: str, *, timestamp: int | None = None, signature: str | None = None
+        self,
+        body: bytes,
+        content_type: str,
+        *,
+        timestamp: int | None = None,
+        signature: str | None = None,
+        retry: int | None = None,
     ) -> tuple[int, str, float]:
-        """POST to the bot, signed with the signing secret; returns (status, body, seconds to answer)."""
+        """POST to the bot, signed with the signing secret; returns (status, body, seconds to answer).
+        `retry`: sent as Slack's redelivery number `retry` (X-Slack-Retry-Num, X-Slack-Retry-Reason), the
+        same body signed anew."""
         headers = {**self.signed(body, timestamp), "Content-Type": content_type}
+        if retry is not None:
+            headers["X-Slack-Retry-Num"] = str(retry)
+            headers["X-Slack-Retry-Reason"] = "http_timeout"
         if signature is not None:
             headers["X-Slack-Signature"] = signature
         assert self.session is not None
@@ -395,6 +406,41 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls, Faults, History):
     async def event(self, event: dict[str, Any]) -> tuple[int, str, float]:
         """Send an Events API event (`event`: its inner object) in its signed envelope."""
         return await self.send(json.dumps(self.event_envelope(event)).encode(), "application/json")
+
+    def person_posts(
+        self, user: str, channel: str, text: str, *, thread_ts: str | None = None, bot_id: str | None = None
+    ) -> tuple[str, list[dict[str, Any]]]:
+        """`user` posts `text` in `channel` (a DM: a channel starting with D, opened for them), as a reply in
+        `thread_ts` if given (`bot_id`: an app posts it). The message is kept, and the envelopes Slack sends an
+        app subscribed to `message.channels`, `message.im` and `app_mention` are returned, not sent: the
+        `message` event (https://docs.slack.dev/reference/events/message) and, for a mention of the app
+        outside a DM, `app_mention` (https://docs.slack.dev/reference/events/app_mention). Returns (ts,
+        envelopes)."""
+        if channel.startswith("D"):
+            self.dms.setdefault(user, channel)
+        ts = f"{self._epoch + next(self._ts)}.000100"
+        self.messages[ts] = Message(channel, ts, text, [], thread_ts, team=self.team_id, user=user)
+        self.changed()
+        event: dict[str, Any] = {"type": "message", "channel": channel, "user": user, "text": text, "ts": ts}
+        if thread_ts:
+            event["thread_ts"] = thread_ts
+        if bot_id:
+            event["bot_id"] = bot_id
+        im = channel.startswith("D")
+        envelopes = [self.event_envelope({**event, "channel_type": "im" if im else "channel"})]
+        if not im and "<@UBOT" in text:
+            envelopes.append(self.event_envelope({**event, "type": "app_mention"}))
+        return ts, envelopes
+
+    async def say_in(
+        self, user: str, channel: str, text: str, *, thread_ts: str | None = None, bot_id: str | None = None
+    ) -> str:
+        """`person_posts`, its events sent to the bot (each must be acked with 200); returns the message's ts."""
+        ts, envelopes = self.person_posts(user, channel, text, thread_ts=thread_ts, bot_id=bot_id)
+        for envelope in envelopes:
+            status, body, _took = await self.send(json.dumps(envelope).encode(), "application/json")
+            assert status == 200, (status, body)
+        return ts
 
     async def open_home(self, user: str = "U1") -> tuple[int, str, float]:
         """`user` opens the app's Home tab: the app_home_opened event."""

@@ -156,6 +156,28 @@ class Runner:
         await self.follow(entry, card, events, started)
         return run_id
 
+    async def converse(
+        self, entry: BotWorkflow, text: str, user: str, channel: str, thread_ts: str, session_id: str
+    ) -> str:
+        """One turn of a conversation (`BotAgent`): run `entry` on `text` in kern session `session_id`, so
+        the agent sees the thread's earlier turns, following it until it pauses or ends. Nothing is posted
+        first: the turn's record (a card row with no message of its own) anchors it in `thread_ts`, where
+        its pauses and its answer (owed through the outbox) are posted. Returns the run id."""
+        run_id, started = new_id(), time.time()
+        card = Card(run_id, entry.name, channel, ts=thread_ts, started_by=user, input=text, team_id=team())
+        await self.store.save_card(card)
+        events = entry.workflow.arun(
+            text,
+            run_id=run_id,
+            session_id=session_id,
+            user_id=user,
+            stream=True,
+            stream_events=True,
+            additional_data={"slack_channel": channel, "slack_user": user, "slack_thread_ts": thread_ts},
+        )
+        await self.follow(entry, card, events, started)
+        return run_id
+
     async def _card_posted(self, channel: str, run_id: str, since: float) -> str | None:
         """The ts of the card of `run_id` posted in `channel` since `since` (by an attempt that died before
         saving it), found in the channel by its metadata; None if there is none (or it cannot be read)."""
@@ -191,7 +213,7 @@ class Runner:
                 tools = isinstance(event, StepExecutorPausedEvent) or (tools and isinstance(event, WorkflowPausedEvent))
                 if isinstance(event, (StepContinuedEvent, StepExecutorContinuedEvent)):
                     self.background.spawn(self._deliver_unless(stopped, card.run_id))
-                elif isinstance(event, StepStartedEvent):
+                elif isinstance(event, StepStartedEvent) and not entry.conversation:  # no card to show it on
                     status.started(event.step_name or "")
                 elif isinstance(event, STEP_ENDS):
                     status.drop()

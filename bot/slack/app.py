@@ -27,6 +27,7 @@ from bot.slack.workspaces import TeamClients, current_team
 from bot.store import BotStore
 from bot.store.metrics import Metrics
 from bot.surfaces.commands import Commands
+from bot.surfaces.conversation import Conversations
 from bot.surfaces.handover import Handovers
 from bot.surfaces.home import Home
 from bot.surfaces.interactions import Interactions
@@ -123,7 +124,9 @@ def build_bot(
     gate_requests(app, SeenRequests(registry.db))  # first, so every listener's work is gated
     app.command(command)(commands.on_command)
     app.shortcut(ui.RUN_SHORTCUT)(start_forms.on_shortcut)
-    welcome = Welcome(registry, gateway, background, command)
+    talker = registry.conversational
+    conversations = Conversations(talker, runner, gateway, background, access) if talker is not None else None
+    welcome = Welcome(registry, gateway, background, command, conversations)
     app.event("member_joined_channel")(welcome.on_member_joined)
     app.event("message")(welcome.on_message)  # a hint for one that reads like a command without its slash
     app.event("app_mention")(welcome.on_mention)

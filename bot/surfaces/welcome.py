@@ -13,13 +13,22 @@ from bot import blocks as ui
 from bot.registry import Registry
 from bot.runs.background import Background
 from bot.slack.gateway import SlackGateway
+from bot.surfaces.conversation import Conversations
 
 MENTION = re.compile(r"<@[UW][A-Z0-9]+(\|[^>]*)?>")
 
 
 class Welcome:
-    def __init__(self, registry: Registry, gateway: SlackGateway, background: Background, command: str) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        gateway: SlackGateway,
+        background: Background,
+        command: str,
+        conversations: Conversations | None = None,
+    ) -> None:
         self.registry = registry
+        self.conversations = conversations  # when an entry converses, it answers mentions and DMs
         self.gateway = gateway
         self.background = background
         self.command = command
@@ -40,12 +49,19 @@ class Welcome:
         if event.get("subtype") or event.get("bot_id") or not event.get("user"):
             return  # edits, joins, other apps' and the bot's own messages
         bot = context.get("bot_user_id")
+        if self.conversations is not None and event.get("channel_type") == "im":
+            self.conversations.take(event, context)  # every message in its DM is a turn (no app_mention there)
+            return
         if bot and f"<@{bot}>" in (event.get("text") or ""):
             return  # a mention: answered once, by on_mention
         self._hint(event, addressed=event.get("channel_type") == "im")
 
     async def on_mention(self, event: dict[str, Any], context: Any) -> None:
         """A message that mentions the bot (`app_mention`)."""
+        if self.conversations is not None:
+            if not str(event.get("channel") or "").startswith("D"):  # a DM's message is taken from message.im
+                self.conversations.take(event, context)
+            return
         self._hint(event, addressed=True)
 
     def _hint(self, event: dict[str, Any], *, addressed: bool) -> None:
