@@ -271,7 +271,7 @@ class Presenter:
             decisions = await self.store.tool_decisions(req.requirement_id)
             summaries = {i: d["summary"] for i, d in decisions.items()}
         rules = entry.approvers_for(req.step_name)
-        notes = (await read_notes(self.store.db, [req.requirement_id]))[req.requirement_id]
+        notes = (await read_notes(self.store.db, [req.requirement_id], with_votes=rules.votes))[req.requirement_id]
         result = ui.outcome(req, detail, self.branches(entry, req))
         fallback, blocks = ui.decided_blocks(
             self.asked(entry, req, run),
