@@ -2,6 +2,7 @@
 
     python bench/click_path.py              # the route-select click and the vote click, SQLite
     python bench/click_path.py --calls      # also every call between modules, in order
+    python bench/click_path.py --strict     # the runners and kern's watchers walked as part of the click
 
 A real bot on a real endpoint, the local Slack stand-in signing and sending the click as Slack would. A
 profiler follows every call from one module of `bot` to another made while the click is handled (in the
@@ -10,8 +11,16 @@ messages to). A module is *visited* when a call enters it from another module; t
 module when it enters one it has already visited and left (no frame of it on the stack): the mark of a
 flow that goes down and up again instead of checking, deciding, writing and handing to delivery in order.
 The walk ends at the hand-off to delivery (`Outbox.deliver`): what the outbox then sends is delivery's
-work. Calls into the foundations (values, pure rendering, the task runner: FOUNDATIONS) are counted
-apart, as are kern's calls back into the bot inside its transactions (the outbox and job rows they owe).
+work.
+
+Two things are walked apart (`--strict` walks them with the click, to show what they add):
+- Calls into the store's transaction runner (`bot.store.transactions`, every layer's reads and writes go
+  through it: a click reads to check and writes to record, so it goes through it twice) are counted as
+  calls, not as modules visited, as the foundations (values, pure rendering, the task runner) always are.
+- kern's calls back into the bot inside its own transactions (`KERN_WATCHERS`: the outbox and job rows a
+  change owes) are each a walk of their own: a come-back is counted within one such call, not against the
+  click's (a resumed run commits twice, once as it continues and once where it stops, and each commit owes
+  its rows).
 """
 
 from __future__ import annotations
@@ -37,11 +46,14 @@ FOUNDATIONS = (
     "bot.logs",
     "bot.registry",
     "bot.policy",
+    "bot.pause_history",
     "bot.notify",
     "bot.config",
     "bot.approvals.types",
     "bot.runs.background",
 )
+RUNNERS = ("bot.store.transactions",)
+KERN_WATCHERS = ("Outbox.record", "Jobs.record")
 HAND_OFF = "Outbox.deliver"  # the click hands what it wrote to delivery: what follows is delivery's work
 TRACED: contextvars.ContextVar[bool] = contextvars.ContextVar("click_path_traced", default=False)
 HANDED: contextvars.ContextVar[bool] = contextvars.ContextVar("click_path_handed", default=False)
@@ -86,10 +98,13 @@ def is_bot(name: str) -> bool:
 class Tracer:
     """A `sys.setprofile` hook recording module-to-module calls in traced tasks."""
 
-    def __init__(self, start: str) -> None:
+    def __init__(self, start: str, strict: bool = False) -> None:
         self.start = start  # the qualified name of the listener that starts the click
         self.walk = Walk()
         self.visited: set[str] = set()
+        self.apart = FOUNDATIONS if strict else FOUNDATIONS + RUNNERS
+        self.strict = strict
+        self.watcher_visits: dict[int, set[str]] = {}  # a kern watcher's call (its frame's id) -> its own visits
 
     def __call__(self, frame: types.FrameType, event: str, arg: Any) -> None:
         if event != "call":
@@ -107,36 +122,44 @@ class Tracer:
             return
         caller_frame = frame.f_back  # the nearest bot frame below, past foundations (the task runner)
         while caller_frame is not None and (
-            not is_bot(module_of(caller_frame)) or module_of(caller_frame).startswith(FOUNDATIONS)
+            not is_bot(module_of(caller_frame)) or module_of(caller_frame).startswith(self.apart)
         ):
             caller_frame = caller_frame.f_back
         if caller_frame is None and frame.f_code.co_qualname != self.start:
             # kern calling back inside its transaction (what a change owes), or a task started by the event loop
             self.walk.callbacks.append(f"{callee.removeprefix('bot.')}.{frame.f_code.co_qualname}")
+            if frame.f_code.co_qualname in KERN_WATCHERS and not self.strict:
+                self.watcher_visits[id(frame)] = {callee}
             return
         caller = module_of(caller_frame) if caller_frame is not None else "(entry)"
+        if frame.f_code.co_qualname == HAND_OFF:  # (from the outbox itself, too: `Outbox.deliver_after`)
+            HANDED.set(True)  # in this task from now on, and the tasks it spawns
+            self.walk.calls.append((caller, callee, HAND_OFF))
+            return
         if caller == callee:
             return
-        if callee.startswith(FOUNDATIONS) or "__create_fn__" in frame.f_code.co_qualname:  # (a dataclass's own)
+        if callee.startswith(self.apart) or "__create_fn__" in frame.f_code.co_qualname:  # (a dataclass's own)
             self.walk.foundation_calls += 1
             return
-        if frame.f_code.co_qualname == HAND_OFF:
-            HANDED.set(True)  # in this task from now on, and the tasks it spawns
-        on_stack = False
+        on_stack, root = False, frame
         back = frame.f_back
         while back is not None:
             if module_of(back) == callee:
                 on_stack = True
-                break
+            if is_bot(module_of(back)):
+                root = back
             back = back.f_back
-        if callee in self.visited and not on_stack:
+        visited = self.watcher_visits.get(id(root), self.visited)  # within a kern watcher's call: its own
+        if callee in visited and not on_stack:
             self.walk.came_back.append((callee, frame.f_code.co_qualname))
-        self.visited.add(callee)
+        visited.add(callee)
         self.walk.calls.append((caller, callee, frame.f_code.co_qualname))
 
 
-async def traced(start: str, click: Callable[[], Awaitable[Any]], settle: Callable[[], Awaitable[None]]) -> Walk:
-    tracer = Tracer(start)
+async def traced(
+    start: str, click: Callable[[], Awaitable[Any]], settle: Callable[[], Awaitable[None]], strict: bool = False
+) -> Walk:
+    tracer = Tracer(start, strict)
     sys.setprofile(tracer)
     try:
         await click()
@@ -146,7 +169,7 @@ async def traced(start: str, click: Callable[[], Awaitable[Any]], settle: Callab
     return tracer.walk
 
 
-async def walks() -> dict[str, Walk]:
+async def walks(strict: bool = False) -> dict[str, Walk]:
     from aiohttp import web
 
     from bot import blocks as ui
@@ -191,15 +214,15 @@ async def walks() -> dict[str, Walk]:
                 await settle()
                 state = {ui.ROUTE_BLOCK: {ui.ROUTE_PICK: {"type": "static_select", "selected_option": {"value": "0"}}}}
                 found["route-select"] = await traced(
-                    "Interactions.on_route_go", lambda: slack.click(ui.ROUTE_GO, state=state, user="U1"), settle
+                    "Interactions.on_route_go", lambda: slack.click(ui.ROUTE_GO, state=state, user="U1"), settle, strict
                 )
                 await slack.command("run quorum", user="U1")
                 await settle()
                 found["vote (1 of 2)"] = await traced(
-                    "Interactions.button.<locals>.on_click", lambda: slack.click(ui.CONFIRM, user="U01"), settle
+                    "Interactions.button.<locals>.on_click", lambda: slack.click(ui.CONFIRM, user="U01"), settle, strict
                 )
                 found["vote (2 of 2)"] = await traced(
-                    "Interactions.button.<locals>.on_click", lambda: slack.click(ui.CONFIRM, user="U02"), settle
+                    "Interactions.button.<locals>.on_click", lambda: slack.click(ui.CONFIRM, user="U02"), settle, strict
                 )
             finally:
                 await bot.background.idle(10)
@@ -210,12 +233,14 @@ async def walks() -> dict[str, Walk]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", action="store_true", help="print every call between modules")
+    parser.add_argument("--strict", action="store_true", help="walk the runners and kern's watchers with the click")
     args = parser.parse_args()
-    for name, walk in asyncio.run(walks()).items():
+    apart = FOUNDATIONS if args.strict else FOUNDATIONS + RUNNERS
+    for name, walk in asyncio.run(walks(args.strict)).items():
         print(
             f"{name}: {len(walk.modules)} modules, {len(walk.calls)} calls between modules, "
             f"{len(walk.came_back)} coming back to a module it had left "
-            f"(+{walk.foundation_calls} calls into {', '.join(FOUNDATIONS)})"
+            f"(+{walk.foundation_calls} calls into {', '.join(apart)})"
         )
         print("   modules, in order: " + " > ".join(m.removeprefix("bot.") for m in walk.modules))
         if walk.came_back:

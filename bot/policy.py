@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kern.run import requirement as kinds
+
+# The pauses people vote on: those resolved by approving or rejecting. Edits and form inputs are answers.
+VOTING_KINDS = (kinds.CONFIRMATION, kinds.OUTPUT_REVIEW, kinds.ITERATION_REVIEW)
+
 
 @dataclass(frozen=True)
 class Approvers:
@@ -74,6 +79,10 @@ class Approvers:
     def votes(self) -> bool:
         """True when approving or rejecting takes more than one person (`required` / `reject_required`)."""
         return self.required > 1 or self.reject_required > 1
+
+    def takes_votes(self, kind: str) -> bool:
+        """True when a pause of this kind (`StepRequirement.kind`) is decided by several people's votes."""
+        return self.votes and kind in VOTING_KINDS
 
     def fixed_people(self) -> frozenset[str] | None:
         """Everyone who may ever answer under these rules, escalation included, when that is a fixed list of

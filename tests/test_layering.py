@@ -58,6 +58,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "bot.blocks",
             "bot.registry",
             "bot.policy",
+            "bot.pause_history",
             "bot.notify",
             "bot.config",
             "bot.token_keys",

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from bot.approvals import voices
 from bot.blocks.text import escape, unseen
+from bot.pause_history import Notes
 from bot.policy import Approvers, Audience
 from bot.registry import BotWorkflow
 from bot.slack.gateway import SlackGateway
-from bot.store import Card, pause_notes
-from bot.store.pause_notes import Notes, takes_votes
+from bot.store import Card
+from bot.store.pause_notes import read_notes
 from kern.db.base import BaseDb
 from kern.run.requirement import StepRequirement
 
@@ -102,10 +103,10 @@ class Access:
             return None
         return f"Only {rules.describe()} may answer this."
 
-    async def _notes(self, req: StepRequirement, notes: pause_notes.Notes | None, votes: bool) -> pause_notes.Notes:
+    async def _notes(self, req: StepRequirement, notes: Notes | None, votes: bool) -> Notes:
         if notes is not None or self.db is None:
-            return notes or pause_notes.Notes()
-        return (await pause_notes.read_notes(self.db, [req.requirement_id], with_votes=votes))[req.requirement_id]
+            return notes or Notes()
+        return (await read_notes(self.db, [req.requirement_id], with_votes=votes))[req.requirement_id]
 
     async def _by_rules(
         self, entry: BotWorkflow, card: Card, user: str, req: StepRequirement, by_rules: str | None, notes: Notes
@@ -126,7 +127,7 @@ class Access:
         user: str,
         req: StepRequirement,
         by_rules: str | None = "",
-        notes: pause_notes.Notes | None = None,
+        notes: Notes | None = None,
     ) -> str | None:
         """Why `user` may not answer (or vote on) this pause, or None: its step's approvers, once it
         escalated the escalation group, and anyone it was handed to. Never the run's starter where the step
@@ -137,7 +138,7 @@ class Access:
         rules = entry.approvers_for(req.step_name)
         if _self_refused(rules, card, user):
             return SELF_APPROVAL  # whatever was handed to them or escalated
-        voting = takes_votes(rules, req.kind)
+        voting = rules.takes_votes(req.kind)
         refusal = await self.may_answer(entry, card, user, req.step_name) if by_rules == "" else by_rules
         if refusal is None and not voting:
             return None  # the rules let them, and nothing done to this pause can take it away
@@ -157,7 +158,7 @@ class Access:
         handed to); on a pause decided by votes, only once and only before voting (it passes their one
         vote); and never to the run's starter where the step forbids self-approval."""
         rules = entry.approvers_for(req.step_name)
-        voting = takes_votes(rules, req.kind)
+        voting = rules.takes_votes(req.kind)
         notes = await self._notes(req, None, votes=voting)
         refusal = await self._by_rules(entry, card, by, req, "", notes)
         if refusal is not None:

@@ -1,11 +1,12 @@
 """N of M: votes on a pause that needs more than one person (`Approvers(required=2)`).
 
 A vote is a row per person and pause, inserted once (a second click by the same person changes nothing), in
-one transaction with its line in kern's audit log, the redraw of the pause message it owes Slack (the tally
-on it) and the tally read back. The transaction takes a lock on the pause (`bot.approvals.voices`) before it
-reads the tally, so the last of several votes committing at once sees all of them: no resolution is missed.
-The vote that reaches `required` approvals (or `reject_required` rejections) resolves the pause through
-kern's compare-and-set, so however many replicas count at once, the run resumes exactly once.
+one transaction with its line in kern's audit log, the tally read back and, unless that tally decides the
+pause (its decided message then shows everything), the redraw of the pause message it owes Slack. The
+transaction takes a lock on the pause (`bot.approvals.voices`) before it reads the tally, so the last of
+several votes committing at once sees all of them: no resolution is missed. The vote that reaches `required`
+approvals (or `reject_required` rejections) resolves the pause through kern's compare-and-set, so however many
+replicas count at once, the run resumes exactly once.
 
 One pass per click: checked (`bot.approvals.access`), written with what it owes and counted (`Ballots.cast`),
 decided (`Voting.vote`), and handed to delivery (the outbox) or to the run.
@@ -19,11 +20,12 @@ from typing import Any
 
 from bot.approvals.voices import Refused, check_vote
 from bot.delivery.outbox import Outbox
+from bot.pause_history import Tally
 from bot.registry import BotWorkflow
 from bot.slack.gateway import SlackGateway
 from bot.store import Card, insert_once
-from bot.store.pause_notes import Tally, takes_votes, tally_in
 from bot.store.tables import votes
+from bot.store.votes import tally_in
 from kern.db.base import BaseDb
 from kern.db.hot import INSERT_AUDIT, Tx
 from kern.run.requirement import StepRequirement
@@ -44,11 +46,12 @@ class Ballots:
         *,
         approve: bool,
         note: str | None,
-        owes: Callable[[Tx], None] | None = None,
+        owes: Callable[[Tx, Tally], None] | None = None,
     ) -> tuple[bool, Tally]:
-        """Record `user`'s vote on the pause `req`, with its line in kern's audit log and what it `owes`, in
-        one transaction; and the votes on it now. False if they had voted on it already (nothing changes).
-        Raises `Refused` (nothing written) if they handed the pause on meanwhile (`bot.approvals.voices`)."""
+        """Record `user`'s vote on the pause `req`, with its line in kern's audit log and what it `owes`
+        (given the votes with it), in one transaction; and the votes on it now. False if they had voted on
+        it already (nothing changes, nothing owed). Raises `Refused` (nothing written) if they handed the
+        pause on meanwhile (`bot.approvals.voices`)."""
         at = time.time()
         run_id = card.run_id
         audit_line = {
@@ -64,20 +67,23 @@ class Ballots:
             "at": at,
         }
 
+        now, inserted = Tally(), False
+
         def counted(tx: Tx) -> None:
+            nonlocal inserted
             check_vote(self.db, tx, req.requirement_id, user)
             tx.execute(self.db.prepare(INSERT_AUDIT), audit_line)
-            if owes is not None:
-                owes(tx)
+            inserted = True
 
         values: dict[str, Any] = {"requirement_id": req.requirement_id, "user_id": user, "run_id": run_id}
         values["team_id"] = card.team_id
         values.update(approve=approve, note=note, at=at)
-        now = Tally()
 
         def read_tally(tx: Tx) -> None:
             nonlocal now
             now = tally_in(tx, self.db, req.requirement_id)
+            if inserted and owes is not None:
+                owes(tx, now)
 
         first = await insert_once(self.db, votes, values, if_first=counted, also=read_tally)
         return first, now
@@ -93,10 +99,6 @@ class Voting:
         self.gateway = gateway
         self.outbox = outbox
 
-    @staticmethod
-    def applies(entry: BotWorkflow, req: StepRequirement) -> bool:
-        return takes_votes(entry.approvers_for(req.step_name), req.kind)
-
     async def vote(
         self,
         entry: BotWorkflow,
@@ -109,11 +111,13 @@ class Voting:
         note: str | None,
         response_url: str | None,
     ) -> bool:
-        """Record the vote; True if the votes now resolve the pause (`req` is resolved: continue the run)."""
+        """Record the vote on a pause its rules decide by votes (`Approvers.takes_votes`); True if the votes
+        now resolve the pause (`req` is resolved: continue the run)."""
         rules = entry.approvers_for(req.step_name)
 
-        def owes(tx: Tx) -> None:  # the tally on the pause message (dropped at delivery if this vote decides)
-            self.outbox.owe_redraw(tx, run_id, req.requirement_id)
+        def owes(tx: Tx, tally: Tally) -> None:  # the tally on the pause message, unless the votes decide it
+            if not (tally.rejected(rules) or tally.approved(rules)):
+                self.outbox.owing.redraw(tx, run_id, req.requirement_id)
 
         try:
             first, tally = await self.ballots.cast(req, card, entry.name, user, approve=approve, note=note, owes=owes)

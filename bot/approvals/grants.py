@@ -143,7 +143,7 @@ class Grants:
         applied = False
 
         def owes(tx: Tx) -> None:  # the call shown decided on the pause message, while others wait
-            self.outbox.owe_redraw(tx, card.run_id, rid)
+            self.outbox.owing.redraw(tx, card.run_id, rid)
 
         for index, call in enumerate(calls):
             if index in decided or not _plain(call):

@@ -19,7 +19,8 @@ A sweep delivers each run's rows on its own, so one run waiting on Slack holds b
 
 What happens to an open pause before it is decided (a vote counted, a hand-over, a tool call decided while
 others wait) owes a redraw of its message and copies, written in the transaction that records it
-(`owe_redraw`), and handed to delivery like the rest (`deliver`): a crash after that commit loses no tally.
+(`Outbox.owing`, a `bot.store.outbox_rows.Owing`), and handed to delivery like the rest (`deliver`): a
+crash after that commit loses no tally.
 
 A workflow with notify="dm" also owes a DM copy of each pause per recipient, and its decided form: one
 row each, retried on its own, so a Slack error on one copy delays neither the others nor the run's
@@ -36,13 +37,12 @@ conversation (`BotAgent`) has no run card: its end owes an "answer" row, posted 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot import blocks as ui
@@ -52,6 +52,7 @@ from bot.registry import BotWorkflow, Registry
 from bot.slack.gateway import SlackCallFailed
 from bot.slack.workspaces import acting_for
 from bot.store import BotStore, Delivery, OwedMessage, PauseMessage, timer_rows
+from bot.store.outbox_rows import Owing
 from kern.db.base import RunChange
 from kern.db.hot import Tx
 
@@ -157,20 +158,25 @@ class Outbox:
         # Called with each batch delivered for a run (e.g. to refresh the App Home); must not block.
         self.listeners: list[Callable[[RunView, list[Delivery]], None]] = []
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        # Runs whose messages this process is about to deliver itself (`delivering`): sweeps leave them be.
+        # Runs whose messages this process is about to deliver itself (`deliver_after`): sweeps leave them be.
         self._in_flight: Counter[str] = Counter()
         self._sweeping = asyncio.Semaphore(SWEEP_RUNS)
+        # How a change recorded in this process owes a message it then delivers itself (`deliver(run_id)`).
+        self.owing = Owing(store, self.me, self.hold)
         self._swept: Counter[str] = Counter()  # runs a sweep is delivering right now
         registry.db.watch(self.record)
 
-    @contextlib.contextmanager
-    def delivering(self, run_id: str) -> Iterator[None]:
-        """While inside, this process will deliver what `run_id` owes (`deliver(run_id)` before leaving):
-        a sweep (`deliver()`) does not claim this process's messages of that run meanwhile. Without it, a
-        sweep during a burst re-claimed every message still on its way, one UPDATE each, to send none."""
+    async def deliver_after(self, run_id: str, drive: Awaitable[bool | None]) -> None:
+        """Await `drive` (the run `run_id` moving in this process, whose transactions owe what it changes
+        to this process), then deliver what the run owes as `deliver(run_id, as_written=...)` with what
+        `drive` returned; nothing if it returned None. Meanwhile a sweep (`deliver()`) does not claim this
+        process's messages of that run: without that, a sweep during a burst re-claimed every message still
+        on its way, one UPDATE each, to send none."""
         self._in_flight[run_id] += 1
         try:
-            yield
+            as_written = await drive
+            if as_written is not None:
+                await self.deliver(run_id, as_written=as_written)
         finally:
             self._in_flight[run_id] -= 1
             if not self._in_flight[run_id]:
@@ -193,14 +199,6 @@ class Outbox:
                 conn, self.store.db, entry.approvers_for(change.step_name), change.run_id, change.requirement_id, now
             )
         self.store.owe_all(conn, change.run_id, owed_for(change, entry), holder=self.me, hold=self.hold)
-
-    def owe_redraw(self, tx: Tx, run_id: str, requirement_id: str, clicked: tuple[str, str] | None = None) -> None:
-        """Owe a redraw of the open pause `requirement_id` (its message, its DM copies and `clicked`, the
-        message clicked, if its ts may not be recorded yet), inside the transaction `tx` that records what
-        changed on it; this process sends it (`deliver(run_id)`). Dropped when delivered after the pause
-        was decided: its decided form shows everything."""
-        detail = {"clicked": list(clicked)} if clicked else None
-        self.store.owe(tx, run_id, "redraw", requirement_id, detail, holder=self.me, hold=self.hold)
 
     async def deliver(self, run_id: str | None = None, *, as_written: bool = False) -> int:
         """Send what is due; returns how many were delivered.

@@ -300,7 +300,7 @@ class Presenter:
     ) -> None:
         """Draw an open pause's message and its copies again (and `clicked`, the message clicked, if the store
         does not know its ts yet), with what happened to it so far: tool calls decided, votes, hand-overs.
-        Owed (`Outbox.owe_redraw`): raises `SlackCallFailed`, and the outbox tries again; a later redraw or
+        Owed (`Owing.redraw`): raises `SlackCallFailed`, and the outbox tries again; a later redraw or
         the decision shows the same."""
         pause = await self.store.pause(req.requirement_id)
         main = (pause.channel, pause.ts) if pause is not None and pause.ts else None

@@ -40,8 +40,8 @@ import sqlalchemy as sa
 
 from bot.blocks.text import escape
 from bot.runs.background import CURRENT_JOB, JOB_TASKS, Background
-from bot.store.records import StoreBase
 from bot.store.tables import jobs
+from bot.store.transactions import StoreBase
 from kern.db.base import BaseDb, RunChange
 from kern.db.hot import Tx
 from kern.db.retry import Attempt

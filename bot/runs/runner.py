@@ -198,12 +198,21 @@ class Runner:
         the run moved (a resume refused: `RunNotPausedError`, `JournalMismatchError`, `StoreError`) are
         the caller's to report.
         """
-        with self.outbox.delivering(card.run_id):  # a sweep meanwhile leaves what the run owes to this drive
-            await self._follow(entry, card, events, started_at)
+        at_tools: list[bool] = []  # set by the drive: it stopped at tool calls
+        await self.outbox.deliver_after(card.run_id, self._follow(entry, card, events, started_at, at_tools))
+        for hook in self.on_tool_pause if at_tools else []:
+            await hook(entry, card)
 
     async def _follow(
-        self, entry: BotWorkflow, card: Card, events: AsyncIterator[Any], started_at: float | None = None
-    ) -> None:
+        self,
+        entry: BotWorkflow,
+        card: Card,
+        events: AsyncIterator[Any],
+        started_at: float | None,
+        at_tools: list[bool],
+    ) -> bool | None:
+        """The drive: whether the store holds where it stopped as written (`Outbox.deliver(as_written=)`),
+        or None when the database stayed down (nothing to deliver now: a sweep picks the run up again)."""
         seen, stopped, tools, ended = False, asyncio.Event(), False, False
         status = StatusLine(self.presenter, entry, card, started_at, budget=self.status_budget)
         try:
@@ -237,20 +246,20 @@ class Runner:
             await self.presenter.status_line(
                 entry, card, f":warning: {ui.escape(str(exc))} A sweep picks the run up again.", started_at
             )
-            return
+            return None
         finally:
             stopped.set()
             await status.settle()
-        await self.outbox.deliver(card.run_id, as_written=ended)
-        for hook in self.on_tool_pause if tools else []:
-            await hook(entry, card)
+        if tools:
+            at_tools.append(True)
+        return ended
 
     async def _owe_notice(self, run_id: str, text: str) -> None:
         """Owe a line in the run's thread (delivered with what else the run owes)."""
         from bot.store.migrations import BOT
 
         def body(tx: Tx) -> None:
-            self.store.owe(tx, run_id, "notice", None, {"text": text}, holder=self.outbox.me, hold=self.outbox.hold)
+            self.outbox.owing.owe(tx, run_id, "notice", None, {"text": text})
 
         await self.store.db.run_hot(body, tables=BOT)
 

@@ -122,7 +122,7 @@ class Timers:
                 tx.execute(self.db.prepare(_ESCALATED), row)
                 tx.execute(self.db.prepare(INSERT_AUDIT), _audit(view, req, up, now))
                 self._tell(tx, view, requirement_id, nudge, up)
-                self.outbox.owe_redraw(tx, run_id, requirement_id)  # "escalated to" on the pause message
+                self.outbox.owing.redraw(tx, run_id, requirement_id)  # "escalated to" on the pause message
                 return True
 
         if not await self._hot(body):

@@ -22,8 +22,8 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.runs.background import CURRENT_JOB, REQUEST_GATE
 from bot.slack.inbound import WINDOW, request_key
-from bot.store.records import insert_once
 from bot.store.tables import seen_requests
+from bot.store.transactions import insert_once
 from kern.db.base import BaseDb
 
 log = logging.getLogger("kern_bot")

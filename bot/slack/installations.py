@@ -24,8 +24,8 @@ from slack_sdk.oauth.installation_store import Bot, Installation
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from sqlalchemy.engine import Connection
 
-from bot.store.records import StoreBase
 from bot.store.tables import installations
+from bot.store.transactions import StoreBase
 from bot.token_keys import TokenCipher, TokenKeyError
 from kern.db.base import BaseDb
 

@@ -22,8 +22,8 @@ from typing import Any
 import sqlalchemy as sa
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 
-from bot.store.records import insert_once
 from bot.store.tables import oauth_states
+from bot.store.transactions import insert_once
 from kern.db.base import BaseDb
 
 log = logging.getLogger("kern_bot")

@@ -1,6 +1,7 @@
 """The bot's store: its tables (`tables`) under their own migrations (`migrations`), the row records
-(`records`), the outbox's rows (`outbox_rows`), where a pause's copies are noted (`pause_notes`) and the
-counters and gauges read from them (`metrics`). May import only `bot.blocks` and the top-level foundations
+(`records`) and the transactions every table is written in (`transactions`), the outbox's rows
+(`outbox_rows`), what was done to a pause (`pause_notes`, `votes`) and the counters and gauges read from
+them (`metrics`). May import only `bot.blocks` and the top-level foundations
 (`bot.policy`, `bot.registry`, `bot.config`, ...), and kern.
 
 This module: what the bot remembers besides kern's runs: where each run card and pause message (and its DM copies)
@@ -20,8 +21,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from bot.store.outbox_rows import POSTED_REMINDER, OutboxRows, done_statement
-from bot.store.records import Card, Delivery, OwedMessage, PauseCopy, PauseMessage, card_team, insert_copy, insert_once
-from bot.store.tables import cards, pause_copies, pauses, tool_decisions
+from bot.store.records import Card, Delivery, OwedMessage, PauseCopy, PauseMessage, insert_copy
+from bot.store.tables import card_team, cards, pause_copies, pauses, tool_decisions
+from bot.store.transactions import insert_once
 from kern.db.base import BaseDb
 from kern.db.hot import Tx, dumps_or_none, insert_statement
 

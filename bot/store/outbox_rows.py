@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from bot.store.records import OwedMessage, StoreBase, card_team
-from bot.store.tables import outbox
+from bot.store.records import OwedMessage
+from bot.store.tables import card_team, outbox
+from bot.store.transactions import StoreBase
 from kern.db.hot import Tx, dumps_or_none
 from kern.db.retry import Attempt
 
@@ -258,3 +260,27 @@ class OutboxRows(StoreBase):
         query = sa.select(c.kind, c.requirement_id, c.error).where(c.run_id == run_id, c.status == "failed")
         query = query.order_by(c.id)
         return await self._tx(lambda conn: [dict(r) for r in conn.execute(query).mappings()], write=False)
+
+
+@dataclass(frozen=True)
+class Owing:
+    """How one process's own transactions owe Slack a message: the row is held by that process (`holder`)
+    for `hold` seconds, so it sends it itself right after the commit (`Outbox.deliver(run_id)`), and
+    others take it only if that process died. Given to whatever records a change on an open pause (a vote,
+    a hand-over, a tool call decided, an escalation), so it writes what it owes without a detour through
+    delivery (`Outbox.owing`)."""
+
+    rows: OutboxRows
+    holder: str
+    hold: float
+
+    def redraw(self, tx: Tx, run_id: str, requirement_id: str, clicked: tuple[str, str] | None = None) -> None:
+        """Owe a redraw of the open pause `requirement_id` (its message, its DM copies and `clicked`, the
+        message clicked, if its ts may not be recorded yet), inside the transaction `tx` that records what
+        changed on it. Dropped when delivered after the pause was decided: its decided form shows everything."""
+        detail = {"clicked": list(clicked)} if clicked else None
+        self.rows.owe(tx, run_id, "redraw", requirement_id, detail, holder=self.holder, hold=self.hold)
+
+    def owe(self, tx: Tx, run_id: str, kind: str, requirement_id: str | None = None, detail: Any = None) -> None:
+        """Owe a message of `kind` (e.g. "notice": a line in the run's thread, `detail={"text": ...}`), inside `tx`."""
+        self.rows.owe(tx, run_id, kind, requirement_id, detail, holder=self.holder, hold=self.hold)

@@ -232,3 +232,10 @@ oauth_states = sa.Table(
     sa.Column("state", sa.String(64), primary_key=True),
     sa.Column("expire_at", sa.Float, nullable=False, index=True),
 )
+
+
+def card_team(run_id_param: str) -> sa.ColumnElement[str]:
+    """The team of the card of the run bound to `run_id_param` ('' if it has none): what a row written
+    where only the run is known (kern's watcher transactions) records as its team."""
+    team = sa.select(cards.c.team_id).where(cards.c.run_id == sa.bindparam(run_id_param)).scalar_subquery()
+    return sa.func.coalesce(team, "")

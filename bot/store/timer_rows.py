@@ -7,8 +7,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from bot.policy import Approvers
-from bot.store.records import card_team
-from bot.store.tables import timers
+from bot.store.tables import card_team, timers
 from kern.db.base import BaseDb
 from kern.db.hot import Tx, insert_statement
 

@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from bot import blocks as ui
 from bot.approvals.voices import Refused, check_handover
-from bot.store.pause_notes import takes_votes
-from bot.store.records import insert_once
 from bot.store.tables import handovers
+from bot.store.transactions import insert_once
 from kern.db.hot import INSERT_AUDIT, Tx, dumps_or_none
 
 if TYPE_CHECKING:
@@ -96,7 +95,7 @@ class Handovers:
         loaded = await self.ix.ready_for(by, requirement_id, check=self._may_hand_over(to))
         if loaded is None:
             return
-        voting = takes_votes(loaded.entry.approvers_for(loaded.req.step_name), loaded.req.kind)
+        voting = loaded.entry.approvers_for(loaded.req.step_name).takes_votes(loaded.req.kind)
         run_id, outbox = loaded.run.run_id, self.ix.runner.outbox
         at = time.time()
         text = f"<@{to}>, <@{by}> handed you *{ui.escape(loaded.req.step_name)}* to answer" + (
@@ -108,8 +107,8 @@ class Handovers:
                 check_handover(self.db, tx, requirement_id, by, to)
             tx.execute(self.db.prepare(INSERT_AUDIT), _audit(loaded, by, to, note, at))
             detail = {"text": text, "to": to}
-            outbox.store.owe(tx, run_id, "notice", requirement_id, detail, holder=outbox.me, hold=outbox.hold)
-            outbox.owe_redraw(tx, run_id, requirement_id)  # "handed to" on the pause message
+            outbox.owing.owe(tx, run_id, "notice", requirement_id, detail)
+            outbox.owing.redraw(tx, run_id, requirement_id)  # "handed to" on the pause message
 
         values = {"requirement_id": requirement_id, "to_user": to, "run_id": run_id, "by_user": by, "note": note}
         values["team_id"] = loaded.card.team_id

@@ -23,12 +23,13 @@ from bot import blocks as ui
 from bot.approvals.access import Access, is_private
 from bot.approvals.grants import active_grants, grant_line, revoke_grant
 from bot.delivery.presenter import Presenter, RunView, card_view
+from bot.pause_history import Notes
 from bot.registry import BotWorkflow, Registry
 from bot.runs.background import Background
 from bot.slack.gateway import SlackGateway
 from bot.slack.workspaces import team
 from bot.store import BotStore, Card, Delivery
-from bot.store.pause_notes import Notes, read_notes
+from bot.store.pause_notes import read_notes
 from bot.surfaces.home_queries import HomeQueries, OpenPause
 from kern.db.base import StoredRun
 from kern.exceptions import CorruptRunError, RunNotFoundError

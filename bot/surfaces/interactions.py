@@ -159,7 +159,7 @@ class Interactions:
             return
         user = body["user"]["id"]
         try:
-            if vote is not None and self.voting.applies(loaded.entry, loaded.req):
+            if vote is not None and loaded.entry.approvers_for(loaded.req.step_name).takes_votes(loaded.req.kind):
                 approve, note = vote
                 decided = await self.voting.vote(
                     loaded.entry,

@@ -201,7 +201,7 @@ class ToolCalls:
         clicked = (channel, (body.get("message") or {}).get("ts", "")) if channel else None
 
         def owes(tx: Tx) -> None:  # this call shown decided on the pause message, while others wait
-            self.outbox.owe_redraw(tx, loaded.card.run_id, rid, clicked)
+            self.outbox.owing.redraw(tx, loaded.card.run_id, rid, clicked)
 
         if not await self.store.record_tool_decision(
             rid, index, decision, user, summary, team=loaded.card.team_id, owes=owes
