@@ -191,6 +191,36 @@ async def test_a_reminder_carries_the_question_who_and_how_long_and_the_pauses_o
         await server.cleanup()
 
 
+async def test_a_reminder_whose_answer_was_lost_is_posted_once_and_closed_when_decided(
+    db_kind: str, tmp_path: Path, names: dict[str, str], slack: DevSlack
+) -> None:
+    """Slack posts the reminder and its answer never comes back: the retry finds it in the thread by its
+    metadata (the outbox row's id) instead of posting it again, and records it, so the decision closes it."""
+    bot, server = await start(slack, db_kind, tmp_path, names, "nudge")
+    bot.gateway.timeout = 0.5  # a call with no answer is given up after this
+    bot.outbox.first_retry = 0.01
+    t0 = time.time()
+    try:
+        pause = next(m for m in slack.messages.values() if m.thread_ts)
+        slack.fault("chat.postMessage", "lose")
+        await sweep(bot, t0 + 61)
+        assert len(slack.lost) == 1 and len(reminders(slack)) == 1  # posted; the bot never heard
+        for _ in range(4):  # the row's retry: due at once
+            await asyncio.sleep(0.05)
+            await sweep(bot, t0 + 61)
+        [reminder] = [m for m in slack.messages.values() if m.thread_ts and "Reminder" in m.text]
+        assert (reminder.metadata or {}).get("event_type") == "kern_owed"
+        looked = [c for c in slack.calls if c[0] == "conversations.replies"]
+        assert looked, "the retry did not look for its earlier post"
+        await slack.click(ui.CONFIRM, user="UBACKUP", thread_ts=pause.thread_ts)
+        await slack.until(lambda: "Completed" in json.dumps([m.blocks for m in slack.messages.values()]))
+        await bot.background.idle(10)
+        await slack.until(lambda: not controls(slack.messages[reminder.ts]))  # the adopted reminder is closed
+        assert len(reminders(slack)) == 1
+    finally:
+        await server.cleanup()
+
+
 async def test_a_reminder_owed_before_the_decision_is_not_sent_after_it(
     db_kind: str, tmp_path: Path, names: dict[str, str], slack: DevSlack
 ) -> None:

@@ -52,6 +52,7 @@ LOOK_PAGES = 5  # pages of a thread or channel read when looking for a pause mes
 ANSWER_EVENT = "kern_answer"  # the metadata event type of a conversation's answer
 ANSWER_LIMIT = 39_000  # characters of an answer shown (Slack truncates a message's text past 40,000)
 CARD_EVENT = "kern_run_card"  # the metadata event type of a run card
+OWED_EVENT = "kern_owed"  # the metadata event type of a line owed by an outbox row (a notice, a reminder, an outcome)
 
 
 def card_mark(run_id: str) -> dict[str, Any]:
@@ -62,6 +63,11 @@ def card_mark(run_id: str) -> dict[str, Any]:
 def answer_mark(run_id: str) -> dict[str, Any]:
     """The metadata a conversation's answer is posted with, by which a retry finds it (`Presenter.find_posted`)."""
     return {"event_type": ANSWER_EVENT, "event_payload": {"run_id": run_id}}
+
+
+def owed_mark(message: OwedMessage) -> dict[str, Any]:
+    """The metadata a line owed by an outbox row is posted with (the row's id), by which a retry finds it."""
+    return {"event_type": OWED_EVENT, "event_payload": {"run_id": message.run_id, "row": message.id}}
 
 
 def pause_mark(run_id: str, requirement_id: str) -> dict[str, Any]:
@@ -406,19 +412,18 @@ class Presenter:
             detail = message.detail or {}
             if detail.get("dm"):  # to one person, by DM
                 opened = await self.gateway.send("conversations_open", users=detail["dm"])
-                await self.gateway.send("chat_postMessage", channel=opened["channel"]["id"], text=detail["text"])
+                where = {"channel": opened["channel"]["id"]}
             elif detail.get("channel"):  # to a channel of its own (the operators')
-                await self.gateway.send("chat_postMessage", channel=detail["channel"], text=detail["text"])
+                where = {"channel": detail["channel"]}
             else:  # in the run's thread
-                await self.gateway.send(
-                    "chat_postMessage", channel=card.channel, thread_ts=card.ts, text=detail["text"]
-                )
+                where = {"channel": card.channel, "thread_ts": card.ts}
+            await self._post_once(message, view, where, look_first, text=detail["text"])
         elif message.kind == "remind":
-            return await self._remind(message, view, req)
+            return await self._remind(message, view, req, look_first)
         elif message.kind == "close_remind" and req is not None:
             await self._close_reminders(view, req, message.detail or {})
         elif message.kind == "outcome":
-            await self._tell_outcome(view, message.detail or {})
+            await self._tell_outcome(message, view, look_first)
         elif message.kind == "answer":
             await self._answer(view, look_first=look_first)
         elif message.kind == "redraw" and req is not None:
@@ -464,7 +469,9 @@ class Presenter:
         found = await self.gateway.call("chat_getPermalink", channel=pause.channel, message_ts=pause.ts)
         return str(found["permalink"]) if found else None
 
-    async def _remind(self, message: OwedMessage, view: RunView, req: StepRequirement | None) -> Delivery:
+    async def _remind(
+        self, message: OwedMessage, view: RunView, req: StepRequirement | None, look_first: bool
+    ) -> Delivery:
         """Post a reminder or an escalation (a "remind" row, bot/runs/timers.py), drawn from the run as it is
         now: dropped if its pause no longer waits (decided since it was owed). In the run's thread it names
         those the pause mentions (an escalation: the group it escalated to); by DM, its recipient alone."""
@@ -499,9 +506,21 @@ class Presenter:
             where: dict[str, Any] = {"channel": opened["channel"]["id"]}
         else:
             where = {"channel": card.channel, "thread_ts": card.ts}
-        sent = await self.gateway.send("chat_postMessage", **where, text=fallback, blocks=blocks)
-        done.posted = (where["channel"], str(sent["ts"]))
+        ts = await self._post_once(message, view, where, look_first, text=fallback, blocks=blocks)
+        done.posted = (where["channel"], ts)
         return done
+
+    async def _post_once(
+        self, message: OwedMessage, view: RunView, where: dict[str, Any], look_first: bool, **post: Any
+    ) -> str:
+        """Post the line `message` owes `where` (a thread, or a channel or DM), with its row's metadata; with
+        `look_first` (an earlier attempt may have posted it without being told), first look for it there
+        and return the ts found instead of posting it twice. Returns the message's ts."""
+        mark = owed_mark(message)
+        if look_first and (ts := await self.find_posted(where, mark, view.card.ts)) is not None:
+            return ts
+        sent = await self.gateway.send("chat_postMessage", **where, **post, metadata=mark)
+        return str(sent["ts"])
 
     async def _close_reminders(self, view: RunView, req: StepRequirement, detail: dict[str, Any]) -> None:
         """Redraw every reminder and escalation posted about `req`, now decided: the outcome and who decided,
@@ -541,12 +560,13 @@ class Presenter:
             return
         await self.gateway.send("chat_postMessage", **where, text=text, metadata=mark)
 
-    async def _tell_outcome(self, view: RunView, detail: dict[str, Any]) -> None:
+    async def _tell_outcome(self, message: OwedMessage, view: RunView, look_first: bool) -> None:
         """Tell the person who started the run how it ended: a line mentioning them in the card's thread, or
         (`dm`) by DM, with a link to the card. Not when they ended it themselves (cancelled it, rejected its
         pause, or answered its last pause under `QUICK` seconds before it ended), nor for a run that never
         paused and took under `QUICK` seconds: they watched it end."""
         run, card, entry = view.run, view.card, view.entry
+        detail = message.detail or {}
         status = run.status.value
         if status not in ("COMPLETED", "CANCELLED", "ERROR"):
             return  # ended as owed, then continued (an error pause retried): the later end tells
@@ -580,13 +600,14 @@ class Presenter:
             if link:
                 text += f" <{link}|Open the run card>"
             opened = await self.gateway.send("conversations_open", users=card.started_by)
-            await self.gateway.send("chat_postMessage", channel=opened["channel"]["id"], text=text)
+            await self._post_once(message, view, {"channel": opened["channel"]["id"]}, look_first, text=text)
         else:
-            await self.gateway.send("chat_postMessage", channel=card.channel, thread_ts=card.ts, text=text)
+            await self._post_once(message, view, {"channel": card.channel, "thread_ts": card.ts}, look_first, text=text)
 
     async def find_posted(self, where: dict[str, Any], mark: dict[str, Any], oldest: str) -> str | None:
         """The ts of a message already posted `where` (a thread, or a channel since `oldest`) with the
-        metadata `mark`, or None: a pause message (`pause_mark`), a run card (`card_mark`). Slack has no
+        metadata `mark`, or None: a pause message (`pause_mark`), a run card (`card_mark`), an owed line
+        (`owed_mark`). Slack has no
         idempotency key for chat.postMessage; its message metadata, read back with include_all_metadata,
         serves as one (https://docs.slack.dev/messaging/message-metadata)."""
         cursor = None
@@ -610,7 +631,6 @@ class Presenter:
             cursor = (found.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 return None
-        return None
         return None
 
     async def _send_copy(
