@@ -41,10 +41,11 @@ def session_for(team_id: str, channel: str, thread_ts: str) -> str:
 
 
 def without_mention(text: str, bot_user: str | None) -> str:
-    """`text` without the bot's own mention (`<@UBOT>` or `<@UBOT|name>`); other mentions stay."""
+    """`text` without the bot's own mention (`<@UBOT>` or `<@UBOT|name>`); other mentions and the lines stay
+    (spaces are collapsed within each line)."""
     if bot_user:
         text = re.sub(rf"<@{re.escape(bot_user)}(\|[^>]*)?>", " ", text)
-    return " ".join(text.split())
+    return "\n".join(" ".join(line.split()) for line in text.splitlines()).strip()
 
 
 def author(event: dict[str, Any]) -> str:
