@@ -44,6 +44,8 @@ class People:
 
     async def resolve(self, user: str) -> Person:
         """Who `user` (a Slack user id) is; never raises: a failed lookup gives `Person(user, user)`."""
+        if not user.startswith(("U", "W")):  # another app's bot id (B…): users.info knows only people
+            return Person(user, user)
         key = (team(), user)
         kept = self._known.get(key)
         if kept is not None and time.monotonic() - kept[0] < self.keep:
