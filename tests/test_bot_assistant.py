@@ -14,19 +14,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import SettingsError
 from bot.devslack import DevSlack
+from bot.devslack.web import DevSlackWeb
+from bot.examples import example_workflows
 from bot.policy import Audience
 from bot.registry import DEFAULT_PROMPTS, BotAgent, Registry
-from bot.scripted_model import user_text
+from bot.scripted_model import alert_script, user_text
 from bot.slack.app import KernBot
 from bot.surfaces.conversation import session_for
 from bot.surfaces.turn_context import OPEN
 from kern.agent import Agent
+from kern.db.sqlite import SqliteDb
 from kern.models.openai import OpenAIChat
 from tests.conftest import make_db, unique
 from tests.openai_stub import FakeOpenAI, Reply, text
@@ -362,3 +366,33 @@ def test_both_manifests_open_the_assistant_pane() -> None:
 
 async def _run_ids(env: Env, channel: str, thread: str) -> list[str]:
     return [r.run_id for r in await env.bot.registry.db.session_runs(session_for("", channel, thread))]
+
+
+async def test_the_dev_page_opens_an_assistant_chat_and_its_prompt_asks_the_agent(tmp_path: Path) -> None:
+    """kern-bot dev's page: a new assistant chat shows the bundled agent's prompts; clicking one asks it, and
+    the chat shows its title, then the tool-call card that cleared the status."""
+    with FakeOpenAI(fallback=alert_script) as fake:
+        db = SqliteDb(db_file=tmp_path / "k.db")
+        entries = [e for e in example_workflows(fake.base_url) if e.conversation]
+        async with DevSlackWeb(SECRET) as slack:
+            bot, server, url = await start_bot(slack, Registry(entries, db))
+            slack.bot_endpoint = url
+            async with aiohttp.ClientSession(base_url=slack.base_url) as http:
+                async with http.post("/ui/assistant", json={"user": "U1"}) as resp:
+                    ts = (await resp.json())["ts"]
+
+                def chat() -> dict[str, Any]:
+                    return next(m for m in slack.state_for("U1")["dm"] if m["ts"] == ts)
+
+                await slack.until(lambda: bool(chat()["assistant"]["prompts"]))
+                prompt = chat()["assistant"]["prompts"][0]
+                assert prompt["title"] == "Send an alert"
+                async with http.post("/ui/assistant_say", json={"user": "U2", "ts": ts, "text": "hi"}) as resp:
+                    assert resp.status == 404  # someone else's chat
+                async with http.post("/ui/assistant_say", json={"user": "U1", "ts": ts, "text": prompt["message"]}):
+                    pass
+                await slack.until(lambda: any("send_alert" in json.dumps(r["blocks"]) for r in chat()["replies"]))
+                shown = chat()["assistant"]
+                assert shown["title"] == "alert Osaka about heavy rain" and shown["status"] == ""
+            await bot.background.idle(10)
+            await server.cleanup()
