@@ -344,7 +344,11 @@ def _conversation_example(scripted_model_url: str | None) -> BotWorkflow:
         instructions="Answer briefly. Send alerts with send_alert when asked.",
         description="Answers when you mention the bot or DM it; it asks before it sends an alert",
     )
-    return BotAgent(agent, name="assistant")
+    prompts = [  # offered in Slack's assistant pane
+        {"title": "Send an alert", "message": "alert Osaka about heavy rain"},
+        {"title": "What can you do?", "message": "What can you do?"},
+    ]
+    return BotAgent(agent, name="assistant", suggested_prompts=prompts)
 
 
 def _agent_example(scripted_model_url: str | None) -> BotWorkflow:

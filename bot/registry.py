@@ -16,6 +16,14 @@ from kern.run.requirement import StepRequirement
 from kern.workflow import Step, Workflow
 from kern.workflow.types import OnError
 
+LOADING_TEXT = "Thinking..."  # an assistant thread's status while a turn works (`BotAgent(loading_text=...)`)
+MAX_PROMPTS = 4  # suggested prompts Slack shows in an assistant thread (assistant.threads.setSuggestedPrompts)
+# What an assistant thread offers when `BotAgent(suggested_prompts=...)` is not given.
+DEFAULT_PROMPTS = [
+    {"title": "What can you do?", "message": "What can you help me with?"},
+    {"title": "Get started", "message": "Walk me through how to get started."},
+]
+
 # What a pause is about, in the author's words: (run, requirement) -> text, Block Kit blocks, or None.
 ContextRenderer = Callable[[Any, StepRequirement], Any]
 
@@ -63,6 +71,12 @@ class BotWorkflow:
     # Answers when the bot is mentioned or DMed (see `BotAgent`): a turn is a run whose answer is posted in
     # the thread, with no run card.
     conversation: bool = False
+    # How it converses (set by `BotAgent`, which documents them; meaningless without `conversation`).
+    suggested_prompts: list[dict[str, str]] | None = None
+    loading_text: str = LOADING_TEXT
+    resolve_user_identity: bool = False
+    respond_to_other_apps: bool = False
+    reply_to_mentions_only: bool = True
 
     def __post_init__(self) -> None:
         self.name = self.name or self.workflow.name
@@ -84,6 +98,11 @@ class BotWorkflow:
                 f"its steps are {', '.join(map(repr, sorted(known)))}."
             )
         notify.check(self.name, self.notify, self.approvals_channel, self.approvers)
+        self.suggested_prompts = check_prompts(self.name, self.suggested_prompts)
+        if not isinstance(self.loading_text, str) or not self.loading_text.strip():
+            raise SettingsError(
+                f"BotAgent {self.name!r}: loading_text must be a non-empty text, got {self.loading_text!r}."
+            )
         self._check_context()
         self.check_answerable()
 
@@ -174,19 +193,76 @@ class BotWorkflow:
         return frozenset(people) or None
 
 
-def BotAgent(agent: Any, *, name: str = "", **rules: Any) -> BotWorkflow:
-    """An agent (or team) that answers when the bot is mentioned in a channel (in the mention's thread) or
-    DMed, as a one-step workflow with `conversation=True`. Every message of a thread is a turn of one kern
-    session (team, channel and thread), so a follow-up sees the turns before it (`add_history_to_context`
-    is switched on). `rules` are BotWorkflow's: who may start a turn (`starters`), who answers its tool
-    calls (`approvers`), `notify`, ... At most one entry of a registry converses.
+def BotAgent(
+    agent: Any,
+    *,
+    name: str = "",
+    suggested_prompts: list[dict[str, str]] | None = None,
+    loading_text: str = LOADING_TEXT,
+    resolve_user_identity: bool = False,
+    respond_to_other_apps: bool = False,
+    reply_to_mentions_only: bool = True,
+    **rules: Any,
+) -> BotWorkflow:
+    """An agent (or team) that answers when the bot is mentioned in a channel (in the mention's thread), DMed,
+    or written to in Slack's assistant pane, as a one-step workflow with `conversation=True`. Every message
+    of a thread is a turn of one kern session (team, channel and thread), so a follow-up sees the turns before
+    it (`add_history_to_context` is switched on). `rules` are BotWorkflow's: who may start a turn
+    (`starters`), who answers its tool calls (`approvers`), `notify`, ... At most one entry of a registry
+    converses.
+
+    - `suggested_prompts`: the prompts offered when someone opens an assistant thread, a list of at most 4
+      `{"title": ..., "message": ...}` (what the button says, what it sends); None offers DEFAULT_PROMPTS.
+    - `loading_text`: the assistant thread's status while a turn works ("Thinking..."); Slack clears it
+      when the answer (or a pause) is posted.
+    - `resolve_user_identity`: look the person up (`users.info`, needs `users:read` and
+      `users:read.email`) and use their email as the run's `user_id` (else, or when the lookup fails, their
+      Slack id), and give the agent their display name and the channel with each message.
+    - `respond_to_other_apps`: answer messages other apps and bots post (the bot's own never).
+    - `reply_to_mentions_only`: in channels, only a message that mentions the bot starts a turn (False:
+      every message in a channel the bot is in does). DMs and assistant threads need no mention.
+
+    Raises SettingsError (one line naming the setting) for malformed `suggested_prompts`.
     """
     agent.add_history_to_context = True
     as_team = getattr(agent, "kind", "") == "team"
     step = Step(name=agent.name or "agent", team=agent) if as_team else Step(name=agent.name or "agent", agent=agent)
     description = getattr(agent, "description", None) or ""
     workflow = Workflow(name=name or agent.name or "agent", description=description, steps=[step])
-    return BotWorkflow(workflow, name=name, conversation=True, **rules)
+    return BotWorkflow(
+        workflow,
+        name=name,
+        conversation=True,
+        suggested_prompts=suggested_prompts,
+        loading_text=loading_text,
+        resolve_user_identity=resolve_user_identity,
+        respond_to_other_apps=respond_to_other_apps,
+        reply_to_mentions_only=reply_to_mentions_only,
+        **rules,
+    )
+
+
+def check_prompts(name: str, prompts: Any) -> list[dict[str, str]] | None:
+    """`suggested_prompts` as given, checked as Slack's assistant.threads.setSuggestedPrompts takes them (at
+    most MAX_PROMPTS, each a non-empty `title` and `message`); raises SettingsError naming the bad one."""
+    if prompts is None:
+        return None
+    where = f"BotAgent {name!r}: suggested_prompts"
+    if not isinstance(prompts, (list, tuple)) or not prompts:
+        raise SettingsError(f"{where} must be a non-empty list of {{'title': ..., 'message': ...}}, got {prompts!r}.")
+    if len(prompts) > MAX_PROMPTS:
+        raise SettingsError(f"{where} has {len(prompts)} prompts; Slack shows at most {MAX_PROMPTS}.")
+    for i, prompt in enumerate(prompts):
+        if not isinstance(prompt, Mapping):
+            raise SettingsError(f"{where}[{i}] must be a dict with 'title' and 'message', got {prompt!r}.")
+        for key in ("title", "message"):
+            if not isinstance(prompt.get(key), str) or not prompt[key].strip():
+                raise SettingsError(f"{where}[{i}] needs a non-empty '{key}' (text), got {prompt.get(key)!r}.")
+        extra = sorted(set(prompt) - {"title", "message"})
+        if extra:
+            unknown = ", ".join(map(repr, extra))
+            raise SettingsError(f"{where}[{i}] has unknown keys {unknown}; use 'title' and 'message'.")
+    return [{"title": p["title"], "message": p["message"]} for p in prompts]
 
 
 def _agents_in(nodes: Iterable[Any]) -> Iterable[Any]:

@@ -325,7 +325,7 @@ def alert_script(body: dict[str, Any]) -> Reply:
     results = tool_results(body)
     if results:
         return text("Done (scripted model): " + results[-1])
-    asked = user_text(body)
+    asked = user_text(body).split("\n\n<slack_context>")[0]  # the facts kern-bot adds (bot/surfaces/turn_context.py)
     if _conversing(body) and "alert" not in asked.lower():
         return text(
             f"You said: {asked} (I am a scripted model, not an LLM. Ask me to send an alert for a city, "

@@ -69,6 +69,7 @@ function renderConversation(main, messages, channel) {
       continue;
     }
     const box = renderMessage(m);
+    if (m.assistant) box.lastChild.append(renderAssistant(m));
     if (m.replies.length) {
       const body = box.lastChild;
       body.append(el("div", { class: "replies" }, `${m.replies.length} ${m.replies.length === 1 ? "reply" : "replies"}`));
@@ -77,6 +78,19 @@ function renderConversation(main, messages, channel) {
     main.append(box);
   }
   main.scrollTop = following ? main.scrollHeight : top;  // like Slack: follow new messages
+}
+
+// An assistant thread (Slack's assistant pane) under its root: its title, its status, its suggested prompts
+// (a click sends the prompt's message) and a box to write in it.
+function renderAssistant(m) {
+  const a = m.assistant, say = (text) => post("/ui/assistant_say", { ts: m.ts, text });
+  const box = el("div", { class: "assistant" }, `<b>${esc(a.title || "New chat")}</b>` + (a.status ? ` <i class="status">${APP} ${esc(a.status)}</i>` : ""));
+  const prompts = el("div", { class: "prompts" });
+  a.prompts.forEach((p) => { const b = el("button", {}, esc(p.title)); b.onclick = () => say(p.message); prompts.append(b); });
+  const input = el("input", { placeholder: "Reply in this chat", autocomplete: "off" });
+  input.onkeydown = (e) => { if (e.key === "Enter" && input.value.trim()) { say(input.value.trim()); input.value = ""; } };
+  box.append(prompts, input);
+  return box;
 }
 
 // ----- the Home tab ----------------------------------------------------------------------------------
@@ -207,6 +221,7 @@ document.getElementById("composer").onkeydown = async (e) => {
   await post("/ui/command", { text, where: state.pane });
 };
 document.getElementById("shortcut").onclick = () => post("/ui/shortcut", {});
+document.getElementById("assistant").onclick = async () => { await post("/ui/assistant", {}); select("dm"); };
 fetch("/ui/emoji").then((r) => r.json()).then((map) => {
   state.emoji = map;
   new EventSource("/ui/events").onmessage = () => refresh();

@@ -1,5 +1,6 @@
 """The stand-in's person-facing Web API: DMs (`conversations.open`), the App Home (`views.publish` and
-the `app_home_opened` event) and message links (`chat.getPermalink`), validated as Slack validates.
+the `app_home_opened` event), message links (`chat.getPermalink`) and who people are (`users.info`),
+validated as Slack validates.
 
 A mixin of `DevSlack` (bot/devslack/slack.py), which dispatches `/api/<method>` to `_<method>`.
 """
@@ -27,6 +28,7 @@ class PeopleApi:
     `home_tab_enabled`, `messages`."""
 
     users: set[str]
+    profiles: dict[str, dict[str, Any]]
     dms: dict[str, str]
     homes: dict[str, dict[str, Any]]
     home_tab_enabled: bool
@@ -93,6 +95,30 @@ class PeopleApi:
         view_id = current["id"] if current else f"VH{user}"
         self.homes[user] = {**view, "id": view_id, "hash": f"{stamp}", "user": user, "state": {"values": {}}}
         return {"ok": True, "view": self.homes[user]}
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        """https://docs.slack.dev/reference/methods/users.info: the user `user` (required), with their
+        `profile` (`email` only with users:read.email, which the stand-in's app has; `display_name` may be
+        empty, as it is for everyone who never set one). `profiles` sets a user's profile fields; anyone else
+        gets made-up ones. Errors: user_not_found."""
+        user = str(args.get("user") or "")
+        if not self._user_exists(user):
+            return {"ok": False, "error": "user_not_found"}
+        handle = user.lower()
+        profile = {"real_name": f"User {user}", "display_name": "", "email": f"{handle}@example.com"}
+        profile.update(self.profiles.get(user, {}))
+        profile.setdefault("real_name_normalized", profile["real_name"])
+        profile["display_name_normalized"] = profile["display_name"]
+        found = {
+            "id": user,
+            "team_id": self.team_id,
+            "name": handle,
+            "deleted": False,
+            "real_name": profile["real_name"],
+            "is_bot": False,
+            "profile": profile,
+        }
+        return {"ok": True, "user": found}
 
     def _chat_getPermalink(self, args: dict[str, Any]) -> dict[str, Any]:
         """https://docs.slack.dev/reference/methods/chat.getPermalink: a link to message `message_ts` in

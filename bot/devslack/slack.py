@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.devslack.assistant import AssistantApi
 from bot.devslack.faults import Faults
 from bot.devslack.history import History, check_metadata
 from bot.devslack.messages import Ephemeral, Message
@@ -33,7 +34,7 @@ from bot.devslack.validate import validate_blocks, validate_view
 
 
 @dataclass
-class DevSlack(PeopleApi, OAuthApi, ResponseUrls, Faults, History):
+class DevSlack(PeopleApi, OAuthApi, ResponseUrls, Faults, History, AssistantApi):
     """Run with `async with DevSlack(secret) as slack`; point the bot's client at `slack.api_url`.
 
     It hosts workspace `team_id` (its bot token: `token`), and any other a test installs the app in
@@ -63,6 +64,7 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls, Faults, History):
     response_url_ttl: float = 1800.0  # a response_url works for 30 minutes...
     response_url_uses: int = 5  # ...and up to 5 times
     users: set[str] = field(default_factory=set)  # the workspace's people; empty: any well-formed id
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)  # user -> their users.info profile fields
     dms: dict[str, str] = field(default_factory=dict)  # user -> the bot's DM channel with them
     homes: dict[str, dict[str, Any]] = field(default_factory=dict)  # user -> their published Home tab
     home_tab_enabled: bool = True  # the manifest's features.app_home.home_tab_enabled

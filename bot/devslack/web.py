@@ -4,7 +4,9 @@ tab), driven through DevSlack.
 Routes (on DevSlack's own server): `/` the page, `/ui/blocks.js` and `/ui/page.js` its scripts, `/ui/state`
 what a user sees, `/ui/events` server-sent events when anything changes, `/ui/emoji` the shortcodes it
 renders, and `/ui/command`, `/ui/shortcut`, `/ui/click`, `/ui/submit`, `/ui/close`, `/ui/home` (opens the
-Home tab), `/ui/home_click` for the person.
+Home tab), `/ui/home_click`, `/ui/assistant` (opens an assistant thread, as from Slack's assistant pane, while
+looking at the channel) and `/ui/assistant_say` (writes in one) for the person. An assistant thread shows its
+title, status and suggested prompts in the DM.
 
 What Slack's own client does is done here too: a modal is not submitted while an input is left empty or
 out of its element's bounds (`validate.submission_errors`, shown under the input); text typed in the
@@ -88,6 +90,8 @@ class DevSlackWeb(DevSlack):
         app.router.add_post("/ui/close", self._close)
         app.router.add_post("/ui/home", self._home)
         app.router.add_post("/ui/home_click", self._home_click)
+        app.router.add_post("/ui/assistant", self._assistant)
+        app.router.add_post("/ui/assistant_say", self._assistant_say)
 
     async def _page(self, _request: web.Request) -> web.Response:
         return web.Response(text=PAGE.read_text(), content_type="text/html")
@@ -131,8 +135,14 @@ class DevSlackWeb(DevSlack):
                 "author": m.user,  # "" for the app's own messages
             }
 
+        def pane(ts: str) -> dict[str, Any] | None:
+            thread = self.assistant_threads.get(ts)
+            if thread is None:
+                return None
+            return {"title": thread.title, "status": self.assistant_status(ts), "prompts": thread.prompts}
+
         tops = [m for m in self.messages.values() if m.channel == channel and m.thread_ts is None]
-        return [{**shown(m), "replies": [shown(r) for r in self.thread(m.ts)]} for m in tops]
+        return [{**shown(m), "replies": [shown(r) for r in self.thread(m.ts)], "assistant": pane(m.ts)} for m in tops]
 
     async def _state(self, request: web.Request) -> web.Response:
         return web.json_response(self.state_for(request.query.get("user", "U1")))
@@ -252,6 +262,18 @@ class DevSlackWeb(DevSlack):
         status, body, _ = await self.submit(data["view_id"], data.get("values", {}), user=data.get("user", "U1"))
         answer = json.loads(body) if status == 200 and body else {}
         return web.json_response({"status": status, "errors": answer.get("errors", {})})
+
+    async def _assistant(self, request: web.Request) -> web.Response:
+        ts = await self.open_assistant((await request.json()).get("user", "U1"), viewing=CHANNELS[0]["id"])
+        return web.json_response({"ts": ts})
+
+    async def _assistant_say(self, request: web.Request) -> web.Response:
+        data = await request.json()
+        thread = self.assistant_threads.get(str(data.get("ts")))
+        if thread is None or thread.user != data.get("user", "U1") or not str(data.get("text", "")).strip():
+            return web.json_response({"error": "not_found"}, status=404)
+        await self.say_in_assistant(thread.ts, str(data["text"]).strip())
+        return web.json_response({"ok": True})
 
     async def _close(self, request: web.Request) -> web.Response:
         self.close_view((await request.json())["view_id"])

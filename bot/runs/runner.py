@@ -157,20 +157,31 @@ class Runner:
         return run_id
 
     async def converse(
-        self, entry: BotWorkflow, text: str, user: str, channel: str, thread_ts: str, session_id: str
+        self,
+        entry: BotWorkflow,
+        text: str,
+        user: str,
+        channel: str,
+        thread_ts: str,
+        session_id: str,
+        *,
+        user_id: str | None = None,
+        prompt: str | None = None,
     ) -> str:
-        """One turn of a conversation (`BotAgent`): run `entry` on `text` in kern session `session_id`, so
-        the agent sees the thread's earlier turns, following it until it pauses or ends. Nothing is posted
-        first: the turn's record (a card row with no message of its own) anchors it in `thread_ts`, where
-        its pauses and its answer (owed through the outbox) are posted. Returns the run id."""
+        """One turn of a conversation (`BotAgent`): run `entry` on `text` (or `prompt`, the text with what
+        the agent is told besides) in kern session `session_id`, so the agent sees the thread's earlier
+        turns, following it until it pauses or ends. The run's `user_id` is `user_id` (a resolved email) or
+        the Slack user. Nothing is posted first: the turn's record (a card row with no message of its own)
+        anchors it in `thread_ts`, where its pauses and its answer (owed through the outbox) are posted.
+        Returns the run id."""
         run_id, started = new_id(), time.time()
         card = Card(run_id, entry.name, channel, ts=thread_ts, started_by=user, input=text, team_id=team())
         await self.store.save_card(card)
         events = entry.workflow.arun(
-            text,
+            prompt if prompt is not None else text,
             run_id=run_id,
             session_id=session_id,
-            user_id=user,
+            user_id=user_id or user,
             stream=True,
             stream_events=True,
             additional_data={"slack_channel": channel, "slack_user": user, "slack_thread_ts": thread_ts},

@@ -7,8 +7,8 @@ port (`ops`). These may import every layer below (surfaces, approvals, runs, del
 only by `bot.cli`.
 
 Web API side: the gateway to Slack's Web API (`gateway`), what Slack's errors mean (`errors`) and its rate
-limits allow (`pacing`), which workspace a call is for (`workspaces`) and the installations' tokens
-(`installations`). These sit just above the store: delivery and every layer
+limits allow (`pacing`), which workspace a call is for (`workspaces`), the installations' tokens
+(`installations`) and who a user is (`identity`, `users.info`). These sit just above the store: delivery and every layer
 above may import them; they import only `bot.store`, `bot.blocks` and the top-level foundations
 (`bot.config`, `bot.logs`, ...), never the entry side.
 """

@@ -25,7 +25,9 @@ from bot.slack.dedupe import SeenRequests, gate_requests
 from bot.slack.gateway import CALL_TIMEOUT, SlackGateway
 from bot.slack.workspaces import TeamClients, current_team
 from bot.store import BotStore
+from bot.store.assistant_threads import AssistantThreads
 from bot.store.metrics import Metrics
+from bot.surfaces.assistant import AssistantPane
 from bot.surfaces.commands import Commands
 from bot.surfaces.conversation import Conversations
 from bot.surfaces.handover import Handovers
@@ -126,6 +128,8 @@ def build_bot(
     app.shortcut(ui.RUN_SHORTCUT)(start_forms.on_shortcut)
     talker = registry.conversational
     conversations = Conversations(talker, runner, gateway, background, access) if talker is not None else None
+    if conversations is not None:  # after the gate: its listeners' work runs once per event
+        app.assistant(AssistantPane(conversations, AssistantThreads(registry.db), gateway, background).bolt())
     welcome = Welcome(registry, gateway, background, command, conversations)
     app.event("member_joined_channel")(welcome.on_member_joined)
     app.event("message")(welcome.on_message)  # a hint for one that reads like a command without its slash

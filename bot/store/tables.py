@@ -233,6 +233,21 @@ oauth_states = sa.Table(
     sa.Column("expire_at", sa.Float, nullable=False, index=True),
 )
 
+# Slack's assistant threads (the assistant pane of a `BotAgent`), from their `assistant_thread_started`: who
+# opened each, the channel they are looking at (its context, kept up to date by
+# `assistant_thread_context_changed`), and whether its title was set (on its first message, once).
+assistant_threads = sa.Table(
+    "kern_bot_assistant_threads",
+    metadata,
+    sa.Column("team_id", sa.String(64), primary_key=True),  # see TEAM above
+    sa.Column("channel", sa.String(64), primary_key=True),
+    sa.Column("thread_ts", sa.String(32), primary_key=True),
+    sa.Column("user_id", sa.String(64), nullable=False),
+    sa.Column("context_channel", sa.String(64)),
+    sa.Column("titled", sa.Boolean, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+)
+
 
 def card_team(run_id_param: str) -> sa.ColumnElement[str]:
     """The team of the card of the run bound to `run_id_param` ('' if it has none): what a row written

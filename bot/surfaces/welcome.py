@@ -46,12 +46,13 @@ class Welcome:
 
     async def on_message(self, event: dict[str, Any], context: Any) -> None:
         """A message in a channel the bot is in, or in its DM (Slack sends every one: the bot picks)."""
+        if self.conversations is not None and self.conversations.wants(event):
+            # every message in its DM is a turn (no app_mention there); in channels too, when not only mentions
+            self.conversations.take(event, context)
+            return
         if event.get("subtype") or event.get("bot_id") or not event.get("user"):
             return  # edits, joins, other apps' and the bot's own messages
         bot = context.get("bot_user_id")
-        if self.conversations is not None and event.get("channel_type") == "im":
-            self.conversations.take(event, context)  # every message in its DM is a turn (no app_mention there)
-            return
         if bot and f"<@{bot}>" in (event.get("text") or ""):
             return  # a mention: answered once, by on_mention
         self._hint(event, addressed=event.get("channel_type") == "im")
@@ -59,7 +60,8 @@ class Welcome:
     async def on_mention(self, event: dict[str, Any], context: Any) -> None:
         """A message that mentions the bot (`app_mention`)."""
         if self.conversations is not None:
-            if not str(event.get("channel") or "").startswith("D"):  # a DM's message is taken from message.im
+            # a DM's message is taken from message.im; so is every channel message when not only mentions count
+            if not str(event.get("channel") or "").startswith("D") and not self.conversations.wants(event):
                 self.conversations.take(event, context)
             return
         self._hint(event, addressed=True)
