@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from bot.store.transactions import StoreBase, insert_once
 from bot.store.tables import assistant_threads as threads
+from bot.store.transactions import StoreBase, insert_once
 
 
 @dataclass(frozen=True)
