@@ -175,17 +175,24 @@ class BotWorkflow:
 
 
 def BotAgent(agent: Any, *, name: str = "", **rules: Any) -> BotWorkflow:
-    """An agent (or team) that answers when the bot is mentioned in a channel (in the mention's thread) or
-    DMed, as a one-step workflow with `conversation=True`. Every message of a thread is a turn of one kern
-    session (team, channel and thread), so a follow-up sees the turns before it (`add_history_to_context`
-    is switched on). `rules` are BotWorkflow's: who may start a turn (`starters`), who answers its tool
-    calls (`approvers`), `notify`, ... At most one entry of a registry converses.
+    """An agent, team or workflow that answers when the bot is mentioned in a channel (in the mention's
+    thread) or DMed: a `BotWorkflow` with `conversation=True`. An agent or team is run as a one-step
+    workflow (its step named after it); a `Workflow` is run as it is. Every message of a thread is a turn of
+    one kern session (team, channel and thread), so a follow-up sees the turns before it (an agent's or
+    team's `add_history_to_context` is switched on). `rules` are BotWorkflow's: who may start a turn
+    (`starters`), who answers its pauses (`approvers`, `step_approvers`), `notify`, `standing_approval`, ...:
+    every pause of a turn (a tool call, a workflow step's confirmation, form, review, route, error) shows in
+    the thread under them. At most one entry of a registry converses.
     """
-    agent.add_history_to_context = True
-    as_team = getattr(agent, "kind", "") == "team"
-    step = Step(name=agent.name or "agent", team=agent) if as_team else Step(name=agent.name or "agent", agent=agent)
-    description = getattr(agent, "description", None) or ""
-    workflow = Workflow(name=name or agent.name or "agent", description=description, steps=[step])
+    if isinstance(agent, Workflow):
+        workflow = agent
+    else:
+        agent.add_history_to_context = True
+        as_team = getattr(agent, "kind", "") == "team"
+        label = agent.name or ("team" if as_team else "agent")
+        step = Step(name=label, team=agent) if as_team else Step(name=label, agent=agent)
+        description = getattr(agent, "description", None) or ""
+        workflow = Workflow(name=name or label, description=description, steps=[step])
     return BotWorkflow(workflow, name=name, conversation=True, **rules)
 
 
