@@ -99,6 +99,16 @@ class BotWorkflow:
         rules = [self.approvers, *self.step_approvers.values()]
         return any(r.remind_after or r.escalate_after for r in rules)
 
+    @property
+    def waits_on_approvals(self) -> bool:
+        """True if an agent or team of its steps has an `@approval` tool whose record must be resolved
+        (type "required"): its tool-call pauses can be decided through kern's approvals API too."""
+        return any(
+            getattr(tool, "approval_type", None) == "required"
+            for runner in _agents_in(self.workflow.steps)
+            for tool in getattr(runner, "tools", None) or []
+        )
+
     def approvers_for(self, step_name: str | None) -> Approvers:
         """Who may answer a pause of the step named `step_name`: its own rules, or the workflow's."""
         return self.step_approvers.get(step_name or "", self.approvers)

@@ -105,7 +105,9 @@ def every_kind() -> Workflow:
                 forward_iteration_output=True,
             ),
             Step(name="fetch", executor=_flaky, on_error=OnError.pause),
-            Step(name="summary", executor=lambda s: f"Summary of {s.previous_step_content}", requires_output_review=True),
+            Step(
+                name="summary", executor=lambda s: f"Summary of {s.previous_step_content}", requires_output_review=True
+            ),
         ],
     )
 
@@ -122,7 +124,9 @@ def talker(kind: str, model: FakeOpenAI) -> BotWorkflow:
     """The conversational entry under test."""
     llm = OpenAIChat(id="scripted", base_url=model.base_url, api_key="scripted")
     if kind == "agent":
-        return BotAgent(Agent(name=unique("Helper"), model=llm, tools=[page_oncall]), name=unique("helper"), approvers=OPS)
+        return BotAgent(
+            Agent(name=unique("Helper"), model=llm, tools=[page_oncall]), name=unique("helper"), approvers=OPS
+        )
     if kind == "team":
         member = Agent(name="Pager", model=llm, tools=[page_oncall])
         team = Team(name=unique("oncall"), members=[member], model=llm)
@@ -323,5 +327,3 @@ async def test_a_pause_inline_handed_over(env: Env) -> None:
     await env.slack.click(ui.CONFIRM, user="UNEW", thread_ts=ts)
     await settle(env)
     assert ui.OPEN_INPUT in pauses(env, ts)[-1] and "Approved by <@UNEW>" in pauses(env, ts)[0]
-
-
