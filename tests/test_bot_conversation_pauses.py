@@ -327,3 +327,45 @@ async def test_a_pause_inline_handed_over(env: Env) -> None:
     await env.slack.click(ui.CONFIRM, user="UNEW", thread_ts=ts)
     await settle(env)
     assert ui.OPEN_INPUT in pauses(env, ts)[-1] and "Approved by <@UNEW>" in pauses(env, ts)[0]
+
+
+# ----- conversation turns listed as runs: the App Home and `/kern status` ------------------------------------
+def home_text(env: Env, user: str) -> str:
+    return json.dumps(env.slack.homes[user]["blocks"])
+
+
+@kind("agent")
+async def test_turns_are_listed_as_runs_on_the_home_and_in_kern_status(env: Env) -> None:
+    env.model.script(call("page_oncall", service="search"), echo_tool_results)
+    done = await env.slack.say_in("U1", "DU1", "page search")
+    await settle(env)
+    await env.slack.click(ui.TOOL_OK, user="UOPS", thread_ts=done)
+    await settle(env)
+    assert answers(env, done) == ["Final: paged the on-call of search"]
+    env.model.script(call("page_oncall", service="payments"), echo_tool_results)
+    waiting = await env.slack.say_in("U1", "C1", f"{BOT} page *payments* <now>")
+    await settle(env)
+
+    await env.slack.open_home("U1")
+    await env.slack.until(lambda: "U1" in env.slack.homes and "You asked" in home_text(env, "U1"))
+    shown = home_text(env, "U1")
+    thread = f"/archives/C1/p{waiting.replace('.', '')}"  # a link to the thread (its first message)
+    assert "You asked \\u201cpage *payments* &lt;now&gt;\\u201d in <#C1> (<" in shown and thread in shown
+    assert "Waiting" in shown
+    assert "You asked \\u201cpage search\\u201d in our DM" in shown and "Completed" in shown
+    await env.slack.open_home("U2")  # another person's Home lists none of them
+    await env.slack.until(lambda: "U2" in env.slack.homes)
+    assert "You asked" not in home_text(env, "U2")
+
+    status, body, took = await env.slack.command("status", user="U1")
+    assert status == 200 and json.loads(body)["text"].startswith("Which run?") and took < 1.0
+    await settle(env)
+    listed = told(env, "U1")[-1]["text"]
+    assert listed.startswith("Your latest runs:") and thread in listed
+    assert "You asked \u201cpage *payments* &lt;now&gt;\u201d in <#C1>" in listed and "page search" in listed
+    run_id = listed.split("\n")[2].split("`")[1]  # the newest first: the DM's turn second
+    _, body, _ = await env.slack.command(f"status {run_id}", user="U1")
+    text = json.loads(body)["text"]
+    assert "completed" in text and "a conversation turn in our DM: page search" in text
+    _, body, _ = await env.slack.command(f"status {run_id}", user="U2")  # not theirs to read: as if not there
+    assert "page search" not in json.loads(body)["text"]
