@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from bot import blocks as ui
 from bot.devslack import DevSlack
 from bot.policy import Approvers
 from bot.registry import BotAgent, BotWorkflow, Registry
+from bot.runs.sweeper import sweep_once
 from bot.slack.app import KernBot
 from kern.agent import Agent
 from kern.db.base import BaseDb
@@ -26,7 +28,7 @@ from kern.models.openai import OpenAIChat
 from kern.team import Team
 from kern.tools import tool
 from kern.workflow import Loop, Router, Step, Workflow
-from kern.workflow.types import OnError, OnReject, StepInput, UserInputField
+from kern.workflow.types import OnError, OnReject, OnTimeout, StepInput, UserInputField
 from tests.conftest import make_db, unique
 from tests.openai_stub import FakeOpenAI, call, echo_tool_results, text
 from tests.test_bot_e2e import SECRET, start_bot
@@ -133,6 +135,16 @@ def talker(kind: str, model: FakeOpenAI) -> BotWorkflow:
         return BotAgent(team, name=unique("oncall"), approvers=OPS)
     if kind == "quorum":
         return BotAgent(shipping(), name=unique("ship"), approvers=Approvers(users=("UA", "UB", "UC"), required=2))
+    if kind == "timed":
+        gate = Step(
+            name="check",
+            executor=lambda s: f"checked {s.input}",
+            requires_confirmation=True,
+            hitl_timeout=100,
+            on_timeout=OnTimeout.approve,
+        )
+        flow = Workflow(name=unique("timed"), steps=[gate])
+        return BotAgent(flow, name=unique("timed"), approvers=Approvers(users=("UA",), remind_after=60))
     if kind == "kinds":
         return BotAgent(every_kind(), name=unique("kinds"))
     return BotAgent(shipping(), name=unique("ship"), approvers=Approvers(users=("UA", "UB")))
@@ -327,6 +339,23 @@ async def test_a_pause_inline_handed_over(env: Env) -> None:
     await env.slack.click(ui.CONFIRM, user="UNEW", thread_ts=ts)
     await settle(env)
     assert ui.OPEN_INPUT in pauses(env, ts)[-1] and "Approved by <@UNEW>" in pauses(env, ts)[0]
+
+
+@kind("timed")
+async def test_a_reminder_and_a_deadline_inline(env: Env) -> None:
+    ts = await env.slack.say_in("U1", "C1", f"{BOT} v4")
+    await settle(env)
+    runner, registry = env.bot.runner, env.bot.registry
+    await sweep_once(runner, registry, now=time.time() + 70)  # past remind_after: a reminder in the thread
+    await settle(env)
+    reminders = [m for m in replies(env, ts) if "<@UA>" in m.text and (m.metadata or {}).get("event_type") is None]
+    assert len(reminders) == 1 and answers(env, ts) == []
+    await sweep_once(runner, registry, now=time.time() + 110)  # past the deadline: approved, nobody clicking
+    await settle(env)
+    await env.slack.until(lambda: answers(env, ts) == ["checked v4"])
+    [decided] = pauses(env, ts)
+    assert "Timed out" in decided and ui.CONFIRM not in decided
+    not_in_channel(env, ts)
 
 
 # ----- conversation turns listed as runs: the App Home and `/kern status` ------------------------------------
