@@ -31,6 +31,7 @@ from kern.workflow import Loop, Router, Step, Workflow
 from kern.workflow.types import OnError, OnReject, OnTimeout, StepInput, UserInputField
 from tests.conftest import make_db, unique
 from tests.openai_stub import FakeOpenAI, call, echo_tool_results, text
+from tests.test_bot_access import forget_home_viewers
 from tests.test_bot_e2e import SECRET, start_bot
 
 BOT = "<@UBOT>"
@@ -171,6 +172,7 @@ async def env(db_kind: str, tmp_path: Path, model: FakeOpenAI, request: pytest.F
         finally:
             await bot.background.idle(10)
             await runner.cleanup()
+            await forget_home_viewers(db, slack.homes)  # the shared PostgreSQL would refresh them in later tests
 
 
 def kind(kinds: str) -> Any:

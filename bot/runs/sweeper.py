@@ -116,7 +116,10 @@ async def sweep_once(
             moved += 1
         await Timers(runner).fire_due(now)  # reminders and escalations
         for hook in runner.on_sweep:  # e.g. pauses whose `@approval` records were resolved elsewhere
-            await hook()
+            try:
+                await hook()
+            except Exception:  # its work waits for the next sweep; what Slack is owed goes on now
+                log.exception("sweep: %s failed", getattr(hook, "__qualname__", hook))
         # What Slack is owed, delivered meanwhile: a slow Slack delays no deadline of the next sweep.
         delivery = runner.background.spawn(runner.outbox.deliver())
         if outbox_wait is None:
