@@ -118,6 +118,16 @@ class BotWorkflow:
         rules = [self.approvers, *self.step_approvers.values()]
         return any(r.remind_after or r.escalate_after for r in rules)
 
+    @property
+    def waits_on_approvals(self) -> bool:
+        """True if an agent or team of its steps has an `@approval` tool whose record must be resolved
+        (type "required"): its tool-call pauses can be decided through kern's approvals API too."""
+        return any(
+            getattr(tool, "approval_type", None) == "required"
+            for runner in _agents_in(self.workflow.steps)
+            for tool in getattr(runner, "tools", None) or []
+        )
+
     def approvers_for(self, step_name: str | None) -> Approvers:
         """Who may answer a pause of the step named `step_name`: its own rules, or the workflow's."""
         return self.step_approvers.get(step_name or "", self.approvers)
@@ -204,12 +214,15 @@ def BotAgent(
     reply_to_mentions_only: bool = True,
     **rules: Any,
 ) -> BotWorkflow:
-    """An agent (or team) that answers when the bot is mentioned in a channel (in the mention's thread), DMed,
-    or written to in Slack's assistant pane, as a one-step workflow with `conversation=True`. Every message
-    of a thread is a turn of one kern session (team, channel and thread), so a follow-up sees the turns before
-    it (`add_history_to_context` is switched on). `rules` are BotWorkflow's: who may start a turn
-    (`starters`), who answers its tool calls (`approvers`), `notify`, ... At most one entry of a registry
-    converses.
+    """An agent, team or workflow that answers when the bot is mentioned in a channel (in the mention's
+    thread), DMed, or written to in Slack's assistant pane: a `BotWorkflow` with `conversation=True`. An
+    agent or team is run as a one-step workflow (its step named after it); a `Workflow` is run as it is.
+    Every message of a thread is a turn of one kern session (team, channel and thread), so a follow-up sees
+    the turns before it (an agent's or team's `add_history_to_context` is switched on). `rules` are
+    BotWorkflow's: who may start a turn (`starters`), who answers its pauses (`approvers`,
+    `step_approvers`), `notify`, `standing_approval`, ...: every pause of a turn (a tool call, a workflow
+    step's confirmation, form, review, route, error) shows in the thread under them. At most one entry of a
+    registry converses.
 
     - `suggested_prompts`: the prompts offered when someone opens an assistant thread, a list of at most 4
       `{"title": ..., "message": ...}` (what the button says, what it sends); None offers DEFAULT_PROMPTS.
@@ -224,11 +237,15 @@ def BotAgent(
 
     Raises SettingsError (one line naming the setting) for malformed `suggested_prompts`.
     """
-    agent.add_history_to_context = True
-    as_team = getattr(agent, "kind", "") == "team"
-    step = Step(name=agent.name or "agent", team=agent) if as_team else Step(name=agent.name or "agent", agent=agent)
-    description = getattr(agent, "description", None) or ""
-    workflow = Workflow(name=name or agent.name or "agent", description=description, steps=[step])
+    if isinstance(agent, Workflow):
+        workflow = agent
+    else:
+        agent.add_history_to_context = True
+        as_team = getattr(agent, "kind", "") == "team"
+        label = agent.name or ("team" if as_team else "agent")
+        step = Step(name=label, team=agent) if as_team else Step(name=label, agent=agent)
+        description = getattr(agent, "description", None) or ""
+        workflow = Workflow(name=name or label, description=description, steps=[step])
     return BotWorkflow(
         workflow,
         name=name,

@@ -39,7 +39,7 @@ from bot.blocks.forms import (
     text_modal,
 )
 from bot.blocks.guide import help_text, hint_text, intro_blocks
-from bot.blocks.home import GRANT_REVOKE, HOME_PAGE, PAUSE_BLOCKS, home_view, run_line
+from bot.blocks.home import GRANT_REVOKE, HOME_PAGE, PAUSE_BLOCKS, home_view, run_line, turn_line
 from bot.blocks.kit import (
     CONFIRM,
     HANDOVER,

@@ -92,3 +92,12 @@ def run_line(run_id: str, workflow: str, channel: str, status: str, link: str | 
     """One line of "Your runs" (`link`: to the run card; `status`: the card's status line, mrkdwn)."""
     shown = f"<{link}|{run_id[:12]}>" if link else f"`{run_id[:12]}`"
     return f"{shown} *{escape(workflow)}* in <#{channel}>: {clip(status, 200)}"
+
+
+def turn_line(run_id: str, asked: str, channel: str, status: str, link: str | None = None) -> str:
+    """One line of "Your runs" for a turn of a conversation: what the person asked, and where (`link`: to its
+    thread; a DM is named as such); `status`: the turn's status line, mrkdwn."""
+    thread = f"<{link}|its thread>" if link else "its thread"
+    where = "our DM" if channel.startswith("D") else f"<#{channel}>"
+    said = clip(escape(" ".join((asked or "").split())), 80) or "(nothing)"
+    return f"`{run_id[:12]}` :speech_balloon: You asked \u201c{said}\u201d in {where} ({thread}): {clip(status, 200)}"

@@ -51,7 +51,7 @@ from bot.delivery.presenter import RETRY_SOON, NotYet, Presenter, RunView
 from bot.registry import BotWorkflow, Registry
 from bot.slack.gateway import SlackCallFailed
 from bot.slack.workspaces import acting_for
-from bot.store import BotStore, Delivery, OwedMessage, PauseMessage, timer_rows
+from bot.store import BotStore, Delivery, OwedMessage, PauseMessage, approval_rows, timer_rows
 from bot.store.outbox_rows import Owing
 from kern.db.base import RunChange
 from kern.db.hot import Tx
@@ -155,6 +155,8 @@ class Outbox:
         self.presenter = presenter
         self.registry = registry
         self._entries = {entry.workflow.name: entry for entry in registry.entries.values()}
+        # Entries with `@approval` tools (type "required"): only their decisions look for approval rows to drop.
+        self._with_approvals = {entry.name for entry in registry.entries.values() if entry.waits_on_approvals}
         # Called with each batch delivered for a run (e.g. to refresh the App Home); must not block.
         self.listeners: list[Callable[[RunView, list[Delivery]], None]] = []
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -192,9 +194,17 @@ class Outbox:
         for resolution in change.resolutions if entry.has_timers else ():  # a decided pause: its timers end
             if resolution.requirement_id:
                 timer_rows.cancel(conn, self.store.db, resolution.requirement_id, now)
+        if entry.name in self._with_approvals:  # its decided pauses and ended runs wait on no approval record
+            for resolution in change.resolutions:
+                if resolution.requirement_id:
+                    approval_rows.forget_pause(conn, self.store.db, resolution.requirement_id)
+            if change.status in ENDED:
+                approval_rows.forget_run(conn, self.store.db, change.run_id)
         if change.status == "PAUSED" and change.requirement_id:
             # Known from now on, so a click on its message is understood even before its ts is recorded.
             self.store.expect_pause(conn, change.run_id, change.requirement_id)
+            if change.approvals:  # `@approval` records it waits on: a sweep notices one resolved elsewhere
+                approval_rows.watch(conn, self.store.db, change.run_id, change.requirement_id, change.approvals)
             timer_rows.schedule(
                 conn, self.store.db, entry.approvers_for(change.step_name), change.run_id, change.requirement_id, now
             )

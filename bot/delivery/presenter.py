@@ -263,7 +263,8 @@ class Presenter:
         link = await self.card_link(card, must=must)
         if link is None:
             return blocks
-        line = f"Run `{card.run_id[:12]}` of `{ui.escape(entry.name)}`: <{link}|open the run card>"
+        opens = "open the conversation" if entry.conversation else "open the run card"  # a turn: its thread
+        line = f"Run `{card.run_id[:12]}` of `{ui.escape(entry.name)}`: <{link}|{opens}>"
         return [*blocks, ui.context(line)]
 
     async def decided_view(

@@ -89,6 +89,9 @@ class Runner:
         self.continuing: set[str] = set()
         # Called after a run this process follows stops at tool calls (standing approvals, bot/approvals/grants.py).
         self.on_tool_pause: list[Callable[[BotWorkflow, Card], Awaitable[None]]] = []
+        # Called by every sweep (bot/runs/sweeper.py): `@approval` records resolved elsewhere
+        # (bot/approvals/elsewhere.py).
+        self.on_sweep: list[Callable[[], Awaitable[None]]] = []
         self._posted: dict[str, str] = {}  # run id -> ts of a card posted whose row is not saved yet
 
     async def start(

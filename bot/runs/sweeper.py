@@ -7,6 +7,8 @@ that died or on a Slack call that failed.
   A run whose process dies meanwhile is taken over like any other (its lease expires).
 - Recovery: runs whose process died (their lease expired) are taken over and followed here.
 - Timers: reminders and escalations of open pauses that are due (bot/runs/timers.py).
+- Approval records: tool-call pauses whose `@approval` records were resolved through kern's approvals API,
+  not on Slack, are shown decided and their runs continued (bot/approvals/elsewhere.py, a `Runner.on_sweep` hook).
 - The outbox: messages still owed to Slack (a failed call, a crash before sending) are delivered.
 - Acknowledged jobs: clicks and starts whose process died, or whose attempt failed, are run again
   (bot/runs/jobs.py).
@@ -113,6 +115,11 @@ async def sweep_once(
             runner.background.spawn(take_over(runner, registry, run_id, metrics))
             moved += 1
         await Timers(runner).fire_due(now)  # reminders and escalations
+        for hook in runner.on_sweep:  # e.g. pauses whose `@approval` records were resolved elsewhere
+            try:
+                await hook()
+            except Exception:  # its work waits for the next sweep; what Slack is owed goes on now
+                log.exception("sweep: %s failed", getattr(hook, "__qualname__", hook))
         # What Slack is owed, delivered meanwhile: a slow Slack delays no deadline of the next sweep.
         delivery = runner.background.spawn(runner.outbox.deliver())
         if outbox_wait is None:

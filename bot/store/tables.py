@@ -2,8 +2,8 @@
 the same database and versioned by its own Alembic set (bot/store/migrations).
 
 Who writes what: run cards, pause messages and their DM copies (`bot.store`), owed messages
-(`bot.store.outbox_rows`), votes, hand-overs, grants and timers (their own modules), seen requests
-(`bot.slack.dedupe`).
+(`bot.store.outbox_rows`), votes, hand-overs, grants, timers and the approval records pauses wait on (their
+own modules), seen requests (`bot.slack.dedupe`).
 """
 
 from __future__ import annotations
@@ -145,6 +145,18 @@ timers = sa.Table(
     sa.Column("done_at", sa.Float),  # fired for the last time, or cancelled
     sa.Column("team_id", sa.String(64), nullable=False, server_default=""),  # see TEAM above
     sa.Index("ix_kern_bot_timers_due", "done_at", "due_at"),
+)
+
+# `@approval` records a tool-call pause waits on (bot/runs/approval_records.py): one row per record, written in
+# the transaction that opens the pause and deleted in the one that decides or ends it, so a sweep finds the
+# records resolved through kern's approvals API (not on Slack) with one join over the pauses still open.
+pause_approvals = sa.Table(
+    "kern_bot_pause_approvals",
+    metadata,
+    sa.Column("approval_id", sa.String(64), primary_key=True),
+    sa.Column("requirement_id", sa.String(64), nullable=False, index=True),
+    sa.Column("run_id", sa.String(64), nullable=False, index=True),
+    sa.Column("team_id", sa.String(64), nullable=False, server_default=""),  # see TEAM above
 )
 
 escalations = sa.Table(

@@ -17,6 +17,7 @@ from bot.slack.gateway import SlackGateway
 from bot.slack.workspaces import team
 from bot.store import BotStore, Card
 from bot.surfaces.start_forms import StartForms
+from bot.surfaces.your_runs import YourRuns
 from kern.exceptions import RunNotPausedError, StoreError
 from kern.ids import new_id
 from kern.run.base import RunStatus
@@ -46,6 +47,7 @@ class Commands:
         self.access = access
         self.start_forms = start_forms
         self.jobs = jobs
+        self.your_runs = YourRuns(registry, store, runner.presenter)
 
     async def on_command(
         self, ack: Callable[..., Awaitable[Any]], command: dict[str, Any], context: dict[str, Any]
@@ -84,8 +86,10 @@ class Commands:
             await ack(
                 response_type="ephemeral",
                 text=f"Which run? Give its id: `/kern {verb} <run id>` (the run's card shows it; "
-                "its first 6 characters are enough).",
+                "its first 6 characters are enough)." + (" Your latest runs follow." if verb == "status" else ""),
             )
+            if verb == "status":  # read (and linked) after the ack: the links are Slack calls
+                self.background.spawn(self.list_runs(user, channel, command.get("response_url")))
         elif verb == "status":
             await ack(response_type="ephemeral", text=await self.status(rest, user))
         elif verb == "cancel":
@@ -163,12 +167,22 @@ class Commands:
         user, channel = body["user"]["id"], (body.get("channel") or {}).get("id", "")
         self.background.spawn(self.cancel(action["value"], user, channel, body.get("response_url")))
 
+    async def list_runs(self, user: str, channel: str, response_url: str | None) -> None:
+        """`/kern status` without a run id: the runs `user` started, conversation turns included, privately."""
+        lines = await self.your_runs.lines(user)
+        text = "Your latest runs:\n" + "\n".join(lines) if lines else "You have started no runs here yet."
+        await self.gateway.tell(channel, user, text, response_url=response_url)
+
     async def status(self, run_id: str, user: str) -> str:
         found = await self._find(run_id, user)
         if isinstance(found, str):
             return found
         entry, run = found.entry, found.run
         line = f"`{ui.escape(entry.name)}` run `{run.run_id[:12]}`: {run.status.value.lower()}"
+        if entry.conversation:  # a turn of a conversation: what was asked, and where
+            card = found.card
+            where = "our DM" if card.channel.startswith("D") else f"<#{card.channel}>"
+            line += f" (a conversation turn in {where}: {ui.quote(card.input or '', 300)})"
         if run.is_paused and run.step_requirements:
             req = run.step_requirements[-1]
             line += f", waiting at {ui.escape(req.step_name)}: {ui.waiting_for(req)}"

@@ -22,7 +22,7 @@ from typing import Any
 from bot import blocks as ui
 from bot.approvals.access import Access, is_private
 from bot.approvals.grants import active_grants, grant_line, revoke_grant
-from bot.delivery.presenter import Presenter, RunView, card_view
+from bot.delivery.presenter import Presenter, RunView
 from bot.pause_history import Notes
 from bot.registry import BotWorkflow, Registry
 from bot.runs.background import Background
@@ -31,8 +31,9 @@ from bot.slack.workspaces import team
 from bot.store import BotStore, Card, Delivery
 from bot.store.pause_notes import read_notes
 from bot.surfaces.home_queries import HomeQueries, OpenPause
+from bot.surfaces.your_runs import YourRuns
 from kern.db.base import StoredRun
-from kern.exceptions import CorruptRunError, RunNotFoundError
+from kern.exceptions import CorruptRunError
 from kern.run import requirement as kinds
 from kern.run.base import RunStatus
 from kern.run.requirement import StepRequirement
@@ -44,7 +45,6 @@ Ack = Callable[..., Awaitable[Any]]
 # otherwise wait behind a whole Home); a pause drawn gives it one each.
 _BETWEEN_YIELDS = 100
 _READ_AT_ONCE = 12  # pauses read in full (their runs, notes) per query while filling the Home
-UNREADABLE = ":warning: Cannot be read (its stored state is damaged; an operator was told in the log)"
 
 
 def _active_pause(output: dict[str, Any]) -> dict[str, Any] | None:
@@ -86,6 +86,7 @@ class Home:
         self.gateway = gateway
         self.background = background
         self.queries = HomeQueries(store)
+        self.your_runs = YourRuns(registry, store, presenter)
         # (team, user) whose Home is being republished, and those that changed since their republish began
         self._publishing: set[tuple[str, str]] = set()
         self._changed: set[tuple[str, str]] = set()
@@ -324,20 +325,4 @@ class Home:
         await self.show(user)
 
     async def _runs(self, user: str) -> list[str]:
-        lines = []
-        for card in await self.queries.cards_started_by(user, team()):
-            entry = self.registry.get(card.workflow)
-            if entry is None:
-                continue
-            try:
-                run = await entry.workflow.aget_run(card.run_id)
-            except RunNotFoundError:
-                run = None
-            except CorruptRunError as exc:
-                self.store.db.quarantine.hold(exc)
-                lines.append(ui.run_line(card.run_id, entry.name, card.channel, UNREADABLE, None))
-                continue
-            status = card_view(entry, card, run).status if run is not None else ":hourglass: Starting…"
-            link = await self.presenter.card_link(card, must=False) if card.ts else None
-            lines.append(ui.run_line(card.run_id, entry.name, card.channel, status, link))
-        return lines
+        return await self.your_runs.lines(user)

@@ -187,6 +187,9 @@ class Interactions:
         try:
             await self.runner.follow(loaded.entry, loaded.card, events, loaded.run.created_at)
         except RunNotPausedError as exc:
+            if not is_person(user):  # kern acting (a grant, an approval record): whoever got there first goes on
+                log.info("run %s was continued elsewhere first: %s", loaded.run.run_id, exc)
+                return
             run = await loaded.entry.workflow.aget_run(loaded.run.run_id)
             text = already_answered(run, loaded.req.requirement_id) or ui.escape(str(exc))
             await self.gateway.tell(loaded.card.channel, user, text, loaded.card.ts, response_url)
@@ -264,6 +267,11 @@ def already_answered(run: WorkflowRunOutput, requirement_id: str) -> str | None:
     if who and who.startswith("U"):
         who = f"<@{who}>"
     return f"Already {verb}" + (f" by {who}" if who else "") + "."
+
+
+def is_person(user: str) -> bool:
+    """A Slack user (told privately what happened), not kern acting on its own (grants, approval records)."""
+    return user.startswith(("U", "W"))
 
 
 def route_state(body: dict[str, Any], action: dict[str, Any]) -> dict[str, Any]:

@@ -9,9 +9,10 @@ from collections.abc import Callable
 from typing import Any
 
 from bot import blocks as ui
+from bot.approvals.elsewhere import ResolvedElsewhere
 from bot.approvals.grants import Grants, scope_words
 from bot.approvals.types import Check, Loaded
-from bot.surfaces.interactions import Ack, Interactions, who_where
+from bot.surfaces.interactions import Ack, Interactions, is_person, who_where
 from bot.surfaces.modals import Modals, as_action_body
 from kern.db.hot import Tx
 from kern.run.agent import RunRequirement
@@ -33,6 +34,8 @@ class ToolCalls:
         self.outbox = base.runner.outbox
         self.grants = Grants(self.store, base.access, self.outbox, base.load_run, self.calls_decided)
         base.runner.on_tool_pause.append(self.grants.apply)
+        self.elsewhere = ResolvedElsewhere(self.store, self.outbox, self.background, base.load, self.calls_decided)
+        base.runner.on_sweep.append(self.elsewhere.sweep)
         self.on_allow_run, self.on_allow_workflow = self._allow(False), self._allow(True)
         self._tool_forms()
 
@@ -266,6 +269,8 @@ class ToolCalls:
                     note=call.tool_execution.confirmation_note,
                 )
             except (ValueError, LookupError) as exc:
+                if not is_person(user):  # kern acting on a record's own decision: it stands, nobody to tell
+                    continue
                 text = f"{ui.escape(str(exc))} That decision stands for `{ui.escape(call.tool_execution.tool_name)}`."
                 await self.gateway.tell(loaded.card.channel, user, text, loaded.card.ts, response_url)
 

@@ -111,6 +111,9 @@ class RunChange:
     requirement_id: str | None = None
     resolutions: list[Resolution] = field(default_factory=list)
     step_name: str | None = None  # of the pause it now waits at
+    # Approval records (`@approval`, type "required") of the calls the pause waits on: a host that shows the
+    # pause can notice when one is resolved through the approvals API rather than on its own surface.
+    approvals: tuple[str, ...] = ()
 
 
 RunWatcher = Callable[[Tx, RunChange], None]
@@ -475,7 +478,11 @@ class BaseDb(Retries, ABC):
             if notify:
                 reqs = (output.get("step_requirements") or []) if pause_id else []
                 paused_at = reqs[-1].get("step_name") if reqs else None
-                self._notify(tx, RunChange(run_id, output.get("workflow_name"), status, pause_id, step_name=paused_at))
+                waits_on = _required_approvals(reqs[-1].get("executor_requirements")) if reqs else ()
+                change = RunChange(
+                    run_id, output.get("workflow_name"), status, pause_id, step_name=paused_at, approvals=waits_on
+                )
+                self._notify(tx, change)
             for approval in approvals or []:
                 row = dict.fromkeys(sql.insert_approval.names)
                 row.update(run_id=run_id, agent_name=output.get("workflow_name"), status="pending", requested_at=now)
@@ -1035,3 +1042,14 @@ class BaseDb(Retries, ABC):
         """How many approvals wait for a decision (of one user's sessions, with `user_id`)."""
         query = approval_records.count_records({"status": "pending", "user_id": user_id})
         return await self._tx(lambda conn: int(conn.execute(query).scalar_one()), write=False)
+
+
+def _required_approvals(calls: list[dict[str, Any]] | None) -> tuple[str, ...]:
+    """The approval ids of the stored calls (a tool-call pause's) that wait on a required approval record."""
+    return tuple(
+        call["approval_id"]
+        for call in calls or []
+        if call.get("approval_id")
+        and (call.get("tool_execution") or {}).get("approval_type") == "required"
+        and call.get("status", "pending") == "pending"
+    )
