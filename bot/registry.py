@@ -16,6 +16,10 @@ from kern.run.requirement import StepRequirement
 from kern.workflow import Step, Workflow
 from kern.workflow.types import OnError
 
+# The default largest file shared with a conversation turn. Lower than the reference's 1 GB: a file's bytes are
+# stored with the turn's run (so another process can take it over) and sent to the model within its limits.
+MAX_FILE_SIZE = 10 * 1024 * 1024
+
 # What a pause is about, in the author's words: (run, requirement) -> text, Block Kit blocks, or None.
 ContextRenderer = Callable[[Any, StepRequirement], Any]
 
@@ -63,6 +67,8 @@ class BotWorkflow:
     # Answers when the bot is mentioned or DMed (see `BotAgent`): a turn is a run whose answer is posted in
     # the thread, with no run card.
     conversation: bool = False
+    # The largest file (bytes) a person may share with a conversation turn; larger ones are left out, and said.
+    max_file_size: int = MAX_FILE_SIZE
 
     def __post_init__(self) -> None:
         self.name = self.name or self.workflow.name
@@ -82,6 +88,10 @@ class BotWorkflow:
             raise SettingsError(
                 f"BotWorkflow {self.name!r}: step_approvers names no step {', '.join(map(repr, unknown))}; "
                 f"its steps are {', '.join(map(repr, sorted(known)))}."
+            )
+        if isinstance(self.max_file_size, bool) or not isinstance(self.max_file_size, int) or self.max_file_size < 1:
+            raise SettingsError(
+                f"BotWorkflow {self.name!r}: max_file_size={self.max_file_size!r} must be a positive number of bytes."
             )
         notify.check(self.name, self.notify, self.approvals_channel, self.approvers)
         self._check_context()
@@ -180,6 +190,11 @@ def BotAgent(agent: Any, *, name: str = "", **rules: Any) -> BotWorkflow:
     session (team, channel and thread), so a follow-up sees the turns before it (`add_history_to_context`
     is switched on). `rules` are BotWorkflow's: who may start a turn (`starters`), who answers its tool
     calls (`approvers`), `notify`, ... At most one entry of a registry converses.
+
+    Files shared with a message reach the agent as `kern.media` objects (`Image`, `File`, `Audio`), each at
+    most `max_file_size` bytes (default 10 MB); a file too large, of a type the agent cannot read, or that
+    could not be downloaded is left out, and the thread is told. Images and files the agent's tools make
+    (`ToolResult(images=..., files=...)`) are uploaded to the thread after the answer.
     """
     agent.add_history_to_context = True
     as_team = getattr(agent, "kind", "") == "team"

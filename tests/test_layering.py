@@ -48,6 +48,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "bot.slack.installations",
             "bot.slack.pacing",
             "bot.slack.errors",
+            "bot.slack.files",
         ],
     ),
     ("store", ["bot.store"]),

@@ -21,7 +21,7 @@ from kern.tools import tool
 from kern.tools.function import ToolResult
 from kern.workflow import Step, Workflow
 from tests.conftest import unique
-from tests.openai_stub import FakeOpenAI, call, echo_tool_results, server, text  # noqa: F401 (fixture)
+from tests.openai_stub import FakeOpenAI, call, echo_tool_results, text
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x01\xff"
 PDF = b"%PDF-1.4 \x00\xff binary"
@@ -60,7 +60,10 @@ def test_images_and_files_reach_the_model_as_content_parts(
     run = agent.run(
         "What is this?",
         images=[Image(content=PNG, mime_type="image/png"), Image(url="https://example.com/cat.jpg", detail="low")],
-        files=[File(content=b"a,b\n1,2\n", mime_type="text/csv", filename="data.csv"), File(filepath=tmp_path / "report.pdf")],
+        files=[
+            File(content=b"a,b\n1,2\n", mime_type="text/csv", filename="data.csv"),
+            File(filepath=tmp_path / "report.pdf"),
+        ],
         audio=[Audio(content=b"RIFFwav", format="wav")],
     )
     assert run.status == RunStatus.COMPLETED and run.content == "I see a cat."
@@ -113,7 +116,7 @@ def test_a_video_is_named_to_the_chat_model_not_sent(db: BaseDb, server: FakeOpe
     agent.run("Watch", videos=[Video(content=b"mp4", format="mp4")])
     parts = last_user(server.requests[-1])
     assert parts[1]["type"] == "text" and "video" in parts[1]["text"] and "no video" in parts[1]["text"]
-    with pytest.raises(TypeError, match="kern.media.Image"):
+    with pytest.raises(TypeError, match=r"kern\.media\.Image"):
         agent.run("Wrong kind", images=[File(content=b"x", filename="x.txt")])  # type: ignore[list-item]
 
 
@@ -129,7 +132,10 @@ def draw_chart(title: str) -> ToolResult:
 
 def test_media_a_tool_makes_reach_the_run_and_the_workflow(db: BaseDb, server: FakeOpenAI) -> None:
     agent = Agent(
-        name=unique("Charter"), model=OpenAIChat(id="m", base_url=server.base_url, api_key="k"), db=db, tools=[draw_chart]
+        name=unique("Charter"),
+        model=OpenAIChat(id="m", base_url=server.base_url, api_key="k"),
+        db=db,
+        tools=[draw_chart],
     )
     server.script(call("draw_chart", title="sales"), echo_tool_results)
     run = agent.run("Chart the sales")

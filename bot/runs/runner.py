@@ -157,15 +157,29 @@ class Runner:
         return run_id
 
     async def converse(
-        self, entry: BotWorkflow, text: str, user: str, channel: str, thread_ts: str, session_id: str
+        self,
+        entry: BotWorkflow,
+        text: str,
+        user: str,
+        channel: str,
+        thread_ts: str,
+        session_id: str,
+        *,
+        media: dict[str, list[Any]] | None = None,
+        notice: str | None = None,
     ) -> str:
         """One turn of a conversation (`BotAgent`): run `entry` on `text` in kern session `session_id`, so
         the agent sees the thread's earlier turns, following it until it pauses or ends. Nothing is posted
         first: the turn's record (a card row with no message of its own) anchors it in `thread_ts`, where
-        its pauses and its answer (owed through the outbox) are posted. Returns the run id."""
+        its pauses and its answer (owed through the outbox) are posted. `media` (`images=`, `files=`, ...:
+        the files shared with the message) go to the agent; `notice` (what of them was left out) is owed
+        in the thread before the answer. Returns the run id."""
         run_id, started = new_id(), time.time()
         card = Card(run_id, entry.name, channel, ts=thread_ts, started_by=user, input=text, team_id=team())
         await self.store.save_card(card)
+        if notice:
+            await self._owe_notice(run_id, notice)
+        given = media or {}
         events = entry.workflow.arun(
             text,
             run_id=run_id,
@@ -174,6 +188,10 @@ class Runner:
             stream=True,
             stream_events=True,
             additional_data={"slack_channel": channel, "slack_user": user, "slack_thread_ts": thread_ts},
+            images=given.get("images"),
+            audio=given.get("audio"),
+            videos=given.get("videos"),
+            files=given.get("files"),
         )
         await self.follow(entry, card, events, started)
         return run_id

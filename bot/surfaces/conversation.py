@@ -4,8 +4,9 @@ entry (`bot.registry.BotAgent`) answers. Every message of one thread is a turn o
 channel, thread ts), so a follow-up (a reply in the thread that mentions the bot; any message in a DM thread)
 sees the turns before it. A turn is a run: its answer and its pauses are owed through the outbox.
 
-Messages from bots, the bot's own, edits and other subtypes are ignored; the bot's own mention is taken out
-of the text. Who may start a turn is the entry's `starters` (`Access.may_start`): anyone else is told
+Messages from bots, the bot's own, edits and other subtypes are ignored (a person's message sharing files,
+subtype `file_share`, is a turn: its files reach the agent, see `shared_files`); the bot's own mention is taken
+out of the text. Who may start a turn is the entry's `starters` (`Access.may_start`): anyone else is told
 privately. A repeated delivery of an event (a replay, Slack's `X-Slack-Retry-Num`) starts nothing twice:
 the turn is spawned under the request's gate (bot/slack/dedupe.py).
 """
@@ -22,6 +23,7 @@ from bot.runs.background import Background
 from bot.runs.runner import Runner
 from bot.slack.gateway import SlackGateway
 from bot.slack.workspaces import team
+from bot.surfaces.shared_files import SharedFiles, skipped_text, take_files
 
 log = logging.getLogger("kern_bot")
 
@@ -40,9 +42,19 @@ def without_mention(text: str, bot_user: str | None) -> str:
     return " ".join(text.split())
 
 
+# Message subtypes that are a person's message all the same: one sharing files.
+PERSON_SUBTYPES = frozenset({"file_share"})
+
+
 def is_from_bot(event: dict[str, Any], bot_user: str | None) -> bool:
     """A message a person did not write: another app's, the bot's own, an edit, a join."""
-    return bool(event.get("subtype") or event.get("bot_id") or not event.get("user") or event.get("user") == bot_user)
+    subtype = event.get("subtype")
+    return bool(
+        (subtype and subtype not in PERSON_SUBTYPES)
+        or event.get("bot_id")
+        or not event.get("user")
+        or event.get("user") == bot_user
+    )
 
 
 class Conversations:
@@ -64,14 +76,20 @@ class Conversations:
             return
         text = without_mention(event.get("text") or "", bot_user)
         thread = event.get("thread_ts") or event["ts"]
-        self.background.spawn(self.turn(text, event["user"], event["channel"], thread))
+        files = [f for f in event.get("files") or [] if isinstance(f, dict)]
+        self.background.spawn(self.turn(text, event["user"], event["channel"], thread, files))
 
-    async def turn(self, text: str, user: str, channel: str, thread: str) -> None:
-        if not text:
+    async def turn(
+        self, text: str, user: str, channel: str, thread: str, files: list[dict[str, Any]] | None = None
+    ) -> None:
+        if not text and not files:
             await self.gateway.tell(channel, user, EMPTY, thread)
             return
         refused = await self.access.may_start(self.entry, user, channel)
         if refused is not None:
             await self.gateway.tell(channel, user, refused, thread)
             return
-        await self.runner.converse(self.entry, text, user, channel, thread, session_for(team(), channel, thread))
+        shared = await take_files(self.gateway, files, self.entry.max_file_size) if files else SharedFiles()
+        notice = skipped_text(shared.skipped) if shared.skipped else None
+        session = session_for(team(), channel, thread)
+        await self.runner.converse(self.entry, text, user, channel, thread, session, media=shared.media, notice=notice)

@@ -13,7 +13,7 @@ from bot import blocks as ui
 from bot.registry import Registry
 from bot.runs.background import Background
 from bot.slack.gateway import SlackGateway
-from bot.surfaces.conversation import Conversations
+from bot.surfaces.conversation import PERSON_SUBTYPES, Conversations
 
 MENTION = re.compile(r"<@[UW][A-Z0-9]+(\|[^>]*)?>")
 
@@ -46,7 +46,7 @@ class Welcome:
 
     async def on_message(self, event: dict[str, Any], context: Any) -> None:
         """A message in a channel the bot is in, or in its DM (Slack sends every one: the bot picks)."""
-        if event.get("subtype") or event.get("bot_id") or not event.get("user"):
+        if (event.get("subtype") not in (None, *PERSON_SUBTYPES)) or event.get("bot_id") or not event.get("user"):
             return  # edits, joins, other apps' and the bot's own messages
         bot = context.get("bot_user_id")
         if self.conversations is not None and event.get("channel_type") == "im":
