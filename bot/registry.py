@@ -48,6 +48,9 @@ class BotWorkflow:
     template (`"Ship {input[version]} to {session_state[env]}?"`, see `bot.blocks.about.template_values`)
     or a function `(run, requirement) -> str`. A renderer or template that fails is logged once and left
     out: the pause shows without it.
+
+    `conversation` and `max_file_size` are set through `BotAgent` (see there): the entry answers mentions and
+    DMs, and files shared with them are taken up to `max_file_size` bytes each (default 10 MB).
     """
 
     workflow: Workflow
