@@ -129,6 +129,7 @@ class DevSlackWeb(DevSlack):
                 "blocks": m.blocks,
                 "edited": m.edits > 0,
                 "author": m.user,  # "" for the app's own messages
+                "files": [str(f.get("title") or f.get("name") or "") for f in m.files or []],
             }
 
         tops = [m for m in self.messages.values() if m.channel == channel and m.thread_ts is None]
