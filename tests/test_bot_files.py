@@ -243,3 +243,11 @@ async def test_the_upload_is_owed_through_a_dead_process(env: Env) -> None:
     await sweep_until(env, lambda: len(env.slack.uploaded(ts)) == 2)
     await sweep_once(env.bot.runner, env.bot.registry)
     assert env.slack.uploaded(ts) == [("risks chart", PNG), ("risks.csv", CHART)]
+
+
+async def test_a_message_with_only_unreadable_files_starts_no_turn(env: Env) -> None:
+    ts = await env.slack.share_in("U1", "DU1", "", [("movie.mp4", "video/mp4", b"\x00\x00\x00\x18ftypmp42")])
+    await settle(env)
+    assert [r for r in env.model.requests if r["path"] == "chat"] == [] and in_thread(env, ts) == []
+    [told] = [e for e in env.slack.ephemeral if e.get("user") == "U1"]
+    assert told.get("thread_ts") == ts and "`movie.mp4`: its type (video/mp4) is not one I can read" in told["text"]

@@ -91,5 +91,8 @@ class Conversations:
             return
         shared = await take_files(self.gateway, files, self.entry.max_file_size) if files else SharedFiles()
         notice = skipped_text(shared.skipped) if shared.skipped else None
+        if notice and not text and not shared.media:  # nothing left to answer: no turn, only the reason
+            await self.gateway.tell(channel, user, notice, thread)
+            return
         session = session_for(team(), channel, thread)
         await self.runner.converse(self.entry, text, user, channel, thread, session, media=shared.media, notice=notice)
