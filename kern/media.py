@@ -18,6 +18,7 @@ import asyncio
 import base64
 import binascii
 import mimetypes
+import urllib.request
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
 from uuid import uuid4
@@ -49,6 +50,8 @@ FILE_MIME_TYPES = (
     "text/xml",
     "text/rtf",
 )
+URL_TIMEOUT = 30.0  # seconds a fetch of a `url` may take
+
 # Content types read as text (a model is given their text, not their bytes).
 TEXT_MIME_TYPES = frozenset(
     t for t in FILE_MIME_TYPES if t.startswith("text/") or t in ("application/json", "application/x-javascript")
@@ -88,22 +91,14 @@ class _Media(BaseModel):
         if self.filepath is not None:
             return Path(self.filepath).read_bytes()
         if self.url:
-            import httpx
-
-            response = httpx.get(self.url)
-            response.raise_for_status()
-            return response.content
+            with urllib.request.urlopen(self.url, timeout=URL_TIMEOUT) as response:
+                return bytes(response.read())
         return None
 
     async def aget_content_bytes(self) -> bytes | None:
-        """`get_content_bytes` without blocking the event loop."""
-        if self.content is None and self.filepath is None and self.url:
-            import httpx
-
-            async with httpx.AsyncClient() as client:
-                response = await client.get(self.url)
-                response.raise_for_status()
-                return response.content
+        """`get_content_bytes` without blocking the event loop (a path is read, a URL fetched, in a thread)."""
+        if self.content is not None:
+            return self.get_content_bytes()
         return await asyncio.to_thread(self.get_content_bytes)
 
     def to_base64(self) -> str | None:
