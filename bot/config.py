@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     # Comma-separated bot scopes asked for at install: the manifests' (manifests/http.json).
     scopes: str = Field(
         "commands,chat:write,chat:write.public,im:write,usergroups:read,channels:read,groups:read,"
-        "channels:history,groups:history,im:history,app_mentions:read",
+        "channels:history,groups:history,im:history,app_mentions:read,files:read,files:write",
         validation_alias="SLACK_SCOPES",
     )
     # The OAuth redirect URL registered with the app (https://<host>/slack/oauth_redirect); optional when

@@ -23,6 +23,9 @@ DEFAULT_PROMPTS = [
     {"title": "What can you do?", "message": "What can you help me with?"},
     {"title": "Get started", "message": "Walk me through how to get started."},
 ]
+# The default largest file shared with a conversation turn. Lower than the reference's 1 GB: a file's bytes are
+# stored with the turn's run (so another process can take it over) and sent to the model within its limits.
+MAX_FILE_SIZE = 10 * 1024 * 1024
 
 # What a pause is about, in the author's words: (run, requirement) -> text, Block Kit blocks, or None.
 ContextRenderer = Callable[[Any, StepRequirement], Any]
@@ -52,6 +55,9 @@ class BotWorkflow:
     template (`"Ship {input[version]} to {session_state[env]}?"`, see `bot.blocks.about.template_values`)
     or a function `(run, requirement) -> str`. A renderer or template that fails is logged once and left
     out: the pause shows without it.
+
+    `conversation` and `max_file_size` are set through `BotAgent` (see there): the entry answers mentions and
+    DMs, and files shared with them are taken up to `max_file_size` bytes each (default 10 MB).
     """
 
     workflow: Workflow
@@ -77,6 +83,8 @@ class BotWorkflow:
     resolve_user_identity: bool = False
     respond_to_other_apps: bool = False
     reply_to_mentions_only: bool = True
+    # The largest file (bytes) a person may share with a conversation turn; larger ones are left out, and said.
+    max_file_size: int = MAX_FILE_SIZE
 
     def __post_init__(self) -> None:
         self.name = self.name or self.workflow.name
@@ -96,6 +104,10 @@ class BotWorkflow:
             raise SettingsError(
                 f"BotWorkflow {self.name!r}: step_approvers names no step {', '.join(map(repr, unknown))}; "
                 f"its steps are {', '.join(map(repr, sorted(known)))}."
+            )
+        if isinstance(self.max_file_size, bool) or not isinstance(self.max_file_size, int) or self.max_file_size < 1:
+            raise SettingsError(
+                f"BotWorkflow {self.name!r}: max_file_size={self.max_file_size!r} must be a positive number of bytes."
             )
         notify.check(self.name, self.notify, self.approvals_channel, self.approvers)
         self.suggested_prompts = check_prompts(self.name, self.suggested_prompts)
@@ -234,8 +246,13 @@ def BotAgent(
     - `respond_to_other_apps`: answer messages other apps and bots post (the bot's own never).
     - `reply_to_mentions_only`: in channels, only a message that mentions the bot starts a turn (False:
       every message in a channel the bot is in does). DMs and assistant threads need no mention.
+    - `max_file_size`: the largest file (bytes, default 10 MB) shared with a message that reaches the agent.
+      Files shared with a message reach it as `kern.media` objects (`Image`, `File`, `Audio`); a file too
+      large, of a type the agent cannot read, or that could not be downloaded is left out, and the thread is
+      told. Images and files the agent's tools make (`ToolResult(images=..., files=...)`) are uploaded to the
+      thread after the answer.
 
-    Raises SettingsError (one line naming the setting) for malformed `suggested_prompts`.
+    Raises SettingsError (one line naming the setting) for malformed `suggested_prompts` or `max_file_size`.
     """
     if isinstance(agent, Workflow):
         workflow = agent

@@ -303,7 +303,7 @@ def user_text(body: dict[str, Any]) -> str:
         if m.get("role") == "user":
             content = m.get("content")
             if isinstance(content, list):
-                return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+                return " ".join(str(p["text"]) for p in content if isinstance(p, dict) and "text" in p)
             return str(content or "")
     return ""
 

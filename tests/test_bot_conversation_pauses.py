@@ -350,7 +350,8 @@ async def test_a_reminder_and_a_deadline_inline(env: Env) -> None:
     runner, registry = env.bot.runner, env.bot.registry
     await sweep_once(runner, registry, now=time.time() + 70)  # past remind_after: a reminder in the thread
     await settle(env)
-    reminders = [m for m in replies(env, ts) if "<@UA>" in m.text and (m.metadata or {}).get("event_type") == "kern_owed"]
+    owed = [m for m in replies(env, ts) if (m.metadata or {}).get("event_type") == "kern_owed"]
+    reminders = [m for m in owed if "<@UA>" in m.text]
     assert len(reminders) == 1 and answers(env, ts) == []
     await sweep_once(runner, registry, now=time.time() + 110)  # past the deadline: approved, nobody clicking
     await settle(env)

@@ -49,6 +49,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "bot.slack.pacing",
             "bot.slack.errors",
             "bot.slack.identity",
+            "bot.slack.files",
         ],
     ),
     ("store", ["bot.store"]),

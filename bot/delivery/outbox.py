@@ -66,7 +66,7 @@ COPIES = frozenset({"dm", "close_dm"})  # one row per DM copy: each is retried o
 # chat.update holds back no pause message).
 # Reminders and what closes them, and the line telling a run's starter how it ended, likewise: each shows the
 # run as it is when sent, and a reminder's Slack error must not hold back the decision that came after it.
-ALONE = COPIES | {"card", "redraw", "remind", "close_remind", "outcome"}
+ALONE = COPIES | {"card", "redraw", "remind", "close_remind", "outcome", "files"}
 WAIT_ALONE = COPIES | {"close_remind"}  # kinds that wait alone for a message still owed (`NotYet`)
 TOLD = frozenset({"notice", "remind", "close_remind", "outcome"})  # lines to people: one refused is only recorded
 # What each kind of row shows, for the notice that says Slack refused it.
@@ -81,6 +81,7 @@ SHOWS = {
     "close_remind": "the decided form of a reminder",
     "outcome": "the line telling the run's starter how it ended",
     "answer": "the answer in a conversation",
+    "files": "the files made in a conversation",
 }
 
 
@@ -111,6 +112,10 @@ def owed_for(change: RunChange, entry: BotWorkflow) -> list[tuple[str, str | Non
             owed.extend(("dm", change.requirement_id, {"to": to}) for to in recipients)
         elif change.status in ENDED:
             owed.append(("answer", None, {"status": change.status}))
+            if (
+                change.status == "COMPLETED"
+            ):  # files its tools made, uploaded after the answer (bot/delivery/uploads.py)
+                owed.append(("files", None, None))
         return owed
     if change.status == "PAUSED" and change.requirement_id:
         # The card first: the pause message is then the batch's last, recorded with the rest in one transaction.

@@ -17,6 +17,7 @@ from bot import blocks as ui
 from bot import notify
 from bot.blocks import about
 from bot.blocks.text import describe_duration, unseen
+from bot.delivery.uploads import Uploads
 from bot.registry import BotWorkflow, Registry
 from bot.slack.gateway import SlackCallFailed, SlackGateway
 from bot.slack.workspaces import team
@@ -149,6 +150,7 @@ class Presenter:
         self.gateway = gateway
         self.registry = registry
         self.store = store
+        self.uploads = Uploads(gateway, store)  # files a conversation's agent made, to its thread
         self._links: dict[str, str] = {}  # run id -> permalink of its card
         self._logged: set[tuple[str, str]] = set()  # (pause, what) whose author's renderer failure was logged
 
@@ -427,6 +429,8 @@ class Presenter:
             await self._tell_outcome(message, view, look_first)
         elif message.kind == "answer":
             await self._answer(view, look_first=look_first)
+        elif message.kind == "files":
+            await self.uploads.deliver(message, card.channel, card.ts, run.step_results)
         elif message.kind == "redraw" and req is not None:
             if req.status == "pending":  # decided meanwhile: its decided form (owed with the decision) shows all
                 clicked = (message.detail or {}).get("clicked")

@@ -18,6 +18,7 @@ EMOJI: dict[str, str] = {
     "repeat": "🔁",
     "twisted_rightwards_arrows": "🔀",
     "warning": "⚠️",
+    "paperclip": "📎",
     "hammer_and_wrench": "🛠️",
     "alarm_clock": "⏰",
     "gear": "⚙️",

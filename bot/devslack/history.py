@@ -43,6 +43,8 @@ class History:
             shown["user"] = message.user
         if metadata and message.metadata is not None:
             shown["metadata"] = message.metadata
+        if message.files:
+            shown["files"] = message.files
         return shown
 
     @staticmethod

@@ -23,6 +23,7 @@ class Message:
     team: str = ""  # the workspace whose bot token posted it
     metadata: dict[str, Any] | None = None  # the app's message metadata (event_type, event_payload)
     user: str = ""  # who wrote it, for a person's message typed on the dev page ("": the app posted it)
+    files: list[dict[str, Any]] | None = None  # file objects shared with it (bot/devslack/files.py)
 
 
 class Ephemeral(dict[str, Any]):

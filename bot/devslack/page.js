@@ -38,6 +38,7 @@ function renderMessage(m, small = false) {
   const who = person ? `<span class="who">${esc(m.author)}</span>` : `<span class="who">${m.author ? "Slackbot" : APP}</span><span class="badge">${m.author ? "BOT" : "APP"}</span>`;
   body.append(el("div", {}, `${who}<span class="time">${clock(m.at)}</span>` + (m.edited ? " <span class='edited'>(edited)</span>" : "")));
   body.append(renderBlocks(blocksOf(m), messageSurface(m)));
+  if (m.files && m.files.length) body.append(el("div", { class: "files" }, m.files.map((f) => `📎 ${esc(f)}`).join("<br>")));
   box.append(body);
   return box;
 }

@@ -1,7 +1,8 @@
 """A local Slack: the Web API methods kern-bot uses (Block Kit validated like Slack does), Socket Mode,
 and signed slash commands, clicks and form submissions sent to the bot's real HTTP endpoint. Its other
 parts are mixins: people.py (DMs, the App Home), oauth.py (the install), responses.py (response_url),
-faults.py (429s, errors, hangs and lost answers on purpose), history.py (reading channels and threads).
+faults.py (429s, errors, hangs and lost answers on purpose), history.py (reading channels and threads),
+files.py (files shared by people, uploads by the app).
 
 Tests and benchmarks drive it from Python; `kern-bot dev` (to come) serves it with a web page.
 """
@@ -25,6 +26,7 @@ from aiohttp import web
 
 from bot.devslack.assistant import AssistantApi
 from bot.devslack.faults import Faults
+from bot.devslack.files import FilesApi
 from bot.devslack.history import History, check_metadata
 from bot.devslack.messages import Ephemeral, Message
 from bot.devslack.oauth import OAuthApi
@@ -34,7 +36,7 @@ from bot.devslack.validate import validate_blocks, validate_view
 
 
 @dataclass
-class DevSlack(PeopleApi, OAuthApi, ResponseUrls, Faults, History, AssistantApi):
+class DevSlack(PeopleApi, OAuthApi, ResponseUrls, Faults, History, AssistantApi, FilesApi):
     """Run with `async with DevSlack(secret) as slack`; point the bot's client at `slack.api_url`.
 
     It hosts workspace `team_id` (its bot token: `token`), and any other a test installs the app in
@@ -89,6 +91,7 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls, Faults, History, AssistantApi)
         self.caller_team = ""  # the workspace of the token of the call being answered
         self.init_oauth()
         self.init_faults()
+        self.init_files()
 
     # ----- Web API ---------------------------------------------------------------------------------
     async def _api(self, request: web.Request) -> web.Response:
@@ -642,6 +645,7 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls, Faults, History, AssistantApi)
         app.router.add_get("/api/{method}", self._api)
         app.router.add_post("/response/{token}", self._respond)
         self.add_oauth_routes(app)
+        self.add_file_routes(app)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)

@@ -133,6 +133,7 @@ class DevSlackWeb(DevSlack):
                 "blocks": m.blocks,
                 "edited": m.edits > 0,
                 "author": m.user,  # "" for the app's own messages
+                "files": [str(f.get("title") or f.get("name") or "") for f in m.files or []],
             }
 
         def pane(ts: str) -> dict[str, Any] | None:

@@ -170,16 +170,22 @@ class Runner:
         *,
         user_id: str | None = None,
         prompt: str | None = None,
+        media: dict[str, list[Any]] | None = None,
+        notice: str | None = None,
     ) -> str:
         """One turn of a conversation (`BotAgent`): run `entry` on `text` (or `prompt`, the text with what
         the agent is told besides) in kern session `session_id`, so the agent sees the thread's earlier
         turns, following it until it pauses or ends. The run's `user_id` is `user_id` (a resolved email) or
         the Slack user. Nothing is posted first: the turn's record (a card row with no message of its own)
         anchors it in `thread_ts`, where its pauses and its answer (owed through the outbox) are posted.
-        Returns the run id."""
+        `media` (`images=`, `files=`, ...: the files shared with the message) go to the agent; `notice`
+        (what of them was left out) is owed in the thread before the answer. Returns the run id."""
         run_id, started = new_id(), time.time()
         card = Card(run_id, entry.name, channel, ts=thread_ts, started_by=user, input=text, team_id=team())
         await self.store.save_card(card)
+        if notice:
+            await self._owe_notice(run_id, notice)
+        given = media or {}
         events = entry.workflow.arun(
             prompt if prompt is not None else text,
             run_id=run_id,
@@ -188,6 +194,10 @@ class Runner:
             stream=True,
             stream_events=True,
             additional_data={"slack_channel": channel, "slack_user": user, "slack_thread_ts": thread_ts},
+            images=given.get("images"),
+            audio=given.get("audio"),
+            videos=given.get("videos"),
+            files=given.get("files"),
         )
         await self.follow(entry, card, events, started)
         return run_id

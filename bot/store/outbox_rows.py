@@ -188,6 +188,12 @@ class OutboxRows(StoreBase):
             )
         )
 
+    async def note_detail(self, message_id: int, detail: dict[str, Any]) -> None:
+        """Replace an owed message's detail: how far its delivery got (bot/delivery/uploads.py), so an attempt
+        after a crash or a lost answer goes on from there."""
+        params = {"b_id": message_id, "b_detail": dumps_or_none(detail)}
+        await self._hot(lambda tx: tx.execute(self.db.prepare(POSTED_REMINDER), params))
+
     async def pause_still_owed(self, requirement_id: str) -> bool:
         """True while the message of this pause is still waiting to be posted."""
         c = outbox.c

@@ -5,7 +5,8 @@ channel, thread ts), so a follow-up (a reply in the thread that mentions the bot
 sees the turns before it. A turn is a run: its answer and its pauses are owed through the outbox.
 
 Messages from other apps are ignored unless the entry's `respond_to_other_apps` says otherwise; the bot's
-own, edits and other subtypes always are; the bot's own mention (`<@UBOT>`, `<@UBOT|name>`) is taken out of
+own, edits and other subtypes always are (a person's message sharing files, subtype `file_share`, is a
+turn: its files reach the agent, see `shared_files`); the bot's own mention (`<@UBOT>`, `<@UBOT|name>`) is taken out of
 the text. With `resolve_user_identity` the person is looked up (bot/slack/identity.py): their email is the
 run's `user_id`, and their name and the channel are given to the agent with their words
 (bot/surfaces/turn_context.py). An assistant thread's turn (bot/surfaces/assistant.py) comes through `turn`
@@ -28,6 +29,7 @@ from bot.runs.runner import Runner
 from bot.slack.gateway import SlackGateway
 from bot.slack.identity import People
 from bot.slack.workspaces import team
+from bot.surfaces.shared_files import SharedFiles, skipped_text, take_files
 from bot.surfaces.turn_context import facts, with_context
 
 log = logging.getLogger("kern_bot")
@@ -46,6 +48,10 @@ def without_mention(text: str, bot_user: str | None) -> str:
     if bot_user:
         text = re.sub(rf"<@{re.escape(bot_user)}(\|[^>]*)?>", " ", text)
     return "\n".join(" ".join(line.split()) for line in text.splitlines()).strip()
+
+
+# Message subtypes that are a person's message all the same: one sharing files.
+PERSON_SUBTYPES = frozenset({"file_share"})
 
 
 def author(event: dict[str, Any]) -> str:
@@ -83,8 +89,10 @@ class Conversations:
 
     def accepts(self, event: dict[str, Any], context: Any) -> bool:
         """True for a message that may start a turn: a person's, or another app's when the entry answers
-        apps (`respond_to_other_apps`); never the bot's own, an edit, a join or another subtype."""
-        if event.get("subtype") not in (None, "bot_message") or not event.get("channel") or not event.get("ts"):
+        apps (`respond_to_other_apps`); never the bot's own, an edit, a join or another subtype (but a person's
+        sharing files, PERSON_SUBTYPES)."""
+        subtypes = (None, "bot_message", *PERSON_SUBTYPES)
+        if event.get("subtype") not in subtypes or not event.get("channel") or not event.get("ts"):
             return False
         bot_user, bot_id = context.get("bot_user_id"), context.get("bot_id")
         if (bot_user and event.get("user") == bot_user) or (bot_id and event.get("bot_id") == bot_id):
@@ -105,7 +113,8 @@ class Conversations:
             return
         text = without_mention(event.get("text") or "", context.get("bot_user_id"))
         thread = event.get("thread_ts") or event["ts"]
-        self.background.spawn(self.turn(text, author(event), event["channel"], thread))
+        files = [f for f in event.get("files") or [] if isinstance(f, dict)]
+        self.background.spawn(self.turn(text, author(event), event["channel"], thread, files=files))
 
     async def turn(
         self,
@@ -116,15 +125,22 @@ class Conversations:
         *,
         viewing: str | None = None,
         progress: Progress | None = None,
+        files: list[dict[str, Any]] | None = None,
     ) -> None:
         """One turn of `user` saying `text` in `thread`: refused privately if they may not start one, else
-        run (`viewing`: the channel they look at, given to the agent; `progress`: shown meanwhile)."""
-        if not text:
+        run (`viewing`: the channel they look at, given to the agent; `progress`: shown meanwhile; `files`:
+        the Slack files shared with the message, given to the agent as `kern.media` where they can be)."""
+        if not text and not files:
             await self.gateway.tell(channel, user, EMPTY, thread)
             return
         refused = await self.access.may_start(self.entry, user, channel)
         if refused is not None:
             await self.gateway.tell(channel, user, refused, thread)
+            return
+        shared = await take_files(self.gateway, files, self.entry.max_file_size) if files else SharedFiles()
+        notice = skipped_text(shared.skipped) if shared.skipped else None
+        if notice and not text and not shared.media:  # nothing left to answer: no turn, only the reason
+            await self.gateway.tell(channel, user, notice, thread)
             return
         person = await self.people.resolve(user) if self.entry.resolve_user_identity else None
         prompt = with_context(text, facts(person, channel, viewing))
@@ -140,6 +156,8 @@ class Conversations:
                 session_for(team(), channel, thread),
                 user_id=person.user_id if person is not None else None,
                 prompt=prompt,
+                media=shared.media,
+                notice=notice,
             )
         except Exception:
             if progress is not None:

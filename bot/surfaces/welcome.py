@@ -13,7 +13,7 @@ from bot import blocks as ui
 from bot.registry import Registry
 from bot.runs.background import Background
 from bot.slack.gateway import SlackGateway
-from bot.surfaces.conversation import Conversations
+from bot.surfaces.conversation import PERSON_SUBTYPES, Conversations
 
 MENTION = re.compile(r"<@[UW][A-Z0-9]+(\|[^>]*)?>")
 
@@ -50,7 +50,7 @@ class Welcome:
             # every message in its DM is a turn (no app_mention there); in channels too, when not only mentions
             self.conversations.take(event, context)
             return
-        if event.get("subtype") or event.get("bot_id") or not event.get("user"):
+        if (event.get("subtype") not in (None, *PERSON_SUBTYPES)) or event.get("bot_id") or not event.get("user"):
             return  # edits, joins, other apps' and the bot's own messages
         bot = context.get("bot_user_id")
         if bot and f"<@{bot}>" in (event.get("text") or ""):

@@ -7,13 +7,14 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from typing import Any, Literal, Unpack, overload
 
 from kern._sync import EventStream, event_stream, iterate_sync, run_sync
 from kern.db.base import BaseDb, Resolution, StoredRun
 from kern.exceptions import RequirementNotResolvedError, StoreError
 from kern.ids import new_id
+from kern.media import Audio, File, Image, Video, media_fields, without_media
 from kern.models.base import Model, ModelResponse, ToolCall
 from kern.models.message import Message
 from kern.run.agent import (
@@ -35,6 +36,7 @@ from kern.run.context import RunContext
 from kern.run.injected import call_with
 from kern.run.options import AgentContinueOptions, AgentRunOptions
 from kern.session.agent import AgentSession, session_fields
+from kern.tools.result import ToolResult
 from kern.tools.tool import Tool, tool_result_text
 from kern.workflow.executor_scope import STEP_SCOPE
 
@@ -187,14 +189,21 @@ class Agent:
         messages: list[Any] | None = None,
         session_state: dict[str, Any] | None = None,
         dependencies: dict[str, Any] | None = None,
+        audio: Sequence[Audio] | None = None,
+        images: Sequence[Image] | None = None,
+        videos: Sequence[Video] | None = None,
+        files: Sequence[File] | None = None,
     ) -> Coroutine[Any, Any, RunOutput] | EventStream[RunEvent]:
         """Async `run`: await it, or `async for` over it with `stream=True`.
 
         `input` is a text (or any JSON-able value), or the conversation itself: a `Message`, a message
-        dict (`{"role": "user", "content": ...}`) or a list of them; `messages=[...]` says the same."""
+        dict (`{"role": "user", "content": ...}`) or a list of them; `messages=[...]` says the same.
+        `images`, `audio`, `videos` and `files` (`kern.media`) go with the input to the model, and are
+        stored on the run's user message (`Message.from_dict(run.messages[i]).images`)."""
         conversation = message_dicts(messages if messages is not None else input)
         if conversation is not None:
             input = conversation
+        media = media_fields(images=images, audio=audio, videos=videos, files=files)
         run = RunOutput(
             run_id=run_id or new_id(),
             session_id=session_id or self.session_id,
@@ -212,6 +221,11 @@ class Agent:
             if session_state is not None or self.session_state is not None:
                 run.session_state = {**(await self.aget_session_state(run.session_id)), **(session_state or {})}
             run.messages = self._first_messages(input, conversation, run.session_state)
+            if media:  # on the (last) user message, where the model reads them
+                user = next((m for m in reversed(run.messages) if m.get("role") == "user"), None)
+                if user is None:
+                    run.messages.append(user := {"role": "user", "content": ""})
+                user.update(media)
             if self.add_history_to_context:
                 await self._add_history(run)
             driver = _Driver(self, run, 0, emit, emit is not None)
@@ -316,7 +330,7 @@ class Agent:
         before the new input, each marked `from_history`."""
         earlier = [r for r in await self._stored_runs(run.session_id) if r.status == RunStatus.COMPLETED]
         history = [
-            {**message, "from_history": True}
+            {**without_media(message), "from_history": True}
             for past in earlier[-self.num_history_runs :]
             for message in past.messages
             if message.get("role") != "system" and not message.get("from_history")
@@ -431,7 +445,10 @@ class Agent:
         """Execute a tool call; an exception becomes an error message for the model."""
         values = self.run_values(run)
         try:
-            return tool_result_text(await tool.execute(execution.tool_args, values))
+            result = await tool.execute(execution.tool_args, values)
+            if isinstance(result, ToolResult):  # media the tool made reach the run's output
+                result = result.add_media_to(run)
+            return tool_result_text(result)
         except Exception as exc:
             return f"Error running tool {tool.name}: {type(exc).__name__}: {exc}"
         finally:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from kern.ids import new_id
+from kern.media import AudioList, FileList, ImageList, VideoList
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 
@@ -33,6 +34,11 @@ class Message(BaseModel):
     tool_name: str | None = None
     tool_args: Any = None
     tool_call_error: bool | None = None
+    # user messages: the media given with them (`kern.media`; stored in their `to_dict()` form)
+    images: ImageList = None
+    audio: AudioList = None
+    videos: VideoList = None
+    files: FileList = None
 
     def to_dict(self) -> dict[str, Any]:
         """The message as kern stores it: unset fields left out."""

@@ -12,6 +12,7 @@ from pydantic_core import CoreSchema, core_schema
 
 from kern._json import to_jsonable
 from kern.ids import new_id
+from kern.media import AudioList, FileList, ImageList, VideoList
 from kern.run.base import RunStatus
 from kern.run.item_access import ItemAccess
 from kern.run.requirement_args import as_timestamp
@@ -533,6 +534,12 @@ class RunOutput(WaitingTools):
     session_state: dict[str, Any] | None = None
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
+    # Media the run made (its tools' `ToolResult`s), as `kern.media` objects; what it was given rides on its
+    # user message.
+    images: ImageList = None
+    videos: VideoList = None
+    audio: AudioList = None
+    files: FileList = None
     # Compare-and-set version of the stored row this copy was read at (managed by kern; not stored).
     version: Annotated[int, Field(exclude=True)] = 0
     # What the caller gave run / continue_run as `dependencies` (never stored: they may hold secrets).

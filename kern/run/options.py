@@ -6,8 +6,10 @@ each overload takes the same options, spelled out here instead of in every overl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypedDict
 
+from kern.media import Audio, File, Image, Video
 from kern.run.agent import RunRequirement
 from kern.run.requirement import StepRequirement
 
@@ -21,6 +23,10 @@ class WorkflowRunOptions(TypedDict, total=False):
     session_state: dict[str, Any] | None
     run_id: str | None
     stream_events: bool
+    audio: Sequence[Audio] | None
+    images: Sequence[Image] | None
+    videos: Sequence[Video] | None
+    files: Sequence[File] | None
 
 
 class WorkflowContinueOptions(TypedDict, total=False):
@@ -48,6 +54,10 @@ class AgentRunOptions(TypedDict, total=False):
     messages: list[Any] | None
     session_state: dict[str, Any] | None
     dependencies: dict[str, Any] | None
+    audio: Sequence[Audio] | None
+    images: Sequence[Image] | None
+    videos: Sequence[Video] | None
+    files: Sequence[File] | None
 
 
 class AgentContinueOptions(TypedDict, total=False):

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from kern._json import TOO_BIG_INT, unstorable
+from kern.media import AudioList, FileList, ImageList, VideoList
 from kern.run.stored import JSONABLE, StoredForm
 
 
@@ -221,10 +222,10 @@ class StepOutput:
     executor_type: str | None = None  # "agent", "team" or "function"
     executor_name: str | None = None
     step_run_id: str | None = None
-    images: Annotated[list[Any] | None, JSONABLE] = None
-    videos: Annotated[list[Any] | None, JSONABLE] = None
-    audio: Annotated[list[Any] | None, JSONABLE] = None
-    files: Annotated[list[Any] | None, JSONABLE] = None
+    images: ImageList = None  # `kern.media` objects (an agent step: what its run made)
+    videos: VideoList = None
+    audio: AudioList = None
+    files: FileList = None
     metrics: Annotated[Any, JSONABLE] = None
     # True when the step's agent or team paused on a tool call (an executor pause) instead of finishing.
     is_paused: bool = False

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from kern._json import to_jsonable
 from kern.ids import new_id
+from kern.media import AudioList, FileList, ImageList, VideoList
 from kern.run.agent import RunRequirement
 from kern.run.base import RunStatus
 from kern.run.error_requirement import ErrorRequirement
@@ -105,6 +106,12 @@ class WorkflowRunOutput:
     user_id: str | None = None
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
+    # The media the run was given (`run(images=...)`, `kern.media` objects); once it completes, followed by
+    # what its steps made, as in the reference API.
+    images: ImageList = None
+    videos: VideoList = None
+    audio: AudioList = None
+    files: FileList = None
     # Compare-and-set version of the stored row this copy was read at (managed by kern; not stored).
     version: Annotated[int, Field(exclude=True)] = 0
 

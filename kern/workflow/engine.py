@@ -110,6 +110,10 @@ class Chain:
             run_id=run.run_id,
             session_id=run.session_id,
             user_id=run.user_id,
+            images=run.images,
+            videos=run.videos,
+            audio=run.audio,
+            files=run.files,
         )
 
     def fork(self, extra: dict[str, Any] | None = None) -> Chain:
@@ -119,6 +123,24 @@ class Chain:
     def join(self, child: Chain) -> None:
         self.previous_content = child.previous_content
         self.stopped = self.stopped or child.stopped
+
+
+def step_media(outputs: list[StepOutput]) -> dict[str, list[Any]]:
+    """The media the steps made (`StepOutput.images`, ...), nested steps' included, in step order."""
+    made: dict[str, list[Any]] = {"images": [], "videos": [], "audio": [], "files": []}
+    for output in outputs:
+        for key, items in made.items():
+            items.extend(getattr(output, key) or [])
+        for key, items in step_media(output.steps or []).items():
+            made[key].extend(items)
+    return made
+
+
+def add_step_media(run: WorkflowRunOutput, outputs: list[StepOutput]) -> None:
+    """A completed run's media: what it was given, then what its steps made (the reference API's order)."""
+    for key, items in step_media(outputs).items():
+        if items:
+            setattr(run, key, [*(getattr(run, key) or []), *items])
 
 
 def skipped(name: str, step_type: str, error: str | None = None) -> StepOutput:
@@ -414,6 +436,7 @@ async def drive(ctx: RunContext, steps: list[Node]) -> WorkflowRunOutput:
                 break
         run.status = RunStatus.COMPLETED
         run.content = chain.previous_content
+        add_step_media(run, results)
     except Pause as pause:
         new_requirement = pause.requirement
         run.status = RunStatus.PAUSED

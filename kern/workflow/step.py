@@ -242,9 +242,17 @@ class Step(Node):
             message = f"{message}\n\nFeedback from reviewer: {feedback}"
         if not hasattr(runner, "arun"):
             return getattr(await call_user(runner.run, message), "content", None)
-        result = await runner.arun(message, session_id=step_input.session_id, user_id=step_input.user_id)
+        given = (("images", step_input.images), ("videos", step_input.videos), ("audio", step_input.audio))
+        media = {key: value for key, value in (*given, ("files", step_input.files)) if value}
+        result = await runner.arun(message, session_id=step_input.session_id, user_id=step_input.user_id, **media)
         if getattr(result, "status", None) == RunStatus.ERROR:
             raise RuntimeError(result.error or "agent run failed")
+        images, videos, audio, files = (getattr(result, key, None) for key in ("images", "videos", "audio", "files"))
+        if images or videos or audio or files:  # what the agent's tools made: on the step's output, for the run
+            content = getattr(result, "content", None)
+            return StepOutput(
+                content=content, step_name=self.name, images=images, videos=videos, audio=audio, files=files
+            )
         return getattr(result, "content", result)
 
     def to_dict(self) -> dict[str, Any]:

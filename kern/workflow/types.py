@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from kern._json import to_jsonable
+from kern.media import Audio, File, Image, Video
 
 # The reference API's paths: `from kern.workflow.types import StepRequirement, ErrorRequirement` and the
 # values below. They are defined in kern.run, which never imports this module (one way: workflow -> run).
@@ -62,6 +63,11 @@ class StepInput:
     run_id: str | None = None
     session_id: str | None = None
     user_id: str | None = None
+    # The run's media (`Workflow.run(images=...)`): an agent or team step gives them to its run.
+    images: list[Image] | None = None
+    videos: list[Video] | None = None
+    audio: list[Audio] | None = None
+    files: list[File] | None = None
 
     def get_step_output(self, step_name: str) -> StepOutput | None:
         """The output of an earlier step of this run, by name."""

@@ -7,7 +7,7 @@ import copy
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Unpack, overload
 
@@ -22,6 +22,7 @@ from kern.exceptions import (
     WrongWorkflowError,
 )
 from kern.ids import new_id
+from kern.media import Audio, File, Image, Video, media_fields
 from kern.run.agent import RunEvent
 from kern.run.base import RunStatus
 from kern.run.options import WorkflowAsyncContinueOptions, WorkflowContinueOptions, WorkflowRunOptions
@@ -141,6 +142,10 @@ class Workflow(StoredRuns):
         run_id: str | None = None,
         stream: bool = False,
         stream_events: bool = False,
+        audio: Sequence[Audio] | None = None,
+        images: Sequence[Image] | None = None,
+        videos: Sequence[Video] | None = None,
+        files: Sequence[File] | None = None,
     ) -> WorkflowRunOutput | Iterator[WorkflowEvent | RunEvent]:
         """Run the workflow to its end or its first pause. `stream=True` yields events instead."""
         result = self.arun(
@@ -152,6 +157,10 @@ class Workflow(StoredRuns):
             run_id=run_id,
             stream=stream,
             stream_events=stream_events,
+            audio=audio,
+            images=images,
+            videos=videos,
+            files=files,
         )
         if isinstance(result, EventStream):  # exactly when stream=True
             return iterate_sync(result)
@@ -180,10 +189,18 @@ class Workflow(StoredRuns):
         run_id: str | None = None,
         stream: bool = False,
         stream_events: bool = False,
+        audio: Sequence[Audio] | None = None,
+        images: Sequence[Image] | None = None,
+        videos: Sequence[Video] | None = None,
+        files: Sequence[File] | None = None,
     ) -> Coroutine[Any, Any, WorkflowRunOutput] | EventStream[WorkflowEvent | RunEvent]:
         """Async `run`: await it, or `async for` over it with `stream=True`. With an `input_schema`, the
-        input is validated first (see `validate_input`; raises `ValueError` before anything runs)."""
+        input is validated first (see `validate_input`; raises `ValueError` before anything runs).
+
+        `images`, `audio`, `videos` and `files` (`kern.media`) are stored with the run (its `images`, ...)
+        and given to every agent or team step (`StepInput.images`, ...)."""
         input = self.validate_input(input)
+        media_fields(images=images, audio=audio, videos=videos, files=files)  # refuses a wrong kind, now
         run = WorkflowRunOutput(
             run_id=run_id or new_id(),
             session_id=session_id or self.session_id,
@@ -194,6 +211,10 @@ class Workflow(StoredRuns):
             additional_data={**self.additional_data, **(additional_data or {})},
             session_state=_merge_under(session_state if session_state is not None else {}, self.session_state),
             user_id=user_id or self.user_id,
+            images=list(images) if images else None,
+            videos=list(videos) if videos else None,
+            audio=list(audio) if audio else None,
+            files=list(files) if files else None,
         )
 
         async def start(emit: Emit | None) -> WorkflowRunOutput:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kern.models.base import Message, Model, ModelResponse, ToolCall
+from kern.models.openai.parts import chat_content, has_media, responses_content
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -88,6 +89,8 @@ class OpenAIChat(_OpenAIModel):
                 )
             elif m["role"] == "tool":
                 out.append({"role": "tool", "tool_call_id": m["tool_call_id"], "content": m["content"]})
+            elif m["role"] == "user":
+                out.append({"role": "user", "content": chat_content(m)})  # with its images and files, as parts
             else:
                 out.append({"role": m["role"], "content": m.get("content") or ""})
         return out
@@ -142,7 +145,9 @@ class OpenAIResponses(_OpenAIModel):
             if role == "tool":
                 items.append({"type": "function_call_output", "call_id": m["tool_call_id"], "output": m["content"]})
                 continue
-            if m.get("content"):
+            if role == "user" and (m.get("content") or has_media(m)):
+                items.append({"role": "user", "content": responses_content(m)})
+            elif m.get("content"):
                 items.append({"role": "developer" if role == "system" else role, "content": m["content"]})
             for c in m.get("tool_calls") or []:
                 items.append(
