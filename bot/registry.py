@@ -17,6 +17,7 @@ from kern.workflow import Step, Workflow
 from kern.workflow.types import OnError
 
 # What a pause is about, in the author's words: (run, requirement) -> text, Block Kit blocks, or None.
+TASK_DISPLAY_MODES = ("plan", "timeline")  # chat.startStream's task_display_mode
 ContextRenderer = Callable[[Any, StepRequirement], Any]
 
 
@@ -63,6 +64,9 @@ class BotWorkflow:
     # Answers when the bot is mentioned or DMed (see `BotAgent`): a turn is a run whose answer is posted in
     # the thread, with no run card.
     conversation: bool = False
+    # A conversation's answer streams into its thread (see `BotAgent`); its task cards shown as a plan or a timeline.
+    streaming: bool = True
+    task_display_mode: str = "plan"
 
     def __post_init__(self) -> None:
         self.name = self.name or self.workflow.name
@@ -84,6 +88,11 @@ class BotWorkflow:
                 f"its steps are {', '.join(map(repr, sorted(known)))}."
             )
         notify.check(self.name, self.notify, self.approvals_channel, self.approvers)
+        if self.task_display_mode not in TASK_DISPLAY_MODES:
+            raise SettingsError(
+                f"BotWorkflow {self.name!r}: task_display_mode={self.task_display_mode!r} must be one of "
+                f"{', '.join(map(repr, TASK_DISPLAY_MODES))}."
+            )
         self._check_context()
         self.check_answerable()
 
@@ -180,6 +189,11 @@ def BotAgent(agent: Any, *, name: str = "", **rules: Any) -> BotWorkflow:
     session (team, channel and thread), so a follow-up sees the turns before it (`add_history_to_context`
     is switched on). `rules` are BotWorkflow's: who may start a turn (`starters`), who answers its tool
     calls (`approvers`), `notify`, ... At most one entry of a registry converses.
+
+    `streaming` (default True): the answer streams into the thread as the agent writes it (Slack's chat
+    streaming), with a task card for each tool call and team member asked, shown together as a plan or one
+    by one (`task_display_mode`: "plan", the default, or "timeline"); an answer longer than a message
+    continues in the next. With `streaming=False` the answer is posted whole when the turn ends.
     """
     agent.add_history_to_context = True
     as_team = getattr(agent, "kind", "") == "team"

@@ -1,7 +1,8 @@
 """A local Slack: the Web API methods kern-bot uses (Block Kit validated like Slack does), Socket Mode,
 and signed slash commands, clicks and form submissions sent to the bot's real HTTP endpoint. Its other
 parts are mixins: people.py (DMs, the App Home), oauth.py (the install), responses.py (response_url),
-faults.py (429s, errors, hangs and lost answers on purpose), history.py (reading channels and threads).
+faults.py (429s, errors, hangs and lost answers on purpose), history.py (reading channels and threads),
+streams.py (chat streaming).
 
 Tests and benchmarks drive it from Python; `kern-bot dev` (to come) serves it with a web page.
 """
@@ -29,11 +30,12 @@ from bot.devslack.messages import Ephemeral, Message
 from bot.devslack.oauth import OAuthApi
 from bot.devslack.people import PeopleApi
 from bot.devslack.responses import ResponseUrls
+from bot.devslack.streams import StreamsApi
 from bot.devslack.validate import validate_blocks, validate_view
 
 
 @dataclass
-class DevSlack(PeopleApi, OAuthApi, ResponseUrls, Faults, History):
+class DevSlack(PeopleApi, OAuthApi, ResponseUrls, Faults, History, StreamsApi):
     """Run with `async with DevSlack(secret) as slack`; point the bot's client at `slack.api_url`.
 
     It hosts workspace `team_id` (its bot token: `token`), and any other a test installs the app in
@@ -87,6 +89,7 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls, Faults, History):
         self.caller_team = ""  # the workspace of the token of the call being answered
         self.init_oauth()
         self.init_faults()
+        self.init_streams()
 
     # ----- Web API ---------------------------------------------------------------------------------
     async def _api(self, request: web.Request) -> web.Response:

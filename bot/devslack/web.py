@@ -129,6 +129,8 @@ class DevSlackWeb(DevSlack):
                 "blocks": m.blocks,
                 "edited": m.edits > 0,
                 "author": m.user,  # "" for the app's own messages
+                "streaming": m.streaming == "in_progress",  # a streamed answer still growing
+                "tasks": list(m.tasks.values()),  # its task cards (task_update chunks)
             }
 
         tops = [m for m in self.messages.values() if m.channel == channel and m.thread_ts is None]
