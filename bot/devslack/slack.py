@@ -193,6 +193,11 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls, Faults, History, StreamsApi):
         bad = self._invalid(validate_blocks(args.get("blocks") or []))
         if bad:
             return bad
+        refused = check_metadata(args.get("metadata"))
+        if refused:
+            return {"ok": False, "error": refused}
+        if args.get("metadata") is not None:  # chat.update takes metadata as chat.postMessage does
+            message.metadata = args["metadata"]
         message.text, message.edits = args.get("text", message.text), message.edits + 1
         if "blocks" in args:
             message.blocks = args["blocks"]
