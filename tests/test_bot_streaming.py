@@ -39,7 +39,7 @@ def look_up(city: str) -> str:
 
 
 def script(body: dict[str, Any]) -> Reply:
-    """"weather X" looks it up first, "page X" pages (once confirmed); "long" answers LONG; anything else is
+    """ "weather X" looks it up first, "page X" pages (once confirmed); "long" answers LONG; anything else is
     echoed."""
     results = tool_results(body)
     if results:
@@ -181,7 +181,7 @@ async def test_a_429_on_append_is_waited_out_and_does_not_hold_the_agent(env: En
     assert entry is not None
     run = await entry.workflow.aget_run(card.run_id)
     assert run.status.value == "COMPLETED" and (run.updated_at or 0) - (run.created_at or 0) < 1.5  # not held back
-    appended = [at for at, (name, _a, body) in enumerate(env.slack.calls) if name == "chat.appendStream" and body.get("ok")]
+    appended = [body for name, _args, body in env.slack.calls if name == "chat.appendStream" and body.get("ok")]
     assert appended  # the text the 429 refused went later, with what came meanwhile
 
 
