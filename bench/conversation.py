@@ -47,8 +47,9 @@ from bot.scripted_model import Reply, ScriptedModel, text, user_text  # noqa: E4
 SECRET = "bench-secret"
 PIECE_DELAY = 0.01  # seconds between the scripted model's pieces (4 characters): an answer streams over ~0.6 s
 FILLER = "It streams into the thread a few words at a time, as a model writes, and ends where it should."
-CLICK_RUNS = 20  # paused runs whose pauses are clicked while the answers stream
+CLICK_RUNS = 20  # paused runs whose pauses are clicked while the answers stream (fewer for fewer conversations)
 CLICKS = 150  # clicks sent one after another (5 ms apart) while they stream: every pause's, then unknown ones
+# (at most 3 per conversation, so that a small run stays small)
 
 
 def answer_to(said: str) -> str:
@@ -175,15 +176,16 @@ async def measure(
         await until(lambda t=ts: finished(slack, t), 30, "an answer")
 
     # Paused runs whose pauses are clicked while the answers stream; every click built and signed beforehand.
-    await asyncio.gather(*(slack.command("run gates") for _ in range(CLICK_RUNS)))
+    click_runs, count = min(CLICK_RUNS, conversations), min(CLICKS, 3 * conversations)
+    await asyncio.gather(*(slack.command("run gates") for _ in range(click_runs)))
     await until(
-        lambda: len([m for m in slack.messages.values() if "first" in m.text and m.thread_ts]) >= CLICK_RUNS,
+        lambda: len([m for m in slack.messages.values() if "first" in m.text and m.thread_ts]) >= click_runs,
         60,
         "pauses",
     )
-    cards = [m for m in slack.messages.values() if m.thread_ts is None and not m.user][-CLICK_RUNS:]
+    cards = [m for m in slack.messages.values() if m.thread_ts is None and not m.user][-click_runs:]
     clicks = []  # one after another, as people click: each pause's Approve, then clicks on unknown pauses
-    for i in range(CLICKS):
+    for i in range(count):
         payload = slack.click_payload(ui.CONFIRM, stale=slack.find(ui.CONFIRM, thread_ts=cards[i % len(cards)].ts))
         if i >= len(cards):
             payload["actions"][0]["value"] = f"bench-probe-{i}"
