@@ -112,6 +112,8 @@ async def _send_clicks(spec: dict[str, Any]) -> dict[str, Any]:
     conns = [await asyncio.open_connection(host, port) for _ in range(len(burst) + 1)]
     health = f"GET /health HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
     await asyncio.gather(*(_exchange(r, w, health) for r, w in conns))  # every connection open and warm
+    if spec.get("start_at"):  # not before then (a perf_counter time: the clock is the machine's, shared)
+        await asyncio.sleep(max(0.0, spec["start_at"] - time.perf_counter()))
     burst_results = await asyncio.gather(*(_exchange(r, w, body) for (r, w), body in zip(conns, burst, strict=False)))
     probe_results = []
     probe_reader, probe_writer = conns[-1]
@@ -121,12 +123,16 @@ async def _send_clicks(spec: dict[str, Any]) -> dict[str, Any]:
     return {"burst": burst_results, "probes": probe_results}
 
 
-async def send_clicks(endpoint: str, burst: list[bytes], probes: list[bytes], slack: DevSlack) -> dict[str, Any]:
-    """Run the click sender in its own process; returns its timings."""
+async def send_clicks(
+    endpoint: str, burst: list[bytes], probes: list[bytes], slack: DevSlack, start_at: float | None = None
+) -> dict[str, Any]:
+    """Run the click sender in its own process (sending from `start_at`, a `time.perf_counter()` time, if
+    given); returns its timings."""
     host, port = endpoint.split("//")[1].split("/")[0].split(":")
     spec = {
         "host": host,
         "port": int(port),
+        "start_at": start_at,
         "burst": [{"body": b.decode(), "headers": slack.signed(b)} for b in burst],
         "probes": [{"body": b.decode(), "headers": slack.signed(b)} for b in probes],
     }

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
     from bot.slack.connections import ConnectionGuard
 
+DEV_PIECE_DELAY = 0.03  # seconds between the scripted model's pieces under `kern-bot dev`: its answers visibly stream
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kern-bot", description="The Slack side of kern's human-in-the-loop pauses.")
@@ -223,7 +225,7 @@ async def _dev(settings: Settings, port: int, bot_port: int) -> int:
     secret = secrets.token_hex(16)
     scripted = None
     if not settings.workflows and not os.environ.get("OPENAI_BASE_URL"):  # the agent example, no LLM needed
-        scripted = ScriptedModel(fallback=alert_script).start()
+        scripted = ScriptedModel(fallback=alert_script, piece_delay=DEV_PIECE_DELAY).start()  # its answers stream
     registry = load_registry(
         settings.workflows, settings.open_db(), scripted_model_url=scripted.base_url if scripted else None
     )

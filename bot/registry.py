@@ -28,6 +28,7 @@ DEFAULT_PROMPTS = [
 MAX_FILE_SIZE = 10 * 1024 * 1024
 
 # What a pause is about, in the author's words: (run, requirement) -> text, Block Kit blocks, or None.
+TASK_DISPLAY_MODES = ("plan", "timeline")  # chat.startStream's task_display_mode
 ContextRenderer = Callable[[Any, StepRequirement], Any]
 
 
@@ -85,6 +86,9 @@ class BotWorkflow:
     reply_to_mentions_only: bool = True
     # The largest file (bytes) a person may share with a conversation turn; larger ones are left out, and said.
     max_file_size: int = MAX_FILE_SIZE
+    # A conversation's answer streams into its thread (see `BotAgent`); its task cards shown as a plan or a timeline.
+    streaming: bool = True
+    task_display_mode: str = "plan"
 
     def __post_init__(self) -> None:
         self.name = self.name or self.workflow.name
@@ -114,6 +118,11 @@ class BotWorkflow:
         if not isinstance(self.loading_text, str) or not self.loading_text.strip():
             raise SettingsError(
                 f"BotAgent {self.name!r}: loading_text must be a non-empty text, got {self.loading_text!r}."
+            )
+        if self.task_display_mode not in TASK_DISPLAY_MODES:
+            raise SettingsError(
+                f"BotWorkflow {self.name!r}: task_display_mode={self.task_display_mode!r} must be one of "
+                f"{', '.join(map(repr, TASK_DISPLAY_MODES))}."
             )
         self._check_context()
         self.check_answerable()
@@ -252,7 +261,13 @@ def BotAgent(
       told. Images and files the agent's tools make (`ToolResult(images=..., files=...)`) are uploaded to the
       thread after the answer.
 
-    Raises SettingsError (one line naming the setting) for malformed `suggested_prompts` or `max_file_size`.
+    - `streaming` (default True): the answer streams into the thread as the agent writes it (Slack's chat
+      streaming), with a task card for each tool call and team member asked, shown together as a plan or
+      one by one (`task_display_mode`: "plan", the default, or "timeline"); an answer longer than a message
+      continues in the next. With `streaming=False` the answer is posted whole when the turn ends.
+
+    Raises SettingsError (one line naming the setting) for malformed `suggested_prompts`, `max_file_size` or
+    `task_display_mode`.
     """
     if isinstance(agent, Workflow):
         workflow = agent

@@ -15,7 +15,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,10 +24,13 @@ from aiohttp import web
 
 @dataclass
 class Reply:
-    """One scripted model turn: text, tool calls (name, arguments), or both."""
+    """One scripted model turn: text, tool calls (name, arguments), or both. Streamed, its text stops after
+    `hold_after` pieces until `hold` is set (a test holds an answer half written)."""
 
     text: str | None = None
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    hold_after: int | None = None
+    hold: threading.Event | None = None
 
 
 def text(value: str) -> Reply:
@@ -51,10 +54,14 @@ class ScriptedModel:
     `server.script(reply, ...)` queues replies (a `Reply`, or a function of the request body returning
     one); `server.requests` records each request body with its path. When the queue is empty, `fallback`
     (a function of the request body) answers, or else the server answers 500 ("script exhausted").
+
+    Streamed answers come a few characters at a time, `piece_delay` seconds apart (0: all at once), so that
+    a streamed answer can be watched growing (`kern-bot dev` sets a small delay).
     """
 
-    def __init__(self, fallback: Callable[[dict[str, Any]], Reply] | None = None) -> None:
+    def __init__(self, fallback: Callable[[dict[str, Any]], Reply] | None = None, piece_delay: float = 0.0) -> None:
         self.fallback = fallback
+        self.piece_delay = piece_delay
         self._script: list[Script] = []
         self.requests: list[dict[str, Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -145,7 +152,7 @@ class ScriptedModel:
                 "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls" if tool_calls else "stop"}],
             }
         )
-        return await _sse(request, [(None, e) for e in events], done=True)
+        return await _sse(request, [(None, e) for e in events], done=True, pace=self._pace(reply, len(events)))
 
     async def _responses(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -230,7 +237,23 @@ class ScriptedModel:
         events.append(
             ("response.completed", {"type": "response.completed", "sequence_number": len(events), "response": response})
         )
-        return await _sse(request, events, done=False)
+        return await _sse(request, events, done=False, pace=self._pace(reply, len(events)))
+
+    def _pace(self, reply: Reply, count: int) -> Callable[[int], Awaitable[None]] | None:
+        """How long the stream waits before its `i`-th event: `piece_delay` between text pieces, and the
+        reply's hold after its `hold_after`-th piece (the first event carries no text)."""
+        if not self.piece_delay and reply.hold is None:
+            return None
+        delay, hold, after = self.piece_delay, reply.hold, reply.hold_after
+
+        async def pace(i: int) -> None:
+            if hold is not None and after is not None and i == after + 1:
+                while not hold.is_set():  # noqa: ASYNC110 (a threading.Event, set from the test's own loop)
+                    await asyncio.sleep(0.01)
+            elif 1 < i < count - 1 and delay:
+                await asyncio.sleep(delay)
+
+        return pace
 
     # ----- lifecycle -------------------------------------------------------------------------------
     def start(self) -> ScriptedModel:
@@ -277,15 +300,23 @@ def tool_results(body: dict[str, Any]) -> list[str]:
 
 
 def _pieces(value: str) -> list[str]:
-    return [value[i : i + 4] for i in range(0, len(value), 4)]
+    """A reply's text as streamed: four characters at a time (a long text in about 250 pieces)."""
+    size = 4 if len(value) <= 1000 else len(value) // 250
+    return [value[i : i + size] for i in range(0, len(value), size)]
 
 
 async def _sse(
-    request: web.Request, events: Sequence[tuple[str | None, dict[str, Any]]], *, done: bool
+    request: web.Request,
+    events: Sequence[tuple[str | None, dict[str, Any]]],
+    *,
+    done: bool,
+    pace: Callable[[int], Awaitable[None]] | None = None,
 ) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
-    for name, data in events:
+    for index, (name, data) in enumerate(events):
+        if pace is not None:
+            await pace(index)
         prefix = f"event: {name}\n" if name else ""
         await response.write(f"{prefix}data: {json.dumps(data)}\n\n".encode())
     if done:

@@ -163,6 +163,7 @@ async def test_a_replayed_event_is_answered_once(env: Env) -> None:
     assert len(chats(env)) == 1
 
 
+@pytest.mark.parametrize("env", [{"streaming": False}], indirect=True)  # posted whole (streamed: test_bot_streaming)
 async def test_a_slack_error_on_the_answer_is_retried(env: Env) -> None:
     env.slack.fail_next["chat.postMessage"] = ["internal_error", "service_unavailable"]
     ts = await env.slack.say_in("U1", "C1", f"{BOT} keep this answer")

@@ -31,7 +31,8 @@ when delivered and dropped then if their pause was decided meanwhile; a decision
 owes a "close_remind" row that redraws the reminders posted as decided. An end owes an "outcome" row: the
 line telling the run's starter how it ended (and one by DM, for a workflow that notifies by DM). A turn of a
 conversation (`BotAgent`) has no run card: its end owes an "answer" row, posted in the conversation's thread
-(found there by its metadata before a retry posts it again).
+(found there by its metadata before a retry posts it again), or, where the answer streamed, stopping or
+rewriting the messages it streamed into (bot/delivery/streams.py).
 """
 
 from __future__ import annotations

@@ -17,12 +17,14 @@ from bot import blocks as ui
 from bot import notify
 from bot.blocks import about
 from bot.blocks.text import describe_duration, unseen
+from bot.delivery.streams import Streams, answer_mark, split_answer
 from bot.delivery.uploads import Uploads
 from bot.registry import BotWorkflow, Registry
 from bot.slack.gateway import SlackCallFailed, SlackGateway
 from bot.slack.workspaces import team
 from bot.store import BotStore, Card, Delivery, OwedMessage, PauseCopy, PauseMessage
 from bot.store.pause_notes import pause_notes, read_notes
+from bot.store.stream_rows import StreamRows
 from kern.exceptions import CorruptRunError, RunNotFoundError
 from kern.run import requirement as kinds
 from kern.run.base import RunStatus
@@ -50,8 +52,6 @@ PAUSE_EVENT = "kern_pause"  # the metadata event type of a pause message
 LOOK_PAGES = 5  # pages of a thread or channel read when looking for a pause message posted before
 
 
-ANSWER_EVENT = "kern_answer"  # the metadata event type of a conversation's answer
-ANSWER_LIMIT = 39_000  # characters of an answer shown (Slack truncates a message's text past 40,000)
 CARD_EVENT = "kern_run_card"  # the metadata event type of a run card
 OWED_EVENT = "kern_owed"  # the metadata event type of a line owed by an outbox row (a notice, a reminder, an outcome)
 
@@ -59,11 +59,6 @@ OWED_EVENT = "kern_owed"  # the metadata event type of a line owed by an outbox 
 def card_mark(run_id: str) -> dict[str, Any]:
     """The metadata a run card is posted with, by which a start taken up again finds it (`find_posted`)."""
     return {"event_type": CARD_EVENT, "event_payload": {"run_id": run_id}}
-
-
-def answer_mark(run_id: str) -> dict[str, Any]:
-    """The metadata a conversation's answer is posted with, by which a retry finds it (`Presenter.find_posted`)."""
-    return {"event_type": ANSWER_EVENT, "event_payload": {"run_id": run_id}}
 
 
 def owed_mark(message: OwedMessage) -> dict[str, Any]:
@@ -153,6 +148,7 @@ class Presenter:
         self.uploads = Uploads(gateway, store)  # files a conversation's agent made, to its thread
         self._links: dict[str, str] = {}  # run id -> permalink of its card
         self._logged: set[tuple[str, str]] = set()  # (pause, what) whose author's renderer failure was logged
+        self.streams = Streams(gateway, StreamRows(store.db))  # conversations' answers streaming from here
 
     @staticmethod
     def branches(entry: BotWorkflow, req: StepRequirement) -> tuple[str, str] | None:
@@ -547,23 +543,27 @@ class Presenter:
             )
 
     async def _answer(self, view: RunView, *, look_first: bool) -> None:
-        """Post a conversation turn's answer in its thread (the model's text, escaped once), or why there is
-        none (rejected, cancelled, failed). Posted once: a retry first looks for it by its metadata."""
+        """Show a conversation turn's answer in its thread (the model's text, escaped once), or why there is
+        none (rejected, cancelled, failed): in the messages it streamed into (bot/delivery/streams.py), else
+        posted, a long one in several messages. Posted once: a retry first looks for each by its metadata."""
         run, card = view.run, view.card
         status = run.status.value
         if status == "COMPLETED":
-            text = ui.clip(ui.escape(ui.as_text(run.content)), ANSWER_LIMIT) or "_(no answer)_"
+            text = ui.escape(ui.as_text(run.content)) or "_(no answer)_"
         elif status == "CANCELLED":
             text = f":no_entry_sign: Stopped: {ui.escape(run.error or ui.as_text(run.content) or 'cancelled')}"
         elif status == "ERROR":
             text = f":warning: I could not answer: {ui.escape(run.error or 'the run failed')}"
         else:
             return  # ended as owed, then continued: the later end answers
+        pieces = split_answer(text)
+        shown = await self.streams.finish(run.run_id, card.channel, text, completed=status == "COMPLETED")
         where: dict[str, Any] = {"channel": card.channel, "thread_ts": card.ts}
-        mark = answer_mark(run.run_id)
-        if look_first and await self.find_posted(where, mark, card.ts) is not None:
-            return
-        await self.gateway.send("chat_postMessage", **where, text=text, metadata=mark)
+        for part in range(shown, len(pieces)):
+            mark = answer_mark(run.run_id, part)
+            if look_first and await self.find_posted(where, mark, card.ts) is not None:
+                continue
+            await self.gateway.send("chat_postMessage", **where, text=pieces[part], metadata=mark)
 
     async def _tell_outcome(self, message: OwedMessage, view: RunView, look_first: bool) -> None:
         """Tell the person who started the run how it ended: a line mentioning them in the card's thread, or

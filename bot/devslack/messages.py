@@ -24,6 +24,12 @@ class Message:
     metadata: dict[str, Any] | None = None  # the app's message metadata (event_type, event_payload)
     user: str = ""  # who wrote it, for a person's message typed on the dev page ("": the app posted it)
     files: list[dict[str, Any]] | None = None  # file objects shared with it (bot/devslack/files.py)
+    # A streamed message (bot/devslack/streams.py): "in_progress" while it streams, "completed" once stopped
+    # ("": posted whole); its task cards by id, in the order they came; how it streams ("chunks" or
+    # "markdown_text": every call of one stream must use the same).
+    streaming: str = ""
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stream_mode: str = ""
 
 
 class Ephemeral(dict[str, Any]):

@@ -43,9 +43,18 @@ function renderMessage(m, small = false) {
   return box;
 }
 
-// A message without blocks (a reminder, a hand-over notice) shows its text, as Slack shows it.
+// A message without blocks (a reminder, a hand-over notice) shows its text, as Slack shows it. A streamed
+// answer shows its task cards, its text as it grows (a cursor while it streams), then any blocks it ended with.
+const TASK_MARK = { pending: "○", in_progress: "◐", complete: "✓", error: "✕" };
 function blocksOf(m) {
-  return m.blocks && m.blocks.length ? m.blocks : [{ type: "section", text: { type: "mrkdwn", text: m.text || "" } }];
+  if (!(m.tasks && m.tasks.length) && !m.streaming) {
+    return m.blocks && m.blocks.length ? m.blocks : [{ type: "section", text: { type: "mrkdwn", text: m.text || "" } }];
+  }
+  const tasks = (m.tasks || []).map((t) => ({ type: "mrkdwn", text: `${TASK_MARK[t.status] || "○"} ${t.title}${t.output ? ` — ${t.output}` : ""}` }));
+  const shown = tasks.length ? [{ type: "context", elements: tasks.slice(0, 10) }] : [];
+  const text = (m.text || "") + (m.streaming ? " ▍" : "");
+  if (text.trim()) shown.push({ type: "section", text: { type: "mrkdwn", text } });
+  return [...shown, ...(m.blocks || [])];
 }
 
 function renderRejected(main) {

@@ -2,7 +2,7 @@
 and signed slash commands, clicks and form submissions sent to the bot's real HTTP endpoint. Its other
 parts are mixins: people.py (DMs, the App Home), oauth.py (the install), responses.py (response_url),
 faults.py (429s, errors, hangs and lost answers on purpose), history.py (reading channels and threads),
-files.py (files shared by people, uploads by the app).
+files.py (files shared by people, uploads by the app), streams.py (chat streaming).
 
 Tests and benchmarks drive it from Python; `kern-bot dev` (to come) serves it with a web page.
 """
@@ -32,11 +32,12 @@ from bot.devslack.messages import Ephemeral, Message
 from bot.devslack.oauth import OAuthApi
 from bot.devslack.people import PeopleApi
 from bot.devslack.responses import ResponseUrls
+from bot.devslack.streams import StreamsApi
 from bot.devslack.validate import validate_blocks, validate_view
 
 
 @dataclass
-class DevSlack(PeopleApi, OAuthApi, ResponseUrls, Faults, History, AssistantApi, FilesApi):
+class DevSlack(PeopleApi, OAuthApi, ResponseUrls, Faults, History, AssistantApi, FilesApi, StreamsApi):
     """Run with `async with DevSlack(secret) as slack`; point the bot's client at `slack.api_url`.
 
     It hosts workspace `team_id` (its bot token: `token`), and any other a test installs the app in
@@ -92,6 +93,7 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls, Faults, History, AssistantApi,
         self.init_oauth()
         self.init_faults()
         self.init_files()
+        self.init_streams()
 
     # ----- Web API ---------------------------------------------------------------------------------
     async def _api(self, request: web.Request) -> web.Response:
@@ -195,6 +197,11 @@ class DevSlack(PeopleApi, OAuthApi, ResponseUrls, Faults, History, AssistantApi,
         bad = self._invalid(validate_blocks(args.get("blocks") or []))
         if bad:
             return bad
+        refused = check_metadata(args.get("metadata"))
+        if refused:
+            return {"ok": False, "error": refused}
+        if args.get("metadata") is not None:  # chat.update takes metadata as chat.postMessage does
+            message.metadata = args["metadata"]
         message.text, message.edits = args.get("text", message.text), message.edits + 1
         if "blocks" in args:
             message.blocks = args["blocks"]

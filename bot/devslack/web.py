@@ -134,6 +134,8 @@ class DevSlackWeb(DevSlack):
                 "edited": m.edits > 0,
                 "author": m.user,  # "" for the app's own messages
                 "files": [str(f.get("title") or f.get("name") or "") for f in m.files or []],
+                "streaming": m.streaming == "in_progress",  # a streamed answer still growing
+                "tasks": list(m.tasks.values()),  # its task cards (task_update chunks)
             }
 
         def pane(ts: str) -> dict[str, Any] | None:

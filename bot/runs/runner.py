@@ -11,6 +11,7 @@ from typing import Any
 from bot import blocks as ui
 from bot.delivery.outbox import Outbox
 from bot.delivery.presenter import Presenter, card_mark, card_view
+from bot.delivery.streams import AnswerStream
 from bot.registry import BotWorkflow
 from bot.runs.background import CURRENT_JOB, Background
 from bot.slack.gateway import SlackCallFailed, SlackGateway
@@ -211,10 +212,17 @@ class Runner:
             return None
 
     async def follow(
-        self, entry: BotWorkflow, card: Card, events: AsyncIterator[Any], started_at: float | None = None
+        self,
+        entry: BotWorkflow,
+        card: Card,
+        events: AsyncIterator[Any],
+        started_at: float | None = None,
+        *,
+        streaming: bool = True,
     ) -> None:
         """Consume a run's events (a status line as steps start, the decided message as soon as the run
-        continues), then deliver what the run owes Slack where it stopped.
+        continues; a conversation's answer streamed into its thread, unless `streaming` is False or the entry
+        does not stream), then deliver what the run owes Slack where it stopped.
 
         If this process loses the run (cancelled meanwhile, or taken over), what it owes is delivered
         anyway. If the database stays unreachable mid-run, the card says so (with the error's id, never
@@ -222,8 +230,12 @@ class Runner:
         the run moved (a resume refused: `RunNotPausedError`, `JournalMismatchError`, `StoreError`) are
         the caller's to report.
         """
+        stream = None
+        if streaming and entry.conversation and entry.streaming:  # nothing is sent before the agent writes
+            stream = self.presenter.streams.open(card, entry.task_display_mode, steps=len(entry.workflow.steps) > 1)
         at_tools: list[bool] = []  # set by the drive: it stopped at tool calls
-        await self.outbox.deliver_after(card.run_id, self._follow(entry, card, events, started_at, at_tools))
+        drive = self._follow(entry, card, events, started_at, at_tools, stream)
+        await self.outbox.deliver_after(card.run_id, drive)
         for hook in self.on_tool_pause if at_tools else []:
             await hook(entry, card)
 
@@ -234,14 +246,18 @@ class Runner:
         events: AsyncIterator[Any],
         started_at: float | None,
         at_tools: list[bool],
+        stream: AnswerStream | None = None,
     ) -> bool | None:
         """The drive: whether the store holds where it stopped as written (`Outbox.deliver(as_written=)`),
         or None when the database stayed down (nothing to deliver now: a sweep picks the run up again)."""
-        seen, stopped, tools, ended = False, asyncio.Event(), False, False
+        seen, stopped, tools, ended, paused = False, asyncio.Event(), False, False, False
         status = StatusLine(self.presenter, entry, card, started_at, budget=self.status_budget)
         try:
             async for event in events:
                 seen = True
+                paused = isinstance(event, WorkflowPausedEvent)
+                if stream is not None:
+                    stream.feed(event)  # buffered: the run never waits for Slack
                 # stopped at tool calls: the executor's pause event, then the run's
                 tools = isinstance(event, StepExecutorPausedEvent) or (tools and isinstance(event, WorkflowPausedEvent))
                 if isinstance(event, (StepContinuedEvent, StepExecutorContinuedEvent)):
@@ -259,6 +275,8 @@ class Runner:
                 log.warning("run %s: the line on its cancelled step is not owed: %s", card.run_id, failed)
         except LostOwnershipError as exc:  # taken over: the new owner shows it
             log.info("run %s left this process: %s", card.run_id, exc)
+            if stream is not None:
+                stream.abandon()
         except StoreError as exc:  # the database stayed down: the message has an id, never SQL
             job = CURRENT_JOB.get()
             if not seen or (job is not None and not job.applied()):
@@ -266,6 +284,8 @@ class Runner:
                 # tells the person, or the acknowledged job is tried again (bot/runs/jobs.py).
                 raise
             log.warning("run %s stopped by a database failure: %s", card.run_id, exc)
+            if stream is not None:  # the sweep that takes the run over delivers its answer
+                stream.abandon()
             await status.settle()
             await self.presenter.status_line(
                 entry, card, f":warning: {ui.escape(str(exc))} A sweep picks the run up again.", started_at
@@ -274,6 +294,8 @@ class Runner:
         finally:
             stopped.set()
             await status.settle()
+        if stream is not None and not stream.failed:  # what it streamed reaches Slack before the answer's end
+            await (stream.park() if paused else stream.settle())
         if tools:
             at_tools.append(True)
         return ended

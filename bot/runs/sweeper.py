@@ -55,7 +55,7 @@ async def take_over(runner: Runner, registry: Registry, run_id: str, metrics: Me
         else:
             events = entry.workflow.acontinue_run(run_id=run_id, stream=True, stream_events=True)
             with acting_for(card.team_id):  # what it says on Slack, it says with that workspace's token
-                await runner.follow(entry, card, events)
+                await runner.follow(entry, card, events, streaming=False)  # the answer replaces what streamed
     except CorruptRunError as exc:  # named in the log once and left out of later sweeps; the others go on
         registry.db.quarantine.hold(exc)
         return False

@@ -261,6 +261,23 @@ assistant_threads = sa.Table(
 )
 
 
+# The messages a conversation's answer streams into (bot/delivery/streams.py), recorded as each stream starts, so
+# that whichever process delivers the turn's answer (bot/delivery/outbox.py, "answer") stops them with the
+# finished text, or rewrites them when the process that streamed them died. `state`: streaming (started, not
+# stopped), stopped (a full message of a long answer, continued in the next), kept (closed at a pause: an
+# earlier part of the turn, left as it is), final (the answer delivered).
+streams = sa.Table(
+    "kern_bot_streams",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("ts", sa.String(32), primary_key=True),
+    sa.Column("channel", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("team_id", sa.String(64), nullable=False, server_default=""),  # see TEAM above
+)
+
+
 def card_team(run_id_param: str) -> sa.ColumnElement[str]:
     """The team of the card of the run bound to `run_id_param` ('' if it has none): what a row written
     where only the run is known (kern's watcher transactions) records as its team."""
