@@ -109,6 +109,7 @@ class AnswerStream:
     closing: bool = False
     steps: bool = False  # a card per workflow step (a workflow of several steps)
     first_at: float | None = None  # when the first chunk reached Slack (for the bench)
+    written: str = ""  # all the text fed to it, escaped, as streamed
     _task: asyncio.Task[None] | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _last: float = 0.0  # when its last call was made
@@ -139,6 +140,7 @@ class AnswerStream:
     def text(self, piece: str) -> None:
         """More of the answer (the model's text, escaped once here)."""
         escaped = ui.escape(piece)
+        self.written += escaped
         if self.pending and self.pending[-1]["type"] == "markdown_text":
             self.pending[-1]["text"] += escaped
         else:
@@ -366,7 +368,14 @@ class Streams:
         live = self.live.pop(run_id, None)
         if live is not None:
             await live.settle()
-        if completed and live is not None and live.clean and [r.ts for r in rows] == [s.ts for s in live.sent]:
+        streamed_it_all = live is not None and live.written.strip() == text.strip()  # not a later step's output
+        if (
+            completed
+            and live is not None
+            and live.clean
+            and streamed_it_all
+            and [r.ts for r in rows] == [s.ts for s in live.sent]
+        ):
             try:
                 await self._stop_live(run_id, channel, live)
                 await self.rows.mark(run_id, [r.ts for r in rows], FINAL)

@@ -180,7 +180,8 @@ class Runner:
         the Slack user. Nothing is posted first: the turn's record (a card row with no message of its own)
         anchors it in `thread_ts`, where its pauses and its answer (owed through the outbox) are posted.
         `media` (`images=`, `files=`, ...: the files shared with the message) go to the agent; `notice`
-        (what of them was left out) is owed in the thread before the answer. Returns the run id."""
+        (what of them was left out) is owed in the thread with the answer (before it, when it is posted whole).
+        Returns the run id."""
         run_id, started = new_id(), time.time()
         card = Card(run_id, entry.name, channel, ts=thread_ts, started_by=user, input=text, team_id=team())
         await self.store.save_card(card)
