@@ -9,7 +9,7 @@ from tests.test_bench_scripts import run_script
 
 
 def test_conversation_bench_prints_its_table() -> None:
-    out = run_script("bench/conversation.py", "--conversations", "4", "--latency", "2")
+    out = run_script("bench/conversation.py", "--conversations", "4", "--latency", "2", "--clicks-after", "0")
     lines = out.splitlines()
     assert "| mention ack to first streamed chunk (ms) | 2 |" in out, out
     assert re.match(
