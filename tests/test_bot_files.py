@@ -164,7 +164,7 @@ async def test_files_too_large_or_unreadable_are_left_out_and_said_once(env: Env
     assert "`&lt;b&gt;archive&lt;/b&gt;.zip`: its type (application/zip) is not one I can read" in notice
     said = [m.text for m in in_thread(env, ts)]
     assert len(said) == 2 and notice in said  # told once, and answered (streamed: the answer starts first)
-    assert [t for t in said if t != notice][0].startswith("You said: read these")
+    assert next(t for t in said if t != notice).startswith("You said: read these")
     assert [name for f, _ in env.slack.downloads for name in [env.slack.files[f].info["name"]]] == ["ok.csv"]
     await sweep_once(env.bot.runner, env.bot.registry)
     assert len(notices(env, ts)) == 1
