@@ -14,6 +14,7 @@ from bot.delivery.presenter import Presenter, card_mark, card_view
 from bot.delivery.streams import AnswerStream
 from bot.registry import BotWorkflow
 from bot.runs.background import CURRENT_JOB, Background
+from bot.runs.turn_starts import TurnStarts
 from bot.slack.gateway import SlackCallFailed, SlackGateway
 from bot.slack.pacing import Budget
 from bot.slack.workspaces import team
@@ -94,6 +95,7 @@ class Runner:
         # (bot/approvals/elsewhere.py).
         self.on_sweep: list[Callable[[], Awaitable[None]]] = []
         self._posted: dict[str, str] = {}  # run id -> ts of a card posted whose row is not saved yet
+        self.turn_starts = TurnStarts()  # conversation turns starting at once (bot/runs/turn_starts.py)
 
     async def start(
         self,
@@ -182,26 +184,30 @@ class Runner:
         `media` (`images=`, `files=`, ...: the files shared with the message) go to the agent; `notice`
         (what of them was left out) is owed in the thread with the answer (before it, when it is posted whole).
         Returns the run id."""
-        run_id, started = new_id(), time.time()
-        card = Card(run_id, entry.name, channel, ts=thread_ts, started_by=user, input=text, team_id=team())
-        await self.store.save_card(card)
-        if notice:
-            await self._owe_notice(run_id, notice)
-        given = media or {}
-        events = entry.workflow.arun(
-            prompt if prompt is not None else text,
-            run_id=run_id,
-            session_id=session_id,
-            user_id=user_id or user,
-            stream=True,
-            stream_events=True,
-            additional_data={"slack_channel": channel, "slack_user": user, "slack_thread_ts": thread_ts},
-            images=given.get("images"),
-            audio=given.get("audio"),
-            videos=given.get("videos"),
-            files=given.get("files"),
-        )
-        await self.follow(entry, card, events, started)
+        starting = await self.turn_starts.enter()  # a place among the turns starting here: see turn_starts
+        try:
+            run_id, started = new_id(), time.time()
+            card = Card(run_id, entry.name, channel, ts=thread_ts, started_by=user, input=text, team_id=team())
+            await self.store.save_card(card)
+            if notice:
+                await self._owe_notice(run_id, notice)
+            given = media or {}
+            events = entry.workflow.arun(
+                prompt if prompt is not None else text,
+                run_id=run_id,
+                session_id=session_id,
+                user_id=user_id or user,
+                stream=True,
+                stream_events=True,
+                additional_data={"slack_channel": channel, "slack_user": user, "slack_thread_ts": thread_ts},
+                images=given.get("images"),
+                audio=given.get("audio"),
+                videos=given.get("videos"),
+                files=given.get("files"),
+            )
+            await self.follow(entry, card, self.turn_starts.watched(events, starting), started)
+        finally:
+            starting.release()
         return run_id
 
     async def _card_posted(self, channel: str, run_id: str, since: float) -> str | None:
