@@ -1,7 +1,8 @@
 """kern-bot dev in headless Chromium: a person talks to the conversational agent on the page (a mention typed in
 the composer) and watches its answer stream into the thread: half written (the scripted model holds it), with
-the streaming cursor, then whole; a tool call shows as a task card. See tests/test_dev_browser.py for the
-browser set-up."""
+the streaming cursor, then whole; a tool call shows as a task card; a tool call that needs a person pauses
+inline, and approving it on the page lets the answer go on. See tests/test_dev_browser.py for the browser
+set-up."""
 
 from __future__ import annotations
 
@@ -32,12 +33,20 @@ def look_up(city: str) -> str:
     return f"sunny in {city}"
 
 
+@tool(requires_confirmation=True)
+def warn_city(city: str) -> str:
+    """Send a weather warning to a city."""
+    return f"warned {city}"
+
+
 def script(body: dict[str, Any]) -> Reply:
     results = tool_results(body)
     if results:
         return text(f"It is {results[-1]}.")
     if user_text(body).startswith("weather"):
         return call("look_up", city="Osaka")
+    if user_text(body).startswith("warn"):
+        return call("warn_city", city="Kyoto")
     return Reply(text=ANSWER, hold_after=6, hold=HOLD)  # half written until the test lets it go on
 
 
@@ -53,7 +62,8 @@ def extra_workflows(db: object) -> list[BotWorkflow]:
     """The conversational agent on the scripted model (read by the dev_page fixture)."""
     if not _model:
         return []
-    agent = Agent(name="Talker", model=OpenAIChat(id="m", base_url=_model[0].base_url, api_key="t"), tools=[look_up])
+    model = OpenAIChat(id="m", base_url=_model[0].base_url, api_key="t")
+    agent = Agent(name="Talker", model=model, tools=[look_up, warn_city])
     return [BotAgent(agent, name="talker")]
 
 
@@ -75,3 +85,9 @@ async def test_a_person_watches_the_answer_stream(model: FakeOpenAI, browser_pag
     await command(tab, "@kern weather please")
     card = channel.locator(".msg.small", has_text="It is sunny in Osaka.")
     await expect(card).to_contain_text("✓ look_up")  # the tool call's task card, done
+
+    await command(tab, "@kern warn Kyoto")  # a tool call that needs a person: its card, inline
+    approve = channel.get_by_role("button", name="Approve once")
+    await expect(approve).to_be_visible()
+    await approve.click()
+    await expect(channel).to_contain_text("It is warned Kyoto.")  # approved on the page, the answer goes on
