@@ -7,10 +7,8 @@ against the scripted model, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +24,13 @@ from bot.examples import example_workflows
 from bot.policy import Audience
 from bot.registry import DEFAULT_PROMPTS, BotAgent, Registry
 from bot.scripted_model import alert_script, user_text
-from bot.slack.app import KernBot
 from bot.surfaces.conversation import session_for
 from bot.surfaces.turn_context import OPEN
 from kern.agent import Agent
 from kern.db.sqlite import SqliteDb
-from kern.models.openai import OpenAIChat
-from tests.conftest import make_db, unique
+from tests.conversation_env import Env, settle, talking_bot
 from tests.openai_stub import FakeOpenAI, Reply, text
-from tests.test_bot_e2e import SECRET, registry_for, start_bot
+from tests.test_bot_e2e import SECRET, start_bot
 
 BOT = "<@UBOT>"
 PROMPTS = [{"title": "Status", "message": "How are the deploys?"}, {"title": "Help", "message": "What can you do?"}]
@@ -49,13 +45,6 @@ def script(body: dict[str, Any]) -> Reply:
     return text(f"You said: {words(body)}")
 
 
-@dataclass
-class Env:
-    slack: DevSlack
-    bot: KernBot
-    model: FakeOpenAI
-
-
 @pytest.fixture
 def model() -> Iterator[FakeOpenAI]:
     with FakeOpenAI(fallback=script) as fake:
@@ -64,26 +53,8 @@ def model() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture
 async def env(db_kind: str, tmp_path: Path, model: FakeOpenAI, request: pytest.FixtureRequest) -> AsyncIterator[Env]:
-    db = make_db(db_kind, tmp_path)
-    agent = Agent(name=unique("Helper"), model=OpenAIChat(id="scripted", base_url=model.base_url, api_key="scripted"))
-    rules = getattr(request, "param", None) or {}
-    registry = registry_for(db)
-    talker = BotAgent(agent, name=unique("helper"), **rules)
-    registry = Registry([*registry.entries.values(), talker], db)
-    async with DevSlack(SECRET) as slack:
-        bot, runner, endpoint = await start_bot(slack, registry)
-        bot.outbox.first_retry = 0.01
-        slack.bot_endpoint = endpoint
-        try:
-            yield Env(slack, bot, model)
-        finally:
-            await bot.background.idle(10)
-            await runner.cleanup()
-
-
-async def settle(env: Env) -> None:
-    await asyncio.sleep(0.05)
-    await env.bot.background.idle(15)
+    async with talking_bot(db_kind, tmp_path, model, rules=getattr(request, "param", None)) as e:
+        yield e
 
 
 def answers(env: Env, ts: str) -> list[str]:

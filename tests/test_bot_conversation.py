@@ -10,25 +10,18 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot import blocks as ui
-from bot.devslack import DevSlack
 from bot.policy import Audience
-from bot.registry import BotAgent, Registry
 from bot.runs.sweeper import sweep_once
 from bot.scripted_model import user_text
-from bot.slack.app import KernBot
-from kern.agent import Agent
-from kern.models.openai import OpenAIChat
 from kern.tools import tool
-from tests.conftest import make_db, unique
+from tests.conversation_env import Env, settle, talking_bot
 from tests.openai_stub import FakeOpenAI, Reply, call, text, tool_results
-from tests.test_bot_e2e import SECRET, registry_for, start_bot
 
 BOT = "<@UBOT>"
 paged: list[str] = []
@@ -52,13 +45,6 @@ def script(body: dict[str, Any]) -> Reply:
     return text(f"You said: {said}")
 
 
-@dataclass
-class Env:
-    slack: DevSlack
-    bot: KernBot
-    model: FakeOpenAI
-
-
 @pytest.fixture
 def model() -> Iterator[FakeOpenAI]:
     with FakeOpenAI(fallback=script) as fake:
@@ -68,30 +54,8 @@ def model() -> Iterator[FakeOpenAI]:
 @pytest.fixture
 async def env(db_kind: str, tmp_path: Path, model: FakeOpenAI, request: pytest.FixtureRequest) -> AsyncIterator[Env]:
     paged.clear()
-    db = make_db(db_kind, tmp_path)
-    agent = Agent(
-        name=unique("Helper"),
-        model=OpenAIChat(id="scripted", base_url=model.base_url, api_key="scripted"),
-        tools=[page_oncall],
-    )
-    rules = getattr(request, "param", None) or {}
-    registry = registry_for(db)  # the bundled workflows too: a conversation lives beside them
-    talker = BotAgent(agent, name=unique("helper"), **rules)
-    registry = Registry([*registry.entries.values(), talker], db)
-    async with DevSlack(SECRET) as slack:
-        bot, runner, endpoint = await start_bot(slack, registry)
-        bot.outbox.first_retry = 0.01
-        slack.bot_endpoint = endpoint
-        try:
-            yield Env(slack, bot, model)
-        finally:
-            await bot.background.idle(10)
-            await runner.cleanup()
-
-
-async def settle(env: Env) -> None:
-    await asyncio.sleep(0.05)
-    await env.bot.background.idle(15)
+    async with talking_bot(db_kind, tmp_path, model, tools=[page_oncall], rules=getattr(request, "param", None)) as e:
+        yield e
 
 
 def replies(env: Env, ts: str) -> list[Any]:

@@ -12,26 +12,19 @@ import base64
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.devslack import DevSlack
-from bot.registry import BotAgent, Registry
 from bot.runs.sweeper import sweep_once
 from bot.scripted_model import user_text
-from bot.slack.app import KernBot
 from bot.store.tables import outbox
-from kern.agent import Agent
 from kern.media import File, Image
-from kern.models.openai import OpenAIChat
 from kern.tools import tool
 from kern.tools.function import ToolResult
-from tests.conftest import make_db, unique
+from tests.conversation_env import Env, settle, talking_bot
 from tests.openai_stub import FakeOpenAI, Reply, call, text, tool_results
-from tests.test_bot_e2e import SECRET, registry_for, start_bot
 
 BOT = "<@UBOT>"
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\xff"
@@ -58,13 +51,6 @@ def script(body: dict[str, Any]) -> Reply:
     return text(f"You said: {said}")
 
 
-@dataclass
-class Env:
-    slack: DevSlack
-    bot: KernBot
-    model: FakeOpenAI
-
-
 @pytest.fixture
 def model() -> Iterator[FakeOpenAI]:
     with FakeOpenAI(fallback=script) as fake:
@@ -73,30 +59,9 @@ def model() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture
 async def env(db_kind: str, tmp_path: Path, model: FakeOpenAI, request: pytest.FixtureRequest) -> AsyncIterator[Env]:
-    db = make_db(db_kind, tmp_path)
-    agent = Agent(
-        name=unique("Helper"),
-        model=OpenAIChat(id="scripted", base_url=model.base_url, api_key="scripted"),
-        tools=[draw_chart],
-    )
-    rules = getattr(request, "param", None) or {}
-    talker = BotAgent(agent, name=unique("helper"), **rules)
-    registry = Registry([*registry_for(db).entries.values(), talker], db)
-    async with DevSlack(SECRET) as slack:
-        bot, runner, endpoint = await start_bot(slack, registry)
-        bot.outbox.first_retry = 0.01
-        bot.gateway.timeout = 0.5  # a call whose answer is lost is given up after this
-        slack.bot_endpoint = endpoint
-        try:
-            yield Env(slack, bot, model)
-        finally:
-            await bot.background.idle(10)
-            await runner.cleanup()
-
-
-async def settle(env: Env) -> None:
-    await asyncio.sleep(0.05)
-    await env.bot.background.idle(15)
+    async with talking_bot(db_kind, tmp_path, model, tools=[draw_chart], rules=getattr(request, "param", None)) as e:
+        e.bot.gateway.timeout = 0.5  # a call whose answer is lost is given up after this
+        yield e
 
 
 def in_thread(env: Env, ts: str) -> list[Any]:

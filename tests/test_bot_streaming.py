@@ -17,17 +17,12 @@ from typing import Any
 
 import pytest
 
-from bot.devslack import DevSlack
-from bot.registry import BotAgent, Registry
 from bot.runs.sweeper import sweep_once
 from bot.scripted_model import user_text
-from kern.agent import Agent
-from kern.models.openai import OpenAIChat
 from kern.tools import tool
-from tests.conftest import make_db, unique
+from tests.conversation_env import Env, settle, talking_bot
 from tests.openai_stub import FakeOpenAI, Reply, call, text, tool_results
-from tests.test_bot_conversation import BOT, Env, answers, page_oncall, replies
-from tests.test_bot_e2e import SECRET, registry_for, start_bot
+from tests.test_bot_conversation import BOT, answers, page_oncall, replies
 
 LONG = " ".join(f"word{i}" for i in range(5000))  # about 39,000 characters: four messages
 
@@ -62,28 +57,9 @@ def model() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture
 async def env(db_kind: str, tmp_path: Path, model: FakeOpenAI, request: pytest.FixtureRequest) -> AsyncIterator[Env]:
-    db = make_db(db_kind, tmp_path)
-    agent = Agent(
-        name=unique("Streamer"),
-        model=OpenAIChat(id="scripted", base_url=model.base_url, api_key="scripted"),
-        tools=[look_up, page_oncall],
-    )
-    talker = BotAgent(agent, name=unique("streamer"), **(getattr(request, "param", None) or {}))
-    registry = Registry([*registry_for(db).entries.values(), talker], db)
-    async with DevSlack(SECRET) as slack:
-        bot, runner, endpoint = await start_bot(slack, registry)
-        bot.outbox.first_retry = 0.01
-        slack.bot_endpoint = endpoint
-        try:
-            yield Env(slack, bot, model)
-        finally:
-            await bot.background.idle(10)
-            await runner.cleanup()
-
-
-async def settle(env: Env) -> None:
-    await asyncio.sleep(0.05)
-    await env.bot.background.idle(15)
+    rules = getattr(request, "param", None)
+    async with talking_bot(db_kind, tmp_path, model, tools=[look_up, page_oncall], rules=rules, name="Streamer") as e:
+        yield e
 
 
 def calls(env: Env, method: str) -> list[dict[str, Any]]:
