@@ -7,6 +7,7 @@ is created on first use (one per event loop), so building an agent needs no key.
 from __future__ import annotations
 
 import asyncio
+import json
 import weakref
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -112,22 +113,38 @@ class OpenAIChat(_OpenAIModel):
         return ModelResponse(content=message.content, tool_calls=calls)
 
     async def astream(self, messages: Sequence[Message], tools: Sequence[Tool]) -> AsyncIterator[str | ModelResponse]:
-        stream = await self.client().chat.completions.create(**self._request(messages, tools), stream=True)
+        # The stream's events read as plain JSON: the client's typed chunks cost about 0.4 ms of the event loop
+        # each (pydantic models built per chunk), which fifty answers streaming at once turn into stalls.
         text: list[str] = []
         calls: dict[int, dict[str, str]] = {}
-        async for chunk in stream:
-            if not chunk.choices:
-                continue
-            delta = chunk.choices[0].delta
-            if delta.content:
-                text.append(delta.content)
-                yield delta.content
-            for part in delta.tool_calls or []:
-                call = calls.setdefault(part.index, {"id": "", "name": "", "arguments": ""})
-                call["id"] = part.id or call["id"]
-                if part.function is not None:
-                    call["name"] += part.function.name or ""
-                    call["arguments"] += part.function.arguments or ""
+        chat = self.client().chat.completions.with_streaming_response
+        async with chat.create(**self._request(messages, tools), stream=True) as response:
+            async for line in response.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                chunk = json.loads(data)
+                if chunk.get("error"):
+                    from openai import APIError
+
+                    error = chunk["error"]
+                    message = error.get("message") if isinstance(error, dict) else str(error)
+                    raise APIError(message or "the stream failed", response.http_request, body=error)
+                choices = chunk.get("choices") or []
+                if not choices:
+                    continue
+                delta = choices[0].get("delta") or {}
+                if delta.get("content"):
+                    text.append(delta["content"])
+                    yield delta["content"]
+                for part in delta.get("tool_calls") or []:
+                    call = calls.setdefault(part.get("index", 0), {"id": "", "name": "", "arguments": ""})
+                    call["id"] = part.get("id") or call["id"]
+                    function = part.get("function") or {}
+                    call["name"] += function.get("name") or ""
+                    call["arguments"] += function.get("arguments") or ""
         yield ModelResponse(
             content="".join(text) or None,
             tool_calls=[ToolCall(c["id"], c["name"], c["arguments"] or "{}") for _, c in sorted(calls.items())],
