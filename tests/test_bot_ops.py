@@ -368,7 +368,8 @@ async def bot_process(
         yield proc, base, f"http://127.0.0.1:{ops_port}"
     finally:
         proc.terminate()
-        proc.communicate(timeout=30)
+        # Its shutdown may take what `serving` allows: background work 10 s twice, in-flight requests more.
+        proc.communicate(timeout=90)
 
 
 async def _tables(db_file: Path) -> None:
