@@ -6,6 +6,9 @@
    refused visibly; once there is room again, clicks apply.
 3. A PostgreSQL table lock with a short `statement_timeout`: a click and a `/kern run` made during the lock
    are kept, their people told so, and applied once the lock is gone; nobody sees "The database failed".
+4. Another process holds SQLite's write lock past ACK_WAIT: the click is acked in time all the same (Slack
+   gives up at 3 s), and applied once its row is written; or, if the row then cannot be written (the disk
+   filled meanwhile), its person is told nothing happened.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 import os
 import resource
 import shutil
+import sqlite3
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -27,6 +31,7 @@ import pytest
 from bot import blocks as ui
 from bot.devslack import DevSlack
 from bot.registry import BotWorkflow
+from bot.runs.jobs import ACK_WAIT
 from kern.workflow import Step, Workflow
 from tests.conftest import fresh_database, unique
 from tests.test_bot_e2e import SECRET
@@ -291,5 +296,60 @@ async def test_postgres_lock_longer_than_give_up_tells_people_plainly(tmp_path: 
             assert any("did not start" in c for c in cards(slack)[1:])  # the second card says so too
             everything = told(slack) + cards(slack)
             assert not any("database failed" in t or "(error" in t for t in everything), everything
+        finally:
+            bots.stop_all()
+
+
+# ----- 4. the row takes longer than an ack may wait -------------------------------------------------------
+def hold_write_lock(db: Path) -> sqlite3.Connection:
+    """Another process's writer: SQLite's write lock taken (BEGIN IMMEDIATE) until the connection commits."""
+    locker = sqlite3.connect(db, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    return locker
+
+
+async def test_a_click_whose_row_waits_past_ack_wait_is_acked_then_applied(tmp_path: Path) -> None:
+    db = tmp_path / "kern.db"
+    async with DevSlack(SECRET) as slack:
+        # Jobs held 60 s: applied within the test only by the process that wrote it, not by a sweep.
+        bots = acks_bots(slack, str(db), tmp_path, KERN_LEASE_SECONDS="60")
+        try:
+            await bots.start(next(_ports(7)))
+            await slack.command("run acks")
+            await slack.until(lambda: len(pause_messages(slack)) == 1, within=20)
+            locker = hold_write_lock(db)
+            try:
+                status, _, took = await slack.click(ui.CONFIRM)
+                assert status == 200 and ACK_WAIT - 0.1 <= took < 3.0, took  # acked in time, row not written
+                await asyncio.sleep(0.5)
+                assert shipped(tmp_path) == []
+            finally:
+                locker.execute("COMMIT")
+                locker.close()
+            await slack.until(lambda: "Completed" in cards(slack)[0], within=10)  # its row written: it runs
+            assert shipped(tmp_path) and not told(slack), told(slack)
+        finally:
+            bots.stop_all()
+
+
+async def test_a_click_whose_row_fails_after_its_ack_is_told(tmp_path: Path) -> None:
+    db = tmp_path / "kern.db"
+    async with DevSlack(SECRET) as slack:
+        bots = acks_bots(slack, str(db), tmp_path)
+        try:
+            await bots.start(next(_ports(8)))
+            await slack.command("run acks")
+            await slack.until(lambda: len(pause_messages(slack)) == 1, within=20)
+            locker = hold_write_lock(db)
+            try:
+                status, _, took = await slack.click(ui.CONFIRM)
+                assert status == 200 and took >= ACK_WAIT - 0.1, took
+                set_file_limit(bots.procs[-1].pid, 1)  # the disk fills before the row is written
+            finally:
+                locker.execute("COMMIT")
+                locker.close()
+            await slack.until(lambda: any("click was not recorded" in t for t in told(slack)), within=20)
+            await asyncio.sleep(1.0)
+            assert shipped(tmp_path) == [] and "Completed" not in cards(slack)[0]
         finally:
             bots.stop_all()

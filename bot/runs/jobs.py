@@ -164,6 +164,34 @@ Handler = Callable[[Job], Awaitable[None]]
 Teller = Callable[[Job, str], Awaitable[None]]
 
 
+class _Accepting:
+    """A job waiting for its row: `ack` is resolved when it is written (True: new, False: a repeat), or with
+    None by `ack_now` (ACK_WAIT passed: the request is acked, and the writer finishes the job's part)."""
+
+    def __init__(self, job: Job, then: Callable[[], None] | None = None) -> None:
+        self.job = job
+        self.then = then
+        self.ack: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
+
+    def ack_now(self) -> None:
+        if not self.ack.done():
+            self.ack.set_result(None)
+
+    def written(self, new: bool) -> None:
+        if not self.ack.done():
+            self.ack.set_result(new)
+        elif new and self.then is not None:  # acked already: run it now that it is written
+            self.then()
+
+    def failed(self, exc: Exception, jobs: Jobs) -> None:
+        if not self.ack.done():
+            self.ack.set_exception(exc)
+        elif isinstance(exc, StoreError):  # acked already: its person is told nothing happened
+            jobs.background.spawn_apart(jobs.tell(self.job, REFUSED, exc))
+        else:
+            log.error("an acknowledged job could not be written", exc_info=exc)
+
+
 class Jobs(StoreBase):
     """The bot's acknowledged jobs: accepted before the ack, run here, swept up anywhere if left."""
 
@@ -178,7 +206,7 @@ class Jobs(StoreBase):
         self.tellers: dict[str, Teller] = {}  # tell a job's person something, per kind
         self.running: set[str] = set()
         self._working: dict[str, set[JobRun]] = {}
-        self._queue: list[tuple[Job, asyncio.Future[bool]]] = []
+        self._queue: list[_Accepting] = []
         self._writers = 0
         self._pruned_at = 0.0
         db.watch(self.record)
@@ -187,36 +215,34 @@ class Jobs(StoreBase):
     async def accept(self, job: Job) -> bool:
         """Write `job`, held by this process; True if it is new, False if its key was taken already (a
         repeated delivery). Raises StoreError if it could not be written. Concurrent calls share a write."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queue.append((job, future))
-        if self._writers < WRITERS:
-            self._writers += 1
-            self.background.spawn_apart(self._write_queue())
-        return await future
+        return bool(await self._queued(_Accepting(job)))
 
     async def accept_before_ack(self, job: Job, then: Callable[[], None]) -> bool:
         """`accept` for a request about to be acked: False for a repeat; True once the job is written (and
         `then()` called to run it), or if it is still being written after ACK_WAIT (the ack goes; `then()`
         is called once it is written, or its person told it was not). Raises StoreError if the job could
-        not be written (nothing will happen: the caller tells the person so, with `message(REFUSED)`)."""
-        writing = asyncio.ensure_future(self.accept(job))
+        not be written (nothing will happen: the caller tells the person so, with `message(REFUSED)`).
+
+        The writer resolves the ack's own future: under load every hop through the event loop waits behind
+        everything else that is ready, so the ack waits for the write and for nothing in between."""
+        accepting = _Accepting(job, then)
+        timer = asyncio.get_running_loop().call_later(ACK_WAIT, accepting.ack_now)
         try:
-            new = await asyncio.wait_for(asyncio.shield(writing), ACK_WAIT)
-        except TimeoutError:
-            self.background.spawn_apart(self._when_written(writing, job, then))
+            new = await self._queued(accepting)
+        finally:
+            timer.cancel()
+        if new is None:  # acked before its row was written: `then()` is the writer's to call
             return True
         if new:
             then()
         return new
 
-    async def _when_written(self, writing: asyncio.Future[bool], job: Job, then: Callable[[], None]) -> None:
-        try:
-            new = await writing
-        except StoreError as exc:
-            await self.tell(job, REFUSED, exc)
-            return
-        if new:
-            then()
+    def _queued(self, accepting: _Accepting) -> asyncio.Future[bool | None]:
+        self._queue.append(accepting)
+        if self._writers < WRITERS:
+            self._writers += 1
+            self.background.spawn_apart(self._write_queue())
+        return accepting.ack
 
     async def _write_queue(self) -> None:
         try:
@@ -229,15 +255,13 @@ class Jobs(StoreBase):
         while self._queue:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
             try:
-                new = await self._insert([job for job, _ in batch])
+                new = await self._insert([accepting.job for accepting in batch])
             except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+                for accepting in batch:
+                    accepting.failed(exc, self)
                 continue
-            for job, future in batch:
-                if not future.done():
-                    future.set_result(job.key in new)
+            for accepting in batch:
+                accepting.written(accepting.job.key in new)
 
     async def _insert(self, batch: list[Job]) -> set[str]:
         attempt = Attempt()

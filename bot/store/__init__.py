@@ -94,7 +94,7 @@ class BotStore(OutboxRows):
         )
 
     async def save_card(self, card: Card) -> None:
-        await self._tx(lambda c: c.execute(cards.insert().values(**vars(card), created_at=time.time())))
+        await insert_once(self.db, cards, vars(card) | {"created_at": time.time()})
 
     async def card(self, run_id: str, *, team: str | None = None) -> Card | None:
         """The run's card if it is in workspace `team` (None: in any; for the outbox and the sweeper, which

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from bot.store.tables import streams
-from bot.store.transactions import StoreBase
+from bot.store.transactions import StoreBase, insert_once
 from kern.db.hot import Tx
 
 STREAMING, STOPPED, KEPT, FINAL = "streaming", "stopped", "kept", "final"
@@ -42,7 +42,7 @@ class StreamRows(StoreBase):
     async def started(self, run_id: str, channel: str, ts: str, team: str) -> None:
         """Record a stream just started (its message `ts`), before anything more is sent to it."""
         row = {"run_id": run_id, "ts": ts, "channel": channel, "state": STREAMING, "started_at": time.time()}
-        await self._tx(lambda c: c.execute(streams.insert().values(**row, team_id=team)))
+        await insert_once(self.db, streams, row | {"team_id": team})
 
     async def of_run(self, run_id: str) -> list[StreamedMessage]:
         """The run's streamed messages, oldest first."""
