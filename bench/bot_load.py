@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -43,7 +44,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -147,31 +148,40 @@ async def send_clicks(
 
 # ----- the bench ----------------------------------------------------------------------------------------
 async def main(runs: int, db_kind: str, quorum: bool, db: str, home_viewers: int = 0) -> None:
-    port = 3400 + os.getpid() % 500
-    async with DevSlack(SECRET) as slack:
-        env = {
-            **os.environ,
-            "SLACK_BOT_TOKEN": slack.token,
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": slack.api_url,
-            "KERN_DB": db,
-            "KERN_WORKFLOWS": "bench.bot_load:WORKFLOWS",
-            "PYTHONPATH": str(ROOT),
-        }
-        command = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-        bot = subprocess.Popen(  # noqa: ASYNC220 - started once, before any measurement
-            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        slack.bot_endpoint = f"http://127.0.0.1:{port}/slack/events"
+    async with DevSlack(SECRET) as slack, serve_bot(slack, db, "bench.bot_load:WORKFLOWS", 3400) as bot_pid:
+        await measure(slack, runs, db_kind, bot_pid, quorum, home_viewers)
+
+
+@contextlib.asynccontextmanager
+async def serve_bot(slack: DevSlack, db: str, workflows: str, port_base: int, **env: str) -> AsyncIterator[int]:
+    """A `kern-bot serve` process on database `db` serving `workflows` (a KERN_WORKFLOWS value), talking to
+    `slack` (which now sends it Slack's requests), once it is healthy; yields its pid, and stops it after.
+    `env`: more of its environment."""
+    port = port_base + os.getpid() % 500
+    environment = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": slack.token,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "KERN_DB": db,
+        "KERN_WORKFLOWS": workflows,
+        "PYTHONPATH": str(ROOT),
+        **env,
+    }
+    command = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    bot = subprocess.Popen(  # noqa: ASYNC220 - started once, before any measurement
+        command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    slack.bot_endpoint = f"http://127.0.0.1:{port}/slack/events"
+    try:
+        await wait_healthy(f"http://127.0.0.1:{port}/health", bot)
+        yield bot.pid
+    finally:
+        bot.terminate()
         try:
-            await wait_healthy(f"http://127.0.0.1:{port}/health", bot)
-            await measure(slack, runs, db_kind, bot.pid, quorum, home_viewers)
-        finally:
-            bot.terminate()
-            try:
-                bot.wait(15)
-            except subprocess.TimeoutExpired:
-                bot.kill()
+            bot.wait(15)
+        except subprocess.TimeoutExpired:
+            bot.kill()
 
 
 async def wait_healthy(url: str, bot: subprocess.Popen[bytes]) -> None:

@@ -12,10 +12,12 @@ Slack's click sender (bench/bot_load.py's child process, raw keep-alive sockets)
 2. --conversations mentions at once: each must get its whole answer, streamed, with no chunk lost or out of
    order: the chunks the stand-in took for each thread (`DevSlack.appends`), joined in the order they
    landed, must be the scripted answer, and so must the finished messages.
-3. Meanwhile (from --clicks-after seconds in), clicks on the pauses of other runs (a three-gate workflow
-   started beforehand: one deciding click each, then clicks on a pause the bot does not know), one after
-   another, are timed from send to HTTP ack as bench/bot_load.py times them; those sent before the last
-   answer ended count (target: p99 < 50 ms). --no-streaming runs the same with the answers posted whole.
+3. Meanwhile, from the moment the mentions are sent (or --clicks-after seconds later), clicks on the pauses
+   of other runs (a three-gate workflow started beforehand: one deciding click each, then clicks on a pause
+   the bot does not know), one after another, are timed from send to HTTP ack as bench/bot_load.py times
+   them; those sent before the last answer ended count (target: p99 < 50 ms). They start with the mentions
+   so that, however fast the machine, they cover the whole window: the burst of turns starting as well as
+   the answers streaming. --no-streaming runs the same with the answers posted whole.
 
 Prints a markdown table; the last line is machine-readable:
     conversation <db>: first_chunk_median_ms=<a> first_chunk_p99_ms=<b> answers_ok=<n>/<m> lost_or_reordered=<k>
@@ -29,7 +31,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,20 +40,19 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bot_load import cpu_seconds, pct, send_clicks, three_gates, wait_healthy  # noqa: E402
+from bench.bot_load import SECRET, cpu_seconds, pct, send_clicks, serve_bot, three_gates  # noqa: E402
 from bot import blocks as ui  # noqa: E402
 from bot.devslack import DevSlack  # noqa: E402
 from bot.registry import BotAgent, BotWorkflow  # noqa: E402
 from bot.scripted_model import Reply, ScriptedModel, text, user_text  # noqa: E402
 
-SECRET = "bench-secret"
 PIECE_DELAY = 0.01  # seconds between the scripted model's pieces (4 characters): an answer streams over ~0.6 s
 FILLER = "It streams into the thread a few words at a time, as a model writes, and ends where it should."
 CLICK_RUNS = 20  # paused runs whose pauses are clicked while the answers stream (fewer for fewer conversations)
 CLICKS = 150  # clicks sent one after another (5 ms apart) while they stream: every pause's, then unknown ones
 # (at most 3 per conversation, so that a small run stays small)
 SENDER_STARTS = 4.0  # seconds the click sender is given to start before the conversations do
-CLICKS_AFTER = 1.0  # seconds into the conversations the first click is sent (--clicks-after)
+CLICKS_AFTER = 0.0  # seconds into the conversations the first click is sent (--clicks-after)
 
 
 def answer_to(said: str) -> str:
@@ -80,34 +80,10 @@ def workflows() -> list[BotWorkflow]:
 async def main(
     conversations: int, latency: int, db_kind: str, db: str, streaming: bool = True, clicks_after: float = CLICKS_AFTER
 ) -> None:
-    port = 3900 + os.getpid() % 500
     with ScriptedModel(fallback=scripted, piece_delay=PIECE_DELAY) as model:
-        async with DevSlack(SECRET) as slack:
-            env = {
-                **os.environ,
-                "SLACK_BOT_TOKEN": slack.token,
-                "SLACK_SIGNING_SECRET": SECRET,
-                "SLACK_API_URL": slack.api_url,
-                "KERN_DB": db,
-                "KERN_WORKFLOWS": "bench.conversation:workflows",
-                "BENCH_MODEL_URL": model.base_url,
-                "BENCH_STREAMING": "1" if streaming else "0",
-                "PYTHONPATH": str(ROOT),
-            }
-            command = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-            bot = subprocess.Popen(  # noqa: ASYNC220 - started once, before any measurement
-                command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
-            slack.bot_endpoint = f"http://127.0.0.1:{port}/slack/events"
-            try:
-                await wait_healthy(f"http://127.0.0.1:{port}/health", bot)
-                await measure(slack, conversations, latency, db_kind, bot.pid, streaming, clicks_after)
-            finally:
-                bot.terminate()
-                try:
-                    bot.wait(15)
-                except subprocess.TimeoutExpired:
-                    bot.kill()
+        env = {"BENCH_MODEL_URL": model.base_url, "BENCH_STREAMING": "1" if streaming else "0"}
+        async with DevSlack(SECRET) as slack, serve_bot(slack, db, "bench.conversation:workflows", 3900, **env) as pid:
+            await measure(slack, conversations, latency, db_kind, pid, streaming, clicks_after)
 
 
 async def mention(slack: DevSlack, said: str) -> tuple[str, float]:
