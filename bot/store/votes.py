@@ -3,18 +3,14 @@ one way of counting them (`bot.pause_history.Tally`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 
 from bot.pause_history import Tally
 from bot.store.tables import votes
 from kern.db.base import BaseDb
 from kern.db.hot import Tx
-
-_VOTES_ON = (
-    sa.select(votes.c.requirement_id, votes.c.user_id, votes.c.approve, votes.c.note, votes.c.at)
-    .where(votes.c.requirement_id == sa.bindparam("b_requirement_id"))
-    .order_by(votes.c.at, votes.c.user_id)
-)
 
 
 def tally_in(tx: Tx, db: BaseDb, requirement_id: str) -> Tally:
@@ -26,14 +22,19 @@ def tally_in(tx: Tx, db: BaseDb, requirement_id: str) -> Tally:
     return result
 
 
-def votes_query(requirement_ids: list[str]) -> sa.Select[str, str, bool, str | None, float]:
-    """The votes cast on these pauses, in voting order: (requirement id, user, approve, note, at)."""
+def votes_query(requirement_ids: Sequence[str | sa.BindParameter[str]]) -> sa.Select[str, str, bool, str | None, float]:
+    """The votes cast on these pauses (ids, or parameters standing for them), in voting order: (requirement id,
+    user, approve, note, at)."""
     v = votes.c
     return (
         sa.select(v.requirement_id, v.user_id, v.approve, v.note, v.at)
         .where(v.requirement_id.in_(requirement_ids))
         .order_by(v.at, v.user_id)
     )
+
+
+# The votes on one pause (`tally_in`), prepared once.
+_VOTES_ON = votes_query([sa.bindparam("b_requirement_id", type_=sa.String)])
 
 
 def count_vote(tally: Tally, user: str, approve: bool, note: str | None, at: float) -> None:
