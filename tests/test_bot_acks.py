@@ -14,13 +14,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import resource
 import shutil
 import sqlite3
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -301,31 +302,42 @@ async def test_postgres_lock_longer_than_give_up_tells_people_plainly(tmp_path: 
 
 
 # ----- 4. the row takes longer than an ack may wait -------------------------------------------------------
-def hold_write_lock(db: Path) -> sqlite3.Connection:
-    """Another process's writer: SQLite's write lock taken (BEGIN IMMEDIATE) until the connection commits."""
+@contextlib.contextmanager
+def write_lock_held(db: Path) -> Iterator[None]:
+    """Another process's writer: SQLite's write lock taken (BEGIN IMMEDIATE) until the block ends."""
     locker = sqlite3.connect(db, isolation_level=None)
     locker.execute("BEGIN IMMEDIATE")
-    return locker
+    try:
+        yield
+    finally:
+        locker.execute("COMMIT")
+        locker.close()
+
+
+async def click_with_the_row_held(bots: Bots, port: int, meanwhile: Callable[[], Awaitable[None]]) -> None:
+    """Pause a run, then click its Approve while another process holds SQLite's write lock: the click is acked
+    in time all the same (ACK_WAIT, under Slack's 3 s); `meanwhile()` runs before the lock is let go."""
+    slack = bots.slack
+    await bots.start(port)
+    await slack.command("run acks")
+    await slack.until(lambda: len(pause_messages(slack)) == 1, within=20)
+    with write_lock_held(Path(bots.env["KERN_DB"])):
+        status, _, took = await slack.click(ui.CONFIRM)
+        assert status == 200 and ACK_WAIT - 0.1 <= took < 3.0, took
+        await meanwhile()
 
 
 async def test_a_click_whose_row_waits_past_ack_wait_is_acked_then_applied(tmp_path: Path) -> None:
-    db = tmp_path / "kern.db"
     async with DevSlack(SECRET) as slack:
         # Jobs held 60 s: applied within the test only by the process that wrote it, not by a sweep.
-        bots = acks_bots(slack, str(db), tmp_path, KERN_LEASE_SECONDS="60")
+        bots = acks_bots(slack, str(tmp_path / "kern.db"), tmp_path, KERN_LEASE_SECONDS="60")
+
+        async def nothing_applied_yet() -> None:
+            await asyncio.sleep(0.5)
+            assert shipped(tmp_path) == []
+
         try:
-            await bots.start(next(_ports(7)))
-            await slack.command("run acks")
-            await slack.until(lambda: len(pause_messages(slack)) == 1, within=20)
-            locker = hold_write_lock(db)
-            try:
-                status, _, took = await slack.click(ui.CONFIRM)
-                assert status == 200 and ACK_WAIT - 0.1 <= took < 3.0, took  # acked in time, row not written
-                await asyncio.sleep(0.5)
-                assert shipped(tmp_path) == []
-            finally:
-                locker.execute("COMMIT")
-                locker.close()
+            await click_with_the_row_held(bots, next(_ports(7)), nothing_applied_yet)
             await slack.until(lambda: "Completed" in cards(slack)[0], within=10)  # its row written: it runs
             assert shipped(tmp_path) and not told(slack), told(slack)
         finally:
@@ -333,21 +345,14 @@ async def test_a_click_whose_row_waits_past_ack_wait_is_acked_then_applied(tmp_p
 
 
 async def test_a_click_whose_row_fails_after_its_ack_is_told(tmp_path: Path) -> None:
-    db = tmp_path / "kern.db"
     async with DevSlack(SECRET) as slack:
-        bots = acks_bots(slack, str(db), tmp_path)
+        bots = acks_bots(slack, str(tmp_path / "kern.db"), tmp_path)
+
+        async def disk_fills() -> None:  # before the row is written
+            set_file_limit(bots.procs[-1].pid, 1)
+
         try:
-            await bots.start(next(_ports(8)))
-            await slack.command("run acks")
-            await slack.until(lambda: len(pause_messages(slack)) == 1, within=20)
-            locker = hold_write_lock(db)
-            try:
-                status, _, took = await slack.click(ui.CONFIRM)
-                assert status == 200 and took >= ACK_WAIT - 0.1, took
-                set_file_limit(bots.procs[-1].pid, 1)  # the disk fills before the row is written
-            finally:
-                locker.execute("COMMIT")
-                locker.close()
+            await click_with_the_row_held(bots, next(_ports(8)), disk_fills)
             await slack.until(lambda: any("click was not recorded" in t for t in told(slack)), within=20)
             await asyncio.sleep(1.0)
             assert shipped(tmp_path) == [] and "Completed" not in cards(slack)[0]
