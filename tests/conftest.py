@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -79,6 +80,14 @@ def shared_postgres_at_this_revision() -> None:
     thread = threading.Thread(target=lambda: asyncio.run(upgrade()))
     thread.start()
     thread.join(120)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now, chosen by the OS (from its ephemeral range: never
+    a local service's, as a port computed from the pid could be: 5432 once)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def unique(prefix: str) -> str:

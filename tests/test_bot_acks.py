@@ -34,7 +34,7 @@ from bot.devslack import DevSlack
 from bot.registry import BotWorkflow
 from bot.runs.jobs import ACK_WAIT
 from kern.workflow import Step, Workflow
-from tests.conftest import fresh_database, unique
+from tests.conftest import free_port, fresh_database, unique
 from tests.test_bot_e2e import SECRET
 from tests.test_bot_recovery import Bots
 
@@ -87,9 +87,9 @@ def told(slack: DevSlack) -> list[str]:
     return [e["text"] for e in slack.ephemeral]
 
 
-def _ports(offset: int) -> Iterator[int]:
-    base = 5000 + (os.getpid() * 13 + offset) % 700
-    yield from range(base, base + 20)
+def _ports() -> Iterator[int]:
+    while True:
+        yield free_port()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -113,7 +113,7 @@ async def click_pause(slack: DevSlack, message: Any) -> int:
 async def test_clicks_acked_just_before_a_kill_are_applied(db_url: str, tmp_path: Path) -> None:
     async with DevSlack(SECRET) as slack:
         bots = acks_bots(slack, db_url, tmp_path)
-        ports = _ports(1)
+        ports = _ports()
         try:
             await bots.start(next(ports))
             for _ in DELAYS_MS:
@@ -139,7 +139,7 @@ async def test_clicks_acked_just_before_a_kill_are_applied(db_url: str, tmp_path
 async def test_starts_acked_just_before_a_kill_start(db_url: str, tmp_path: Path) -> None:
     async with DevSlack(SECRET) as slack:
         bots = acks_bots(slack, db_url, tmp_path)
-        ports = _ports(2)
+        ports = _ports()
         try:
             for delay in DELAYS_MS:
                 await bots.start(next(ports))
@@ -172,7 +172,7 @@ async def test_disk_full_refuses_visibly_then_applies(tmp_path: Path) -> None:
     async with DevSlack(SECRET) as slack:
         bots = acks_bots(slack, str(tmp_path / "kern.db"), tmp_path)
         try:
-            await bots.start(next(_ports(3)))
+            await bots.start(next(_ports()))
             await slack.command("run acks")
             await slack.until(lambda: len(pause_messages(slack)) == 1, within=20)
             pid = bots.procs[-1].pid
@@ -223,7 +223,7 @@ async def test_read_only_database_refuses_visibly(tmp_path: Path) -> None:
     db = tmp_path / "kern.db"
     async with DevSlack(SECRET) as slack:
         bots = acks_bots(slack, str(db), tmp_path)
-        ports = _ports(6)
+        ports = _ports()
         try:
             await bots.start(next(ports))
             await slack.command("run acks")
@@ -246,7 +246,7 @@ async def test_postgres_lock_keeps_clicks_and_starts_until_it_ends(tmp_path: Pat
     async with fresh_database(300) as url, DevSlack(SECRET) as slack:
         bots = acks_bots(slack, url, tmp_path)
         try:
-            await bots.start(next(_ports(4)))
+            await bots.start(next(_ports()))
             await slack.command("run acks")
             await slack.until(lambda: len(pause_messages(slack)) == 1, within=20)
             locker = await asyncpg.connect(url, server_settings={"statement_timeout": "0"})
@@ -277,7 +277,7 @@ async def test_postgres_lock_longer_than_give_up_tells_people_plainly(tmp_path: 
     async with fresh_database(300) as url, DevSlack(SECRET) as slack:
         bots = acks_bots(slack, url, tmp_path, KERN_GIVE_UP_SECONDS="2")
         try:
-            await bots.start(next(_ports(5)))
+            await bots.start(next(_ports()))
             await slack.command("run acks")
             await slack.until(lambda: len(pause_messages(slack)) == 1, within=20)
             locker = await asyncpg.connect(url, server_settings={"statement_timeout": "0"})
@@ -337,7 +337,7 @@ async def test_a_click_whose_row_waits_past_ack_wait_is_acked_then_applied(tmp_p
             assert shipped(tmp_path) == []
 
         try:
-            await click_with_the_row_held(bots, next(_ports(7)), nothing_applied_yet)
+            await click_with_the_row_held(bots, next(_ports()), nothing_applied_yet)
             await slack.until(lambda: "Completed" in cards(slack)[0], within=10)  # its row written: it runs
             assert shipped(tmp_path) and not told(slack), told(slack)
         finally:
@@ -352,7 +352,7 @@ async def test_a_click_whose_row_fails_after_its_ack_is_told(tmp_path: Path) -> 
             set_file_limit(bots.procs[-1].pid, 1)
 
         try:
-            await click_with_the_row_held(bots, next(_ports(8)), disk_fills)
+            await click_with_the_row_held(bots, next(_ports()), disk_fills)
             await slack.until(lambda: any("click was not recorded" in t for t in told(slack)), within=20)
             await asyncio.sleep(1.0)
             assert shipped(tmp_path) == [] and "Completed" not in cards(slack)[0]

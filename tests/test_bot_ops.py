@@ -10,7 +10,6 @@ import ctypes
 import json
 import os
 import resource
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from bot.slack.health import PROBE_SECONDS
 from bot.slack.ops import OPS_URL
 from bot.slack.server import create_web_app
 from kern.db.postgres import PostgresDb
-from tests.conftest import PG_URL, make_db, require_postgres, unique
+from tests.conftest import PG_URL, free_port, make_db, require_postgres, unique
 from tests.test_bot_cluster import timed_registry
 from tests.test_bot_e2e import OPS_URLS, SECRET, Env, bot_env, registry_for, run, settle, start_bot
 
@@ -305,12 +304,6 @@ async def test_health_names_the_database_when_postgres_turns_read_only() -> None
 
 
 # ----- /health when the database can no longer be written (a real bot process) ---------------------------
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def until_up(proc: subprocess.Popen[bytes], base: str) -> None:
     """Wait until the bot process at `base` answers GET /health (ok or not)."""
     deadline = time.monotonic() + 60

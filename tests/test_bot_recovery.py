@@ -26,7 +26,7 @@ from bot import blocks as ui
 from bot.devslack import DevSlack
 from bot.registry import BotWorkflow
 from kern.workflow import Step, Workflow
-from tests.conftest import PG_URL, require_postgres, unique
+from tests.conftest import PG_URL, free_port, require_postgres, unique
 from tests.test_bot_e2e import SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,8 +150,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def _ports() -> tuple[int, int]:
-    base = 4100 + (os.getpid() * 7) % 800
-    return base, base + 1
+    first = free_port()
+    return first, next(port for port in iter(free_port, None) if port != first)
 
 
 def card(slack: DevSlack) -> str:
