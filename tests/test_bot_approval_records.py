@@ -27,28 +27,16 @@ from bot.slack.app import KernBot, build_bot, make_client
 from bot.slack.server import create_web_app
 from bot.store import approval_rows
 from kern.agent import Agent
-from kern.approval import approval
 from kern.db.base import BaseDb
 from kern.models.openai import OpenAIChat
 from kern.os import AgentOS
-from kern.tools import tool
 from kern.workflow import Step, Workflow
 from tests.conftest import make_db, unique
 from tests.openai_stub import FakeOpenAI, call, echo_tool_results
+from tests.test_bot_approval_tools import refund, refunded
 from tests.test_bot_e2e import SECRET
 
 SWEEP = 0.2  # seconds between sweeps of each bot here
-refunded: list[str] = []
-
-
-@approval
-@tool(requires_confirmation=True)
-def refund(order: str) -> str:
-    """Refund an order."""
-    refunded.append(order)
-    return f"refunded {order}"
-
-
 @dataclass
 class Env:
     slack: DevSlack

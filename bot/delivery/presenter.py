@@ -557,7 +557,7 @@ class Presenter:
         else:
             return  # ended as owed, then continued: the later end answers
         pieces = split_answer(text)
-        shown = await self.streams.finish(run.run_id, card.channel, text, completed=status == "COMPLETED")
+        shown = await self.streams.finish(run.run_id, card.channel, text, pieces, completed=status == "COMPLETED")
         where: dict[str, Any] = {"channel": card.channel, "thread_ts": card.ts}
         for part in range(shown, len(pieces)):
             mark = answer_mark(run.run_id, part)

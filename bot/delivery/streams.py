@@ -355,14 +355,13 @@ class Streams:
             self._team_ids[key] = team_id
         return team_id
 
-    async def finish(self, run_id: str, channel: str, text: str, *, completed: bool) -> int:
-        """Show the turn's finished answer `text` in the messages its stream used; returns how many of
-        `split_answer(text)`'s pieces are shown (0: it streamed nothing, post the answer). Raises
-        `SlackCallFailed` (the outbox tries again: every step is safe to repeat)."""
+    async def finish(self, run_id: str, channel: str, text: str, pieces: list[str], *, completed: bool) -> int:
+        """Show the turn's finished answer `text`, split in messages as `pieces` (`split_answer(text)`), in the
+        messages its stream used; returns how many of the pieces are shown (0: it streamed nothing, post the
+        answer). Raises `SlackCallFailed` (the outbox tries again: every step is safe to repeat)."""
         rows = [r for r in await self.rows.of_run(run_id) if r.state != KEPT]
         if not rows:
             return 0
-        pieces = split_answer(text) or [text]
         if all(r.state == FINAL for r in rows):
             return len(pieces)  # shown by an earlier delivery
         live = self.live.pop(run_id, None)
